@@ -1,0 +1,116 @@
+#pragma once
+// nft/ — everything cagent says to the kernel's nf_tables, over libmnl +
+// libnftnl (no `nft` binary, no libnftables).
+//
+// Data flow: callers describe *what* they want (a RulesetSpec, a list of
+// SetElements); this layer builds one netlink batch per request, sends it
+// once with extended ACKs requested, and collects every per-message error
+// into a NetlinkError naming the operation and the kernel's message. A
+// request either lands whole (one transaction) or not at all.
+//
+// This header is the contract used by cmd/dnsguard, launcher/cage and the
+// tests; implementation details stay in the .cpp files.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cagent::nft {
+
+enum class Family : std::uint8_t { v4, v6 };
+
+// An IP address in network byte order; for v4 only bytes[0..3] are used.
+struct Address {
+  Family family = Family::v4;
+  std::array<std::uint8_t, 16> bytes{};
+  friend bool operator==(const Address&, const Address&) = default;
+};
+
+struct Cidr {
+  Address base;
+  std::uint8_t prefix_len = 0;
+};
+
+struct Endpoint {
+  Address addr;
+  std::uint16_t port = 53;
+};
+
+// Failure of a netlink request: names the operation (e.g. "add elements to
+// inet cagent allow4") and carries the kernel's errno and extended-ACK text.
+class NetlinkError : public std::runtime_error {
+ public:
+  NetlinkError(std::string operation, int error, std::string kernel_message);
+  const std::string& operation() const noexcept { return operation_; }
+  int error() const noexcept { return error_; }
+
+ private:
+  std::string operation_;
+  int error_;
+};
+
+// The cage ruleset (table `inet <table>`), see DESIGN.md "The ruleset".
+struct RulesetSpec {
+  std::string table = "cagent";
+  std::string set4 = "allow4";
+  std::string set6 = "allow6";
+  std::uint32_t set_size = 65536;        // bound on each dynamic set
+  std::uint32_t dnsguard_uid = 0;        // only this uid may talk DNS to upstreams
+  std::vector<Endpoint> upstreams;       // dnsguard's upstream resolvers
+  std::uint16_t listen_port = 53;        // other DNS is redirected to the local stub here
+  std::vector<Cidr> static_cidrs;        // always-allowed destinations (config CIDRs)
+};
+
+// Installs the ruleset atomically, replacing any earlier table of that name
+// in one transaction. Throws NetlinkError; on error the kernel state is
+// unchanged.
+void install_ruleset(const RulesetSpec& spec);
+
+// Deletes `inet <table>`; a missing table is not an error.
+void delete_table(std::string_view table);
+
+struct SetElement {
+  Address addr;
+  std::chrono::seconds timeout{};        // must be > 0 (0 would mean "never expires")
+};
+
+struct ListedElement {
+  Address addr;
+  std::chrono::milliseconds timeout{};   // as configured on the element
+  std::chrono::milliseconds expires{};   // remaining time
+};
+
+// Keeps the dynamic sets fed. Holds one netlink socket and, per address, the
+// expiry it last gave the kernel, so that add() only ever moves an expiry
+// upward and sends nothing when the kernel already holds the address long
+// enough. Not thread-safe: one owner (dnsguard's event loop).
+class SetUpdater {
+ public:
+  SetUpdater(std::string table, std::string set4, std::string set6);
+  ~SetUpdater();
+  SetUpdater(const SetUpdater&) = delete;
+  SetUpdater& operator=(const SetUpdater&) = delete;
+
+  // Adds or extends every element in one transaction (split into several
+  // messages when large) and returns after the kernel acknowledged it.
+  // Throws NetlinkError; elements already held long enough cost nothing.
+  void add(std::span<const SetElement> elements);
+
+  // Forget the remembered expiries (e.g. after the table was re-installed).
+  void forget_all() noexcept;
+
+  // The kernel's view of one of the two sets.
+  std::vector<ListedElement> list(Family family) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cagent::nft

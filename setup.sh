@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# setup.sh — put this machine in a state to build, run and test cagent.
+#
+#   ./setup.sh            packages + build (idempotent; fast when nothing changed)
+#   ./setup.sh --docker   also: Docker engine running and a base image present
+#   ./setup.sh --test-tools  also: the tools the test tiers drive (nft, dig, dnsperf, …)
+#
+# Everything the project needs on a fresh Debian 12 machine is installed from
+# here and nowhere else, so CI on a clean machine sees what a developer sees.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build_dir=${CAGENT_BUILD_DIR:-$top/build}
+want_docker=0 want_test_tools=0
+for arg in "$@"; do
+  case $arg in
+    --docker) want_docker=1 ;;
+    --test-tools) want_test_tools=1 ;;
+    *) echo "setup.sh: unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+build_pkgs=(build-essential cmake pkg-config libldns-dev libnftnl-dev libmnl-dev
+            libboost1.81-dev libtomlplusplus-dev libyaml-cpp-dev doctest-dev libcap-dev)
+test_pkgs=(nftables iproute2 knot-dnsutils dnsperf dnsmasq-base curl python3 gnuplot-nox
+           procps util-linux libcap2-bin)
+docker_pkgs=(docker.io debootstrap)
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    say "missing packages: ${missing[*]} — run as root or install them"; exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+pkgs=("${build_pkgs[@]}")
+((want_test_tools)) && pkgs+=("${test_pkgs[@]}")
+((want_docker)) && pkgs+=("${docker_pkgs[@]}")
+apt_install "${pkgs[@]}"
+
+# Build (incremental). CAGENT_CMAKE_ARGS lets CI add -DCAGENT_WERROR=ON etc.
+jobs=$(nproc 2>/dev/null || echo 2)
+if [[ ! -f $build_dir/CMakeCache.txt ]]; then
+  say "configuring $build_dir"
+  cmake -S "$top" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CAGENT_CMAKE_ARGS:-} >/dev/null
+fi
+say "building"
+cmake --build "$build_dir" -j "$jobs" >"$build_dir/build.log" 2>&1 || {
+  tail -n 40 "$build_dir/build.log" >&2; say "build failed (full log: $build_dir/build.log)"; exit 1; }
+
+if ((want_docker)); then
+  "$top/image/docker-setup.sh"
+fi
+say "ready"

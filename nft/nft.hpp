@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -31,6 +32,10 @@ struct Address {
   std::array<std::uint8_t, 16> bytes{};
   friend bool operator==(const Address&, const Address&) = default;
 };
+
+// "192.0.2.1" or "2001:db8::1" (no brackets, no port); nullopt if malformed.
+std::optional<Address> parse_address(std::string_view text);
+std::string to_string(const Address& addr);
 
 struct Cidr {
   Address base;
@@ -65,6 +70,10 @@ struct RulesetSpec {
   std::vector<Endpoint> upstreams;       // dnsguard's upstream resolvers
   std::uint16_t listen_port = 53;        // other DNS is redirected to the local stub here
   std::vector<Cidr> static_cidrs;        // always-allowed destinations (config CIDRs)
+  // Names of the constant interval sets holding static_cidrs (always
+  // created, possibly empty, so the rules never change shape).
+  std::string static_set4 = "static4";
+  std::string static_set6 = "static6";
 };
 
 // Installs the ruleset atomically, replacing any earlier table of that name
@@ -103,7 +112,16 @@ class SetUpdater {
   void add(std::span<const SetElement> elements);
 
   // Forget the remembered expiries (e.g. after the table was re-installed).
+  // The memory is only a cache of what this object told the kernel: if the
+  // table is re-installed or an element is deleted behind our back, it is
+  // stale and add() would skip an address the kernel no longer holds.
   void forget_all() noexcept;
+
+  // How an element that the kernel already holds gets a later expiry.
+  // automatic: explicit NFTA_SET_ELEM_EXPIRATION on kernels >= 6.12,
+  // delete + add in one batch before. The others force one path (tests).
+  enum class RefreshMode : std::uint8_t { automatic, expiration, delete_add };
+  void set_refresh_mode(RefreshMode mode) noexcept;
 
   // The kernel's view of one of the two sets.
   std::vector<ListedElement> list(Family family) const;

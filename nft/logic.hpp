@@ -1,0 +1,95 @@
+#pragma once
+// Pure decisions of the nft layer, kept apart from netlink I/O so they can be
+// unit-tested without a kernel: kernel version parsing, the per-address
+// expiry bookkeeping, batch splitting arithmetic and CIDR → interval set
+// elements.
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "nft/nft.hpp"
+
+namespace cagent::nft::detail {
+
+struct KernelVersion {
+  int major = 0;
+  int minor = 0;
+  friend auto operator<=>(const KernelVersion&, const KernelVersion&) = default;
+};
+
+// Parses the leading "X.Y" of a uname release ("6.18.44-fc-v769").
+std::optional<KernelVersion> parse_kernel_version(std::string_view release);
+
+// Since 6.12 a NEWSETELEM for an existing element may carry an explicit
+// NFTA_SET_ELEM_EXPIRATION that resets its remaining time; before that, a
+// re-add without NLM_F_EXCL is silently ignored and only delete + add
+// refreshes.
+bool kernel_updates_expiration(KernelVersion v);
+
+// The running kernel, read once per process (uname does not change).
+KernelVersion running_kernel();
+
+constexpr std::size_t address_length(Family f) { return f == Family::v4 ? 4 : 16; }
+
+struct AddressHash {
+  std::size_t operator()(const Address& a) const noexcept {
+    std::uint64_t lo = 0;
+    std::uint64_t hi = 0;
+    std::memcpy(&lo, a.bytes.data(), 8);
+    std::memcpy(&hi, a.bytes.data() + 8, 8);
+    // Two odd multipliers mix both halves; the family decides the last bit.
+    std::uint64_t h = lo * 0x9E3779B97F4A7C15ULL ^ (hi + static_cast<std::uint64_t>(a.family)) * 0xC2B2AE3D27D4EB4FULL;
+    return static_cast<std::size_t>(h ^ (h >> 29));
+  }
+};
+
+using Clock = std::chrono::steady_clock;
+
+enum class ElementAction : std::uint8_t {
+  skip,     // the kernel already holds the address at least that long
+  add,      // unknown to us: create (or, on >= 6.12, set) with this expiry
+  refresh,  // known, but the requested expiry is later: move it upward
+};
+
+// `remembered` is the expiry we last gave the kernel (nullptr: none).
+// Expiries only ever move upward: a request that is not strictly later than
+// what the kernel holds sends nothing.
+constexpr ElementAction decide(const Clock::time_point* remembered, Clock::time_point requested) {
+  if (remembered == nullptr) return ElementAction::add;
+  return requested > *remembered ? ElementAction::refresh : ElementAction::skip;
+}
+
+// Elements per NEWSETELEM message: far below the ~64 KiB a netlink attribute
+// nest can describe (u16 length) even for IPv6 with timeout + expiration.
+inline constexpr std::size_t max_elements_per_message = 1000;
+
+// Sizes of the messages that carry `n` elements, at most `max_per` each,
+// as evenly filled as possible (e.g. 2500 / 1000 → 834, 833, 833).
+std::vector<std::size_t> split_counts(std::size_t n, std::size_t max_per);
+
+// Upper bound of the bytes one element occupies in a NEWSETELEM/DELSETELEM
+// message (nests, key, timeout, expiration), used to reserve buffer room.
+inline constexpr std::size_t max_element_bytes = 64;
+
+// One range of an interval set: [start, end); no end means "up to the top
+// of the address space" (the kernel represents that by omitting the end
+// element).
+struct Interval {
+  std::array<std::uint8_t, 16> start{};
+  std::optional<std::array<std::uint8_t, 16>> end;
+  friend bool operator==(const Interval&, const Interval&) = default;
+};
+
+// The CIDRs of family `f`, host bits cleared, sorted, with overlapping and
+// adjacent ranges merged (the kernel rejects overlapping intervals).
+// Throws std::invalid_argument for a prefix longer than the address.
+std::vector<Interval> cidr_intervals(std::span<const Cidr> cidrs, Family f);
+
+}  // namespace cagent::nft::detail

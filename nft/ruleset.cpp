@@ -1,0 +1,424 @@
+// The cage ruleset: one transaction that replaces `inet <table>` with the
+// sets, chains and rules of DESIGN.md "The ruleset". Every rule carries a
+// comment (rule userdata) so `nft list table inet cagent` explains itself.
+
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "nft/handles.hpp"
+#include "nft/logic.hpp"
+#include "nft/netlink.hpp"
+#include "nft/nft.hpp"
+
+namespace cagent::nft {
+
+namespace {
+
+using namespace detail;
+
+// nft's datatype ids, so `nft list` prints the sets' key types by name.
+constexpr std::uint32_t nft_type_ipv4_addr = 7;
+constexpr std::uint32_t nft_type_ipv6_addr = 8;
+
+// ct state bits as the kernel encodes them (NF_CT_STATE_BIT).
+constexpr std::uint32_t ct_state_established = 1u << 1;
+constexpr std::uint32_t ct_state_related = 1u << 2;
+
+// The loopback device is ifindex 1 in every network namespace
+// (LOOPBACK_IFINDEX), so `oif` needs no name lookup at install time.
+constexpr std::uint32_t loopback_ifindex = 1;
+
+constexpr std::uint16_t dns_port = 53;
+
+// ICMPv6 types of neighbour discovery that a host sends.
+constexpr std::uint8_t icmpv6_router_solicit = 133;
+constexpr std::uint8_t icmpv6_neighbor_solicit = 135;
+constexpr std::uint8_t icmpv6_neighbor_advert = 136;
+
+// Room for one rule message: a dozen expressions of < 100 bytes each, the
+// 128-byte comment, plus the table and chain names added per call.
+constexpr std::size_t rule_room = 4096;
+
+// Builds one rule expression by expression. Each step appends to the
+// rule in evaluation order; the rule owns its expressions.
+class Rule {
+ public:
+  Rule(const std::string& table, const char* chain, std::string comment)
+      : rule_(checked<RulePtr>(nftnl_rule_alloc())), comment_(std::move(comment)) {
+    nftnl_rule_set_str(rule_.get(), NFTNL_RULE_TABLE, table.c_str());
+    nftnl_rule_set_str(rule_.get(), NFTNL_RULE_CHAIN, chain);
+    nftnl_rule_set_u32(rule_.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+    // nft truncates nothing; the kernel stores userdata verbatim. Keep
+    // comments within nft's own limit so `nft list` shows them.
+    if (comment_.size() >= NFTNL_UDATA_COMMENT_MAXLEN) comment_.resize(NFTNL_UDATA_COMMENT_MAXLEN - 1);
+    UdataBufPtr ud = checked<UdataBufPtr>(nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16));
+    nftnl_udata_put_strz(ud.get(), NFTNL_UDATA_RULE_COMMENT, comment_.c_str());
+    nftnl_rule_set_data(rule_.get(), NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud.get()),
+                        nftnl_udata_buf_len(ud.get()));
+  }
+
+  Rule& meta(std::uint32_t key) {
+    ExprPtr e = expr("meta");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_KEY, key);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_DREG, NFT_REG_1);
+    return push(std::move(e));
+  }
+  Rule& cmp(std::uint32_t op, const void* data, std::uint32_t len) {
+    ExprPtr e = expr("cmp");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CMP_OP, op);
+    nftnl_expr_set(e.get(), NFTNL_EXPR_CMP_DATA, data, len);
+    return push(std::move(e));
+  }
+  Rule& eq_u8(std::uint8_t v) { return cmp(NFT_CMP_EQ, &v, 1); }
+  Rule& eq_u32(std::uint32_t v) { return cmp(NFT_CMP_EQ, &v, 4); }
+  Rule& eq_port(std::uint16_t port) {
+    const std::uint16_t be = htons(port);
+    return cmp(NFT_CMP_EQ, &be, 2);
+  }
+  Rule& payload(std::uint32_t base, std::uint32_t offset, std::uint32_t len) {
+    ExprPtr e = expr("payload");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_BASE, base);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_LEN, len);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+    return push(std::move(e));
+  }
+
+  // Family guards: in an inet table a payload offset means different
+  // fields for IPv4 and IPv6, so every address match checks nfproto first.
+  Rule& ipv4() { return meta(NFT_META_NFPROTO).eq_u8(NFPROTO_IPV4); }
+  Rule& ipv6() { return meta(NFT_META_NFPROTO).eq_u8(NFPROTO_IPV6); }
+  Rule& l4proto(std::uint8_t proto) { return meta(NFT_META_L4PROTO).eq_u8(proto); }
+  Rule& dport(std::uint16_t port) { return payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).eq_port(port); }
+  Rule& daddr(Family f) {
+    return f == Family::v4 ? ipv4().payload(NFT_PAYLOAD_NETWORK_HEADER, 16, 4)
+                           : ipv6().payload(NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+  }
+  Rule& daddr_is(const Address& a) {
+    daddr(a.family);
+    return cmp(NFT_CMP_EQ, a.bytes.data(), static_cast<std::uint32_t>(address_length(a.family)));
+  }
+
+  Rule& ct_established_or_related() {
+    ExprPtr ct = expr("ct");
+    nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+    nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    push(std::move(ct));
+    ExprPtr bw = expr("bitwise");
+    const std::uint32_t mask = ct_state_established | ct_state_related;
+    const std::uint32_t zero = 0;
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_LEN, 4);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+    push(std::move(bw));
+    return cmp(NFT_CMP_NEQ, &zero, 4);
+  }
+
+  Rule& in_set(const std::string& set, std::uint32_t set_id) {
+    ExprPtr e = expr("lookup");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+    nftnl_expr_set_str(e.get(), NFTNL_EXPR_LOOKUP_SET, set.c_str());
+    // The set is created in the same transaction: the id lets the kernel
+    // resolve it before commit.
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+    return push(std::move(e));
+  }
+
+  Rule& counter() { return push(expr("counter")); }
+  Rule& limit_per_second(std::uint64_t rate, std::uint32_t burst) {
+    ExprPtr e = expr("limit");
+    nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_RATE, rate);
+    nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_UNIT, 1);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_BURST, burst);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LIMIT_FLAGS, 0);
+    return push(std::move(e));
+  }
+  Rule& log(const char* prefix) {
+    ExprPtr e = expr("log");
+    nftnl_expr_set_str(e.get(), NFTNL_EXPR_LOG_PREFIX, prefix);
+    return push(std::move(e));
+  }
+  Rule& reject(std::uint32_t type, std::uint8_t code) {
+    ExprPtr e = expr("reject");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_REJECT_TYPE, type);
+    nftnl_expr_set_u8(e.get(), NFTNL_EXPR_REJECT_CODE, code);
+    return push(std::move(e));
+  }
+  Rule& redirect_to_port(std::uint16_t port) {
+    ExprPtr imm = expr("immediate");
+    const std::uint16_t be = htons(port);
+    nftnl_expr_set_u32(imm.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+    nftnl_expr_set(imm.get(), NFTNL_EXPR_IMM_DATA, &be, 2);
+    push(std::move(imm));
+    ExprPtr redir = expr("redir");
+    nftnl_expr_set_u32(redir.get(), NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+    return push(std::move(redir));
+  }
+  Rule& verdict(std::uint32_t v) {
+    ExprPtr e = expr("immediate");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_VERDICT, v);
+    return push(std::move(e));
+  }
+  Rule& accept() { return verdict(NF_ACCEPT); }
+  Rule& drop() { return verdict(NF_DROP); }
+
+  nftnl_rule* get() const noexcept { return rule_.get(); }
+  const std::string& comment() const noexcept { return comment_; }
+
+ private:
+  static ExprPtr expr(const char* name) { return checked<ExprPtr>(nftnl_expr_alloc(name)); }
+  Rule& push(ExprPtr e) {
+    nftnl_rule_add_expr(rule_.get(), e.release());  // the rule owns it now
+    return *this;
+  }
+
+  RulePtr rule_;
+  std::string comment_;
+};
+
+// Everything one install_ruleset() transaction holds, in kernel order.
+class RulesetBatch {
+ public:
+  RulesetBatch(const RulesetSpec& spec, Socket& sock) : spec_(spec) {
+    names_room_ = spec.table.size() + spec.set4.size() + spec.set6.size() + spec.static_set4.size() +
+                  spec.static_set6.size() + 64;
+    batch_.begin(sock.next_seq());
+  }
+
+  void table_replace() {
+    TablePtr t = checked<TablePtr>(nftnl_table_alloc());
+    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, spec_.table.c_str());
+    nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
+    auto build = [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, t.get()); };
+    // add (no-op if present) + delete + add: replaces any earlier table,
+    // with everything in it, atomically — there is no moment without rules.
+    batch_.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, names_room_, "add table", spec_.table, build);
+    batch_.add(NFT_MSG_DELTABLE, 0, names_room_, "delete table", spec_.table, build);
+    batch_.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, names_room_, "add table", spec_.table, build);
+  }
+
+  void set(const std::string& name, std::uint32_t id, Family f, std::uint32_t flags) {
+    SetPtr s = checked<SetPtr>(nftnl_set_alloc());
+    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec_.table.c_str());
+    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, f == Family::v4 ? nft_type_ipv4_addr : nft_type_ipv6_addr);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, static_cast<std::uint32_t>(address_length(f)));
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, flags);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
+    if ((flags & NFT_SET_TIMEOUT) != 0) {
+      // Bound the dynamic sets: a flood of distinct allowed addresses fails
+      // the insert (ENFILE → dnsguard answers SERVFAIL) instead of growing
+      // kernel memory without limit.
+      nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, spec_.set_size);
+    }
+    batch_.add(NFT_MSG_NEWSET, NLM_F_CREATE, names_room_ + 256, "add set", name,
+               [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, s.get()); });
+  }
+
+  void static_elements(const std::string& name, std::uint32_t id, Family f) {
+    const std::vector<Interval> intervals = cidr_intervals(spec_.static_cidrs, f);
+    const std::size_t len = address_length(f);
+    // Two elements per interval (start, end); chunk to keep messages small.
+    std::size_t done = 0;
+    for (std::size_t count : split_counts(intervals.size(), max_elements_per_message / 2)) {
+      SetPtr s = checked<SetPtr>(nftnl_set_alloc());
+      nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec_.table.c_str());
+      nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+      nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
+      for (std::size_t i = done; i < done + count; ++i) {
+        SetElemPtr start = checked<SetElemPtr>(nftnl_set_elem_alloc());
+        nftnl_set_elem_set(start.get(), NFTNL_SET_ELEM_KEY, intervals[i].start.data(), static_cast<std::uint32_t>(len));
+        nftnl_set_elem_add(s.get(), start.release());  // the set owns it now
+        if (intervals[i].end) {
+          SetElemPtr end = checked<SetElemPtr>(nftnl_set_elem_alloc());
+          nftnl_set_elem_set(end.get(), NFTNL_SET_ELEM_KEY, intervals[i].end->data(), static_cast<std::uint32_t>(len));
+          nftnl_set_elem_set_u32(end.get(), NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+          nftnl_set_elem_add(s.get(), end.release());
+        }
+      }
+      batch_.add(NFT_MSG_NEWSETELEM, NLM_F_CREATE, names_room_ + 2 * count * max_element_bytes,
+                 "add elements to set", name,
+                 [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, s.get()); });
+      done += count;
+    }
+  }
+
+  void chain(const char* name, const char* type, std::uint32_t hook, std::int32_t priority, std::uint32_t policy) {
+    ChainPtr c = checked<ChainPtr>(nftnl_chain_alloc());
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, spec_.table.c_str());
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, name);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, type);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook);
+    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, priority);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, policy);
+    batch_.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, names_room_ + 256, "add chain", name,
+               [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, c.get()); });
+  }
+
+  void add(const char* chain, const Rule& r) {
+    batch_.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, rule_room + names_room_, "add rule to chain", chain,
+               [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, r.get()); }, r.comment());
+  }
+
+  Rule rule(const char* chain, std::string comment) const { return Rule(spec_.table, chain, std::move(comment)); }
+
+  Batch& batch() { return batch_; }
+
+ private:
+  const RulesetSpec& spec_;
+  std::size_t names_room_ = 0;
+  Batch batch_;
+};
+
+constexpr std::uint32_t set4_id = 1;
+constexpr std::uint32_t set6_id = 2;
+constexpr std::uint32_t static4_id = 3;
+constexpr std::uint32_t static6_id = 4;
+
+// Accept new connections to the allowed destinations (shared by output and
+// forward): the dnsguard-fed sets and the constant CIDR sets.
+void allowed_destinations(RulesetBatch& b, const char* chain, const RulesetSpec& spec) {
+  b.add(chain, b.rule(chain, "allowed: resolved by dnsguard (IPv4)").daddr(Family::v4).in_set(spec.set4, set4_id).accept());
+  b.add(chain, b.rule(chain, "allowed: resolved by dnsguard (IPv6)").daddr(Family::v6).in_set(spec.set6, set6_id).accept());
+  b.add(chain, b.rule(chain, "allowed: static CIDRs (IPv4)").daddr(Family::v4).in_set(spec.static_set4, static4_id).accept());
+  b.add(chain, b.rule(chain, "allowed: static CIDRs (IPv6)").daddr(Family::v6).in_set(spec.static_set6, static6_id).accept());
+}
+
+// The tail of both filter chains: count and log what is refused, then reject
+// loudly so tools fail at once instead of waiting for a timeout.
+void reject_rest(RulesetBatch& b, const char* chain) {
+  // The limit only throttles the log line; a packet over the limit skips
+  // the log (the rule has no verdict) and still reaches the reject below.
+  b.add(chain, b.rule(chain, "count and log refused traffic").counter().limit_per_second(5, 5).log("cagent-reject: "));
+  b.add(chain, b.rule(chain, "refuse TCP with a reset").l4proto(IPPROTO_TCP).reject(NFT_REJECT_TCP_RST, 0));
+  b.add(chain, b.rule(chain, "refuse the rest with ICMP admin-prohibited")
+                   .reject(NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED));
+}
+
+}  // namespace
+
+void install_ruleset(const RulesetSpec& spec) {
+  const std::string operation = "install ruleset inet " + spec.table;
+  Socket sock;
+  RulesetBatch b(spec, sock);
+  b.table_replace();
+
+  // Dynamic sets fed by dnsguard; each element expires with its DNS TTL.
+  b.set(spec.set4, set4_id, Family::v4, NFT_SET_TIMEOUT);
+  b.set(spec.set6, set6_id, Family::v6, NFT_SET_TIMEOUT);
+  // Static CIDRs: constant (the kernel refuses any later change to them,
+  // so nothing at runtime can widen them) interval sets.
+  b.set(spec.static_set4, static4_id, Family::v4, NFT_SET_INTERVAL | NFT_SET_CONSTANT);
+  b.set(spec.static_set6, static6_id, Family::v6, NFT_SET_INTERVAL | NFT_SET_CONSTANT);
+  b.static_elements(spec.static_set4, static4_id, Family::v4);
+  b.static_elements(spec.static_set6, static6_id, Family::v6);
+
+  // Default drop: anything no rule below accepts never leaves the cage.
+  b.chain("output", "filter", NF_INET_LOCAL_OUT, 0, NF_DROP);
+  b.chain("forward", "filter", NF_INET_FORWARD, 0, NF_DROP);
+  // NAT output runs before filter output (-100 < 0), so filter sees the
+  // redirected destination (loopback).
+  b.chain("dns_redirect", "nat", NF_INET_LOCAL_OUT, -100, NF_ACCEPT);
+
+  const char* out = "output";
+  // Replies and ICMP errors of connections that were allowed when they started.
+  b.add(out, b.rule(out, "established/related: traffic of allowed connections").ct_established_or_related().accept());
+  // Loopback stays inside the namespace; it also carries DNS redirected to dnsguard.
+  b.add(out, b.rule(out, "loopback").meta(NFT_META_OIF).eq_u32(loopback_ifindex).accept());
+  // IPv6 cannot resolve on-link neighbours (or find a router) without these;
+  // they carry no payload and reach only the local link.
+  for (const auto& [type, what] : {std::pair{icmpv6_neighbor_solicit, "neighbour solicitation"},
+                                   std::pair{icmpv6_neighbor_advert, "neighbour advertisement"},
+                                   std::pair{icmpv6_router_solicit, "router solicitation"}}) {
+    b.add(out, b.rule(out, std::string("IPv6 ") + what)
+                   .ipv6()
+                   .l4proto(IPPROTO_ICMPV6)
+                   .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
+                   .eq_u8(type)
+                   .accept());
+  }
+  // Only dnsguard's uid may reach the upstream resolvers: everyone else's
+  // DNS goes through dnsguard's allowlist (redirect chain below), so a
+  // denied name never leaves the cage.
+  for (const Endpoint& up : spec.upstreams) {
+    for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+      const std::string comment = "dnsguard to upstream " + to_string(up.addr) + " port " + std::to_string(up.port) +
+                                  (proto == IPPROTO_UDP ? " udp" : " tcp");
+      b.add(out, b.rule(out, comment)
+                     .meta(NFT_META_SKUID)
+                     .eq_u32(spec.dnsguard_uid)
+                     .daddr_is(up.addr)
+                     .l4proto(proto)
+                     .dport(up.port)
+                     .accept());
+    }
+  }
+  // Fail closed: DNS that got here was not redirected (dnsguard's own uid
+  // to a non-upstream, or a packet without a socket). Never let it out,
+  // even to an address that happens to be in an allow set.
+  for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+    b.add(out, b.rule(out, proto == IPPROTO_UDP ? "other DNS (udp) never leaves" : "other DNS (tcp) never leaves")
+                   .l4proto(proto)
+                   .dport(dns_port)
+                   .drop());
+  }
+  allowed_destinations(b, out, spec);
+  reject_rest(b, out);
+
+  // Nested containers (forwarded traffic) get the same destination policy.
+  const char* fwd = "forward";
+  b.add(fwd, b.rule(fwd, "established/related: traffic of allowed connections").ct_established_or_related().accept());
+  allowed_destinations(b, fwd, spec);
+  reject_rest(b, fwd);
+
+  // Every other uid's DNS, to whatever address, lands on dnsguard. Packets
+  // without a socket have no skuid: the rule does not match them and the
+  // filter chain drops them.
+  const char* nat = "dns_redirect";
+  for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+    b.add(nat, b.rule(nat, proto == IPPROTO_UDP ? "DNS (udp) of other uids to dnsguard"
+                                                : "DNS (tcp) of other uids to dnsguard")
+                   .meta(NFT_META_SKUID)
+                   .cmp(NFT_CMP_NEQ, &spec.dnsguard_uid, 4)
+                   .l4proto(proto)
+                   .dport(dns_port)
+                   .redirect_to_port(spec.listen_port));
+  }
+
+  b.batch().end();
+  sock.commit(b.batch(), operation);
+}
+
+void delete_table(std::string_view table) {
+  const std::string name(table);
+  Socket sock;
+  Batch batch;
+  batch.begin(sock.next_seq());
+  TablePtr t = checked<TablePtr>(nftnl_table_alloc());
+  nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, name.c_str());
+  nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
+  batch.add(NFT_MSG_DELTABLE, 0, name.size() + 64, "delete table", name,
+            [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, t.get()); });
+  batch.end();
+  try {
+    sock.commit(batch, "delete table inet " + name);
+  } catch (const NetlinkError& e) {
+    // Deleting what is not there leaves the state the caller wants.
+    if (e.error() != ENOENT) throw;
+  }
+}
+
+}  // namespace cagent::nft

@@ -1,0 +1,203 @@
+#include "options.hpp"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace cagent::bench {
+
+namespace {
+
+template <typename T>
+T parse_number(std::string_view text, std::string_view option, T min, T max) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < min || value > max)
+    throw UsageError(std::string(option) + ": '" + std::string(text) + "' is not a number in range");
+  return value;
+}
+
+double parse_positive(std::string_view text, std::string_view option) {
+  // from_chars for double is in libstdc++ 11+.
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value) || value <= 0)
+    throw UsageError(std::string(option) + ": '" + std::string(text) + "' is not a positive number");
+  return value;
+}
+
+// Walks the argument list; `value()` takes the next argument as the current
+// option's value.
+class ArgCursor {
+ public:
+  explicit ArgCursor(const std::vector<std::string_view>& args) : args_(args) {}
+  bool done() const { return i_ >= args_.size(); }
+  std::string_view next() { return args_[i_++]; }
+  std::string_view value(std::string_view option) {
+    if (done()) throw UsageError(std::string(option) + " needs a value");
+    return next();
+  }
+
+ private:
+  const std::vector<std::string_view>& args_;
+  std::size_t i_ = 0;
+};
+
+QueryOptions parse_query(ArgCursor& cur) {
+  QueryOptions o;
+  bool have_server = false;
+  while (!cur.done()) {
+    const auto opt = cur.next();
+    if (opt == "--server") {
+      o.server = parse_host_port(cur.value(opt), opt);
+      have_server = true;
+    } else if (opt == "--tcp") {
+      o.tcp = true;
+    } else if (opt == "--names") {
+      o.names_file = std::string(cur.value(opt));
+    } else if (opt == "--generate") {
+      o.generate = parse_number<std::uint64_t>(cur.value(opt), opt, 1, std::uint64_t{1} << 40);
+    } else if (opt == "--zone") {
+      o.zone = std::string(cur.value(opt));
+    } else if (opt == "--salt") {
+      o.salt = std::string(cur.value(opt));
+    } else if (opt == "--rate") {
+      o.rate = parse_positive(cur.value(opt), opt);
+    } else if (opt == "--outstanding") {
+      o.outstanding = parse_number<std::uint32_t>(cur.value(opt), opt, 1, 60000);
+    } else if (opt == "--duration") {
+      o.duration = parse_positive(cur.value(opt), opt);
+    } else if (opt == "--count") {
+      o.count = parse_number<std::uint64_t>(cur.value(opt), opt, 1, std::numeric_limits<std::uint64_t>::max());
+    } else if (opt == "--qtype") {
+      const auto t = cur.value(opt);
+      if (t == "A" || t == "a") o.qtype = 1;
+      else if (t == "AAAA" || t == "aaaa") o.qtype = 28;
+      else throw UsageError("--qtype: '" + std::string(t) + "' is not A or AAAA");
+    } else if (opt == "--timeout-ms") {
+      o.timeout = std::chrono::milliseconds(parse_number<std::uint32_t>(cur.value(opt), opt, 1, 60000));
+    } else if (opt == "--json") {
+      o.json = true;
+    } else if (opt == "--connect-after-answer") {
+      o.connect_after_answer = true;
+    } else if (opt == "--connect-port") {
+      o.connect_port = parse_number<std::uint16_t>(cur.value(opt), opt, 1, 65535);
+    } else if (opt == "--label") {
+      o.label = std::string(cur.value(opt));
+    } else if (opt == "--curve") {
+      o.curve_file = std::string(cur.value(opt));
+    } else {
+      throw UsageError("query: unknown option '" + std::string(opt) + "'");
+    }
+  }
+  if (!have_server) throw UsageError("query: --server ADDR:PORT is required");
+  if (o.names_file.empty() == (o.generate == 0))
+    throw UsageError("query: give exactly one of --names FILE and --generate N");
+  if (o.generate && o.zone.empty()) throw UsageError("query: --generate needs --zone ZONE");
+  if (o.rate && o.outstanding) throw UsageError("query: --rate and --outstanding exclude each other");
+  if (o.rate && o.tcp) throw UsageError("query: --rate is for UDP; use --outstanding with --tcp");
+  if (!o.duration && !o.count) throw UsageError("query: give --duration S or --count N (bounds the run)");
+  if (o.tcp && o.connect_after_answer) {
+    // Works, but TCP's own connection handling would blur the meaning.
+    throw UsageError("query: --connect-after-answer is measured over UDP only");
+  }
+  return o;
+}
+
+ServeOptions parse_serve(ArgCursor& cur) {
+  ServeOptions o;
+  bool have_listen = false;
+  while (!cur.done()) {
+    const auto opt = cur.next();
+    if (opt == "--listen") {
+      o.listen = parse_host_port(cur.value(opt), opt);
+      have_listen = true;
+    } else if (opt == "--zone") {
+      o.zone = std::string(cur.value(opt));
+    } else if (opt == "--ttl") {
+      o.ttl = parse_number<std::uint32_t>(cur.value(opt), opt, 0, 0x7fffffff);
+    } else if (opt == "--v4-prefix") {
+      const auto v = cur.value(opt);
+      const auto p = parse_prefix4(v);
+      if (!p) throw UsageError("--v4-prefix: '" + std::string(v) + "' is not an IPv4 prefix");
+      o.v4 = *p;
+    } else if (opt == "--v6-prefix") {
+      const auto v = cur.value(opt);
+      const auto p = parse_prefix6(v);
+      if (!p) throw UsageError("--v6-prefix: '" + std::string(v) + "' is not an IPv6 prefix");
+      o.v6 = *p;
+    } else if (opt == "--threads") {
+      o.threads = parse_number<unsigned>(cur.value(opt), opt, 1, 64);
+    } else if (opt == "--tcp-sink") {
+      o.sink = parse_host_port(cur.value(opt), opt);
+    } else {
+      throw UsageError("serve: unknown option '" + std::string(opt) + "'");
+    }
+  }
+  if (!have_listen) throw UsageError("serve: --listen ADDR:PORT is required");
+  return o;
+}
+
+}  // namespace
+
+HostPort parse_host_port(std::string_view text, std::string_view what) {
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      throw UsageError(std::string(what) + ": '" + std::string(text) + "' is not [ADDR]:PORT");
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon)
+      throw UsageError(std::string(what) + ": '" + std::string(text) + "' is not ADDR:PORT");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  HostPort hp;
+  hp.host = std::string(host);
+  unsigned char scratch[16];
+  if (inet_pton(AF_INET, hp.host.c_str(), scratch) != 1 && inet_pton(AF_INET6, hp.host.c_str(), scratch) != 1)
+    throw UsageError(std::string(what) + ": '" + hp.host + "' is not an IP address");
+  hp.port = parse_number<std::uint16_t>(port, what, 0, 65535);
+  return hp;
+}
+
+std::string usage_text() {
+  return R"(usage:
+  cagent-bench query --server ADDR:PORT [--tcp]
+                     (--names FILE | --generate N --zone ZONE [--salt S])
+                     [--rate QPS | --outstanding N] (--duration S | --count N)
+                     [--qtype A|AAAA] [--timeout-ms MS] [--json] [--label TEXT]
+                     [--connect-after-answer [--connect-port P]] [--curve FILE]
+  cagent-bench serve --listen ADDR:PORT [--zone ZONE] [--ttl S]
+                     [--v4-prefix 198.51.100.0/24] [--v6-prefix 2001:db8:100::/64]
+                     [--threads N] [--tcp-sink ADDR:PORT]
+
+query: load generator and latency meter. --generate N makes N names
+  <salt>-<i>.<zone>; they repeat after N queries, so a large N with
+  --count <= N is the cache-miss path and a small N the hit path.
+serve: fake authoritative upstream for ZONE (A/AAAA from a hash of the name
+  inside the prefixes), UDP and TCP; --tcp-sink also accepts and closes TCP
+  connections (the target of --connect-after-answer).
+)";
+}
+
+Command parse_command(const std::vector<std::string_view>& args) {
+  if (args.empty()) throw UsageError("missing subcommand (query or serve); see --help");
+  const auto sub = args.front();
+  std::vector<std::string_view> rest(args.begin() + 1, args.end());
+  for (const auto a : rest)
+    if (a == "--help" || a == "-h") return HelpRequest{usage_text()};
+  ArgCursor cur(rest);
+  if (sub == "query") return parse_query(cur);
+  if (sub == "serve") return parse_serve(cur);
+  if (sub == "--help" || sub == "-h" || sub == "help") return HelpRequest{usage_text()};
+  throw UsageError("unknown subcommand '" + std::string(sub) + "' (query or serve)");
+}
+
+}  // namespace cagent::bench

@@ -1,0 +1,118 @@
+#include <doctest/doctest.h>
+
+#include "dns_wire.hpp"
+#include "names.hpp"
+#include "options.hpp"
+
+#include <array>
+#include <set>
+#include <stdexcept>
+
+using namespace cagent::bench;
+
+namespace {
+Command parse(std::initializer_list<std::string_view> args) { return parse_command(std::vector(args)); }
+}  // namespace
+
+TEST_CASE("generated names: unique within N, repeat after N, valid wire form") {
+  const auto s = NameSource::generated(1000, "bench.test", "salt");
+  CHECK(s.size() == 1000);
+  CHECK(s.name(0) == "salt-0.bench.test");
+  CHECK(s.name(999) == "salt-999.bench.test");
+  CHECK(s.name(1000) == s.name(0));
+  std::set<std::string> seen;
+  for (std::uint64_t i = 0; i < 1000; ++i) seen.insert(s.name(i));
+  CHECK(seen.size() == 1000);
+  std::array<std::uint8_t, 255> wire{};
+  const auto len = s.wire_name(42, wire);
+  std::array<std::uint8_t, 255> expected{};
+  const auto expected_len = encode_name("salt-42.bench.test", expected);
+  CHECK(len == expected_len);
+  CHECK(std::equal(wire.begin(), wire.begin() + static_cast<long>(len), expected.begin()));
+  std::array<std::uint8_t, 8> small{};
+  CHECK(s.wire_name(42, small) == 0);
+  CHECK_THROWS(NameSource::generated(1, "bench..test", "s"));
+  CHECK_THROWS(NameSource::generated(1, "bench.test", std::string(50, 's')));
+}
+
+TEST_CASE("two random salts differ") { CHECK(random_salt() != random_salt()); }
+
+TEST_CASE("list names cycle in order") {
+  const auto s = NameSource::from_list({"a.example", "B.example.", "c.example"});
+  CHECK(s.size() == 3);
+  CHECK(s.name(0) == "a.example");
+  CHECK(s.name(1) == "B.example");
+  CHECK(s.name(5) == "c.example");
+  CHECK_THROWS_AS(NameSource::from_list({"ok.example", "bad..example"}), std::invalid_argument);
+  CHECK_THROWS_AS(NameSource::from_list({}), std::invalid_argument);
+  CHECK_THROWS_AS(NameSource::from_file("/nonexistent/names.txt"), std::runtime_error);
+}
+
+TEST_CASE("host:port parsing") {
+  const auto v4 = parse_host_port("192.0.2.53:53", "--server");
+  CHECK(v4.host == "192.0.2.53");
+  CHECK(v4.port == 53);
+  const auto v6 = parse_host_port("[2001:db8::1]:5353", "--server");
+  CHECK(v6.host == "2001:db8::1");
+  CHECK(v6.port == 5353);
+  CHECK_THROWS_AS(parse_host_port("2001:db8::1:53", "--server"), UsageError);
+  CHECK_THROWS_AS(parse_host_port("example.com:53", "--server"), UsageError);
+  CHECK_THROWS_AS(parse_host_port("192.0.2.53:70000", "--server"), UsageError);
+  CHECK_THROWS_AS(parse_host_port("192.0.2.53", "--server"), UsageError);
+}
+
+TEST_CASE("query options") {
+  const auto c = parse({"query", "--server", "127.0.0.1:53", "--generate", "100", "--zone", "bench.test",
+                        "--outstanding", "8", "--count", "500", "--json", "--connect-after-answer",
+                        "--qtype", "AAAA", "--timeout-ms", "250", "--label", "x"});
+  const auto& q = std::get<QueryOptions>(c);
+  CHECK(q.server.port == 53);
+  CHECK(q.generate == 100);
+  CHECK(q.outstanding == 8);
+  CHECK(*q.count == 500);
+  CHECK_FALSE(q.duration);
+  CHECK(q.json);
+  CHECK(q.connect_after_answer);
+  CHECK(q.qtype == kTypeAAAA);
+  CHECK(q.timeout.count() == 250);
+  CHECK(q.label == "x");
+
+  const auto r = parse({"query", "--server", "127.0.0.1:53", "--names", "f", "--rate", "1500.5", "--duration", "2"});
+  CHECK(*std::get<QueryOptions>(r).rate == doctest::Approx(1500.5));
+}
+
+TEST_CASE("query options: the run must be bounded and the source unambiguous") {
+  CHECK_THROWS_AS(parse({"query", "--server", "127.0.0.1:53", "--names", "f"}), UsageError);
+  CHECK_THROWS_AS(parse({"query", "--generate", "5", "--zone", "z", "--count", "5"}), UsageError);
+  CHECK_THROWS_AS(parse({"query", "--server", "127.0.0.1:53", "--count", "5"}), UsageError);
+  CHECK_THROWS_AS(parse({"query", "--server", "127.0.0.1:53", "--names", "f", "--generate", "5", "--zone", "z",
+                         "--count", "5"}), UsageError);
+  CHECK_THROWS_AS(parse({"query", "--server", "127.0.0.1:53", "--generate", "5", "--count", "5"}), UsageError);
+  CHECK_THROWS_AS(parse({"query", "--server", "127.0.0.1:53", "--names", "f", "--count", "5", "--rate", "10",
+                         "--outstanding", "3"}), UsageError);
+  CHECK_THROWS_AS(parse({"query", "--server", "127.0.0.1:53", "--names", "f", "--count", "5", "--rate", "-1"}),
+                  UsageError);
+  CHECK_THROWS_AS(parse({"query", "--server", "127.0.0.1:53", "--names", "f", "--count", "0"}), UsageError);
+  CHECK_THROWS_AS(parse({"query", "--server", "127.0.0.1:53", "--names", "f", "--count", "5", "--bogus"}),
+                  UsageError);
+  CHECK_THROWS_AS(parse({"query", "--server"}), UsageError);
+}
+
+TEST_CASE("serve options and help") {
+  const auto c = parse({"serve", "--listen", "192.0.2.53:53", "--ttl", "5", "--v4-prefix", "203.0.113.0/25",
+                        "--threads", "2", "--tcp-sink", "0.0.0.0:80"});
+  const auto& s = std::get<ServeOptions>(c);
+  CHECK(s.listen.host == "192.0.2.53");
+  CHECK(s.ttl == 5);
+  CHECK(s.v4.len == 25);
+  CHECK(s.threads == 2);
+  REQUIRE(s.sink);
+  CHECK(s.sink->port == 80);
+  CHECK(s.zone == "bench.test");
+  CHECK_THROWS_AS(parse({"serve", "--listen", "192.0.2.53:53", "--v4-prefix", "nope"}), UsageError);
+  CHECK_THROWS_AS(parse({"serve"}), UsageError);
+  CHECK_THROWS_AS(parse({"frobnicate"}), UsageError);
+  CHECK_THROWS_AS(parse_command({}), UsageError);
+  CHECK(std::holds_alternative<HelpRequest>(parse({"query", "--help"})));
+  CHECK(std::holds_alternative<HelpRequest>(parse({"--help"})));
+}

@@ -1,0 +1,433 @@
+#include "launcher/cage/executor.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <system_error>
+#include <type_traits>
+#include <toml++/toml.h>
+
+#include "launcher/cage/dns_probe.hpp"
+#include "launcher/cage/accounts.hpp"
+#include "launcher/cage/privileges.hpp"
+
+namespace cagent::cage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
+
+void log_line(const std::string& line) {
+  const std::string text = "cage-init: " + line + "\n";
+  // One write so lines from cage-init and the command don't interleave.
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, text.data(), text.size());
+}
+
+// Signals cage-init handles synchronously (sigwaitinfo) instead of dying of
+// them. Everything except SIGCHLD is forwarded to the command. SIGTTOU/SIGTTIN
+// stay blocked so writing a log line while the command owns the terminal
+// never stops cage-init.
+sigset_t handled_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTTOU, SIGTTIN}) {
+    sigaddset(&set, sig);
+  }
+  return set;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    reset(other.release());
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  int release() noexcept {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+  std::vector<char*> result;
+  result.reserve(strings.size() + 1);
+  for (const auto& s : strings) result.push_back(const_cast<char*>(s.c_str()));
+  result.push_back(nullptr);
+  return result;
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+int exit_code_of(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+// fork + `prepare` (in the child, may throw) + exec. A CLOEXEC pipe carries a
+// failure message from the child back; EOF without a message means the exec
+// happened. So the parent knows, synchronously, whether the program started.
+pid_t spawn(const sigset_t& child_mask, const std::function<void()>& prepare, const std::string& file,
+            const std::vector<std::string>& argv, const std::vector<std::string>* environment) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) fail("pipe2");
+  Fd reader(fds[0]), writer(fds[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) fail("fork");
+  if (pid == 0) {
+    std::string error;
+    try {
+      reader.reset();
+      prepare();
+      if (::sigprocmask(SIG_SETMASK, &child_mask, nullptr) != 0) fail("sigprocmask");
+      auto args = c_strings(argv);
+      if (environment != nullptr) {
+        auto env = c_strings(*environment);
+        ::execvpe(file.c_str(), args.data(), env.data());
+      } else {
+        ::execv(file.c_str(), args.data());
+      }
+      fail("exec " + file);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    [[maybe_unused]] const ssize_t n = ::write(writer.get(), error.data(), error.size());
+    ::_exit(127);
+  }
+  writer.reset();
+  std::string message;
+  char buffer[512];
+  while (true) {
+    const ssize_t n = ::read(reader.get(), buffer, sizeof buffer);
+    if (n > 0) {
+      message.append(buffer, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  if (!message.empty()) {
+    ::waitpid(pid, nullptr, 0);
+    throw std::runtime_error(message);
+  }
+  return pid;
+}
+
+int wait_status(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) fail("waitpid");
+  }
+  return status;
+}
+
+sockaddr_storage to_sockaddr(const nft::Endpoint& endpoint, socklen_t& length) {
+  sockaddr_storage storage{};
+  if (endpoint.addr.family == nft::Family::v4) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(endpoint.port);
+    std::memcpy(&sin.sin_addr, endpoint.addr.bytes.data(), 4);
+    std::memcpy(&storage, &sin, sizeof sin);
+    length = sizeof sin;
+  } else {
+    sockaddr_in6 sin6{};
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(endpoint.port);
+    std::memcpy(&sin6.sin6_addr, endpoint.addr.bytes.data(), 16);
+    std::memcpy(&storage, &sin6, sizeof sin6);
+    length = sizeof sin6;
+  }
+  return storage;
+}
+
+class Runner {
+ public:
+  explicit Runner(const Plan& plan) : plan_(plan) {
+    const sigset_t set = handled_signals();
+    if (::sigprocmask(SIG_BLOCK, &set, &original_mask_) != 0) fail("sigprocmask");
+  }
+
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  // Cleanup that must happen however we leave: dnsguard must not outlive us
+  // (it would hold port 53 of a dead cage), the log dir goes back to its
+  // owner. The ruleset is deliberately left installed: fail closed.
+  ~Runner() {
+    stop_dnsguard();
+    hand_back_log_dir();
+    ::sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
+  }
+
+  int run() {
+    for (const Step& step : plan_.steps) {
+      try {
+        if (const auto* command = std::get_if<step::RunCommand>(&step)) return run_command(*command);
+        std::visit(
+            [this](const auto& s) {
+              if constexpr (!std::is_same_v<std::decay_t<decltype(s)>, step::RunCommand>) perform(s);
+            },
+            step);
+      } catch (const StepError&) {
+        throw;
+      } catch (const std::exception& error) {
+        throw StepError(step_name(step), error.what());
+      }
+    }
+    throw StepError("run-command", "the plan has no command step");
+  }
+
+ private:
+  void perform(const step::CheckPolicy& s) {
+    const pid_t pid = spawn(original_mask_, [] {}, s.dnsguard.string(),
+                            {s.dnsguard.string(), "--config", s.policy.string(), "--check"}, nullptr);
+    const int status = wait_status(pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      throw std::runtime_error(s.dnsguard.string() + " --check rejected " + s.policy.string() + " (" +
+                               describe_status(status) + ")");
+    }
+  }
+
+  void perform(const step::WritePolicyCopy& s) {
+    toml::table root = toml::parse_file(s.source.string());
+    toml::array upstreams;
+    for (const auto& upstream : s.upstreams) upstreams.push_back(format_endpoint(upstream));
+    root.insert_or_assign("upstreams", std::move(upstreams));
+    std::ostringstream text;
+    text << "# written by cage-init: " << s.source.string() << " plus the container's original resolvers\n"
+         << root << "\n";
+    std::error_code ec;
+    std::filesystem::create_directories(s.destination.parent_path(), ec);
+    if (ec) throw std::system_error(ec, "create " + s.destination.parent_path().string());
+    // Readable by dnsguard; a policy holds no secrets, only names.
+    replace_file(s.destination, text.str(), 0644);
+  }
+
+  void perform(const step::InstallRuleset& s) { nft::install_ruleset(s.spec); }
+
+  void perform(const step::PrepareLogDir& s) {
+    if (s.dir.empty()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(s.dir, ec);
+    if (ec) throw std::system_error(ec, "create " + s.dir.string());
+    struct stat st {};
+    if (::lstat(s.dir.c_str(), &st) != 0) fail("lstat " + s.dir.string());
+    if (!S_ISDIR(st.st_mode)) throw std::runtime_error(s.dir.string() + " is not a directory");
+    // Writable only by dnsguard during the session: the agent can read what
+    // was blocked, not forge or erase it.
+    chown_tree(s.dir, Owner{st.st_uid, st.st_gid}, s.during);
+    if (::chmod(s.dir.c_str(), 0755) != 0) fail("chmod " + s.dir.string());
+    log_dir_ = s;
+  }
+
+  void perform(const step::StartDnsguard& s) {
+    const sigset_t mask = original_mask_;
+    dnsguard_pid_ = spawn(
+        mask,
+        [&s] {
+          // Its own session: no controlling terminal, so the agent's ^C
+          // (sent to the foreground process group) never reaches it.
+          if (::setsid() < 0) fail("setsid");
+          const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+          if (null < 0 || ::dup2(null, STDIN_FILENO) < 0) fail("stdin from /dev/null");
+          // Its stdout must not mix into the command's output (pipelines).
+          if (::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) fail("stdout to stderr");
+          become_dnsguard(s.user, s.ambient_capabilities);
+        },
+        s.binary.string(), {s.binary.string(), "--config", s.config.string()}, nullptr);
+    log_line("dnsguard started (pid " + std::to_string(dnsguard_pid_) + ")");
+  }
+
+  void perform(const step::WaitForDnsguard& s) {
+    const auto deadline = Clock::now() + s.timeout;
+    std::uint16_t id = static_cast<std::uint16_t>(::getpid());
+    while (Clock::now() < deadline) {
+      int status = 0;
+      if (dnsguard_pid_ > 0 && ::waitpid(dnsguard_pid_, &status, WNOHANG) == dnsguard_pid_) {
+        dnsguard_pid_ = -1;
+        throw std::runtime_error("dnsguard " + describe_status(status) + " before answering");
+      }
+      if (probe_once(s.probe, ++id, std::chrono::milliseconds(200))) return;
+      // probe_once waits up to 200 ms itself: no busy loop.
+    }
+    throw std::runtime_error("dnsguard did not answer on " + format_endpoint(s.probe) + " within " +
+                             std::to_string(s.timeout.count()) + " ms");
+  }
+
+  // Sends one query; true on an answer within `wait`. Errors such as
+  // ECONNREFUSED (not listening yet) count as "no answer".
+  static bool probe_once(const nft::Endpoint& endpoint, std::uint16_t id, std::chrono::milliseconds wait) {
+    const int family = endpoint.addr.family == nft::Family::v4 ? AF_INET : AF_INET6;
+    Fd sock(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (sock.get() < 0) fail("socket");
+    socklen_t length = 0;
+    const sockaddr_storage address = to_sockaddr(endpoint, length);
+    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) fail("connect");
+    const auto query = build_probe_query(id);
+    const auto until = Clock::now() + wait;
+    if (::send(sock.get(), query.data(), query.size(), 0) < 0) {
+      // Not listening yet shows up here or on recv; wait out the interval.
+      ::poll(nullptr, 0, static_cast<int>(wait.count()));
+      return false;
+    }
+    while (true) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+      if (left <= 0) return false;
+      pollfd pfd{sock.get(), POLLIN, 0};
+      const int ready = ::poll(&pfd, 1, static_cast<int>(left));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) return false;
+      std::uint8_t buffer[512];
+      const ssize_t n = ::recv(sock.get(), buffer, sizeof buffer, 0);
+      if (n < 0) {
+        ::poll(nullptr, 0, static_cast<int>(left));
+        return false;
+      }
+      if (is_probe_answer(std::span(buffer, static_cast<std::size_t>(n)), id)) return true;
+    }
+  }
+
+  void perform(const step::WriteResolvConf& s) { overwrite_file(s.path, s.content, 0644); }
+
+  void perform(const step::InstallCaBundle& s) {
+    const std::string extra = read_file(s.source);
+    if (extra.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      throw std::runtime_error("no PEM certificate in " + s.source.string());
+    }
+    std::string bundle = std::filesystem::exists(s.system_bundle) ? read_file(s.system_bundle) : std::string{};
+    if (bundle.find(extra) != std::string::npos) return;   // already trusted (restarted cage)
+    if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
+    bundle += extra;
+    if (bundle.back() != '\n') bundle += '\n';
+    // Root-owned 0644: the agent reads the merged bundle, cannot add to it.
+    replace_file(s.system_bundle, bundle, 0644);
+  }
+
+  void perform(const step::RemapAgent& s) {
+    const std::string passwd = read_file("/etc/passwd");
+    replace_file("/etc/passwd", rewrite_passwd(passwd, s.user, s.to.uid, s.to.gid), 0644);
+    const std::string group = read_file("/etc/group");
+    const std::string new_group = rewrite_group(group, s.user, s.from.gid, s.to.gid);
+    if (new_group != group) replace_file("/etc/group", new_group, 0644);
+    // The home (a volume kept across sessions) follows the agent, so its own
+    // files stay its own; entries of other owners are left alone.
+    if (!s.home.empty() && std::filesystem::is_directory(s.home)) chown_tree(s.home, s.from, s.to);
+  }
+
+  int run_command(const step::RunCommand& s) {
+    const pid_t parent_pgrp = ::getpgrp();
+    const pid_t pid = spawn(
+        original_mask_,
+        [&s, parent_pgrp] {
+          // Own process group, and the terminal's foreground if cage-init had
+          // it: ^C then reaches the command alone (not dnsguard, not us).
+          if (::setpgid(0, 0) != 0) fail("setpgid");
+          if (::isatty(STDIN_FILENO) == 1 && ::tcgetpgrp(STDIN_FILENO) == parent_pgrp) {
+            if (::tcsetpgrp(STDIN_FILENO, ::getpgrp()) != 0) fail("tcsetpgrp");
+          }
+          become_agent(s.user);
+        },
+        s.file, s.argv, &s.environment);
+    return supervise(pid);
+  }
+
+  int supervise(pid_t command) {
+    const sigset_t set = handled_signals();
+    while (true) {
+      siginfo_t info{};
+      const int sig = ::sigwaitinfo(&set, &info);
+      if (sig < 0) {
+        if (errno == EINTR) continue;
+        fail("sigwaitinfo");
+      }
+      if (sig == SIGTTOU || sig == SIGTTIN) continue;
+      if (sig != SIGCHLD) {
+        ::kill(command, sig);
+        continue;
+      }
+      int status = 0;
+      pid_t pid = 0;
+      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == dnsguard_pid_) {
+          dnsguard_pid_ = -1;
+          // Fail closed: no restart into a possibly broken state and no
+          // fallback resolver; the ruleset stays, lookups now fail.
+          log_line("dnsguard " + describe_status(status) + "; DNS is unavailable for the rest of the session");
+        } else if (pid == command) {
+          return exit_code_of(status);
+        }
+      }
+    }
+  }
+
+  void stop_dnsguard() noexcept {
+    if (dnsguard_pid_ <= 0) return;
+    ::kill(dnsguard_pid_, SIGTERM);
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (Clock::now() < deadline) {
+      if (::waitpid(dnsguard_pid_, nullptr, WNOHANG) == dnsguard_pid_) {
+        dnsguard_pid_ = -1;
+        return;
+      }
+      ::poll(nullptr, 0, 20);
+    }
+    ::kill(dnsguard_pid_, SIGKILL);
+    ::waitpid(dnsguard_pid_, nullptr, 0);
+    dnsguard_pid_ = -1;
+  }
+
+  void hand_back_log_dir() noexcept {
+    if (!log_dir_) return;
+    try {
+      chown_tree(log_dir_->dir, log_dir_->during, log_dir_->after);
+    } catch (const std::exception& error) {
+      log_line(std::string("warning: could not hand the log directory back: ") + error.what());
+    }
+  }
+
+  const Plan& plan_;
+  sigset_t original_mask_{};
+  pid_t dnsguard_pid_ = -1;
+  std::optional<step::PrepareLogDir> log_dir_;
+};
+
+}  // namespace
+
+int run_plan(const Plan& plan) {
+  for (const auto& warning : plan.warnings) log_line("warning: " + warning);
+  Runner runner(plan);
+  return runner.run();
+}
+
+}  // namespace cagent::cage

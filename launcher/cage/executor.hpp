@@ -1,0 +1,18 @@
+#pragma once
+// Performs a Plan. Every step before run-command either completes or throws
+// StepError ("step <name>: <why>"); cage-init then exits non-zero and the
+// command never starts. Once the command runs, cage-init stays as its root
+// parent: it forwards signals to it, supervises dnsguard (a dnsguard exit is
+// logged; the ruleset and resolv.conf stay, so the cage stops resolving
+// instead of opening), and returns the command's exit status (128+N when it
+// died of signal N). On the way out it stops dnsguard and hands the log
+// directory to the workspace owner.
+
+#include "launcher/cage/plan.hpp"
+#include "launcher/cage/system.hpp"
+
+namespace cagent::cage {
+
+int run_plan(const Plan& plan);
+
+}  // namespace cagent::cage

@@ -1,0 +1,179 @@
+#include "launcher/cage/plan.hpp"
+
+#include <linux/capability.h>
+
+#include <algorithm>
+
+namespace cagent::cage {
+namespace {
+
+bool is_unspecified(const nft::Address& address) {
+  const std::size_t len = address.family == nft::Family::v4 ? 4 : 16;
+  return std::all_of(address.bytes.begin(), address.bytes.begin() + static_cast<std::ptrdiff_t>(len),
+                     [](std::uint8_t b) { return b == 0; });
+}
+
+bool is_loopback(const nft::Address& address) {
+  if (address.family == nft::Family::v4) return address.bytes[0] == 127;
+  nft::Address one{nft::Family::v6, {}};
+  one.bytes[15] = 1;
+  return address == one;
+}
+
+// dnsguard may listen on a wildcard; the probe needs a concrete address.
+nft::Endpoint probe_endpoint(const std::vector<nft::Endpoint>& listen) {
+  const auto v4 = std::find_if(listen.begin(), listen.end(),
+                               [](const nft::Endpoint& e) { return e.addr.family == nft::Family::v4; });
+  nft::Endpoint probe = v4 != listen.end() ? *v4 : listen.front();
+  if (is_unspecified(probe.addr)) {
+    probe.addr.bytes = {};
+    if (probe.addr.family == nft::Family::v4) {
+      probe.addr.bytes[0] = 127;
+      probe.addr.bytes[3] = 1;
+    } else {
+      probe.addr.bytes[15] = 1;
+    }
+  }
+  return probe;
+}
+
+bool has_key(const std::string& entry, std::string_view key) {
+  return entry.size() > key.size() && entry.compare(0, key.size(), key) == 0 && entry[key.size()] == '=';
+}
+
+std::vector<std::string> command_environment(const Options& options, const Facts& facts) {
+  std::vector<std::string_view> replaced = {"HOME", "USER", "LOGNAME", "SHELL"};
+  replaced.insert(replaced.end(), std::begin(kCaVariables), std::end(kCaVariables));
+  std::vector<std::string> environment;
+  for (const auto& entry : facts.environment) {
+    if (std::none_of(replaced.begin(), replaced.end(), [&](std::string_view key) { return has_key(entry, key); })) {
+      environment.push_back(entry);
+    }
+  }
+  environment.push_back("HOME=" + facts.agent.home.string());
+  environment.push_back("USER=" + facts.agent.name);
+  environment.push_back("LOGNAME=" + facts.agent.name);
+  environment.push_back("SHELL=" + facts.agent.shell);
+  if (options.ca_bundle) {
+    // All of them point at the merged system bundle (system CAs + extra), not
+    // at the extra file alone: several of these variables *replace* the
+    // default store rather than add to it.
+    for (std::string_view key : kCaVariables) {
+      environment.push_back(std::string(key) + "=" + options.system_ca_bundle.string());
+    }
+  }
+  return environment;
+}
+
+}  // namespace
+
+Plan plan_cage_init(const Options& options, const Facts& facts) {
+  Plan plan;
+  const Policy& policy = facts.policy;
+  if (facts.agent.uid == 0) throw PlanError("agent user \"" + facts.agent.name + "\" is root");
+  if (facts.dnsguard.uid == 0) throw PlanError("dnsguard user \"" + facts.dnsguard.name + "\" is root");
+  if (facts.agent.uid == facts.dnsguard.uid) {
+    // The ruleset tells dnsguard's DNS apart by uid: sharing it would let the
+    // agent talk to the upstreams directly and signal dnsguard.
+    throw PlanError("agent and dnsguard users share uid " + std::to_string(facts.agent.uid));
+  }
+
+  plan.steps.push_back(step::CheckPolicy{options.dnsguard, policy.path});
+
+  std::vector<nft::Endpoint> upstreams = policy.upstreams;
+  std::filesystem::path dnsguard_config = policy.path;
+  if (upstreams.empty()) {
+    upstreams = facts.resolv_conf_upstreams;
+    if (upstreams.empty()) {
+      throw PlanError("no upstream resolver: " + policy.path.string() + " names none and " +
+                      options.resolv_conf.string() + " has no usable nameserver");
+    }
+    dnsguard_config = options.runtime_dir / "policy.toml";
+    plan.steps.push_back(step::WritePolicyCopy{policy.path, dnsguard_config, upstreams});
+  }
+  for (const auto& upstream : upstreams) {
+    for (const auto& listen : policy.listen) {
+      const bool wildcard_hit = is_unspecified(listen.addr) && listen.addr.family == upstream.addr.family &&
+                                is_loopback(upstream.addr);
+      if (upstream.port == listen.port && (upstream.addr == listen.addr || wildcard_hit)) {
+        throw PlanError("upstream " + format_endpoint(upstream) + " is dnsguard's own listen address");
+      }
+    }
+  }
+
+  nft::RulesetSpec spec;
+  spec.table = policy.table;
+  spec.set4 = policy.set4;
+  spec.set6 = policy.set6;
+  spec.dnsguard_uid = facts.dnsguard.uid;
+  spec.upstreams = upstreams;
+  spec.listen_port = policy.listen.front().port;
+  spec.static_cidrs = policy.allow_cidrs;
+  plan.steps.push_back(step::InstallRuleset{spec});
+
+  // Decide the agent's final identity before anything depends on it.
+  Owner agent_was{facts.agent.uid, facts.agent.gid};
+  Owner agent_is = agent_was;
+  if (!facts.workspace_owner) {
+    plan.warnings.push_back(options.workspace.string() + " does not exist; the agent keeps uid " +
+                            std::to_string(agent_was.uid));
+  } else if (facts.workspace_owner->uid == 0) {
+    plan.warnings.push_back(options.workspace.string() + " is owned by root; the agent keeps uid " +
+                            std::to_string(agent_was.uid) + " and may not be able to write it");
+  } else if (facts.workspace_owner->uid == facts.dnsguard.uid || facts.workspace_owner->gid == facts.dnsguard.gid) {
+    plan.warnings.push_back(options.workspace.string() + " is owned by dnsguard's uid/gid; the agent keeps uid " +
+                            std::to_string(agent_was.uid) + " (taking it would let the agent bypass the DNS filter)");
+  } else {
+    agent_is = *facts.workspace_owner;
+  }
+
+  plan.steps.push_back(step::PrepareLogDir{policy.log_file.parent_path(),
+                                           Owner{facts.dnsguard.uid, facts.dnsguard.gid}, agent_is});
+  plan.steps.push_back(step::StartDnsguard{options.dnsguard, dnsguard_config, facts.dnsguard,
+                                           {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE}});
+  plan.steps.push_back(step::WaitForDnsguard{probe_endpoint(policy.listen), options.dnsguard_ready_timeout});
+  // Only loopback: the stub is the one resolver; if it dies, lookups fail
+  // instead of falling back to an open resolver.
+  plan.steps.push_back(step::WriteResolvConf{options.resolv_conf, "nameserver 127.0.0.1\n"});
+  if (options.ca_bundle) {
+    plan.steps.push_back(step::InstallCaBundle{*options.ca_bundle, options.system_ca_bundle});
+  }
+  if (agent_is.uid != agent_was.uid || agent_is.gid != agent_was.gid) {
+    plan.steps.push_back(step::RemapAgent{facts.agent.name, agent_was, agent_is, facts.agent.home});
+  }
+
+  step::RunCommand run;
+  run.user = facts.agent;
+  run.user.uid = agent_is.uid;
+  run.user.gid = agent_is.gid;
+  if (run.user.shell.empty()) run.user.shell = "/bin/sh";
+  run.environment = command_environment(options, facts);
+  if (options.command.empty()) {
+    // A login shell: argv[0] starting with '-' is how login(1) asks for one.
+    run.file = run.user.shell;
+    run.argv = {"-" + std::filesystem::path(run.user.shell).filename().string()};
+  } else {
+    run.file = options.command.front();
+    run.argv = options.command;
+  }
+  plan.steps.push_back(std::move(run));
+  return plan;
+}
+
+std::string_view step_name(const Step& step) {
+  struct Namer {
+    std::string_view operator()(const step::CheckPolicy&) const { return "check-policy"; }
+    std::string_view operator()(const step::WritePolicyCopy&) const { return "write-policy-copy"; }
+    std::string_view operator()(const step::InstallRuleset&) const { return "install-ruleset"; }
+    std::string_view operator()(const step::PrepareLogDir&) const { return "prepare-log-dir"; }
+    std::string_view operator()(const step::StartDnsguard&) const { return "start-dnsguard"; }
+    std::string_view operator()(const step::WaitForDnsguard&) const { return "wait-for-dnsguard"; }
+    std::string_view operator()(const step::WriteResolvConf&) const { return "write-resolv-conf"; }
+    std::string_view operator()(const step::InstallCaBundle&) const { return "install-ca-bundle"; }
+    std::string_view operator()(const step::RemapAgent&) const { return "remap-agent"; }
+    std::string_view operator()(const step::RunCommand&) const { return "run-command"; }
+  };
+  return std::visit(Namer{}, step);
+}
+
+}  // namespace cagent::cage

@@ -1,0 +1,147 @@
+#pragma once
+// cage-init as an ordered list of operations (bubblewrap style).
+//
+// Data flow: cmd/cage-init parses argv into Options; gather_facts() (system.hpp)
+// reads the policy, the original resolv.conf, the two accounts and the owner of
+// the workspace into Facts; plan_cage_init() — pure, unit-tested — turns both
+// into a Plan; run_plan() (executor.hpp) performs the steps in order and stops
+// at the first failure, so the command step can only be reached after the
+// firewall is installed and dnsguard answers.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "launcher/cage/policy.hpp"
+#include "nft/nft.hpp"
+
+namespace cagent::cage {
+
+struct Options {
+  std::filesystem::path policy = "/etc/cagent/policy.toml";
+  std::string agent_user = "agent";
+  std::string dnsguard_user = "dnsguard";
+  std::filesystem::path dnsguard = "/usr/local/bin/dnsguard";
+  std::optional<std::filesystem::path> ca_bundle;   // extra CAs to trust (issue 8)
+  std::filesystem::path workspace = "/workspace";
+  std::filesystem::path runtime_dir = "/run/cagent"; // root-only scratch (policy copy)
+  std::filesystem::path resolv_conf = "/etc/resolv.conf";
+  std::filesystem::path system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
+  std::chrono::milliseconds dnsguard_ready_timeout{15000};
+  std::vector<std::string> command;                  // empty: the agent's login shell
+};
+
+struct Account {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::filesystem::path home;
+  std::string shell;
+};
+
+struct Owner {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct Facts {
+  Policy policy;
+  std::vector<nft::Endpoint> resolv_conf_upstreams;  // the container's original resolvers
+  Account agent;
+  Account dnsguard;
+  std::optional<Owner> workspace_owner;              // nullopt: no workspace
+  std::vector<std::string> environment;              // cage-init's own, "KEY=VALUE"
+};
+
+// Environment variables the common runtimes read for their trust store.
+inline constexpr std::string_view kCaVariables[] = {
+    "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO", "PIP_CERT",           "CARGO_HTTP_CAINFO"};
+
+namespace step {
+// `dnsguard --config POLICY --check`: dnsguard is the one authority on what
+// a valid policy is; a bad policy stops here, before anything changed.
+struct CheckPolicy {
+  std::filesystem::path dnsguard;
+  std::filesystem::path policy;
+};
+// The policy names no upstreams: hand dnsguard a copy that does (the ones the
+// ruleset admits), instead of letting it read resolv.conf, which this plan
+// rewrites a few steps later.
+struct WritePolicyCopy {
+  std::filesystem::path source;
+  std::filesystem::path destination;
+  std::vector<nft::Endpoint> upstreams;
+};
+struct InstallRuleset {
+  nft::RulesetSpec spec;
+};
+// During the session the log directory belongs to dnsguard (the agent may
+// read, not write); afterwards it is handed to the workspace owner, who is the
+// host user reading the summary.
+struct PrepareLogDir {
+  std::filesystem::path dir;
+  Owner during;
+  Owner after;
+};
+struct StartDnsguard {
+  std::filesystem::path binary;
+  std::filesystem::path config;
+  Account user;
+  std::vector<int> ambient_capabilities;   // and nothing else, in any set
+};
+struct WaitForDnsguard {
+  nft::Endpoint probe;
+  std::chrono::milliseconds timeout;
+};
+struct WriteResolvConf {
+  std::filesystem::path path;
+  std::string content;
+};
+struct InstallCaBundle {
+  std::filesystem::path source;
+  std::filesystem::path system_bundle;
+};
+struct RemapAgent {
+  std::string user;
+  Owner from;
+  Owner to;
+  std::filesystem::path home;   // its entries owned by `from` move to `to`
+};
+// Drops every capability, sets no_new_privs, switches to `user`, execs.
+struct RunCommand {
+  Account user;
+  std::string file;                       // resolved through PATH if no '/'
+  std::vector<std::string> argv;
+  std::vector<std::string> environment;
+};
+}  // namespace step
+
+using Step = std::variant<step::CheckPolicy, step::WritePolicyCopy, step::InstallRuleset, step::PrepareLogDir,
+                          step::StartDnsguard, step::WaitForDnsguard, step::WriteResolvConf,
+                          step::InstallCaBundle, step::RemapAgent, step::RunCommand>;
+
+struct Plan {
+  std::vector<Step> steps;
+  std::vector<std::string> warnings;   // printed, not fatal (e.g. root-owned workspace)
+};
+
+// A plan cannot be made from these facts (e.g. no upstream resolver at all).
+class PlanError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+Plan plan_cage_init(const Options& options, const Facts& facts);
+
+// Short, stable names used in error messages: "install-ruleset", …
+std::string_view step_name(const Step& step);
+
+}  // namespace cagent::cage

@@ -1,0 +1,176 @@
+#include "launcher/cage/system.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <vector>
+
+extern char** environ;
+
+namespace cagent::cage {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
+
+// An owned file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const noexcept { return fd_; }
+  // close() with its error reported: a failed close can mean lost data.
+  void close_checked(const std::string& what) {
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail("close " + what);
+  }
+
+ private:
+  int fd_;
+};
+
+void write_all(int fd, std::string_view content, const std::string& what) {
+  while (!content.empty()) {
+    const ssize_t n = ::write(fd, content.data(), content.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write " + what);
+    }
+    content.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void own_by_root(int fd, mode_t mode, const std::string& what) {
+  if (::fchown(fd, 0, 0) != 0) fail("fchown " + what);
+  if (::fchmod(fd, mode) != 0) fail("fchmod " + what);
+}
+
+bool lchown_if(const std::filesystem::path& path, const struct stat& st, Owner from, Owner to) {
+  const uid_t uid = st.st_uid == from.uid ? to.uid : static_cast<uid_t>(-1);
+  const gid_t gid = st.st_gid == from.gid ? to.gid : static_cast<gid_t>(-1);
+  if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) return true;
+  return ::lchown(path.c_str(), uid, gid) == 0;
+}
+
+}  // namespace
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("open " + path.string());
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad()) fail("read " + path.string());
+  return content.str();
+}
+
+void replace_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
+  const std::filesystem::path temporary = path.string() + ".cage-init";
+  ::unlink(temporary.c_str());
+  Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) fail("create " + temporary.string());
+  write_all(fd.get(), content, temporary.string());
+  own_by_root(fd.get(), mode, temporary.string());
+  if (::fsync(fd.get()) != 0) fail("fsync " + temporary.string());
+  fd.close_checked(temporary.string());
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int saved = errno;
+    ::unlink(temporary.c_str());
+    errno = saved;
+    fail("rename onto " + path.string());
+  }
+}
+
+void overwrite_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    if (::unlink(path.c_str()) != 0) fail("unlink symlink " + path.string());
+  }
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) fail("open " + path.string());
+  own_by_root(fd.get(), mode, path.string());
+  write_all(fd.get(), content, path.string());
+  fd.close_checked(path.string());
+}
+
+void chown_tree(const std::filesystem::path& root, Owner from, Owner to) {
+  struct stat root_st {};
+  if (::lstat(root.c_str(), &root_st) != 0) fail("lstat " + root.string());
+  if (!lchown_if(root, root_st, from, to)) fail("lchown " + root.string());
+  if (!S_ISDIR(root_st.st_mode)) return;
+  // The iterator does not follow directory symlinks; lchown never follows
+  // the link itself. Other filesystems mounted below (e.g. a cache volume)
+  // are left alone.
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(root, ec), end;
+  if (ec) throw std::system_error(ec, "walk " + root.string());
+  for (; it != end; it.increment(ec)) {
+    if (ec) throw std::system_error(ec, "walk " + root.string());
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) fail("lstat " + it->path().string());
+    if (st.st_dev != root_st.st_dev) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!lchown_if(it->path(), st, from, to)) fail("lchown " + it->path().string());
+  }
+}
+
+Account lookup_account(const std::string& name) {
+  long size_hint = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buffer(size_hint > 0 ? static_cast<std::size_t>(size_hint) : 16384);
+  struct passwd entry {};
+  struct passwd* found = nullptr;
+  int error = 0;
+  while ((error = ::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found)) == ERANGE &&
+         buffer.size() < (1u << 20)) {
+    buffer.resize(buffer.size() * 2);
+  }
+  if (error != 0) {
+    errno = error;
+    fail("getpwnam " + name);
+  }
+  if (found == nullptr) throw std::runtime_error("no user \"" + name + "\" in the password database");
+  return Account{name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell};
+}
+
+Facts gather_facts(const Options& options) {
+  Facts facts;
+  try {
+    facts.policy = read_policy(options.policy);
+  } catch (const std::exception& error) {
+    throw StepError("read-policy", error.what());
+  }
+  try {
+    if (std::filesystem::exists(options.resolv_conf)) {
+      facts.resolv_conf_upstreams = parse_resolv_conf(read_file(options.resolv_conf));
+    }
+  } catch (const std::exception& error) {
+    throw StepError("read-resolv-conf", error.what());
+  }
+  try {
+    facts.agent = lookup_account(options.agent_user);
+    facts.dnsguard = lookup_account(options.dnsguard_user);
+  } catch (const std::exception& error) {
+    throw StepError("lookup-users", error.what());
+  }
+  struct stat st {};
+  if (::stat(options.workspace.c_str(), &st) == 0) {
+    facts.workspace_owner = Owner{st.st_uid, st.st_gid};
+  } else if (errno != ENOENT) {
+    throw StepError("stat-workspace", std::system_error(errno, std::generic_category(), options.workspace.string()).what());
+  }
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) facts.environment.emplace_back(*entry);
+  return facts;
+}
+
+}  // namespace cagent::cage

@@ -1,0 +1,45 @@
+#pragma once
+// The impure edges of cage-init: reading what the plan is made from, and the
+// file operations the steps perform. Everything here throws StepError, whose
+// message starts with the step's name so cage-init's one-line failure report
+// says where it stopped.
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "launcher/cage/plan.hpp"
+
+namespace cagent::cage {
+
+class StepError : public std::runtime_error {
+ public:
+  StepError(std::string_view step, const std::string& why)
+      : std::runtime_error("step " + std::string(step) + ": " + why) {}
+};
+
+// read-policy, read-resolv-conf, lookup-users, stat-workspace.
+Facts gather_facts(const Options& options);
+
+Account lookup_account(const std::string& name);
+
+// Whole-file helpers (throw std::system_error naming the path).
+std::string read_file(const std::filesystem::path& path);
+
+// Replaces `path` atomically (temporary file + rename) with `content`, owned
+// by root with `mode`.
+void replace_file(const std::filesystem::path& path, std::string_view content, mode_t mode);
+
+// Rewrites `path` in place (truncate + write): the right way for a file that
+// may be a bind mount, like Docker's /etc/resolv.conf, where rename() fails
+// with EBUSY. A symlink is replaced by a regular file instead of followed, so
+// a link pointing elsewhere (e.g. systemd-resolved's stub file) is never
+// written through. Root-owned, `mode`.
+void overwrite_file(const std::filesystem::path& path, std::string_view content, mode_t mode);
+
+// lchown every entry below and including `root` (not following symlinks, not
+// crossing mounts) whose uid is `from.uid` / gid is `from.gid`.
+void chown_tree(const std::filesystem::path& root, Owner from, Owner to);
+
+}  // namespace cagent::cage

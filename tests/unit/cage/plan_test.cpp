@@ -1,0 +1,244 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <linux/capability.h>
+
+#include <algorithm>
+
+#include "launcher/cage/plan.hpp"
+
+using namespace cagent;
+using namespace cagent::cage;
+
+namespace {
+
+Facts base_facts() {
+  Facts facts;
+  facts.policy.path = "/etc/cagent/policy.toml";
+  facts.policy.listen = {parse_endpoint("127.0.0.1:53"), parse_endpoint("[::1]:53")};
+  facts.policy.upstreams = {parse_endpoint("192.0.2.53")};
+  facts.policy.allow_cidrs = {parse_cidr("203.0.113.0/24")};
+  facts.agent = Account{"agent", 1000, 1000, "/home/agent", "/bin/bash"};
+  facts.dnsguard = Account{"dnsguard", 101, 102, "/nonexistent", "/usr/sbin/nologin"};
+  facts.workspace_owner = Owner{501, 20};
+  facts.environment = {"PATH=/usr/bin:/bin", "HOME=/root", "TERM=xterm", "SSL_CERT_FILE=/evil.pem"};
+  return facts;
+}
+
+std::vector<std::string> names(const Plan& plan) {
+  std::vector<std::string> result;
+  for (const auto& step : plan.steps) result.emplace_back(step_name(step));
+  return result;
+}
+
+// By value: callers often pass a temporary Plan.
+template <typename T>
+T only(const Plan& plan) {
+  const T* found = nullptr;
+  for (const auto& step : plan.steps) {
+    if (const auto* s = std::get_if<T>(&step)) {
+      REQUIRE(found == nullptr);
+      found = s;
+    }
+  }
+  REQUIRE(found != nullptr);
+  return found != nullptr ? *found : T{};
+}
+
+bool has_env(const std::vector<std::string>& env, const std::string& entry) {
+  return std::find(env.begin(), env.end(), entry) != env.end();
+}
+
+}  // namespace
+
+TEST_CASE("the full plan runs the steps in the order issue 4 gives") {
+  const Plan plan = plan_cage_init(Options{}, base_facts());
+  CHECK(names(plan) == std::vector<std::string>{"check-policy", "install-ruleset", "prepare-log-dir",
+                                                "start-dnsguard", "wait-for-dnsguard", "write-resolv-conf",
+                                                "remap-agent", "run-command"});
+  CHECK(plan.warnings.empty());
+}
+
+TEST_CASE("the ruleset carries dnsguard's uid, the upstreams, the listen port and the static CIDRs") {
+  Facts facts = base_facts();
+  facts.policy.listen = {parse_endpoint("127.0.0.1:5353")};
+  facts.policy.table = "t";
+  facts.policy.set4 = "s4";
+  facts.policy.set6 = "s6";
+  const auto spec = only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec;
+  CHECK(spec.dnsguard_uid == 101);
+  REQUIRE(spec.upstreams.size() == 1);
+  CHECK(format_endpoint(spec.upstreams[0]) == "192.0.2.53:53");
+  CHECK(spec.listen_port == 5353);
+  REQUIRE(spec.static_cidrs.size() == 1);
+  CHECK(spec.static_cidrs[0].prefix_len == 24);
+  CHECK(spec.table == "t");
+  CHECK(spec.set4 == "s4");
+  CHECK(spec.set6 == "s6");
+}
+
+TEST_CASE("without upstreams in the policy, dnsguard gets a copy naming resolv.conf's resolvers") {
+  Facts facts = base_facts();
+  facts.policy.upstreams.clear();
+  facts.resolv_conf_upstreams = {parse_endpoint("198.51.100.53"), parse_endpoint("2001:db8::53")};
+  Options options;
+  options.runtime_dir = "/run/x";
+  const Plan plan = plan_cage_init(options, facts);
+  const auto& copy = only<step::WritePolicyCopy>(plan);
+  CHECK(copy.source == "/etc/cagent/policy.toml");
+  CHECK(copy.destination == "/run/x/policy.toml");
+  CHECK(copy.upstreams.size() == 2);
+  CHECK(only<step::StartDnsguard>(plan).config == "/run/x/policy.toml");
+  CHECK(only<step::InstallRuleset>(plan).spec.upstreams.size() == 2);
+  // The copy is written before anything that uses it.
+  const auto order = names(plan);
+  CHECK(std::find(order.begin(), order.end(), "write-policy-copy") <
+        std::find(order.begin(), order.end(), "start-dnsguard"));
+}
+
+TEST_CASE("no upstream anywhere, or dnsguard as its own upstream, is a plan error") {
+  Facts facts = base_facts();
+  facts.policy.upstreams.clear();
+  CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+  facts.resolv_conf_upstreams = {parse_endpoint("127.0.0.1")};
+  CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+  facts = base_facts();
+  facts.policy.listen = {parse_endpoint("0.0.0.0:53")};
+  facts.policy.upstreams = {parse_endpoint("127.0.0.2:53")};
+  CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+  facts.policy.upstreams = {parse_endpoint("192.0.2.53:53")};
+  CHECK_NOTHROW(plan_cage_init(Options{}, facts));
+  facts.policy.upstreams = {parse_endpoint("127.0.0.11:53")};   // Docker's embedded DNS, another port-53 host
+  facts.policy.listen = {parse_endpoint("127.0.0.1:53")};
+  CHECK_NOTHROW(plan_cage_init(Options{}, facts));
+}
+
+TEST_CASE("agent and dnsguard must be distinct, unprivileged users") {
+  Facts facts = base_facts();
+  facts.agent.uid = 101;
+  CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+  facts = base_facts();
+  facts.agent.uid = 0;
+  CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+  facts = base_facts();
+  facts.dnsguard.uid = 0;
+  CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+}
+
+TEST_CASE("dnsguard starts as its own user with exactly NET_ADMIN and NET_BIND_SERVICE") {
+  const auto start = only<step::StartDnsguard>(plan_cage_init(Options{}, base_facts()));
+  CHECK(start.user.uid == 101);
+  CHECK(start.user.gid == 102);
+  CHECK(start.ambient_capabilities == std::vector<int>{CAP_NET_ADMIN, CAP_NET_BIND_SERVICE});
+  CHECK(start.config == "/etc/cagent/policy.toml");
+}
+
+TEST_CASE("the readiness probe goes to a concrete listen address") {
+  Facts facts = base_facts();
+  CHECK(format_endpoint(only<step::WaitForDnsguard>(plan_cage_init(Options{}, facts)).probe) == "127.0.0.1:53");
+  facts.policy.listen = {parse_endpoint("[::1]:53"), parse_endpoint("0.0.0.0:5353")};
+  CHECK(format_endpoint(only<step::WaitForDnsguard>(plan_cage_init(Options{}, facts)).probe) == "127.0.0.1:5353");
+  facts.policy.listen = {parse_endpoint("[::]:53")};
+  CHECK(format_endpoint(only<step::WaitForDnsguard>(plan_cage_init(Options{}, facts)).probe) == "[::1]:53");
+}
+
+TEST_CASE("resolv.conf points at the stub only") {
+  const auto resolv = only<step::WriteResolvConf>(plan_cage_init(Options{}, base_facts()));
+  CHECK(resolv.path == "/etc/resolv.conf");
+  CHECK(resolv.content == "nameserver 127.0.0.1\n");
+}
+
+TEST_CASE("the agent takes the workspace owner's uid/gid") {
+  const Plan plan = plan_cage_init(Options{}, base_facts());
+  const auto& remap = only<step::RemapAgent>(plan);
+  CHECK(remap.from.uid == 1000);
+  CHECK(remap.to.uid == 501);
+  CHECK(remap.to.gid == 20);
+  CHECK(remap.home == "/home/agent");
+  const auto& run = only<step::RunCommand>(plan);
+  CHECK(run.user.uid == 501);
+  CHECK(run.user.gid == 20);
+  const auto& log = only<step::PrepareLogDir>(plan);
+  CHECK(log.dir == "/var/log/cagent");
+  CHECK(log.during.uid == 101);
+  CHECK(log.after.uid == 501);
+}
+
+TEST_CASE("a root-owned, missing or dnsguard-owned workspace keeps the agent's uid, with a warning") {
+  for (const std::optional<Owner>& owner : {std::optional<Owner>{Owner{0, 0}}, std::optional<Owner>{},
+                                            std::optional<Owner>{Owner{101, 5}}, std::optional<Owner>{Owner{7, 102}}}) {
+    Facts facts = base_facts();
+    facts.workspace_owner = owner;
+    const Plan plan = plan_cage_init(Options{}, facts);
+    const auto order = names(plan);
+    CHECK(std::find(order.begin(), order.end(), "remap-agent") == order.end());
+    CHECK(only<step::RunCommand>(plan).user.uid == 1000);
+    CHECK(plan.warnings.size() == 1);
+  }
+}
+
+TEST_CASE("the default command is the agent's login shell") {
+  const auto run = only<step::RunCommand>(plan_cage_init(Options{}, base_facts()));
+  CHECK(run.file == "/bin/bash");
+  CHECK(run.argv == std::vector<std::string>{"-bash"});
+}
+
+TEST_CASE("an explicit command runs as given, with the agent's environment") {
+  Options options;
+  options.command = {"claude", "-p", "fix the tests"};
+  const auto run = only<step::RunCommand>(plan_cage_init(options, base_facts()));
+  CHECK(run.file == "claude");
+  CHECK(run.argv == options.command);
+  CHECK(has_env(run.environment, "HOME=/home/agent"));
+  CHECK(has_env(run.environment, "USER=agent"));
+  CHECK(has_env(run.environment, "PATH=/usr/bin:/bin"));
+  CHECK(has_env(run.environment, "TERM=xterm"));
+  CHECK_FALSE(has_env(run.environment, "HOME=/root"));
+  // Without --ca-bundle no CA variable is set, not even one inherited.
+  CHECK(std::none_of(run.environment.begin(), run.environment.end(),
+                     [](const std::string& e) { return e.starts_with("SSL_CERT_FILE="); }));
+}
+
+TEST_CASE("--ca-bundle merges into the system bundle and points every runtime at it") {
+  Options options;
+  options.ca_bundle = "/etc/cagent/extra-ca.pem";
+  const Plan plan = plan_cage_init(options, base_facts());
+  const auto& ca = only<step::InstallCaBundle>(plan);
+  CHECK(ca.source == "/etc/cagent/extra-ca.pem");
+  CHECK(ca.system_bundle == "/etc/ssl/certs/ca-certificates.crt");
+  const auto& env = only<step::RunCommand>(plan).environment;
+  for (std::string_view key : kCaVariables) {
+    CAPTURE(key);
+    CHECK(has_env(env, std::string(key) + "=/etc/ssl/certs/ca-certificates.crt"));
+  }
+  CHECK_FALSE(has_env(env, "SSL_CERT_FILE=/evil.pem"));
+  // Installed before privileges are dropped.
+  const auto order = names(plan);
+  CHECK(std::find(order.begin(), order.end(), "install-ca-bundle") <
+        std::find(order.begin(), order.end(), "run-command"));
+}
+
+TEST_CASE("whatever the options, the command is last and comes after firewall, stub and resolv.conf") {
+  for (bool with_ca : {false, true}) {
+    for (bool with_upstreams : {false, true}) {
+      Options options;
+      if (with_ca) options.ca_bundle = "/x.pem";
+      Facts facts = base_facts();
+      if (!with_upstreams) {
+        facts.policy.upstreams.clear();
+        facts.resolv_conf_upstreams = {parse_endpoint("192.0.2.1")};
+      }
+      const auto order = names(plan_cage_init(options, facts));
+      REQUIRE(!order.empty());
+      CHECK(order.back() == "run-command");
+      CHECK(order.front() == "check-policy");
+      const auto index = [&](const char* name) {
+        return std::find(order.begin(), order.end(), name) - order.begin();
+      };
+      CHECK(index("install-ruleset") < index("start-dnsguard"));
+      CHECK(index("start-dnsguard") < index("wait-for-dnsguard"));
+      CHECK(index("wait-for-dnsguard") < index("write-resolv-conf"));
+      CHECK(std::count(order.begin(), order.end(), "run-command") == 1);
+    }
+  }
+}

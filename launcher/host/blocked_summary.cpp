@@ -1,0 +1,105 @@
+#include "launcher/host/blocked_summary.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <sstream>
+#include <utility>
+
+namespace cagent::launcher::host {
+namespace {
+
+std::string clean_name(std::string_view raw) {
+  std::string n;
+  for (char c : raw) {
+    if (c == '"' || c == '\'' || c == ',' || c == ';') continue;
+    n.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (!n.empty() && n.back() == '.') n.pop_back();
+  return n;
+}
+
+bool looks_like_name(std::string_view s) {
+  if (s.empty() || s.find('.') == std::string_view::npos) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  });
+}
+
+// The value after "key=" or "key:" (JSON-ish "key":"v" too), if present.
+std::string field_value(std::string_view line, std::string_view key) {
+  std::size_t pos = 0;
+  while ((pos = line.find(key, pos)) != std::string_view::npos) {
+    const bool word_start = pos == 0 || !std::isalnum(static_cast<unsigned char>(line[pos - 1]));
+    std::size_t v = pos + key.size();
+    if (v < line.size() && line[v] == '"') ++v;
+    if (word_start && v < line.size() && (line[v] == '=' || line[v] == ':')) {
+      ++v;
+      while (v < line.size() && (line[v] == '"' || line[v] == ' ')) ++v;
+      std::size_t e = v;
+      while (e < line.size() && line[e] != ' ' && line[e] != '"' && line[e] != ',') ++e;
+      return clean_name(line.substr(v, e - v));
+    }
+    pos += key.size();
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::string> parse_denied_names(std::string_view log_text) {
+  std::vector<std::string> out;
+  std::istringstream in{std::string(log_text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string lower_line = line;
+    std::transform(lower_line.begin(), lower_line.end(), lower_line.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower_line.find("denied") == std::string::npos && lower_line.find("deny") == std::string::npos &&
+        lower_line.find("blocked") == std::string::npos) {
+      continue;
+    }
+    std::string name;
+    for (std::string_view key : {"name", "qname", "query", "domain"}) {
+      name = field_value(line, key);
+      if (!name.empty()) break;
+    }
+    if (name.empty()) {
+      // Free-form line: the first token that looks like a domain name.
+      std::istringstream words(line);
+      std::string w;
+      while (words >> w) {
+        const std::string c = clean_name(w);
+        if (looks_like_name(c)) {
+          name = c;
+          break;
+        }
+      }
+    }
+    if (looks_like_name(name)) out.push_back(name);
+  }
+  return out;
+}
+
+std::string summarize_blocked(const std::vector<std::string>& names, std::size_t max_names) {
+  if (names.empty()) return {};
+  std::map<std::string, std::size_t> counts;
+  std::vector<std::string> order;
+  for (const std::string& n : names) {
+    if (counts[n]++ == 0) order.push_back(n);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const std::string& a, const std::string& b) { return counts[a] > counts[b]; });
+  std::string s = "blocked " + std::to_string(names.size()) +
+                  (names.size() == 1 ? " lookup: " : " lookups: ");
+  for (std::size_t i = 0; i < order.size() && i < max_names; ++i) {
+    if (i > 0) s += ", ";
+    s += order[i];
+    if (counts[order[i]] > 1) s += " \xC3\x97" + std::to_string(counts[order[i]]);  // ×N
+  }
+  if (order.size() > max_names) s += ", +" + std::to_string(order.size() - max_names) + " more";
+  s += " \xE2\x80\x94 add to domains in .cagent.yaml to allow";  // em dash
+  return s;
+}
+
+}  // namespace cagent::launcher::host

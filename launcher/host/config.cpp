@@ -1,0 +1,330 @@
+#include "launcher/host/config.hpp"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "launcher/host/paths.hpp"
+
+namespace cagent::launcher::host {
+namespace {
+
+SourcePos pos_of(const std::string& origin, const YAML::Mark& mark) {
+  // yaml-cpp marks are 0-based; -1 when unknown.
+  return SourcePos{origin, mark.line < 0 ? 0 : mark.line + 1,
+                   mark.column < 0 ? 0 : mark.column + 1};
+}
+
+const char* type_name(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return "null";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Undefined: break;
+  }
+  return "undefined";
+}
+
+std::vector<Entry> read_string_list(const YAML::Node& value, const std::string& key,
+                                    const std::string& origin) {
+  std::vector<Entry> out;
+  if (value.IsNull()) return out;  // "domains:" with nothing = empty list
+  if (!value.IsSequence()) {
+    throw ConfigError(pos_of(origin, value.Mark()),
+                      "'" + key + "' must be a list of strings, not " + type_name(value));
+  }
+  for (const YAML::Node& item : value) {
+    if (!item.IsScalar()) {
+      throw ConfigError(pos_of(origin, item.Mark()),
+                        "'" + key + "' entries must be strings, not " + type_name(item));
+    }
+    out.push_back(Entry{item.Scalar(), pos_of(origin, item.Mark())});
+  }
+  return out;
+}
+
+void append(std::vector<Entry>& to, const std::vector<Entry>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
+
+// Keeps the first occurrence of each value (by key function), preserving order.
+template <typename Key>
+std::vector<Entry> dedupe(const std::vector<Entry>& entries, Key key) {
+  std::set<std::string> seen;
+  std::vector<Entry> out;
+  for (const Entry& e : entries) {
+    if (seen.insert(key(e.value)).second) out.push_back(e);
+  }
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+void emit_list(YAML::Emitter& out, const char* key, const std::vector<Entry>& entries) {
+  out << YAML::Key << key << YAML::Value;
+  if (entries.empty()) {
+    out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
+    return;
+  }
+  out << YAML::BeginSeq;
+  for (const Entry& e : entries) out << e.value << YAML::Comment(e.pos.str());
+  out << YAML::EndSeq;
+}
+
+}  // namespace
+
+std::string SourcePos::str() const {
+  std::string s = file;
+  if (line > 0) {
+    s += ":" + std::to_string(line);
+    if (column > 0) s += ":" + std::to_string(column);
+  }
+  return s;
+}
+
+ConfigError::ConfigError(const SourcePos& pos, const std::string& what)
+    : std::runtime_error(pos.str() + ": " + what) {}
+
+ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind) {
+  ConfigLayer layer;
+  layer.kind = kind;
+  layer.origin = origin;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(pos_of(origin, e.mark), "invalid YAML: " + e.msg);
+  }
+  if (docs.empty()) return layer;
+  if (docs.size() > 1) {
+    throw ConfigError(pos_of(origin, docs[1].Mark()), "more than one YAML document");
+  }
+  const YAML::Node& root = docs.front();
+  if (root.IsNull()) return layer;  // empty file or only comments
+  if (!root.IsMap()) {
+    throw ConfigError(pos_of(origin, root.Mark()),
+                      std::string("the config must be a mapping of keys, not ") + type_name(root));
+  }
+  std::set<std::string> seen;
+  for (const auto& kv : root) {
+    const YAML::Node& key_node = kv.first;
+    if (!key_node.IsScalar()) {
+      throw ConfigError(pos_of(origin, key_node.Mark()), "keys must be plain names");
+    }
+    const std::string key = key_node.Scalar();
+    if (!seen.insert(key).second) {
+      throw ConfigError(pos_of(origin, key_node.Mark()), "duplicate key '" + key + "'");
+    }
+    std::vector<Entry> values = read_string_list(kv.second, key, origin);
+    if (key == "ignore") {
+      layer.ignore = std::move(values);
+    } else if (key == "readonly") {
+      layer.readonly = std::move(values);
+    } else if (key == "domains") {
+      layer.domains = std::move(values);
+    } else if (key == "extra_args") {
+      layer.extra_args = std::move(values);
+    } else if (key == "dns_resolvers") {
+      layer.dns_resolvers = std::move(values);
+    } else if (key == "ca_certificates") {
+      layer.ca_certificates = std::move(values);
+    } else {
+      throw ConfigError(pos_of(origin, key_node.Mark()),
+                        "unknown key '" + key +
+                            "' (known: ignore, readonly, domains, extra_args, dns_resolvers, "
+                            "ca_certificates)");
+    }
+  }
+  return layer;
+}
+
+MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOptions& options) {
+  MergedConfig m;
+  for (const ConfigLayer& layer : layers) {
+    append(m.ignore, layer.ignore);
+    append(m.readonly, layer.readonly);
+    append(m.domains, layer.domains);
+    append(m.dns_resolvers, layer.dns_resolvers);
+    append(m.ca_certificates, layer.ca_certificates);
+    if (layer.kind == LayerKind::workspace && !layer.extra_args.empty() &&
+        !options.workspace_trusted) {
+      // Security: a cloned repository must not be able to hand docker
+      // "-v /:/host" or "--privileged" just by being opened.
+      m.warnings.push_back("ignoring extra_args from " + layer.origin +
+                           ": this workspace is not trusted (docker arguments can escape the "
+                           "cage); to trust it: " +
+                           options.trust_hint);
+      continue;
+    }
+    append(m.extra_args, layer.extra_args);
+  }
+  const auto identity = [](const std::string& v) { return v; };
+  m.ignore = dedupe(m.ignore, identity);
+  m.readonly = dedupe(m.readonly, identity);
+  m.domains = dedupe(m.domains, [](const std::string& v) {
+    std::string k = lower(v);
+    if (!k.empty() && k.back() == '.') k.pop_back();
+    return k;
+  });
+  m.dns_resolvers = dedupe(m.dns_resolvers, identity);
+  m.ca_certificates = dedupe(m.ca_certificates, identity);
+  return m;
+}
+
+std::string normalize_domain(std::string_view name) {
+  std::string n = lower(name);
+  if (!n.empty() && n.back() == '.') n.pop_back();
+  if (n.empty()) throw PatternError("empty domain name");
+  std::string_view rest = n;
+  if (rest.substr(0, 2) == "*.") {
+    rest.remove_prefix(2);
+    if (rest.empty()) throw PatternError("'*.' needs a suffix, e.g. '*.example.com'");
+  }
+  if (rest.size() > 253) throw PatternError("domain name longer than 253 characters");
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = rest.find('.', start);
+    const std::string_view label =
+        rest.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty()) throw PatternError("empty label in domain name");
+    if (label.size() > 63) throw PatternError("label longer than 63 characters");
+    for (char c : label) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+      if (!ok) {
+        if (c == '*') {
+          throw PatternError("'*' is allowed only as the whole first label ('*.example.com')");
+        }
+        throw PatternError(std::string("invalid character '") + c + "' in domain name");
+      }
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      throw PatternError("label starts or ends with '-'");
+    }
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return n;
+}
+
+std::string normalize_resolver(std::string_view text) {
+  std::string host;
+  std::string port = "53";
+  bool v6 = false;
+  if (!text.empty() && text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) throw PatternError("missing ']' in '[IPv6]:port'");
+    host = std::string(text.substr(1, close - 1));
+    std::string_view after = text.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') throw PatternError("expected ':port' after ']'");
+      port = std::string(after.substr(1));
+    }
+    v6 = true;
+  } else if (std::count(text.begin(), text.end(), ':') > 1) {
+    host = std::string(text);  // bare IPv6, default port
+    v6 = true;
+  } else {
+    const std::size_t colon = text.find(':');
+    host = std::string(text.substr(0, colon));
+    if (colon != std::string_view::npos) port = std::string(text.substr(colon + 1));
+  }
+  unsigned char buf[16];
+  if (::inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), buf) != 1) {
+    throw PatternError("'" + host + "' is not an IP" + (v6 ? "v6" : "v4") +
+                       " address (resolvers are addresses, not names)");
+  }
+  unsigned value = 0;
+  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || ptr != port.data() + port.size() || value == 0 || value > 65535) {
+    throw PatternError("invalid port '" + port + "'");
+  }
+  return v6 ? "[" + host + "]:" + port : host + ":" + port;
+}
+
+Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
+  Config c;
+  for (const Entry& e : merged.ignore) {
+    try {
+      c.ignore.push_back(Pattern::parse(e.value));
+    } catch (const PatternError& err) {
+      throw ConfigError(e.pos, "bad ignore pattern '" + e.value + "': " + err.what());
+    }
+  }
+  for (const Entry& e : merged.readonly) {
+    try {
+      c.readonly.push_back(Pattern::parse(e.value));
+    } catch (const PatternError& err) {
+      throw ConfigError(e.pos, "bad readonly pattern '" + e.value + "': " + err.what());
+    }
+  }
+  std::set<std::string> seen;
+  for (const Entry& e : merged.domains) {
+    try {
+      std::string d = normalize_domain(e.value);
+      if (seen.insert(d).second) c.domains.push_back(std::move(d));
+    } catch (const PatternError& err) {
+      throw ConfigError(e.pos, "bad domain '" + e.value + "': " + err.what());
+    }
+  }
+  if (c.domains.empty()) {
+    throw ConfigError(SourcePos{"config", 0, 0},
+                      "the merged domain list is empty: the cage could reach nothing (add "
+                      "'domains' to a config file or pass -d NAME)");
+  }
+  for (const Entry& e : merged.extra_args) {
+    if (e.value.empty()) throw ConfigError(e.pos, "empty extra_args entry");
+    c.extra_args.push_back(expand_home(e.value, home));
+  }
+  for (const Entry& e : merged.dns_resolvers) {
+    try {
+      c.dns_resolvers.push_back(normalize_resolver(e.value));
+    } catch (const PatternError& err) {
+      throw ConfigError(e.pos, "bad dns_resolvers entry '" + e.value + "': " + err.what());
+    }
+  }
+  for (const Entry& e : merged.ca_certificates) {
+    if (e.value == "system") {
+      c.ca_certificates.push_back(CaSource{{}, true, e.pos});
+      continue;
+    }
+    if (e.value.empty()) throw ConfigError(e.pos, "empty ca_certificates entry");
+    std::filesystem::path p = expand_home(e.value, home);
+    if (p.is_relative()) {
+      // Relative to the file that named it, so a config is self-contained.
+      const std::filesystem::path origin(e.pos.file);
+      if (origin.is_absolute()) p = origin.parent_path() / p;
+    }
+    c.ca_certificates.push_back(CaSource{p, false, e.pos});
+  }
+  return c;
+}
+
+std::string render_config(const MergedConfig& merged) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  emit_list(out, "ignore", merged.ignore);
+  emit_list(out, "readonly", merged.readonly);
+  emit_list(out, "domains", merged.domains);
+  emit_list(out, "extra_args", merged.extra_args);
+  emit_list(out, "dns_resolvers", merged.dns_resolvers);
+  emit_list(out, "ca_certificates", merged.ca_certificates);
+  out << YAML::EndMap;
+  std::string s = "# merged configuration (each entry: where it came from)\n";
+  s += out.c_str();
+  s += "\n";
+  return s;
+}
+
+}  // namespace cagent::launcher::host

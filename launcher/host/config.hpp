@@ -1,0 +1,109 @@
+#pragma once
+// cagent's configuration, in stages that each have their own type:
+//
+//   YAML text ──load_config()──▶ ConfigLayer        (one file, positions kept)
+//   layers   ──merge_layers()──▶ MergedConfig       (lists appended, trust applied)
+//   merged   ──validate()─────▶ Config              (patterns parsed, names
+//                                                     normalized, ~ expanded)
+//
+// Layers, in order: the base (the global ~/.cagent/config.yaml, or -c FILE,
+// or with --no-global-config the embedded default), then the workspace's
+// .cagent.yaml, then the command-line flags. Every error names
+// file:line:column (flags: "command line:argument N").
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "launcher/host/pattern.hpp"
+
+namespace cagent::launcher::host {
+
+struct SourcePos {
+  std::string file;
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+  std::string str() const;
+};
+
+// A configuration error, already formatted as "where: what".
+struct ConfigError : std::runtime_error {
+  ConfigError(const SourcePos& pos, const std::string& what);
+};
+
+struct Entry {
+  std::string value;
+  SourcePos pos;
+};
+
+enum class LayerKind { base, workspace, flags };
+
+struct ConfigLayer {
+  LayerKind kind = LayerKind::base;
+  std::string origin;  // file path, "<built-in default>" or "command line"
+  std::vector<Entry> ignore;
+  std::vector<Entry> readonly;
+  std::vector<Entry> domains;
+  std::vector<Entry> extra_args;
+  std::vector<Entry> dns_resolvers;
+  std::vector<Entry> ca_certificates;
+};
+
+// The keys a config file may have; anything else is an error.
+inline constexpr std::string_view kConfigKeys[] = {"ignore",     "readonly",      "domains",
+                                                   "extra_args", "dns_resolvers", "ca_certificates"};
+
+// Parses one YAML document. An empty file is an empty layer. Throws ConfigError.
+ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind);
+
+struct MergeOptions {
+  // A workspace .cagent.yaml may carry extra_args that escape the cage
+  // (-v /:/host, --privileged): they are used only for trusted workspaces.
+  bool workspace_trusted = false;
+  std::string trust_hint;  // the command that trusts this workspace, for the warning
+};
+
+struct MergedConfig {
+  std::vector<Entry> ignore;
+  std::vector<Entry> readonly;
+  std::vector<Entry> domains;
+  std::vector<Entry> extra_args;
+  std::vector<Entry> dns_resolvers;
+  std::vector<Entry> ca_certificates;
+  std::vector<std::string> warnings;  // printed once by the caller
+};
+
+MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOptions& options);
+
+// A CA source after expansion: a file or directory, or the host's system bundle.
+struct CaSource {
+  std::filesystem::path path;  // empty when system
+  bool system = false;
+  SourcePos pos;
+};
+
+struct Config {
+  std::vector<Pattern> ignore;
+  std::vector<Pattern> readonly;
+  std::vector<std::string> domains;        // lowercase, no trailing dot, deduplicated
+  std::vector<std::string> extra_args;     // leading ~/ and $HOME/ expanded
+  std::vector<std::string> dns_resolvers;  // "192.0.2.1:53", "[2001:db8::1]:53"
+  std::vector<CaSource> ca_certificates;
+};
+
+// Throws ConfigError naming the first bad entry; an empty domain list is an error.
+Config validate(const MergedConfig& merged, const std::filesystem::path& home);
+
+// Domain pattern check shared with the flags: exact name or "*.suffix".
+// Returns the normalized form or throws PatternError with the reason.
+std::string normalize_domain(std::string_view name);
+
+// Upstream resolver: "IP", "IP:port", "[IPv6]:port"; normalized with the port.
+std::string normalize_resolver(std::string_view text);
+
+// YAML for --print-config, each entry commented with where it came from.
+std::string render_config(const MergedConfig& merged);
+
+}  // namespace cagent::launcher::host

@@ -1,0 +1,84 @@
+#include "launcher/host/docker_argv.hpp"
+
+namespace cagent::launcher::host {
+namespace {
+
+// docker parses --mount values as one CSV record: quote every field and
+// double embedded quotes so commas, quotes and newlines in paths survive.
+std::string csv_field(const std::string& field) {
+  std::string out = "\"";
+  for (char c : field) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> render_bind(const std::filesystem::path& source,
+                                     const std::string& target, bool readonly) {
+  const std::string src = source.string();
+  if (src.find(':') == std::string::npos && target.find(':') == std::string::npos &&
+      src.find(',') == std::string::npos && target.find(',') == std::string::npos) {
+    return {"-v", src + ":" + target + (readonly ? ":ro" : "")};
+  }
+  std::string spec = "type=bind," + csv_field("source=" + src) + "," + csv_field("target=" + target);
+  if (readonly) spec += ",readonly";
+  return {"--mount", spec};
+}
+
+std::vector<std::string> render_run_argv(const RunSpec& spec) {
+  std::vector<std::string> argv = {"docker", "run", "--rm",
+                                   // --init: a real PID 1 reaps zombies and forwards signals
+                                   "--init", "-i"};
+  // -t only when both ends are terminals: a pipeline must stay binary-safe
+  // (a TTY would translate line endings and merge stderr into stdout).
+  if (spec.tty) argv.push_back("-t");
+  const auto add = [&](std::initializer_list<std::string> items) {
+    argv.insert(argv.end(), items.begin(), items.end());
+  };
+  const auto add_all = [&](const std::vector<std::string>& items) {
+    argv.insert(argv.end(), items.begin(), items.end());
+  };
+  add({"--name", spec.container_name, "--label", std::string(kSessionLabel) + "=" + spec.session_id,
+       "--hostname", "cagent"});
+  // Everything dropped, then exactly what cage-init (root) needs to install
+  // the firewall, start dnsguard on :53, chown/remap the agent user and drop
+  // privileges; cage-init removes all of them before running the command.
+  add({"--cap-drop", "ALL"});
+  for (const char* cap : {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "CHOWN",
+                          "DAC_OVERRIDE", "FOWNER", "KILL"}) {
+    add({"--cap-add", cap});
+  }
+  for (const Mount& m : spec.mounts.mounts) add_all(render_bind(m.source, m.target, m.readonly));
+  // The policy is read-only: the cage must not widen its own allowlist.
+  add_all(render_bind(spec.policy_file, kContainerPolicy, true));
+  add_all(render_bind(spec.log_dir, kContainerLogDir, false));
+  if (spec.ca_bundle) add_all(render_bind(*spec.ca_bundle, kContainerCaBundle, true));
+  add({"-v", std::string(kHomeVolume) + ":/home/agent", "-w", kContainerWorkspace});
+  if (spec.sysbox) add({"--runtime", "sysbox-runc"});
+  add_all(spec.extra_args);
+  argv.push_back(spec.image);
+  if (spec.ca_bundle) add({"--ca-bundle", kContainerCaBundle});
+  if (!spec.command.empty()) {
+    argv.push_back("--");
+    add_all(spec.command);
+  }
+  return argv;
+}
+
+std::vector<std::string> render_build_argv(const BuildSpec& spec) {
+  std::vector<std::string> argv = {"docker", "build", "-f", (spec.context / "image" / "Dockerfile").string(),
+                                   "-t", spec.image, "--label",
+                                   std::string(kHashLabel) + "=" + spec.context_hash};
+  for (const auto& [name, value] : spec.build_args) {
+    argv.push_back("--build-arg");
+    argv.push_back(name + "=" + value);
+  }
+  argv.push_back(spec.context.string());
+  return argv;
+}
+
+}  // namespace cagent::launcher::host

@@ -1,0 +1,269 @@
+#include "launcher/host/image.hpp"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+#include <system_error>
+
+#include "cagent_host/build_info.hpp"
+#include "launcher/host/docker_argv.hpp"
+#include "launcher/host/paths.hpp"
+#include "launcher/host/pattern.hpp"
+#include "launcher/host/sha256.hpp"
+
+namespace cagent::launcher::host {
+namespace fs = std::filesystem;
+namespace {
+
+bool has_dockerfile(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "image" / "Dockerfile", ec);
+}
+
+bool glob_segments(const std::vector<std::string>& pat, std::size_t pi,
+                   const std::vector<std::string_view>& path, std::size_t si) {
+  while (pi < pat.size()) {
+    if (pat[pi] == "**") {
+      for (std::size_t k = si; k <= path.size(); ++k) {
+        if (glob_segments(pat, pi + 1, path, k)) return true;
+      }
+      return false;
+    }
+    if (si >= path.size()) return false;
+    const std::string subject(path[si]);
+    if (::fnmatch(pat[pi].c_str(), subject.c_str(), 0) != 0) return false;
+    ++pi;
+    ++si;
+  }
+  return si == path.size();
+}
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+std::string tail_lines(const fs::path& file, std::size_t lines) {
+  std::string text;
+  try {
+    text = read_file(file);
+  } catch (const std::exception&) {
+    return {};
+  }
+  std::size_t pos = text.size();
+  std::size_t count = 0;
+  while (pos > 0 && count <= lines) {
+    pos = text.rfind('\n', pos - 1);
+    if (pos == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    ++count;
+  }
+  return text.substr(pos);
+}
+
+}  // namespace
+
+std::optional<fs::path> find_image_context(const fs::path& executable) {
+  if (const char* env = std::getenv("CAGENT_CONTEXT"); env != nullptr && env[0] != '\0') {
+    if (has_dockerfile(env)) return fs::absolute(env);
+    return std::nullopt;
+  }
+  const fs::path bin_dir = executable.parent_path();
+  std::error_code ec;
+  if (fs::is_regular_file(bin_dir / "cagent-source-root", ec)) {
+    const fs::path root = trim(read_file(bin_dir / "cagent-source-root"));
+    if (has_dockerfile(root)) return root;
+  }
+  const fs::path relocated = bin_dir.parent_path() / "share" / "cagent" / "context";
+  if (has_dockerfile(relocated)) return relocated;
+  const fs::path configured = fs::path(build_info::kDataDir) / "context";
+  if (has_dockerfile(configured)) return configured;
+  return std::nullopt;
+}
+
+DockerIgnore DockerIgnore::parse(std::string_view text) {
+  DockerIgnore d;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string p = trim(line);
+    if (p.empty() || p.front() == '#') continue;
+    Rule r;
+    if (p.front() == '!') {
+      r.exception = true;
+      d.has_exceptions_ = true;
+      p = trim(p.substr(1));
+    }
+    while (p.rfind("./", 0) == 0) p = p.substr(2);
+    for (std::string_view seg : split_path(p)) {
+      if (seg == ".") continue;
+      r.segments.emplace_back(seg);
+    }
+    if (!r.segments.empty()) d.rules_.push_back(std::move(r));
+  }
+  return d;
+}
+
+bool DockerIgnore::excluded(std::string_view relative) const {
+  const std::vector<std::string_view> path = split_path(relative);
+  bool out = false;
+  for (const Rule& r : rules_) {
+    // A rule matching any leading part of the path covers the whole subtree.
+    for (std::size_t n = 1; n <= path.size(); ++n) {
+      const std::vector<std::string_view> prefix(path.begin(), path.begin() + static_cast<long>(n));
+      if (glob_segments(r.segments, 0, prefix, 0)) {
+        out = !r.exception;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> context_files(const fs::path& root) {
+  DockerIgnore ignore;
+  std::error_code ec;
+  if (fs::is_regular_file(root / ".dockerignore", ec)) {
+    ignore = DockerIgnore::parse(read_file(root / ".dockerignore"));
+  } else {
+    // Without a .dockerignore docker would ship build trees and .git; never
+    // hash (or copy) those.
+    ignore = DockerIgnore::parse(".git\nbuild*\n.cache\n");
+  }
+  std::vector<std::string> files;
+  std::vector<std::pair<fs::path, std::string>> stack = {{root, ""}};
+  while (!stack.empty()) {
+    auto [dir, rel_dir] = std::move(stack.back());
+    stack.pop_back();
+    for (fs::directory_iterator it(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      const std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
+      if (rel == "image/build-ca") continue;  // cagent's own, per build
+      const fs::file_status st = it->symlink_status(ec);
+      if (ec) break;
+      const bool excluded = ignore.excluded(rel);
+      if (fs::is_directory(st)) {
+        // An excluded directory can only contribute files through '!' rules.
+        if (!excluded || ignore.has_exceptions()) stack.emplace_back(it->path(), rel);
+        continue;
+      }
+      if (!excluded && (fs::is_regular_file(st) || fs::is_symlink(st))) files.push_back(rel);
+    }
+    if (ec) throw std::runtime_error("cannot read image context " + dir.string() + ": " + ec.message());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+BuildArgs default_build_args() {
+  const char* base = std::getenv("CAGENT_BASE_IMAGE");
+  const char* npm = std::getenv("CAGENT_NPM_PACKAGES");
+  return {{"BASE", base != nullptr && base[0] != '\0' ? base : kDefaultBase},
+          {"AGENT_NPM_PACKAGES", npm != nullptr ? npm : kDefaultNpmPackages}};
+}
+
+std::string context_hash(const fs::path& root, const std::vector<std::string>& files,
+                         const BuildArgs& args, std::string_view ca_pem) {
+  Sha256 h;
+  // Length-prefixed fields, so no two different inputs serialize alike.
+  const auto field = [&h](std::string_view tag, std::string_view value) {
+    h.update(tag);
+    h.update(std::to_string(value.size()));
+    h.update(":");
+    h.update(value);
+  };
+  field("v", "cagent-context-1");
+  for (const std::string& rel : files) {
+    const fs::path p = root / rel;
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(p, ec);
+    field("path", rel);
+    if (fs::is_symlink(st)) {
+      field("link", fs::read_symlink(p, ec).string());
+    } else {
+      // The executable bit reaches the image (COPY keeps modes).
+      const bool exec = (st.permissions() & fs::perms::owner_exec) != fs::perms::none;
+      field("mode", exec ? "x" : "-");
+      field("data", read_file(p));
+    }
+  }
+  for (const auto& [name, value] : args) field("arg", name + "=" + value);
+  field("ca", ca_pem);
+  return h.hex_digest();
+}
+
+void copy_context(const fs::path& root, const std::vector<std::string>& files, const fs::path& dest,
+                  std::string_view ca_pem) {
+  fs::create_directories(dest);
+  for (const std::string& rel : files) {
+    const fs::path to = dest / rel;
+    fs::create_directories(to.parent_path());
+    fs::copy(root / rel, to, fs::copy_options::copy_symlinks | fs::copy_options::overwrite_existing);
+  }
+  fs::create_directories(dest / "image" / "build-ca");
+  write_file(dest / kBuildCaPath, ca_pem, 0644);
+}
+
+std::optional<std::string> inspect_image_hash(ProcessRunner& runner, const std::string& image) {
+  RunOptions opts;
+  opts.output = RunOptions::Output::capture;
+  const RunResult r = runner.run({"docker", "image", "inspect", "--format",
+                                  std::string("{{ index .Config.Labels \"") + kHashLabel + "\" }}",
+                                  image},
+                                 opts);
+  if (r.status != 0) return std::nullopt;
+  return trim(std::string_view(r.output).substr(0, r.output.find('\n')));
+}
+
+void ensure_image(ProcessRunner& runner, const ImageRequest& request) {
+  const std::optional<std::string> current = inspect_image_hash(runner, request.image);
+  if (current && !request.check_for_update) return;
+  if (!request.context) {
+    if (current) {
+      std::cerr << "cagent: image context not found (set CAGENT_CONTEXT); using " << request.image
+                << " as it is\n";
+      return;
+    }
+    throw DockerError("image " + request.image +
+                      " is missing and no image context (image/Dockerfile) was found to build it; "
+                      "set CAGENT_CONTEXT to the cagent source tree");
+  }
+  const std::vector<std::string> files = context_files(*request.context);
+  const std::string hash = context_hash(*request.context, files, request.build_args, request.ca_pem);
+  if (current && *current == hash) return;
+
+  fs::create_directories(request.log_dir);
+  const std::string stamp = random_hex(4);
+  const fs::path log = request.log_dir / ("build-" + stamp + ".log");
+  const fs::path copy = request.work_dir / ("context-" + stamp);
+  std::cerr << "cagent: " << (current ? "rebuilding" : "building") << " image " << request.image
+            << (current ? " (its sources changed)" : " (first run: a few minutes)") << "; log: "
+            << log.string() << "\n";
+  struct RemoveCopy {
+    fs::path dir;
+    ~RemoveCopy() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{copy};
+  copy_context(*request.context, files, copy, request.ca_pem);
+  RunOptions opts;
+  opts.output = RunOptions::Output::file;
+  opts.file = log;
+  opts.merge_stderr = true;
+  const RunResult r = runner.run(
+      render_build_argv(BuildSpec{request.image, copy, hash, request.build_args}), opts);
+  if (r.status != 0) {
+    throw DockerError("image build failed (exit " + std::to_string(r.status) + "); full log: " +
+                      log.string() + "; last lines:" + tail_lines(log, 15));
+  }
+}
+
+}  // namespace cagent::launcher::host

@@ -1,0 +1,102 @@
+#pragma once
+// Image management: where the image context is, what goes into it, its
+// content hash, and build-when-missing/rebuild-when-changed.
+//
+//   context root ──context_files()──▶ file list (.dockerignore applied)
+//                ──context_hash()───▶ sha256 over files + build args + CA bundle
+//   docker image inspect label cagent.context-hash == hash ?  done
+//                : copy the context to a private build dir, write
+//                  image/build-ca/extra-ca.pem, docker build (log to
+//                  ~/.cagent/logs/), remove the copy.
+//
+// The context is copied rather than built in place so the CA bundle never
+// lands in the user's checkout (or a read-only installed tree), and so the
+// hash covers exactly the bytes docker receives.
+
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "launcher/host/process.hpp"
+
+namespace cagent::launcher::host {
+
+// A docker failure: cagent exits 125 with this one-line message.
+struct DockerError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline constexpr const char* kBuildCaPath = "image/build-ca/extra-ca.pem";
+inline constexpr const char* kDefaultBase = "debian:bookworm-slim";
+inline constexpr const char* kDefaultNpmPackages = "@anthropic-ai/claude-code @openai/codex";
+
+// Where the image context is:
+//  1. $CAGENT_CONTEXT when set;
+//  2. build tree: <dir of the executable>/cagent-source-root exists (a marker
+//     CMake writes next to bin/cagent) and names a directory with
+//     image/Dockerfile;
+//  3. installed: <exe>/../share/cagent/context (relocated prefix), then the
+//     configured ${CAGENT_DATA_DIR}/context.
+// Returns nullopt when none has image/Dockerfile.
+std::optional<std::filesystem::path> find_image_context(const std::filesystem::path& executable);
+
+// .dockerignore semantics (the subset docker implements): patterns relative
+// to the context root, '*' '?' '[..]' within a segment, '**' across
+// segments, a match on a directory covers everything below, '!' re-includes,
+// the last matching line wins.
+class DockerIgnore {
+ public:
+  static DockerIgnore parse(std::string_view text);
+  bool excluded(std::string_view relative) const;
+  bool has_exceptions() const { return has_exceptions_; }
+
+ private:
+  struct Rule {
+    std::vector<std::string> segments;
+    bool exception = false;
+  };
+  std::vector<Rule> rules_;
+  bool has_exceptions_ = false;
+};
+
+// Relative paths (sorted) of the files docker would receive, excluding
+// image/build-ca/ (cagent writes that itself).
+std::vector<std::string> context_files(const std::filesystem::path& root);
+
+using BuildArgs = std::vector<std::pair<std::string, std::string>>;
+
+// BASE and AGENT_NPM_PACKAGES, from $CAGENT_BASE_IMAGE / $CAGENT_NPM_PACKAGES
+// when set (an empty CAGENT_NPM_PACKAGES means no agent CLIs: a quick build).
+BuildArgs default_build_args();
+
+std::string context_hash(const std::filesystem::path& root, const std::vector<std::string>& files,
+                         const BuildArgs& args, std::string_view ca_pem);
+
+// Copies `files` from root to dest (created) and writes the CA bundle (maybe
+// empty) to dest/image/build-ca/extra-ca.pem.
+void copy_context(const std::filesystem::path& root, const std::vector<std::string>& files,
+                  const std::filesystem::path& dest, std::string_view ca_pem);
+
+struct ImageRequest {
+  std::string image;
+  std::optional<std::filesystem::path> context;  // nullopt: cannot build
+  BuildArgs build_args;
+  std::string ca_pem;
+  std::filesystem::path work_dir;  // for the context copy (private, same fs as logs)
+  std::filesystem::path log_dir;   // build logs
+  bool check_for_update = true;    // false with --no-update: use what exists
+};
+
+// Reads the image's cagent.context-hash label; nullopt when the image is missing.
+std::optional<std::string> inspect_image_hash(ProcessRunner& runner, const std::string& image);
+
+// Ensures the image exists and, unless !check_for_update, matches the
+// context. Prints one progress line to stderr when it builds. Throws
+// DockerError on failure (with the log path and its last lines).
+void ensure_image(ProcessRunner& runner, const ImageRequest& request);
+
+}  // namespace cagent::launcher::host

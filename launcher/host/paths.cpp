@@ -1,0 +1,120 @@
+#include "launcher/host/paths.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace cagent::launcher::host {
+
+std::string expand_home(std::string_view text, const std::filesystem::path& home) {
+  for (std::string_view prefix : {std::string_view("~"), std::string_view("$HOME")}) {
+    if (text == prefix) return home.string();
+    if (text.size() > prefix.size() && text.substr(0, prefix.size()) == prefix &&
+        text[prefix.size()] == '/') {
+      return home.string() + std::string(text.substr(prefix.size()));
+    }
+  }
+  return std::string(text);
+}
+
+std::filesystem::path home_directory() {
+  if (const char* env = std::getenv("HOME"); env != nullptr && env[0] == '/') return env;
+  if (const passwd* pw = ::getpwuid(::getuid()); pw != nullptr && pw->pw_dir != nullptr &&
+                                                 pw->pw_dir[0] == '/') {
+    return pw->pw_dir;
+  }
+  throw std::runtime_error("cannot find the home directory: HOME is unset and passwd has none");
+}
+
+std::filesystem::path cagent_home(const std::filesystem::path& home) {
+  if (const char* env = std::getenv("CAGENT_HOME"); env != nullptr && env[0] != '\0') {
+    return std::filesystem::absolute(env);
+  }
+  return home / ".cagent";
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  std::size_t got = 0;
+  while (got < bytes) {
+    const ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  static constexpr std::array<char, 16> kHex = {'0', '1', '2', '3', '4', '5', '6', '7',
+                                                '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
+  std::string out;
+  for (char c : raw) {
+    const auto b = static_cast<unsigned char>(c);
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0x0f]);
+  }
+  return out;
+}
+
+std::string shell_quote(std::string_view word) {
+  if (!word.empty() &&
+      word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                             "@%+=:,./-_") == std::string_view::npos) {
+    return std::string(word);
+  }
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out.push_back(c);
+    }
+  }
+  out += "'";
+  return out;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string() + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw std::runtime_error("error reading " + path.string());
+  return ss.str();
+}
+
+void write_file(const std::filesystem::path& path, std::string_view content, unsigned mode) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                        static_cast<mode_t>(mode));
+  if (fd < 0) {
+    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+  }
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int saved = errno;
+      ::close(fd);
+      throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(saved));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  // The umask may have narrowed the mode; placeholders and the policy must
+  // be readable by container root regardless.
+  ::fchmod(fd, static_cast<mode_t>(mode));
+  if (::close(fd) != 0) {
+    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+  }
+}
+
+}  // namespace cagent::launcher::host

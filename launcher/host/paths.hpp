@@ -1,0 +1,34 @@
+#pragma once
+// Small host-environment helpers shared by the pipeline steps: home
+// expansion, where ~/.cagent is, random session ids, shell quoting for
+// display (never for execution: docker always gets an argv vector).
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace cagent::launcher::host {
+
+// Expands a leading "~/" or "$HOME/" (or the bare "~" / "$HOME").
+std::string expand_home(std::string_view text, const std::filesystem::path& home);
+
+// $HOME, else the passwd entry; throws if neither gives an absolute path.
+std::filesystem::path home_directory();
+
+// $CAGENT_HOME when set (tests use it), else <home>/.cagent.
+std::filesystem::path cagent_home(const std::filesystem::path& home);
+
+// `bytes` random bytes from getrandom(2) as lowercase hex.
+std::string random_hex(std::size_t bytes);
+
+// POSIX-shell quoting of one word, for --dry-run output and messages.
+std::string shell_quote(std::string_view word);
+
+// Reads a whole file; throws std::runtime_error naming the path on failure.
+std::string read_file(const std::filesystem::path& path);
+
+// Writes `content` to `path` (created or truncated) with `mode`; throws on failure.
+void write_file(const std::filesystem::path& path, std::string_view content, unsigned mode);
+
+}  // namespace cagent::launcher::host

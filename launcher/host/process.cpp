@@ -1,0 +1,264 @@
+#include "launcher/host/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace cagent::launcher::host {
+namespace {
+
+// Owns a file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct FileActionsDeleter {
+  void operator()(posix_spawn_file_actions_t* fa) const { posix_spawn_file_actions_destroy(fa); }
+};
+struct SpawnAttrDeleter {
+  void operator()(posix_spawnattr_t* a) const { posix_spawnattr_destroy(a); }
+};
+
+int decode_status(int wstatus) {
+  if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+  if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
+  return 1;
+}
+
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+  std::vector<char*> out;
+  for (const std::string& a : argv) out.push_back(const_cast<char*>(a.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+class Spawn {
+ public:
+  Spawn() {
+    if (posix_spawn_file_actions_init(&fa_storage_) != 0) throw std::runtime_error("posix_spawn init");
+    fa_.reset(&fa_storage_);
+    if (posix_spawnattr_init(&attr_storage_) != 0) throw std::runtime_error("posix_spawn init");
+    attr_.reset(&attr_storage_);
+    // The child starts with an empty signal mask and default dispositions,
+    // whatever cagent blocked for its own signal handling.
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE, SIGQUIT}) sigaddset(&defaults, s);
+    posix_spawnattr_setsigmask(attr_.get(), &empty);
+    posix_spawnattr_setsigdefault(attr_.get(), &defaults);
+    posix_spawnattr_setflags(attr_.get(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  }
+  posix_spawn_file_actions_t* actions() { return fa_.get(); }
+
+  // Returns the pid, or -1 with errno-like code in `err`.
+  pid_t start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+              int& err) {
+    std::vector<std::string> env_strings;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) env_strings.emplace_back(*e);
+    for (const std::string& add : extra_env) {
+      const std::string name = add.substr(0, add.find('=') + 1);
+      std::erase_if(env_strings, [&](const std::string& s) { return s.rfind(name, 0) == 0; });
+      env_strings.push_back(add);
+    }
+    std::vector<char*> envp = c_argv(env_strings);
+    std::vector<char*> args = c_argv(argv);
+    pid_t pid = -1;
+    err = posix_spawnp(&pid, args[0], fa_.get(), attr_.get(), args.data(), envp.data());
+    return err == 0 ? pid : -1;
+  }
+
+ private:
+  posix_spawn_file_actions_t fa_storage_{};
+  posix_spawnattr_t attr_storage_{};
+  std::unique_ptr<posix_spawn_file_actions_t, FileActionsDeleter> fa_;
+  std::unique_ptr<posix_spawnattr_t, SpawnAttrDeleter> attr_;
+};
+
+int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+int wait_child(pid_t pid) {
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, 0) < 0) {
+    if (errno != EINTR) return 1;
+  }
+  return decode_status(wstatus);
+}
+
+}  // namespace
+
+RunResult PosixProcessRunner::run(const std::vector<std::string>& argv, const RunOptions& options) {
+  if (argv.empty()) throw std::invalid_argument("run: empty argv");
+  Spawn spawn;
+  Fd read_end;
+  if (options.null_stdin) posix_spawn_file_actions_addopen(spawn.actions(), 0, "/dev/null", O_RDONLY, 0);
+  using Output = RunOptions::Output;
+  switch (options.output) {
+    case Output::inherit: break;
+    case Output::discard:
+      posix_spawn_file_actions_addopen(spawn.actions(), 1, "/dev/null", O_WRONLY, 0);
+      break;
+    case Output::file:
+      posix_spawn_file_actions_addopen(spawn.actions(), 1, options.file.c_str(),
+                                       O_WRONLY | O_CREAT | O_APPEND, 0600);
+      break;
+    case Output::capture: {
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+      read_end.reset(fds[0]);
+      Fd write_end(fds[1]);
+      posix_spawn_file_actions_adddup2(spawn.actions(), write_end.get(), 1);
+      RunResult r;
+      int err = 0;
+      if (options.merge_stderr) posix_spawn_file_actions_adddup2(spawn.actions(), 1, 2);
+      const pid_t pid = spawn.start(argv, options.extra_env, err);
+      write_end.reset();  // only the child holds the write end now
+      if (pid < 0) {
+        r.status = 127;
+        r.output = argv[0] + ": " + std::strerror(err);
+        return r;
+      }
+      const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+      char buf[4096];
+      bool open = true;
+      while (open) {
+        int wait_ms = -1;
+        if (options.timeout.count() > 0) {
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+              deadline - std::chrono::steady_clock::now());
+          if (left.count() <= 0) {
+            ::kill(pid, SIGKILL);
+            r.timed_out = true;
+            break;
+          }
+          wait_ms = static_cast<int>(left.count());
+        }
+        pollfd p{read_end.get(), POLLIN, 0};
+        const int n = ::poll(&p, 1, wait_ms);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) continue;
+        const ssize_t got = ::read(read_end.get(), buf, sizeof buf);
+        if (got > 0) {
+          r.output.append(buf, static_cast<std::size_t>(got));
+        } else if (got == 0 || errno != EINTR) {
+          open = false;
+        }
+      }
+      r.status = wait_child(pid);
+      return r;
+    }
+  }
+  if (options.merge_stderr && options.output != Output::inherit) {
+    posix_spawn_file_actions_adddup2(spawn.actions(), 1, 2);
+  }
+  RunResult r;
+  int err = 0;
+  const pid_t pid = spawn.start(argv, options.extra_env, err);
+  if (pid < 0) {
+    r.status = 127;
+    r.output = argv[0] + ": " + std::strerror(err);
+    return r;
+  }
+  if (options.timeout.count() > 0) {
+    Fd pidfd(pidfd_open(pid));
+    pollfd p{pidfd.get(), POLLIN, 0};
+    int n = 0;
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    do {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) {
+      ::kill(pid, SIGKILL);
+      r.timed_out = true;
+    }
+  }
+  r.status = wait_child(pid);
+  return r;
+}
+
+int PosixProcessRunner::run_foreground(const std::vector<std::string>& argv,
+                                       const std::function<void(int)>& on_signal) {
+  if (argv.empty()) throw std::invalid_argument("run_foreground: empty argv");
+  // Block the stop signals and read them from a signalfd, so a Ctrl-C or a
+  // SIGTERM is handled in this loop (stop the container, then keep waiting
+  // for docker to return) rather than killing cagent mid-session and leaving
+  // the container running.
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, s);
+  sigset_t old;
+  if (::sigprocmask(SIG_BLOCK, &mask, &old) != 0) throw std::runtime_error("sigprocmask failed");
+  struct Restore {
+    sigset_t old;
+    ~Restore() { ::sigprocmask(SIG_SETMASK, &old, nullptr); }
+  } restore{old};
+  Fd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC));
+  if (sigfd.get() < 0) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+
+  Spawn spawn;
+  int err = 0;
+  const pid_t pid = spawn.start(argv, {}, err);
+  if (pid < 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(err));
+  Fd pidfd(pidfd_open(pid));
+  if (pidfd.get() < 0) {
+    return wait_child(pid);  // very old kernel: no signal handling, still correct status
+  }
+  while (true) {
+    pollfd fds[2] = {{pidfd.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    const int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(sigfd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        on_signal(static_cast<int>(info.ssi_signo));
+      }
+    }
+    if (fds[0].revents & POLLIN) break;
+  }
+  return wait_child(pid);
+}
+
+}  // namespace cagent::launcher::host

@@ -1,0 +1,49 @@
+#pragma once
+// ProcessRunner: the one door through which the host side starts programs
+// (docker, git). Always an argv vector, never a shell string. Tests replace
+// it with a fake that records argv and returns canned results.
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cagent::launcher::host {
+
+struct RunOptions {
+  enum class Output { inherit, capture, file, discard };
+  Output output = Output::inherit;  // where stdout goes
+  bool merge_stderr = false;        // stderr follows stdout (file/discard/capture)
+  std::filesystem::path file;       // Output::file: appended to
+  bool null_stdin = true;           // helpers never read the user's stdin
+  std::chrono::milliseconds timeout{0};  // 0: none; on expiry the child is killed
+  std::vector<std::string> extra_env;    // "NAME=value" added to the environment
+};
+
+struct RunResult {
+  int status = 0;  // exit code, 128+N when killed by signal N, 127 when it cannot start
+  std::string output;
+  bool timed_out = false;
+};
+
+class ProcessRunner {
+ public:
+  virtual ~ProcessRunner() = default;
+  virtual RunResult run(const std::vector<std::string>& argv, const RunOptions& options) = 0;
+  // The session itself: stdin/stdout/stderr pass straight through. While it
+  // runs, SIGINT/SIGTERM/SIGHUP sent to cagent call `on_signal(signo)`
+  // (e.g. to stop the container by name); the child keeps its default
+  // dispositions. Returns the child's status as in RunResult.
+  virtual int run_foreground(const std::vector<std::string>& argv,
+                             const std::function<void(int)>& on_signal) = 0;
+};
+
+class PosixProcessRunner final : public ProcessRunner {
+ public:
+  RunResult run(const std::vector<std::string>& argv, const RunOptions& options) override;
+  int run_foreground(const std::vector<std::string>& argv,
+                     const std::function<void(int)>& on_signal) override;
+};
+
+}  // namespace cagent::launcher::host

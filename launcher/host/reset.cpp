@@ -1,0 +1,85 @@
+#include "launcher/host/reset.hpp"
+
+#include <iostream>
+#include <sstream>
+#include <system_error>
+
+#include "launcher/host/docker_argv.hpp"
+
+namespace cagent::launcher::host {
+
+ResetPlan parse_reset(const std::string& letters) {
+  ResetPlan p;
+  for (char c : letters) {
+    if (c == 'c') p.containers = true;
+    if (c == 'i') p.image = true;
+    if (c == 'v') p.volume = true;
+    if (c == 'd') p.home = true;
+  }
+  return p;
+}
+
+std::string describe_reset(const ResetPlan& plan, const std::string& image,
+                           const std::filesystem::path& cagent_home) {
+  std::string s;
+  if (plan.containers) s += "  - every container labelled " + std::string(kSessionLabel) + " (running sessions stop)\n";
+  if (plan.image) s += "  - the image " + image + "\n";
+  if (plan.volume) s += "  - the volume " + std::string(kHomeVolume) + " (the agent's home: logins, history)\n";
+  if (plan.home) s += "  - " + cagent_home.string() + " (config, logs, trusted workspaces)\n";
+  return s;
+}
+
+std::vector<std::vector<std::string>> reset_docker_commands(const ResetPlan& plan,
+                                                            const std::string& image,
+                                                            const std::vector<std::string>& ids) {
+  std::vector<std::vector<std::string>> cmds;
+  if (plan.containers && !ids.empty()) {
+    std::vector<std::string> rm = {"docker", "rm", "-f"};
+    rm.insert(rm.end(), ids.begin(), ids.end());
+    cmds.push_back(rm);
+  }
+  if (plan.image) cmds.push_back({"docker", "image", "rm", "-f", image});
+  if (plan.volume) cmds.push_back({"docker", "volume", "rm", "-f", kHomeVolume});
+  return cmds;
+}
+
+int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& image,
+              const std::filesystem::path& cagent_home) {
+  int status = 0;
+  std::vector<std::string> ids;
+  if (plan.containers) {
+    RunOptions capture;
+    capture.output = RunOptions::Output::capture;
+    const RunResult r = runner.run(
+        {"docker", "ps", "-aq", "--filter", std::string("label=") + kSessionLabel}, capture);
+    if (r.status != 0) {
+      std::cerr << "cagent: cannot list containers (docker ps exit " << r.status << ")\n";
+      status = 125;
+    }
+    std::istringstream in(r.output);
+    for (std::string id; in >> id;) ids.push_back(id);
+  }
+  RunOptions quiet;
+  quiet.output = RunOptions::Output::discard;
+  quiet.merge_stderr = true;
+  for (const auto& cmd : reset_docker_commands(plan, image, ids)) {
+    const RunResult r = runner.run(cmd, quiet);
+    // "image rm -f" and "volume rm -f" of something absent still exit 0 on
+    // current docker; older ones say "No such"; either way nothing is left.
+    if (r.status != 0) {
+      std::cerr << "cagent: '" << cmd[1] << " " << cmd[2] << "' failed (exit " << r.status << ")\n";
+      status = 125;
+    }
+  }
+  if (plan.home) {
+    std::error_code ec;
+    std::filesystem::remove_all(cagent_home, ec);
+    if (ec) {
+      std::cerr << "cagent: cannot remove " << cagent_home.string() << ": " << ec.message() << "\n";
+      status = 1;
+    }
+  }
+  return status;
+}
+
+}  // namespace cagent::launcher::host

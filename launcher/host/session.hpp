@@ -1,0 +1,54 @@
+#pragma once
+// One cagent invocation, wired from the pure steps:
+//
+//   CliOptions ─▶ layers (base, workspace, flags) ─▶ merge ─▶ validate ─▶ Config
+//   Config ─▶ CA bundle;  workspace ─▶ scan ─▶ MountPlan
+//   docker info (sysbox) ─▶ update check ─▶ ensure_image
+//   session dir (policy.toml, placeholders, CA bundle) ─▶ docker run (foreground)
+//   ─▶ stop on signals ─▶ remove session dir ─▶ blocked-lookups summary ─▶ exit status
+//
+// All process starts go through the injected ProcessRunner.
+
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "launcher/host/cli.hpp"
+#include "launcher/host/config.hpp"
+#include "launcher/host/process.hpp"
+
+namespace cagent::launcher::host {
+
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitDocker = 125;
+
+struct HostContext {
+  std::filesystem::path home;
+  std::filesystem::path cagent_home;
+  std::filesystem::path workspace;   // canonical
+  std::filesystem::path executable;  // for finding the image context
+  std::string image = "cagent:latest";
+  bool stdin_tty = false;
+  bool stdout_tty = false;
+};
+
+struct SessionIo {
+  std::ostream& out;
+  std::ostream& err;
+  std::istream& in;
+};
+
+// The config layers for this invocation. Writes the global config from the
+// embedded default on first run unless `dry_run`.
+std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run);
+
+// Trusted workspaces: one absolute path per line in <cagent_home>/trusted.
+bool workspace_trusted(const std::filesystem::path& cagent_home,
+                       const std::filesystem::path& workspace);
+
+// Runs everything; returns the process exit status. Throws only for
+// unexpected failures (main maps ConfigError etc. to messages).
+int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io);
+
+}  // namespace cagent::launcher::host

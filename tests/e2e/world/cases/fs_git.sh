@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# .git is read-only by default: history is readable (git log, git status
+# work as the agent) and cannot be rewritten (commit fails, .git not writable).
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+case_init
+
+ws=$(new_workspace allowed.test)
+echo 'hello' >"$ws/file.txt"
+git -C "$ws" init -q -b main
+git -C "$ws" -c user.name=e2e -c user.email=e2e@example.invalid add file.txt
+git -C "$ws" -c user.name=e2e -c user.email=e2e@example.invalid commit -q -m 'e2e first commit'
+chown_workspace "$ws"
+head_before=$(git -C "$ws" rev-parse HEAD)
+
+out=$(cage "$ws" '
+  cd /workspace
+  echo "log=$(git log --oneline 2>&1)"
+  git status --porcelain >/dev/null 2>&1; echo "status=$?"
+  touch .git/planted 2>/dev/null; echo "git-write=$?"
+  echo change >>file.txt
+  git -c user.name=a -c user.email=a@example.invalid commit -qam rewrite >/dev/null 2>&1; echo "commit=$?"')
+expect_eq "cagent exits 0" "$CAGE_RC" 0
+expect_match "git log works inside" "$out" 'log=[0-9a-f]+ e2e first commit'
+expect_match "git status works inside" "$out" 'status=0'
+expect_match ".git is not writable" "$out" 'git-write=[1-9]'
+expect_match "git commit fails" "$out" 'commit=[1-9]'
+expect_eq "host HEAD unchanged" "$(git -C "$ws" rev-parse HEAD)" "$head_before"
+expect_false "nothing planted in the host's .git" test -e "$ws/.git/planted"
+((CAGE_RC == 0)) || cage_err
+finish

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# world_down.sh — remove the e2e test world (ctest FIXTURES_CLEANUP; ctest runs
+# it also when the setup or cases failed). Removes what the state file names:
+# every container labelled with this run (world servers and any cage a case
+# left behind), the network, the world image tag, the cagent-home volume if
+# this run created it, and the temporary root. Then checks that nothing of
+# the run is left, and fails if something is.
+E2E_NAME=cleanup
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [[ ! -f ${E2E_STATE:-} ]]; then
+  echo "nothing to clean: no world state"
+  exit 0
+fi
+# shellcheck disable=SC1090
+source "$E2E_STATE"
+if [[ ${WORLD_SKIPPED:-} ]] || ! timeout 20 docker info >/dev/null 2>&1; then
+  [[ -n ${ROOT:-} && -d $ROOT ]] && { chmod -R u+w "$ROOT" 2>/dev/null; rm -rf "$ROOT"; }
+  rm -f "$E2E_STATE"
+  skip "no Docker engine (nothing of the world to remove)"
+fi
+
+left=()
+ids=$(docker ps -aq --filter "label=cagent.e2e.run=$RUN_ID")
+if [[ -n $ids ]]; then
+  # Stray cages first: a failed case may have left one running.
+  docker rm -f $ids >/dev/null 2>&1 || true
+fi
+if [[ -n ${NET:-} ]] && docker network inspect "$NET" >/dev/null 2>&1; then
+  docker network rm "$NET" >/dev/null 2>&1 || left+=("network $NET")
+fi
+[[ -n ${WORLD_IMAGE:-} ]] && docker rmi "$WORLD_IMAGE" >/dev/null 2>&1
+if [[ ${HOME_VOLUME_PREEXISTED:-1} == 0 ]] && docker volume inspect cagent-home >/dev/null 2>&1; then
+  # Only if no other (non-test) container still uses it.
+  docker volume rm cagent-home >/dev/null 2>&1 || say "cagent-home volume still in use; left in place"
+fi
+[[ -n ${ROOT:-} && -d $ROOT ]] && { chmod -R u+w "$ROOT" 2>/dev/null; rm -rf "$ROOT"; }
+
+# Verify: nothing of this run remains.
+rest=$(docker ps -aq --filter "label=cagent.e2e.run=$RUN_ID")
+[[ -n $rest ]] && left+=("containers: $rest")
+[[ -n ${NET:-} ]] && docker network inspect "$NET" >/dev/null 2>&1 && left+=("network $NET")
+[[ -n ${WORLD_IMAGE:-} ]] && docker image inspect "$WORLD_IMAGE" >/dev/null 2>&1 && left+=("image $WORLD_IMAGE")
+[[ -n ${ROOT:-} && -e $ROOT ]] && left+=("directory $ROOT")
+rm -f "$E2E_STATE"
+if ((${#left[@]})); then
+  say "left behind: ${left[*]}"
+  exit 1
+fi
+echo "world ${NET:-?} removed"

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# world_up.sh — create the e2e test world (ctest FIXTURES_SETUP).
+#
+#   the image     built through cagent itself (a first `cagent -- true`), so the
+#                 tier tests the image users get; tagged again for the world
+#   the network   user-defined, --internal (no route anywhere), 198.51.100.0/24
+#                 and 2001:db8:e2e::/64 (IPv6 optional: if the engine refuses
+#                 it, the IPv6 case reports skipped with the reason)
+#   the internet  from the same image with --entrypoint python3: an
+#                 authoritative DNS server (tests/tools/fake_dns.py, zone.json)
+#                 at .53 whose query log lands in a host directory, and HTTP
+#                 servers (http_echo.py) on fixed addresses
+#
+# Every resource is written to the state file the moment it exists, so
+# world_down.sh can remove a half-built world too.
+E2E_NAME=setup
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+rm -f "$E2E_STATE"
+require_docker
+
+RUN_ID=$(date +%s)-$$
+NET=cagent-e2e-$RUN_ID
+ROOT=$(mktemp -d "${TMPDIR:-/tmp}/cagent-e2e-world.XXXXXX") || die "mktemp failed"
+chmod 755 "$ROOT"
+E2E_HOME=$ROOT/home
+CAGENT_IMAGE_TAG=${CAGENT_IMAGE:-cagent:latest}
+WORLD_IMAGE=cagent-e2e-world:$RUN_ID
+SUBNET4=198.51.100.0/24
+SUBNET6=2001:db8:e2e::/64
+DNS4=198.51.100.53
+DNS6=2001:db8:e2e::53
+DNS_LOG=$ROOT/dns/queries.log
+state_set RUN_ID "$RUN_ID"
+state_set ROOT "$ROOT"
+state_set NET "$NET"
+state_set E2E_HOME "$E2E_HOME"
+state_set CAGENT_IMAGE_TAG "$CAGENT_IMAGE_TAG"
+state_set DNS4 "$DNS4"
+state_set DNS6 "$DNS6"
+state_set DNS_LOG "$DNS_LOG"
+state_set SUBNET4 "$SUBNET4"
+state_set SUBNET6 "$SUBNET6"
+started=$SECONDS
+
+# ---- leftovers of an earlier run that could not clean up (killed CI job) ---
+# They hold the same subnet, so a new network could not be created next to them.
+for old in $(docker network ls --filter label=cagent.e2e.world --format '{{.Name}}'); do
+  old_run=$(docker network inspect -f '{{index .Labels "cagent.e2e.world"}}' "$old" 2>/dev/null)
+  say "removing the leftover world $old"
+  ids=$(docker ps -aq --filter "label=cagent.e2e.run=$old_run")
+  [[ -n $ids ]] && docker rm -f $ids >/dev/null
+  docker network rm "$old" >/dev/null || die "cannot remove leftover network $old"
+done
+for img in $(docker images --filter reference='cagent-e2e-world' --format '{{.Repository}}:{{.Tag}}'); do
+  docker rmi "$img" >/dev/null 2>&1 || true
+done
+
+# The cages mount the named volume cagent-home. It is the user's agent home on
+# a real machine: remove it at the end only if this run created it.
+if docker volume inspect cagent-home >/dev/null 2>&1; then state_set HOME_VOLUME_PREEXISTED 1
+else state_set HOME_VOLUME_PREEXISTED 0; fi
+
+# ---- the image, through cagent -----------------------------------------
+[[ -x $E2E_CAGENT ]] || die "cagent binary not built: $E2E_CAGENT (build target cagent)"
+mkdir -p "$E2E_HOME" "$ROOT/dns" "$ROOT/bootstrap"
+chmod 755 "$E2E_HOME"
+printf 'domains: ["allowed.test"]\ndns_resolvers: ["%s"]\n' "$DNS4" >"$ROOT/bootstrap/.cagent.yaml"
+chown -R "$E2E_UID:$E2E_GID" "$ROOT/bootstrap"
+# The machine's egress intercepts TLS (TOOLCHAIN.md): the npm stage of the
+# image build needs the host's trust bundle — the product feature of issue 8,
+# the way a user behind such a proxy would use it.
+ca_args=()
+[[ -s /etc/ssl/certs/ca-certificates.crt ]] && ca_args=(--ca-cert /etc/ssl/certs/ca-certificates.crt)
+say "building/checking the image $CAGENT_IMAGE_TAG through cagent (first build: several minutes)"
+# --network=none: this run only proves the image starts; it needs no world.
+if ! (cd "$ROOT/bootstrap" && env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
+        timeout 2400 "$E2E_CAGENT" "${ca_args[@]}" --arg=--network=none -- true \
+        </dev/null >"$ROOT/bootstrap.log" 2>&1); then
+  tail -n 40 "$ROOT/bootstrap.log" >&2
+  die "cagent -- true (image build + first cage) failed; log above"
+fi
+say "image ready after $((SECONDS - started))s"
+docker tag "$CAGENT_IMAGE_TAG" "$WORLD_IMAGE" || die "cannot tag $WORLD_IMAGE"
+state_set WORLD_IMAGE "$WORLD_IMAGE"
+
+# ---- the network ---------------------------------------------------------
+common=(--label "cagent.e2e.world=$RUN_ID" --internal --subnet "$SUBNET4")
+if err=$(docker network create "${common[@]}" --ipv6 --subnet "$SUBNET6" "$NET" 2>&1 >/dev/null); then
+  state_set IPV6 1
+else
+  say "IPv6 network refused ($err); continuing IPv4-only"
+  state_set IPV6 0
+  state_set IPV6_SKIP_REASON "the Docker engine refused an IPv6 network: ${err//$'\n'/ }"
+  docker network create "${common[@]}" "$NET" >/dev/null || die "docker network create $NET failed"
+fi
+state_set NET_CREATED 1
+source "$E2E_STATE"
+
+# ---- the internet --------------------------------------------------------
+fake_dns=$E2E_SRC/../../tools/fake_dns.py
+[[ -f $fake_dns ]] || die "tests/tools/fake_dns.py is missing"
+fake_dns=$(cd "$(dirname "$fake_dns")" && pwd)/fake_dns.py
+
+world_run() {  # NAME LAST-OCTET [docker args…] -- python args…
+  local name=$1 host=$2; shift 2
+  local ip6=()
+  ((IPV6)) && ip6=(--ip6 "2001:db8:e2e::$host")
+  docker run -d --name "cagent-e2e-$RUN_ID-$name" --label "cagent.e2e.run=$RUN_ID" \
+    --network "$NET" --ip "198.51.100.$host" "${ip6[@]}" --user 0 --entrypoint python3 \
+    -v "$E2E_SRC:/e2e:ro" "$@" >/dev/null || die "cannot start world container $name"
+}
+
+chmod 777 "$ROOT/dns"
+listen6=()
+((IPV6)) && listen6=(--listen "[::]:53")
+world_run dns 53 -v "$fake_dns:/tools/fake_dns.py:ro" -v "$ROOT/dns:/log" \
+  "$WORLD_IMAGE" /tools/fake_dns.py --listen 0.0.0.0:53 "${listen6[@]}" \
+    --zone /e2e/zone.json --log /log/queries.log
+# Web servers (body "cagent-e2e webNN"), see zone.json for the names:
+#   10 allowed.test   12 *.wild.test, extra.test   13 CNAME target
+#   14 15 16 rot.test (rotating)   17 v6.test (AAAA only)
+#   19 no name at all: the "never resolved" address
+web_hosts=(10 12 13 14 15 16 17 19)
+for h in "${web_hosts[@]}"; do
+  world_run "web$h" "$h" "$WORLD_IMAGE" /e2e/http_echo.py "web$h"
+done
+
+# Ready when every server answers from the host (the bridge's own address):
+# polled, never slept on.
+for h in "${web_hosts[@]}"; do
+  wait_for "web$h" 30 curl -sf -m 1 -o /dev/null "http://198.51.100.$h/" || {
+    docker logs "cagent-e2e-$RUN_ID-web$h" 2>&1 | tail -n 20 >&2; die "web$h did not come up"; }
+done
+wait_for "the DNS server" 30 bash -c "kdig +time=1 +retry=0 @$DNS4 allowed.test A | grep -q 'status: NOERROR'" || {
+  docker logs "cagent-e2e-$RUN_ID-dns" 2>&1 | tail -n 20 >&2; die "the world DNS server did not come up"; }
+state_set WORLD_READY 1
+say "world $NET ready in $((SECONDS - started))s (IPv6: $IPV6)"

@@ -140,6 +140,29 @@ ServeOptions parse_serve(ArgCursor& cur) {
   return o;
 }
 
+RulesetOptions parse_ruleset(ArgCursor& cur) {
+  RulesetOptions o;
+  bool have_uid = false;
+  while (!cur.done()) {
+    const auto opt = cur.next();
+    if (opt == "--upstream") {
+      o.upstreams.push_back(parse_host_port(cur.value(opt), opt));
+    } else if (opt == "--resolver-uid") {
+      o.resolver_uid = parse_number<std::uint32_t>(cur.value(opt), opt, 0, 0xfffffffe);
+      have_uid = true;
+    } else if (opt == "--listen-port") {
+      o.listen_port = parse_number<std::uint16_t>(cur.value(opt), opt, 1, 65535);
+    } else if (opt == "--table") {
+      o.table = std::string(cur.value(opt));
+    } else {
+      throw UsageError("ruleset: unknown option '" + std::string(opt) + "'");
+    }
+  }
+  if (o.upstreams.empty()) throw UsageError("ruleset: --upstream ADDR:PORT is required");
+  if (!have_uid) throw UsageError("ruleset: --resolver-uid N is required");
+  return o;
+}
+
 }  // namespace
 
 HostPort parse_host_port(std::string_view text, std::string_view what) {
@@ -177,6 +200,8 @@ std::string usage_text() {
   cagent-bench serve --listen ADDR:PORT [--zone ZONE] [--ttl S]
                      [--v4-prefix 198.51.100.0/24] [--v6-prefix 2001:db8:100::/64]
                      [--threads N] [--tcp-sink ADDR:PORT]
+  cagent-bench ruleset --upstream ADDR:PORT --resolver-uid N [--listen-port P]
+                     [--table NAME]
 
 query: load generator and latency meter. --generate N makes N names
   <salt>-<i>.<zone>; they repeat after N queries, so a large N with
@@ -184,6 +209,8 @@ query: load generator and latency meter. --generate N makes N names
 serve: fake authoritative upstream for ZONE (A/AAAA from a hash of the name
   inside the prefixes), UDP and TCP; --tcp-sink also accepts and closes TCP
   connections (the target of --connect-after-answer).
+ruleset: installs the cage's nftables ruleset (nft/) in the current network
+  namespace; meant for the benchmark's private namespaces only.
 )";
 }
 
@@ -196,8 +223,9 @@ Command parse_command(const std::vector<std::string_view>& args) {
   ArgCursor cur(rest);
   if (sub == "query") return parse_query(cur);
   if (sub == "serve") return parse_serve(cur);
+  if (sub == "ruleset") return parse_ruleset(cur);
   if (sub == "--help" || sub == "-h" || sub == "help") return HelpRequest{usage_text()};
-  throw UsageError("unknown subcommand '" + std::string(sub) + "' (query or serve)");
+  throw UsageError("unknown subcommand '" + std::string(sub) + "' (query, serve or ruleset)");
 }
 
 }  // namespace cagent::bench

@@ -59,11 +59,21 @@ struct ServeOptions {
   std::optional<HostPort> sink;     // --tcp-sink ADDR:PORT: accept-and-close listener
 };
 
+// `cagent-bench ruleset`: install the real cage ruleset (nft/) in the current
+// network namespace, so the comparison measures against the production
+// table, sets and rules rather than an imitation.
+struct RulesetOptions {
+  std::vector<HostPort> upstreams;  // --upstream, repeatable
+  std::uint32_t resolver_uid = 0;   // the uid whose DNS may leave (dnsguard's)
+  std::uint16_t listen_port = 53;   // other uids' DNS is redirected here
+  std::string table = "cagent";
+};
+
 struct HelpRequest {
   std::string text;
 };
 
-using Command = std::variant<QueryOptions, ServeOptions, HelpRequest>;
+using Command = std::variant<QueryOptions, ServeOptions, RulesetOptions, HelpRequest>;
 
 // args excludes argv[0]. Throws UsageError.
 Command parse_command(const std::vector<std::string_view>& args);

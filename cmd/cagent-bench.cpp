@@ -6,11 +6,33 @@
 #include "query.hpp"
 #include "server.hpp"
 
+#include "nft/nft.hpp"
+
+#include <arpa/inet.h>
+
 #include <cstdio>
 #include <exception>
 #include <fstream>
 #include <string_view>
 #include <vector>
+
+namespace {
+
+// argv's upstream list → the nft layer's endpoint type.
+cagent::nft::Endpoint to_endpoint(const cagent::bench::HostPort& hp) {
+  cagent::nft::Endpoint ep;
+  ep.port = hp.port;
+  if (inet_pton(AF_INET, hp.host.c_str(), ep.addr.bytes.data()) == 1) {
+    ep.addr.family = cagent::nft::Family::v4;
+  } else if (inet_pton(AF_INET6, hp.host.c_str(), ep.addr.bytes.data()) == 1) {
+    ep.addr.family = cagent::nft::Family::v6;
+  } else {
+    throw cagent::bench::UsageError("--upstream: '" + hp.host + "' is not an IP address");
+  }
+  return ep;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace cagent::bench;
@@ -23,6 +45,15 @@ int main(int argc, char** argv) {
     }
     if (const auto* serve_options = std::get_if<ServeOptions>(&command)) {
       serve(*serve_options);
+      return 0;
+    }
+    if (const auto* r = std::get_if<RulesetOptions>(&command)) {
+      cagent::nft::RulesetSpec spec;
+      spec.table = r->table;
+      spec.dnsguard_uid = r->resolver_uid;
+      spec.listen_port = r->listen_port;
+      for (const auto& u : r->upstreams) spec.upstreams.push_back(to_endpoint(u));
+      cagent::nft::install_ruleset(spec);
       return 0;
     }
     const auto& q = std::get<QueryOptions>(command);

@@ -116,3 +116,15 @@ TEST_CASE("serve options and help") {
   CHECK(std::holds_alternative<HelpRequest>(parse({"query", "--help"})));
   CHECK(std::holds_alternative<HelpRequest>(parse({"--help"})));
 }
+
+TEST_CASE("ruleset options") {
+  const auto c = parse({"ruleset", "--upstream", "192.0.2.53:53", "--upstream", "[2001:db8::53]:53",
+                        "--resolver-uid", "64000", "--listen-port", "5353"});
+  const auto& r = std::get<RulesetOptions>(c);
+  CHECK(r.upstreams.size() == 2);
+  CHECK(r.resolver_uid == 64000);
+  CHECK(r.listen_port == 5353);
+  CHECK(r.table == "cagent");
+  CHECK_THROWS_AS(parse({"ruleset", "--resolver-uid", "1"}), UsageError);
+  CHECK_THROWS_AS(parse({"ruleset", "--upstream", "192.0.2.53:53"}), UsageError);
+}

@@ -1,0 +1,66 @@
+#include "allow_list.hpp"
+
+namespace cagent::dnsguard {
+
+namespace {
+bool is_label_byte(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '_';
+}
+}  // namespace
+
+bool is_valid_hostname(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : name) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!is_label_byte(c) || ++label > 63) return false;
+  }
+  return label != 0;
+}
+
+std::string normalize_pattern(std::string_view pattern) {
+  std::string p(pattern);
+  for (char& c : p)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  if (!p.empty() && p.back() == '.') p.pop_back();
+  std::string_view name = p;
+  if (name.starts_with("*.")) name.remove_prefix(2);
+  if (name.find('*') != std::string_view::npos)
+    throw PatternError("'" + std::string(pattern) +
+                       "': '*' is only allowed as the whole first label ('*.example.com')");
+  if (!is_valid_hostname(name))
+    throw PatternError("'" + std::string(pattern) +
+                       "': not a host name (labels of 1-63 letters, digits, '-' or '_')");
+  return p;
+}
+
+AllowList::AllowList(const std::vector<std::string>& patterns) {
+  for (const auto& raw : patterns) {
+    auto p = normalize_pattern(raw);
+    if (p.starts_with("*.")) {
+      suffixes_.insert(p.substr(2));
+    } else if (exact_.insert(p).second) {
+      exact_list_.push_back(p);
+    }
+  }
+}
+
+bool AllowList::allows(std::string_view name) const noexcept {
+  // Heterogeneous lookup needs C++20 transparent hashing that libstdc++ 12
+  // lacks; the strings here are short (SSO mostly), so copy once.
+  std::string key(name);
+  if (exact_.count(key) != 0) return true;
+  if (suffixes_.empty()) return false;
+  // Each proper suffix after a dot: a.b.example.com -> b.example.com, example.com, com.
+  for (std::size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1)) {
+    if (suffixes_.count(key.substr(dot + 1)) != 0) return true;
+  }
+  return false;
+}
+
+}  // namespace cagent::dnsguard

@@ -1,0 +1,47 @@
+#pragma once
+// AllowList: which query names dnsguard forwards. Patterns are validated and
+// normalized once at load (lowercase, no trailing dot); matching is then a
+// handful of hash lookups per query, one per label boundary.
+//
+//   "example.com"    matches example.com only
+//   "*.example.com"  matches a.example.com, a.b.example.com, … — never the apex
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+namespace cagent::dnsguard {
+
+class PatternError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Lowercases and strips one trailing dot; throws PatternError (message says
+// what is wrong) for anything that is not a valid exact name or `*.suffix`.
+std::string normalize_pattern(std::string_view pattern);
+
+// True when every label is 1..63 bytes of letters, digits, '-' or '_' and
+// the whole name (dotted, no trailing dot) is at most 253 bytes.
+bool is_valid_hostname(std::string_view name) noexcept;
+
+class AllowList {
+ public:
+  AllowList() = default;
+  explicit AllowList(const std::vector<std::string>& patterns);  // throws PatternError
+
+  // `name`: lowercase, dotted, no trailing dot (what the query parser yields).
+  bool allows(std::string_view name) const noexcept;
+
+  // The exact (non-wildcard) names, for the periodic refresh.
+  const std::vector<std::string>& exact_names() const noexcept { return exact_list_; }
+
+ private:
+  std::unordered_set<std::string> exact_;
+  std::unordered_set<std::string> suffixes_;  // "example.com" for "*.example.com"
+  std::vector<std::string> exact_list_;
+};
+
+}  // namespace cagent::dnsguard

@@ -1,0 +1,60 @@
+#pragma once
+// AnswerCache: upstream answers keyed by (lowercase name, type), bounded by
+// count with LRU eviction. Entries are the answer's wire bytes with TTLs
+// already capped at ttl.max, plus when they were stored — nothing else, so
+// 10 000 entries stay within a few MiB. The caller re-analyzes the bytes on
+// a hit (cheap) to count TTLs down and to re-assert the set entries.
+//
+// Time is passed in by the caller (no clock inside), so expiry and the
+// countdown are unit-testable without sleeping.
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "message.hpp"
+
+namespace cagent::dnsguard {
+
+class AnswerCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Hit {
+    std::span<const std::uint8_t> wire;
+    std::uint32_t elapsed_s;  // whole seconds since stored, rounded *up*
+  };
+
+  explicit AnswerCache(std::size_t capacity) : capacity_(capacity) {}
+
+  // The entry for (qname, qtype) if it is still alive at `now` (every TTL
+  // handed out from it would be >= 1 s). Expired entries are dropped here.
+  // The span stays valid until the next store()/lookup().
+  std::optional<Hit> lookup(const WireName& qname, std::uint16_t qtype, Clock::time_point now);
+
+  // `lifetime_s`: the smallest (capped) TTL in the answer; 0 is not stored.
+  void store(const WireName& qname, std::uint16_t qtype, std::span<const std::uint8_t> wire,
+             std::uint32_t lifetime_s, Clock::time_point now);
+
+  std::size_t size() const noexcept { return index_.size(); }
+
+ private:
+  struct Entry {
+    std::string key;
+    std::vector<std::uint8_t> wire;
+    Clock::time_point stored;
+    std::uint32_t lifetime_s;
+  };
+  static std::string make_key(const WireName& qname, std::uint16_t qtype);
+
+  std::size_t capacity_;
+  std::list<Entry> lru_;  // front: most recently used
+  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+};
+
+}  // namespace cagent::dnsguard

@@ -1,0 +1,168 @@
+#include "engine.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace cagent::dnsguard {
+
+namespace {
+const char* verdict_rcode_name(std::uint8_t rc) {
+  switch (rc) {
+    case rcode::FORMERR: return "FORMERR";
+    case rcode::NOTIMP: return "NOTIMP";
+    case rcode::REFUSED: return "REFUSED";
+    case rcode::NXDOMAIN: return "NXDOMAIN";
+    default: return "?";
+  }
+}
+}  // namespace
+
+QueryEngine::QueryEngine(const Config& config, AnswerSink& sink, Logger& log, Counters& counters)
+    : config_(config),
+      sink_(sink),
+      log_(log),
+      counters_(counters),
+      allow_(config.allow),
+      cache_(config.cache_size) {
+  info_.addresses.reserve(64);
+  info_.ttl_offsets.reserve(64);
+  pending_.reserve(64);
+}
+
+std::uint32_t QueryEngine::clamp_ttl(std::uint32_t ttl) const noexcept {
+  return std::clamp(ttl, config_.ttl_min, config_.ttl_max);
+}
+
+std::size_t QueryEngine::servfail(std::span<const std::uint8_t> query, const Query& q,
+                                  std::span<std::uint8_t> out) {
+  ++counters_.servfail;
+  return build_error_response(query, q.question_end, q.edns, rcode::SERVFAIL, out);
+}
+
+template <typename TimeoutFn>
+bool QueryEngine::insert(const ResponseInfo& info, TimeoutFn timeout) {
+  pending_.clear();
+  for (const auto& found : info.addresses) {
+    if (!may_insert(found.addr, config_.allow_cidrs)) {
+      ++counters_.filtered;
+      continue;
+    }
+    AllowedAddress a;
+    a.v6 = found.addr.v6;
+    a.bytes = found.addr.bytes;
+    a.timeout_s = std::max<std::uint32_t>(1, timeout(found.ttl));  // never 0: "never expires"
+    pending_.push_back(a);
+  }
+  if (pending_.empty()) return true;
+  if (!sink_.allow(pending_)) {
+    ++counters_.insert_failures;
+    log_.event(LogLevel::error, "set insert failed; answering SERVFAIL");
+    return false;
+  }
+  counters_.inserts += pending_.size();
+  return true;
+}
+
+QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query, Query& q,
+                                             const IpEndpoint& client, bool tcp,
+                                             std::span<std::uint8_t> out, Clock::time_point now) {
+  ++counters_.queries;
+  Verdict verdict = classify_query(query, allow_, q);
+  std::uint8_t rc = 0;
+  switch (verdict) {
+    case Verdict::drop:
+      ++counters_.malformed;
+      return {};
+    case Verdict::formerr:
+      q.question_end = 0;
+      rc = rcode::FORMERR;
+      break;
+    case Verdict::notimp:
+      rc = rcode::NOTIMP;
+      break;
+    case Verdict::refused:
+      rc = rcode::REFUSED;
+      break;
+    case Verdict::deny:
+      rc = static_cast<std::uint8_t>(config_.deny_rcode);
+      ++counters_.denied;
+      if (log_.enabled(LogLevel::info)) {
+        bool printable = name_to_text(q.qname, q.text, q.text_len);
+        log_.event(LogLevel::info, "denied name=" +
+                                       (printable ? std::string(q.name()) : "<bad label bytes>") +
+                                       " type=" + std::to_string(q.qtype) +
+                                       " client=" + to_string(client));
+      }
+      return {Action::answer, build_error_response(query, q.question_end, q.edns, rc, out)};
+    case Verdict::forward:
+      break;
+  }
+  if (verdict != Verdict::forward) {
+    ++counters_.refused;
+    if (log_.enabled(LogLevel::debug))
+      log_.event(LogLevel::debug, std::string("answered ") + verdict_rcode_name(rc) +
+                                      " type=" + std::to_string(q.qtype) +
+                                      " client=" + to_string(client));
+    return {Action::answer, build_error_response(query, q.question_end, q.edns, rc, out)};
+  }
+
+  ++counters_.allowed;
+  auto hit = cache_.lookup(q.qname, q.qtype, now);
+  if (!hit) return {Action::needs_upstream, 0};
+  if (hit->wire.size() > out.size()) return {Action::needs_upstream, 0};
+  std::memcpy(out.data(), hit->wire.data(), hit->wire.size());
+  auto bytes = out.first(hit->wire.size());
+  if (analyzer_.analyze(bytes, q.qname, q.qtype, info_) != ResponseAnalyzer::Result::ok)
+    return {Action::needs_upstream, 0};
+  ++counters_.cache_hits;
+  // Re-assert the set entries for exactly the TTL we are about to hand out
+  // (the stored TTLs are already capped at ttl.max). The set updater sends
+  // nothing when the kernel already holds them that long, which is the
+  // normal case: they were inserted with clamp(TTL) when the answer came in.
+  std::uint32_t elapsed = hit->elapsed_s;
+  if (!insert(info_, [&](std::uint32_t ttl) {
+        std::uint32_t handed = std::min(ttl, config_.ttl_max);
+        return handed > elapsed ? handed - elapsed : 1;
+      }))
+    return {Action::answer, servfail(query, q, out)};
+  rewrite_ttls(bytes, info_, config_.ttl_max, elapsed);
+  std::size_t limit = tcp ? kMaxMessage : q.udp_size;
+  return {Action::answer, adapt_for_client(out, bytes.size(), info_, query, q, limit)};
+}
+
+std::size_t QueryEngine::upstream_query(std::span<const std::uint8_t> query, const Query& q,
+                                        std::span<std::uint8_t> out) const noexcept {
+  return build_upstream_query(query, q, 0, out);
+}
+
+std::size_t QueryEngine::finish(std::span<const std::uint8_t> query, const Query& q, bool tcp,
+                                std::span<const std::uint8_t> upstream,
+                                std::span<std::uint8_t> out, Clock::time_point now) {
+  if (upstream.empty() || upstream.size() > out.size()) return servfail(query, q, out);
+  std::memcpy(out.data(), upstream.data(), upstream.size());
+  auto bytes = out.first(upstream.size());
+  if (analyzer_.analyze(bytes, q.qname, q.qtype, info_) != ResponseAnalyzer::Result::ok) {
+    ++counters_.upstream_errors;
+    log_.event(LogLevel::warning, "upstream answer for " + std::string(q.name()) +
+                                      " is malformed or does not match the question");
+    return servfail(query, q, out);
+  }
+  if (!insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }))
+    return servfail(query, q, out);
+  // Clients never see a TTL above ttl.max, so never one longer than the
+  // set entry (whose timeout is clamp(TTL) >= min(TTL, ttl.max)).
+  rewrite_ttls(bytes, info_, config_.ttl_max, 0);
+  if ((info_.rcode == rcode::NOERROR || info_.rcode == rcode::NXDOMAIN) && !info_.truncated)
+    cache_.store(q.qname, q.qtype, bytes, std::min(info_.min_ttl, config_.ttl_max), now);
+  std::size_t limit = tcp ? kMaxMessage : q.udp_size;
+  return adapt_for_client(out, bytes.size(), info_, query, q, limit);
+}
+
+bool QueryEngine::absorb(const WireName& qname, std::uint16_t qtype,
+                         std::span<const std::uint8_t> answer) {
+  if (analyzer_.analyze(answer, qname, qtype, info_) != ResponseAnalyzer::Result::ok) return false;
+  return insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); });
+}
+
+}  // namespace cagent::dnsguard

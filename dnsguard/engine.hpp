@@ -1,0 +1,82 @@
+#pragma once
+// QueryEngine: everything dnsguard decides about one query, synchronously
+// and without I/O — classification, local answers, the cache, the address
+// filter, the sink call and the answer handed back. The server (server.hpp)
+// only moves bytes: it calls handle_local() for each packet and, when that
+// says needs_upstream, fetches an answer and calls finish().
+//
+// Ordering invariant (the security property of the product): every answer
+// carrying allowed addresses is built only after sink.allow() returned true
+// for those addresses; if it returns false the client gets SERVFAIL.
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "address_filter.hpp"
+#include "allow_list.hpp"
+#include "answer_cache.hpp"
+#include "answer_sink.hpp"
+#include "config.hpp"
+#include "log.hpp"
+#include "message.hpp"
+
+namespace cagent::dnsguard {
+
+class QueryEngine {
+ public:
+  using Clock = AnswerCache::Clock;
+
+  QueryEngine(const Config& config, AnswerSink& sink, Logger& log, Counters& counters);
+
+  enum class Action : std::uint8_t { drop, answer, needs_upstream };
+  struct Local {
+    Action action = Action::drop;
+    std::size_t size = 0;  // answer bytes in `out` (Action::answer)
+  };
+
+  // `query`: one client message. `udp_limit`: 0 for TCP, else the most the
+  // transport may carry (the client's EDNS size is applied on top).
+  // On needs_upstream, `q` holds the parsed query for finish().
+  Local handle_local(std::span<const std::uint8_t> query, Query& q, const IpEndpoint& client,
+                     bool tcp, std::span<std::uint8_t> out, Clock::time_point now);
+
+  // The message to send upstream for `q` (ID 0: the upstream pool sets it).
+  std::size_t upstream_query(std::span<const std::uint8_t> query, const Query& q,
+                             std::span<std::uint8_t> out) const noexcept;
+
+  // Builds the client's answer from the upstream's (`upstream` empty: the
+  // upstream failed -> SERVFAIL). Returns the size in `out` (0: drop).
+  std::size_t finish(std::span<const std::uint8_t> query, const Query& q, bool tcp,
+                     std::span<const std::uint8_t> upstream, std::span<std::uint8_t> out,
+                     Clock::time_point now);
+
+  // Refresh: feeds the set from an answer to a query dnsguard made itself.
+  // False when the answer is unusable or the insert failed.
+  bool absorb(const WireName& qname, std::uint16_t qtype, std::span<const std::uint8_t> answer);
+
+  const AllowList& allow_list() const noexcept { return allow_; }
+  std::size_t cache_size() const noexcept { return cache_.size(); }
+
+ private:
+  std::size_t servfail(std::span<const std::uint8_t> query, const Query& q,
+                       std::span<std::uint8_t> out);
+  // Filters `info.addresses` and hands them to the sink; `timeout(ttl)`
+  // gives each one's set timeout. False when the sink failed.
+  template <typename TimeoutFn>
+  bool insert(const ResponseInfo& info, TimeoutFn timeout);
+  std::uint32_t clamp_ttl(std::uint32_t ttl) const noexcept;
+
+  const Config& config_;
+  AnswerSink& sink_;
+  Logger& log_;
+  Counters& counters_;
+  AllowList allow_;
+  AnswerCache cache_;
+  ResponseAnalyzer analyzer_;
+  ResponseInfo info_;
+  std::vector<AllowedAddress> pending_;
+};
+
+}  // namespace cagent::dnsguard

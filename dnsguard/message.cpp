@@ -1,0 +1,357 @@
+#include "message.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace cagent::dnsguard {
+
+std::uint16_t read16(std::span<const std::uint8_t> b, std::size_t pos) noexcept {
+  return static_cast<std::uint16_t>((b[pos] << 8) | b[pos + 1]);
+}
+std::uint32_t read32(std::span<const std::uint8_t> b, std::size_t pos) noexcept {
+  return (std::uint32_t{b[pos]} << 24) | (std::uint32_t{b[pos + 1]} << 16) |
+         (std::uint32_t{b[pos + 2]} << 8) | std::uint32_t{b[pos + 3]};
+}
+void write16(std::span<std::uint8_t> b, std::size_t pos, std::uint16_t v) noexcept {
+  b[pos] = static_cast<std::uint8_t>(v >> 8);
+  b[pos + 1] = static_cast<std::uint8_t>(v);
+}
+void write32(std::span<std::uint8_t> b, std::size_t pos, std::uint32_t v) noexcept {
+  b[pos] = static_cast<std::uint8_t>(v >> 24);
+  b[pos + 1] = static_cast<std::uint8_t>(v >> 16);
+  b[pos + 2] = static_cast<std::uint8_t>(v >> 8);
+  b[pos + 3] = static_cast<std::uint8_t>(v);
+}
+
+namespace {
+
+constexpr std::uint16_t kFlagQR = 0x8000, kFlagTC = 0x0200, kFlagRD = 0x0100, kFlagRA = 0x0080,
+                        kFlagCD = 0x0010, kOpcodeMask = 0x7800;
+constexpr std::uint16_t kClassIN = 1;
+constexpr std::uint16_t kOurUdpSize = 1232;  // DNS flag day 2020: avoids IP fragmentation
+
+std::uint8_t lower(std::uint8_t c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<std::uint8_t>(c + 32) : c;
+}
+
+bool is_label_byte(std::uint8_t c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+// TTLs with the top bit set are treated as 0 (RFC 2181 section 8).
+std::uint32_t sane_ttl(std::uint32_t ttl) noexcept { return ttl > 0x7FFFFFFFu ? 0 : ttl; }
+
+// Appends an OPT pseudo-RR (root owner, our UDP size, no options).
+std::size_t put_opt(std::span<std::uint8_t> out, std::size_t pos, bool do_bit) noexcept {
+  out[pos] = 0;
+  write16(out, pos + 1, rrtype::OPT);
+  write16(out, pos + 3, kOurUdpSize);
+  write32(out, pos + 5, do_bit ? 0x8000u : 0u);
+  write16(out, pos + 9, 0);
+  return pos + 11;
+}
+
+}  // namespace
+
+bool read_name(std::span<const std::uint8_t> msg, std::size_t& pos, WireName& out) noexcept {
+  std::size_t p = pos;
+  std::size_t len = 0;
+  std::size_t resume = 0;       // where the caller continues: after the first pointer
+  std::size_t segment = pos;    // every pointer must land strictly before this
+  for (int hops = 0;; ) {
+    if (p >= msg.size()) return false;
+    std::uint8_t label = msg[p];
+    if ((label & 0xC0) == 0xC0) {
+      if (p + 1 >= msg.size() || ++hops > 127) return false;
+      std::size_t target = (static_cast<std::size_t>(label & 0x3F) << 8) | msg[p + 1];
+      if (target < kHeaderSize || target >= segment) return false;
+      if (resume == 0) resume = p + 2;
+      p = segment = target;
+      continue;
+    }
+    if ((label & 0xC0) != 0) return false;  // 0x40/0x80: obsolete extended label types
+    if (label == 0) {
+      out.bytes[len++] = 0;
+      out.size = len;
+      pos = resume != 0 ? resume : p + 1;
+      return true;
+    }
+    // Room for this label and the terminating root label within 255 bytes.
+    if (p + 1 + label > msg.size() || len + 1 + label + 1 > out.bytes.size()) return false;
+    out.bytes[len++] = label;
+    for (std::size_t i = 0; i < label; ++i) out.bytes[len++] = lower(msg[p + 1 + i]);
+    p += 1 + label;
+  }
+}
+
+bool name_to_text(const WireName& name, std::array<char, 256>& buf, std::size_t& len) noexcept {
+  len = 0;
+  std::size_t p = 0;
+  while (p < name.size && name.bytes[p] != 0) {
+    std::size_t label = name.bytes[p];
+    if (len != 0) buf[len++] = '.';
+    for (std::size_t i = 1; i <= label; ++i) {
+      std::uint8_t c = name.bytes[p + i];
+      if (!is_label_byte(c)) return false;
+      buf[len++] = static_cast<char>(c);
+    }
+    p += 1 + label;
+  }
+  return true;
+}
+
+Verdict classify_query(std::span<const std::uint8_t> wire, const AllowList& allow,
+                       Query& out) noexcept {
+  if (wire.size() < kHeaderSize) return Verdict::drop;
+  out.id = read16(wire, 0);
+  out.flags = read16(wire, 2);
+  out.question_end = 0;
+  out.edns = false;
+  out.do_bit = false;
+  out.udp_size = 512;
+  if ((out.flags & kFlagQR) != 0) return Verdict::drop;  // a response: never answer those
+  if ((out.flags & kOpcodeMask) != 0) return Verdict::notimp;
+  if (read16(wire, 4) != 1) return Verdict::formerr;
+
+  std::size_t pos = kHeaderSize;
+  if (!read_name(wire, pos, out.qname) || pos + 4 > wire.size()) return Verdict::drop;
+  out.qtype = read16(wire, pos);
+  out.qclass = read16(wire, pos + 2);
+  pos += 4;
+  out.question_end = pos;
+
+  // Find the client's OPT record (its UDP size and DO bit); anything that
+  // does not parse makes the whole packet malformed.
+  std::size_t an = read16(wire, 6), ns = read16(wire, 8), ar = read16(wire, 10);
+  WireName owner;
+  for (std::size_t i = 0; i < an + ns + ar; ++i) {
+    if (!read_name(wire, pos, owner) || pos + 10 > wire.size()) return Verdict::drop;
+    std::uint16_t type = read16(wire, pos);
+    std::uint16_t cls = read16(wire, pos + 2);
+    std::uint32_t ttl = read32(wire, pos + 4);
+    std::size_t rdlen = read16(wire, pos + 8);
+    pos += 10 + rdlen;
+    if (pos > wire.size()) return Verdict::drop;
+    if (type == rrtype::OPT && i >= an + ns) {
+      out.edns = true;
+      out.udp_size = std::clamp<std::uint16_t>(cls, 512, 4096);
+      out.do_bit = (ttl & 0x8000u) != 0;
+    }
+  }
+
+  if (out.qclass != kClassIN) return Verdict::refused;
+  switch (out.qtype) {
+    case rrtype::ANY:
+    case rrtype::MAILA:
+    case rrtype::MAILB:
+      return Verdict::notimp;
+    case rrtype::AXFR:
+    case rrtype::IXFR:
+      return Verdict::refused;
+    default:
+      break;
+  }
+  if (!name_to_text(out.qname, out.text, out.text_len)) return Verdict::deny;
+  if (!allow.allows(out.name())) return Verdict::deny;
+  return Verdict::forward;
+}
+
+std::size_t build_error_response(std::span<const std::uint8_t> query, std::size_t question_end,
+                                 bool edns, std::uint8_t rc, std::span<std::uint8_t> out) noexcept {
+  std::size_t end = question_end != 0 ? question_end : kHeaderSize;
+  if (query.size() < end || out.size() < end + (edns ? 11 : 0)) return 0;
+  std::uint16_t qflags = read16(query, 0 + 2);
+  auto flags = static_cast<std::uint16_t>(kFlagQR | (qflags & (kOpcodeMask | kFlagRD | kFlagCD)) |
+                                          kFlagRA | rc);
+  write16(out, 0, read16(query, 0));
+  write16(out, 2, flags);
+  write16(out, 4, question_end != 0 ? 1 : 0);
+  write16(out, 6, 0);
+  write16(out, 8, 0);
+  write16(out, 10, edns ? 1 : 0);
+  if (end > kHeaderSize) std::memcpy(out.data() + kHeaderSize, query.data() + kHeaderSize, end - kHeaderSize);
+  return edns ? put_opt(out, end, false) : end;
+}
+
+std::size_t build_upstream_query(std::span<const std::uint8_t> client_query, const Query& q,
+                                 std::uint16_t id, std::span<std::uint8_t> out) noexcept {
+  if (q.question_end <= kHeaderSize || client_query.size() < q.question_end ||
+      out.size() < q.question_end + 11)
+    return 0;
+  write16(out, 0, id);
+  // Always RD: upstreams are recursive resolvers and we are only a stub.
+  write16(out, 2, static_cast<std::uint16_t>(kFlagRD | (q.flags & kFlagCD)));
+  write16(out, 4, 1);
+  write16(out, 6, 0);
+  write16(out, 8, 0);
+  write16(out, 10, 1);
+  std::memcpy(out.data() + kHeaderSize, client_query.data() + kHeaderSize,
+              q.question_end - kHeaderSize);
+  return put_opt(out, q.question_end, q.do_bit);
+}
+
+ResponseAnalyzer::ResponseAnalyzer() : names_(kMaxAnswerRecords + kMaxChain + 2) {
+  records_.reserve(kMaxAnswerRecords);
+}
+
+ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t> wire,
+                                                   const WireName& qname, std::uint16_t qtype,
+                                                   ResponseInfo& out) noexcept {
+  out.addresses.clear();
+  out.ttl_offsets.clear();
+  out.min_ttl = 0;
+  out.opt_offset = 0;
+  out.question_end = 0;
+  out.end = 0;
+  records_.clear();
+  if (wire.size() < kHeaderSize) return Result::malformed;
+  std::uint16_t flags = read16(wire, 2);
+  if ((flags & kFlagQR) == 0 || (flags & kOpcodeMask) != 0) return Result::malformed;
+  out.rcode = static_cast<std::uint8_t>(flags & 0x000F);
+  out.truncated = (flags & kFlagTC) != 0;
+  if (read16(wire, 4) != 1) return Result::mismatch;
+
+  // names_ layout: [0, kMaxAnswerRecords) record owners, then the chain, then one temporary.
+  WireName& temp = names_.back();
+  std::size_t pos = kHeaderSize;
+  if (!read_name(wire, pos, temp) || pos + 4 > wire.size()) return Result::malformed;
+  if (!(temp == qname) || read16(wire, pos) != qtype || read16(wire, pos + 2) != kClassIN)
+    return Result::mismatch;
+  pos += 4;
+  out.question_end = pos;
+
+  std::size_t an = read16(wire, 6), ns = read16(wire, 8), ar = read16(wire, 10);
+  std::size_t total = an + ns + ar;
+  std::uint32_t min_ttl = std::numeric_limits<std::uint32_t>::max();
+  for (std::size_t i = 0; i < total; ++i) {
+    std::size_t start = pos;
+    bool keep = i < an && records_.size() < kMaxAnswerRecords;
+    WireName& owner = keep ? names_[records_.size()] : temp;
+    if (!read_name(wire, pos, owner) || pos + 10 > wire.size()) return Result::malformed;
+    std::uint16_t type = read16(wire, pos);
+    std::uint16_t cls = read16(wire, pos + 2);
+    std::uint32_t ttl = sane_ttl(read32(wire, pos + 4));
+    std::size_t rdlen = read16(wire, pos + 8);
+    std::size_t rdata = pos + 10;
+    if (rdata + rdlen > wire.size()) return Result::malformed;
+    pos = rdata + rdlen;
+    if (type == rrtype::OPT) {
+      if (i >= an + ns && i + 1 == total) out.opt_offset = start;
+      continue;  // its "TTL" holds EDNS flags, not a TTL
+    }
+    out.ttl_offsets.push_back(static_cast<std::uint16_t>(rdata - 6));
+    min_ttl = std::min(min_ttl, ttl);
+    if (keep && cls == kClassIN)
+      records_.push_back(Record{type, ttl, rdata, rdlen, records_.size()});
+  }
+  out.end = pos;
+  out.min_ttl = out.ttl_offsets.empty() ? 0 : min_ttl;
+
+  // The CNAME chain from the question name. A loop or a chain longer than
+  // kMaxChain stops it; names beyond that are simply not on the chain.
+  WireName* chain = &names_[kMaxAnswerRecords];
+  chain[0] = qname;
+  std::size_t chain_len = 1;
+  for (bool grew = true; grew && chain_len <= kMaxChain;) {
+    grew = false;
+    for (const auto& rec : records_) {
+      if (rec.type != rrtype::CNAME || !(names_[rec.owner] == chain[chain_len - 1])) continue;
+      std::size_t p = rec.rdata;
+      if (!read_name(wire, p, temp) || p != rec.rdata + rec.rdlen) return Result::malformed;
+      if (std::find(chain, chain + chain_len, temp) != chain + chain_len) break;  // loop
+      chain[chain_len++] = temp;
+      grew = true;
+      break;
+    }
+  }
+  auto on_chain = [&](const WireName& n) {
+    return std::find(chain, chain + chain_len, n) != chain + chain_len;
+  };
+
+  for (const auto& rec : records_) {
+    if (rec.type != rrtype::A && rec.type != rrtype::AAAA && rec.type != rrtype::SVCB &&
+        rec.type != rrtype::HTTPS)
+      continue;
+    if (!on_chain(names_[rec.owner])) continue;
+    if (rec.type == rrtype::A || rec.type == rrtype::AAAA) {
+      bool v6 = rec.type == rrtype::AAAA;
+      if (rec.rdlen != (v6 ? 16u : 4u)) return Result::malformed;
+      FoundAddress found;
+      found.addr.v6 = v6;
+      std::memcpy(found.addr.bytes.data(), wire.data() + rec.rdata, rec.rdlen);
+      found.ttl = rec.ttl;
+      out.addresses.push_back(found);
+      continue;
+    }
+    // SVCB/HTTPS (RFC 9460): priority, target name, then key/length/value
+    // parameters. ipv4hint (4) and ipv6hint (6) are addresses a client may
+    // connect to without an A/AAAA lookup, so they are inserted exactly like
+    // A/AAAA records (same filter, same TTL) — otherwise they would be a
+    // way around the set, or simply broken connections.
+    std::size_t p = rec.rdata;
+    std::size_t end = rec.rdata + rec.rdlen;
+    if (p + 2 > end) return Result::malformed;
+    p += 2;
+    if (!read_name(wire, p, temp) || p > end) return Result::malformed;
+    while (p < end) {
+      if (p + 4 > end) return Result::malformed;
+      std::uint16_t key = read16(wire, p);
+      std::size_t len = read16(wire, p + 2);
+      p += 4;
+      if (p + len > end) return Result::malformed;
+      if (key == 4 || key == 6) {
+        std::size_t width = key == 4 ? 4 : 16;
+        if (len == 0 || len % width != 0) return Result::malformed;
+        for (std::size_t off = 0; off < len; off += width) {
+          FoundAddress found;
+          found.addr.v6 = key == 6;
+          std::memcpy(found.addr.bytes.data(), wire.data() + p + off, width);
+          found.ttl = rec.ttl;
+          out.addresses.push_back(found);
+        }
+      }
+      p += len;
+    }
+  }
+  return Result::ok;
+}
+
+void rewrite_ttls(std::span<std::uint8_t> wire, const ResponseInfo& info, std::uint32_t cap,
+                  std::uint32_t elapsed) noexcept {
+  for (std::uint16_t off : info.ttl_offsets) {
+    if (off + 4u > wire.size()) continue;
+    std::uint32_t ttl = std::min(sane_ttl(read32(wire, off)), cap);
+    write32(wire, off, ttl > elapsed ? ttl - elapsed : 0);
+  }
+}
+
+std::size_t adapt_for_client(std::span<std::uint8_t> wire, std::size_t size,
+                             const ResponseInfo& info, std::span<const std::uint8_t> client_query,
+                             const Query& q, std::size_t limit) noexcept {
+  if (size < kHeaderSize || size > wire.size()) return 0;
+  write16(wire, 0, q.id);
+  std::uint16_t flags = read16(wire, 2);
+  flags = static_cast<std::uint16_t>((flags & ~(kFlagRD | kFlagCD)) | (q.flags & (kFlagRD | kFlagCD)));
+  write16(wire, 2, flags);
+  // Same canonical name, both uncompressed at offset 12, so same length:
+  // copy the client's bytes back (0x20 case randomisation keeps working).
+  if (info.question_end == q.question_end && q.question_end <= size &&
+      q.question_end <= client_query.size())
+    std::memcpy(wire.data() + kHeaderSize, client_query.data() + kHeaderSize,
+                q.question_end - kHeaderSize);
+  if (!q.edns && info.opt_offset != 0 && info.opt_offset < size) {
+    size = info.opt_offset;
+    write16(wire, 10, static_cast<std::uint16_t>(read16(wire, 10) - 1));
+  }
+  if (size > limit && info.question_end != 0) {
+    size = info.question_end;
+    write16(wire, 2, static_cast<std::uint16_t>(read16(wire, 2) | kFlagTC));
+    write16(wire, 6, 0);
+    write16(wire, 8, 0);
+    write16(wire, 10, 0);
+  }
+  return size;
+}
+
+}  // namespace cagent::dnsguard

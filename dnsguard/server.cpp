@@ -1,0 +1,268 @@
+#include "server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <csignal>
+
+#include "ldns_message.hpp"
+
+namespace cagent::dnsguard {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+asio::ip::address to_asio(const IpAddress& a) {
+  if (a.v6) return asio::ip::address_v6(a.bytes);
+  return asio::ip::address_v4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
+}
+
+IpEndpoint from_asio(const asio::ip::address& addr, std::uint16_t port) {
+  IpEndpoint ep;
+  ep.port = port;
+  if (addr.is_v6()) {
+    ep.addr.v6 = true;
+    ep.addr.bytes = addr.to_v6().to_bytes();
+  } else {
+    auto b = addr.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), ep.addr.bytes.begin());
+  }
+  return ep;
+}
+}  // namespace
+
+Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log)
+    : io_(io),
+      config_(config),
+      log_(log),
+      engine_(config, sink, log, counters_),
+      upstreams_(io.get_executor(), config.upstreams, log, counters_),
+      refresh_timer_(io),
+      out_(kMaxMessage) {}
+
+Server::~Server() { stop(); }
+
+void Server::start() {
+  for (const auto& ep : config_.listen) {
+    try {
+      auto& sock = udp_sockets_.emplace_back(io_);
+      udp::endpoint uep(to_asio(ep.addr), ep.port);
+      sock.open(uep.protocol());
+      if (ep.addr.v6) sock.set_option(asio::ip::v6_only(true));
+      sock.bind(uep);
+      sock.non_blocking(true);  // answers are sent synchronously; never block the loop
+      auto& acc = acceptors_.emplace_back(io_);
+      tcp::endpoint tep(to_asio(ep.addr), ep.port);
+      acc.open(tep.protocol());
+      acc.set_option(asio::socket_base::reuse_address(true));
+      if (ep.addr.v6) acc.set_option(asio::ip::v6_only(true));
+      acc.bind(tep);
+      acc.listen(asio::socket_base::max_listen_connections);
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error("listen " + to_string(ep) + ": " + e.code().message());
+    }
+  }
+  upstreams_.start();
+  for (auto& sock : udp_sockets_) asio::co_spawn(io_, udp_loop(sock), asio::detached);
+  for (auto& acc : acceptors_) asio::co_spawn(io_, tcp_accept_loop(acc), asio::detached);
+  if (config_.refresh_interval > 0 && !engine_.allow_list().exact_names().empty())
+    asio::co_spawn(io_, refresh_loop(), asio::detached);
+  std::string where;
+  for (const auto& ep : config_.listen) where += " " + to_string(ep);
+  log_.always("dnsguard ready: listening on" + where);
+}
+
+void Server::stop() noexcept {
+  if (stopped_) return;
+  stopped_ = true;
+  boost::system::error_code ignored;
+  for (auto& s : udp_sockets_) s.close(ignored);
+  for (auto& a : acceptors_) a.close(ignored);
+  refresh_timer_.cancel();
+  upstreams_.stop();
+}
+
+asio::awaitable<void> Server::udp_loop(udp::socket& socket) {
+  try {
+    std::array<std::uint8_t, 4096> in;
+    udp::endpoint client;
+    Query q;
+    while (!stopped_) {
+      auto [ec, n] = co_await socket.async_receive_from(asio::buffer(in), client, use_tuple);
+      if (stopped_ || ec == asio::error::operation_aborted) co_return;
+      if (ec) continue;
+      auto query = std::span<const std::uint8_t>(in.data(), n);
+      auto local = engine_.handle_local(query, q, from_asio(client.address(), client.port()),
+                                        false, out_, QueryEngine::Clock::now());
+      if (local.action == QueryEngine::Action::answer) {
+        boost::system::error_code sec;
+        socket.send_to(asio::buffer(out_.data(), local.size), client, 0, sec);
+      } else if (local.action == QueryEngine::Action::needs_upstream) {
+        if (inflight_ >= kMaxInflight) {
+          ++counters_.overload;
+          continue;
+        }
+        ++inflight_;
+        asio::co_spawn(io_,
+                       udp_resolve(socket, client, std::vector<std::uint8_t>(query.begin(), query.end()), q),
+                       asio::detached);
+      }
+    }
+  } catch (const std::exception& e) {
+    log_.always(std::string("UDP loop stopped: ") + e.what());
+  }
+}
+
+asio::awaitable<void> Server::udp_resolve(udp::socket& socket, udp::endpoint client,
+                                          std::vector<std::uint8_t> query, Query q) {
+  try {
+    std::array<std::uint8_t, 512> upq;
+    std::size_t n = engine_.upstream_query(query, q, upq);
+    std::vector<std::uint8_t> answer;
+    bool ok = n != 0 && co_await upstreams_.exchange(std::span(upq.data(), n), answer);
+    if (!ok) answer.clear();
+    if (!stopped_) {
+      // No co_await from here to the send: out_ is shared.
+      std::size_t size = engine_.finish(query, q, false, answer, out_, QueryEngine::Clock::now());
+      boost::system::error_code sec;
+      if (size != 0) socket.send_to(asio::buffer(out_.data(), size), client, 0, sec);
+    }
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("query failed: ") + e.what());
+  }
+  --inflight_;
+}
+
+asio::awaitable<void> Server::tcp_accept_loop(tcp::acceptor& acceptor) {
+  try {
+    while (!stopped_) {
+      auto [ec, sock] = co_await acceptor.async_accept(use_tuple);
+      if (stopped_ || ec == asio::error::operation_aborted) co_return;
+      if (ec) continue;
+      if (tcp_connections_ >= kMaxTcpConnections) {
+        ++counters_.overload;
+        continue;  // `sock` closes here
+      }
+      ++tcp_connections_;
+      asio::co_spawn(io_, tcp_connection(std::move(sock)), asio::detached);
+    }
+  } catch (const std::exception& e) {
+    log_.always(std::string("TCP accept loop stopped: ") + e.what());
+  }
+}
+
+asio::awaitable<void> Server::tcp_connection(tcp::socket socket) {
+  try {
+    asio::steady_timer idle(io_);
+    std::vector<std::uint8_t> query, reply;
+    Query q;
+    boost::system::error_code ec;
+    auto peer = socket.remote_endpoint(ec);
+    IpEndpoint client = from_asio(peer.address(), peer.port());
+    // Several queries per connection, answered in order. Every read and
+    // write races the idle timer so a silent or stuck client cannot hold a
+    // connection slot for longer than kTcpIdleTimeout.
+    while (!stopped_) {
+      std::array<std::uint8_t, 2> len;
+      idle.expires_after(kTcpIdleTimeout);
+      auto r1 = co_await (asio::async_read(socket, asio::buffer(len), use_tuple) ||
+                          idle.async_wait(use_tuple));
+      if (r1.index() != 0 || std::get<0>(std::get<0>(r1))) break;
+      std::size_t size = (std::size_t{len[0]} << 8) | len[1];
+      query.resize(size);
+      auto r2 = co_await (asio::async_read(socket, asio::buffer(query), use_tuple) ||
+                          idle.async_wait(use_tuple));
+      if (r2.index() != 0 || std::get<0>(std::get<0>(r2))) break;
+      auto local = engine_.handle_local(query, q, client, true, out_, QueryEngine::Clock::now());
+      std::size_t answer_size = 0;
+      if (local.action == QueryEngine::Action::drop) break;  // malformed: close the stream
+      if (local.action == QueryEngine::Action::answer) {
+        answer_size = local.size;
+      } else {
+        std::array<std::uint8_t, 512> upq;
+        std::size_t n = engine_.upstream_query(query, q, upq);
+        std::vector<std::uint8_t> answer;
+        bool ok = n != 0 && co_await upstreams_.exchange(std::span(upq.data(), n), answer);
+        if (!ok) answer.clear();
+        if (stopped_) break;
+        answer_size = engine_.finish(query, q, true, answer, out_, QueryEngine::Clock::now());
+      }
+      if (answer_size == 0) continue;
+      reply.resize(answer_size + 2);
+      reply[0] = static_cast<std::uint8_t>(answer_size >> 8);
+      reply[1] = static_cast<std::uint8_t>(answer_size);
+      std::copy_n(out_.begin(), answer_size, reply.begin() + 2);
+      idle.expires_after(kTcpIdleTimeout);
+      auto r3 = co_await (asio::async_write(socket, asio::buffer(reply), use_tuple) ||
+                          idle.async_wait(use_tuple));
+      if (r3.index() != 0 || std::get<0>(std::get<0>(r3))) break;
+    }
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("TCP connection failed: ") + e.what());
+  }
+  --tcp_connections_;
+}
+
+asio::awaitable<void> Server::refresh_loop() {
+  // Re-resolve every exact allowlisted name so its set entries stay alive
+  // while the name is in use and follow CDN address rotation. A failure is
+  // logged and simply retried next round.
+  try {
+    const auto& names = engine_.allow_list().exact_names();
+    while (!stopped_) {
+      for (const auto& name : names) {
+        for (std::uint16_t type : {rrtype::A, rrtype::AAAA}) {
+          if (stopped_) co_return;
+          auto query = build_query_wire(name, type);
+          auto qname = wire_name(name);
+          if (!query || !qname) continue;
+          std::vector<std::uint8_t> answer;
+          bool ok = co_await upstreams_.exchange(*query, answer);
+          if (stopped_) co_return;
+          ++counters_.refreshes;
+          if (!ok || !engine_.absorb(*qname, type, answer))
+            log_.event(LogLevel::warning, "refresh " + name + " type " + std::to_string(type) +
+                                              " failed; retrying next round");
+        }
+      }
+      refresh_timer_.expires_after(std::chrono::seconds(config_.refresh_interval));
+      co_await refresh_timer_.async_wait(use_tuple);
+    }
+  } catch (const std::exception& e) {
+    log_.always(std::string("refresh loop stopped: ") + e.what());
+  }
+}
+
+void run_daemon(const Config& config, AnswerSink& sink, Logger& log) {
+  asio::io_context io(1);
+  Server server(io, config, sink, log);
+  server.start();
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGUSR1);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signo) {
+        if (ec) return;
+        if (signo == SIGUSR1) {
+          log.always(format_counters(server.counters()));
+          signals.async_wait(on_signal);
+          return;
+        }
+        log.always(std::string("stopping on ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+        server.stop();
+        io.stop();
+      };
+  signals.async_wait(on_signal);
+  io.run();
+  log.always(format_counters(server.counters()));
+}
+
+}  // namespace cagent::dnsguard

@@ -1,0 +1,70 @@
+#pragma once
+// Server: dnsguard's I/O. One single-threaded io_context runs everything:
+// a UDP receive loop and a TCP acceptor per `listen` address, one coroutine
+// per TCP connection and per query that has to go upstream, the upstream
+// pool's receive loops and the refresh timer. All decisions are made by the
+// synchronous QueryEngine, which also calls the AnswerSink — so nothing else
+// runs between a set insert and the send of the answer that needed it.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <array>
+#include <chrono>
+#include <list>
+#include <memory>
+#include <vector>
+
+#include "engine.hpp"
+#include "upstream.hpp"
+
+namespace cagent::dnsguard {
+
+class Server {
+ public:
+  static constexpr std::size_t kMaxInflight = 4096;        // queries waiting for upstream
+  static constexpr std::size_t kMaxTcpConnections = 128;
+  static constexpr std::chrono::seconds kTcpIdleTimeout{10};
+
+  Server(boost::asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log);
+  ~Server();
+
+  // Binds every listen address (UDP and TCP) and starts serving and
+  // refreshing. Throws std::system_error naming the address on failure.
+  void start();
+  void stop() noexcept;
+
+  const Counters& counters() const noexcept { return counters_; }
+
+ private:
+  boost::asio::awaitable<void> udp_loop(boost::asio::ip::udp::socket& socket);
+  boost::asio::awaitable<void> udp_resolve(boost::asio::ip::udp::socket& socket,
+                                           boost::asio::ip::udp::endpoint client,
+                                           std::vector<std::uint8_t> query, Query q);
+  boost::asio::awaitable<void> tcp_accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  boost::asio::awaitable<void> tcp_connection(boost::asio::ip::tcp::socket socket);
+  boost::asio::awaitable<void> refresh_loop();
+
+  boost::asio::io_context& io_;
+  const Config& config_;
+  Logger& log_;
+  Counters counters_;
+  QueryEngine engine_;
+  UpstreamPool upstreams_;
+  std::list<boost::asio::ip::udp::socket> udp_sockets_;
+  std::list<boost::asio::ip::tcp::acceptor> acceptors_;
+  boost::asio::steady_timer refresh_timer_;
+  std::vector<std::uint8_t> out_;  // answers are built here and sent before any co_await
+  std::size_t inflight_ = 0;
+  std::size_t tcp_connections_ = 0;
+  bool stopped_ = false;
+};
+
+// The daemon: logger already open, sink wired. Serves until SIGTERM/SIGINT,
+// writes counters on SIGUSR1 and at exit. Throws on startup failure.
+void run_daemon(const Config& config, AnswerSink& sink, Logger& log);
+
+}  // namespace cagent::dnsguard

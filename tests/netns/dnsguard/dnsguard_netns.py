@@ -1,0 +1,591 @@
+#!/usr/bin/env python3
+"""Integration tests for dnsguard in a private network namespace.
+
+  dnsguard_netns.py --dnsguard BIN --fake-dns tests/tools/fake_dns.py CASE
+
+Re-executes itself under `unshare -n` (a fresh network namespace that
+disappears with its last process), then builds inside it: lo up, a
+veth pair holding the fake upstream's documentation address 192.0.2.53 and
+routes for the "answer" ranges 198.51.100.0/24, 203.0.113.0/24 and
+2001:db8:aaaa::/48 (no route out of the namespace), and table inet cagent
+with sets allow4/allow6 plus an output chain that drops packets to the
+answer ranges unless the destination is in the set.
+
+That chain is how "in the set *before* the client got the answer" is
+proven: right after an answer arrives the client sendto()s each address;
+the kernel returns EPERM for a packet the output hook drops, so a successful
+send means the address was already in the set at that instant.
+Exit 0 pass, 1 fail, 77 skipped (printed as "skipped: <reason>").
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SKIP = 77
+UPSTREAM = "192.0.2.53"
+ANSWER_NETS4 = "198.51.100.0/24, 203.0.113.0/24"
+ANSWER_NET6 = "2001:db8:aaaa::/48"
+
+RULESET = f"""
+table inet cagent {{
+  set allow4 {{ type ipv4_addr; flags timeout; }}
+  set allow6 {{ type ipv6_addr; flags timeout; }}
+  chain out {{
+    type filter hook output priority 0; policy accept;
+    ip daddr {{ {ANSWER_NETS4} }} ip daddr != @allow4 drop
+    ip6 daddr {ANSWER_NET6} ip6 daddr != @allow6 drop
+  }}
+}}
+"""
+
+
+NETWORK_READY = False
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def skip(reason):
+    print(f"skipped: {reason}")
+    sys.exit(SKIP)
+
+
+def run(*cmd, **kw):
+    return subprocess.run(list(cmd), check=True, capture_output=True, text=True, **kw)
+
+
+def poll(cond, deadline_s, what, interval=0.02):
+    """Polls cond() until true; bounded in time and count."""
+    end = time.monotonic() + deadline_s
+    for _ in range(int(deadline_s / interval) + 2):
+        if cond():
+            return
+        if time.monotonic() > end:
+            break
+        time.sleep(interval)  # polling interval, not synchronisation
+    raise Failure(f"timed out after {deadline_s}s waiting for {what}")
+
+
+# ---------------------------------------------------------------- DNS client
+
+def build_query(name, qtype, edns=True, qid=None):
+    qid = random.randrange(65536) if qid is None else qid
+    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1 if edns else 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00" + struct.pack("!HH", qtype, 1)
+    if edns:
+        q += b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0)
+    return qid, q
+
+
+def skip_name(msg, pos):
+    while True:
+        n = msg[pos]
+        if n & 0xC0 == 0xC0:
+            return pos + 2
+        if n == 0:
+            return pos + 1
+        pos += 1 + n
+
+
+def parse_response(msg):
+    qid, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", msg[:12])
+    pos = 12
+    qname_end = skip_name(msg, pos)
+    question = msg[12:qname_end + 4]
+    pos = qname_end + 4
+    answers = []
+    for _ in range(an):
+        pos = skip_name(msg, pos)
+        rtype, rclass, ttl, rdlen = struct.unpack("!HHIH", msg[pos:pos + 10])
+        rdata = msg[pos + 10:pos + 10 + rdlen]
+        pos += 10 + rdlen
+        answers.append((rtype, ttl, rdata))
+    addrs = []
+    for rtype, ttl, rdata in answers:
+        if rtype == 1:
+            addrs.append((socket.inet_ntop(socket.AF_INET, rdata), ttl))
+        elif rtype == 28:
+            addrs.append((socket.inet_ntop(socket.AF_INET6, rdata), ttl))
+    return {"id": qid, "rcode": flags & 0xF, "tc": bool(flags & 0x0200), "answers": answers,
+            "addrs": addrs, "question": question, "ar": ar}
+
+
+def query_udp(name, qtype=1, server=("127.0.0.1", 53), timeout=5.0, edns=True, sock=None):
+    own = sock is None
+    if own:
+        sock = socket.socket(socket.AF_INET6 if ":" in server[0] else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.settimeout(timeout)
+        qid, q = build_query(name, qtype, edns)
+        sock.sendto(q, server)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            data, _ = sock.recvfrom(65535)
+            r = parse_response(data)
+            if r["id"] == qid:
+                r["sent_question"] = q[12:12 + len(r["question"])]
+                return r
+        raise socket.timeout()
+    finally:
+        if own:
+            sock.close()
+
+
+def recv_exact(conn, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            raise Failure("TCP connection closed early")
+        buf += chunk
+    return buf
+
+
+def probe(addr):
+    """True when the kernel lets a packet to addr out (i.e. addr is in the set)."""
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        try:
+            s.sendto(b"x", (addr, 9))
+            return True
+        except PermissionError:
+            return False
+
+
+def set_elements(v6=False):
+    out = run("nft", "-j", "list", "set", "inet", "cagent", "allow6" if v6 else "allow4").stdout
+    elems = {}
+    for item in json.loads(out)["nftables"]:
+        if "set" not in item:
+            continue
+        for e in item["set"].get("elem", []):
+            if isinstance(e, dict) and "elem" in e:
+                elems[e["elem"]["val"]] = e["elem"].get("timeout")
+            else:
+                elems[e] = None
+    return elems
+
+
+# ---------------------------------------------------------------- fixture
+
+class Cage:
+    def __init__(self, args, zone, config_extra="", allow=None, upstreams=None, refresh=0, ttl=(30, 3600)):
+        self.args = args
+        self.dir = tempfile.mkdtemp(prefix="dnsguard-netns-")
+        self.zone_path = os.path.join(self.dir, "zone.json")
+        self.qlog = os.path.join(self.dir, "queries.log")
+        self.dglog = os.path.join(self.dir, "dnsguard.log")
+        self.config = os.path.join(self.dir, "dnsguard.toml")
+        self.procs = []
+        self.write_zone(zone)
+        allow = allow or ["www.example.test", "*.wild.example.test"]
+        upstreams = upstreams or [f"{UPSTREAM}:53"]
+        with open(self.config, "w") as f:
+            f.write(f'listen = ["127.0.0.1:53", "[::1]:53"]\n'
+                    f'upstreams = {json.dumps(upstreams)}\n'
+                    f'allow = {json.dumps(allow)}\n'
+                    f'{config_extra}\n'
+                    f'[ttl]\nmin = {ttl[0]}\nmax = {ttl[1]}\n'
+                    f'[refresh]\ninterval = {refresh}\n'
+                    f'[nft]\ntable = "cagent"\nset4 = "allow4"\nset6 = "allow6"\n'
+                    f'[log]\nfile = "{self.dglog}"\nlevel = "info"\n')
+
+    def write_zone(self, zone):
+        tmp = self.zone_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"names": zone}, f)
+        os.replace(tmp, self.zone_path)
+
+    def __enter__(self):
+        global NETWORK_READY
+        if not NETWORK_READY:
+            # A veth pair whose both ends stay in this namespace: v0 holds the
+            # upstream's address and the routes to the answer ranges.
+            run("ip", "link", "set", "lo", "up")
+            run("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+            run("ip", "link", "set", "v0", "up")
+            run("ip", "link", "set", "v1", "up")
+            run("ip", "addr", "add", f"{UPSTREAM}/24", "dev", "v0")
+            run("ip", "-6", "addr", "add", "2001:db8::1/64", "dev", "v0", "nodad")
+            for net in ("198.51.100.0/24", "203.0.113.0/24"):
+                run("ip", "route", "add", net, "dev", "v0")
+            run("ip", "-6", "route", "add", ANSWER_NET6, "dev", "v0")
+            NETWORK_READY = True
+        # A fresh table (empty sets) for every fixture.
+        subprocess.run(["nft", "delete", "table", "inet", "cagent"], capture_output=True)
+        run("nft", "-f", "-", input=RULESET)
+        ready = os.path.join(self.dir, "fake.ready")
+        self.fake = self.spawn([sys.executable, self.args.fake_dns, "--listen", f"{UPSTREAM}:53",
+                                "--zone", self.zone_path, "--log", self.qlog, "--ready", ready])
+        poll(lambda: os.path.exists(ready), 10, "fake upstream ready")
+        return self
+
+    def start_dnsguard(self, wait=True):
+        self.dg = self.spawn([self.args.dnsguard, "--config", self.config])
+        if wait:
+            poll(lambda: "dnsguard ready" in self.log_text() or self.dg.poll() is not None, 10,
+                 "dnsguard ready line")
+            check(self.dg.poll() is None, f"dnsguard exited: {self.log_text()}")
+        return self.dg
+
+    def spawn(self, argv):
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr"), "a"))
+        self.procs.append(p)
+        return p
+
+    def log_text(self):
+        try:
+            with open(self.dglog) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def upstream_queries(self):
+        try:
+            with open(self.qlog) as f:
+                return [line.split() for line in f if line.strip()]
+        except OSError:
+            return []
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if exc[0] is not None:
+            sys.stderr.write("--- dnsguard log ---\n" + self.log_text())
+            try:
+                sys.stderr.write("--- stderr ---\n" + open(os.path.join(self.dir, "stderr")).read())
+            except OSError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+ZONE = {
+    "www.example.test": {"ttl": 300, "A": ["198.51.100.1", "198.51.100.2"], "AAAA": ["2001:db8:aaaa::1"]},
+    "short.wild.example.test": {"ttl": 5, "A": ["198.51.100.3"]},
+    "long.wild.example.test": {"ttl": 100000, "A": ["198.51.100.4"]},
+    "private.wild.example.test": {"ttl": 300, "A": ["10.1.2.3", "169.254.169.254", "198.51.100.5"]},
+    "evil.test": {"ttl": 300, "A": ["203.0.113.99"]},
+    "alias.wild.example.test": {"ttl": 300, "CNAME": "hop.cdn.test",
+                                "extra": [["evil.test", "A", "203.0.113.66", 300]]},
+    "hop.cdn.test": {"ttl": 300, "CNAME": "edge.cdn.test"},
+    "edge.cdn.test": {"ttl": 120, "A": ["203.0.113.10"]},
+    "big.wild.example.test": {"ttl": 300, "tc": True, "A": ["198.51.100.20", "198.51.100.21"]},
+    "dead.wild.example.test": {"drop": True},
+    "svc.wild.example.test": {"ttl": 300, "HTTPS": [{"priority": 1, "target": ".",
+                                                     "ipv4hint": ["198.51.100.30"],
+                                                     "ipv6hint": ["2001:db8:aaaa::30"]}]},
+}
+
+
+# ---------------------------------------------------------------- cases
+
+def case_allowed(args):
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        check(not probe("198.51.100.1"), "probe works: 198.51.100.1 blocked before any lookup")
+        r = query_udp("www.example.test", 1)
+        ok = {a: probe(a) for a, _ in r["addrs"]}  # immediately, before anything else
+        check(r["rcode"] == 0, f"rcode {r['rcode']}")
+        check(sorted(a for a, _ in r["addrs"]) == ["198.51.100.1", "198.51.100.2"], f"addrs {r['addrs']}")
+        check(all(ok.values()), f"address not in the set when the answer arrived: {ok}")
+        elems = set_elements()
+        check(elems.get("198.51.100.1") == 300 and elems.get("198.51.100.2") == 300,
+              f"set timeouts {elems}")
+        check(all(ttl <= 300 for _, ttl in r["addrs"]), "TTL above set timeout")
+        r6 = query_udp("www.example.test", 28, server=("::1", 53))
+        check([a for a, _ in r6["addrs"]] == ["2001:db8:aaaa::1"] and probe("2001:db8:aaaa::1"),
+              f"AAAA {r6['addrs']}")
+        check(set_elements(v6=True).get("2001:db8:aaaa::1") == 300, "v6 set timeout")
+        # TTL clamp: 5 s -> ttl.min 30 in the set; 100000 -> ttl.max 3600, client TTL <= 3600.
+        r = query_udp("short.wild.example.test")
+        check(probe("198.51.100.3") and set_elements().get("198.51.100.3") == 30, "ttl.min clamp")
+        r = query_udp("long.wild.example.test")
+        check(probe("198.51.100.4") and set_elements().get("198.51.100.4") == 3600, "ttl.max clamp")
+        check(r["addrs"][0][1] <= 3600, f"client TTL {r['addrs'][0][1]} above ttl.max")
+        # Special-purpose addresses stay out of the set; the public one goes in.
+        r = query_udp("private.wild.example.test")
+        elems = set_elements()
+        check(r["rcode"] == 0 and "198.51.100.5" in elems, "public address inserted")
+        check("10.1.2.3" not in elems and "169.254.169.254" not in elems, f"private inserted: {elems}")
+        # Cache: a second query is served without asking the upstream again.
+        before = len(cage.upstream_queries())
+        r = query_udp("www.example.test", 1)
+        check(r["rcode"] == 0 and len(r["addrs"]) == 2 and all(probe(a) for a, _ in r["addrs"]), "cache hit answer")
+        check(len(cage.upstream_queries()) == before, "cache hit went upstream")
+        # Counters on SIGUSR1.
+        cage.dg.send_signal(signal.SIGUSR1)
+        poll(lambda: "counters queries=" in cage.log_text(), 5, "counters line")
+        check("cache_hits=1" in cage.log_text(), "cache_hits counter")
+
+
+def case_denied(args):
+    with Cage(args, ZONE, config_extra='deny_rcode = "nxdomain"') as cage:
+        cage.start_dnsguard()
+        for name in ("evil.test", "wild.example.test", "example.test", "xwww.example.test",
+                     "a.www.example.test"):
+            r = query_udp(name)
+            check(r["rcode"] == 3 and not r["addrs"], f"{name}: rcode {r['rcode']}")
+        # A label with a byte outside [A-Za-z0-9_-] under an allowed wildcard is denied too.
+        qid, q = build_query("x.wild.example.test", 1)
+        bad = q.replace(b"\x01x", b"\x01=")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(bad, ("127.0.0.1", 53))
+            r = parse_response(s.recv(4096))
+        check(r["rcode"] == 3, f"bad label byte: rcode {r['rcode']}")
+        # ANY and CHAOS are answered locally as well.
+        check(query_udp("www.example.test", 255)["rcode"] == 4, "ANY -> NOTIMP")
+        names = [q[1].lower() for q in cage.upstream_queries()]
+        check(not any("evil" in n or n in ("wild.example.test", "example.test") or "=" in n for n in names),
+              f"denied name reached the upstream: {names}")
+        check(not probe("203.0.113.99"), "denied name's address reachable")
+        check("denied name=evil.test type=1 client=127.0.0.1" in cage.log_text(), "deny log line")
+    with Cage(args, ZONE, config_extra='deny_rcode = "refused"') as cage:
+        cage.start_dnsguard()
+        check(query_udp("evil.test")["rcode"] == 5, "deny_rcode refused")
+
+
+def case_cname(args):
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        r = query_udp("alias.wild.example.test")
+        ok = {a: probe(a) for a, _ in r["addrs"]}
+        check(r["rcode"] == 0, f"rcode {r['rcode']}")
+        check(ok.get("203.0.113.10") is True, f"chain target not in set at answer time: {ok}")
+        check(ok.get("203.0.113.66") is False, "off-chain record was inserted")
+        elems = set_elements()
+        check(elems.get("203.0.113.10") == 120 and "203.0.113.66" not in elems, f"set {elems}")
+
+
+def case_tcp(args):
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        with socket.create_connection(("127.0.0.1", 53), timeout=5) as c:
+            ids = []
+            # Pipelined: three queries written before reading any answer.
+            for name in ("www.example.test", "evil.test", "short.wild.example.test"):
+                qid, q = build_query(name, 1)
+                ids.append(qid)
+                c.sendall(struct.pack("!H", len(q)) + q)
+            got = {}
+            for _ in ids:
+                n = struct.unpack("!H", recv_exact(c, 2))[0]
+                r = parse_response(recv_exact(c, n))
+                got[r["id"]] = r
+        check(sorted(got) == sorted(ids), "one answer per query on the connection")
+        check(got[ids[0]]["rcode"] == 0 and len(got[ids[0]]["addrs"]) == 2, "allowed over TCP")
+        check(got[ids[1]]["rcode"] == 3, "denied over TCP")
+        check(all(probe(a) for a, _ in got[ids[2]]["addrs"]), "TCP answer addresses in set")
+
+
+def case_truncation(args):
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        r = query_udp("big.wild.example.test")
+        check(r["rcode"] == 0 and not r["tc"], f"rcode {r['rcode']} tc {r['tc']}")
+        check(sorted(a for a, _ in r["addrs"]) == ["198.51.100.20", "198.51.100.21"], f"addrs {r['addrs']}")
+        check(all(probe(a) for a, _ in r["addrs"]), "addresses in set")
+        protos = [q[0] for q in cage.upstream_queries() if q[1].lower() == "big.wild.example.test"]
+        check(protos == ["udp", "tcp"], f"upstream saw {protos}, expected udp then tcp")
+
+
+def case_upstream_down(args):
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        t0 = time.monotonic()
+        r = query_udp("dead.wild.example.test", timeout=8)
+        took = time.monotonic() - t0
+        check(r["rcode"] == 2, f"rcode {r['rcode']}")
+        check(took < 3.0, f"SERVFAIL took {took:.2f}s (budget: 3 attempts x 750 ms)")
+        check("timeout" in cage.log_text(), "upstream failure logged")
+    # No upstream at all at that address (nothing listening on .54).
+    with Cage(args, ZONE, upstreams=["192.0.2.54:53"]) as cage:
+        cage.start_dnsguard()
+        t0 = time.monotonic()
+        r = query_udp("www.example.test", timeout=8)
+        check(r["rcode"] == 2 and time.monotonic() - t0 < 3.0, "unreachable upstream -> SERVFAIL")
+    # Failover: first upstream dead, second answers.
+    with Cage(args, ZONE, upstreams=["192.0.2.54:53", f"{UPSTREAM}:53"]) as cage:
+        cage.start_dnsguard()
+        r = query_udp("www.example.test", timeout=8)
+        check(r["rcode"] == 0 and len(r["addrs"]) == 2, f"failover: rcode {r['rcode']}")
+
+
+def case_mixed_case(args):
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        for name in ("WwW.ExAmPlE.TeSt", "SHORT.WILD.EXAMPLE.TEST.", "www.example.test"):
+            r = query_udp(name)
+            check(r["rcode"] == 0 and r["addrs"], f"{name}: rcode {r['rcode']}")
+            check(r["question"] == r["sent_question"], f"{name}: question case not preserved")
+            check(all(probe(a) for a, _ in r["addrs"]), f"{name}: addresses in set")
+
+
+def case_https_hints(args):
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        r = query_udp("svc.wild.example.test", 65)
+        ok4, ok6 = probe("198.51.100.30"), probe("2001:db8:aaaa::30")
+        check(r["rcode"] == 0 and any(t == 65 for t, _, _ in r["answers"]), "HTTPS answer")
+        check(ok4 and ok6, "ipv4hint/ipv6hint inserted before the answer")
+
+
+def case_concurrency(args, cache_size=10000):
+    names = [f"n{i}.wild.example.test" for i in range(200)]
+    pool = [f"198.51.100.{i}" for i in range(40, 240)] + [f"203.0.113.{i}" for i in range(20, 240)]
+    zone = {n: {"ttl": 300, "rotate": True, "A": random.Random(i).sample(pool, 8)} for i, n in enumerate(names)}
+    clients, per_client = 50, 200
+    failures, lost = [], []
+    with Cage(args, zone, config_extra=f"[cache]\nsize = {cache_size}") as cage:
+        cage.start_dnsguard()
+
+        def client(k):
+            rnd = random.Random(k)
+            order = names[:]
+            rnd.shuffle(order)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for name in order[:per_client]:
+                    try:
+                        r = query_udp(name, sock=s, timeout=5)
+                    except socket.timeout:
+                        lost.append(name)
+                        continue
+                    for a, _ in r["addrs"]:
+                        if not probe(a):
+                            failures.append((name, a))
+                    if r["rcode"] != 0 or not r["addrs"]:
+                        failures.append((name, f"rcode {r['rcode']}"))
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        took = time.monotonic() - t0
+        check(not any(t.is_alive() for t in threads), "clients did not finish in 300 s")
+        check(not lost, f"{len(lost)} queries lost, e.g. {lost[:3]}")
+        check(not failures, f"{len(failures)} answers with addresses not in the set: {failures[:5]}")
+        print(f"concurrency: {clients * per_client} queries in {took:.1f}s, "
+              f"{len(cage.upstream_queries())} reached the upstream")
+
+
+def case_concurrency_nocache(args):
+    # Every query goes upstream and gets a rotated address: many concurrent
+    # inserts for the same names, each racing its own answer.
+    case_concurrency(args, cache_size=0)
+
+
+def case_refresh(args):
+    zone = {"www.example.test": {"ttl": 1, "A": ["198.51.100.77"]}}
+    with Cage(args, zone, refresh=2, ttl=(1, 1)) as cage:
+        cage.start_dnsguard()
+        # No client query at all: the refresh alone puts the address in,
+        # it expires (1 s timeout), and the next round puts it back.
+        poll(lambda: probe("198.51.100.77"), 5, "refresh inserting 198.51.100.77")
+        poll(lambda: not probe("198.51.100.77"), 5, "the entry expiring")
+        poll(lambda: probe("198.51.100.77"), 5, "refresh re-populating the expired entry")
+        # A failing name is logged and does not stop the refresh.
+        cage.write_zone({"www.example.test": {"drop": True}})
+        poll(lambda: "refresh www.example.test type 1 failed" in cage.log_text(), 10, "refresh failure logged")
+        cage.write_zone(zone)
+        poll(lambda: probe("198.51.100.77"), 10, "refresh recovering after failures")
+        check(cage.dg.poll() is None, "dnsguard died")
+        cage.dg.send_signal(signal.SIGTERM)
+        cage.dg.wait(timeout=5)
+        check(cage.dg.returncode == 0, f"SIGTERM exit status {cage.dg.returncode}")
+        check("counters queries=" in cage.log_text(), "counters at exit")
+
+
+def case_check(args):
+    d = tempfile.mkdtemp(prefix="dnsguard-check-")
+    try:
+        cases = [
+            ('allow = ["a.test"]\nupstreams = ["192.0.2.53"]\n', 0, None),
+            ('bogus = 1\nupstreams = ["192.0.2.53"]\n', 1, "bogus"),
+            ('upstreams = ["192.0.2.53"]\n[ttl]\nmin = 0\n', 1, "ttl.min"),
+            ('upstreams = ["192.0.2.53"]\n[cache]\nsize = "big"\n', 1, "cache.size"),
+            ('upstreams = ["192.0.2.53"]\nallow = ["*bad*.test"]\n', 1, "allow"),
+            ('upstreams = ["192.0.2.53"]\ndeny_rcode = "drop"\n', 1, "deny_rcode"),
+            ('upstreams = ["not-an-ip"]\n', 1, "upstreams"),
+            ('upstreams = ["192.0.2.53"]\n[nft]\ncolour = "red"\n', 1, "nft.colour"),
+            ('upstreams = ["192.0.2.53"]\nallow_cidrs = ["203.0.113.1/24"]\n', 1, "allow_cidrs"),
+        ]
+        for i, (text, status, key) in enumerate(cases):
+            path = os.path.join(d, f"c{i}.toml")
+            with open(path, "w") as f:
+                f.write(text)
+            p = subprocess.run([args.dnsguard, "--config", path, "--check"], capture_output=True, text=True, timeout=10)
+            check(p.returncode == status, f"case {i}: exit {p.returncode}, want {status}: {p.stderr}")
+            if key:
+                lines = p.stderr.strip().splitlines()
+                check(len(lines) == 1 and key in lines[0] and path in lines[0],
+                      f"case {i}: message should be one line naming {key} and the file: {p.stderr!r}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dnsguard", required=True)
+    ap.add_argument("--fake-dns", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    args = ap.parse_args()
+    if not os.access(args.dnsguard, os.X_OK):
+        print(f"dnsguard binary missing: {args.dnsguard}")
+        return 1
+    if args.case == "check":
+        CASES["check"](args)
+        print("ok")
+        return 0
+    if os.environ.get("DNSGUARD_NETNS_INNER") != "1":
+        if os.geteuid() != 0:
+            skip("needs root for network namespaces and nftables")
+        for tool in ("unshare", "ip", "nft"):
+            if shutil.which(tool) is None:
+                skip(f"{tool} not installed")
+        probe_ns = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+        if probe_ns.returncode != 0:
+            skip("cannot create a network namespace (unshare -n failed)")
+        env = dict(os.environ, DNSGUARD_NETNS_INNER="1")
+        return subprocess.run(["unshare", "-n", "--", sys.executable] + sys.argv, env=env).returncode
+    try:
+        CASES[args.case](args)
+    except Failure as e:
+        print(f"FAIL {args.case}: {e}")
+        return 1
+    print(f"ok {args.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

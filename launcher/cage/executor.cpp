@@ -210,7 +210,13 @@ class Runner {
 
  private:
   void perform(const step::CheckPolicy& s) {
-    const pid_t pid = spawn(original_mask_, [] {}, s.dnsguard.string(),
+    // Its "ok" on stdout must not end up in the command's output stream.
+    const pid_t pid = spawn(
+        original_mask_,
+        [] {
+          if (::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) fail("stdout to stderr");
+        },
+        s.dnsguard.string(),
                             {s.dnsguard.string(), "--config", s.policy.string(), "--check"}, nullptr);
     const int status = wait_status(pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {

@@ -127,6 +127,12 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
     if (!seen.insert(key).second) {
       throw ConfigError(pos_of(origin, key_node.Mark()), "duplicate key '" + key + "'");
     }
+    if (std::find(std::begin(kConfigKeys), std::end(kConfigKeys), key) == std::end(kConfigKeys)) {
+      throw ConfigError(pos_of(origin, key_node.Mark()),
+                        "unknown key '" + key +
+                            "' (known: ignore, readonly, domains, extra_args, dns_resolvers, "
+                            "ca_certificates)");
+    }
     std::vector<Entry> values = read_string_list(kv.second, key, origin);
     if (key == "ignore") {
       layer.ignore = std::move(values);
@@ -138,13 +144,8 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
       layer.extra_args = std::move(values);
     } else if (key == "dns_resolvers") {
       layer.dns_resolvers = std::move(values);
-    } else if (key == "ca_certificates") {
-      layer.ca_certificates = std::move(values);
     } else {
-      throw ConfigError(pos_of(origin, key_node.Mark()),
-                        "unknown key '" + key +
-                            "' (known: ignore, readonly, domains, extra_args, dns_resolvers, "
-                            "ca_certificates)");
+      layer.ca_certificates = std::move(values);
     }
   }
   return layer;

@@ -42,9 +42,9 @@ bool glob_segments(const std::vector<std::string>& pat, std::size_t pi,
 }
 
 std::string trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r");
+  const auto b = s.find_first_not_of(" \t\r\n");
   if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r");
+  const auto e = s.find_last_not_of(" \t\r\n");
   return std::string(s.substr(b, e - b + 1));
 }
 

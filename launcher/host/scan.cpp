@@ -18,9 +18,9 @@ bool any_match(const std::vector<Pattern>& patterns, const std::string& rel, boo
 // Container paths a gitdir mount must never cover: it would shadow the cage's
 // own system directories (a hostile .git file could say "gitdir: /etc").
 bool forbidden_container_target(const std::string& path) {
-  static constexpr std::array<std::string_view, 19> kForbidden = {
-      "/bin",  "/boot", "/dev", "/etc", "/lib",  "/lib32", "/lib64",     "/libx32", "/proc", "/root",
-      "/run",  "/sbin", "/sys", "/usr", "/var",  "/tmp",   "/workspace", "/home/agent", "/opt"};
+  static constexpr std::array<std::string_view, 18> kForbidden = {
+      "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
+      "/root", "/run", "/sbin", "/sys", "/usr", "/var", "/workspace", "/home/agent", "/opt"};
   if (path == "/" || path.empty() || path.front() != '/') return true;
   for (std::string_view f : kForbidden) {
     if (path == f || (path.size() > f.size() && path.compare(0, f.size(), f) == 0 &&

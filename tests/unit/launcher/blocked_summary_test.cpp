@@ -1,0 +1,30 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "launcher/host/blocked_summary.hpp"
+
+using namespace cagent::launcher::host;
+
+TEST_CASE("denied-query lines in the formats a log may use") {
+  const std::string log =
+      "2025-01-01T00:00:00Z info started listen=127.0.0.1:53\n"
+      "2025-01-01T00:00:01Z info denied name=pypi.org. type=A client=127.0.0.1:5353\n"
+      "2025-01-01T00:00:01Z info denied name=PyPI.org type=AAAA client=127.0.0.1:5353\n"
+      "2025-01-01T00:00:02Z info allowed name=github.com type=A\n"
+      "{\"event\":\"deny\",\"qname\":\"example.net.\",\"qtype\":\"A\"}\n"
+      "deny example.org A from 127.0.0.1\n"
+      "2025-01-01T00:00:03Z warn upstream timeout 192.0.2.53\n";
+  CHECK(parse_denied_names(log) ==
+        std::vector<std::string>{"pypi.org", "pypi.org", "example.net", "example.org"});
+}
+
+TEST_CASE("summary line") {
+  CHECK(summarize_blocked({}).empty());
+  CHECK(summarize_blocked({"pypi.org", "example.net", "pypi.org"}) ==
+        "blocked 3 lookups: pypi.org \xC3\x97" "2, example.net \xE2\x80\x94 add to domains in .cagent.yaml to allow");
+  CHECK(summarize_blocked({"a.example"}) ==
+        "blocked 1 lookup: a.example \xE2\x80\x94 add to domains in .cagent.yaml to allow");
+  const std::string many = summarize_blocked({"a.x", "b.x", "c.x", "d.x"}, 2);
+  CHECK(many.find("a.x, b.x, +2 more") != std::string::npos);
+}

@@ -1,0 +1,211 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include <string>
+
+#include "launcher/host/config.hpp"
+#include "launcher/host/paths.hpp"
+
+using namespace cagent::launcher::host;
+
+namespace {
+
+ConfigLayer layer(const std::string& yaml, const std::string& origin, LayerKind kind) {
+  return load_config(yaml, origin, kind);
+}
+
+std::vector<std::string> values(const std::vector<Entry>& entries) {
+  std::vector<std::string> out;
+  for (const Entry& e : entries) out.push_back(e.value);
+  return out;
+}
+
+// The message of the ConfigError thrown by f.
+template <typename F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("load: keys and positions") {
+  const ConfigLayer l = layer("domains:\n  - a.example\n  - '*.b.example'\nignore: [x, y]\n",
+                              "/c.yaml", LayerKind::base);
+  REQUIRE(l.domains.size() == 2);
+  CHECK(l.domains[1].value == "*.b.example");
+  CHECK(l.domains[1].pos.str() == "/c.yaml:3:5");
+  CHECK(values(l.ignore) == std::vector<std::string>{"x", "y"});
+  CHECK(layer("", "/e.yaml", LayerKind::base).domains.empty());
+  CHECK(layer("# only a comment\n", "/e.yaml", LayerKind::base).domains.empty());
+  CHECK(layer("domains:\n", "/e.yaml", LayerKind::base).domains.empty());
+}
+
+TEST_CASE("load: errors name file:line:column") {
+  struct Case {
+    const char* yaml;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"domains: [a.example]\nfrobnicate: [1]\n", "/w.yaml:2:1: unknown key 'frobnicate'"},
+      {"domains: a.example\n", "/w.yaml:1:10: 'domains' must be a list of strings, not a scalar"},
+      {"ignore:\n  - [nested]\n", "/w.yaml:2:5: 'ignore' entries must be strings, not a list"},
+      {"ignore:\n  - {a: b}\n", "/w.yaml:2:5: 'ignore' entries must be strings, not a mapping"},
+      {"- a\n- b\n", "/w.yaml:1:1: the config must be a mapping of keys, not a list"},
+      {"domains: [a.example]\ndomains: [b.example]\n", "/w.yaml:2:1: duplicate key 'domains'"},
+      {"domains: [a.example\n", "/w.yaml:"},  // invalid YAML, position from the parser
+      {"extra_args:\n  - ~\n", "/w.yaml:2:5: 'extra_args' entries must be strings, not null"},
+  };
+  for (const Case& c : cases) {
+    const std::string yaml_text = c.yaml;
+    CAPTURE(yaml_text);
+    const std::string msg = error_of([&] { layer(c.yaml, "/w.yaml", LayerKind::workspace); });
+    CAPTURE(msg);
+    CHECK(msg.rfind(c.expected, 0) == 0);
+  }
+  CHECK(error_of([] { layer("domains: [a\n", "/w.yaml", LayerKind::base); }).find("invalid YAML") !=
+        std::string::npos);
+}
+
+TEST_CASE("merge: lists appended in layer order, duplicates dropped, flags last") {
+  const std::vector<ConfigLayer> layers = {
+      layer("domains: [a.example, B.example]\nignore: [.env]\nreadonly: [.git]\n", "/g.yaml",
+            LayerKind::base),
+      layer("domains: [c.example, b.example.]\nignore: [secrets/, .env]\n", "/ws/.cagent.yaml",
+            LayerKind::workspace),
+      layer("domains: [d.example]\nreadonly: [docs]\n", "command line", LayerKind::flags),
+  };
+  const MergedConfig m = merge_layers(layers, {});
+  CHECK(values(m.domains) == std::vector<std::string>{"a.example", "B.example", "c.example", "d.example"});
+  CHECK(values(m.ignore) == std::vector<std::string>{".env", "secrets/"});
+  CHECK(values(m.readonly) == std::vector<std::string>{".git", "docs"});
+  CHECK(m.domains[2].pos.file == "/ws/.cagent.yaml");
+}
+
+TEST_CASE("merge: workspace extra_args need trust; global and flags always apply") {
+  const std::vector<ConfigLayer> layers = {
+      layer("extra_args: [-e, A=1]\n", "/g.yaml", LayerKind::base),
+      layer("extra_args: [-v, '/:/host', --privileged]\n", "/ws/.cagent.yaml", LayerKind::workspace),
+      layer("extra_args: [--cpus=2]\n", "command line", LayerKind::flags),
+  };
+  const MergedConfig untrusted = merge_layers(layers, {false, "echo /ws >> ~/.cagent/trusted"});
+  CHECK(values(untrusted.extra_args) == std::vector<std::string>{"-e", "A=1", "--cpus=2"});
+  REQUIRE(untrusted.warnings.size() == 1);
+  CHECK(untrusted.warnings[0].find("/ws/.cagent.yaml") != std::string::npos);
+  CHECK(untrusted.warnings[0].find("echo /ws >> ~/.cagent/trusted") != std::string::npos);
+
+  const MergedConfig trusted = merge_layers(layers, {true, ""});
+  CHECK(values(trusted.extra_args) ==
+        std::vector<std::string>{"-e", "A=1", "-v", "/:/host", "--privileged", "--cpus=2"});
+  CHECK(trusted.warnings.empty());
+}
+
+TEST_CASE("validate: normalization and expansion") {
+  const MergedConfig m = merge_layers(
+      {layer("domains: [Example.COM., '*.Example.org']\n"
+             "extra_args: ['-v', '~/data:/data', '$HOME/x', 'a~/b']\n"
+             "dns_resolvers: [192.0.2.53, '198.51.100.1:5353', '2001:db8::1', '[2001:db8::2]:53']\n"
+             "ca_certificates: [system, ~/corp.pem, rel.pem]\n",
+             "/etc/cagent.yaml", LayerKind::base)},
+      {});
+  const Config c = validate(m, "/home/u");
+  CHECK(c.domains == std::vector<std::string>{"example.com", "*.example.org"});
+  CHECK(c.extra_args == std::vector<std::string>{"-v", "/home/u/data:/data", "/home/u/x", "a~/b"});
+  CHECK(c.dns_resolvers == std::vector<std::string>{"192.0.2.53:53", "198.51.100.1:5353",
+                                                   "[2001:db8::1]:53", "[2001:db8::2]:53"});
+  REQUIRE(c.ca_certificates.size() == 3);
+  CHECK(c.ca_certificates[0].system);
+  CHECK(c.ca_certificates[1].path == "/home/u/corp.pem");
+  CHECK(c.ca_certificates[2].path == "/etc/rel.pem");  // relative to the naming file
+}
+
+TEST_CASE("validate: errors name the entry's position") {
+  struct Case {
+    const char* yaml;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"domains: ['bad domain']\n", "/v.yaml:1:11: bad domain 'bad domain'"},
+      {"domains: ['a.*.example']\n", "/v.yaml:1:11: bad domain 'a.*.example': '*' is allowed only"},
+      {"domains: ['*.']\n", "/v.yaml:1:11: bad domain '*.'"},
+      {"domains: [x.example]\nignore: ['[oops']\n", "/v.yaml:2:10: bad ignore pattern '[oops'"},
+      {"domains: [x.example]\nreadonly: ['!x']\n", "/v.yaml:2:12: bad readonly pattern '!x'"},
+      {"domains: [x.example]\ndns_resolvers: [resolver.example]\n",
+       "/v.yaml:2:17: bad dns_resolvers entry 'resolver.example'"},
+      {"domains: [x.example]\ndns_resolvers: ['192.0.2.1:99999']\n", "/v.yaml:2:17: bad dns_resolvers"},
+      {"domains: []\n", "config: the merged domain list is empty"},
+  };
+  for (const Case& c : cases) {
+    const std::string yaml_text = c.yaml;
+    CAPTURE(yaml_text);
+    const std::string msg = error_of([&] {
+      validate(merge_layers({layer(c.yaml, "/v.yaml", LayerKind::base)}, {}), "/home/u");
+    });
+    CAPTURE(msg);
+    CHECK(msg.rfind(c.expected, 0) == 0);
+  }
+}
+
+TEST_CASE("domain normalization table") {
+  CHECK(normalize_domain("GitHub.com") == "github.com");
+  CHECK(normalize_domain("github.com.") == "github.com");
+  CHECK(normalize_domain("*.githubusercontent.com") == "*.githubusercontent.com");
+  CHECK(normalize_domain("_dmarc.example.com") == "_dmarc.example.com");
+  for (const char* bad : {"", ".", "*", "*.", "a..b", "-a.example", "a-.example", "a*.example",
+                          "ex ample.com", "https://github.com"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(normalize_domain(bad), PatternError);
+  }
+}
+
+TEST_CASE("the shipped default config loads, validates, and has no public DoH resolvers") {
+  const std::string text = read_file(LAUNCHER_DEFAULT_CONFIG);
+  const Config c = validate(merge_layers({layer(text, "default", LayerKind::base)}, {}), "/h");
+  const auto has = [&](const std::string& d) {
+    return std::find(c.domains.begin(), c.domains.end(), d) != c.domains.end();
+  };
+  for (const char* must : {"api.anthropic.com", "claude.ai", "platform.claude.com", "api.openai.com",
+                           "chatgpt.com", "registry.npmjs.org", "pypi.org", "files.pythonhosted.org",
+                           "proxy.golang.org", "sum.golang.org", "crates.io", "deb.debian.org",
+                           "github.com", "api.github.com", "codeload.github.com",
+                           "raw.githubusercontent.com", "objects.githubusercontent.com",
+                           "release-assets.githubusercontent.com", "gitlab.com", "bitbucket.org",
+                           "registry-1.docker.io", "openrouter.ai", "sts.amazonaws.com"}) {
+    CAPTURE(must);
+    CHECK(has(must));
+  }
+  for (const char* doh : {"dns.google", "cloudflare-dns.com", "one.one.one.one", "dns.quad9.net",
+                          "doh.opendns.com", "mozilla.cloudflare-dns.com", "dns.nextdns.io"}) {
+    CAPTURE(doh);
+    CHECK_FALSE(has(doh));
+  }
+  for (const std::string& d : c.domains) CHECK(d.find("dns") == std::string::npos);
+  const auto ro = [&](const char* path) {
+    return std::any_of(c.readonly.begin(), c.readonly.end(),
+                       [&](const Pattern& p) { return p.matches(path, false); });
+  };
+  CHECK(ro(".git"));
+  CHECK(ro(".cagent.yaml"));
+  CHECK(std::any_of(c.ignore.begin(), c.ignore.end(), [](const Pattern& p) { return p.matches(".env", false); }));
+  CHECK(c.extra_args.empty());
+  CHECK(c.ca_certificates.empty());
+}
+
+TEST_CASE("print-config renders every key with origins") {
+  const MergedConfig m =
+      merge_layers({layer("domains: [a.example]\n", "/g.yaml", LayerKind::base)}, {});
+  const std::string out = render_config(m);
+  CHECK(out.find("a.example  # /g.yaml:1:11") != std::string::npos);
+  for (const char* key : {"ignore:", "readonly:", "domains:", "extra_args:", "dns_resolvers:",
+                          "ca_certificates:"}) {
+    CHECK(out.find(key) != std::string::npos);
+  }
+  // What --print-config prints loads back as a config.
+  CHECK(values(load_config(out, "again", LayerKind::base).domains) ==
+        std::vector<std::string>{"a.example"});
+}

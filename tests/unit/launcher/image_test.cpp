@@ -1,0 +1,183 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "launcher/host/image.hpp"
+#include "launcher/host/sha256.hpp"
+#include "test_util.hpp"
+
+using namespace cagent::launcher::host;
+using cagent::launcher::host::test::FakeRunner;
+using cagent::launcher::host::test::TempDir;
+namespace fs = std::filesystem;
+
+TEST_CASE("sha256 known answers") {
+  CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  CHECK(sha256_hex(std::string(1000000, 'a')) ==
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST_CASE(".dockerignore matching table") {
+  const DockerIgnore d = DockerIgnore::parse(
+      "# comment\n/build*\n.git\ntests/\n**/*.swp\n*.md\n!README.md\n./cache\n");
+  struct Case {
+    const char* path;
+    bool excluded;
+  };
+  const Case cases[] = {{"build", true},          {"build-host/bin/x", true}, {".git/HEAD", true},
+                        {"tests/unit/a.cpp", true}, {"src/a.swp", true},        {"a.md", true},
+                        {"README.md", false},       {"docs/x.md", false},       {"cache/f", true},
+                        {"image/Dockerfile", false}, {"nft/nft.hpp", false}};
+  for (const Case& c : cases) {
+    CAPTURE(c.path);
+    CHECK(d.excluded(c.path) == c.excluded);
+  }
+}
+
+TEST_CASE("context files honour .dockerignore and skip image/build-ca") {
+  TempDir t;
+  t.file("image/Dockerfile", "FROM scratch\n");
+  t.file("image/build-ca/extra-ca.pem", "stale");
+  t.file("nft/nft.cpp");
+  t.file("build-host/bin/cagent");
+  t.file(".git/HEAD");
+  t.file("tests/x.cpp");
+  t.file(".dockerignore", "build*/\n.git\ntests/\n");
+  CHECK(context_files(t.path()) ==
+        std::vector<std::string>{".dockerignore", "image/Dockerfile", "nft/nft.cpp"});
+  fs::remove(t / ".dockerignore");
+  // Without a .dockerignore: never the build trees or .git.
+  CHECK(context_files(t.path()) ==
+        std::vector<std::string>{"image/Dockerfile", "nft/nft.cpp", "tests/x.cpp"});
+}
+
+TEST_CASE("context hash changes with files, modes, build args and CA certificates") {
+  TempDir t;
+  t.file("image/Dockerfile", "FROM scratch\n");
+  const auto src = t.file("a.sh", "echo a\n");
+  const BuildArgs args = {{"BASE", "debian:bookworm-slim"}, {"AGENT_NPM_PACKAGES", ""}};
+  const auto hash = [&](const BuildArgs& a, const std::string& ca) {
+    return context_hash(t.path(), context_files(t.path()), a, ca);
+  };
+  const std::string h0 = hash(args, "");
+  CHECK(h0.size() == 64);
+  CHECK(hash(args, "") == h0);  // deterministic
+  CHECK(hash(args, "-----BEGIN CERTIFICATE-----\n") != h0);
+  CHECK(hash({{"BASE", "debian:bookworm-slim"}, {"AGENT_NPM_PACKAGES", "x"}}, "") != h0);
+  fs::permissions(src, fs::perms::owner_exec, fs::perm_options::add);
+  const std::string h1 = hash(args, "");
+  CHECK(h1 != h0);
+  write_file(src, "echo b\n", 0755);
+  CHECK(hash(args, "") != h1);
+}
+
+namespace {
+
+struct ImageFixture {
+  TempDir t;
+  ImageRequest req;
+  FakeRunner runner;
+  std::optional<std::string> label;  // what "docker image inspect" reports
+  int build_status = 0;
+  std::string seen_ca;               // extra-ca.pem in the copied context at build time
+  fs::path seen_context;
+
+  ImageFixture() {
+    t.file("ctx/image/Dockerfile", "FROM scratch\n");
+    t.file("ctx/cmd/x.cpp", "int main(){}\n");
+    req.image = "cagent:test";
+    req.context = t / "ctx";
+    req.build_args = {{"BASE", "b"}, {"AGENT_NPM_PACKAGES", ""}};
+    req.ca_pem = "CA-PEM";
+    req.work_dir = t / "home/build";
+    req.log_dir = t / "home/logs";
+    runner.respond = [this](const std::vector<std::string>& argv) {
+      RunResult r;
+      if (argv[1] == "image" && argv[2] == "inspect") {
+        r.status = label ? 0 : 1;
+        r.output = label.value_or("") + "\n";
+      } else if (argv[1] == "build") {
+        seen_context = argv.back();
+        seen_ca = read_file(seen_context / "image/build-ca/extra-ca.pem");
+        r.status = build_status;
+      }
+      return r;
+    };
+  }
+  std::string expected_hash() const {
+    return context_hash(*req.context, context_files(*req.context), req.build_args, req.ca_pem);
+  }
+  std::size_t builds() const {
+    std::size_t n = 0;
+    for (const auto& c : runner.calls) n += c[1] == "build";
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("ensure_image: builds when missing, with the hash label and the CA in a private copy") {
+  ImageFixture f;
+  ensure_image(f.runner, f.req);
+  REQUIRE(f.builds() == 1);
+  CHECK(f.runner.called_with_prefix({"docker", "build", "-f"}));
+  const auto& build = f.runner.calls.back();
+  CHECK(std::find(build.begin(), build.end(), "cagent.context-hash=" + f.expected_hash()) != build.end());
+  CHECK(f.seen_ca == "CA-PEM");
+  CHECK(f.seen_context.string().rfind((f.t / "home/build").string(), 0) == 0);
+  CHECK_FALSE(fs::exists(f.seen_context));                                // copy removed
+  CHECK_FALSE(fs::exists(f.t / "ctx/image/build-ca/extra-ca.pem"));       // checkout untouched
+}
+
+TEST_CASE("ensure_image: up to date → no build; changed → rebuild; --no-update → keep") {
+  ImageFixture f;
+  f.label = f.expected_hash();
+  ensure_image(f.runner, f.req);
+  CHECK(f.builds() == 0);
+  f.label = "0000";
+  ensure_image(f.runner, f.req);
+  CHECK(f.builds() == 1);
+  f.req.check_for_update = false;
+  ensure_image(f.runner, f.req);
+  CHECK(f.builds() == 1);
+  f.label.reset();  // --no-update still builds a missing image
+  ensure_image(f.runner, f.req);
+  CHECK(f.builds() == 2);
+}
+
+TEST_CASE("ensure_image: a failed build is a DockerError naming the log") {
+  ImageFixture f;
+  f.build_status = 1;
+  try {
+    ensure_image(f.runner, f.req);
+    FAIL("no error");
+  } catch (const DockerError& e) {
+    CHECK(std::string(e.what()).find("image build failed (exit 1); full log: " +
+                                     (f.t / "home/logs").string()) == 0);
+  }
+}
+
+TEST_CASE("ensure_image: no context and no image is an error; no context with an image is fine") {
+  ImageFixture f;
+  f.req.context.reset();
+  CHECK_THROWS_AS(ensure_image(f.runner, f.req), DockerError);
+  f.label = "x";
+  CHECK_NOTHROW(ensure_image(f.runner, f.req));
+}
+
+TEST_CASE("image context lookup: CAGENT_CONTEXT, build-tree marker, relocated install") {
+  TempDir t;
+  t.file("src/image/Dockerfile", "FROM scratch\n");
+  t.file("build/bin/cagent-source-root", (t / "src").string() + "\n");
+  t.file("prefix/share/cagent/context/image/Dockerfile", "FROM scratch\n");
+  {
+    cagent::launcher::host::test::ScopedEnv unset("CAGENT_CONTEXT", "");
+    CHECK(find_image_context(t / "build/bin/cagent") == t / "src");
+    CHECK(find_image_context(t / "prefix/bin/cagent") == t / "prefix/share/cagent/context");
+  }
+  cagent::launcher::host::test::ScopedEnv env("CAGENT_CONTEXT", (t / "src").string());
+  CHECK(find_image_context("/nowhere/bin/cagent") == t / "src");
+}

@@ -1,0 +1,265 @@
+// The session wiring against a fake ProcessRunner: what docker is asked to
+// do, what exists on the host while the cage runs, and what is left after.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include <signal.h>
+
+#include <sstream>
+
+#include "launcher/host/image.hpp"
+#include "launcher/host/session.hpp"
+#include "test_util.hpp"
+
+using namespace cagent::launcher::host;
+using cagent::launcher::host::test::FakeRunner;
+using cagent::launcher::host::test::ScopedEnv;
+using cagent::launcher::host::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct SessionFixture {
+  TempDir t;
+  HostContext host;
+  FakeRunner runner;
+  std::ostringstream out;
+  std::ostringstream err;
+  std::istringstream in;
+  std::string runtimes = "{\"io.containerd.runc.v2\":{},\"runc\":{}}";
+  bool docker_up = true;
+  ScopedEnv context_env;
+
+  SessionFixture() : context_env("CAGENT_CONTEXT", "") {
+    t.file("ctx/image/Dockerfile", "FROM scratch\n");
+    ::setenv("CAGENT_CONTEXT", (t / "ctx").string().c_str(), 1);
+    host.home = t.dir("home");
+    host.cagent_home = t / "home/.cagent";
+    host.workspace = t.dir("ws");
+    host.executable = t / "bin/cagent";
+    t.file("ws/.env", "SECRET=1");
+    t.file("ws/src/main.c");
+    runner.respond = [this](const std::vector<std::string>& argv) {
+      RunResult r;
+      if (argv[1] == "info") {
+        r.status = docker_up ? 0 : 1;
+        r.output = docker_up ? runtimes : "Cannot connect to the Docker daemon";
+      } else if (argv[1] == "image" && argv[2] == "inspect") {
+        r.status = 1;  // missing: build
+      } else if (argv[1] == "ps") {
+        r.output = "abc\ndef\n";
+      }
+      return r;
+    };
+  }
+
+  int run(const std::vector<std::string>& args) {
+    return run_cagent(parse_cli(args), host, runner, SessionIo{out, err, in});
+  }
+
+  // The host side of the bind mount whose container side is `target`.
+  fs::path host_side(const std::string& target) const {
+    const auto& a = runner.foreground_argv;
+    for (std::size_t i = 0; i + 1 < a.size(); ++i) {
+      const std::string suffix = ":" + target;
+      const std::string& v = a[i + 1];
+      if (a[i] == "-v" && (v.size() > suffix.size()) &&
+          (v.compare(v.size() - suffix.size(), suffix.size(), suffix) == 0 ||
+           v.find(suffix + ":ro") == v.size() - suffix.size() - 3)) {
+        return v.substr(0, v.find(':'));
+      }
+    }
+    return {};
+  }
+};
+
+bool contains(const std::vector<std::string>& argv, const std::string& s) {
+  return std::find(argv.begin(), argv.end(), s) != argv.end();
+}
+
+}  // namespace
+
+TEST_CASE("session: builds the image, runs the cage, passes the exit status, cleans up") {
+  SessionFixture f;
+  fs::path session_dir;
+  std::string policy;
+  f.runner.foreground_status = 7;
+  f.runner.during_foreground = [&] {
+    const fs::path policy_file = f.host_side("/etc/cagent/policy.toml");
+    session_dir = policy_file.parent_path();
+    policy = read_file(policy_file);
+    CHECK(fs::is_regular_file(session_dir / "empty-file"));
+    CHECK(fs::file_size(session_dir / "empty-file") == 0);
+    CHECK(fs::is_directory(f.host_side("/var/log/cagent")));
+  };
+  CHECK(f.run({"--", "make", "test"}) == 7);
+  CHECK(f.runner.called_with_prefix({"docker", "build"}));
+  const auto& argv = f.runner.foreground_argv;
+  CHECK(contains(argv, "-i"));
+  CHECK_FALSE(contains(argv, "-t"));  // the fixture has no TTY
+  CHECK(contains(argv, f.host.workspace.string() + ":/workspace"));
+  CHECK(argv.back() == "test");
+  CHECK_FALSE(contains(argv, "--runtime"));
+  CHECK(policy.find("\"api.anthropic.com\"") != std::string::npos);
+  CHECK(policy.find("upstreams") == std::string::npos);  // default: Docker's resolver
+  CHECK_FALSE(session_dir.empty());
+  CHECK_FALSE(fs::exists(session_dir));  // session dir removed at exit
+  CHECK(fs::is_regular_file(f.host.cagent_home / "config.yaml"));  // first run wrote it
+  CHECK(f.err.str().find("nested Docker is unavailable") != std::string::npos);
+  // Said once: not on the second run.
+  f.err.str("");
+  CHECK(f.run({"--no-update", "--", "true"}) == 7);
+  CHECK(f.err.str().find("nested Docker") == std::string::npos);
+}
+
+TEST_CASE("session: the global config is never overwritten") {
+  SessionFixture f;
+  fs::create_directories(f.host.cagent_home);
+  write_file(f.host.cagent_home / "config.yaml", "domains: [only.example]\n", 0644);
+  std::string policy;
+  f.runner.during_foreground = [&] { policy = read_file(f.host_side("/etc/cagent/policy.toml")); };
+  CHECK(f.run({"--no-update", "-d", "flag.example", "--", "true"}) == 0);
+  CHECK(read_file(f.host.cagent_home / "config.yaml") == "domains: [only.example]\n");
+  CHECK(policy.find("\"only.example\"") != std::string::npos);
+  CHECK(policy.find("\"flag.example\"") != std::string::npos);
+  CHECK(policy.find("api.anthropic.com") == std::string::npos);
+}
+
+TEST_CASE("session: sysbox, CA bundle and resolvers reach argv and policy") {
+  SessionFixture f;
+  f.runtimes = "{\"runc\":{},\"sysbox-runc\":{\"path\":\"/usr/bin/sysbox-runc\"}}";
+  const auto ca = f.t.file("corp.pem", "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n");
+  write_file(f.host.workspace / ".cagent.yaml", "dns_resolvers: ['192.0.2.53']\n", 0644);
+  std::string bundle;
+  std::string policy;
+  f.runner.during_foreground = [&] {
+    bundle = read_file(f.host_side("/etc/cagent/extra-ca.pem"));
+    policy = read_file(f.host_side("/etc/cagent/policy.toml"));
+  };
+  CHECK(f.run({"--no-update", "--ca-cert", ca.string(), "--", "true"}) == 0);
+  const auto& argv = f.runner.foreground_argv;
+  CHECK(contains(argv, "sysbox-runc"));
+  CHECK(contains(argv, "--ca-bundle"));
+  CHECK(bundle.find("QUJD") != std::string::npos);
+  CHECK(policy.find("upstreams = [\n  \"192.0.2.53:53\",\n]") != std::string::npos);
+}
+
+TEST_CASE("session: workspace extra_args are ignored with a hint until the workspace is trusted") {
+  SessionFixture f;
+  write_file(f.host.workspace / ".cagent.yaml", "extra_args: ['--privileged']\n", 0644);
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK_FALSE(contains(f.runner.foreground_argv, "--privileged"));
+  CHECK(f.err.str().find("not trusted") != std::string::npos);
+  CHECK(f.err.str().find((f.host.cagent_home / "trusted").string()) != std::string::npos);
+  write_file(f.host.cagent_home / "trusted", "# trusted workspaces\n" + f.host.workspace.string() + "/\n",
+             0644);
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(contains(f.runner.foreground_argv, "--privileged"));
+}
+
+TEST_CASE("session: Ctrl-C / SIGTERM stop the container by name and remove it") {
+  SessionFixture f;
+  f.runner.signals_during_run = {SIGINT, SIGTERM};
+  f.runner.foreground_status = 130;
+  CHECK(f.run({"--no-update", "--", "sleep", "100"}) == 130);
+  std::string name;
+  for (std::size_t i = 0; i + 1 < f.runner.foreground_argv.size(); ++i) {
+    if (f.runner.foreground_argv[i] == "--name") name = f.runner.foreground_argv[i + 1];
+  }
+  REQUIRE(name.rfind("cagent-", 0) == 0);
+  CHECK(f.runner.called_with_prefix({"docker", "stop", "--time", "3", name}));
+  CHECK(f.runner.called_with_prefix({"docker", "kill", name}));  // second signal
+  CHECK(f.runner.called_with_prefix({"docker", "rm", "-f", name}));
+  const bool leftover =
+      fs::exists(f.host.cagent_home / "sessions") && !fs::is_empty(f.host.cagent_home / "sessions");
+  CHECK_FALSE(leftover);
+}
+
+TEST_CASE("session: docker failures") {
+  SessionFixture f;
+  f.runner.foreground_status = 125;
+  CHECK(f.run({"--no-update", "--", "true"}) == 125);
+  CHECK(f.err.str().find("docker run failed (exit 125") != std::string::npos);
+  f.docker_up = false;
+  CHECK_THROWS_AS(f.run({"--", "true"}), DockerError);
+}
+
+TEST_CASE("session: blocked-lookups summary at exit") {
+  SessionFixture f;
+  f.runner.during_foreground = [&] {
+    write_file(f.host_side("/var/log/cagent") / "dnsguard.log",
+               "denied name=pypi.org type=A client=127.0.0.1\n"
+               "denied name=pypi.org type=AAAA client=127.0.0.1\n"
+               "denied name=example.net type=A client=127.0.0.1\n",
+               0644);
+  };
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(f.err.str().find("cagent: blocked 3 lookups: pypi.org \xC3\x97" "2, example.net") !=
+        std::string::npos);
+}
+
+TEST_CASE("session: --dry-run prints the commands and touches nothing") {
+  SessionFixture f;
+  CHECK(f.run({"--dry-run", "--", "echo", "a b"}) == 0);
+  CHECK(f.runner.calls.empty());
+  CHECK_FALSE(fs::exists(f.host.cagent_home));
+  const std::string out = f.out.str();
+  CHECK(out.find("docker build -f ") != std::string::npos);
+  CHECK(out.find("docker run --rm --init -i ") != std::string::npos);
+  CHECK(out.find("-- echo 'a b'") != std::string::npos);
+}
+
+TEST_CASE("session: --print-config, --version, --help") {
+  SessionFixture f;
+  CHECK(f.run({"--print-config", "--no-global-config", "-d", "x.example"}) == 0);
+  CHECK(f.out.str().find("x.example  # command line:") != std::string::npos);
+  CHECK(f.out.str().find("api.anthropic.com  # <built-in default>") != std::string::npos);
+  CHECK(f.run({"--version"}) == 0);
+  CHECK(f.out.str().find("cagent ") != std::string::npos);
+  CHECK(f.run({"--help"}) == 0);
+  CHECK(f.out.str().find("--reset[=civd]") != std::string::npos);
+  CHECK(f.runner.calls.empty());
+}
+
+TEST_CASE("session: config errors surface with their position") {
+  SessionFixture f;
+  write_file(f.host.workspace / ".cagent.yaml", "domains: [ok.example]\nbogus: 1\n", 0644);
+  try {
+    f.run({"--no-update", "--", "true"});
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()) == (f.host.workspace / ".cagent.yaml").string() +
+                                       ":2:1: unknown key 'bogus' (known: ignore, readonly, domains, "
+                                       "extra_args, dns_resolvers, ca_certificates)");
+  }
+  CHECK(f.runner.foreground_argv.empty());
+}
+
+TEST_CASE("reset: refuses without a terminal unless -y; with -y removes what it said") {
+  SessionFixture f;
+  fs::create_directories(f.host.cagent_home / "logs");
+  CHECK(f.run({"--reset-all"}) == kExitUsage);
+  CHECK(f.err.str().find("refusing to reset without confirmation") != std::string::npos);
+  CHECK(f.runner.calls.empty());
+  CHECK(fs::exists(f.host.cagent_home));
+
+  CHECK(f.run({"--reset-all", "-y"}) == 0);
+  CHECK(f.runner.called_with_prefix({"docker", "ps", "-aq", "--filter", "label=cagent.session"}));
+  CHECK(f.runner.called_with_prefix({"docker", "rm", "-f", "abc", "def"}));
+  CHECK(f.runner.called_with_prefix({"docker", "image", "rm", "-f", "cagent:latest"}));
+  CHECK(f.runner.called_with_prefix({"docker", "volume", "rm", "-f", "cagent-home"}));
+  CHECK_FALSE(fs::exists(f.host.cagent_home));
+  CHECK(fs::exists(f.host.workspace / ".env"));  // workspace untouched
+
+  SessionFixture g;
+  g.host.stdin_tty = true;
+  g.in.str("n\n");
+  CHECK(g.run({"--reset=i"}) == 1);
+  CHECK(g.runner.calls.empty());
+  g.in.clear();
+  g.in.str("y\n");
+  CHECK(g.run({"--reset", "i"}) == 0);
+  CHECK(g.runner.called_with_prefix({"docker", "image", "rm", "-f", "cagent:latest"}));
+  CHECK_FALSE(g.runner.called_with_prefix({"docker", "volume"}));
+}

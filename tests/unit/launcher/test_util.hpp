@@ -1,0 +1,114 @@
+#pragma once
+// Helpers for the launcher unit tests: a private temporary directory and a
+// ProcessRunner fake that records argv and answers from a script.
+
+#include <cstdlib>
+#include <filesystem>
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "launcher/host/paths.hpp"
+#include "launcher/host/process.hpp"
+
+namespace cagent::launcher::host::test {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "cagent-unit-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = std::filesystem::canonical(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    // Read-only placeholders inside must not stop the cleanup.
+    for (auto it = std::filesystem::recursive_directory_iterator(path_, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory() && !it->is_symlink()) {
+        std::filesystem::permissions(it->path(), std::filesystem::perms::owner_all,
+                                     std::filesystem::perm_options::add, ec);
+      }
+    }
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& rel) const { return path_ / rel; }
+
+  // Creates a file (and its parents) with content.
+  std::filesystem::path file(const std::string& rel, const std::string& content = "x") const {
+    const auto p = path_ / rel;
+    std::filesystem::create_directories(p.parent_path());
+    write_file(p, content, 0644);
+    return p;
+  }
+  std::filesystem::path dir(const std::string& rel) const {
+    const auto p = path_ / rel;
+    std::filesystem::create_directories(p);
+    return p;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class FakeRunner final : public ProcessRunner {
+ public:
+  // Decides the result of run(); default: status 0, no output.
+  std::function<RunResult(const std::vector<std::string>&)> respond =
+      [](const std::vector<std::string>&) { return RunResult{}; };
+  int foreground_status = 0;
+  std::vector<int> signals_during_run;  // delivered to on_signal during run_foreground
+  std::function<void()> during_foreground;  // e.g. inspect the session dir
+
+  std::vector<std::vector<std::string>> calls;
+  std::vector<std::string> foreground_argv;
+
+  RunResult run(const std::vector<std::string>& argv, const RunOptions&) override {
+    calls.push_back(argv);
+    return respond(argv);
+  }
+  int run_foreground(const std::vector<std::string>& argv,
+                     const std::function<void(int)>& on_signal) override {
+    foreground_argv = argv;
+    calls.push_back(argv);
+    if (during_foreground) during_foreground();
+    for (int s : signals_during_run) on_signal(s);
+    return foreground_status;
+  }
+  bool called_with_prefix(const std::vector<std::string>& prefix) const {
+    for (const auto& c : calls) {
+      if (c.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), c.begin())) return true;
+    }
+    return false;
+  }
+};
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+}  // namespace cagent::launcher::host::test

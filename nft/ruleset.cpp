@@ -36,6 +36,10 @@ constexpr std::uint32_t loopback_ifindex = 1;
 
 constexpr std::uint16_t dns_port = 53;
 
+// Where `redirect` sends a packet in the output hook.
+const Address loopback4 = *parse_address("127.0.0.1");
+const Address loopback6 = *parse_address("::1");
+
 // ICMPv6 types of neighbour discovery that a host sends.
 constexpr std::uint8_t icmpv6_router_solicit = 133;
 constexpr std::uint8_t icmpv6_neighbor_solicit = 135;
@@ -338,6 +342,23 @@ void install_ruleset(const RulesetSpec& spec) {
   b.add(out, b.rule(out, "established/related: traffic of allowed connections").ct_established_or_related().accept());
   // Loopback stays inside the namespace; it also carries DNS redirected to dnsguard.
   b.add(out, b.rule(out, "loopback").meta(NFT_META_OIF).eq_u32(loopback_ifindex).accept());
+  // DNS redirected to dnsguard (chain dns_redirect): after the redirect its
+  // destination is 127.0.0.1 / ::1, but `oif` still names the device of the
+  // original route (all output hooks share one hook state), so the
+  // loopback rule above does not see it. Accept exactly the redirect target.
+  for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+    const char* name = proto == IPPROTO_UDP ? "udp" : "tcp";
+    b.add(out, b.rule(out, std::string("DNS (") + name + ") redirected to dnsguard on 127.0.0.1")
+                   .daddr_is(loopback4)
+                   .l4proto(proto)
+                   .dport(spec.listen_port)
+                   .accept());
+    b.add(out, b.rule(out, std::string("DNS (") + name + ") redirected to dnsguard on ::1")
+                   .daddr_is(loopback6)
+                   .l4proto(proto)
+                   .dport(spec.listen_port)
+                   .accept());
+  }
   // IPv6 cannot resolve on-link neighbours (or find a router) without these;
   // they carry no payload and reach only the local link.
   for (const auto& [type, what] : {std::pair{icmpv6_neighbor_solicit, "neighbour solicitation"},

@@ -1,0 +1,365 @@
+// nft/ against the real kernel. The process moves itself into a fresh network
+// namespace before any test runs, so the host's ruleset is never touched and
+// everything disappears with the process. The kernel's own view comes from
+// the `nft` tool run as a child (it inherits the namespace) and from
+// SetUpdater::list().
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <sched.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <iostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nft/nft.hpp"
+
+using namespace cagent::nft;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct PipeCloser {
+  void operator()(FILE* f) const noexcept { pclose(f); }
+};
+
+// Runs a fixed command line (no user input) and returns its stdout.
+std::string run(const std::string& command) {
+  std::unique_ptr<FILE, PipeCloser> p(popen((command + " 2>&1").c_str(), "r"));
+  REQUIRE(p != nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), p.get())) > 0) out.append(buf.data(), n);
+  return out;
+}
+
+std::string kernel_view() { return run("nft list table inet cagent"); }
+
+std::size_t count(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+Address addr(const char* text) {
+  auto a = parse_address(text);
+  REQUIRE(a.has_value());
+  return *a;
+}
+
+RulesetSpec test_spec() {
+  RulesetSpec spec;
+  spec.dnsguard_uid = 4242;
+  spec.listen_port = 5353;
+  spec.upstreams = {Endpoint{addr("192.0.2.53"), 53}, Endpoint{addr("2001:db8::53"), 53}};
+  spec.static_cidrs = {Cidr{addr("203.0.113.0"), 24}, Cidr{addr("2001:db8:1::"), 48}};
+  return spec;
+}
+
+const ListedElement* find(const std::vector<ListedElement>& v, const Address& a) {
+  auto it = std::find_if(v.begin(), v.end(), [&](const ListedElement& e) { return e.addr == a; });
+  return it == v.end() ? nullptr : &*it;
+}
+
+// Documentation IPv6 addresses 2001:db8:aa::<i>.
+Address v6_doc(std::uint32_t i) {
+  Address a = addr("2001:db8:aa::");
+  a.bytes[12] = static_cast<std::uint8_t>(i >> 24);
+  a.bytes[13] = static_cast<std::uint8_t>(i >> 16);
+  a.bytes[14] = static_cast<std::uint8_t>(i >> 8);
+  a.bytes[15] = static_cast<std::uint8_t>(i);
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules") {
+  install_ruleset(test_spec());
+  const std::string view = kernel_view();
+  INFO(view);
+  CHECK(contains(view, "set allow4 {\n\t\ttype ipv4_addr\n\t\tsize 65536\n\t\tflags timeout\n"));
+  CHECK(contains(view, "set allow6 {\n\t\ttype ipv6_addr\n\t\tsize 65536\n\t\tflags timeout\n"));
+  CHECK(contains(view, "set static4 {\n\t\ttype ipv4_addr\n\t\tflags constant,interval\n\t\telements = { 203.0.113.0/24 }"));
+  CHECK(contains(view, "set static6 {\n\t\ttype ipv6_addr\n\t\tflags constant,interval\n\t\telements = { 2001:db8:1::/48 }"));
+  CHECK(contains(view, "chain output {\n\t\ttype filter hook output priority filter; policy drop;\n"
+                       "\t\tct state established,related accept"));
+  CHECK(contains(view, "chain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"
+                       "\t\tct state established,related accept"));
+  CHECK(contains(view, "chain dns_redirect {\n\t\ttype nat hook output priority -100; policy accept;\n"));
+  CHECK(contains(view, "oif \"lo\" accept"));
+  CHECK(contains(view, "ip daddr 127.0.0.1 udp dport 5353 accept"));
+  CHECK(contains(view, "ip daddr 127.0.0.1 tcp dport 5353 accept"));
+  CHECK(contains(view, "ip6 daddr ::1 udp dport 5353 accept"));
+  CHECK(contains(view, "ip6 daddr ::1 tcp dport 5353 accept"));
+  CHECK(contains(view, "icmpv6 type nd-neighbor-solicit accept"));
+  CHECK(contains(view, "icmpv6 type nd-neighbor-advert accept"));
+  CHECK(contains(view, "icmpv6 type nd-router-solicit accept"));
+  CHECK(contains(view, "meta skuid 4242 ip daddr 192.0.2.53 udp dport 53 accept"));
+  CHECK(contains(view, "meta skuid 4242 ip daddr 192.0.2.53 tcp dport 53 accept"));
+  CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 udp dport 53 accept"));
+  CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 tcp dport 53 accept"));
+  CHECK(contains(view, "udp dport 53 drop"));
+  CHECK(contains(view, "tcp dport 53 drop"));
+  CHECK(count(view, "ip daddr @allow4 accept") == 2);   // output + forward
+  CHECK(count(view, "ip6 daddr @allow6 accept") == 2);
+  CHECK(count(view, "ip daddr @static4 accept") == 2);
+  CHECK(count(view, "ip6 daddr @static6 accept") == 2);
+  CHECK(count(view, "limit rate 5/second log prefix \"cagent-reject: \"") == 2);
+  CHECK(count(view, "meta l4proto tcp reject with tcp reset") == 2);
+  CHECK(count(view, "reject with icmpx admin-prohibited") == 2);
+  CHECK(contains(view, "meta skuid != 4242 udp dport 53 redirect to :5353"));
+  CHECK(contains(view, "meta skuid != 4242 tcp dport 53 redirect to :5353"));
+
+  // Order matters for security: DNS drop before the allow sets, reject last.
+  const auto pos = [&](const char* s) { return view.find(s); };
+  CHECK(pos("udp dport 53 drop") < pos("ip daddr @allow4 accept"));
+  CHECK(pos("ip6 daddr @static6 accept") < pos("meta l4proto tcp reject with tcp reset"));
+  CHECK(pos("meta l4proto tcp reject") < pos("reject with icmpx admin-prohibited"));
+
+  // The JSON view: 22 rules in output (18 + 2 per upstream), 8 in forward,
+  // 2 in dns_redirect.
+  const std::string json = run("nft -j list table inet cagent");
+  CHECK(count(json, "{\"rule\":") == 32);
+  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 22);
+  CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 8);
+  CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
+}
+
+TEST_CASE("install_ruleset again: same kernel view, no duplicates, elements cleared") {
+  install_ruleset(test_spec());
+  SetUpdater up("cagent", "allow4", "allow6");
+  const SetElement e[] = {{addr("198.51.100.10"), 60s}};
+  up.add(e);
+  REQUIRE(up.list(Family::v4).size() == 1);
+  const std::string before = kernel_view();
+  install_ruleset(test_spec());
+  install_ruleset(test_spec());
+  const std::string after = kernel_view();
+  // The element is gone (a fresh table); otherwise identical.
+  CHECK(up.list(Family::v4).empty());
+  CHECK(contains(before, "elements = { 198.51.100.10"));
+  CHECK(run("nft list tables") == "table inet cagent\n");
+  std::string before_without_elements = before;
+  const std::size_t at = before_without_elements.find("\t\telements = { 198.51.100.10");
+  REQUIRE(at != std::string::npos);
+  before_without_elements.erase(at, before_without_elements.find('\n', at) + 1 - at);
+  CHECK(after == before_without_elements);
+}
+
+TEST_CASE("static CIDRs: overlapping ones merge, empty lists leave empty sets") {
+  RulesetSpec spec = test_spec();
+  spec.static_cidrs = {Cidr{addr("198.51.100.0"), 25}, Cidr{addr("198.51.100.128"), 25},
+                       Cidr{addr("192.0.2.7"), 32}, Cidr{addr("2001:db8::"), 32}, Cidr{addr("2001:db8:5::"), 48}};
+  install_ruleset(spec);
+  std::string view = kernel_view();
+  INFO(view);
+  CHECK(contains(view, "elements = { 192.0.2.7, 198.51.100.0/24 }"));
+  CHECK(contains(view, "elements = { 2001:db8::/32 }"));
+  spec.static_cidrs.clear();
+  install_ruleset(spec);
+  view = kernel_view();
+  CHECK(contains(view, "set static4 {\n\t\ttype ipv4_addr\n\t\tflags constant,interval\n\t}"));
+}
+
+TEST_CASE("SetUpdater: elements carry the requested timeouts (v4 and v6 in one call)") {
+  install_ruleset(test_spec());
+  SetUpdater up("cagent", "allow4", "allow6");
+  const SetElement e[] = {{addr("198.51.100.10"), 30s}, {addr("2001:db8::10"), 300s}, {addr("198.51.100.11"), 3600s}};
+  up.add(e);
+  const auto v4 = up.list(Family::v4);
+  const auto v6 = up.list(Family::v6);
+  REQUIRE(v4.size() == 2);
+  REQUIRE(v6.size() == 1);
+  const ListedElement* a = find(v4, addr("198.51.100.10"));
+  const ListedElement* b = find(v4, addr("198.51.100.11"));
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  CHECK(a->timeout == 30s);
+  CHECK(b->timeout == 3600s);
+  CHECK(v6[0].timeout == 300s);
+  // Remaining time: at most the timeout, and not much less (generous bound:
+  // this is a correctness check, not a timing one).
+  CHECK(a->expires <= 30s);
+  CHECK(a->expires > 20s);
+  CHECK(v6[0].expires > 290s);
+  // The kernel's own tool agrees.
+  const std::string view = kernel_view();
+  CHECK(contains(view, "198.51.100.10 timeout 30s expires"));
+  CHECK(contains(view, "2001:db8::10 timeout 5m expires"));
+}
+
+TEST_CASE("SetUpdater: refresh extends and never shortens") {
+  install_ruleset(test_spec());
+  for (const auto mode : {SetUpdater::RefreshMode::automatic, SetUpdater::RefreshMode::expiration,
+                          SetUpdater::RefreshMode::delete_add}) {
+    CAPTURE(static_cast<int>(mode));
+    SetUpdater up("cagent", "allow4", "allow6");
+    up.set_refresh_mode(mode);
+    const Address a = addr("198.51.100.20");
+    const Address b = addr("2001:db8::20");
+    const SetElement first[] = {{a, 10s}, {b, 10s}};
+    up.add(first);
+    const SetElement longer[] = {{a, 100s}, {b, 200s}};
+    up.add(longer);
+    auto v4 = up.list(Family::v4);
+    auto v6 = up.list(Family::v6);
+    REQUIRE(find(v4, a) != nullptr);
+    REQUIRE(find(v6, b) != nullptr);
+    CHECK(find(v4, a)->expires > 90s);
+    CHECK(find(v4, a)->timeout == 100s);
+    CHECK(find(v6, b)->expires > 190s);
+    CHECK(v4.size() == 1);  // refreshed in place, not duplicated
+    CHECK(v6.size() == 1);
+
+    const SetElement shorter[] = {{a, 20s}, {b, 5s}};
+    up.add(shorter);
+    v4 = up.list(Family::v4);
+    v6 = up.list(Family::v6);
+    CHECK(find(v4, a)->expires > 90s);   // not shortened to 20 s
+    CHECK(find(v4, a)->timeout == 100s);
+    CHECK(find(v6, b)->expires > 190s);
+    install_ruleset(test_spec());  // clean slate for the next mode
+  }
+}
+
+TEST_CASE("SetUpdater: the same address twice in one call keeps the longer expiry") {
+  install_ruleset(test_spec());
+  SetUpdater up("cagent", "allow4", "allow6");
+  const Address a = addr("198.51.100.30");
+  const SetElement e[] = {{a, 40s}, {a, 400s}, {a, 4s}};
+  up.add(e);
+  const auto v4 = up.list(Family::v4);
+  REQUIRE(v4.size() == 1);
+  CHECK(v4[0].timeout == 400s);
+}
+
+TEST_CASE("SetUpdater: remembered expiries go stale when elements vanish; forget_all fixes it") {
+  install_ruleset(test_spec());
+  SetUpdater up("cagent", "allow4", "allow6");
+  const SetElement e[] = {{addr("198.51.100.40"), 60s}};
+  up.add(e);
+  REQUIRE(up.list(Family::v4).size() == 1);
+  install_ruleset(test_spec());  // behind the updater's back
+  // A request that is not later than what the updater remembers is skipped
+  // although the kernel no longer holds the address: the documented caveat.
+  const SetElement shorter[] = {{e[0].addr, 30s}};
+  up.add(shorter);
+  CHECK(up.list(Family::v4).empty());
+  up.forget_all();
+  up.add(shorter);
+  CHECK(up.list(Family::v4).size() == 1);
+}
+
+TEST_CASE("SetUpdater: 10 000 elements in one call") {
+  RulesetSpec spec = test_spec();
+  install_ruleset(spec);
+  SetUpdater up("cagent", "allow4", "allow6");
+  std::vector<SetElement> many;
+  // All of 198.51.100.0/24 and 203.0.113.0/24 for IPv4, the rest IPv6.
+  for (const char* base : {"198.51.100.0", "203.0.113.0"}) {
+    for (int i = 0; i < 256; ++i) {
+      Address a = addr(base);
+      a.bytes[3] = static_cast<std::uint8_t>(i);
+      many.push_back({a, 600s});
+    }
+  }
+  for (std::uint32_t i = 0; many.size() < 10000; ++i) many.push_back({v6_doc(i), 600s});
+  up.add(many);
+  const auto v4 = up.list(Family::v4);
+  const auto v6 = up.list(Family::v6);
+  CHECK(v4.size() == 512);
+  CHECK(v6.size() == 10000 - 512);
+  std::set<std::array<std::uint8_t, 16>> seen;
+  for (const auto& e : v6) seen.insert(e.addr.bytes);
+  CHECK(seen.size() == v6.size());
+  CHECK(std::all_of(v6.begin(), v6.end(), [](const ListedElement& e) { return e.timeout == 600s; }));
+  // Again with longer timeouts: 10 000 refreshes in one call.
+  for (auto& e : many) e.timeout = 1200s;
+  up.add(many);
+  const auto again = up.list(Family::v6);
+  CHECK(again.size() == 10000 - 512);
+  CHECK(std::all_of(again.begin(), again.end(), [](const ListedElement& e) { return e.expires > 1100s; }));
+}
+
+TEST_CASE("SetUpdater: a missing set is a clear error that changes nothing") {
+  install_ruleset(test_spec());
+  const std::string before = kernel_view();
+  SetUpdater bad("cagent", "allow4", "no_such_set_here");
+  const SetElement e[] = {{addr("198.51.100.50"), 60s}, {addr("2001:db8::50"), 60s}};
+  try {
+    bad.add(e);
+    FAIL("add to a missing set succeeded");
+  } catch (const NetlinkError& err) {
+    const std::string what = err.what();
+    INFO(what);
+    CHECK(err.error() == ENOENT);
+    CHECK(contains(what, "add elements to inet cagent"));
+    CHECK(contains(what, "add elements to set no_such_set_here"));
+  }
+  // One transaction: the valid IPv4 half did not land either.
+  CHECK(kernel_view() == before);
+  // And the updater did not remember it: once the set exists, it is sent.
+  SetUpdater good("cagent", "allow4", "allow6");
+  CHECK(good.list(Family::v4).empty());
+  const SetElement v4only[] = {e[0]};
+  bad.add(v4only);
+  CHECK(good.list(Family::v4).size() == 1);
+
+  CHECK_THROWS_AS(bad.list(Family::v6), NetlinkError);
+}
+
+TEST_CASE("SetUpdater: a timeout of 0 is refused before anything is sent") {
+  install_ruleset(test_spec());
+  SetUpdater up("cagent", "allow4", "allow6");
+  const SetElement e[] = {{addr("198.51.100.60"), 60s}, {addr("198.51.100.61"), 0s}};
+  CHECK_THROWS_AS(up.add(e), std::invalid_argument);
+  CHECK(up.list(Family::v4).empty());
+}
+
+TEST_CASE("install_ruleset: a bad name is a clear error and the old ruleset stays") {
+  install_ruleset(test_spec());
+  const std::string before = kernel_view();
+  RulesetSpec spec = test_spec();
+  spec.set6 = std::string(300, 'x');  // longer than NFT_NAME_MAXLEN
+  try {
+    install_ruleset(spec);
+    FAIL("install with a 300-character set name succeeded");
+  } catch (const NetlinkError& err) {
+    const std::string what = err.what();
+    INFO(what);
+    CHECK(contains(what, "install ruleset inet cagent"));
+    CHECK(contains(what, "add set xxxx"));
+  }
+  CHECK(kernel_view() == before);
+}
+
+TEST_CASE("delete_table: deletes; a missing table is fine") {
+  install_ruleset(test_spec());
+  delete_table("cagent");
+  CHECK(run("nft list tables").empty());
+  CHECK_NOTHROW(delete_table("cagent"));
+  CHECK_NOTHROW(delete_table("never_existed"));
+}
+
+int main(int argc, char** argv) {
+  // Everything below happens in a namespace of our own; without the
+  // privilege to make one, these tests cannot run at all.
+  if (unshare(CLONE_NEWNET) != 0) {
+    std::cout << "skipped: needs root (CAP_NET_ADMIN) to create a network namespace\n";
+    return 77;
+  }
+  doctest::Context ctx(argc, argv);
+  return ctx.run();
+}

@@ -1,0 +1,168 @@
+#!/bin/bash
+# Packet test for the cage ruleset: namespace "cage" (ruleset installed by
+# nft-test-helper) and namespace "world" joined by a veth pair, documentation
+# addresses only, no route anywhere else. Shows that a TCP connect to an
+# address in allow4/allow6 (or a static CIDR) succeeds and to any other is
+# refused at once (TCP reset), not left to time out; and that other uids' DNS
+# is redirected to the local stub's port.
+#   packet_test.sh PATH/TO/nft-test-helper
+set -euo pipefail
+
+helper=${1:?usage: packet_test.sh nft-test-helper}
+if [ "$(id -u)" != 0 ]; then echo "skipped: needs root (CAP_NET_ADMIN)"; exit 77; fi
+# Debian's interpreter, not a per-user shim: the probes also run as another
+# uid, and the servers must be the processes we kill.
+py=/usr/bin/python3
+for tool in ip setpriv "$py"; do
+  command -v "$tool" >/dev/null || { echo "skipped: $tool not installed"; exit 77; }
+done
+
+cage=cagent-nft-cage-$$
+world=cagent-nft-world-$$
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  ip netns del "$cage" 2>/dev/null || true
+  ip netns del "$world" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ip netns add "$cage" || { echo "skipped: cannot create network namespaces"; exit 77; }
+ip netns add "$world"
+C() { ip netns exec "$cage" "$@"; }
+W() { ip netns exec "$world" "$@"; }
+
+ip link add "nftc$$" type veth peer name "nftw$$"
+ip link set "nftc$$" netns "$cage"
+ip link set "nftw$$" netns "$world"
+C ip link set lo up
+W ip link set lo up
+C ip addr add 198.51.100.1/24 dev "nftc$$"
+C ip -6 addr add 2001:db8:100::1/64 dev "nftc$$" nodad
+for a in 10 11 12; do
+  W ip addr add "198.51.100.$a/24" dev "nftw$$"
+  W ip -6 addr add "2001:db8:100::$a/64" dev "nftw$$" nodad
+done
+C ip link set "nftc$$" up
+W ip link set "nftw$$" up
+
+# World: one TCP listener per address, all on the same kernel-chosen port,
+# and a UDP "resolver" on 198.51.100.12:53 that echoes.
+cat >"$tmp/world.py" <<'PY'
+import os, select, socket, sys, time
+addrs = ["198.51.100.10", "198.51.100.11", "2001:db8:100::10", "2001:db8:100::11"]
+socks, port = [], 0
+for a in addrs:
+    fam = socket.AF_INET6 if ":" in a else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.bind((a, port)); s.listen(16)
+    port = s.getsockname()[1]
+    socks.append(s)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("198.51.100.12", 53))
+socks.append(u)
+with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(port))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+deadline = time.time() + 60
+while time.time() < deadline:
+    r, _, _ = select.select(socks, [], [], 1)
+    for s in r:
+        if s is u:
+            data, peer = u.recvfrom(512); u.sendto(b"world:" + data, peer)
+        else:
+            c, _ = s.accept(); c.close()
+PY
+W "$py" "$tmp/world.py" "$tmp/port" >"$tmp/world.log" 2>&1 &
+pids+=($!)
+
+# Cage: the local "stub resolver" on 127.0.0.1:5353 (UDP echo).
+cat >"$tmp/stub.py" <<'PY'
+import os, socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 5353)); u.settimeout(1)
+open(sys.argv[1], "w").close()
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        data, peer = u.recvfrom(512); u.sendto(b"stub:" + data, peer)
+    except socket.timeout:
+        pass
+PY
+C "$py" "$tmp/stub.py" "$tmp/stub-ready" >"$tmp/stub.log" 2>&1 &
+pids+=($!)
+
+wait_for_file() {  # poll, bounded: 200 × 50 ms
+  for _ in $(seq 200); do [ -e "$1" ] && return 0; sleep 0.05; done
+  echo "FAIL: $1 did not appear"; exit 1
+}
+wait_for_file "$tmp/port"
+wait_for_file "$tmp/stub-ready"
+port=$(cat "$tmp/port")
+
+# probe tcp ADDR → "ok|refused|timeout|error:<e> <seconds>"
+cat >"$tmp/probe.py" <<'PY'
+import socket, sys, time
+kind, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+t0 = time.monotonic()
+try:
+    if kind == "tcp":
+        s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(3); s.connect((addr, port)); r = "ok"
+    else:
+        s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(2); s.sendto(b"q", (addr, port))
+        data, _ = s.recvfrom(512); r = "reply:" + data.decode()
+except ConnectionRefusedError: r = "refused"
+except socket.timeout: r = "timeout"
+except OSError as e: r = "error:" + e.__class__.__name__
+print(r, "%.3f" % (time.monotonic() - t0))
+PY
+
+failures=0
+check() {  # check WANT USER KIND ADDR PORT
+  local want=$1 who=$2 kind=$3 addr=$4 p=$5 got secs
+  if [ "$who" = dnsguard ]; then
+    read -r got secs < <(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/probe.py" "$kind" "$addr" "$p" 2>&1 | tail -1) || true
+  else
+    read -r got secs < <(C "$py" "$tmp/probe.py" "$kind" "$addr" "$p" 2>&1 | tail -1) || true
+  fi
+  if [ "$got" = "$want" ]; then
+    echo "ok:   $who $kind $addr:$p → $got in ${secs}s"
+  else
+    echo "FAIL: $who $kind $addr:$p → wanted $want, got $got in ${secs}s"; failures=$((failures + 1))
+  fi
+  if [ "$want" = refused ] && [ "$got" = refused ] &&
+     ! "$py" -c "import sys; sys.exit(0 if float('$secs') < 1.0 else 1)"; then
+    echo "FAIL: refusal took ${secs}s (want < 1 s: a reset, not a timeout)"; failures=$((failures + 1))
+  fi
+}
+chmod 0755 "$tmp" && chmod 0644 "$tmp"/*.py  # readable by uid 4242
+
+# Before the ruleset: everything reachable (the test network works).
+check ok root tcp 198.51.100.11 "$port"
+
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.12:53
+check refused root tcp 198.51.100.10 "$port"        # not allowed yet
+C "$helper" add 198.51.100.10 60 2001:db8:100::10 60
+check ok root tcp 198.51.100.10 "$port"
+check refused root tcp 198.51.100.11 "$port"
+check ok root tcp 2001:db8:100::10 "$port"
+check refused root tcp 2001:db8:100::11 "$port"
+# DNS: other uids land on the local stub whatever address they ask; only
+# dnsguard's uid reaches the upstream, and only the upstream.
+check reply:stub:q root udp 198.51.100.12 53
+check reply:stub:q root udp 198.51.100.11 53
+check reply:world:q dnsguard udp 198.51.100.12 53
+# Not an upstream: dropped even though .10 is allowed (a datagram dropped in
+# the output hook fails sendto with EPERM).
+check error:PermissionError dnsguard udp 198.51.100.10 53
+
+# Re-install with a static CIDR: sets start empty, the CIDR is allowed.
+C "$helper" install --uid 4242 --listen-port 5353 --cidr 198.51.100.11/32 --cidr 2001:db8:100::/120
+check ok root tcp 198.51.100.11 "$port"
+check refused root tcp 198.51.100.10 "$port"
+check ok root tcp 2001:db8:100::11 "$port"
+
+if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed"; exit 1; fi
+echo "all packet checks passed"

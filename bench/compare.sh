@@ -93,6 +93,12 @@ cleanup() {
   local status=$?
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Anything else still running inside our own namespaces was started by us
+  # too; a deleted namespace would not stop it.
+  local ns
+  for ns in "$cage" "$world"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  done
   ip netns del "$cage" 2>/dev/null || true
   ip netns del "$world" 2>/dev/null || true
   if ((keep)); then say "scratch kept in $scratch"; else rm -rf "$scratch"; fi
@@ -131,7 +137,10 @@ ip -n "$world" route add local 198.51.100.0/24 dev lo
 ip -n "$cage" route add 198.51.100.0/24 via $upstream
 
 # --- the fake upstream --------------------------------------------------------
-in_world taskset -c "$cpu_resolver" "$bench_bin" serve --listen $upstream:53 --zone $zone --ttl 3600 \
+# Background jobs are started with `ip netns exec` directly (not through the
+# in_* functions) so that $! is the server's own pid: ip, taskset and setpriv
+# each exec the next program.
+ip netns exec "$world" taskset -c "$cpu_resolver" "$bench_bin" serve --listen $upstream:53 --zone $zone --ttl 3600 \
   --tcp-sink 0.0.0.0:80 >"$scratch/serve.out" 2>&1 &
 upstream_pid=$!
 pids+=("$upstream_pid")
@@ -168,7 +177,7 @@ fi
 
 start_resolver() {  # start_resolver NAME CMD… ; sets resolver_pid
   local name=$1; shift
-  in_cage taskset -c "$cpu_resolver" "$@" >"$scratch/$name.out" 2>&1 &
+  ip netns exec "$cage" taskset -c "$cpu_resolver" "$@" >"$scratch/$name.out" 2>&1 &
   resolver_pid=$!
   pids+=("$resolver_pid")
   local probe=(ip netns exec "$cage" "$bench_bin" query --server 127.0.0.1:53 --generate 1 --zone $zone --salt probe
@@ -216,6 +225,8 @@ set6 = "allow6"
 file = "$scratch/dnsguard.log"
 level = "warn"
 EOF
+  # It logs as the resolver uid, not root.
+  install -m 600 -o $resolver_uid /dev/null "$scratch/dnsguard.log"
   # Only the capabilities it needs: nftables (netlink) and port 53.
   start_resolver dnsguard setpriv --reuid=$resolver_uid --regid=$resolver_uid --clear-groups \
     --inh-caps=-all,+net_admin,+net_bind_service --ambient-caps=-all,+net_admin,+net_bind_service \

@@ -1,0 +1,199 @@
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "engine.hpp"
+#include "ldns_message.hpp"
+#include "wire_helpers.hpp"
+
+using namespace cagent::dnsguard;
+using namespace std::chrono_literals;
+using Clock = AnswerCache::Clock;
+
+namespace {
+WireName wn(std::string_view name) { return *wire_name(name); }
+
+// Records every allow() call; can be told to fail.
+class RecordingSink : public AnswerSink {
+ public:
+  bool allow(std::span<const AllowedAddress> addresses) noexcept override {
+    calls.emplace_back(addresses.begin(), addresses.end());
+    return succeed;
+  }
+  std::vector<std::vector<AllowedAddress>> calls;
+  bool succeed = true;
+};
+
+std::string show(const AllowedAddress& a) {
+  IpAddress ip{a.v6, a.bytes};
+  return to_string(ip) + "@" + std::to_string(a.timeout_s);
+}
+std::vector<std::string> show(const std::vector<AllowedAddress>& v) {
+  std::vector<std::string> out;
+  for (const auto& a : v) out.push_back(show(a));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("cache: expiry, countdown rounding up, LRU, disabled") {
+  AnswerCache cache(2);
+  auto t0 = Clock::time_point{} + 1000s;
+  std::vector<std::uint8_t> a{1}, b{2}, c{3};
+  cache.store(wn("a.test"), 1, a, 10, t0);
+  auto hit = cache.lookup(wn("A.TEST"), 1, t0);
+  REQUIRE(hit);
+  CHECK(hit->elapsed_s == 0);
+  CHECK_FALSE(cache.lookup(wn("a.test"), 28, t0));  // keyed by type too
+  CHECK(cache.lookup(wn("a.test"), 1, t0 + 1ms)->elapsed_s == 1);  // never hand out more than is left
+  CHECK(cache.lookup(wn("a.test"), 1, t0 + 9s)->elapsed_s == 9);
+  CHECK_FALSE(cache.lookup(wn("a.test"), 1, t0 + 9001ms));  // would hand out TTL 0: expired
+  CHECK(cache.size() == 0);
+
+  cache.store(wn("a.test"), 1, a, 100, t0);
+  cache.store(wn("b.test"), 1, b, 100, t0);
+  CHECK(cache.lookup(wn("a.test"), 1, t0));  // a is now most recently used
+  cache.store(wn("c.test"), 1, c, 100, t0);  // evicts b
+  CHECK(cache.size() == 2);
+  CHECK_FALSE(cache.lookup(wn("b.test"), 1, t0));
+  CHECK(cache.lookup(wn("a.test"), 1, t0)->wire[0] == 1);
+  CHECK(cache.lookup(wn("c.test"), 1, t0)->wire[0] == 3);
+  cache.store(wn("c.test"), 1, a, 100, t0 + 50s);  // replace in place
+  CHECK(cache.lookup(wn("c.test"), 1, t0 + 50s)->wire[0] == 1);
+  cache.store(wn("z.test"), 1, a, 0, t0);  // TTL 0: not cached
+  CHECK_FALSE(cache.lookup(wn("z.test"), 1, t0));
+
+  AnswerCache off(0);
+  off.store(wn("a.test"), 1, a, 100, t0);
+  CHECK_FALSE(off.lookup(wn("a.test"), 1, t0));
+}
+
+struct EngineFixture {
+  Config config;
+  RecordingSink sink;
+  Counters counters;
+  Logger log{"/dev/null", LogLevel::debug};
+  std::unique_ptr<QueryEngine> engine;
+  std::array<std::uint8_t, 65535> out{};
+  Query q;
+
+  EngineFixture() {
+    config.allow = {"www.example.test", "*.cdn.test"};
+    config.ttl_min = 30;
+    config.ttl_max = 3600;
+    config.allow_cidrs = {*parse_cidr("10.9.0.0/16")};
+    engine = std::make_unique<QueryEngine>(config, sink, log, counters);
+  }
+  QueryEngine::Local ask(const std::vector<std::uint8_t>& wire, Clock::time_point now) {
+    return engine->handle_local(wire, q, IpEndpoint{}, false, out, now);
+  }
+  std::span<const std::uint8_t> answer(std::size_t n) const { return {out.data(), n}; }
+};
+
+TEST_CASE("engine: miss -> sink with clamped timeouts -> answer; then cache hit counts down") {
+  EngineFixture f;
+  auto t0 = Clock::time_point{} + 5000s;
+  auto client = test_wire::query({.name = "WWW.example.test", .id = 0x1111});
+  auto local = f.ask(client, t0);
+  REQUIRE(local.action == QueryEngine::Action::needs_upstream);
+  CHECK(f.sink.calls.empty());
+
+  auto upstream = build_response_wire(
+      "www.example.test", 1, 0,
+      {"www.example.test. 10 IN A 198.51.100.1",      // below ttl.min
+       "www.example.test. 7200 IN A 198.51.100.2",    // above ttl.max
+       "www.example.test. 300 IN A 10.1.1.1",         // private: never inserted
+       "www.example.test. 300 IN A 10.9.1.1",         // private but in allow_cidrs
+       "evil.test. 300 IN A 203.0.113.5"});           // off-chain
+  auto n = f.engine->finish(client, f.q, false, upstream, f.out, t0);
+  REQUIRE(n > 12);
+  REQUIRE(f.sink.calls.size() == 1);
+  CHECK(show(f.sink.calls[0]) ==
+        std::vector<std::string>{"198.51.100.1@30", "198.51.100.2@3600", "10.9.1.1@300"});
+  CHECK(f.counters.filtered == 1);
+  CHECK(f.counters.inserts == 3);
+  auto ans = f.answer(n);
+  CHECK(read16(ans, 0) == 0x1111);
+  CHECK((read16(ans, 2) & 0xF) == 0);
+  CHECK(std::equal(client.begin() + 12, client.begin() + 30, ans.begin() + 12));  // case kept
+
+  // The hit 100.4 s later: TTLs counted down (rounded up to 101 s), the
+  // sink re-asked for exactly what is handed out, nothing else changes.
+  f.sink.calls.clear();
+  local = f.ask(client, t0 - 10s);  // sanity: a clock going backwards is treated as 0 elapsed
+  REQUIRE(local.action == QueryEngine::Action::answer);
+  f.sink.calls.clear();
+  // lifetime = min capped TTL = 10 s; at +9.5 s it is still served with TTL 0..1
+  local = f.ask(client, t0 + 8500ms);
+  REQUIRE(local.action == QueryEngine::Action::answer);
+  REQUIRE(f.sink.calls.size() == 1);
+  CHECK(show(f.sink.calls[0]) ==
+        std::vector<std::string>{"198.51.100.1@1", "198.51.100.2@3591", "10.9.1.1@291"});
+  ResponseAnalyzer analyzer;
+  ResponseInfo info;
+  REQUIRE(analyzer.analyze(f.answer(local.size), wn("www.example.test"), 1, info) ==
+          ResponseAnalyzer::Result::ok);
+  std::vector<std::uint32_t> ttls;
+  for (auto off : info.ttl_offsets) ttls.push_back(read32(f.answer(local.size), off));
+  CHECK(ttls == std::vector<std::uint32_t>{1, 3591, 291, 291, 291});
+  CHECK(f.counters.cache_hits == 2);
+  // At +10 s the entry is gone: back to the upstream.
+  CHECK(f.ask(client, t0 + 10s).action == QueryEngine::Action::needs_upstream);
+}
+
+TEST_CASE("engine: sink failure means SERVFAIL, never the answer; not cached") {
+  EngineFixture f;
+  f.sink.succeed = false;
+  auto t0 = Clock::time_point{} + 100s;
+  auto client = test_wire::query({});
+  REQUIRE(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
+  auto upstream = build_response_wire("www.example.test", 1, 0, {"www.example.test. 300 IN A 198.51.100.1"});
+  auto n = f.engine->finish(client, f.q, false, upstream, f.out, t0);
+  REQUIRE(n >= 12);
+  CHECK((read16(f.answer(n), 2) & 0xF) == rcode::SERVFAIL);
+  CHECK(read16(f.answer(n), 6) == 0);  // no records leak out
+  CHECK(f.counters.insert_failures == 1);
+  CHECK(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
+}
+
+TEST_CASE("engine: upstream failure and mismatched answers -> SERVFAIL") {
+  EngineFixture f;
+  auto t0 = Clock::time_point{} + 100s;
+  auto client = test_wire::query({});
+  REQUIRE(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
+  auto n = f.engine->finish(client, f.q, false, {}, f.out, t0);
+  CHECK((read16(f.answer(n), 2) & 0xF) == rcode::SERVFAIL);
+  auto other = build_response_wire("other.test", 1, 0, {"other.test. 300 IN A 198.51.100.1"});
+  n = f.engine->finish(client, f.q, false, other, f.out, t0);
+  CHECK((read16(f.answer(n), 2) & 0xF) == rcode::SERVFAIL);
+  CHECK(f.sink.calls.empty());
+}
+
+TEST_CASE("engine: denied and local answers never ask the sink or the upstream") {
+  EngineFixture f;
+  auto t0 = Clock::time_point{} + 100s;
+  auto local = f.ask(test_wire::query({.name = "evil.test"}), t0);
+  REQUIRE(local.action == QueryEngine::Action::answer);
+  CHECK((read16(f.answer(local.size), 2) & 0xF) == rcode::NXDOMAIN);
+  f.config.deny_rcode = DenyRcode::refused;  // the engine reads the (frozen) config by reference
+  local = f.ask(test_wire::query({.name = "cdn.test"}), t0);
+  CHECK((read16(f.answer(local.size), 2) & 0xF) == rcode::REFUSED);
+  CHECK(f.ask(test_wire::query({.type = 255}), t0).action == QueryEngine::Action::answer);
+  CHECK(f.ask({1, 2, 3}, t0).action == QueryEngine::Action::drop);
+  CHECK(f.counters.denied == 2);
+  CHECK(f.counters.malformed == 1);
+  CHECK(f.sink.calls.empty());
+}
+
+TEST_CASE("refresh absorb feeds the sink with clamped timeouts") {
+  EngineFixture f;
+  auto answer = build_response_wire("www.example.test", 28, 0,
+                                    {"www.example.test. 5 IN AAAA 2001:db8::5",
+                                     "www.example.test. 5 IN AAAA fe80::1"});
+  CHECK(f.engine->absorb(wn("www.example.test"), 28, answer));
+  REQUIRE(f.sink.calls.size() == 1);
+  CHECK(show(f.sink.calls[0]) == std::vector<std::string>{"2001:db8::5@30"});
+  CHECK_FALSE(f.engine->absorb(wn("www.example.test"), 1, answer));  // wrong type: mismatch
+}

@@ -138,7 +138,7 @@ TEST_CASE("cidr_intervals: filters by family and rejects impossible prefixes") {
   CHECK_THROWS_AS(cidr_intervals(bad6, Family::v6), std::invalid_argument);
 }
 
-TEST_CASE("parse_address and to_string round-trip; malformed input is refused") {
+TEST_CASE("parse_address and to_string round-trip, malformed input is refused") {
   for (const char* text : {"192.0.2.1", "0.0.0.0", "2001:db8::1", "::1", "::ffff:192.0.2.1"}) {
     CAPTURE(text);
     CHECK(to_string(addr(text)) == text);
@@ -153,7 +153,7 @@ TEST_CASE("parse_address and to_string round-trip; malformed input is refused") 
   }
 }
 
-TEST_CASE("AddressHash: equal addresses hash equal; families differ") {
+TEST_CASE("AddressHash: equal addresses hash equal, families differ") {
   AddressHash h;
   CHECK(h(addr("192.0.2.1")) == h(addr("192.0.2.1")));
   Address v4 = addr("192.0.2.1");

@@ -56,8 +56,12 @@ while (($#)); do
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+# Light-load runs (one query in flight) give the per-lookup latency without
+# queueing behind other outstanding queries.
+light_count=5000
 if ((quick)); then
   count=3000
+  light_count=300
   max_seconds=5
 fi
 
@@ -165,6 +169,7 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # to the local resolver.
 pin_upstream "$cpu_resolver"
 run_query direct $upstream:53 "$count" "d$$" "$count"
+run_query direct-1 $upstream:53 "$light_count" "e$$" "$light_count" --outstanding 1
 pin_upstream "$cpu_client"
 
 # --- the cage ruleset -------------------------------------------------------------
@@ -193,13 +198,16 @@ stop_resolver() {
 
 flush_sets() { in_cage nft flush set inet cagent allow4; in_cage nft flush set inet cagent allow6; }
 
-# The four runs per resolver: miss, hit, connect-after-answer, and RSS.
+# The runs per resolver: hit and miss at full load and at one in flight,
+# then connect-after-answer at full load.
 measure_resolver() {
   local name=$1
   # Hit path: warm 10 hot names, then repeat them.
   run_query "$name-hit-warm" 127.0.0.1:53 10 "h$$$name" 10
   run_query "$name-hit" 127.0.0.1:53 10 "h$$$name" "$count"
   run_query "$name-miss" 127.0.0.1:53 "$count" "m$$$name" "$count"
+  run_query "$name-hit-1" 127.0.0.1:53 10 "h$$$name" "$light_count" --outstanding 1
+  run_query "$name-miss-1" 127.0.0.1:53 "$light_count" "l$$$name" "$light_count" --outstanding 1
   run_query "$name-connect" 127.0.0.1:53 "$count" "c$$$name" "$count" --connect-after-answer --connect-port 80
 }
 

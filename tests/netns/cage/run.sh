@@ -69,8 +69,9 @@ cat > "$tmp/zone.json" <<'JSON'
  "secret.denied.test.": {"A": ["192.0.2.81"]}}
 JSON
 ip netns exec "$world" python3 "$here/world.py" --dns 192.0.2.53 --dns 2001:db8:2::53 --zone "$tmp/zone.json" \
-  --query-log "$tmp/world-queries.log" --http-root "$tmp/www" --ports-file "$tmp/ports" &
+  --query-log "$tmp/world-queries.log" --http-root "$tmp/www" --ports-file "$tmp/ports" 2> "$tmp/world.log" &
 world_pid=$!
+disown "$world_pid"   # killed in cleanup; no job-status noise
 deadline=$(( $(now_ms) + 10000 ))
 until [[ -s $tmp/ports ]]; do
   (( $(now_ms) < deadline )) && kill -0 "$world_pid" 2>/dev/null || die "world servers did not start"

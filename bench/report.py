@@ -90,7 +90,8 @@ def write_results(args):
     add(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} CPU(s) "
         f"({cpu_model()}), kernel {platform.release()}. Pinning: {args.cpus}. "
         f"UDP, {args.outstanding} queries in flight, up to {args.count} queries per run "
-        "(each run also capped in time). Raw numbers are noisy when other work shares the cores.")
+        "(each run also capped in time). Raw numbers are noisy when other work shares the cores "
+        f"(load average at report time: {open('/proc/loadavg').read().split()[0]}).")
     if args.quick == "1":
         add("")
         add("**Quick smoke run** (small counts): the numbers only show that every path works.")

@@ -76,7 +76,10 @@ std::vector<std::string> parse_denied_names(std::string_view log_text) {
         }
       }
     }
-    if (looks_like_name(name)) out.push_back(name);
+    // ".invalid" (RFC 2606) never resolves anywhere; cage-init's readiness
+    // probe asks for such a name, and it is not something the user blocked.
+    const bool reserved = name.size() >= 8 && name.compare(name.size() - 8, 8, ".invalid") == 0;
+    if (looks_like_name(name) && !reserved) out.push_back(name);
   }
   return out;
 }

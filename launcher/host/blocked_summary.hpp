@@ -11,7 +11,8 @@
 namespace cagent::launcher::host {
 
 // The queried names of the denied-query lines, in order, lowercase, without
-// the trailing dot. Lines that are not denials are skipped.
+// the trailing dot. Lines that are not denials are skipped, and so are
+// names under .invalid (cage-init's readiness probe).
 std::vector<std::string> parse_denied_names(std::string_view log_text);
 
 // "blocked 3 lookups: pypi.org ×2, example.net — add to domains in

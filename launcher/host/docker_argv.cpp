@@ -47,6 +47,11 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   // Everything dropped, then exactly what cage-init (root) needs to install
   // the firewall, start dnsguard on :53, chown/remap the agent user and drop
   // privileges; cage-init removes all of them before running the command.
+  // Docker disables IPv6 on every interface of a container on a network
+  // without IPv6, loopback included; dnsguard listens on [::1]:53 as well as
+  // 127.0.0.1:53 (the policy contract), so give the cage its IPv6 loopback
+  // back. Only lo: no IPv6 route out appears.
+  add({"--sysctl", "net.ipv6.conf.lo.disable_ipv6=0"});
   add({"--cap-drop", "ALL"});
   for (const char* cap : {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "CHOWN",
                           "DAC_OVERRIDE", "FOWNER", "KILL"}) {

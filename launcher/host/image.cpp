@@ -214,6 +214,7 @@ void copy_context(const fs::path& root, const std::vector<std::string>& files, c
 std::optional<std::string> inspect_image_hash(ProcessRunner& runner, const std::string& image) {
   RunOptions opts;
   opts.output = RunOptions::Output::capture;
+  opts.discard_stderr = true;  // "No such image" is an answer here, not an error
   const RunResult r = runner.run({"docker", "image", "inspect", "--format",
                                   std::string("{{ index .Config.Labels \"") + kHashLabel + "\" }}",
                                   image},

@@ -130,6 +130,9 @@ RunResult PosixProcessRunner::run(const std::vector<std::string>& argv, const Ru
   Spawn spawn;
   Fd read_end;
   if (options.null_stdin) posix_spawn_file_actions_addopen(spawn.actions(), 0, "/dev/null", O_RDONLY, 0);
+  if (options.discard_stderr && !options.merge_stderr) {
+    posix_spawn_file_actions_addopen(spawn.actions(), 2, "/dev/null", O_WRONLY, 0);
+  }
   using Output = RunOptions::Output;
   switch (options.output) {
     case Output::inherit: break;

@@ -15,6 +15,7 @@ struct RunOptions {
   enum class Output { inherit, capture, file, discard };
   Output output = Output::inherit;  // where stdout goes
   bool merge_stderr = false;        // stderr follows stdout (file/discard/capture)
+  bool discard_stderr = false;      // stderr to /dev/null (probes whose failure is an answer)
   std::filesystem::path file;       // Output::file: appended to
   bool null_stdin = true;           // helpers never read the user's stdin
   std::chrono::milliseconds timeout{0};  // 0: none; on expiry the child is killed

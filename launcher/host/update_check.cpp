@@ -27,6 +27,7 @@ std::optional<std::string> check_for_update(ProcessRunner& runner, const fs::pat
   RunOptions opts;
   opts.output = RunOptions::Output::capture;
   opts.timeout = budget;
+  opts.discard_stderr = true;  // no upstream / offline: silently no message
   // Never prompt for credentials: there is no one to answer.
   opts.extra_env = {"GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -oBatchMode=yes"};
   const std::string dir = repo.string();

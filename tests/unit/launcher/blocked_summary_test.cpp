@@ -9,6 +9,8 @@ using namespace cagent::launcher::host;
 TEST_CASE("denied-query lines in the formats a log may use") {
   const std::string log =
       "2025-01-01T00:00:00Z info started listen=127.0.0.1:53\n"
+      "2026-11-27T00:28:35Z denied name=cagent-probe.invalid type=1 client=127.0.0.1:44056\n"
+      "2026-11-27T00:28:36Z denied name=files.pythonhosted.org type=28 client=127.0.0.1:44057\n"
       "2025-01-01T00:00:01Z info denied name=pypi.org. type=A client=127.0.0.1:5353\n"
       "2025-01-01T00:00:01Z info denied name=PyPI.org type=AAAA client=127.0.0.1:5353\n"
       "2025-01-01T00:00:02Z info allowed name=github.com type=A\n"
@@ -16,7 +18,8 @@ TEST_CASE("denied-query lines in the formats a log may use") {
       "deny example.org A from 127.0.0.1\n"
       "2025-01-01T00:00:03Z warn upstream timeout 192.0.2.53\n";
   CHECK(parse_denied_names(log) ==
-        std::vector<std::string>{"pypi.org", "pypi.org", "example.net", "example.org"});
+        std::vector<std::string>{"files.pythonhosted.org", "pypi.org", "pypi.org", "example.net",
+                                 "example.org"});
 }
 
 TEST_CASE("summary line") {

@@ -227,11 +227,15 @@ class Runner {
 
   void perform(const step::WritePolicyCopy& s) {
     toml::table root = toml::parse_file(s.source.string());
-    toml::array upstreams;
-    for (const auto& upstream : s.upstreams) upstreams.push_back(format_endpoint(upstream));
-    root.insert_or_assign("upstreams", std::move(upstreams));
+    const auto as_array = [](const std::vector<nft::Endpoint>& endpoints) {
+      toml::array array;
+      for (const auto& endpoint : endpoints) array.push_back(format_endpoint(endpoint));
+      return array;
+    };
+    if (!s.upstreams.empty()) root.insert_or_assign("upstreams", as_array(s.upstreams));
+    if (!s.listen.empty()) root.insert_or_assign("listen", as_array(s.listen));
     std::ostringstream text;
-    text << "# written by cage-init: " << s.source.string() << " plus the container's original resolvers\n"
+    text << "# written by cage-init from " << s.source.string() << " (upstreams/listen adapted to this cage)\n"
          << root << "\n";
     std::error_code ec;
     std::filesystem::create_directories(s.destination.parent_path(), ec);

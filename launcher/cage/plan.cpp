@@ -80,19 +80,32 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
 
   plan.steps.push_back(step::CheckPolicy{options.dnsguard, policy.path});
 
+  step::WritePolicyCopy copy{policy.path, options.runtime_dir / "policy.toml", {}, {}};
   std::vector<nft::Endpoint> upstreams = policy.upstreams;
-  std::filesystem::path dnsguard_config = policy.path;
   if (upstreams.empty()) {
     upstreams = facts.resolv_conf_upstreams;
     if (upstreams.empty()) {
       throw PlanError("no upstream resolver: " + policy.path.string() + " names none and " +
                       options.resolv_conf.string() + " has no usable nameserver");
     }
-    dnsguard_config = options.runtime_dir / "policy.toml";
-    plan.steps.push_back(step::WritePolicyCopy{policy.path, dnsguard_config, upstreams});
+    copy.upstreams = upstreams;
+  }
+  std::vector<nft::Endpoint> listens = policy.listen;
+  if (!facts.ipv6_loopback) {
+    std::erase_if(listens, [](const nft::Endpoint& e) { return e.addr.family == nft::Family::v6; });
+    if (listens.empty()) throw PlanError("dnsguard would listen on IPv6 only, and this namespace has no IPv6");
+    if (listens.size() != policy.listen.size()) {
+      copy.listen = listens;
+      plan.warnings.push_back("no IPv6 in this network namespace; dnsguard listens on IPv4 only");
+    }
+  }
+  std::filesystem::path dnsguard_config = policy.path;
+  if (!copy.upstreams.empty() || !copy.listen.empty()) {
+    dnsguard_config = copy.destination;
+    plan.steps.push_back(copy);
   }
   for (const auto& upstream : upstreams) {
-    for (const auto& listen : policy.listen) {
+    for (const auto& listen : listens) {
       const bool wildcard_hit = is_unspecified(listen.addr) && listen.addr.family == upstream.addr.family &&
                                 is_loopback(upstream.addr);
       if (upstream.port == listen.port && (upstream.addr == listen.addr || wildcard_hit)) {
@@ -107,7 +120,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   spec.set6 = policy.set6;
   spec.dnsguard_uid = facts.dnsguard.uid;
   spec.upstreams = upstreams;
-  spec.listen_port = policy.listen.front().port;
+  spec.listen_port = listens.front().port;
   spec.static_cidrs = policy.allow_cidrs;
   plan.steps.push_back(step::InstallRuleset{spec});
 
@@ -131,7 +144,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
                                            Owner{facts.dnsguard.uid, facts.dnsguard.gid}, agent_is});
   plan.steps.push_back(step::StartDnsguard{options.dnsguard, dnsguard_config, facts.dnsguard,
                                            {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE}});
-  plan.steps.push_back(step::WaitForDnsguard{probe_endpoint(policy.listen), options.dnsguard_ready_timeout});
+  plan.steps.push_back(step::WaitForDnsguard{probe_endpoint(listens), options.dnsguard_ready_timeout});
   // Only loopback: the stub is the one resolver; if it dies, lookups fail
   // instead of falling back to an open resolver.
   plan.steps.push_back(step::WriteResolvConf{options.resolv_conf, "nameserver 127.0.0.1\n"});

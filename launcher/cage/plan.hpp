@@ -58,6 +58,8 @@ struct Facts {
   Account dnsguard;
   std::optional<Owner> workspace_owner;              // nullopt: no workspace
   std::vector<std::string> environment;              // cage-init's own, "KEY=VALUE"
+  bool ipv6_loopback = true;                         // ::1 can be bound (Docker's default
+                                                     // bridge disables IPv6 entirely)
 };
 
 // Environment variables the common runtimes read for their trust store.
@@ -72,13 +74,16 @@ struct CheckPolicy {
   std::filesystem::path dnsguard;
   std::filesystem::path policy;
 };
-// The policy names no upstreams: hand dnsguard a copy that does (the ones the
-// ruleset admits), instead of letting it read resolv.conf, which this plan
-// rewrites a few steps later.
+// dnsguard gets a copy of the policy with some keys replaced: `upstreams`
+// when the policy names none (the ones the ruleset admits, instead of letting
+// dnsguard read resolv.conf, which this plan rewrites a few steps later), and
+// `listen` without IPv6 addresses when the namespace has no IPv6 (binding
+// [::1] would fail and take dnsguard down).
 struct WritePolicyCopy {
   std::filesystem::path source;
   std::filesystem::path destination;
-  std::vector<nft::Endpoint> upstreams;
+  std::vector<nft::Endpoint> upstreams;   // empty: keep the policy's
+  std::vector<nft::Endpoint> listen;      // empty: keep the policy's
 };
 struct InstallRuleset {
   nft::RulesetSpec spec;

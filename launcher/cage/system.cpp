@@ -1,6 +1,8 @@
 #include "launcher/cage/system.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,6 +62,18 @@ bool lchown_if(const std::filesystem::path& path, const struct stat& st, Owner f
   const gid_t gid = st.st_gid == from.gid ? to.gid : static_cast<gid_t>(-1);
   if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) return true;
   return ::lchown(path.c_str(), uid, gid) == 0;
+}
+
+// Docker's default bridge sets disable_ipv6: ::1 is gone and binding it fails.
+bool ipv6_loopback_usable() {
+  const int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  const bool usable = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return usable;
 }
 
 }  // namespace
@@ -169,6 +183,7 @@ Facts gather_facts(const Options& options) {
   } else if (errno != ENOENT) {
     throw StepError("stat-workspace", std::system_error(errno, std::generic_category(), options.workspace.string()).what());
   }
+  facts.ipv6_loopback = ipv6_loopback_usable();
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) facts.environment.emplace_back(*entry);
   return facts;
 }

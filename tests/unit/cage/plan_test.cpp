@@ -242,3 +242,22 @@ TEST_CASE("whatever the options, the command is last and comes after firewall, s
     }
   }
 }
+
+TEST_CASE("without IPv6 in the namespace, dnsguard gets a copy listening on IPv4 only") {
+  Facts facts = base_facts();
+  facts.ipv6_loopback = false;
+  const Plan plan = plan_cage_init(Options{}, facts);
+  const auto copy = only<step::WritePolicyCopy>(plan);
+  REQUIRE(copy.listen.size() == 1);
+  CHECK(format_endpoint(copy.listen[0]) == "127.0.0.1:53");
+  CHECK(copy.upstreams.empty());   // the policy's own upstreams stay
+  CHECK(only<step::StartDnsguard>(plan).config == copy.destination);
+  CHECK(plan.warnings.size() == 1);
+  facts.policy.listen = {parse_endpoint("[::1]:53")};
+  CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+}
+
+TEST_CASE("with IPv6 and upstreams in the policy, dnsguard reads the policy itself") {
+  const auto order = names(plan_cage_init(Options{}, base_facts()));
+  CHECK(std::find(order.begin(), order.end(), "write-policy-copy") == order.end());
+}

@@ -2,6 +2,7 @@
 # image/measure-startup.sh — time from `docker run` to the command starting, for
 # the cage (cage-init under cagent's run flags) vs. a bare container.
 #   image/measure-startup.sh [IMAGE] [RUNS]      (root: chowns a temp workspace)
+set -u
 img=${1:-cagent:latest} n=${2:-7}
 ws=$(mktemp -d); chown 4242:4242 "$ws"; logs=$(mktemp -d)
 caps=(--cap-drop ALL); for c in NET_ADMIN NET_BIND_SERVICE SETUID SETGID SETPCAP CHOWN DAC_OVERRIDE FOWNER KILL; do caps+=(--cap-add $c); done

@@ -61,29 +61,6 @@ done
 if docker volume inspect cagent-home >/dev/null 2>&1; then state_set HOME_VOLUME_PREEXISTED 1
 else state_set HOME_VOLUME_PREEXISTED 0; fi
 
-# ---- the image, through cagent -----------------------------------------
-[[ -x $E2E_CAGENT ]] || die "cagent binary not built: $E2E_CAGENT (build target cagent)"
-mkdir -p "$E2E_HOME" "$ROOT/dns" "$ROOT/bootstrap"
-chmod 755 "$E2E_HOME"
-printf 'domains: ["allowed.test"]\ndns_resolvers: ["%s"]\n' "$DNS4" >"$ROOT/bootstrap/.cagent.yaml"
-chown -R "$E2E_UID:$E2E_GID" "$ROOT/bootstrap"
-# The machine's egress intercepts TLS (TOOLCHAIN.md): the npm stage of the
-# image build needs the host's trust bundle — the product feature of issue 8,
-# the way a user behind such a proxy would use it.
-ca_args=()
-[[ -s /etc/ssl/certs/ca-certificates.crt ]] && ca_args=(--ca-cert /etc/ssl/certs/ca-certificates.crt)
-say "building/checking the image $CAGENT_IMAGE_TAG through cagent (first build: several minutes)"
-# --network=none: this run only proves the image starts; it needs no world.
-if ! (cd "$ROOT/bootstrap" && env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
-        timeout 2400 "$E2E_CAGENT" "${ca_args[@]}" --arg=--network=none -- true \
-        </dev/null >"$ROOT/bootstrap.log" 2>&1); then
-  tail -n 40 "$ROOT/bootstrap.log" >&2
-  die "cagent -- true (image build + first cage) failed; log above"
-fi
-say "image ready after $((SECONDS - started))s"
-docker tag "$CAGENT_IMAGE_TAG" "$WORLD_IMAGE" || die "cannot tag $WORLD_IMAGE"
-state_set WORLD_IMAGE "$WORLD_IMAGE"
-
 # ---- the network ---------------------------------------------------------
 common=(--label "cagent.e2e.world=$RUN_ID" --internal --subnet "$SUBNET4")
 if err=$(docker network create "${common[@]}" --ipv6 --subnet "$SUBNET6" "$NET" 2>&1 >/dev/null); then
@@ -96,6 +73,30 @@ else
 fi
 state_set NET_CREATED 1
 source "$E2E_STATE"
+
+# ---- the image, through cagent -----------------------------------------
+[[ -x $E2E_CAGENT ]] || die "cagent binary not built: $E2E_CAGENT (build target cagent)"
+mkdir -p "$E2E_HOME" "$ROOT/dns" "$ROOT/bootstrap"
+chmod 755 "$E2E_HOME"
+printf 'domains: ["allowed.test"]\ndns_resolvers: ["%s"]\n' "$DNS4" >"$ROOT/bootstrap/.cagent.yaml"
+chown -R "$E2E_UID:$E2E_GID" "$ROOT/bootstrap"
+# The machine's egress intercepts TLS (TOOLCHAIN.md): the npm stage of the
+# image build needs the host's trust bundle — the product feature of issue 8,
+# the way a user behind such a proxy would use it.
+ca_args=()
+[[ -s /etc/ssl/certs/ca-certificates.crt ]] && ca_args=(--ca-cert /etc/ssl/certs/ca-certificates.crt)
+say "building/checking the image $CAGENT_IMAGE_TAG through cagent (first build: several minutes)"
+# On the world network (no server runs there yet): this run only builds the
+# image and proves a cage starts; nothing it does leaves the cage.
+if ! (cd "$ROOT/bootstrap" && env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
+        timeout 2400 "$E2E_CAGENT" "${ca_args[@]}" --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" -- true \
+        </dev/null >"$ROOT/bootstrap.log" 2>&1); then
+  tail -n 40 "$ROOT/bootstrap.log" >&2
+  die "cagent -- true (image build + first cage) failed; log above"
+fi
+say "image ready after $((SECONDS - started))s"
+docker tag "$CAGENT_IMAGE_TAG" "$WORLD_IMAGE" || die "cannot tag $WORLD_IMAGE"
+state_set WORLD_IMAGE "$WORLD_IMAGE"
 
 # ---- the internet --------------------------------------------------------
 fake_dns=$E2E_SRC/../../tools/fake_dns.py
@@ -113,9 +114,9 @@ world_run() {  # NAME LAST-OCTET [docker args…] -- python args…
 
 chmod 777 "$ROOT/dns"
 listen6=()
-((IPV6)) && listen6=(--listen "[::]:53")
+((IPV6)) && listen6=(--listen "[$DNS6]:53")
 world_run dns 53 -v "$fake_dns:/tools/fake_dns.py:ro" -v "$ROOT/dns:/log" \
-  "$WORLD_IMAGE" /tools/fake_dns.py --listen 0.0.0.0:53 "${listen6[@]}" \
+  "$WORLD_IMAGE" /tools/fake_dns.py --listen "$DNS4:53" "${listen6[@]}" \
     --zone /e2e/zone.json --log /log/queries.log
 # Web servers (body "cagent-e2e webNN"), see zone.json for the names:
 #   10 allowed.test   12 *.wild.test, extra.test   13 CNAME target

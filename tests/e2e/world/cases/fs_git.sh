@@ -6,11 +6,13 @@ case_init
 
 ws=$(new_workspace allowed.test)
 echo 'hello' >"$ws/file.txt"
-git -C "$ws" init -q -b main
-git -C "$ws" -c user.name=e2e -c user.email=e2e@example.invalid add file.txt
-git -C "$ws" -c user.name=e2e -c user.email=e2e@example.invalid commit -q -m 'e2e first commit'
+# Host-side git runs as root in a tree owned by the test uid.
+g() { git -c safe.directory='*' -c user.name=e2e -c user.email=e2e@example.invalid "$@"; }
+g -C "$ws" init -q -b main
+g -C "$ws" add file.txt
+g -C "$ws" commit -q -m 'e2e first commit' || die "host git commit failed"
 chown_workspace "$ws"
-head_before=$(git -C "$ws" rev-parse HEAD)
+head_before=$(g -C "$ws" rev-parse HEAD) || die "host git rev-parse failed"
 
 out=$(cage "$ws" '
   cd /workspace
@@ -24,7 +26,7 @@ expect_match "git log works inside" "$out" 'log=[0-9a-f]+ e2e first commit'
 expect_match "git status works inside" "$out" 'status=0'
 expect_match ".git is not writable" "$out" 'git-write=[1-9]'
 expect_match "git commit fails" "$out" 'commit=[1-9]'
-expect_eq "host HEAD unchanged" "$(git -C "$ws" rev-parse HEAD)" "$head_before"
+expect_eq "host HEAD unchanged" "$(g -C "$ws" rev-parse HEAD)" "$head_before"
 expect_false "nothing planted in the host's .git" test -e "$ws/.git/planted"
 ((CAGE_RC == 0)) || cage_err
 finish

@@ -8,17 +8,18 @@ case_init
 repo=$E2E_TMP/repo
 mkdir -p "$repo"
 echo 'main file' >"$repo/file.txt"
-g() { git -c user.name=e2e -c user.email=e2e@example.invalid "$@"; }
+# Host-side git runs as root in a tree owned by the test uid.
+g() { git -c safe.directory='*' -c user.name=e2e -c user.email=e2e@example.invalid "$@"; }
 g -C "$repo" init -q -b main
 g -C "$repo" add file.txt
-g -C "$repo" commit -q -m 'e2e worktree base'
+g -C "$repo" commit -q -m 'e2e worktree base' || die "host git commit failed"
 ws=$E2E_TMP/worktree
 g -C "$repo" worktree add -q -b e2e-wt "$ws" >/dev/null 2>&1 || die "git worktree add failed"
 init_workspace "$ws" allowed.test
 chown_workspace "$repo"
 gitdir=$(sed -n 's/^gitdir: //p' "$ws/.git")
 [[ -d $gitdir ]] || die "worktree gitdir not found: $gitdir"
-head_before=$(git -C "$ws" rev-parse HEAD)
+head_before=$(g -C "$ws" rev-parse HEAD) || die "host git rev-parse failed"
 
 out=$(cage "$ws" "
   cd /workspace
@@ -35,7 +36,7 @@ expect_match "the worktree's gitdir is reachable at its host path" "$out" 'head=
 expect_match "the gitdir is not writable" "$out" 'gitdir-write=[1-9]'
 expect_match "the main repository's .git is not writable" "$out" 'common-write=[1-9]'
 expect_match "git commit fails" "$out" 'commit=[1-9]'
-expect_eq "host HEAD unchanged" "$(git -C "$ws" rev-parse HEAD)" "$head_before"
+expect_eq "host HEAD unchanged" "$(g -C "$ws" rev-parse HEAD)" "$head_before"
 expect_false "nothing planted in the gitdir" test -e "$gitdir/planted"
 ((CAGE_RC == 0)) || cage_err
 finish

@@ -1,5 +1,6 @@
 #include "launcher/host/session.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -292,7 +293,18 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     });
     if (signalled) {
       // --rm removes it, unless docker run died first; leave nothing behind.
+      // The daemon's auto-removal is asynchronous (and makes a concurrent
+      // "rm -f" fail with "removal in progress"), so wait, bounded, until the
+      // name is gone before saying the session stopped.
       runner.run({"docker", "rm", "-f", container}, quiet);
+      RunOptions probe = quiet;
+      probe.timeout = std::chrono::seconds(5);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+      while (runner.run({"docker", "container", "inspect", "--format", "{{.Id}}", container}, probe)
+                     .status == 0 &&
+             std::chrono::steady_clock::now() < deadline) {
+        ::poll(nullptr, 0, 100);
+      }
     }
   }
   try {

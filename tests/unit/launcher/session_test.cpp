@@ -29,6 +29,7 @@ struct SessionFixture {
   std::istringstream in;
   std::string runtimes = "{\"io.containerd.runc.v2\":{},\"runc\":{}}";
   bool docker_up = true;
+  int container_inspects_left = 2;
   ScopedEnv context_env;
 
   SessionFixture() : context_env("CAGENT_CONTEXT", "") {
@@ -47,6 +48,8 @@ struct SessionFixture {
         r.output = docker_up ? runtimes : "Cannot connect to the Docker daemon";
       } else if (argv[1] == "image" && argv[2] == "inspect") {
         r.status = 1;  // missing: build
+      } else if (argv[1] == "container" && argv[2] == "inspect") {
+        r.status = --container_inspects_left > 0 ? 0 : 1;  // still there N-1 more times
       } else if (argv[1] == "ps") {
         r.output = "abc\ndef\n";
       }
@@ -171,6 +174,10 @@ TEST_CASE("session: Ctrl-C / SIGTERM stop the container by name and remove it") 
   CHECK(f.runner.called_with_prefix({"docker", "stop", "--time", "3", name}));
   CHECK(f.runner.called_with_prefix({"docker", "kill", name}));  // second signal
   CHECK(f.runner.called_with_prefix({"docker", "rm", "-f", name}));
+  // Waited until the daemon's auto-removal finished (two probes here).
+  CHECK(std::count_if(f.runner.calls.begin(), f.runner.calls.end(), [](const auto& c) {
+          return c[1] == "container" && c[2] == "inspect";
+        }) == 2);
   const bool leftover =
       fs::exists(f.host.cagent_home / "sessions") && !fs::is_empty(f.host.cagent_home / "sessions");
   CHECK_FALSE(leftover);

@@ -8,17 +8,22 @@
 E2E_NAME=cleanup
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+if ! command -v docker >/dev/null 2>&1 || ! timeout 20 docker info >/dev/null 2>&1; then
+  # No engine: nothing of the world can exist; still drop our temporary root.
+  if [[ -f ${E2E_STATE:-} ]]; then
+    # shellcheck disable=SC1090
+    source "$E2E_STATE"
+    [[ -n ${ROOT:-} && -d $ROOT ]] && { chmod -R u+w "$ROOT" 2>/dev/null; rm -rf "$ROOT"; }
+    rm -f "$E2E_STATE"
+  fi
+  require_docker
+fi
 if [[ ! -f ${E2E_STATE:-} ]]; then
   echo "nothing to clean: no world state"
   exit 0
 fi
 # shellcheck disable=SC1090
 source "$E2E_STATE"
-if [[ ${WORLD_SKIPPED:-} ]] || ! timeout 20 docker info >/dev/null 2>&1; then
-  [[ -n ${ROOT:-} && -d $ROOT ]] && { chmod -R u+w "$ROOT" 2>/dev/null; rm -rf "$ROOT"; }
-  rm -f "$E2E_STATE"
-  skip "no Docker engine (nothing of the world to remove)"
-fi
 
 left=()
 ids=$(docker ps -aq --filter "label=cagent.e2e.run=$RUN_ID")

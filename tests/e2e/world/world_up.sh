@@ -16,8 +16,10 @@
 E2E_NAME=setup
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-rm -f "$E2E_STATE"
 require_docker
+# A previous run whose cleanup never ran (interrupted ctest): tear it down first.
+[[ -f $E2E_STATE ]] && { bash "$E2E_SRC/world_down.sh" >&2 || true; }
+rm -f "$E2E_STATE"
 
 RUN_ID=$(date +%s)-$$
 NET=cagent-e2e-$RUN_ID

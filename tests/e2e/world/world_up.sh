@@ -84,9 +84,9 @@ printf 'domains: ["allowed.test"]\ndns_resolvers: ["%s"]\n' "$DNS4" >"$ROOT/boot
 chown -R "$E2E_UID:$E2E_GID" "$ROOT/bootstrap"
 # The machine's egress intercepts TLS (TOOLCHAIN.md): the npm stage of the
 # image build needs the host's trust bundle — the product feature of issue 8,
-# the way a user behind such a proxy would use it.
-ca_args=()
-[[ -s /etc/ssl/certs/ca-certificates.crt ]] && ca_args=(--ca-cert /etc/ssl/certs/ca-certificates.crt)
+# the way a user behind such a proxy would use it (same as the cagent-smoke
+# test, so both ask for the same image hash and neither forces a rebuild).
+ca_args=(--ca-cert system)
 say "building/checking the image $CAGENT_IMAGE_TAG through cagent (first build: several minutes)"
 # On the world network (no server runs there yet): this run only builds the
 # image and proves a cage starts; nothing it does leaves the cage.
@@ -123,11 +123,39 @@ world_run dns 53 -v "$fake_dns:/tools/fake_dns.py:ro" -v "$ROOT/dns:/log" \
 # Web servers (body "cagent-e2e webNN"), see zone.json for the names:
 #   10 allowed.test   12 *.wild.test, extra.test   13 CNAME target
 #   14 15 16 rot.test (rotating)   17 v6.test (AAAA only)
-#   19 no name at all: the "never resolved" address
+#   19 no name at all: the "never resolved" address   20 secure.test (HTTPS, below)
 web_hosts=(10 12 13 14 15 16 17 19)
 for h in "${web_hosts[@]}"; do
   world_run "web$h" "$h" "$WORLD_IMAGE" /e2e/http_echo.py "web$h"
 done
+
+# HTTPS (issue 8 case): a CA generated here, a certificate for secure.test
+# signed by it, static content incl. a bare repository for git's dumb HTTP.
+tls=$ROOT/tls site=$ROOT/site
+mkdir -p "$tls" "$site"
+command -v openssl >/dev/null || die "openssl is needed to make the test CA"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cagent e2e test CA $RUN_ID" \
+  -keyout "$tls/ca.key" -out "$tls/ca.pem" >/dev/null 2>&1 || die "openssl: test CA"
+openssl req -newkey rsa:2048 -nodes -subj "/CN=secure.test" \
+  -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1 || die "openssl: server key"
+printf 'subjectAltName=DNS:secure.test\nbasicConstraints=CA:FALSE\n' >"$tls/ext.cnf"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+  -days 2 -extfile "$tls/ext.cnf" -out "$tls/server.pem" >/dev/null 2>&1 || die "openssl: server cert"
+chmod 644 "$tls"/*
+echo "cagent-e2e web20" >"$site/index.html"
+git -c safe.directory='*' init -q --bare "$site/repo.git"
+seed=$(mktemp -d "$ROOT/seed.XXXXXX")
+git -C "$seed" init -q -b main
+echo 'fetched over https' >"$seed/README"
+git -C "$seed" add README
+git -C "$seed" -c user.name=e2e -c user.email=e2e@example.invalid commit -q -m 'e2e https repo'
+git -C "$seed" push -q "$site/repo.git" main:main || die "cannot seed the https repo"
+git -C "$site/repo.git" symbolic-ref HEAD refs/heads/main
+git -C "$site/repo.git" update-server-info
+chmod -R a+rX "$site"
+state_set TLS_CA "$tls/ca.pem"
+world_run web20 20 -v "$tls:/tls:ro" -v "$site:/site:ro" \
+  "$WORLD_IMAGE" /e2e/https_static.py /tls/server.pem /tls/server.key /site
 
 # Ready when every server answers from the host (the bridge's own address):
 # polled, never slept on.
@@ -135,6 +163,9 @@ for h in "${web_hosts[@]}"; do
   wait_for "web$h" 30 curl -sf -m 1 -o /dev/null "http://198.51.100.$h/" || {
     docker logs "cagent-e2e-$RUN_ID-web$h" 2>&1 | tail -n 20 >&2; die "web$h did not come up"; }
 done
+wait_for "web20 (https)" 30 curl -sf -m 1 -o /dev/null --cacert "$tls/ca.pem" \
+  --resolve secure.test:443:198.51.100.20 https://secure.test/ || {
+  docker logs "cagent-e2e-$RUN_ID-web20" 2>&1 | tail -n 20 >&2; die "web20 (https) did not come up"; }
 wait_for "the DNS server" 30 bash -c "kdig +time=1 +retry=0 @$DNS4 allowed.test A | grep -q 'status: NOERROR'" || {
   docker logs "cagent-e2e-$RUN_ID-dns" 2>&1 | tail -n 20 >&2; die "the world DNS server did not come up"; }
 state_set WORLD_READY 1

@@ -210,11 +210,14 @@ class Runner {
 
  private:
   void perform(const step::CheckPolicy& s) {
-    // Its "ok" on stdout must not end up in the command's output stream.
+    // Its "ok" on stdout must end up nowhere: not in the command's output
+    // stream (pipelines) and not on the user's terminal (a silent start).
+    // A rejection still reaches stderr with the bad key named.
     const pid_t pid = spawn(
         original_mask_,
         [] {
-          if (::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) fail("stdout to stderr");
+          const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+          if (null < 0 || ::dup2(null, STDOUT_FILENO) < 0) fail("stdout to /dev/null");
         },
         s.dnsguard.string(),
                             {s.dnsguard.string(), "--config", s.policy.string(), "--check"}, nullptr);
@@ -276,7 +279,6 @@ class Runner {
           become_dnsguard(s.user, s.ambient_capabilities);
         },
         s.binary.string(), {s.binary.string(), "--config", s.config.string()}, nullptr);
-    log_line("dnsguard started (pid " + std::to_string(dnsguard_pid_) + ")");
   }
 
   void perform(const step::WaitForDnsguard& s) {

@@ -193,7 +193,10 @@ TEST_CASE("the shipped default config loads, validates, and has no public DoH re
   CHECK(ro(".cagent.yaml"));
   CHECK(std::any_of(c.ignore.begin(), c.ignore.end(), [](const Pattern& p) { return p.matches(".env", false); }));
   CHECK(c.extra_args.empty());
-  CHECK(c.ca_certificates.empty());
+  // The host's trust store by default: a corporate proxy the host trusts
+  // must not break the image build or the agent's tools.
+  REQUIRE(c.ca_certificates.size() == 1);
+  CHECK(c.ca_certificates[0].system);
 }
 
 TEST_CASE("print-config renders every key with origins") {

@@ -265,6 +265,17 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request) {
     throw DockerError("image build failed (exit " + std::to_string(r.status) + "); full log: " +
                       log.string() + "; last lines:" + tail_lines(log, 15));
   }
+  if (current) {
+    // The image this build replaced is now untagged; without this every
+    // rebuild would leave another ~2 GB behind. Only dangling images that
+    // carry our label go, and Docker keeps any that a running cage still
+    // uses. Best effort: a failure here costs disk space, not correctness.
+    RunOptions quiet;
+    quiet.output = RunOptions::Output::discard;
+    quiet.discard_stderr = true;
+    runner.run({"docker", "image", "prune", "--force", "--filter", "label=" + std::string(kHashLabel)},
+               quiet);
+  }
 }
 
 }  // namespace cagent::launcher::host

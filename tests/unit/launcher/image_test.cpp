@@ -148,6 +148,26 @@ TEST_CASE("ensure_image: up to date → no build; changed → rebuild; --no-upda
   CHECK(f.builds() == 2);
 }
 
+TEST_CASE("ensure_image: a rebuild prunes the image it replaced, a first build prunes nothing") {
+  const std::vector<std::string> prune = {"docker", "image", "prune", "--force", "--filter",
+                                          "label=cagent.context-hash"};
+  ImageFixture first;
+  ensure_image(first.runner, first.req);
+  CHECK_FALSE(first.runner.called_with_prefix(prune));
+
+  ImageFixture stale;
+  stale.label = "0000";
+  ensure_image(stale.runner, stale.req);
+  REQUIRE(stale.builds() == 1);
+  CHECK(stale.runner.calls.back() == prune);  // after the build, never before it
+
+  ImageFixture failed;
+  failed.label = "0000";
+  failed.build_status = 1;
+  CHECK_THROWS_AS(ensure_image(failed.runner, failed.req), DockerError);
+  CHECK_FALSE(failed.runner.called_with_prefix(prune));  // the old image is all there is
+}
+
 TEST_CASE("ensure_image: a failed build is a DockerError naming the log") {
   ImageFixture f;
   f.build_status = 1;

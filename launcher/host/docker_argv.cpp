@@ -77,7 +77,10 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
 std::vector<std::string> render_build_argv(const BuildSpec& spec) {
   std::vector<std::string> argv = {"docker", "build", "-f", (spec.context / "image" / "Dockerfile").string(),
                                    "-t", spec.image, "--label",
-                                   std::string(kHashLabel) + "=" + spec.context_hash};
+                                   std::string(kHashLabel) + "=" + spec.context_hash,
+                                   // The legacy builder keeps the container of a failed step
+                                   // (e.g. npm behind a proxy) unless told otherwise.
+                                   "--force-rm"};
   for (const auto& [name, value] : spec.build_args) {
     argv.push_back("--build-arg");
     argv.push_back(name + "=" + value);

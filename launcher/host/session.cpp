@@ -266,6 +266,7 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   prune_session_logs(host.cagent_home / "logs", kKeptSessionLogs);
   int status = 0;
   bool signalled = false;
+  int first_signal = SIGTERM;  // the first of SIGINT/SIGTERM/SIGHUP cagent received
   {
     SessionDir session(session_path);
     write_file(spec.policy_file, render_policy_toml(p.config), 0644);
@@ -282,7 +283,8 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     quiet.output = RunOptions::Output::discard;
     quiet.merge_stderr = true;
     quiet.timeout = std::chrono::seconds(30);
-    status = runner.run_foreground(render_run_argv(spec), [&](int) {
+    status = runner.run_foreground(render_run_argv(spec), [&](int signo) {
+      if (!signalled) first_signal = signo;
       signalled = true;
       // First signal: a graceful stop (SIGTERM, then SIGKILL after 3 s);
       // again: kill at once. docker run then returns and we clean up.
@@ -316,7 +318,9 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   }
   if (signalled) {
     io.err << "cagent: session stopped\n";
-    return status == 0 ? 128 + SIGTERM : status;
+    // Like a shell reports an interrupted command: 128 + the signal the
+    // user sent (130 for Ctrl-C), whatever the container died of.
+    return 128 + first_signal;
   }
   if (status == kExitDocker) {
     io.err << "cagent: docker run failed (exit 125; its message is above)\n";

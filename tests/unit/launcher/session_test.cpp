@@ -164,8 +164,8 @@ TEST_CASE("session: workspace extra_args are ignored with a hint until the works
 TEST_CASE("session: Ctrl-C / SIGTERM stop the container by name and remove it") {
   SessionFixture f;
   f.runner.signals_during_run = {SIGINT, SIGTERM};
-  f.runner.foreground_status = 130;
-  CHECK(f.run({"--no-update", "--", "sleep", "100"}) == 130);
+  f.runner.foreground_status = 143;  // what docker run reports after "docker stop"
+  CHECK(f.run({"--no-update", "--", "sleep", "100"}) == 128 + SIGINT);  // the user's signal
   std::string name;
   for (std::size_t i = 0; i + 1 < f.runner.foreground_argv.size(); ++i) {
     if (f.runner.foreground_argv[i] == "--name") name = f.runner.foreground_argv[i + 1];

@@ -39,6 +39,10 @@ constexpr std::uint16_t dns_port = 53;
 // Where `redirect` sends a packet in the output hook.
 const Address loopback4 = *parse_address("127.0.0.1");
 const Address loopback6 = *parse_address("::1");
+// Where Docker's embedded DNS server answers inside a container on a
+// user-defined network (a fixed address; the port behind it is random).
+const Address docker_embedded_resolver = *parse_address("127.0.0.11");
+constexpr std::int32_t dns_redirect_priority = -150;
 
 // ICMPv6 types of neighbour discovery that a host sends.
 constexpr std::uint8_t icmpv6_router_solicit = 133;
@@ -333,13 +337,26 @@ void install_ruleset(const RulesetSpec& spec) {
   // Default drop: anything no rule below accepts never leaves the cage.
   b.chain("output", "filter", NF_INET_LOCAL_OUT, 0, NF_DROP);
   b.chain("forward", "filter", NF_INET_FORWARD, 0, NF_DROP);
-  // NAT output runs before filter output (-100 < 0), so filter sees the
-  // redirected destination (loopback).
-  b.chain("dns_redirect", "nat", NF_INET_LOCAL_OUT, -100, NF_ACCEPT);
+  // NAT output runs before filter output (< 0), so filter sees the
+  // redirected destination (loopback). -150, not the usual -100: Docker's
+  // embedded resolver installs its own DNAT of 127.0.0.11:53 at -100 in the
+  // container's namespace, and the first NAT chain to bind a connection wins,
+  // so ours must come first or the agent's queries to 127.0.0.11:53 would
+  // bypass dnsguard. (NAT chains must stay above conntrack's -200.)
+  b.chain("dns_redirect", "nat", NF_INET_LOCAL_OUT, dns_redirect_priority, NF_ACCEPT);
 
   const char* out = "output";
   // Replies and ICMP errors of connections that were allowed when they started.
   b.add(out, b.rule(out, "established/related: traffic of allowed connections").ct_established_or_related().accept());
+  // Docker's embedded resolver listens on 127.0.0.11 at a random port (its
+  // DNAT maps :53 there). Loopback is open to everyone below, so without this
+  // rule the agent could query it directly and resolve any name: DNS
+  // tunnelling past the allowlist. Only dnsguard may use it (as its upstream).
+  b.add(out, b.rule(out, "Docker's embedded resolver: dnsguard only")
+                 .meta(NFT_META_SKUID)
+                 .cmp(NFT_CMP_NEQ, &spec.dnsguard_uid, 4)
+                 .daddr_is(docker_embedded_resolver)
+                 .reject(NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED));
   // Loopback stays inside the namespace; it also carries DNS redirected to dnsguard.
   b.add(out, b.rule(out, "loopback").meta(NFT_META_OIF).eq_u32(loopback_ifindex).accept());
   // DNS redirected to dnsguard (chain dns_redirect): after the redirect its

@@ -97,7 +97,9 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
                        "\t\tct state established,related accept"));
   CHECK(contains(view, "chain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"
                        "\t\tct state established,related accept"));
-  CHECK(contains(view, "chain dns_redirect {\n\t\ttype nat hook output priority -100; policy accept;\n"));
+  // -150 (nft names that number "mangle"): ahead of Docker's DNAT at -100.
+  CHECK(contains(view, "chain dns_redirect {\n\t\ttype nat hook output priority mangle; policy accept;\n"));
+  CHECK(contains(view, "meta skuid != 4242 ip daddr 127.0.0.11 reject with icmpx admin-prohibited"));
   CHECK(contains(view, "oif \"lo\" accept"));
   CHECK(contains(view, "ip daddr 127.0.0.1 udp dport 5353 accept"));
   CHECK(contains(view, "ip daddr 127.0.0.1 tcp dport 5353 accept"));
@@ -118,21 +120,22 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(count(view, "ip6 daddr @static6 accept") == 2);
   CHECK(count(view, "limit rate 5/second log prefix \"cagent-reject: \"") == 2);
   CHECK(count(view, "meta l4proto tcp reject with tcp reset") == 2);
-  CHECK(count(view, "reject with icmpx admin-prohibited") == 2);
+  CHECK(count(view, "reject with icmpx admin-prohibited") == 3);  // + Docker's resolver
   CHECK(contains(view, "meta skuid != 4242 udp dport 53 redirect to :5353"));
   CHECK(contains(view, "meta skuid != 4242 tcp dport 53 redirect to :5353"));
 
   // Order matters for security: DNS drop before the allow sets, reject last.
   const auto pos = [&](const char* s) { return view.find(s); };
   CHECK(pos("udp dport 53 drop") < pos("ip daddr @allow4 accept"));
+  CHECK(pos("ip daddr 127.0.0.11 reject") < pos("oif \"lo\" accept"));
   CHECK(pos("ip6 daddr @static6 accept") < pos("meta l4proto tcp reject with tcp reset"));
-  CHECK(pos("meta l4proto tcp reject") < pos("reject with icmpx admin-prohibited"));
+  CHECK(pos("meta l4proto tcp reject") < pos("reject with icmpx admin-prohibited comment \"refuse the rest"));
 
-  // The JSON view: 22 rules in output (18 + 2 per upstream), 8 in forward,
+  // The JSON view: 23 rules in output (19 + 2 per upstream), 8 in forward,
   // 2 in dns_redirect.
   const std::string json = run("nft -j list table inet cagent");
-  CHECK(count(json, "{\"rule\":") == 32);
-  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 22);
+  CHECK(count(json, "{\"rule\":") == 33);
+  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 23);
   CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 8);
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
 }

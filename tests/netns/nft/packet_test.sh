@@ -77,18 +77,21 @@ PY
 W "$py" "$tmp/world.py" "$tmp/port" >"$tmp/world.log" 2>&1 &
 pids+=($!)
 
-# Cage: the local "stub resolver" on 127.0.0.1:5353 (UDP echo).
+# Cage: the local "stub resolver" on 127.0.0.1:5353 (UDP echo), and a
+# stand-in for Docker's embedded resolver: 127.0.0.11 on a random port.
 cat >"$tmp/stub.py" <<'PY'
-import os, socket, sys, time
+import os, select, socket, sys, time
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.bind(("127.0.0.1", 5353)); u.settimeout(1)
-open(sys.argv[1], "w").close()
+u.bind(("127.0.0.1", 5353))
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d.bind(("127.0.0.11", 0))
+with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(d.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 deadline = time.time() + 60
 while time.time() < deadline:
-    try:
-        data, peer = u.recvfrom(512); u.sendto(b"stub:" + data, peer)
-    except socket.timeout:
-        pass
+    for s in select.select([u, d], [], [], 1)[0]:
+        data, peer = s.recvfrom(512)
+        s.sendto((b"stub:" if s is u else b"docker:") + data, peer)
 PY
 C "$py" "$tmp/stub.py" "$tmp/stub-ready" >"$tmp/stub.log" 2>&1 &
 pids+=($!)
@@ -100,6 +103,7 @@ wait_for_file() {  # poll, bounded: 200 × 50 ms
 wait_for_file "$tmp/port"
 wait_for_file "$tmp/stub-ready"
 port=$(cat "$tmp/port")
+docker_dns_port=$(cat "$tmp/stub-ready")
 
 # probe tcp ADDR → "ok|refused|timeout|error:<e> <seconds>"
 cat >"$tmp/probe.py" <<'PY'
@@ -157,6 +161,25 @@ check reply:world:q dnsguard udp 198.51.100.12 53
 # Not an upstream: dropped even though .10 is allowed (a datagram dropped in
 # the output hook fails sendto with EPERM).
 check error:PermissionError dnsguard udp 198.51.100.10 53
+
+# Docker's embedded resolver: Docker DNATs 127.0.0.11:53 to it from a nat
+# chain at priority -100 in the container's namespace. The cage's redirect
+# must win for the agent (else its queries would bypass dnsguard), the
+# resolver's own port must be closed to the agent (else it could resolve any
+# name directly), and dnsguard may still use it as its upstream.
+C nft -f - <<NFT
+table ip dockersim {
+  chain OUTPUT {
+    type nat hook output priority -100; policy accept;
+    ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:$docker_dns_port
+  }
+}
+NFT
+check reply:stub:q root udp 127.0.0.11 53
+check error:PermissionError root udp 127.0.0.11 "$docker_dns_port"
+check reply:docker:q dnsguard udp 127.0.0.11 53
+check reply:docker:q dnsguard udp 127.0.0.11 "$docker_dns_port"
+C nft delete table ip dockersim
 
 # Re-install with a static CIDR: sets start empty, the CIDR is allowed.
 C "$helper" install --uid 4242 --listen-port 5353 --cidr 198.51.100.11/32 --cidr 2001:db8:100::/120

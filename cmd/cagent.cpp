@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     }
     ctx.stdin_tty = ::isatty(STDIN_FILENO) == 1;
     ctx.stdout_tty = ::isatty(STDOUT_FILENO) == 1;
+    ctx.engine_key = host::docker_engine_key();
     host::PosixProcessRunner runner;
     return host::run_cagent(cli, ctx, runner, host::SessionIo{std::cout, std::cerr, std::cin});
   } catch (const host::UsageError& e) {

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 
 #include "cagent_host/build_info.hpp"
@@ -40,7 +42,22 @@ std::string trust_hint(const HostContext& host) {
 }
 
 // Sysbox from `docker info`; throws DockerError when the engine is unreachable.
-bool detect_sysbox(ProcessRunner& runner) {
+// `docker info` is the slowest step of a cage start (~70 ms), so its answer
+// is kept in <cagent_home>/engine-runtimes under the engine's key: the next
+// session of the same engine process skips it. A stale socket left by a dead
+// dockerd still fails loudly at `docker run`.
+bool detect_sysbox(ProcessRunner& runner, const HostContext& host) {
+  const fs::path cache = host.cagent_home / "engine-runtimes";
+  if (host.engine_key) {
+    try {
+      const std::string cached = read_file(cache);
+      const std::string prefix = *host.engine_key + " sysbox=";
+      if (cached.rfind(prefix, 0) == 0 && cached.size() > prefix.size())
+        return cached[prefix.size()] == '1';
+    } catch (const std::exception&) {
+      // No cache yet: ask the engine.
+    }
+  }
   RunOptions opts;
   opts.output = RunOptions::Output::capture;
   opts.merge_stderr = true;
@@ -52,7 +69,17 @@ bool detect_sysbox(ProcessRunner& runner) {
                       (r.timed_out ? std::string("timed out") : detail) +
                       "); is dockerd running and may this user use it?");
   }
-  return r.output.find("\"sysbox-runc\"") != std::string::npos;
+  const bool sysbox = r.output.find("\"sysbox-runc\"") != std::string::npos;
+  if (host.engine_key) {
+    try {
+      std::error_code ec;
+      fs::create_directories(host.cagent_home, ec);
+      write_file(cache, *host.engine_key + " sysbox=" + (sysbox ? "1" : "0") + "\n", 0644);
+    } catch (const std::exception&) {
+      // Best effort: without the cache the next start asks again.
+    }
+  }
+  return sysbox;
 }
 
 // Keeps the newest `keep` session log directories; best effort.
@@ -241,7 +268,7 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     return 0;
   }
 
-  spec.sysbox = detect_sysbox(runner);
+  spec.sysbox = detect_sysbox(runner, host);
   if (!spec.sysbox) {
     const fs::path notice = host.cagent_home / "nested-docker-notice";
     std::error_code ec;
@@ -326,6 +353,19 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     io.err << "cagent: docker run failed (exit 125; its message is above)\n";
   }
   return status;
+}
+
+std::optional<std::string> docker_engine_key() {
+  std::string socket = "/var/run/docker.sock";
+  if (const char* env = std::getenv("DOCKER_HOST"); env != nullptr && env[0] != '\0') {
+    const std::string_view value(env);
+    if (value.rfind("unix://", 0) != 0) return std::nullopt;
+    socket = std::string(value.substr(7));
+  }
+  struct stat st {};
+  if (::stat(socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return std::nullopt;
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
+         std::to_string(st.st_ctim.tv_nsec);
 }
 
 }  // namespace cagent::launcher::host

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,15 @@ struct HostContext {
   std::string image = "cagent:latest";
   bool stdin_tty = false;
   bool stdout_tty = false;
+  // Identifies the running Docker engine (see docker_engine_key()); when
+  // set, what `docker info` said about it is remembered across sessions.
+  std::optional<std::string> engine_key;
 };
+
+// "<inode>:<ctime>" of the local engine's unix socket, which dockerd
+// recreates whenever it starts (e.g. after a runtime such as sysbox-runc was
+// added to its config). nullopt for a remote engine (DOCKER_HOST not unix).
+std::optional<std::string> docker_engine_key();
 
 struct SessionIo {
   std::ostream& out;

@@ -129,6 +129,30 @@ TEST_CASE("session: the global config is never overwritten") {
   CHECK(policy.find("api.anthropic.com") == std::string::npos);
 }
 
+TEST_CASE("session: docker info is asked once per engine, not once per session") {
+  SessionFixture f;
+  const auto infos = [&] {
+    return std::count_if(f.runner.calls.begin(), f.runner.calls.end(),
+                         [](const auto& c) { return c[1] == "info"; });
+  };
+  f.host.engine_key = "1234:5.6";
+  f.runtimes = "{\"runc\":{},\"sysbox-runc\":{}}";
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(infos() == 1);
+  CHECK(contains(f.runner.foreground_argv, "sysbox-runc"));
+  f.runtimes = "{\"runc\":{}}";  // the engine changed, but its key did not: remembered
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(infos() == 1);
+  CHECK(contains(f.runner.foreground_argv, "sysbox-runc"));
+  f.host.engine_key = "1234:9.9";  // dockerd restarted: ask again
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(infos() == 2);
+  CHECK_FALSE(contains(f.runner.foreground_argv, "sysbox-runc"));
+  f.host.engine_key.reset();  // remote engine: always ask
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(infos() == 3);
+}
+
 TEST_CASE("session: sysbox, CA bundle and resolvers reach argv and policy") {
   SessionFixture f;
   f.runtimes = "{\"runc\":{},\"sysbox-runc\":{\"path\":\"/usr/bin/sysbox-runc\"}}";

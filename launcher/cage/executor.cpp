@@ -191,14 +191,23 @@ class Runner {
   }
 
   int run() {
+    // CAGENT_TRACE_STEPS=1: one line per step with its duration, to see
+    // where a cage's start-up time goes.
+    const char* trace_env = std::getenv("CAGENT_TRACE_STEPS");
+    const bool trace = trace_env != nullptr && trace_env[0] == '1';
     for (const Step& step : plan_.steps) {
       try {
         if (const auto* command = std::get_if<step::RunCommand>(&step)) return run_command(*command);
+        const auto started = Clock::now();
         std::visit(
             [this](const auto& s) {
               if constexpr (!std::is_same_v<std::decay_t<decltype(s)>, step::RunCommand>) perform(s);
             },
             step);
+        if (trace) {
+          const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+          log_line("step " + std::string(step_name(step)) + ": " + std::to_string(us.count()) + " us");
+        }
       } catch (const StepError&) {
         throw;
       } catch (const std::exception& error) {

@@ -5,6 +5,9 @@
 //
 // Wiring only: config from dnsguard/, the set updates from nft/.
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -30,6 +33,14 @@ class NftSink final : public dg::AnswerSink {
       : updater_(config.nft_table, config.nft_set4, config.nft_set6), log_(log) {}
 
   bool allow(std::span<const dg::AllowedAddress> addresses) noexcept override {
+    held_.resize(addresses.size());
+    return hold(addresses, held_);
+  }
+
+  // Floors go to the updater as min_timeout; what it reports as held (ms)
+  // goes back rounded down to whole seconds.
+  bool hold(std::span<const dg::AllowedAddress> addresses,
+            std::span<std::uint32_t> held_s) noexcept override {
     try {
       elements_.clear();
       for (const auto& a : addresses) {
@@ -37,9 +48,13 @@ class NftSink final : public dg::AnswerSink {
         e.addr.family = a.v6 ? nft::Family::v6 : nft::Family::v4;
         e.addr.bytes = a.bytes;
         e.timeout = std::chrono::seconds(a.timeout_s);
+        e.min_timeout = std::chrono::seconds(a.min_timeout_s);
         elements_.push_back(e);
       }
-      updater_.add(elements_);
+      held_ms_.resize(elements_.size());
+      updater_.add(elements_, held_ms_);
+      for (std::size_t i = 0; i < held_ms_.size() && i < held_s.size(); ++i)
+        held_s[i] = static_cast<std::uint32_t>(std::min<std::int64_t>(held_ms_[i].count() / 1000, 0xFFFFFFFF));
       return true;
     } catch (const std::exception& e) {
       log_.event(dg::LogLevel::error, std::string("nft: ") + e.what());
@@ -51,6 +66,8 @@ class NftSink final : public dg::AnswerSink {
   nft::SetUpdater updater_;
   dg::Logger& log_;
   std::vector<nft::SetElement> elements_;
+  std::vector<std::chrono::milliseconds> held_ms_;
+  std::vector<std::uint32_t> held_;
 };
 
 int usage() {

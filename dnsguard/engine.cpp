@@ -28,10 +28,19 @@ QueryEngine::QueryEngine(const Config& config, AnswerSink& sink, Logger& log, Co
   info_.addresses.reserve(64);
   info_.ttl_offsets.reserve(64);
   pending_.reserve(64);
+  pending_ttl_offsets_.reserve(64);
+  held_.reserve(64);
 }
 
 std::uint32_t QueryEngine::clamp_ttl(std::uint32_t ttl) const noexcept {
   return std::clamp(ttl, config_.ttl_min, config_.ttl_max);
+}
+
+// Half the wanted timeout, but never below ttl.min (nor above the timeout):
+// an address the set holds at least this long is not sent to the kernel
+// again, and the answer's TTL for it is capped at what the set holds.
+std::uint32_t QueryEngine::floor_of(std::uint32_t timeout) const noexcept {
+  return std::min(timeout, std::max(timeout / 2, config_.ttl_min));
 }
 
 std::size_t QueryEngine::servfail(std::span<const std::uint8_t> query, const Query& q,
@@ -41,8 +50,10 @@ std::size_t QueryEngine::servfail(std::span<const std::uint8_t> query, const Que
 }
 
 template <typename TimeoutFn>
-bool QueryEngine::insert(const ResponseInfo& info, TimeoutFn timeout) {
+std::optional<std::uint32_t> QueryEngine::insert(const ResponseInfo& info, TimeoutFn timeout,
+                                                 bool floors) {
   pending_.clear();
+  pending_ttl_offsets_.clear();
   for (const auto& found : info.addresses) {
     if (!may_insert(found.addr, config_.allow_cidrs)) {
       ++counters_.filtered;
@@ -52,16 +63,30 @@ bool QueryEngine::insert(const ResponseInfo& info, TimeoutFn timeout) {
     a.v6 = found.addr.v6;
     a.bytes = found.addr.bytes;
     a.timeout_s = std::max<std::uint32_t>(1, timeout(found.ttl));  // never 0: "never expires"
+    if (floors) {
+      std::uint32_t f = floor_of(a.timeout_s);
+      a.min_timeout_s = f < a.timeout_s ? f : 0;
+    }
     pending_.push_back(a);
+    pending_ttl_offsets_.push_back(found.ttl_offset);
   }
-  if (pending_.empty()) return true;
-  if (!sink_.allow(pending_)) {
+  if (pending_.empty()) return kNoCap;
+  held_.assign(pending_.size(), 0);
+  if (!sink_.hold(pending_, held_)) {
     ++counters_.insert_failures;
     log_.event(LogLevel::error, "set insert failed; answering SERVFAIL");
-    return false;
+    return std::nullopt;
   }
   counters_.inserts += pending_.size();
-  return true;
+  return *std::min_element(held_.begin(), held_.end());
+}
+
+void QueryEngine::cap_to_held(std::span<std::uint8_t> wire) const noexcept {
+  for (std::size_t i = 0; i < pending_.size() && i < held_.size(); ++i) {
+    std::size_t off = pending_ttl_offsets_[i];
+    if (off + 4u > wire.size()) continue;
+    if (read32(wire, off) > held_[i]) write32(wire, off, held_[i]);
+  }
 }
 
 QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query, Query& q,
@@ -121,12 +146,16 @@ QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query
   // nothing when the kernel already holds them that long, which is the
   // normal case: they were inserted with clamp(TTL) when the answer came in.
   std::uint32_t elapsed = hit->elapsed_s;
-  if (!insert(info_, [&](std::uint32_t ttl) {
-        std::uint32_t handed = std::min(ttl, config_.ttl_max);
-        return handed > elapsed ? handed - elapsed : 1;
-      }))
+  if (!insert(
+          info_,
+          [&](std::uint32_t ttl) {
+            std::uint32_t handed = std::min(ttl, config_.ttl_max);
+            return handed > elapsed ? handed - elapsed : 1;
+          },
+          true))
     return {Action::answer, servfail(query, q, out)};
   rewrite_ttls(bytes, info_, config_.ttl_max, elapsed);
+  cap_to_held(bytes);
   std::size_t limit = tcp ? kMaxMessage : q.udp_size;
   return {Action::answer, adapt_for_client(out, bytes.size(), info_, query, q, limit)};
 }
@@ -148,13 +177,16 @@ std::size_t QueryEngine::finish(std::span<const std::uint8_t> query, const Query
                                       " is malformed or does not match the question");
     return servfail(query, q, out);
   }
-  if (!insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }))
-    return servfail(query, q, out);
-  // Clients never see a TTL above ttl.max, so never one longer than the
-  // set entry (whose timeout is clamp(TTL) >= min(TTL, ttl.max)).
+  auto held = insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, true);
+  if (!held) return servfail(query, q, out);
+  // Clients never see a TTL above ttl.max, nor above the time the set holds
+  // the record's address: a fresh insert holds clamp(TTL) >= min(TTL,
+  // ttl.max); an address left alone because it was held long enough holds
+  // what the sink reported, and its record is capped at that.
   rewrite_ttls(bytes, info_, config_.ttl_max, 0);
+  cap_to_held(bytes);
   if ((info_.rcode == rcode::NOERROR || info_.rcode == rcode::NXDOMAIN) && !info_.truncated)
-    cache_.store(q.qname, q.qtype, bytes, std::min(info_.min_ttl, config_.ttl_max), now);
+    cache_.store(q.qname, q.qtype, bytes, std::min({info_.min_ttl, config_.ttl_max, *held}), now);
   std::size_t limit = tcp ? kMaxMessage : q.udp_size;
   return adapt_for_client(out, bytes.size(), info_, query, q, limit);
 }
@@ -162,7 +194,8 @@ std::size_t QueryEngine::finish(std::span<const std::uint8_t> query, const Query
 bool QueryEngine::absorb(const WireName& qname, std::uint16_t qtype,
                          std::span<const std::uint8_t> answer) {
   if (analyzer_.analyze(answer, qname, qtype, info_) != ResponseAnalyzer::Result::ok) return false;
-  return insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); });
+  // No floors: the refresh exists to extend entries to a full clamp(TTL).
+  return insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, false).has_value();
 }
 
 }  // namespace cagent::dnsguard

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -63,10 +64,19 @@ class QueryEngine {
   std::size_t servfail(std::span<const std::uint8_t> query, const Query& q,
                        std::span<std::uint8_t> out);
   // Filters `info.addresses` and hands them to the sink; `timeout(ttl)`
-  // gives each one's set timeout. False when the sink failed.
+  // gives each one's set timeout. With `floors`, an address the set already
+  // holds for at least floor(timeout) may stay as it is (see answer_sink.hpp).
+  // Returns the least time the set holds any inserted address (kNoCap when
+  // none was inserted); nullopt when the sink failed.
   template <typename TimeoutFn>
-  bool insert(const ResponseInfo& info, TimeoutFn timeout);
+  std::optional<std::uint32_t> insert(const ResponseInfo& info, TimeoutFn timeout, bool floors);
+  // After rewrite_ttls: every inserted address's record gets at most the
+  // time the set holds that address (the client-facing side of floors).
+  void cap_to_held(std::span<std::uint8_t> wire) const noexcept;
   std::uint32_t clamp_ttl(std::uint32_t ttl) const noexcept;
+  std::uint32_t floor_of(std::uint32_t timeout) const noexcept;
+
+  static constexpr std::uint32_t kNoCap = 0xFFFFFFFFu;
 
   const Config& config_;
   AnswerSink& sink_;
@@ -77,6 +87,8 @@ class QueryEngine {
   ResponseAnalyzer analyzer_;
   ResponseInfo info_;
   std::vector<AllowedAddress> pending_;
+  std::vector<std::uint16_t> pending_ttl_offsets_;  // per pending_ entry: its record's TTL field
+  std::vector<std::uint32_t> held_;                 // per pending_ entry: what the sink holds
 };
 
 }  // namespace cagent::dnsguard

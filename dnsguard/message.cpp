@@ -281,6 +281,7 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
       found.addr.v6 = v6;
       std::memcpy(found.addr.bytes.data(), wire.data() + rec.rdata, rec.rdlen);
       found.ttl = rec.ttl;
+      found.ttl_offset = static_cast<std::uint16_t>(rec.rdata - 6);
       out.addresses.push_back(found);
       continue;
     }
@@ -308,6 +309,7 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
           found.addr.v6 = key == 6;
           std::memcpy(found.addr.bytes.data(), wire.data() + p + off, width);
           found.ttl = rec.ttl;
+          found.ttl_offset = static_cast<std::uint16_t>(rec.rdata - 6);
           out.addresses.push_back(found);
         }
       }

@@ -103,6 +103,7 @@ std::size_t build_upstream_query(std::span<const std::uint8_t> client_query, con
 struct FoundAddress {
   IpAddress addr;
   std::uint32_t ttl = 0;
+  std::uint16_t ttl_offset = 0;  // of the record that carries it (one record may carry several hints)
 };
 
 struct ResponseInfo {

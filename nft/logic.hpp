@@ -66,6 +66,16 @@ constexpr ElementAction decide(const Clock::time_point* remembered, Clock::time_
   return requested > *remembered ? ElementAction::refresh : ElementAction::skip;
 }
 
+// With a floor: an address already held until at least `floor` (<= requested)
+// is skipped even though `requested` is later; the caller then relies only on
+// the remembered expiry. floor == requested is decide() above.
+constexpr ElementAction decide(const Clock::time_point* remembered, Clock::time_point floor,
+                               Clock::time_point requested) {
+  if (remembered == nullptr) return ElementAction::add;
+  if (*remembered >= floor || requested <= *remembered) return ElementAction::skip;
+  return ElementAction::refresh;
+}
+
 // Elements per NEWSETELEM message: far below the ~64 KiB a netlink attribute
 // nest can describe (u16 length) even for IPv6 with timeout + expiration.
 inline constexpr std::size_t max_elements_per_message = 1000;

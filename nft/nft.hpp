@@ -87,6 +87,11 @@ void delete_table(std::string_view table);
 struct SetElement {
   Address addr;
   std::chrono::seconds timeout{};        // must be > 0 (0 would mean "never expires")
+  // Nothing is sent when the kernel already holds the address at least this
+  // long (0, the default: at least `timeout`, i.e. only ever extend to
+  // exactly now + timeout). A caller that passes a shorter floor must not
+  // rely on more than the time add() reports as held (see add()).
+  std::chrono::seconds min_timeout{};
 };
 
 struct ListedElement {
@@ -110,6 +115,12 @@ class SetUpdater {
   // messages when large) and returns after the kernel acknowledged it.
   // Throws NetlinkError; elements already held long enough cost nothing.
   void add(std::span<const SetElement> elements);
+
+  // The same, and held[i] receives how long from now the kernel holds
+  // elements[i] at least: exactly its timeout when it was sent, the
+  // remembered remaining time when it was skipped (>= its min_timeout).
+  // held.size() must equal elements.size() (std::invalid_argument).
+  void add(std::span<const SetElement> elements, std::span<std::chrono::milliseconds> held);
 
   // Forget the remembered expiries (e.g. after the table was re-installed).
   // The memory is only a cache of what this object told the kernel: if the

@@ -181,7 +181,13 @@ void SetUpdater::set_refresh_mode(RefreshMode mode) noexcept {
 
 void SetUpdater::forget_all() noexcept { impl_->expiry.clear(); }
 
-void SetUpdater::add(std::span<const SetElement> elements) {
+void SetUpdater::add(std::span<const SetElement> elements) { add(elements, {}); }
+
+void SetUpdater::add(std::span<const SetElement> elements, std::span<std::chrono::milliseconds> held) {
+  if (!held.empty() && held.size() != elements.size()) {
+    throw std::invalid_argument("SetUpdater::add: held has " + std::to_string(held.size()) +
+                                " slots for " + std::to_string(elements.size()) + " elements");
+  }
   // Validate everything before touching anything: a timeout of 0 would
   // make the kernel keep the address forever.
   for (const SetElement& e : elements) {
@@ -197,8 +203,11 @@ void SetUpdater::add(std::span<const SetElement> elements) {
   if (dedupe) im.seen.clear();
   for (const SetElement& e : elements) {
     const Clock::time_point requested = now + e.timeout;
+    // A floor above the timeout would ask for more than we send: cap it.
+    const Clock::time_point floor =
+        e.min_timeout.count() > 0 && e.min_timeout < e.timeout ? now + e.min_timeout : requested;
     const auto it = im.expiry.find(e.addr);
-    ElementAction action = decide(it == im.expiry.end() ? nullptr : &it->second, requested);
+    ElementAction action = decide(it == im.expiry.end() ? nullptr : &it->second, floor, requested);
     if (action == ElementAction::skip) continue;
     // An element whose remembered expiry has passed may already be gone
     // from the kernel: deleting it (old-kernel refresh) would fail the whole
@@ -219,9 +228,20 @@ void SetUpdater::add(std::span<const SetElement> elements) {
     }
     im.plan.push_back(Planned{e.addr, requested, ms, action});
   }
-  if (im.plan.empty()) return;
-  im.send_plan();
-  im.prune(now);
+  if (!im.plan.empty()) {
+    im.send_plan();
+    im.prune(now);
+  }
+  if (held.empty()) return;
+  // After the ACK every element's remembered expiry is what the kernel holds
+  // at least (sent: now + timeout; skipped: the earlier, still later one).
+  for (std::size_t i = 0; i < elements.size(); ++i) {
+    const auto it = im.expiry.find(elements[i].addr);
+    held[i] = it == im.expiry.end()
+                  ? std::chrono::milliseconds(0)
+                  : std::max(std::chrono::milliseconds(0),
+                             std::chrono::duration_cast<std::chrono::milliseconds>(it->second - now));
+  }
 }
 
 std::vector<ListedElement> SetUpdater::list(Family family) const {

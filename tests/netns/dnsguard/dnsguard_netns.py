@@ -456,6 +456,43 @@ def case_https_hints(args):
         check(ok4 and ok6, "ipv4hint/ipv6hint inserted before the answer")
 
 
+def set_expiry(addr):
+    """(timeout, expires) of addr in allow4, in seconds, from the kernel."""
+    out = run("nft", "-j", "list", "set", "inet", "cagent", "allow4").stdout
+    for item in json.loads(out)["nftables"]:
+        for e in item.get("set", {}).get("elem", []):
+            if isinstance(e, dict) and "elem" in e and e["elem"]["val"] == addr:
+                return e["elem"].get("timeout"), e["elem"].get("expires")
+    return None, None
+
+
+def case_floor(args):
+    # Two names on one address (as with a CDN): the second answer finds the
+    # address already held long enough (>= half its clamp(TTL)), so the set
+    # is left alone, and that answer's TTL is capped at what the set still
+    # holds: no client may keep an address longer than the set does.
+    zone = {"one.wild.example.test": {"ttl": 300, "A": ["198.51.100.60"]},
+            "two.wild.example.test": {"ttl": 300, "A": ["198.51.100.60"]},
+            "three.wild.example.test": {"ttl": 3000, "A": ["198.51.100.60"]}}
+    with Cage(args, zone) as cage:
+        cage.start_dnsguard()
+        r1 = query_udp("one.wild.example.test")
+        check(probe("198.51.100.60"), "address in the set when the first answer arrived")
+        timeout, expires = set_expiry("198.51.100.60")
+        check(timeout == 300, f"first insert: timeout {timeout}, want exactly clamp(TTL) = 300")
+        check(r1["addrs"][0][1] <= 300, f"first answer TTL {r1['addrs'][0][1]}")
+        r2 = query_udp("two.wild.example.test")
+        check(r2["rcode"] == 0 and probe("198.51.100.60"), "second answer, address in the set")
+        timeout, expires = set_expiry("198.51.100.60")
+        ttl2 = r2["addrs"][0][1]
+        check(ttl2 <= expires + 1, f"second answer TTL {ttl2} above what the set still holds ({expires} s)")
+        # Wants 3000 s but the set holds only ~300 (< floor 1500): extended.
+        r3 = query_udp("three.wild.example.test")
+        timeout, expires = set_expiry("198.51.100.60")
+        check(probe("198.51.100.60") and timeout == 3000, f"extended to clamp(TTL): timeout {timeout}")
+        check(r3["addrs"][0][1] <= expires + 1, f"third answer TTL {r3['addrs'][0][1]} > set {expires}")
+
+
 def case_concurrency(args, cache_size=10000):
     names = [f"n{i}.wild.example.test" for i in range(200)]
     pool = [f"198.51.100.{i}" for i in range(40, 240)] + [f"203.0.113.{i}" for i in range(20, 240)]

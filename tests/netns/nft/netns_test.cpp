@@ -237,6 +237,42 @@ TEST_CASE("SetUpdater: refresh extends and never shortens") {
   }
 }
 
+TEST_CASE("SetUpdater: floors skip the kernel and report what it holds") {
+  install_ruleset(test_spec());
+  SetUpdater up("cagent", "allow4", "allow6");
+  const Address a = addr("198.51.100.40");
+  const Address b = addr("2001:db8::40");
+  std::array<std::chrono::milliseconds, 2> held{};
+  // First insert: exactly the timeout, whatever the floor.
+  const SetElement first[] = {{a, 300s, 150s}, {b, 300s, 150s}};
+  up.add(first, held);
+  CHECK(held[0] == 300s);
+  CHECK(held[1] == 300s);
+  auto v4 = up.list(Family::v4);
+  REQUIRE(find(v4, a) != nullptr);
+  CHECK(find(v4, a)->timeout == 300s);
+  // Held >= floor: nothing sent (the kernel keeps timeout 300 s although
+  // 3000 s is asked for), and held reports the remembered remaining time.
+  const SetElement again[] = {{a, 3000s, 200s}, {b, 400s, 400s}};
+  up.add(again, held);
+  CHECK(held[0] <= 300s);
+  CHECK(held[0] > 290s);
+  CHECK(find(up.list(Family::v4), a)->timeout == 300s);
+  // b's floor is above what is held: it is refreshed to exactly 400 s.
+  CHECK(held[1] == 400s);
+  CHECK(find(up.list(Family::v6), b)->timeout == 400s);
+  // The kernel's remaining time is never below what add() reported.
+  CHECK(find(up.list(Family::v4), a)->expires + 1s >= held[0]);
+  // No floor (the default): exact extension, as before.
+  const SetElement exact[] = {{a, 301s}};
+  std::array<std::chrono::milliseconds, 1> one{};
+  up.add(exact, one);
+  CHECK(one[0] == 301s);
+  CHECK(find(up.list(Family::v4), a)->timeout == 301s);
+  // held must match the elements.
+  CHECK_THROWS_AS(up.add(exact, held), std::invalid_argument);
+}
+
 TEST_CASE("SetUpdater: the same address twice in one call keeps the longer expiry") {
   install_ruleset(test_spec());
   SetUpdater up("cagent", "allow4", "allow6");

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -196,4 +197,102 @@ TEST_CASE("refresh absorb feeds the sink with clamped timeouts") {
   REQUIRE(f.sink.calls.size() == 1);
   CHECK(show(f.sink.calls[0]) == std::vector<std::string>{"2001:db8::5@30"});
   CHECK_FALSE(f.engine->absorb(wn("www.example.test"), 1, answer));  // wrong type: mismatch
+}
+
+namespace {
+// A sink that already holds some addresses: hold() reports `held` for those
+// (when it meets the floor) and the full timeout for the rest, like
+// nft::SetUpdater does.
+class HoldingSink : public AnswerSink {
+ public:
+  bool allow(std::span<const AllowedAddress>) noexcept override { return false; }
+  bool hold(std::span<const AllowedAddress> addresses, std::span<std::uint32_t> held_s) noexcept override {
+    calls.emplace_back(addresses.begin(), addresses.end());
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+      const auto& a = addresses[i];
+      std::uint32_t floor = a.min_timeout_s ? a.min_timeout_s : a.timeout_s;
+      IpAddress ip{a.v6, a.bytes};
+      auto it = held.find(to_string(ip));
+      held_s[i] = it != held.end() && it->second >= floor ? it->second : a.timeout_s;
+    }
+    return true;
+  }
+  std::map<std::string, std::uint32_t> held;
+  std::vector<std::vector<AllowedAddress>> calls;
+};
+}  // namespace
+
+TEST_CASE("engine: floors — the sink may keep an address held long enough; its TTL is capped at that") {
+  Config config;
+  config.allow = {"*.cdn.test"};
+  config.ttl_min = 30;
+  config.ttl_max = 3600;
+  HoldingSink sink;
+  sink.held = {{"198.51.100.1", 2000}, {"198.51.100.2", 10}};
+  Counters counters;
+  Logger log{"/dev/null", LogLevel::debug};
+  QueryEngine engine(config, sink, log, counters);
+  std::array<std::uint8_t, 65535> out{};
+  Query q;
+  auto t0 = Clock::time_point{} + 5000s;
+  auto client = test_wire::query({.name = "a.cdn.test"});
+  REQUIRE(engine.handle_local(client, q, IpEndpoint{}, false, out, t0).action ==
+          QueryEngine::Action::needs_upstream);
+  auto upstream = build_response_wire("a.cdn.test", 1, 0,
+                                      {"a.cdn.test. 3600 IN A 198.51.100.1",   // held 2000 >= floor 1800
+                                       "a.cdn.test. 3600 IN A 198.51.100.2",   // held 10 < floor: inserted
+                                       "a.cdn.test. 100 IN A 198.51.100.3",    // new: inserted
+                                       "a.cdn.test. 20 IN A 198.51.100.4"});   // clamp 30 = floor
+  auto n = engine.finish(client, q, false, upstream, out, t0);
+  REQUIRE(n > 12);
+  REQUIRE(sink.calls.size() == 1);
+  std::vector<std::uint32_t> floors;
+  for (const auto& a : sink.calls[0]) floors.push_back(a.min_timeout_s);
+  // Half the timeout, at least ttl.min; 0 when that is the timeout itself.
+  CHECK(floors == std::vector<std::uint32_t>{1800, 1800, 50, 0});
+  ResponseAnalyzer analyzer;
+  ResponseInfo info;
+  auto ans = std::span<const std::uint8_t>(out.data(), n);
+  REQUIRE(analyzer.analyze(ans, wn("a.cdn.test"), 1, info) == ResponseAnalyzer::Result::ok);
+  std::vector<std::uint32_t> ttls;
+  for (auto off : info.ttl_offsets) ttls.push_back(read32(ans, off));
+  // .1 is held only 2000 s: its record says 2000, never the 3600 asked for.
+  CHECK(ttls == std::vector<std::uint32_t>{2000, 3600, 100, 20});
+  // The cache entry lives no longer than the shortest held time.
+  CHECK(engine.handle_local(client, q, IpEndpoint{}, false, out, t0 + 19s).action ==
+        QueryEngine::Action::answer);
+  CHECK(engine.handle_local(client, q, IpEndpoint{}, false, out, t0 + 20s).action ==
+        QueryEngine::Action::needs_upstream);
+}
+
+TEST_CASE("engine: cache hits are capped at what the sink holds as well") {
+  Config config;
+  config.allow = {"*.cdn.test"};
+  config.ttl_min = 30;
+  config.ttl_max = 3600;
+  HoldingSink sink;
+  Counters counters;
+  Logger log{"/dev/null", LogLevel::debug};
+  QueryEngine engine(config, sink, log, counters);
+  std::array<std::uint8_t, 65535> out{};
+  Query q;
+  auto t0 = Clock::time_point{} + 5000s;
+  auto client = test_wire::query({.name = "b.cdn.test"});
+  REQUIRE(engine.handle_local(client, q, IpEndpoint{}, false, out, t0).action ==
+          QueryEngine::Action::needs_upstream);
+  auto upstream = build_response_wire("b.cdn.test", 1, 0, {"b.cdn.test. 1000 IN A 198.51.100.9"});
+  REQUIRE(engine.finish(client, q, false, upstream, out, t0) > 12);
+  // Later the set holds the address only 600 s (e.g. another answer's
+  // insert was remembered that way); the hit at +100 s wants 900 s, floor 450.
+  sink.held = {{"198.51.100.9", 600}};
+  auto local = engine.handle_local(client, q, IpEndpoint{}, false, out, t0 + 100s);
+  REQUIRE(local.action == QueryEngine::Action::answer);
+  REQUIRE(sink.calls.size() == 2);
+  CHECK(sink.calls[1][0].timeout_s == 900);
+  CHECK(sink.calls[1][0].min_timeout_s == 450);
+  ResponseAnalyzer analyzer;
+  ResponseInfo info;
+  auto ans = std::span<const std::uint8_t>(out.data(), local.size);
+  REQUIRE(analyzer.analyze(ans, wn("b.cdn.test"), 1, info) == ResponseAnalyzer::Result::ok);
+  CHECK(read32(ans, info.ttl_offsets[0]) == 600);
 }

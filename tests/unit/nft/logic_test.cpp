@@ -173,3 +173,19 @@ TEST_CASE("NetlinkError says what, why and what the kernel said") {
   CHECK(what.find("kernel: no such set") != std::string::npos);
   CHECK(what.find('\n') == std::string::npos);  // one line
 }
+
+TEST_CASE("decide with a floor: held at least the floor is enough") {
+  using cagent::nft::detail::Clock;
+  using cagent::nft::detail::decide;
+  using cagent::nft::detail::ElementAction;
+  const Clock::time_point t{std::chrono::seconds(1000)};
+  const Clock::time_point held = t + std::chrono::seconds(100);
+  CHECK(decide(nullptr, t + std::chrono::seconds(50), t + std::chrono::seconds(200)) == ElementAction::add);
+  CHECK(decide(&held, t + std::chrono::seconds(50), t + std::chrono::seconds(200)) == ElementAction::skip);
+  CHECK(decide(&held, t + std::chrono::seconds(100), t + std::chrono::seconds(200)) == ElementAction::skip);
+  CHECK(decide(&held, t + std::chrono::seconds(101), t + std::chrono::seconds(200)) == ElementAction::refresh);
+  // floor == requested is the exact rule.
+  CHECK(decide(&held, t + std::chrono::seconds(150), t + std::chrono::seconds(150)) ==
+        decide(&held, t + std::chrono::seconds(150)));
+  CHECK(decide(&held, t + std::chrono::seconds(90), t + std::chrono::seconds(90)) == ElementAction::skip);
+}

@@ -216,10 +216,16 @@ asio::awaitable<void> Server::tcp_connection(tcp::socket socket) {
 asio::awaitable<void> Server::refresh_loop() {
   // Re-resolve every exact allowlisted name so its set entries stay alive
   // while the name is in use and follow CDN address rotation. A failure is
-  // logged and simply retried next round.
+  // logged and simply retried next round. The first round waits one
+  // interval: at start nothing is in use yet, and a name that gets used is
+  // inserted at lookup time anyway (a round at start would cost a burst of
+  // two upstream queries per name on every cage start).
   try {
     const auto& names = engine_.allow_list().exact_names();
     while (!stopped_) {
+      refresh_timer_.expires_after(std::chrono::seconds(config_.refresh_interval));
+      co_await refresh_timer_.async_wait(use_tuple);
+      if (stopped_) co_return;
       for (const auto& name : names) {
         for (std::uint16_t type : {rrtype::A, rrtype::AAAA}) {
           if (stopped_) co_return;
@@ -235,8 +241,6 @@ asio::awaitable<void> Server::refresh_loop() {
                                               " failed; retrying next round");
         }
       }
-      refresh_timer_.expires_after(std::chrono::seconds(config_.refresh_interval));
-      co_await refresh_timer_.async_wait(use_tuple);
     }
   } catch (const std::exception& e) {
     log_.always(std::string("refresh loop stopped: ") + e.what());

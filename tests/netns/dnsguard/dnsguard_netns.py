@@ -542,7 +542,14 @@ def case_concurrency_nocache(args):
 def case_refresh(args):
     zone = {"www.example.test": {"ttl": 1, "A": ["198.51.100.77"]}}
     with Cage(args, zone, refresh=2, ttl=(1, 1)) as cage:
+        t_start = time.monotonic()
         cage.start_dnsguard()
+        # The first round waits one interval (2 s): nothing reaches the
+        # upstream at start. Only a lower bound is checked (a busy machine
+        # can only make the first query later, never earlier).
+        poll(lambda: cage.upstream_queries(), 8, "the first refresh round")
+        waited = time.monotonic() - t_start
+        check(waited >= 1.5, f"first refresh round {waited:.2f}s after start, want one interval (2 s)")
         # No client query at all: the refresh alone puts the address in,
         # it expires (1 s timeout), and the next round puts it back.
         poll(lambda: probe("198.51.100.77"), 5, "refresh inserting 198.51.100.77")

@@ -52,7 +52,10 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
       upstreams_(io.get_executor(), config.upstreams, log, counters_),
       refresh_timer_(io),
       out_(kMaxMessage),
-      udp_batch_(std::make_unique<UdpBatch>()) {}
+      udp_batch_(std::make_unique<UdpBatch>()),
+      replies_(std::make_unique<Replies>()) {
+  upstreams_.set_fast_receiver(this);
+}
 
 Server::~Server() { stop(); }
 
@@ -153,9 +156,28 @@ asio::awaitable<void> Server::udp_loop(udp::socket& socket) {
               continue;
             }
             ++inflight_;
-            asio::co_spawn(io_,
-                           udp_resolve(socket, client, std::vector<std::uint8_t>(query.begin(), query.end()), q),
-                           asio::detached);
+            std::uint32_t token = 0;
+            if (!free_waits_.empty()) {
+              token = free_waits_.back();
+              free_waits_.pop_back();
+            } else {
+              token = static_cast<std::uint32_t>(waits_.size());
+              waits_.emplace_back();
+            }
+            UdpWait& w = waits_[token];
+            w.socket = &socket;
+            w.client = client;
+            w.query.assign(query.begin(), query.end());
+            w.q = q;
+            std::array<std::uint8_t, 512> upq;
+            std::size_t qn = engine_.upstream_query(query, q, upq);
+            if (qn == 0 || !upstreams_.send_fast(std::span(upq.data(), qn), token)) {
+              free_waits_.push_back(token);
+              asio::co_spawn(io_,
+                             udp_resolve(socket, client, std::vector<std::uint8_t>(query.begin(), query.end()),
+                                         q, 0, std::string::npos),
+                             asio::detached);
+            }
           }
         }
         // The socket is non-blocking: a full send buffer drops answers (the
@@ -174,12 +196,18 @@ asio::awaitable<void> Server::udp_loop(udp::socket& socket) {
 }
 
 asio::awaitable<void> Server::udp_resolve(udp::socket& socket, udp::endpoint client,
-                                          std::vector<std::uint8_t> query, Query q) {
+                                          std::vector<std::uint8_t> query, Query q, int first_attempt,
+                                          std::size_t tcp_first) {
   try {
     std::array<std::uint8_t, 512> upq;
     std::size_t n = engine_.upstream_query(query, q, upq);
     std::vector<std::uint8_t> answer;
-    bool ok = n != 0 && co_await upstreams_.exchange(std::span(upq.data(), n), answer);
+    bool ok = false;
+    if (n != 0) {
+      auto msg = std::span<const std::uint8_t>(upq.data(), n);
+      if (tcp_first != std::string::npos) ok = co_await upstreams_.exchange_tcp(tcp_first, msg, answer);
+      if (!ok) ok = co_await upstreams_.exchange(msg, answer, first_attempt);
+    }
     if (!ok) answer.clear();
     if (!stopped_) {
       // No co_await from here to the send: out_ is shared.
@@ -191,6 +219,68 @@ asio::awaitable<void> Server::udp_resolve(udp::socket& socket, udp::endpoint cli
     log_.event(LogLevel::error, std::string("query failed: ") + e.what());
   }
   --inflight_;
+}
+
+void Server::answered(std::uint32_t token, std::span<const std::uint8_t> answer) noexcept {
+  UdpWait& w = waits_[token];
+  if (!stopped_) {
+    Replies& r = *replies_;
+    if (r.count == kUdpBatch) flush_replies();
+    std::size_t i = r.count;
+    // finish() inserts (synchronously, kernel ACK) before it builds the
+    // answer; the answer leaves at the end of this batch, never before.
+    std::size_t size = engine_.finish(w.query, w.q, false, answer, r.buf[i], QueryEngine::Clock::now());
+    if (size != 0) {
+      r.socket[i] = w.socket;
+      r.client[i] = w.client;
+      r.iov[i] = {r.buf[i].data(), size};
+      r.count = i + 1;
+    }
+  }
+  free_waits_.push_back(token);
+  --inflight_;
+}
+
+void Server::failed(std::uint32_t token, std::size_t truncated_at) noexcept {
+  UdpWait& w = waits_[token];
+  if (!stopped_) {
+    try {
+      asio::co_spawn(io_, udp_resolve(*w.socket, w.client, w.query, w.q, 1, truncated_at), asio::detached);
+      free_waits_.push_back(token);
+      return;  // inflight_ is released by udp_resolve
+    } catch (const std::exception& e) {
+      log_.event(LogLevel::error, std::string("query retry failed: ") + e.what());
+    }
+  }
+  free_waits_.push_back(token);
+  --inflight_;
+}
+
+void Server::batch_done() noexcept { flush_replies(); }
+
+void Server::flush_replies() noexcept {
+  Replies& r = *replies_;
+  std::size_t from = 0;
+  while (from < r.count) {
+    // sendmmsg sends on one socket: take the run of replies sharing it.
+    std::size_t to = from + 1;
+    while (to < r.count && r.socket[to] == r.socket[from]) ++to;
+    for (std::size_t i = from; i < to; ++i) {
+      r.msgs[i] = {};
+      r.msgs[i].msg_hdr.msg_name = r.client[i].data();
+      r.msgs[i].msg_hdr.msg_namelen = static_cast<socklen_t>(r.client[i].size());
+      r.msgs[i].msg_hdr.msg_iov = &r.iov[i];
+      r.msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int fd = r.socket[from]->native_handle();
+    for (std::size_t sent = from; sent < to;) {
+      const int k = ::sendmmsg(fd, r.msgs.data() + sent, static_cast<unsigned>(to - sent), MSG_DONTWAIT);
+      if (k <= 0) break;  // full buffer: those clients retry
+      sent += static_cast<std::size_t>(k);
+    }
+    from = to;
+  }
+  r.count = 0;
 }
 
 asio::awaitable<void> Server::tcp_accept_loop(tcp::acceptor& acceptor) {

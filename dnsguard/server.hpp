@@ -26,7 +26,7 @@
 
 namespace cagent::dnsguard {
 
-class Server {
+class Server final : private UpstreamPool::FastReceiver {
  public:
   static constexpr std::size_t kMaxInflight = 4096;        // queries waiting for upstream
   static constexpr std::size_t kMaxTcpConnections = 128;
@@ -44,9 +44,18 @@ class Server {
 
  private:
   boost::asio::awaitable<void> udp_loop(boost::asio::ip::udp::socket& socket);
+  // The coroutine path of a UDP miss: the whole exchange, or — after the
+  // fast path's first attempt failed — its continuation (first_attempt 1,
+  // or the TCP retry at upstream `tcp_first` after TC=1).
   boost::asio::awaitable<void> udp_resolve(boost::asio::ip::udp::socket& socket,
                                            boost::asio::ip::udp::endpoint client,
-                                           std::vector<std::uint8_t> query, Query q);
+                                           std::vector<std::uint8_t> query, Query q,
+                                           int first_attempt, std::size_t tcp_first);
+  // UpstreamPool::FastReceiver: the UDP miss path without a coroutine.
+  void answered(std::uint32_t token, std::span<const std::uint8_t> answer) noexcept override;
+  void failed(std::uint32_t token, std::size_t truncated_at) noexcept override;
+  void batch_done() noexcept override;
+  void flush_replies() noexcept;
   boost::asio::awaitable<void> tcp_accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
   boost::asio::awaitable<void> tcp_connection(boost::asio::ip::tcp::socket socket);
   boost::asio::awaitable<void> refresh_loop();
@@ -76,6 +85,28 @@ class Server {
     std::array<mmsghdr, kUdpBatch> in_msgs, out_msgs;
   };
   std::unique_ptr<UdpBatch> udp_batch_;
+
+  // UDP queries waiting for the fast path (token = index; slots are reused).
+  struct UdpWait {
+    boost::asio::ip::udp::socket* socket = nullptr;
+    boost::asio::ip::udp::endpoint client;
+    std::vector<std::uint8_t> query;
+    Query q;
+  };
+  std::vector<UdpWait> waits_;
+  std::vector<std::uint32_t> free_waits_;
+  // Answers finished during one drained batch of upstream answers, sent
+  // together by batch_done() (each after its own sink call: finish() is
+  // synchronous and inserts before it builds the answer).
+  struct Replies {
+    std::array<std::array<std::uint8_t, 4096>, kUdpBatch> buf;
+    std::array<boost::asio::ip::udp::socket*, kUdpBatch> socket;
+    std::array<boost::asio::ip::udp::endpoint, kUdpBatch> client;
+    std::array<iovec, kUdpBatch> iov;
+    std::array<mmsghdr, kUdpBatch> msgs;
+    std::size_t count = 0;
+  };
+  std::unique_ptr<Replies> replies_;
   std::size_t inflight_ = 0;
   std::size_t tcp_connections_ = 0;
   bool stopped_ = false;

@@ -50,7 +50,12 @@ bool same_question(std::span<const std::uint8_t> a, std::span<const std::uint8_t
 
 UpstreamPool::UpstreamPool(asio::any_io_executor exec, std::vector<IpEndpoint> upstreams,
                            Logger& log, Counters& counters)
-    : exec_(std::move(exec)), upstreams_(std::move(upstreams)), log_(log), counters_(counters) {}
+    : exec_(std::move(exec)),
+      upstreams_(std::move(upstreams)),
+      log_(log),
+      counters_(counters),
+      sweep_timer_(exec_),
+      recv_batch_(std::make_unique<RecvBatch>()) {}
 
 UpstreamPool::~UpstreamPool() { stop(); }
 
@@ -59,6 +64,7 @@ void UpstreamPool::start() {
     udp::endpoint ep(to_asio(up.addr), up.port);
     for (std::size_t i = 0; i < kSocketsPerUpstream; ++i) {
       auto ch = std::make_unique<Channel>(exec_);
+      ch->upstream = static_cast<std::size_t>(&up - upstreams_.data());
       // connect(): the kernel drops datagrams from any other source, and
       // picks a fresh ephemeral source port per socket.
       ch->socket.open(ep.protocol());
@@ -70,6 +76,7 @@ void UpstreamPool::start() {
   for (auto& ch : channels_) {
     asio::co_spawn(exec_, receive_loop(*ch), asio::detached);
   }
+  if (!channels_.empty()) asio::co_spawn(exec_, sweep_loop(), asio::detached);
 }
 
 void UpstreamPool::stop() noexcept {
@@ -78,6 +85,7 @@ void UpstreamPool::stop() noexcept {
     boost::system::error_code ignored;
     ch->socket.close(ignored);
   }
+  sweep_timer_.cancel();
 }
 
 std::uint16_t UpstreamPool::free_id(const Channel& channel) const noexcept {
@@ -85,46 +93,154 @@ std::uint16_t UpstreamPool::free_id(const Channel& channel) const noexcept {
   // answers costly; collisions with queries in flight are skipped.
   for (int i = 0; i < 64; ++i) {
     auto id = static_cast<std::uint16_t>(arc4random_uniform(65536));
-    if (channel.pending.find(id) == channel.pending.end()) return id;
+    if (!channel.pending.contains(id) && !channel.fast.contains(id)) return id;
   }
   return static_cast<std::uint16_t>(arc4random_uniform(65536));
 }
 
+void UpstreamPool::dispatch(Channel& channel, std::span<const std::uint8_t> msg, bool truncated) {
+  if (msg.size() < kHeaderSize) return;  // e.g. garbage: the query times out
+  const std::uint16_t id = read16(msg, 0);
+  if (auto it = channel.pending.find(id); it != channel.pending.end()) {
+    Pending* p = it->second;
+    std::size_t qend = kHeaderSize + p->question.size();
+    if (truncated || msg.size() < qend ||
+        !same_question(msg.subspan(kHeaderSize, p->question.size()), p->question))
+      return;
+    p->answer->assign(msg.begin(), msg.end());
+    p->done = true;
+    channel.pending.erase(it);
+    p->timer->cancel();
+    return;
+  }
+  auto it = channel.fast.find(id);
+  if (it == channel.fast.end()) return;
+  const FastPending& f = it->second;
+  if (msg.size() < kHeaderSize + f.qlen ||
+      !same_question(msg.subspan(kHeaderSize, f.qlen), std::span<const std::uint8_t>(f.question.data(), f.qlen)))
+    return;  // not our answer (late, spoofed): keep waiting
+  const std::uint32_t token = f.token;
+  channel.fast.erase(it);
+  const std::string where = to_string(upstreams_[channel.upstream]);
+  if ((read16(msg, 2) & 0x0200) != 0) {
+    fast_receiver_->failed(token, channel.upstream);  // TC=1: the caller retries over TCP
+    return;
+  }
+  std::uint8_t rc = msg[3] & 0x0F;
+  if (truncated || rc == rcode::SERVFAIL || rc == rcode::REFUSED) {
+    ++counters_.upstream_errors;
+    log_.event(LogLevel::warning, "upstream " + where +
+                                      (truncated ? ": answer too large" : ": answered rcode " + std::to_string(rc)));
+    fast_receiver_->failed(token, std::string::npos);
+    return;
+  }
+  fast_receiver_->answered(token, msg);
+}
+
 asio::awaitable<void> UpstreamPool::receive_loop(Channel& channel) {
+  // Readiness, then drain with recvmmsg: one syscall per batch of answers
+  // rather than one per answer plus an EAGAIN.
   try {
-    std::array<std::uint8_t, 4096> buf;
+    RecvBatch& b = *recv_batch_;
     while (!stopped_) {
-      auto [ec, n] = co_await channel.socket.async_receive(asio::buffer(buf), use_tuple);
+      auto [ec] = co_await channel.socket.async_wait(udp::socket::wait_read, use_tuple);
       if (stopped_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
         co_return;
-      if (ec || n < kHeaderSize) continue;  // e.g. ECONNREFUSED from an ICMP error: the query times out
-      std::uint16_t id = read16(buf, 0);
-      auto it = channel.pending.find(id);
-      if (it == channel.pending.end()) continue;
-      Pending* p = it->second;
-      std::size_t qend = kHeaderSize + p->question.size();
-      if (n < qend ||
-          !same_question(std::span<const std::uint8_t>(buf).subspan(kHeaderSize, p->question.size()),
-                         p->question))
-        continue;
-      p->answer->assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
-      p->done = true;
-      channel.pending.erase(it);
-      p->timer->cancel();
+      if (ec) continue;
+      const int fd = channel.socket.native_handle();
+      for (int round = 0; round < 8 && !stopped_; ++round) {
+        for (std::size_t i = 0; i < kRecvBatch; ++i) {
+          b.iov[i] = {b.buf[i].data(), b.buf[i].size()};
+          b.msgs[i] = {};
+          b.msgs[i].msg_hdr.msg_iov = &b.iov[i];
+          b.msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // e.g. ECONNREFUSED from an ICMP error: the query times out.
+        const int got = ::recvmmsg(fd, b.msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
+        if (got <= 0) break;
+        const auto n = static_cast<std::size_t>(got);
+        for (std::size_t i = 0; i < n && !stopped_; ++i)
+          dispatch(channel, std::span<const std::uint8_t>(b.buf[i].data(), b.msgs[i].msg_len),
+                   (b.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
+        if (fast_receiver_ != nullptr) fast_receiver_->batch_done();
+        if (n < kRecvBatch) break;
+      }
     }
   } catch (const std::exception& e) {
     log_.always(std::string("upstream receive loop stopped: ") + e.what());
   }
 }
 
+bool UpstreamPool::send_fast(std::span<const std::uint8_t> query, std::uint32_t token) noexcept {
+  std::size_t qend = question_end(query);
+  if (qend == 0 || qend - kHeaderSize > FastPending{}.question.size() || channels_.empty() ||
+      fast_receiver_ == nullptr || stopped_ || query.size() > 512)
+    return false;
+  Channel& ch = *channels_[preferred_ * kSocketsPerUpstream + (next_socket_++ % kSocketsPerUpstream)];
+  std::uint16_t id = free_id(ch);
+  std::array<std::uint8_t, 512> msg;
+  std::memcpy(msg.data(), query.data(), query.size());
+  write16(msg, 0, id);
+  if (::send(ch.socket.native_handle(), msg.data(), query.size(), MSG_DONTWAIT) < 0) return false;
+  FastPending& f = ch.fast[id];
+  f.token = token;
+  f.serial = ++next_serial_;
+  f.qlen = qend - kHeaderSize;
+  std::memcpy(f.question.data(), query.data() + kHeaderSize, f.qlen);
+  deadlines_.push_back({std::chrono::steady_clock::now() + kAttemptTimeout, &ch, id, f.serial});
+  return true;
+}
+
+asio::awaitable<void> UpstreamPool::sweep_loop() {
+  // The fast path's timeouts: deadlines_ is in send order, and every fast
+  // query has the same timeout, so the expired ones are at the front.
+  try {
+    while (!stopped_) {
+      sweep_timer_.expires_after(kSweepInterval);
+      co_await sweep_timer_.async_wait(use_tuple);
+      if (stopped_) co_return;
+      const auto now = std::chrono::steady_clock::now();
+      while (!deadlines_.empty() && deadlines_.front().at <= now) {
+        Deadline d = deadlines_.front();
+        deadlines_.pop_front();
+        auto it = d.channel->fast.find(d.id);
+        if (it == d.channel->fast.end() || it->second.serial != d.serial) continue;  // answered
+        std::uint32_t token = it->second.token;
+        d.channel->fast.erase(it);
+        ++counters_.upstream_errors;
+        log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[d.channel->upstream]) + ": timeout");
+        preferred_ = (d.channel->upstream + 1) % upstreams_.size();
+        fast_receiver_->failed(token, std::string::npos);
+      }
+    }
+  } catch (const std::exception& e) {
+    log_.always(std::string("upstream sweep stopped: ") + e.what());
+  }
+}
+
+asio::awaitable<bool> UpstreamPool::exchange_tcp(std::size_t index, std::span<const std::uint8_t> query,
+                                                 std::vector<std::uint8_t>& answer) {
+  if (index >= upstreams_.size()) co_return false;
+  std::vector<std::uint8_t> msg(query.begin(), query.end());
+  write16(msg, 0, static_cast<std::uint16_t>(arc4random_uniform(65536)));
+  bool ok = co_await tcp_exchange(upstreams_[index], msg, answer);
+  if (!ok) {
+    ++counters_.upstream_errors;
+    log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[index]) + ": TCP retry after TC=1 failed");
+    co_return false;
+  }
+  std::uint8_t rc = answer[3] & 0x0F;
+  co_return rc != rcode::SERVFAIL && rc != rcode::REFUSED;
+}
+
 asio::awaitable<bool> UpstreamPool::exchange(std::span<const std::uint8_t> query,
-                                             std::vector<std::uint8_t>& answer) {
+                                             std::vector<std::uint8_t>& answer, int first_attempt) {
   std::size_t qend = question_end(query);
   if (qend == 0 || channels_.empty()) co_return false;
   std::vector<std::uint8_t> msg(query.begin(), query.end());
   auto question = std::span<const std::uint8_t>(msg).subspan(kHeaderSize, qend - kHeaderSize);
   asio::steady_timer timer(exec_);
-  for (int attempt = 0; attempt < kAttempts && !stopped_; ++attempt) {
+  for (int attempt = first_attempt; attempt < kAttempts && !stopped_; ++attempt) {
     std::size_t up = (preferred_ + static_cast<std::size_t>(attempt)) % upstreams_.size();
     Channel& ch = *channels_[up * kSocketsPerUpstream + (next_socket_++ % kSocketsPerUpstream)];
     std::uint16_t id = free_id(ch);

@@ -16,7 +16,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -43,9 +48,34 @@ class UpstreamPool {
   void stop() noexcept;
 
   // `query` is a complete message (its ID is overwritten). On success the
-  // answer is in `answer` and true is returned; false after every attempt failed.
+  // answer is in `answer` and true is returned; false after every attempt
+  // failed. `first_attempt` > 0 continues a query whose earlier attempts
+  // were made by send_fast().
   boost::asio::awaitable<bool> exchange(std::span<const std::uint8_t> query,
-                                        std::vector<std::uint8_t>& answer);
+                                        std::vector<std::uint8_t>& answer, int first_attempt = 0);
+
+  // The UDP fast path (the client-facing UDP miss path): the first attempt
+  // only, with no coroutine and no timer per query. Answers are matched in
+  // the receive loops (drained with recvmmsg) and reported to the receiver;
+  // timeouts are found by one sweep timer. Anything but a clean answer —
+  // timeout, TC=1, SERVFAIL/REFUSED, a send error — is reported as failed,
+  // and the caller continues with exchange(first_attempt = 1) or, for TC=1,
+  // exchange_tcp(), which together behave exactly like exchange().
+  class FastReceiver {
+   public:
+    virtual ~FastReceiver() = default;
+    virtual void answered(std::uint32_t token, std::span<const std::uint8_t> answer) noexcept = 0;
+    // truncated_at: the upstream that answered TC=1 (retry it over TCP), else npos.
+    virtual void failed(std::uint32_t token, std::size_t truncated_at) noexcept = 0;
+    // After each drained batch of upstream answers (flush the client answers).
+    virtual void batch_done() noexcept = 0;
+  };
+  void set_fast_receiver(FastReceiver* receiver) noexcept { fast_receiver_ = receiver; }
+  // False when nothing was sent (no upstream, send error): use exchange().
+  bool send_fast(std::span<const std::uint8_t> query, std::uint32_t token) noexcept;
+  // The TCP retry of a query whose UDP answer from upstream `index` had TC=1.
+  boost::asio::awaitable<bool> exchange_tcp(std::size_t index, std::span<const std::uint8_t> query,
+                                            std::vector<std::uint8_t>& answer);
 
  private:
   struct Pending {
@@ -54,11 +84,31 @@ class UpstreamPool {
     std::span<const std::uint8_t> question;  // bytes [12, question end) of what we sent
     bool done = false;
   };
+  struct FastPending {
+    std::uint32_t token = 0;
+    std::uint64_t serial = 0;  // tells a reused ID from the one a sweep entry means
+    std::size_t qlen = 0;
+    std::array<std::uint8_t, 260> question{};  // bytes [12, question end) of what we sent
+  };
   struct Channel {
     explicit Channel(boost::asio::any_io_executor exec) : socket(exec) {}
     boost::asio::ip::udp::socket socket;
+    std::size_t upstream = 0;  // index into upstreams_
     std::unordered_map<std::uint16_t, Pending*> pending;
+    std::unordered_map<std::uint16_t, FastPending> fast;
   };
+  struct Deadline {
+    std::chrono::steady_clock::time_point at;
+    Channel* channel;
+    std::uint16_t id;
+    std::uint64_t serial;
+  };
+  static constexpr std::size_t kRecvBatch = 32;
+  static constexpr std::chrono::milliseconds kSweepInterval{50};
+
+  boost::asio::awaitable<void> sweep_loop();
+  // One received datagram of `channel`: wake its exchange() or report it.
+  void dispatch(Channel& channel, std::span<const std::uint8_t> msg, bool truncated);
 
   boost::asio::awaitable<void> receive_loop(Channel& channel);
   boost::asio::awaitable<bool> tcp_exchange(const IpEndpoint& upstream,
@@ -74,6 +124,17 @@ class UpstreamPool {
   std::size_t preferred_ = 0;
   std::size_t next_socket_ = 0;
   bool stopped_ = false;
+  FastReceiver* fast_receiver_ = nullptr;
+  std::uint64_t next_serial_ = 0;
+  std::deque<Deadline> deadlines_;  // fast queries in send order (one timeout: sorted)
+  boost::asio::steady_timer sweep_timer_;
+  // recvmmsg scratch shared by the receive loops (used without a co_await in between).
+  struct RecvBatch {
+    std::array<std::array<std::uint8_t, 4096>, kRecvBatch> buf;
+    std::array<iovec, kRecvBatch> iov;
+    std::array<mmsghdr, kRecvBatch> msgs;
+  };
+  std::unique_ptr<RecvBatch> recv_batch_;
 };
 
 // Byte-wise, ASCII case-insensitive equality (question sections).

@@ -8,6 +8,8 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <sys/random.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -88,14 +90,27 @@ void UpstreamPool::stop() noexcept {
   sweep_timer_.cancel();
 }
 
-std::uint16_t UpstreamPool::free_id(const Channel& channel) const noexcept {
-  // Random IDs (arc4random: kernel-seeded ChaCha) make blind spoofing of
-  // answers costly; collisions with queries in flight are skipped.
+std::uint16_t UpstreamPool::random_id() noexcept {
+  if (id_next_ == id_pool_.size()) {
+    const auto want = static_cast<ssize_t>(sizeof(id_pool_));
+    if (::getrandom(id_pool_.data(), sizeof(id_pool_), 0) != want) {
+      // Practically never (the pool is initialised after boot); arc4random
+      // reads the same kernel CSPRNG, one call at a time.
+      for (auto& id : id_pool_) id = static_cast<std::uint16_t>(arc4random_uniform(65536));
+    }
+    id_next_ = 0;
+  }
+  return id_pool_[id_next_++];
+}
+
+std::uint16_t UpstreamPool::free_id(const Channel& channel) noexcept {
+  // Random IDs (kernel CSPRNG) make blind spoofing of answers costly;
+  // collisions with queries in flight are skipped.
   for (int i = 0; i < 64; ++i) {
-    auto id = static_cast<std::uint16_t>(arc4random_uniform(65536));
+    auto id = random_id();
     if (!channel.pending.contains(id) && !channel.fast.contains(id)) return id;
   }
-  return static_cast<std::uint16_t>(arc4random_uniform(65536));
+  return random_id();
 }
 
 void UpstreamPool::dispatch(Channel& channel, std::span<const std::uint8_t> msg, bool truncated) {
@@ -121,7 +136,6 @@ void UpstreamPool::dispatch(Channel& channel, std::span<const std::uint8_t> msg,
     return;  // not our answer (late, spoofed): keep waiting
   const std::uint32_t token = f.token;
   channel.fast.erase(it);
-  const std::string where = to_string(upstreams_[channel.upstream]);
   if ((read16(msg, 2) & 0x0200) != 0) {
     fast_receiver_->failed(token, channel.upstream);  // TC=1: the caller retries over TCP
     return;
@@ -129,7 +143,7 @@ void UpstreamPool::dispatch(Channel& channel, std::span<const std::uint8_t> msg,
   std::uint8_t rc = msg[3] & 0x0F;
   if (truncated || rc == rcode::SERVFAIL || rc == rcode::REFUSED) {
     ++counters_.upstream_errors;
-    log_.event(LogLevel::warning, "upstream " + where +
+    log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[channel.upstream]) +
                                       (truncated ? ": answer too large" : ": answered rcode " + std::to_string(rc)));
     fast_receiver_->failed(token, std::string::npos);
     return;
@@ -222,7 +236,7 @@ asio::awaitable<bool> UpstreamPool::exchange_tcp(std::size_t index, std::span<co
                                                  std::vector<std::uint8_t>& answer) {
   if (index >= upstreams_.size()) co_return false;
   std::vector<std::uint8_t> msg(query.begin(), query.end());
-  write16(msg, 0, static_cast<std::uint16_t>(arc4random_uniform(65536)));
+  write16(msg, 0, random_id());
   bool ok = co_await tcp_exchange(upstreams_[index], msg, answer);
   if (!ok) {
     ++counters_.upstream_errors;

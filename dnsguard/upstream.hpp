@@ -114,7 +114,12 @@ class UpstreamPool {
   boost::asio::awaitable<bool> tcp_exchange(const IpEndpoint& upstream,
                                             std::span<const std::uint8_t> query,
                                             std::vector<std::uint8_t>& answer);
-  std::uint16_t free_id(const Channel& channel) const noexcept;
+  std::uint16_t free_id(const Channel& channel) noexcept;
+  // Query IDs from the kernel's CSPRNG, fetched 256 at a time: glibc 2.36's
+  // arc4random makes one getrandom syscall per call, i.e. one per query.
+  std::uint16_t random_id() noexcept;
+  std::array<std::uint16_t, 256> id_pool_{};
+  std::size_t id_next_ = 256;
 
   boost::asio::any_io_executor exec_;
   std::vector<IpEndpoint> upstreams_;

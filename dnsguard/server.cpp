@@ -180,6 +180,7 @@ asio::awaitable<void> Server::udp_loop(udp::socket& socket) {
             }
           }
         }
+        upstreams_.flush_sends();
         // The socket is non-blocking: a full send buffer drops answers (the
         // client retries) rather than stalling every other query.
         for (std::size_t sent = 0; sent < answers;) {

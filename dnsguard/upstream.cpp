@@ -57,7 +57,8 @@ UpstreamPool::UpstreamPool(asio::any_io_executor exec, std::vector<IpEndpoint> u
       log_(log),
       counters_(counters),
       sweep_timer_(exec_),
-      recv_batch_(std::make_unique<RecvBatch>()) {}
+      recv_batch_(std::make_unique<RecvBatch>()),
+      send_queue_(std::make_unique<SendQueue>()) {}
 
 UpstreamPool::~UpstreamPool() { stop(); }
 
@@ -190,12 +191,19 @@ bool UpstreamPool::send_fast(std::span<const std::uint8_t> query, std::uint32_t 
   if (qend == 0 || qend - kHeaderSize > FastPending{}.question.size() || channels_.empty() ||
       fast_receiver_ == nullptr || stopped_ || query.size() > 512)
     return false;
-  Channel& ch = *channels_[preferred_ * kSocketsPerUpstream + (next_socket_++ % kSocketsPerUpstream)];
-  std::uint16_t id = free_id(ch);
-  std::array<std::uint8_t, 512> msg;
-  std::memcpy(msg.data(), query.data(), query.size());
-  write16(msg, 0, id);
-  if (::send(ch.socket.native_handle(), msg.data(), query.size(), MSG_DONTWAIT) < 0) return false;
+  SendQueue& sq = *send_queue_;
+  if (sq.count == kRecvBatch) flush_sends();
+  if (sq.count == 0)
+    sq.channel = channels_[preferred_ * kSocketsPerUpstream + (next_socket_++ % kSocketsPerUpstream)].get();
+  Channel& ch = *sq.channel;
+  const std::uint16_t id = free_id(ch);
+  const std::size_t i = sq.count++;
+  std::memcpy(sq.msg[i].data(), query.data(), query.size());
+  write16(sq.msg[i], 0, id);
+  sq.iov[i] = {sq.msg[i].data(), query.size()};
+  sq.id[i] = id;
+  // Registered now (the ID is taken); the deadline counts from the flush,
+  // which follows within the same drained batch.
   FastPending& f = ch.fast[id];
   f.token = token;
   f.serial = ++next_serial_;
@@ -203,6 +211,35 @@ bool UpstreamPool::send_fast(std::span<const std::uint8_t> query, std::uint32_t 
   std::memcpy(f.question.data(), query.data() + kHeaderSize, f.qlen);
   deadlines_.push_back({std::chrono::steady_clock::now() + kAttemptTimeout, &ch, id, f.serial});
   return true;
+}
+
+void UpstreamPool::flush_sends() noexcept {
+  SendQueue& sq = *send_queue_;
+  if (sq.count == 0) return;
+  const std::size_t count = sq.count;
+  sq.count = 0;
+  Channel& ch = *sq.channel;
+  for (std::size_t i = 0; i < count; ++i) {
+    sq.msgs[i] = {};
+    sq.msgs[i].msg_hdr.msg_iov = &sq.iov[i];
+    sq.msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  std::size_t sent = 0;
+  while (sent < count) {
+    const int k = ::sendmmsg(ch.socket.native_handle(), sq.msgs.data() + sent,
+                             static_cast<unsigned>(count - sent), MSG_DONTWAIT);
+    if (k <= 0) break;
+    sent += static_cast<std::size_t>(k);
+  }
+  // Not sent (send buffer full, socket error): their first attempt failed.
+  for (std::size_t i = sent; i < count; ++i) {
+    auto it = ch.fast.find(sq.id[i]);
+    if (it == ch.fast.end()) continue;
+    const std::uint32_t token = it->second.token;
+    ch.fast.erase(it);
+    ++counters_.upstream_errors;
+    fast_receiver_->failed(token, std::string::npos);
+  }
 }
 
 asio::awaitable<void> UpstreamPool::sweep_loop() {

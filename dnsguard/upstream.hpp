@@ -71,8 +71,12 @@ class UpstreamPool {
     virtual void batch_done() noexcept = 0;
   };
   void set_fast_receiver(FastReceiver* receiver) noexcept { fast_receiver_ = receiver; }
-  // False when nothing was sent (no upstream, send error): use exchange().
+  // Queues the query; false when it cannot take the fast path: use exchange().
+  // Queued queries leave in one sendmmsg per socket at flush_sends() (the
+  // caller's end of a drained batch) or when the queue is full; one that
+  // cannot be sent is reported failed().
   bool send_fast(std::span<const std::uint8_t> query, std::uint32_t token) noexcept;
+  void flush_sends() noexcept;
   // The TCP retry of a query whose UDP answer from upstream `index` had TC=1.
   boost::asio::awaitable<bool> exchange_tcp(std::size_t index, std::span<const std::uint8_t> query,
                                             std::vector<std::uint8_t>& answer);
@@ -140,6 +144,15 @@ class UpstreamPool {
     std::array<mmsghdr, kRecvBatch> msgs;
   };
   std::unique_ptr<RecvBatch> recv_batch_;
+  struct SendQueue {
+    std::array<std::array<std::uint8_t, 512>, kRecvBatch> msg;
+    std::array<iovec, kRecvBatch> iov;
+    std::array<mmsghdr, kRecvBatch> msgs;
+    std::array<std::uint16_t, kRecvBatch> id;
+    Channel* channel = nullptr;  // one socket per queued batch
+    std::size_t count = 0;
+  };
+  std::unique_ptr<SendQueue> send_queue_;
 };
 
 // Byte-wise, ASCII case-insensitive equality (question sections).

@@ -30,7 +30,9 @@
 # itself; for the direct run the upstream moves to CPU 1, where the resolver
 # would be, so "direct" is the best this machine does with the same client.
 # Softirq work for loopback/veth runs on the sending CPU, so the kernel's
-# share of each hop lands with whoever sent the packet.
+# share of each hop lands with whoever sent the packet. The "-1c" light-load
+# runs put client, upstream and resolver all on CPU 0 (every scenario alike)
+# to show the work per lookup without cross-CPU wake-ups.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -171,6 +173,10 @@ pin_upstream "$cpu_resolver"
 run_query direct $upstream:53 "$count" "d$$" "$count"
 run_query direct-1 $upstream:53 "$light_count" "e$$" "$light_count" --outstanding 1
 pin_upstream "$cpu_client"
+# Light load on one CPU (client, upstream and resolver all on CPU 0): the
+# processing latency without the cross-CPU wake-ups that dominate the runs
+# above (each hop wakes an idle vCPU). Done alike for every scenario.
+run_query direct-1c $upstream:53 "$light_count" "g$$" "$light_count" --outstanding 1
 
 # --- the cage ruleset -------------------------------------------------------------
 in_cage "$bench_bin" ruleset --upstream $upstream:53 --resolver-uid $resolver_uid --listen-port 53 \
@@ -208,6 +214,10 @@ measure_resolver() {
   run_query "$name-miss" 127.0.0.1:53 "$count" "m$$$name" "$count"
   run_query "$name-hit-1" 127.0.0.1:53 10 "h$$$name" "$light_count" --outstanding 1
   run_query "$name-miss-1" 127.0.0.1:53 "$light_count" "l$$$name" "$light_count" --outstanding 1
+  taskset -a -p -c "$cpu_client" "$resolver_pid" >/dev/null
+  run_query "$name-hit-1c" 127.0.0.1:53 10 "h$$$name" "$light_count" --outstanding 1
+  run_query "$name-miss-1c" 127.0.0.1:53 "$light_count" "k$$$name" "$light_count" --outstanding 1
+  taskset -a -p -c "$cpu_resolver" "$resolver_pid" >/dev/null
   run_query "$name-connect" 127.0.0.1:53 "$count" "c$$$name" "$count" --connect-after-answer --connect-port 80
 }
 

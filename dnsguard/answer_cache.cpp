@@ -1,18 +1,23 @@
 #include "answer_cache.hpp"
 
+#include <cstring>
+
 namespace cagent::dnsguard {
 
-std::string AnswerCache::make_key(const WireName& qname, std::uint16_t qtype) {
-  std::string key(reinterpret_cast<const char*>(qname.bytes.data()), qname.size);
-  key.push_back(static_cast<char>(qtype >> 8));
-  key.push_back(static_cast<char>(qtype & 0xFF));
+AnswerCache::KeyBuf AnswerCache::make_key(const WireName& qname, std::uint16_t qtype) noexcept {
+  KeyBuf key;
+  std::memcpy(key.bytes.data(), qname.bytes.data(), qname.size);
+  key.bytes[qname.size] = static_cast<char>(qtype >> 8);
+  key.bytes[qname.size + 1] = static_cast<char>(qtype & 0xFF);
+  key.size = qname.size + 2;
   return key;
 }
 
 std::optional<AnswerCache::Hit> AnswerCache::lookup(const WireName& qname, std::uint16_t qtype,
                                                     Clock::time_point now) {
   if (capacity_ == 0) return std::nullopt;
-  auto it = index_.find(make_key(qname, qtype));
+  const KeyBuf key = make_key(qname, qtype);
+  auto it = index_.find(key.view());
   if (it == index_.end()) return std::nullopt;
   auto entry = it->second;
   auto age = now - entry->stored;
@@ -21,8 +26,8 @@ std::optional<AnswerCache::Hit> AnswerCache::lookup(const WireName& qname, std::
   auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(age).count();
   auto elapsed = static_cast<std::uint64_t>(elapsed_ms < 0 ? 0 : (elapsed_ms + 999) / 1000);
   if (elapsed >= entry->lifetime_s) {
+    index_.erase(it);  // first: its key views the node's string
     lru_.erase(entry);
-    index_.erase(it);
     return std::nullopt;
   }
   lru_.splice(lru_.begin(), lru_, entry);
@@ -33,8 +38,8 @@ void AnswerCache::store(const WireName& qname, std::uint16_t qtype,
                         std::span<const std::uint8_t> wire, std::uint32_t lifetime_s,
                         Clock::time_point now) {
   if (capacity_ == 0 || lifetime_s == 0) return;
-  auto key = make_key(qname, qtype);
-  if (auto it = index_.find(key); it != index_.end()) {
+  const KeyBuf key = make_key(qname, qtype);
+  if (auto it = index_.find(key.view()); it != index_.end()) {
     auto entry = it->second;
     entry->wire.assign(wire.begin(), wire.end());
     entry->wire.shrink_to_fit();
@@ -44,11 +49,11 @@ void AnswerCache::store(const WireName& qname, std::uint16_t qtype,
     return;
   }
   if (index_.size() >= capacity_) {
-    index_.erase(lru_.back().key);
+    index_.erase(std::string_view(lru_.back().key));
     lru_.pop_back();
   }
-  lru_.push_front(Entry{key, std::vector<std::uint8_t>(wire.begin(), wire.end()), now, lifetime_s});
-  index_.emplace(std::move(key), lru_.begin());
+  lru_.push_front(Entry{std::string(key.view()), std::vector<std::uint8_t>(wire.begin(), wire.end()), now, lifetime_s});
+  index_.emplace(std::string_view(lru_.front().key), lru_.begin());
 }
 
 }  // namespace cagent::dnsguard

@@ -8,12 +8,14 @@
 // Time is passed in by the caller (no clock inside), so expiry and the
 // countdown are unit-testable without sleeping.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <list>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -50,11 +52,19 @@ class AnswerCache {
     Clock::time_point stored;
     std::uint32_t lifetime_s;
   };
-  static std::string make_key(const WireName& qname, std::uint16_t qtype);
+  // Canonical wire name + type, built on the stack: a lookup allocates nothing.
+  struct KeyBuf {
+    std::array<char, 257> bytes;
+    std::size_t size;
+    std::string_view view() const noexcept { return {bytes.data(), size}; }
+  };
+  static KeyBuf make_key(const WireName& qname, std::uint16_t qtype) noexcept;
 
   std::size_t capacity_;
   std::list<Entry> lru_;  // front: most recently used
-  std::unordered_map<std::string, std::list<Entry>::iterator> index_;
+  // Keys are views of Entry::key: list nodes never move, and an index entry
+  // is erased before (or together with) the node it points into.
+  std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;
 };
 
 }  // namespace cagent::dnsguard

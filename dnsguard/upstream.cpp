@@ -235,6 +235,10 @@ bool UpstreamPool::send_fast(std::span<const std::uint8_t> query, std::uint32_t 
   f.sent_at = std::chrono::steady_clock::now();
   ++fast_inflight_;
   deadlines_.push_back({f.sent_at + kAttemptTimeout, &ch, id, f.serial});
+  if (sweep_idle_) {
+    sweep_idle_ = false;
+    sweep_timer_.cancel();
+  }
   return true;
 }
 
@@ -273,8 +277,12 @@ asio::awaitable<void> UpstreamPool::sweep_loop() {
   // query has the same timeout, so the expired ones are at the front.
   try {
     while (!stopped_) {
-      sweep_timer_.expires_after(kSweepInterval);
+      // Idle (nothing in flight): no periodic wake-ups; send_fast() wakes us.
+      sweep_idle_ = deadlines_.empty();
+      if (sweep_idle_) sweep_timer_.expires_at(std::chrono::steady_clock::time_point::max());
+      else sweep_timer_.expires_after(kSweepInterval);
       co_await sweep_timer_.async_wait(use_tuple);
+      sweep_idle_ = false;
       if (stopped_) co_return;
       const auto now = std::chrono::steady_clock::now();
       while (!deadlines_.empty() && deadlines_.front().at <= now) {

@@ -153,6 +153,7 @@ class UpstreamPool {
   std::chrono::nanoseconds rtt_ewma_{std::chrono::milliseconds(1)};
   std::deque<Deadline> deadlines_;  // fast queries in send order (one timeout: sorted)
   boost::asio::steady_timer sweep_timer_;
+  bool sweep_idle_ = false;  // the sweep waits without a deadline (nothing in flight)
   // recvmmsg scratch shared by the receive loops (used without a co_await in between).
   struct RecvBatch {
     std::array<std::array<std::uint8_t, 4096>, kRecvBatch> buf;

@@ -190,9 +190,6 @@ asio::awaitable<void> Server::udp_loop(udp::socket& socket) {
         }
         if (n < kUdpBatch) break;
       }
-      // Before going idle: a same-host upstream answers within µs (see
-      // UpstreamPool::spin_for_answers; bounded, never for remote ones).
-      upstreams_.spin_for_answers();
     }
   } catch (const std::exception& e) {
     log_.always(std::string("UDP loop stopped: ") + e.what());

@@ -136,10 +136,7 @@ void UpstreamPool::dispatch(Channel& channel, std::span<const std::uint8_t> msg,
       !same_question(msg.subspan(kHeaderSize, f.qlen), std::span<const std::uint8_t>(f.question.data(), f.qlen)))
     return;  // not our answer (late, spoofed): keep waiting
   const std::uint32_t token = f.token;
-  const auto rtt = std::chrono::steady_clock::now() - f.sent_at;
-  rtt_ewma_ += (std::chrono::duration_cast<std::chrono::nanoseconds>(rtt) - rtt_ewma_) / 8;
   channel.fast.erase(it);
-  --fast_inflight_;
   if ((read16(msg, 2) & 0x0200) != 0) {
     fast_receiver_->failed(token, channel.upstream);  // TC=1: the caller retries over TCP
     return;
@@ -159,54 +156,34 @@ asio::awaitable<void> UpstreamPool::receive_loop(Channel& channel) {
   // Readiness, then drain with recvmmsg: one syscall per batch of answers
   // rather than one per answer plus an EAGAIN.
   try {
+    RecvBatch& b = *recv_batch_;
     while (!stopped_) {
       auto [ec] = co_await channel.socket.async_wait(udp::socket::wait_read, use_tuple);
       if (stopped_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
         co_return;
       if (ec) continue;
-      drain(channel);
+      const int fd = channel.socket.native_handle();
+      for (int round = 0; round < 8 && !stopped_; ++round) {
+        for (std::size_t i = 0; i < kRecvBatch; ++i) {
+          b.iov[i] = {b.buf[i].data(), b.buf[i].size()};
+          b.msgs[i] = {};
+          b.msgs[i].msg_hdr.msg_iov = &b.iov[i];
+          b.msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // e.g. ECONNREFUSED from an ICMP error: the query times out.
+        const int got = ::recvmmsg(fd, b.msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
+        if (got <= 0) break;
+        const auto n = static_cast<std::size_t>(got);
+        for (std::size_t i = 0; i < n && !stopped_; ++i)
+          dispatch(channel, std::span<const std::uint8_t>(b.buf[i].data(), b.msgs[i].msg_len),
+                   (b.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
+        if (fast_receiver_ != nullptr) fast_receiver_->batch_done();
+        if (n < kRecvBatch) break;
+      }
     }
   } catch (const std::exception& e) {
     log_.always(std::string("upstream receive loop stopped: ") + e.what());
   }
-}
-
-std::size_t UpstreamPool::drain(Channel& channel) noexcept {
-  RecvBatch& b = *recv_batch_;
-  const int fd = channel.socket.native_handle();
-  std::size_t handled = 0;
-  for (int round = 0; round < 8 && !stopped_; ++round) {
-    for (std::size_t i = 0; i < kRecvBatch; ++i) {
-      b.iov[i] = {b.buf[i].data(), b.buf[i].size()};
-      b.msgs[i] = {};
-      b.msgs[i].msg_hdr.msg_iov = &b.iov[i];
-      b.msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    // e.g. ECONNREFUSED from an ICMP error: the query times out.
-    const int got = ::recvmmsg(fd, b.msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
-    if (got <= 0) break;
-    const auto n = static_cast<std::size_t>(got);
-    for (std::size_t i = 0; i < n && !stopped_; ++i)
-      dispatch(channel, std::span<const std::uint8_t>(b.buf[i].data(), b.msgs[i].msg_len),
-               (b.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
-    if (fast_receiver_ != nullptr) fast_receiver_->batch_done();
-    handled += n;
-    if (n < kRecvBatch) break;
-  }
-  return handled;
-}
-
-bool UpstreamPool::spin_for_answers() noexcept {
-  if (fast_inflight_ == 0 || stopped_ || rtt_ewma_ > kSpinMaxRtt) return false;
-  const auto budget = std::min<std::chrono::nanoseconds>(2 * rtt_ewma_, kSpinBudget);
-  const auto deadline = std::chrono::steady_clock::now() + budget;
-  // Bounded in time and in count (a stalled clock cannot make it endless).
-  for (int i = 0; i < 100000 && !stopped_; ++i) {
-    for (auto& ch : channels_)
-      if (!ch->fast.empty() && drain(*ch) > 0) return true;
-    if (std::chrono::steady_clock::now() >= deadline) break;
-  }
-  return false;
 }
 
 bool UpstreamPool::send_fast(std::span<const std::uint8_t> query, std::uint32_t token) noexcept {
@@ -232,9 +209,7 @@ bool UpstreamPool::send_fast(std::span<const std::uint8_t> query, std::uint32_t 
   f.serial = ++next_serial_;
   f.qlen = qend - kHeaderSize;
   std::memcpy(f.question.data(), query.data() + kHeaderSize, f.qlen);
-  f.sent_at = std::chrono::steady_clock::now();
-  ++fast_inflight_;
-  deadlines_.push_back({f.sent_at + kAttemptTimeout, &ch, id, f.serial});
+  deadlines_.push_back({std::chrono::steady_clock::now() + kAttemptTimeout, &ch, id, f.serial});
   if (sweep_idle_) {
     sweep_idle_ = false;
     sweep_timer_.cancel();
@@ -266,7 +241,6 @@ void UpstreamPool::flush_sends() noexcept {
     if (it == ch.fast.end()) continue;
     const std::uint32_t token = it->second.token;
     ch.fast.erase(it);
-    --fast_inflight_;
     ++counters_.upstream_errors;
     fast_receiver_->failed(token, std::string::npos);
   }
@@ -292,8 +266,6 @@ asio::awaitable<void> UpstreamPool::sweep_loop() {
         if (it == d.channel->fast.end() || it->second.serial != d.serial) continue;  // answered
         std::uint32_t token = it->second.token;
         d.channel->fast.erase(it);
-        --fast_inflight_;
-        rtt_ewma_ = std::max<std::chrono::nanoseconds>(rtt_ewma_, kAttemptTimeout);
         ++counters_.upstream_errors;
         log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[d.channel->upstream]) + ": timeout");
         preferred_ = (d.channel->upstream + 1) % upstreams_.size();

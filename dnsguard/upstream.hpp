@@ -77,16 +77,6 @@ class UpstreamPool {
   // cannot be sent is reported failed().
   bool send_fast(std::span<const std::uint8_t> query, std::uint32_t token) noexcept;
   void flush_sends() noexcept;
-
-  // Light-load latency: when fast queries are in flight and the upstream has
-  // been answering within kSpinMaxRtt (a resolver on the same host), poll
-  // the upstream sockets for at most ~2 x that round trip (<= kSpinBudget)
-  // instead of letting the CPU go idle: on VMs an idle CPU takes tens of µs
-  // to wake for the answer. True when answers were handled. Never spins for
-  // a remote upstream (its round trip is far above kSpinMaxRtt).
-  bool spin_for_answers() noexcept;
-  static constexpr std::chrono::microseconds kSpinMaxRtt{150};
-  static constexpr std::chrono::microseconds kSpinBudget{200};
   // The TCP retry of a query whose UDP answer from upstream `index` had TC=1.
   boost::asio::awaitable<bool> exchange_tcp(std::size_t index, std::span<const std::uint8_t> query,
                                             std::vector<std::uint8_t>& answer);
@@ -102,7 +92,6 @@ class UpstreamPool {
     std::uint32_t token = 0;
     std::uint64_t serial = 0;  // tells a reused ID from the one a sweep entry means
     std::size_t qlen = 0;
-    std::chrono::steady_clock::time_point sent_at;
     std::array<std::uint8_t, 260> question{};  // bytes [12, question end) of what we sent
   };
   struct Channel {
@@ -124,8 +113,6 @@ class UpstreamPool {
   boost::asio::awaitable<void> sweep_loop();
   // One received datagram of `channel`: wake its exchange() or report it.
   void dispatch(Channel& channel, std::span<const std::uint8_t> msg, bool truncated);
-  // recvmmsg until empty (<= 8 batches); the number of datagrams handled.
-  std::size_t drain(Channel& channel) noexcept;
 
   boost::asio::awaitable<void> receive_loop(Channel& channel);
   boost::asio::awaitable<bool> tcp_exchange(const IpEndpoint& upstream,
@@ -148,9 +135,6 @@ class UpstreamPool {
   bool stopped_ = false;
   FastReceiver* fast_receiver_ = nullptr;
   std::uint64_t next_serial_ = 0;
-  std::size_t fast_inflight_ = 0;
-  // Smoothed fast-path round trip (1/8 weight per answer); starts "remote".
-  std::chrono::nanoseconds rtt_ewma_{std::chrono::milliseconds(1)};
   std::deque<Deadline> deadlines_;  // fast queries in send order (one timeout: sorted)
   boost::asio::steady_timer sweep_timer_;
   bool sweep_idle_ = false;  // the sweep waits without a deadline (nothing in flight)

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "asio_glue.hpp"
 #include "ldns_message.hpp"
 
 namespace cagent::dnsguard {
@@ -21,28 +22,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 using namespace asio::experimental::awaitable_operators;
-
-namespace {
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-asio::ip::address to_asio(const IpAddress& a) {
-  if (a.v6) return asio::ip::address_v6(a.bytes);
-  return asio::ip::address_v4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
-}
-
-IpEndpoint from_asio(const asio::ip::address& addr, std::uint16_t port) {
-  IpEndpoint ep;
-  ep.port = port;
-  if (addr.is_v6()) {
-    ep.addr.v6 = true;
-    ep.addr.bytes = addr.to_v6().to_bytes();
-  } else {
-    auto b = addr.to_v4().to_bytes();
-    std::copy(b.begin(), b.end(), ep.addr.bytes.begin());
-  }
-  return ep;
-}
-}  // namespace
 
 Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log)
     : io_(io),

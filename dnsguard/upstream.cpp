@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "asio_glue.hpp"
 #include "message.hpp"
 
 namespace cagent::dnsguard {
@@ -23,13 +24,6 @@ using asio::ip::udp;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-asio::ip::address to_asio(const IpAddress& a) {
-  if (a.v6) return asio::ip::address_v6(a.bytes);
-  return asio::ip::address_v4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
-}
-
 std::uint8_t lower(std::uint8_t c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<std::uint8_t>(c + 32) : c;
 }

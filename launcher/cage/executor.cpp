@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -419,13 +420,21 @@ class Runner {
   void stop_dnsguard() noexcept {
     if (dnsguard_pid_ <= 0) return;
     ::kill(dnsguard_pid_, SIGTERM);
+    // Wake the moment it exits (a pidfd turns readable), not on a polling
+    // tick: this wait sits between the command's exit and the container's.
+    Fd exited(static_cast<int>(::syscall(SYS_pidfd_open, dnsguard_pid_, 0)));
     const auto deadline = Clock::now() + std::chrono::seconds(5);
     while (Clock::now() < deadline) {
       if (::waitpid(dnsguard_pid_, nullptr, WNOHANG) == dnsguard_pid_) {
         dnsguard_pid_ = -1;
         return;
       }
-      ::poll(nullptr, 0, 20);
+      if (exited.get() >= 0) {
+        pollfd pfd{exited.get(), POLLIN, 0};
+        ::poll(&pfd, 1, 100);
+      } else {
+        ::poll(nullptr, 0, 1);  // no pidfd (kernel < 5.3): short ticks
+      }
     }
     ::kill(dnsguard_pid_, SIGKILL);
     ::waitpid(dnsguard_pid_, nullptr, 0);

@@ -305,6 +305,17 @@ void allowed_destinations(RulesetBatch& b, const char* chain, const RulesetSpec&
   b.add(chain, b.rule(chain, "allowed: static CIDRs (IPv6)").daddr(Family::v6).in_set(spec.static_set6, static6_id).accept());
 }
 
+// DNS that no earlier rule accepted (output: not redirected to dnsguard;
+// forward: any) never leaves, whatever its destination.
+void other_dns_never_leaves(RulesetBatch& b, const char* chain) {
+  for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+    b.add(chain, b.rule(chain, proto == IPPROTO_UDP ? "other DNS (udp) never leaves" : "other DNS (tcp) never leaves")
+                     .l4proto(proto)
+                     .dport(dns_port)
+                     .drop());
+  }
+}
+
 // The tail of both filter chains: count and log what is refused, then reject
 // loudly so tools fail at once instead of waiting for a timeout.
 void reject_rest(RulesetBatch& b, const char* chain) {
@@ -407,18 +418,17 @@ void install_ruleset(const RulesetSpec& spec) {
   // Fail closed: DNS that got here was not redirected (dnsguard's own uid
   // to a non-upstream, or a packet without a socket). Never let it out,
   // even to an address that happens to be in an allow set.
-  for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
-    b.add(out, b.rule(out, proto == IPPROTO_UDP ? "other DNS (udp) never leaves" : "other DNS (tcp) never leaves")
-                   .l4proto(proto)
-                   .dport(dns_port)
-                   .drop());
-  }
+  other_dns_never_leaves(b, out);
   allowed_destinations(b, out, spec);
   reject_rest(b, out);
 
-  // Nested containers (forwarded traffic) get the same destination policy.
+  // Nested containers (forwarded traffic) get the same destination policy,
+  // DNS included: a nested container's query to a resolver that happens to
+  // be allowed (a static CIDR, or an allowed name's address) would otherwise
+  // resolve any name past dnsguard's allowlist.
   const char* fwd = "forward";
   b.add(fwd, b.rule(fwd, "established/related: traffic of allowed connections").ct_established_or_related().accept());
+  other_dns_never_leaves(b, fwd);
   allowed_destinations(b, fwd, spec);
   reject_rest(b, fwd);
 

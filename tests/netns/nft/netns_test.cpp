@@ -112,8 +112,8 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(contains(view, "meta skuid 4242 ip daddr 192.0.2.53 tcp dport 53 accept"));
   CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 udp dport 53 accept"));
   CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 tcp dport 53 accept"));
-  CHECK(contains(view, "udp dport 53 drop"));
-  CHECK(contains(view, "tcp dport 53 drop"));
+  CHECK(count(view, "udp dport 53 drop") == 2);  // output + forward (nested containers)
+  CHECK(count(view, "tcp dport 53 drop") == 2);
   CHECK(count(view, "ip daddr @allow4 accept") == 2);   // output + forward
   CHECK(count(view, "ip6 daddr @allow6 accept") == 2);
   CHECK(count(view, "ip daddr @static4 accept") == 2);
@@ -128,15 +128,20 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   const auto pos = [&](const char* s) { return view.find(s); };
   CHECK(pos("udp dport 53 drop") < pos("ip daddr @allow4 accept"));
   CHECK(pos("ip daddr 127.0.0.11 reject") < pos("oif \"lo\" accept"));
+  // In forward too: DNS is dropped before any allow set can accept it.
+  const std::size_t fwd = pos("chain forward {");
+  REQUIRE(fwd != std::string::npos);
+  CHECK(view.find("udp dport 53 drop", fwd) < view.find("ip daddr @allow4 accept", fwd));
+  CHECK(view.find("tcp dport 53 drop", fwd) < view.find("ip daddr @static4 accept", fwd));
   CHECK(pos("ip6 daddr @static6 accept") < pos("meta l4proto tcp reject with tcp reset"));
   CHECK(pos("meta l4proto tcp reject") < pos("reject with icmpx admin-prohibited comment \"refuse the rest"));
 
-  // The JSON view: 23 rules in output (19 + 2 per upstream), 8 in forward,
+  // The JSON view: 23 rules in output (19 + 2 per upstream), 10 in forward,
   // 2 in dns_redirect.
   const std::string json = run("nft -j list table inet cagent");
-  CHECK(count(json, "{\"rule\":") == 33);
+  CHECK(count(json, "{\"rule\":") == 35);
   CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 23);
-  CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 8);
+  CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 10);
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
 }
 

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -13,7 +14,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <sstream>
@@ -177,6 +182,10 @@ class Runner {
   explicit Runner(const Plan& plan) : plan_(plan) {
     const sigset_t set = handled_signals();
     if (::sigprocmask(SIG_BLOCK, &set, &original_mask_) != 0) fail("sigprocmask");
+    // Subreaper: whatever the agent leaves running in the background (nohup,
+    // setsid, daemons) becomes our child when its parent exits, so it can be
+    // ended before the log directory is handed back (see ~Runner).
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) fail("prctl(PR_SET_CHILD_SUBREAPER)");
   }
 
   Runner(const Runner&) = delete;
@@ -187,7 +196,14 @@ class Runner {
   // owner. The ruleset is deliberately left installed: fail closed.
   ~Runner() {
     stop_dnsguard();
-    hand_back_log_dir();
+    // Only once nothing of the agent's is left: a background process could
+    // otherwise rewrite the record of what was blocked in the moment between
+    // the hand-back and the container's end (the directory is the host's).
+    if (end_leftover_children()) {
+      hand_back_log_dir();
+    } else {
+      log_line("warning: processes the command left behind would not end; the log directory stays dnsguard's");
+    }
     ::sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
   }
 
@@ -439,6 +455,38 @@ class Runner {
     ::kill(dnsguard_pid_, SIGKILL);
     ::waitpid(dnsguard_pid_, nullptr, 0);
     dnsguard_pid_ = -1;
+  }
+
+  // SIGKILL every remaining child (with the subreaper set: every process
+  // the command left behind) and reap it, until none is left. Bounded: a
+  // fork loop that outruns 200 rounds leaves the caller's fallback to act.
+  static bool end_leftover_children() noexcept {
+    const pid_t self = ::getpid();
+    for (int round = 0; round < 200; ++round) {
+      bool found = false;
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(entry.path() / "stat");
+        std::string line;
+        if (!std::getline(stat, line)) continue;
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses.
+        const std::size_t close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 1));
+        char state = 0;
+        long ppid = 0;
+        if (!(rest >> state >> ppid) || ppid != self) continue;
+        found = true;
+        ::kill(static_cast<pid_t>(std::stol(name)), SIGKILL);
+      }
+      while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+      if (!found) return true;
+      ::poll(nullptr, 0, 1);
+    }
+    return false;
   }
 
   void hand_back_log_dir() noexcept {

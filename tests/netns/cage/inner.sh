@@ -48,6 +48,22 @@ nft list table inet cagent > /dev/null 2>&1 && ok "ruleset stays after dnsguard 
 [[ $(stat -c %u "$CAGE_TMP/log") == "$WANT_UID" ]] && ok "log directory handed back to the workspace owner at exit" \
   || bad "log directory handed back to the workspace owner (owner $(stat -c %u "$CAGE_TMP/log"))"
 
+# 2b. What the command leaves running in the background (setsid, so it is
+#     not even in its process group) is ended before cage-init returns and
+#     hands the log directory back: nothing of the agent's outlives it.
+reset_resolv
+"$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" -- \
+  sh -c 'setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > "$CAGE_WS/leftover.pid"' 2>/dev/null; rc=$?
+left=$(cat "$CAGE_WS/leftover.pid" 2>/dev/null)
+[[ $rc == 0 && -n $left ]] && ok "the command started a background process ($left)" || bad "background start: rc $rc"
+if [[ -n $left ]] && kill -0 "$left" 2>/dev/null; then
+  bad "a process the command left behind outlived cage-init"; kill -KILL "$left" 2>/dev/null
+else
+  ok "a process the command left behind was ended with cage-init"
+fi
+[[ $(stat -c %u "$CAGE_TMP/log") == "$WANT_UID" ]] && ok "…and the log directory was still handed back" \
+  || bad "log directory not handed back after ending leftovers"
+
 # 3. Exit status and signals pass through.
 reset_resolv
 "$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" -- sh -c 'exit 7' 2>/dev/null; rc=$?

@@ -10,17 +10,11 @@ node and git can each fetch something. Stdlib only; runs in a world container.
 """
 import functools
 import http.server
-import socket
 import ssl
 import sys
 
 
-class DualStackServer(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-    def server_bind(self):
-        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
+from http_echo import DualStackServer  # same folder (/e2e in the container)
 
 
 def main():

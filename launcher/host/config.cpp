@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "launcher/host/paths.hpp"
+#include "launcher/host/text.hpp"
 
 namespace cagent::launcher::host {
 namespace {
@@ -94,8 +95,11 @@ std::string SourcePos::str() const {
   return s;
 }
 
+// Security: the message quotes file names and values from a workspace
+// .cagent.yaml (a cloned repository's, or one the agent wrote); escaped here
+// once, so no construction site can print a control character raw.
 ConfigError::ConfigError(const SourcePos& pos, const std::string& what)
-    : std::runtime_error(pos.str() + ": " + what) {}
+    : std::runtime_error(printable(pos.str() + ": " + what)) {}
 
 ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind) {
   ConfigLayer layer;

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "launcher/host/text.hpp"
+
 namespace cagent::launcher::host {
 
 std::string expand_home(std::string_view text, const std::filesystem::path& home) {
@@ -70,6 +72,31 @@ std::string shell_quote(std::string_view word) {
       word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                              "@%+=:,./-_") == std::string_view::npos) {
     return std::string(word);
+  }
+  if (needs_escaping(word)) {
+    // Security: the word may be a workspace path the agent named (--dry-run
+    // prints the whole docker argv). Inside '...' a newline, ESC or a C1
+    // control would reach the terminal raw, so such words use bash's $'...'
+    // form: every byte that is not printable ASCII becomes \xNN, which bash
+    // turns back into exactly the same bytes.
+    static constexpr std::array<char, 16> kHexDigits = {'0', '1', '2', '3', '4', '5', '6', '7',
+                                                        '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
+    std::string out = "$'";
+    for (char c : word) {
+      const auto b = static_cast<unsigned char>(c);
+      if (c == '\\' || c == '\'') {
+        out.push_back('\\');
+        out.push_back(c);
+      } else if (b < 0x20 || b >= 0x7f) {
+        out += "\\x";
+        out.push_back(kHexDigits[b >> 4]);
+        out.push_back(kHexDigits[b & 0x0f]);
+      } else {
+        out.push_back(c);
+      }
+    }
+    out += "'";
+    return out;
   }
   std::string out = "'";
   for (char c : word) {

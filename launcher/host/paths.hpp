@@ -22,7 +22,9 @@ std::filesystem::path cagent_home(const std::filesystem::path& home);
 // `bytes` random bytes from getrandom(2) as lowercase hex.
 std::string random_hex(std::size_t bytes);
 
-// POSIX-shell quoting of one word, for --dry-run output and messages.
+// POSIX-shell quoting of one word, for --dry-run output and messages. A word
+// with control characters or invalid UTF-8 (see text.hpp) is rendered in
+// bash's $'...' form with \xNN escapes, so the output never carries them raw.
 std::string shell_quote(std::string_view word);
 
 // Reads a whole file; throws std::runtime_error naming the path on failure.

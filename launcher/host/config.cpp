@@ -161,18 +161,34 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
     append(m.ignore, layer.ignore);
     append(m.readonly, layer.readonly);
     append(m.domains, layer.domains);
-    append(m.dns_resolvers, layer.dns_resolvers);
-    append(m.ca_certificates, layer.ca_certificates);
-    if (layer.kind == LayerKind::workspace && !layer.extra_args.empty() &&
-        !options.workspace_trusted) {
-      // Security: a cloned repository must not be able to hand docker
-      // "-v /:/host" or "--privileged" just by being opened.
-      m.warnings.push_back("ignoring extra_args from " + layer.origin +
-                           ": this workspace is not trusted (docker arguments can escape the "
-                           "cage); to trust it: " +
-                           options.trust_hint);
+    if (layer.kind == LayerKind::workspace && !options.workspace_trusted) {
+      // Security: these keys move the cage's trust anchors or its walls, so
+      // a cloned repository (or a file the agent planted) must not set them
+      // just by being opened:
+      //   extra_args       docker arguments: "-v /:/host", "--privileged";
+      //   dns_resolvers    who answers dnsguard: a resolver of the repo's
+      //                    choosing decides every allowed name's address;
+      //   ca_certificates  whom every TLS client in the cage (and the image
+      //                    build) believes: a repo CA makes interception silent.
+      // The machine's resolvers and CAs belong in the global config.
+      std::vector<std::string> dropped;
+      if (!layer.extra_args.empty()) dropped.push_back("extra_args (docker arguments can escape the cage)");
+      if (!layer.dns_resolvers.empty()) dropped.push_back("dns_resolvers (they decide what every name resolves to)");
+      if (!layer.ca_certificates.empty()) dropped.push_back("ca_certificates (they decide which TLS peers are believed)");
+      if (!dropped.empty()) {
+        std::string keys;
+        for (const std::string& d : dropped) keys += (keys.empty() ? "" : ", ") + d;
+        const bool anchors = !layer.dns_resolvers.empty() || !layer.ca_certificates.empty();
+        m.warnings.push_back("ignoring " + keys + " from " + layer.origin +
+                             ": this workspace is not trusted" +
+                             (anchors ? " (this machine's resolvers and CAs belong in the global config)"
+                                      : "") +
+                             "; to trust it: " + options.trust_hint);
+      }
       continue;
     }
+    append(m.dns_resolvers, layer.dns_resolvers);
+    append(m.ca_certificates, layer.ca_certificates);
     append(m.extra_args, layer.extra_args);
   }
   const auto identity = [](const std::string& v) { return v; };

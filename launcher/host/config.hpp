@@ -60,7 +60,8 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
 
 struct MergeOptions {
   // A workspace .cagent.yaml may carry extra_args that escape the cage
-  // (-v /:/host, --privileged): they are used only for trusted workspaces.
+  // (-v /:/host, --privileged) and dns_resolvers / ca_certificates that move
+  // its trust anchors: all three are used only for trusted workspaces.
   bool workspace_trusted = false;
   std::string trust_hint;  // the command that trusts this workspace, for the warning
 };

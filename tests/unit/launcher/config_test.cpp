@@ -105,6 +105,43 @@ TEST_CASE("merge: workspace extra_args need trust; global and flags always apply
   CHECK(trusted.warnings.empty());
 }
 
+TEST_CASE("merge: workspace dns_resolvers and ca_certificates need trust too") {
+  const std::vector<ConfigLayer> layers = {
+      layer("dns_resolvers: [192.0.2.53]\nca_certificates: [system]\n", "/g.yaml", LayerKind::base),
+      layer("domains: [ws.example]\nignore: [secret/]\nreadonly: [docs/]\n"
+            "dns_resolvers: [203.0.113.66]\nca_certificates: [evil-ca.pem]\n",
+            "/ws/.cagent.yaml", LayerKind::workspace),
+      layer("dns_resolvers: [198.51.100.1]\nca_certificates: [/corp.pem]\n", "command line",
+            LayerKind::flags),
+  };
+  const MergedConfig untrusted = merge_layers(layers, {false, "echo /ws >> ~/.cagent/trusted"});
+  CHECK(values(untrusted.dns_resolvers) == std::vector<std::string>{"192.0.2.53", "198.51.100.1"});
+  CHECK(values(untrusted.ca_certificates) == std::vector<std::string>{"system", "/corp.pem"});
+  // The seed's contract: domains, ignore and readonly still apply untrusted.
+  CHECK(values(untrusted.domains) == std::vector<std::string>{"ws.example"});
+  CHECK(values(untrusted.ignore) == std::vector<std::string>{"secret/"});
+  CHECK(values(untrusted.readonly) == std::vector<std::string>{"docs/"});
+  REQUIRE(untrusted.warnings.size() == 1);
+  const std::string& w = untrusted.warnings[0];
+  CHECK(w.find("dns_resolvers") != std::string::npos);
+  CHECK(w.find("ca_certificates") != std::string::npos);
+  CHECK(w.find("extra_args") == std::string::npos);
+  CHECK(w.find("/ws/.cagent.yaml") != std::string::npos);
+  CHECK(w.find("global config") != std::string::npos);
+  CHECK(w.find("echo /ws >> ~/.cagent/trusted") != std::string::npos);
+
+  const MergedConfig trusted = merge_layers(layers, {true, ""});
+  CHECK(values(trusted.dns_resolvers) ==
+        std::vector<std::string>{"192.0.2.53", "203.0.113.66", "198.51.100.1"});
+  CHECK(values(trusted.ca_certificates) == std::vector<std::string>{"system", "evil-ca.pem", "/corp.pem"});
+  CHECK(trusted.warnings.empty());
+
+  // Nothing to drop: no warning.
+  const MergedConfig quiet = merge_layers(
+      {layer("domains: [a.example]\n", "/ws/.cagent.yaml", LayerKind::workspace)}, {false, "x"});
+  CHECK(quiet.warnings.empty());
+}
+
 TEST_CASE("validate: normalization and expansion") {
   const MergedConfig m = merge_layers(
       {layer("domains: [Example.COM., '*.Example.org']\n"

@@ -157,7 +157,11 @@ TEST_CASE("session: sysbox, CA bundle and resolvers reach argv and policy") {
   SessionFixture f;
   f.runtimes = "{\"runc\":{},\"sysbox-runc\":{\"path\":\"/usr/bin/sysbox-runc\"}}";
   const auto ca = f.t.file("corp.pem", "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n");
-  write_file(f.host.workspace / ".cagent.yaml", "dns_resolvers: ['192.0.2.53']\n", 0644);
+  // The machine's resolvers belong in the global config; the workspace's
+  // are ignored while it is not trusted (they would decide every address).
+  fs::create_directories(f.host.cagent_home);
+  write_file(f.host.cagent_home / "config.yaml", "domains: [a.example]\ndns_resolvers: ['192.0.2.53']\n", 0644);
+  write_file(f.host.workspace / ".cagent.yaml", "dns_resolvers: ['203.0.113.66']\n", 0644);
   std::string bundle;
   std::string policy;
   f.runner.during_foreground = [&] {
@@ -170,6 +174,8 @@ TEST_CASE("session: sysbox, CA bundle and resolvers reach argv and policy") {
   CHECK(contains(argv, "--ca-bundle"));
   CHECK(bundle.find("QUJD") != std::string::npos);
   CHECK(policy.find("upstreams = [\n  \"192.0.2.53:53\",\n]") != std::string::npos);
+  CHECK(policy.find("203.0.113.66") == std::string::npos);
+  CHECK(f.err.str().find("ignoring dns_resolvers") != std::string::npos);
 }
 
 TEST_CASE("session: workspace extra_args are ignored with a hint until the workspace is trusted") {

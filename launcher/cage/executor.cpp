@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <chrono>
@@ -20,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <system_error>
@@ -177,6 +180,74 @@ sockaddr_storage to_sockaddr(const nft::Endpoint& endpoint, socklen_t& length) {
   return storage;
 }
 
+// The walk of step::ClaimHome. Every entry is opened O_PATH|O_NOFOLLOW
+// relative to its parent's fd, then stat'ed and chowned through that same fd
+// (AT_EMPTY_PATH): the decision and the change concern one inode, whatever
+// the agent of a concurrent session of this workspace renames or swaps in
+// meanwhile, and no path is ever resolved through a symlink. A symlink is
+// claimed itself (like lchown), never its target.
+struct ClaimWalk {
+  static constexpr int kMaxDepth = 256;
+  const step::ClaimHome& step;
+  dev_t device;
+  int skipped_deep;
+
+  bool keep(const struct stat& st) const {
+    for (const uid_t uid : step.keep_uids) {
+      if (st.st_uid == uid) return true;
+    }
+    return st.st_uid == step.owner.uid && st.st_gid == step.owner.gid;
+  }
+
+  void claim(int fd, const struct stat& st, const std::string& where) const {
+    if (keep(st)) return;
+    if (::fchownat(fd, "", step.owner.uid, step.owner.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      fail("chown " + where);
+    }
+  }
+
+  void claim_children(int dir, const std::string& where, int depth) {
+    // fdopendir takes the fd it is given; hand it a duplicate so `dir`
+    // stays ours (the caller chowns through it afterwards).
+    const int listing_fd = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
+    if (listing_fd < 0) fail("dup " + where);
+    std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(listing_fd), &::closedir);
+    if (!listing) {
+      ::close(listing_fd);
+      fail("opendir " + where);
+    }
+    while (true) {
+      errno = 0;
+      const dirent* entry = ::readdir(listing.get());
+      if (entry == nullptr) {
+        if (errno != 0) fail("readdir " + where);
+        break;
+      }
+      const std::string_view name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      const std::string path = where + "/" + std::string(name);
+      Fd node(::openat(dir, entry->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+      if (node.get() < 0) {
+        if (errno == ENOENT) continue;  // removed meanwhile
+        fail("open " + path);
+      }
+      struct stat st {};
+      if (::fstat(node.get(), &st) != 0) fail("fstat " + path);
+      if (st.st_dev != device) continue;  // another filesystem mounted here: not ours to walk
+      if (S_ISDIR(st.st_mode)) {
+        if (depth + 1 >= kMaxDepth) {
+          ++skipped_deep;
+          continue;
+        }
+        Fd sub(::openat(node.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (sub.get() < 0) fail("open " + path);
+        claim_children(sub.get(), path, depth + 1);
+      }
+      claim(node.get(), st, path);
+    }
+  }
+};
+
 class Runner {
  public:
   explicit Runner(const Plan& plan) : plan_(plan) {
@@ -273,7 +344,12 @@ class Runner {
     replace_file(s.destination, text.str(), 0644);
   }
 
-  void perform(const step::InstallRuleset& s) { nft::install_ruleset(s.spec); }
+  void perform(const step::InstallRuleset& s) {
+    nft::install_ruleset(s.spec);
+    // Part of the same lockdown: the ruleset keeps other uids off the
+    // upstream flows, and no uid but dnsguard's may bind a low port.
+    restrict_unprivileged_ports();
+  }
 
   void perform(const step::PrepareLogDir& s) {
     if (s.dir.empty()) return;
@@ -382,9 +458,27 @@ class Runner {
     const std::string group = read_file("/etc/group");
     const std::string new_group = rewrite_group(group, s.user, s.from.gid, s.to.gid);
     if (new_group != group) replace_file("/etc/group", new_group, 0644);
-    // The home (a volume kept across sessions) follows the agent, so its own
-    // files stay its own; entries of other owners are left alone.
-    if (!s.home.empty() && std::filesystem::is_directory(s.home)) chown_tree(s.home, s.from, s.to);
+  }
+
+  void perform(const step::ClaimHome& s) {
+    Fd home(::open(s.home.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (home.get() < 0) {
+      if (errno == ENOENT) return;  // an image without a home: nothing to claim
+      fail("open " + s.home.string() + " (it must be a directory, not a symlink)");
+    }
+    struct stat st {};
+    if (::fstat(home.get(), &st) != 0) fail("fstat " + s.home.string());
+    // The walk ends with the home itself (post-order), so a home whose root
+    // is already the agent's was claimed completely by an earlier session;
+    // an interrupted walk leaves the root unclaimed and is redone next time.
+    if (st.st_uid == s.owner.uid && st.st_gid == s.owner.gid) return;
+    ClaimWalk walk{s, st.st_dev, 0};
+    walk.claim_children(home.get(), s.home.string(), 0);
+    walk.claim(home.get(), st, s.home.string());
+    if (walk.skipped_deep > 0) {
+      log_line("warning: " + std::to_string(walk.skipped_deep) + " entries nested deeper than " +
+               std::to_string(ClaimWalk::kMaxDepth) + " levels in " + s.home.string() + " keep their owner");
+    }
   }
 
   int run_command(const step::RunCommand& s) {

@@ -71,6 +71,9 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   Plan plan;
   const Policy& policy = facts.policy;
   if (facts.agent.uid == 0) throw PlanError("agent user \"" + facts.agent.name + "\" is root");
+  // gid 0 is as good as root for everything group-writable by root (and
+  // everything readable by group root): the agent never joins it.
+  if (facts.agent.gid == 0) throw PlanError("agent user \"" + facts.agent.name + "\" has gid 0 (root)");
   if (facts.dnsguard.uid == 0) throw PlanError("dnsguard user \"" + facts.dnsguard.name + "\" is root");
   if (facts.agent.uid == facts.dnsguard.uid) {
     // The ruleset tells dnsguard's DNS apart by uid: sharing it would let the
@@ -122,6 +125,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   spec.upstreams = upstreams;
   spec.listen_port = listens.front().port;
   spec.static_cidrs = policy.allow_cidrs;
+  spec.onlink6 = facts.onlink6;
   plan.steps.push_back(step::InstallRuleset{spec});
 
   // Decide the agent's final identity before anything depends on it.
@@ -130,8 +134,12 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   if (!facts.workspace_owner) {
     plan.warnings.push_back(options.workspace.string() + " does not exist; the agent keeps uid " +
                             std::to_string(agent_was.uid));
-  } else if (facts.workspace_owner->uid == 0) {
-    plan.warnings.push_back(options.workspace.string() + " is owned by root; the agent keeps uid " +
+  } else if (facts.workspace_owner->uid == 0 || facts.workspace_owner->gid == 0) {
+    // Taking gid 0 would put the agent in the root group (root-group-writable
+    // files, group-readable secrets): a workspace of group 0 is treated like
+    // a root-owned one, uid and gid both stay the agent's.
+    plan.warnings.push_back(options.workspace.string() + " is owned by root" +
+                            (facts.workspace_owner->uid == 0 ? "" : " (group 0)") + "; the agent keeps uid " +
                             std::to_string(agent_was.uid) + " and may not be able to write it");
   } else if (facts.workspace_owner->uid == facts.dnsguard.uid || facts.workspace_owner->gid == facts.dnsguard.gid) {
     plan.warnings.push_back(options.workspace.string() + " is owned by dnsguard's uid/gid; the agent keeps uid " +
@@ -152,7 +160,12 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     plan.steps.push_back(step::InstallCaBundle{*options.ca_bundle, options.system_ca_bundle});
   }
   if (agent_is.uid != agent_was.uid || agent_is.gid != agent_was.gid) {
-    plan.steps.push_back(step::RemapAgent{facts.agent.name, agent_was, agent_is, facts.agent.home});
+    plan.steps.push_back(step::RemapAgent{facts.agent.name, agent_was, agent_is});
+  }
+  // Always, not only when remapping: the home may still belong to the uid of
+  // the previous session's workspace even when this one needs no remap.
+  if (!facts.agent.home.empty() && facts.agent.home != "/") {
+    plan.steps.push_back(step::ClaimHome{facts.agent.home, agent_is, {0, facts.dnsguard.uid}});
   }
 
   step::RunCommand run;
@@ -184,6 +197,7 @@ std::string_view step_name(const Step& step) {
     std::string_view operator()(const step::WriteResolvConf&) const { return "write-resolv-conf"; }
     std::string_view operator()(const step::InstallCaBundle&) const { return "install-ca-bundle"; }
     std::string_view operator()(const step::RemapAgent&) const { return "remap-agent"; }
+    std::string_view operator()(const step::ClaimHome&) const { return "claim-home"; }
     std::string_view operator()(const step::RunCommand&) const { return "run-command"; }
   };
   return std::visit(Namer{}, step);

@@ -60,6 +60,7 @@ struct Facts {
   std::vector<std::string> environment;              // cage-init's own, "KEY=VALUE"
   bool ipv6_loopback = true;                         // ::1 can be bound (Docker's default
                                                      // bridge disables IPv6 entirely)
+  std::vector<nft::Cidr> onlink6;                    // IPv6 prefixes of the cage's links
 };
 
 // Environment variables the common runtimes read for their trust store.
@@ -114,11 +115,24 @@ struct InstallCaBundle {
   std::filesystem::path source;
   std::filesystem::path system_bundle;
 };
+// passwd/group: the agent's account takes the workspace owner's uid/gid.
 struct RemapAgent {
   std::string user;
   Owner from;
   Owner to;
-  std::filesystem::path home;   // its entries owned by `from` move to `to`
+};
+// The agent's home (a volume kept across sessions) belongs to whoever the
+// agent is in *this* session, whoever it belonged to before: after a session
+// for a workspace of another uid, the home is that uid's, and only moving
+// every entry back lets the next session write ~/.npm again. Entries owned by
+// one of `keep_uids` (root, dnsguard) are never the agent's and are left
+// alone; symlinks are never followed (the walk is openat(O_NOFOLLOW) from
+// the home's fd, so a link swapped in mid-walk cannot lead it elsewhere) and
+// other filesystems mounted below are not entered.
+struct ClaimHome {
+  std::filesystem::path home;
+  Owner owner;
+  std::vector<uid_t> keep_uids;
 };
 // Drops every capability, sets no_new_privs, switches to `user`, execs.
 struct RunCommand {
@@ -131,7 +145,7 @@ struct RunCommand {
 
 using Step = std::variant<step::CheckPolicy, step::WritePolicyCopy, step::InstallRuleset, step::PrepareLogDir,
                           step::StartDnsguard, step::WaitForDnsguard, step::WriteResolvConf,
-                          step::InstallCaBundle, step::RemapAgent, step::RunCommand>;
+                          step::InstallCaBundle, step::RemapAgent, step::ClaimHome, step::RunCommand>;
 
 struct Plan {
   std::vector<Step> steps;

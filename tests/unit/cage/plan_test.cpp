@@ -55,7 +55,7 @@ TEST_CASE("the full plan runs the steps in the order issue 4 gives") {
   const Plan plan = plan_cage_init(Options{}, base_facts());
   CHECK(names(plan) == std::vector<std::string>{"check-policy", "install-ruleset", "prepare-log-dir",
                                                 "start-dnsguard", "wait-for-dnsguard", "write-resolv-conf",
-                                                "remap-agent", "run-command"});
+                                                "remap-agent", "claim-home", "run-command"});
   CHECK(plan.warnings.empty());
 }
 
@@ -123,6 +123,9 @@ TEST_CASE("agent and dnsguard must be distinct, unprivileged users") {
   facts = base_facts();
   facts.dnsguard.uid = 0;
   CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+  facts = base_facts();
+  facts.agent.gid = 0;  // the root group is as good as root for group-writable files
+  CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
 }
 
 TEST_CASE("dnsguard starts as its own user with exactly NET_ADMIN and NET_BIND_SERVICE") {
@@ -154,7 +157,11 @@ TEST_CASE("the agent takes the workspace owner's uid/gid") {
   CHECK(remap.from.uid == 1000);
   CHECK(remap.to.uid == 501);
   CHECK(remap.to.gid == 20);
-  CHECK(remap.home == "/home/agent");
+  const auto& home = only<step::ClaimHome>(plan);
+  CHECK(home.home == "/home/agent");
+  CHECK(home.owner.uid == 501);
+  CHECK(home.owner.gid == 20);
+  CHECK(home.keep_uids == std::vector<uid_t>{0, 101});
   const auto& run = only<step::RunCommand>(plan);
   CHECK(run.user.uid == 501);
   CHECK(run.user.gid == 20);
@@ -165,16 +172,42 @@ TEST_CASE("the agent takes the workspace owner's uid/gid") {
 }
 
 TEST_CASE("a root-owned, missing or dnsguard-owned workspace keeps the agent's uid, with a warning") {
-  for (const std::optional<Owner>& owner : {std::optional<Owner>{Owner{0, 0}}, std::optional<Owner>{},
-                                            std::optional<Owner>{Owner{101, 5}}, std::optional<Owner>{Owner{7, 102}}}) {
+  // {0, 0} root; {501, 0} a user's file in group root: taking gid 0 would
+  // put the agent in the root group, so it is treated like root's.
+  for (const std::optional<Owner>& owner :
+       {std::optional<Owner>{Owner{0, 0}}, std::optional<Owner>{Owner{501, 0}}, std::optional<Owner>{Owner{0, 20}},
+        std::optional<Owner>{}, std::optional<Owner>{Owner{101, 5}}, std::optional<Owner>{Owner{7, 102}}}) {
+    CAPTURE(owner ? owner->uid : 99999);
+    CAPTURE(owner ? owner->gid : 99999);
     Facts facts = base_facts();
     facts.workspace_owner = owner;
     const Plan plan = plan_cage_init(Options{}, facts);
     const auto order = names(plan);
     CHECK(std::find(order.begin(), order.end(), "remap-agent") == order.end());
     CHECK(only<step::RunCommand>(plan).user.uid == 1000);
+    CHECK(only<step::RunCommand>(plan).user.gid == 1000);
+    CHECK(only<step::PrepareLogDir>(plan).after.gid == 1000);
     CHECK(plan.warnings.size() == 1);
   }
+  Facts facts = base_facts();
+  facts.workspace_owner = Owner{501, 0};
+  const Plan plan = plan_cage_init(Options{}, facts);
+  REQUIRE(plan.warnings.size() == 1);
+  CHECK(plan.warnings[0] == "/workspace is owned by root (group 0); the agent keeps uid 1000 and may not be able to write it");
+}
+
+TEST_CASE("the home is claimed for the agent's identity even when no remap is needed") {
+  // The previous session (another workspace owner) may have left the home
+  // to its uid; a session as the image's own uid must take it back.
+  Facts facts = base_facts();
+  facts.workspace_owner = Owner{1000, 1000};
+  const Plan plan = plan_cage_init(Options{}, facts);
+  const auto order = names(plan);
+  CHECK(std::find(order.begin(), order.end(), "remap-agent") == order.end());
+  const auto home = only<step::ClaimHome>(plan);
+  CHECK(home.owner.uid == 1000);
+  CHECK(home.owner.gid == 1000);
+  CHECK(order[order.size() - 2] == "claim-home");
 }
 
 TEST_CASE("the default command is the agent's login shell") {

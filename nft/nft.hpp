@@ -70,6 +70,9 @@ struct RulesetSpec {
   std::vector<Endpoint> upstreams;       // dnsguard's upstream resolvers
   std::uint16_t listen_port = 53;        // other DNS is redirected to the local stub here
   std::vector<Cidr> static_cidrs;        // always-allowed destinations (config CIDRs)
+  // IPv6 prefixes of the cage's own links: neighbour discovery may reach
+  // them (besides link-local and link-scope multicast).
+  std::vector<Cidr> onlink6;
   // Names of the constant interval sets holding static_cidrs (always
   // created, possibly empty, so the rules never change shape).
   std::string static_set4 = "static4";

@@ -8,8 +8,11 @@
 #include <netinet/in.h>
 
 #include <cerrno>
+#include <array>
 #include <cstring>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "nft/handles.hpp"
 #include "nft/logic.hpp"
@@ -44,10 +47,29 @@ const Address loopback6 = *parse_address("::1");
 const Address docker_embedded_resolver = *parse_address("127.0.0.11");
 constexpr std::int32_t dns_redirect_priority = -150;
 
-// ICMPv6 types of neighbour discovery that a host sends.
+// ICMPv6 types of neighbour discovery (RFC 4861).
 constexpr std::uint8_t icmpv6_router_solicit = 133;
+constexpr std::uint8_t icmpv6_router_advert = 134;
 constexpr std::uint8_t icmpv6_neighbor_solicit = 135;
 constexpr std::uint8_t icmpv6_neighbor_advert = 136;
+// Neighbour discovery is only valid with hop limit 255 (RFC 4861 7.1.1): a
+// packet that crossed a router cannot carry it, so nothing off-link matches.
+constexpr std::uint8_t nd_hop_limit = 255;
+// Where neighbour discovery may go: link-local unicast, link-scope multicast
+// (solicited-node, all-nodes, all-routers) and the prefixes on the cage's own
+// links (unicast probes of a neighbour's global address) — never routed.
+const Cidr link_local6{*parse_address("fe80::"), 10};
+const Cidr link_multicast6{*parse_address("ff02::"), 16};
+
+std::array<std::uint8_t, 16> prefix_mask(std::uint8_t prefix_len) {
+  std::array<std::uint8_t, 16> mask{};
+  for (std::size_t bit = 0; bit < prefix_len && bit < 128; ++bit)
+    mask[bit / 8] = static_cast<std::uint8_t>(mask[bit / 8] | (0x80u >> (bit % 8)));
+  return mask;
+}
+
+// conntrack directions (enum ip_conntrack_dir).
+constexpr std::uint8_t ct_dir_original = 0;
 
 // Room for one rule message: a dozen expressions of < 100 bytes each, the
 // 128-byte comment, plus the table and chain names added per call.
@@ -112,6 +134,42 @@ class Rule {
   Rule& daddr_is(const Address& a) {
     daddr(a.family);
     return cmp(NFT_CMP_EQ, a.bytes.data(), static_cast<std::uint32_t>(address_length(a.family)));
+  }
+  Rule& saddr(Family f) {
+    return f == Family::v4 ? ipv4().payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4)
+                           : ipv6().payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
+  }
+  Rule& saddr_is(const Address& a) {
+    saddr(a.family);
+    return cmp(NFT_CMP_EQ, a.bytes.data(), static_cast<std::uint32_t>(address_length(a.family)));
+  }
+  Rule& sport(std::uint16_t port) { return payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2).eq_port(port); }
+  // The destination lies in the CIDR: the address masked to the prefix
+  // equals the (host-bits-cleared) base.
+  Rule& daddr_in(const Cidr& c) {
+    daddr(c.base.family);
+    const auto len = static_cast<std::uint32_t>(address_length(c.base.family));
+    const std::array<std::uint8_t, 16> mask = prefix_mask(c.prefix_len);
+    std::array<std::uint8_t, 16> base{};
+    for (std::size_t i = 0; i < len; ++i) base[i] = static_cast<std::uint8_t>(c.base.bytes[i] & mask[i]);
+    const std::array<std::uint8_t, 16> zero{};
+    ExprPtr bw = expr("bitwise");
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_LEN, len);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_MASK, mask.data(), len);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_XOR, zero.data(), len);
+    push(std::move(bw));
+    return cmp(NFT_CMP_EQ, base.data(), len);
+  }
+  Rule& hop_limit(std::uint8_t v) { return ipv6().payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1).eq_u8(v); }
+
+  Rule& ct_direction(std::uint8_t dir) {
+    ExprPtr ct = expr("ct");
+    nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_KEY, NFT_CT_DIRECTION);
+    nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    push(std::move(ct));
+    return eq_u8(dir);
   }
 
   Rule& ct_established_or_related() {
@@ -327,6 +385,91 @@ void reject_rest(RulesetBatch& b, const char* chain) {
                    .reject(NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED));
 }
 
+// dnsguard's upstream flows belong to dnsguard alone. The attack this stops
+// (reproduced in a real cage): the agent reads dnsguard's connected upstream
+// sockets from /proc/net/udp, binds the upstream's address and port itself
+// (127.0.0.11:53, Docker's embedded resolver, is local to the cage) and
+// sends one datagram to each socket. That creates a conntrack entry whose
+// *reply* direction is dnsguard's next query, which then skips Docker's DNAT
+// as "established" and lands on the agent's socket; the forged answer
+// (allowed.name A <anything>) would be inserted into the set. So, in output
+// before the established accept, no other uid may send from an upstream
+// endpoint (that covers the agent's replies and its conntrack seeding, on
+// loopback or freebind-spoofed); the input rules (input_chain) add that
+// nothing delivers an upstream query to a local socket.
+void upstream_flows_are_dnsguards(RulesetBatch& b, const char* chain, const RulesetSpec& spec) {
+  for (const Endpoint& up : spec.upstreams) {
+    for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+      b.add(chain, b.rule(chain, "only dnsguard sends from upstream " + to_string(up.addr) + " port " +
+                                     std::to_string(up.port) + (proto == IPPROTO_UDP ? " udp" : " tcp"))
+                       .meta(NFT_META_SKUID)
+                       .cmp(NFT_CMP_NEQ, &spec.dnsguard_uid, 4)
+                       .saddr_is(up.addr)
+                       .l4proto(proto)
+                       .sport(up.port)
+                       .drop());
+    }
+  }
+}
+
+void neighbour_discovery(RulesetBatch& b, const char* chain, const RulesetSpec& spec,
+                         std::initializer_list<std::pair<std::uint8_t, const char*>> types) {
+  // Only with hop limit 255 (a router never forwards it) and only to
+  // link-local, link-scope multicast or on-link destinations: housekeeping
+  // of the local link, never a way to reach anything routed.
+  std::vector<std::pair<Cidr, std::string>> scopes = {{link_local6, "link-local"},
+                                                      {link_multicast6, "link multicast"}};
+  for (const Cidr& c : spec.onlink6) scopes.emplace_back(c, "on-link " + to_string(c.base) + "/" + std::to_string(c.prefix_len));
+  for (const auto& [type, what] : types) {
+    for (const auto& [prefix, scope] : scopes) {
+      b.add(chain, b.rule(chain, std::string("IPv6 ") + what + " to " + scope)
+                       .daddr_in(prefix)
+                       .hop_limit(nd_hop_limit)
+                       .l4proto(IPPROTO_ICMPV6)
+                       .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
+                       .eq_u8(type)
+                       .accept());
+    }
+  }
+}
+
+// Inbound: nothing reaches a listener in the cage from outside. A server
+// the agent starts would otherwise be a channel to any host that can reach
+// the container (other containers on the network, a published port), with
+// the replies leaving as established traffic past the allowlist.
+void input_chain(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* in = "input";
+  for (const Endpoint& up : spec.upstreams) {
+    for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+      const std::string what = to_string(up.addr) + " port " + std::to_string(up.port) +
+                               (proto == IPPROTO_UDP ? " udp" : " tcp");
+      // A query to the upstream is never for a local socket. Docker's
+      // embedded resolver is reached through its DNAT (127.0.0.11:53 →
+      // 127.0.0.11:<random>), so what arrives here untranslated was meant
+      // for whoever bound the upstream's endpoint in the cage.
+      b.add(in, b.rule(in, "upstream queries are never delivered in the cage: " + what)
+                    .daddr_is(up.addr)
+                    .l4proto(proto)
+                    .dport(up.port)
+                    .drop());
+      // Replies from the upstream arrive in conntrack's reply direction; a
+      // packet from its endpoint that *starts* a flow is forged.
+      b.add(in, b.rule(in, "nothing from upstream " + what + " opens a flow")
+                    .saddr_is(up.addr)
+                    .l4proto(proto)
+                    .sport(up.port)
+                    .ct_direction(ct_dir_original)
+                    .drop());
+    }
+  }
+  b.add(in, b.rule(in, "established/related: replies to the cage's own connections").ct_established_or_related().accept());
+  b.add(in, b.rule(in, "loopback").meta(NFT_META_IIF).eq_u32(loopback_ifindex).accept());
+  neighbour_discovery(b, in, spec, {{icmpv6_neighbor_solicit, "neighbour solicitation"},
+                              {icmpv6_neighbor_advert, "neighbour advertisement"},
+                              {icmpv6_router_advert, "router advertisement"}});
+  b.add(in, b.rule(in, "count refused inbound traffic").counter());
+}
+
 }  // namespace
 
 void install_ruleset(const RulesetSpec& spec) {
@@ -348,6 +491,7 @@ void install_ruleset(const RulesetSpec& spec) {
   // Default drop: anything no rule below accepts never leaves the cage.
   b.chain("output", "filter", NF_INET_LOCAL_OUT, 0, NF_DROP);
   b.chain("forward", "filter", NF_INET_FORWARD, 0, NF_DROP);
+  b.chain("input", "filter", NF_INET_LOCAL_IN, 0, NF_DROP);
   // NAT output runs before filter output (< 0), so filter sees the
   // redirected destination (loopback). -150, not the usual -100: Docker's
   // embedded resolver installs its own DNAT of 127.0.0.11:53 at -100 in the
@@ -357,6 +501,9 @@ void install_ruleset(const RulesetSpec& spec) {
   b.chain("dns_redirect", "nat", NF_INET_LOCAL_OUT, dns_redirect_priority, NF_ACCEPT);
 
   const char* out = "output";
+  // Before anything accepts established traffic: nobody but dnsguard sends
+  // from an upstream's endpoint (see upstream_flows_are_dnsguards).
+  upstream_flows_are_dnsguards(b, out, spec);
   // Replies and ICMP errors of connections that were allowed when they started.
   b.add(out, b.rule(out, "established/related: traffic of allowed connections").ct_established_or_related().accept());
   // Docker's embedded resolver listens on 127.0.0.11 at a random port (its
@@ -389,16 +536,9 @@ void install_ruleset(const RulesetSpec& spec) {
   }
   // IPv6 cannot resolve on-link neighbours (or find a router) without these;
   // they carry no payload and reach only the local link.
-  for (const auto& [type, what] : {std::pair{icmpv6_neighbor_solicit, "neighbour solicitation"},
-                                   std::pair{icmpv6_neighbor_advert, "neighbour advertisement"},
-                                   std::pair{icmpv6_router_solicit, "router solicitation"}}) {
-    b.add(out, b.rule(out, std::string("IPv6 ") + what)
-                   .ipv6()
-                   .l4proto(IPPROTO_ICMPV6)
-                   .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
-                   .eq_u8(type)
-                   .accept());
-  }
+  neighbour_discovery(b, out, spec, {{icmpv6_neighbor_solicit, "neighbour solicitation"},
+                               {icmpv6_neighbor_advert, "neighbour advertisement"},
+                               {icmpv6_router_solicit, "router solicitation"}});
   // Only dnsguard's uid may reach the upstream resolvers: everyone else's
   // DNS goes through dnsguard's allowlist (redirect chain below), so a
   // denied name never leaves the cage.
@@ -431,6 +571,8 @@ void install_ruleset(const RulesetSpec& spec) {
   other_dns_never_leaves(b, fwd);
   allowed_destinations(b, fwd, spec);
   reject_rest(b, fwd);
+
+  input_chain(b, spec);
 
   // Every other uid's DNS, to whatever address, lands on dnsguard. Packets
   // without a socket have no skuid: the rule does not match them and the

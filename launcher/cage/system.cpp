@@ -1,13 +1,16 @@
 #include "launcher/cage/system.hpp"
 
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <fstream>
 #include <sstream>
 #include <system_error>
@@ -157,6 +160,60 @@ Account lookup_account(const std::string& name) {
   return Account{name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell};
 }
 
+std::vector<nft::Cidr> onlink_ipv6_prefixes() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) fail("getifaddrs");
+  const std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> owned(list, &::freeifaddrs);
+  std::vector<nft::Cidr> out;
+  for (const ifaddrs* ifa = list; ifa != nullptr; ifa = ifa->ifa_next) {
+    if (ifa->ifa_addr == nullptr || ifa->ifa_netmask == nullptr || ifa->ifa_addr->sa_family != AF_INET6) continue;
+    const auto* addr = reinterpret_cast<const sockaddr_in6*>(ifa->ifa_addr);
+    const auto* mask = reinterpret_cast<const sockaddr_in6*>(ifa->ifa_netmask);
+    nft::Cidr c;
+    c.base.family = nft::Family::v6;
+    std::uint8_t len = 0;
+    for (std::size_t i = 0; i < 16; ++i) {
+      c.base.bytes[i] = static_cast<std::uint8_t>(addr->sin6_addr.s6_addr[i] & mask->sin6_addr.s6_addr[i]);
+      len = static_cast<std::uint8_t>(len + __builtin_popcount(mask->sin6_addr.s6_addr[i]));
+    }
+    c.prefix_len = len;
+    // Loopback (::1/128) and link-local (fe80::/10, always allowed) add nothing.
+    const bool loopback = len == 128 && c.base.bytes[15] == 1 &&
+                          std::all_of(c.base.bytes.begin(), c.base.bytes.begin() + 15, [](std::uint8_t b) { return b == 0; });
+    const bool link_local = c.base.bytes[0] == 0xfe && (c.base.bytes[1] & 0xc0) == 0x80;
+    if (loopback || link_local || len == 0) continue;
+    out.push_back(c);
+  }
+  return out;
+}
+
+void restrict_unprivileged_ports() {
+  // Docker sets net.ipv4.ip_unprivileged_port_start=0 in every container, so
+  // any uid could bind port 53 (or 443) on a local address — e.g. Docker's
+  // embedded resolver address 127.0.0.11:53 — and pose as a service the
+  // cage trusts. cagent asks Docker for 1024 (`--sysctl`); here we make
+  // sure, and refuse to go on when it cannot be had (/proc/sys read-only
+  // and still low).
+  const char* path = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+  auto current = [&] {
+    std::ifstream in(path);
+    long value = -1;
+    if (!(in >> value)) throw std::runtime_error(std::string("cannot read ") + path);
+    return value;
+  };
+  if (current() >= 1024) return;
+  {
+    std::ofstream out(path);
+    out << "1024\n";
+  }
+  const long now = current();
+  if (now < 1024) {
+    throw std::runtime_error(std::string(path) + " is " + std::to_string(now) +
+                             " and cannot be raised to 1024 (any uid could bind a low port and pose as a "
+                             "resolver); run the container with --sysctl net.ipv4.ip_unprivileged_port_start=1024");
+  }
+}
+
 Facts gather_facts(const Options& options) {
   Facts facts;
   try {
@@ -184,6 +241,11 @@ Facts gather_facts(const Options& options) {
     throw StepError("stat-workspace", std::system_error(errno, std::generic_category(), options.workspace.string()).what());
   }
   facts.ipv6_loopback = ipv6_loopback_usable();
+  try {
+    facts.onlink6 = onlink_ipv6_prefixes();
+  } catch (const std::exception& error) {
+    throw StepError("list-addresses", error.what());
+  }
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) facts.environment.emplace_back(*entry);
   return facts;
 }

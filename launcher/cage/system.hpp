@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "launcher/cage/plan.hpp"
 
@@ -23,6 +24,15 @@ class StepError : public std::runtime_error {
 Facts gather_facts(const Options& options);
 
 Account lookup_account(const std::string& name);
+
+// The IPv6 prefixes of this namespace's interfaces (not loopback or
+// link-local): where neighbour discovery may go besides fe80::/10 and ff02::/16.
+std::vector<nft::Cidr> onlink_ipv6_prefixes();
+
+// Makes sure ports below 1024 need CAP_NET_BIND_SERVICE in this network
+// namespace (raises net.ipv4.ip_unprivileged_port_start to 1024 if it can);
+// throws when they do not and cannot be made to.
+void restrict_unprivileged_ports();
 
 // Whole-file helpers (throw std::system_error naming the path).
 std::string read_file(const std::filesystem::path& path);

@@ -52,6 +52,10 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   // 127.0.0.1:53 (the policy contract), so give the cage its IPv6 loopback
   // back. Only lo: no IPv6 route out appears.
   add({"--sysctl", "net.ipv6.conf.lo.disable_ipv6=0"});
+  // Docker lets every uid bind ports below 1024 in a container; the agent
+  // could then bind an upstream resolver's endpoint (127.0.0.11:53) and pose
+  // as it. Only dnsguard (CAP_NET_BIND_SERVICE) may; cage-init checks it.
+  add({"--sysctl", "net.ipv4.ip_unprivileged_port_start=1024"});
   add({"--cap-drop", "ALL"});
   for (const char* cap : {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "CHOWN",
                           "DAC_OVERRIDE", "FOWNER", "KILL"}) {

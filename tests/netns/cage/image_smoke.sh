@@ -15,7 +15,8 @@ tmp=$(mktemp -d /tmp/cage-image.XXXXXX)
 name=cagent-smoke-$$
 trap 'docker rm -f "$name" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 install -d -o 4242 -g 4242 "$tmp/ws" && install -d "$tmp/logs"
-caps=(--cap-drop ALL)
+# As cagent runs it: low ports for CAP_NET_BIND_SERVICE only (cage-init refuses to start otherwise).
+caps=(--sysctl net.ipv4.ip_unprivileged_port_start=1024 --cap-drop ALL)
 for c in NET_ADMIN NET_BIND_SERVICE SETUID SETGID SETPCAP CHOWN DAC_OVERRIDE FOWNER KILL; do caps+=(--cap-add "$c"); done
 run() { docker run --rm --init -i --name "$name" "${caps[@]}" -v "$tmp/ws:/workspace" -v "$tmp/logs:/var/log/cagent" \
           -w /workspace "$image" "$@"; }

@@ -65,6 +65,7 @@ RulesetSpec test_spec() {
   spec.listen_port = 5353;
   spec.upstreams = {Endpoint{addr("192.0.2.53"), 53}, Endpoint{addr("2001:db8::53"), 53}};
   spec.static_cidrs = {Cidr{addr("203.0.113.0"), 24}, Cidr{addr("2001:db8:1::"), 48}};
+  spec.onlink6 = {Cidr{addr("2001:db8:e2e::"), 64}};
   return spec;
 }
 
@@ -93,8 +94,23 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(contains(view, "set allow6 {\n\t\ttype ipv6_addr\n\t\tsize 65536\n\t\tflags timeout\n"));
   CHECK(contains(view, "set static4 {\n\t\ttype ipv4_addr\n\t\tflags constant,interval\n\t\telements = { 203.0.113.0/24 }"));
   CHECK(contains(view, "set static6 {\n\t\ttype ipv6_addr\n\t\tflags constant,interval\n\t\telements = { 2001:db8:1::/48 }"));
+  // The upstream flows are dnsguard's before anything accepts established traffic.
   CHECK(contains(view, "chain output {\n\t\ttype filter hook output priority filter; policy drop;\n"
+                       "\t\tmeta skuid != 4242 ip saddr 192.0.2.53 udp sport 53 drop"));
+  CHECK(contains(view, "meta skuid != 4242 ip saddr 192.0.2.53 tcp sport 53 drop"));
+  CHECK(contains(view, "meta skuid != 4242 ip6 saddr 2001:db8::53 udp sport 53 drop"));
+  CHECK(contains(view, "meta skuid != 4242 ip6 saddr 2001:db8::53 tcp sport 53 drop"));
+  CHECK(contains(view, "tcp sport 53 drop comment \"only dnsguard sends from upstream 2001:db8::53 port 53 tcp\"\n"
                        "\t\tct state established,related accept"));
+  // Inbound: default drop; upstream queries never delivered locally, no flow
+  // opened from an upstream's endpoint, then replies and loopback only.
+  CHECK(contains(view, "chain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
+                       "\t\tip daddr 192.0.2.53 udp dport 53 drop"));
+  CHECK(contains(view, "ip saddr 192.0.2.53 udp sport 53 ct direction original drop"));
+  CHECK(contains(view, "ip6 daddr 2001:db8::53 tcp dport 53 drop"));
+  CHECK(contains(view, "ip6 saddr 2001:db8::53 tcp sport 53 ct direction original drop"));
+  CHECK(contains(view, "iif \"lo\" accept"));
+  CHECK(contains(view, "ip6 daddr 2001:db8:e2e::/64 ip6 hoplimit 255 icmpv6 type nd-router-advert accept"));
   CHECK(contains(view, "chain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"
                        "\t\tct state established,related accept"));
   // -150 (nft names that number "mangle"): ahead of Docker's DNAT at -100.
@@ -105,15 +121,22 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(contains(view, "ip daddr 127.0.0.1 tcp dport 5353 accept"));
   CHECK(contains(view, "ip6 daddr ::1 udp dport 5353 accept"));
   CHECK(contains(view, "ip6 daddr ::1 tcp dport 5353 accept"));
-  CHECK(contains(view, "icmpv6 type nd-neighbor-solicit accept"));
-  CHECK(contains(view, "icmpv6 type nd-neighbor-advert accept"));
-  CHECK(contains(view, "icmpv6 type nd-router-solicit accept"));
+  // Neighbour discovery: hop limit 255, link-local / link multicast / on-link only.
+  for (const char* type : {"nd-neighbor-solicit", "nd-neighbor-advert"}) {
+    for (const char* scope : {"fe80::/10", "ff02::/16", "2001:db8:e2e::/64"}) {
+      CAPTURE(type);
+      CAPTURE(scope);
+      CHECK(count(view, std::string("ip6 daddr ") + scope + " ip6 hoplimit 255 icmpv6 type " + type + " accept") == 2);
+    }
+  }
+  CHECK(count(view, "ip6 daddr ff02::/16 ip6 hoplimit 255 icmpv6 type nd-router-solicit accept") == 1);
+  CHECK(count(view, "icmpv6 type nd-neighbor-solicit accept") == 6);  // nothing unrestricted
   CHECK(contains(view, "meta skuid 4242 ip daddr 192.0.2.53 udp dport 53 accept"));
   CHECK(contains(view, "meta skuid 4242 ip daddr 192.0.2.53 tcp dport 53 accept"));
   CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 udp dport 53 accept"));
   CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 tcp dport 53 accept"));
-  CHECK(count(view, "udp dport 53 drop") == 2);  // output + forward (nested containers)
-  CHECK(count(view, "tcp dport 53 drop") == 2);
+  CHECK(count(view, "udp dport 53 drop") == 4);  // output + forward (nested containers) + input (2 upstreams)
+  CHECK(count(view, "tcp dport 53 drop") == 4);
   CHECK(count(view, "ip daddr @allow4 accept") == 2);   // output + forward
   CHECK(count(view, "ip6 daddr @allow6 accept") == 2);
   CHECK(count(view, "ip daddr @static4 accept") == 2);
@@ -136,11 +159,13 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(pos("ip6 daddr @static6 accept") < pos("meta l4proto tcp reject with tcp reset"));
   CHECK(pos("meta l4proto tcp reject") < pos("reject with icmpx admin-prohibited comment \"refuse the rest"));
 
-  // The JSON view: 23 rules in output (19 + 2 per upstream), 10 in forward,
-  // 2 in dns_redirect.
+  // The JSON view (2 upstreams, 1 on-link prefix): output 22 + 4 per upstream
+  // + 3 per on-link prefix = 33, forward 10, input 9 + 4 per upstream + 3 per
+  // on-link prefix = 20, dns_redirect 2.
   const std::string json = run("nft -j list table inet cagent");
-  CHECK(count(json, "{\"rule\":") == 35);
-  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 23);
+  CHECK(count(json, "{\"rule\":") == 33 + 10 + 20 + 2);
+  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 33);
+  CHECK(count(json, "\"chain\": \"input\", \"handle\"") == 20);
   CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 10);
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
 }

@@ -146,7 +146,7 @@ chmod 0755 "$tmp" && chmod 0644 "$tmp"/*.py  # readable by uid 4242
 # Before the ruleset: everything reachable (the test network works).
 check ok root tcp 198.51.100.11 "$port"
 
-C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.12:53
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.12:53 --onlink6 2001:db8:100::/64
 check refused root tcp 198.51.100.10 "$port"        # not allowed yet
 C "$helper" add 198.51.100.10 60 2001:db8:100::10 60
 check ok root tcp 198.51.100.10 "$port"
@@ -181,8 +181,106 @@ check reply:docker:q dnsguard udp 127.0.0.11 53
 check reply:docker:q dnsguard udp 127.0.0.11 "$docker_dns_port"
 C nft delete table ip dockersim
 
+# Inbound: a listener in the cage is not reachable from the world (default
+# drop in input), while the cage's own connections still get their replies.
+cat >"$tmp/listen.py" <<'PY'
+import os, select, socket, sys, time
+socks = []
+for a in ("198.51.100.1", "2001:db8:100::1"):
+    s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((a, int(sys.argv[2]))); s.listen(4); socks.append(s)
+open(sys.argv[1], "w").close()
+deadline = time.time() + 30
+while time.time() < deadline:
+    for s in select.select(socks, [], [], 1)[0]:
+        c, _ = s.accept(); c.close()
+PY
+C "$py" "$tmp/listen.py" "$tmp/listen-ready" "$port" >"$tmp/listen.log" 2>&1 &
+pids+=($!)
+wait_for_file "$tmp/listen-ready"
+for a in 198.51.100.1 2001:db8:100::1; do
+  read -r got secs < <(W "$py" "$tmp/probe.py" tcp "$a" "$port" 2>&1 | tail -1) || true
+  if [ "$got" = timeout ]; then echo "ok:   world tcp $a:$port (a listener in the cage) → dropped"
+  else echo "FAIL: world tcp $a:$port → wanted timeout (dropped), got $got"; failures=$((failures + 1)); fi
+done
+check ok root tcp 198.51.100.10 "$port"   # replies to the cage's own connections still come in
+
+# The forged-upstream attack. dnsguard (uid 4242) has a connected UDP socket
+# to its upstream; the agent (uid 4343) binds the upstream's endpoint itself
+# and sends one datagram to dnsguard's socket first, so that conntrack holds
+# an entry whose reply direction is dnsguard's next query. Ports below 1024
+# are opened to every uid here (as Docker does in a container) so that only
+# the ruleset stands in the way: the agent must never see the query, and
+# dnsguard must get the real resolver's answer (or none), never the agent's.
+cat >"$tmp/victim.py" <<'PY'
+import os, socket, sys, time
+host, port, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((host, port))
+open(d + "/victim-port.tmp", "w").write(str(s.getsockname()[1])); os.rename(d + "/victim-port.tmp", d + "/victim-port")
+for _ in range(100):
+    if os.path.exists(d + "/seeded"): break
+    time.sleep(0.05)
+s.settimeout(2)
+try:
+    s.send(b"q"); print("reply:" + s.recv(512).decode())
+except socket.timeout: print("timeout")
+except OSError as e: print("error:" + e.__class__.__name__)
+PY
+cat >"$tmp/attacker.py" <<'PY'
+import os, socket, sys, time
+host, port, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+a.bind((host, port))
+for _ in range(100):
+    if os.path.exists(d + "/victim-port"): break
+    time.sleep(0.05)
+victim = int(open(d + "/victim-port").read())
+try: a.sendto(b"seed", ("127.0.0.1", victim))
+except OSError as e: print("seed:" + e.__class__.__name__)
+open(d + "/seeded", "w").close()
+a.settimeout(3)
+try:
+    data, peer = a.recvfrom(512); a.sendto(b"agent:" + data, peer); print("attacker got the query")
+except socket.timeout: print("attacker saw nothing")
+except OSError as e: print("attacker:" + e.__class__.__name__)
+PY
+chmod 0644 "$tmp"/*.py
+forged() {  # forged WANT UPSTREAM_HOST UPSTREAM_PORT
+  local want=$1 host=$2 p=$3 d got
+  d=$(mktemp -d "$tmp/forged.XXXX"); chmod 0777 "$d"
+  C setpriv --reuid 4343 --regid 4343 --clear-groups "$py" "$tmp/attacker.py" "$host" "$p" "$d" >"$d/attacker.log" 2>&1 &
+  local apid=$!
+  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/victim.py" "$host" "$p" "$d" 2>&1 | tail -1)
+  wait "$apid"
+  if [ "$got" = "$want" ]; then echo "ok:   forged upstream $host:$p → dnsguard got $got ($(cat "$d/attacker.log"))"
+  else echo "FAIL: forged upstream $host:$p → wanted $want, dnsguard got $got ($(cat "$d/attacker.log"))"; failures=$((failures + 1)); fi
+}
+C sysctl -qw net.ipv4.ip_unprivileged_port_start=0
+# Docker's embedded resolver as the upstream: the real answer must win.
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.11:53 --onlink6 2001:db8:100::/64
+C nft -f - <<NFT
+table ip dockersim {
+  chain OUTPUT {
+    type nat hook output priority -100; policy accept;
+    ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:$docker_dns_port
+  }
+  chain POSTROUTING {
+    type nat hook postrouting priority 100; policy accept;
+    ip saddr 127.0.0.11 udp sport $docker_dns_port snat to 127.0.0.11:53
+  }
+}
+NFT
+forged reply:docker:q 127.0.0.11 53
+C nft delete table ip dockersim
+# An upstream endpoint in the cage that nobody serves: the agent binds it
+# and would simply receive the queries.
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.12:5354 --onlink6 2001:db8:100::/64
+forged timeout 127.0.0.12 5354
+C sysctl -qw net.ipv4.ip_unprivileged_port_start=1024
+
 # Re-install with a static CIDR: sets start empty, the CIDR is allowed.
-C "$helper" install --uid 4242 --listen-port 5353 --cidr 198.51.100.11/32 --cidr 2001:db8:100::/120
+C "$helper" install --uid 4242 --listen-port 5353 --cidr 198.51.100.11/32 --cidr 2001:db8:100::/120 --onlink6 2001:db8:100::/64
 check ok root tcp 198.51.100.11 "$port"
 check refused root tcp 198.51.100.10 "$port"
 check ok root tcp 2001:db8:100::11 "$port"

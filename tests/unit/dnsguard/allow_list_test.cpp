@@ -87,6 +87,16 @@ TEST_CASE("address filter") {
       {"fe80::1", true},          {"fc00::1", true},          {"fd00:ec2::254", true},
       {"ff02::1", true},          {"::ffff:10.0.0.1", true},  {"::ffff:8.8.8.8", true},
       {"2001:db8::1", false},     {"2606:4700::1111", false},
+      // Addresses with an IPv4 address inside are judged by it.
+      {"64:ff9b::10.0.0.1", true},        {"64:ff9b::169.254.169.254", true},
+      {"64:ff9b::127.0.0.1", true},       {"64:ff9b::8.8.8.8", false},
+      {"64:ff9b:1::a00:1", true},         {"64:ff9b:1:2::1", true},   // local-use NAT64: whole prefix
+      {"2002:a00:1::1", true},            {"2002:c0a8:101::", true},  // 6to4 of 10.0.0.1 / 192.168.1.1
+      {"2002:808:808::1", false},                                      // 6to4 of 8.8.8.8
+      {"2001:0:a00:1::1", true},                                       // Teredo server 10.0.0.1
+      {"2001:0:808:808::f5ff:fffe", true},                             // Teredo client 10.0.0.1 (inverted)
+      {"2001:0:808:808::f7f7:f7f7", false},                            // Teredo client 8.8.8.8
+      {"::ffff:0:a00:1", true},                                        // SIIT v4-translated
   };
   for (const auto& row : rows) {
     CAPTURE(row.addr);

@@ -43,6 +43,10 @@ check_not "nft list ruleset fails" nft list ruleset
 check_not "nft cannot add a table" nft add table inet agent-was-here
 check_not "raw socket cannot be opened" python3 -c \
   'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)'
+check "low ports need a capability again (cage-init raised ip_unprivileged_port_start)" \
+  test "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)" = 1024
+check_not "the agent cannot bind 127.0.0.11:53 (and pose as Docker's resolver)" python3 -c \
+  'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(("127.0.0.11", 53))'
 check "resolv.conf points at the stub" test "$(cat /etc/resolv.conf)" = "nameserver 127.0.0.1"
 check "resolv.conf is root-owned 0644" test "$(stat -c %u:%a /etc/resolv.conf)" = 0:644
 check_not "resolv.conf is not writable" sh -c 'echo nameserver 192.0.2.53 >> /etc/resolv.conf'

@@ -37,8 +37,10 @@ for case in bad-key:check-policy syntax:read-policy; do
 done
 
 # 2. The main run: agent.sh asserts from the inside; run.sh kills dnsguard
-#    when agent.sh asks.
+#    when agent.sh asks. Docker opens low ports to every uid in a container;
+#    do the same here, so the test shows cage-init closing them again.
 reset_resolv
+sysctl -qw net.ipv4.ip_unprivileged_port_start=0
 touch "$CAGE_TMP/main-started"
 "$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" -- bash "$CAGE_HERE/agent.sh" 2> "$CAGE_TMP/err-main"; rc=$?
 cat "$CAGE_TMP/err-main" >&2

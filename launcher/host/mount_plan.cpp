@@ -40,6 +40,16 @@ MountPlan plan_mounts(const ScanResult& scan, const std::filesystem::path& works
   for (const ScannedPath& p : scan.readonly) {
     if (p.directory) readonly_dirs.push_back(p.relative);
   }
+  // Pins first: a readonly or ignore mount of the same target, pushed later,
+  // replaces the pin (it is a mount point just the same). A pin below a
+  // read-only directory must stay read-only, or it would reopen it.
+  for (const std::string& d : scan.pinned) {
+    if (under_hidden(d)) continue;
+    const bool ro =
+        std::any_of(readonly_dirs.begin(), readonly_dirs.end(),
+                    [&](const std::string& r) { return d == r || strictly_below(d, r); });
+    inner.push_back({workspace / d, std::string(kContainerWorkspace) + "/" + d, ro});
+  }
   for (const ScannedPath& p : scan.readonly) {
     if (under_hidden(p.relative)) continue;
     // Redundant below a read-only parent: one mount already covers it.
@@ -47,8 +57,8 @@ MountPlan plan_mounts(const ScanResult& scan, const std::filesystem::path& works
                     [&](const std::string& d) { return strictly_below(p.relative, d); })) {
       continue;
     }
-    inner.push_back({workspace / p.relative, std::string(kContainerWorkspace) + "/" + p.relative,
-                     true});
+    inner.push_back(
+        {workspace / p.relative, std::string(kContainerWorkspace) + "/" + p.relative, true});
   }
   for (const ScannedPath& p : scan.ignored) {
     if (under_hidden(p.relative)) continue;

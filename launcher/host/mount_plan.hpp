@@ -2,7 +2,10 @@
 // MountPlan: the ordered list of bind mounts for one session, computed from a
 // ScanResult without touching the filesystem (bubblewrap style: plan first,
 // execute second). Parents come before children, so an ignore inside a
-// readonly directory is mounted over it, never under it.
+// readonly directory is mounted over it, never under it. A pinned directory
+// (see scan.hpp) is mounted onto itself, writable unless it lies in a
+// readonly directory: it only has to be a mount point, so the agent cannot
+// rename it and carry a hidden file out from under its pattern.
 
 #include <filesystem>
 #include <string>

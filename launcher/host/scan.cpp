@@ -1,10 +1,19 @@
 #include "launcher/host/scan.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
-#include <fstream>
+#include <cctype>
+#include <optional>
+#include <set>
+#include <stdexcept>
 #include <string_view>
 #include <system_error>
+
+#include "launcher/host/text.hpp"
 
 namespace cagent::launcher::host {
 namespace fs = std::filesystem;
@@ -15,16 +24,28 @@ bool any_match(const std::vector<Pattern>& patterns, const std::string& rel, boo
                      [&](const Pattern& p) { return p.matches(rel, dir); });
 }
 
+// Whether a pattern's match depends on the names of the path's ancestors
+// ("/secrets/key.pem", "config/*.key", "a/**"), so renaming an ancestor
+// would make it stop matching. "name", "/name" and "**/name" depend only on
+// the last segment (or, for "/name", have no ancestors to rename).
+bool names_ancestors(const Pattern& p) {
+  std::string_view t = p.text();
+  while (!t.empty() && t.back() == '/') t.remove_suffix(1);
+  while (!t.empty() && t.front() == '/') t.remove_prefix(1);
+  while (t.substr(0, 3) == "**/") t.remove_prefix(3);
+  return t.find('/') != std::string_view::npos;
+}
+
 // Container paths a gitdir mount must never cover: it would shadow the cage's
 // own system directories (a hostile .git file could say "gitdir: /etc").
 bool forbidden_container_target(const std::string& path) {
   static constexpr std::array<std::string_view, 18> kForbidden = {
-      "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
-      "/root", "/run", "/sbin", "/sys", "/usr", "/var", "/workspace", "/home/agent", "/opt"};
+      "/bin",  "/boot", "/dev",  "/etc", "/lib", "/lib32", "/lib64",     "/libx32",     "/proc",
+      "/root", "/run",  "/sbin", "/sys", "/usr", "/var",   "/workspace", "/home/agent", "/opt"};
   if (path == "/" || path.empty() || path.front() != '/') return true;
   for (std::string_view f : kForbidden) {
-    if (path == f || (path.size() > f.size() && path.compare(0, f.size(), f) == 0 &&
-                      path[f.size()] == '/')) {
+    if (path == f ||
+        (path.size() > f.size() && path.compare(0, f.size(), f) == 0 && path[f.size()] == '/')) {
       return true;
     }
   }
@@ -33,20 +54,109 @@ bool forbidden_container_target(const std::string& path) {
   return std::count(path.begin(), path.end(), '/') < 2;
 }
 
-bool looks_like_git_dir(const fs::path& dir) {
+// A repository's own git directory (not a worktree's private one): HEAD,
+// objects and refs, and no commondir redirecting elsewhere.
+bool is_main_git_dir(const fs::path& dir) {
   std::error_code ec;
-  return fs::is_regular_file(dir / "HEAD", ec) &&
-         (fs::is_directory(dir / "objects", ec) || fs::is_regular_file(dir / "commondir", ec));
+  return fs::is_regular_file(dir / "HEAD", ec) && fs::is_directory(dir / "objects", ec) &&
+         fs::is_directory(dir / "refs", ec) &&
+         !fs::exists(fs::symlink_status(dir / "commondir", ec));
 }
 
 std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
+  while (!s.empty() &&
+         (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) {
+    s.pop_back();
+  }
+  std::size_t start = 0;
+  while (start < s.size() && (s[start] == ' ' || s[start] == '\t')) ++start;
+  return s.substr(start);
+}
+
+std::string first_line(const std::string& text) {
+  return trim(text.substr(0, text.find('\n')));
 }
 
 bool within(const std::string& path, const std::string& dir) {
-  return path == dir ||
-         (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         path[dir.size()] == '/');
+}
+
+// Reads a small regular file without following a final symlink and without
+// blocking: git metadata next to the workspace may have been planted by the
+// agent (a FIFO would hang the next cagent run). nullopt if it is not a
+// regular file, cannot be read, or is larger than `limit`.
+std::optional<std::string> read_small_file(const fs::path& path, std::size_t limit = 64 * 1024) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return std::nullopt;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+      static_cast<std::size_t>(st.st_size) > limit) {
+    return std::nullopt;
+  }
+  std::string out(limit + 1, '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0) return std::nullopt;
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got > limit) return std::nullopt;
+  out.resize(got);
+  return out;
+}
+
+// core.worktree from a git config file, as git writes it for submodules
+// ("[core]" then "\tworktree = ../../../sub"). Deliberately minimal: quoted
+// values with escapes, includes and subsections are not understood, and then
+// the answer is "none" — which only ever means "not mounted".
+std::optional<std::string> core_worktree(const std::string& config) {
+  std::optional<std::string> result;
+  bool in_core = false;
+  std::size_t pos = 0;
+  while (pos < config.size()) {
+    std::size_t eol = config.find('\n', pos);
+    if (eol == std::string::npos) eol = config.size();
+    const std::string line = trim(config.substr(pos, eol - pos));
+    pos = eol + 1;
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line[0] == '[') {
+      const std::size_t close = line.find(']');
+      std::string section = trim(line.substr(1, close == std::string::npos ? 0 : close - 1));
+      std::transform(section.begin(), section.end(), section.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      in_core =
+          close != std::string::npos && section == "core" && trim(line.substr(close + 1)).empty();
+      continue;
+    }
+    if (!in_core) continue;
+    const std::size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = trim(line.substr(0, eq));
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (key != "worktree") continue;
+    std::string value = trim(line.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (value.empty() || value.find_first_of("\"\\;#") != std::string::npos) return std::nullopt;
+    result = value;
+  }
+  return result;
+}
+
+// Canonical form of `p`, or nullopt if it does not exist or cannot be resolved.
+std::optional<fs::path> canonical_or_none(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::canonical(p, ec);
+  if (ec) return std::nullopt;
+  return c;
 }
 
 class Scanner {
@@ -56,54 +166,98 @@ class Scanner {
       : root_(root), ignore_(ignore), readonly_(readonly) {}
 
   ScanResult run() {
-    walk(root_, "");
+    if (const std::optional<std::string> err = walk(root_, "")) {
+      // The root cannot be hidden behind a placeholder (it *is* the mount):
+      // stop instead of starting a session with an unknown workspace.
+      throw std::runtime_error("cannot scan the workspace " + printable(root_.string()) + ": " +
+                               *err + " (fix its permissions, or remove what cannot be read)");
+    }
+    drop_unsafe_git_mounts();
+    result_.pinned.assign(pinned_.begin(), pinned_.end());
     return std::move(result_);
   }
 
  private:
-  void walk(const fs::path& dir, const std::string& rel_dir) {
+  struct Listed {
+    fs::directory_entry entry;
+    fs::file_status status;  // lstat: never follows
+  };
+
+  // Scans one directory completely or not at all: returns the reason it
+  // could not be scanned (the caller then hides it whole), or nullopt.
+  std::optional<std::string> walk(const fs::path& dir, const std::string& rel_dir) {
+    if (dir.native().size() > kMaxScanPath) {
+      return std::string("path longer than ") + std::to_string(kMaxScanPath) + " bytes";
+    }
     std::error_code ec;
     fs::directory_iterator it(dir, fs::directory_options::none, ec);
-    if (ec) {
-      if (rel_dir.empty()) {
-        throw std::runtime_error("cannot read workspace " + dir.string() + ": " + ec.message());
-      }
-      result_.warnings.push_back("cannot read " + rel_dir + ": " + ec.message() + " (not scanned)");
-      return;
-    }
-    std::vector<fs::directory_entry> entries;
+    if (ec) return "cannot open: " + ec.message();
+    std::vector<Listed> entries;
     for (; it != fs::directory_iterator(); it.increment(ec)) {
+      // (increment() that fails sets ec and turns `it` into the end
+      // iterator, so the error is checked after the loop as well.)
       if (ec) break;
-      entries.push_back(*it);
+      Listed l{*it, {}};
+      l.status = l.entry.symlink_status(ec);
+      if (ec) {
+        return "cannot examine " + printable(l.entry.path().filename().string()) + ": " +
+               ec.message();
+      }
+      entries.push_back(std::move(l));
     }
+    if (ec) return "cannot list: " + ec.message();
     // Deterministic order, so mount plans are reproducible.
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.path().filename() < b.path().filename(); });
-    for (const fs::directory_entry& entry : entries) visit(entry, rel_dir);
+    std::sort(entries.begin(), entries.end(), [](const Listed& a, const Listed& b) {
+      return a.entry.path().filename() < b.entry.path().filename();
+    });
+    for (const Listed& l : entries) visit(l, rel_dir);
+    return std::nullopt;
   }
 
-  void visit(const fs::directory_entry& entry, const std::string& rel_dir) {
+  void visit(const Listed& listed, const std::string& rel_dir) {
     ++result_.entries_seen;
-    const std::string name = entry.path().filename().string();
+    const fs::path& path = listed.entry.path();
+    const std::string name = path.filename().string();
     const std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
-    std::error_code ec;
-    const fs::file_status st = entry.symlink_status(ec);  // never follows
-    if (ec) return;
+    const fs::file_status st = listed.status;
     if (fs::is_symlink(st)) {
-      visit_symlink(entry.path(), rel);
+      visit_symlink(path, rel);
       return;
     }
     const bool is_dir = fs::is_directory(st);
     if (any_match(ignore_, rel, is_dir)) {
       result_.ignored.push_back({rel, is_dir});
+      pin_ancestors_if_needed(rel, is_dir);
       return;  // hidden wholesale: nothing below matters
     }
     if (any_match(readonly_, rel, is_dir)) result_.readonly.push_back({rel, is_dir});
     if (name == ".git") {
-      if (fs::is_regular_file(st)) follow_gitfile(entry.path(), rel_dir);
+      if (fs::is_regular_file(st)) follow_gitfile(path, rel_dir);
       return;  // a .git directory is one unit; patterns don't apply inside
     }
-    if (is_dir) walk(entry.path(), rel);
+    if (!is_dir) return;
+    if (const std::optional<std::string> err = walk(path, rel)) {
+      // Fail closed: whatever is below was not looked at, so none of it may
+      // reach the cage. (Anything recorded inside before the error is moot:
+      // the plan drops mounts below a hidden directory.)
+      result_.ignored.push_back({rel, true});
+      result_.warnings.push_back(printable(rel) + ": " + *err +
+                                 "; hidden in the cage (shown as an empty read-only directory)");
+    }
+  }
+
+  // Pins the ancestors of a hidden path when every pattern that hides it
+  // names those ancestors: renaming one would unhide the path next time.
+  void pin_ancestors_if_needed(const std::string& rel, bool is_dir) {
+    bool basename_match = false;
+    for (const Pattern& p : ignore_) {
+      if (p.matches(rel, is_dir) && !names_ancestors(p)) basename_match = true;
+    }
+    if (basename_match) return;
+    for (std::size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1)) {
+      pinned_.insert(rel.substr(0, slash));
+    }
   }
 
   void visit_symlink(const fs::path& link, const std::string& rel) {
@@ -123,9 +277,18 @@ class Scanner {
         target_dir = fs::is_directory(st);
       }
     }
+    const bool hide = any_match(ignore_, rel, target_dir);
+    const bool protect = hide || any_match(readonly_, rel, target_dir);
+    if (protect && ec && ec != std::errc::no_such_file_or_directory) {
+      // (A target in a directory the host cannot read lies in a directory
+      // the walk hides whole; loops and overlong chains fail in the cage too.)
+      result_.warnings.push_back("cannot resolve the symlink " + printable(rel) + " (" +
+                                 ec.message() + "); its target is not " +
+                                 (hide ? "hidden" : "made read-only") + " through it");
+    }
     // A symlink's own name matching a pattern protects its target: hiding
     // ".env" must not leave "config/prod.env" readable through the link.
-    if (any_match(ignore_, rel, target_dir)) {
+    if (hide) {
       if (inside) result_.ignored.push_back({target_rel, target_dir});
       return;
     }
@@ -134,58 +297,153 @@ class Scanner {
     }
   }
 
+  void refuse_gitfile(const std::string& gitfile_rel, const std::string& why) {
+    result_.warnings.push_back(printable(gitfile_rel) + ": " + why + "; not mounted");
+  }
+
   void follow_gitfile(const fs::path& gitfile, const std::string& rel_dir) {
-    std::ifstream in(gitfile);
-    std::string line;
-    std::getline(in, line);
-    line = trim(line);
+    const std::string shown = rel_dir.empty() ? ".git" : rel_dir + "/.git";
+    const std::optional<std::string> content = read_small_file(gitfile);
+    const std::string line = content ? first_line(*content) : std::string();
     static constexpr std::string_view kPrefix = "gitdir: ";
-    if (line.compare(0, kPrefix.size(), kPrefix) != 0) {
-      result_.warnings.push_back(gitfile.string() + ": not a 'gitdir:' file, ignored");
+    if (line.compare(0, kPrefix.size(), kPrefix) != 0 || line.size() == kPrefix.size()) {
+      refuse_gitfile(shown, "not a 'gitdir: PATH' file");
       return;
     }
     const std::string target = line.substr(kPrefix.size());
-    const std::string container_dir =
-        rel_dir.empty() ? std::string(kContainerWorkspace)
-                        : std::string(kContainerWorkspace) + "/" + rel_dir;
-    const fs::path host_gitdir = fs::weakly_canonical(
-        fs::path(target).is_absolute() ? fs::path(target) : gitfile.parent_path() / target);
-    const std::string container_gitdir = normalize_container_path(
-        fs::path(target).is_absolute() ? target : container_dir + "/" + target);
-    if (!looks_like_git_dir(host_gitdir)) {
-      result_.warnings.push_back(gitfile.string() + ": " + host_gitdir.string() +
-                                 " is not a git directory, not mounted");
+    const bool absolute = fs::path(target).is_absolute();
+    const std::string container_dir = rel_dir.empty()
+                                          ? std::string(kContainerWorkspace)
+                                          : std::string(kContainerWorkspace) + "/" + rel_dir;
+    const std::string container_gitdir =
+        normalize_container_path(absolute ? target : container_dir + "/" + target);
+    if (within(container_gitdir, kContainerWorkspace)) {
+      // The cage reaches it through /workspace (as whatever the workspace
+      // holds there): nothing to mount. A commondir pointing out of the
+      // workspace is not followed — a gitdir inside the workspace is the
+      // agent's to forge — but the user hears about it.
+      const std::string common =
+          first_line(read_small_file(gitfile.parent_path() / target / "commondir").value_or(""));
+      if (!common.empty()) {
+        const std::string container_common = normalize_container_path(
+            fs::path(common).is_absolute() ? common : container_gitdir + "/" + common);
+        if (!within(container_common, kContainerWorkspace)) {
+          refuse_gitfile(shown, "its gitdir " + printable(target) + " names a commondir " +
+                                    printable(common) + " outside the workspace");
+        }
+      }
       return;
     }
-    // Worktrees keep objects and refs in the common dir ("commondir" file,
-    // relative to the gitdir); git status needs both.
-    std::ifstream common_in(host_gitdir / "commondir");
-    std::string common;
-    if (std::getline(common_in, common) && !trim(common).empty()) {
-      common = trim(common);
-      const bool abs = fs::path(common).is_absolute();
-      add_git_mount(fs::weakly_canonical(abs ? fs::path(common) : host_gitdir / common),
-                    normalize_container_path(abs ? common : container_gitdir + "/" + common));
+    const std::optional<fs::path> host_gitdir =
+        canonical_or_none(absolute ? fs::path(target) : gitfile.parent_path() / target);
+    if (!host_gitdir || !fs::is_directory(*host_gitdir)) {
+      refuse_gitfile(shown, "its gitdir " + printable(target) + " is not a directory");
+      return;
     }
-    add_git_mount(host_gitdir, container_gitdir);
+    const std::optional<fs::path> gitfile_canon = canonical_or_none(gitfile);
+    if (!gitfile_canon) {
+      refuse_gitfile(shown, "cannot resolve its own path");
+      return;
+    }
+    // Worktree: <common>/worktrees/<name>, back-pointer to this .git file.
+    if (const std::optional<std::string> common_text =
+            read_small_file(*host_gitdir / "commondir")) {
+      const std::string common = first_line(*common_text);
+      const bool common_abs = fs::path(common).is_absolute();
+      const std::optional<fs::path> host_common =
+          common.empty() ? std::nullopt
+                         : canonical_or_none(common_abs ? fs::path(common) : *host_gitdir / common);
+      const std::optional<std::string> back = read_small_file(*host_gitdir / "gitdir");
+      std::optional<fs::path> back_canon;
+      if (back && !first_line(*back).empty()) {
+        const fs::path b = first_line(*back);
+        back_canon = canonical_or_none(b.is_absolute() ? b : *host_gitdir / b);
+      }
+      if (!host_common || !is_main_git_dir(*host_common) ||
+          host_gitdir->parent_path() != *host_common / "worktrees") {
+        refuse_gitfile(shown, "its gitdir " + printable(host_gitdir->string()) +
+                                  " is not a worktree of a git repository");
+        return;
+      }
+      if (back_canon != gitfile_canon) {
+        refuse_gitfile(shown, "the worktree " + printable(host_gitdir->string()) +
+                                  " belongs to another checkout (its 'gitdir' file does not "
+                                  "name this .git file)");
+        return;
+      }
+      add_git_mount(*host_common,
+                    normalize_container_path(common_abs ? common : container_gitdir + "/" + common),
+                    shown);
+      return;
+    }
+    // Submodule: below <git dir>/modules/, core.worktree = this directory.
+    bool under_modules = false;
+    for (fs::path p = host_gitdir->parent_path(); p.has_relative_path(); p = p.parent_path()) {
+      if (p.filename() == "modules" && is_main_git_dir(p.parent_path())) {
+        under_modules = true;
+        break;
+      }
+    }
+    std::optional<fs::path> worktree_canon;
+    if (const std::optional<std::string> config = read_small_file(*host_gitdir / "config")) {
+      if (const std::optional<std::string> wt = core_worktree(*config)) {
+        const fs::path w = *wt;
+        worktree_canon = canonical_or_none(w.is_absolute() ? w : *host_gitdir / w);
+      }
+    }
+    if (!under_modules || !fs::is_directory(*host_gitdir / "objects") ||
+        worktree_canon != gitfile_canon->parent_path()) {
+      refuse_gitfile(shown, "its gitdir " + printable(host_gitdir->string()) +
+                                " is neither a worktree nor a submodule git directory of this "
+                                "checkout");
+      return;
+    }
+    add_git_mount(*host_gitdir, container_gitdir, shown);
   }
 
-  void add_git_mount(const fs::path& host, const std::string& container) {
+  void add_git_mount(const fs::path& host, const std::string& container, const std::string& shown) {
     if (within(container, kContainerWorkspace)) return;  // visible through the workspace
     for (const ExtraMount& m : result_.git_dirs) {
       if (within(container, m.container)) return;  // already covered by a parent mount
     }
     if (forbidden_container_target(container)) {
-      result_.warnings.push_back("git directory " + host.string() + " would be mounted at " +
-                                 container + ", a system path; not mounted");
+      refuse_gitfile(shown, "its git directory " + printable(host.string()) +
+                                " would be mounted at " + printable(container) + ", a system path");
       return;
     }
     result_.git_dirs.push_back({host, container});
   }
 
+  // A git mount whose source is in the workspace would show it a second
+  // time, outside /workspace, without the ignore placeholders: refuse it if
+  // it contains or lies in an ignored path (or contains the workspace).
+  void drop_unsafe_git_mounts() {
+    const std::string root = root_.string();
+    std::vector<ExtraMount> kept;
+    for (ExtraMount& m : result_.git_dirs) {
+      const std::string host = m.host.string();
+      bool unsafe = within(root, host);
+      if (!unsafe && within(host, root)) {
+        const std::string rel = host.substr(root.size() + 1);
+        unsafe =
+            std::any_of(result_.ignored.begin(), result_.ignored.end(), [&](const ScannedPath& i) {
+              return within(rel, i.relative) || within(i.relative, rel);
+            });
+      }
+      if (unsafe) {
+        result_.warnings.push_back("git directory " + printable(host) +
+                                   " holds or lies in a hidden part of the workspace; not mounted");
+        continue;
+      }
+      kept.push_back(std::move(m));
+    }
+    result_.git_dirs = std::move(kept);
+  }
+
   const fs::path& root_;
   const std::vector<Pattern>& ignore_;
   const std::vector<Pattern>& readonly_;
+  std::set<std::string> pinned_;
   ScanResult result_;
 };
 

@@ -13,10 +13,46 @@
 // - a symlink is never mounted over or through (docker would resolve it on
 //   the host or in the container). A matching symlink whose target lies in
 //   the workspace gets that target hidden / made read-only instead; targets
-//   outside the workspace do not exist in the cage anyway;
-// - `.git` as a file (worktree, submodule): the git directory it points to
-//   (and its commondir) is mounted read-only at the path the cage resolves,
-//   when that lies outside /workspace and looks like a git directory.
+//   outside the workspace do not exist in the cage anyway. (That lasts only
+//   while the link does: the agent can delete a link.)
+//
+// Fail closed. The workspace was last written by the agent, which can make a
+// directory unreadable to the host user (chmod 000), nest directories until
+// paths exceed PATH_MAX, or otherwise make the walk fail below some
+// directory. A directory that cannot be scanned completely — it cannot be
+// opened or listed, an entry in it cannot be lstat'ed, or its path is longer
+// than kMaxScanPath — is hidden wholesale like an ignored directory (with a
+// warning): what was not looked at is never exposed. Only an error at the
+// workspace root itself stops the scan (std::runtime_error).
+//
+// Anchored patterns protect a path, not content. An ignored file matched by
+// a pattern that names its ancestors ("/secrets/key.pem", "config/*.key")
+// would be exposed in the next session if the agent renamed an ancestor
+// ("mv secrets s2"). Those ancestors are therefore `pinned`: each is
+// bind-mounted onto itself, which makes it a mount point the agent cannot
+// rename or remove (EBUSY). Basename patterns (".env", "*.key") need no pin:
+// the file itself is a mount point and keeps its name wherever it is.
+//
+// `.git` files. A `.git` file ("gitdir: PATH", as git writes for worktrees
+// and submodules) is workspace content, so it is as hostile as the agent.
+// When its git directory lies inside /workspace nothing is mounted. When it
+// lies outside, it is mounted read-only only if it provably belongs to this
+// workspace's checkout, judged by files outside the workspace that git
+// itself wrote (the agent cannot forge them):
+//   worktree:  the gitdir is <common>/worktrees/<name>, <common> (from its
+//              `commondir` file) is a real git directory, and the gitdir's
+//              `gitdir` file (git's back-pointer) names this very .git file;
+//              then <common> is mounted (it contains the gitdir);
+//   submodule: the gitdir lies under <git dir>/modules/ of a real git
+//              directory and its config's core.worktree resolves to the
+//              directory holding this .git file; then the gitdir is mounted.
+// Anything else ("gitdir: ../../other-repo/.git", "~/.password-store/.git",
+// a fake gitdir whose commondir points outside) is refused with a warning.
+// A mount source inside the workspace must neither contain nor lie within an
+// ignored path (it would show that path's content under another name), and
+// no mount may cover a system path of the cage.
+//
+// Warnings quote workspace-derived text through printable() (text.hpp).
 
 #include <cstddef>
 #include <filesystem>
@@ -28,6 +64,10 @@
 namespace cagent::launcher::host {
 
 inline constexpr const char* kContainerWorkspace = "/workspace";
+
+// Directories whose host path is longer than this are hidden, not opened:
+// well below PATH_MAX, so every mount target the plan produces stays valid.
+inline constexpr std::size_t kMaxScanPath = 3072;
 
 struct ScannedPath {
   std::string relative;  // "a/b", relative to the workspace
@@ -44,7 +84,10 @@ struct ExtraMount {
 struct ScanResult {
   std::vector<ScannedPath> ignored;
   std::vector<ScannedPath> readonly;
-  std::vector<ExtraMount> git_dirs;   // always read-only
+  std::vector<ExtraMount> git_dirs;  // always read-only
+  // Directories bind-mounted onto themselves so they cannot be renamed
+  // (ancestors of paths hidden by an ancestor-naming ignore pattern).
+  std::vector<std::string> pinned;
   std::vector<std::string> warnings;  // things skipped, for the user
   std::size_t entries_seen = 0;
 };

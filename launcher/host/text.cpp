@@ -69,10 +69,18 @@ std::string printable(std::string_view text) {
     const auto b = static_cast<unsigned char>(text[i]);
     if (b < 0x80) {
       switch (b) {
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\\': out += "\\\\"; break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
         default:
           if (b < 0x20 || b == 0x7f) {
             append_byte_escape(out, b);

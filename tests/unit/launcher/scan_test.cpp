@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <functional>
 
+#include <grp.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -106,22 +109,139 @@ TEST_CASE("scan: symlinks are never followed out of the workspace") {
                                        "PH/empty-file -> /workspace/config/prod.env ro"});
 }
 
+// A main repository as git creates it, at `rel` inside `t`.
+void make_repo(const TempDir& t, const std::string& rel) {
+  t.file(rel + "/HEAD", "ref: refs/heads/main\n");
+  t.dir(rel + "/objects");
+  t.dir(rel + "/refs/heads");
+  t.file(rel + "/config", "[core]\n\tbare = false\n");
+}
+
+// A worktree of repository git dir `repo_git` checked out at `checkout`, as
+// `git worktree add` leaves it: the private gitdir with its back-pointer.
+void make_worktree(const TempDir& t, const std::string& repo_git, const std::string& name,
+                   const std::string& checkout) {
+  const std::string gd = repo_git + "/worktrees/" + name;
+  t.file(gd + "/HEAD", "ref: refs/heads/" + name + "\n");
+  t.file(gd + "/commondir", "../..\n");
+  t.file(gd + "/gitdir", (t / checkout).string() + "/.git\n");
+  t.file(checkout + "/.git", "gitdir: " + (t / gd).string() + "\n");
+}
+
 TEST_CASE("scan: .git file (worktree) mounts the gitdir and its commondir read-only") {
   TempDir t;
-  // Main repository with a worktree's private gitdir.
-  t.file("repo/.git/HEAD", "ref: refs/heads/main\n");
-  t.dir("repo/.git/objects");
-  t.file("repo/.git/worktrees/wt/HEAD", "ref: refs/heads/feature\n");
-  t.file("repo/.git/worktrees/wt/commondir", "../..\n");
-  const fs::path ws = t.dir("wt");
-  t.file("wt/.git", "gitdir: " + (t / "repo/.git/worktrees/wt").string() + "\n");
+  make_repo(t, "repo/.git");
+  make_worktree(t, "repo/.git", "wt", "wt");
+  const fs::path ws = t / "wt";
   const ScanResult scan = scan_workspace(ws, {}, patterns({".git"}));
   CHECK(scan.readonly == std::vector<ScannedPath>{{".git", false}});
+  CHECK(scan.warnings.empty());
   REQUIRE(scan.git_dirs.size() == 1);  // the gitdir lies inside the commondir mount
   CHECK(scan.git_dirs[0].host == t / "repo/.git");
   CHECK(scan.git_dirs[0].container == (t / "repo/.git").string());
   const MountPlan plan = plan_mounts(scan, ws, "/ph");
   CHECK(plan.mounts.back() == Mount{t / "repo/.git", (t / "repo/.git").string(), true});
+}
+
+TEST_CASE("scan: planted .git files never mount a directory outside the workspace") {
+  // Each case: a workspace ws (itself a real repository) and, outside it,
+  // things worth stealing: another repository, a worktree of it, a
+  // password store. The agent wrote the .git files inside ws.
+  struct Case {
+    const char* name;
+    std::function<void(const TempDir&)> plant;
+  };
+  const Case cases[] = {
+      {"gitdir: another repository's .git (relative)",
+       [](const TempDir& t) { t.file("ws/sub/.git", "gitdir: ../../other/.git\n"); }},
+      {"gitdir: another repository's .git (absolute)",
+       [](const TempDir& t) { t.file("ws/.git-planted/x/.git", "gitdir: " + (t / "other/.git").string() + "\n"); }},
+      {"gitdir: a password store's .git",
+       [](const TempDir& t) { t.file("ws/a/b/.git", "gitdir: " + (t / "home/.password-store/.git").string()); }},
+      {"gitdir: a real worktree gitdir of another checkout (back-pointer elsewhere)",
+       [](const TempDir& t) {
+         t.file("ws/sub/.git", "gitdir: " + (t / "other/.git/worktrees/owt").string() + "\n");
+       }},
+      {"gitdir: another repository's module dir whose core.worktree is elsewhere",
+       [](const TempDir& t) { t.file("ws/sub/.git", "gitdir: ../../other/.git/modules/m\n"); }},
+      {"gitdir: a fake gitdir in the workspace whose commondir points outside",
+       [](const TempDir& t) {
+         t.file("ws/fake/HEAD", "ref: refs/heads/main\n");
+         t.file("ws/fake/commondir", (t / "home/.password-store/.git").string() + "\n");
+         t.file("ws/sub/.git", "gitdir: ../fake\n");
+       }},
+      {"gitdir: a fake gitdir in the workspace, relative commondir out of it",
+       [](const TempDir& t) {
+         t.file("ws/fake/HEAD", "ref: refs/heads/main\n");
+         t.file("ws/fake/commondir", "../../other/.git\n");
+         t.file("ws/sub/.git", "gitdir: ../fake\n");
+       }},
+      {"gitdir: a fake worktree dir outside made to point back (commondir elsewhere)",
+       [](const TempDir& t) {
+         // Even a gitdir that names this .git file is refused when it is
+         // not <real git dir>/worktrees/<name>.
+         t.file("loose/HEAD", "ref: refs/heads/main\n");
+         t.file("loose/commondir", "../other/.git\n");
+         t.file("loose/gitdir", (t / "ws/sub/.git").string() + "\n");
+         t.file("ws/sub/.git", "gitdir: ../../loose\n");
+       }},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    TempDir t;
+    make_repo(t, "ws/.git");
+    make_repo(t, "other/.git");
+    make_worktree(t, "other/.git", "owt", "other-wt");
+    make_repo(t, "other/.git/modules/m");
+    t.file("other/.git/modules/m/config", "[core]\n\tworktree = ../../../m\n");
+    make_repo(t, "home/.password-store/.git");
+    c.plant(t);
+    const ScanResult scan = scan_workspace(t / "ws", {}, patterns({".git"}));
+    CHECK(scan.git_dirs.empty());
+    REQUIRE(scan.warnings.size() == 1);
+    CHECK(scan.warnings[0].find("not mounted") != std::string::npos);
+    const MountPlan plan = plan_mounts(scan, t / "ws", "/ph");
+    for (const Mount& m : plan.mounts) {
+      CAPTURE(m.source);
+      CHECK(m.source.string().rfind((t / "ws").string(), 0) == 0);
+    }
+  }
+}
+
+TEST_CASE("scan: a worktree forged inside the workspace cannot remount it without placeholders") {
+  // Everything git would check is agent-writable here: the workspace root
+  // posing as the repository, a worktrees/ entry pointing back. Mounting
+  // the "commondir" (the workspace) elsewhere would show .env unhidden.
+  TempDir t;
+  make_repo(t, "ws");
+  t.file("ws/.env", "SECRET=1");
+  t.file("ws/worktrees/x/HEAD", "ref: refs/heads/main\n");
+  t.file("ws/worktrees/x/commondir", "../..\n");
+  t.file("ws/worktrees/x/gitdir", (t / "ws/sub/.git").string() + "\n");
+  t.file("ws/sub/.git", "gitdir: " + (t / "ws/worktrees/x").string() + "\n");
+  const ScanResult scan = scan_workspace(t / "ws", patterns({".env"}), {});
+  CHECK(scan.git_dirs.empty());
+  CHECK_FALSE(scan.warnings.empty());
+}
+
+TEST_CASE("scan: a submodule checked out as the workspace mounts its module git dir") {
+  TempDir t;
+  make_repo(t, "super/.git");
+  make_repo(t, "super/.git/modules/sub");
+  t.file("super/.git/modules/sub/config", "[core]\n\trepositoryformatversion = 0\n\tworktree = ../../../sub\n");
+  t.file("super/sub/.git", "gitdir: ../.git/modules/sub\n");
+  t.file("super/sub/file.txt");
+  const fs::path ws = t / "super/sub";
+  const ScanResult scan = scan_workspace(ws, {}, patterns({".git"}));
+  CHECK(scan.warnings.empty());
+  REQUIRE(scan.git_dirs.size() == 1);
+  CHECK(scan.git_dirs[0].host == t / "super/.git/modules/sub");
+  CHECK(scan.git_dirs[0].container == "/.git/modules/sub");
+  // The same module dir claimed by a .git file in another directory is refused.
+  t.file("super/sub/inner/.git", "gitdir: ../../.git/modules/sub\n");
+  const ScanResult scan2 = scan_workspace(ws, {}, patterns({".git"}));
+  CHECK(scan2.git_dirs.size() == 1);
+  CHECK(scan2.warnings.size() == 1);
 }
 
 TEST_CASE("scan: submodule .git file pointing inside the workspace needs no extra mount") {
@@ -149,6 +269,166 @@ TEST_CASE("scan: a hostile .git file cannot mount system paths or non-git dirs")
   t2.file("notgit/file");
   t2.file("ws/.git", "gitdir: " + (t2 / "notgit").string() + "\n");
   CHECK(scan_workspace(ws2, {}, patterns({".git"})).git_dirs.empty());
+}
+
+// Runs scan_workspace as the user who runs cagent would: when the tests run
+// as root (which reads through any permission bits), in a child process
+// switched to uid/gid 65534. Returns the ignored paths ("rel/" for
+// directories), then "warnings=N", or "error: ..." if the scan threw.
+std::vector<std::string> scan_as_user(const fs::path& ws, const std::vector<Pattern>& ignore) {
+  const auto run = [&]() {
+    std::vector<std::string> out;
+    try {
+      const ScanResult scan = scan_workspace(ws, ignore, {});
+      for (const ScannedPath& p : scan.ignored) out.push_back(p.relative + (p.directory ? "/" : ""));
+      out.push_back("warnings=" + std::to_string(scan.warnings.size()));
+    } catch (const std::exception& e) {
+      out.push_back(std::string("error: ") + e.what());
+    }
+    return out;
+  };
+  if (::geteuid() != 0) return run();
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    std::string text;
+    for (const std::string& line : run()) text += line + "\n";
+    const char* p = text.data();
+    std::size_t left = text.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fds[1], p, left);
+      if (n <= 0) ::_exit(4);
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  std::vector<std::string> out;
+  for (std::size_t pos = 0, eol; (eol = text.find('\n', pos)) != std::string::npos; pos = eol + 1) {
+    out.push_back(text.substr(pos, eol - pos));
+  }
+  return out;
+}
+
+TEST_CASE("scan fails closed: a directory the user cannot read is hidden whole") {
+  TempDir t;
+  fs::permissions(t.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                fs::perms::others_read | fs::perms::others_exec);
+  const fs::path ws = t.dir("ws");
+  t.file("ws/open/readme.md");
+  t.file("ws/locked/.env", "SECRET=1");          // ignored, but the walk cannot see it
+  t.file("ws/listonly/deep/.env", "SECRET=2");   // listable, not searchable
+  t.file("ws/searchonly/.env", "SECRET=3");      // searchable, not listable
+  t.file("ws/fine/.env", "SECRET=4");
+  fs::permissions(ws / "locked", fs::perms::none);
+  fs::permissions(ws / "listonly", fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(ws / "searchonly", fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec);
+  if (::geteuid() == 0) {
+    // The child scanning as uid 65534 must own nothing and be "others".
+    for (const char* d : {"ws", "ws/open", "ws/fine"}) {
+      fs::permissions(t / d, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                 fs::perms::others_read | fs::perms::others_exec);
+    }
+  }
+  const std::vector<std::string> got = scan_as_user(ws, patterns({".env"}));
+  // Before this fix the unreadable directories were skipped with a warning
+  // and mounted as they are: the cage (running as the workspace owner, who
+  // can chmod them back) read every .env inside.
+  CHECK(got == std::vector<std::string>{"fine/.env", "listonly/", "locked/", "searchonly/",
+                                        "warnings=3"});
+  // And the plan shadows them with the empty directory.
+  ScanResult scan;
+  scan.ignored = {{"locked", true}};
+  CHECK(render(plan_mounts(scan, ws, "/ph"), ws, "/ph") ==
+        std::vector<std::string>{"WS -> /workspace rw", "PH/empty-dir -> /workspace/locked ro"});
+}
+
+TEST_CASE("scan fails closed: an unreadable workspace root is an error, not an empty scan") {
+  TempDir t;
+  fs::permissions(t.path(), fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
+  const fs::path ws = t.dir("ws");
+  t.file("ws/.env");
+  fs::permissions(ws, fs::perms::owner_read | fs::perms::others_read);  // listable, no search
+  const std::vector<std::string> got = scan_as_user(ws, patterns({".env"}));
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].rfind("error: cannot scan the workspace", 0) == 0);
+}
+
+TEST_CASE("scan fails closed: directories too deep to scan are hidden, not walked") {
+  TempDir t;
+  const fs::path ws = t.dir("ws");
+  std::string rel = "deep";
+  while ((ws / rel).native().size() <= kMaxScanPath + 20) rel += "/0123456789";
+  t.file("ws/" + rel + "/id_rsa", "PRIVATE KEY");
+  t.file("ws/shallow.txt");
+  const ScanResult scan = scan_workspace(ws, patterns({"/nothing"}), {});
+  // Without patterns matching id_rsa, the only way it stays out of the cage
+  // is the depth guard hiding one of its ancestors.
+  REQUIRE(scan.ignored.size() == 1);
+  CHECK(scan.ignored[0].directory);
+  CHECK(rel.rfind(scan.ignored[0].relative + "/", 0) == 0);
+  CHECK((ws / scan.ignored[0].relative).native().size() > kMaxScanPath);
+  REQUIRE(scan.warnings.size() == 1);
+  CHECK(scan.warnings[0].find("hidden") != std::string::npos);
+}
+
+TEST_CASE("scan: ancestors of a path hidden by an ancestor-naming pattern are pinned") {
+  TempDir t;
+  const fs::path ws = t.dir("ws");
+  t.file("ws/secrets/key.pem");
+  t.file("ws/config/prod/db.key");
+  t.file("ws/docs/private/notes.txt");
+  t.file("ws/app/.env");      // basename pattern: the file keeps its name, no pin
+  t.file("ws/lib/x/id_rsa");  // matched by a basename and an anchored pattern: no pin
+  const ScanResult scan =
+      scan_workspace(ws, patterns({"/secrets/key.pem", "config/**/*.key", "docs/private/", ".env",
+                                   "id_rsa", "lib/x/id_rsa"}),
+                     patterns({"docs/"}));
+  CHECK(scan.pinned == std::vector<std::string>{"config", "config/prod", "docs", "secrets"});
+  const MountPlan plan = plan_mounts(scan, ws, "/ph");
+  // A pin is a self bind mount (a mount point cannot be renamed: EBUSY); it
+  // keeps read-only what a readonly pattern made read-only.
+  CHECK(render(plan, ws, "/ph") == std::vector<std::string>{
+                                       "WS -> /workspace rw",
+                                       "WS/config -> /workspace/config rw",
+                                       "WS/docs -> /workspace/docs ro",
+                                       "WS/secrets -> /workspace/secrets rw",
+                                       "PH/empty-file -> /workspace/app/.env ro",
+                                       "WS/config/prod -> /workspace/config/prod rw",
+                                       "PH/empty-dir -> /workspace/docs/private ro",
+                                       "PH/empty-file -> /workspace/secrets/key.pem ro",
+                                       "PH/empty-file -> /workspace/config/prod/db.key ro",
+                                       "PH/empty-file -> /workspace/lib/x/id_rsa ro",
+                                   });
+}
+
+TEST_CASE("scan: warnings never carry raw control characters from workspace names") {
+  TempDir t;
+  const fs::path ws = t.dir("ws");
+  t.file("ws/evil\x1b]0;owned\x07\n/.git", "gitdir: /tmp/\x1b[2Jx\r\n");
+  t.file("ws/bad\xc2\x9b" "1m/.git", "not a gitfile\x1b[5m");
+  const ScanResult scan = scan_workspace(ws, {}, {});
+  REQUIRE(scan.warnings.size() == 2);
+  for (const std::string& w : scan.warnings) {
+    CAPTURE(w);
+    for (char c : w) CHECK(static_cast<unsigned char>(c) >= 0x20);
+    CHECK(w.find("\xc2\x9b") == std::string::npos);
+  }
+  CHECK(scan.warnings[0].find("bad\\u009b1m/.git") != std::string::npos);
+  CHECK(scan.warnings[1].find("evil\\x1b]0;owned\\x07\\n/.git") != std::string::npos);
 }
 
 TEST_CASE("plan: paths below an ignored directory are dropped (no mount into a placeholder)") {

@@ -12,6 +12,7 @@
 #include "launcher/host/ca_bundle.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/config.hpp"
+#include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/process.hpp"
@@ -30,6 +31,12 @@ int main(int argc, char** argv) {
     ctx.executable = std::filesystem::read_symlink("/proc/self/exe");
     if (const char* image = std::getenv("CAGENT_IMAGE"); image != nullptr && image[0] != '\0') {
       ctx.image = image;
+    }
+    if (const char* volume = std::getenv("CAGENT_HOME_VOLUME"); volume != nullptr && volume[0] != '\0') {
+      if (!host::valid_home_volume_prefix(volume)) {
+        throw host::UsageError("CAGENT_HOME_VOLUME must be a volume name prefix ([A-Za-z0-9][A-Za-z0-9_.-]*)");
+      }
+      ctx.home_volume_prefix = volume;
     }
     ctx.stdin_tty = ::isatty(STDIN_FILENO) == 1;
     ctx.stdout_tty = ::isatty(STDOUT_FILENO) == 1;

@@ -75,6 +75,9 @@ class Parser {
     } else if (name == "--no-global-config") {
       no_value(name, inline_value);
       out_.no_global_config = true;
+    } else if (name == "--accept-workspace-config") {
+      no_value(name, inline_value);
+      out_.accept_workspace_config = true;
     } else if (name == "--yes") {
       no_value(name, inline_value);
       out_.yes = true;
@@ -159,7 +162,10 @@ options:
       --print-config     print the merged configuration and exit
       --dry-run          print the docker commands that would run and exit
       --no-update        skip the image rebuild check and the update check
-      --reset[=civd]     remove c=containers i=image v=cagent-home volume d=~/.cagent
+      --accept-workspace-config
+                         use ./.cagent.yaml even though a session may have
+                         written it (read it first), and remember it
+      --reset[=civd]     remove c=containers i=image v=home volumes d=~/.cagent
                          (default: ci), then exit; asks first unless -y
       --reset-all        same as --reset=civd
   -y, --yes              do not ask for confirmation
@@ -167,7 +173,8 @@ options:
   -h, --help             this help
 
 environment: CAGENT_HOME (default ~/.cagent), CAGENT_IMAGE (default cagent:latest),
-CAGENT_CONTEXT (image context), CAGENT_NPM_PACKAGES, CAGENT_BASE_IMAGE (build args).
+CAGENT_HOME_VOLUME (home volume prefix, default cagent-home), CAGENT_CONTEXT (image
+context), CAGENT_NPM_PACKAGES, CAGENT_BASE_IMAGE (build args).
 )";
 }
 

@@ -1,5 +1,7 @@
 #include "launcher/host/docker_argv.hpp"
 
+#include "launcher/host/sha256.hpp"
+
 namespace cagent::launcher::host {
 namespace {
 
@@ -66,7 +68,11 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   add_all(render_bind(spec.policy_file, kContainerPolicy, true));
   add_all(render_bind(spec.log_dir, kContainerLogDir, false));
   if (spec.ca_bundle) add_all(render_bind(*spec.ca_bundle, kContainerCaBundle, true));
-  add({"-v", std::string(kHomeVolume) + ":/home/agent", "-w", kContainerWorkspace});
+  // The workspace's own home volume (created on first use, labelled so
+  // --reset v finds every one of them).
+  add({"--mount", "type=volume,source=" + spec.home_volume + ",target=/home/agent,volume-label=" +
+                      kHomeLabel + "=" + spec.home_volume_prefix,
+       "-w", kContainerWorkspace});
   if (spec.sysbox) add({"--runtime", "sysbox-runc"});
   add_all(spec.extra_args);
   argv.push_back(spec.image);
@@ -76,6 +82,22 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
     add_all(spec.command);
   }
   return argv;
+}
+
+bool valid_home_volume_prefix(const std::string& prefix) {
+  if (prefix.empty() || prefix.size() > 64) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    const char c = prefix[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-'))) return false;
+  }
+  return true;
+}
+
+std::string home_volume_name(const std::string& prefix, const std::filesystem::path& workspace) {
+  // 64 bits of the path's hash: distinct workspaces never meet by accident,
+  // and the name carries nothing of the path (which may hold any byte).
+  return prefix + "-" + sha256_hex(workspace.string()).substr(0, 16);
 }
 
 std::vector<std::string> render_build_argv(const BuildSpec& spec) {

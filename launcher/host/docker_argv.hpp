@@ -13,7 +13,14 @@
 
 namespace cagent::launcher::host {
 
+// The agent's home is one volume per workspace, "<prefix>-<16 hex>", created
+// with the label cagent.home=<prefix>: a session in one workspace must not
+// plant startup code (~/.bashrc, ~/.config/git, ~/.npmrc, tool hooks) that
+// runs in every later session of every other workspace. The prefix is
+// kHomeVolume unless CAGENT_HOME_VOLUME names another (the tests' own);
+// before per-workspace homes, kHomeVolume itself was the one shared home.
 inline constexpr const char* kHomeVolume = "cagent-home";
+inline constexpr const char* kHomeLabel = "cagent.home";
 inline constexpr const char* kSessionLabel = "cagent.session";
 inline constexpr const char* kHashLabel = "cagent.context-hash";
 inline constexpr const char* kContainerPolicy = "/etc/cagent/policy.toml";
@@ -30,11 +37,19 @@ struct RunSpec {
   std::filesystem::path policy_file;
   std::filesystem::path log_dir;
   std::optional<std::filesystem::path> ca_bundle;
+  std::string home_volume = kHomeVolume;         // see home_volume_name()
+  std::string home_volume_prefix = kHomeVolume;  // its cagent.home label
   std::vector<std::string> extra_args;
   std::vector<std::string> command;  // empty: login shell
 };
 
 std::vector<std::string> render_run_argv(const RunSpec& spec);
+
+// A usable volume name prefix: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 chars.
+bool valid_home_volume_prefix(const std::string& prefix);
+
+// "<prefix>-<first 16 hex digits of sha256(canonical workspace path)>".
+std::string home_volume_name(const std::string& prefix, const std::filesystem::path& workspace);
 
 struct BuildSpec {
   std::string image;

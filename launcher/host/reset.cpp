@@ -20,18 +20,23 @@ ResetPlan parse_reset(const std::string& letters) {
 }
 
 std::string describe_reset(const ResetPlan& plan, const std::string& image,
-                           const std::filesystem::path& cagent_home) {
+                           const std::filesystem::path& cagent_home, const std::string& home_volume_prefix) {
   std::string s;
   if (plan.containers) s += "  - every container labelled " + std::string(kSessionLabel) + " (running sessions stop)\n";
   if (plan.image) s += "  - the image " + image + "\n";
-  if (plan.volume) s += "  - the volume " + std::string(kHomeVolume) + " (the agent's home: logins, history)\n";
-  if (plan.home) s += "  - " + cagent_home.string() + " (config, logs, trusted workspaces)\n";
+  if (plan.volume) {
+    s += "  - the agent's home volumes (" + home_volume_prefix + "-*, one per workspace, and " +
+         home_volume_prefix + "): logins, history\n";
+  }
+  if (plan.home) s += "  - " + cagent_home.string() + " (config, logs, trusted workspaces, accepted workspace configs)\n";
   return s;
 }
 
 std::vector<std::vector<std::string>> reset_docker_commands(const ResetPlan& plan,
                                                             const std::string& image,
-                                                            const std::vector<std::string>& ids) {
+                                                            const std::vector<std::string>& ids,
+                                                            const std::string& home_volume_prefix,
+                                                            const std::vector<std::string>& volumes) {
   std::vector<std::vector<std::string>> cmds;
   if (plan.containers && !ids.empty()) {
     std::vector<std::string> rm = {"docker", "rm", "-f"};
@@ -39,12 +44,18 @@ std::vector<std::vector<std::string>> reset_docker_commands(const ResetPlan& pla
     cmds.push_back(rm);
   }
   if (plan.image) cmds.push_back({"docker", "image", "rm", "-f", image});
-  if (plan.volume) cmds.push_back({"docker", "volume", "rm", "-f", kHomeVolume});
+  if (plan.volume) {
+    std::vector<std::string> rm = {"docker", "volume", "rm", "-f", home_volume_prefix};
+    for (const std::string& v : volumes) {
+      if (v != home_volume_prefix) rm.push_back(v);
+    }
+    cmds.push_back(rm);
+  }
   return cmds;
 }
 
 int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& image,
-              const std::filesystem::path& cagent_home) {
+              const std::filesystem::path& cagent_home, const std::string& home_volume_prefix) {
   int status = 0;
   std::vector<std::string> ids;
   if (plan.containers) {
@@ -59,10 +70,24 @@ int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& i
     std::istringstream in(r.output);
     for (std::string id; in >> id;) ids.push_back(id);
   }
+  std::vector<std::string> volumes;
+  if (plan.volume) {
+    RunOptions capture;
+    capture.output = RunOptions::Output::capture;
+    const RunResult r = runner.run({"docker", "volume", "ls", "-q", "--filter",
+                                    std::string("label=") + kHomeLabel + "=" + home_volume_prefix},
+                                   capture);
+    if (r.status != 0) {
+      std::cerr << "cagent: cannot list the home volumes (docker volume ls exit " << r.status << ")\n";
+      status = 125;
+    }
+    std::istringstream in(r.output);
+    for (std::string name; in >> name;) volumes.push_back(name);
+  }
   RunOptions quiet;
   quiet.output = RunOptions::Output::discard;
   quiet.merge_stderr = true;
-  for (const auto& cmd : reset_docker_commands(plan, image, ids)) {
+  for (const auto& cmd : reset_docker_commands(plan, image, ids, home_volume_prefix, volumes)) {
     const RunResult r = runner.run(cmd, quiet);
     // "image rm -f" and "volume rm -f" of something absent still exit 0 on
     // current docker; older ones say "No such"; either way nothing is left.

@@ -2,7 +2,9 @@
 // --reset / --reset-all: remove what cagent created on this host. Workspace
 // files are never touched.
 //   c: containers labelled cagent.session   i: the image
-//   v: the cagent-home volume               d: ~/.cagent (config, logs, trust list)
+//   v: the agent's home volumes: every volume labelled cagent.home=<prefix>
+//      (one per workspace) and the shared <prefix> volume of earlier versions
+//   d: ~/.cagent (config, logs, trust list, accepted workspace configs)
 
 #include <filesystem>
 #include <string>
@@ -23,16 +25,19 @@ ResetPlan parse_reset(const std::string& letters);
 
 // Human-readable list of what will be removed, one item per line.
 std::string describe_reset(const ResetPlan& plan, const std::string& image,
-                           const std::filesystem::path& cagent_home);
+                           const std::filesystem::path& cagent_home, const std::string& home_volume_prefix);
 
 // The docker commands of the plan (the container ids are filled in at run
 // time); exposed for --dry-run style tests.
+// `volumes`: the home volumes found by their label.
 std::vector<std::vector<std::string>> reset_docker_commands(const ResetPlan& plan,
                                                             const std::string& image,
-                                                            const std::vector<std::string>& ids);
+                                                            const std::vector<std::string>& ids,
+                                                            const std::string& home_volume_prefix,
+                                                            const std::vector<std::string>& volumes);
 
 // Runs the plan; returns 0 or 125 (a docker step failed; the others still run).
 int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& image,
-              const std::filesystem::path& cagent_home);
+              const std::filesystem::path& cagent_home, const std::string& home_volume_prefix);
 
 }  // namespace cagent::launcher::host

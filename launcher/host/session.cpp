@@ -22,7 +22,9 @@
 #include "launcher/host/policy.hpp"
 #include "launcher/host/reset.hpp"
 #include "launcher/host/scan.hpp"
+#include "launcher/host/text.hpp"
 #include "launcher/host/update_check.hpp"
+#include "launcher/host/workspace_approval.hpp"
 
 namespace cagent::launcher::host {
 namespace fs = std::filesystem;
@@ -126,9 +128,155 @@ struct Prepared {
   std::vector<std::string> scan_warnings;
 };
 
+constexpr const char* kWorkspaceConfig = ".cagent.yaml";
+constexpr const char* kEnvrc = ".envrc";
+// A session registered this long ago whose container does not exist has
+// ended without recording it (cagent was killed). Younger ones may still be
+// building the image or creating the container.
+constexpr std::int64_t kStaleSessionSeconds = 60;
+// Larger files are not shown for review (nobody reads that on a prompt).
+constexpr std::size_t kMaxShownConfig = 64 * 1024;
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The file for review on the terminal: every line escaped (no raw control
+// characters, escapes or bidi overrides reach the terminal), marked "| ".
+void show_config(std::ostream& err, const std::string& content) {
+  std::istringstream in(content);
+  for (std::string line; std::getline(in, line);) err << "  | " << printable(line) << "\n";
+  if (!content.empty() && content.back() != '\n') err << "  (no newline at the end)\n";
+}
+
+// Decides whether the workspace .cagent.yaml is used (workspace_approval.hpp)
+// and returns the very bytes that were hashed (and shown), or nullopt.
+// `mutate`: remember the outcome (not for --dry-run / --print-config).
+std::optional<std::string> approve_workspace_config(const CliOptions& cli, const HostContext& host,
+                                                    ProcessRunner& runner, SessionIo io,
+                                                    WorkspaceRecords& records, const ConfigFileState& file,
+                                                    bool mutate) {
+  const fs::path ws_file = host.workspace / kWorkspaceConfig;
+  ApprovalInput in;
+  in.file = file;
+  in.accept_flag = cli.accept_workspace_config;
+  in.can_ask = mutate && host.stdin_tty;
+  if (mutate) records.lock();
+  in.record = records.load(host.workspace);
+  in.enclosing = records.enclosing(host.workspace);
+  if (mutate && in.record) {
+    // A session that never recorded its end: once its container is gone,
+    // close it, taking the file as it is now as what it left (conservative:
+    // a later edit by the user is then asked about once).
+    const std::int64_t now = now_seconds();
+    RunOptions probe;
+    probe.output = RunOptions::Output::discard;
+    probe.merge_stderr = true;
+    probe.timeout = std::chrono::seconds(10);
+    const auto gone = [&](const OpenSession& o) {
+      return o.start + kStaleSessionSeconds < now &&
+             runner.run({"docker", "container", "inspect", "--format", "{{.Id}}", "cagent-" + o.id}, probe)
+                     .status != 0;
+    };
+    const std::size_t before = in.record->open.size();
+    std::erase_if(in.record->open, gone);
+    if (in.record->open.size() != before) {
+      in.record->ended = file.hash;
+      records.save(*in.record);
+    }
+  }
+  ApprovalDecision decision = decide_workspace_config(in);
+  if (decision.verdict == Verdict::ask && file.content && file.content->size() > kMaxShownConfig) {
+    decision.verdict = Verdict::ignore;
+  }
+  if (decision.verdict == Verdict::ask) {
+    // No lock while a human reads: other sessions may start meanwhile; what
+    // is loaded is exactly what is shown, whatever happens to the file.
+    records.unlock();
+    io.err << "cagent: " << printable(ws_file.string()) << " is new or changed and " << decision.why
+           << ", so the agent may have written it. It would apply from this session on:\n";
+    show_config(io.err, *file.content);
+    io.err << "cagent: use it (and remember it as accepted)? [y/N] " << std::flush;
+    std::string answer;
+    std::getline(io.in, answer);
+    const bool yes = answer == "y" || answer == "Y" || answer == "yes";
+    decision.verdict = yes ? Verdict::accept : Verdict::ignore;
+    if (!yes) io.err << "cagent: not using " << printable(ws_file.string()) << " for this session\n";
+    records.lock();
+    in.record = records.load(host.workspace);
+  } else if (decision.verdict == Verdict::ignore) {
+    io.err << "cagent: ignoring " << printable(ws_file.string()) << ": " << decision.why
+           << ", so the agent may have written it; review it, then run cagent --accept-workspace-config"
+           << " (or run cagent on a terminal to be asked)\n";
+  }
+  if (mutate && (decision.verdict == Verdict::accept || !in.record)) {
+    WorkspaceRecord r = in.record.value_or(WorkspaceRecord{host.workspace.string(), kAbsentConfig, {}, 0, {}});
+    // First sight of a workspace whose file is ignored: nothing is accepted yet.
+    if (decision.verdict == Verdict::accept) r.accepted = file.hash;
+    records.save(r);
+  }
+  records.unlock();
+  if (decision.verdict == Verdict::ignore) return std::nullopt;
+  return file.content;
+}
+
+// The session in the workspace's record, for as long as its container may
+// run; at the end, what the workspace's protected names became.
+class SessionRecord {
+ public:
+  SessionRecord(WorkspaceRecords& records, const HostContext& host, std::string id, SessionIo io)
+      : records_(records), host_(host), id_(std::move(id)), io_(io) {
+    config_before_ = file_state_hash(host_.workspace / kWorkspaceConfig);
+    envrc_before_ = file_state_hash(host_.workspace / kEnvrc);
+    records_.lock();
+    WorkspaceRecord r =
+        records_.load(host_.workspace).value_or(WorkspaceRecord{host_.workspace.string(), config_before_, {}, 0, {}});
+    const std::int64_t now = now_seconds();
+    // Slack before the start: a change a moment before counts as inside.
+    r.open.push_back(OpenSession{id_, now - kClockSlackSeconds});
+    if (r.first_session == 0) r.first_session = now - kClockSlackSeconds;
+    records_.save(r);
+    records_.unlock();
+  }
+  ~SessionRecord() {
+    try {
+      const std::string config_after = file_state_hash(host_.workspace / kWorkspaceConfig);
+      records_.lock();
+      WorkspaceRecord r = records_.load(host_.workspace)
+                              .value_or(WorkspaceRecord{host_.workspace.string(), kAbsentConfig, {}, 0, {}});
+      std::erase_if(r.open, [&](const OpenSession& o) { return o.id == id_; });
+      r.ended = config_after;
+      records_.save(r);
+      records_.unlock();
+      if (config_after != config_before_) {
+        io_.err << "cagent: this session created or changed " << printable((host_.workspace / kWorkspaceConfig).string())
+                << "; the next session asks before using it\n";
+      }
+      if (file_state_hash(host_.workspace / kEnvrc) != envrc_before_) {
+        io_.err << "cagent: this session created or changed " << printable((host_.workspace / kEnvrc).string())
+                << "; direnv runs it after 'direnv allow' - read it first\n";
+      }
+    } catch (const std::exception& e) {
+      io_.err << "cagent: could not record the session's end: " << printable(e.what()) << "\n";
+    }
+  }
+  SessionRecord(const SessionRecord&) = delete;
+  SessionRecord& operator=(const SessionRecord&) = delete;
+
+ private:
+  WorkspaceRecords& records_;
+  const HostContext& host_;
+  std::string id_;
+  SessionIo io_;
+  std::string config_before_;
+  std::string envrc_before_;
+};
+
 int do_reset(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   const ResetPlan plan = parse_reset(*cli.reset);
-  io.err << "cagent: this removes:\n" << describe_reset(plan, host.image, host.cagent_home)
+  io.err << "cagent: this removes:\n" << describe_reset(plan, host.image, host.cagent_home, host.home_volume_prefix)
          << "  (workspace files are not touched)\n";
   if (!cli.yes) {
     if (!host.stdin_tty) {
@@ -143,7 +291,7 @@ int do_reset(const CliOptions& cli, const HostContext& host, ProcessRunner& runn
       return 1;
     }
   }
-  const int status = run_reset(runner, plan, host.image, host.cagent_home);
+  const int status = run_reset(runner, plan, host.image, host.cagent_home, host.home_volume_prefix);
   if (status == 0) io.err << "cagent: reset done\n";
   return status;
 }
@@ -168,7 +316,8 @@ bool workspace_trusted(const fs::path& cagent_home, const fs::path& workspace) {
   return false;
 }
 
-std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run) {
+std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run,
+                                     const std::optional<std::string>& workspace_yaml) {
   std::vector<ConfigLayer> layers;
   if (cli.config_file) {
     const fs::path file = fs::absolute(*cli.config_file);
@@ -191,10 +340,9 @@ std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& h
     }
     if (layers.empty()) layers.push_back(load_config(read_file(global), global.string(), LayerKind::base));
   }
-  const fs::path ws_config = host.workspace / ".cagent.yaml";
-  std::error_code ec;
-  if (fs::is_regular_file(ws_config, ec)) {
-    layers.push_back(load_config(read_file(ws_config), ws_config.string(), LayerKind::workspace));
+  if (workspace_yaml) {
+    const fs::path ws_config = host.workspace / kWorkspaceConfig;
+    layers.push_back(load_config(*workspace_yaml, ws_config.string(), LayerKind::workspace));
   }
   layers.push_back(cli.flags);
   return layers;
@@ -211,7 +359,13 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   }
   if (cli.reset) return do_reset(cli, host, runner, io);
 
-  const std::vector<ConfigLayer> layers = load_layers(cli, host, cli.dry_run || cli.print_config);
+  const bool dry = cli.dry_run || cli.print_config;
+  const std::string session_id = random_hex(6);
+  WorkspaceRecords records(host.cagent_home);
+  const ConfigFileState ws_state = inspect_config_file(host.workspace / kWorkspaceConfig);
+  const std::optional<std::string> ws_yaml =
+      approve_workspace_config(cli, host, runner, io, records, ws_state, !dry);
+  const std::vector<ConfigLayer> layers = load_layers(cli, host, dry, ws_yaml);
   const MergedConfig merged = merge_layers(
       layers, MergeOptions{workspace_trusted(host.cagent_home, host.workspace), trust_hint(host)});
   for (const std::string& w : merged.warnings) io.err << "cagent: " << w << "\n";
@@ -223,7 +377,6 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   p.config = validate(merged, host.home);
   p.ca = collect_ca_bundle(p.config.ca_certificates, default_system_bundles());
 
-  const std::string session_id = random_hex(6);
   const std::string container = "cagent-" + session_id;
   const fs::path session_path = host.cagent_home / "sessions" / session_id;
   const fs::path log_dir = host.cagent_home / "logs" / ("session-" + session_id);
@@ -241,6 +394,8 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   spec.policy_file = session_path / "policy.toml";
   spec.log_dir = log_dir;
   if (!p.ca.empty()) spec.ca_bundle = session_path / "extra-ca.pem";
+  spec.home_volume = home_volume_name(host.home_volume_prefix, host.workspace);
+  spec.home_volume_prefix = host.home_volume_prefix;
   spec.extra_args = p.config.extra_args;
   spec.command = cli.command;
 
@@ -295,6 +450,9 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   bool signalled = false;
   int first_signal = SIGTERM;  // the first of SIGINT/SIGTERM/SIGHUP cagent received
   {
+    // From here until the container is gone, whatever .cagent.yaml becomes
+    // may be the agent's: the record says so until the end is recorded.
+    SessionRecord recorded(records, host, session_id, io);
     SessionDir session(session_path);
     write_file(spec.policy_file, render_policy_toml(p.config), 0644);
     if (spec.ca_bundle) write_file(*spec.ca_bundle, p.ca.pem, 0644);

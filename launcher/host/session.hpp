@@ -1,11 +1,13 @@
 #pragma once
 // One cagent invocation, wired from the pure steps:
 //
-//   CliOptions ─▶ layers (base, workspace, flags) ─▶ merge ─▶ validate ─▶ Config
+//   CliOptions ─▶ workspace .cagent.yaml approval (workspace_approval.hpp)
+//   ─▶ layers (base, workspace, flags) ─▶ merge ─▶ validate ─▶ Config
 //   Config ─▶ CA bundle;  workspace ─▶ scan ─▶ MountPlan
 //   docker info (sysbox) ─▶ update check ─▶ ensure_image
 //   session dir (policy.toml, placeholders, CA bundle) ─▶ docker run (foreground)
-//   ─▶ stop on signals ─▶ remove session dir ─▶ blocked-lookups summary ─▶ exit status
+//   ─▶ stop on signals ─▶ record the session's end (and warn about a new
+//   .cagent.yaml / .envrc) ─▶ remove session dir ─▶ blocked-lookups summary ─▶ exit status
 //
 // All process starts go through the injected ProcessRunner.
 
@@ -30,6 +32,9 @@ struct HostContext {
   std::filesystem::path workspace;   // canonical
   std::filesystem::path executable;  // for finding the image context
   std::string image = "cagent:latest";
+  // Prefix of the per-workspace home volumes (CAGENT_HOME_VOLUME; tests use
+  // their own so they never touch the user's homes).
+  std::string home_volume_prefix = "cagent-home";
   bool stdin_tty = false;
   bool stdout_tty = false;
   // Identifies the running Docker engine (see docker_engine_key()); when
@@ -49,8 +54,11 @@ struct SessionIo {
 };
 
 // The config layers for this invocation. Writes the global config from the
-// embedded default on first run unless `dry_run`.
-std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run);
+// embedded default on first run unless `dry_run`. `workspace_yaml`: the
+// workspace .cagent.yaml as approved (see workspace_approval.hpp) — the very
+// bytes that were hashed and shown — or nullopt for none.
+std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run,
+                                     const std::optional<std::string>& workspace_yaml);
 
 // Trusted workspaces: one absolute path per line in <cagent_home>/trusted.
 bool workspace_trusted(const std::filesystem::path& cagent_home,

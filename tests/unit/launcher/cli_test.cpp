@@ -51,6 +51,9 @@ TEST_CASE("cli: flags without values and config selection") {
   CHECK(o.help);
   CHECK(parse_cli({"--config=/y.yaml"}).config_file == std::filesystem::path("/y.yaml"));
   CHECK(parse_cli({"--no-global-config"}).no_global_config);
+  CHECK(parse_cli({"--accept-workspace-config", "--", "true"}).accept_workspace_config);
+  CHECK_FALSE(parse_cli({"--", "--accept-workspace-config"}).accept_workspace_config);
+  CHECK_FALSE(parse_cli({}).accept_workspace_config);
   CHECK(parse_cli({}).command.empty());
   CHECK(parse_cli({"--"}).command.empty());
 }
@@ -58,7 +61,7 @@ TEST_CASE("cli: flags without values and config selection") {
 TEST_CASE("cli: usage errors") {
   const std::vector<std::vector<std::string>> bad = {
       {"--frobnicate"}, {"-z"}, {"-d"}, {"--domain"}, {"--dry-run=yes"}, {"stray"},
-      {"-c", "a", "--no-global-config"}, {"--ca-cert"}};
+      {"-c", "a", "--no-global-config"}, {"--ca-cert"}, {"--accept-workspace-config=yes"}};
   for (const auto& args : bad) {
     CAPTURE(args.front());
     CHECK_THROWS_AS(parse_cli(args), UsageError);

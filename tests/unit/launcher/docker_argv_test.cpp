@@ -37,6 +37,7 @@ RunSpec base_spec() {
   s.session_id = "0123456789ab";
   s.policy_file = "/home/u/.cagent/sessions/0123456789ab/policy.toml";
   s.log_dir = "/home/u/.cagent/logs/session-0123456789ab";
+  s.home_volume = home_volume_name("cagent-home", "/home/u/src/proj");
   s.mounts.mounts = {
       {"/home/u/src/proj", "/workspace", false},
       {"/home/u/.cagent/sessions/0123456789ab/empty-file", "/workspace/.env", true},
@@ -118,4 +119,33 @@ TEST_CASE("argv invariants: never a shell string, TTY flag only with a TTY") {
   s.tty = true;
   const auto tty = render_run_argv(s);
   CHECK(std::find(tty.begin(), tty.end(), "-t") != tty.end());
+}
+
+TEST_CASE("home volumes: one per workspace, named by the path's hash, labelled with the prefix") {
+  const std::string a = home_volume_name("cagent-home", "/home/u/src/a");
+  const std::string b = home_volume_name("cagent-home", "/home/u/src/b");
+  CHECK(a.size() == std::string("cagent-home-").size() + 16);
+  CHECK(a.rfind("cagent-home-", 0) == 0);
+  CHECK(a != b);
+  CHECK(a == home_volume_name("cagent-home", "/home/u/src/a"));
+  CHECK(home_volume_name("cagent-e2e-home", "/home/u/src/a").rfind("cagent-e2e-home-", 0) == 0);
+  // The name carries nothing of the path: any byte in it stays out of argv.
+  CHECK(home_volume_name("cagent-home", "/tmp/a,b\nc:d").find_first_of(",\n:") == std::string::npos);
+
+  RunSpec s = base_spec();
+  s.home_volume = a;
+  s.home_volume_prefix = "cagent-home";
+  const auto argv = render_run_argv(s);
+  const auto mount = std::find(argv.begin(), argv.end(),
+                               "type=volume,source=" + a + ",target=/home/agent,volume-label=cagent.home=cagent-home");
+  REQUIRE(mount != argv.end());
+  CHECK(*(mount - 1) == "--mount");
+  // The shared volume of earlier versions is never mounted.
+  CHECK(std::find(argv.begin(), argv.end(), "cagent-home:/home/agent") == argv.end());
+
+  for (const char* good : {"cagent-home", "cagent-e2e-home", "x", "a.b_c-d"}) CHECK(valid_home_volume_prefix(good));
+  for (const char* bad : {"", "-x", ".x", "a/b", "a,b", "a b", "a:b", "a=b"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(valid_home_volume_prefix(bad));
+  }
 }

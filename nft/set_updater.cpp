@@ -85,7 +85,8 @@ struct SetUpdater::Impl {
     if (!use_expiration) {
       // Older kernels ignore a re-add of an existing element: delete it and
       // add it back in the same transaction, so it is never absent from
-      // the kernel's committed view.
+      // the kernel's committed view. (Only for elements surely still there:
+      // see replace_uncertain().)
       const bool any_refresh = std::any_of(plan.begin() + static_cast<std::ptrdiff_t>(a),
                                            plan.begin() + static_cast<std::ptrdiff_t>(a + n),
                                            [](const Planned& p) { return p.action == ElementAction::refresh; });
@@ -109,7 +110,43 @@ struct SetUpdater::Impl {
     for (std::size_t i = from; i < to; ++i) expiry.insert_or_assign(plan[i].addr, plan[i].expiry);
   }
 
+  // ElementAction::replace on kernels before 6.12: the element is at its
+  // kernel expiry, present or not. Each is deleted in a transaction of its
+  // own (one ENOENT must not abort the others), tolerating ENOENT; the main
+  // batch then adds it. No promise rests on it any more, so the moment
+  // without it refuses nothing a client was told it could reach.
+  void replace_uncertain() {
+    for (Planned& p : plan) {
+      if (p.action != ElementAction::replace) continue;
+      p.action = ElementAction::add;
+      if (use_expiration) continue;  // >= 6.12: an add with an expiration sets it either way
+      const std::string& set = set_of(p.addr.family);
+      const auto key_len = static_cast<std::uint32_t>(address_length(p.addr.family));
+      Batch one;
+      one.begin(sock.next_seq());
+      one.add(NFT_MSG_DELSETELEM, 0, element_message_overhead(table, set) + max_element_bytes,
+              "delete element (at its expiry) from set", set, [&](nlmsghdr* nlh) {
+                mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table.c_str());
+                mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
+                nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+                nlattr* elem = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+                nlattr* key = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
+                mnl_attr_put(nlh, NFTA_DATA_VALUE, key_len, p.addr.bytes.data());
+                mnl_attr_nest_end(nlh, key);
+                mnl_attr_nest_end(nlh, elem);
+                mnl_attr_nest_end(nlh, list);
+              });
+      one.end();
+      try {
+        sock.commit(one, operation);
+      } catch (const NetlinkError& e) {
+        if (e.error() != ENOENT) throw;  // already expired: the add below creates it
+      }
+    }
+  }
+
   void send_plan() {
+    replace_uncertain();
     // Messages are per set: v4 first, then v6.
     const auto v6_begin = std::stable_partition(plan.begin(), plan.end(),
                                                 [](const Planned& p) { return p.addr.family == Family::v4; });
@@ -139,8 +176,9 @@ struct SetUpdater::Impl {
 
   void prune(Clock::time_point now) {
     if (expiry.size() < prune_at) return;
-    // Entries whose expiry passed say nothing the kernel still holds.
-    std::erase_if(expiry, [now](const auto& kv) { return kv.second <= now; });
+    // Only entries the kernel has surely dropped: forgetting one it may
+    // still hold would turn its next refresh into an (ignored) re-add.
+    std::erase_if(expiry, [now](const auto& kv) { return kv.second + set_grace + expiry_uncertainty < now; });
     prune_at = std::max<std::size_t>(min_prune_at, 2 * expiry.size());
   }
 
@@ -156,8 +194,8 @@ struct SetUpdater::Impl {
   Batch batch;
   RefreshMode mode = RefreshMode::automatic;
   bool use_expiration = false;
-  // Per address: the expiry we last gave the kernel (a lower bound of the
-  // kernel's own, which counts from a moment later).
+  // Per address: the expiry we last promised; the kernel's own is set_grace
+  // later (give or take a jiffy: it counts from the moment it committed).
   std::unordered_map<Address, Clock::time_point, AddressHash> expiry;
   std::size_t prune_at = min_prune_at;
   // Reused between calls so the per-answer path does not allocate.
@@ -170,6 +208,17 @@ SetUpdater::SetUpdater(std::string table, std::string set4, std::string set6) {
     throw std::invalid_argument("SetUpdater: table and set names must not be empty");
   }
   impl_ = std::make_unique<Impl>(std::move(table), std::move(set4), std::move(set6));
+  // Best effort: without the sets there is nothing to learn, and add()
+  // reports any real problem with them.
+  const Clock::time_point now = Clock::now();
+  for (const Family f : {Family::v4, Family::v6}) {
+    try {
+      for (const ListedElement& e : list(f)) {
+        if (e.expires.count() > 0) impl_->expiry.insert_or_assign(e.addr, now + e.expires - set_grace);
+      }
+    } catch (const NetlinkError&) {
+    }
+  }
 }
 
 SetUpdater::~SetUpdater() = default;
@@ -207,13 +256,11 @@ void SetUpdater::add(std::span<const SetElement> elements, std::span<std::chrono
     const Clock::time_point floor =
         e.min_timeout.count() > 0 && e.min_timeout < e.timeout ? now + e.min_timeout : requested;
     const auto it = im.expiry.find(e.addr);
-    ElementAction action = decide(it == im.expiry.end() ? nullptr : &it->second, floor, requested);
+    const ElementAction action = decide(it == im.expiry.end() ? nullptr : &it->second, floor, requested, now);
     if (action == ElementAction::skip) continue;
-    // An element whose remembered expiry has passed may already be gone
-    // from the kernel: deleting it (old-kernel refresh) would fail the whole
-    // transaction with ENOENT, so add it as new.
-    if (action == ElementAction::refresh && it->second <= now) action = ElementAction::add;
-    const auto ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(e.timeout).count());
+    // The kernel holds it set_grace longer than promised.
+    const auto ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(e.timeout + set_grace).count());
     if (dedupe) {
       const auto [slot, fresh] = im.seen.try_emplace(e.addr, im.plan.size());
       if (!fresh) {
@@ -233,8 +280,8 @@ void SetUpdater::add(std::span<const SetElement> elements, std::span<std::chrono
     im.prune(now);
   }
   if (held.empty()) return;
-  // After the ACK every element's remembered expiry is what the kernel holds
-  // at least (sent: now + timeout; skipped: the earlier, still later one).
+  // After the ACK every element's remembered promise is what may be relied
+  // on (sent: now + timeout; skipped: the earlier, still later one).
   for (std::size_t i = 0; i < elements.size(); ++i) {
     const auto it = im.expiry.find(elements[i].addr);
     held[i] = it == im.expiry.end()

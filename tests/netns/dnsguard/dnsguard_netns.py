@@ -170,6 +170,11 @@ def probe(addr):
             return False
 
 
+# nft::set_grace: the kernel holds every address this much longer than the
+# TTL handed to clients (the set must outlive every client's copy).
+GRACE = 2
+
+
 def set_elements(v6=False):
     out = run("nft", "-j", "list", "set", "inet", "cagent", "allow6" if v6 else "allow4").stdout
     elems = {}
@@ -315,18 +320,18 @@ def case_allowed(args):
         check(sorted(a for a, _ in r["addrs"]) == ["198.51.100.1", "198.51.100.2"], f"addrs {r['addrs']}")
         check(all(ok.values()), f"address not in the set when the answer arrived: {ok}")
         elems = set_elements()
-        check(elems.get("198.51.100.1") == 300 and elems.get("198.51.100.2") == 300,
+        check(elems.get("198.51.100.1") == 300 + GRACE and elems.get("198.51.100.2") == 300 + GRACE,
               f"set timeouts {elems}")
         check(all(ttl <= 300 for _, ttl in r["addrs"]), "TTL above set timeout")
         r6 = query_udp("www.example.test", 28, server=("::1", 53))
         check([a for a, _ in r6["addrs"]] == ["2001:db8:aaaa::1"] and probe("2001:db8:aaaa::1"),
               f"AAAA {r6['addrs']}")
-        check(set_elements(v6=True).get("2001:db8:aaaa::1") == 300, "v6 set timeout")
+        check(set_elements(v6=True).get("2001:db8:aaaa::1") == 300 + GRACE, "v6 set timeout")
         # TTL clamp: 5 s -> ttl.min 30 in the set; 100000 -> ttl.max 3600, client TTL <= 3600.
         r = query_udp("short.wild.example.test")
-        check(probe("198.51.100.3") and set_elements().get("198.51.100.3") == 30, "ttl.min clamp")
+        check(probe("198.51.100.3") and set_elements().get("198.51.100.3") == 30 + GRACE, "ttl.min clamp")
         r = query_udp("long.wild.example.test")
-        check(probe("198.51.100.4") and set_elements().get("198.51.100.4") == 3600, "ttl.max clamp")
+        check(probe("198.51.100.4") and set_elements().get("198.51.100.4") == 3600 + GRACE, "ttl.max clamp")
         check(r["addrs"][0][1] <= 3600, f"client TTL {r['addrs'][0][1]} above ttl.max")
         # Special-purpose addresses stay out of the set; the public one goes in.
         r = query_udp("private.wild.example.test")
@@ -380,7 +385,7 @@ def case_cname(args):
         check(ok.get("203.0.113.10") is True, f"chain target not in set at answer time: {ok}")
         check(ok.get("203.0.113.66") is False, "off-chain record was inserted")
         elems = set_elements()
-        check(elems.get("203.0.113.10") == 120 and "203.0.113.66" not in elems, f"set {elems}")
+        check(elems.get("203.0.113.10") == 120 + GRACE and "203.0.113.66" not in elems, f"set {elems}")
 
 
 def case_tcp(args):
@@ -479,18 +484,18 @@ def case_floor(args):
         r1 = query_udp("one.wild.example.test")
         check(probe("198.51.100.60"), "address in the set when the first answer arrived")
         timeout, expires = set_expiry("198.51.100.60")
-        check(timeout == 300, f"first insert: timeout {timeout}, want exactly clamp(TTL) = 300")
+        check(timeout == 300 + GRACE, f"first insert: timeout {timeout}, want exactly clamp(TTL) = 300 + grace")
         check(r1["addrs"][0][1] <= 300, f"first answer TTL {r1['addrs'][0][1]}")
         r2 = query_udp("two.wild.example.test")
         check(r2["rcode"] == 0 and probe("198.51.100.60"), "second answer, address in the set")
         timeout, expires = set_expiry("198.51.100.60")
         ttl2 = r2["addrs"][0][1]
-        check(ttl2 <= expires + 1, f"second answer TTL {ttl2} above what the set still holds ({expires} s)")
+        check(ttl2 + GRACE <= expires + 1, f"second answer TTL {ttl2} + grace above what the set still holds ({expires} s)")
         # Wants 3000 s but the set holds only ~300 (< floor 1500): extended.
         r3 = query_udp("three.wild.example.test")
         timeout, expires = set_expiry("198.51.100.60")
-        check(probe("198.51.100.60") and timeout == 3000, f"extended to clamp(TTL): timeout {timeout}")
-        check(r3["addrs"][0][1] <= expires + 1, f"third answer TTL {r3['addrs'][0][1]} > set {expires}")
+        check(probe("198.51.100.60") and timeout == 3000 + GRACE, f"extended to clamp(TTL) + grace: timeout {timeout}")
+        check(r3["addrs"][0][1] + GRACE <= expires + 1, f"third answer TTL {r3['addrs'][0][1]} + grace > set {expires}")
 
 
 def case_concurrency(args, cache_size=10000):
@@ -541,20 +546,22 @@ def case_concurrency_nocache(args):
 
 def case_refresh(args):
     zone = {"www.example.test": {"ttl": 1, "A": ["198.51.100.77"]}}
-    with Cage(args, zone, refresh=2, ttl=(1, 1)) as cage:
+    # The interval (5 s) outlasts what the set holds (1 s + grace), so the
+    # entry can be seen expiring between two rounds.
+    with Cage(args, zone, refresh=5, ttl=(1, 1)) as cage:
         t_start = time.monotonic()
         cage.start_dnsguard()
-        # The first round waits one interval (2 s): nothing reaches the
+        # The first round waits one interval (5 s): nothing reaches the
         # upstream at start. Only a lower bound is checked (a busy machine
         # can only make the first query later, never earlier).
-        poll(lambda: cage.upstream_queries(), 8, "the first refresh round")
+        poll(lambda: cage.upstream_queries(), 12, "the first refresh round")
         waited = time.monotonic() - t_start
-        check(waited >= 1.5, f"first refresh round {waited:.2f}s after start, want one interval (2 s)")
+        check(waited >= 4.5, f"first refresh round {waited:.2f}s after start, want one interval (5 s)")
         # No client query at all: the refresh alone puts the address in,
-        # it expires (1 s timeout), and the next round puts it back.
-        poll(lambda: probe("198.51.100.77"), 5, "refresh inserting 198.51.100.77")
-        poll(lambda: not probe("198.51.100.77"), 5, "the entry expiring")
-        poll(lambda: probe("198.51.100.77"), 5, "refresh re-populating the expired entry")
+        # it expires (1 s timeout + grace), and the next round puts it back.
+        poll(lambda: probe("198.51.100.77"), 8, "refresh inserting 198.51.100.77")
+        poll(lambda: not probe("198.51.100.77"), 8, "the entry expiring")
+        poll(lambda: probe("198.51.100.77"), 8, "refresh re-populating the expired entry")
         # A failing name is logged and does not stop the refresh.
         cage.write_zone({"www.example.test": {"drop": True}})
         poll(lambda: "refresh www.example.test type 1 failed" in cage.log_text(), 10, "refresh failure logged")

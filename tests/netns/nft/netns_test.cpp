@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "nft/logic.hpp"
 #include "nft/nft.hpp"
 
 using namespace cagent::nft;
@@ -219,18 +220,20 @@ TEST_CASE("SetUpdater: elements carry the requested timeouts (v4 and v6 in one c
   const ListedElement* b = find(v4, addr("198.51.100.11"));
   REQUIRE(a != nullptr);
   REQUIRE(b != nullptr);
-  CHECK(a->timeout == 30s);
-  CHECK(b->timeout == 3600s);
-  CHECK(v6[0].timeout == 300s);
+  // The kernel holds each set_grace (2 s) longer than asked: the set
+  // outlives every client's copy of the answer.
+  CHECK(a->timeout == 30s + set_grace);
+  CHECK(b->timeout == 3600s + set_grace);
+  CHECK(v6[0].timeout == 300s + set_grace);
   // Remaining time: at most the timeout, and not much less (generous bound:
   // this is a correctness check, not a timing one).
-  CHECK(a->expires <= 30s);
-  CHECK(a->expires > 20s);
-  CHECK(v6[0].expires > 290s);
+  CHECK(a->expires <= 30s + set_grace);
+  CHECK(a->expires > 30s);
+  CHECK(v6[0].expires > 300s);
   // The kernel's own tool agrees.
   const std::string view = kernel_view();
-  CHECK(contains(view, "198.51.100.10 timeout 30s expires"));
-  CHECK(contains(view, "2001:db8::10 timeout 5m expires"));
+  CHECK(contains(view, "198.51.100.10 timeout 32s expires"));
+  CHECK(contains(view, "2001:db8::10 timeout 5m2s expires"));
 }
 
 TEST_CASE("SetUpdater: refresh extends and never shortens") {
@@ -251,7 +254,7 @@ TEST_CASE("SetUpdater: refresh extends and never shortens") {
     REQUIRE(find(v4, a) != nullptr);
     REQUIRE(find(v6, b) != nullptr);
     CHECK(find(v4, a)->expires > 90s);
-    CHECK(find(v4, a)->timeout == 100s);
+    CHECK(find(v4, a)->timeout == 100s + set_grace);
     CHECK(find(v6, b)->expires > 190s);
     CHECK(v4.size() == 1);  // refreshed in place, not duplicated
     CHECK(v6.size() == 1);
@@ -261,7 +264,7 @@ TEST_CASE("SetUpdater: refresh extends and never shortens") {
     v4 = up.list(Family::v4);
     v6 = up.list(Family::v6);
     CHECK(find(v4, a)->expires > 90s);   // not shortened to 20 s
-    CHECK(find(v4, a)->timeout == 100s);
+    CHECK(find(v4, a)->timeout == 100s + set_grace);
     CHECK(find(v6, b)->expires > 190s);
     install_ruleset(test_spec());  // clean slate for the next mode
   }
@@ -280,25 +283,26 @@ TEST_CASE("SetUpdater: floors skip the kernel and report what it holds") {
   CHECK(held[1] == 300s);
   auto v4 = up.list(Family::v4);
   REQUIRE(find(v4, a) != nullptr);
-  CHECK(find(v4, a)->timeout == 300s);
+  CHECK(find(v4, a)->timeout == 300s + set_grace);
   // Held >= floor: nothing sent (the kernel keeps timeout 300 s although
   // 3000 s is asked for), and held reports the remembered remaining time.
   const SetElement again[] = {{a, 3000s, 200s}, {b, 400s, 400s}};
   up.add(again, held);
   CHECK(held[0] <= 300s);
   CHECK(held[0] > 290s);
-  CHECK(find(up.list(Family::v4), a)->timeout == 300s);
+  CHECK(find(up.list(Family::v4), a)->timeout == 300s + set_grace);
   // b's floor is above what is held: it is refreshed to exactly 400 s.
   CHECK(held[1] == 400s);
-  CHECK(find(up.list(Family::v6), b)->timeout == 400s);
-  // The kernel's remaining time is never below what add() reported.
-  CHECK(find(up.list(Family::v4), a)->expires + 1s >= held[0]);
+  CHECK(find(up.list(Family::v6), b)->timeout == 400s + set_grace);
+  // The kernel's remaining time is never below what add() reported: it is
+  // the grace above it.
+  CHECK(find(up.list(Family::v4), a)->expires >= held[0] + set_grace - 100ms);
   // No floor (the default): exact extension, as before.
   const SetElement exact[] = {{a, 301s}};
   std::array<std::chrono::milliseconds, 1> one{};
   up.add(exact, one);
   CHECK(one[0] == 301s);
-  CHECK(find(up.list(Family::v4), a)->timeout == 301s);
+  CHECK(find(up.list(Family::v4), a)->timeout == 301s + set_grace);
   // held must match the elements.
   CHECK_THROWS_AS(up.add(exact, held), std::invalid_argument);
 }
@@ -311,7 +315,7 @@ TEST_CASE("SetUpdater: the same address twice in one call keeps the longer expir
   up.add(e);
   const auto v4 = up.list(Family::v4);
   REQUIRE(v4.size() == 1);
-  CHECK(v4[0].timeout == 400s);
+  CHECK(v4[0].timeout == 400s + set_grace);
 }
 
 TEST_CASE("SetUpdater: remembered expiries go stale when elements vanish; forget_all fixes it") {
@@ -329,6 +333,62 @@ TEST_CASE("SetUpdater: remembered expiries go stale when elements vanish; forget
   up.forget_all();
   up.add(shorter);
   CHECK(up.list(Family::v4).size() == 1);
+}
+
+// The refresh path of kernels before 6.12 (Debian 12, Ubuntu 22.04 and
+// 24.04: most users) is delete + add; these run it on purpose here.
+TEST_CASE("SetUpdater, pre-6.12 path: a restarted updater refreshes what the kernel still holds") {
+  install_ruleset(test_spec());
+  const Address a = addr("198.51.100.70");
+  {
+    SetUpdater first("cagent", "allow4", "allow6");
+    first.set_refresh_mode(SetUpdater::RefreshMode::delete_add);
+    const SetElement e[] = {{a, 5s}};
+    first.add(e);
+  }
+  // A new process (dnsguard restarted): it must learn that the kernel holds
+  // the address, or its add would be silently ignored by such a kernel and
+  // the old 5 s expiry would stay while it promises 60 s.
+  SetUpdater second("cagent", "allow4", "allow6");
+  second.set_refresh_mode(SetUpdater::RefreshMode::delete_add);
+  const SetElement longer[] = {{a, 60s}};
+  std::array<std::chrono::milliseconds, 1> held{};
+  second.add(longer, held);
+  CHECK(held[0] == 60s);
+  const auto v4 = second.list(Family::v4);
+  REQUIRE(v4.size() == 1);
+  CHECK(v4[0].timeout == 60s + set_grace);
+  CHECK(v4[0].expires > 60s);
+}
+
+TEST_CASE("SetUpdater, pre-6.12 path: a refresh at the element's kernel expiry lands either way") {
+  install_ruleset(test_spec());
+  SetUpdater up("cagent", "allow4", "allow6");
+  up.set_refresh_mode(SetUpdater::RefreshMode::delete_add);
+  const Address a = addr("198.51.100.71");
+  const Address b = addr("198.51.100.72");
+  // Promised for 1 s, so the kernel holds them 1 s + set_grace.
+  const SetElement short_lived[] = {{a, 1s}, {b, 1s}};
+  up.add(short_lived);
+  // Make one of them vanish from the kernel at once (as an expiry a jiffy
+  // early would): the updater still believes in it.
+  run("nft delete element inet cagent allow4 '{ 198.51.100.72 }'");
+  // Wait until both are within expiry_uncertainty of the kernel expiry
+  // (waiting for time to pass is what this test is about; bounded).
+  const auto kernel_expiry = std::chrono::steady_clock::now() + 1s + set_grace;
+  std::this_thread::sleep_until(kernel_expiry - detail::expiry_uncertainty + 200ms);
+  // One present, one absent: neither may fail the transaction (ENOENT) nor be
+  // silently ignored.
+  const SetElement again[] = {{a, 60s}, {b, 60s}};
+  std::array<std::chrono::milliseconds, 2> held{};
+  up.add(again, held);
+  CHECK(held[0] == 60s);
+  CHECK(held[1] == 60s);
+  const auto v4 = up.list(Family::v4);
+  REQUIRE(find(v4, a) != nullptr);
+  REQUIRE(find(v4, b) != nullptr);
+  CHECK(find(v4, a)->expires > 60s);
+  CHECK(find(v4, b)->expires > 60s);
 }
 
 TEST_CASE("SetUpdater: 10 000 elements in one call") {
@@ -353,7 +413,7 @@ TEST_CASE("SetUpdater: 10 000 elements in one call") {
   std::set<std::array<std::uint8_t, 16>> seen;
   for (const auto& e : v6) seen.insert(e.addr.bytes);
   CHECK(seen.size() == v6.size());
-  CHECK(std::all_of(v6.begin(), v6.end(), [](const ListedElement& e) { return e.timeout == 600s; }));
+  CHECK(std::all_of(v6.begin(), v6.end(), [](const ListedElement& e) { return e.timeout == 600s + set_grace; }));
   // Again with longer timeouts: 10 000 refreshes in one call.
   for (auto& e : many) e.timeout = 1200s;
   up.add(many);

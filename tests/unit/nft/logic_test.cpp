@@ -50,12 +50,33 @@ TEST_CASE("explicit expiration refresh needs kernel 6.12") {
 
 TEST_CASE("decide: expiries only move upward") {
   const Clock::time_point t0{std::chrono::seconds(1000)};
-  CHECK(decide(nullptr, t0) == ElementAction::add);
+  CHECK(decide(nullptr, t0, t0) == ElementAction::add);
   const Clock::time_point remembered = t0 + std::chrono::seconds(60);
-  CHECK(decide(&remembered, t0) == ElementAction::skip);                              // shorter
-  CHECK(decide(&remembered, remembered) == ElementAction::skip);                      // same
-  CHECK(decide(&remembered, remembered + std::chrono::nanoseconds(1)) == ElementAction::refresh);
-  CHECK(decide(&remembered, t0 + std::chrono::seconds(3600)) == ElementAction::refresh);
+  CHECK(decide(&remembered, t0, t0) == ElementAction::skip);                          // shorter
+  CHECK(decide(&remembered, remembered, t0) == ElementAction::skip);                  // same
+  CHECK(decide(&remembered, remembered + std::chrono::nanoseconds(1), t0) == ElementAction::refresh);
+  CHECK(decide(&remembered, t0 + std::chrono::seconds(3600), t0) == ElementAction::refresh);
+}
+
+TEST_CASE("decide: around the kernel's expiry (promise + grace) a refresh is a replace") {
+  using namespace std::chrono_literals;
+  const Clock::time_point promised{std::chrono::seconds(1000)};
+  const Clock::time_point kernel_expiry = promised + cagent::nft::set_grace;
+  const auto at = [&](Clock::time_point now) { return decide(&promised, now + 60s, now); };
+  // Surely still in the kernel: the atomic refresh (delete + add in one batch
+  // before 6.12) is safe.
+  CHECK(at(promised - 10s) == ElementAction::refresh);
+  CHECK(at(kernel_expiry - expiry_uncertainty - 1ms) == ElementAction::refresh);
+  // Within the uncertainty on either side: present or not, it must work.
+  CHECK(at(kernel_expiry - expiry_uncertainty) == ElementAction::replace);
+  CHECK(at(kernel_expiry) == ElementAction::replace);
+  CHECK(at(kernel_expiry + expiry_uncertainty) == ElementAction::replace);
+  // Surely gone: a plain add.
+  CHECK(at(kernel_expiry + expiry_uncertainty + 1ms) == ElementAction::add);
+  CHECK(at(kernel_expiry + 1h) == ElementAction::add);
+  // The grace is real: the kernel outlives every promise by it.
+  CHECK(cagent::nft::set_grace >= 1s);
+  CHECK(expiry_uncertainty < cagent::nft::set_grace);
 }
 
 TEST_CASE("split_counts keeps every message within the bound and loses nothing") {
@@ -180,12 +201,12 @@ TEST_CASE("decide with a floor: held at least the floor is enough") {
   using cagent::nft::detail::ElementAction;
   const Clock::time_point t{std::chrono::seconds(1000)};
   const Clock::time_point held = t + std::chrono::seconds(100);
-  CHECK(decide(nullptr, t + std::chrono::seconds(50), t + std::chrono::seconds(200)) == ElementAction::add);
-  CHECK(decide(&held, t + std::chrono::seconds(50), t + std::chrono::seconds(200)) == ElementAction::skip);
-  CHECK(decide(&held, t + std::chrono::seconds(100), t + std::chrono::seconds(200)) == ElementAction::skip);
-  CHECK(decide(&held, t + std::chrono::seconds(101), t + std::chrono::seconds(200)) == ElementAction::refresh);
+  CHECK(decide(nullptr, t + std::chrono::seconds(50), t + std::chrono::seconds(200), t) == ElementAction::add);
+  CHECK(decide(&held, t + std::chrono::seconds(50), t + std::chrono::seconds(200), t) == ElementAction::skip);
+  CHECK(decide(&held, t + std::chrono::seconds(100), t + std::chrono::seconds(200), t) == ElementAction::skip);
+  CHECK(decide(&held, t + std::chrono::seconds(101), t + std::chrono::seconds(200), t) == ElementAction::refresh);
   // floor == requested is the exact rule.
-  CHECK(decide(&held, t + std::chrono::seconds(150), t + std::chrono::seconds(150)) ==
-        decide(&held, t + std::chrono::seconds(150)));
-  CHECK(decide(&held, t + std::chrono::seconds(90), t + std::chrono::seconds(90)) == ElementAction::skip);
+  CHECK(decide(&held, t + std::chrono::seconds(150), t + std::chrono::seconds(150), t) ==
+        decide(&held, t + std::chrono::seconds(150), t));
+  CHECK(decide(&held, t + std::chrono::seconds(90), t + std::chrono::seconds(90), t) == ElementAction::skip);
 }

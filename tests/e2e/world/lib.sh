@@ -10,7 +10,8 @@
 #   E2E_STATE   the state file (under the build dir)
 #   E2E_CAGENT  the cagent binary under test
 #   E2E_SRC     this directory (tools, zone, probes)
-#   CAGENT_IMAGE  optional: the image tag cagent uses (default cagent:latest)
+#   CAGENT_IMAGE  optional: the image tag cagent uses (default cagent-e2e:latest,
+#                 never the user's cagent:latest)
 
 set -uo pipefail
 
@@ -65,6 +66,13 @@ load_state() {
   source "$E2E_STATE"
   [[ ${WORLD_SKIPPED:-} ]] && skip "$WORLD_SKIPPED"
   [[ ${WORLD_READY:-0} == 1 ]] || die "the world in $E2E_STATE is incomplete: the setup test failed"
+  export_world_env
+}
+# Every cagent a script starts — through cagent_env or by hand — uses the
+# run's own home volumes (prefix HOME_VOLUME_PREFIX), never the user's.
+export_world_env() {
+  [[ -n ${HOME_VOLUME_PREFIX:-} ]] && export CAGENT_HOME_VOLUME=$HOME_VOLUME_PREFIX
+  return 0
 }
 
 # Every case starts with this.
@@ -121,13 +129,14 @@ new_workspace() {
   init_workspace "$ws" "$@"
   printf '%s\n' "$ws"
 }
-# init_workspace DIR [DOMAIN…] — a .cagent.yaml that points dnsguard at the
-# world's DNS server and allows the given names (default allowed.test), the
-# in-cage probe script, everything owned by the test uid.
+# init_workspace DIR [DOMAIN…] — a .cagent.yaml that allows the given names
+# (default allowed.test), the in-cage probe script, everything owned by the
+# test uid. dnsguard's upstream, the world's DNS server, is in the global
+# config world_up.sh wrote ($E2E_HOME/.cagent/config.yaml): a workspace's
+# dns_resolvers count only when the workspace is trusted.
 init_workspace() {
   local ws=$1 d; shift
   {
-    printf 'dns_resolvers: ["%s"]\n' "$DNS4"
     printf 'domains:\n'
     for d in "${@:-allowed.test}"; do printf '  - "%s"\n' "$d"; done
   } >"$ws/.cagent.yaml"
@@ -137,9 +146,20 @@ init_workspace() {
 chown_workspace() { chown -R "$E2E_UID:$E2E_GID" "$1"; }
 
 # The environment every cagent run gets: a private home (so the user's real
-# ~/.cagent is never read or written), the image under test.
+# ~/.cagent is never read or written), the image under test, the run's own
+# home volumes (never the user's cagent-home-*).
 cagent_env() {
-  env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" "$@"
+  env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
+    CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" "$@"
+}
+# The home volume cagent gives workspace WS (see home_volume_name()).
+home_volume_of() {
+  printf '%s-%s\n' "$HOME_VOLUME_PREFIX" "$(printf '%s' "$(cd "$1" && pwd -P)" | sha256sum | cut -c1-16)"
+}
+# trust_workspace WS — list WS in the run's ~/.cagent/trusted.
+trust_workspace() {
+  mkdir -p "$E2E_HOME/.cagent"
+  (cd "$1" && pwd -P) >>"$E2E_HOME/.cagent/trusted"
 }
 
 # run_cagent WS [cagent args…] — runs cagent in WS on the world network with

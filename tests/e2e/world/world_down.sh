@@ -2,8 +2,9 @@
 # world_down.sh — remove the e2e test world (ctest FIXTURES_CLEANUP; ctest runs
 # it also when the setup or cases failed). Removes what the state file names:
 # every container labelled with this run (world servers and any cage a case
-# left behind), the network, the world image tag, the cagent-home volume if
-# this run created it, and the temporary root. Then checks that nothing of
+# left behind), the network, the world image tag, the run's home volumes
+# (labelled cagent.home=<its prefix>; a user's are never touched), and the
+# temporary root. Then checks that nothing of
 # the run is left, and fails if something is.
 E2E_NAME=cleanup
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,10 +36,12 @@ if [[ -n ${NET:-} ]] && docker network inspect "$NET" >/dev/null 2>&1; then
   docker network rm "$NET" >/dev/null 2>&1 || left+=("network $NET")
 fi
 [[ -n ${WORLD_IMAGE:-} ]] && docker rmi "$WORLD_IMAGE" >/dev/null 2>&1
-if [[ ${HOME_VOLUME_PREEXISTED:-1} == 0 ]] && docker volume inspect cagent-home >/dev/null 2>&1; then
-  # Only if no other (non-test) container still uses it.
-  docker volume rm cagent-home >/dev/null 2>&1 || say "cagent-home volume still in use; left in place"
-fi
+home_volumes() {
+  [[ -n ${HOME_VOLUME_PREFIX:-} ]] || return 0
+  docker volume ls -q --filter "label=cagent.home=$HOME_VOLUME_PREFIX"
+}
+vols=$(home_volumes)
+[[ -n $vols ]] && { docker volume rm -f $vols >/dev/null 2>&1 || true; }
 [[ -n ${ROOT:-} && -d $ROOT ]] && { chmod -R u+w "$ROOT" 2>/dev/null; rm -rf "$ROOT"; }
 
 # Verify: nothing of this run remains.
@@ -47,6 +50,8 @@ rest=$(docker ps -aq --filter "label=cagent.e2e.run=$RUN_ID")
 [[ -n ${NET:-} ]] && docker network inspect "$NET" >/dev/null 2>&1 && left+=("network $NET")
 [[ -n ${WORLD_IMAGE:-} ]] && docker image inspect "$WORLD_IMAGE" >/dev/null 2>&1 && left+=("image $WORLD_IMAGE")
 [[ -n ${ROOT:-} && -e $ROOT ]] && left+=("directory $ROOT")
+vols=$(home_volumes)
+[[ -n $vols ]] && left+=("volumes: $vols")
 rm -f "$E2E_STATE"
 if ((${#left[@]})); then
   say "left behind: ${left[*]}"

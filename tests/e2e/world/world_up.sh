@@ -26,7 +26,8 @@ NET=cagent-e2e-$RUN_ID
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/cagent-e2e-world.XXXXXX") || die "mktemp failed"
 chmod 755 "$ROOT"
 E2E_HOME=$ROOT/home
-CAGENT_IMAGE_TAG=${CAGENT_IMAGE:-cagent:latest}
+# Never the user's cagent:latest: the tests' own tag unless CAGENT_IMAGE says.
+CAGENT_IMAGE_TAG=${CAGENT_IMAGE:-cagent-e2e:latest}
 WORLD_IMAGE=cagent-e2e-world:$RUN_ID
 SUBNET4=198.51.100.0/24
 SUBNET6=2001:db8:e2e::/64
@@ -54,14 +55,20 @@ for old in $(docker network ls --filter label=cagent.e2e.world --format '{{.Name
   [[ -n $ids ]] && docker rm -f $ids >/dev/null
   docker network rm "$old" >/dev/null || die "cannot remove leftover network $old"
 done
+# Home volumes of killed runs (their prefix is cagent-e2e-home-<run>); one
+# still in use by a running cage is left alone (rm fails).
+for vol in $(docker volume ls -q --filter label=cagent.home); do
+  [[ $vol == cagent-e2e-home-* ]] && docker volume rm "$vol" >/dev/null 2>&1
+done
 for img in $(docker images --filter reference='cagent-e2e-world' --format '{{.Repository}}:{{.Tag}}'); do
   docker rmi "$img" >/dev/null 2>&1 || true
 done
 
-# The cages mount the named volume cagent-home. It is the user's agent home on
-# a real machine: remove it at the end only if this run created it.
-if docker volume inspect cagent-home >/dev/null 2>&1; then state_set HOME_VOLUME_PREEXISTED 1
-else state_set HOME_VOLUME_PREEXISTED 0; fi
+# The cages' home volumes (one per workspace) carry this run's own prefix:
+# a user's cagent-home-* volumes are never mounted, changed or removed.
+HOME_VOLUME_PREFIX=cagent-e2e-home-$RUN_ID
+state_set HOME_VOLUME_PREFIX "$HOME_VOLUME_PREFIX"
+export_world_env
 
 # ---- the network ---------------------------------------------------------
 common=(--label "cagent.e2e.world=$RUN_ID" --internal --subnet "$SUBNET4")
@@ -78,9 +85,15 @@ source "$E2E_STATE"
 
 # ---- the image, through cagent -----------------------------------------
 [[ -x $E2E_CAGENT ]] || die "cagent binary not built: $E2E_CAGENT (build target cagent)"
-mkdir -p "$E2E_HOME" "$ROOT/dns" "$ROOT/bootstrap"
+mkdir -p "$E2E_HOME/.cagent" "$ROOT/dns" "$ROOT/bootstrap"
 chmod 755 "$E2E_HOME"
-printf 'domains: ["allowed.test"]\ndns_resolvers: ["%s"]\n' "$DNS4" >"$ROOT/bootstrap/.cagent.yaml"
+# The global config: the built-in default with the world's DNS server as
+# dnsguard's upstream. A machine's resolvers belong here: from an untrusted
+# workspace .cagent.yaml, dns_resolvers are ignored.
+default_config=$E2E_SRC/../../../config-default.yaml
+grep -qx 'dns_resolvers: \[\]' "$default_config" || die "config-default.yaml has no 'dns_resolvers: []' line to replace"
+sed "s/^dns_resolvers: \[\]\$/dns_resolvers: [\"$DNS4\"]/" "$default_config" >"$E2E_HOME/.cagent/config.yaml"
+printf 'domains: ["allowed.test"]\n' >"$ROOT/bootstrap/.cagent.yaml"
 chown -R "$E2E_UID:$E2E_GID" "$ROOT/bootstrap"
 # The machine's egress intercepts TLS (TOOLCHAIN.md): the npm stage of the
 # image build needs the host's trust bundle — the product feature of issue 8,
@@ -91,6 +104,7 @@ say "building/checking the image $CAGENT_IMAGE_TAG through cagent (first build: 
 # On the world network (no server runs there yet): this run only builds the
 # image and proves a cage starts; nothing it does leaves the cage.
 if ! (cd "$ROOT/bootstrap" && env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
+        CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" \
         timeout 2400 "$E2E_CAGENT" "${ca_args[@]}" --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" -- true \
         </dev/null >"$ROOT/bootstrap.log" 2>&1); then
   tail -n 40 "$ROOT/bootstrap.log" >&2

@@ -2,7 +2,8 @@
 # Issue 8 in the test world: secure.test serves HTTPS with a certificate from
 # a CA the setup generated. Inside the cage curl, python3, node and git
 # (dumb-HTTP clone) all fail without that CA and all succeed with it, given
-# either as --ca-cert FILE or as the config key ca_certificates; the runtimes'
+# either as --ca-cert FILE or as the config key ca_certificates (from a
+# workspace .cagent.yaml only once the workspace is trusted); the runtimes'
 # variables point at a bundle the agent can read but not change.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 case_init
@@ -42,11 +43,18 @@ done
 expect_match "the system bundle is not writable by the agent" "$out" 'system-bundle-write=[1-9]'
 ((${#out} > 0)) || cat "$E2E_TMP/err"
 
+# ca_certificates in a workspace .cagent.yaml move the cage's trust anchors:
+# ignored (with the hint) until the workspace is trusted.
 ws2=$(new_workspace secure.test)
 printf 'ca_certificates: ["%s"]\n' "$TLS_CA" >>"$ws2/.cagent.yaml"
 write_fetch "$ws2"
 out=$(run_cagent "$ws2" -- sh /workspace/fetch.sh </dev/null 2>"$E2E_TMP/err")
+expect_match "untrusted workspace: its ca_certificates are not used (curl exit 60)" "$out" 'curl=60'
+expect_match "…and cagent says why and how to trust it" "$(cat "$E2E_TMP/err")" \
+  "ignoring ca_certificates .*not trusted.*trusted"
+trust_workspace "$ws2"
+out=$(run_cagent "$ws2" -- sh /workspace/fetch.sh </dev/null 2>"$E2E_TMP/err")
 for t in curl python node git; do
-  expect_match "with ca_certificates in .cagent.yaml: $t succeeds" "$out" "$t=0"
+  expect_match "trusted workspace, ca_certificates in .cagent.yaml: $t succeeds" "$out" "$t=0"
 done
 finish

@@ -9,8 +9,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 case_init
 
 ws=$(new_workspace allowed.test)
-printf 'dns_resolvers: ["127.0.0.1:9"]\ndomains: ["allowed.test"]\n' >"$ws/.cagent.yaml"
-printf 'domains: ["allowed.test"]\n' >"$E2E_TMP/global.yaml"
+# The resolver in the global config (-c): from an untrusted workspace it
+# would be ignored, and dnsguard would ask the host's resolver instead.
+printf 'domains: ["allowed.test"]\n' >"$ws/.cagent.yaml"
+printf 'dns_resolvers: ["127.0.0.1:9"]\ndomains: ["allowed.test"]\n' >"$E2E_TMP/global.yaml"
 chown_workspace "$ws"
 rc=0
 out=$(cd "$ws" && cagent_env timeout 120 "$E2E_CAGENT" --no-update -c "$E2E_TMP/global.yaml" \

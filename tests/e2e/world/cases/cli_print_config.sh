@@ -14,7 +14,7 @@ expect_match "shows the -d domain" "$out" 'flag-only\.test'
 expect_match "shows a default domain (global layer kept)" "$out" 'api\.anthropic\.com'
 expect_match "shows the --ignore pattern" "$out" '\*\.flagsecret'
 expect_match "shows the -r pattern" "$out" 'flagro/'
-expect_match "shows dns_resolvers from the workspace" "$out" "$DNS4"
+expect_match "shows dns_resolvers from the global config" "$out" "$DNS4"
 expect_match "shows the --arg" "$out" "--network=$NET"
 expect_eq "no container was created" "$(containers_created_since "$t0")" ""
 finish

@@ -20,7 +20,7 @@ out=$(cage "$ws" '
   touch docs/new 2>/dev/null; echo "docs-create=$?"
   rm -f docs/guide.md 2>/dev/null; echo "guide-rm=$?"
   echo "key=[$(cat docs/signing.key 2>&1)]"
-  grep -q dns_resolvers .cagent.yaml; echo "cfg-read=$?"
+  grep -q domains .cagent.yaml; echo "cfg-read=$?"
   (echo "extra_args: [--privileged]" >>.cagent.yaml) 2>/dev/null; echo "cfg-write=$?"
   echo ok >plain.txt; echo "plain-write=$?"')
 expect_eq "cagent exits 0" "$CAGE_RC" 0

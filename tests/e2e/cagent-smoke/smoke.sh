@@ -17,6 +17,10 @@ fi
 tmp=$(mktemp -d /tmp/cagent-e2e.XXXXXX)
 ws=$tmp/ws
 export CAGENT_HOME=$tmp/home
+# Never the user's image tag or home volumes: the test's own (the image
+# build reuses Docker's layer cache whatever the tag).
+export CAGENT_IMAGE=${CAGENT_IMAGE:-cagent-e2e:latest}
+export CAGENT_HOME_VOLUME=cagent-smoke-home-$$
 # Every container this test starts carries this label (passed with --arg), so
 # it finds and cleans up its own sessions and never anyone else's.
 mark="cagent-e2e-smoke=$$-$RANDOM"
@@ -24,6 +28,8 @@ cleanup() {
   local ids
   ids=$(docker ps -aq --filter "label=$mark" 2>/dev/null || true)
   [[ -n $ids ]] && docker rm -f $ids >/dev/null 2>&1 || true
+  ids=$(docker volume ls -q --filter "label=cagent.home=$CAGENT_HOME_VOLUME" 2>/dev/null || true)
+  [[ -n $ids ]] && docker volume rm -f $ids >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT

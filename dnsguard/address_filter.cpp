@@ -79,6 +79,10 @@ bool is_special_purpose(const IpAddress& addr) noexcept {
   return false;
 }
 
+bool is_loopback(const IpAddress& addr) noexcept {
+  return contains(kSpecial[3], addr) || contains(kSpecial[12], addr);
+}
+
 bool may_insert(const IpAddress& addr, std::span<const Cidr> allow_cidrs) noexcept {
   if (!is_special_purpose(addr)) return true;
   for (const auto& cidr : allow_cidrs)

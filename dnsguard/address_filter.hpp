@@ -13,6 +13,9 @@ namespace cagent::dnsguard {
 
 bool is_special_purpose(const IpAddress& addr) noexcept;
 
+// 127.0.0.0/8 or ::1: inside the cage, reachable without the set.
+bool is_loopback(const IpAddress& addr) noexcept;
+
 // Not special-purpose, or covered by one of `allow_cidrs`.
 bool may_insert(const IpAddress& addr, std::span<const Cidr> allow_cidrs) noexcept;
 

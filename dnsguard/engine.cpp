@@ -30,6 +30,28 @@ QueryEngine::QueryEngine(const Config& config, AnswerSink& sink, Logger& log, Co
   pending_.reserve(64);
   pending_ttl_offsets_.reserve(64);
   held_.reserve(64);
+  info_.strays.reserve(64);
+  drop_.reserve(64);
+  scratch_.resize(kMaxMessage);
+}
+
+std::size_t QueryEngine::strip_unreachable(std::span<std::uint8_t> bytes, const Query& q) noexcept {
+  drop_.assign(info_.strays.begin(), info_.strays.end());
+  for (const auto& found : info_.addresses) {
+    if (!found.hint && !may_insert(found.addr, config_.allow_cidrs) && !is_loopback(found.addr)) {
+      drop_.push_back(found.record);
+      ++counters_.filtered;  // insert() no longer sees it
+    }
+  }
+  if (drop_.empty()) return bytes.size();
+  std::sort(drop_.begin(), drop_.end(), [](const RrRange& a, const RrRange& b) { return a.start < b.start; });
+  drop_.erase(std::unique(drop_.begin(), drop_.end()), drop_.end());
+  const std::size_t n = strip_records(bytes, drop_, scratch_);
+  if (n == 0 || n > bytes.size()) return 0;
+  std::memcpy(bytes.data(), scratch_.data(), n);
+  if (analyzer_.analyze(bytes.first(n), q.qname, q.qtype, info_) != ResponseAnalyzer::Result::ok) return 0;
+  counters_.stripped += drop_.size();
+  return n;
 }
 
 std::uint32_t QueryEngine::clamp_ttl(std::uint32_t ttl) const noexcept {
@@ -177,6 +199,15 @@ std::size_t QueryEngine::finish(std::span<const std::uint8_t> query, const Query
                                       " is malformed or does not match the question");
     return servfail(query, q, out);
   }
+  // Every A/AAAA the client gets is in the set (or loopback): records that
+  // will not be inserted are removed, so the client asks for their names
+  // instead of connecting to an address that is refused.
+  const std::size_t kept = strip_unreachable(bytes, q);
+  if (kept == 0) {
+    ++counters_.upstream_errors;
+    return servfail(query, q, out);
+  }
+  bytes = bytes.first(kept);
   auto held = insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, true);
   if (!held) return servfail(query, q, out);
   // Clients never see a TTL above ttl.max, nor above the time the set holds

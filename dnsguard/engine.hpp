@@ -73,6 +73,11 @@ class QueryEngine {
   // After rewrite_ttls: every inserted address's record gets at most the
   // time the set holds that address (the client-facing side of floors).
   void cap_to_held(std::span<std::uint8_t> wire) const noexcept;
+  // Removes from `bytes` (an analyzed upstream answer in info_) every A/AAAA
+  // record that will not be in the set — strays and filtered addresses,
+  // loopback excepted — and analyzes the result again. Returns the new size
+  // (bytes.size() when nothing was removed), 0 on failure.
+  std::size_t strip_unreachable(std::span<std::uint8_t> bytes, const Query& q) noexcept;
   std::uint32_t clamp_ttl(std::uint32_t ttl) const noexcept;
   std::uint32_t floor_of(std::uint32_t timeout) const noexcept;
 
@@ -89,6 +94,8 @@ class QueryEngine {
   std::vector<AllowedAddress> pending_;
   std::vector<std::uint16_t> pending_ttl_offsets_;  // per pending_ entry: its record's TTL field
   std::vector<std::uint32_t> held_;                 // per pending_ entry: what the sink holds
+  std::vector<RrRange> drop_;                       // records strip_unreachable() removes
+  std::vector<std::uint8_t> scratch_;               // its output, kMaxMessage bytes
 };
 
 }  // namespace cagent::dnsguard

@@ -27,6 +27,7 @@ std::string format_counters(const Counters& c) {
   add("inserts", c.inserts);
   add("insert_failures", c.insert_failures);
   add("filtered", c.filtered);
+  add("stripped", c.stripped);
   add("refreshes", c.refreshes);
   return s;
 }

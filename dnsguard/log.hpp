@@ -28,6 +28,7 @@ struct Counters {
   std::uint64_t inserts = 0;          // addresses handed to the set
   std::uint64_t insert_failures = 0;
   std::uint64_t filtered = 0;         // answered addresses kept out of the set
+  std::uint64_t stripped = 0;         // A/AAAA records removed from answers (not in the set)
   std::uint64_t refreshes = 0;        // refresh lookups done
 };
 

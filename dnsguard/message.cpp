@@ -199,6 +199,7 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
                                                    const WireName& qname, std::uint16_t qtype,
                                                    ResponseInfo& out) noexcept {
   out.addresses.clear();
+  out.strays.clear();
   out.ttl_offsets.clear();
   out.min_ttl = 0;
   out.opt_offset = 0;
@@ -242,8 +243,11 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
     }
     out.ttl_offsets.push_back(static_cast<std::uint16_t>(rdata - 6));
     min_ttl = std::min(min_ttl, ttl);
+    const RrRange bytes{static_cast<std::uint16_t>(start), static_cast<std::uint16_t>(pos)};
     if (keep && cls == kClassIN)
-      records_.push_back(Record{type, ttl, rdata, rdlen, records_.size()});
+      records_.push_back(Record{type, ttl, rdata, rdlen, records_.size(), bytes});
+    else if (cls == kClassIN && (type == rrtype::A || type == rrtype::AAAA))
+      out.strays.push_back(bytes);
   }
   out.end = pos;
   out.min_ttl = out.ttl_offsets.empty() ? 0 : min_ttl;
@@ -273,7 +277,10 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
     if (rec.type != rrtype::A && rec.type != rrtype::AAAA && rec.type != rrtype::SVCB &&
         rec.type != rrtype::HTTPS)
       continue;
-    if (!on_chain(names_[rec.owner])) continue;
+    if (!on_chain(names_[rec.owner])) {
+      if (rec.type == rrtype::A || rec.type == rrtype::AAAA) out.strays.push_back(rec.bytes);
+      continue;
+    }
     if (rec.type == rrtype::A || rec.type == rrtype::AAAA) {
       bool v6 = rec.type == rrtype::AAAA;
       if (rec.rdlen != (v6 ? 16u : 4u)) return Result::malformed;
@@ -282,6 +289,7 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
       std::memcpy(found.addr.bytes.data(), wire.data() + rec.rdata, rec.rdlen);
       found.ttl = rec.ttl;
       found.ttl_offset = static_cast<std::uint16_t>(rec.rdata - 6);
+      found.record = rec.bytes;
       out.addresses.push_back(found);
       continue;
     }
@@ -310,12 +318,17 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
           std::memcpy(found.addr.bytes.data(), wire.data() + p + off, width);
           found.ttl = rec.ttl;
           found.ttl_offset = static_cast<std::uint16_t>(rec.rdata - 6);
+          found.record = rec.bytes;
+          found.hint = true;
           out.addresses.push_back(found);
         }
       }
       p += len;
     }
   }
+  // Off-chain records were found in record order; the others before them.
+  std::sort(out.strays.begin(), out.strays.end(),
+            [](const RrRange& a, const RrRange& b) { return a.start < b.start; });
   return Result::ok;
 }
 

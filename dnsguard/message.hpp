@@ -25,6 +25,7 @@
 
 #include "allow_list.hpp"
 #include "ip.hpp"
+#include "record_strip.hpp"
 
 namespace cagent::dnsguard {
 
@@ -104,6 +105,8 @@ struct FoundAddress {
   IpAddress addr;
   std::uint32_t ttl = 0;
   std::uint16_t ttl_offset = 0;  // of the record that carries it (one record may carry several hints)
+  RrRange record;                // that record's bytes
+  bool hint = false;             // from an SVCB/HTTPS record, not an A/AAAA one
 };
 
 struct ResponseInfo {
@@ -111,6 +114,10 @@ struct ResponseInfo {
   bool truncated = false;
   std::size_t question_end = 0;
   std::vector<FoundAddress> addresses;      // on the chain: A, AAAA, SVCB/HTTPS hints
+  // A/AAAA records (class IN) that are not on the chain: authority and
+  // additional sections, off the chain, past kMaxAnswerRecords. Never
+  // inserted, so never to be passed to a client (ordered by offset).
+  std::vector<RrRange> strays;
   std::vector<std::uint16_t> ttl_offsets;   // every RR's TTL field except OPT's
   std::uint32_t min_ttl = 0;                // over those RRs (0 when there are none)
   std::size_t opt_offset = 0;               // OPT RR start, when it is the last RR
@@ -136,6 +143,7 @@ class ResponseAnalyzer {
     std::uint32_t ttl;
     std::size_t rdata, rdlen;
     std::size_t owner;  // index into names_
+    RrRange bytes;
   };
   std::vector<Record> records_;
   std::vector<WireName> names_;

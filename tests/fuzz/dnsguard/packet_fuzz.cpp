@@ -93,6 +93,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       dg::rewrite_ttls(copy, h.info, 3600, 7);
       if (local.action != dg::QueryEngine::Action::drop && q.question_end != 0)
         (void)dg::adapt_for_client(copy, copy.size(), h.info, in, q, 512);
+      // Stripping the strays must give a message that analyzes again with
+      // no strays left.
+      if (!h.info.strays.empty()) {
+        std::vector<std::uint8_t> stripped(dg::kMaxMessage);
+        const std::size_t n = dg::strip_records(in, h.info.strays, stripped);
+        if (n != 0) {
+          stripped.resize(n);
+          if (h.analyzer.analyze(stripped, qname, qtype, h.info) != dg::ResponseAnalyzer::Result::ok ||
+              !h.info.strays.empty())
+            __builtin_trap();
+        }
+      }
     }
   }
   return 0;

@@ -115,7 +115,20 @@ TEST_CASE("engine: miss -> sink with clamped timeouts -> answer; then cache hit 
         std::vector<std::string>{"198.51.100.1@30", "198.51.100.2@3600", "10.9.1.1@300"});
   CHECK(f.counters.filtered == 1);
   CHECK(f.counters.inserts == 3);
+  // The private address and the off-chain record are not in the set, so
+  // they are not in the answer either: no client connects to be refused.
+  CHECK(f.counters.stripped == 2);
   auto ans = f.answer(n);
+  CHECK(read16(ans, 6) == 3);
+  {
+    ResponseAnalyzer a;
+    ResponseInfo seen;
+    REQUIRE(a.analyze(ans, wn("www.example.test"), 1, seen) == ResponseAnalyzer::Result::ok);
+    std::vector<std::string> addrs;
+    for (const auto& found : seen.addresses) addrs.push_back(to_string(found.addr));
+    CHECK(addrs == std::vector<std::string>{"198.51.100.1", "198.51.100.2", "10.9.1.1"});
+    CHECK(seen.strays.empty());
+  }
   CHECK(read16(ans, 0) == 0x1111);
   CHECK((read16(ans, 2) & 0xF) == 0);
   CHECK(std::equal(client.begin() + 12, client.begin() + 30, ans.begin() + 12));  // case kept
@@ -138,7 +151,7 @@ TEST_CASE("engine: miss -> sink with clamped timeouts -> answer; then cache hit 
           ResponseAnalyzer::Result::ok);
   std::vector<std::uint32_t> ttls;
   for (auto off : info.ttl_offsets) ttls.push_back(read32(f.answer(local.size), off));
-  CHECK(ttls == std::vector<std::uint32_t>{1, 3591, 291, 291, 291});
+  CHECK(ttls == std::vector<std::uint32_t>{1, 3591, 291});
   CHECK(f.counters.cache_hits == 2);
   // At +10 s the entry is gone: back to the upstream.
   CHECK(f.ask(client, t0 + 10s).action == QueryEngine::Action::needs_upstream);

@@ -230,13 +230,20 @@ class Scanner {
       pin_ancestors_if_needed(rel, is_dir);
       return;  // hidden wholesale: nothing below matters
     }
-    if (any_match(readonly_, rel, is_dir)) result_.readonly.push_back({rel, is_dir});
-    if (name == ".git") {
-      if (fs::is_regular_file(st)) follow_gitfile(path, rel_dir);
-      return;  // a .git directory is one unit; patterns don't apply inside
+    // A .git directory is one unit for readonly (it is mounted whole), but
+    // ignore patterns still apply inside it: otherwise the agent could move
+    // a directory holding a hidden file into one ("mv app .git") and the
+    // next session would show the file.
+    if (in_git_ == 0 && any_match(readonly_, rel, is_dir)) {
+      result_.readonly.push_back({rel, is_dir});
     }
+    if (name == ".git" && fs::is_regular_file(st) && in_git_ == 0) follow_gitfile(path, rel_dir);
     if (!is_dir) return;
-    if (const std::optional<std::string> err = walk(path, rel)) {
+    const int git_level = name == ".git" ? 1 : 0;
+    in_git_ += git_level;
+    const std::optional<std::string> err = walk(path, rel);
+    in_git_ -= git_level;
+    if (err) {
       // Fail closed: whatever is below was not looked at, so none of it may
       // reach the cage. (Anything recorded inside before the error is moot:
       // the plan drops mounts below a hidden directory.)
@@ -444,6 +451,7 @@ class Scanner {
   const std::vector<Pattern>& ignore_;
   const std::vector<Pattern>& readonly_;
   std::set<std::string> pinned_;
+  int in_git_ = 0;  // > 0 while walking below a .git directory
   ScanResult result_;
 };
 

@@ -9,7 +9,9 @@
 //   (everything below is hidden with it);
 // - a readonly directory is descended into, so an ignore inside it still
 //   hides its target;
-// - patterns are not applied inside a `.git` directory (it is one unit);
+// - readonly patterns are not applied inside a `.git` directory (it is one
+//   unit); ignore patterns are, or a directory holding a hidden file could
+//   be moved into one ("mv app .git") and shown by the next session;
 // - a symlink is never mounted over or through (docker would resolve it on
 //   the host or in the container). A matching symlink whose target lies in
 //   the workspace gets that target hidden / made read-only instead; targets

@@ -51,7 +51,7 @@ TEST_CASE("scan + plan: ignore wins, readonly descends, ignored dirs are not des
   t.file("ws/app/main.py");
   t.file("ws/.git/HEAD", "ref: refs/heads/main\n");
   t.file("ws/.git/config");
-  t.file("ws/.git/.env");  // patterns don't apply inside .git
+  t.file("ws/.git/.env");  // ignore applies inside .git too (readonly does not)
   t.file("ws/docs/readme.md");
   t.file("ws/docs/private.key");   // ignore inside a readonly dir still hides it
   t.file("ws/secrets/a.txt");      // ignored dir: content hidden wholesale
@@ -61,6 +61,7 @@ TEST_CASE("scan + plan: ignore wins, readonly descends, ignored dirs are not des
   const ScanResult scan = scan_workspace(ws, patterns({".env", ".env.*", "*.key", "/secrets/"}),
                                          patterns({".git", ".cagent.yaml", "docs/"}));
   CHECK(scan.ignored == std::vector<ScannedPath>{{".env", false},
+                                                  {".git/.env", false},
                                                   {"app/.env.local", false},
                                                   {"docs/private.key", false},
                                                   {"my dir/with space.key", false},
@@ -75,6 +76,7 @@ TEST_CASE("scan + plan: ignore wins, readonly descends, ignored dirs are not des
                                        "WS/.git -> /workspace/.git ro",
                                        "WS/docs -> /workspace/docs ro",
                                        "PH/empty-dir -> /workspace/secrets ro",
+                                       "PH/empty-file -> /workspace/.git/.env ro",
                                        "PH/empty-file -> /workspace/app/.env.local ro",
                                        "PH/empty-file -> /workspace/docs/private.key ro",
                                        "PH/empty-file -> /workspace/my dir/with space.key ro",
@@ -413,6 +415,22 @@ TEST_CASE("scan: ancestors of a path hidden by an ancestor-naming pattern are pi
                                        "PH/empty-file -> /workspace/config/prod/db.key ro",
                                        "PH/empty-file -> /workspace/lib/x/id_rsa ro",
                                    });
+}
+
+TEST_CASE("scan: a hidden file moved into a .git directory stays hidden") {
+  // The agent cannot move app/.env (a mount point) but can move app: into a
+  // nested .git directory, or rename it to .git. Readonly patterns are not
+  // applied in there; ignore patterns must be.
+  TempDir t;
+  const fs::path ws = t.dir("ws");
+  make_repo(t, "ws/.git");
+  t.file("ws/sub/.git/app/.env", "SECRET=1");
+  t.file("ws/other/.git/deep/server.key", "KEY");
+  const ScanResult scan = scan_workspace(ws, patterns({".env", "*.key"}), patterns({".git"}));
+  CHECK(scan.ignored == std::vector<ScannedPath>{{"other/.git/deep/server.key", false},
+                                                  {"sub/.git/app/.env", false}});
+  CHECK(scan.readonly == std::vector<ScannedPath>{{".git", true}, {"other/.git", true},
+                                                   {"sub/.git", true}});
 }
 
 TEST_CASE("scan: warnings never carry raw control characters from workspace names") {

@@ -105,6 +105,7 @@ ParsedConfig parse_config(std::string_view text, std::string source) {
     else if (key == "upstreams") out.upstreams = string_list(source, key, v);
     else if (key == "allow") out.allow = string_list(source, key, v);
     else if (key == "allow_cidrs") out.allow_cidrs = string_list(source, key, v);
+    else if (key == "inbound") out.inbound = string_list(source, key, v);
     else if (key == "deny_rcode") out.deny_rcode = string_value(source, key, v);
     else if (key == "ttl" || key == "refresh" || key == "cache" || key == "nft" || key == "log")
       parse_section(source, key, v, out);

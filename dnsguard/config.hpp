@@ -36,6 +36,9 @@ struct Located {
 struct ParsedConfig {
   std::string source;  // file name, for messages
   std::optional<Located<std::vector<std::string>>> listen, upstreams, allow, allow_cidrs;
+  // cage-init's: container ports published to the host ("8080/tcp"); the
+  // firewall admits inbound connections to them. dnsguard only checks shape.
+  std::optional<Located<std::vector<std::string>>> inbound;
   std::optional<Located<std::string>> deny_rcode;
   std::optional<Located<std::int64_t>> ttl_min, ttl_max, refresh_interval, cache_size;
   std::optional<Located<std::string>> nft_table, nft_set4, nft_set6, log_file, log_level;

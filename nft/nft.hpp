@@ -60,6 +60,15 @@ class NetlinkError : public std::runtime_error {
   int error_;
 };
 
+// A container port (range) published to the host: inbound connections to it
+// are admitted (the user asked for it in trusted config).
+struct InboundPort {
+  std::uint8_t l4proto = 6;  // IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP
+  std::uint16_t first = 0;
+  std::uint16_t last = 0;    // == first for a single port
+  friend bool operator==(const InboundPort&, const InboundPort&) = default;
+};
+
 // The cage ruleset (table `inet <table>`), see DESIGN.md "The ruleset".
 struct RulesetSpec {
   std::string table = "cagent";
@@ -73,6 +82,7 @@ struct RulesetSpec {
   // IPv6 prefixes of the cage's own links: neighbour discovery may reach
   // them (besides link-local and link-scope multicast).
   std::vector<Cidr> onlink6;
+  std::vector<InboundPort> inbound;      // published ports; nothing else comes in
   // Names of the constant interval sets holding static_cidrs (always
   // created, possibly empty, so the rules never change shape).
   std::string static_set4 = "static4";

@@ -144,6 +144,14 @@ class Rule {
     return cmp(NFT_CMP_EQ, a.bytes.data(), static_cast<std::uint32_t>(address_length(a.family)));
   }
   Rule& sport(std::uint16_t port) { return payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2).eq_port(port); }
+  // first <= destination port <= last (ports compare bytewise in network order).
+  Rule& dport_in(std::uint16_t first, std::uint16_t last) {
+    payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+    const std::uint16_t lo = htons(first);
+    const std::uint16_t hi = htons(last);
+    cmp(NFT_CMP_GTE, &lo, 2);
+    return cmp(NFT_CMP_LTE, &hi, 2);
+  }
   // The destination lies in the CIDR: the address masked to the prefix
   // equals the (host-bits-cleared) base.
   Rule& daddr_in(const Cidr& c) {
@@ -464,6 +472,14 @@ void input_chain(RulesetBatch& b, const RulesetSpec& spec) {
   }
   b.add(in, b.rule(in, "established/related: replies to the cage's own connections").ct_established_or_related().accept());
   b.add(in, b.rule(in, "loopback").meta(NFT_META_IIF).eq_u32(loopback_ifindex).accept());
+  for (const InboundPort& p : spec.inbound) {
+    const char* proto = p.l4proto == IPPROTO_UDP ? "udp" : p.l4proto == IPPROTO_SCTP ? "sctp" : "tcp";
+    b.add(in, b.rule(in, "published port " + std::to_string(p.first) +
+                             (p.last != p.first ? "-" + std::to_string(p.last) : std::string()) + "/" + proto)
+                  .l4proto(p.l4proto)
+                  .dport_in(p.first, p.last)
+                  .accept());
+  }
   neighbour_discovery(b, in, spec, {{icmpv6_neighbor_solicit, "neighbour solicitation"},
                               {icmpv6_neighbor_advert, "neighbour advertisement"},
                               {icmpv6_router_advert, "router advertisement"}});

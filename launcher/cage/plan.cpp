@@ -126,6 +126,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   spec.listen_port = listens.front().port;
   spec.static_cidrs = policy.allow_cidrs;
   spec.onlink6 = facts.onlink6;
+  spec.inbound = policy.inbound;
   plan.steps.push_back(step::InstallRuleset{spec});
 
   // Decide the agent's final identity before anything depends on it.

@@ -157,6 +157,33 @@ std::string format_endpoint(const nft::Endpoint& endpoint) {
   return family == AF_INET ? std::string(buffer) + ":" + port : "[" + std::string(buffer) + "]:" + port;
 }
 
+nft::InboundPort parse_inbound_port(std::string_view text) {
+  const auto bad = [&](const char* why) {
+    return std::invalid_argument("'" + std::string(text) + "' is not PORT[-PORT]/tcp|udp|sctp: " + why);
+  };
+  const std::size_t slash = text.find('/');
+  if (slash == std::string_view::npos) throw bad("no protocol");
+  const std::string_view ports = text.substr(0, slash);
+  const std::string_view proto = text.substr(slash + 1);
+  nft::InboundPort p;
+  if (proto == "tcp") p.l4proto = IPPROTO_TCP;
+  else if (proto == "udp") p.l4proto = IPPROTO_UDP;
+  else if (proto == "sctp") p.l4proto = IPPROTO_SCTP;
+  else throw bad("unknown protocol");
+  const auto number = [&](std::string_view digits) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (ec != std::errc{} || end != digits.data() + digits.size() || value == 0 || value > 65535)
+      throw bad("ports are 1-65535");
+    return static_cast<std::uint16_t>(value);
+  };
+  const std::size_t dash = ports.find('-');
+  p.first = number(ports.substr(0, dash));
+  p.last = dash == std::string_view::npos ? p.first : number(ports.substr(dash + 1));
+  if (p.last < p.first) throw bad("the range is backwards");
+  return p;
+}
+
 Policy read_policy(const std::filesystem::path& path) {
   toml::table root;
   try {
@@ -174,6 +201,8 @@ Policy read_policy(const std::filesystem::path& path) {
                                            [](const std::string& s) { return parse_endpoint(s); });
   policy.allow_cidrs = read_list<nft::Cidr>(path, root, "allow_cidrs",
                                             [](const std::string& s) { return parse_cidr(s); });
+  policy.inbound = read_list<nft::InboundPort>(path, root, "inbound",
+                                               [](const std::string& s) { return parse_inbound_port(s); });
   if (policy.listen.empty()) policy.listen.push_back(parse_endpoint("127.0.0.1:53"));
   read_string(path, root, "nft", "table", policy.table);
   read_string(path, root, "nft", "set4", policy.set4);

@@ -29,6 +29,7 @@ struct Policy {
   std::filesystem::path path;
   std::vector<nft::Endpoint> upstreams;      // empty: the key is absent
   std::vector<nft::Cidr> allow_cidrs;
+  std::vector<nft::InboundPort> inbound;     // published container ports
   std::vector<nft::Endpoint> listen;         // never empty after read_policy
   std::string table = "cagent";
   std::string set4 = "allow4";
@@ -46,6 +47,10 @@ nft::Endpoint parse_endpoint(std::string_view text, std::uint16_t default_port =
 // "203.0.113.0/24", "2001:db8::/32", or a bare address (a /32 or /128).
 // Host bits below the prefix are cleared. Throws std::invalid_argument.
 nft::Cidr parse_cidr(std::string_view text);
+
+// "8080/tcp", "5000-5010/udp", "9/sctp": a published container port (range).
+// Throws std::invalid_argument with the offending text.
+nft::InboundPort parse_inbound_port(std::string_view text);
 
 // The `nameserver` addresses of a resolv.conf text, in order (port 53).
 // Unparsable entries are skipped: a resolv.conf is not ours to reject.

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "launcher/host/paths.hpp"
+#include "launcher/host/policy.hpp"
 #include "launcher/host/text.hpp"
 
 namespace cagent::launcher::host {
@@ -307,6 +308,15 @@ Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
   for (const Entry& e : merged.extra_args) {
     if (e.value.empty()) throw ConfigError(e.pos, "empty extra_args entry");
     c.extra_args.push_back(expand_home(e.value, home));
+  }
+  // Published ports open the cage's firewall to inbound connections: a spec
+  // we cannot read is an error here, not a surprise at cage start.
+  for (const PublishSpec& p : publish_specs(c.extra_args)) {
+    try {
+      (void)inbound_entry(p.spec);
+    } catch (const std::invalid_argument& err) {
+      throw ConfigError(merged.extra_args[p.index].pos, err.what());
+    }
   }
   for (const Entry& e : merged.dns_resolvers) {
     try {

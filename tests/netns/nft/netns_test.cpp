@@ -67,6 +67,7 @@ RulesetSpec test_spec() {
   spec.upstreams = {Endpoint{addr("192.0.2.53"), 53}, Endpoint{addr("2001:db8::53"), 53}};
   spec.static_cidrs = {Cidr{addr("203.0.113.0"), 24}, Cidr{addr("2001:db8:1::"), 48}};
   spec.onlink6 = {Cidr{addr("2001:db8:e2e::"), 64}};
+  spec.inbound = {InboundPort{6, 8080, 8080}, InboundPort{17, 5000, 5010}};
   return spec;
 }
 
@@ -111,6 +112,8 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(contains(view, "ip6 daddr 2001:db8::53 tcp dport 53 drop"));
   CHECK(contains(view, "ip6 saddr 2001:db8::53 tcp sport 53 ct direction original drop"));
   CHECK(contains(view, "iif \"lo\" accept"));
+  CHECK(contains(view, "tcp dport 8080-8080 accept comment \"published port 8080/tcp\""));
+  CHECK(contains(view, "udp dport 5000-5010 accept comment \"published port 5000-5010/udp\""));
   CHECK(contains(view, "ip6 daddr 2001:db8:e2e::/64 ip6 hoplimit 255 icmpv6 type nd-router-advert accept"));
   CHECK(contains(view, "chain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"
                        "\t\tct state established,related accept"));
@@ -162,11 +165,11 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
 
   // The JSON view (2 upstreams, 1 on-link prefix): output 22 + 4 per upstream
   // + 3 per on-link prefix = 33, forward 10, input 9 + 4 per upstream + 3 per
-  // on-link prefix = 20, dns_redirect 2.
+  // on-link prefix + 1 per published port = 22, dns_redirect 2.
   const std::string json = run("nft -j list table inet cagent");
-  CHECK(count(json, "{\"rule\":") == 33 + 10 + 20 + 2);
+  CHECK(count(json, "{\"rule\":") == 33 + 10 + 22 + 2);
   CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 33);
-  CHECK(count(json, "\"chain\": \"input\", \"handle\"") == 20);
+  CHECK(count(json, "\"chain\": \"input\", \"handle\"") == 22);
   CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 10);
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
 }

@@ -204,6 +204,14 @@ for a in 198.51.100.1 2001:db8:100::1; do
   else echo "FAIL: world tcp $a:$port → wanted timeout (dropped), got $got"; failures=$((failures + 1)); fi
 done
 check ok root tcp 198.51.100.10 "$port"   # replies to the cage's own connections still come in
+# A published port (trusted config: docker run -p) is the one way in.
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.12:53 --onlink6 2001:db8:100::/64 \
+  --inbound "$port/tcp"
+for a in 198.51.100.1 2001:db8:100::1; do
+  read -r got secs < <(W "$py" "$tmp/probe.py" tcp "$a" "$port" 2>&1 | tail -1) || true
+  if [ "$got" = ok ]; then echo "ok:   world tcp $a:$port (published) → $got"
+  else echo "FAIL: world tcp $a:$port (published) → wanted ok, got $got"; failures=$((failures + 1)); fi
+done
 
 # The forged-upstream attack. dnsguard (uid 4242) has a connected UDP socket
 # to its upstream; the agent (uid 4343) binds the upstream's endpoint itself

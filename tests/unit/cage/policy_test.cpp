@@ -86,6 +86,19 @@ TEST_CASE("read_policy reads the keys cage-init acts on") {
   CHECK(policy.set4 == "a4");
   CHECK(policy.set6 == "a6");
   CHECK(policy.log_file == "/tmp/cagent-log/dnsguard.log");
+  CHECK(policy.inbound == std::vector<nft::InboundPort>{{6, 8080, 8080}, {17, 6000, 6010}});
+}
+
+TEST_CASE("parse_inbound_port: PORT[-PORT]/PROTO, nothing else") {
+  CHECK(cage::parse_inbound_port("80/tcp") == nft::InboundPort{6, 80, 80});
+  CHECK(cage::parse_inbound_port("53/udp") == nft::InboundPort{17, 53, 53});
+  CHECK(cage::parse_inbound_port("9/sctp") == nft::InboundPort{132, 9, 9});
+  CHECK(cage::parse_inbound_port("5000-5010/tcp") == nft::InboundPort{6, 5000, 5010});
+  for (const char* bad : {"80", "80/icmp", "0/tcp", "65536/tcp", "x/tcp", "90-80/tcp", "80-/tcp",
+                          "/tcp", "80 /tcp", "-1/tcp", "80/TCP"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(cage::parse_inbound_port(bad), std::invalid_argument);
+  }
 }
 
 TEST_CASE("read_policy defaults match DESIGN.md") {
@@ -97,6 +110,7 @@ TEST_CASE("read_policy defaults match DESIGN.md") {
   CHECK(policy.set4 == "allow4");
   CHECK(policy.set6 == "allow6");
   CHECK(policy.log_file == "/var/log/cagent/dnsguard.log");
+  CHECK(policy.inbound.empty());  // nothing comes in unless published
 }
 
 TEST_CASE("read_policy errors name the file, line and key") {

@@ -6,6 +6,7 @@
 
 #include "launcher/host/config.hpp"
 #include "launcher/host/paths.hpp"
+#include "launcher/host/policy.hpp"
 
 using namespace cagent::launcher::host;
 
@@ -248,4 +249,29 @@ TEST_CASE("print-config renders every key with origins") {
   // What --print-config prints loads back as a config.
   CHECK(values(load_config(out, "again", LayerKind::base).domains) ==
         std::vector<std::string>{"a.example"});
+}
+
+TEST_CASE("published ports: every docker spelling, the container side only, into the policy") {
+  const std::vector<std::string> args = {"-e", "X=1", "-p", "8080:80", "--publish", "127.0.0.1:5353:53/udp",
+                                         "--publish=[::1]:9000:9000-9010", "-p443", "-v", "/a:/b"};
+  CHECK(published_ports(args) == std::vector<std::string>{"80/tcp", "53/udp", "9000-9010/tcp", "443/tcp"});
+  Config c;
+  c.domains = {"example.com"};
+  c.extra_args = args;
+  CHECK(render_policy_toml(c).find("inbound = [\n  \"80/tcp\",\n  \"53/udp\",\n  \"9000-9010/tcp\",\n  \"443/tcp\",\n]") !=
+        std::string::npos);
+  c.extra_args = {"-e", "X"};
+  CHECK(render_policy_toml(c).find("inbound") == std::string::npos);  // nothing published: nothing comes in
+  for (const char* bad : {"80/icmp", "8080:", "a:b", "80/tcp/x"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(published_ports({"-p", bad}), std::invalid_argument);
+  }
+}
+
+TEST_CASE("published ports: an unreadable spec is a config error naming the entry") {
+  const ConfigLayer base = layer("domains: [a.example]\nextra_args: [-p, '8080/icmp']\n", "/g.yaml", LayerKind::base);
+  const MergedConfig merged = merge_layers({base}, MergeOptions{true, ""});
+  const std::string what = error_of([&] { (void)validate(merged, "/home/u"); });
+  CHECK(what.find("/g.yaml:2") != std::string::npos);
+  CHECK(what.find("8080/icmp") != std::string::npos);
 }

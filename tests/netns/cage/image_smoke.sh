@@ -3,9 +3,9 @@
 # docker run flags cagent uses, with the image's default deny-all policy, so
 # no traffic leaves the host. Skips when Docker or the image is missing.
 #
-#   image_smoke.sh [IMAGE]     (default cagent:latest)
+#   image_smoke.sh [IMAGE]     (default cagent-e2e:latest, the test suite's own tag)
 set -uo pipefail
-image=${1:-cagent:latest}
+image=${1:-cagent-e2e:latest}
 skip() { echo "skipped: $*"; exit 77; }
 [[ $(id -u) == 0 ]] || skip "needs root (to own the test workspace as another uid)"
 timeout 10 docker info >/dev/null 2>&1 || skip "no Docker engine"

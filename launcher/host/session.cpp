@@ -368,7 +368,8 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   const std::vector<ConfigLayer> layers = load_layers(cli, host, dry, ws_yaml);
   const MergedConfig merged = merge_layers(
       layers, MergeOptions{workspace_trusted(host.cagent_home, host.workspace), trust_hint(host)});
-  for (const std::string& w : merged.warnings) io.err << "cagent: " << w << "\n";
+  // They quote config paths, which a workspace may have chosen.
+  for (const std::string& w : merged.warnings) io.err << "cagent: " << printable(w) << "\n";
   if (cli.print_config) {
     io.out << render_config(merged);
     return 0;

@@ -1,15 +1,15 @@
 // cage-init — the cage's entrypoint (root, inside the container or a test's
-// network namespace). Parses argv, then: gather facts -> plan -> run the plan
-// (launcher/cage/). Exit status: the command's; 125 when cage-init itself
+// network namespace). Parses argv (launcher/cage/cli.hpp), then: gather
+// facts -> plan -> run the plan (launcher/cage/). Exit status: the command's; 125 when cage-init itself
 // failed before running it; 2 for a usage error.
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <string>
-#include <string_view>
+#include <vector>
 
+#include "launcher/cage/cli.hpp"
 #include "launcher/cage/executor.hpp"
 #include "launcher/cage/plan.hpp"
 #include "launcher/cage/system.hpp"
@@ -17,52 +17,24 @@
 namespace {
 
 constexpr int kSetupFailed = 125;
-
-constexpr char kUsage[] =
-    "usage: cage-init [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]\n"
-    "                 [--ca-bundle FILE] [--workspace DIR] [--runtime-dir DIR] [--ready-timeout MS]\n"
-    "                 [-- CMD [ARGS...]]      (no CMD: the user's login shell)\n";
-
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "cage-init: %s\n%s", message.c_str(), kUsage);
-  return 2;
-}
+constexpr int kUsageError = 2;
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  cagent::cage::Options options;
-  int i = 1;
-  for (; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--") {
-      ++i;
-      break;
-    }
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kUsage, stdout);
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  const cagent::cage::CommandLine cli = cagent::cage::parse_cage_init_args(args);
+  switch (cli.action) {
+    case cagent::cage::CommandLine::Action::help:
+      std::fputs(cagent::cage::cage_init_usage(), stdout);
       return 0;
-    }
-    if (i + 1 >= argc) return usage_error(arg.starts_with("--") ? "missing value for " + std::string(arg)
-                                                                 : "unexpected argument " + std::string(arg));
-    const std::string value = argv[++i];
-    if (arg == "--policy") options.policy = value;
-    else if (arg == "--user") options.agent_user = value;
-    else if (arg == "--dnsguard-user") options.dnsguard_user = value;
-    else if (arg == "--dnsguard") options.dnsguard = value;
-    else if (arg == "--ca-bundle") options.ca_bundle = value;
-    else if (arg == "--workspace") options.workspace = value;
-    else if (arg == "--runtime-dir") options.runtime_dir = value;
-    else if (arg == "--ready-timeout") {
-      char* end = nullptr;
-      const long ms = std::strtol(value.c_str(), &end, 10);
-      if (end == value.c_str() || *end != '\0' || ms <= 0) return usage_error("bad --ready-timeout " + value);
-      options.dnsguard_ready_timeout = std::chrono::milliseconds(ms);
-    } else {
-      return usage_error("unknown option " + std::string(arg));
-    }
+    case cagent::cage::CommandLine::Action::usage_error:
+      std::fprintf(stderr, "cage-init: %s\n%s", cli.error.c_str(), cagent::cage::cage_init_usage());
+      return kUsageError;
+    case cagent::cage::CommandLine::Action::run:
+      break;
   }
-  for (; i < argc; ++i) options.command.emplace_back(argv[i]);
+  const cagent::cage::Options& options = cli.options;
 
   try {
     if (::geteuid() != 0) throw cagent::cage::StepError("preflight", "cage-init must run as root");

@@ -1,0 +1,61 @@
+#include "cmd/nft_sink.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+namespace cagent::cmd {
+
+nft::SetElement to_set_element(const dnsguard::AllowedAddress& address) noexcept {
+  nft::SetElement e;
+  e.addr.family = address.v6 ? nft::Family::v6 : nft::Family::v4;
+  e.addr.bytes = address.bytes;
+  e.timeout = std::chrono::seconds(address.timeout_s);
+  e.min_timeout = std::chrono::seconds(address.min_timeout_s);
+  return e;
+}
+
+std::uint32_t held_seconds(std::chrono::milliseconds held) noexcept {
+  const std::int64_t s = std::chrono::duration_cast<std::chrono::seconds>(held).count();
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(s, 0, 0xFFFFFFFF));
+}
+
+nft::SetUpdater::RefreshMode refresh_mode_from(std::string_view value) {
+  if (value.empty() || value == "automatic") return nft::SetUpdater::RefreshMode::automatic;
+  if (value == "delete_add") return nft::SetUpdater::RefreshMode::delete_add;
+  if (value == "expiration") return nft::SetUpdater::RefreshMode::expiration;
+  throw std::invalid_argument("CAGENT_NFT_REFRESH: expected automatic, delete_add or expiration, got '" +
+                              std::string(value) + "'");
+}
+
+NftSink::NftSink(const dnsguard::Config& config, dnsguard::Logger& log, nft::SetUpdater::RefreshMode mode)
+    : updater_(config.nft_table, config.nft_set4, config.nft_set6), log_(log) {
+  updater_.set_refresh_mode(mode);
+}
+
+bool NftSink::allow(std::span<const dnsguard::AllowedAddress> addresses) noexcept {
+  try {
+    held_.resize(addresses.size());
+  } catch (const std::exception&) {
+    return false;
+  }
+  return hold(addresses, held_);
+}
+
+bool NftSink::hold(std::span<const dnsguard::AllowedAddress> addresses,
+                   std::span<std::uint32_t> held_s) noexcept {
+  try {
+    elements_.clear();
+    for (const auto& a : addresses) elements_.push_back(to_set_element(a));
+    held_ms_.resize(elements_.size());
+    updater_.add(elements_, held_ms_);
+    for (std::size_t i = 0; i < held_ms_.size() && i < held_s.size(); ++i) held_s[i] = held_seconds(held_ms_[i]);
+    return true;
+  } catch (const std::exception& e) {
+    log_.event(dnsguard::LogLevel::error, std::string("nft: ") + e.what());
+    return false;
+  }
+}
+
+}  // namespace cagent::cmd

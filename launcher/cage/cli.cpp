@@ -1,0 +1,63 @@
+#include "launcher/cage/cli.hpp"
+
+#include <cstdlib>
+#include <string_view>
+
+namespace cagent::cage {
+namespace {
+
+CommandLine usage_error(std::string message) {
+  CommandLine c;
+  c.action = CommandLine::Action::usage_error;
+  c.error = std::move(message);
+  return c;
+}
+
+}  // namespace
+
+const char* cage_init_usage() noexcept {
+  return "usage: cage-init [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]\n"
+         "                 [--ca-bundle FILE] [--workspace DIR] [--runtime-dir DIR] [--ready-timeout MS]\n"
+         "                 [-- CMD [ARGS...]]      (no CMD: the user's login shell)\n";
+}
+
+CommandLine parse_cage_init_args(std::span<const std::string> args) {
+  CommandLine out;
+  Options& options = out.options;
+  std::size_t i = 0;
+  for (; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    if (arg == "--") {
+      ++i;
+      break;
+    }
+    if (arg == "-h" || arg == "--help") {
+      out.action = CommandLine::Action::help;
+      return out;
+    }
+    if (i + 1 >= args.size()) {
+      return usage_error(arg.starts_with("--") ? "missing value for " + std::string(arg)
+                                               : "unexpected argument " + std::string(arg));
+    }
+    const std::string& value = args[++i];
+    if (arg == "--policy") options.policy = value;
+    else if (arg == "--user") options.agent_user = value;
+    else if (arg == "--dnsguard-user") options.dnsguard_user = value;
+    else if (arg == "--dnsguard") options.dnsguard = value;
+    else if (arg == "--ca-bundle") options.ca_bundle = value;
+    else if (arg == "--workspace") options.workspace = value;
+    else if (arg == "--runtime-dir") options.runtime_dir = value;
+    else if (arg == "--ready-timeout") {
+      char* end = nullptr;
+      const long ms = std::strtol(value.c_str(), &end, 10);
+      if (end == value.c_str() || *end != '\0' || ms <= 0) return usage_error("bad --ready-timeout " + value);
+      options.dnsguard_ready_timeout = std::chrono::milliseconds(ms);
+    } else {
+      return usage_error("unknown option " + std::string(arg));
+    }
+  }
+  options.command.assign(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  return out;
+}
+
+}  // namespace cagent::cage

@@ -1,0 +1,32 @@
+#pragma once
+// cage-init's command line → Options (plan.hpp). Pure: no I/O, no exit; the
+// main prints and maps the outcome to an exit status.
+//
+//   cage-init [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]
+//             [--ca-bundle FILE] [--workspace DIR] [--runtime-dir DIR] [--ready-timeout MS]
+//             [-- CMD [ARGS...]]
+
+#include <span>
+#include <string>
+
+#include "launcher/cage/plan.hpp"
+
+namespace cagent::cage {
+
+// The usage text (ends with a newline).
+const char* cage_init_usage() noexcept;
+
+struct CommandLine {
+  enum class Action : unsigned char { run, help, usage_error };
+  Action action = Action::run;
+  Options options;    // for run: defaults overridden by the flags, command after "--"
+  std::string error;  // for usage_error: one line, what was wrong
+};
+
+// `args`: argv without the program name. Every option takes a value; the
+// first "--" ends the options and everything after it is the command
+// (nothing: the agent's login shell). -h/--help anywhere before "--" wins
+// over later errors, as it always did.
+CommandLine parse_cage_init_args(std::span<const std::string> args);
+
+}  // namespace cagent::cage

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine.hpp"
+#include "gate_parse.hpp"
 #include "message.hpp"
 
 namespace dg = cagent::dnsguard;
@@ -105,6 +106,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             __builtin_trap();
         }
       }
+    }
+  }
+
+  // 4. As the first bytes of a connection the gate inspects (issue 12):
+  // both parsers, on the whole input and on a prefix (as if more were to
+  // come); a decision must name a valid name or give a reason.
+  static std::vector<std::uint8_t> scratch(dg::kMaxClientHello);
+  for (std::size_t cut : {size, size / 2}) {
+    const auto prefix = in.first(cut);
+    for (const dg::GateVerdict& v : {dg::parse_client_hello(prefix, scratch), dg::parse_http_head(prefix)}) {
+      if (v.status == dg::GateParse::done && (v.name.size == 0 || v.name.size > 253)) __builtin_trap();
+      if (v.status == dg::GateParse::reject && v.reason[0] == '\0') __builtin_trap();
     }
   }
   return 0;

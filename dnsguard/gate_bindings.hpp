@@ -1,0 +1,53 @@
+#pragma once
+// The connection gate's memory of which names dnsguard resolved to which
+// addresses (issue 12). The set admits an address because *some* allowed
+// name resolved to it; the gate admits a TLS/HTTP connection to it only for
+// a name that resolved to it *through dnsguard*, and only while that answer
+// holds — another allowed name's address does not qualify.
+//
+//   engine inserts addresses for qname ──bind()──▶ table ◀──bound()── gate decides
+//
+// A binding lasts as long as the set element that justifies it (what the
+// sink reports as held, plus the set's grace), is only ever extended, and
+// the table is bounded: when it is full of live bindings a new one is not
+// recorded, so the gate refuses that connection (fail closed).
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "ip.hpp"
+
+namespace cagent::dnsguard {
+
+class NameBindings {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit NameBindings(std::size_t max_entries) : max_(max_entries) {}
+
+  // `name` (lowercase, no trailing dot) resolved to `addr`, valid until
+  // `until`. False when the table is full of live bindings.
+  bool bind(std::string_view name, const IpAddress& addr, Clock::time_point until, Clock::time_point now);
+
+  // Did `name` resolve to `addr` through dnsguard, and does that still hold?
+  bool bound(std::string_view name, const IpAddress& addr, Clock::time_point now) const;
+
+  // Drops every binding that has expired.
+  void expire(Clock::time_point now);
+
+  std::size_t size() const noexcept { return table_.size(); }
+
+ private:
+  // Family byte, 16 address bytes, then the name: one string, no pair.
+  static std::string key(std::string_view name, const IpAddress& addr);
+
+  std::size_t max_;
+  std::unordered_map<std::string, Clock::time_point> table_;
+};
+
+}  // namespace cagent::dnsguard

@@ -1,0 +1,232 @@
+#include "gate_parse.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace cagent::dnsguard {
+namespace {
+
+constexpr std::uint8_t kTlsHandshake = 22;
+constexpr std::uint8_t kClientHello = 1;
+constexpr std::size_t kRecordHeader = 5;
+constexpr std::size_t kMaxRecord = 16384 + 256;  // TLSPlaintext bound, with slack for TLS 1.2 stacks
+constexpr std::uint16_t kExtServerName = 0;
+constexpr std::uint16_t kExtEch = 0xfe0d;
+constexpr std::size_t kMaxExtensions = 128;
+
+GateVerdict reject(const char* reason) noexcept {
+  GateVerdict v;
+  v.status = GateParse::reject;
+  v.reason = reason;
+  return v;
+}
+GateVerdict need_more() noexcept { return {}; }
+
+std::uint16_t be16(const std::uint8_t* p) noexcept { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+
+char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+// The ClientHello body (after the 4-byte handshake header): the one
+// host_name of server_name, and whether ECH is offered.
+GateVerdict parse_hello_body(std::span<const std::uint8_t> b) noexcept {
+  std::size_t p = 2 + 32;  // legacy_version, random
+  if (b.size() < p + 1) return reject("malformed ClientHello");
+  const std::size_t session_id = b[p];
+  if (session_id > 32) return reject("malformed ClientHello");
+  p += 1 + session_id;
+  if (b.size() < p + 2) return reject("malformed ClientHello");
+  const std::size_t suites = be16(&b[p]);
+  if (suites < 2 || suites % 2 != 0) return reject("malformed ClientHello");
+  p += 2 + suites;
+  if (b.size() < p + 1) return reject("malformed ClientHello");
+  const std::size_t compression = b[p];
+  if (compression < 1) return reject("malformed ClientHello");
+  p += 1 + compression;
+  if (p > b.size()) return reject("malformed ClientHello");
+  if (p == b.size()) return reject("no server name");  // no extensions at all
+  if (b.size() < p + 2 || be16(&b[p]) != b.size() - p - 2) return reject("malformed ClientHello");
+  p += 2;
+
+  GateVerdict v;
+  bool have_name = false;
+  std::array<std::uint16_t, kMaxExtensions> seen{};
+  std::size_t n_seen = 0;
+  while (p < b.size()) {
+    if (b.size() - p < 4) return reject("malformed ClientHello");
+    const std::uint16_t type = be16(&b[p]);
+    const std::size_t len = be16(&b[p + 2]);
+    p += 4;
+    if (b.size() - p < len) return reject("malformed ClientHello");
+    // RFC 8446 4.2: no extension type twice (which SNI would a server take?).
+    if (std::find(seen.begin(), seen.begin() + static_cast<std::ptrdiff_t>(n_seen), type) !=
+        seen.begin() + static_cast<std::ptrdiff_t>(n_seen))
+      return reject("duplicate extension");
+    if (n_seen == seen.size()) return reject("too many extensions");
+    seen[n_seen++] = type;
+    const std::span<const std::uint8_t> data = b.subspan(p, len);
+    p += len;
+    if (type == kExtEch) v.ech = true;
+    if (type != kExtServerName) continue;
+    // ServerNameList: exactly one entry, of type host_name (RFC 6066 3).
+    if (data.size() < 2 || be16(data.data()) != data.size() - 2) return reject("malformed server name");
+    if (data.size() < 5 || data[2] != 0) return reject("malformed server name");
+    const std::size_t name_len = be16(&data[3]);
+    if (name_len != data.size() - 5) return reject("more than one server name");
+    const std::string_view text(reinterpret_cast<const char*>(data.data() + 5), name_len);
+    if (!to_gate_name(text, v.name)) return reject("bad server name");
+    have_name = true;
+  }
+  if (!have_name) return reject("no server name");
+  v.status = GateParse::done;
+  return v;
+}
+
+bool is_token_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+bool ieq(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// "METHOD SP origin-form SP HTTP/1.x"
+GateVerdict check_request_line(std::string_view line) noexcept {
+  const std::size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) return reject("bad request line");
+  const std::string_view method = line.substr(0, sp1);
+  if (!std::all_of(method.begin(), method.end(), is_token_char)) return reject("bad request line");
+  const std::size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+    return reject("bad request line");
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") return reject("not HTTP/1.x");
+  if (method == "CONNECT") return reject("CONNECT");
+  const bool origin_form = !target.empty() && target.front() == '/';
+  const bool asterisk = target == "*" && method == "OPTIONS";
+  if (!origin_form && !asterisk) return reject("absolute-form request");
+  for (char c : target)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return reject("bad request line");
+  return need_more();
+}
+
+}  // namespace
+
+bool to_gate_name(std::string_view text, GateName& out) noexcept {
+  if (!text.empty() && text.back() == '.') text.remove_suffix(1);
+  if (text.empty() || text.size() > out.text.size()) return false;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = lower(text[i]);
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
+      if (++label > 63) return false;
+    } else {
+      return false;
+    }
+    out.text[i] = c;
+  }
+  if (label == 0) return false;
+  out.size = text.size();
+  return true;
+}
+
+GateVerdict parse_client_hello(std::span<const std::uint8_t> stream, std::span<std::uint8_t> scratch) noexcept {
+  if (scratch.size() < kMaxClientHello) return reject("internal: scratch too small");
+  std::size_t pos = 0;        // next record header in `stream`
+  std::size_t collected = 0;  // handshake bytes reassembled into `scratch`
+  for (;;) {
+    // Once the handshake header is in, the message's length says when to stop.
+    if (collected >= 4) {
+      if (scratch[0] != kClientHello) return reject("not a ClientHello");
+      const std::size_t len = (std::size_t{scratch[1]} << 16) | (std::size_t{scratch[2]} << 8) | scratch[3];
+      if (4 + len > kMaxClientHello) return reject("ClientHello too large");
+      if (collected >= 4 + len) return parse_hello_body(scratch.subspan(4, len));
+    }
+    if (pos == stream.size()) return need_more();
+    if (stream.size() - pos < kRecordHeader) {
+      if (stream[pos] != kTlsHandshake) return reject(pos == 0 ? "not a TLS handshake" : "record interleaved in the ClientHello");
+      return need_more();
+    }
+    const std::uint8_t* h = stream.data() + pos;
+    if (h[0] != kTlsHandshake) return reject(pos == 0 ? "not a TLS handshake" : "record interleaved in the ClientHello");
+    if (h[1] != 3) return reject("not TLS");
+    const std::size_t len = be16(h + 3);
+    if (len == 0 || len > kMaxRecord) return reject("bad TLS record length");
+    const std::size_t available = std::min(len, stream.size() - pos - kRecordHeader);
+    // Never more than the scratch holds: a longer message is refused above
+    // as soon as its header is in.
+    const std::size_t take = std::min(available, kMaxClientHello - collected);
+    std::memcpy(scratch.data() + collected, h + kRecordHeader, take);
+    collected += take;
+    // A record still arriving: what is here may already complete the hello;
+    // otherwise the loop asks for more.
+    pos = available < len ? stream.size() : pos + kRecordHeader + len;
+  }
+}
+
+GateVerdict parse_http_head(std::span<const std::uint8_t> stream) noexcept {
+  const std::string_view s(reinterpret_cast<const char*>(stream.data()), std::min(stream.size(), kMaxHttpHead));
+  // The request line can be judged as soon as it is complete.
+  const std::size_t first_end = s.find("\r\n");
+  if (first_end == std::string_view::npos) {
+    if (s.find('\n') != std::string_view::npos) return reject("bare LF");
+    if (s.size() >= kMaxHttpHead) return reject("request head too large");
+    // An early no for what cannot become HTTP (e.g. a TLS ClientHello).
+    for (char c : s)
+      if ((static_cast<unsigned char>(c) < 0x20 && c != '\r') || static_cast<unsigned char>(c) >= 0x7f)
+        return reject("not HTTP");
+    return need_more();
+  }
+  if (GateVerdict line = check_request_line(s.substr(0, first_end)); line.status == GateParse::reject) return line;
+  const std::size_t head_end = s.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) {
+    if (s.size() >= kMaxHttpHead) return reject("request head too large");
+    return need_more();
+  }
+  GateVerdict v;
+  std::size_t hosts = 0;
+  std::size_t p = first_end + 2;
+  while (p < head_end + 2) {
+    const std::size_t eol = s.find("\r\n", p);
+    const std::string_view line = s.substr(p, eol - p);
+    p = eol + 2;
+    if (line.find('\r') != std::string_view::npos || line.find('\n') != std::string_view::npos)
+      return reject("bare CR or LF");
+    if (line.front() == ' ' || line.front() == '\t') return reject("folded header");
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return reject("bad header");
+    const std::string_view name = line.substr(0, colon);
+    if (!std::all_of(name.begin(), name.end(), is_token_char)) return reject("bad header");
+    if (!ieq(name, "host")) continue;
+    if (++hosts > 1) return reject("two Host headers");
+    std::string_view value = trim_ows(line.substr(colon + 1));
+    if (!value.empty() && value.front() == '[') return reject("IP literal in Host");
+    if (const std::size_t c = value.rfind(':'); c != std::string_view::npos) {
+      const std::string_view port = value.substr(c + 1);
+      if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char d) { return d >= '0' && d <= '9'; }))
+        return reject("bad Host");
+      value = value.substr(0, c);
+    }
+    if (!to_gate_name(value, v.name)) return reject("bad Host");
+    if (std::all_of(value.begin(), value.end(), [](char d) { return (d >= '0' && d <= '9') || d == '.'; }))
+      return reject("IP literal in Host");
+  }
+  if (hosts == 0) return reject("no Host header");
+  v.status = GateParse::done;
+  return v;
+}
+
+}  // namespace cagent::dnsguard

@@ -1,0 +1,65 @@
+#pragma once
+// The connection gate's parsers (issue 12): what name does the first flight
+// of a TLS or HTTP connection ask for? Pure functions over the bytes read so
+// far — no I/O, no allocation, no exceptions; every read bounds-checked.
+// The gate calls them again as more bytes arrive until they say done or
+// reject; `max_bytes` bounds how much it ever reads before deciding.
+//
+//   stream prefix ──parse_client_hello()──▶ need_more | done(server name) | reject(reason)
+//   stream prefix ──parse_http_head()─────▶ need_more | done(Host)        | reject(reason)
+//
+// Strict on purpose: anything a server could read differently from us (two
+// names, a name with odd bytes, a fragmented or oversized hello, absolute
+// request targets, folded or duplicate Host headers) is refused, because the
+// server, not this parser, decides which site answers.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace cagent::dnsguard {
+
+enum class GateParse : std::uint8_t { need_more, done, reject };
+
+// A DNS name as the gate compares it: lowercase, no trailing dot.
+struct GateName {
+  std::array<char, 253> text{};
+  std::size_t size = 0;
+  std::string_view view() const noexcept { return {text.data(), size}; }
+};
+
+struct GateVerdict {
+  GateParse status = GateParse::need_more;
+  GateName name;                  // when done
+  const char* reason = "";        // when reject: a short, fixed text for logs
+  bool ech = false;               // the ClientHello offers Encrypted Client Hello
+};
+
+// The largest ClientHello the gate reassembles (post-quantum key shares make
+// 1.5–2 KB common; this leaves room for padding and many extensions).
+inline constexpr std::size_t kMaxClientHello = 16384;
+// The most of an HTTP request head the gate reads.
+inline constexpr std::size_t kMaxHttpHead = 16384;
+
+// TLS: one or more handshake records whose fragments hold a ClientHello
+// (reassembled across records and across however the bytes arrived). The
+// server_name extension's single host_name is the answer; no SNI, anything
+// but a handshake first, another handshake message, a malformed or oversized
+// hello → reject. `scratch` (>= kMaxClientHello bytes) receives the
+// reassembled message.
+GateVerdict parse_client_hello(std::span<const std::uint8_t> stream, std::span<std::uint8_t> scratch) noexcept;
+
+// HTTP/1.x: the request line and headers of the first request. Origin-form
+// targets only ("/…", or "*" for OPTIONS); absolute-form, CONNECT, HTTP/2
+// prior knowledge, HTTP/0.9 → reject. Exactly one Host header with a name
+// (an optional port is dropped; an IP literal is not a name) → done.
+GateVerdict parse_http_head(std::span<const std::uint8_t> stream) noexcept;
+
+// `text` as a gate name: letters, digits, '-', '_' and dots between
+// non-empty labels of at most 63, lowercased, one trailing dot dropped,
+// at most 253 characters. False for anything else.
+bool to_gate_name(std::string_view text, GateName& out) noexcept;
+
+}  // namespace cagent::dnsguard

@@ -245,10 +245,13 @@ level = "warn"
 EOF
   # It logs as the resolver uid, not root.
   install -m 600 -o $resolver_uid /dev/null "$scratch/dnsguard.log"
+  # The resolver uid executes a copy in the scratch directory: the build tree
+  # may sit under a 0700 home (/root/src/cagent) that no other uid can enter.
+  install -m 0755 "$dnsguard_bin" "$scratch/dnsguard"
   # Only the capabilities it needs: nftables (netlink) and port 53.
   start_resolver dnsguard setpriv --reuid=$resolver_uid --regid=$resolver_uid --clear-groups \
     --inh-caps=-all,+net_admin,+net_bind_service --ambient-caps=-all,+net_admin,+net_bind_service \
-    "$dnsguard_bin" --config "$scratch/dnsguard.toml"
+    "$scratch/dnsguard" --config "$scratch/dnsguard.toml"
   # RSS with 10 000 cached names (the cache holds exactly that many).
   echo "$(rss_kib "$resolver_pid")" >"$scratch/dnsguard.rss-start"
   run_query dnsguard-fill 127.0.0.1:53 10000 "f$$" 10000

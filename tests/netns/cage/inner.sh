@@ -42,7 +42,7 @@ done
 reset_resolv
 sysctl -qw net.ipv4.ip_unprivileged_port_start=0
 touch "$CAGE_TMP/main-started"
-"$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" -- bash "$CAGE_HERE/agent.sh" 2> "$CAGE_TMP/err-main"; rc=$?
+"$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" -- bash "$CAGE_STAGE/agent.sh" 2> "$CAGE_TMP/err-main"; rc=$?
 cat "$CAGE_TMP/err-main" >&2
 [[ $rc == 0 ]] && ok "agent checks all passed" || { bad "agent checks: cage-init exited $rc"; nft list table inet cagent | sed 's/^/   | /'; }
 grep -q "dnsguard .*DNS is unavailable" "$CAGE_TMP/err-main" && ok "dnsguard's death was logged" || bad "dnsguard's death was logged"

@@ -30,6 +30,16 @@ id=$$
 world=cgw-$id cage=cgc-$id
 tmp=$(mktemp -d /tmp/cage-netns.XXXXXX)
 chmod 0755 "$tmp"
+# Staging: dnsguard runs as its own uid and agent.sh as the agent, and
+# neither can reach into a checkout under a 0700 home (/root/src/cagent).
+# Everything another uid executes or reads is copied here (root-owned,
+# world-readable, under /tmp); the test never depends on where the tree is.
+stage=$tmp/stage
+install -d -m 0755 "$stage"
+install -m 0755 "$cage_init" "$stage/cage-init"
+install -m 0755 "$dnsguard" "$stage/dnsguard"
+install -m 0644 "$here/agent.sh" "$stage/agent.sh"
+cage_init=$stage/cage-init dnsguard=$stage/dnsguard
 world_pid='' inner_pid=''
 cleanup() {
   [[ -n $inner_pid ]] && kill "$inner_pid" 2>/dev/null
@@ -113,7 +123,7 @@ mkdir -p "$tmp/log"
 chmod 0644 "$tmp"/*.toml "$tmp/extra-ca.pem"
 
 # --- the cage ----------------------------------------------------------------------
-export CAGE_TMP=$tmp CAGE_ID=$id CAGE_INIT=$cage_init DNSGUARD=$dnsguard CAGE_HERE=$here
+export CAGE_TMP=$tmp CAGE_ID=$id CAGE_INIT=$cage_init DNSGUARD=$dnsguard CAGE_STAGE=$stage
 export HTTP_PORT=$http_port ECHO_PORT=$echo_port WANT_UID=4242
 ip netns exec "$cage" unshare -m --propagation private bash "$here/inner.sh" &
 inner_pid=$!

@@ -19,7 +19,9 @@ done
 
 cage=cagent-nft-cage-$$
 world=cagent-nft-world-$$
-tmp=$(mktemp -d)
+# Under /tmp whatever TMPDIR says: uids 4242 and 4343 run the probes staged
+# here, and a TMPDIR under a 0700 home would be out of their reach.
+tmp=$(mktemp -d /tmp/cagent-nft-packets.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

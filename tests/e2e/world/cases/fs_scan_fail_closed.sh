@@ -44,10 +44,14 @@ uhome=$E2E_TMP/uhome
 mkdir -p "$uhome"
 [[ -d $E2E_HOME/.cagent ]] && cp -a "$E2E_HOME/.cagent" "$uhome/"
 chown -R "$E2E_UID:$E2E_GID" "$uhome"
+# The test uid runs a copy staged in this case's temp dir (0755, under
+# /tmp): the build tree may sit under a 0700 home it cannot enter. With
+# --no-update and the image present, cagent needs no image context.
+install -m 0755 "$E2E_CAGENT" "$E2E_TMP/cagent"
 rc2=0
 out2=$(cd "$ws" && env HOME="$uhome" CAGENT_HOME="$uhome/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
   setpriv --reuid="$E2E_UID" --regid="$E2E_GID" --groups="$docker_gid" \
-  timeout --kill-after=10 "${E2E_CAGE_TIMEOUT:-180}" "$E2E_CAGENT" --no-update \
+  timeout --kill-after=10 "${E2E_CAGE_TIMEOUT:-180}" "$E2E_TMP/cagent" --no-update \
     --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" -- sh -c '
   cd /workspace
   chmod 755 locked 2>/dev/null; echo "rechmod=$?"

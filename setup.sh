@@ -24,8 +24,10 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 build_pkgs=(build-essential cmake pkg-config libldns-dev libnftnl-dev libmnl-dev
             libboost1.81-dev libtomlplusplus-dev libyaml-cpp-dev doctest-dev libcap-dev)
+# util-linux: unshare, setpriv, taskset, flock; passwd: useradd (the netns
+# cage test); openssl, git: the e2e world's test CA and its git-over-HTTPS repo.
 test_pkgs=(nftables iproute2 knot-dnsutils dnsperf dnsmasq-base curl python3 gnuplot-nox
-           procps util-linux libcap2-bin)
+           procps util-linux libcap2-bin passwd openssl git)
 docker_pkgs=(docker.io debootstrap)
 
 apt_install() {
@@ -49,11 +51,17 @@ pkgs=("${build_pkgs[@]}")
 apt_install "${pkgs[@]}"
 
 # Build (incremental). CAGENT_CMAKE_ARGS lets CI add -DCAGENT_WERROR=ON etc.
+# Configured every time, so the arguments also reach an existing build tree
+# (cheap when nothing changed); the build type is only a first-time default.
 jobs=$(nproc 2>/dev/null || echo 2)
-if [[ ! -f $build_dir/CMakeCache.txt ]]; then
-  say "configuring $build_dir"
-  cmake -S "$top" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CAGENT_CMAKE_ARGS:-} >/dev/null
-fi
+cmake_args=()
+[[ -f $build_dir/CMakeCache.txt ]] || cmake_args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+# shellcheck disable=SC2206  # CAGENT_CMAKE_ARGS is a word list by design
+cmake_args+=(${CAGENT_CMAKE_ARGS:-})
+say "configuring $build_dir${CAGENT_CMAKE_ARGS:+ ($CAGENT_CMAKE_ARGS)}"
+mkdir -p "$build_dir"
+cmake -S "$top" -B "$build_dir" "${cmake_args[@]}" >"$build_dir/configure.log" 2>&1 || {
+  tail -n 40 "$build_dir/configure.log" >&2; say "configure failed (full log: $build_dir/configure.log)"; exit 1; }
 say "building"
 cmake --build "$build_dir" -j "$jobs" >"$build_dir/build.log" 2>&1 || {
   tail -n 40 "$build_dir/build.log" >&2; say "build failed (full log: $build_dir/build.log)"; exit 1; }

@@ -19,9 +19,10 @@ ctest --test-dir "$top/build" --output-on-failure --timeout 1800 -LE fuzz "$@" |
 # Sanitizer build: only what the fuzz tier needs, so it stays affordable on 2 cores.
 asan=$top/build-asan
 if [[ $# -eq 0 ]]; then
-  if [[ ! -f $asan/CMakeCache.txt ]]; then
-    cmake -S "$top" -B "$asan" -DCMAKE_BUILD_TYPE=Debug -DCAGENT_SANITIZE=ON -DCAGENT_WERROR=ON >/dev/null
-  fi
+  # Configured every time (cheap when nothing changed), like setup.sh does.
+  mkdir -p "$asan"
+  cmake -S "$top" -B "$asan" -DCMAKE_BUILD_TYPE=Debug -DCAGENT_SANITIZE=ON -DCAGENT_WERROR=ON \
+    >"$asan/configure.log" 2>&1 || { tail -n 40 "$asan/configure.log" >&2; echo "run-all: ASan configure failed" >&2; exit 1; }
   cmake --build "$asan" -j "$(nproc)" --target fuzz_targets >"$asan/build.log" 2>&1 || {
     tail -n 40 "$asan/build.log" >&2; echo "run-all: ASan build failed" >&2; exit 1; }
   ctest --test-dir "$asan" --output-on-failure -L fuzz || status=$?

@@ -95,8 +95,8 @@ grep -qx 'dns_resolvers: \[\]' "$default_config" || die "config-default.yaml has
 sed "s/^dns_resolvers: \[\]\$/dns_resolvers: [\"$DNS4\"]/" "$default_config" >"$E2E_HOME/.cagent/config.yaml"
 printf 'domains: ["allowed.test"]\n' >"$ROOT/bootstrap/.cagent.yaml"
 chown -R "$E2E_UID:$E2E_GID" "$ROOT/bootstrap"
-# The machine's egress intercepts TLS (TOOLCHAIN.md): the npm stage of the
-# image build needs the host's trust bundle — the product feature of issue 8,
+# Build machines behind a TLS-intercepting egress (CI's does this) trust its
+# CA only in the host's bundle: the npm stage of the image build needs it — the product feature of issue 8,
 # the way a user behind such a proxy would use it (same as the cagent-smoke
 # test, so both ask for the same image hash and neither forces a rebuild).
 ca_args=(--ca-cert system)

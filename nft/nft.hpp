@@ -83,6 +83,12 @@ struct RulesetSpec {
   // them (besides link-local and link-scope multicast).
   std::vector<Cidr> onlink6;
   std::vector<InboundPort> inbound;      // published ports; nothing else comes in
+  // The connection gate (dnsguard's TCP listener on the loopback addresses
+  // at gate_port): new TCP connections of other uids to these ports of an
+  // address in allow4/allow6 are redirected there; UDP to 443 (QUIC) is
+  // refused so clients fall back to TCP. Empty: no gate (address-level only).
+  std::vector<std::uint16_t> gated_ports;
+  std::uint16_t gate_port = 0;
   // Names of the constant interval sets holding static_cidrs (always
   // created, possibly empty, so the rules never change shape).
   std::string static_set4 = "static4";

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "nft/handles.hpp"
@@ -486,6 +487,34 @@ void input_chain(RulesetBatch& b, const RulesetSpec& spec) {
   b.add(in, b.rule(in, "count refused inbound traffic").counter());
 }
 
+// New TCP connections of every uid but dnsguard's to a gated port of an
+// address the sets admit go to the gate instead (issue 12). Only addresses
+// in the sets: anything else is refused by the filter as before, so the
+// gate never sees a connection the address check would not have let out.
+// NAT chains see only a connection's first packet. Static CIDRs are
+// address-level by the user's choice: they are not redirected.
+void gate_redirect(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* nat = "gate_redirect";
+  for (const std::uint16_t port : spec.gated_ports) {
+    const std::string p = std::to_string(port);
+    b.add(nat, b.rule(nat, "static CIDRs stay address-level (IPv4, port " + p + ")")
+                   .daddr(Family::v4).in_set(spec.static_set4, static4_id).l4proto(IPPROTO_TCP).dport(port).accept());
+    b.add(nat, b.rule(nat, "static CIDRs stay address-level (IPv6, port " + p + ")")
+                   .daddr(Family::v6).in_set(spec.static_set6, static6_id).l4proto(IPPROTO_TCP).dport(port).accept());
+    for (const auto& [family, set, id] : {std::tuple{Family::v4, &spec.set4, set4_id}, std::tuple{Family::v6, &spec.set6, set6_id}}) {
+      b.add(nat, b.rule(nat, std::string("TCP ") + p + " of other uids to the gate (" +
+                                 (family == Family::v4 ? "IPv4" : "IPv6") + ")")
+                     .meta(NFT_META_SKUID)
+                     .cmp(NFT_CMP_NEQ, &spec.dnsguard_uid, 4)
+                     .daddr(family)
+                     .in_set(*set, id)
+                     .l4proto(IPPROTO_TCP)
+                     .dport(port)
+                     .redirect_to_port(spec.gate_port));
+    }
+  }
+}
+
 }  // namespace
 
 void install_ruleset(const RulesetSpec& spec) {
@@ -515,6 +544,7 @@ void install_ruleset(const RulesetSpec& spec) {
   // so ours must come first or the agent's queries to 127.0.0.11:53 would
   // bypass dnsguard. (NAT chains must stay above conntrack's -200.)
   b.chain("dns_redirect", "nat", NF_INET_LOCAL_OUT, dns_redirect_priority, NF_ACCEPT);
+  if (!spec.gated_ports.empty()) b.chain("gate_redirect", "nat", NF_INET_LOCAL_OUT, dns_redirect_priority, NF_ACCEPT);
 
   const char* out = "output";
   // Before anything accepts established traffic: nobody but dnsguard sends
@@ -549,6 +579,26 @@ void install_ruleset(const RulesetSpec& spec) {
                    .l4proto(proto)
                    .dport(spec.listen_port)
                    .accept());
+  }
+  // Connections redirected to the gate (chain gate_redirect): accepted for
+  // the same reason as the DNS redirect above. The gate itself refuses a
+  // connection that was not redirected (no original destination).
+  if (!spec.gated_ports.empty()) {
+    for (const Address* lo : {&loopback4, &loopback6}) {
+      b.add(out, b.rule(out, std::string("TCP redirected to the connection gate on ") + to_string(*lo))
+                     .daddr_is(*lo)
+                     .l4proto(IPPROTO_TCP)
+                     .dport(spec.gate_port)
+                     .accept());
+    }
+    // QUIC would carry TLS past the gate: refused at once, so clients fall
+    // back to TCP (HTTP/3 is always optional).
+    b.add(out, b.rule(out, "QUIC (udp 443) refused: TLS goes through the gate")
+                   .meta(NFT_META_SKUID)
+                   .cmp(NFT_CMP_NEQ, &spec.dnsguard_uid, 4)
+                   .l4proto(IPPROTO_UDP)
+                   .dport(443)
+                   .reject(NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED));
   }
   // IPv6 cannot resolve on-link neighbours (or find a router) without these;
   // they carry no payload and reach only the local link.
@@ -603,6 +653,8 @@ void install_ruleset(const RulesetSpec& spec) {
                    .dport(dns_port)
                    .redirect_to_port(spec.listen_port));
   }
+
+  if (!spec.gated_ports.empty()) gate_redirect(b, spec);
 
   b.batch().end();
   sock.commit(b.batch(), operation);

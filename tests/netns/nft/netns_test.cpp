@@ -174,6 +174,30 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
 }
 
+TEST_CASE("install_ruleset with the connection gate: redirect after the address check, QUIC refused") {
+  RulesetSpec spec = test_spec();
+  spec.gated_ports = {443, 80};
+  spec.gate_port = 999;
+  install_ruleset(spec);
+  const std::string view = kernel_view();
+  INFO(view);
+  CHECK(contains(view, "chain gate_redirect {\n\t\ttype nat hook output priority mangle; policy accept;\n"
+                       "\t\tip daddr @static4 tcp dport 443 accept"));
+  CHECK(contains(view, "meta skuid != 4242 ip daddr @allow4 tcp dport 443 redirect to :999"));
+  CHECK(contains(view, "meta skuid != 4242 ip6 daddr @allow6 tcp dport 443 redirect to :999"));
+  CHECK(contains(view, "meta skuid != 4242 ip daddr @allow4 tcp dport 80 redirect to :999"));
+  CHECK(contains(view, "ip daddr 127.0.0.1 tcp dport 999 accept"));
+  CHECK(contains(view, "ip6 daddr ::1 tcp dport 999 accept"));
+  CHECK(contains(view, "meta skuid != 4242 udp dport 443 reject with icmpx admin-prohibited"));
+  // Static CIDRs are matched before the redirect (address-level by choice).
+  CHECK(view.find("ip daddr @static4 tcp dport 443 accept") < view.find("ip daddr @allow4 tcp dport 443 redirect"));
+  // Without gated ports: no gate chain, no QUIC rule (address-level only).
+  install_ruleset(test_spec());
+  const std::string plain = kernel_view();
+  CHECK_FALSE(contains(plain, "gate_redirect"));
+  CHECK_FALSE(contains(plain, "udp dport 443 reject"));
+}
+
 TEST_CASE("install_ruleset again: same kernel view, no duplicates, elements cleared") {
   install_ruleset(test_spec());
   SetUpdater up("cagent", "allow4", "allow6");

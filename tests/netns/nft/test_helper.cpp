@@ -1,5 +1,5 @@
 // nft-test-helper: drives nft/ from shell-scripted tests (packet_test.sh).
-//   nft-test-helper install [--uid N] [--listen-port N] [--upstream ADDR:PORT]... [--cidr ADDR/LEN]... [--onlink6 ADDR/LEN]... [--inbound PORT/PROTO]...
+//   nft-test-helper install [--uid N] [--listen-port N] [--upstream ADDR:PORT]... [--cidr ADDR/LEN]... [--onlink6 ADDR/LEN]... [--inbound PORT/PROTO]... [--gate-port N --gated PORT...]
 //   nft-test-helper add ADDR SECONDS [ADDR SECONDS]...
 // Runs in whatever network namespace it is started in (ip netns exec).
 #include <charconv>
@@ -53,6 +53,10 @@ int install(const std::vector<std::string_view>& args) {
       if (slash == std::string_view::npos) throw std::invalid_argument("--inbound needs PORT/PROTO");
       const std::uint16_t port = number<std::uint16_t>(val.substr(0, slash));
       spec.inbound.push_back({static_cast<std::uint8_t>(val.substr(slash + 1) == "udp" ? 17 : 6), port, port});
+    } else if (key == "--gate-port") {
+      spec.gate_port = number<std::uint16_t>(val);
+    } else if (key == "--gated") {  // one gated port per option
+      spec.gated_ports.push_back(number<std::uint16_t>(val));
     } else if (key == "--onlink6") {
       const auto slash = val.find('/');
       if (slash == std::string_view::npos) throw std::invalid_argument("--onlink6 needs ADDR/LEN");

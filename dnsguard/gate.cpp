@@ -1,0 +1,296 @@
+#include "gate.hpp"
+
+#include <fcntl.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include "asio_glue.hpp"
+
+namespace cagent::dnsguard {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+// How much one splice() moves at most (the pipe's default capacity).
+constexpr std::size_t kSpliceChunk = 64 * 1024;
+
+// A pipe: the kernel buffer splice() moves bytes through. Owns both ends.
+class Pipe {
+ public:
+  Pipe() noexcept {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+      read_ = fds[0];
+      write_ = fds[1];
+    }
+  }
+  ~Pipe() {
+    if (read_ >= 0) ::close(read_);
+    if (write_ >= 0) ::close(write_);
+  }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  bool ok() const noexcept { return read_ >= 0; }
+  int read_end() const noexcept { return read_; }
+  int write_end() const noexcept { return write_; }
+
+ private:
+  int read_ = -1;
+  int write_ = -1;
+};
+
+// One direction of the relay: from → pipe → to, until `from` ends or
+// anything fails. On EOF the write side of `to` is shut (half-close); on an
+// error both sockets are shut so the other direction ends too.
+asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
+  Pipe pipe;
+  if (!pipe.ok()) {
+    boost::system::error_code ignored;
+    from.shutdown(tcp::socket::shutdown_both, ignored);
+    to.shutdown(tcp::socket::shutdown_both, ignored);
+    co_return;
+  }
+  const int in = from.native_handle();
+  const int out = to.native_handle();
+  bool failed = false;
+  for (;;) {
+    const ssize_t n = ::splice(in, nullptr, pipe.write_end(), nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n == 0) break;  // EOF from `from`
+    if (n < 0) {
+      const int err = errno;
+      if (err == EAGAIN) {
+        auto [ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+        if (ec) {
+          failed = true;
+          break;
+        }
+        continue;
+      }
+      failed = true;
+      break;
+    }
+    for (ssize_t left = n; left > 0;) {
+      const ssize_t m = ::splice(pipe.read_end(), nullptr, out, nullptr, static_cast<std::size_t>(left),
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (m > 0) {
+        left -= m;
+        continue;
+      }
+      const int err = errno;
+      if (m < 0 && err == EAGAIN) {
+        auto [ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
+        if (!ec) continue;
+      }
+      failed = true;
+      break;
+    }
+    if (failed) break;
+  }
+  boost::system::error_code ignored;
+  if (failed) {
+    from.shutdown(tcp::socket::shutdown_both, ignored);
+    to.shutdown(tcp::socket::shutdown_both, ignored);
+  } else {
+    to.shutdown(tcp::socket::shutdown_send, ignored);
+  }
+}
+
+}  // namespace
+
+bool original_destination(int fd, bool v6, IpEndpoint& out) noexcept {
+  if (v6) {
+    sockaddr_in6 sa{};
+    socklen_t len = sizeof sa;
+    if (::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &sa, &len) != 0 || sa.sin6_family != AF_INET6) return false;
+    out.addr.v6 = true;
+    std::memcpy(out.addr.bytes.data(), &sa.sin6_addr, 16);
+    out.port = ntohs(sa.sin6_port);
+    return true;
+  }
+  sockaddr_in sa{};
+  socklen_t len = sizeof sa;
+  if (::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sa, &len) != 0 || sa.sin_family != AF_INET) return false;
+  out.addr = IpAddress{};
+  std::memcpy(out.addr.bytes.data(), &sa.sin_addr, 4);
+  out.port = ntohs(sa.sin_port);
+  return true;
+}
+
+Gate::Gate(asio::io_context& io, GateOptions options, GateDecider& decider, Logger& log)
+    : io_(io), options_(std::move(options)), decider_(decider), log_(log) {}
+
+Gate::~Gate() { stop(); }
+
+Gate::Kind Gate::kind_of(std::uint16_t port) const noexcept {
+  if (std::find(options_.tls_ports.begin(), options_.tls_ports.end(), port) != options_.tls_ports.end()) return Kind::tls;
+  if (std::find(options_.http_ports.begin(), options_.http_ports.end(), port) != options_.http_ports.end())
+    return Kind::http;
+  return Kind::none;
+}
+
+void Gate::start() {
+  for (const IpEndpoint& ep : options_.listen) {
+    try {
+      auto& acc = acceptors_.emplace_back(io_);
+      const tcp::endpoint tep(to_asio(ep.addr), ep.port);
+      acc.open(tep.protocol());
+      acc.set_option(asio::socket_base::reuse_address(true));
+      if (ep.addr.v6) acc.set_option(asio::ip::v6_only(true));
+      acc.bind(tep);
+      acc.listen(asio::socket_base::max_listen_connections);
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error("gate listen " + to_string(ep) + ": " + e.code().message());
+    }
+  }
+  for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
+}
+
+void Gate::stop() noexcept {
+  if (stopped_) return;
+  stopped_ = true;
+  boost::system::error_code ignored;
+  for (auto& a : acceptors_) a.close(ignored);
+}
+
+void Gate::refuse(tcp::socket& client, const IpEndpoint* destination, std::string_view name,
+                  std::string_view reason) noexcept {
+  ++counters_.refused;
+  // A reset, not a FIN: the client fails at once, as with the firewall's
+  // own refusals, and nothing it sent reached any server.
+  boost::system::error_code ignored;
+  client.set_option(asio::socket_base::linger(true, 0), ignored);
+  client.close(ignored);
+  if (log_.enabled(LogLevel::info)) {
+    std::string line = "gate refused";
+    if (!name.empty()) line += " name=" + std::string(name);
+    if (destination != nullptr) line += " dst=" + to_string(*destination);
+    line += " reason=\"" + std::string(reason) + "\"";
+    log_.event(LogLevel::info, line);
+  }
+}
+
+asio::awaitable<void> Gate::accept_loop(tcp::acceptor& acceptor) {
+  try {
+    while (!stopped_) {
+      auto [ec, sock] = co_await acceptor.async_accept(use_tuple);
+      if (stopped_ || ec == asio::error::operation_aborted) co_return;
+      if (ec) continue;
+      ++counters_.accepted;
+      if (connections_ >= options_.max_connections) {
+        refuse(sock, nullptr, {}, "too many connections");
+        continue;
+      }
+      ++connections_;
+      asio::co_spawn(io_, connection(std::move(sock)), asio::detached);
+    }
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("gate accept loop: ") + e.what());
+  }
+}
+
+asio::awaitable<void> Gate::connection(tcp::socket client) {
+  struct Count {
+    std::size_t& n;
+    ~Count() { --n; }
+  } count{connections_};
+  try {
+    boost::system::error_code ec;
+    const bool v6 = client.local_endpoint(ec).address().is_v6();
+    IpEndpoint dst;
+    if (ec || !original_destination(client.native_handle(), v6, dst)) {
+      refuse(client, nullptr, {}, "not redirected");
+      co_return;
+    }
+    // A redirect to ourselves would be a loop; nothing legitimate does it.
+    for (const IpEndpoint& own : options_.listen) {
+      if (own == dst) {
+        refuse(client, &dst, {}, "not redirected");
+        co_return;
+      }
+    }
+    const Kind kind = kind_of(dst.port);
+    if (kind == Kind::none) {
+      refuse(client, &dst, {}, "port not gated");
+      co_return;
+    }
+
+    // The first flight, bounded in bytes (the parsers' limits) and time.
+    std::vector<std::uint8_t> head(std::max(kMaxClientHello + 4096, kMaxHttpHead));
+    std::vector<std::uint8_t> scratch(kMaxClientHello);
+    std::size_t got = 0;
+    GateVerdict verdict;
+    asio::steady_timer deadline(io_, options_.first_flight_timeout);
+    while (verdict.status == GateParse::need_more) {
+      if (got == head.size()) {
+        verdict = GateVerdict{GateParse::reject, {}, "first flight too large"};
+        break;
+      }
+      auto result = co_await (client.async_read_some(asio::buffer(head.data() + got, head.size() - got), use_tuple) ||
+                              deadline.async_wait(use_tuple));
+      if (result.index() == 1) {
+        verdict = GateVerdict{GateParse::reject, {}, "timed out waiting for the first bytes"};
+        break;
+      }
+      auto [rec, n] = std::get<0>(result);
+      if (rec || n == 0) {
+        verdict = GateVerdict{GateParse::reject, {}, "closed before the first flight"};
+        break;
+      }
+      got += n;
+      const std::span<const std::uint8_t> bytes(head.data(), got);
+      verdict = kind == Kind::tls ? parse_client_hello(bytes, scratch) : parse_http_head(bytes);
+    }
+    if (verdict.status != GateParse::done) {
+      refuse(client, &dst, {}, verdict.reason);
+      co_return;
+    }
+    if (!decider_.admit(verdict.name.view(), dst.addr)) {
+      refuse(client, &dst, verdict.name.view(), "name not resolved to this address");
+      co_return;
+    }
+
+    // Admitted: connect as dnsguard (the ruleset lets dnsguard reach only
+    // addresses in the sets, and never redirects its own connections).
+    tcp::socket server(io_);
+    const tcp::endpoint target(to_asio(dst.addr), dst.port);
+    asio::steady_timer connect_deadline(io_, options_.connect_timeout);
+    auto connected = co_await (server.async_connect(target, use_tuple) || connect_deadline.async_wait(use_tuple));
+    if (connected.index() == 1 || std::get<0>(std::get<0>(connected))) {
+      ++counters_.failed;
+      boost::system::error_code ignored;
+      client.set_option(asio::socket_base::linger(true, 0), ignored);
+      log_.event(LogLevel::info, "gate: cannot reach " + to_string(dst) + " for " + std::string(verdict.name.view()));
+      co_return;
+    }
+    ++counters_.admitted;
+    auto [wec, written] = co_await asio::async_write(server, asio::buffer(head.data(), got), use_tuple);
+    if (wec) co_return;
+    head = {};
+    scratch = {};
+    client.native_non_blocking(true);
+    server.native_non_blocking(true);
+    co_await (pump(client, server) && pump(server, client));
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("gate connection: ") + e.what());
+  }
+}
+
+}  // namespace cagent::dnsguard

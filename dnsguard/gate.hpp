@@ -1,0 +1,95 @@
+#pragma once
+// The connection gate (issue 12): TLS and plain HTTP to an allowed address
+// reach it only for a name that resolved to that address through dnsguard.
+//
+//   agent connect(addr:443) ──nat redirect (only addresses in the sets)──▶ gate listener
+//     (dnsguard's uid, 127.0.0.1/::1)  SO_ORIGINAL_DST → addr:443
+//     read the first flight (bounded in bytes and time) → parse_client_hello / parse_http_head
+//     admit(name, addr)? no → reset, count, log
+//                        yes → connect(addr:443) as dnsguard, replay what was read,
+//                              splice both directions until both sides closed
+//
+// The gate makes no decision of its own: GateDecider (the engine's
+// allowlist and name bindings) does. Every connection is one coroutine
+// owning both sockets; the relay moves bytes kernel to kernel (splice
+// through a pipe per direction), so the steady state costs no user-space
+// copies. Nothing here throws per connection.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <string_view>
+#include <vector>
+
+#include "gate_parse.hpp"
+#include "ip.hpp"
+#include "log.hpp"
+
+namespace cagent::dnsguard {
+
+class GateDecider {
+ public:
+  virtual ~GateDecider() = default;
+  // May a connection to `destination` that asks for `name` pass?
+  virtual bool admit(std::string_view name, const IpAddress& destination) noexcept = 0;
+};
+
+struct GateOptions {
+  std::vector<IpEndpoint> listen;           // where the ruleset redirects to
+  std::vector<std::uint16_t> tls_ports = {443};
+  std::vector<std::uint16_t> http_ports = {80};
+  std::chrono::milliseconds first_flight_timeout{10000};
+  std::chrono::milliseconds connect_timeout{15000};
+  std::size_t max_connections = 4096;       // beyond: refused at once
+};
+
+struct GateCounters {
+  std::uint64_t accepted = 0;   // connections that reached the gate
+  std::uint64_t admitted = 0;   // relayed
+  std::uint64_t refused = 0;    // reset before any byte reached a server
+  std::uint64_t failed = 0;     // admitted, but the server could not be reached
+};
+
+class Gate {
+ public:
+  Gate(boost::asio::io_context& io, GateOptions options, GateDecider& decider, Logger& log);
+  ~Gate();
+  Gate(const Gate&) = delete;
+  Gate& operator=(const Gate&) = delete;
+
+  // Binds every listen address. Throws std::system_error naming it.
+  void start();
+  void stop() noexcept;
+
+  const GateCounters& counters() const noexcept { return counters_; }
+  std::size_t connections() const noexcept { return connections_; }
+
+ private:
+  enum class Kind : std::uint8_t { tls, http, none };
+  Kind kind_of(std::uint16_t port) const noexcept;
+
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  boost::asio::awaitable<void> connection(boost::asio::ip::tcp::socket client);
+  void refuse(boost::asio::ip::tcp::socket& client, const IpEndpoint* destination, std::string_view name,
+              std::string_view reason) noexcept;
+
+  boost::asio::io_context& io_;
+  GateOptions options_;
+  GateDecider& decider_;
+  Logger& log_;
+  GateCounters counters_;
+  std::list<boost::asio::ip::tcp::acceptor> acceptors_;
+  std::size_t connections_ = 0;
+  bool stopped_ = false;
+};
+
+// The destination a connection had before the ruleset redirected it
+// (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). False when it was not
+// redirected (someone connected to the gate's own address directly).
+bool original_destination(int fd, bool v6, IpEndpoint& out) noexcept;
+
+}  // namespace cagent::dnsguard

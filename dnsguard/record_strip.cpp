@@ -131,7 +131,7 @@ NameLayout layout_of(std::uint16_t type) noexcept {
 }  // namespace
 
 std::size_t strip_records(std::span<const std::uint8_t> wire, std::span<const RrRange> drop,
-                          std::span<std::uint8_t> out) noexcept {
+                          std::span<std::uint8_t> out, bool drop_ech) noexcept {
   if (wire.size() < kHeaderSize || out.size() < kHeaderSize) return 0;
   Rewriter w(wire, out);
   // Header and question verbatim (counts patched at the end).
@@ -173,7 +173,21 @@ std::size_t strip_records(std::span<const std::uint8_t> wire, std::span<const Rr
       w.put16(0);
       const NameLayout layout = layout_of(type);
       std::size_t p = rdata;
-      if (layout.names > 0) {
+      if (drop_ech && (type == rrtype::SVCB || type == rrtype::HTTPS)) {
+        // SvcPriority, TargetName (never compressed, RFC 9460 2.2), then
+        // key/length/value parameters: every one but `ech` is kept.
+        const std::size_t target_end = w.skip_name(rdata + 2);
+        if (rdlen < 3 || target_end == 0 || target_end > rdata + rdlen || (wire[rdata + 2] & 0xC0) != 0) return 0;
+        w.copy(rdata, target_end - rdata);
+        for (p = target_end; p < rdata + rdlen;) {
+          if (p + 4 > rdata + rdlen) return 0;
+          const std::uint16_t key = read16(wire, p);
+          const std::size_t len = read16(wire, p + 2);
+          if (p + 4 + len > rdata + rdlen) return 0;
+          if (key != kSvcParamEch) w.copy(p, 4 + len);
+          p += 4 + len;
+        }
+      } else if (layout.names > 0) {
         if (rdlen < layout.prefix) return 0;
         w.copy(p, layout.prefix);
         p += layout.prefix;

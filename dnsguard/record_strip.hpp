@@ -27,9 +27,14 @@ struct RrRange {
 
 // Writes `wire` to `out` without the records that start at the `drop`
 // offsets (sorted ascending, each the start of a record after the
-// question), with the header counts and compression pointers fixed.
-// Returns the new size; 0 when `wire` is malformed or `out` too small.
+// question), with the header counts and compression pointers fixed. With
+// `drop_ech`, SVCB/HTTPS records lose their `ech` parameter (key 5): with
+// Encrypted Client Hello the server name the connection gate judges would
+// not be the one the server serves. Returns the new size; 0 when `wire` is
+// malformed or `out` too small.
 std::size_t strip_records(std::span<const std::uint8_t> wire, std::span<const RrRange> drop,
-                          std::span<std::uint8_t> out) noexcept;
+                          std::span<std::uint8_t> out, bool drop_ech = false) noexcept;
+
+inline constexpr std::uint16_t kSvcParamEch = 5;
 
 }  // namespace cagent::dnsguard

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -167,4 +169,49 @@ TEST_CASE("strip_records: nothing to drop copies the message; bad input and smal
   bad[rr] = 0xC0;
   bad[rr + 1] = static_cast<std::uint8_t>(rr);
   CHECK(strip_records(bad, {}, out) == 0);
+}
+
+TEST_CASE("strip_records: drop_ech removes only the ech parameter of SVCB/HTTPS records") {
+  std::vector<std::uint8_t> m;
+  header(m, 2, 0, 0);
+  put_name(m, "svc.test");
+  put16(m, rrtype::HTTPS);
+  put16(m, 1);
+  // HTTPS 1 . alpn=h2 ech=<8 bytes> ipv4hint=192.0.2.7
+  std::vector<std::uint8_t> rdata;
+  put16(rdata, 1);
+  rdata.push_back(0);  // target "."
+  put16(rdata, 1);     // alpn
+  put16(rdata, 3);
+  rdata.insert(rdata.end(), {2, 'h', '2'});
+  put16(rdata, kSvcParamEch);
+  put16(rdata, 8);
+  rdata.insert(rdata.end(), 8, 0xEC);
+  put16(rdata, 4);  // ipv4hint
+  put16(rdata, 4);
+  rdata.insert(rdata.end(), {192, 0, 2, 7});
+  pointer(m, 12);
+  rr_head(m, rrtype::HTTPS, 300, static_cast<unsigned>(rdata.size()));
+  m.insert(m.end(), rdata.begin(), rdata.end());
+  // A record after it (pointer to the question): still intact after the shift.
+  pointer(m, 12);
+  rr_head(m, 1, 300, 4);
+  m.insert(m.end(), {192, 0, 2, 8});
+
+  std::vector<std::uint8_t> out(512);
+  // Without the flag: unchanged.
+  CHECK(strip_records(m, {}, out) == m.size());
+  const std::size_t n = strip_records(m, {}, out, true);
+  REQUIRE(n == m.size() - 12);
+  out.resize(n);
+  const auto lines = decode(out);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "svc.test 65 len" + std::to_string(rdata.size() - 12));
+  CHECK(lines[1] == "svc.test 1 len4");
+  // The kept parameters, byte for byte: alpn then ipv4hint.
+  const std::vector<std::uint8_t> kept(out.end() - 16 - 23, out.end() - 16);
+  const std::vector<std::uint8_t> want = {0, 1, 0, 0, 1, 0, 3, 2, 'h', '2', 0, 4, 0, 4, 192, 0, 2, 7};
+  CHECK(std::vector<std::uint8_t>(kept.end() - 18, kept.end()) == want);
+  const std::array<std::uint8_t, 2> ech_bytes = {0xEC, 0xEC};
+  CHECK(std::search(out.begin(), out.end(), ech_bytes.begin(), ech_bytes.end()) == out.end());
 }

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# The connection gate against the real ruleset and the real dnsguard
+# (issue 12). A "cage" namespace (ruleset from nft-test-helper, dnsguard as
+# uid 4242 with the gate on, clients as uid 4343) and a "world" namespace
+# (fake DNS, and HTTPS + HTTP servers where several names share an address),
+# joined by a veth pair; documentation addresses only, no route anywhere else.
+#
+#   run.sh DNSGUARD NFT_TEST_HELPER FAKE_DNS
+#
+#   198.51.100.10 / 2001:db8:100::10   a.gate.test (allowed) and b.other.test (not allowed)
+#   198.51.100.11                      c.gate.test (allowed, another address)
+set -uo pipefail
+dnsguard=${1:?usage: run.sh DNSGUARD NFT_TEST_HELPER FAKE_DNS}
+helper=${2:?usage}
+fake_dns=${3:?usage}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+skip() { echo "skipped: $*"; exit 77; }
+[[ $(id -u) == 0 ]] || skip "needs root (network namespaces, nftables, setpriv)"
+for tool in ip python3 curl openssl setpriv nft sha256sum; do
+  command -v "$tool" >/dev/null || skip "missing tool: $tool"
+done
+py=/usr/bin/python3
+
+id=$$
+cage=cgate-c-$id world=cgate-w-$id
+# Everything the other uids run or read lives here (0755), never under the
+# checkout, which may sit in a 0700 home.
+tmp=$(mktemp -d /tmp/cagent-gate.XXXXXX)
+chmod 0755 "$tmp"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for ns in "$cage" "$world"; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    ip netns del "$ns" 2>/dev/null
+  done
+  rm -rf "/etc/netns/$cage"
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+fails=0
+ok() { echo "ok - $*"; }
+bad() { echo "not ok - $*"; fails=$((fails + 1)); }
+wait_file() {  # FILE — poll, bounded (10 s)
+  for _ in $(seq 200); do [[ -s $1 ]] && return 0; sleep 0.05; done
+  echo "not ok - $1 did not appear"; exit 1
+}
+
+ip netns add "$world" && ip netns add "$cage" || skip "cannot create network namespaces"
+C() { ip netns exec "$cage" "$@"; }
+W() { ip netns exec "$world" "$@"; }
+ip link add "gc$id" netns "$cage" type veth peer name "gw$id" netns "$world"
+C ip link set lo up && W ip link set lo up
+C ip addr add 192.0.2.2/24 dev "gc$id"
+C ip addr add 2001:db8:100::2/64 dev "gc$id" nodad
+W ip addr add 192.0.2.53/24 dev "gw$id"
+for a in 10 11; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
+W ip addr add 2001:db8:100::10/64 dev "gw$id" nodad
+C ip link set "gc$id" up && W ip link set "gw$id" up
+C ip route add 198.51.100.0/24 dev "gc$id"
+
+# Certificates: one CA, one server certificate naming every site.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=cagent gate test CA" \
+  -keyout "$tmp/ca.key" -out "$tmp/ca.pem" >/dev/null 2>&1 || { echo "not ok - openssl CA"; exit 1; }
+openssl req -newkey rsa:2048 -nodes -subj "/CN=a.gate.test" -keyout "$tmp/site.key" -out "$tmp/site.csr" >/dev/null 2>&1
+printf 'subjectAltName=DNS:a.gate.test,DNS:b.other.test,DNS:c.gate.test\n' >"$tmp/ext.cnf"
+openssl x509 -req -in "$tmp/site.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial -days 1 \
+  -extfile "$tmp/ext.cnf" -out "$tmp/site.pem" >/dev/null 2>&1 || { echo "not ok - openssl site cert"; exit 1; }
+chmod 0644 "$tmp"/*
+
+cat >"$tmp/zone.json" <<'JSON'
+{"names": {
+  "a.gate.test":  {"ttl": 300, "A": ["198.51.100.10"], "AAAA": ["2001:db8:100::10"]},
+  "b.other.test": {"ttl": 300, "A": ["198.51.100.10"]},
+  "c.gate.test":  {"ttl": 300, "A": ["198.51.100.11"]}}}
+JSON
+W "$py" "$fake_dns" --listen 192.0.2.53:53 --zone "$tmp/zone.json" --ready "$tmp/dns.ready" >"$tmp/dns.log" 2>&1 &
+pids+=($!)
+W "$py" "$here/world_gate.py" --addr 198.51.100.10 --addr 198.51.100.11 --addr 2001:db8:100::10 \
+  --cert "$tmp/site.pem" --key "$tmp/site.key" --ready "$tmp/web.ready" >"$tmp/web.log" 2>&1 &
+pids+=($!)
+wait_file "$tmp/dns.ready"
+wait_file "$tmp/web.ready"
+
+# The cage: ruleset with the gate on 999 for 443 and 80, dnsguard as 4242.
+install -m 0755 "$dnsguard" "$tmp/dnsguard"
+C "$helper" install --uid 4242 --listen-port 53 --upstream 192.0.2.53:53 --onlink6 2001:db8:100::/64 \
+  --gate-port 999 --gated 443 --gated 80 || { echo "not ok - ruleset install"; exit 1; }
+cat >"$tmp/policy.toml" <<TOML
+listen = ["127.0.0.1:53", "[::1]:53"]
+upstreams = ["192.0.2.53:53"]
+allow = ["*.gate.test"]
+[gate]
+enabled = true
+port = 999
+tls_ports = [443]
+http_ports = [80]
+[log]
+file = "$tmp/dnsguard.log"
+level = "info"
+TOML
+chmod 0644 "$tmp/policy.toml"
+touch "$tmp/dnsguard.log" && chown 4242 "$tmp/dnsguard.log"
+C setpriv --reuid 4242 --regid 4242 --clear-groups --inh-caps +net_admin,+net_bind_service \
+  --ambient-caps +net_admin,+net_bind_service "$tmp/dnsguard" --config "$tmp/policy.toml" 2>"$tmp/dnsguard.err" &
+pids+=($!)
+for _ in $(seq 200); do grep -q "dnsguard ready" "$tmp/dnsguard.log" 2>/dev/null && break; sleep 0.05; done
+grep -q "dnsguard ready" "$tmp/dnsguard.log" || { echo "not ok - dnsguard did not start"; cat "$tmp/dnsguard.err" "$tmp/dnsguard.log"; exit 1; }
+mkdir -p "/etc/netns/$cage"
+echo "nameserver 127.0.0.1" >"/etc/netns/$cage/resolv.conf"
+
+# The agent: uid 4343.
+A() { C setpriv --reuid 4343 --regid 4343 --clear-groups "$@"; }
+body() { A curl -sS -g --max-time 10 --cacert "$tmp/ca.pem" "$@" 2>&1; }
+# curl: 35 = TLS handshake failed (reset during it), 56 = receive failure
+# (reset), 52 = empty reply, 7 = could not connect.
+refused() { A curl -sS -g --max-time 10 --cacert "$tmp/ca.pem" -o /dev/null "$@" 2>/dev/null; echo "rc=$?"; }
+
+out=$(body https://a.gate.test/)
+[[ $out == "site a.gate.test" ]] && ok "HTTPS to an allowed name through the gate" || bad "HTTPS a.gate.test: $out"
+out=$(body -6 https://a.gate.test/)
+[[ $out == "site a.gate.test" ]] && ok "HTTPS over IPv6 through the gate" || bad "HTTPS a.gate.test over IPv6: $out"
+out=$(body http://a.gate.test/)
+[[ $out == "site a.gate.test" ]] && ok "HTTP with the right Host through the gate" || bad "HTTP a.gate.test: $out"
+
+# Same address, a name that is not allowed (the CDN neighbour).
+r=$(refused --resolve b.other.test:443:198.51.100.10 https://b.other.test/)
+[[ $r != rc=0 ]] && ok "another tenant's SNI on an allowed address is refused ($r)" || bad "b.other.test reached through a.gate.test's address"
+# Another *allowed* name, but it resolved elsewhere: not bound to this address.
+body https://c.gate.test/ >/dev/null
+r=$(refused --resolve c.gate.test:443:198.51.100.10 https://c.gate.test/)
+[[ $r != rc=0 ]] && ok "an allowed name's SNI on an address it did not resolve to is refused ($r)" || bad "c.gate.test admitted on .10"
+out=$(body https://c.gate.test/)
+[[ $out == "site c.gate.test" ]] && ok "…while c.gate.test on its own address works" || bad "c.gate.test: $out"
+# HTTP with a Host that is not allowed.
+r=$(refused -H "Host: b.other.test" http://a.gate.test/)
+[[ $r != rc=0 ]] && ok "HTTP Host of another site is refused ($r)" || bad "Host b.other.test admitted"
+r=$(refused -x http://198.51.100.10:80 http://b.other.test/)
+[[ $r != rc=0 ]] && ok "absolute-form (proxy) request is refused ($r)" || bad "absolute-form admitted"
+
+# Raw cases from Python: no SNI, not TLS on 443, UDP 443, the gate directly.
+cat >"$tmp/raw.py" <<'PY'
+import socket, ssl, sys, time
+def attempt(what, fn):
+    t = time.monotonic()
+    try:
+        r = fn()
+    except (ConnectionResetError, ssl.SSLError, BrokenPipeError) as e:
+        r = "reset"
+    except ConnectionRefusedError:
+        r = "refused"
+    except PermissionError:
+        r = "eperm"
+    except socket.timeout:
+        r = "timeout"
+    except OSError as e:
+        r = "error:" + e.__class__.__name__
+    print(f"{what}={r} {time.monotonic() - t:.2f}s")
+def no_sni():
+    ctx = ssl.create_default_context(cafile=sys.argv[1]); ctx.check_hostname = False
+    s = socket.create_connection(("198.51.100.10", 443), timeout=5)
+    t = ctx.wrap_socket(s)  # no server_hostname: no SNI
+    return "handshake"
+def not_tls():
+    s = socket.create_connection(("198.51.100.10", 443), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: a.gate.test\r\n\r\n")
+    d = s.recv(100)
+    return "data" if d else "closed"
+def quic():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(b"\xc0" + b"\0" * 1199, ("198.51.100.10", 443))
+    return "sent"
+def gate_direct():
+    s = socket.create_connection(("127.0.0.1", 999), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: a.gate.test\r\n\r\n")
+    d = s.recv(100)
+    return "data" if d else "closed"
+attempt("nosni", no_sni)
+attempt("nottls", not_tls)
+attempt("quic", quic)
+attempt("gate", gate_direct)
+PY
+chmod 0644 "$tmp/raw.py"
+raw=$(A "$py" "$tmp/raw.py" "$tmp/ca.pem" 2>&1)
+echo "$raw" | sed 's/^/   | /'
+grep -q "^nosni=reset" <<<"$raw" && ok "a ClientHello without SNI is refused" || bad "no-SNI hello not refused"
+grep -q "^nottls=reset" <<<"$raw" && ok "non-TLS bytes on 443 are refused" || bad "plain text on 443 not refused"
+grep -Eq "^quic=(eperm|refused|error)" <<<"$raw" && ok "UDP 443 (QUIC) is refused at once" || bad "QUIC datagram sent"
+grep -Eq "^gate=(reset|closed)" <<<"$raw" && ok "the gate's own listener reaches nothing when used directly" || bad "gate used directly"
+
+# A large transfer both ways arrives intact (the splice relay).
+n=$((64 * 1024 * 1024))
+got=$(A curl -sS --max-time 60 --cacert "$tmp/ca.pem" "https://a.gate.test/big?n=$n" | sha256sum | cut -d' ' -f1)
+want=$("$py" -c "import hashlib,sys; p=bytes(range(256))*256; h=hashlib.sha256(); n=$n
+while n>0:
+    c=p[:min(n,len(p))]; h.update(c); n-=len(c)
+print(h.hexdigest())")
+[[ $got == "$want" ]] && ok "64 MiB through the gate arrive intact" || bad "large transfer: sha256 $got != $want"
+head -c 3000000 /dev/urandom >"$tmp/upload.bin"; chmod 0644 "$tmp/upload.bin"
+got=$(A curl -sS --max-time 60 --cacert "$tmp/ca.pem" --data-binary "@$tmp/upload.bin" https://a.gate.test/echo | sha256sum | cut -d' ' -f1)
+[[ $got == "$(sha256sum <"$tmp/upload.bin" | cut -d' ' -f1)" ]] && ok "3 MB uploaded and echoed intact" || bad "upload echo differs"
+
+# Refusals are logged with name, destination and reason.
+grep -q 'gate refused name=b.other.test dst=198.51.100.10:443' "$tmp/dnsguard.log" \
+  && ok "refusals are logged with name and destination" || bad "no log line for b.other.test: $(grep gate "$tmp/dnsguard.log" | head -5)"
+
+echo "gate netns test: $fails failed"
+exit $(( fails == 0 ? 0 : 1 ))

@@ -51,14 +51,12 @@ AllowList::AllowList(const std::vector<std::string>& patterns) {
 }
 
 bool AllowList::allows(std::string_view name) const noexcept {
-  // Heterogeneous lookup needs C++20 transparent hashing that libstdc++ 12
-  // lacks; the strings here are short (SSO mostly), so copy once.
-  std::string key(name);
-  if (exact_.count(key) != 0) return true;
+  // string_view keys all the way: no copy of the name or of any suffix.
+  if (exact_.contains(name)) return true;
   if (suffixes_.empty()) return false;
   // Each proper suffix after a dot: a.b.example.com -> b.example.com, example.com, com.
-  for (std::size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1)) {
-    if (suffixes_.count(key.substr(dot + 1)) != 0) return true;
+  for (std::size_t dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {
+    if (suffixes_.contains(name.substr(dot + 1))) return true;
   }
   return false;
 }

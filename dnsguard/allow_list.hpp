@@ -6,6 +6,8 @@
 //   "example.com"    matches example.com only
 //   "*.example.com"  matches a.example.com, a.b.example.com, … — never the apex
 
+#include <cstddef>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -39,8 +41,17 @@ class AllowList {
   const std::vector<std::string>& exact_names() const noexcept { return exact_list_; }
 
  private:
-  std::unordered_set<std::string> exact_;
-  std::unordered_set<std::string> suffixes_;  // "example.com" for "*.example.com"
+  // Transparent hash and equality (C++20 heterogeneous lookup, in libstdc++
+  // since 11): allows() looks a string_view — the query name and each of its
+  // suffixes — up without building a std::string per probe. This is the
+  // per-query hot path; it must not allocate.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  using NameSet = std::unordered_set<std::string, NameHash, std::equal_to<>>;
+  NameSet exact_;
+  NameSet suffixes_;  // "example.com" for "*.example.com"
   std::vector<std::string> exact_list_;
 };
 

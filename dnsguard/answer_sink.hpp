@@ -1,11 +1,15 @@
 #pragma once
 // The one way an allowed answer leaves dnsguard/: addresses (with the set
 // timeout they need) are handed to an AnswerSink before the client sees the
-// answer. cmd/dnsguard wires it to nft::SetUpdater; tests use a recorder.
+// answer. cmd/dnsguard wires it to nft::SetUpdater (cmd/nft_sink.hpp); tests
+// use a recorder.
 //
-// Invariant the server relies on: allow() is synchronous and returns only
-// after the kernel acknowledged the insert. The server runs one
-// single-threaded io_context, so while allow() runs no other query can be
+// The engine calls hold() (floors, below); allow() is the floor-less form a
+// simple sink implements, and the default hold() is built on it.
+//
+// Invariant the server relies on: hold() (and so allow()) is synchronous and
+// returns only after the kernel acknowledged the insert. The server runs one
+// single-threaded io_context, so while hold() runs no other query can be
 // answered — a second query for the same name can never overtake the first
 // one's insert. If a sink is ever made asynchronous, the server needs a
 // per-name lock (Cilium pkg/fqdn does this) before releasing any answer.

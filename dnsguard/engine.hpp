@@ -6,7 +6,7 @@
 // says needs_upstream, fetches an answer and calls finish().
 //
 // Ordering invariant (the security property of the product): every answer
-// carrying allowed addresses is built only after sink.allow() returned true
+// carrying allowed addresses is built only after sink.hold() returned true
 // for those addresses; if it returns false the client gets SERVFAIL.
 
 #include <chrono>

@@ -198,6 +198,9 @@ ResponseAnalyzer::ResponseAnalyzer() : names_(kMaxAnswerRecords + kMaxChain + 2)
 ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t> wire,
                                                    const WireName& qname, std::uint16_t qtype,
                                                    ResponseInfo& out) noexcept {
+  // Named steps; each returns early on malformed or mismatched bytes. All
+  // scratch lives in members sized once, so a warm analyzer allocates
+  // nothing (out's vectors keep their capacity across calls).
   out.addresses.clear();
   out.strays.clear();
   out.ttl_offsets.clear();
@@ -206,22 +209,46 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
   out.question_end = 0;
   out.end = 0;
   records_.clear();
+  chain_len_ = 0;
+  std::size_t pos = 0;
+  if (Result r = read_question(wire, qname, qtype, pos, out); r != Result::ok) return r;
+  if (Result r = read_records(wire, pos, out); r != Result::ok) return r;
+  if (Result r = follow_chain(wire, qname); r != Result::ok) return r;
+  if (Result r = collect_addresses(wire, out); r != Result::ok) return r;
+  // Off-chain records were found in record order; the others before them.
+  std::sort(out.strays.begin(), out.strays.end(),
+            [](const RrRange& a, const RrRange& b) { return a.start < b.start; });
+  return Result::ok;
+}
+
+// Header (a response to a standard query) and the one question, which must
+// be (qname, qtype, IN). Leaves `pos` after the question.
+ResponseAnalyzer::Result ResponseAnalyzer::read_question(std::span<const std::uint8_t> wire,
+                                                         const WireName& qname, std::uint16_t qtype,
+                                                         std::size_t& pos, ResponseInfo& out) noexcept {
   if (wire.size() < kHeaderSize) return Result::malformed;
   std::uint16_t flags = read16(wire, 2);
   if ((flags & kFlagQR) == 0 || (flags & kOpcodeMask) != 0) return Result::malformed;
   out.rcode = static_cast<std::uint8_t>(flags & 0x000F);
   out.truncated = (flags & kFlagTC) != 0;
   if (read16(wire, 4) != 1) return Result::mismatch;
-
-  // names_ layout: [0, kMaxAnswerRecords) record owners, then the chain, then one temporary.
   WireName& temp = names_.back();
-  std::size_t pos = kHeaderSize;
+  pos = kHeaderSize;
   if (!read_name(wire, pos, temp) || pos + 4 > wire.size()) return Result::malformed;
   if (!(temp == qname) || read16(wire, pos) != qtype || read16(wire, pos + 2) != kClassIN)
     return Result::mismatch;
   pos += 4;
   out.question_end = pos;
+  return Result::ok;
+}
 
+// Every RR of the three sections: bounds, TTL offsets (all but OPT's), the
+// minimum TTL, the trailing OPT. The first kMaxAnswerRecords answer records
+// of class IN are kept (owner names in names_) for the chain; A/AAAA records
+// anywhere else are strays.
+ResponseAnalyzer::Result ResponseAnalyzer::read_records(std::span<const std::uint8_t> wire, std::size_t pos,
+                                                        ResponseInfo& out) noexcept {
+  WireName& temp = names_.back();
   std::size_t an = read16(wire, 6), ns = read16(wire, 8), ar = read16(wire, 10);
   std::size_t total = an + ns + ar;
   std::uint32_t min_ttl = std::numeric_limits<std::uint32_t>::max();
@@ -251,28 +278,41 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
   }
   out.end = pos;
   out.min_ttl = out.ttl_offsets.empty() ? 0 : min_ttl;
+  return Result::ok;
+}
 
-  // The CNAME chain from the question name. A loop or a chain longer than
-  // kMaxChain stops it; names beyond that are simply not on the chain.
+// The CNAME chain from the question name. A loop or a chain longer than
+// kMaxChain stops it; names beyond that are simply not on the chain.
+ResponseAnalyzer::Result ResponseAnalyzer::follow_chain(std::span<const std::uint8_t> wire,
+                                                        const WireName& qname) noexcept {
+  WireName& temp = names_.back();
   WireName* chain = &names_[kMaxAnswerRecords];
   chain[0] = qname;
-  std::size_t chain_len = 1;
-  for (bool grew = true; grew && chain_len <= kMaxChain;) {
+  chain_len_ = 1;
+  for (bool grew = true; grew && chain_len_ <= kMaxChain;) {
     grew = false;
     for (const auto& rec : records_) {
-      if (rec.type != rrtype::CNAME || !(names_[rec.owner] == chain[chain_len - 1])) continue;
+      if (rec.type != rrtype::CNAME || !(names_[rec.owner] == chain[chain_len_ - 1])) continue;
       std::size_t p = rec.rdata;
       if (!read_name(wire, p, temp) || p != rec.rdata + rec.rdlen) return Result::malformed;
-      if (std::find(chain, chain + chain_len, temp) != chain + chain_len) break;  // loop
-      chain[chain_len++] = temp;
+      if (std::find(chain, chain + chain_len_, temp) != chain + chain_len_) break;  // loop
+      chain[chain_len_++] = temp;
       grew = true;
       break;
     }
   }
-  auto on_chain = [&](const WireName& n) {
-    return std::find(chain, chain + chain_len, n) != chain + chain_len;
-  };
+  return Result::ok;
+}
 
+bool ResponseAnalyzer::on_chain(const WireName& name) const noexcept {
+  const WireName* chain = &names_[kMaxAnswerRecords];
+  return std::find(chain, chain + chain_len_, name) != chain + chain_len_;
+}
+
+// Addresses of the kept records owned by a chain name: A/AAAA rdata and
+// SVCB/HTTPS hints. A/AAAA off the chain become strays.
+ResponseAnalyzer::Result ResponseAnalyzer::collect_addresses(std::span<const std::uint8_t> wire,
+                                                             ResponseInfo& out) noexcept {
   for (const auto& rec : records_) {
     if (rec.type != rrtype::A && rec.type != rrtype::AAAA && rec.type != rrtype::SVCB &&
         rec.type != rrtype::HTTPS)
@@ -284,52 +324,53 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
     if (rec.type == rrtype::A || rec.type == rrtype::AAAA) {
       bool v6 = rec.type == rrtype::AAAA;
       if (rec.rdlen != (v6 ? 16u : 4u)) return Result::malformed;
-      FoundAddress found;
-      found.addr.v6 = v6;
-      std::memcpy(found.addr.bytes.data(), wire.data() + rec.rdata, rec.rdlen);
-      found.ttl = rec.ttl;
-      found.ttl_offset = static_cast<std::uint16_t>(rec.rdata - 6);
-      found.record = rec.bytes;
-      out.addresses.push_back(found);
+      push_address(out, rec, v6, wire.data() + rec.rdata, false);
       continue;
     }
-    // SVCB/HTTPS (RFC 9460): priority, target name, then key/length/value
-    // parameters. ipv4hint (4) and ipv6hint (6) are addresses a client may
-    // connect to without an A/AAAA lookup, so they are inserted exactly like
-    // A/AAAA records (same filter, same TTL) — otherwise they would be a
-    // way around the set, or simply broken connections.
-    std::size_t p = rec.rdata;
-    std::size_t end = rec.rdata + rec.rdlen;
-    if (p + 2 > end) return Result::malformed;
-    p += 2;
-    if (!read_name(wire, p, temp) || p > end) return Result::malformed;
-    while (p < end) {
-      if (p + 4 > end) return Result::malformed;
-      std::uint16_t key = read16(wire, p);
-      std::size_t len = read16(wire, p + 2);
-      p += 4;
-      if (p + len > end) return Result::malformed;
-      if (key == 4 || key == 6) {
-        std::size_t width = key == 4 ? 4 : 16;
-        if (len == 0 || len % width != 0) return Result::malformed;
-        for (std::size_t off = 0; off < len; off += width) {
-          FoundAddress found;
-          found.addr.v6 = key == 6;
-          std::memcpy(found.addr.bytes.data(), wire.data() + p + off, width);
-          found.ttl = rec.ttl;
-          found.ttl_offset = static_cast<std::uint16_t>(rec.rdata - 6);
-          found.record = rec.bytes;
-          found.hint = true;
-          out.addresses.push_back(found);
-        }
-      }
-      p += len;
-    }
+    if (Result r = collect_hints(wire, rec, out); r != Result::ok) return r;
   }
-  // Off-chain records were found in record order; the others before them.
-  std::sort(out.strays.begin(), out.strays.end(),
-            [](const RrRange& a, const RrRange& b) { return a.start < b.start; });
   return Result::ok;
+}
+
+// SVCB/HTTPS (RFC 9460): priority, target name, then key/length/value
+// parameters. ipv4hint (4) and ipv6hint (6) are addresses a client may
+// connect to without an A/AAAA lookup, so they are inserted exactly like
+// A/AAAA records (same filter, same TTL) — otherwise they would be a way
+// around the set, or simply broken connections.
+ResponseAnalyzer::Result ResponseAnalyzer::collect_hints(std::span<const std::uint8_t> wire, const Record& rec,
+                                                         ResponseInfo& out) noexcept {
+  WireName& temp = names_.back();
+  std::size_t p = rec.rdata;
+  std::size_t end = rec.rdata + rec.rdlen;
+  if (p + 2 > end) return Result::malformed;
+  p += 2;
+  if (!read_name(wire, p, temp) || p > end) return Result::malformed;
+  while (p < end) {
+    if (p + 4 > end) return Result::malformed;
+    std::uint16_t key = read16(wire, p);
+    std::size_t len = read16(wire, p + 2);
+    p += 4;
+    if (p + len > end) return Result::malformed;
+    if (key == 4 || key == 6) {
+      std::size_t width = key == 4 ? 4 : 16;
+      if (len == 0 || len % width != 0) return Result::malformed;
+      for (std::size_t off = 0; off < len; off += width) push_address(out, rec, key == 6, wire.data() + p + off, true);
+    }
+    p += len;
+  }
+  return Result::ok;
+}
+
+void ResponseAnalyzer::push_address(ResponseInfo& out, const Record& rec, bool v6, const std::uint8_t* bytes,
+                                    bool hint) {
+  FoundAddress found;
+  found.addr.v6 = v6;
+  std::memcpy(found.addr.bytes.data(), bytes, v6 ? 16 : 4);
+  found.ttl = rec.ttl;
+  found.ttl_offset = static_cast<std::uint16_t>(rec.rdata - 6);
+  found.record = rec.bytes;
+  found.hint = hint;
+  out.addresses.push_back(found);
 }
 
 void rewrite_ttls(std::span<std::uint8_t> wire, const ResponseInfo& info, std::uint32_t cap,

@@ -145,8 +145,21 @@ class ResponseAnalyzer {
     std::size_t owner;  // index into names_
     RrRange bytes;
   };
+  // The steps of analyze(), in order.
+  Result read_question(std::span<const std::uint8_t> wire, const WireName& qname, std::uint16_t qtype,
+                       std::size_t& pos, ResponseInfo& out) noexcept;
+  Result read_records(std::span<const std::uint8_t> wire, std::size_t pos, ResponseInfo& out) noexcept;
+  Result follow_chain(std::span<const std::uint8_t> wire, const WireName& qname) noexcept;
+  Result collect_addresses(std::span<const std::uint8_t> wire, ResponseInfo& out) noexcept;
+  Result collect_hints(std::span<const std::uint8_t> wire, const Record& rec, ResponseInfo& out) noexcept;
+  bool on_chain(const WireName& name) const noexcept;
+  static void push_address(ResponseInfo& out, const Record& rec, bool v6, const std::uint8_t* bytes, bool hint);
+
   std::vector<Record> records_;
+  // Layout: [0, kMaxAnswerRecords) owners of records_, then the CNAME chain
+  // (chain_len_ names, at most kMaxChain + 1), then one temporary (back()).
   std::vector<WireName> names_;
+  std::size_t chain_len_ = 0;
 };
 
 inline constexpr std::size_t kMaxAnswerRecords = 256;  // beyond: ignored (not inserted)

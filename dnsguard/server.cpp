@@ -86,7 +86,6 @@ asio::awaitable<void> Server::udp_loop(udp::socket& socket) {
   // the sendmmsg is synchronous, so the set-before-answer order of each
   // answer is the one QueryEngine::handle_local establishes.
   try {
-    UdpBatch& b = *udp_batch_;
     const int fd = socket.native_handle();
     Query q;
     while (!stopped_) {
@@ -94,84 +93,105 @@ asio::awaitable<void> Server::udp_loop(udp::socket& socket) {
       if (stopped_ || ec == asio::error::operation_aborted) co_return;
       if (ec) continue;
       for (int round = 0; round < kUdpRounds && !stopped_; ++round) {
-        for (std::size_t i = 0; i < kUdpBatch; ++i) {
-          b.in_iov[i] = {b.in[i].data(), b.in[i].size()};
-          b.in_msgs[i] = {};
-          b.in_msgs[i].msg_hdr.msg_name = &b.peers[i];
-          b.in_msgs[i].msg_hdr.msg_namelen = sizeof(b.peers[i]);
-          b.in_msgs[i].msg_hdr.msg_iov = &b.in_iov[i];
-          b.in_msgs[i].msg_hdr.msg_iovlen = 1;
-        }
-        const int got = ::recvmmsg(fd, b.in_msgs.data(), kUdpBatch, MSG_DONTWAIT, nullptr);
-        if (got <= 0) break;  // EAGAIN: drained; other errors: the next readiness retries
-        const auto n = static_cast<std::size_t>(got);
+        const std::size_t n = receive_batch(fd);
+        if (n == 0) break;  // EAGAIN: drained; other errors: the next readiness retries
         const auto now = QueryEngine::Clock::now();
         std::size_t answers = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-          const auto& hdr = b.in_msgs[i].msg_hdr;
-          if ((hdr.msg_flags & MSG_TRUNC) != 0) {
-            ++counters_.malformed;  // larger than any query we accept
-            continue;
-          }
-          udp::endpoint client;
-          if (hdr.msg_namelen > client.capacity()) continue;
-          std::memcpy(client.data(), &b.peers[i], hdr.msg_namelen);
-          client.resize(hdr.msg_namelen);
-          auto query = std::span<const std::uint8_t>(b.in[i].data(), b.in_msgs[i].msg_len);
-          auto& slot = b.out[answers];
-          auto local = engine_.handle_local(query, q, from_asio(client.address(), client.port()),
-                                            false, slot, now);
-          if (local.action == QueryEngine::Action::answer) {
-            b.out_iov[answers] = {slot.data(), local.size};
-            b.out_msgs[answers] = {};
-            b.out_msgs[answers].msg_hdr.msg_name = &b.peers[i];
-            b.out_msgs[answers].msg_hdr.msg_namelen = hdr.msg_namelen;
-            b.out_msgs[answers].msg_hdr.msg_iov = &b.out_iov[answers];
-            b.out_msgs[answers].msg_hdr.msg_iovlen = 1;
-            ++answers;
-          } else if (local.action == QueryEngine::Action::needs_upstream) {
-            if (inflight_ >= kMaxInflight) {
-              ++counters_.overload;
-              continue;
-            }
-            ++inflight_;
-            std::uint32_t token = 0;
-            if (!free_waits_.empty()) {
-              token = free_waits_.back();
-              free_waits_.pop_back();
-            } else {
-              token = static_cast<std::uint32_t>(waits_.size());
-              waits_.emplace_back();
-            }
-            UdpWait& w = waits_[token];
-            w.socket = &socket;
-            w.client = client;
-            w.query.assign(query.begin(), query.end());
-            w.q = q;
-            std::array<std::uint8_t, 512> upq;
-            std::size_t qn = engine_.upstream_query(query, q, upq);
-            if (qn == 0 || !upstreams_.send_fast(std::span(upq.data(), qn), token)) {
-              free_waits_.push_back(token);
-              asio::co_spawn(io_,
-                             udp_resolve(socket, client, std::vector<std::uint8_t>(query.begin(), query.end()),
-                                         q, 0, std::string::npos),
-                             asio::detached);
-            }
-          }
-        }
+        for (std::size_t i = 0; i < n; ++i) handle_datagram(socket, i, q, now, answers);
         upstreams_.flush_sends();
-        // The socket is non-blocking: a full send buffer drops answers (the
-        // client retries) rather than stalling every other query.
-        for (std::size_t sent = 0; sent < answers;) {
-          const int r = ::sendmmsg(fd, b.out_msgs.data() + sent, static_cast<unsigned>(answers - sent), MSG_DONTWAIT);
-          if (r <= 0) break;
-          sent += static_cast<std::size_t>(r);
-        }
+        send_answers(fd, answers);
         if (n < kUdpBatch) break;
       }
     }
   } catch (const std::exception& e) {
     log_.always(std::string("UDP loop stopped: ") + e.what());
+  }
+}
+
+std::size_t Server::receive_batch(int fd) noexcept {
+  UdpBatch& b = *udp_batch_;
+  for (std::size_t i = 0; i < kUdpBatch; ++i) {
+    b.in_iov[i] = {b.in[i].data(), b.in[i].size()};
+    b.in_msgs[i] = {};
+    b.in_msgs[i].msg_hdr.msg_name = &b.peers[i];
+    b.in_msgs[i].msg_hdr.msg_namelen = sizeof(b.peers[i]);
+    b.in_msgs[i].msg_hdr.msg_iov = &b.in_iov[i];
+    b.in_msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  const int got = ::recvmmsg(fd, b.in_msgs.data(), kUdpBatch, MSG_DONTWAIT, nullptr);
+  return got <= 0 ? 0 : static_cast<std::size_t>(got);
+}
+
+void Server::handle_datagram(udp::socket& socket, std::size_t i, Query& q, QueryEngine::Clock::time_point now,
+                             std::size_t& answers) {
+  UdpBatch& b = *udp_batch_;
+  const auto& hdr = b.in_msgs[i].msg_hdr;
+  if ((hdr.msg_flags & MSG_TRUNC) != 0) {
+    ++counters_.malformed;  // larger than any query we accept
+    return;
+  }
+  udp::endpoint client;
+  if (hdr.msg_namelen > client.capacity()) return;
+  std::memcpy(client.data(), &b.peers[i], hdr.msg_namelen);
+  client.resize(hdr.msg_namelen);
+  auto query = std::span<const std::uint8_t>(b.in[i].data(), b.in_msgs[i].msg_len);
+  auto& slot = b.out[answers];
+  auto local = engine_.handle_local(query, q, from_asio(client.address(), client.port()), false, slot, now);
+  if (local.action == QueryEngine::Action::answer) {
+    // Queued for this round's sendmmsg, back to the datagram's own peer.
+    b.out_iov[answers] = {slot.data(), local.size};
+    b.out_msgs[answers] = {};
+    b.out_msgs[answers].msg_hdr.msg_name = &b.peers[i];
+    b.out_msgs[answers].msg_hdr.msg_namelen = hdr.msg_namelen;
+    b.out_msgs[answers].msg_hdr.msg_iov = &b.out_iov[answers];
+    b.out_msgs[answers].msg_hdr.msg_iovlen = 1;
+    ++answers;
+  } else if (local.action == QueryEngine::Action::needs_upstream) {
+    send_upstream(socket, client, query, q);
+  }
+}
+
+void Server::send_upstream(udp::socket& socket, const udp::endpoint& client, std::span<const std::uint8_t> query,
+                           const Query& q) {
+  if (inflight_ >= kMaxInflight) {
+    ++counters_.overload;
+    return;
+  }
+  ++inflight_;
+  // A wait slot (reused: its query vector keeps its capacity) carries the
+  // query until the fast path answers or hands it to udp_resolve.
+  std::uint32_t token = 0;
+  if (!free_waits_.empty()) {
+    token = free_waits_.back();
+    free_waits_.pop_back();
+  } else {
+    token = static_cast<std::uint32_t>(waits_.size());
+    waits_.emplace_back();
+  }
+  UdpWait& w = waits_[token];
+  w.socket = &socket;
+  w.client = client;
+  w.query.assign(query.begin(), query.end());
+  w.q = q;
+  std::array<std::uint8_t, 512> upq;
+  std::size_t qn = engine_.upstream_query(query, q, upq);
+  if (qn == 0 || !upstreams_.send_fast(std::span(upq.data(), qn), token)) {
+    free_waits_.push_back(token);
+    asio::co_spawn(io_,
+                   udp_resolve(socket, client, std::vector<std::uint8_t>(query.begin(), query.end()), q, 0,
+                               std::string::npos),
+                   asio::detached);
+  }
+}
+
+void Server::send_answers(int fd, std::size_t answers) noexcept {
+  // The socket is non-blocking: a full send buffer drops answers (the
+  // client retries) rather than stalling every other query.
+  UdpBatch& b = *udp_batch_;
+  for (std::size_t sent = 0; sent < answers;) {
+    const int r = ::sendmmsg(fd, b.out_msgs.data() + sent, static_cast<unsigned>(answers - sent), MSG_DONTWAIT);
+    if (r <= 0) break;
+    sent += static_cast<std::size_t>(r);
   }
 }
 

@@ -44,6 +44,19 @@ class Server final : private UpstreamPool::FastReceiver {
 
  private:
   boost::asio::awaitable<void> udp_loop(boost::asio::ip::udp::socket& socket);
+  // The steps of one udp_loop round, all synchronous (no co_await between
+  // the receive and the send): recvmmsg into udp_batch_ (0: nothing
+  // received), then each datagram answered locally (queued in udp_batch_'s
+  // out slots, `answers` counts them) or sent upstream, then one sendmmsg.
+  std::size_t receive_batch(int fd) noexcept;
+  void handle_datagram(boost::asio::ip::udp::socket& socket, std::size_t i, Query& q,
+                       QueryEngine::Clock::time_point now, std::size_t& answers);
+  // A miss: the fast path (a wait slot + UpstreamPool::send_fast), or the
+  // coroutine path when that cannot take it; dropped (counted) when
+  // kMaxInflight queries already wait.
+  void send_upstream(boost::asio::ip::udp::socket& socket, const boost::asio::ip::udp::endpoint& client,
+                     std::span<const std::uint8_t> query, const Query& q);
+  void send_answers(int fd, std::size_t answers) noexcept;
   // The coroutine path of a UDP miss: the whole exchange, or — after the
   // fast path's first attempt failed — its continuation (first_attempt 1,
   // or the TCP retry at upstream `tcp_first` after TC=1).

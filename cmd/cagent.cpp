@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,43 +21,51 @@
 
 namespace host = cagent::launcher::host;
 
+namespace {
+
+// Usage and config errors 2, docker failures 125, anything else 1.
+int exit_status_for(const std::exception& e) {
+  if (dynamic_cast<const host::UsageError*>(&e) != nullptr || dynamic_cast<const host::ConfigError*>(&e) != nullptr ||
+      dynamic_cast<const host::CaError*>(&e) != nullptr) {
+    return host::kExitUsage;
+  }
+  if (dynamic_cast<const host::DockerError*>(&e) != nullptr) return host::kExitDocker;
+  return 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   try {
     const std::vector<std::string> args(argv + 1, argv + argc);
     const host::CliOptions cli = host::parse_cli(args);
+    // The environment is read here and nowhere else: the library gets values.
+    const auto env = [](const char* name) -> std::optional<std::string> {
+      const char* value = std::getenv(name);
+      return value == nullptr ? std::nullopt : std::optional<std::string>(value);
+    };
+    const auto env_or_empty = [&](const char* name) { return env(name).value_or(""); };
     host::HostContext ctx;
-    ctx.home = host::home_directory();
-    ctx.cagent_home = host::cagent_home(ctx.home);
+    ctx.home = host::home_directory(env_or_empty("HOME"));
+    ctx.cagent_home = host::cagent_home(ctx.home, env_or_empty("CAGENT_HOME"));
     ctx.workspace = std::filesystem::canonical(std::filesystem::current_path());
     ctx.executable = std::filesystem::read_symlink("/proc/self/exe");
-    if (const char* image = std::getenv("CAGENT_IMAGE"); image != nullptr && image[0] != '\0') {
-      ctx.image = image;
-    }
-    if (const char* volume = std::getenv("CAGENT_HOME_VOLUME"); volume != nullptr && volume[0] != '\0') {
+    if (const std::string image = env_or_empty("CAGENT_IMAGE"); !image.empty()) ctx.image = image;
+    if (const std::string volume = env_or_empty("CAGENT_HOME_VOLUME"); !volume.empty()) {
       if (!host::valid_home_volume_prefix(volume)) {
         throw host::UsageError("CAGENT_HOME_VOLUME must be a volume name prefix ([A-Za-z0-9][A-Za-z0-9_.-]*)");
       }
       ctx.home_volume_prefix = volume;
     }
+    if (const std::string context = env_or_empty("CAGENT_CONTEXT"); !context.empty()) ctx.image_context = context;
+    ctx.build_args = host::default_build_args(env("CAGENT_BASE_IMAGE"), env("CAGENT_NPM_PACKAGES"));
     ctx.stdin_tty = ::isatty(STDIN_FILENO) == 1;
     ctx.stdout_tty = ::isatty(STDOUT_FILENO) == 1;
-    ctx.engine_key = host::docker_engine_key();
+    ctx.engine_key = host::docker_engine_key(env_or_empty("DOCKER_HOST"));
     host::PosixProcessRunner runner;
     return host::run_cagent(cli, ctx, runner, host::SessionIo{std::cout, std::cerr, std::cin});
-  } catch (const host::UsageError& e) {
-    std::cerr << "cagent: " << e.what() << "\n";
-    return host::kExitUsage;
-  } catch (const host::ConfigError& e) {
-    std::cerr << "cagent: " << e.what() << "\n";
-    return host::kExitUsage;
-  } catch (const host::CaError& e) {
-    std::cerr << "cagent: " << e.what() << "\n";
-    return host::kExitUsage;
-  } catch (const host::DockerError& e) {
-    std::cerr << "cagent: " << e.what() << "\n";
-    return host::kExitDocker;
   } catch (const std::exception& e) {
     std::cerr << "cagent: " << e.what() << "\n";
-    return 1;
+    return exit_status_for(e);
   }
 }

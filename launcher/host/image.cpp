@@ -3,8 +3,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <iostream>
+#include <ostream>
 #include <sstream>
 #include <system_error>
 
@@ -70,9 +69,9 @@ std::string tail_lines(const fs::path& file, std::size_t lines) {
 
 }  // namespace
 
-std::optional<fs::path> find_image_context(const fs::path& executable) {
-  if (const char* env = std::getenv("CAGENT_CONTEXT"); env != nullptr && env[0] != '\0') {
-    if (has_dockerfile(env)) return fs::absolute(env);
+std::optional<fs::path> find_image_context(const fs::path& executable, const std::optional<fs::path>& chosen) {
+  if (chosen && !chosen->empty()) {
+    if (has_dockerfile(*chosen)) return fs::absolute(*chosen);
     return std::nullopt;
   }
   const fs::path bin_dir = executable.parent_path();
@@ -162,11 +161,9 @@ std::vector<std::string> context_files(const fs::path& root) {
   return files;
 }
 
-BuildArgs default_build_args() {
-  const char* base = std::getenv("CAGENT_BASE_IMAGE");
-  const char* npm = std::getenv("CAGENT_NPM_PACKAGES");
-  return {{"BASE", base != nullptr && base[0] != '\0' ? base : kDefaultBase},
-          {"AGENT_NPM_PACKAGES", npm != nullptr ? npm : kDefaultNpmPackages}};
+BuildArgs default_build_args(const std::optional<std::string>& base, const std::optional<std::string>& npm) {
+  return {{"BASE", base && !base->empty() ? *base : kDefaultBase},
+          {"AGENT_NPM_PACKAGES", npm ? *npm : kDefaultNpmPackages}};
 }
 
 std::string context_hash(const fs::path& root, const std::vector<std::string>& files,
@@ -223,12 +220,12 @@ std::optional<std::string> inspect_image_hash(ProcessRunner& runner, const std::
   return trim(std::string_view(r.output).substr(0, r.output.find('\n')));
 }
 
-void ensure_image(ProcessRunner& runner, const ImageRequest& request) {
+void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostream& err) {
   const std::optional<std::string> current = inspect_image_hash(runner, request.image);
   if (current && !request.check_for_update) return;
   if (!request.context) {
     if (current) {
-      std::cerr << "cagent: image context not found (set CAGENT_CONTEXT); using " << request.image
+      err << "cagent: image context not found (set CAGENT_CONTEXT); using " << request.image
                 << " as it is\n";
       return;
     }
@@ -244,7 +241,7 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request) {
   const std::string stamp = random_hex(4);
   const fs::path log = request.log_dir / ("build-" + stamp + ".log");
   const fs::path copy = request.work_dir / ("context-" + stamp);
-  std::cerr << "cagent: " << (current ? "rebuilding" : "building") << " image " << request.image
+  err << "cagent: " << (current ? "rebuilding" : "building") << " image " << request.image
             << (current ? " (its sources changed)" : " (first run: a few minutes)") << "; log: "
             << log.string() << "\n";
   struct RemoveCopy {

@@ -14,6 +14,7 @@
 // hash covers exactly the bytes docker receives.
 
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -35,14 +36,15 @@ inline constexpr const char* kDefaultBase = "debian:bookworm-slim";
 inline constexpr const char* kDefaultNpmPackages = "@anthropic-ai/claude-code @openai/codex";
 
 // Where the image context is:
-//  1. $CAGENT_CONTEXT when set;
+//  1. `chosen` ($CAGENT_CONTEXT, read by main) when set and not empty;
 //  2. build tree: <dir of the executable>/cagent-source-root exists (a marker
 //     CMake writes next to bin/cagent) and names a directory with
 //     image/Dockerfile;
 //  3. installed: <exe>/../share/cagent/context (relocated prefix), then the
 //     configured ${CAGENT_DATA_DIR}/context.
 // Returns nullopt when none has image/Dockerfile.
-std::optional<std::filesystem::path> find_image_context(const std::filesystem::path& executable);
+std::optional<std::filesystem::path> find_image_context(const std::filesystem::path& executable,
+                                                       const std::optional<std::filesystem::path>& chosen);
 
 // .dockerignore semantics (the subset docker implements): patterns relative
 // to the context root, '*' '?' '[..]' within a segment, '**' across
@@ -69,9 +71,10 @@ std::vector<std::string> context_files(const std::filesystem::path& root);
 
 using BuildArgs = std::vector<std::pair<std::string, std::string>>;
 
-// BASE and AGENT_NPM_PACKAGES, from $CAGENT_BASE_IMAGE / $CAGENT_NPM_PACKAGES
-// when set (an empty CAGENT_NPM_PACKAGES means no agent CLIs: a quick build).
-BuildArgs default_build_args();
+// BASE and AGENT_NPM_PACKAGES: `base` ($CAGENT_BASE_IMAGE) unless unset or
+// empty, `npm` ($CAGENT_NPM_PACKAGES) unless unset — an empty one means no
+// agent CLIs: a quick build. main reads the variables.
+BuildArgs default_build_args(const std::optional<std::string>& base, const std::optional<std::string>& npm);
 
 std::string context_hash(const std::filesystem::path& root, const std::vector<std::string>& files,
                          const BuildArgs& args, std::string_view ca_pem);
@@ -95,8 +98,8 @@ struct ImageRequest {
 std::optional<std::string> inspect_image_hash(ProcessRunner& runner, const std::string& image);
 
 // Ensures the image exists and, unless !check_for_update, matches the
-// context. Prints one progress line to stderr when it builds. Throws
+// context. Prints one progress line to `err` when it builds. Throws
 // DockerError on failure (with the log path and its last lines).
-void ensure_image(ProcessRunner& runner, const ImageRequest& request);
+void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostream& err);
 
 }  // namespace cagent::launcher::host

@@ -8,13 +8,13 @@
 
 #include <array>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 #include "launcher/host/text.hpp"
+#include "launcher/host/unique_fd.hpp"
 
 namespace cagent::launcher::host {
 
@@ -29,8 +29,8 @@ std::string expand_home(std::string_view text, const std::filesystem::path& home
   return std::string(text);
 }
 
-std::filesystem::path home_directory() {
-  if (const char* env = std::getenv("HOME"); env != nullptr && env[0] == '/') return env;
+std::filesystem::path home_directory(std::string_view home_env) {
+  if (home_env.starts_with('/')) return home_env;
   if (const passwd* pw = ::getpwuid(::getuid()); pw != nullptr && pw->pw_dir != nullptr &&
                                                  pw->pw_dir[0] == '/') {
     return pw->pw_dir;
@@ -38,10 +38,8 @@ std::filesystem::path home_directory() {
   throw std::runtime_error("cannot find the home directory: HOME is unset and passwd has none");
 }
 
-std::filesystem::path cagent_home(const std::filesystem::path& home) {
-  if (const char* env = std::getenv("CAGENT_HOME"); env != nullptr && env[0] != '\0') {
-    return std::filesystem::absolute(env);
-  }
+std::filesystem::path cagent_home(const std::filesystem::path& home, std::string_view cagent_home_env) {
+  if (!cagent_home_env.empty()) return std::filesystem::absolute(cagent_home_env);
   return home / ".cagent";
 }
 
@@ -51,8 +49,9 @@ std::string random_hex(std::size_t bytes) {
   while (got < bytes) {
     const ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
+      const int saved = errno;
+      if (saved == EINTR) continue;
+      throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(saved));
     }
     got += static_cast<std::size_t>(n);
   }
@@ -112,7 +111,10 @@ std::string shell_quote(std::string_view word) {
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string() + ": " + std::strerror(errno));
+  if (!in) {
+    const int saved = errno;
+    throw std::runtime_error("cannot read " + path.string() + ": " + std::strerror(saved));
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw std::runtime_error("error reading " + path.string());
@@ -120,27 +122,27 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 void write_file(const std::filesystem::path& path, std::string_view content, unsigned mode) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                        static_cast<mode_t>(mode));
-  if (fd < 0) {
-    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, static_cast<mode_t>(mode)));
+  if (!fd.valid()) {
+    const int saved = errno;
+    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(saved));
   }
   std::size_t done = 0;
   while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
     if (n < 0) {
-      if (errno == EINTR) continue;
       const int saved = errno;
-      ::close(fd);
+      if (saved == EINTR) continue;
       throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(saved));
     }
     done += static_cast<std::size_t>(n);
   }
   // The umask may have narrowed the mode; placeholders and the policy must
   // be readable by container root regardless.
-  ::fchmod(fd, static_cast<mode_t>(mode));
-  if (::close(fd) != 0) {
-    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+  ::fchmod(fd.get(), static_cast<mode_t>(mode));
+  if (fd.close() != 0) {
+    const int saved = errno;
+    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(saved));
   }
 }
 

@@ -13,11 +13,13 @@ namespace cagent::launcher::host {
 // Expands a leading "~/" or "$HOME/" (or the bare "~" / "$HOME").
 std::string expand_home(std::string_view text, const std::filesystem::path& home);
 
-// $HOME, else the passwd entry; throws if neither gives an absolute path.
-std::filesystem::path home_directory();
+// `home_env` ($HOME, "" when unset) when absolute, else the passwd entry;
+// throws if neither gives an absolute path.
+std::filesystem::path home_directory(std::string_view home_env);
 
-// $CAGENT_HOME when set (tests use it), else <home>/.cagent.
-std::filesystem::path cagent_home(const std::filesystem::path& home);
+// `cagent_home_env` ($CAGENT_HOME; tests use it) when not empty, else
+// <home>/.cagent.
+std::filesystem::path cagent_home(const std::filesystem::path& home, std::string_view cagent_home_env);
 
 // `bytes` random bytes from getrandom(2) as lowercase hex.
 std::string random_hex(std::size_t bytes);

@@ -13,39 +13,14 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <system_error>
+
+#include "launcher/host/unique_fd.hpp"
 
 extern char** environ;
 
 namespace cagent::launcher::host {
 namespace {
-
-// Owns a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) reset(o.release());
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 struct FileActionsDeleter {
   void operator()(posix_spawn_file_actions_t* fa) const { posix_spawn_file_actions_destroy(fa); }
@@ -67,12 +42,17 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
   return out;
 }
 
+// The posix_spawn functions return the error number instead of setting errno.
+void check(int error, const char* what) {
+  if (error != 0) throw std::system_error(error, std::generic_category(), what);
+}
+
 class Spawn {
  public:
   Spawn() {
-    if (posix_spawn_file_actions_init(&fa_storage_) != 0) throw std::runtime_error("posix_spawn init");
+    check(posix_spawn_file_actions_init(&fa_storage_), "posix_spawn_file_actions_init");
     fa_.reset(&fa_storage_);
-    if (posix_spawnattr_init(&attr_storage_) != 0) throw std::runtime_error("posix_spawn init");
+    check(posix_spawnattr_init(&attr_storage_), "posix_spawnattr_init");
     attr_.reset(&attr_storage_);
     // The child starts with an empty signal mask and default dispositions,
     // whatever cagent blocked for its own signal handling.
@@ -81,11 +61,21 @@ class Spawn {
     sigset_t defaults;
     sigemptyset(&defaults);
     for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE, SIGQUIT}) sigaddset(&defaults, s);
-    posix_spawnattr_setsigmask(attr_.get(), &empty);
-    posix_spawnattr_setsigdefault(attr_.get(), &defaults);
-    posix_spawnattr_setflags(attr_.get(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    check(posix_spawnattr_setsigmask(attr_.get(), &empty), "posix_spawnattr_setsigmask");
+    check(posix_spawnattr_setsigdefault(attr_.get(), &defaults), "posix_spawnattr_setsigdefault");
+    check(posix_spawnattr_setflags(attr_.get(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
+          "posix_spawnattr_setflags");
   }
-  posix_spawn_file_actions_t* actions() { return fa_.get(); }
+
+  // File actions for the child. A failure to record one is cagent's error
+  // (ENOMEM), not the command's: it throws instead of starting the child
+  // with the wrong descriptors.
+  void open(int fd, const char* path, int flags, mode_t mode) {
+    check(posix_spawn_file_actions_addopen(fa_.get(), fd, path, flags, mode), "posix_spawn_file_actions_addopen");
+  }
+  void dup2(int from, int to) {
+    check(posix_spawn_file_actions_adddup2(fa_.get(), from, to), "posix_spawn_file_actions_adddup2");
+  }
 
   // Returns the pid, or -1 with errno-like code in `err`.
   pid_t start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
@@ -128,30 +118,30 @@ int wait_child(pid_t pid) {
 RunResult PosixProcessRunner::run(const std::vector<std::string>& argv, const RunOptions& options) {
   if (argv.empty()) throw std::invalid_argument("run: empty argv");
   Spawn spawn;
-  Fd read_end;
-  if (options.null_stdin) posix_spawn_file_actions_addopen(spawn.actions(), 0, "/dev/null", O_RDONLY, 0);
-  if (options.discard_stderr && !options.merge_stderr) {
-    posix_spawn_file_actions_addopen(spawn.actions(), 2, "/dev/null", O_WRONLY, 0);
-  }
+  UniqueFd read_end;
+  if (options.null_stdin) spawn.open(0, "/dev/null", O_RDONLY, 0);
+  if (options.discard_stderr && !options.merge_stderr) spawn.open(2, "/dev/null", O_WRONLY, 0);
   using Output = RunOptions::Output;
   switch (options.output) {
     case Output::inherit: break;
     case Output::discard:
-      posix_spawn_file_actions_addopen(spawn.actions(), 1, "/dev/null", O_WRONLY, 0);
+      spawn.open(1, "/dev/null", O_WRONLY, 0);
       break;
     case Output::file:
-      posix_spawn_file_actions_addopen(spawn.actions(), 1, options.file.c_str(),
-                                       O_WRONLY | O_CREAT | O_APPEND, 0600);
+      spawn.open(1, options.file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
       break;
     case Output::capture: {
       int fds[2];
-      if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+      if (::pipe2(fds, O_CLOEXEC) != 0) {
+        const int saved = errno;
+        throw std::system_error(saved, std::generic_category(), "pipe2");
+      }
       read_end.reset(fds[0]);
-      Fd write_end(fds[1]);
-      posix_spawn_file_actions_adddup2(spawn.actions(), write_end.get(), 1);
+      UniqueFd write_end(fds[1]);
+      spawn.dup2(write_end.get(), 1);
       RunResult r;
       int err = 0;
-      if (options.merge_stderr) posix_spawn_file_actions_adddup2(spawn.actions(), 1, 2);
+      if (options.merge_stderr) spawn.dup2(1, 2);
       const pid_t pid = spawn.start(argv, options.extra_env, err);
       write_end.reset();  // only the child holds the write end now
       if (pid < 0) {
@@ -176,12 +166,12 @@ RunResult PosixProcessRunner::run(const std::vector<std::string>& argv, const Ru
         }
         pollfd p{read_end.get(), POLLIN, 0};
         const int n = ::poll(&p, 1, wait_ms);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) continue;
+        if (n <= 0) continue;  // EINTR or the deadline: the loop decides
         const ssize_t got = ::read(read_end.get(), buf, sizeof buf);
+        const int read_error = errno;
         if (got > 0) {
           r.output.append(buf, static_cast<std::size_t>(got));
-        } else if (got == 0 || errno != EINTR) {
+        } else if (got == 0 || read_error != EINTR) {
           open = false;
         }
       }
@@ -190,7 +180,7 @@ RunResult PosixProcessRunner::run(const std::vector<std::string>& argv, const Ru
     }
   }
   if (options.merge_stderr && options.output != Output::inherit) {
-    posix_spawn_file_actions_adddup2(spawn.actions(), 1, 2);
+    spawn.dup2(1, 2);
   }
   RunResult r;
   int err = 0;
@@ -201,7 +191,7 @@ RunResult PosixProcessRunner::run(const std::vector<std::string>& argv, const Ru
     return r;
   }
   if (options.timeout.count() > 0) {
-    Fd pidfd(pidfd_open(pid));
+    UniqueFd pidfd(pidfd_open(pid));
     pollfd p{pidfd.get(), POLLIN, 0};
     int n = 0;
     const auto deadline = std::chrono::steady_clock::now() + options.timeout;
@@ -230,20 +220,26 @@ int PosixProcessRunner::run_foreground(const std::vector<std::string>& argv,
   sigemptyset(&mask);
   for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&mask, s);
   sigset_t old;
-  if (::sigprocmask(SIG_BLOCK, &mask, &old) != 0) throw std::runtime_error("sigprocmask failed");
+  if (::sigprocmask(SIG_BLOCK, &mask, &old) != 0) {
+    const int saved = errno;
+    throw std::system_error(saved, std::generic_category(), "sigprocmask");
+  }
   struct Restore {
     sigset_t old;
     ~Restore() { ::sigprocmask(SIG_SETMASK, &old, nullptr); }
   } restore{old};
-  Fd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC));
-  if (sigfd.get() < 0) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+  UniqueFd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC));
+  if (!sigfd.valid()) {
+    const int saved = errno;
+    throw std::system_error(saved, std::generic_category(), "signalfd");
+  }
 
   Spawn spawn;
   int err = 0;
   const pid_t pid = spawn.start(argv, {}, err);
   if (pid < 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(err));
-  Fd pidfd(pidfd_open(pid));
-  if (pidfd.get() < 0) {
+  UniqueFd pidfd(pidfd_open(pid));
+  if (!pidfd.valid()) {
     return wait_child(pid);  // very old kernel: no signal handling, still correct status
   }
   while (true) {

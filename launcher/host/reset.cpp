@@ -1,6 +1,6 @@
 #include "launcher/host/reset.hpp"
 
-#include <iostream>
+#include <ostream>
 #include <sstream>
 #include <system_error>
 
@@ -55,7 +55,8 @@ std::vector<std::vector<std::string>> reset_docker_commands(const ResetPlan& pla
 }
 
 int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& image,
-              const std::filesystem::path& cagent_home, const std::string& home_volume_prefix) {
+              const std::filesystem::path& cagent_home, const std::string& home_volume_prefix,
+              std::ostream& err) {
   int status = 0;
   std::vector<std::string> ids;
   if (plan.containers) {
@@ -64,7 +65,7 @@ int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& i
     const RunResult r = runner.run(
         {"docker", "ps", "-aq", "--filter", std::string("label=") + kSessionLabel}, capture);
     if (r.status != 0) {
-      std::cerr << "cagent: cannot list containers (docker ps exit " << r.status << ")\n";
+      err << "cagent: cannot list containers (docker ps exit " << r.status << ")\n";
       status = 125;
     }
     std::istringstream in(r.output);
@@ -78,7 +79,7 @@ int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& i
                                     std::string("label=") + kHomeLabel + "=" + home_volume_prefix},
                                    capture);
     if (r.status != 0) {
-      std::cerr << "cagent: cannot list the home volumes (docker volume ls exit " << r.status << ")\n";
+      err << "cagent: cannot list the home volumes (docker volume ls exit " << r.status << ")\n";
       status = 125;
     }
     std::istringstream in(r.output);
@@ -92,7 +93,7 @@ int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& i
     // "image rm -f" and "volume rm -f" of something absent still exit 0 on
     // current docker; older ones say "No such"; either way nothing is left.
     if (r.status != 0) {
-      std::cerr << "cagent: '" << cmd[1] << " " << cmd[2] << "' failed (exit " << r.status << ")\n";
+      err << "cagent: '" << cmd[1] << " " << cmd[2] << "' failed (exit " << r.status << ")\n";
       status = 125;
     }
   }
@@ -100,7 +101,7 @@ int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& i
     std::error_code ec;
     std::filesystem::remove_all(cagent_home, ec);
     if (ec) {
-      std::cerr << "cagent: cannot remove " << cagent_home.string() << ": " << ec.message() << "\n";
+      err << "cagent: cannot remove " << cagent_home.string() << ": " << ec.message() << "\n";
       status = 1;
     }
   }

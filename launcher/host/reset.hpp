@@ -7,6 +7,7 @@
 //   d: ~/.cagent (config, logs, trust list, accepted workspace configs)
 
 #include <filesystem>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,10 @@ std::vector<std::vector<std::string>> reset_docker_commands(const ResetPlan& pla
                                                             const std::string& home_volume_prefix,
                                                             const std::vector<std::string>& volumes);
 
-// Runs the plan; returns 0 or 125 (a docker step failed; the others still run).
+// Runs the plan; returns 0 or 125 (a docker step failed; the others still
+// run). Each failure is reported on `err`.
 int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& image,
-              const std::filesystem::path& cagent_home, const std::string& home_volume_prefix);
+              const std::filesystem::path& cagent_home, const std::string& home_volume_prefix,
+              std::ostream& err);
 
 }  // namespace cagent::launcher::host

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "launcher/host/text.hpp"
+#include "launcher/host/unique_fd.hpp"
 
 namespace cagent::launcher::host {
 namespace fs = std::filesystem;
@@ -87,12 +88,9 @@ bool within(const std::string& path, const std::string& dir) {
 // agent (a FIFO would hang the next cagent run). nullopt if it is not a
 // regular file, cannot be read, or is larger than `limit`.
 std::optional<std::string> read_small_file(const fs::path& path, std::size_t limit = 64 * 1024) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return std::nullopt;
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  const UniqueFd owned(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (!owned.valid()) return std::nullopt;
+  const int fd = owned.get();
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
       static_cast<std::size_t>(st.st_size) > limit) {

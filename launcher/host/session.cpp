@@ -1,13 +1,10 @@
 #include "launcher/host/session.hpp"
 
 #include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <iostream>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -119,13 +116,6 @@ class SessionDir {
 
  private:
   fs::path dir_;
-};
-
-struct Prepared {
-  Config config;
-  CaBundle ca;
-  MountPlan plan;
-  std::vector<std::string> scan_warnings;
 };
 
 constexpr const char* kWorkspaceConfig = ".cagent.yaml";
@@ -291,7 +281,7 @@ int do_reset(const CliOptions& cli, const HostContext& host, ProcessRunner& runn
       return 1;
     }
   }
-  const int status = run_reset(runner, plan, host.image, host.cagent_home, host.home_volume_prefix);
+  const int status = run_reset(runner, plan, host.image, host.cagent_home, host.home_volume_prefix, io.err);
   if (status == 0) io.err << "cagent: reset done\n";
   return status;
 }
@@ -317,7 +307,7 @@ bool workspace_trusted(const fs::path& cagent_home, const fs::path& workspace) {
 }
 
 std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run,
-                                     const std::optional<std::string>& workspace_yaml) {
+                                     const std::optional<std::string>& workspace_yaml, std::ostream& err) {
   std::vector<ConfigLayer> layers;
   if (cli.config_file) {
     const fs::path file = fs::absolute(*cli.config_file);
@@ -335,7 +325,7 @@ std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& h
         fs::create_directories(host.cagent_home);
         fs::permissions(host.cagent_home, fs::perms::owner_all);
         write_file(global, build_info::kDefaultConfigYaml, 0644);
-        std::cerr << "cagent: wrote the default configuration to " << global.string() << "\n";
+        err << "cagent: wrote the default configuration to " << global.string() << "\n";
       }
     }
     if (layers.empty()) layers.push_back(load_config(read_file(global), global.string(), LayerKind::base));
@@ -346,6 +336,162 @@ std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& h
   }
   layers.push_back(cli.flags);
   return layers;
+}
+
+MergedConfig resolve_config(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io,
+                            WorkspaceRecords& records) {
+  const bool dry = cli.dry_run || cli.print_config;
+  const ConfigFileState ws_state = inspect_config_file(host.workspace / kWorkspaceConfig);
+  const std::optional<std::string> ws_yaml = approve_workspace_config(cli, host, runner, io, records, ws_state, !dry);
+  const std::vector<ConfigLayer> layers = load_layers(cli, host, dry, ws_yaml, io.err);
+  MergedConfig merged =
+      merge_layers(layers, MergeOptions{workspace_trusted(host.cagent_home, host.workspace), trust_hint(host)});
+  // They quote config paths, which a workspace may have chosen.
+  for (const std::string& w : merged.warnings) io.err << "cagent: " << printable(w) << "\n";
+  return merged;
+}
+
+PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, const MergedConfig& merged,
+                                SessionIo io) {
+  PreparedSession p;
+  p.id = random_hex(6);
+  p.config = validate(merged, host.home);
+  p.ca = collect_ca_bundle(p.config.ca_certificates, default_system_bundles());
+  p.session_dir = host.cagent_home / "sessions" / p.id;
+  p.log_dir = host.cagent_home / "logs" / ("session-" + p.id);
+
+  const ScanResult scan = scan_workspace(host.workspace, p.config.ignore, p.config.readonly);
+  for (const std::string& w : scan.warnings) io.err << "cagent: " << w << "\n";
+  p.plan = plan_mounts(scan, host.workspace, p.session_dir);
+
+  RunSpec& spec = p.run;
+  spec.image = host.image;
+  spec.container_name = "cagent-" + p.id;
+  spec.session_id = p.id;
+  spec.tty = host.stdin_tty && host.stdout_tty;
+  spec.mounts = p.plan;
+  spec.policy_file = p.session_dir / "policy.toml";
+  spec.log_dir = p.log_dir;
+  if (!p.ca.empty()) spec.ca_bundle = p.session_dir / "extra-ca.pem";
+  spec.home_volume = home_volume_name(host.home_volume_prefix, host.workspace);
+  spec.home_volume_prefix = host.home_volume_prefix;
+  spec.extra_args = p.config.extra_args;
+  spec.command = cli.command;
+
+  ImageRequest& image = p.image;
+  image.image = host.image;
+  image.context = find_image_context(host.executable, host.image_context);
+  image.build_args = host.build_args;
+  image.ca_pem = p.ca.pem;
+  image.work_dir = host.cagent_home / "build";
+  image.log_dir = host.cagent_home / "logs";
+  image.check_for_update = !cli.no_update;
+  return p;
+}
+
+void print_dry_run(const PreparedSession& p, std::ostream& out) {
+  const ImageRequest& image = p.image;
+  if (image.context) {
+    const std::string hash = context_hash(*image.context, context_files(*image.context), image.build_args, image.ca_pem);
+    out << "# when " << image.image << " is missing or its " << kHashLabel << " label differs"
+        << " (context copied to " << (image.work_dir / "context-XXXX").string() << "):\n"
+        << join_quoted(render_build_argv(BuildSpec{image.image, image.work_dir / "context-XXXX", hash, image.build_args}))
+        << "\n";
+  }
+  out << "# sysbox-runc adds --runtime sysbox-runc\n" << join_quoted(render_run_argv(p.run)) << "\n";
+}
+
+void start_session(PreparedSession& p, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  p.run.sysbox = detect_sysbox(runner, host);
+  if (!p.run.sysbox) {
+    const fs::path notice = host.cagent_home / "nested-docker-notice";
+    std::error_code ec;
+    if (!fs::exists(notice, ec)) {
+      io.err << "cagent: nested Docker is unavailable in the cage (no sysbox-runc runtime); "
+                "this is said once\n";
+      fs::create_directories(host.cagent_home, ec);
+      try {
+        write_file(notice, "", 0644);
+      } catch (const std::exception&) {
+        // Best effort: without the marker the notice is said again next time.
+      }
+    }
+  }
+  if (p.image.check_for_update && p.image.context && update_check_due(host.cagent_home / "last-update-check")) {
+    if (auto msg = check_for_update(runner, *p.image.context, std::chrono::seconds(2))) {
+      io.err << "cagent: " << *msg << "\n";
+    }
+  }
+  ensure_image(runner, p.image, io.err);
+  fs::create_directories(p.log_dir);
+  prune_session_logs(host.cagent_home / "logs", kKeptSessionLogs);
+}
+
+SessionOutcome supervise_session(const PreparedSession& p, const HostContext& host, ProcessRunner& runner,
+                                 WorkspaceRecords& records, SessionIo io) {
+  SessionOutcome outcome;
+  const std::string& container = p.run.container_name;
+  // From here until the container is gone, whatever .cagent.yaml becomes
+  // may be the agent's: the record says so until the end is recorded.
+  SessionRecord recorded(records, host, p.id, io);
+  SessionDir session(p.session_dir);
+  write_file(p.run.policy_file, render_policy_toml(p.config), 0644);
+  if (p.run.ca_bundle) write_file(*p.run.ca_bundle, p.ca.pem, 0644);
+  if (p.plan.needs_empty_file) write_file(session.path() / kEmptyFileName, "", 0444);
+  if (p.plan.needs_empty_dir) {
+    fs::create_directory(session.path() / kEmptyDirName);
+    fs::permissions(session.path() / kEmptyDirName,
+                    fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read | fs::perms::group_exec |
+                        fs::perms::others_read | fs::perms::others_exec);
+  }
+  int signals_seen = 0;
+  RunOptions quiet;
+  quiet.output = RunOptions::Output::discard;
+  quiet.merge_stderr = true;
+  quiet.timeout = std::chrono::seconds(30);
+  outcome.status = runner.run_foreground(render_run_argv(p.run), [&](int signo) {
+    if (!outcome.signalled) outcome.first_signal = signo;
+    outcome.signalled = true;
+    // First signal: a graceful stop (SIGTERM, then SIGKILL after 3 s);
+    // again: kill at once. docker run then returns and we clean up.
+    runner.run(++signals_seen == 1 ? std::vector<std::string>{"docker", "stop", "--time", "3", container}
+                                   : std::vector<std::string>{"docker", "kill", container},
+               quiet);
+  });
+  if (outcome.signalled) {
+    // --rm removes it, unless docker run died first; leave nothing behind.
+    // The daemon's auto-removal is asynchronous (and makes a concurrent
+    // "rm -f" fail with "removal in progress"), so wait, bounded, until the
+    // name is gone before saying the session stopped.
+    runner.run({"docker", "rm", "-f", container}, quiet);
+    RunOptions probe = quiet;
+    probe.timeout = std::chrono::seconds(5);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (runner.run({"docker", "container", "inspect", "--format", "{{.Id}}", container}, probe).status == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      ::poll(nullptr, 0, 100);
+    }
+  }
+  return outcome;  // the session dir goes, then the record's end is written
+}
+
+int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io) {
+  try {
+    const std::string summary = summarize_blocked(parse_denied_names(read_file(log_dir / "dnsguard.log")));
+    if (!summary.empty()) io.err << "cagent: " << summary << "\n";
+  } catch (const std::exception&) {
+    // No log (the cage never got that far): nothing to summarize.
+  }
+  if (outcome.signalled) {
+    io.err << "cagent: session stopped\n";
+    // Like a shell reports an interrupted command: 128 + the signal the
+    // user sent (130 for Ctrl-C), whatever the container died of.
+    return 128 + outcome.first_signal;
+  }
+  if (outcome.status == kExitDocker) {
+    io.err << "cagent: docker run failed (exit 125; its message is above)\n";
+  }
+  return outcome.status;
 }
 
 int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io) {
@@ -359,167 +505,27 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   }
   if (cli.reset) return do_reset(cli, host, runner, io);
 
-  const bool dry = cli.dry_run || cli.print_config;
-  const std::string session_id = random_hex(6);
   WorkspaceRecords records(host.cagent_home);
-  const ConfigFileState ws_state = inspect_config_file(host.workspace / kWorkspaceConfig);
-  const std::optional<std::string> ws_yaml =
-      approve_workspace_config(cli, host, runner, io, records, ws_state, !dry);
-  const std::vector<ConfigLayer> layers = load_layers(cli, host, dry, ws_yaml);
-  const MergedConfig merged = merge_layers(
-      layers, MergeOptions{workspace_trusted(host.cagent_home, host.workspace), trust_hint(host)});
-  // They quote config paths, which a workspace may have chosen.
-  for (const std::string& w : merged.warnings) io.err << "cagent: " << printable(w) << "\n";
+  const MergedConfig merged = resolve_config(cli, host, runner, io, records);
   if (cli.print_config) {
     io.out << render_config(merged);
     return 0;
   }
-  Prepared p;
-  p.config = validate(merged, host.home);
-  p.ca = collect_ca_bundle(p.config.ca_certificates, default_system_bundles());
-
-  const std::string container = "cagent-" + session_id;
-  const fs::path session_path = host.cagent_home / "sessions" / session_id;
-  const fs::path log_dir = host.cagent_home / "logs" / ("session-" + session_id);
-
-  const ScanResult scan = scan_workspace(host.workspace, p.config.ignore, p.config.readonly);
-  for (const std::string& w : scan.warnings) io.err << "cagent: " << w << "\n";
-  p.plan = plan_mounts(scan, host.workspace, session_path);
-
-  RunSpec spec;
-  spec.image = host.image;
-  spec.container_name = container;
-  spec.session_id = session_id;
-  spec.tty = host.stdin_tty && host.stdout_tty;
-  spec.mounts = p.plan;
-  spec.policy_file = session_path / "policy.toml";
-  spec.log_dir = log_dir;
-  if (!p.ca.empty()) spec.ca_bundle = session_path / "extra-ca.pem";
-  spec.home_volume = home_volume_name(host.home_volume_prefix, host.workspace);
-  spec.home_volume_prefix = host.home_volume_prefix;
-  spec.extra_args = p.config.extra_args;
-  spec.command = cli.command;
-
-  const std::optional<fs::path> context = find_image_context(host.executable);
-  ImageRequest image;
-  image.image = host.image;
-  image.context = context;
-  image.build_args = default_build_args();
-  image.ca_pem = p.ca.pem;
-  image.work_dir = host.cagent_home / "build";
-  image.log_dir = host.cagent_home / "logs";
-  image.check_for_update = !cli.no_update;
-
+  PreparedSession session = prepare_session(cli, host, merged, io);
   if (cli.dry_run) {
-    if (context) {
-      const std::string hash =
-          context_hash(*context, context_files(*context), image.build_args, image.ca_pem);
-      io.out << "# when " << host.image << " is missing or its " << kHashLabel << " label differs"
-             << " (context copied to " << (image.work_dir / "context-XXXX").string() << "):\n"
-             << join_quoted(render_build_argv(
-                    BuildSpec{host.image, image.work_dir / "context-XXXX", hash, image.build_args}))
-             << "\n";
-    }
-    io.out << "# sysbox-runc adds --runtime sysbox-runc\n" << join_quoted(render_run_argv(spec)) << "\n";
+    print_dry_run(session, io.out);
     return 0;
   }
-
-  spec.sysbox = detect_sysbox(runner, host);
-  if (!spec.sysbox) {
-    const fs::path notice = host.cagent_home / "nested-docker-notice";
-    std::error_code ec;
-    if (!fs::exists(notice, ec)) {
-      io.err << "cagent: nested Docker is unavailable in the cage (no sysbox-runc runtime); "
-                "this is said once\n";
-      fs::create_directories(host.cagent_home, ec);
-      try {
-        write_file(notice, "", 0644);
-      } catch (const std::exception&) {
-      }
-    }
-  }
-  if (!cli.no_update && context && update_check_due(host.cagent_home / "last-update-check")) {
-    if (auto msg = check_for_update(runner, *context, std::chrono::seconds(2))) {
-      io.err << "cagent: " << *msg << "\n";
-    }
-  }
-  ensure_image(runner, image);
-
-  fs::create_directories(log_dir);
-  prune_session_logs(host.cagent_home / "logs", kKeptSessionLogs);
-  int status = 0;
-  bool signalled = false;
-  int first_signal = SIGTERM;  // the first of SIGINT/SIGTERM/SIGHUP cagent received
-  {
-    // From here until the container is gone, whatever .cagent.yaml becomes
-    // may be the agent's: the record says so until the end is recorded.
-    SessionRecord recorded(records, host, session_id, io);
-    SessionDir session(session_path);
-    write_file(spec.policy_file, render_policy_toml(p.config), 0644);
-    if (spec.ca_bundle) write_file(*spec.ca_bundle, p.ca.pem, 0644);
-    if (p.plan.needs_empty_file) write_file(session.path() / kEmptyFileName, "", 0444);
-    if (p.plan.needs_empty_dir) {
-      fs::create_directory(session.path() / kEmptyDirName);
-      fs::permissions(session.path() / kEmptyDirName,
-                      fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
-                          fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
-    }
-    int signals_seen = 0;
-    RunOptions quiet;
-    quiet.output = RunOptions::Output::discard;
-    quiet.merge_stderr = true;
-    quiet.timeout = std::chrono::seconds(30);
-    status = runner.run_foreground(render_run_argv(spec), [&](int signo) {
-      if (!signalled) first_signal = signo;
-      signalled = true;
-      // First signal: a graceful stop (SIGTERM, then SIGKILL after 3 s);
-      // again: kill at once. docker run then returns and we clean up.
-      runner.run(++signals_seen == 1
-                     ? std::vector<std::string>{"docker", "stop", "--time", "3", container}
-                     : std::vector<std::string>{"docker", "kill", container},
-                 quiet);
-    });
-    if (signalled) {
-      // --rm removes it, unless docker run died first; leave nothing behind.
-      // The daemon's auto-removal is asynchronous (and makes a concurrent
-      // "rm -f" fail with "removal in progress"), so wait, bounded, until the
-      // name is gone before saying the session stopped.
-      runner.run({"docker", "rm", "-f", container}, quiet);
-      RunOptions probe = quiet;
-      probe.timeout = std::chrono::seconds(5);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-      while (runner.run({"docker", "container", "inspect", "--format", "{{.Id}}", container}, probe)
-                     .status == 0 &&
-             std::chrono::steady_clock::now() < deadline) {
-        ::poll(nullptr, 0, 100);
-      }
-    }
-  }
-  try {
-    const std::string summary =
-        summarize_blocked(parse_denied_names(read_file(log_dir / "dnsguard.log")));
-    if (!summary.empty()) io.err << "cagent: " << summary << "\n";
-  } catch (const std::exception&) {
-    // No log (the cage never got that far): nothing to summarize.
-  }
-  if (signalled) {
-    io.err << "cagent: session stopped\n";
-    // Like a shell reports an interrupted command: 128 + the signal the
-    // user sent (130 for Ctrl-C), whatever the container died of.
-    return 128 + first_signal;
-  }
-  if (status == kExitDocker) {
-    io.err << "cagent: docker run failed (exit 125; its message is above)\n";
-  }
-  return status;
+  start_session(session, host, runner, io);
+  const SessionOutcome outcome = supervise_session(session, host, runner, records, io);
+  return summarize_session(outcome, session.log_dir, io);
 }
 
-std::optional<std::string> docker_engine_key() {
+std::optional<std::string> docker_engine_key(std::string_view docker_host) {
   std::string socket = "/var/run/docker.sock";
-  if (const char* env = std::getenv("DOCKER_HOST"); env != nullptr && env[0] != '\0') {
-    const std::string_view value(env);
-    if (value.rfind("unix://", 0) != 0) return std::nullopt;
-    socket = std::string(value.substr(7));
+  if (!docker_host.empty()) {
+    if (docker_host.rfind("unix://", 0) != 0) return std::nullopt;
+    socket = std::string(docker_host.substr(7));
   }
   struct stat st {};
   if (::stat(socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return std::nullopt;

@@ -1,25 +1,39 @@
 #pragma once
-// One cagent invocation, wired from the pure steps:
+// One cagent invocation, in named stages (run_cagent() chains them; each is
+// callable on its own, which is how the tests drive them):
 //
-//   CliOptions ─▶ workspace .cagent.yaml approval (workspace_approval.hpp)
-//   ─▶ layers (base, workspace, flags) ─▶ merge ─▶ validate ─▶ Config
-//   Config ─▶ CA bundle;  workspace ─▶ scan ─▶ MountPlan
-//   docker info (sysbox) ─▶ update check ─▶ ensure_image
-//   session dir (policy.toml, placeholders, CA bundle) ─▶ docker run (foreground)
-//   ─▶ stop on signals ─▶ record the session's end (and warn about a new
-//   .cagent.yaml / .envrc) ─▶ remove session dir ─▶ blocked-lookups summary ─▶ exit status
+//   resolve_config   CliOptions ─▶ workspace .cagent.yaml approval
+//                    (workspace_approval.hpp) ─▶ layers (base, workspace,
+//                    flags) ─▶ merge ─▶ MergedConfig        [--print-config stops here]
+//   prepare_session  ─▶ validate ─▶ Config ─▶ CA bundle; workspace ─▶ scan ─▶
+//                    MountPlan; docker run spec + image request ─▶ PreparedSession
+//   print_dry_run    the docker build/run commands            [--dry-run stops here]
+//   start_session    docker info (sysbox) ─▶ update check ─▶ ensure_image ─▶ log dir
+//   supervise_session  session dir (policy.toml, placeholders, CA bundle) ─▶
+//                    docker run (foreground) ─▶ stop on signals ─▶ remove
+//                    session dir ─▶ record the session's end (and warn about a
+//                    new .cagent.yaml / .envrc) ─▶ SessionOutcome
+//   summarize_session  blocked-lookups summary ─▶ exit status
 //
-// All process starts go through the injected ProcessRunner.
+// All process starts go through the injected ProcessRunner and all output
+// through SessionIo; the environment is read once, in main, into HostContext.
 
+#include <csignal>
 #include <filesystem>
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "launcher/host/ca_bundle.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/config.hpp"
+#include "launcher/host/docker_argv.hpp"
+#include "launcher/host/image.hpp"
+#include "launcher/host/mount_plan.hpp"
 #include "launcher/host/process.hpp"
+#include "launcher/host/workspace_approval.hpp"
 
 namespace cagent::launcher::host {
 
@@ -40,12 +54,18 @@ struct HostContext {
   // Identifies the running Docker engine (see docker_engine_key()); when
   // set, what `docker info` said about it is remembered across sessions.
   std::optional<std::string> engine_key;
+  // CAGENT_CONTEXT: the image context to use instead of looking for one
+  // (see find_image_context()).
+  std::optional<std::filesystem::path> image_context;
+  // BASE and AGENT_NPM_PACKAGES (CAGENT_BASE_IMAGE, CAGENT_NPM_PACKAGES).
+  BuildArgs build_args = default_build_args(std::nullopt, std::nullopt);
 };
 
 // "<inode>:<ctime>" of the local engine's unix socket, which dockerd
 // recreates whenever it starts (e.g. after a runtime such as sysbox-runc was
-// added to its config). nullopt for a remote engine (DOCKER_HOST not unix).
-std::optional<std::string> docker_engine_key();
+// added to its config). `docker_host`: $DOCKER_HOST ("" when unset: the
+// default socket). nullopt for a remote engine (DOCKER_HOST not unix://).
+std::optional<std::string> docker_engine_key(std::string_view docker_host);
 
 struct SessionIo {
   std::ostream& out;
@@ -57,12 +77,57 @@ struct SessionIo {
 // embedded default on first run unless `dry_run`. `workspace_yaml`: the
 // workspace .cagent.yaml as approved (see workspace_approval.hpp) — the very
 // bytes that were hashed and shown — or nullopt for none.
+// Says on `err` when it writes the global config.
 std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run,
-                                     const std::optional<std::string>& workspace_yaml);
+                                     const std::optional<std::string>& workspace_yaml, std::ostream& err);
 
 // Trusted workspaces: one absolute path per line in <cagent_home>/trusted.
 bool workspace_trusted(const std::filesystem::path& cagent_home,
                        const std::filesystem::path& workspace);
+
+// What one session is, before anything of it exists on the host.
+struct PreparedSession {
+  std::string id;  // random; names the container, the session dir and the log dir
+  Config config;
+  CaBundle ca;
+  MountPlan plan;
+  RunSpec run;         // sysbox is decided by start_session()
+  ImageRequest image;
+  std::filesystem::path session_dir;  // <cagent_home>/sessions/<id>: exists only while supervised
+  std::filesystem::path log_dir;      // <cagent_home>/logs/session-<id>: kept (the newest few)
+};
+
+// How docker run ended.
+struct SessionOutcome {
+  int status = 0;             // docker run's exit status
+  bool signalled = false;     // cagent got SIGINT/SIGTERM/SIGHUP and stopped the container
+  int first_signal = SIGTERM; // the first of those
+};
+
+// Stage "prepare", first half: approval of the workspace .cagent.yaml,
+// layers, merge; merge warnings are printed. With --dry-run or
+// --print-config nothing is remembered or written.
+MergedConfig resolve_config(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io,
+                            WorkspaceRecords& records);
+// Stage "prepare", second half: validation, CA bundle, workspace scan (its
+// warnings printed), mount plan, the docker run spec and image request.
+// Reads only; creates nothing.
+PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, const MergedConfig& merged,
+                                SessionIo io);
+// Stage "dry-run": the docker build (when a context exists) and run commands.
+void print_dry_run(const PreparedSession& session, std::ostream& out);
+// Stage "start": the engine and its runtimes (throws DockerError when it is
+// unreachable), the update check, the image, the session's log dir.
+void start_session(PreparedSession& session, const HostContext& host, ProcessRunner& runner, SessionIo io);
+// Stage "supervise": the session dir and its files, docker run in the
+// foreground, signals turned into docker stop/kill, the container gone
+// before it returns; the session dir removed and the workspace record's end
+// written whatever happens.
+SessionOutcome supervise_session(const PreparedSession& session, const HostContext& host, ProcessRunner& runner,
+                                 WorkspaceRecords& records, SessionIo io);
+// Stage "summarize": blocked lookups from the session's dnsguard log, the
+// reason for an odd end, and the exit status (128 + signal when stopped).
+int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io);
 
 // Runs everything; returns the process exit status. Throws only for
 // unexpected failures (main maps ConfigError etc. to messages).

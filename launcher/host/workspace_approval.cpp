@@ -117,13 +117,11 @@ ConfigFileState inspect_config_file(const fs::path& file) {
   s.symlink = S_ISLNK(link.st_mode);
   s.ctime = link.st_ctim.tv_sec;
   // O_NONBLOCK: a FIFO planted under this name must not hang cagent.
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return s;
+  const UniqueFd owned(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!owned.valid()) return s;
+  const int fd = owned.get();
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return s;
-  }
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return s;
   if (st.st_ctim.tv_sec > s.ctime) s.ctime = st.st_ctim.tv_sec;
   std::string content;
   char buf[8192];
@@ -132,13 +130,11 @@ ConfigFileState inspect_config_file(const fs::path& file) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int saved = errno;
-      ::close(fd);
       throw std::runtime_error("cannot read " + printable(file.string()) + ": " + std::strerror(saved));
     }
     if (n == 0) break;
     content.append(buf, static_cast<std::size_t>(n));
   }
-  ::close(fd);
   s.hash = sha256_hex(content);
   s.content = std::move(content);
   return s;
@@ -157,21 +153,24 @@ WorkspaceRecords::WorkspaceRecords(fs::path cagent_home) : dir_(std::move(cagent
 WorkspaceRecords::~WorkspaceRecords() { unlock(); }
 
 void WorkspaceRecords::lock() {
-  if (lock_fd_ >= 0) return;
+  if (lock_fd_.valid()) return;
   fs::create_directories(dir_);
   fs::permissions(dir_, fs::perms::owner_all);
   const fs::path file = dir_ / ".lock";
-  lock_fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (lock_fd_ < 0) throw std::system_error(errno, std::generic_category(), "open " + file.string());
-  while (::flock(lock_fd_, LOCK_EX) != 0) {
-    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "lock " + file.string());
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) {
+    const int saved = errno;
+    throw std::system_error(saved, std::generic_category(), "open " + file.string());
   }
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    const int saved = errno;
+    if (saved != EINTR) throw std::system_error(saved, std::generic_category(), "lock " + file.string());
+  }
+  lock_fd_ = std::move(fd);  // held (locked) until unlock()
 }
 
 void WorkspaceRecords::unlock() {
-  if (lock_fd_ < 0) return;
-  ::close(lock_fd_);  // releases the flock
-  lock_fd_ = -1;
+  lock_fd_.reset();  // releases the flock
 }
 
 std::optional<WorkspaceRecord> WorkspaceRecords::load(const fs::path& workspace) const {

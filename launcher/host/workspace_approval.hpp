@@ -34,6 +34,8 @@
 #include <string_view>
 #include <vector>
 
+#include "launcher/host/unique_fd.hpp"
+
 namespace cagent::launcher::host {
 
 inline constexpr const char* kAbsentConfig = "absent";
@@ -117,7 +119,7 @@ class WorkspaceRecords {
 
  private:
   std::filesystem::path dir_;
-  int lock_fd_ = -1;
+  UniqueFd lock_fd_;  // open (and flock'ed) between lock() and unlock()
 };
 
 }  // namespace cagent::launcher::host

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <sstream>
+
 #include <algorithm>
 
 #include "launcher/host/image.hpp"
@@ -84,6 +86,7 @@ struct ImageFixture {
   int build_status = 0;
   std::string seen_ca;               // extra-ca.pem in the copied context at build time
   fs::path seen_context;
+  std::ostringstream err;            // ensure_image's progress lines
 
   ImageFixture() {
     t.file("ctx/image/Dockerfile", "FROM scratch\n");
@@ -121,7 +124,7 @@ struct ImageFixture {
 
 TEST_CASE("ensure_image: builds when missing, with the hash label and the CA in a private copy") {
   ImageFixture f;
-  ensure_image(f.runner, f.req);
+  ensure_image(f.runner, f.req, f.err);
   REQUIRE(f.builds() == 1);
   CHECK(f.runner.called_with_prefix({"docker", "build", "-f"}));
   const auto& build = f.runner.calls.back();
@@ -135,16 +138,16 @@ TEST_CASE("ensure_image: builds when missing, with the hash label and the CA in 
 TEST_CASE("ensure_image: up to date → no build; changed → rebuild; --no-update → keep") {
   ImageFixture f;
   f.label = f.expected_hash();
-  ensure_image(f.runner, f.req);
+  ensure_image(f.runner, f.req, f.err);
   CHECK(f.builds() == 0);
   f.label = "0000";
-  ensure_image(f.runner, f.req);
+  ensure_image(f.runner, f.req, f.err);
   CHECK(f.builds() == 1);
   f.req.check_for_update = false;
-  ensure_image(f.runner, f.req);
+  ensure_image(f.runner, f.req, f.err);
   CHECK(f.builds() == 1);
   f.label.reset();  // --no-update still builds a missing image
-  ensure_image(f.runner, f.req);
+  ensure_image(f.runner, f.req, f.err);
   CHECK(f.builds() == 2);
 }
 
@@ -152,19 +155,19 @@ TEST_CASE("ensure_image: a rebuild prunes the image it replaced, a first build p
   const std::vector<std::string> prune = {"docker", "image", "prune", "--force", "--filter",
                                           "label=cagent.context-hash"};
   ImageFixture first;
-  ensure_image(first.runner, first.req);
+  ensure_image(first.runner, first.req, first.err);
   CHECK_FALSE(first.runner.called_with_prefix(prune));
 
   ImageFixture stale;
   stale.label = "0000";
-  ensure_image(stale.runner, stale.req);
+  ensure_image(stale.runner, stale.req, stale.err);
   REQUIRE(stale.builds() == 1);
   CHECK(stale.runner.calls.back() == prune);  // after the build, never before it
 
   ImageFixture failed;
   failed.label = "0000";
   failed.build_status = 1;
-  CHECK_THROWS_AS(ensure_image(failed.runner, failed.req), DockerError);
+  CHECK_THROWS_AS(ensure_image(failed.runner, failed.req, failed.err), DockerError);
   CHECK_FALSE(failed.runner.called_with_prefix(prune));  // the old image is all there is
 }
 
@@ -172,7 +175,7 @@ TEST_CASE("ensure_image: a failed build is a DockerError naming the log") {
   ImageFixture f;
   f.build_status = 1;
   try {
-    ensure_image(f.runner, f.req);
+    ensure_image(f.runner, f.req, f.err);
     FAIL("no error");
   } catch (const DockerError& e) {
     CHECK(std::string(e.what()).find("image build failed (exit 1); full log: " +
@@ -183,9 +186,9 @@ TEST_CASE("ensure_image: a failed build is a DockerError naming the log") {
 TEST_CASE("ensure_image: no context and no image is an error; no context with an image is fine") {
   ImageFixture f;
   f.req.context.reset();
-  CHECK_THROWS_AS(ensure_image(f.runner, f.req), DockerError);
+  CHECK_THROWS_AS(ensure_image(f.runner, f.req, f.err), DockerError);
   f.label = "x";
-  CHECK_NOTHROW(ensure_image(f.runner, f.req));
+  CHECK_NOTHROW(ensure_image(f.runner, f.req, f.err));
 }
 
 TEST_CASE("image context lookup: CAGENT_CONTEXT, build-tree marker, relocated install") {
@@ -193,11 +196,34 @@ TEST_CASE("image context lookup: CAGENT_CONTEXT, build-tree marker, relocated in
   t.file("src/image/Dockerfile", "FROM scratch\n");
   t.file("build/bin/cagent-source-root", (t / "src").string() + "\n");
   t.file("prefix/share/cagent/context/image/Dockerfile", "FROM scratch\n");
-  {
-    cagent::launcher::host::test::ScopedEnv unset("CAGENT_CONTEXT", "");
-    CHECK(find_image_context(t / "build/bin/cagent") == t / "src");
-    CHECK(find_image_context(t / "prefix/bin/cagent") == t / "prefix/share/cagent/context");
+  for (const std::optional<fs::path>& unset : {std::optional<fs::path>(), std::optional<fs::path>("")}) {
+    CHECK(find_image_context(t / "build/bin/cagent", unset) == t / "src");
+    CHECK(find_image_context(t / "prefix/bin/cagent", unset) == t / "prefix/share/cagent/context");
   }
-  cagent::launcher::host::test::ScopedEnv env("CAGENT_CONTEXT", (t / "src").string());
-  CHECK(find_image_context("/nowhere/bin/cagent") == t / "src");
+  CHECK(find_image_context("/nowhere/bin/cagent", t / "src") == t / "src");
+  // A chosen context without a Dockerfile is no context (no fallback).
+  CHECK_FALSE(find_image_context(t / "build/bin/cagent", t / "build"));
+}
+
+TEST_CASE("build args: CAGENT_BASE_IMAGE and CAGENT_NPM_PACKAGES as main read them") {
+  const auto args = [](std::optional<std::string> base, std::optional<std::string> npm) {
+    return default_build_args(base, npm);
+  };
+  CHECK(args(std::nullopt, std::nullopt) ==
+        BuildArgs{{"BASE", kDefaultBase}, {"AGENT_NPM_PACKAGES", kDefaultNpmPackages}});
+  CHECK(args("", std::nullopt)[0].second == kDefaultBase);  // empty base: the default
+  CHECK(args("debian:trixie", std::nullopt)[0].second == "debian:trixie");
+  CHECK(args(std::nullopt, "")[1].second.empty());          // empty npm: no agent CLIs
+  CHECK(args(std::nullopt, "a b")[1].second == "a b");
+}
+
+TEST_CASE("ensure_image: says on its error stream when it builds or uses an image as it is") {
+  ImageFixture f;
+  ensure_image(f.runner, f.req, f.err);
+  CHECK(f.err.str().find("cagent: building image cagent:test (first run") != std::string::npos);
+  ImageFixture g;
+  g.req.context.reset();
+  g.label = "x";
+  ensure_image(g.runner, g.req, g.err);
+  CHECK(g.err.str().find("image context not found") != std::string::npos);
 }

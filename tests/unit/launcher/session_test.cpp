@@ -15,7 +15,6 @@
 
 using namespace cagent::launcher::host;
 using cagent::launcher::host::test::FakeRunner;
-using cagent::launcher::host::test::ScopedEnv;
 using cagent::launcher::host::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -31,11 +30,10 @@ struct SessionFixture {
   std::string runtimes = "{\"io.containerd.runc.v2\":{},\"runc\":{}}";
   bool docker_up = true;
   int container_inspects_left = 2;
-  ScopedEnv context_env;
 
-  SessionFixture() : context_env("CAGENT_CONTEXT", "") {
+  SessionFixture() {
     t.file("ctx/image/Dockerfile", "FROM scratch\n");
-    ::setenv("CAGENT_CONTEXT", (t / "ctx").string().c_str(), 1);
+    host.image_context = t / "ctx";  // CAGENT_CONTEXT, as main reads it
     host.home = t.dir("home");
     host.cagent_home = t / "home/.cagent";
     host.workspace = t.dir("ws");
@@ -176,7 +174,7 @@ TEST_CASE("session: sysbox, CA bundle and resolvers reach argv and policy") {
   CHECK(contains(argv, "sysbox-runc"));
   CHECK(contains(argv, "--ca-bundle"));
   CHECK(bundle.find("QUJD") != std::string::npos);
-  CHECK(policy.find("upstreams = [\n  \"192.0.2.53:53\",\n]") != std::string::npos);
+  CHECK(policy.find("upstreams = [ \"192.0.2.53:53\" ]") != std::string::npos);
   CHECK(policy.find("203.0.113.66") == std::string::npos);
   CHECK(f.err.str().find("ignoring dns_resolvers") != std::string::npos);
 }
@@ -434,4 +432,78 @@ TEST_CASE("session: the home volume is the workspace's own; CAGENT_HOME_VOLUME's
   const std::string want = "type=volume,source=" + home_volume_name("cagent-test-home", f.host.workspace) +
                            ",target=/home/agent,volume-label=cagent.home=cagent-test-home";
   CHECK(contains(f.runner.foreground_argv, want));
+}
+
+// The stages one by one (run_cagent chains them).
+
+TEST_CASE("stages: prepare reads only and describes the session") {
+  SessionFixture f;
+  f.host.build_args = {{"BASE", "base:x"}, {"AGENT_NPM_PACKAGES", ""}};
+  WorkspaceRecords records(f.host.cagent_home);
+  const CliOptions cli = parse_cli({"--no-global-config", "--no-update", "--", "make"});
+  const MergedConfig merged = resolve_config(cli, f.host, f.runner, SessionIo{f.out, f.err, f.in}, records);
+  const PreparedSession p = prepare_session(cli, f.host, merged, SessionIo{f.out, f.err, f.in});
+  CHECK(p.id.size() == 12);
+  CHECK(p.run.container_name == "cagent-" + p.id);
+  CHECK(p.session_dir == f.host.cagent_home / "sessions" / p.id);
+  CHECK(p.log_dir == f.host.cagent_home / "logs" / ("session-" + p.id));
+  CHECK(p.run.policy_file == p.session_dir / "policy.toml");
+  CHECK(p.run.command == std::vector<std::string>{"make"});
+  CHECK_FALSE(p.run.sysbox);  // decided by start_session
+  REQUIRE(p.image.context);
+  CHECK(*p.image.context == f.t / "ctx");
+  CHECK(p.image.build_args == f.host.build_args);
+  CHECK_FALSE(p.image.check_for_update);
+  CHECK_FALSE(fs::exists(p.session_dir));
+  CHECK_FALSE(fs::exists(p.log_dir));
+  CHECK(f.runner.calls.empty());
+}
+
+TEST_CASE("stages: start asks the engine, builds the image and creates the log dir") {
+  SessionFixture f;
+  f.runtimes = "{\"sysbox-runc\":{}}";
+  WorkspaceRecords records(f.host.cagent_home);
+  const CliOptions cli = parse_cli({"--no-global-config", "--no-update"});
+  const SessionIo io{f.out, f.err, f.in};
+  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, f.runner, io, records), io);
+  start_session(p, f.host, f.runner, io);
+  CHECK(p.run.sysbox);
+  CHECK(f.runner.called_with_prefix({"docker", "build"}));
+  CHECK(f.err.str().find("cagent: building image") != std::string::npos);
+  CHECK(fs::is_directory(p.log_dir));
+  CHECK(f.runner.foreground_argv.empty());  // nothing runs yet
+}
+
+TEST_CASE("stages: summarize maps the outcome to the exit status") {
+  SessionFixture f;
+  const SessionIo io{f.out, f.err, f.in};
+  const fs::path logs = f.t.dir("logs");
+  CHECK(summarize_session(SessionOutcome{3, false, SIGTERM}, logs, io) == 3);
+  CHECK(f.err.str().empty());
+  CHECK(summarize_session(SessionOutcome{kExitDocker, false, SIGTERM}, logs, io) == kExitDocker);
+  CHECK(f.err.str().find("docker run failed (exit 125") != std::string::npos);
+  f.err.str("");
+  CHECK(summarize_session(SessionOutcome{137, true, SIGHUP}, logs, io) == 128 + SIGHUP);
+  CHECK(f.err.str() == "cagent: session stopped\n");
+  f.err.str("");
+  write_file(logs / "dnsguard.log", "denied name=pypi.org type=A client=127.0.0.1\n", 0644);
+  CHECK(summarize_session(SessionOutcome{0, false, SIGTERM}, logs, io) == 0);
+  CHECK(f.err.str().find("cagent: blocked 1 lookup") != std::string::npos);
+}
+
+TEST_CASE("stages: dry-run prints the build and run commands of the prepared session") {
+  SessionFixture f;
+  WorkspaceRecords records(f.host.cagent_home);
+  const CliOptions cli = parse_cli({"--dry-run", "--no-global-config", "--", "true"});
+  const SessionIo io{f.out, f.err, f.in};
+  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, f.runner, io, records), io);
+  std::ostringstream out;
+  print_dry_run(p, out);
+  CHECK(out.str().find("docker build -f ") != std::string::npos);
+  CHECK(out.str().find("--name cagent-" + p.id) != std::string::npos);
+  p.image.context.reset();
+  std::ostringstream no_context;
+  print_dry_run(p, no_context);
+  CHECK(no_context.str().find("docker build") == std::string::npos);
+  CHECK(no_context.str().find("docker run ") != std::string::npos);
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
@@ -45,7 +46,10 @@ int main(int argc, char** argv) {
     } catch (const std::exception& error) {
       throw cagent::cage::StepError("plan", error.what());
     }
-    return cagent::cage::run_plan(plan);
+    cagent::cage::ExecutorOptions executor;
+    const char* trace = std::getenv("CAGENT_TRACE_STEPS");  // the environment is read here only
+    executor.trace_steps = trace != nullptr && trace[0] == '1';
+    return cagent::cage::run_plan(plan, executor);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "cage-init: %s; the command was not run\n", error.what());
     return kSetupFailed;

@@ -30,6 +30,7 @@
 #include <toml++/toml.h>
 
 #include "launcher/cage/dns_probe.hpp"
+#include "launcher/cage/unique_fd.hpp"
 #include "launcher/cage/accounts.hpp"
 #include "launcher/cage/privileges.hpp"
 
@@ -37,8 +38,6 @@ namespace cagent::cage {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-[[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
 void log_line(const std::string& line) {
   const std::string text = "cage-init: " + line + "\n";
@@ -58,30 +57,6 @@ sigset_t handled_signals() {
   }
   return set;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
-  Fd& operator=(Fd&& other) noexcept {
-    reset(other.release());
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const noexcept { return fd_; }
-  int release() noexcept {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
 
 std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   std::vector<char*> result;
@@ -109,16 +84,16 @@ int exit_code_of(int status) {
 pid_t spawn(const sigset_t& child_mask, const std::function<void()>& prepare, const std::string& file,
             const std::vector<std::string>& argv, const std::vector<std::string>* environment) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) fail("pipe2");
-  Fd reader(fds[0]), writer(fds[1]);
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+  UniqueFd reader(fds[0]), writer(fds[1]);
   const pid_t pid = ::fork();
-  if (pid < 0) fail("fork");
+  if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     std::string error;
     try {
       reader.reset();
       prepare();
-      if (::sigprocmask(SIG_SETMASK, &child_mask, nullptr) != 0) fail("sigprocmask");
+      if (::sigprocmask(SIG_SETMASK, &child_mask, nullptr) != 0) throw_errno("sigprocmask");
       auto args = c_strings(argv);
       if (environment != nullptr) {
         auto env = c_strings(*environment);
@@ -126,7 +101,7 @@ pid_t spawn(const sigset_t& child_mask, const std::function<void()>& prepare, co
       } else {
         ::execv(file.c_str(), args.data());
       }
-      fail("exec " + file);
+      throw_errno("exec ", file);
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -155,29 +130,32 @@ pid_t spawn(const sigset_t& child_mask, const std::function<void()>& prepare, co
 int wait_status(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) fail("waitpid");
+    if (errno != EINTR) throw_errno("waitpid");
   }
   return status;
 }
 
-sockaddr_storage to_sockaddr(const nft::Endpoint& endpoint, socklen_t& length) {
+template <typename Sockaddr>
+sockaddr_storage as_storage(const Sockaddr& address, socklen_t& length) {
   sockaddr_storage storage{};
+  std::memcpy(&storage, &address, sizeof address);
+  length = sizeof address;
+  return storage;
+}
+
+sockaddr_storage to_sockaddr(const nft::Endpoint& endpoint, socklen_t& length) {
   if (endpoint.addr.family == nft::Family::v4) {
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
     sin.sin_port = htons(endpoint.port);
     std::memcpy(&sin.sin_addr, endpoint.addr.bytes.data(), 4);
-    std::memcpy(&storage, &sin, sizeof sin);
-    length = sizeof sin;
-  } else {
-    sockaddr_in6 sin6{};
-    sin6.sin6_family = AF_INET6;
-    sin6.sin6_port = htons(endpoint.port);
-    std::memcpy(&sin6.sin6_addr, endpoint.addr.bytes.data(), 16);
-    std::memcpy(&storage, &sin6, sizeof sin6);
-    length = sizeof sin6;
+    return as_storage(sin, length);
   }
-  return storage;
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(endpoint.port);
+  std::memcpy(&sin6.sin6_addr, endpoint.addr.bytes.data(), 16);
+  return as_storage(sin6, length);
 }
 
 // The walk of step::ClaimHome. Every entry is opened O_PATH|O_NOFOLLOW
@@ -202,45 +180,43 @@ struct ClaimWalk {
   void claim(int fd, const struct stat& st, const std::string& where) const {
     if (keep(st)) return;
     if (::fchownat(fd, "", step.owner.uid, step.owner.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
-      fail("chown " + where);
+      throw_errno("chown ", where);
     }
   }
 
   void claim_children(int dir, const std::string& where, int depth) {
     // fdopendir takes the fd it is given; hand it a duplicate so `dir`
     // stays ours (the caller chowns through it afterwards).
-    const int listing_fd = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
-    if (listing_fd < 0) fail("dup " + where);
-    std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(listing_fd), &::closedir);
-    if (!listing) {
-      ::close(listing_fd);
-      fail("opendir " + where);
-    }
+    UniqueFd listing_fd(::fcntl(dir, F_DUPFD_CLOEXEC, 0));
+    if (!listing_fd.valid()) throw_errno("dup ", where);
+    std::unique_ptr<DIR, int (*)(DIR*)> listing(::fdopendir(listing_fd.get()), &::closedir);
+    if (!listing) throw_errno("opendir ", where);
+    listing_fd.release();  // the DIR owns it now: closedir() closes it
     while (true) {
       errno = 0;
       const dirent* entry = ::readdir(listing.get());
       if (entry == nullptr) {
-        if (errno != 0) fail("readdir " + where);
+        if (errno != 0) throw_errno("readdir ", where);
         break;
       }
       const std::string_view name = entry->d_name;
       if (name == "." || name == "..") continue;
       const std::string path = where + "/" + std::string(name);
-      Fd node(::openat(dir, entry->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd node(::openat(dir, entry->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
       if (node.get() < 0) {
         if (errno == ENOENT) continue;  // removed meanwhile
-        fail("open " + path);
+        throw_errno("open ", path);
       }
       struct stat st {};
-      if (::fstat(node.get(), &st) != 0) fail("fstat " + path);
+      if (::fstat(node.get(), &st) != 0) throw_errno("fstat ", path);
       if (st.st_dev != device) continue;  // another filesystem mounted here: not ours to walk
       if (S_ISDIR(st.st_mode)) {
         if (depth + 1 >= kMaxDepth) {
           ++skipped_deep;
           continue;
         }
-        Fd sub(::openat(node.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (sub.get() < 0) fail("open " + path);
+        UniqueFd sub(::openat(node.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (sub.get() < 0) throw_errno("open ", path);
         claim_children(sub.get(), path, depth + 1);
       }
       claim(node.get(), st, path);
@@ -250,13 +226,13 @@ struct ClaimWalk {
 
 class Runner {
  public:
-  explicit Runner(const Plan& plan) : plan_(plan) {
+  Runner(const Plan& plan, const ExecutorOptions& options) : plan_(plan), options_(options) {
     const sigset_t set = handled_signals();
-    if (::sigprocmask(SIG_BLOCK, &set, &original_mask_) != 0) fail("sigprocmask");
+    if (::sigprocmask(SIG_BLOCK, &set, &original_mask_) != 0) throw_errno("sigprocmask");
     // Subreaper: whatever the agent leaves running in the background (nohup,
     // setsid, daemons) becomes our child when its parent exits, so it can be
     // ended before the log directory is handed back (see ~Runner).
-    if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) fail("prctl(PR_SET_CHILD_SUBREAPER)");
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) throw_errno("prctl(PR_SET_CHILD_SUBREAPER)");
   }
 
   Runner(const Runner&) = delete;
@@ -279,10 +255,7 @@ class Runner {
   }
 
   int run() {
-    // CAGENT_TRACE_STEPS=1: one line per step with its duration, to see
-    // where a cage's start-up time goes.
-    const char* trace_env = std::getenv("CAGENT_TRACE_STEPS");
-    const bool trace = trace_env != nullptr && trace_env[0] == '1';
+    const bool trace = options_.trace_steps;
     for (const Step& step : plan_.steps) {
       try {
         if (const auto* command = std::get_if<step::RunCommand>(&step)) return run_command(*command);
@@ -314,7 +287,7 @@ class Runner {
         original_mask_,
         [] {
           const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-          if (null < 0 || ::dup2(null, STDOUT_FILENO) < 0) fail("stdout to /dev/null");
+          if (null < 0 || ::dup2(null, STDOUT_FILENO) < 0) throw_errno("stdout to /dev/null");
         },
         s.dnsguard.string(),
                             {s.dnsguard.string(), "--config", s.policy.string(), "--check"}, nullptr);
@@ -357,12 +330,12 @@ class Runner {
     std::filesystem::create_directories(s.dir, ec);
     if (ec) throw std::system_error(ec, "create " + s.dir.string());
     struct stat st {};
-    if (::lstat(s.dir.c_str(), &st) != 0) fail("lstat " + s.dir.string());
+    if (::lstat(s.dir.c_str(), &st) != 0) throw_errno("lstat ", s.dir.native());
     if (!S_ISDIR(st.st_mode)) throw std::runtime_error(s.dir.string() + " is not a directory");
     // Writable only by dnsguard during the session: the agent can read what
     // was blocked, not forge or erase it.
     chown_tree(s.dir, Owner{st.st_uid, st.st_gid}, s.during);
-    if (::chmod(s.dir.c_str(), 0755) != 0) fail("chmod " + s.dir.string());
+    if (::chmod(s.dir.c_str(), 0755) != 0) throw_errno("chmod ", s.dir.native());
     log_dir_ = s;
   }
 
@@ -373,11 +346,11 @@ class Runner {
         [&s] {
           // Its own session: no controlling terminal, so the agent's ^C
           // (sent to the foreground process group) never reaches it.
-          if (::setsid() < 0) fail("setsid");
+          if (::setsid() < 0) throw_errno("setsid");
           const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-          if (null < 0 || ::dup2(null, STDIN_FILENO) < 0) fail("stdin from /dev/null");
+          if (null < 0 || ::dup2(null, STDIN_FILENO) < 0) throw_errno("stdin from /dev/null");
           // Its stdout must not mix into the command's output (pipelines).
-          if (::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) fail("stdout to stderr");
+          if (::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) throw_errno("stdout to stderr");
           become_dnsguard(s.user, s.ambient_capabilities);
         },
         s.binary.string(), {s.binary.string(), "--config", s.config.string()}, nullptr);
@@ -392,8 +365,9 @@ class Runner {
         dnsguard_pid_ = -1;
         throw std::runtime_error("dnsguard " + describe_status(status) + " before answering");
       }
+      // probe_once itself waits: up to 200 ms for an answer, or 1 ms after
+      // a refusal (dnsguard not bound yet), so this loop never spins.
       if (probe_once(s.probe, ++id, std::chrono::milliseconds(200))) return;
-      // probe_once waits 10-200 ms itself: no busy loop.
     }
     throw std::runtime_error("dnsguard did not answer on " + format_endpoint(s.probe) + " within " +
                              std::to_string(s.timeout.count()) + " ms");
@@ -403,11 +377,11 @@ class Runner {
   // ECONNREFUSED (not listening yet) count as "no answer".
   static bool probe_once(const nft::Endpoint& endpoint, std::uint16_t id, std::chrono::milliseconds wait) {
     const int family = endpoint.addr.family == nft::Family::v4 ? AF_INET : AF_INET6;
-    Fd sock(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (sock.get() < 0) fail("socket");
+    UniqueFd sock(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (sock.get() < 0) throw_errno("socket");
     socklen_t length = 0;
     const sockaddr_storage address = to_sockaddr(endpoint, length);
-    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) fail("connect");
+    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) throw_errno("connect");
     const auto query = build_probe_query(id);
     const auto until = Clock::now() + wait;
     // Not listening yet shows up as ECONNREFUSED here or on recv: retry
@@ -461,13 +435,13 @@ class Runner {
   }
 
   void perform(const step::ClaimHome& s) {
-    Fd home(::open(s.home.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd home(::open(s.home.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (home.get() < 0) {
       if (errno == ENOENT) return;  // an image without a home: nothing to claim
-      fail("open " + s.home.string() + " (it must be a directory, not a symlink)");
+      throw_errno("open ", s.home.native(), " (it must be a directory, not a symlink)");
     }
     struct stat st {};
-    if (::fstat(home.get(), &st) != 0) fail("fstat " + s.home.string());
+    if (::fstat(home.get(), &st) != 0) throw_errno("fstat ", s.home.native());
     // The walk ends with the home itself (post-order), so a home whose root
     // is already the agent's was claimed completely by an earlier session;
     // an interrupted walk leaves the root unclaimed and is redone next time.
@@ -488,9 +462,9 @@ class Runner {
         [&s, parent_pgrp] {
           // Own process group, and the terminal's foreground if cage-init had
           // it: ^C then reaches the command alone (not dnsguard, not us).
-          if (::setpgid(0, 0) != 0) fail("setpgid");
+          if (::setpgid(0, 0) != 0) throw_errno("setpgid");
           if (::isatty(STDIN_FILENO) == 1 && ::tcgetpgrp(STDIN_FILENO) == parent_pgrp) {
-            if (::tcsetpgrp(STDIN_FILENO, ::getpgrp()) != 0) fail("tcsetpgrp");
+            if (::tcsetpgrp(STDIN_FILENO, ::getpgrp()) != 0) throw_errno("tcsetpgrp");
           }
           become_agent(s.user);
         },
@@ -505,7 +479,7 @@ class Runner {
       const int sig = ::sigwaitinfo(&set, &info);
       if (sig < 0) {
         if (errno == EINTR) continue;
-        fail("sigwaitinfo");
+        throw_errno("sigwaitinfo");
       }
       if (sig == SIGTTOU || sig == SIGTTIN) continue;
       if (sig != SIGCHLD) {
@@ -532,7 +506,7 @@ class Runner {
     ::kill(dnsguard_pid_, SIGTERM);
     // Wake the moment it exits (a pidfd turns readable), not on a polling
     // tick: this wait sits between the command's exit and the container's.
-    Fd exited(static_cast<int>(::syscall(SYS_pidfd_open, dnsguard_pid_, 0)));
+    UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, dnsguard_pid_, 0)));
     const auto deadline = Clock::now() + std::chrono::seconds(5);
     while (Clock::now() < deadline) {
       if (::waitpid(dnsguard_pid_, nullptr, WNOHANG) == dnsguard_pid_) {
@@ -593,6 +567,7 @@ class Runner {
   }
 
   const Plan& plan_;
+  ExecutorOptions options_;
   sigset_t original_mask_{};
   pid_t dnsguard_pid_ = -1;
   std::optional<step::PrepareLogDir> log_dir_;
@@ -600,9 +575,9 @@ class Runner {
 
 }  // namespace
 
-int run_plan(const Plan& plan) {
+int run_plan(const Plan& plan, const ExecutorOptions& options) {
   for (const auto& warning : plan.warnings) log_line("warning: " + warning);
-  Runner runner(plan);
+  Runner runner(plan, options);
   return runner.run();
 }
 

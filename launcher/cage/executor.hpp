@@ -13,6 +13,12 @@
 
 namespace cagent::cage {
 
-int run_plan(const Plan& plan);
+struct ExecutorOptions {
+  // CAGENT_TRACE_STEPS=1 (read by main): one line per step with its
+  // duration, to see where a cage's start-up time goes.
+  bool trace_steps = false;
+};
+
+int run_plan(const Plan& plan, const ExecutorOptions& options = {});
 
 }  // namespace cagent::cage

@@ -1,5 +1,7 @@
 #include "launcher/cage/privileges.hpp"
 
+#include "launcher/cage/unique_fd.hpp"
+
 #include <grp.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
@@ -15,10 +17,8 @@
 namespace cagent::cage {
 namespace {
 
-[[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
-
 void check(int result, const char* what) {
-  if (result != 0) fail(what);
+  if (result != 0) throw_errno(what);
 }
 
 struct CapSets {
@@ -69,17 +69,17 @@ void verify(std::uint64_t expected, uid_t uid, gid_t gid, std::uint64_t expected
   const CapSets sets = get_caps();
   if (sets.effective != expected || sets.permitted != expected || sets.inheritable != expected) {
     errno = EPERM;
-    fail("capability sets not as planned");
+    throw_errno("capability sets not as planned");
   }
   for (int cap = 0; cap <= last_capability(); ++cap) {
     const bool want = (expected >> cap) & 1;
     if ((prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) != want) {
       errno = EPERM;
-      fail("bounding set not as planned");
+      throw_errno("bounding set not as planned");
     }
     if ((prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1) != (((expected_ambient >> cap) & 1) != 0)) {
       errno = EPERM;
-      fail("ambient set not as planned");
+      throw_errno("ambient set not as planned");
     }
   }
   uid_t r = 0, e = 0, s = 0;
@@ -88,16 +88,16 @@ void verify(std::uint64_t expected, uid_t uid, gid_t gid, std::uint64_t expected
   check(getresgid(&rg, &eg, &sg), "getresgid");
   if (r != uid || e != uid || s != uid || rg != gid || eg != gid || sg != gid) {
     errno = EPERM;
-    fail("uid/gid not as planned");
+    throw_errno("uid/gid not as planned");
   }
   if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
     errno = EPERM;
-    fail("no_new_privs not set");
+    throw_errno("no_new_privs not set");
   }
   // Paranoia: if anything above silently left a way back, this succeeds.
   if (setuid(0) == 0) {
     errno = EPERM;
-    fail("setuid(0) still possible after the drop");
+    throw_errno("setuid(0) still possible after the drop");
   }
 }
 

@@ -1,5 +1,7 @@
 #include "launcher/cage/system.hpp"
 
+#include "launcher/cage/unique_fd.hpp"
+
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -21,43 +23,20 @@ extern char** environ;
 namespace cagent::cage {
 namespace {
 
-[[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
-
-// An owned file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const noexcept { return fd_; }
-  // close() with its error reported: a failed close can mean lost data.
-  void close_checked(const std::string& what) {
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("close " + what);
-  }
-
- private:
-  int fd_;
-};
-
 void write_all(int fd, std::string_view content, const std::string& what) {
   while (!content.empty()) {
     const ssize_t n = ::write(fd, content.data(), content.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      fail("write " + what);
+      throw_errno("write ", what);
     }
     content.remove_prefix(static_cast<std::size_t>(n));
   }
 }
 
 void own_by_root(int fd, mode_t mode, const std::string& what) {
-  if (::fchown(fd, 0, 0) != 0) fail("fchown " + what);
-  if (::fchmod(fd, mode) != 0) fail("fchmod " + what);
+  if (::fchown(fd, 0, 0) != 0) throw_errno("fchown ", what);
+  if (::fchmod(fd, mode) != 0) throw_errno("fchmod ", what);
 }
 
 bool lchown_if(const std::filesystem::path& path, const struct stat& st, Owner from, Owner to) {
@@ -69,60 +48,58 @@ bool lchown_if(const std::filesystem::path& path, const struct stat& st, Owner f
 
 // Docker's default bridge sets disable_ipv6: ::1 is gone and binding it fails.
 bool ipv6_loopback_usable() {
-  const int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+  const UniqueFd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
   sockaddr_in6 address{};
   address.sin6_family = AF_INET6;
   address.sin6_addr = in6addr_loopback;
-  const bool usable = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-  ::close(fd);
-  return usable;
+  return ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
 }
 
 }  // namespace
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail("open " + path.string());
+  if (!in) throw_errno("open ", path.native());
   std::ostringstream content;
   content << in.rdbuf();
-  if (in.bad()) fail("read " + path.string());
+  if (in.bad()) throw_errno("read ", path.native());
   return content.str();
 }
 
 void replace_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
   const std::filesystem::path temporary = path.string() + ".cage-init";
   ::unlink(temporary.c_str());
-  Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) fail("create " + temporary.string());
+  UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) throw_errno("create ", temporary.native());
   write_all(fd.get(), content, temporary.string());
   own_by_root(fd.get(), mode, temporary.string());
-  if (::fsync(fd.get()) != 0) fail("fsync " + temporary.string());
-  fd.close_checked(temporary.string());
+  if (::fsync(fd.get()) != 0) throw_errno("fsync ", temporary.native());
+  if (fd.close() != 0) throw_errno("close ", temporary.native());
   if (::rename(temporary.c_str(), path.c_str()) != 0) {
     const int saved = errno;
     ::unlink(temporary.c_str());
     errno = saved;
-    fail("rename onto " + path.string());
+    throw_errno("rename onto ", path.native());
   }
 }
 
 void overwrite_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-    if (::unlink(path.c_str()) != 0) fail("unlink symlink " + path.string());
+    if (::unlink(path.c_str()) != 0) throw_errno("unlink symlink ", path.native());
   }
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) fail("open " + path.string());
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) throw_errno("open ", path.native());
   own_by_root(fd.get(), mode, path.string());
   write_all(fd.get(), content, path.string());
-  fd.close_checked(path.string());
+  if (fd.close() != 0) throw_errno("close ", path.native());
 }
 
 void chown_tree(const std::filesystem::path& root, Owner from, Owner to) {
   struct stat root_st {};
-  if (::lstat(root.c_str(), &root_st) != 0) fail("lstat " + root.string());
-  if (!lchown_if(root, root_st, from, to)) fail("lchown " + root.string());
+  if (::lstat(root.c_str(), &root_st) != 0) throw_errno("lstat ", root.native());
+  if (!lchown_if(root, root_st, from, to)) throw_errno("lchown ", root.native());
   if (!S_ISDIR(root_st.st_mode)) return;
   // The iterator does not follow directory symlinks; lchown never follows
   // the link itself. Other filesystems mounted below (e.g. a cache volume)
@@ -133,12 +110,12 @@ void chown_tree(const std::filesystem::path& root, Owner from, Owner to) {
   for (; it != end; it.increment(ec)) {
     if (ec) throw std::system_error(ec, "walk " + root.string());
     struct stat st {};
-    if (::lstat(it->path().c_str(), &st) != 0) fail("lstat " + it->path().string());
+    if (::lstat(it->path().c_str(), &st) != 0) throw_errno("lstat ", it->path().native());
     if (st.st_dev != root_st.st_dev) {
       it.disable_recursion_pending();
       continue;
     }
-    if (!lchown_if(it->path(), st, from, to)) fail("lchown " + it->path().string());
+    if (!lchown_if(it->path(), st, from, to)) throw_errno("lchown ", it->path().native());
   }
 }
 
@@ -154,7 +131,7 @@ Account lookup_account(const std::string& name) {
   }
   if (error != 0) {
     errno = error;
-    fail("getpwnam " + name);
+    throw_errno("getpwnam ", name);
   }
   if (found == nullptr) throw std::runtime_error("no user \"" + name + "\" in the password database");
   return Account{name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell};
@@ -162,7 +139,7 @@ Account lookup_account(const std::string& name) {
 
 std::vector<nft::Cidr> onlink_ipv6_prefixes() {
   ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) fail("getifaddrs");
+  if (::getifaddrs(&list) != 0) throw_errno("getifaddrs");
   const std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> owned(list, &::freeifaddrs);
   std::vector<nft::Cidr> out;
   for (const ifaddrs* ifa = list; ifa != nullptr; ifa = ifa->ifa_next) {

@@ -1,14 +1,13 @@
 #pragma once
-// The container side's one owner of a file descriptor, and its one way to
-// report a failed system call. (launcher/host has its own UniqueFd: the two
-// halves of launcher/ never share code, see launcher/CMakeLists.txt.)
-
-#include <unistd.h>
+// The container side's one way to report a failed system call, and its fd
+// owner (launcher/'s UniqueFd).
 
 #include <cerrno>
 #include <string>
 #include <string_view>
 #include <system_error>
+
+#include "launcher/unique_fd.hpp"
 
 namespace cagent::cage {
 
@@ -24,46 +23,7 @@ template <typename... Parts>
   throw std::system_error(error, std::generic_category(), message);
 }
 
-// Closing never changes errno, so an error path can read errno after an
-// owner went out of scope; close() reports a failed close (lost data on a
-// file just written).
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) reset(other.release());
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-
-  int get() const noexcept { return fd_; }
-  bool valid() const noexcept { return fd_ >= 0; }
-  // Hands the descriptor over; the caller owns it now.
-  int release() noexcept {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) {
-      const int saved = errno;
-      ::close(fd_);
-      errno = saved;
-    }
-    fd_ = fd;
-  }
-  // close(2)'s own result: 0, or -1 with errno set.
-  int close() noexcept {
-    const int fd = release();
-    return fd < 0 ? 0 : ::close(fd);
-  }
-
- private:
-  int fd_ = -1;
-};
+// The container side uses launcher/'s fd owner (launcher/unique_fd.hpp).
+using launcher::UniqueFd;
 
 }  // namespace cagent::cage

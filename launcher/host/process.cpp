@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "launcher/host/unique_fd.hpp"
+#include "launcher/unique_fd.hpp"
 
 extern char** environ;
 

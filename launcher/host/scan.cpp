@@ -14,7 +14,7 @@
 #include <system_error>
 
 #include "launcher/host/text.hpp"
-#include "launcher/host/unique_fd.hpp"
+#include "launcher/unique_fd.hpp"
 
 namespace cagent::launcher::host {
 namespace fs = std::filesystem;

@@ -34,7 +34,7 @@
 #include <string_view>
 #include <vector>
 
-#include "launcher/host/unique_fd.hpp"
+#include "launcher/unique_fd.hpp"
 
 namespace cagent::launcher::host {
 

@@ -1,7 +1,8 @@
 #pragma once
-// The host side's one owner of a file descriptor. (launcher/cage has its own
-// twin: the two halves of launcher/ never share code, see
-// launcher/CMakeLists.txt.)
+// launcher/'s one owner of a file descriptor, for both halves: a
+// header-only leaf that depends on nothing, so sharing it does not mix the
+// host side with the container side (launcher/CMakeLists.txt) — neither
+// gains a dependency through it.
 //
 // Closing never changes errno, so an error path can read errno after an
 // owner went out of scope; close() reports a failed close (lost data on
@@ -11,7 +12,7 @@
 
 #include <cerrno>
 
-namespace cagent::launcher::host {
+namespace cagent::launcher {
 
 class UniqueFd {
  public:
@@ -52,4 +53,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace cagent::launcher::host
+}  // namespace cagent::launcher

@@ -30,9 +30,11 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 }
 }  // namespace
 
-std::optional<IpEndpoint> parse_endpoint(std::string_view text, std::uint16_t default_port) {
+std::optional<IpEndpoint> parse_endpoint(std::string_view text,
+                                         std::optional<std::uint16_t> default_port) {
   IpEndpoint ep;
-  ep.port = default_port;
+  ep.port = default_port.value_or(0);
+  bool have_port = default_port.has_value();
   std::string_view host = text;
   if (!text.empty() && text.front() == '[') {
     auto close = text.find(']');
@@ -44,9 +46,10 @@ std::optional<IpEndpoint> parse_endpoint(std::string_view text, std::uint16_t de
       auto port = parse_port(rest.substr(1));
       if (!port) return std::nullopt;
       ep.port = *port;
+      have_port = true;
     }
     auto addr = parse_ip(host);
-    if (!addr || !addr->v6) return std::nullopt;
+    if (!addr || !addr->v6 || !have_port) return std::nullopt;
     ep.addr = *addr;
     return ep;
   }
@@ -56,10 +59,11 @@ std::optional<IpEndpoint> parse_endpoint(std::string_view text, std::uint16_t de
     auto port = parse_port(text.substr(colon + 1));
     if (!port) return std::nullopt;
     ep.port = *port;
+    have_port = true;
     host = text.substr(0, colon);
   }
   auto addr = parse_ip(host);
-  if (!addr) return std::nullopt;
+  if (!addr || !have_port) return std::nullopt;
   ep.addr = *addr;
   return ep;
 }
@@ -106,5 +110,7 @@ std::string to_string(const IpEndpoint& ep) {
   auto host = to_string(ep.addr);
   return (ep.addr.v6 ? "[" + host + "]" : host) + ":" + std::to_string(ep.port);
 }
+
+std::string to_string(const Cidr& cidr) { return to_string(cidr.base) + "/" + std::to_string(cidr.prefix); }
 
 }  // namespace cagent::dnsguard

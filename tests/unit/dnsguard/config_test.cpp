@@ -106,3 +106,8 @@ TEST_CASE("every bad key is named, with file and line") {
     CHECK(msg.rfind("test.toml:", 0) == 0);
   }
 }
+
+TEST_CASE("the example error in config.hpp's header is what dnsguard says") {
+  CHECK_THROWS_WITH_AS(parse_config("\n\n[ttl]\nmin = 0\n", "dnsguard.toml"),
+                       "dnsguard.toml:4: ttl.min: must be between 1 and 604800, got 0", ConfigError);
+}

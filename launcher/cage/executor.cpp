@@ -27,7 +27,6 @@
 #include <sstream>
 #include <system_error>
 #include <type_traits>
-#include <toml++/toml.h>
 
 #include "launcher/cage/dns_probe.hpp"
 #include "launcher/cage/unique_fd.hpp"
@@ -299,22 +298,13 @@ class Runner {
   }
 
   void perform(const step::WritePolicyCopy& s) {
-    toml::table root = toml::parse_file(s.source.string());
-    const auto as_array = [](const std::vector<nft::Endpoint>& endpoints) {
-      toml::array array;
-      for (const auto& endpoint : endpoints) array.push_back(format_endpoint(endpoint));
-      return array;
-    };
-    if (!s.upstreams.empty()) root.insert_or_assign("upstreams", as_array(s.upstreams));
-    if (!s.listen.empty()) root.insert_or_assign("listen", as_array(s.listen));
-    std::ostringstream text;
-    text << "# written by cage-init from " << s.source.string() << " (upstreams/listen adapted to this cage)\n"
-         << root << "\n";
+    const std::string text = dnsguard::write_policy(
+        s.policy, "written by cage-init from " + s.source.string() + " (upstreams/listen adapted to this cage)");
     std::error_code ec;
     std::filesystem::create_directories(s.destination.parent_path(), ec);
     if (ec) throw std::system_error(ec, "create " + s.destination.parent_path().string());
     // Readable by dnsguard; a policy holds no secrets, only names.
-    replace_file(s.destination, text.str(), 0644);
+    replace_file(s.destination, text, 0644);
   }
 
   void perform(const step::InstallRuleset& s) {

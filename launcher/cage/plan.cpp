@@ -7,34 +7,40 @@
 namespace cagent::cage {
 namespace {
 
-bool is_unspecified(const nft::Address& address) {
-  const std::size_t len = address.family == nft::Family::v4 ? 4 : 16;
+bool is_unspecified(const dnsguard::IpAddress& address) {
+  const std::size_t len = address.v6 ? 16 : 4;
   return std::all_of(address.bytes.begin(), address.bytes.begin() + static_cast<std::ptrdiff_t>(len),
                      [](std::uint8_t b) { return b == 0; });
 }
 
-bool is_loopback(const nft::Address& address) {
-  if (address.family == nft::Family::v4) return address.bytes[0] == 127;
-  nft::Address one{nft::Family::v6, {}};
+bool is_loopback(const dnsguard::IpAddress& address) {
+  if (!address.v6) return address.bytes[0] == 127;
+  dnsguard::IpAddress one{true, {}};
   one.bytes[15] = 1;
   return address == one;
 }
 
 // dnsguard may listen on a wildcard; the probe needs a concrete address.
-nft::Endpoint probe_endpoint(const std::vector<nft::Endpoint>& listen) {
-  const auto v4 = std::find_if(listen.begin(), listen.end(),
-                               [](const nft::Endpoint& e) { return e.addr.family == nft::Family::v4; });
-  nft::Endpoint probe = v4 != listen.end() ? *v4 : listen.front();
+nft::Endpoint probe_endpoint(const std::vector<dnsguard::IpEndpoint>& listen) {
+  const auto v4 = std::find_if(listen.begin(), listen.end(), [](const dnsguard::IpEndpoint& e) { return !e.addr.v6; });
+  dnsguard::IpEndpoint probe = v4 != listen.end() ? *v4 : listen.front();
   if (is_unspecified(probe.addr)) {
     probe.addr.bytes = {};
-    if (probe.addr.family == nft::Family::v4) {
+    if (!probe.addr.v6) {
       probe.addr.bytes[0] = 127;
       probe.addr.bytes[3] = 1;
     } else {
       probe.addr.bytes[15] = 1;
     }
   }
-  return probe;
+  return to_nft(probe);
+}
+
+template <typename T>
+auto all_to_nft(const std::vector<T>& values) {
+  std::vector<decltype(to_nft(values.front()))> out;
+  for (const T& v : values) out.push_back(to_nft(v));
+  return out;
 }
 
 bool has_key(const std::string& entry, std::string_view key) {
@@ -83,51 +89,52 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
 
   plan.steps.push_back(step::CheckPolicy{options.dnsguard, policy.path});
 
-  step::WritePolicyCopy copy{policy.path, options.runtime_dir / "policy.toml", {}, {}};
-  std::vector<nft::Endpoint> upstreams = policy.upstreams;
-  if (upstreams.empty()) {
-    upstreams = facts.resolv_conf_upstreams;
-    if (upstreams.empty()) {
+  // What dnsguard will read: the policy itself, or a copy with upstreams
+  // and listen adapted to this cage (see step::WritePolicyCopy).
+  step::WritePolicyCopy copy{policy.path, options.runtime_dir / "policy.toml", policy};
+  if (copy.policy.upstreams.empty()) {
+    copy.policy.upstreams = facts.resolv_conf_upstreams;
+    if (copy.policy.upstreams.empty()) {
       throw PlanError("no upstream resolver: " + policy.path.string() + " names none and " +
                       options.resolv_conf.string() + " has no usable nameserver");
     }
-    copy.upstreams = upstreams;
   }
-  std::vector<nft::Endpoint> listens = policy.listen;
   if (!facts.ipv6_loopback) {
-    std::erase_if(listens, [](const nft::Endpoint& e) { return e.addr.family == nft::Family::v6; });
-    if (listens.empty()) throw PlanError("dnsguard would listen on IPv6 only, and this namespace has no IPv6");
-    if (listens.size() != policy.listen.size()) {
-      copy.listen = listens;
+    std::erase_if(copy.policy.listen, [](const dnsguard::IpEndpoint& e) { return e.addr.v6; });
+    if (copy.policy.listen.empty()) throw PlanError("dnsguard would listen on IPv6 only, and this namespace has no IPv6");
+    if (copy.policy.listen.size() != policy.listen.size()) {
       plan.warnings.push_back("no IPv6 in this network namespace; dnsguard listens on IPv4 only");
     }
   }
   std::filesystem::path dnsguard_config = policy.path;
-  if (!copy.upstreams.empty() || !copy.listen.empty()) {
+  if (copy.policy != static_cast<const dnsguard::Policy&>(policy)) {
     dnsguard_config = copy.destination;
     plan.steps.push_back(copy);
   }
+  const std::vector<dnsguard::IpEndpoint>& upstreams = copy.policy.upstreams;
+  const std::vector<dnsguard::IpEndpoint>& listens = copy.policy.listen;
   for (const auto& upstream : upstreams) {
     for (const auto& listen : listens) {
-      const bool wildcard_hit = is_unspecified(listen.addr) && listen.addr.family == upstream.addr.family &&
+      const bool wildcard_hit = is_unspecified(listen.addr) && listen.addr.v6 == upstream.addr.v6 &&
                                 is_loopback(upstream.addr);
       if (upstream.port == listen.port && (upstream.addr == listen.addr || wildcard_hit)) {
-        throw PlanError("upstream " + format_endpoint(upstream) + " is dnsguard's own listen address");
+        throw PlanError("upstream " + dnsguard::to_string(upstream) + " is dnsguard's own listen address");
       }
     }
   }
 
   nft::RulesetSpec spec;
-  spec.table = policy.table;
-  spec.set4 = policy.set4;
-  spec.set6 = policy.set6;
+  spec.table = policy.nft_table;
+  spec.set4 = policy.nft_set4;
+  spec.set6 = policy.nft_set6;
   spec.dnsguard_uid = facts.dnsguard.uid;
-  spec.upstreams = upstreams;
+  spec.upstreams = all_to_nft(upstreams);
   spec.listen_port = listens.front().port;
-  spec.static_cidrs = policy.allow_cidrs;
+  spec.static_cidrs = all_to_nft(policy.allow_cidrs);
   spec.onlink6 = facts.onlink6;
-  spec.inbound = policy.inbound;
+  spec.inbound = all_to_nft(policy.inbound);
   plan.steps.push_back(step::InstallRuleset{spec});
+  const nft::Endpoint probe = probe_endpoint(listens);
 
   // Decide the agent's final identity before anything depends on it.
   Owner agent_was{facts.agent.uid, facts.agent.gid};
@@ -149,11 +156,11 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     agent_is = *facts.workspace_owner;
   }
 
-  plan.steps.push_back(step::PrepareLogDir{policy.log_file.parent_path(),
+  plan.steps.push_back(step::PrepareLogDir{std::filesystem::path(policy.log_file).parent_path(),
                                            Owner{facts.dnsguard.uid, facts.dnsguard.gid}, agent_is});
   plan.steps.push_back(step::StartDnsguard{options.dnsguard, dnsguard_config, facts.dnsguard,
                                            {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE}});
-  plan.steps.push_back(step::WaitForDnsguard{probe_endpoint(listens), options.dnsguard_ready_timeout});
+  plan.steps.push_back(step::WaitForDnsguard{probe, options.dnsguard_ready_timeout});
   // Only loopback: the stub is the one resolver; if it dies, lookups fail
   // instead of falling back to an open resolver.
   plan.steps.push_back(step::WriteResolvConf{options.resolv_conf, "nameserver 127.0.0.1\n"});

@@ -53,7 +53,8 @@ struct Owner {
 
 struct Facts {
   Policy policy;
-  std::vector<nft::Endpoint> resolv_conf_upstreams;  // the container's original resolvers
+  // The container's original resolvers (before write-resolv-conf).
+  std::vector<::cagent::dnsguard::IpEndpoint> resolv_conf_upstreams;
   Account agent;
   Account dnsguard;
   std::optional<Owner> workspace_owner;              // nullopt: no workspace
@@ -69,8 +70,10 @@ inline constexpr std::string_view kCaVariables[] = {
     "GIT_SSL_CAINFO", "PIP_CERT",           "CARGO_HTTP_CAINFO"};
 
 namespace step {
-// `dnsguard --config POLICY --check`: dnsguard is the one authority on what
-// a valid policy is; a bad policy stops here, before anything changed.
+// `dnsguard --config POLICY --check`: cage-init read the policy with the
+// same code (dnsguard/policy.hpp), and this asks the dnsguard binary that
+// will run it, so an image whose dnsguard disagrees stops here, before
+// anything changed.
 struct CheckPolicy {
   std::filesystem::path dnsguard;
   std::filesystem::path policy;
@@ -83,8 +86,7 @@ struct CheckPolicy {
 struct WritePolicyCopy {
   std::filesystem::path source;
   std::filesystem::path destination;
-  std::vector<nft::Endpoint> upstreams;   // empty: keep the policy's
-  std::vector<nft::Endpoint> listen;      // empty: keep the policy's
+  ::cagent::dnsguard::Policy policy;      // what dnsguard reads: the source's, adapted
 };
 struct InstallRuleset {
   nft::RulesetSpec spec;

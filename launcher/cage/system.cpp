@@ -195,6 +195,11 @@ Facts gather_facts(const Options& options) {
   Facts facts;
   try {
     facts.policy = read_policy(options.policy);
+  } catch (const PolicyError& error) {
+    // A file that is TOML but breaks the schema fails the policy check
+    // (the same check `dnsguard --check` makes); one that cannot be read
+    // as TOML fails reading it.
+    throw StepError(error.kind() == PolicyError::Kind::invalid ? "check-policy" : "read-policy", error.what());
   } catch (const std::exception& error) {
     throw StepError("read-policy", error.what());
   }

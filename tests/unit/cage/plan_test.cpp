@@ -12,12 +12,15 @@ using namespace cagent::cage;
 
 namespace {
 
+dnsguard::IpEndpoint ep(const char* text) { return *dnsguard::parse_endpoint(text, 53); }
+dnsguard::Cidr cidr(const char* text) { return *dnsguard::parse_cidr(text); }
+
 Facts base_facts() {
   Facts facts;
   facts.policy.path = "/etc/cagent/policy.toml";
-  facts.policy.listen = {parse_endpoint("127.0.0.1:53"), parse_endpoint("[::1]:53")};
-  facts.policy.upstreams = {parse_endpoint("192.0.2.53")};
-  facts.policy.allow_cidrs = {parse_cidr("203.0.113.0/24")};
+  facts.policy.listen = {ep("127.0.0.1:53"), ep("[::1]:53")};
+  facts.policy.upstreams = {ep("192.0.2.53")};
+  facts.policy.allow_cidrs = {cidr("203.0.113.0/24")};
   facts.agent = Account{"agent", 1000, 1000, "/home/agent", "/bin/bash"};
   facts.dnsguard = Account{"dnsguard", 101, 102, "/nonexistent", "/usr/sbin/nologin"};
   facts.workspace_owner = Owner{501, 20};
@@ -61,10 +64,10 @@ TEST_CASE("the full plan runs the steps in the order issue 4 gives") {
 
 TEST_CASE("the ruleset carries dnsguard's uid, the upstreams, the listen port and the static CIDRs") {
   Facts facts = base_facts();
-  facts.policy.listen = {parse_endpoint("127.0.0.1:5353")};
-  facts.policy.table = "t";
-  facts.policy.set4 = "s4";
-  facts.policy.set6 = "s6";
+  facts.policy.listen = {ep("127.0.0.1:5353")};
+  facts.policy.nft_table = "t";
+  facts.policy.nft_set4 = "s4";
+  facts.policy.nft_set6 = "s6";
   const auto spec = only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec;
   CHECK(spec.dnsguard_uid == 101);
   REQUIRE(spec.upstreams.size() == 1);
@@ -80,14 +83,14 @@ TEST_CASE("the ruleset carries dnsguard's uid, the upstreams, the listen port an
 TEST_CASE("without upstreams in the policy, dnsguard gets a copy naming resolv.conf's resolvers") {
   Facts facts = base_facts();
   facts.policy.upstreams.clear();
-  facts.resolv_conf_upstreams = {parse_endpoint("198.51.100.53"), parse_endpoint("2001:db8::53")};
+  facts.resolv_conf_upstreams = {ep("198.51.100.53"), ep("2001:db8::53")};
   Options options;
   options.runtime_dir = "/run/x";
   const Plan plan = plan_cage_init(options, facts);
   const auto& copy = only<step::WritePolicyCopy>(plan);
   CHECK(copy.source == "/etc/cagent/policy.toml");
   CHECK(copy.destination == "/run/x/policy.toml");
-  CHECK(copy.upstreams.size() == 2);
+  CHECK(copy.policy.upstreams == facts.resolv_conf_upstreams);
   CHECK(only<step::StartDnsguard>(plan).config == "/run/x/policy.toml");
   CHECK(only<step::InstallRuleset>(plan).spec.upstreams.size() == 2);
   // The copy is written before anything that uses it.
@@ -100,16 +103,16 @@ TEST_CASE("no upstream anywhere, or dnsguard as its own upstream, is a plan erro
   Facts facts = base_facts();
   facts.policy.upstreams.clear();
   CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
-  facts.resolv_conf_upstreams = {parse_endpoint("127.0.0.1")};
+  facts.resolv_conf_upstreams = {ep("127.0.0.1")};
   CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
   facts = base_facts();
-  facts.policy.listen = {parse_endpoint("0.0.0.0:53")};
-  facts.policy.upstreams = {parse_endpoint("127.0.0.2:53")};
+  facts.policy.listen = {ep("0.0.0.0:53")};
+  facts.policy.upstreams = {ep("127.0.0.2:53")};
   CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
-  facts.policy.upstreams = {parse_endpoint("192.0.2.53:53")};
+  facts.policy.upstreams = {ep("192.0.2.53:53")};
   CHECK_NOTHROW(plan_cage_init(Options{}, facts));
-  facts.policy.upstreams = {parse_endpoint("127.0.0.11:53")};   // Docker's embedded DNS, another port-53 host
-  facts.policy.listen = {parse_endpoint("127.0.0.1:53")};
+  facts.policy.upstreams = {ep("127.0.0.11:53")};   // Docker's embedded DNS, another port-53 host
+  facts.policy.listen = {ep("127.0.0.1:53")};
   CHECK_NOTHROW(plan_cage_init(Options{}, facts));
 }
 
@@ -139,9 +142,9 @@ TEST_CASE("dnsguard starts as its own user with exactly NET_ADMIN and NET_BIND_S
 TEST_CASE("the readiness probe goes to a concrete listen address") {
   Facts facts = base_facts();
   CHECK(format_endpoint(only<step::WaitForDnsguard>(plan_cage_init(Options{}, facts)).probe) == "127.0.0.1:53");
-  facts.policy.listen = {parse_endpoint("[::1]:53"), parse_endpoint("0.0.0.0:5353")};
+  facts.policy.listen = {ep("[::1]:53"), ep("0.0.0.0:5353")};
   CHECK(format_endpoint(only<step::WaitForDnsguard>(plan_cage_init(Options{}, facts)).probe) == "127.0.0.1:5353");
-  facts.policy.listen = {parse_endpoint("[::]:53")};
+  facts.policy.listen = {ep("[::]:53")};
   CHECK(format_endpoint(only<step::WaitForDnsguard>(plan_cage_init(Options{}, facts)).probe) == "[::1]:53");
 }
 
@@ -259,7 +262,7 @@ TEST_CASE("whatever the options, the command is last and comes after firewall, s
       Facts facts = base_facts();
       if (!with_upstreams) {
         facts.policy.upstreams.clear();
-        facts.resolv_conf_upstreams = {parse_endpoint("192.0.2.1")};
+        facts.resolv_conf_upstreams = {ep("192.0.2.1")};
       }
       const auto order = names(plan_cage_init(options, facts));
       REQUIRE(!order.empty());
@@ -281,12 +284,12 @@ TEST_CASE("without IPv6 in the namespace, dnsguard gets a copy listening on IPv4
   facts.ipv6_loopback = false;
   const Plan plan = plan_cage_init(Options{}, facts);
   const auto copy = only<step::WritePolicyCopy>(plan);
-  REQUIRE(copy.listen.size() == 1);
-  CHECK(format_endpoint(copy.listen[0]) == "127.0.0.1:53");
-  CHECK(copy.upstreams.empty());   // the policy's own upstreams stay
+  REQUIRE(copy.policy.listen.size() == 1);
+  CHECK(dnsguard::to_string(copy.policy.listen[0]) == "127.0.0.1:53");
+  CHECK(copy.policy.upstreams == facts.policy.upstreams);   // the policy's own upstreams stay
   CHECK(only<step::StartDnsguard>(plan).config == copy.destination);
   CHECK(plan.warnings.size() == 1);
-  facts.policy.listen = {parse_endpoint("[::1]:53")};
+  facts.policy.listen = {ep("[::1]:53")};
   CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
 }
 

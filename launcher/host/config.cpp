@@ -1,11 +1,9 @@
 #include "launcher/host/config.hpp"
 
-#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -241,38 +239,15 @@ std::string normalize_domain(std::string_view name) {
 }
 
 std::string normalize_resolver(std::string_view text) {
-  std::string host;
-  std::string port = "53";
-  bool v6 = false;
-  if (!text.empty() && text.front() == '[') {
-    const std::size_t close = text.find(']');
-    if (close == std::string_view::npos) throw PatternError("missing ']' in '[IPv6]:port'");
-    host = std::string(text.substr(1, close - 1));
-    std::string_view after = text.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') throw PatternError("expected ':port' after ']'");
-      port = std::string(after.substr(1));
-    }
-    v6 = true;
-  } else if (std::count(text.begin(), text.end(), ':') > 1) {
-    host = std::string(text);  // bare IPv6, default port
-    v6 = true;
-  } else {
-    const std::size_t colon = text.find(':');
-    host = std::string(text.substr(0, colon));
-    if (colon != std::string_view::npos) port = std::string(text.substr(colon + 1));
+  // The policy's parser (dnsguard/ip.hpp): what passes here, dnsguard and
+  // cage-init accept as an upstream.
+  const auto endpoint = dnsguard::parse_endpoint(text, 53);
+  if (!endpoint || endpoint->port == 0) {
+    throw PatternError("'" + std::string(text) +
+                       "' is not IP, IP:PORT or [IPv6]:PORT with a port of 1-65535 (resolvers are addresses, "
+                       "not names)");
   }
-  unsigned char buf[16];
-  if (::inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), buf) != 1) {
-    throw PatternError("'" + host + "' is not an IP" + (v6 ? "v6" : "v4") +
-                       " address (resolvers are addresses, not names)");
-  }
-  unsigned value = 0;
-  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || ptr != port.data() + port.size() || value == 0 || value > 65535) {
-    throw PatternError("invalid port '" + port + "'");
-  }
-  return v6 ? "[" + host + "]:" + port : host + ":" + port;
+  return dnsguard::to_string(*endpoint);
 }
 
 Config validate(const MergedConfig& merged, const std::filesystem::path& home) {

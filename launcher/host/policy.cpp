@@ -1,39 +1,11 @@
 #include "launcher/host/policy.hpp"
 
-#include <cstdio>
 #include <stdexcept>
 #include <vector>
 
+#include "dnsguard/allow_list.hpp"
+
 namespace cagent::launcher::host {
-namespace {
-
-std::string toml_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::string toml_array(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    out += (i == 0 ? "\n  " : ",\n  ") + toml_string(items[i]);
-  }
-  return out + (items.empty() ? "]" : ",\n]");
-}
-
-}  // namespace
 
 std::string inbound_entry(const std::string& spec) {
   std::string ports = spec;
@@ -44,12 +16,13 @@ std::string inbound_entry(const std::string& spec) {
   }
   // What follows the last ':' is the container side ([::1]:80:8080 too).
   if (const std::size_t colon = ports.rfind(':'); colon != std::string::npos) ports.erase(0, colon + 1);
-  const bool digits = !ports.empty() && ports.find_first_not_of("0123456789-") == std::string::npos;
-  if (!digits || (proto != "tcp" && proto != "udp" && proto != "sctp")) {
+  // The policy's own parser decides: what passes here, cage-init accepts.
+  const auto range = dnsguard::parse_port_range(ports + "/" + proto);
+  if (!range) {
     throw std::invalid_argument("cannot read the published port '" + spec +
-                                "' (want [IP:][HOST:]PORT[-PORT][/tcp|udp|sctp])");
+                                "' (want [IP:][HOST:]PORT[-PORT][/tcp|udp|sctp], ports 1-65535)");
   }
-  return ports + "/" + proto;
+  return dnsguard::to_string(*range);
 }
 
 std::vector<PublishSpec> publish_specs(const std::vector<std::string>& docker_args) {
@@ -74,19 +47,27 @@ std::vector<std::string> published_ports(const std::vector<std::string>& docker_
   return out;
 }
 
-std::string render_policy_toml(const Config& config) {
-  std::string out = "# cagent session policy (generated; read-only inside the cage)\n";
-  out += "listen = [\"127.0.0.1:53\", \"[::1]:53\"]\n";
-  // No upstreams key: dnsguard/cage-init take the nameservers Docker wrote
-  // into the container's resolv.conf.
-  if (!config.dns_resolvers.empty()) out += "upstreams = " + toml_array(config.dns_resolvers) + "\n";
-  out += "allow = " + toml_array(config.domains) + "\n";
+dnsguard::Policy session_policy(const Config& config) {
+  dnsguard::Policy policy;
+  // Both loopbacks: cage-init drops [::1] where the namespace has no IPv6.
+  policy.listen = {*dnsguard::parse_endpoint("127.0.0.1:53", 53), *dnsguard::parse_endpoint("[::1]:53", 53)};
+  // No resolvers configured: no upstreams key, so dnsguard/cage-init take
+  // the nameservers Docker wrote into the container's resolv.conf.
+  for (const std::string& resolver : config.dns_resolvers) {
+    const auto upstream = dnsguard::parse_endpoint(resolver, 53);
+    if (!upstream) throw std::invalid_argument("dns_resolvers: '" + resolver + "' is not ADDRESS[:PORT]");
+    policy.upstreams.push_back(*upstream);
+  }
+  for (const std::string& domain : config.domains) policy.allow.push_back(dnsguard::normalize_pattern(domain));
   // Inbound connections: only to what the user published (trusted config).
-  if (const std::vector<std::string> inbound = published_ports(config.extra_args); !inbound.empty())
-    out += "inbound = " + toml_array(inbound) + "\n";
-  out += "\n[nft]\ntable = \"cagent\"\nset4 = \"allow4\"\nset6 = \"allow6\"\n";
-  out += "\n[log]\nfile = \"/var/log/cagent/dnsguard.log\"\n";
-  return out;
+  for (const std::string& entry : published_ports(config.extra_args))
+    policy.inbound.push_back(*dnsguard::parse_port_range(entry));  // published_ports checked it
+  return policy;
+}
+
+std::string render_policy_toml(const Config& config) {
+  return dnsguard::write_policy(session_policy(config),
+                                "cagent session policy (generated; read-only inside the cage)");
 }
 
 }  // namespace cagent::launcher::host

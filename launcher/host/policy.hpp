@@ -1,16 +1,24 @@
 #pragma once
-// The session policy: dnsguard's TOML config (DESIGN.md contract), written
+// The session policy (dnsguard/policy.hpp, the DESIGN.md contract), written
 // by cagent into the session directory and mounted read-only at
 // /etc/cagent/policy.toml for cage-init and dnsguard.
+//
+// Data flow: validated Config --session_policy()--> dnsguard::Policy
+// --render_policy_toml() (dnsguard::write_policy, toml++)--> file text.
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
+#include "dnsguard/policy.hpp"
 #include "launcher/host/config.hpp"
 
 namespace cagent::launcher::host {
 
+// What a session starts with. Throws std::invalid_argument (or
+// dnsguard::PatternError) for a value the policy cannot hold; validate()
+// has already refused those, so this is a second line, not the first.
+dnsguard::Policy session_policy(const Config& config);
 std::string render_policy_toml(const Config& config);
 
 // A -p/--publish value among `docker run` arguments and the index of the

@@ -1,6 +1,6 @@
 #include "options.hpp"
 
-#include <arpa/inet.h>
+#include "dnsguard/ip.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -166,28 +166,11 @@ RulesetOptions parse_ruleset(ArgCursor& cur) {
 }  // namespace
 
 HostPort parse_host_port(std::string_view text, std::string_view what) {
-  std::string_view host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-      throw UsageError(std::string(what) + ": '" + std::string(text) + "' is not [ADDR]:PORT");
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos || text.find(':') != colon)
-      throw UsageError(std::string(what) + ": '" + std::string(text) + "' is not ADDR:PORT");
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  HostPort hp;
-  hp.host = std::string(host);
-  unsigned char scratch[16];
-  if (inet_pton(AF_INET, hp.host.c_str(), scratch) != 1 && inet_pton(AF_INET6, hp.host.c_str(), scratch) != 1)
-    throw UsageError(std::string(what) + ": '" + hp.host + "' is not an IP address");
-  hp.port = parse_number<std::uint16_t>(port, what, 0, 65535);
-  return hp;
+  // dnsguard's endpoint parser, with the port required (no default).
+  const auto endpoint = dnsguard::parse_endpoint(text, std::nullopt);
+  if (!endpoint)
+    throw UsageError(std::string(what) + ": '" + std::string(text) + "' is not ADDR:PORT or [ADDR]:PORT");
+  return HostPort{dnsguard::to_string(endpoint->addr), endpoint->port};
 }
 
 std::string usage_text() {

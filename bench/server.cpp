@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "asio.hpp"
+#include "dnsguard/ip.hpp"
 
 #include <array>
 #include <atomic>
@@ -40,24 +41,26 @@ std::string describe(const HostPort& hp) {
   return (hp.host.find(':') != std::string::npos ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
 }
 
-// Fills `ss` for host:port; returns the address length.
+// Fills `ss` for host:port; returns the address length. `host` is what
+// parse_host_port produced, read back with the same parser.
 socklen_t make_sockaddr(const std::string& host, std::uint16_t port, sockaddr_storage& ss) {
   std::memset(&ss, 0, sizeof ss);
-  sockaddr_in v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+  const auto addr = dnsguard::parse_ip(host);
+  if (!addr) throw std::runtime_error("not an IP address: " + host);
+  if (!addr->v6) {
+    sockaddr_in v4{};
     v4.sin_family = AF_INET;
     v4.sin_port = htons(port);
+    std::memcpy(&v4.sin_addr, addr->bytes.data(), 4);
     std::memcpy(&ss, &v4, sizeof v4);
     return sizeof v4;
   }
   sockaddr_in6 v6{};
-  if (inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
-    v6.sin6_family = AF_INET6;
-    v6.sin6_port = htons(port);
-    std::memcpy(&ss, &v6, sizeof v6);
-    return sizeof v6;
-  }
-  throw std::runtime_error("not an IP address: " + host);
+  v6.sin6_family = AF_INET6;
+  v6.sin6_port = htons(port);
+  std::memcpy(&v6.sin6_addr, addr->bytes.data(), 16);
+  std::memcpy(&ss, &v6, sizeof v6);
+  return sizeof v6;
 }
 
 std::uint16_t bound_port(int fd) {

@@ -59,6 +59,8 @@ TEST_CASE("host:port parsing") {
   CHECK_THROWS_AS(parse_host_port("example.com:53", "--server"), UsageError);
   CHECK_THROWS_AS(parse_host_port("192.0.2.53:70000", "--server"), UsageError);
   CHECK_THROWS_AS(parse_host_port("192.0.2.53", "--server"), UsageError);
+  CHECK_THROWS_AS(parse_host_port("[2001:db8::1]", "--server"), UsageError);  // the port is required
+  CHECK_THROWS_AS(parse_host_port("[192.0.2.53]:53", "--server"), UsageError);
 }
 
 TEST_CASE("query options") {

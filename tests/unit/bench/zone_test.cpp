@@ -41,6 +41,7 @@ TEST_CASE("prefix parsing") {
   CHECK_FALSE(parse_prefix4("198.51.100.0/33"));
   CHECK_FALSE(parse_prefix4("198.51.100/24"));
   CHECK_FALSE(parse_prefix4("198.51.100.0/2x"));
+  CHECK_FALSE(parse_prefix4("198.51.100.7/24"));  // host bits: dnsguard's parse_cidr refuses them
   const auto p6 = parse_prefix6("2001:db8:100::/64");
   REQUIRE(p6);
   CHECK(p6->len == 64);

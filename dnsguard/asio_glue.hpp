@@ -5,6 +5,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -32,6 +34,17 @@ inline IpEndpoint from_asio(const boost::asio::ip::address& addr, std::uint16_t 
     std::copy(b.begin(), b.end(), ep.addr.bytes.begin());
   }
   return ep;
+}
+
+// Opens, binds and listens `acceptor` on `ep` (IPv6 sockets v6-only, so the
+// two families never share one). Throws boost::system::system_error.
+inline void listen_tcp(boost::asio::ip::tcp::acceptor& acceptor, const IpEndpoint& ep) {
+  const boost::asio::ip::tcp::endpoint tep(to_asio(ep.addr), ep.port);
+  acceptor.open(tep.protocol());
+  acceptor.set_option(boost::asio::socket_base::reuse_address(true));
+  if (ep.addr.v6) acceptor.set_option(boost::asio::ip::v6_only(true));
+  acceptor.bind(tep);
+  acceptor.listen(boost::asio::socket_base::max_listen_connections);
 }
 
 }  // namespace cagent::dnsguard

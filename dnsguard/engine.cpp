@@ -43,10 +43,13 @@ std::size_t QueryEngine::strip_unreachable(std::span<std::uint8_t> bytes, const 
       ++counters_.filtered;  // insert() no longer sees it
     }
   }
-  if (drop_.empty()) return bytes.size();
+  // With the gate on, answers lose their ECH parameters: an encrypted
+  // ClientHello would hide the name the gate judges.
+  const bool drop_ech = config_.gate_enabled && info_.ech;
+  if (drop_.empty() && !drop_ech) return bytes.size();
   std::sort(drop_.begin(), drop_.end(), [](const RrRange& a, const RrRange& b) { return a.start < b.start; });
   drop_.erase(std::unique(drop_.begin(), drop_.end()), drop_.end());
-  const std::size_t n = strip_records(bytes, drop_, scratch_);
+  const std::size_t n = strip_records(bytes, drop_, scratch_, drop_ech);
   if (n == 0 || n > bytes.size()) return 0;
   std::memcpy(bytes.data(), scratch_.data(), n);
   if (analyzer_.analyze(bytes.first(n), q.qname, q.qtype, info_) != ResponseAnalyzer::Result::ok) return 0;
@@ -73,7 +76,8 @@ std::size_t QueryEngine::servfail(std::span<const std::uint8_t> query, const Que
 
 template <typename TimeoutFn>
 std::optional<std::uint32_t> QueryEngine::insert(const ResponseInfo& info, TimeoutFn timeout,
-                                                 bool floors) {
+                                                 bool floors, std::string_view name,
+                                                 Clock::time_point now) {
   pending_.clear();
   pending_ttl_offsets_.clear();
   for (const auto& found : info.addresses) {
@@ -100,7 +104,22 @@ std::optional<std::uint32_t> QueryEngine::insert(const ResponseInfo& info, Timeo
     return std::nullopt;
   }
   counters_.inserts += pending_.size();
+  if (config_.gate_enabled) {
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      IpAddress addr;
+      addr.v6 = pending_[i].v6;
+      addr.bytes = pending_[i].bytes;
+      // As long as the set element: the promise plus the set's grace.
+      if (!bindings_.bind(name, addr, now + std::chrono::seconds(held_[i]) + kBindingGrace, now)) {
+        ++counters_.binding_failures;  // the gate will refuse it: fail closed
+      }
+    }
+  }
   return *std::min_element(held_.begin(), held_.end());
+}
+
+bool QueryEngine::admit(std::string_view name, const IpAddress& destination) noexcept {
+  return allow_.allows(name) && bindings_.bound(name, destination, Clock::now());
 }
 
 void QueryEngine::cap_to_held(std::span<std::uint8_t> wire) const noexcept {
@@ -174,7 +193,7 @@ QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query
             std::uint32_t handed = std::min(ttl, config_.ttl_max);
             return handed > elapsed ? handed - elapsed : 1;
           },
-          true))
+          true, q.name(), now))
     return {Action::answer, servfail(query, q, out)};
   rewrite_ttls(bytes, info_, config_.ttl_max, elapsed);
   cap_to_held(bytes);
@@ -208,7 +227,7 @@ std::size_t QueryEngine::finish(std::span<const std::uint8_t> query, const Query
     return servfail(query, q, out);
   }
   bytes = bytes.first(kept);
-  auto held = insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, true);
+  auto held = insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, true, q.name(), now);
   if (!held) return servfail(query, q, out);
   // Clients never see a TTL above ttl.max, nor above the time the set holds
   // the record's address: a fresh insert holds clamp(TTL) >= min(TTL,
@@ -226,7 +245,10 @@ bool QueryEngine::absorb(const WireName& qname, std::uint16_t qtype,
                          std::span<const std::uint8_t> answer) {
   if (analyzer_.analyze(answer, qname, qtype, info_) != ResponseAnalyzer::Result::ok) return false;
   // No floors: the refresh exists to extend entries to a full clamp(TTL).
-  return insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, false).has_value();
+  std::array<char, 256> text{};
+  std::size_t len = 0;
+  const std::string_view name = name_to_text(qname, text, len) ? std::string_view(text.data(), len) : std::string_view{};
+  return insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, false, name, Clock::now()).has_value();
 }
 
 }  // namespace cagent::dnsguard

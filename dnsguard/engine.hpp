@@ -20,12 +20,13 @@
 #include "answer_cache.hpp"
 #include "answer_sink.hpp"
 #include "config.hpp"
+#include "gate_bindings.hpp"
 #include "log.hpp"
 #include "message.hpp"
 
 namespace cagent::dnsguard {
 
-class QueryEngine {
+class QueryEngine final : public GateDecider {
  public:
   using Clock = AnswerCache::Clock;
 
@@ -58,6 +59,11 @@ class QueryEngine {
   bool absorb(const WireName& qname, std::uint16_t qtype, std::span<const std::uint8_t> answer);
 
   const AllowList& allow_list() const noexcept { return allow_; }
+
+  // GateDecider: `name` is allowed and resolved to `destination` through
+  // dnsguard, and that answer still holds (the set holds the address).
+  bool admit(std::string_view name, const IpAddress& destination) noexcept override;
+  std::size_t bindings() const noexcept { return bindings_.size(); }
   std::size_t cache_size() const noexcept { return cache_.size(); }
 
  private:
@@ -68,8 +74,11 @@ class QueryEngine {
   // holds for at least floor(timeout) may stay as it is (see answer_sink.hpp).
   // Returns the least time the set holds any inserted address (kNoCap when
   // none was inserted); nullopt when the sink failed.
+  // With the gate on, every inserted address is bound to `name` (the
+  // question's name) for as long as the set holds it.
   template <typename TimeoutFn>
-  std::optional<std::uint32_t> insert(const ResponseInfo& info, TimeoutFn timeout, bool floors);
+  std::optional<std::uint32_t> insert(const ResponseInfo& info, TimeoutFn timeout, bool floors,
+                                      std::string_view name, Clock::time_point now);
   // After rewrite_ttls: every inserted address's record gets at most the
   // time the set holds that address (the client-facing side of floors).
   void cap_to_held(std::span<std::uint8_t> wire) const noexcept;
@@ -96,6 +105,9 @@ class QueryEngine {
   std::vector<std::uint32_t> held_;                 // per pending_ entry: what the sink holds
   std::vector<RrRange> drop_;                       // records strip_unreachable() removes
   std::vector<std::uint8_t> scratch_;               // its output, kMaxMessage bytes
+  // name → address bindings for the connection gate (only with the gate on).
+  static constexpr std::size_t kMaxBindings = 200000;
+  NameBindings bindings_{kMaxBindings};
 };
 
 }  // namespace cagent::dnsguard

@@ -10,7 +10,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -149,13 +148,7 @@ Gate::Kind Gate::kind_of(std::uint16_t port) const noexcept {
 void Gate::start() {
   for (const IpEndpoint& ep : options_.listen) {
     try {
-      auto& acc = acceptors_.emplace_back(io_);
-      const tcp::endpoint tep(to_asio(ep.addr), ep.port);
-      acc.open(tep.protocol());
-      acc.set_option(asio::socket_base::reuse_address(true));
-      if (ep.addr.v6) acc.set_option(asio::ip::v6_only(true));
-      acc.bind(tep);
-      acc.listen(asio::socket_base::max_listen_connections);
+      listen_tcp(acceptors_.emplace_back(io_), ep);
     } catch (const boost::system::system_error& e) {
       throw std::runtime_error("gate listen " + to_string(ep) + ": " + e.code().message());
     }

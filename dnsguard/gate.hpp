@@ -25,18 +25,12 @@
 #include <string_view>
 #include <vector>
 
+#include "gate_bindings.hpp"
 #include "gate_parse.hpp"
 #include "ip.hpp"
 #include "log.hpp"
 
 namespace cagent::dnsguard {
-
-class GateDecider {
- public:
-  virtual ~GateDecider() = default;
-  // May a connection to `destination` that asks for `name` pass?
-  virtual bool admit(std::string_view name, const IpAddress& destination) noexcept = 0;
-};
 
 struct GateOptions {
   std::vector<IpEndpoint> listen;           // where the ruleset redirects to

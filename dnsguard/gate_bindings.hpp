@@ -24,6 +24,19 @@
 
 namespace cagent::dnsguard {
 
+// How much longer than the promised TTL the set holds an address
+// (nft::set_grace; cmd/nft_sink checks they agree). A binding lives exactly
+// as long as the set element it justifies.
+inline constexpr std::chrono::seconds kBindingGrace{2};
+
+// The gate's question, answered by the engine (allowlist + bindings).
+class GateDecider {
+ public:
+  virtual ~GateDecider() = default;
+  // May a connection to `destination` that asks for `name` pass?
+  virtual bool admit(std::string_view name, const IpAddress& destination) noexcept = 0;
+};
+
 class NameBindings {
  public:
   using Clock = std::chrono::steady_clock;

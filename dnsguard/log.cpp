@@ -28,6 +28,7 @@ std::string format_counters(const Counters& c) {
   add("insert_failures", c.insert_failures);
   add("filtered", c.filtered);
   add("stripped", c.stripped);
+  add("binding_failures", c.binding_failures);
   add("refreshes", c.refreshes);
   return s;
 }

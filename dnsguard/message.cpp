@@ -203,6 +203,7 @@ ResponseAnalyzer::Result ResponseAnalyzer::analyze(std::span<const std::uint8_t>
   // nothing (out's vectors keep their capacity across calls).
   out.addresses.clear();
   out.strays.clear();
+  out.ech = false;
   out.ttl_offsets.clear();
   out.min_ttl = 0;
   out.opt_offset = 0;
@@ -351,6 +352,7 @@ ResponseAnalyzer::Result ResponseAnalyzer::collect_hints(std::span<const std::ui
     std::size_t len = read16(wire, p + 2);
     p += 4;
     if (p + len > end) return Result::malformed;
+    if (key == kSvcParamEch) out.ech = true;
     if (key == 4 || key == 6) {
       std::size_t width = key == 4 ? 4 : 16;
       if (len == 0 || len % width != 0) return Result::malformed;

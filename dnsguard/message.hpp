@@ -118,6 +118,7 @@ struct ResponseInfo {
   // additional sections, off the chain, past kMaxAnswerRecords. Never
   // inserted, so never to be passed to a client (ordered by offset).
   std::vector<RrRange> strays;
+  bool ech = false;  // an SVCB/HTTPS record on the chain carries an `ech` parameter
   std::vector<std::uint16_t> ttl_offsets;   // every RR's TTL field except OPT's
   std::uint32_t min_ttl = 0;                // over those RRs (0 when there are none)
   std::size_t opt_offset = 0;               // OPT RR start, when it is the last RR

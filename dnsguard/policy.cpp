@@ -1,5 +1,6 @@
 #include "policy.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <map>
@@ -182,6 +183,44 @@ struct NftName : NonEmptyString {
   }
 };
 
+struct Bool {
+  void read_into(const toml::node& node, bool& out) const {
+    const auto* b = node.as_boolean();
+    if (b == nullptr) throw Invalid{"must be true or false"};
+    out = b->get();
+  }
+  template <typename Emit>
+  void write(bool value, Emit&& emit) const {
+    emit(value);
+  }
+};
+
+// A non-empty array of TCP ports (integers 1-65535), no port twice.
+struct PortList {
+  void read_into(const toml::node& node, std::vector<std::uint32_t>& out) const {
+    const auto* array = node.as_array();
+    if (array == nullptr) throw Invalid{"must be an array of ports"};
+    std::vector<std::uint32_t> ports;
+    for (const toml::node& entry : *array) {
+      const auto* i = entry.as_integer();
+      if (i == nullptr || i->get() < 1 || i->get() > 65535)
+        throw Invalid{"must be an array of ports (1-65535)", line_of(entry)};
+      const auto port = static_cast<std::uint32_t>(i->get());
+      if (std::find(ports.begin(), ports.end(), port) != ports.end())
+        throw Invalid{"port " + std::to_string(port) + " twice", line_of(entry)};
+      ports.push_back(port);
+    }
+    if (ports.empty()) throw Invalid{"must not be empty"};
+    out = std::move(ports);
+  }
+  template <typename Emit>
+  void write(const std::vector<std::uint32_t>& values, Emit&& emit) const {
+    toml::array array;
+    for (const std::uint32_t v : values) array.push_back(static_cast<std::int64_t>(v));
+    emit(std::move(array));
+  }
+};
+
 const Choice<DenyRcode> deny_rcodes{
     {{"nxdomain", DenyRcode::nxdomain}, {"refused", DenyRcode::refused}}, "\"nxdomain\" or \"refused\""};
 const Choice<LogLevel> log_levels{{{"debug", LogLevel::debug},
@@ -214,12 +253,25 @@ void for_each_key(P& p, Visit&& visit) {
   visit("nft.set6", p.nft_set6, NftName{});
   visit("log.file", p.log_file, NonEmptyString{});
   visit("log.level", p.log_level, log_levels);
+  visit("gate.enabled", p.gate_enabled, Bool{});
+  // Below 1024: only dnsguard (CAP_NET_BIND_SERVICE) can bind it in the cage.
+  visit("gate.port", p.gate_port, Range{1, 1023});
+  visit("gate.tls_ports", p.gate_tls_ports, PortList{});
+  visit("gate.http_ports", p.gate_http_ports, PortList{});
 }
 
 // Relations between keys, checked after every key was read. `line` gives the
 // line of a key (0 when the file does not set it).
 template <typename Line>
 void check_relations(const Policy& p, Line&& line, const std::string& source) {
+  for (const std::uint32_t port : p.gate_tls_ports) {
+    if (std::find(p.gate_http_ports.begin(), p.gate_http_ports.end(), port) != p.gate_http_ports.end()) {
+      const std::uint32_t at = line("gate.http_ports") != 0 ? line("gate.http_ports") : line("gate.tls_ports");
+      throw PolicyError(PolicyError::Kind::invalid, source + ":" + std::to_string(at) +
+                                                        ": gate.http_ports: port " + std::to_string(port) +
+                                                        " is also in gate.tls_ports");
+    }
+  }
   if (p.ttl_max < p.ttl_min) {
     const std::uint32_t at = line("ttl.max") != 0 ? line("ttl.max") : line("ttl.min");
     throw PolicyError(PolicyError::Kind::invalid, source + ":" + std::to_string(at) +

@@ -79,6 +79,16 @@ struct Policy {
   // decisions there after the session.
   std::string log_file = "/var/log/cagent/dnsguard.log";
   LogLevel log_level = LogLevel::info;
+  // The connection gate (issue 12): TLS and HTTP to an allowed address pass
+  // only for a name that resolved to it through dnsguard. dnsguard listens
+  // on the loopback addresses at gate_port (below 1024: no agent can take
+  // it, even while dnsguard is down); cage-init redirects these ports there.
+  // Off unless a policy says so: cagent writes it on (the trusted opt-out is
+  // `connection_gate: false`).
+  bool gate_enabled = false;
+  std::uint32_t gate_port = 999;
+  std::vector<std::uint32_t> gate_tls_ports = {443};
+  std::vector<std::uint32_t> gate_http_ports = {80};
   friend bool operator==(const Policy&, const Policy&) = default;
 };
 

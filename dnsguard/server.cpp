@@ -47,16 +47,27 @@ void Server::start() {
       if (ep.addr.v6) sock.set_option(asio::ip::v6_only(true));
       sock.bind(uep);
       sock.non_blocking(true);  // answers are sent synchronously; never block the loop
-      auto& acc = acceptors_.emplace_back(io_);
-      tcp::endpoint tep(to_asio(ep.addr), ep.port);
-      acc.open(tep.protocol());
-      acc.set_option(asio::socket_base::reuse_address(true));
-      if (ep.addr.v6) acc.set_option(asio::ip::v6_only(true));
-      acc.bind(tep);
-      acc.listen(asio::socket_base::max_listen_connections);
+      listen_tcp(acceptors_.emplace_back(io_), ep);
     } catch (const boost::system::system_error& e) {
       throw std::runtime_error("listen " + to_string(ep) + ": " + e.code().message());
     }
+  }
+  if (config_.gate_enabled) {
+    // The gate listens where the ruleset redirects to: the loopback address
+    // of every family dnsguard serves, at gate.port.
+    GateOptions options;
+    for (const auto& ep : config_.listen) {
+      IpEndpoint own;
+      own.addr.v6 = ep.addr.v6;
+      if (ep.addr.v6) own.addr.bytes[15] = 1;
+      else own.addr.bytes = {127, 0, 0, 1};
+      own.port = static_cast<std::uint16_t>(config_.gate_port);
+      if (std::find(options.listen.begin(), options.listen.end(), own) == options.listen.end()) options.listen.push_back(own);
+    }
+    options.tls_ports.assign(config_.gate_tls_ports.begin(), config_.gate_tls_ports.end());
+    options.http_ports.assign(config_.gate_http_ports.begin(), config_.gate_http_ports.end());
+    gate_ = std::make_unique<Gate>(io_, std::move(options), engine_, log_);
+    gate_->start();
   }
   upstreams_.start();
   for (auto& sock : udp_sockets_) asio::co_spawn(io_, udp_loop(sock), asio::detached);
@@ -68,12 +79,24 @@ void Server::start() {
   log_.always("dnsguard ready: listening on" + where);
 }
 
+std::string Server::counters_line() const {
+  std::string line = format_counters(counters_);
+  if (gate_) {
+    const GateCounters& g = gate_->counters();
+    line += " gate_accepted=" + std::to_string(g.accepted) + " gate_admitted=" + std::to_string(g.admitted) +
+            " gate_refused=" + std::to_string(g.refused) + " gate_failed=" + std::to_string(g.failed) +
+            " bindings=" + std::to_string(engine_.bindings());
+  }
+  return line;
+}
+
 void Server::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
   boost::system::error_code ignored;
   for (auto& s : udp_sockets_) s.close(ignored);
   for (auto& a : acceptors_) a.close(ignored);
+  if (gate_) gate_->stop();
   refresh_timer_.cancel();
   upstreams_.stop();
 }
@@ -396,7 +419,7 @@ void run_daemon(const Config& config, AnswerSink& sink, Logger& log) {
       [&](const boost::system::error_code& ec, int signo) {
         if (ec) return;
         if (signo == SIGUSR1) {
-          log.always(format_counters(server.counters()));
+          log.always(server.counters_line());
           signals.async_wait(on_signal);
           return;
         }
@@ -406,7 +429,7 @@ void run_daemon(const Config& config, AnswerSink& sink, Logger& log) {
       };
   signals.async_wait(on_signal);
   io.run();
-  log.always(format_counters(server.counters()));
+  log.always(server.counters_line());
 }
 
 }  // namespace cagent::dnsguard

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine.hpp"
+#include "gate.hpp"
 #include "upstream.hpp"
 
 namespace cagent::dnsguard {
@@ -41,6 +42,8 @@ class Server final : private UpstreamPool::FastReceiver {
   void stop() noexcept;
 
   const Counters& counters() const noexcept { return counters_; }
+  // The counters as the log's "counters …" line (the gate's too, when on).
+  std::string counters_line() const;
 
  private:
   boost::asio::awaitable<void> udp_loop(boost::asio::ip::udp::socket& socket);
@@ -123,6 +126,7 @@ class Server final : private UpstreamPool::FastReceiver {
   std::size_t inflight_ = 0;
   std::size_t tcp_connections_ = 0;
   bool stopped_ = false;
+  std::unique_ptr<Gate> gate_;  // with gate.enabled
 };
 
 // The daemon: logger already open, sink wired. Serves until SIGTERM/SIGINT,

@@ -133,6 +133,13 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   spec.static_cidrs = all_to_nft(policy.allow_cidrs);
   spec.onlink6 = facts.onlink6;
   spec.inbound = all_to_nft(policy.inbound);
+  if (policy.gate_enabled) {
+    // The connection gate: dnsguard listens on gate.port; these ports of
+    // allowed addresses are redirected there (issue 12).
+    spec.gate_port = static_cast<std::uint16_t>(policy.gate_port);
+    for (const std::uint32_t port : policy.gate_tls_ports) spec.gated_ports.push_back(static_cast<std::uint16_t>(port));
+    for (const std::uint32_t port : policy.gate_http_ports) spec.gated_ports.push_back(static_cast<std::uint16_t>(port));
+  }
   plan.steps.push_back(step::InstallRuleset{spec});
   const nft::Endpoint probe = probe_endpoint(listens);
 

@@ -104,7 +104,8 @@ chmod 0644 "$tmp/policy.toml"
 touch "$tmp/dnsguard.log" && chown 4242 "$tmp/dnsguard.log"
 C setpriv --reuid 4242 --regid 4242 --clear-groups --inh-caps +net_admin,+net_bind_service \
   --ambient-caps +net_admin,+net_bind_service "$tmp/dnsguard" --config "$tmp/policy.toml" 2>"$tmp/dnsguard.err" &
-pids+=($!)
+dnsguard_pid=$!
+pids+=($dnsguard_pid)
 for _ in $(seq 200); do grep -q "dnsguard ready" "$tmp/dnsguard.log" 2>/dev/null && break; sleep 0.05; done
 grep -q "dnsguard ready" "$tmp/dnsguard.log" || { echo "not ok - dnsguard did not start"; cat "$tmp/dnsguard.err" "$tmp/dnsguard.log"; exit 1; }
 mkdir -p "/etc/netns/$cage"
@@ -204,6 +205,16 @@ got=$(A curl -sS --max-time 60 --cacert "$tmp/ca.pem" --data-binary "@$tmp/uploa
 # Refusals are logged with name, destination and reason.
 grep -q 'gate refused name=b.other.test dst=198.51.100.10:443' "$tmp/dnsguard.log" \
   && ok "refusals are logged with name and destination" || bad "no log line for b.other.test: $(grep gate "$tmp/dnsguard.log" | head -5)"
+
+# The allowed connections really went through the gate (and were counted).
+# ($dnsguard_pid is the subshell of the C function; the daemon is its child.)
+for p in $(ip netns pids "$cage"); do
+  [[ $(readlink "/proc/$p/exe" 2>/dev/null) == "$tmp/dnsguard" ]] && kill -USR1 "$p"
+done
+for _ in $(seq 100); do grep -q "gate_admitted=" "$tmp/dnsguard.log" && break; sleep 0.05; done
+admitted=$(grep -o 'gate_admitted=[0-9]*' "$tmp/dnsguard.log" | tail -1 | cut -d= -f2)
+(( ${admitted:-0} >= 6 )) && ok "the gate relayed the allowed connections (gate_admitted=$admitted)" \
+  || bad "gate_admitted=${admitted:-none}: $(grep counters "$tmp/dnsguard.log" | tail -1)"
 
 echo "gate netns test: $fails failed"
 exit $(( fails == 0 ? 0 : 1 ))

@@ -80,6 +80,18 @@ TEST_CASE("the ruleset carries dnsguard's uid, the upstreams, the listen port an
   CHECK(spec.set6 == "s6");
 }
 
+TEST_CASE("with the gate on, its ports are redirected to gate.port; off, nothing is") {
+  Facts facts = base_facts();
+  CHECK(only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec.gated_ports.empty());
+  facts.policy.gate_enabled = true;
+  facts.policy.gate_port = 444;
+  facts.policy.gate_tls_ports = {443, 8443};
+  facts.policy.gate_http_ports = {80};
+  const auto spec = only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec;
+  CHECK(spec.gate_port == 444);
+  CHECK(spec.gated_ports == std::vector<std::uint16_t>{443, 8443, 80});
+}
+
 TEST_CASE("without upstreams in the policy, dnsguard gets a copy naming resolv.conf's resolvers") {
   Facts facts = base_facts();
   facts.policy.upstreams.clear();

@@ -93,7 +93,8 @@ TEST_CASE("policy_keys lists the schema in order") {
   CHECK(policy_keys() == std::vector<std::string>{"listen", "upstreams", "allow", "allow_cidrs", "inbound",
                                                   "deny_rcode", "ttl.min", "ttl.max", "refresh.interval",
                                                   "cache.size", "nft.table", "nft.set4", "nft.set6", "log.file",
-                                                  "log.level"});
+                                                  "log.level", "gate.enabled", "gate.port", "gate.tls_ports",
+                                                  "gate.http_ports"});
 }
 
 TEST_CASE("parse_port_range: PORT[-PORT]/PROTO, nothing else") {

@@ -120,6 +120,14 @@ const BadRow bad_rows[] = {
     {"nft.set6", "[nft]\nset6 = 6"},
     {"log.file", "[log]\nfile = \"\""},
     {"log.level", "[log]\nlevel = \"loud\""},
+    {"gate.enabled", "[gate]\nenabled = \"yes\""},
+    {"gate.port", "[gate]\nport = 1024"},
+    {"gate.port", "[gate]\nport = 0"},
+    {"gate.tls_ports", "[gate]\ntls_ports = []"},
+    {"gate.tls_ports", "[gate]\ntls_ports = [\"443\"]"},
+    {"gate.tls_ports", "[gate]\ntls_ports = [443, 443]"},
+    {"gate.http_ports", "[gate]\nhttp_ports = [70000]"},
+    {"gate.http_ports", "[gate]\ntls_ports = [443]\nhttp_ports = [80, 443]"},
     {"bogus", "bogus = 1"},
     {"ttl.maxx", "[ttl]\nmaxx = 3"},
     {"colour", "[colour]\nred = 1"},
@@ -203,6 +211,10 @@ TEST_CASE("a policy with every key set survives writer and both readers") {
   p.nft_set6 = "s6";
   p.log_file = "/tmp/x.log";
   p.log_level = dnsguard::LogLevel::error;
+  p.gate_enabled = true;
+  p.gate_port = 444;
+  p.gate_tls_ports = {443, 8443};
+  p.gate_http_ports = {80, 8080};
   const fs::path file = dir.write("policy.toml", dnsguard::write_policy(p));
   const Outcome d = dnsguard_reads(file, resolv);
   const Outcome c = cage_reads(file);

@@ -5,7 +5,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "gate_bindings.hpp"
+
 namespace cagent::cmd {
+
+// The gate's bindings must live exactly as long as the set elements that
+// justify them: dnsguard/ cannot see nft's constant, so the one place that
+// sees both checks they agree.
+static_assert(dnsguard::kBindingGrace == nft::set_grace, "gate bindings and set elements must expire together");
 
 nft::SetElement to_set_element(const dnsguard::AllowedAddress& address) noexcept {
   nft::SetElement e;

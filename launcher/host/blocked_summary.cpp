@@ -84,25 +84,63 @@ std::vector<std::string> parse_denied_names(std::string_view log_text) {
   return out;
 }
 
-std::string summarize_blocked(const std::vector<std::string>& names, std::size_t max_names) {
-  if (names.empty()) return {};
+namespace {
+
+// "a ×2, b, +3 more": distinct entries, most frequent first.
+std::string ranked(const std::vector<std::string>& items, std::size_t max_items) {
   std::map<std::string, std::size_t> counts;
   std::vector<std::string> order;
-  for (const std::string& n : names) {
+  for (const std::string& n : items) {
     if (counts[n]++ == 0) order.push_back(n);
   }
   std::stable_sort(order.begin(), order.end(),
                    [&](const std::string& a, const std::string& b) { return counts[a] > counts[b]; });
-  std::string s = "blocked " + std::to_string(names.size()) +
-                  (names.size() == 1 ? " lookup: " : " lookups: ");
-  for (std::size_t i = 0; i < order.size() && i < max_names; ++i) {
+  std::string s;
+  for (std::size_t i = 0; i < order.size() && i < max_items; ++i) {
     if (i > 0) s += ", ";
     s += order[i];
     if (counts[order[i]] > 1) s += " \xC3\x97" + std::to_string(counts[order[i]]);  // ×N
   }
-  if (order.size() > max_names) s += ", +" + std::to_string(order.size() - max_names) + " more";
-  s += " \xE2\x80\x94 add to domains in .cagent.yaml to allow";  // em dash
+  if (order.size() > max_items) s += ", +" + std::to_string(order.size() - max_items) + " more";
   return s;
+}
+
+}  // namespace
+
+std::string summarize_blocked(const std::vector<std::string>& names, std::size_t max_names) {
+  if (names.empty()) return {};
+  return "blocked " + std::to_string(names.size()) + (names.size() == 1 ? " lookup: " : " lookups: ") +
+         ranked(names, max_names) + " \xE2\x80\x94 add to domains in .cagent.yaml to allow";  // em dash
+}
+
+std::vector<std::string> parse_gate_refusals(std::string_view log_text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < log_text.size()) {
+    std::size_t end = log_text.find('\n', pos);
+    if (end == std::string_view::npos) end = log_text.size();
+    const std::string_view line = log_text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.find("gate refused") == std::string_view::npos) continue;
+    // dnsguard writes only names it validated (letters, digits, '-', '_',
+    // '.') and addresses; anything else is not one of its lines.
+    const std::string name = field_value(line, "name");
+    const std::string dst = field_value(line, "dst");
+    if (!name.empty() && looks_like_name(name)) out.push_back(name);
+    else if (!dst.empty() && std::all_of(dst.begin(), dst.end(), [](char c) {
+               return std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':' || c == '[' || c == ']';
+             }))
+      out.push_back(dst);
+    else out.push_back("(no name)");
+  }
+  return out;
+}
+
+std::string summarize_gate_refusals(const std::vector<std::string>& targets, std::size_t max_items) {
+  if (targets.empty()) return {};
+  return "the connection gate refused " + std::to_string(targets.size()) +
+         (targets.size() == 1 ? " connection: " : " connections: ") + ranked(targets, max_items) +
+         " \xE2\x80\x94 TLS/HTTP to a name that did not resolve to that address (details: dnsguard.log)";
 }
 
 }  // namespace cagent::launcher::host

@@ -1,6 +1,6 @@
 #pragma once
-// The one-line summary of blocked lookups printed when a session ends, from
-// dnsguard's log (one line per denied query with name, type and client).
+// The one-line summaries of blocked lookups and of connections the gate
+// refused, printed when a session ends, from dnsguard's log.
 //
 //   log text ──parse_denied_names()──▶ names ──summarize_blocked()──▶ line
 
@@ -19,5 +19,13 @@ std::vector<std::string> parse_denied_names(std::string_view log_text);
 // .cagent.yaml to allow"; empty when nothing was blocked. At most
 // `max_names` names are listed, most frequent first.
 std::string summarize_blocked(const std::vector<std::string>& names, std::size_t max_names = 8);
+
+// The connection gate's refusals ("gate refused name=… dst=… reason=…"):
+// the name the client asked for, else the destination, in order.
+std::vector<std::string> parse_gate_refusals(std::string_view log_text);
+
+// "the connection gate refused 2 connections: b.example ×2 — …"; empty
+// when it refused nothing.
+std::string summarize_gate_refusals(const std::vector<std::string>& targets, std::size_t max_items = 8);
 
 }  // namespace cagent::launcher::host

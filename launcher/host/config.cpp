@@ -134,7 +134,15 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
       throw ConfigError(pos_of(origin, key_node.Mark()),
                         "unknown key '" + key +
                             "' (known: ignore, readonly, domains, extra_args, dns_resolvers, "
-                            "ca_certificates)");
+                            "ca_certificates, connection_gate)");
+    }
+    if (key == "connection_gate") {
+      const YAML::Node& v = kv.second;
+      if (!v.IsScalar() || (v.Scalar() != "true" && v.Scalar() != "false")) {
+        throw ConfigError(pos_of(origin, v.Mark()), "'connection_gate' must be true or false");
+      }
+      layer.connection_gate = Entry{v.Scalar(), pos_of(origin, v.Mark())};
+      continue;
     }
     std::vector<Entry> values = read_string_list(kv.second, key, origin);
     if (key == "ignore") {
@@ -174,6 +182,9 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
       if (!layer.extra_args.empty()) dropped.push_back("extra_args (docker arguments can escape the cage)");
       if (!layer.dns_resolvers.empty()) dropped.push_back("dns_resolvers (they decide what every name resolves to)");
       if (!layer.ca_certificates.empty()) dropped.push_back("ca_certificates (they decide which TLS peers are believed)");
+      //   connection_gate  off, every site on an allowed address is reachable.
+      if (layer.connection_gate && layer.connection_gate->value == "false")
+        dropped.push_back("connection_gate: false (it opens every site on an allowed address)");
       if (!dropped.empty()) {
         std::string keys;
         for (const std::string& d : dropped) keys += (keys.empty() ? "" : ", ") + d;
@@ -184,11 +195,14 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
                                       : "") +
                              "; to trust it: " + options.trust_hint);
       }
+      // Asking for more protection needs no trust.
+      if (layer.connection_gate && layer.connection_gate->value == "true") m.connection_gate = layer.connection_gate;
       continue;
     }
     append(m.dns_resolvers, layer.dns_resolvers);
     append(m.ca_certificates, layer.ca_certificates);
     append(m.extra_args, layer.extra_args);
+    if (layer.connection_gate) m.connection_gate = layer.connection_gate;
   }
   const auto identity = [](const std::string& v) { return v; };
   m.ignore = dedupe(m.ignore, identity);
@@ -252,6 +266,7 @@ std::string normalize_resolver(std::string_view text) {
 
 Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
   Config c;
+  if (merged.connection_gate) c.connection_gate = merged.connection_gate->value == "true";
   for (const Entry& e : merged.ignore) {
     try {
       c.ignore.push_back(Pattern::parse(e.value));
@@ -326,6 +341,12 @@ std::string render_config(const MergedConfig& merged) {
   emit_list(out, "extra_args", merged.extra_args);
   emit_list(out, "dns_resolvers", merged.dns_resolvers);
   emit_list(out, "ca_certificates", merged.ca_certificates);
+  out << YAML::Key << "connection_gate" << YAML::Value;
+  if (merged.connection_gate) {
+    out << merged.connection_gate->value << YAML::Comment(merged.connection_gate->pos.str());
+  } else {
+    out << "true" << YAML::Comment("default");
+  }
   out << YAML::EndMap;
   std::string s = "# merged configuration (each entry: where it came from)\n";
   s += out.c_str();

@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <stdexcept>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,11 +50,12 @@ struct ConfigLayer {
   std::vector<Entry> extra_args;
   std::vector<Entry> dns_resolvers;
   std::vector<Entry> ca_certificates;
+  std::optional<Entry> connection_gate;  // "true" / "false"
 };
 
 // The keys a config file may have; anything else is an error.
-inline constexpr std::string_view kConfigKeys[] = {"ignore",     "readonly",      "domains",
-                                                   "extra_args", "dns_resolvers", "ca_certificates"};
+inline constexpr std::string_view kConfigKeys[] = {"ignore",        "readonly",        "domains",        "extra_args",
+                                                   "dns_resolvers", "ca_certificates", "connection_gate"};
 
 // Parses one YAML document. An empty file is an empty layer. Throws ConfigError.
 ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind);
@@ -73,6 +75,7 @@ struct MergedConfig {
   std::vector<Entry> extra_args;
   std::vector<Entry> dns_resolvers;
   std::vector<Entry> ca_certificates;
+  std::optional<Entry> connection_gate;  // the last trusted layer's
   std::vector<std::string> warnings;  // printed once by the caller
 };
 
@@ -92,6 +95,9 @@ struct Config {
   std::vector<std::string> extra_args;     // leading ~/ and $HOME/ expanded
   std::vector<std::string> dns_resolvers;  // "192.0.2.1:53", "[2001:db8::1]:53"
   std::vector<CaSource> ca_certificates;
+  // TLS and HTTP reach an allowed address only for the names that resolved
+  // to it (issue 12). Turning it off is trusted config only.
+  bool connection_gate = true;
 };
 
 // Throws ConfigError naming the first bad entry; an empty domain list is an error.

@@ -62,6 +62,8 @@ dnsguard::Policy session_policy(const Config& config) {
   // Inbound connections: only to what the user published (trusted config).
   for (const std::string& entry : published_ports(config.extra_args))
     policy.inbound.push_back(*dnsguard::parse_port_range(entry));  // published_ports checked it
+  // The connection gate is on unless trusted config turned it off.
+  policy.gate_enabled = config.connection_gate;
   return policy;
 }
 

@@ -477,8 +477,11 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
 
 int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io) {
   try {
-    const std::string summary = summarize_blocked(parse_denied_names(read_file(log_dir / "dnsguard.log")));
-    if (!summary.empty()) io.err << "cagent: " << summary << "\n";
+    const std::string log = read_file(log_dir / "dnsguard.log");
+    for (const std::string& line : {summarize_blocked(parse_denied_names(log)),
+                                    summarize_gate_refusals(parse_gate_refusals(log))}) {
+      if (!line.empty()) io.err << "cagent: " << printable(line) << "\n";
+    }
   } catch (const std::exception&) {
     // No log (the cage never got that far): nothing to summarize.
   }

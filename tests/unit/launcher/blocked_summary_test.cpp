@@ -31,3 +31,20 @@ TEST_CASE("summary line") {
   const std::string many = summarize_blocked({"a.x", "b.x", "c.x", "d.x"}, 2);
   CHECK(many.find("a.x, b.x, +2 more") != std::string::npos);
 }
+
+TEST_CASE("gate refusals: from dnsguard's lines to one summary line") {
+  const std::string log =
+      "2026-11-28T09:00:00Z info gate refused name=b.other.test dst=198.51.100.10:443 reason=\"name not resolved to this address\"\n"
+      "2026-11-28T09:00:01Z info denied name=evil.test type=1 client=127.0.0.1\n"
+      "2026-11-28T09:00:02Z info gate refused dst=198.51.100.10:443 reason=\"no server name\"\n"
+      "2026-11-28T09:00:03Z info gate refused name=b.other.test dst=198.51.100.10:80 reason=\"name not resolved to this address\"\n"
+      "2026-11-28T09:00:04Z info gate refused reason=\"not redirected\"\n";
+  const auto targets = parse_gate_refusals(log);
+  CHECK(targets == std::vector<std::string>{"b.other.test", "198.51.100.10:443", "b.other.test", "(no name)"});
+  CHECK(summarize_gate_refusals(targets) ==
+        "the connection gate refused 4 connections: b.other.test \xC3\x97" "2, 198.51.100.10:443, (no name) "
+        "\xE2\x80\x94 TLS/HTTP to a name that did not resolve to that address (details: dnsguard.log)");
+  CHECK(summarize_gate_refusals({}).empty());
+  // Denied lookups are still counted on their own line, not as refusals.
+  CHECK(parse_denied_names(log) == std::vector<std::string>{"evil.test"});
+}

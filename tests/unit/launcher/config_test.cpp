@@ -277,3 +277,32 @@ TEST_CASE("published ports: an unreadable spec is a config error naming the entr
   CHECK(what.find("/g.yaml:2") != std::string::npos);
   CHECK(what.find("8080/icmp") != std::string::npos);
 }
+
+TEST_CASE("connection_gate: on by default, off only from trusted config") {
+  const ConfigLayer base = layer("domains: [a.example]\n", "/g.yaml", LayerKind::base);
+  CHECK(validate(merge_layers({base}, MergeOptions{false, "hint"}), "/h").connection_gate);
+  const ConfigLayer global_off = layer("domains: [a.example]\nconnection_gate: false\n", "/g.yaml", LayerKind::base);
+  CHECK_FALSE(validate(merge_layers({global_off}, MergeOptions{false, "hint"}), "/h").connection_gate);
+  // A workspace (a cloned repository, or a file the agent planted) cannot
+  // turn it off unless trusted; it may turn it back on.
+  const ConfigLayer ws_off = layer("connection_gate: false\n", "/ws/.cagent.yaml", LayerKind::workspace);
+  const MergedConfig untrusted = merge_layers({base, ws_off}, MergeOptions{false, "echo /ws >> trusted"});
+  CHECK(validate(untrusted, "/h").connection_gate);
+  REQUIRE(untrusted.warnings.size() == 1);
+  CHECK(untrusted.warnings[0].find("connection_gate: false") != std::string::npos);
+  CHECK_FALSE(validate(merge_layers({base, ws_off}, MergeOptions{true, ""}), "/h").connection_gate);
+  const ConfigLayer ws_on = layer("connection_gate: true\n", "/ws/.cagent.yaml", LayerKind::workspace);
+  CHECK(validate(merge_layers({global_off, ws_on}, MergeOptions{false, "hint"}), "/h").connection_gate);
+  // Only true or false.
+  CHECK(error_of([] { layer("connection_gate: maybe\n", "/g.yaml", LayerKind::base); }) ==
+        "/g.yaml:1:18: 'connection_gate' must be true or false");
+  // The session policy carries it.
+  Config c;
+  c.domains = {"a.example"};
+  CHECK(render_policy_toml(c).find("enabled = true") != std::string::npos);
+  c.connection_gate = false;
+  CHECK(render_policy_toml(c).find("enabled = false") != std::string::npos);
+  // --print-config shows where it came from.
+  CHECK(render_config(merge_layers({global_off}, MergeOptions{})).find("connection_gate: false  # /g.yaml:2") !=
+        std::string::npos);
+}

@@ -154,12 +154,66 @@ RulesetOptions parse_ruleset(ArgCursor& cur) {
       o.listen_port = parse_number<std::uint16_t>(cur.value(opt), opt, 1, 65535);
     } else if (opt == "--table") {
       o.table = std::string(cur.value(opt));
+    } else if (opt == "--gate-port") {
+      o.gate_port = parse_number<std::uint16_t>(cur.value(opt), opt, 1, 65535);
+    } else if (opt == "--gated") {
+      o.gated.push_back(parse_number<std::uint16_t>(cur.value(opt), opt, 1, 65535));
     } else {
       throw UsageError("ruleset: unknown option '" + std::string(opt) + "'");
     }
   }
   if (o.upstreams.empty()) throw UsageError("ruleset: --upstream ADDR:PORT is required");
   if (!have_uid) throw UsageError("ruleset: --resolver-uid N is required");
+  if (o.gated.empty() != (o.gate_port == 0)) throw UsageError("ruleset: --gate-port and --gated go together");
+  return o;
+}
+
+HttpServeOptions parse_http_serve(ArgCursor& cur) {
+  HttpServeOptions o;
+  bool have_listen = false;
+  while (!cur.done()) {
+    const auto opt = cur.next();
+    if (opt == "--listen") {
+      o.listen = parse_host_port(cur.value(opt), opt);
+      have_listen = true;
+    } else {
+      throw UsageError("http-serve: unknown option '" + std::string(opt) + "'");
+    }
+  }
+  if (!have_listen) throw UsageError("http-serve: --listen ADDR:PORT is required");
+  return o;
+}
+
+HttpOptions parse_http(ArgCursor& cur) {
+  HttpOptions o;
+  bool have_target = false;
+  while (!cur.done()) {
+    const auto opt = cur.next();
+    if (opt == "--target") {
+      o.target = parse_host_port(cur.value(opt), opt);
+      have_target = true;
+    } else if (opt == "--host") {
+      o.host = std::string(cur.value(opt));
+    } else if (opt == "--latency") {
+      o.latency = parse_number<std::uint32_t>(cur.value(opt), opt, 1, 1000000);
+    } else if (opt == "--bulk") {
+      o.bulk = parse_number<std::uint64_t>(cur.value(opt), opt, 1, std::uint64_t{1} << 40);
+    } else if (opt == "--rounds") {
+      o.rounds = parse_number<std::uint32_t>(cur.value(opt), opt, 1, 1000);
+    } else if (opt == "--hold") {
+      o.hold = parse_number<std::uint32_t>(cur.value(opt), opt, 1, 100000);
+    } else if (opt == "--hold-seconds") {
+      o.hold_seconds = parse_positive(cur.value(opt), opt);
+    } else if (opt == "--label") {
+      o.label = std::string(cur.value(opt));
+    } else {
+      throw UsageError("http: unknown option '" + std::string(opt) + "'");
+    }
+  }
+  if (!have_target) throw UsageError("http: --target ADDR:PORT is required");
+  if (o.host.empty()) throw UsageError("http: --host NAME is required (the Host header)");
+  if (o.latency == 0 && o.bulk == 0 && o.hold == 0)
+    throw UsageError("http: give at least one of --latency N, --bulk BYTES, --hold N (bounds the run)");
   return o;
 }
 
@@ -184,7 +238,10 @@ std::string usage_text() {
                      [--v4-prefix 198.51.100.0/24] [--v6-prefix 2001:db8:100::/64]
                      [--threads N] [--tcp-sink ADDR:PORT]
   cagent-bench ruleset --upstream ADDR:PORT --resolver-uid N [--listen-port P]
-                     [--table NAME]
+                     [--table NAME] [--gate-port P --gated PORT...]
+  cagent-bench http-serve --listen ADDR:PORT
+  cagent-bench http --target ADDR:PORT --host NAME [--latency N] [--bulk BYTES [--rounds R]]
+                     [--hold N [--hold-seconds S]] [--label TEXT]
 
 query: load generator and latency meter. --generate N makes N names
   <salt>-<i>.<zone>; they repeat after N queries, so a large N with
@@ -194,6 +251,10 @@ serve: fake authoritative upstream for ZONE (A/AAAA from a hash of the name
   connections (the target of --connect-after-answer).
 ruleset: installs the cage's nftables ruleset (nft/) in the current network
   namespace; meant for the benchmark's private namespaces only.
+http-serve / http: an HTTP/1.1 server (GET /bytes/N, GET /hold) and client
+  measuring connect-to-first-byte latency, bulk throughput and how many
+  connections can be held at once (bench/gate_compare.sh: with and without
+  the connection gate).
 )";
 }
 
@@ -207,8 +268,10 @@ Command parse_command(const std::vector<std::string_view>& args) {
   if (sub == "query") return parse_query(cur);
   if (sub == "serve") return parse_serve(cur);
   if (sub == "ruleset") return parse_ruleset(cur);
+  if (sub == "http-serve") return parse_http_serve(cur);
+  if (sub == "http") return parse_http(cur);
   if (sub == "--help" || sub == "-h" || sub == "help") return HelpRequest{usage_text()};
-  throw UsageError("unknown subcommand '" + std::string(sub) + "' (query, serve or ruleset)");
+  throw UsageError("unknown subcommand '" + std::string(sub) + "' (query, serve, ruleset, http or http-serve)");
 }
 
 }  // namespace cagent::bench

@@ -67,13 +67,32 @@ struct RulesetOptions {
   std::uint32_t resolver_uid = 0;   // the uid whose DNS may leave (dnsguard's)
   std::uint16_t listen_port = 53;   // other uids' DNS is redirected here
   std::string table = "cagent";
+  std::uint16_t gate_port = 0;      // --gate-port P: the connection gate's listener
+  std::vector<std::uint16_t> gated; // --gated PORT (repeatable): redirected to it
 };
 
 struct HelpRequest {
   std::string text;
 };
 
-using Command = std::variant<QueryOptions, ServeOptions, RulesetOptions, HelpRequest>;
+// `cagent-bench http-serve` / `http`: what the connection gate costs a TCP
+// connection (http_bench.hpp).
+struct HttpServeOptions {
+  HostPort listen;
+};
+
+struct HttpOptions {
+  HostPort target;
+  std::string host;                 // the Host header (a name the gate can bind)
+  std::uint32_t latency = 0;        // sequential connections to time
+  std::uint64_t bulk = 0;           // bytes per download
+  std::uint32_t rounds = 5;         // downloads (the best and the median are reported)
+  std::uint32_t hold = 0;           // concurrent connections to hold
+  double hold_seconds = 5;
+  std::string label;
+};
+
+using Command = std::variant<QueryOptions, ServeOptions, RulesetOptions, HttpServeOptions, HttpOptions, HelpRequest>;
 
 // args excludes argv[0]. Throws UsageError.
 Command parse_command(const std::vector<std::string_view>& args);

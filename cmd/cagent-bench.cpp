@@ -1,6 +1,7 @@
 // cagent-bench: DNS load generator / latency meter and fake upstream.
 // Parses argv, runs the chosen mode, maps errors to exit codes
 // (0 ok, 1 runtime error, 2 usage error).
+#include "http_bench.hpp"
 #include "names.hpp"
 #include "options.hpp"
 #include "query.hpp"
@@ -47,12 +48,22 @@ int main(int argc, char** argv) {
       serve(*serve_options);
       return 0;
     }
+    if (const auto* h = std::get_if<HttpServeOptions>(&command)) {
+      http_serve(*h);
+      return 0;
+    }
+    if (const auto* h = std::get_if<HttpOptions>(&command)) {
+      std::fputs(format_http_report(run_http(*h)).c_str(), stdout);
+      return 0;
+    }
     if (const auto* r = std::get_if<RulesetOptions>(&command)) {
       cagent::nft::RulesetSpec spec;
       spec.table = r->table;
       spec.dnsguard_uid = r->resolver_uid;
       spec.listen_port = r->listen_port;
       for (const auto& u : r->upstreams) spec.upstreams.push_back(to_endpoint(u));
+      spec.gate_port = r->gate_port;
+      spec.gated_ports = r->gated;
       cagent::nft::install_ruleset(spec);
       return 0;
     }

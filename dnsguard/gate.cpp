@@ -4,6 +4,7 @@
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,8 +29,12 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-// How much one splice() moves at most (the pipe's default capacity).
-constexpr std::size_t kSpliceChunk = 64 * 1024;
+// The relay's pipes: 1 MiB each (the unprivileged maximum,
+// /proc/sys/fs/pipe-max-size) where the kernel allows, so a bulk transfer
+// moves up to that much per splice() pair instead of 64 KiB. Pages are
+// only pinned while data sits in the pipe.
+constexpr int kPipeSize = 1 << 18;
+constexpr std::size_t kSpliceChunk = kPipeSize;
 
 // A pipe: the kernel buffer splice() moves bytes through. Owns both ends.
 class Pipe {
@@ -39,6 +44,7 @@ class Pipe {
     if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
       read_ = fds[0];
       write_ = fds[1];
+      (void)::fcntl(write_, F_SETPIPE_SZ, kPipeSize);  // best effort: 64 KiB still works
     }
   }
   ~Pipe() {
@@ -134,7 +140,7 @@ bool original_destination(int fd, bool v6, IpEndpoint& out) noexcept {
 }
 
 Gate::Gate(asio::io_context& io, GateOptions options, GateDecider& decider, Logger& log)
-    : io_(io), options_(std::move(options)), decider_(decider), log_(log) {}
+    : io_(io), options_(std::move(options)), decider_(decider), log_(log), scratch_(kMaxClientHello) {}
 
 Gate::~Gate() { stop(); }
 
@@ -146,6 +152,14 @@ Gate::Kind Gate::kind_of(std::uint16_t port) const noexcept {
 }
 
 void Gate::start() {
+  // Each relayed connection holds six descriptors (two sockets, two pipes):
+  // take what the hard limit allows, so max_connections is the bound, not
+  // a default soft limit of 1024 descriptors.
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
   for (const IpEndpoint& ep : options_.listen) {
     try {
       listen_tcp(acceptors_.emplace_back(io_), ep);
@@ -226,15 +240,20 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
     }
 
     // The first flight, bounded in bytes (the parsers' limits) and time.
-    std::vector<std::uint8_t> head(std::max(kMaxClientHello + 4096, kMaxHttpHead));
-    std::vector<std::uint8_t> scratch(kMaxClientHello);
+    // The buffer starts small (most hellos and request heads fit in 4 KiB)
+    // and grows only for the large ones.
+    const std::size_t max_head = std::max(kMaxClientHello + 4096, kMaxHttpHead);
+    std::vector<std::uint8_t> head(4096);
     std::size_t got = 0;
     GateVerdict verdict;
     asio::steady_timer deadline(io_, options_.first_flight_timeout);
     while (verdict.status == GateParse::need_more) {
       if (got == head.size()) {
-        verdict = GateVerdict{GateParse::reject, {}, "first flight too large"};
-        break;
+        if (head.size() >= max_head) {
+          verdict = GateVerdict{GateParse::reject, {}, "first flight too large"};
+          break;
+        }
+        head.resize(std::min(max_head, head.size() * 2));
       }
       auto result = co_await (client.async_read_some(asio::buffer(head.data() + got, head.size() - got), use_tuple) ||
                               deadline.async_wait(use_tuple));
@@ -249,7 +268,9 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
       }
       got += n;
       const std::span<const std::uint8_t> bytes(head.data(), got);
-      verdict = kind == Kind::tls ? parse_client_hello(bytes, scratch) : parse_http_head(bytes);
+      // One scratch for the whole gate: parsing is synchronous on the one
+      // io_context thread, nothing else runs between this call and its use.
+      verdict = kind == Kind::tls ? parse_client_hello(bytes, scratch_) : parse_http_head(bytes);
     }
     if (verdict.status != GateParse::done) {
       refuse(client, &dst, {}, verdict.reason);
@@ -274,10 +295,10 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
       co_return;
     }
     ++counters_.admitted;
+    server.set_option(tcp::no_delay(true), ec);  // the replayed head goes out at once
     auto [wec, written] = co_await asio::async_write(server, asio::buffer(head.data(), got), use_tuple);
     if (wec) co_return;
     head = {};
-    scratch = {};
     client.native_non_blocking(true);
     server.native_non_blocking(true);
     co_await (pump(client, server) && pump(server, client));

@@ -79,6 +79,7 @@ class Gate {
   std::list<boost::asio::ip::tcp::acceptor> acceptors_;
   std::size_t connections_ = 0;
   bool stopped_ = false;
+  std::vector<std::uint8_t> scratch_;  // ClientHello reassembly (one parse at a time)
 };
 
 // The destination a connection had before the ruleset redirected it

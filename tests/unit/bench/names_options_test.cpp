@@ -130,3 +130,35 @@ TEST_CASE("ruleset options") {
   CHECK_THROWS_AS(parse({"ruleset", "--resolver-uid", "1"}), UsageError);
   CHECK_THROWS_AS(parse({"ruleset", "--upstream", "192.0.2.53:53"}), UsageError);
 }
+
+TEST_CASE("ruleset options with the connection gate") {
+  const auto c = parse({"ruleset", "--upstream", "192.0.2.53:53", "--resolver-uid", "65534", "--gate-port", "999",
+                        "--gated", "443", "--gated", "80"});
+  const auto& r = std::get<RulesetOptions>(c);
+  CHECK(r.gate_port == 999);
+  CHECK(r.gated == std::vector<std::uint16_t>{443, 80});
+  CHECK_THROWS_AS(parse({"ruleset", "--upstream", "192.0.2.53:53", "--resolver-uid", "1", "--gated", "443"}), UsageError);
+  CHECK_THROWS_AS(parse({"ruleset", "--upstream", "192.0.2.53:53", "--resolver-uid", "1", "--gate-port", "9"}),
+                  UsageError);
+}
+
+TEST_CASE("http and http-serve options") {
+  const auto s = std::get<HttpServeOptions>(parse({"http-serve", "--listen", "198.51.100.10:80"}));
+  CHECK(s.listen.port == 80);
+  CHECK_THROWS_AS(parse({"http-serve"}), UsageError);
+  const auto h = std::get<HttpOptions>(parse({"http", "--target", "198.51.100.10:80", "--host", "a.bench.test",
+                                              "--latency", "100", "--bulk", "1000000", "--rounds", "3", "--hold",
+                                              "1000", "--hold-seconds", "2.5", "--label", "gate"}));
+  CHECK(h.target.host == "198.51.100.10");
+  CHECK(h.host == "a.bench.test");
+  CHECK(h.latency == 100);
+  CHECK(h.bulk == 1000000);
+  CHECK(h.rounds == 3);
+  CHECK(h.hold == 1000);
+  CHECK(h.hold_seconds == doctest::Approx(2.5));
+  CHECK(h.label == "gate");
+  // Unbounded or without a Host: refused.
+  CHECK_THROWS_AS(parse({"http", "--target", "198.51.100.10:80", "--host", "a.test"}), UsageError);
+  CHECK_THROWS_AS(parse({"http", "--target", "198.51.100.10:80", "--latency", "5"}), UsageError);
+  CHECK_THROWS_AS(parse({"http", "--host", "a.test", "--latency", "5"}), UsageError);
+}

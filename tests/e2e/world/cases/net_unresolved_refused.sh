@@ -11,7 +11,7 @@ out=$(cage "$ws" "
   echo before \$($(timed 'curl -sS -m 10 http://198.51.100.19/'))
   curl -sS -m 10 http://allowed.test/
   echo after \$($(timed 'curl -sS -m 10 http://198.51.100.19/'))
-  echo byip \$($(timed 'curl -sS -m 10 http://198.51.100.10/'))")
+  echo byip \$($(timed "curl -sS -m 10 -H 'Host: allowed.test' http://198.51.100.10/"))")
 expect_eq "cagent exits 0" "$CAGE_RC" 0
 for when in before after; do
   line=$(grep "^$when " <<<"$out")
@@ -20,5 +20,5 @@ for when in before after; do
   if [[ -n $ms ]] && ((ms < 2000)); then ok "$when: refused in ${ms} ms (< 2000)"
   else not_ok "$when: refused fast" "line: $line"; fi
 done
-expect_match "control: the resolved address 198.51.100.10 is reachable by IP" "$(grep '^byip ' <<<"$out")" 'rc=0 '
+expect_match "control: the resolved address 198.51.100.10 is reachable by IP (Host allowed.test, which resolved to it)" "$(grep '^byip ' <<<"$out")" 'rc=0 '
 finish

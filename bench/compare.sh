@@ -242,6 +242,11 @@ set6 = "allow6"
 [log]
 file = "$scratch/dnsguard.log"
 level = "warn"
+# As in a cage: the connection gate on, so every insert also records its
+# name binding (the gate's listener is idle here; the ruleset does not
+# redirect, so --connect-after-answer still measures the set alone).
+[gate]
+enabled = true
 EOF
   # It logs as the resolver uid, not root.
   install -m 600 -o $resolver_uid /dev/null "$scratch/dnsguard.log"

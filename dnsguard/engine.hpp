@@ -106,7 +106,8 @@ class QueryEngine final : public GateDecider {
   std::vector<RrRange> drop_;                       // records strip_unreachable() removes
   std::vector<std::uint8_t> scratch_;               // its output, kMaxMessage bytes
   // name → address bindings for the connection gate (only with the gate on).
-  static constexpr std::size_t kMaxBindings = 200000;
+  // As many as both sets can hold (nft set_size, 65536 each).
+  static constexpr std::size_t kMaxBindings = 131072;
   NameBindings bindings_{kMaxBindings};
 };
 

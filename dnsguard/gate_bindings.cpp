@@ -20,7 +20,10 @@ bool NameBindings::bind(std::string_view name, const IpAddress& addr, Clock::tim
     it->second = std::max(it->second, until);  // only ever extended
     return true;
   }
-  if (table_.size() >= max_) expire(now);
+  if (table_.size() >= max_ && now >= next_sweep_) {
+    expire(now);
+    next_sweep_ = now + std::chrono::seconds(1);
+  }
   if (table_.size() >= max_) return false;
   table_.emplace(std::move(k), until);
   return true;

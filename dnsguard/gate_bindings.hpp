@@ -61,6 +61,11 @@ class NameBindings {
 
   std::size_t max_;
   std::unordered_map<std::string, Clock::time_point> table_;
+  // A full table is swept for expired bindings at most once a second: a
+  // sweep is linear in the table, and a flood of new names must not make
+  // every insert pay for one (the bindings it cannot record until then are
+  // refused by the gate: fail closed).
+  Clock::time_point next_sweep_{};
 };
 
 }  // namespace cagent::dnsguard

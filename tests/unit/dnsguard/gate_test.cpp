@@ -261,6 +261,9 @@ TEST_CASE("gate bindings: per name and address, expire with the set, bounded") {
   // refuses that connection); expired ones make room.
   CHECK(table.bind("x.test", b, t0 + 5s, t0));
   CHECK_FALSE(table.bind("y.test", b, t0 + 5s, t0 + 1s));
+  // x.test expired at t0 + 5 s, but a full table is swept at most once a
+  // second: not yet at t0 + 1.5 s, then at t0 + 6 s.
+  CHECK_FALSE(table.bind("y.test", b, t0 + 50s, t0 + 1500ms));
   CHECK(table.bind("y.test", b, t0 + 50s, t0 + 6s));
   CHECK(table.size() == 2);
   table.expire(t0 + 200s);

@@ -216,5 +216,23 @@ admitted=$(grep -o 'gate_admitted=[0-9]*' "$tmp/dnsguard.log" | tail -1 | cut -d
 (( ${admitted:-0} >= 6 )) && ok "the gate relayed the allowed connections (gate_admitted=$admitted)" \
   || bad "gate_admitted=${admitted:-none}: $(grep counters "$tmp/dnsguard.log" | tail -1)"
 
+# If the gate cannot run, the gated ports are refused (fail closed), at once:
+# the address is still in the set, the redirect lands on a closed port.
+dnsguard_running() {
+  for p in $(ip netns pids "$cage"); do
+    [[ $(readlink "/proc/$p/exe" 2>/dev/null) == "$tmp/dnsguard" ]] && return 0
+  done
+  return 1
+}
+for p in $(ip netns pids "$cage"); do
+  [[ $(readlink "/proc/$p/exe" 2>/dev/null) == "$tmp/dnsguard" ]] && kill -KILL "$p"
+done
+for _ in $(seq 100); do dnsguard_running || break; sleep 0.05; done
+start=$(date +%s%N)
+r=$(refused --resolve a.gate.test:443:198.51.100.10 https://a.gate.test/)
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[[ $r == rc=7 ]] && (( ms < 2000 )) && ok "with dnsguard gone, the gated port is refused at once ($r, ${ms} ms)" \
+  || bad "with dnsguard gone: $r after ${ms} ms"
+
 echo "gate netns test: $fails failed"
 exit $(( fails == 0 ? 0 : 1 ))

@@ -309,3 +309,71 @@ TEST_CASE("engine: cache hits are capped at what the sink holds as well") {
   REQUIRE(analyzer.analyze(ans, wn("b.cdn.test"), 1, info) == ResponseAnalyzer::Result::ok);
   CHECK(read32(ans, info.ttl_offsets[0]) == 600);
 }
+
+TEST_CASE("engine with the gate on: answers lose ECH, inserted addresses are bound to the question's name") {
+  EngineFixture f;
+  f.config.gate_enabled = true;
+  auto t0 = Clock::now();
+  // svc.cdn.test HTTPS 1 . alpn=h2 ech=… ipv4hint=198.51.100.9
+  auto client = test_wire::query({.name = "svc.cdn.test", .type = 65, .id = 0x2222});
+  REQUIRE(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
+  std::vector<std::uint8_t> up;
+  test_wire::put16(up, 0x2222);
+  test_wire::put16(up, 0x8180);
+  test_wire::put16(up, 1);
+  test_wire::put16(up, 1);
+  test_wire::put16(up, 0);
+  test_wire::put16(up, 0);
+  test_wire::put_name(up, "svc.cdn.test");
+  test_wire::put16(up, 65);
+  test_wire::put16(up, 1);
+  std::vector<std::uint8_t> rdata;
+  test_wire::put16(rdata, 1);
+  rdata.push_back(0);
+  test_wire::put16(rdata, 1);  // alpn
+  test_wire::put16(rdata, 3);
+  rdata.insert(rdata.end(), {2, 'h', '2'});
+  test_wire::put16(rdata, 5);  // ech
+  test_wire::put16(rdata, 6);
+  rdata.insert(rdata.end(), 6, 0xEC);
+  test_wire::put16(rdata, 4);  // ipv4hint
+  test_wire::put16(rdata, 4);
+  rdata.insert(rdata.end(), {198, 51, 100, 9});
+  test_wire::put16(up, 0xC00C);
+  test_wire::put16(up, 65);
+  test_wire::put16(up, 1);
+  test_wire::put32(up, 300);
+  test_wire::put16(up, static_cast<unsigned>(rdata.size()));
+  up.insert(up.end(), rdata.begin(), rdata.end());
+
+  const std::size_t n = f.engine->finish(client, f.q, false, up, f.out, t0);
+  REQUIRE(n > 12);
+  const auto ans = f.answer(n);
+  CHECK(n == up.size() - 10);  // the 10 bytes of the ech parameter are gone
+  CHECK(std::find(ans.begin(), ans.end(), std::uint8_t{0xEC}) == ans.end());
+  REQUIRE(f.sink.calls.size() == 1);
+  CHECK(show(f.sink.calls[0]) == std::vector<std::string>{"198.51.100.9@300"});
+  // Bound to the name asked for, for as long as the set holds it.
+  IpAddress hint;
+  hint.bytes = {198, 51, 100, 9};
+  CHECK(f.engine->admit("svc.cdn.test", hint));
+  CHECK_FALSE(f.engine->admit("other.cdn.test", hint));     // allowed, but not resolved to it
+  CHECK_FALSE(f.engine->admit("svc.elsewhere.test", hint)); // not allowed at all
+  IpAddress other = hint;
+  other.bytes[3] = 10;
+  CHECK_FALSE(f.engine->admit("svc.cdn.test", other));
+  CHECK(f.engine->bindings() == 1);
+}
+
+TEST_CASE("engine with the gate off: no bindings, ECH passes") {
+  EngineFixture f;
+  auto t0 = Clock::now();
+  auto client = test_wire::query({.name = "www.example.test", .id = 0x3333});
+  REQUIRE(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
+  auto upstream = build_response_wire("www.example.test", 1, 0, {"www.example.test. 300 IN A 198.51.100.1"});
+  REQUIRE(f.engine->finish(client, f.q, false, upstream, f.out, t0) > 12);
+  CHECK(f.engine->bindings() == 0);
+  IpAddress a;
+  a.bytes = {198, 51, 100, 1};
+  CHECK_FALSE(f.engine->admit("www.example.test", a));  // nothing is ever admitted without the gate's bindings
+}

@@ -128,22 +128,18 @@ class Rule {
   Rule& ipv6() { return meta(NFT_META_NFPROTO).eq_u8(NFPROTO_IPV6); }
   Rule& l4proto(std::uint8_t proto) { return meta(NFT_META_L4PROTO).eq_u8(proto); }
   Rule& dport(std::uint16_t port) { return payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).eq_port(port); }
-  Rule& daddr(Family f) {
-    return f == Family::v4 ? ipv4().payload(NFT_PAYLOAD_NETWORK_HEADER, 16, 4)
-                           : ipv6().payload(NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+  // The source or destination address of family f into register 1.
+  Rule& addr(Family f, bool source) {
+    if (f == Family::v4) return ipv4().payload(NFT_PAYLOAD_NETWORK_HEADER, source ? 12 : 16, 4);
+    return ipv6().payload(NFT_PAYLOAD_NETWORK_HEADER, source ? 8 : 24, 16);
   }
-  Rule& daddr_is(const Address& a) {
-    daddr(a.family);
+  Rule& addr_is(const Address& a, bool source) {
+    addr(a.family, source);
     return cmp(NFT_CMP_EQ, a.bytes.data(), static_cast<std::uint32_t>(address_length(a.family)));
   }
-  Rule& saddr(Family f) {
-    return f == Family::v4 ? ipv4().payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4)
-                           : ipv6().payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
-  }
-  Rule& saddr_is(const Address& a) {
-    saddr(a.family);
-    return cmp(NFT_CMP_EQ, a.bytes.data(), static_cast<std::uint32_t>(address_length(a.family)));
-  }
+  Rule& daddr(Family f) { return addr(f, false); }
+  Rule& daddr_is(const Address& a) { return addr_is(a, false); }
+  Rule& saddr_is(const Address& a) { return addr_is(a, true); }
   Rule& sport(std::uint16_t port) { return payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2).eq_port(port); }
   // first <= destination port <= last (ports compare bytewise in network order).
   Rule& dport_in(std::uint16_t first, std::uint16_t last) {
@@ -161,15 +157,18 @@ class Rule {
     const std::array<std::uint8_t, 16> mask = prefix_mask(c.prefix_len);
     std::array<std::uint8_t, 16> base{};
     for (std::size_t i = 0; i < len; ++i) base[i] = static_cast<std::uint8_t>(c.base.bytes[i] & mask[i]);
+    return masked(mask.data(), len).cmp(NFT_CMP_EQ, base.data(), len);
+  }
+  // Register 1 &= mask (len bytes).
+  Rule& masked(const void* mask, std::uint32_t len) {
     const std::array<std::uint8_t, 16> zero{};
     ExprPtr bw = expr("bitwise");
     nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
     nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
     nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_LEN, len);
-    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_MASK, mask.data(), len);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_MASK, mask, len);
     nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_XOR, zero.data(), len);
-    push(std::move(bw));
-    return cmp(NFT_CMP_EQ, base.data(), len);
+    return push(std::move(bw));
   }
   Rule& hop_limit(std::uint8_t v) { return ipv6().payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1).eq_u8(v); }
 
@@ -186,16 +185,9 @@ class Rule {
     nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
     nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_DREG, NFT_REG_1);
     push(std::move(ct));
-    ExprPtr bw = expr("bitwise");
     const std::uint32_t mask = ct_state_established | ct_state_related;
     const std::uint32_t zero = 0;
-    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_LEN, 4);
-    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-    push(std::move(bw));
-    return cmp(NFT_CMP_NEQ, &zero, 4);
+    return masked(&mask, 4).cmp(NFT_CMP_NEQ, &zero, 4);
   }
 
   Rule& in_set(const std::string& set, std::uint32_t set_id) {

@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "dnsguard/ip.hpp"
+#include "sockaddr.hpp"
 
 namespace cagent::bench {
 namespace {
@@ -40,24 +40,6 @@ class Socket {
  private:
   int fd_;
 };
-
-socklen_t to_sockaddr(const HostPort& hp, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof ss);
-  const auto addr = dnsguard::parse_ip(hp.host);
-  if (!addr) throw std::runtime_error("not an IP address: " + hp.host);
-  if (!addr->v6) {
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(hp.port);
-    std::memcpy(&v4->sin_addr, addr->bytes.data(), 4);
-    return sizeof(sockaddr_in);
-  }
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  v6->sin6_family = AF_INET6;
-  v6->sin6_port = htons(hp.port);
-  std::memcpy(&v6->sin6_addr, addr->bytes.data(), 16);
-  return sizeof(sockaddr_in6);
-}
 
 // Many held connections need many descriptors (the gate: six per relayed
 // connection); use what the hard limit allows.
@@ -121,7 +103,7 @@ void serve_connection(Socket s) {
 
 Socket connect_to(const HostPort& target) {
   sockaddr_storage ss{};
-  const socklen_t len = to_sockaddr(target, ss);
+  const socklen_t len = to_sockaddr(target.host, target.port, ss);
   Socket s(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (s.get() < 0) return s;
   const int one = 1;
@@ -159,18 +141,14 @@ std::uint64_t read_response(int fd) {
 void http_serve(const HttpServeOptions& options) {
   raise_fd_limit();
   sockaddr_storage ss{};
-  const socklen_t len = to_sockaddr(options.listen, ss);
+  const socklen_t len = to_sockaddr(options.listen.host, options.listen.port, ss);
   Socket listener(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int one = 1;
   ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (listener.get() < 0 || ::bind(listener.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 ||
       ::listen(listener.get(), 4096) != 0)
     throw std::runtime_error("http-serve: cannot listen on " + options.listen.host + ": " + std::strerror(errno));
-  socklen_t got = len;
-  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&ss), &got);
-  const auto port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                                  : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  std::printf("ready http=%u\n", static_cast<unsigned>(port));
+  std::printf("ready http=%u\n", static_cast<unsigned>(bound_port(listener.get())));
   std::fflush(stdout);
   while (true) {
     Socket c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));

@@ -1,5 +1,7 @@
 #include "query.hpp"
 
+#include "sockaddr.hpp"
+
 #include "dns_wire.hpp"
 #include "zone.hpp"
 
@@ -98,22 +100,10 @@ class Connector {
     }
     ++stats_.attempted;
     sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (a.v6) {
-      sockaddr_in6 sa{};
-      sa.sin6_family = AF_INET6;
-      sa.sin6_port = htons(port_);
-      std::memcpy(&sa.sin6_addr, a.bytes.data(), 16);
-      std::memcpy(&ss, &sa, sizeof sa);
-      len = sizeof sa;
-    } else {
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(port_);
-      std::memcpy(&sa.sin_addr, a.bytes.data(), 4);
-      std::memcpy(&ss, &sa, sizeof sa);
-      len = sizeof sa;
-    }
+    dnsguard::IpAddress ip;
+    ip.v6 = a.v6;
+    std::memcpy(ip.bytes.data(), a.bytes.data(), a.v6 ? 16 : 4);
+    const socklen_t len = to_sockaddr(ip, port_, ss);
     FdGuard fd{::socket(a.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
     if (fd.fd < 0) {
       ++stats_.other;

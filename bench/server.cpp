@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include "sockaddr.hpp"
 #include "zone.hpp"
 
 #include <arpa/inet.h>
@@ -41,45 +42,9 @@ std::string describe(const HostPort& hp) {
   return (hp.host.find(':') != std::string::npos ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
 }
 
-// Fills `ss` for host:port; returns the address length. `host` is what
-// parse_host_port produced, read back with the same parser.
-socklen_t make_sockaddr(const std::string& host, std::uint16_t port, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof ss);
-  const auto addr = dnsguard::parse_ip(host);
-  if (!addr) throw std::runtime_error("not an IP address: " + host);
-  if (!addr->v6) {
-    sockaddr_in v4{};
-    v4.sin_family = AF_INET;
-    v4.sin_port = htons(port);
-    std::memcpy(&v4.sin_addr, addr->bytes.data(), 4);
-    std::memcpy(&ss, &v4, sizeof v4);
-    return sizeof v4;
-  }
-  sockaddr_in6 v6{};
-  v6.sin6_family = AF_INET6;
-  v6.sin6_port = htons(port);
-  std::memcpy(&v6.sin6_addr, addr->bytes.data(), 16);
-  std::memcpy(&ss, &v6, sizeof v6);
-  return sizeof v6;
-}
-
-std::uint16_t bound_port(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
-  if (ss.ss_family == AF_INET) {
-    sockaddr_in v4{};
-    std::memcpy(&v4, &ss, sizeof v4);
-    return ntohs(v4.sin_port);
-  }
-  sockaddr_in6 v6{};
-  std::memcpy(&v6, &ss, sizeof v6);
-  return ntohs(v6.sin6_port);
-}
-
 Fd bind_udp(const std::string& host, std::uint16_t port) {
   sockaddr_storage ss{};
-  const socklen_t len = make_sockaddr(host, port, ss);
+  const socklen_t len = to_sockaddr(host, port, ss);
   Fd fd(::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (fd.fd < 0) throw std::runtime_error("udp socket for " + host + ": " + std::strerror(errno));
   const int one = 1;

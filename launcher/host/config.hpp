@@ -41,16 +41,21 @@ struct Entry {
 
 enum class LayerKind { base, workspace, flags };
 
-struct ConfigLayer {
-  LayerKind kind = LayerKind::base;
-  std::string origin;  // file path, "<built-in default>" or "command line"
+// Every key's entries, each with where it came from: one layer's, and the
+// merged result's.
+struct ConfigEntries {
   std::vector<Entry> ignore;
   std::vector<Entry> readonly;
   std::vector<Entry> domains;
   std::vector<Entry> extra_args;
   std::vector<Entry> dns_resolvers;
   std::vector<Entry> ca_certificates;
-  std::optional<Entry> connection_gate;  // "true" / "false"
+  std::optional<Entry> connection_gate;  // "true" / "false"; merged: the last trusted layer's
+};
+
+struct ConfigLayer : ConfigEntries {
+  LayerKind kind = LayerKind::base;
+  std::string origin;  // file path, "<built-in default>" or "command line"
 };
 
 // The keys a config file may have; anything else is an error.
@@ -68,14 +73,7 @@ struct MergeOptions {
   std::string trust_hint;  // the command that trusts this workspace, for the warning
 };
 
-struct MergedConfig {
-  std::vector<Entry> ignore;
-  std::vector<Entry> readonly;
-  std::vector<Entry> domains;
-  std::vector<Entry> extra_args;
-  std::vector<Entry> dns_resolvers;
-  std::vector<Entry> ca_certificates;
-  std::optional<Entry> connection_gate;  // the last trusted layer's
+struct MergedConfig : ConfigEntries {
   std::vector<std::string> warnings;  // printed once by the caller
 };
 

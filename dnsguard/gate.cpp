@@ -10,6 +10,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -35,6 +37,8 @@ namespace {
 // only pinned while data sits in the pipe.
 constexpr int kPipeSize = 1 << 18;
 constexpr std::size_t kSpliceChunk = kPipeSize;
+// Bytes one direction moves before it lets other work run (4 chunks).
+constexpr std::size_t kYieldAfter = 4 * kSpliceChunk;
 
 // A pipe: the kernel buffer splice() moves bytes through. Owns both ends.
 class Pipe {
@@ -76,7 +80,15 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
   const int in = from.native_handle();
   const int out = to.native_handle();
   bool failed = false;
+  std::size_t since_yield = 0;
   for (;;) {
+    // Fairness: the relay shares dnsguard's one thread with DNS. A fast
+    // sender would keep this loop busy for as long as data keeps coming;
+    // after a few chunks, let the other coroutines (queries) run.
+    if (since_yield >= kYieldAfter) {
+      since_yield = 0;
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
     const ssize_t n = ::splice(in, nullptr, pipe.write_end(), nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n == 0) break;  // EOF from `from`
     if (n < 0) {
@@ -92,6 +104,7 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
       failed = true;
       break;
     }
+    since_yield += static_cast<std::size_t>(n);
     for (ssize_t left = n; left > 0;) {
       const ssize_t m = ::splice(pipe.read_end(), nullptr, out, nullptr, static_cast<std::size_t>(left),
                                  SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

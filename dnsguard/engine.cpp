@@ -153,12 +153,18 @@ QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query
     case Verdict::deny:
       rc = static_cast<std::uint8_t>(config_.deny_rcode);
       ++counters_.denied;
-      if (log_.enabled(LogLevel::info)) {
+      if (decisions_ != nullptr || log_.enabled(LogLevel::info)) {
         bool printable = name_to_text(q.qname, q.text, q.text_len);
-        log_.event(LogLevel::info, "denied name=" +
-                                       (printable ? std::string(q.name()) : "<bad label bytes>") +
-                                       " type=" + std::to_string(q.qtype) +
-                                       " client=" + to_string(client));
+        // The exact record first: the log line below may be rate-limited.
+        if (decisions_ != nullptr)
+          decisions_->denied(printable ? q.name() : std::string_view("<bad label bytes>"), q.qtype,
+                             DecisionRecord::WallClock::now());
+        if (log_.enabled(LogLevel::info)) {
+          log_.event(LogLevel::info, "denied name=" +
+                                         (printable ? std::string(q.name()) : "<bad label bytes>") +
+                                         " type=" + std::to_string(q.qtype) +
+                                         " client=" + to_string(client));
+        }
       }
       return {Action::answer, build_error_response(query, q.question_end, q.edns, rc, out)};
     case Verdict::forward:

@@ -20,6 +20,7 @@
 #include "answer_cache.hpp"
 #include "answer_sink.hpp"
 #include "config.hpp"
+#include "decisions.hpp"
 #include "gate_bindings.hpp"
 #include "log.hpp"
 #include "message.hpp"
@@ -59,6 +60,9 @@ class QueryEngine final : public GateDecider {
   bool absorb(const WireName& qname, std::uint16_t qtype, std::span<const std::uint8_t> answer);
 
   const AllowList& allow_list() const noexcept { return allow_; }
+  // Where denied lookups are counted (exactly; the log is rate-limited).
+  // Not owned; null: not recorded.
+  void set_decisions(DecisionRecord* decisions) noexcept { decisions_ = decisions; }
 
   // GateDecider: `name` is allowed and resolved to `destination` through
   // dnsguard, and that answer still holds (the set holds the address).
@@ -96,6 +100,7 @@ class QueryEngine final : public GateDecider {
   AnswerSink& sink_;
   Logger& log_;
   Counters& counters_;
+  DecisionRecord* decisions_ = nullptr;
   AllowList allow_;
   AnswerCache cache_;
   ResponseAnalyzer analyzer_;

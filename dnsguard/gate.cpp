@@ -198,6 +198,10 @@ void Gate::refuse(tcp::socket& client, const IpEndpoint* destination, std::strin
   boost::system::error_code ignored;
   client.set_option(asio::socket_base::linger(true, 0), ignored);
   client.close(ignored);
+  if (decisions_ != nullptr) {
+    decisions_->gate_refused(name, destination != nullptr ? to_string(*destination) : std::string(), reason,
+                             DecisionRecord::WallClock::now());
+  }
   if (log_.enabled(LogLevel::info)) {
     std::string line = "gate refused";
     if (!name.empty()) line += " name=" + std::string(name);

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "decisions.hpp"
 #include "gate_bindings.hpp"
 #include "gate_parse.hpp"
 #include "ip.hpp"
@@ -60,6 +61,9 @@ class Gate {
   void stop() noexcept;
 
   const GateCounters& counters() const noexcept { return counters_; }
+  // Where refusals are counted exactly (the log line is rate-limited).
+  // Not owned; null: not recorded.
+  void set_decisions(DecisionRecord* decisions) noexcept { decisions_ = decisions; }
   std::size_t connections() const noexcept { return connections_; }
 
  private:
@@ -76,6 +80,7 @@ class Gate {
   GateDecider& decider_;
   Logger& log_;
   GateCounters counters_;
+  DecisionRecord* decisions_ = nullptr;
   std::list<boost::asio::ip::tcp::acceptor> acceptors_;
   std::size_t connections_ = 0;
   bool stopped_ = false;

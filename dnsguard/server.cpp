@@ -27,6 +27,8 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
     : io_(io),
       config_(config),
       log_(log),
+      decisions_file_(decisions_path_for(config.log_file)),
+      decisions_timer_(io),
       engine_(config, sink, log, counters_),
       upstreams_(io.get_executor(), config.upstreams, log, counters_),
       refresh_timer_(io),
@@ -34,6 +36,7 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
       udp_batch_(std::make_unique<UdpBatch>()),
       replies_(std::make_unique<Replies>()) {
   upstreams_.set_fast_receiver(this);
+  if (!decisions_file_.path().empty()) engine_.set_decisions(&decisions_);
 }
 
 Server::~Server() { stop(); }
@@ -67,6 +70,7 @@ void Server::start() {
     options.tls_ports.assign(config_.gate_tls_ports.begin(), config_.gate_tls_ports.end());
     options.http_ports.assign(config_.gate_http_ports.begin(), config_.gate_http_ports.end());
     gate_ = std::make_unique<Gate>(io_, std::move(options), engine_, log_);
+    if (!decisions_file_.path().empty()) gate_->set_decisions(&decisions_);
     gate_->start();
   }
   upstreams_.start();
@@ -74,6 +78,10 @@ void Server::start() {
   for (auto& acc : acceptors_) asio::co_spawn(io_, tcp_accept_loop(acc), asio::detached);
   if (config_.refresh_interval > 0 && !engine_.allow_list().exact_names().empty())
     asio::co_spawn(io_, refresh_loop(), asio::detached);
+  if (!decisions_file_.path().empty()) {
+    write_decisions(true);  // "nothing refused yet" is an answer the host can read
+    asio::co_spawn(io_, decisions_loop(), asio::detached);
+  }
   std::string where;
   for (const auto& ep : config_.listen) where += " " + to_string(ep);
   log_.always("dnsguard ready: listening on" + where);
@@ -90,9 +98,34 @@ std::string Server::counters_line() const {
   return line;
 }
 
+void Server::write_decisions(bool force) noexcept {
+  if (decisions_file_.path().empty()) return;
+  try {
+    std::string error;
+    if (!decisions_file_.write(decisions_, force, error)) log_.event(LogLevel::error, "decision record: " + error);
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("decision record: ") + e.what());
+  }
+}
+
+asio::awaitable<void> Server::decisions_loop() {
+  try {
+    while (!stopped_) {
+      decisions_timer_.expires_after(std::chrono::seconds(1));
+      auto [ec] = co_await decisions_timer_.async_wait(use_tuple);
+      if (ec || stopped_) co_return;
+      write_decisions(false);
+    }
+  } catch (const std::exception& e) {
+    log_.always(std::string("decision record loop stopped: ") + e.what());
+  }
+}
+
 void Server::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
+  write_decisions(true);  // the last word: exact counts up to the very end
+  decisions_timer_.cancel();
   boost::system::error_code ignored;
   for (auto& s : udp_sockets_) s.close(ignored);
   for (auto& a : acceptors_) a.close(ignored);

@@ -44,6 +44,8 @@ class Server final : private UpstreamPool::FastReceiver {
   const Counters& counters() const noexcept { return counters_; }
   // The counters as the log's "counters …" line (the gate's too, when on).
   std::string counters_line() const;
+  // Rewrites decisions.json when the record changed (`force`: anyway).
+  void write_decisions(bool force) noexcept;
 
  private:
   boost::asio::awaitable<void> udp_loop(boost::asio::ip::udp::socket& socket);
@@ -75,11 +77,17 @@ class Server final : private UpstreamPool::FastReceiver {
   boost::asio::awaitable<void> tcp_accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
   boost::asio::awaitable<void> tcp_connection(boost::asio::ip::tcp::socket socket);
   boost::asio::awaitable<void> refresh_loop();
+  // Rewrites the decision file once a second while it changes.
+  boost::asio::awaitable<void> decisions_loop();
 
   boost::asio::io_context& io_;
   const Config& config_;
   Logger& log_;
   Counters counters_;
+  // Declared before the engine and the gate, which hold pointers to it.
+  DecisionRecord decisions_;
+  DecisionFile decisions_file_;
+  boost::asio::steady_timer decisions_timer_;
   QueryEngine engine_;
   UpstreamPool upstreams_;
   std::list<boost::asio::ip::udp::socket> udp_sockets_;

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <utility>
 
+#include <yaml-cpp/yaml.h>
+
 namespace cagent::launcher::host {
 namespace {
 
@@ -86,31 +88,54 @@ std::vector<std::string> parse_denied_names(std::string_view log_text) {
 
 namespace {
 
-// "a ×2, b, +3 more": distinct entries, most frequent first.
-std::string ranked(const std::vector<std::string>& items, std::size_t max_items) {
-  std::map<std::string, std::size_t> counts;
-  std::vector<std::string> order;
-  for (const std::string& n : items) {
-    if (counts[n]++ == 0) order.push_back(n);
-  }
-  std::stable_sort(order.begin(), order.end(),
-                   [&](const std::string& a, const std::string& b) { return counts[a] > counts[b]; });
+// "a ×2, b, +3 more": distinct entries, most frequent first (stable:
+// equal counts keep their order). `unlisted`: counted entries whose names
+// the record did not keep (it is bounded), reported as "+N more lookups".
+std::string ranked(Decisions::Counted counted, std::size_t max_items, std::uint64_t unlisted = 0) {
+  std::stable_sort(counted.begin(), counted.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
   std::string s;
-  for (std::size_t i = 0; i < order.size() && i < max_items; ++i) {
+  for (std::size_t i = 0; i < counted.size() && i < max_items; ++i) {
     if (i > 0) s += ", ";
-    s += order[i];
-    if (counts[order[i]] > 1) s += " \xC3\x97" + std::to_string(counts[order[i]]);  // ×N
+    s += counted[i].first;
+    if (counted[i].second > 1) s += " \xC3\x97" + std::to_string(counted[i].second);  // ×N
   }
-  if (order.size() > max_items) s += ", +" + std::to_string(order.size() - max_items) + " more";
+  if (counted.size() > max_items) s += ", +" + std::to_string(counted.size() - max_items) + " more";
+  if (unlisted > 0) s += ", +" + std::to_string(unlisted) + " more not listed";
   return s;
+}
+
+std::string ranked(const std::vector<std::string>& items, std::size_t max_items) {
+  std::map<std::string, std::size_t> index;
+  Decisions::Counted counted;
+  for (const std::string& n : items) {
+    auto [it, added] = index.emplace(n, counted.size());
+    if (added) counted.emplace_back(n, 0);
+    ++counted[it->second].second;
+  }
+  return ranked(std::move(counted), max_items);
+}
+
+std::string blocked_line(std::uint64_t total, const std::string& listing) {
+  return "blocked " + std::to_string(total) + (total == 1 ? " lookup: " : " lookups: ") + listing +
+         " \xE2\x80\x94 add to domains in .cagent.yaml to allow";  // em dash
+}
+
+std::string refused_line(std::uint64_t total, const std::string& listing) {
+  return "the connection gate refused " + std::to_string(total) +
+         (total == 1 ? " connection: " : " connections: ") + listing +
+         " \xE2\x80\x94 TLS/HTTP to a name that did not resolve to that address (details: dnsguard.log)";
+}
+
+bool is_reserved_probe(std::string_view name) {
+  return name.size() >= 8 && name.compare(name.size() - 8, 8, ".invalid") == 0;
 }
 
 }  // namespace
 
 std::string summarize_blocked(const std::vector<std::string>& names, std::size_t max_names) {
   if (names.empty()) return {};
-  return "blocked " + std::to_string(names.size()) + (names.size() == 1 ? " lookup: " : " lookups: ") +
-         ranked(names, max_names) + " \xE2\x80\x94 add to domains in .cagent.yaml to allow";  // em dash
+  return blocked_line(names.size(), ranked(names, max_names));
 }
 
 std::vector<std::string> parse_gate_refusals(std::string_view log_text) {
@@ -138,9 +163,60 @@ std::vector<std::string> parse_gate_refusals(std::string_view log_text) {
 
 std::string summarize_gate_refusals(const std::vector<std::string>& targets, std::size_t max_items) {
   if (targets.empty()) return {};
-  return "the connection gate refused " + std::to_string(targets.size()) +
-         (targets.size() == 1 ? " connection: " : " connections: ") + ranked(targets, max_items) +
-         " \xE2\x80\x94 TLS/HTTP to a name that did not resolve to that address (details: dnsguard.log)";
+  return refused_line(targets.size(), ranked(targets, max_items));
+}
+
+std::optional<Decisions> parse_decisions(std::string_view json) {
+  // JSON is YAML's flow style: yaml-cpp (already the config's parser) reads
+  // it. The file is dnsguard's, in a directory only dnsguard's uid could
+  // write during the session; still, anything unexpected means "no record"
+  // (the caller falls back to the log), never a crash.
+  try {
+    const YAML::Node root = YAML::Load(std::string(json));
+    if (!root.IsMap() || root["version"].as<int>(0) != 1) return std::nullopt;
+    Decisions d;
+    d.denied_total = root["denied_total"].as<std::uint64_t>();
+    std::map<std::string, std::size_t> index;  // types merged under one name
+    for (const YAML::Node& e : root["denied"]) {
+      std::string name = e["name"].as<std::string>();
+      const auto count = e["count"].as<std::uint64_t>();
+      if (is_reserved_probe(name)) {
+        d.denied_total -= std::min(d.denied_total, count);
+        continue;
+      }
+      auto [it, added] = index.emplace(name, d.denied.size());
+      if (added) d.denied.emplace_back(std::move(name), 0);
+      d.denied[it->second].second += count;
+    }
+    d.refused_total = root["gate_refused_total"].as<std::uint64_t>();
+    index.clear();
+    for (const YAML::Node& e : root["gate_refused"]) {
+      std::string target = e["name"].as<std::string>();
+      if (target.empty()) target = e["dst"].as<std::string>();
+      if (target.empty()) target = "(no name)";
+      auto [it, added] = index.emplace(target, d.refused.size());
+      if (added) d.refused.emplace_back(std::move(target), 0);
+      d.refused[it->second].second += e["count"].as<std::uint64_t>();
+    }
+    return d;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::string exact_blocked_summary(const Decisions& d, std::size_t max_names) {
+  if (d.denied_total == 0) return {};
+  std::uint64_t listed = 0;
+  for (const auto& [name, count] : d.denied) listed += count;
+  return blocked_line(d.denied_total, ranked(d.denied, max_names, d.denied_total - std::min(listed, d.denied_total)));
+}
+
+std::string exact_gate_summary(const Decisions& d, std::size_t max_items) {
+  if (d.refused_total == 0) return {};
+  std::uint64_t listed = 0;
+  for (const auto& [target, count] : d.refused) listed += count;
+  return refused_line(d.refused_total,
+                      ranked(d.refused, max_items, d.refused_total - std::min(listed, d.refused_total)));
 }
 
 }  // namespace cagent::launcher::host

@@ -477,9 +477,20 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
 
 int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io) {
   try {
-    const std::string log = read_file(log_dir / "dnsguard.log");
-    for (const std::string& line : {summarize_blocked(parse_denied_names(log)),
-                                    summarize_gate_refusals(parse_gate_refusals(log))}) {
+    // Exact counts from dnsguard's decision record; the human log (rate-
+    // limited, so it may undercount) only for a cage that wrote none.
+    std::optional<Decisions> decisions;
+    std::error_code ec;
+    if (std::filesystem::exists(log_dir / "decisions.json", ec))
+      decisions = parse_decisions(read_file(log_dir / "decisions.json"));
+    std::vector<std::string> lines;
+    if (decisions) {
+      lines = {exact_blocked_summary(*decisions), exact_gate_summary(*decisions)};
+    } else {
+      const std::string log = read_file(log_dir / "dnsguard.log");
+      lines = {summarize_blocked(parse_denied_names(log)), summarize_gate_refusals(parse_gate_refusals(log))};
+    }
+    for (const std::string& line : lines) {
       if (!line.empty()) io.err << "cagent: " << printable(line) << "\n";
     }
   } catch (const std::exception&) {

@@ -48,3 +48,46 @@ TEST_CASE("gate refusals: from dnsguard's lines to one summary line") {
   // Denied lookups are still counted on their own line, not as refusals.
   CHECK(parse_denied_names(log) == std::vector<std::string>{"evil.test"});
 }
+
+TEST_CASE("exact summary from the decision record: types merged, probe left out, unlisted counted") {
+  std::string json =
+      "{\"version\":1,\"updated\":1800000010,\"denied_total\":311,\"denied_unlisted\":5,\"denied\":["
+      "{\"name\":\"pypi.org\",\"type\":1,\"count\":200,\"first\":1,\"last\":2},"
+      "{\"name\":\"cagent-probe.invalid\",\"type\":1,\"count\":1,\"first\":1,\"last\":1},"
+      "{\"name\":\"example.net\",\"type\":1,\"count\":3,\"first\":1,\"last\":2},"
+      "{\"name\":\"pypi.org\",\"type\":28,\"count\":100,\"first\":1,\"last\":2},"
+      "{\"name\":\"a\\\"b\",\"type\":1,\"count\":2,\"first\":1,\"last\":2}],"
+      "\"gate_refused_total\":3,\"gate_refused_unlisted\":0,\"gate_refused\":["
+      "{\"name\":\"b.example\",\"dst\":\"\",\"reason\":\"not bound\",\"count\":2,\"first\":1,\"last\":1},"
+      "{\"name\":\"\",\"dst\":\"192.0.2.1:443\",\"reason\":\"no SNI\",\"count\":1,\"first\":1,\"last\":1}]}\n";
+  const auto d = parse_decisions(json);
+  REQUIRE(d);
+  CHECK(d->denied_total == 310);
+  CHECK(exact_blocked_summary(*d) == "blocked 310 lookups: pypi.org \xC3\x97" "300, example.net \xC3\x97" "3, a\"b \xC3\x97" "2, +5 more not listed"
+                                 " \xE2\x80\x94 add to domains in .cagent.yaml to allow");
+  CHECK(exact_gate_summary(*d) ==
+        "the connection gate refused 3 connections: b.example \xC3\x97" "2, 192.0.2.1:443 \xE2\x80\x94 TLS/HTTP to a "
+        "name that did not resolve to that address (details: dnsguard.log)");
+}
+
+TEST_CASE("exact summary: hundreds of distinct names are all counted, nothing when nothing was refused") {
+  std::string json = "{\"version\":1,\"updated\":1,\"denied_total\":300,\"denied_unlisted\":0,\"denied\":[";
+  for (int i = 0; i < 300; ++i)
+    json += std::string(i ? "," : "") + "{\"name\":\"n" + std::to_string(i) + ".example\",\"type\":1,\"count\":1,\"first\":1,\"last\":1}";
+  json += "],\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[]}";
+  const auto d = parse_decisions(json);
+  REQUIRE(d);
+  CHECK(exact_blocked_summary(*d, 2).rfind("blocked 300 lookups: n0.example, n1.example, +298 more \xE2\x80\x94", 0) == 0);
+  CHECK(exact_gate_summary(*d).empty());
+  const auto none = parse_decisions("{\"version\":1,\"updated\":1,\"denied_total\":0,\"denied_unlisted\":0,\"denied\":[],"
+                                    "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[]}");
+  REQUIRE(none);
+  CHECK(exact_blocked_summary(*none).empty());
+}
+
+TEST_CASE("a decision record that cannot be read means: fall back to the log") {
+  CHECK(!parse_decisions(""));
+  CHECK(!parse_decisions("{\"version\":2}"));
+  CHECK(!parse_decisions("{\"version\":1,\"denied_total\":\"x\"}"));
+  CHECK(!parse_decisions("{\"version\":1,"));
+}

@@ -1,0 +1,207 @@
+#include "decisions.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace cagent::dnsguard {
+namespace {
+
+std::int64_t unix_seconds(DecisionRecord::WallClock::time_point t) noexcept {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20 || c >= 0x7f) {
+      // Names are checked label bytes, but the record never trusts that:
+      // anything outside printable ASCII is escaped, so the file stays JSON.
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+}
+
+void append_times(std::string& out, const DecisionRecord::Entry& e) {
+  out += ",\"count\":" + std::to_string(e.count) + ",\"first\":" + std::to_string(e.first) +
+         ",\"last\":" + std::to_string(e.last) + "}";
+}
+
+using Sorted = std::vector<std::pair<std::string_view, const DecisionRecord::Entry*>>;
+
+template <typename Table>
+Sorted sorted(const Table& table) {
+  Sorted v;
+  v.reserve(table.size());
+  for (const auto& [k, e] : table) v.emplace_back(k, &e);
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+    if (a.second->count != b.second->count) return a.second->count > b.second->count;
+    return a.first < b.first;
+  });
+  return v;
+}
+
+constexpr char kSep = '\x1f';
+
+}  // namespace
+
+void DecisionRecord::bump(Entry& e, std::int64_t t) noexcept {
+  if (e.count++ == 0) e.first = t;
+  e.last = std::max(e.last, t);
+}
+
+void DecisionRecord::denied(std::string_view name, std::uint16_t qtype, WallClock::time_point now) noexcept {
+  ++denied_total_;
+  dirty_ = true;
+  // The key is built on the stack: a repeated denial costs one hash lookup.
+  std::array<char, 256 + 8> key{};
+  std::size_t n = std::min(name.size(), std::size_t{255});
+  for (std::size_t i = 0; i < n; ++i) {
+    char c = name[i];
+    key[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  if (n > 0 && key[n - 1] == '.') --n;
+  key[n++] = '/';
+  const std::string type = std::to_string(qtype);  // ≤ 5 chars: SSO, no allocation
+  for (char c : type) key[n++] = c;
+  const std::string_view k(key.data(), n);
+  const std::int64_t t = unix_seconds(now);
+  if (auto it = denied_.find(k); it != denied_.end()) {
+    bump(it->second, t);
+    return;
+  }
+  if (denied_.size() >= limits_.max_denied) {
+    ++denied_unlisted_;
+    return;
+  }
+  try {
+    bump(denied_.emplace(std::string(k), Entry{}).first->second, t);
+  } catch (...) {
+    ++denied_unlisted_;  // out of memory: still counted in the total
+  }
+}
+
+void DecisionRecord::gate_refused(std::string_view name, std::string_view destination, std::string_view reason,
+                                  WallClock::time_point now) noexcept {
+  ++refused_total_;
+  dirty_ = true;
+  const std::int64_t t = unix_seconds(now);
+  try {
+    // Per connection, not per packet: building the key may allocate.
+    std::string key;
+    key.reserve(name.size() + destination.size() + reason.size() + 2);
+    key.append(name.substr(0, 255)).push_back(kSep);
+    // With a name, the destination is left out of the key: one line per
+    // name and reason, whichever of its addresses was tried.
+    if (name.empty()) key.append(destination.substr(0, 64));
+    key.push_back(kSep);
+    key.append(reason.substr(0, 128));
+    if (auto it = refused_.find(key); it != refused_.end()) {
+      bump(it->second, t);
+      return;
+    }
+    if (refused_.size() >= limits_.max_refused) {
+      ++refused_unlisted_;
+      return;
+    }
+    bump(refused_.emplace(std::move(key), Entry{}).first->second, t);
+  } catch (...) {
+    ++refused_unlisted_;
+  }
+}
+
+std::uint64_t DecisionRecord::denied_count(std::string_view name, std::uint16_t qtype) const {
+  auto it = denied_.find(std::string(name) + "/" + std::to_string(qtype));
+  return it == denied_.end() ? 0 : it->second.count;
+}
+
+std::string DecisionRecord::to_json(WallClock::time_point now) const {
+  std::string out = "{\"version\":1,\"updated\":" + std::to_string(unix_seconds(now));
+  out += ",\"denied_total\":" + std::to_string(denied_total_) +
+         ",\"denied_unlisted\":" + std::to_string(denied_unlisted_) + ",\"denied\":[";
+  bool first = true;
+  for (const auto& [key, e] : sorted(denied_)) {
+    const std::size_t slash = key.rfind('/');
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"name\":";
+    append_json_string(out, key.substr(0, slash));
+    out += ",\"type\":";
+    out += key.substr(slash + 1);
+    append_times(out, *e);
+  }
+  out += "],\"gate_refused_total\":" + std::to_string(refused_total_) +
+         ",\"gate_refused_unlisted\":" + std::to_string(refused_unlisted_) + ",\"gate_refused\":[";
+  first = true;
+  for (const auto& [key, e] : sorted(refused_)) {
+    const std::size_t a = key.find(kSep);
+    const std::size_t b = key.find(kSep, a + 1);
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"name\":";
+    append_json_string(out, key.substr(0, a));
+    out += ",\"dst\":";
+    append_json_string(out, key.substr(a + 1, b - a - 1));
+    out += ",\"reason\":";
+    append_json_string(out, key.substr(b + 1));
+    append_times(out, *e);
+  }
+  out += "]}\n";
+  return out;
+}
+
+bool DecisionFile::write(DecisionRecord& record, bool force, std::string& error) const {
+  if (!force && !record.dirty()) return true;
+  const std::string text = record.to_json(DecisionRecord::WallClock::now());
+  const std::string tmp = path_.string() + ".tmp";
+  // O_NOFOLLOW|O_EXCL after unlinking: only dnsguard can write this
+  // directory, but never follow a link placed there anyway.
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = "open " + tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      error = "write " + tmp + ": " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    error = "rename " + tmp + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  record.mark_written();
+  return true;
+}
+
+std::filesystem::path decisions_path_for(const std::string& log_file) {
+  if (log_file.empty()) return {};
+  return std::filesystem::path(log_file).parent_path() / "decisions.json";
+}
+
+}  // namespace cagent::dnsguard

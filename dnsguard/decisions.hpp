@@ -1,0 +1,108 @@
+#pragma once
+// DecisionRecord: the exact, structured record of what dnsguard refused —
+// denied lookups (name, type, count, first/last time) and the connection
+// gate's refusals (name or destination, reason, count, first/last time).
+// The human log is rate-limited so a flood cannot fill the disk; this record
+// is never rate-limited, and stays bounded instead by counting: each distinct
+// (name, type) gets one entry, up to Limits; past that, lookups still count
+// in the totals (and in `*_unlisted`), so totals are exact whatever the agent
+// does, and memory and file size stay fixed.
+//
+//   engine deny path ──denied()──▶ record ──to_json()──▶ decisions.json
+//   gate refusal     ──gate_refused()──┘     (DecisionFile: atomic rewrite,
+//                                              at most once a second, and at exit)
+//
+// The file lives next to dnsguard's log, in the session's log directory,
+// which cage-init gives to dnsguard's uid (mode 0755): the agent can read it
+// and the host reads it during and after the session, but only dnsguard can
+// write it.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace cagent::dnsguard {
+
+class DecisionRecord {
+ public:
+  using WallClock = std::chrono::system_clock;
+  struct Limits {
+    std::size_t max_denied = 4096;   // distinct (name, type) entries
+    std::size_t max_refused = 1024;  // distinct (target, reason) entries of the gate
+  };
+  struct Entry {
+    std::uint64_t count = 0;
+    std::int64_t first = 0;  // unix seconds
+    std::int64_t last = 0;
+  };
+
+  DecisionRecord() : DecisionRecord(Limits{}) {}
+  explicit DecisionRecord(Limits limits) : limits_(limits) {}
+
+  // A denied lookup. `name` as the client sent it (case is folded here);
+  // no allocation unless this (name, type) is new and the table has room.
+  void denied(std::string_view name, std::uint16_t qtype, WallClock::time_point now) noexcept;
+  // A connection the gate refused: `name` the client asked for (may be
+  // empty), `destination` the address:port, `reason` the gate's reason.
+  void gate_refused(std::string_view name, std::string_view destination, std::string_view reason,
+                    WallClock::time_point now) noexcept;
+
+  std::uint64_t denied_total() const noexcept { return denied_total_; }
+  std::uint64_t denied_unlisted() const noexcept { return denied_unlisted_; }
+  std::size_t denied_entries() const noexcept { return denied_.size(); }
+  std::uint64_t refused_total() const noexcept { return refused_total_; }
+  std::uint64_t refused_unlisted() const noexcept { return refused_unlisted_; }
+  std::size_t refused_entries() const noexcept { return refused_.size(); }
+  // The count for one (name, type), 0 when not listed (tests, diagnostics).
+  std::uint64_t denied_count(std::string_view name, std::uint16_t qtype) const;
+
+  // Changed since the last mark_written().
+  bool dirty() const noexcept { return dirty_; }
+  void mark_written() noexcept { dirty_ = false; }
+
+  // One JSON object (see dnsguard/README.md, "Decision record"); entries
+  // sorted by count, then name, so the file is stable between rewrites.
+  std::string to_json(WallClock::time_point now) const;
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  using Table = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
+  static void bump(Entry& e, std::int64_t t) noexcept;
+
+  Limits limits_;
+  // Keys: "<lowercase name>/<type>" and "<target>\x1f<destination>\x1f<reason>".
+  Table denied_;
+  Table refused_;
+  std::uint64_t denied_total_ = 0;
+  std::uint64_t denied_unlisted_ = 0;
+  std::uint64_t refused_total_ = 0;
+  std::uint64_t refused_unlisted_ = 0;
+  bool dirty_ = true;  // an empty record is still worth one file: "nothing refused"
+};
+
+// Writes a DecisionRecord to `path` by replacing the file atomically (write
+// a temporary next to it, fsync-free rename): a reader never sees half a file.
+class DecisionFile {
+ public:
+  explicit DecisionFile(std::filesystem::path path) : path_(std::move(path)) {}
+  // Writes when the record changed (or `force`); false (errno kept in the
+  // message) when the write failed — the caller logs it, nothing else stops.
+  bool write(DecisionRecord& record, bool force, std::string& error) const;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// decisions.json next to `log_file` ("" when dnsguard logs to stderr: then
+// there is no session directory to write it to).
+std::filesystem::path decisions_path_for(const std::string& log_file);
+
+}  // namespace cagent::dnsguard

@@ -1,0 +1,91 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+
+#include "decisions.hpp"
+
+using namespace cagent::dnsguard;
+using namespace std::chrono_literals;
+
+namespace {
+const DecisionRecord::WallClock::time_point kT0{std::chrono::seconds(1'800'000'000)};
+}
+
+TEST_CASE("decision record: denied lookups are counted per name and type, case folded") {
+  DecisionRecord r;
+  r.denied("PyPI.org", 1, kT0);
+  r.denied("pypi.org.", 1, kT0 + 5s);
+  r.denied("pypi.org", 28, kT0 + 7s);
+  CHECK(r.denied_total() == 3);
+  CHECK(r.denied_entries() == 2);
+  CHECK(r.denied_count("pypi.org", 1) == 2);
+  CHECK(r.denied_count("pypi.org", 28) == 1);
+  CHECK(r.to_json(kT0 + 10s) ==
+        "{\"version\":1,\"updated\":1800000010,\"denied_total\":3,\"denied_unlisted\":0,\"denied\":["
+        "{\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005},"
+        "{\"name\":\"pypi.org\",\"type\":28,\"count\":1,\"first\":1800000007,\"last\":1800000007}],"
+        "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[]}\n");
+}
+
+TEST_CASE("decision record: exact totals past the bound, memory stays bounded") {
+  DecisionRecord r(DecisionRecord::Limits{.max_denied = 100, .max_refused = 2});
+  for (int i = 0; i < 300; ++i) r.denied("n" + std::to_string(i) + ".example", 1, kT0);
+  for (int i = 0; i < 300; ++i) r.denied("n0.example", 1, kT0);  // listed: still counted there
+  CHECK(r.denied_total() == 600);
+  CHECK(r.denied_entries() == 100);
+  CHECK(r.denied_unlisted() == 200);
+  CHECK(r.denied_count("n0.example", 1) == 301);
+  for (int i = 0; i < 5; ++i) r.gate_refused("", "192.0.2." + std::to_string(i) + ":443", "no name", kT0);
+  CHECK(r.refused_total() == 5);
+  CHECK(r.refused_entries() == 2);
+  CHECK(r.refused_unlisted() == 3);
+}
+
+TEST_CASE("decision record: gate refusals keyed by name (or destination) and reason") {
+  DecisionRecord r;
+  r.gate_refused("b.example", "192.0.2.1:443", "name not bound to destination", kT0);
+  r.gate_refused("b.example", "192.0.2.2:443", "name not bound to destination", kT0 + 1s);
+  r.gate_refused("", "[2001:db8::1]:80", "no \"Host\"", kT0 + 2s);
+  CHECK(r.refused_total() == 3);
+  const std::string j = r.to_json(kT0);
+  CHECK(j.find("{\"name\":\"b.example\",\"dst\":\"\",\"reason\":\"name not bound to destination\",\"count\":2,"
+               "\"first\":1800000000,\"last\":1800000001}") != std::string::npos);
+  CHECK(j.find("{\"name\":\"\",\"dst\":\"[2001:db8::1]:80\",\"reason\":\"no \\\"Host\\\"\",\"count\":1,") !=
+        std::string::npos);
+}
+
+TEST_CASE("decision record: JSON escapes whatever bytes a name holds") {
+  DecisionRecord r;
+  r.denied(std::string_view("a\"b\\c\x01\xff", 7), 16, kT0);
+  CHECK(r.to_json(kT0).find("\"name\":\"a\\\"b\\\\c\\u0001\\u00ff\"") != std::string::npos);
+}
+
+TEST_CASE("decision file: rewritten only when changed, atomically, next to the log") {
+  CHECK(decisions_path_for("/var/log/cagent/dnsguard.log") == "/var/log/cagent/decisions.json");
+  CHECK(decisions_path_for("").empty());
+  const auto dir = std::filesystem::temp_directory_path() / ("dg-decisions-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  DecisionFile file(dir / "decisions.json");
+  DecisionRecord r;
+  std::string error;
+  REQUIRE(file.write(r, false, error));  // a new record is dirty: "nothing refused" gets written
+  CHECK(!r.dirty());
+  std::filesystem::remove(file.path());
+  REQUIRE(file.write(r, false, error));  // unchanged: not rewritten
+  CHECK(!std::filesystem::exists(file.path()));
+  r.denied("x.example", 1, kT0);
+  REQUIRE(file.write(r, false, error));
+  std::ifstream in(file.path());
+  std::stringstream text;
+  text << in.rdbuf();
+  CHECK(text.str().find("\"denied_total\":1,") != std::string::npos);
+  CHECK(!std::filesystem::exists(dir / "decisions.json.tmp"));
+  DecisionFile nowhere(dir / "missing" / "decisions.json");
+  CHECK(!nowhere.write(r, true, error));
+  CHECK(error.find("missing") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}

@@ -134,7 +134,7 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
       throw ConfigError(pos_of(origin, key_node.Mark()),
                         "unknown key '" + key +
                             "' (known: ignore, readonly, domains, extra_args, dns_resolvers, "
-                            "ca_certificates, connection_gate)");
+                            "ca_certificates, connection_gate, image_packages)");
     }
     if (key == "connection_gate") {
       const YAML::Node& v = kv.second;
@@ -155,6 +155,8 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
       layer.extra_args = std::move(values);
     } else if (key == "dns_resolvers") {
       layer.dns_resolvers = std::move(values);
+    } else if (key == "image_packages") {
+      layer.image_packages = std::move(values);
     } else {
       layer.ca_certificates = std::move(values);
     }
@@ -177,11 +179,16 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
       //                    choosing decides every allowed name's address;
       //   ca_certificates  whom every TLS client in the cage (and the image
       //                    build) believes: a repo CA makes interception silent.
+      //   image_packages   each package's maintainer scripts run as root in
+      //                    the image build, and what they install is in every
+      //                    later cage: a repo could pick any archive package.
       // The machine's resolvers and CAs belong in the global config.
       std::vector<std::string> dropped;
       if (!layer.extra_args.empty()) dropped.push_back("extra_args (docker arguments can escape the cage)");
       if (!layer.dns_resolvers.empty()) dropped.push_back("dns_resolvers (they decide what every name resolves to)");
       if (!layer.ca_certificates.empty()) dropped.push_back("ca_certificates (they decide which TLS peers are believed)");
+      if (!layer.image_packages.empty())
+        dropped.push_back("image_packages (their install scripts run as root in the image build)");
       //   connection_gate  off, every site on an allowed address is reachable.
       if (layer.connection_gate && layer.connection_gate->value == "false")
         dropped.push_back("connection_gate: false (it opens every site on an allowed address)");
@@ -202,6 +209,7 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
     append(m.dns_resolvers, layer.dns_resolvers);
     append(m.ca_certificates, layer.ca_certificates);
     append(m.extra_args, layer.extra_args);
+    append(m.image_packages, layer.image_packages);
     if (layer.connection_gate) m.connection_gate = layer.connection_gate;
   }
   const auto identity = [](const std::string& v) { return v; };
@@ -214,6 +222,7 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
   });
   m.dns_resolvers = dedupe(m.dns_resolvers, identity);
   m.ca_certificates = dedupe(m.ca_certificates, identity);
+  m.image_packages = dedupe(m.image_packages, identity);
   return m;
 }
 
@@ -250,6 +259,24 @@ std::string normalize_domain(std::string_view name) {
     start = dot + 1;
   }
   return n;
+}
+
+void check_package_name(std::string_view name) {
+  if (name.size() < 2) throw PatternError("a Debian package name has at least two characters");
+  const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(name.front())) {
+    // Also what keeps "-o..." or "--allow-unauthenticated" from becoming apt options.
+    throw PatternError("a Debian package name starts with a lowercase letter or a digit");
+  }
+  for (char c : name) {
+    if (alnum(c) || c == '+' || c == '-' || c == '.') continue;
+    if (c >= 'A' && c <= 'Z') throw PatternError("Debian package names are lowercase");
+    if (c == '=' || c == ':' || c == '/') {
+      throw PatternError(std::string("'") + c + "': a name only, no version, architecture or release");
+    }
+    if (c == ' ' || c == '\t') throw PatternError("one package per entry");
+    throw PatternError(std::string("invalid character '") + c + "' (allowed: a-z 0-9 + - .)");
+  }
 }
 
 std::string normalize_resolver(std::string_view text) {
@@ -329,6 +356,15 @@ Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
     }
     c.ca_certificates.push_back(CaSource{p, false, e.pos});
   }
+  for (const Entry& e : merged.image_packages) {
+    try {
+      check_package_name(e.value);
+    } catch (const PatternError& err) {
+      throw ConfigError(e.pos, "bad image_packages entry '" + e.value + "': " + err.what());
+    }
+    c.image_packages.push_back(e.value);
+  }
+  std::sort(c.image_packages.begin(), c.image_packages.end());
   return c;
 }
 
@@ -341,6 +377,7 @@ std::string render_config(const MergedConfig& merged) {
   emit_list(out, "extra_args", merged.extra_args);
   emit_list(out, "dns_resolvers", merged.dns_resolvers);
   emit_list(out, "ca_certificates", merged.ca_certificates);
+  emit_list(out, "image_packages", merged.image_packages);
   out << YAML::Key << "connection_gate" << YAML::Value;
   if (merged.connection_gate) {
     out << merged.connection_gate->value << YAML::Comment(merged.connection_gate->pos.str());

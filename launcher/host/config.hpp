@@ -50,6 +50,7 @@ struct ConfigEntries {
   std::vector<Entry> extra_args;
   std::vector<Entry> dns_resolvers;
   std::vector<Entry> ca_certificates;
+  std::vector<Entry> image_packages;     // extra Debian packages for the image
   std::optional<Entry> connection_gate;  // "true" / "false"; merged: the last trusted layer's
 };
 
@@ -60,7 +61,8 @@ struct ConfigLayer : ConfigEntries {
 
 // The keys a config file may have; anything else is an error.
 inline constexpr std::string_view kConfigKeys[] = {"ignore",        "readonly",        "domains",        "extra_args",
-                                                   "dns_resolvers", "ca_certificates", "connection_gate"};
+                                                   "dns_resolvers", "ca_certificates", "connection_gate",
+                                                   "image_packages"};
 
 // Parses one YAML document. An empty file is an empty layer. Throws ConfigError.
 ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind);
@@ -96,6 +98,11 @@ struct Config {
   // TLS and HTTP reach an allowed address only for the names that resolved
   // to it (issue 12). Turning it off is trusted config only.
   bool connection_gate = true;
+  // Extra Debian packages installed into the image (a build arg, so the
+  // image's context hash covers them): sorted and deduplicated, so one set
+  // names one image whatever the order it was written in. Trusted config
+  // only: their maintainer scripts run as root during the build.
+  std::vector<std::string> image_packages;
 };
 
 // Throws ConfigError naming the first bad entry; an empty domain list is an error.
@@ -104,6 +111,12 @@ Config validate(const MergedConfig& merged, const std::filesystem::path& home);
 // Domain pattern check shared with the flags: exact name or "*.suffix".
 // Returns the normalized form or throws PatternError with the reason.
 std::string normalize_domain(std::string_view name);
+
+// A Debian package name (Policy 5.6.1): lowercase letters, digits, '+', '-'
+// and '.', at least two characters, starting with a letter or digit. No
+// versions, architectures or apt options: the name reaches `apt-get install`
+// in the build. Throws PatternError with the reason.
+void check_package_name(std::string_view name);
 
 // Upstream resolver: "IP", "IP:port", "[IPv6]:port"; normalized with the port.
 std::string normalize_resolver(std::string_view text);

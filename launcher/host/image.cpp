@@ -166,6 +166,14 @@ BuildArgs default_build_args(const std::optional<std::string>& base, const std::
           {"AGENT_NPM_PACKAGES", npm ? *npm : kDefaultNpmPackages}};
 }
 
+BuildArgs with_extra_packages(BuildArgs args, const std::vector<std::string>& packages) {
+  if (packages.empty()) return args;
+  std::string list;
+  for (const std::string& p : packages) list += (list.empty() ? "" : " ") + p;
+  args.emplace_back("EXTRA_PACKAGES", std::move(list));
+  return args;
+}
+
 std::string context_hash(const fs::path& root, const std::vector<std::string>& files,
                          const BuildArgs& args, std::string_view ca_pem) {
   Sha256 h;
@@ -220,6 +228,67 @@ std::optional<std::string> inspect_image_hash(ProcessRunner& runner, const std::
   return trim(std::string_view(r.output).substr(0, r.output.find('\n')));
 }
 
+std::string base_tag(const std::string& image) {
+  // A ':' after the last '/' starts the tag (a registry host may have a port).
+  const std::size_t slash = image.rfind('/');
+  const std::size_t colon = image.rfind(':');
+  const bool tagged = colon != std::string::npos && (slash == std::string::npos || colon > slash);
+  return tagged ? image + "-base" : image + ":latest-base";
+}
+
+std::string user_layer_hash(std::string_view base_hash, std::string_view dockerfile) {
+  Sha256 h;
+  const auto field = [&h](std::string_view tag, std::string_view value) {
+    h.update(tag);
+    h.update(std::to_string(value.size()));
+    h.update(":");
+    h.update(value);
+  };
+  field("v", "cagent-user-layer-1");
+  field("base", base_hash);
+  field("dockerfile", dockerfile);
+  return h.hex_digest();
+}
+
+namespace {
+
+// Removes a private build directory however the build ends.
+struct RemoveDir {
+  fs::path dir;
+  explicit RemoveDir(fs::path d) : dir(std::move(d)) {}
+  RemoveDir(const RemoveDir&) = delete;
+  RemoveDir& operator=(const RemoveDir&) = delete;
+  ~RemoveDir() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+void run_build(ProcessRunner& runner, const std::vector<std::string>& argv, const fs::path& log) {
+  RunOptions opts;
+  opts.output = RunOptions::Output::file;
+  opts.file = log;
+  opts.merge_stderr = true;
+  const RunResult r = runner.run(argv, opts);
+  if (r.status != 0) {
+    throw DockerError("image build failed (exit " + std::to_string(r.status) + "); full log: " +
+                      log.string() + "; last lines:" + tail_lines(log, 15));
+  }
+}
+
+// The image each rebuild replaced is now untagged; without this every
+// rebuild would leave another ~2 GB behind. Only dangling images that carry
+// our label go, and Docker keeps any that a running cage still uses. Best
+// effort: a failure here costs disk space, not correctness.
+void prune_replaced(ProcessRunner& runner) {
+  RunOptions quiet;
+  quiet.output = RunOptions::Output::discard;
+  quiet.discard_stderr = true;
+  runner.run({"docker", "image", "prune", "--force", "--filter", "label=" + std::string(kHashLabel)}, quiet);
+}
+
+}  // namespace
+
 void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostream& err) {
   const std::optional<std::string> current = inspect_image_hash(runner, request.image);
   if (current && !request.check_for_update) return;
@@ -235,44 +304,43 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
   }
   const std::vector<std::string> files = context_files(*request.context);
   const std::string hash = context_hash(*request.context, files, request.build_args, request.ca_pem);
-  if (current && *current == hash) return;
+  const bool layered = request.user_dockerfile.has_value();
+  const std::string wanted = layered ? user_layer_hash(hash, *request.user_dockerfile) : hash;
+  if (current && *current == wanted) return;
+
+  // The context's image: the final one, or the base of the user's layer.
+  const std::string context_image = layered ? base_tag(request.image) : request.image;
+  const std::optional<std::string> context_current =
+      layered ? inspect_image_hash(runner, context_image) : current;
 
   fs::create_directories(request.log_dir);
   const std::string stamp = random_hex(4);
   const fs::path log = request.log_dir / ("build-" + stamp + ".log");
-  const fs::path copy = request.work_dir / ("context-" + stamp);
   err << "cagent: " << (current ? "rebuilding" : "building") << " image " << request.image
-            << (current ? " (its sources changed)" : " (first run: a few minutes)") << "; log: "
-            << log.string() << "\n";
-  struct RemoveCopy {
-    fs::path dir;
-    ~RemoveCopy() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{copy};
-  copy_context(*request.context, files, copy, request.ca_pem);
-  RunOptions opts;
-  opts.output = RunOptions::Output::file;
-  opts.file = log;
-  opts.merge_stderr = true;
-  const RunResult r = runner.run(
-      render_build_argv(BuildSpec{request.image, copy, hash, request.build_args}), opts);
-  if (r.status != 0) {
-    throw DockerError("image build failed (exit " + std::to_string(r.status) + "); full log: " +
-                      log.string() + "; last lines:" + tail_lines(log, 15));
+            << (current ? " (its sources changed)" : " (first run: a few minutes)")
+            << (layered ? " with ~/.cagent/Dockerfile" : "") << "; log: " << log.string() << "\n";
+  bool replaced = current.has_value();
+  if (!context_current || *context_current != hash) {
+    const fs::path copy = request.work_dir / ("context-" + stamp);
+    RemoveDir cleanup{copy};
+    copy_context(*request.context, files, copy, request.ca_pem);
+    run_build(runner, render_build_argv(BuildSpec{context_image, copy, hash, request.build_args}), log);
+    replaced = replaced || context_current.has_value();
   }
-  if (current) {
-    // The image this build replaced is now untagged; without this every
-    // rebuild would leave another ~2 GB behind. Only dangling images that
-    // carry our label go, and Docker keeps any that a running cage still
-    // uses. Best effort: a failure here costs disk space, not correctness.
-    RunOptions quiet;
-    quiet.output = RunOptions::Output::discard;
-    quiet.discard_stderr = true;
-    runner.run({"docker", "image", "prune", "--force", "--filter", "label=" + std::string(kHashLabel)},
-               quiet);
+  if (layered) {
+    // An empty context: the user's file cannot COPY anything from the host
+    // (not ~/.cagent, where it lives next to trust lists and logs).
+    const fs::path dir = request.work_dir / ("user-" + stamp);
+    RemoveDir cleanup{dir};
+    fs::create_directories(dir / "context");
+    write_file(dir / "Dockerfile", *request.user_dockerfile, 0644);
+    run_build(runner,
+              {"docker", "build", "-f", (dir / "Dockerfile").string(), "-t", request.image, "--label",
+               std::string(kHashLabel) + "=" + wanted, "--force-rm", "--build-arg",
+               "CAGENT_BASE_IMAGE=" + context_image, (dir / "context").string()},
+              log);
   }
+  if (replaced) prune_replaced(runner);
 }
 
 }  // namespace cagent::launcher::host

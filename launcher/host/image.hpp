@@ -9,6 +9,12 @@
 //                  image/build-ca/extra-ca.pem, docker build (log to
 //                  ~/.cagent/logs/), remove the copy.
 //
+// With a user Dockerfile (~/.cagent/Dockerfile) the context is built as
+// <image>-base (base_tag()) and the user's file as a second build on top
+// (build arg CAGENT_BASE_IMAGE, an empty build context), labelled with
+// user_layer_hash(): adding, editing or removing the file rebuilds through
+// the same label comparison, and the base stays cached for the next change.
+//
 // The context is copied rather than built in place so the CA bundle never
 // lands in the user's checkout (or a read-only installed tree), and so the
 // hash covers exactly the bytes docker receives.
@@ -76,6 +82,11 @@ using BuildArgs = std::vector<std::pair<std::string, std::string>>;
 // agent CLIs: a quick build. main reads the variables.
 BuildArgs default_build_args(const std::optional<std::string>& base, const std::optional<std::string>& npm);
 
+// Adds EXTRA_PACKAGES (the config's image_packages, already validated and
+// sorted) when there are any: without them the default image's build args,
+// and so its hash, stay what they were.
+BuildArgs with_extra_packages(BuildArgs args, const std::vector<std::string>& packages);
+
 std::string context_hash(const std::filesystem::path& root, const std::vector<std::string>& files,
                          const BuildArgs& args, std::string_view ca_pem);
 
@@ -92,7 +103,19 @@ struct ImageRequest {
   std::filesystem::path work_dir;  // for the context copy (private, same fs as logs)
   std::filesystem::path log_dir;   // build logs
   bool check_for_update = true;    // false with --no-update: use what exists
+  // ~/.cagent/Dockerfile's text when the file exists. Only from the user's
+  // own cagent home, never from a workspace: its RUN steps run as root in
+  // the build and its result is every later cage.
+  std::optional<std::string> user_dockerfile;
 };
+
+// The tag of the context's image when a user Dockerfile is built on top:
+// "cagent:latest" -> "cagent:latest-base", "cagent" -> "cagent:latest-base".
+std::string base_tag(const std::string& image);
+
+// The label of an image built from the user Dockerfile on a base whose
+// context hash is `base_hash`: changes with either.
+std::string user_layer_hash(std::string_view base_hash, std::string_view dockerfile);
 
 // Reads the image's cagent.context-hash label; nullopt when the image is missing.
 std::optional<std::string> inspect_image_hash(ProcessRunner& runner, const std::string& image);

@@ -381,11 +381,16 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   ImageRequest& image = p.image;
   image.image = host.image;
   image.context = find_image_context(host.executable, host.image_context);
-  image.build_args = host.build_args;
+  image.build_args = with_extra_packages(host.build_args, p.config.image_packages);
   image.ca_pem = p.ca.pem;
   image.work_dir = host.cagent_home / "build";
   image.log_dir = host.cagent_home / "logs";
   image.check_for_update = !cli.no_update;
+  // The user's own layer on the image. Read from the cagent home only (the
+  // agent never sees that directory); a workspace cannot name one.
+  if (const fs::path user = host.cagent_home / "Dockerfile"; fs::is_regular_file(user)) {
+    image.user_dockerfile = read_file(user);
+  }
   return p;
 }
 

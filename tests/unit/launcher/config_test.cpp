@@ -306,3 +306,42 @@ TEST_CASE("connection_gate: on by default, off only from trusted config") {
   CHECK(render_config(merge_layers({global_off}, MergeOptions{})).find("connection_gate: false  # /g.yaml:2") !=
         std::string::npos);
 }
+
+TEST_CASE("image_packages: Debian names only, sorted; an untrusted workspace cannot add any") {
+  const ConfigLayer base = layer("domains: [a.example]\nimage_packages: [rustc, cargo, golang-go, cargo]\n",
+                                 "/g.yaml", LayerKind::base);
+  CHECK(values(base.image_packages) == std::vector<std::string>{"rustc", "cargo", "golang-go", "cargo"});
+  // Sorted and deduplicated: one set of packages is one image whatever the order.
+  CHECK(validate(merge_layers({base}, MergeOptions{}), "/h").image_packages ==
+        std::vector<std::string>{"cargo", "golang-go", "rustc"});
+  // Maintainer scripts run as root in the build: a cloned repository's list is dropped, with a warning.
+  const ConfigLayer ws = layer("image_packages: [bc]\n", "/ws/.cagent.yaml", LayerKind::workspace);
+  const MergedConfig untrusted = merge_layers({base, ws}, MergeOptions{false, "echo /ws >> trusted"});
+  CHECK(validate(untrusted, "/h").image_packages == std::vector<std::string>{"cargo", "golang-go", "rustc"});
+  REQUIRE(untrusted.warnings.size() == 1);
+  CHECK(untrusted.warnings[0].find("image_packages") != std::string::npos);
+  CHECK(validate(merge_layers({base, ws}, MergeOptions{true, ""}), "/h").image_packages ==
+        std::vector<std::string>{"bc", "cargo", "golang-go", "rustc"});
+  // Bad names fail at validation (before any build), naming file:line:column.
+  const auto bad = [](const std::string& name) {
+    return error_of([&] {
+      (void)validate(merge_layers({layer("domains: [a.example]\nimage_packages: ['" + name + "']\n", "/g.yaml",
+                                         LayerKind::base)},
+                                  MergeOptions{}),
+                     "/h");
+    });
+  };
+  CHECK(bad("--allow-unauthenticated").find("/g.yaml:2:18: bad image_packages entry") == 0);
+  CHECK(bad("-oAPT::x=1").find("starts with a lowercase letter") != std::string::npos);
+  CHECK(bad("Golang").find("lowercase") != std::string::npos);
+  CHECK(bad("bc=1.07").find("no version") != std::string::npos);
+  CHECK(bad("bc:amd64").find("no version, architecture") != std::string::npos);
+  CHECK(bad("rustc cargo").find("one package per entry") != std::string::npos);
+  CHECK(bad("bc;rm").find("invalid character ';'") != std::string::npos);
+  CHECK(bad("x").find("at least two") != std::string::npos);
+  CHECK(bad("").find("at least two") != std::string::npos);
+  for (const char* ok : {"g++", "libstdc++-12-dev", "python3.11", "0ad", "postgresql-client"}) {
+    CHECK_NOTHROW(check_package_name(ok));
+  }
+  CHECK(render_config(merge_layers({base}, MergeOptions{})).find("- rustc  # /g.yaml:2:") != std::string::npos);
+}

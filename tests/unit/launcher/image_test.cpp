@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include <algorithm>
+#include <map>
 
 #include "launcher/host/image.hpp"
 #include "launcher/host/sha256.hpp"
@@ -226,4 +227,102 @@ TEST_CASE("ensure_image: says on its error stream when it builds or uses an imag
   g.label = "x";
   ensure_image(g.runner, g.req, g.err);
   CHECK(g.err.str().find("image context not found") != std::string::npos);
+}
+
+TEST_CASE("build args: image_packages become EXTRA_PACKAGES only when there are any") {
+  const BuildArgs defaults = default_build_args(std::nullopt, std::nullopt);
+  // No packages: the default image's args, and so its hash, are unchanged.
+  CHECK(with_extra_packages(defaults, {}) == defaults);
+  const BuildArgs extra = with_extra_packages(defaults, {"cargo", "golang-go", "rustc"});
+  REQUIRE(extra.size() == defaults.size() + 1);
+  CHECK(extra.back() == std::pair<std::string, std::string>{"EXTRA_PACKAGES", "cargo golang-go rustc"});
+  TempDir t;
+  t.file("image/Dockerfile", "FROM scratch\n");
+  const std::vector<std::string> files = context_files(t.path());
+  // A different set is a different image.
+  CHECK(context_hash(t.path(), files, extra, "") != context_hash(t.path(), files, defaults, ""));
+  CHECK(context_hash(t.path(), files, extra, "") !=
+        context_hash(t.path(), files, with_extra_packages(defaults, {"cargo"}), ""));
+}
+
+namespace {
+
+// Images by tag, each with its label; builds recorded with their -t and label.
+struct LayeredFixture {
+  TempDir t;
+  FakeRunner runner;
+  ImageRequest req;
+  std::ostringstream err;
+  std::map<std::string, std::string> labels;
+  std::vector<std::pair<std::string, std::string>> built;  // tag, label
+  LayeredFixture() {
+    t.file("ctx/image/Dockerfile", "FROM scratch\n");
+    req.image = "cagent:test";
+    req.context = t / "ctx";
+    req.build_args = {{"BASE", "b"}, {"AGENT_NPM_PACKAGES", ""}};
+    req.work_dir = t / "home/build";
+    req.log_dir = t / "home/logs";
+    runner.respond = [this](const std::vector<std::string>& argv) {
+      RunResult r;
+      if (argv[1] == "image" && argv[2] == "inspect") {
+        const auto it = labels.find(argv.back());
+        r.status = it == labels.end() ? 1 : 0;
+        if (it != labels.end()) r.output = it->second + "\n";
+      } else if (argv[1] == "build") {
+        const std::string tag = *(std::find(argv.begin(), argv.end(), "-t") + 1);
+        std::string label = *(std::find(argv.begin(), argv.end(), "--label") + 1);
+        label = label.substr(label.find('=') + 1);
+        labels[tag] = label;
+        built.emplace_back(tag, label);
+        // The user's build: a private, empty context and the base by build arg.
+        if (tag == req.image && req.user_dockerfile) {
+          CHECK(std::find(argv.begin(), argv.end(), "CAGENT_BASE_IMAGE=cagent:test-base") != argv.end());
+          CHECK(fs::is_empty(argv.back()));
+          CHECK(read_file(*(std::find(argv.begin(), argv.end(), "-f") + 1)) == *req.user_dockerfile);
+        }
+      }
+      return r;
+    };
+  }
+  std::string context_hash_now() const {
+    return context_hash(*req.context, context_files(*req.context), req.build_args, req.ca_pem);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("base_tag: the context's image when a user Dockerfile is layered on it") {
+  CHECK(base_tag("cagent:latest") == "cagent:latest-base");
+  CHECK(base_tag("cagent") == "cagent:latest-base");
+  CHECK(base_tag("registry:5000/team/cagent") == "registry:5000/team/cagent:latest-base");
+  CHECK(base_tag("registry:5000/cagent:v1") == "registry:5000/cagent:v1-base");
+}
+
+TEST_CASE("ensure_image: a user Dockerfile is a second build; editing or removing it rebuilds") {
+  LayeredFixture f;
+  f.req.user_dockerfile = "ARG CAGENT_BASE_IMAGE\nFROM ${CAGENT_BASE_IMAGE}\nRUN true\n";
+  ensure_image(f.runner, f.req, f.err);
+  const std::string base = f.context_hash_now();
+  const std::string layered = user_layer_hash(base, *f.req.user_dockerfile);
+  REQUIRE(f.built.size() == 2);
+  CHECK(f.built[0] == std::pair<std::string, std::string>{"cagent:test-base", base});
+  CHECK(f.built[1] == std::pair<std::string, std::string>{"cagent:test", layered});
+  CHECK(f.err.str().find("with ~/.cagent/Dockerfile") != std::string::npos);
+  // Unchanged: nothing is built.
+  ensure_image(f.runner, f.req, f.err);
+  CHECK(f.built.size() == 2);
+  // Edited: only the user's layer, on the cached base.
+  f.req.user_dockerfile = "ARG CAGENT_BASE_IMAGE\nFROM ${CAGENT_BASE_IMAGE}\nRUN echo 2\n";
+  ensure_image(f.runner, f.req, f.err);
+  REQUIRE(f.built.size() == 3);
+  CHECK(f.built[2].first == "cagent:test");
+  CHECK(f.built[2].second == user_layer_hash(base, *f.req.user_dockerfile));
+  CHECK(f.runner.calls.back()[2] == "prune");
+  // Removed: the context's image again, under the final tag.
+  f.req.user_dockerfile.reset();
+  ensure_image(f.runner, f.req, f.err);
+  REQUIRE(f.built.size() == 4);
+  CHECK(f.built[3] == std::pair<std::string, std::string>{"cagent:test", base});
+  CHECK(user_layer_hash(base, "a") != user_layer_hash(base, "b"));
+  CHECK(user_layer_hash(base, "a") != user_layer_hash(std::string(64, '0'), "a"));
 }

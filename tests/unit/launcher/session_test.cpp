@@ -269,7 +269,8 @@ TEST_CASE("session: config errors surface with their position") {
   } catch (const ConfigError& e) {
     CHECK(std::string(e.what()) == (f.host.workspace / ".cagent.yaml").string() +
                                        ":2:1: unknown key 'bogus' (known: ignore, readonly, domains, "
-                                       "extra_args, dns_resolvers, ca_certificates, connection_gate)");
+                                       "extra_args, dns_resolvers, ca_certificates, connection_gate, "
+                                       "image_packages)");
   }
   CHECK(f.runner.foreground_argv.empty());
 }

@@ -1,6 +1,7 @@
 #include "engine.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 
@@ -130,6 +131,23 @@ void QueryEngine::cap_to_held(std::span<std::uint8_t> wire) const noexcept {
   }
 }
 
+std::size_t QueryEngine::deny_response(std::span<const std::uint8_t> query, const Query& q, std::string_view name,
+                                       bool tcp, std::uint8_t rc, std::span<std::uint8_t> out) const noexcept {
+  const std::size_t size = build_error_response(query, q.question_end, q.edns, rc, out);
+  if (size == 0 || !q.edns) return size;
+  // The answer says why and how to fix it, so an agent stops guessing
+  // (RFC 8914 "Blocked"). The fix is named for the user on the host; the
+  // agent reading it cannot act on it. Built on the stack: no allocation.
+  static constexpr std::string_view kPrefix = "blocked by cagent policy; to allow it, run on the host: cagent allow ";
+  std::array<char, kPrefix.size() + 256> text{};
+  std::memcpy(text.data(), kPrefix.data(), kPrefix.size());
+  std::size_t len = kPrefix.size();
+  if (name.empty() || name.size() > 255) return size;  // unprintable name: the rcode alone
+  for (char c : name) text[len++] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  const std::size_t limit = tcp ? kMaxMessage : q.udp_size;
+  return append_extended_error(out, size, limit, ede::kBlocked, std::string_view(text.data(), len));
+}
+
 QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query, Query& q,
                                              const IpEndpoint& client, bool tcp,
                                              std::span<std::uint8_t> out, Clock::time_point now) {
@@ -153,8 +171,8 @@ QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query
     case Verdict::deny:
       rc = static_cast<std::uint8_t>(config_.deny_rcode);
       ++counters_.denied;
-      if (decisions_ != nullptr || log_.enabled(LogLevel::info)) {
-        bool printable = name_to_text(q.qname, q.text, q.text_len);
+      {
+        const bool printable = name_to_text(q.qname, q.text, q.text_len);
         // The exact record first: the log line below may be rate-limited.
         if (decisions_ != nullptr)
           decisions_->denied(printable ? q.name() : std::string_view("<bad label bytes>"), q.qtype,
@@ -165,8 +183,8 @@ QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query
                                          " type=" + std::to_string(q.qtype) +
                                          " client=" + to_string(client));
         }
+        return {Action::answer, deny_response(query, q, printable ? q.name() : std::string_view(), tcp, rc, out)};
       }
-      return {Action::answer, build_error_response(query, q.question_end, q.edns, rc, out)};
     case Verdict::forward:
       break;
   }

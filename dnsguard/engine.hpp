@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "address_filter.hpp"
@@ -73,6 +74,10 @@ class QueryEngine final : public GateDecider {
  private:
   std::size_t servfail(std::span<const std::uint8_t> query, const Query& q,
                        std::span<std::uint8_t> out);
+  // The answer to a denied name: deny_rcode, plus an Extended DNS Error
+  // naming the fix for `name` (empty: none) when the client used EDNS and it fits.
+  std::size_t deny_response(std::span<const std::uint8_t> query, const Query& q, std::string_view name, bool tcp,
+                            std::uint8_t rc, std::span<std::uint8_t> out) const noexcept;
   // Filters `info.addresses` and hands them to the sink; `timeout(ttl)`
   // gives each one's set timeout. With `floors`, an address the set already
   // holds for at least floor(timeout) may stay as it is (see answer_sink.hpp).

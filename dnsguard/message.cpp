@@ -174,6 +174,21 @@ std::size_t build_error_response(std::span<const std::uint8_t> query, std::size_
   return edns ? put_opt(out, end, false) : end;
 }
 
+std::size_t append_extended_error(std::span<std::uint8_t> out, std::size_t size, std::size_t limit,
+                                  std::uint16_t info_code, std::string_view text) noexcept {
+  const std::size_t added = 4 + 2 + text.size();  // option code, length, info-code, text
+  if (size < kHeaderSize + 11 || read16(out, 10) != 1 || text.size() > 1024) return size;
+  const std::size_t opt = size - 11;
+  if (out[opt] != 0 || read16(out, opt + 1) != rrtype::OPT || read16(out, opt + 9) != 0) return size;
+  if (size + added > std::min(limit, out.size())) return size;
+  write16(out, size, ede::kOptionCode);
+  write16(out, size + 2, static_cast<std::uint16_t>(2 + text.size()));
+  write16(out, size + 4, info_code);
+  if (!text.empty()) std::memcpy(out.data() + size + 6, text.data(), text.size());
+  write16(out, opt + 9, static_cast<std::uint16_t>(added));
+  return size + added;
+}
+
 std::size_t build_upstream_query(std::span<const std::uint8_t> client_query, const Query& q,
                                  std::uint16_t id, std::span<std::uint8_t> out) noexcept {
   if (q.question_end <= kHeaderSize || client_query.size() < q.question_end ||

@@ -95,6 +95,23 @@ Verdict classify_query(std::span<const std::uint8_t> wire, const AllowList& allo
 std::size_t build_error_response(std::span<const std::uint8_t> query, std::size_t question_end,
                                  bool edns, std::uint8_t rc, std::span<std::uint8_t> out) noexcept;
 
+// Extended DNS Error (RFC 8914): tells a client *why* it was refused — an
+// info-code and a short UTF-8 text. Only in an OPT record, so only for
+// clients that used EDNS (others could not parse it).
+namespace ede {
+inline constexpr std::uint16_t kOptionCode = 15;
+inline constexpr std::uint16_t kBlocked = 15;     // blocked by the operator's policy
+inline constexpr std::uint16_t kProhibited = 18;  // this client may not ask
+}  // namespace ede
+
+// Appends an EDE option to the OPT record build_error_response() put at the
+// end of `out` (`size` bytes: its result; the OPT must be its last 11
+// bytes, with no options yet). Returns the new size; `size` unchanged when
+// the result would exceed `limit` bytes (or `out`): the answer then goes
+// without the explanation rather than truncated.
+std::size_t append_extended_error(std::span<std::uint8_t> out, std::size_t size, std::size_t limit,
+                                  std::uint16_t info_code, std::string_view text) noexcept;
+
 // The message sent upstream: a fresh header (new `id`; RD and CD from the
 // client), the client's question, and an OPT record of our own (DO copied).
 // No client EDNS option is passed on: that strips Client Subnet and cookies.

@@ -371,6 +371,33 @@ def case_denied(args):
               f"denied name reached the upstream: {names}")
         check(not probe("203.0.113.99"), "denied name's address reachable")
         check("denied name=evil.test type=1 client=127.0.0.1" in cage.log_text(), "deny log line")
+        # An EDNS client learns why, and the fix (RFC 8914 EDE 15 "Blocked").
+        _, q = build_query("Evil.test", 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(q, ("127.0.0.1", 53))
+            raw = s.recv(4096)
+        text = b"blocked by cagent policy; to allow it, run on the host: cagent allow evil.test"
+        check(raw.endswith(struct.pack("!HHH", 15, 2 + len(text), 15) + text), f"EDE in the answer: {raw!r}")
+        # The decision record counts every denial exactly — also a burst of
+        # distinct names far past what the rate-limited log line keeps.
+        for i in range(300):
+            query_udp(f"n{i}.flood.test")
+        path = os.path.join(cage.dir, "decisions.json")
+
+        def record():
+            try:
+                with open(path) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                return {}
+        poll(lambda: record().get("denied_total") == 307, 5, "decision record with all 307 denials")
+        d = record()
+        flood = [e for e in d["denied"] if e["name"].endswith(".flood.test")]
+        check(len(flood) == 300 and all(e["count"] == 1 and e["type"] == 1 for e in flood), "300 flood entries")
+        evil = [e for e in d["denied"] if e["name"] == "evil.test"]
+        check(len(evil) == 1 and evil[0]["count"] == 2, f"evil.test counted case-folded: {evil}")
+        check(cage.log_text().count(".flood.test") < 300, "the human log is the rate-limited one")
     with Cage(args, ZONE, config_extra='deny_rcode = "refused"') as cage:
         cage.start_dnsguard()
         check(query_udp("evil.test")["rcode"] == 5, "deny_rcode refused")

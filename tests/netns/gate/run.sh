@@ -97,17 +97,18 @@ port = 999
 tls_ports = [443]
 http_ports = [80]
 [log]
-file = "$tmp/dnsguard.log"
+file = "$tmp/log/dnsguard.log"
 level = "info"
 TOML
 chmod 0644 "$tmp/policy.toml"
-touch "$tmp/dnsguard.log" && chown 4242 "$tmp/dnsguard.log"
+# As in the cage: the log directory is dnsguard's (it writes decisions.json there).
+mkdir -m 0755 "$tmp/log" && chown 4242 "$tmp/log"
 C setpriv --reuid 4242 --regid 4242 --clear-groups --inh-caps +net_admin,+net_bind_service \
   --ambient-caps +net_admin,+net_bind_service "$tmp/dnsguard" --config "$tmp/policy.toml" 2>"$tmp/dnsguard.err" &
 dnsguard_pid=$!
 pids+=($dnsguard_pid)
-for _ in $(seq 200); do grep -q "dnsguard ready" "$tmp/dnsguard.log" 2>/dev/null && break; sleep 0.05; done
-grep -q "dnsguard ready" "$tmp/dnsguard.log" || { echo "not ok - dnsguard did not start"; cat "$tmp/dnsguard.err" "$tmp/dnsguard.log"; exit 1; }
+for _ in $(seq 200); do grep -q "dnsguard ready" "$tmp/log/dnsguard.log" 2>/dev/null && break; sleep 0.05; done
+grep -q "dnsguard ready" "$tmp/log/dnsguard.log" || { echo "not ok - dnsguard did not start"; cat "$tmp/dnsguard.err" "$tmp/log/dnsguard.log"; exit 1; }
 mkdir -p "/etc/netns/$cage"
 echo "nameserver 127.0.0.1" >"/etc/netns/$cage/resolv.conf"
 
@@ -203,18 +204,27 @@ got=$(A curl -sS --max-time 60 --cacert "$tmp/ca.pem" --data-binary "@$tmp/uploa
 [[ $got == "$(sha256sum <"$tmp/upload.bin" | cut -d' ' -f1)" ]] && ok "3 MB uploaded and echoed intact" || bad "upload echo differs"
 
 # Refusals are logged with name, destination and reason.
-grep -q 'gate refused name=b.other.test dst=198.51.100.10:443' "$tmp/dnsguard.log" \
-  && ok "refusals are logged with name and destination" || bad "no log line for b.other.test: $(grep gate "$tmp/dnsguard.log" | head -5)"
+grep -q 'gate refused name=b.other.test dst=198.51.100.10:443' "$tmp/log/dnsguard.log" \
+  && ok "refusals are logged with name and destination" || bad "no log line for b.other.test: $(grep gate "$tmp/log/dnsguard.log" | head -5)"
+# ... and counted exactly in the decision record (rewritten within a second).
+for _ in $(seq 60); do grep -q '"name":"b.other.test"' "$tmp/log/decisions.json" 2>/dev/null && break; sleep 0.05; done
+"$py" - "$tmp/log/decisions.json" <<'PY' && ok "the decision record counts the gate's refusals" || bad "decision record: $(cat "$tmp/log/decisions.json" 2>&1 | head -c 600)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+hits = [e for e in d["gate_refused"] if e["name"] == "b.other.test"]
+assert hits and hits[0]["count"] >= 1 and hits[0]["reason"], hits
+assert d["gate_refused_total"] >= sum(e["count"] for e in d["gate_refused"]) >= 1
+PY
 
 # The allowed connections really went through the gate (and were counted).
 # ($dnsguard_pid is the subshell of the C function; the daemon is its child.)
 for p in $(ip netns pids "$cage"); do
   [[ $(readlink "/proc/$p/exe" 2>/dev/null) == "$tmp/dnsguard" ]] && kill -USR1 "$p"
 done
-for _ in $(seq 100); do grep -q "gate_admitted=" "$tmp/dnsguard.log" && break; sleep 0.05; done
-admitted=$(grep -o 'gate_admitted=[0-9]*' "$tmp/dnsguard.log" | tail -1 | cut -d= -f2)
+for _ in $(seq 100); do grep -q "gate_admitted=" "$tmp/log/dnsguard.log" && break; sleep 0.05; done
+admitted=$(grep -o 'gate_admitted=[0-9]*' "$tmp/log/dnsguard.log" | tail -1 | cut -d= -f2)
 (( ${admitted:-0} >= 6 )) && ok "the gate relayed the allowed connections (gate_admitted=$admitted)" \
-  || bad "gate_admitted=${admitted:-none}: $(grep counters "$tmp/dnsguard.log" | tail -1)"
+  || bad "gate_admitted=${admitted:-none}: $(grep counters "$tmp/log/dnsguard.log" | tail -1)"
 
 # If the gate cannot run, the gated ports are refused (fail closed), at once:
 # the address is still in the set, the redirect lands on a closed port.

@@ -201,6 +201,30 @@ TEST_CASE("engine: denied and local answers never ask the sink or the upstream")
   CHECK(f.sink.calls.empty());
 }
 
+TEST_CASE("engine: a denied EDNS query says why (EDE Blocked) and how to allow it; plain DNS gets the rcode") {
+  EngineFixture f;
+  DecisionRecord decisions;
+  f.engine->set_decisions(&decisions);
+  auto t0 = Clock::time_point{} + 100s;
+  auto local = f.ask(test_wire::query({.name = "Evil.test", .edns = true}), t0);
+  REQUIRE(local.action == QueryEngine::Action::answer);
+  const auto r = f.answer(local.size);
+  CHECK((read16(r, 2) & 0xF) == rcode::NXDOMAIN);
+  const std::string text = "blocked by cagent policy; to allow it, run on the host: cagent allow evil.test";
+  // The OPT record ends the message; its one option is the EDE.
+  const std::size_t option = local.size - 6 - text.size();
+  CHECK(read16(r, option - 2) == 6 + text.size());  // OPT RDLENGTH
+  CHECK(read16(r, option) == 15);                   // EDE
+  CHECK(read16(r, option + 2) == 2 + text.size());
+  CHECK(read16(r, option + 4) == 15);               // Blocked
+  CHECK(std::string(r.begin() + static_cast<std::ptrdiff_t>(option + 6), r.end()) == text);
+  const auto plain = f.ask(test_wire::query({.name = "evil.test"}), t0);
+  CHECK(read16(f.answer(plain.size), 10) == 0);     // no OPT: nothing added
+  // Both denials are in the exact record, case folded.
+  CHECK(decisions.denied_count("evil.test", 1) == 2);
+  CHECK(decisions.denied_total() == 2);
+}
+
 TEST_CASE("refresh absorb feeds the sink with clamped timeouts") {
   EngineFixture f;
   auto answer = build_response_wire("www.example.test", 28, 0,

@@ -126,6 +126,32 @@ TEST_CASE("local answers echo ID, question and case") {
   CHECK(read16(out, 4) == 0);
 }
 
+TEST_CASE("extended DNS error (RFC 8914): the option's wire bytes in the OPT record") {
+  Query q;
+  auto wire = query({.name = "evil.test", .edns = true});
+  REQUIRE(classify(wire, q) == Verdict::deny);
+  std::array<std::uint8_t, 512> out{};
+  const auto n = build_error_response(wire, q.question_end, q.edns, rcode::NXDOMAIN, out);
+  const auto m = append_extended_error(out, n, 512, ede::kBlocked, "why");
+  REQUIRE(m == n + 9);
+  std::span<const std::uint8_t> r(out.data(), m);
+  CHECK(read16(r, 10) == 1);                    // ARCOUNT: the one OPT
+  const std::size_t opt = n - 11;
+  CHECK(r[opt] == 0);                           // root owner
+  CHECK(read16(r, opt + 1) == 41);              // TYPE OPT
+  CHECK(read16(r, opt + 9) == 9);               // RDLENGTH: one option
+  const std::vector<std::uint8_t> option(r.begin() + static_cast<std::ptrdiff_t>(n), r.end());
+  CHECK(option == std::vector<std::uint8_t>{0, 15, 0, 5, 0, 15, 'w', 'h', 'y'});
+  // It never pushes an answer past what the client can take, nor adds a
+  // second option, nor goes where there is no OPT record.
+  CHECK(append_extended_error(out, n, n + 8, ede::kBlocked, "why") == n);
+  CHECK(append_extended_error(out, m, 512, ede::kBlocked, "why") == m);
+  auto plain = query({.name = "evil.test"});
+  REQUIRE(classify(plain, q) == Verdict::deny);
+  const auto p = build_error_response(plain, q.question_end, q.edns, rcode::NXDOMAIN, out);
+  CHECK(append_extended_error(out, p, 512, ede::kBlocked, "why") == p);
+}
+
 TEST_CASE("read_name: compression pointers and their abuse") {
   WireName name;
   std::size_t pos = 0;

@@ -236,6 +236,22 @@ std::string base_tag(const std::string& image) {
   return tagged ? image + "-base" : image + ":latest-base";
 }
 
+namespace {
+
+// "repo:tag" -> "repo" (a ':' before the last '/' is a registry port).
+std::string repository_of(const std::string& image) {
+  const std::size_t slash = image.rfind('/');
+  const std::size_t colon = image.rfind(':');
+  const bool tagged = colon != std::string::npos && (slash == std::string::npos || colon > slash);
+  return tagged ? image.substr(0, colon) : image;
+}
+
+}  // namespace
+
+std::string set_tag(const std::string& image, std::string_view hash) {
+  return repository_of(image) + ":ctx-" + std::string(hash.substr(0, 16));
+}
+
 std::string user_layer_hash(std::string_view base_hash, std::string_view dockerfile) {
   Sha256 h;
   const auto field = [&h](std::string_view tag, std::string_view value) {
@@ -280,6 +296,43 @@ void run_build(ProcessRunner& runner, const std::vector<std::string>& argv, cons
 // rebuild would leave another ~2 GB behind. Only dangling images that carry
 // our label go, and Docker keeps any that a running cage still uses. Best
 // effort: a failure here costs disk space, not correctness.
+// Tags (repo:tag) of images carrying our label in image's repository,
+// newest first as docker lists them.
+std::vector<std::string> labelled_tags(ProcessRunner& runner, const std::string& image) {
+  RunOptions capture;
+  capture.output = RunOptions::Output::capture;
+  capture.discard_stderr = true;
+  const RunResult list = runner.run({"docker", "image", "ls", "--filter", "label=" + std::string(kHashLabel),
+                                     "--format", "{{.Repository}}:{{.Tag}}", repository_of(image)},
+                                    capture);
+  std::vector<std::string> tags;
+  if (list.status != 0) return tags;
+  std::istringstream in(list.output);
+  for (std::string line; std::getline(in, line);) {
+    if (std::string tag = trim(line); !tag.empty()) tags.push_back(std::move(tag));
+  }
+  return tags;
+}
+
+// Keeps the kKeptImageSets newest ctx-* tags of the image's repository
+// (docker lists newest first) and the one just used; `docker rmi` of a tag
+// only untags when another tag still names the image, and fails (ignored)
+// while a cage runs on it.
+void prune_old_sets(ProcessRunner& runner, const std::string& image, const std::string& keep) {
+  std::size_t kept = 0;
+  RunOptions quiet;
+  quiet.output = RunOptions::Output::discard;
+  quiet.discard_stderr = true;
+  for (const std::string& tag : labelled_tags(runner, image)) {
+    if (tag.find(":ctx-") == std::string::npos) continue;
+    if (tag == keep || kept < kKeptImageSets - 1) {
+      if (tag != keep) ++kept;
+      continue;
+    }
+    runner.run({"docker", "rmi", tag}, quiet);
+  }
+}
+
 void prune_replaced(ProcessRunner& runner) {
   RunOptions quiet;
   quiet.output = RunOptions::Output::discard;
@@ -288,6 +341,15 @@ void prune_replaced(ProcessRunner& runner) {
 }
 
 }  // namespace
+
+std::vector<std::string> kept_image_tags(ProcessRunner& runner, const std::string& image) {
+  std::vector<std::string> out;
+  const std::string base = base_tag(image);
+  for (const std::string& tag : labelled_tags(runner, image)) {
+    if (tag.find(":ctx-") != std::string::npos || tag == base) out.push_back(tag);
+  }
+  return out;
+}
 
 void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostream& err) {
   const std::optional<std::string> current = inspect_image_hash(runner, request.image);
@@ -307,6 +369,19 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
   const bool layered = request.user_dockerfile.has_value();
   const std::string wanted = layered ? user_layer_hash(hash, *request.user_dockerfile) : hash;
   if (current && *current == wanted) return;
+
+  const std::string wanted_tag = set_tag(request.image, wanted);
+  RunOptions quiet;
+  quiet.output = RunOptions::Output::discard;
+  quiet.discard_stderr = true;
+  if (inspect_image_hash(runner, wanted_tag) == wanted) {
+    // This set was built before (another workspace's packages, a Dockerfile
+    // put back): its image is still here, labelled with the same hash.
+    if (runner.run({"docker", "tag", wanted_tag, request.image}, quiet).status == 0) {
+      err << "cagent: using the image built earlier for this configuration (" << wanted_tag << ")\n";
+      return;
+    }
+  }
 
   // The context's image: the final one, or the base of the user's layer.
   const std::string context_image = layered ? base_tag(request.image) : request.image;
@@ -340,6 +415,8 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
                "CAGENT_BASE_IMAGE=" + context_image, (dir / "context").string()},
               log);
   }
+  runner.run({"docker", "tag", request.image, wanted_tag}, quiet);
+  prune_old_sets(runner, request.image, wanted_tag);
   if (replaced) prune_replaced(runner);
 }
 

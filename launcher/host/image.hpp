@@ -113,6 +113,20 @@ struct ImageRequest {
 // "cagent:latest" -> "cagent:latest-base", "cagent" -> "cagent:latest-base".
 std::string base_tag(const std::string& image);
 
+// Every image cagent builds is also tagged <repository>:ctx-<first 16 hex
+// of its label>, so each distinct set (packages, CA, user layer, sources)
+// keeps its own image: switching back to a set retags it instead of
+// rebuilding. "cagent:latest" -> "cagent:ctx-0123456789abcdef".
+std::string set_tag(const std::string& image, std::string_view hash);
+
+// How many ctx-* images of one repository are kept (newest first); older
+// ones are untagged (and removed when nothing else uses them).
+inline constexpr std::size_t kKeptImageSets = 3;
+
+// The other tags cagent gave `image`'s repository: the kept ctx-* sets and
+// the -base of a user layer (for --reset i). Empty when docker cannot list.
+std::vector<std::string> kept_image_tags(ProcessRunner& runner, const std::string& image);
+
 // The label of an image built from the user Dockerfile on a base whose
 // context hash is `base_hash`: changes with either.
 std::string user_layer_hash(std::string_view base_hash, std::string_view dockerfile);

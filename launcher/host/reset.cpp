@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "launcher/host/docker_argv.hpp"
+#include "launcher/host/image.hpp"
 
 namespace cagent::launcher::host {
 
@@ -23,7 +24,7 @@ std::string describe_reset(const ResetPlan& plan, const std::string& image,
                            const std::filesystem::path& cagent_home, const std::string& home_volume_prefix) {
   std::string s;
   if (plan.containers) s += "  - every container labelled " + std::string(kSessionLabel) + " (running sessions stop)\n";
-  if (plan.image) s += "  - the image " + image + "\n";
+  if (plan.image) s += "  - the image " + image + " (and its kept configurations, " + set_tag(image, "*") + ")\n";
   if (plan.volume) {
     s += "  - the agent's home volumes (" + home_volume_prefix + "-*, one per workspace, and " +
          home_volume_prefix + "): logins, history\n";
@@ -96,6 +97,12 @@ int run_reset(ProcessRunner& runner, const ResetPlan& plan, const std::string& i
       err << "cagent: '" << cmd[1] << " " << cmd[2] << "' failed (exit " << r.status << ")\n";
       status = 125;
     }
+  }
+  if (plan.image) {
+    // After the containers are gone, so none still holds an image.
+    // The image's other tags (one per kept configuration, the base of a
+    // user layer): without them "image rm" would only untag it.
+    for (const std::string& tag : kept_image_tags(runner, image)) runner.run({"docker", "image", "rm", "-f", tag}, quiet);
   }
   if (plan.home) {
     std::error_code ec;

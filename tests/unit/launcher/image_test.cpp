@@ -128,7 +128,8 @@ TEST_CASE("ensure_image: builds when missing, with the hash label and the CA in 
   ensure_image(f.runner, f.req, f.err);
   REQUIRE(f.builds() == 1);
   CHECK(f.runner.called_with_prefix({"docker", "build", "-f"}));
-  const auto& build = f.runner.calls.back();
+  const auto& build = *std::find_if(f.runner.calls.begin(), f.runner.calls.end(),
+                                    [](const auto& c) { return c[1] == "build"; });
   CHECK(std::find(build.begin(), build.end(), "cagent.context-hash=" + f.expected_hash()) != build.end());
   CHECK(f.seen_ca == "CA-PEM");
   CHECK(f.seen_context.string().rfind((f.t / "home/build").string(), 0) == 0);
@@ -325,4 +326,60 @@ TEST_CASE("ensure_image: a user Dockerfile is a second build; editing or removin
   CHECK(f.built[3] == std::pair<std::string, std::string>{"cagent:test", base});
   CHECK(user_layer_hash(base, "a") != user_layer_hash(base, "b"));
   CHECK(user_layer_hash(base, "a") != user_layer_hash(std::string(64, '0'), "a"));
+}
+
+TEST_CASE("ensure_image: each configuration keeps its image under a ctx-<hash> tag; switching back retags") {
+  CHECK(set_tag("cagent:latest", "0123456789abcdef0123") == "cagent:ctx-0123456789abcdef");
+  CHECK(set_tag("registry:5000/cagent", "0123456789abcdef") == "registry:5000/cagent:ctx-0123456789abcdef");
+  LayeredFixture f;
+  ensure_image(f.runner, f.req, f.err);
+  const std::string plain = f.context_hash_now();
+  CHECK(f.runner.called_with_prefix({"docker", "tag", "cagent:test", set_tag("cagent:test", plain)}));
+  // Another set (packages): built, tagged by its own hash.
+  const BuildArgs defaults = f.req.build_args;
+  f.req.build_args = with_extra_packages(defaults, {"bc"});
+  f.labels[set_tag("cagent:test", plain)] = plain;  // what the tag above did
+  ensure_image(f.runner, f.req, f.err);
+  REQUIRE(f.built.size() == 2);
+  // Back to the first set: no build, the kept image is retagged.
+  f.req.build_args = defaults;
+  f.runner.calls.clear();
+  ensure_image(f.runner, f.req, f.err);
+  CHECK(f.built.size() == 2);
+  CHECK(f.runner.called_with_prefix({"docker", "tag", set_tag("cagent:test", plain), "cagent:test"}));
+  CHECK(f.err.str().find("using the image built earlier") != std::string::npos);
+}
+
+TEST_CASE("ensure_image: only the newest ctx-* sets are kept") {
+  LayeredFixture f;
+  const std::string hash = f.context_hash_now();
+  const std::string mine = set_tag("cagent:test", hash);
+  auto respond = f.runner.respond;
+  f.runner.respond = [&](const std::vector<std::string>& argv) {
+    if (argv.size() > 2 && argv[1] == "image" && argv[2] == "ls") {
+      // Newest first, as docker lists them; the one just built is first.
+      return RunResult{0, "cagent:test\n" + mine + "\ncagent:ctx-a\ncagent:ctx-b\ncagent:ctx-c\ncagent:ctx-d\n", false};
+    }
+    return respond(argv);
+  };
+  ensure_image(f.runner, f.req, f.err);
+  CHECK_FALSE(f.runner.called_with_prefix({"docker", "rmi", mine}));
+  CHECK_FALSE(f.runner.called_with_prefix({"docker", "rmi", "cagent:ctx-a"}));
+  CHECK_FALSE(f.runner.called_with_prefix({"docker", "rmi", "cagent:ctx-b"}));
+  CHECK(f.runner.called_with_prefix({"docker", "rmi", "cagent:ctx-c"}));
+  CHECK(f.runner.called_with_prefix({"docker", "rmi", "cagent:ctx-d"}));
+  CHECK_FALSE(f.runner.called_with_prefix({"docker", "rmi", "cagent:test"}));
+}
+
+TEST_CASE("kept_image_tags: the ctx-* sets and the -base of the image's repository, for --reset i") {
+  FakeRunner runner;
+  runner.respond = [](const std::vector<std::string>& argv) {
+    RunResult r;
+    if (argv[1] == "image" && argv[2] == "ls" && argv.back() == "cagent") {
+      r.output = "cagent:latest\ncagent:ctx-0123456789abcdef\ncagent:latest-base\ncagent:other\n";
+    }
+    return r;
+  };
+  CHECK(kept_image_tags(runner, "cagent:latest") ==
+        std::vector<std::string>{"cagent:ctx-0123456789abcdef", "cagent:latest-base"});
 }

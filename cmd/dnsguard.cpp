@@ -2,6 +2,10 @@
 //
 //   dnsguard --config FILE           serve until SIGTERM/SIGINT
 //   dnsguard --config FILE --check   validate FILE; exit 0, or 1 with one line naming the bad key
+//   dnsguard --control SOCKET allow|deny PATTERN… | list
+//                                    one command to a running dnsguard (root only, see
+//                                    dnsguard/control.hpp); prints its reply; exit 0 ok,
+//                                    2 refused (invalid pattern…), 1 unreachable
 //
 // Wiring only: config from dnsguard/, the set updates through NftSink
 // (cmd/nft_sink.hpp, the one place dnsguard/ and nft/ meet).
@@ -14,6 +18,7 @@
 
 #include "cmd/nft_sink.hpp"
 #include "config.hpp"
+#include "control.hpp"
 #include "log.hpp"
 #include "server.hpp"
 
@@ -22,13 +27,26 @@ namespace {
 namespace dg = cagent::dnsguard;
 
 int usage() {
-  std::fputs("usage: dnsguard --config FILE [--check]\n", stderr);
+  std::fputs("usage: dnsguard --config FILE [--check]\n"
+             "       dnsguard --control SOCKET allow|deny PATTERN... | list\n", stderr);
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 4 && std::string_view(argv[1]) == "--control") {
+    std::string line;
+    for (int i = 3; i < argc; ++i) line += (i > 3 ? " " : "") + std::string(argv[i]);
+    try {
+      const std::string reply = dg::control_request(argv[2], line);
+      std::printf("%s\n", reply.c_str());
+      return reply.rfind("ok", 0) == 0 ? 0 : 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "dnsguard: %s\n", e.what());
+      return 1;
+    }
+  }
   std::string config_path;
   bool check = false;
   for (int i = 1; i < argc; ++i) {

@@ -125,6 +125,15 @@ void DecisionRecord::gate_refused(std::string_view name, std::string_view destin
   }
 }
 
+void DecisionRecord::allow_changed(std::string_view op, std::string_view pattern, WallClock::time_point now) {
+  dirty_ = true;
+  if (changes_.size() >= kMaxChanges) {
+    changes_.erase(changes_.begin());
+    ++changes_dropped_;
+  }
+  changes_.push_back(Change{std::string(op), std::string(pattern), unix_seconds(now)});
+}
+
 std::uint64_t DecisionRecord::denied_count(std::string_view name, std::uint16_t qtype) const {
   auto it = denied_.find(std::string(name) + "/" + std::to_string(qtype));
   return it == denied_.end() ? 0 : it->second.count;
@@ -160,6 +169,17 @@ std::string DecisionRecord::to_json(WallClock::time_point now) const {
     out += ",\"reason\":";
     append_json_string(out, key.substr(b + 1));
     append_times(out, *e);
+  }
+  out += "],\"changes_dropped\":" + std::to_string(changes_dropped_) + ",\"changes\":[";
+  first = true;
+  for (const Change& c : changes_) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"op\":";
+    append_json_string(out, c.op);
+    out += ",\"name\":";
+    append_json_string(out, c.pattern);
+    out += ",\"time\":" + std::to_string(c.time) + "}";
   }
   out += "]}\n";
   return out;

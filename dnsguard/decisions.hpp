@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace cagent::dnsguard {
 
@@ -50,6 +51,11 @@ class DecisionRecord {
   // empty), `destination` the address:port, `reason` the gate's reason.
   void gate_refused(std::string_view name, std::string_view destination, std::string_view reason,
                     WallClock::time_point now) noexcept;
+
+  // A run-time allowlist change ("allow" or "deny", one pattern). The last
+  // kMaxChanges are kept; older ones are counted in changes_dropped.
+  void allow_changed(std::string_view op, std::string_view pattern, WallClock::time_point now);
+  static constexpr std::size_t kMaxChanges = 256;
 
   std::uint64_t denied_total() const noexcept { return denied_total_; }
   std::uint64_t denied_unlisted() const noexcept { return denied_unlisted_; }
@@ -84,6 +90,12 @@ class DecisionRecord {
   std::uint64_t denied_unlisted_ = 0;
   std::uint64_t refused_total_ = 0;
   std::uint64_t refused_unlisted_ = 0;
+  struct Change {
+    std::string op, pattern;
+    std::int64_t time = 0;
+  };
+  std::vector<Change> changes_;  // oldest first
+  std::uint64_t changes_dropped_ = 0;
   bool dirty_ = true;  // an empty record is still worth one file: "nothing refused"
 };
 

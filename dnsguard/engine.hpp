@@ -61,6 +61,10 @@ class QueryEngine final : public GateDecider {
   bool absorb(const WireName& qname, std::uint16_t qtype, std::span<const std::uint8_t> answer);
 
   const AllowList& allow_list() const noexcept { return allow_; }
+  // Run-time policy change (control.hpp): the next query is classified with
+  // `next`. The cache and the sets are kept — a name `next` denies is
+  // refused before the cache is consulted, and the gate asks allows() too.
+  void replace_allow_list(AllowList next) noexcept { allow_ = std::move(next); }
   // Where denied lookups are counted (exactly; the log is rate-limited).
   // Not owned; null: not recorded.
   void set_decisions(DecisionRecord* decisions) noexcept { decisions_ = decisions; }

@@ -5,12 +5,18 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <filesystem>
+#include <system_error>
 #include <cstring>
 
 #include "asio_glue.hpp"
@@ -23,6 +29,13 @@ using asio::ip::tcp;
 using asio::ip::udp;
 using namespace asio::experimental::awaitable_operators;
 
+namespace {
+[[noreturn]] void throw_errno(const std::string& what) {
+  const int saved = errno;
+  throw std::system_error(saved, std::generic_category(), what);
+}
+}  // namespace
+
 Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log)
     : io_(io),
       config_(config),
@@ -30,6 +43,8 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
       decisions_file_(decisions_path_for(config.log_file)),
       decisions_timer_(io),
       engine_(config, sink, log, counters_),
+      live_(config.allow),
+      control_path_(control_socket_for(config.log_file)),
       upstreams_(io.get_executor(), config.upstreams, log, counters_),
       refresh_timer_(io),
       out_(kMaxMessage),
@@ -76,8 +91,18 @@ void Server::start() {
   upstreams_.start();
   for (auto& sock : udp_sockets_) asio::co_spawn(io_, udp_loop(sock), asio::detached);
   for (auto& acc : acceptors_) asio::co_spawn(io_, tcp_accept_loop(acc), asio::detached);
-  if (config_.refresh_interval > 0 && !engine_.allow_list().exact_names().empty())
-    asio::co_spawn(io_, refresh_loop(), asio::detached);
+  // Always with an interval: names allowed at run time are refreshed too.
+  if (config_.refresh_interval > 0) asio::co_spawn(io_, refresh_loop(), asio::detached);
+  if (!control_path_.empty()) {
+    // Without it the session still runs with its policy file's allowlist;
+    // only `cagent allow` cannot reach it.
+    try {
+      start_control();
+    } catch (const std::exception& e) {
+      control_.reset();
+      log_.always(std::string("control socket unavailable: ") + e.what());
+    }
+  }
   if (!decisions_file_.path().empty()) {
     write_decisions(true);  // "nothing refused yet" is an answer the host can read
     asio::co_spawn(io_, decisions_loop(), asio::detached);
@@ -121,12 +146,92 @@ asio::awaitable<void> Server::decisions_loop() {
   }
 }
 
+void Server::start_control() {
+  namespace fs = std::filesystem;
+  const fs::path sock(control_path_);
+  const fs::path dir = sock.parent_path();
+  // The directory is the access control: 0700 and ours, so no other uid
+  // without CAP_DAC_OVERRIDE (the agent) can reach the socket's name. One
+  // left by an earlier run is reused only if it is a real directory we own.
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir " + dir.string());
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) throw_errno("lstat " + dir.string());
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())
+    throw std::runtime_error(dir.string() + " is not a directory of dnsguard's own");
+  if (::chmod(dir.c_str(), 0700) != 0) throw_errno("chmod " + dir.string());
+  ::unlink(sock.c_str());
+  control_ = std::make_unique<asio::local::stream_protocol::acceptor>(io_);
+  control_->open();
+  control_->bind(asio::local::stream_protocol::endpoint(sock.string()));
+  ::chmod(sock.c_str(), 0600);
+  control_->listen(8);
+  asio::co_spawn(io_, control_loop(), asio::detached);
+}
+
+asio::awaitable<void> Server::control_loop() {
+  try {
+    while (!stopped_) {
+      auto [ec, sock] = co_await control_->async_accept(use_tuple);
+      if (stopped_) co_return;
+      if (ec) continue;
+      asio::co_spawn(io_, control_session(std::move(sock)), asio::detached);
+    }
+  } catch (const std::exception& e) {
+    log_.always(std::string("control loop stopped: ") + e.what());
+  }
+}
+
+asio::awaitable<void> Server::control_session(asio::local::stream_protocol::socket sock) {
+  try {
+    // Defence in depth behind the directory's mode: only root (the host's
+    // `docker exec -u 0`) may change the policy.
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
+      log_.always("control: refused a connection from uid " + std::to_string(cred.uid));
+      co_return;
+    }
+    std::string line;
+    asio::steady_timer deadline(io_);
+    deadline.expires_after(std::chrono::seconds(5));
+    deadline.async_wait([&sock](const boost::system::error_code& ec) {
+      if (!ec) {
+        boost::system::error_code ignored;
+        sock.close(ignored);
+      }
+    });
+    auto [ec, n] = co_await asio::async_read_until(sock, asio::dynamic_buffer(line, 65536), '\n', use_tuple);
+    deadline.cancel();
+    if (ec) co_return;
+    LivePolicy::Outcome out = live_.execute(std::string_view(line).substr(0, n));
+    if (out.next) engine_.replace_allow_list(std::move(*out.next));
+    const auto now = DecisionRecord::WallClock::now();
+    for (const auto& a : out.allowed) {
+      decisions_.allow_changed("allow", a, now);
+      log_.always("control: allowed " + a + " for this session");
+    }
+    for (const auto& d : out.denied) {
+      decisions_.allow_changed("deny", d, now);
+      log_.always("control: took back " + d);
+    }
+    if (!out.allowed.empty() || !out.denied.empty()) write_decisions(true);
+    out.reply += '\n';
+    co_await asio::async_write(sock, asio::buffer(out.reply), use_tuple);
+  } catch (const std::exception& e) {
+    log_.always(std::string("control session: ") + e.what());
+  }
+}
+
 void Server::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
   write_decisions(true);  // the last word: exact counts up to the very end
   decisions_timer_.cancel();
   boost::system::error_code ignored;
+  if (control_) {
+    control_->close(ignored);
+    ::unlink(control_path_.c_str());
+  }
   for (auto& s : udp_sockets_) s.close(ignored);
   for (auto& a : acceptors_) a.close(ignored);
   if (gate_) gate_->stop();
@@ -417,14 +522,17 @@ asio::awaitable<void> Server::refresh_loop() {
   // inserted at lookup time anyway (a round at start would cost a burst of
   // two upstream queries per name on every cage start).
   try {
-    const auto& names = engine_.allow_list().exact_names();
     while (!stopped_) {
       refresh_timer_.expires_after(std::chrono::seconds(config_.refresh_interval));
       co_await refresh_timer_.async_wait(use_tuple);
       if (stopped_) co_return;
+      // A copy per round: the allowlist may be replaced (control.hpp) while
+      // this loop waits for an upstream.
+      const std::vector<std::string> names = engine_.allow_list().exact_names();
       for (const auto& name : names) {
         for (std::uint16_t type : {rrtype::A, rrtype::AAAA}) {
           if (stopped_) co_return;
+          if (!engine_.allow_list().allows(name)) break;  // taken back meanwhile
           auto query = build_query_wire(name, type);
           auto qname = wire_name(name);
           if (!query || !qname) continue;

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -21,6 +22,7 @@
 #include <memory>
 #include <vector>
 
+#include "control.hpp"
 #include "engine.hpp"
 #include "gate.hpp"
 #include "upstream.hpp"
@@ -79,6 +81,11 @@ class Server final : private UpstreamPool::FastReceiver {
   boost::asio::awaitable<void> refresh_loop();
   // Rewrites the decision file once a second while it changes.
   boost::asio::awaitable<void> decisions_loop();
+  // The control socket (control.hpp): created in a 0700 directory of
+  // dnsguard's own, serving only uid 0.
+  void start_control();
+  boost::asio::awaitable<void> control_loop();
+  boost::asio::awaitable<void> control_session(boost::asio::local::stream_protocol::socket socket);
 
   boost::asio::io_context& io_;
   const Config& config_;
@@ -89,6 +96,9 @@ class Server final : private UpstreamPool::FastReceiver {
   DecisionFile decisions_file_;
   boost::asio::steady_timer decisions_timer_;
   QueryEngine engine_;
+  LivePolicy live_;
+  std::string control_path_;  // empty: no control socket (no log directory)
+  std::unique_ptr<boost::asio::local::stream_protocol::acceptor> control_;
   UpstreamPool upstreams_;
   std::list<boost::asio::ip::udp::socket> udp_sockets_;
   std::list<boost::asio::ip::tcp::acceptor> acceptors_;

@@ -472,6 +472,72 @@ def case_upstream_down(args):
         check(r["rcode"] == 0 and len(r["addrs"]) == 2, f"failover: rcode {r['rcode']}")
 
 
+def case_live_policy(args):
+    """allow/deny at run time through the control socket, against the real
+    dnsguard and sets; only root can use the socket."""
+    zone = dict(ZONE)
+    zone["twin.test"] = {"ttl": 300, "A": ["203.0.113.99"]}  # shares evil.test's address
+    zone["solo.test"] = {"ttl": 300, "A": ["203.0.113.77"]}
+    with Cage(args, zone, allow=["www.example.test", "twin.test"]) as cage:
+        cage.start_dnsguard()
+        sock = os.path.join(cage.dir, "control", "dnsguard.sock")
+        st = os.lstat(os.path.dirname(sock))
+        check(st.st_mode & 0o777 == 0o700 and st.st_uid == os.geteuid(), f"control dir mode {oct(st.st_mode)}")
+
+        def control(*words, uid=None):
+            argv = [args.dnsguard, "--control", sock, *words]
+            if uid is not None:
+                argv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups", *argv]
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10)
+
+        check(query_udp("evil.test")["rcode"] == 3, "evil.test denied at start")
+        check([x for x, _ in query_udp("twin.test")["addrs"]] == ["203.0.113.99"], "twin.test allowed")
+        # Another uid (the agent's situation: no capabilities) cannot reach
+        # the socket, even with every directory above it open.
+        os.chmod(cage.dir, 0o755)
+        r = control("allow", "solo.test", uid=65534)
+        check(r.returncode == 1 and "Permission denied" in r.stderr, f"other uid: {r.returncode} {r.stderr}")
+        # Even if it could reach it, the server answers only uid 0.
+        os.chmod(os.path.dirname(sock), 0o755)
+        os.chmod(sock, 0o666)
+        r = control("allow", "solo.test", uid=65534)
+        check(r.returncode != 0 and "ok" not in r.stdout, f"peer check: {r.returncode} {r.stdout} {r.stderr}")
+        os.chmod(os.path.dirname(sock), 0o700)
+        check(query_udp("solo.test")["rcode"] == 3, "solo.test still denied")
+        # Invalid patterns: one line, exit 2, nothing changed.
+        r = control("allow", "solo.test", "bad..name")
+        check(r.returncode == 2 and r.stdout.startswith("error invalid pattern bad..name"), f"invalid: {r.stdout}")
+        check(query_udp("solo.test")["rcode"] == 3, "nothing changed on error")
+        # allow: the next lookup succeeds and the address is in the set.
+        t0 = time.monotonic()
+        r = control("allow", "solo.test", "evil.test")
+        check(r.returncode == 0 and r.stdout.strip() == "ok allowed solo.test evil.test", f"allow: {r.stdout}")
+        ans = query_udp("solo.test")
+        took = time.monotonic() - t0
+        check(ans["rcode"] == 0 and [x for x, _ in ans["addrs"]] == ["203.0.113.77"], f"solo.test after allow: {ans}")
+        print(f"allow -> first successful lookup: {took * 1000:.1f} ms")
+        check(probe("203.0.113.77"), "solo.test's address in the set")
+        check([x for x, _ in query_udp("evil.test")["addrs"]] == ["203.0.113.99"], "evil.test allowed at run time")
+        check(control("list").stdout.strip() == "ok solo.test evil.test", "list")
+        # deny: the name is refused from the next lookup on; the address it
+        # shares with a name the policy allows stays reachable.
+        r = control("deny", "evil.test")
+        check(r.returncode == 0, f"deny: {r.stdout}")
+        check(query_udp("evil.test")["rcode"] == 3, "evil.test denied again")
+        check([x for x, _ in query_udp("twin.test")["addrs"]] == ["203.0.113.99"], "twin.test still answered")
+        check(probe("203.0.113.99"), "the shared address stays in the set")
+        check(query_udp("solo.test")["rcode"] == 0, "solo.test (still added) keeps working")
+        # Only run-time additions can be taken back.
+        r = control("deny", "twin.test")
+        check(r.returncode == 2 and "policy file" in r.stdout, f"deny of a policy name: {r.stdout}")
+        check(query_udp("twin.test")["rcode"] == 0, "twin.test unaffected")
+        # The changes are in the decision record.
+        path = os.path.join(cage.dir, "decisions.json")
+        d = json.load(open(path))
+        ops = [(c["op"], c["name"]) for c in d["changes"]]
+        check(ops == [("allow", "solo.test"), ("allow", "evil.test"), ("deny", "evil.test")], f"changes: {ops}")
+
+
 def case_mixed_case(args):
     with Cage(args, ZONE) as cage:
         cage.start_dnsguard()

@@ -28,7 +28,8 @@ TEST_CASE("decision record: denied lookups are counted per name and type, case f
         "{\"version\":1,\"updated\":1800000010,\"denied_total\":3,\"denied_unlisted\":0,\"denied\":["
         "{\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005},"
         "{\"name\":\"pypi.org\",\"type\":28,\"count\":1,\"first\":1800000007,\"last\":1800000007}],"
-        "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[]}\n");
+        "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[],"
+        "\"changes_dropped\":0,\"changes\":[]}\n");
 }
 
 TEST_CASE("decision record: exact totals past the bound, memory stays bounded") {
@@ -88,4 +89,16 @@ TEST_CASE("decision file: rewritten only when changed, atomically, next to the l
   CHECK(!nowhere.write(r, true, error));
   CHECK(error.find("missing") != std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("decision record: run-time allowlist changes, the last ones kept") {
+  DecisionRecord r;
+  r.allow_changed("allow", "pypi.org", kT0);
+  CHECK(r.to_json(kT0).find("\"changes_dropped\":0,\"changes\":[{\"op\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000000}]") !=
+        std::string::npos);
+  for (std::size_t i = 0; i < DecisionRecord::kMaxChanges + 3; ++i) r.allow_changed("deny", "x" + std::to_string(i) + ".example", kT0);
+  const std::string j = r.to_json(kT0);
+  CHECK(j.find("\"changes_dropped\":4,") != std::string::npos);
+  CHECK(j.find("pypi.org") == std::string::npos);
+  CHECK(j.find("\"x258.example\"") != std::string::npos);
 }

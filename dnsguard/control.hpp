@@ -1,0 +1,78 @@
+#pragma once
+// Live policy: the host adds names to a running session's allowlist (and
+// takes such additions back) without restarting it.
+//
+//   host: cagent allow NAME
+//     └─ docker exec -u 0 CONTAINER dnsguard --control SOCKET allow NAME
+//          └─ unix socket SOCKET ──▶ Server ──LivePolicy::execute()──▶ new AllowList
+//                                                 └─▶ QueryEngine::replace_allow_list()
+//
+// Why the agent cannot use this path (the threat model says it must not be
+// able to change a running session's policy):
+//  - the socket lives in a directory that dnsguard creates with mode 0700
+//    (control_dir_for(): inside the log directory, which is dnsguard's
+//    during the session). The agent's uid is neither dnsguard's nor root and
+//    has no capabilities (no CAP_DAC_OVERRIDE), so it cannot even reach the
+//    socket's name, let alone connect;
+//  - the server also checks the peer's credentials (SO_PEERCRED) and serves
+//    only uid 0 — `docker exec -u 0`, which needs the Docker socket the
+//    agent does not have. Root processes of the cage (cage-init, docker's
+//    init) take no commands from the agent;
+//  - no file the agent can write and no signal it can send changes the
+//    allowlist: the policy file is mounted read-only and dnsguard reacts to
+//    signals only to stop or to log its counters (and only its own uid or
+//    root may signal it).
+//
+// Swapping happens on the io_context's one thread between two packets: no
+// query in flight is dropped, the cache is kept (a name that is no longer
+// allowed is refused before the cache is consulted), and the set entries of
+// names that stay allowed are untouched. Addresses of a name taken back stay
+// in the sets until their timeout (at most [ttl].max); the connection gate
+// refuses the name at once.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "allow_list.hpp"
+
+namespace cagent::dnsguard {
+
+class LivePolicy {
+ public:
+  // `base`: the session policy's patterns (never taken back at run time).
+  explicit LivePolicy(std::vector<std::string> base);
+
+  struct Outcome {
+    bool ok = false;
+    std::string reply;                  // one line, no newline: "ok …" / "error …"
+    std::optional<AllowList> next;      // set when the allowlist changed
+    std::vector<std::string> allowed;   // patterns added by this command (normalized)
+    std::vector<std::string> denied;    // run-time additions taken back
+  };
+
+  // One command line: "allow PATTERN…", "deny PATTERN…" or "list". All or
+  // nothing: an invalid pattern (or a deny of a name that is not a run-time
+  // addition) changes nothing.
+  Outcome execute(std::string_view line);
+
+  const std::vector<std::string>& added() const noexcept { return added_; }
+
+ private:
+  AllowList build() const;
+
+  std::vector<std::string> base_;
+  std::vector<std::string> added_;  // normalized, in order of addition, no duplicates
+};
+
+// Where dnsguard's control socket lives: `<log dir>/control/dnsguard.sock`
+// ("" without a log file).
+std::string control_socket_for(const std::string& log_file);
+
+// The client side (`dnsguard --control SOCKET COMMAND…`): sends one line,
+// returns the reply line. Throws std::runtime_error when the socket cannot
+// be reached.
+std::string control_request(const std::string& socket_path, std::string_view line);
+
+}  // namespace cagent::dnsguard

@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cctype>
 #include <ostream>
 #include <sstream>
 #include <system_error>
@@ -228,6 +229,37 @@ std::optional<std::string> inspect_image_hash(ProcessRunner& runner, const std::
   return trim(std::string_view(r.output).substr(0, r.output.find('\n')));
 }
 
+void check_user_dockerfile(std::string_view text, const std::string& origin) {
+  std::istringstream in{std::string(text)};
+  std::string line;
+  int n = 0;
+  int from_line = 0;
+  std::string from_image;
+  bool continued = false;
+  while (std::getline(in, line)) {
+    ++n;
+    const std::string t = trim(line);
+    const bool was_continued = continued;
+    continued = !t.empty() && t.back() == '\\';
+    if (was_continued || t.empty() || t.front() == '#') continue;
+    std::istringstream words(t);
+    std::string keyword, image;
+    words >> keyword;
+    for (char& c : keyword) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (keyword != "FROM") continue;
+    // Flags (--platform=...) come before the image.
+    while (words >> image && image.rfind("--", 0) == 0) {
+    }
+    from_line = n;
+    from_image = image;
+  }
+  if (from_line == 0) throw DockerError(origin + ": no FROM line (it must start FROM ${CAGENT_BASE_IMAGE})");
+  if (from_image != "${CAGENT_BASE_IMAGE}" && from_image != "$CAGENT_BASE_IMAGE") {
+    throw DockerError(origin + ":" + std::to_string(from_line) + ": the final stage must be FROM ${CAGENT_BASE_IMAGE} (with ARG CAGENT_BASE_IMAGE first), not '" +
+                      from_image + "': cagent's image carries cage-init, the firewall's setup");
+  }
+}
+
 std::string base_tag(const std::string& image) {
   // A ':' after the last '/' starts the tag (a registry host may have a port).
   const std::size_t slash = image.rfind('/');
@@ -367,6 +399,7 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
   const std::vector<std::string> files = context_files(*request.context);
   const std::string hash = context_hash(*request.context, files, request.build_args, request.ca_pem);
   const bool layered = request.user_dockerfile.has_value();
+  if (layered) check_user_dockerfile(*request.user_dockerfile, request.user_dockerfile_origin);
   const std::string wanted = layered ? user_layer_hash(hash, *request.user_dockerfile) : hash;
   if (current && *current == wanted) return;
 

@@ -107,7 +107,15 @@ struct ImageRequest {
   // own cagent home, never from a workspace: its RUN steps run as root in
   // the build and its result is every later cage.
   std::optional<std::string> user_dockerfile;
+  std::string user_dockerfile_origin = "~/.cagent/Dockerfile";  // for errors
 };
+
+// Checks, before any build, that the user Dockerfile's final stage is built
+// on cagent's image: its last FROM names ${CAGENT_BASE_IMAGE} (or
+// $CAGENT_BASE_IMAGE). Anything else would drop cage-init and the hardening,
+// or (FROM the image's own tag) stack every edit on the previous result.
+// Throws DockerError naming origin:line.
+void check_user_dockerfile(std::string_view text, const std::string& origin);
 
 // The tag of the context's image when a user Dockerfile is built on top:
 // "cagent:latest" -> "cagent:latest-base", "cagent" -> "cagent:latest-base".

@@ -390,6 +390,7 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   // agent never sees that directory); a workspace cannot name one.
   if (const fs::path user = host.cagent_home / "Dockerfile"; fs::is_regular_file(user)) {
     image.user_dockerfile = read_file(user);
+    image.user_dockerfile_origin = user.string();
   }
   return p;
 }

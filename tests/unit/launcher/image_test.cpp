@@ -383,3 +383,30 @@ TEST_CASE("kept_image_tags: the ctx-* sets and the -base of the image's reposito
   CHECK(kept_image_tags(runner, "cagent:latest") ==
         std::vector<std::string>{"cagent:ctx-0123456789abcdef", "cagent:latest-base"});
 }
+
+TEST_CASE("check_user_dockerfile: the final stage must be FROM ${CAGENT_BASE_IMAGE}") {
+  const auto error = [](const std::string& text) -> std::string {
+    try {
+      check_user_dockerfile(text, "/h/.cagent/Dockerfile");
+    } catch (const DockerError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(error("ARG CAGENT_BASE_IMAGE\nFROM ${CAGENT_BASE_IMAGE}\nRUN true\n").empty());
+  CHECK(error("# comment\nARG CAGENT_BASE_IMAGE\nfrom $CAGENT_BASE_IMAGE AS final\n").empty());
+  // A builder stage from elsewhere is fine; the last stage is what runs.
+  CHECK(error("FROM golang:1.22 AS b\nRUN go build\nARG CAGENT_BASE_IMAGE\nFROM --platform=linux/amd64 ${CAGENT_BASE_IMAGE}\n")
+            .empty());
+  CHECK(error("FROM cagent:latest\nRUN true\n").find("/h/.cagent/Dockerfile:1: the final stage must be FROM") == 0);
+  CHECK(error("ARG CAGENT_BASE_IMAGE\nFROM ${CAGENT_BASE_IMAGE}\nFROM debian\n").find("Dockerfile:3:") !=
+        std::string::npos);
+  CHECK(error("RUN true\n").find("no FROM line") != std::string::npos);
+  // A continued line is not an instruction.
+  CHECK(error("ARG CAGENT_BASE_IMAGE\nFROM ${CAGENT_BASE_IMAGE}\nRUN echo \\\n  FROM x\n").empty());
+  // Checked before any build.
+  LayeredFixture f;
+  f.req.user_dockerfile = "FROM cagent:test\n";
+  CHECK_THROWS_AS(ensure_image(f.runner, f.req, f.err), DockerError);
+  CHECK(f.built.empty());
+}

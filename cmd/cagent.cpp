@@ -17,6 +17,7 @@
 #include "launcher/host/image.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/process.hpp"
+#include "launcher/host/live.hpp"
 #include "launcher/host/session.hpp"
 
 namespace host = cagent::launcher::host;
@@ -38,7 +39,9 @@ int exit_status_for(const std::exception& e) {
 int main(int argc, char** argv) {
   try {
     const std::vector<std::string> args(argv + 1, argv + argc);
-    const host::CliOptions cli = host::parse_cli(args);
+    // `cagent allow|deny …` (words before any --) or the ordinary command line.
+    const std::optional<host::LiveCommand> live = host::parse_live_command(args);
+    const host::CliOptions cli = live ? host::CliOptions{} : host::parse_cli(args);
     // The environment is read here and nowhere else: the library gets values.
     const auto env = [](const char* name) -> std::optional<std::string> {
       const char* value = std::getenv(name);
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
     ctx.stdout_tty = ::isatty(STDOUT_FILENO) == 1;
     ctx.engine_key = host::docker_engine_key(env_or_empty("DOCKER_HOST"));
     host::PosixProcessRunner runner;
+    if (live) return host::run_live(*live, ctx, runner, host::SessionIo{std::cout, std::cerr, std::cin});
     return host::run_cagent(cli, ctx, runner, host::SessionIo{std::cout, std::cerr, std::cin});
   } catch (const std::exception& e) {
     std::cerr << "cagent: " << e.what() << "\n";

@@ -1,13 +1,24 @@
 #include "launcher/host/live.hpp"
 
+#include <time.h>
+
 #include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
 #include <ostream>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "dnsguard/allow_list.hpp"
+#include "launcher/host/blocked_summary.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
+#include "launcher/host/text.hpp"
 
 namespace cagent::launcher::host {
 namespace {
@@ -20,12 +31,17 @@ constexpr const char* kDnsguard = "/usr/local/bin/dnsguard";
 }  // namespace
 
 std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& args) {
-  if (args.empty() || (args[0] != "allow" && args[0] != "deny")) return std::nullopt;
+  if (args.empty()) return std::nullopt;
   LiveCommand c;
-  c.kind = args[0] == "allow" ? LiveCommand::Kind::allow : LiveCommand::Kind::deny;
+  if (args[0] == "allow") c.kind = LiveCommand::Kind::allow;
+  else if (args[0] == "deny") c.kind = LiveCommand::Kind::deny;
+  else if (args[0] == "ps") c.kind = LiveCommand::Kind::ps;
+  else if (args[0] == "log") c.kind = LiveCommand::Kind::log;
+  else return std::nullopt;
+  const bool policy = c.kind == LiveCommand::Kind::allow || c.kind == LiveCommand::Kind::deny;
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--session" || a.rfind("--session=", 0) == 0) {
+    if (policy && (a == "--session" || a.rfind("--session=", 0) == 0)) {
       if (a == "--session") {
         if (i + 1 >= args.size()) throw UsageError("option --session needs a value");
         c.session = args[++i];
@@ -35,8 +51,23 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       if (c.session->empty()) throw UsageError("option --session needs a value");
       continue;
     }
-    if (a.rfind("--save", 0) == 0) throw UsageError("--save is not supported yet: add the name to domains in .cagent.yaml");
+    if (!policy && a == "--json") {
+      c.json = true;
+      continue;
+    }
+    if (policy && a.rfind("--save", 0) == 0)
+      throw UsageError("--save is not supported yet: add the name to domains in .cagent.yaml");
+    if (c.kind == LiveCommand::Kind::log && (a == "-f" || a == "--follow"))
+      throw UsageError("cagent log -f is not supported yet: run cagent log again");
     if (a.rfind("-", 0) == 0) throw UsageError("unknown option '" + a + "' for cagent " + args[0]);
+    if (c.kind == LiveCommand::Kind::ps) throw UsageError("unexpected argument '" + a + "' for cagent ps");
+    if (c.kind == LiveCommand::Kind::log) {
+      const bool hex = !a.empty() && a.size() <= 64 &&
+                       std::all_of(a.begin(), a.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); });
+      if (c.session || !hex) throw UsageError("usage: cagent log [SESSION] [--json]");
+      c.session = a;
+      continue;
+    }
     try {
       std::string n = dnsguard::normalize_pattern(a);
       if (std::find(c.names.begin(), c.names.end(), n) == c.names.end()) c.names.push_back(std::move(n));
@@ -44,7 +75,7 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       throw UsageError("invalid pattern '" + a + "': " + e.what());
     }
   }
-  if (c.names.empty()) throw UsageError("usage: cagent " + args[0] + " NAME… [--session ID]");
+  if (policy && c.names.empty()) throw UsageError("usage: cagent " + args[0] + " NAME… [--session ID]");
   return c;
 }
 
@@ -55,7 +86,10 @@ std::vector<RunningCage> parse_running_cages(const std::string& out) {
   while (std::getline(in, line)) {
     const std::size_t tab = line.find('\t');
     if (tab == std::string::npos || tab == 0 || tab + 1 >= line.size()) continue;
-    cages.push_back(RunningCage{line.substr(0, tab), line.substr(tab + 1), {}});
+    RunningCage c;
+    c.container = line.substr(0, tab);
+    c.session = line.substr(tab + 1);
+    cages.push_back(std::move(c));
   }
   return cages;
 }
@@ -81,7 +115,63 @@ std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand
   return argv;
 }
 
-int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+namespace {
+
+constexpr const char* kInspectFormat =
+    "{{.State.StartedAt}}\t{{range .Mounts}}{{if eq .Destination \"/workspace\"}}{{.Source}}{{end}}{{end}}"
+    "\t{{json .Args}}";
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string age_text(std::int64_t seconds) {
+  if (seconds < 0) return "?";
+  if (seconds < 120) return std::to_string(seconds) + "s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + "m";
+  if (seconds < 172800) return std::to_string(seconds / 3600) + "h";
+  return std::to_string(seconds / 86400) + "d";
+}
+
+std::string utc_text(std::int64_t t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string type_text(int type) {
+  switch (type) {
+    case 1: return "A";
+    case 28: return "AAAA";
+    case 5: return "CNAME";
+    case 65: return "HTTPS";
+    case 64: return "SVCB";
+    case 15: return "MX";
+    case 16: return "TXT";
+    case 33: return "SRV";
+    default: return "TYPE" + std::to_string(type);
+  }
+}
+
+std::vector<RunningCage> list_cages(ProcessRunner& runner) {
   RunOptions capture;
   capture.output = RunOptions::Output::capture;
   capture.timeout = std::chrono::seconds(30);
@@ -91,20 +181,184 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
   if (ps.status != 0) throw DockerError("docker ps failed: " + ps.output);
   std::vector<RunningCage> cages = parse_running_cages(ps.output);
   for (RunningCage& c : cages) {
-    const RunResult inspect = runner.run(
-        {"docker", "inspect", "--format",
-         "{{range .Mounts}}{{if eq .Destination \"/workspace\"}}{{.Source}}{{end}}{{end}}", c.container},
-        capture);
-    std::string src = inspect.output;
-    while (!src.empty() && (src.back() == '\n' || src.back() == '\r')) src.pop_back();
-    if (inspect.status == 0) c.workspace = src;
+    const RunResult inspect = runner.run({"docker", "inspect", "--format", kInspectFormat, c.container}, capture);
+    if (inspect.status == 0) apply_inspect(c, inspect.output);
   }
-  const std::vector<RunningCage> targets = select_cages(cages, host.workspace, command.session);
+  return cages;
+}
+
+std::filesystem::path record_of(const HostContext& host, const std::string& session) {
+  return host.cagent_home / "logs" / ("session-" + session) / "decisions.json";
+}
+
+std::optional<std::string> read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+void apply_inspect(RunningCage& cage, const std::string& line) {
+  std::string l = line;
+  while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+  const std::size_t t1 = l.find('\t');
+  const std::size_t t2 = t1 == std::string::npos ? std::string::npos : l.find('\t', t1 + 1);
+  if (t2 == std::string::npos) return;
+  std::tm tm{};
+  if (::strptime(l.substr(0, t1).c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr) cage.started = ::timegm(&tm);
+  cage.workspace = l.substr(t1 + 1, t2 - t1 - 1);
+  try {
+    const YAML::Node args = YAML::Load(l.substr(t2 + 1));
+    bool after = false;
+    for (const YAML::Node& a : args) {
+      const std::string v = a.as<std::string>();
+      if (after) cage.command.push_back(v);
+      else if (v == "--") after = true;
+    }
+  } catch (const std::exception&) {
+    // An unexpected shape: the command column stays empty.
+  }
+}
+
+std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<Blocked>& blocked, std::int64_t now,
+                      bool json) {
+  std::ostringstream out;
+  if (!json && !cages.empty()) out << "SESSION       AGE   BLOCKED  REFUSED  WORKSPACE  COMMAND\n";
+  for (std::size_t i = 0; i < cages.size(); ++i) {
+    const RunningCage& c = cages[i];
+    const Blocked b = i < blocked.size() ? blocked[i] : Blocked{};
+    const std::int64_t age = c.started > 0 ? now - c.started : -1;
+    if (json) {
+      out << "{\"session\":" << json_string(c.session) << ",\"container\":" << json_string(c.container)
+          << ",\"workspace\":" << json_string(c.workspace.string()) << ",\"command\":[";
+      for (std::size_t k = 0; k < c.command.size(); ++k) out << (k ? "," : "") << json_string(c.command[k]);
+      out << "],\"started\":" << c.started << ",\"age_seconds\":" << age << ",\"denied\":" << b.denied
+          << ",\"gate_refused\":" << b.refused << "}\n";
+    } else {
+      std::string cmd;
+      for (const auto& w : c.command) cmd += (cmd.empty() ? "" : " ") + w;
+      if (cmd.empty()) cmd = "(login shell)";
+      char line[64];
+      std::snprintf(line, sizeof line, "%-13s %-5s %7llu  %7llu  ", c.session.c_str(), age_text(age).c_str(),
+                    static_cast<unsigned long long>(b.denied), static_cast<unsigned long long>(b.refused));
+      out << line << printable(c.workspace.string()) << "  " << printable(cmd) << "\n";
+    }
+  }
+  return out.str();
+}
+
+std::string render_log(const std::string& session, const std::string& decisions_json, bool json) {
+  std::ostringstream out;
+  try {
+    const YAML::Node root = YAML::Load(decisions_json);
+    if (!root.IsMap() || root["version"].as<int>(0) != 1) throw std::runtime_error("unknown version");
+    for (const YAML::Node& e : root["denied"]) {
+      const std::string name = e["name"].as<std::string>();
+      const int type = e["type"].as<int>();
+      if (json) {
+        out << "{\"session\":" << json_string(session) << ",\"event\":\"denied\",\"name\":" << json_string(name)
+            << ",\"type\":" << type << ",\"count\":" << e["count"].as<std::uint64_t>()
+            << ",\"first\":" << e["first"].as<std::int64_t>() << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
+      } else {
+        out << "denied   " << printable(name) << " " << type_text(type) << " \xC3\x97" << e["count"].as<std::uint64_t>()
+            << "  " << utc_text(e["first"].as<std::int64_t>()) << " .. " << utc_text(e["last"].as<std::int64_t>())
+            << "\n";
+      }
+    }
+    if (const auto unlisted = root["denied_unlisted"].as<std::uint64_t>(0); unlisted > 0 && !json)
+      out << "denied   (" << unlisted << " more lookups of names past the record's bound)\n";
+    for (const YAML::Node& e : root["gate_refused"]) {
+      const std::string name = e["name"].as<std::string>(), dst = e["dst"].as<std::string>(),
+                        reason = e["reason"].as<std::string>();
+      if (json) {
+        out << "{\"session\":" << json_string(session) << ",\"event\":\"gate_refused\",\"name\":" << json_string(name)
+            << ",\"dst\":" << json_string(dst) << ",\"reason\":" << json_string(reason)
+            << ",\"count\":" << e["count"].as<std::uint64_t>() << ",\"first\":" << e["first"].as<std::int64_t>()
+            << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
+      } else {
+        out << "refused  " << printable(name.empty() ? dst : name) << " \xC3\x97" << e["count"].as<std::uint64_t>() << "  ("
+            << printable(reason) << ")  " << utc_text(e["first"].as<std::int64_t>()) << " .. "
+            << utc_text(e["last"].as<std::int64_t>()) << "\n";
+      }
+    }
+    for (const YAML::Node& e : root["changes"]) {
+      const std::string op = e["op"].as<std::string>(), name = e["name"].as<std::string>();
+      if (json) {
+        out << "{\"session\":" << json_string(session) << ",\"event\":" << json_string(op) << ",\"name\":"
+            << json_string(name) << ",\"time\":" << e["time"].as<std::int64_t>() << "}\n";
+      } else {
+        out << (op == "allow" ? "allowed  " : "taken back ") << printable(name) << "  (at run time, "
+            << utc_text(e["time"].as<std::int64_t>()) << ")\n";
+      }
+    }
+  } catch (const std::exception& e) {
+    throw UsageError("session " + session + ": unreadable decision record (" + e.what() + ")");
+  }
+  return out.str();
+}
+
+int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  if (command.kind == LiveCommand::Kind::ps) {
+    const std::vector<RunningCage> cages = list_cages(runner);
+    std::vector<Blocked> blocked;
+    for (const RunningCage& c : cages) {
+      Blocked b;
+      if (const auto text = read_text(record_of(host, c.session))) {
+        if (const auto d = parse_decisions(*text)) {
+          b.denied = d->denied_total;
+          b.refused = d->refused_total;
+        }
+      }
+      blocked.push_back(b);
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    io.out << render_ps(cages, blocked, now, command.json);
+    if (cages.empty() && !command.json) io.err << "cagent: no running cages\n";
+    return 0;
+  }
+  if (command.kind == LiveCommand::Kind::log) {
+    std::string session;
+    if (command.session) {
+      session = *command.session;
+    } else {
+      // The running cage of this workspace, else the newest session.
+      for (const RunningCage& c : list_cages(runner))
+        if (c.workspace == host.workspace) session = c.session;
+      if (session.empty()) {
+        std::filesystem::file_time_type newest{};
+        std::error_code ec;
+        for (std::filesystem::directory_iterator it(host.cagent_home / "logs", ec);
+             !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+          const std::string n = it->path().filename().string();
+          if (n.rfind("session-", 0) != 0 || !std::filesystem::exists(it->path() / "decisions.json")) continue;
+          const auto t = std::filesystem::last_write_time(it->path() / "decisions.json", ec);
+          if (!ec && (session.empty() || t > newest)) {
+            newest = t;
+            session = n.substr(8);
+          }
+        }
+        ec.clear();
+      }
+      if (session.empty()) throw UsageError("no session with a decision record yet");
+    }
+    const auto text = read_text(record_of(host, session));
+    if (!text) throw UsageError("unknown session " + session + " (no decision record in " +
+                                record_of(host, session).parent_path().string() + ")");
+    io.out << render_log(session, *text, command.json);
+    return 0;
+  }
+  const std::vector<RunningCage> targets = select_cages(list_cages(runner), host.workspace, command.session);
+  RunOptions capture;
+  capture.output = RunOptions::Output::capture;
+  capture.timeout = std::chrono::seconds(30);
+  capture.merge_stderr = true;
   int status = 0;
   for (const RunningCage& c : targets) {
-    RunOptions o = capture;
-    o.merge_stderr = true;
-    const RunResult r = runner.run(control_argv(c, command), o);
+    const RunResult r = runner.run(control_argv(c, command), capture);
     std::string reply = r.output;
     while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
     if (r.status == 0) {
@@ -112,7 +366,7 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
              << (command.kind == LiveCommand::Kind::allow ? " (until the session ends)" : "") << "\n";
     } else {
       if (reply.rfind("error ", 0) == 0) reply = reply.substr(6);
-      io.err << "cagent: session " << c.session << ": " << (reply.empty() ? "dnsguard did not answer" : reply)
+      io.err << "cagent: session " << c.session << ": " << (reply.empty() ? "dnsguard did not answer" : printable(reply))
              << "\n";
       status = kExitUsage;
     }

@@ -13,6 +13,7 @@
 // uid 0, so the agent, an unprivileged uid inside the same container, has no
 // path to it (see dnsguard/control.hpp).
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -24,21 +25,40 @@
 namespace cagent::launcher::host {
 
 struct LiveCommand {
-  enum class Kind { allow, deny } kind = Kind::allow;
-  std::vector<std::string> names;   // normalized patterns (validated)
+  enum class Kind { allow, deny, ps, log } kind = Kind::allow;
+  std::vector<std::string> names;   // allow/deny: normalized patterns (validated)
   std::optional<std::string> session;
+  bool json = false;                // ps, log: one JSON object per line
 };
 
-// nullopt when args do not start with "allow" or "deny" (the ordinary
-// cagent command line). Throws UsageError for a bad one: no names, an
-// invalid pattern, an unknown option — before anything is changed.
+// nullopt when args do not start with "allow", "deny", "ps" or "log" (the
+// ordinary cagent command line). Throws UsageError for a bad one: no names,
+// an invalid pattern, an unknown option — before anything is changed.
 std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& args);
 
 struct RunningCage {
   std::string container;
   std::string session;
   std::filesystem::path workspace;  // the bind source of /workspace ("" if unknown)
+  std::vector<std::string> command; // what the agent runs (after cage-init's --)
+  std::int64_t started = 0;         // unix seconds (0: unknown)
 };
+
+// One line of `docker inspect --format` (kInspectFormat in live.cpp):
+// "STARTED\tWORKSPACE\tARGS-JSON" into `cage`.
+void apply_inspect(RunningCage& cage, const std::string& line);
+
+// `cagent ps`: one line per cage (or one JSON object per line). `blocked`
+// gives (denied lookups, gate refusals) of a session, from its record.
+struct Blocked {
+  std::uint64_t denied = 0, refused = 0;
+};
+std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<Blocked>& blocked, std::int64_t now,
+                      bool json);
+
+// `cagent log`: a decision record (decisions.json) as lines for people, or
+// as one JSON object per decision. Throws UsageError when it is unreadable.
+std::string render_log(const std::string& session, const std::string& decisions_json, bool json);
 
 // `docker ps --format '{{.Names}}\t{{.Label "cagent.session"}}'` output.
 std::vector<RunningCage> parse_running_cages(const std::string& docker_ps_output);
@@ -51,8 +71,9 @@ std::vector<RunningCage> select_cages(const std::vector<RunningCage>& cages, con
 
 std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand& command);
 
-// The whole command: find, select, send; one line per cage on io.err.
-// 0 when every cage took it, 2 when a usage error or dnsguard refused it.
+// The whole command. allow/deny: find, select, send; one line per cage on
+// io.err; 0 when every cage took it, 2 when dnsguard refused it. ps, log:
+// the listing on io.out.
 int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io);
 
 }  // namespace cagent::launcher::host

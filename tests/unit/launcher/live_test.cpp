@@ -23,7 +23,8 @@ TEST_CASE("live commands: argv before any -- ; patterns validated before anythin
   CHECK(c->session == "s1");
   for (const std::vector<std::string>& bad :
        {std::vector<std::string>{"allow"}, {"allow", "bad..name"}, {"allow", "*"}, {"deny", "a.example", "--session"},
-        {"allow", "a.example", "--session="}, {"allow", "a.example", "--frobnicate"}, {"deny", "--session", "x"}}) {
+        {"allow", "a.example", "--session="}, {"allow", "a.example", "--frobnicate"}, {"deny", "--session", "x"},
+        {"ps", "x"}, {"ps", "--session", "a"}, {"log", "a", "b"}, {"log", "not/hex"}, {"allow", "a.example", "--json"}}) {
     CAPTURE(bad.size());
     CHECK_THROWS_AS(parse_live_command(bad), UsageError);
   }
@@ -56,7 +57,8 @@ TEST_CASE("live commands: run against docker (fake runner)") {
   test::FakeRunner runner;
   runner.respond = [](const std::vector<std::string>& argv) {
     if (argv[1] == "ps") return RunResult{0, "cagent-1\ts1\ncagent-2\ts2\n", false};
-    if (argv[1] == "inspect") return RunResult{0, argv.back() == "cagent-1" ? "/w/a\n" : "/w/b\n", false};
+    if (argv[1] == "inspect")
+      return RunResult{0, std::string("2026-11-28T09:00:00.5Z\t") + (argv.back() == "cagent-1" ? "/w/a" : "/w/b") + "\t[]\n", false};
     if (argv[1] == "exec") return RunResult{0, "ok allowed x.example\n", false};
     return RunResult{1, "", false};
   };
@@ -71,7 +73,7 @@ TEST_CASE("live commands: run against docker (fake runner)") {
   // dnsguard refuses (e.g. deny of a policy name): its reason, exit 2.
   runner.respond = [](const std::vector<std::string>& argv) {
     if (argv[1] == "ps") return RunResult{0, "cagent-1\ts1\n", false};
-    if (argv[1] == "inspect") return RunResult{0, "/w/a\n", false};
+    if (argv[1] == "inspect") return RunResult{0, "2026-11-28T09:00:00Z\t/w/a\tnull\n", false};
     return RunResult{2, "error x.example was not allowed at run time\n", false};
   };
   err.str("");
@@ -80,4 +82,52 @@ TEST_CASE("live commands: run against docker (fake runner)") {
   host.workspace = "/w/none";
   CHECK_THROWS_AS(run_live(*parse_live_command({"deny", "x.example"}), host, runner, SessionIo{out, err, in}),
                   UsageError);
+}
+
+TEST_CASE("cagent ps and log: argv") {
+  auto c = parse_live_command({"ps", "--json"});
+  REQUIRE(c);
+  CHECK(c->kind == LiveCommand::Kind::ps);
+  CHECK(c->json);
+  c = parse_live_command({"log", "ab12cd"});
+  REQUIRE(c);
+  CHECK(c->kind == LiveCommand::Kind::log);
+  CHECK(c->session == "ab12cd");
+  CHECK(!c->json);
+}
+
+TEST_CASE("cagent ps: what docker inspect says, rendered for people and for scripts") {
+  RunningCage c;
+  c.container = "cagent-ab12";
+  c.session = "ab12";
+  apply_inspect(c, "2026-11-28T09:00:00.123456789Z\t/w/my \"ws\"\t[\"--policy\",\"/etc/p\",\"--\",\"sh\",\"-c\",\"x\"]\n");
+  CHECK(c.workspace == "/w/my \"ws\"");
+  CHECK(c.command == std::vector<std::string>{"sh", "-c", "x"});
+  CHECK(c.started == 1795856400);
+  const std::string human = render_ps({c}, {Blocked{3, 1}}, 1795856400 + 300, false);
+  CHECK(human.find("SESSION") == 0);
+  CHECK(human.find("ab12          5m          3        1  /w/my \"ws\"  sh -c x\n") != std::string::npos);
+  CHECK(render_ps({c}, {Blocked{3, 1}}, 1795856400 + 300, true) ==
+        "{\"session\":\"ab12\",\"container\":\"cagent-ab12\",\"workspace\":\"/w/my \\\"ws\\\"\",\"command\":[\"sh\",\"-c\",\"x\"],"
+        "\"started\":1795856400,\"age_seconds\":300,\"denied\":3,\"gate_refused\":1}\n");
+  CHECK(render_ps({}, {}, 0, false).empty());
+}
+
+TEST_CASE("cagent log: the decision record as lines and as JSON objects") {
+  const std::string rec =
+      "{\"version\":1,\"updated\":1800000010,\"denied_total\":3,\"denied_unlisted\":0,\"denied\":["
+      "{\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005}],"
+      "\"gate_refused_total\":1,\"gate_refused_unlisted\":0,\"gate_refused\":["
+      "{\"name\":\"\",\"dst\":\"192.0.2.1:443\",\"reason\":\"no SNI\",\"count\":1,\"first\":1800000001,\"last\":1800000001}],"
+      "\"changes_dropped\":0,\"changes\":[{\"op\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}]}\n";
+  CHECK(render_log("ab12", rec, false) ==
+        "denied   pypi.org A \xC3\x97" "2  2027-01-15T08:00:00Z .. 2027-01-15T08:00:05Z\n"
+        "refused  192.0.2.1:443 \xC3\x97" "1  (no SNI)  2027-01-15T08:00:01Z .. 2027-01-15T08:00:01Z\n"
+        "allowed  pypi.org  (at run time, 2027-01-15T08:00:09Z)\n");
+  CHECK(render_log("ab12", rec, true) ==
+        "{\"session\":\"ab12\",\"event\":\"denied\",\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005}\n"
+        "{\"session\":\"ab12\",\"event\":\"gate_refused\",\"name\":\"\",\"dst\":\"192.0.2.1:443\",\"reason\":\"no SNI\",\"count\":1,"
+        "\"first\":1800000001,\"last\":1800000001}\n"
+        "{\"session\":\"ab12\",\"event\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}\n");
+  CHECK_THROWS_AS(render_log("ab12", "{", false), UsageError);
 }

@@ -230,7 +230,10 @@ void Server::stop() noexcept {
   boost::system::error_code ignored;
   if (control_) {
     control_->close(ignored);
+    // Leave the log directory as the host expects to read it: no socket,
+    // no directory only dnsguard's uid can enter.
     ::unlink(control_path_.c_str());
+    ::rmdir(std::filesystem::path(control_path_).parent_path().c_str());
   }
   for (auto& s : udp_sockets_) s.close(ignored);
   for (auto& a : acceptors_) a.close(ignored);

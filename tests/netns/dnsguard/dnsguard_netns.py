@@ -536,6 +536,10 @@ def case_live_policy(args):
         d = json.load(open(path))
         ops = [(c["op"], c["name"]) for c in d["changes"]]
         check(ops == [("allow", "solo.test"), ("allow", "evil.test"), ("deny", "evil.test")], f"changes: {ops}")
+        # At exit the socket and its directory are gone again.
+        cage.dg.send_signal(signal.SIGTERM)
+        cage.dg.wait(timeout=10)
+        check(not os.path.exists(os.path.dirname(sock)), "control directory removed at exit")
 
 
 def case_mixed_case(args):

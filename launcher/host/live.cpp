@@ -1,11 +1,15 @@
 #include "launcher/host/live.hpp"
 
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <ostream>
@@ -18,7 +22,10 @@
 #include "launcher/host/cli.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
+#include "launcher/host/sha256.hpp"
 #include "launcher/host/text.hpp"
+#include "launcher/host/workspace_approval.hpp"
+#include "launcher/host/yaml_edit.hpp"
 
 namespace cagent::launcher::host {
 namespace {
@@ -55,8 +62,13 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       c.json = true;
       continue;
     }
-    if (policy && a.rfind("--save", 0) == 0)
-      throw UsageError("--save is not supported yet: add the name to domains in .cagent.yaml");
+    if (c.kind == LiveCommand::Kind::allow && (a == "--save" || a.rfind("--save=", 0) == 0)) {
+      const std::string where = a == "--save" ? "workspace" : a.substr(7);
+      if (where == "workspace") c.save = LiveCommand::Save::workspace;
+      else if (where == "global") c.save = LiveCommand::Save::global;
+      else throw UsageError("--save takes workspace or global, not '" + where + "'");
+      continue;
+    }
     if (c.kind == LiveCommand::Kind::log && (a == "-f" || a == "--follow"))
       throw UsageError("cagent log -f is not supported yet: run cagent log again");
     if (a.rfind("-", 0) == 0) throw UsageError("unknown option '" + a + "' for cagent " + args[0]);
@@ -300,6 +312,60 @@ std::string render_log(const std::string& session, const std::string& decisions_
   return out.str();
 }
 
+std::filesystem::path save_domains(LiveCommand::Save where, const std::vector<std::string>& names,
+                                   const HostContext& host) {
+  namespace fs = std::filesystem;
+  const bool global = where == LiveCommand::Save::global;
+  const fs::path file = global ? host.cagent_home / "config.yaml" : host.workspace / ".cagent.yaml";
+  WorkspaceRecords records(host.cagent_home);
+  records.lock();  // the same lock sessions take to read and record approvals
+  std::optional<WorkspaceRecord> record;
+  std::string old_text;
+  if (global) {
+    // Trusted (threat model): read as it is, through no symlink games of a
+    // cage (no cage sees ~/.cagent).
+    old_text = read_text(file).value_or("");
+  } else {
+    const ConfigFileState state = inspect_config_file(file);
+    if (state.symlink) throw UsageError(file.string() + " is a symlink; not writing through it");
+    record = records.load(host.workspace);
+    const std::string accepted = record ? record->accepted : std::string(kAbsentConfig);
+    if (state.hash != accepted) {
+      throw UsageError(file.string() +
+                       " changed since you last accepted it (a session may have written it); read it, run "
+                       "cagent --accept-workspace-config, then save again");
+    }
+    old_text = state.content.value_or("");
+  }
+  std::string new_text;
+  try {
+    new_text = add_domains(old_text, names);
+  } catch (const YamlEditError& e) {
+    throw UsageError("not saving to " + file.string() + ": " + e.what());
+  }
+  if (new_text == old_text && fs::exists(file)) return {};
+  // Written next to it, then renamed over it: never half a file, and never
+  // through a name planted meanwhile (O_EXCL|O_NOFOLLOW on the temporary).
+  const fs::path tmp = file.parent_path() / (file.filename().string() + ".cagent-save");
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) throw UsageError("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  const bool ok = ::write(fd, new_text.data(), new_text.size()) == static_cast<ssize_t>(new_text.size());
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    throw UsageError("cannot write " + file.string() + ": " + std::strerror(errno));
+  }
+  if (!global) {
+    // The user's own change: the next session loads it without asking.
+    WorkspaceRecord r = record.value_or(WorkspaceRecord{});
+    r.path = host.workspace.string();
+    r.accepted = sha256_hex(new_text);
+    records.save(r);
+  }
+  return file;
+}
+
 int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   if (command.kind == LiveCommand::Kind::ps) {
     const std::vector<RunningCage> cages = list_cages(runner);
@@ -352,6 +418,12 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
     return 0;
   }
   const std::vector<RunningCage> targets = select_cages(list_cages(runner), host.workspace, command.session);
+  if (command.save != LiveCommand::Save::none) {
+    const auto file = save_domains(command.save, command.names, host);
+    io.err << "cagent: " << (file.empty() ? std::string("already in the config: nothing saved")
+                                           : "saved to " + printable(file.string()))
+           << "\n";
+  }
   RunOptions capture;
   capture.output = RunOptions::Output::capture;
   capture.timeout = std::chrono::seconds(30);
@@ -363,7 +435,10 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
     while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
     if (r.status == 0) {
       io.err << "cagent: session " << c.session << ": " << reply.substr(std::min<std::size_t>(reply.size(), 3))
-             << (command.kind == LiveCommand::Kind::allow ? " (until the session ends)" : "") << "\n";
+             << (command.kind != LiveCommand::Kind::allow ? ""
+                 : command.save != LiveCommand::Save::none ? " (and saved for the next sessions)"
+                                                            : " (until the session ends)")
+             << "\n";
     } else {
       if (reply.rfind("error ", 0) == 0) reply = reply.substr(6);
       io.err << "cagent: session " << c.session << ": " << (reply.empty() ? "dnsguard did not answer" : printable(reply))

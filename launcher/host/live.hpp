@@ -29,7 +29,20 @@ struct LiveCommand {
   std::vector<std::string> names;   // allow/deny: normalized patterns (validated)
   std::optional<std::string> session;
   bool json = false;                // ps, log: one JSON object per line
+  // allow --save[=workspace|global]: also append the names to that config
+  // file's domains (yaml_edit.hpp), as the user's approved change.
+  enum class Save { none, workspace, global } save = Save::none;
 };
+
+// `cagent allow --save`: adds `names` to the file's domains, keeping the
+// rest as written. The workspace file is written only when it is the
+// content the user last accepted (workspace_approval.hpp) — otherwise a
+// session may have changed it and saving would approve that unseen — and
+// the new content is then recorded as accepted. Throws UsageError (one
+// line, nothing written) when it cannot. Returns the file written ("" when
+// every name was already there).
+std::filesystem::path save_domains(LiveCommand::Save where, const std::vector<std::string>& names,
+                                   const HostContext& host);
 
 // nullopt when args do not start with "allow", "deny", "ps" or "log" (the
 // ordinary cagent command line). Throws UsageError for a bad one: no names,

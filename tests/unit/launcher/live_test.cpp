@@ -1,9 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "launcher/host/cli.hpp"
 #include "launcher/host/live.hpp"
+#include "launcher/host/sha256.hpp"
+#include "launcher/host/workspace_approval.hpp"
 #include "test_util.hpp"
 
 using namespace cagent::launcher::host;
@@ -130,4 +134,80 @@ TEST_CASE("cagent log: the decision record as lines and as JSON objects") {
         "\"first\":1800000001,\"last\":1800000001}\n"
         "{\"session\":\"ab12\",\"event\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}\n");
   CHECK_THROWS_AS(render_log("ab12", "{", false), UsageError);
+}
+
+namespace {
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+}  // namespace
+
+TEST_CASE("allow --save: argv") {
+  auto c = parse_live_command({"allow", "a.example", "--save"});
+  REQUIRE(c);
+  CHECK(c->save == LiveCommand::Save::workspace);
+  CHECK(parse_live_command({"allow", "--save=global", "a.example"})->save == LiveCommand::Save::global);
+  CHECK(parse_live_command({"allow", "a.example"})->save == LiveCommand::Save::none);
+  CHECK_THROWS_AS(parse_live_command({"allow", "a.example", "--save=elsewhere"}), UsageError);
+  CHECK_THROWS_AS(parse_live_command({"deny", "a.example", "--save"}), UsageError);
+}
+
+TEST_CASE("allow --save: writes the workspace file as the user's accepted change, idempotent") {
+  test::TempDir tmp;
+  HostContext host;
+  host.cagent_home = tmp.dir("home/.cagent");
+  host.workspace = tmp.dir("ws");
+  const auto file = save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host);
+  CHECK(file == host.workspace / ".cagent.yaml");
+  CHECK(slurp(file) == "domains:\n  - \"pypi.org\"\n");
+  WorkspaceRecords records(host.cagent_home);
+  auto rec = records.load(host.workspace);
+  REQUIRE(rec);
+  CHECK(rec->accepted == sha256_hex(slurp(file)));
+  CHECK(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host).empty());  // already there
+  CHECK(save_domains(LiveCommand::Save::workspace, {"b.example"}, host) == file);
+  CHECK(slurp(file) == "domains:\n  - \"pypi.org\"\n  - \"b.example\"\n");
+}
+
+TEST_CASE("allow --save: refuses a file a session may have changed, or one it cannot parse; nothing written") {
+  test::TempDir tmp;
+  HostContext host;
+  host.cagent_home = tmp.dir("home/.cagent");
+  host.workspace = tmp.dir("ws");
+  // Not accepted (no record says the user accepted this content).
+  tmp.file("ws/.cagent.yaml", "domains:\n  - evil.example\n");
+  CHECK_THROWS_WITH_AS(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host),
+                       doctest::Contains("changed since you last accepted it"), UsageError);
+  CHECK(slurp(host.workspace / ".cagent.yaml") == "domains:\n  - evil.example\n");
+  // Accepted, but unparseable.
+  const std::string bad = "domains: [a.example\n";
+  tmp.file("ws/.cagent.yaml", bad);
+  WorkspaceRecords records(host.cagent_home);
+  WorkspaceRecord r;
+  r.path = host.workspace.string();
+  r.accepted = sha256_hex(bad);
+  records.save(r);
+  CHECK_THROWS_WITH_AS(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host),
+                       doctest::Contains("cannot parse"), UsageError);
+  CHECK(slurp(host.workspace / ".cagent.yaml") == bad);
+  // A symlink is never written through.
+  std::filesystem::remove(host.workspace / ".cagent.yaml");
+  std::filesystem::create_symlink(tmp / "elsewhere.yaml", host.workspace / ".cagent.yaml");
+  CHECK_THROWS_AS(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host), UsageError);
+  CHECK(!std::filesystem::exists(tmp / "elsewhere.yaml"));
+}
+
+TEST_CASE("allow --save=global: the global config keeps its comments") {
+  test::TempDir tmp;
+  HostContext host;
+  host.cagent_home = tmp.dir("home/.cagent");
+  host.workspace = tmp.dir("ws");
+  tmp.file("home/.cagent/config.yaml", "# mine\ndomains:\n  - github.com  # code\nignore:\n  - .env\n");
+  CHECK(save_domains(LiveCommand::Save::global, {"pypi.org"}, host) == host.cagent_home / "config.yaml");
+  CHECK(slurp(host.cagent_home / "config.yaml") ==
+        "# mine\ndomains:\n  - github.com  # code\n  - \"pypi.org\"\nignore:\n  - .env\n");
+  CHECK(!std::filesystem::exists(host.workspace / ".cagent.yaml"));
 }

@@ -1,6 +1,7 @@
 #include "decisions.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -197,6 +198,9 @@ bool DecisionFile::write(DecisionRecord& record, bool force, std::string& error)
     error = "open " + tmp + ": " + std::strerror(errno);
     return false;
   }
+  // Readable by the host user (cagent ps/log read it while the session
+  // runs) whatever dnsguard's umask; it holds names, no secrets.
+  ::fchmod(fd, 0644);
   std::size_t done = 0;
   while (done < text.size()) {
     const ssize_t w = ::write(fd, text.data() + done, text.size() - done);

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "decisions.hpp"
@@ -85,6 +86,12 @@ TEST_CASE("decision file: rewritten only when changed, atomically, next to the l
   text << in.rdbuf();
   CHECK(text.str().find("\"denied_total\":1,") != std::string::npos);
   CHECK(!std::filesystem::exists(dir / "decisions.json.tmp"));
+  const mode_t old_mask = ::umask(077);
+  r.denied("y.example", 1, kT0);
+  REQUIRE(file.write(r, false, error));
+  ::umask(old_mask);
+  CHECK((std::filesystem::status(file.path()).permissions() & std::filesystem::perms::others_read) !=
+        std::filesystem::perms::none);
   DecisionFile nowhere(dir / "missing" / "decisions.json");
   CHECK(!nowhere.write(r, true, error));
   CHECK(error.find("missing") != std::string::npos);

@@ -17,11 +17,28 @@ chmod 755 "$HOME2"
 E2E_EXIT_HOOKS+=("docker images --format '{{.Repository}}:{{.Tag}}' 'cagent-e2e-img-$RUN_ID' | xargs -r docker rmi -f >/dev/null 2>&1")
 # bc is not in the default image: its presence proves the rebuild.
 cp "$E2E_HOME/.cagent/config.yaml" "$HOME2/.cagent/config.yaml"
-printf '\nimage_packages:\n  - bc\n' >>"$HOME2/.cagent/config.yaml"
 ws=$(new_workspace allowed.test)
+# A frozen copy of the image context: "unchanged" must mean unchanged even
+# while someone edits the checkout (COPY caching is by content, so the copy
+# still reuses the world image's layers).
+ctx=$E2E_TMP/context
+mkdir -p "$ctx"
+tar -C "$E2E_SRC/../../.." --exclude=./.git --exclude='./build*' --exclude=./tests --exclude=./.cache -c . \
+  | tar -C "$ctx" -x || die "cannot copy the image context"
+
+# A bad package name is a config error naming file:line, before any build.
+cp "$HOME2/.cagent/config.yaml" "$E2E_TMP/good.yaml"
+printf '\nimage_packages:\n  - "bc; rm -rf /"\n' >>"$HOME2/.cagent/config.yaml"
+rc=0; out=$(cd "$ws" && env HOME="$HOME2" CAGENT_HOME="$HOME2/.cagent" CAGENT_IMAGE="$TAG" CAGENT_CONTEXT="$ctx" \
+              timeout 60 "$E2E_CAGENT" -- true </dev/null 2>&1) || rc=$?
+expect_ne "a bad package name fails" "$rc" 0
+expect_match "the error names file:line and the entry" "$out" "config.yaml:[0-9]+:[0-9]+: bad image_packages entry 'bc; rm -rf /'"
+expect_false "nothing was built" docker image inspect "$TAG"
+cp "$E2E_TMP/good.yaml" "$HOME2/.cagent/config.yaml"
+printf '\nimage_packages:\n  - bc\n' >>"$HOME2/.cagent/config.yaml"
 
 run2() {  # like run_cagent, with this case's home and tag, and update checks on
-  (cd "$ws" && env HOME="$HOME2" CAGENT_HOME="$HOME2/.cagent" CAGENT_IMAGE="$TAG" \
+  (cd "$ws" && env HOME="$HOME2" CAGENT_HOME="$HOME2/.cagent" CAGENT_IMAGE="$TAG" CAGENT_CONTEXT="$ctx" \
       CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" timeout --kill-after=10 900 "$E2E_CAGENT" --ca-cert system \
       --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" \
       -- sh -c 'command -v bc >/dev/null && echo "bc=yes" || echo "bc=no"; cat /etc/cagent-user-layer 2>/dev/null || echo "layer=none"' \

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `cagent allow NAME --save` opens the name in the running cage and appends
+# it to the workspace .cagent.yaml (comments kept), as the user's approved
+# change: the next session allows it without asking. A session-only allow
+# (live_allow) is gone next session; this one persists.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+case_init
+
+ws=$(new_workspace allowed.test)
+printf '# the team'"'"'s names\ndomains:\n  - "allowed.test"   # our site\n' >"$ws/.cagent.yaml"
+chown_workspace "$ws"
+cage_bg "$ws" "$(cage_wait_file go); getent hosts denied.test; echo \"getent=\$?\" >/workspace/result"
+wait_for "the cage to run" 120 sh -c "[ -n \"\$(docker ps -q --filter label=cagent.e2e.cage=$CAGE_LABEL)\" ]"
+container=$(cage_bg_container)
+# dnsguard writes its decision record as it starts serving (control socket included).
+wait_for "dnsguard to serve" 60 test -e "$E2E_HOME/.cagent/logs/session-${container#cagent-}/decisions.json"
+rc=0; out=$(cd "$ws" && cagent_env "$E2E_CAGENT" allow denied.test --save 2>&1) || rc=$?
+expect_eq "cagent allow --save exits 0" "$rc" 0
+expect_match "it says where it saved" "$out" 'saved to .*\.cagent\.yaml'
+expect_eq "the file keeps its comments and gains the name" "$(cat "$ws/.cagent.yaml")" \
+  "$(printf '# the team'"'"'s names\ndomains:\n  - "allowed.test"   # our site\n  - "denied.test"')"
+touch "$ws/go"
+wait_cage_bg 120
+expect_match "the running cage resolves it" "$(cat "$ws/result" 2>/dev/null)" 'getent=0'
+rc=0; out=$(cd "$ws" && cagent_env "$E2E_CAGENT" allow denied.test --save 2>&1) || rc=$?
+expect_eq "no running cage: exit 2" "$rc" 2
+out=$(cage "$ws" 'getent hosts denied.test; echo "getent=$?"')
+expect_match "the next session allows it (the saved file is the user's, no question asked)" "$out" 'getent=0'
+expect_no_match "…and it was not treated as a file the agent may have written" "$(cage_err)" 'may have|ignor'
+finish

@@ -374,6 +374,13 @@ void prune_replaced(ProcessRunner& runner) {
 
 }  // namespace
 
+std::vector<std::string> render_user_build_argv(const std::string& image, const fs::path& dir,
+                                                const std::string& label, const std::string& base) {
+  return {"docker", "build", "-f", (dir / "Dockerfile").string(), "-t", image, "--label",
+          std::string(kHashLabel) + "=" + label, "--force-rm", "--build-arg", "CAGENT_BASE_IMAGE=" + base,
+          (dir / "context").string()};
+}
+
 std::vector<std::string> kept_image_tags(ProcessRunner& runner, const std::string& image) {
   std::vector<std::string> out;
   const std::string base = base_tag(image);
@@ -442,11 +449,7 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
     RemoveDir cleanup{dir};
     fs::create_directories(dir / "context");
     write_file(dir / "Dockerfile", *request.user_dockerfile, 0644);
-    run_build(runner,
-              {"docker", "build", "-f", (dir / "Dockerfile").string(), "-t", request.image, "--label",
-               std::string(kHashLabel) + "=" + wanted, "--force-rm", "--build-arg",
-               "CAGENT_BASE_IMAGE=" + context_image, (dir / "context").string()},
-              log);
+    run_build(runner, render_user_build_argv(request.image, dir, wanted, context_image), log);
   }
   runner.run({"docker", "tag", request.image, wanted_tag}, quiet);
   prune_old_sets(runner, request.image, wanted_tag);

@@ -135,6 +135,11 @@ inline constexpr std::size_t kKeptImageSets = 3;
 // the -base of a user layer (for --reset i). Empty when docker cannot list.
 std::vector<std::string> kept_image_tags(ProcessRunner& runner, const std::string& image);
 
+// The second build: `dir`/Dockerfile (the user's text), `dir`/context (empty),
+// on `base` (build arg CAGENT_BASE_IMAGE), tagged `image`, labelled `label`.
+std::vector<std::string> render_user_build_argv(const std::string& image, const std::filesystem::path& dir,
+                                                const std::string& label, const std::string& base);
+
 // The label of an image built from the user Dockerfile on a base whose
 // context hash is `base_hash`: changes with either.
 std::string user_layer_hash(std::string_view base_hash, std::string_view dockerfile);

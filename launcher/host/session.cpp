@@ -399,10 +399,17 @@ void print_dry_run(const PreparedSession& p, std::ostream& out) {
   const ImageRequest& image = p.image;
   if (image.context) {
     const std::string hash = context_hash(*image.context, context_files(*image.context), image.build_args, image.ca_pem);
+    const std::string context_image = image.user_dockerfile ? base_tag(image.image) : image.image;
     out << "# when " << image.image << " is missing or its " << kHashLabel << " label differs"
         << " (context copied to " << (image.work_dir / "context-XXXX").string() << "):\n"
-        << join_quoted(render_build_argv(BuildSpec{image.image, image.work_dir / "context-XXXX", hash, image.build_args}))
+        << join_quoted(render_build_argv(BuildSpec{context_image, image.work_dir / "context-XXXX", hash, image.build_args}))
         << "\n";
+    if (image.user_dockerfile) {
+      out << "# then " << image.user_dockerfile_origin << " on it:\n"
+          << join_quoted(render_user_build_argv(image.image, image.work_dir / "user-XXXX",
+                                                user_layer_hash(hash, *image.user_dockerfile), context_image))
+          << "\n";
+    }
   }
   out << "# sysbox-runc adds --runtime sysbox-runc\n" << join_quoted(render_run_argv(p.run)) << "\n";
 }

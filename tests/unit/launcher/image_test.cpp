@@ -410,3 +410,10 @@ TEST_CASE("check_user_dockerfile: the final stage must be FROM ${CAGENT_BASE_IMA
   CHECK_THROWS_AS(ensure_image(f.runner, f.req, f.err), DockerError);
   CHECK(f.built.empty());
 }
+
+TEST_CASE("render_user_build_argv: the user's file, an empty context, the base by build arg") {
+  CHECK(render_user_build_argv("cagent:latest", "/h/build/user-1", "abc", "cagent:latest-base") ==
+        std::vector<std::string>{"docker", "build", "-f", "/h/build/user-1/Dockerfile", "-t", "cagent:latest",
+                                 "--label", "cagent.context-hash=abc", "--force-rm", "--build-arg",
+                                 "CAGENT_BASE_IMAGE=cagent:latest-base", "/h/build/user-1/context"});
+}

@@ -148,7 +148,7 @@ std::string usage_text() {
   return R"(usage: cagent [options] [-- command [args…]]
        cagent allow|deny NAME… [--session ID]   open/close a name in the running cage(s)
        cagent ps [--json]                       the running cages
-       cagent log [SESSION] [--json]            a session's denied lookups and refusals
+       cagent log [SESSION] [-f] [--json]       a session's denied lookups and refusals
 
 Runs the command (default: a login shell) in a locked-down container with the
 current directory at /workspace. Exit status: the command's; 125 when docker

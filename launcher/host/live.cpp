@@ -1,6 +1,7 @@
 #include "launcher/host/live.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,8 +70,10 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       else throw UsageError("--save takes workspace or global, not '" + where + "'");
       continue;
     }
-    if (c.kind == LiveCommand::Kind::log && (a == "-f" || a == "--follow"))
-      throw UsageError("cagent log -f is not supported yet: run cagent log again");
+    if (c.kind == LiveCommand::Kind::log && (a == "-f" || a == "--follow")) {
+      c.follow = true;
+      continue;
+    }
     if (a.rfind("-", 0) == 0) throw UsageError("unknown option '" + a + "' for cagent " + args[0]);
     if (c.kind == LiveCommand::Kind::ps) throw UsageError("unexpected argument '" + a + "' for cagent ps");
     if (c.kind == LiveCommand::Kind::log) {
@@ -181,6 +184,14 @@ std::string type_text(int type) {
     case 33: return "SRV";
     default: return "TYPE" + std::to_string(type);
   }
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
 }
 
 std::vector<RunningCage> list_cages(ProcessRunner& runner) {
@@ -414,7 +425,26 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
     const auto text = read_text(record_of(host, session));
     if (!text) throw UsageError("unknown session " + session + " (no decision record in " +
                                 record_of(host, session).parent_path().string() + ")");
-    io.out << render_log(session, *text, command.json);
+    std::string shown = render_log(session, *text, command.json);
+    io.out << shown << std::flush;
+    if (!command.follow) return 0;
+    // -f: every interval, the lines that changed (a count going up prints
+    // that entry again), until the session's cage is gone; then one last
+    // read, since dnsguard writes its final counts as it stops.
+    std::vector<std::string> seen = split_lines(shown);
+    for (bool running = true; running;) {
+      ::poll(nullptr, 0, static_cast<int>(command.follow_interval.count()));
+      running = false;
+      for (const RunningCage& c : list_cages(runner)) running = running || c.session == session;
+      const auto now_text = read_text(record_of(host, session));
+      if (!now_text) continue;
+      for (std::string& line : split_lines(render_log(session, *now_text, command.json))) {
+        if (std::find(seen.begin(), seen.end(), line) != seen.end()) continue;
+        io.out << line << "\n";
+        seen.push_back(std::move(line));
+      }
+      io.out << std::flush;
+    }
     return 0;
   }
   const std::vector<RunningCage> targets = select_cages(list_cages(runner), host.workspace, command.session);

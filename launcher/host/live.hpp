@@ -13,6 +13,7 @@
 // uid 0, so the agent, an unprivileged uid inside the same container, has no
 // path to it (see dnsguard/control.hpp).
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -29,6 +30,8 @@ struct LiveCommand {
   std::vector<std::string> names;   // allow/deny: normalized patterns (validated)
   std::optional<std::string> session;
   bool json = false;                // ps, log: one JSON object per line
+  bool follow = false;              // log -f: until the session's cage is gone
+  std::chrono::milliseconds follow_interval{1000};
   // allow --save[=workspace|global]: also append the names to that config
   // file's domains (yaml_edit.hpp), as the user's approved change.
   enum class Save { none, workspace, global } save = Save::none;
@@ -69,7 +72,7 @@ struct Blocked {
 std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<Blocked>& blocked, std::int64_t now,
                       bool json);
 
-// `cagent log`: a decision record (decisions.json) as lines for people, or
+// `cagent log [-f]`: a decision record (decisions.json) as lines for people, or
 // as one JSON object per decision. Throws UsageError when it is unreadable.
 std::string render_log(const std::string& session, const std::string& decisions_json, bool json);
 

@@ -6,6 +6,7 @@
 
 #include "launcher/host/cli.hpp"
 #include "launcher/host/live.hpp"
+#include "launcher/host/paths.hpp"
 #include "launcher/host/sha256.hpp"
 #include "launcher/host/workspace_approval.hpp"
 #include "test_util.hpp"
@@ -210,4 +211,42 @@ TEST_CASE("allow --save=global: the global config keeps its comments") {
   CHECK(slurp(host.cagent_home / "config.yaml") ==
         "# mine\ndomains:\n  - github.com  # code\n  - \"pypi.org\"\nignore:\n  - .env\n");
   CHECK(!std::filesystem::exists(host.workspace / ".cagent.yaml"));
+}
+
+TEST_CASE("cagent log -f: prints what changed until the session's cage is gone, then the last counts") {
+  test::TempDir tmp;
+  HostContext host;
+  host.cagent_home = tmp.dir("home/.cagent");
+  host.workspace = tmp.dir("ws");
+  const auto record = [](int count) {
+    return "{\"version\":1,\"updated\":1,\"denied_total\":" + std::to_string(count) +
+           ",\"denied_unlisted\":0,\"denied\":[{\"name\":\"pypi.org\",\"type\":1,\"count\":" + std::to_string(count) +
+           ",\"first\":1800000000,\"last\":1800000000}],\"gate_refused_total\":0,\"gate_refused_unlisted\":0,"
+           "\"gate_refused\":[],\"changes_dropped\":0,\"changes\":[]}";
+  };
+  const auto file = tmp.file("home/.cagent/logs/session-ab12/decisions.json", record(1));
+  test::FakeRunner runner;
+  int polls = 0;
+  runner.respond = [&](const std::vector<std::string>& argv) {
+    if (argv[1] == "ps") {
+      ++polls;
+      // Between two looks at docker the record changes; the second look
+      // finds the cage gone.
+      write_file(file, record(polls == 1 ? 3 : 5), 0644);
+      return RunResult{0, polls == 1 ? "cagent-ab12\tab12\n" : "", false};
+    }
+    return RunResult{0, "2026-11-28T09:00:00Z\t/w\t[]\n", false};
+  };
+  auto c = parse_live_command({"log", "ab12", "-f"});
+  REQUIRE(c);
+  CHECK(c->follow);
+  c->follow_interval = std::chrono::milliseconds(1);
+  std::ostringstream out, err;
+  std::istringstream in;
+  CHECK(run_live(*c, host, runner, SessionIo{out, err, in}) == 0);
+  CHECK(out.str() ==
+        "denied   pypi.org A \xC3\x97" "1  2027-01-15T08:00:00Z .. 2027-01-15T08:00:00Z\n"
+        "denied   pypi.org A \xC3\x97" "3  2027-01-15T08:00:00Z .. 2027-01-15T08:00:00Z\n"
+        "denied   pypi.org A \xC3\x97" "5  2027-01-15T08:00:00Z .. 2027-01-15T08:00:00Z\n");
+  CHECK(polls == 2);
 }

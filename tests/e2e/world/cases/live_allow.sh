@@ -57,6 +57,11 @@ expect_true "cagent log shows the denied lookups" wait_for "denied.test in cagen
 expect_match "cagent log --json: one object per decision" "$(cagent_env "$E2E_CAGENT" log "$session" --json)" \
   '\{"session":"'"$session"'","event":"denied","name":"denied\.test","type":1,'
 
+# cagent log -f follows the session until it ends.
+(cd "$ws" && cagent_env timeout 150 "$E2E_CAGENT" log "$session" -f >"$E2E_TMP/follow.out" 2>&1) &
+follow_pid=$!
+E2E_EXIT_HOOKS+=("kill $follow_pid 2>/dev/null")
+
 # Errors: one line, exit 2, nothing changed.
 rc=0; err=$(cd "$ws" && cagent_env "$E2E_CAGENT" allow 'bad..name' 2>&1) || rc=$?
 expect_eq "invalid pattern: exit 2" "$rc" 2
@@ -83,6 +88,11 @@ expect_true "the first success came within 2 s of cagent allow" test "$ms" -lt 2
 wait_cage_bg 120
 expect_eq "the same session went on and exited 0" "$CAGE_RC" 0
 expect_match "HTTP to the newly allowed name works" "$(cat "$ws/fetched")" 'cagent-e2e web19'
+follow_rc=0; wait "$follow_pid" || follow_rc=$?
+expect_eq "cagent log -f ends when the session does" "$follow_rc" 0
+follow=$(cat "$E2E_TMP/follow.out")
+expect_match "cagent log -f showed the run-time allow as it happened" "$follow" 'allowed  denied\.test'
+expect_match "…and the flood's denials" "$follow" 'denied   n[0-9]+\.flood\.test'
 err=$(cat "$E2E_TMP/bg.err")
 logdir=$(ls -td "$E2E_HOME"/.cagent/logs/session-* | head -n1)
 want=$(python3 - "$logdir/decisions.json" <<'PY'

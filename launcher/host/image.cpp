@@ -68,6 +68,15 @@ std::string tail_lines(const fs::path& file, std::size_t lines) {
   return text.substr(pos);
 }
 
+// One field of a hashed description, length-prefixed, so no two different
+// inputs serialize alike.
+void hash_field(Sha256& h, std::string_view tag, std::string_view value) {
+  h.update(tag);
+  h.update(std::to_string(value.size()));
+  h.update(":");
+  h.update(value);
+}
+
 }  // namespace
 
 std::optional<fs::path> find_image_context(const fs::path& executable, const std::optional<fs::path>& chosen) {
@@ -178,13 +187,7 @@ BuildArgs with_extra_packages(BuildArgs args, const std::vector<std::string>& pa
 std::string context_hash(const fs::path& root, const std::vector<std::string>& files,
                          const BuildArgs& args, std::string_view ca_pem) {
   Sha256 h;
-  // Length-prefixed fields, so no two different inputs serialize alike.
-  const auto field = [&h](std::string_view tag, std::string_view value) {
-    h.update(tag);
-    h.update(std::to_string(value.size()));
-    h.update(":");
-    h.update(value);
-  };
+  const auto field = [&h](std::string_view tag, std::string_view value) { hash_field(h, tag, value); };
   field("v", "cagent-context-1");
   for (const std::string& rel : files) {
     const fs::path p = root / rel;
@@ -286,12 +289,7 @@ std::string set_tag(const std::string& image, std::string_view hash) {
 
 std::string user_layer_hash(std::string_view base_hash, std::string_view dockerfile) {
   Sha256 h;
-  const auto field = [&h](std::string_view tag, std::string_view value) {
-    h.update(tag);
-    h.update(std::to_string(value.size()));
-    h.update(":");
-    h.update(value);
-  };
+  const auto field = [&h](std::string_view tag, std::string_view value) { hash_field(h, tag, value); };
   field("v", "cagent-user-layer-1");
   field("base", base_hash);
   field("dockerfile", dockerfile);

@@ -1,21 +1,23 @@
 #include "gate_bindings.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace cagent::dnsguard {
 
-std::string NameBindings::key(std::string_view name, const IpAddress& addr) {
-  std::string k;
-  k.reserve(17 + name.size());
-  k.push_back(addr.v6 ? '6' : '4');
-  k.append(reinterpret_cast<const char*>(addr.bytes.data()), addr.v6 ? 16 : 4);
-  k.append(name);
-  return k;
+std::string_view NameBindings::key(std::string_view name, const IpAddress& addr, KeyBuffer& buf) noexcept {
+  const std::size_t alen = addr.v6 ? 16 : 4;
+  const std::size_t nlen = std::min(name.size(), buf.size() - 1 - alen);  // names are <= 253
+  buf[0] = addr.v6 ? '6' : '4';
+  std::memcpy(buf.data() + 1, addr.bytes.data(), alen);
+  std::memcpy(buf.data() + 1 + alen, name.data(), nlen);
+  return {buf.data(), 1 + alen + nlen};
 }
 
 bool NameBindings::bind(std::string_view name, const IpAddress& addr, Clock::time_point until,
                         Clock::time_point now) {
-  std::string k = key(name, addr);
+  KeyBuffer buf;
+  const std::string_view k = key(name, addr, buf);
   if (auto it = table_.find(k); it != table_.end()) {
     it->second = std::max(it->second, until);  // only ever extended
     return true;
@@ -25,12 +27,13 @@ bool NameBindings::bind(std::string_view name, const IpAddress& addr, Clock::tim
     next_sweep_ = now + std::chrono::seconds(1);
   }
   if (table_.size() >= max_) return false;
-  table_.emplace(std::move(k), until);
+  table_.emplace(std::string(k), until);
   return true;
 }
 
 bool NameBindings::bound(std::string_view name, const IpAddress& addr, Clock::time_point now) const {
-  const auto it = table_.find(key(name, addr));
+  KeyBuffer buf;
+  const auto it = table_.find(key(name, addr, buf));
   return it != table_.end() && it->second > now;
 }
 

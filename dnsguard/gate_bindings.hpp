@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -56,11 +57,19 @@ class NameBindings {
   std::size_t size() const noexcept { return table_.size(); }
 
  private:
-  // Family byte, 16 address bytes, then the name: one string, no pair.
-  static std::string key(std::string_view name, const IpAddress& addr);
+  // Family byte, the address bytes, then the name: one string, no pair.
+  // Built in `buf` (no allocation): the lookups on the per-query path
+  // (every insert re-binds, every cache hit too) find existing bindings
+  // without building a std::string; only a new binding allocates.
+  using KeyBuffer = std::array<char, 1 + 16 + 253>;
+  static std::string_view key(std::string_view name, const IpAddress& addr, KeyBuffer& buf) noexcept;
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view k) const noexcept { return std::hash<std::string_view>{}(k); }
+  };
 
   std::size_t max_;
-  std::unordered_map<std::string, Clock::time_point> table_;
+  std::unordered_map<std::string, Clock::time_point, KeyHash, std::equal_to<>> table_;
   // A full table is swept for expired bindings at most once a second: a
   // sweep is linear in the table, and a flood of new names must not make
   // every insert pay for one (the bindings it cannot record until then are

@@ -93,6 +93,13 @@ struct RulesetSpec {
   // created, possibly empty, so the rules never change shape).
   std::string static_set4 = "static4";
   std::string static_set6 = "static6";
+  // Nested Docker (issue 15): the veth link from the cage to the sandbox
+  // namespace where cage-init runs the nested engine. Empty nested_link:
+  // nothing nested, and the ruleset is exactly what it is without it. IPv4
+  // only: the sandbox gets no IPv6 address or route.
+  std::string nested_link;               // the cage side's interface name, e.g. "cagent-nd0"
+  Address nested_address;                // the cage side's address: the sandbox's DNS goes here
+  Cidr nested_subnet;                    // the link's subnet: masqueraded out of the uplink
 };
 
 // Installs the ruleset atomically, replacing any earlier table of that name

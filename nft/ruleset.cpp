@@ -7,6 +7,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <array>
 #include <cstring>
@@ -39,6 +40,9 @@ constexpr std::uint32_t ct_state_related = 1u << 2;
 constexpr std::uint32_t loopback_ifindex = 1;
 
 constexpr std::uint16_t dns_port = 53;
+
+// IFNAMSIZ: an interface name and its terminating zero.
+constexpr std::uint32_t ifname_size = 16;
 
 // Where `redirect` sends a packet in the output hook.
 const Address loopback4 = *parse_address("127.0.0.1");
@@ -151,8 +155,10 @@ class Rule {
   }
   // The destination lies in the CIDR: the address masked to the prefix
   // equals the (host-bits-cleared) base.
-  Rule& daddr_in(const Cidr& c) {
-    daddr(c.base.family);
+  Rule& daddr_in(const Cidr& c) { return addr_in(c, false); }
+  Rule& saddr_in(const Cidr& c) { return addr_in(c, true); }
+  Rule& addr_in(const Cidr& c, bool source) {
+    addr(c.base.family, source);
     const auto len = static_cast<std::uint32_t>(address_length(c.base.family));
     const std::array<std::uint8_t, 16> mask = prefix_mask(c.prefix_len);
     std::array<std::uint8_t, 16> base{};
@@ -199,6 +205,15 @@ class Rule {
     nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SET_ID, set_id);
     return push(std::move(e));
   }
+
+  // meta iifname / oifname: the kernel compares IFNAMSIZ bytes, the name
+  // zero-padded (names are checked to fit before anything is built).
+  Rule& ifname(std::uint32_t key, std::uint32_t op, const std::string& name) {
+    std::array<char, ifname_size> padded{};
+    std::memcpy(padded.data(), name.data(), std::min(name.size(), padded.size() - 1));
+    return meta(key).cmp(op, padded.data(), ifname_size);
+  }
+  Rule& masquerade() { return push(expr("masq")); }
 
   Rule& counter() { return push(expr("counter")); }
   Rule& limit_per_second(std::uint64_t rate, std::uint32_t burst) {
@@ -434,6 +449,97 @@ void neighbour_discovery(RulesetBatch& b, const char* chain, const RulesetSpec& 
   }
 }
 
+// Nested Docker (issue 15). The engine runs in a sandbox network namespace
+// joined to the cage by a veth pair (spec.nested_link is the cage's end,
+// spec.nested_address its address). What nested containers send leaves the
+// sandbox as *forwarded* traffic: it passes the forward chain, so it meets
+// the cage's own destination policy, and is masqueraded out of the uplink.
+// Their DNS never gets that far: every port-53 packet arriving on the link
+// is redirected to dnsguard (listening on nested_address), so nested
+// containers resolve through the same allowlist and their answers land in
+// the same sets before they are released. IPv4 only: the sandbox has no
+// IPv6 (the forward chain refuses any IPv6 it might try anyway).
+// Everything here exists only when spec.nested_link is set.
+
+constexpr std::int32_t nested_dstnat_priority = -100;  // NF_IP_PRI_NAT_DST
+constexpr std::int32_t nested_srcnat_priority = 100;   // NF_IP_PRI_NAT_SRC
+
+void nested_chains(RulesetBatch& b) {
+  b.chain("nested_dns", "nat", NF_INET_PRE_ROUTING, nested_dstnat_priority, NF_ACCEPT);
+  b.chain("nested_masquerade", "nat", NF_INET_POST_ROUTING, nested_srcnat_priority, NF_ACCEPT);
+}
+
+// Prerouting: whatever resolver a nested container names (the engine's
+// --dns, one of its own, a public one), its query lands on dnsguard. A
+// redirect in prerouting targets the primary address of the incoming
+// interface: nested_address.
+void nested_dns_redirect(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* nat = "nested_dns";
+  for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+    b.add(nat, b.rule(nat, std::string("nested DNS (") + (proto == IPPROTO_UDP ? "udp" : "tcp") + ") to dnsguard")
+                   .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, spec.nested_link)
+                   .l4proto(proto)
+                   .dport(dns_port)
+                   .redirect_to_port(spec.listen_port));
+  }
+}
+
+// Input: from the link, exactly dnsguard's endpoint on it (the redirected
+// DNS above). Nothing else of the cage — the gate, Docker's resolver,
+// anything the agent listens on — is reachable from the sandbox.
+void nested_input(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* in = "input";
+  for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+    b.add(in, b.rule(in, std::string("nested DNS (") + (proto == IPPROTO_UDP ? "udp" : "tcp") + ") redirected to dnsguard")
+                  .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, spec.nested_link)
+                  .daddr_is(spec.nested_address)
+                  .l4proto(proto)
+                  .dport(spec.listen_port)
+                  .accept());
+  }
+}
+
+// Forward: only the nested link is routed. Without this rule, with
+// forwarding on, a neighbour on the uplink could use the cage as a router
+// to the allowed destinations (its replies still pass as established).
+void nested_forward(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* fwd = "forward";
+  b.add(fwd, b.rule(fwd, "forwarded traffic comes only from the nested link")
+                 .ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, spec.nested_link)
+                 .drop());
+}
+
+// Output: the agent may reach the sandbox's end of the link (ports its
+// nested containers publish there). The sandbox's own egress is policed by
+// the forward chain, so this opens no way out.
+void nested_output(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* out = "output";
+  b.add(out, b.rule(out, "the nested sandbox's end of its link")
+                 .ifname(NFT_META_OIFNAME, NFT_CMP_EQ, spec.nested_link)
+                 .daddr_in(spec.nested_subnet)
+                 .accept());
+}
+
+// Postrouting: the sandbox's subnet leaves as the cage's own address (the
+// uplink network knows no route back to it).
+void nested_masquerade(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* nat = "nested_masquerade";
+  b.add(nat, b.rule(nat, "nested sandbox masqueraded out of the cage")
+                 .ifname(NFT_META_OIFNAME, NFT_CMP_NEQ, spec.nested_link)
+                 .saddr_in(spec.nested_subnet)
+                 .masquerade());
+}
+
+void check_nested(const RulesetSpec& spec) {
+  if (spec.nested_link.size() >= ifname_size) {
+    throw std::invalid_argument("nested link name \"" + spec.nested_link + "\" is longer than " +
+                                std::to_string(ifname_size - 1) + " characters");
+  }
+  if (spec.nested_address.family != Family::v4 || spec.nested_subnet.base.family != Family::v4) {
+    throw std::invalid_argument("the nested link is IPv4 only");
+  }
+}
+
 // Inbound: nothing reaches a listener in the cage from outside. A server
 // the agent starts would otherwise be a channel to any host that can reach
 // the container (other containers on the network, a published port), with
@@ -465,6 +571,7 @@ void input_chain(RulesetBatch& b, const RulesetSpec& spec) {
   }
   b.add(in, b.rule(in, "established/related: replies to the cage's own connections").ct_established_or_related().accept());
   b.add(in, b.rule(in, "loopback").meta(NFT_META_IIF).eq_u32(loopback_ifindex).accept());
+  if (!spec.nested_link.empty()) nested_input(b, spec);
   for (const InboundPort& p : spec.inbound) {
     const char* proto = p.l4proto == IPPROTO_UDP ? "udp" : p.l4proto == IPPROTO_SCTP ? "sctp" : "tcp";
     b.add(in, b.rule(in, "published port " + std::to_string(p.first) +
@@ -511,6 +618,7 @@ void gate_redirect(RulesetBatch& b, const RulesetSpec& spec) {
 
 void install_ruleset(const RulesetSpec& spec) {
   const std::string operation = "install ruleset inet " + spec.table;
+  if (!spec.nested_link.empty()) check_nested(spec);
   Socket sock;
   RulesetBatch b(spec, sock);
   b.table_replace();
@@ -537,6 +645,8 @@ void install_ruleset(const RulesetSpec& spec) {
   // bypass dnsguard. (NAT chains must stay above conntrack's -200.)
   b.chain("dns_redirect", "nat", NF_INET_LOCAL_OUT, dns_redirect_priority, NF_ACCEPT);
   if (!spec.gated_ports.empty()) b.chain("gate_redirect", "nat", NF_INET_LOCAL_OUT, dns_redirect_priority, NF_ACCEPT);
+  const bool nested = !spec.nested_link.empty();
+  if (nested) nested_chains(b);
 
   const char* out = "output";
   // Before anything accepts established traffic: nobody but dnsguard sends
@@ -597,6 +707,7 @@ void install_ruleset(const RulesetSpec& spec) {
   neighbour_discovery(b, out, spec, {{icmpv6_neighbor_solicit, "neighbour solicitation"},
                                {icmpv6_neighbor_advert, "neighbour advertisement"},
                                {icmpv6_router_solicit, "router solicitation"}});
+  if (nested) nested_output(b, spec);
   // Only dnsguard's uid may reach the upstream resolvers: everyone else's
   // DNS goes through dnsguard's allowlist (redirect chain below), so a
   // denied name never leaves the cage.
@@ -626,6 +737,7 @@ void install_ruleset(const RulesetSpec& spec) {
   // resolve any name past dnsguard's allowlist.
   const char* fwd = "forward";
   b.add(fwd, b.rule(fwd, "established/related: traffic of allowed connections").ct_established_or_related().accept());
+  if (nested) nested_forward(b, spec);
   other_dns_never_leaves(b, fwd);
   allowed_destinations(b, fwd, spec);
   reject_rest(b, fwd);
@@ -647,6 +759,10 @@ void install_ruleset(const RulesetSpec& spec) {
   }
 
   if (!spec.gated_ports.empty()) gate_redirect(b, spec);
+  if (nested) {
+    nested_dns_redirect(b, spec);
+    nested_masquerade(b, spec);
+  }
 
   b.batch().end();
   sock.commit(b.batch(), operation);

@@ -198,6 +198,45 @@ TEST_CASE("install_ruleset with the connection gate: redirect after the address 
   CHECK_FALSE(contains(plain, "udp dport 443 reject"));
 }
 
+TEST_CASE("install_ruleset with a nested link: DNS from it to dnsguard, only it forwarded, masqueraded") {
+  RulesetSpec spec = test_spec();
+  spec.nested_link = "cagent-nd0";
+  spec.nested_address = addr("100.127.255.253");
+  spec.nested_subnet = Cidr{addr("100.127.255.252"), 30};
+  install_ruleset(spec);
+  const std::string view = kernel_view();
+  INFO(view);
+  CHECK(contains(view, "chain nested_dns {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+                       "\t\tiifname \"cagent-nd0\" udp dport 53 redirect to :5353"));
+  CHECK(contains(view, "iifname \"cagent-nd0\" tcp dport 53 redirect to :5353"));
+  CHECK(contains(view, "iifname \"cagent-nd0\" ip daddr 100.127.255.253 udp dport 5353 accept"));
+  CHECK(contains(view, "iifname \"cagent-nd0\" ip daddr 100.127.255.253 tcp dport 5353 accept"));
+  // Forwarded traffic: replies first, then nothing but the nested link,
+  // then the unchanged destination policy (DNS dropped before the sets).
+  CHECK(contains(view, "chain forward {\n\t\ttype filter hook forward priority filter; policy drop;\n"
+                       "\t\tct state established,related accept comment \"established/related: traffic of allowed connections\"\n"
+                       "\t\tiifname != \"cagent-nd0\" drop"));
+  CHECK(contains(view, "oifname \"cagent-nd0\" ip daddr 100.127.255.252/30 accept"));
+  CHECK(contains(view, "chain nested_masquerade {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+                       "\t\toifname != \"cagent-nd0\" ip saddr 100.127.255.252/30 masquerade"));
+  // The input rule sits before the final counter (policy drop behind it).
+  CHECK(view.find("ip daddr 100.127.255.253 udp dport 5353 accept") < view.find("count refused inbound traffic"));
+  const std::size_t fwd = view.find("chain forward {");
+  CHECK(view.find("iifname != \"cagent-nd0\" drop", fwd) < view.find("udp dport 53 drop", fwd));
+
+  // A name that does not fit IFNAMSIZ is refused before anything is sent.
+  spec.nested_link = "a-name-too-long-x";
+  CHECK_THROWS_AS(install_ruleset(spec), std::invalid_argument);
+  CHECK(kernel_view() == view);
+
+  // Without a nested link nothing of it is there (the plain ruleset).
+  install_ruleset(test_spec());
+  const std::string plain = kernel_view();
+  CHECK_FALSE(contains(plain, "nested"));
+  CHECK_FALSE(contains(plain, "iifname"));
+  CHECK_FALSE(contains(plain, "masquerade"));
+}
+
 TEST_CASE("install_ruleset again: same kernel view, no duplicates, elements cleared") {
   install_ruleset(test_spec());
   SetUpdater up("cagent", "allow4", "allow6");

@@ -65,4 +65,17 @@ bool NftSink::hold(std::span<const dnsguard::AllowedAddress> addresses,
   }
 }
 
+bool NftSink::evict(std::span<const dnsguard::IpAddress> addresses) noexcept {
+  try {
+    std::vector<nft::Address> out;
+    out.reserve(addresses.size());
+    for (const auto& a : addresses) out.push_back(nft::Address{a.v6 ? nft::Family::v6 : nft::Family::v4, a.bytes});
+    updater_.remove(out);
+    return true;
+  } catch (const std::exception& e) {
+    log_.event(dnsguard::LogLevel::error, std::string("nft: ") + e.what());
+    return false;
+  }
+}
+
 }  // namespace cagent::cmd

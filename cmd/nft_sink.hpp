@@ -53,6 +53,7 @@ class NftSink final : public dnsguard::AnswerSink {
   // back through held_seconds().
   bool hold(std::span<const dnsguard::AllowedAddress> addresses,
             std::span<std::uint32_t> held_s) noexcept override;
+  bool evict(std::span<const dnsguard::IpAddress> addresses) noexcept override;
 
  private:
   nft::SetUpdater updater_;

@@ -31,6 +31,8 @@
 #include <cstdint>
 #include <span>
 
+#include "ip.hpp"
+
 namespace cagent::dnsguard {
 
 struct AllowedAddress {
@@ -59,6 +61,14 @@ class AnswerSink {
     for (std::size_t i = 0; i < addresses.size() && i < held_s.size(); ++i)
       held_s[i] = addresses[i].timeout_s;
     return true;
+  }
+
+  // A run-time deny (control.hpp): takes `addresses` out of the sets now,
+  // instead of at their timeout; one that is already gone is not an error.
+  // True once the kernel acknowledged. The default cannot evict (false).
+  virtual bool evict(std::span<const IpAddress> addresses) noexcept {
+    (void)addresses;
+    return false;
   }
 };
 

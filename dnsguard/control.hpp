@@ -26,9 +26,10 @@
 // Swapping happens on the io_context's one thread between two packets: no
 // query in flight is dropped, the cache is kept (a name that is no longer
 // allowed is refused before the cache is consulted), and the set entries of
-// names that stay allowed are untouched. Addresses of a name taken back stay
-// in the sets until their timeout (at most [ttl].max); the connection gate
-// refuses the name at once.
+// names that stay allowed are untouched. Addresses held only by a name
+// taken back leave the sets at once (QueryEngine::release_denied(), by the
+// name bindings); one another allowed name resolved to stays. The
+// connection gate refuses the name at once; connections already open stay.
 
 #include <optional>
 #include <string>

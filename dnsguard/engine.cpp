@@ -105,22 +105,34 @@ std::optional<std::uint32_t> QueryEngine::insert(const ResponseInfo& info, Timeo
     return std::nullopt;
   }
   counters_.inserts += pending_.size();
-  if (config_.gate_enabled) {
-    for (std::size_t i = 0; i < pending_.size(); ++i) {
-      IpAddress addr;
-      addr.v6 = pending_[i].v6;
-      addr.bytes = pending_[i].bytes;
-      // As long as the set element: the promise plus the set's grace.
-      if (!bindings_.bind(name, addr, now + std::chrono::seconds(held_[i]) + kBindingGrace, now)) {
-        ++counters_.binding_failures;  // the gate will refuse it: fail closed
-      }
+  // Bound with the gate off too: a run-time deny needs to know which
+  // addresses only the denied name holds (release_denied()).
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    IpAddress addr;
+    addr.v6 = pending_[i].v6;
+    addr.bytes = pending_[i].bytes;
+    // As long as the set element: the promise plus the set's grace.
+    if (!bindings_.bind(name, addr, now + std::chrono::seconds(held_[i]) + kBindingGrace, now)) {
+      ++counters_.binding_failures;  // the gate will refuse it: fail closed
     }
   }
   return *std::min_element(held_.begin(), held_.end());
 }
 
 bool QueryEngine::admit(std::string_view name, const IpAddress& destination) noexcept {
-  return allow_.allows(name) && bindings_.bound(name, destination, Clock::now());
+  return config_.gate_enabled && allow_.allows(name) && bindings_.bound(name, destination, Clock::now());
+}
+
+std::optional<std::size_t> QueryEngine::release_denied(Clock::time_point now) {
+  const std::vector<IpAddress> orphans =
+      bindings_.release([this](std::string_view name) { return allow_.allows(name); }, now);
+  if (orphans.empty()) return 0;
+  if (!sink_.evict(orphans)) {
+    log_.event(LogLevel::error, "could not take " + std::to_string(orphans.size()) +
+                                    " addresses of names taken back out of the sets; they leave at their timeout");
+    return std::nullopt;
+  }
+  return orphans.size();
 }
 
 void QueryEngine::cap_to_held(std::span<std::uint8_t> wire) const noexcept {
@@ -251,6 +263,12 @@ std::size_t QueryEngine::finish(std::span<const std::uint8_t> query, const Query
     return servfail(query, q, out);
   }
   bytes = bytes.first(kept);
+  // Taken back (control.hpp) while the upstream was asked: the answer is
+  // the denial the next query gets, and nothing is inserted.
+  if (!allow_.allows(q.name())) {
+    ++counters_.denied;
+    return deny_response(query, q, q.name(), tcp, static_cast<std::uint8_t>(config_.deny_rcode), out);
+  }
   auto held = insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, true, q.name(), now);
   if (!held) return servfail(query, q, out);
   // Clients never see a TTL above ttl.max, nor above the time the set holds
@@ -272,6 +290,7 @@ bool QueryEngine::absorb(const WireName& qname, std::uint16_t qtype,
   std::array<char, 256> text{};
   std::size_t len = 0;
   const std::string_view name = name_to_text(qname, text, len) ? std::string_view(text.data(), len) : std::string_view{};
+  if (!allow_.allows(name)) return false;  // taken back while the refresh waited for it
   return insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, false, name, Clock::now()).has_value();
 }
 

@@ -65,6 +65,11 @@ class QueryEngine final : public GateDecider {
   // `next`. The cache and the sets are kept — a name `next` denies is
   // refused before the cache is consulted, and the gate asks allows() too.
   void replace_allow_list(AllowList next) noexcept { allow_ = std::move(next); }
+  // After replace_allow_list() took names back: every address held only
+  // because of a name the allowlist no longer allows leaves the sets (one
+  // shared with a name that stays allowed stays). Returns how many left;
+  // nullopt when the sink failed (they then leave at their timeout).
+  std::optional<std::size_t> release_denied(Clock::time_point now);
   // Where denied lookups are counted (exactly; the log is rate-limited).
   // Not owned; null: not recorded.
   void set_decisions(DecisionRecord* decisions) noexcept { decisions_ = decisions; }
@@ -119,7 +124,8 @@ class QueryEngine final : public GateDecider {
   std::vector<std::uint32_t> held_;                 // per pending_ entry: what the sink holds
   std::vector<RrRange> drop_;                       // records strip_unreachable() removes
   std::vector<std::uint8_t> scratch_;               // its output, kMaxMessage bytes
-  // name → address bindings for the connection gate (only with the gate on).
+  // name → address bindings: the gate admits by them, and a run-time deny
+  // evicts the addresses only the denied names held (release_denied()).
   // As many as both sets can hold (nft set_size, 65536 each).
   static constexpr std::size_t kMaxBindings = 131072;
   NameBindings bindings_{kMaxBindings};

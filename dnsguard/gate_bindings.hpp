@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "ip.hpp"
 
@@ -53,6 +54,14 @@ class NameBindings {
 
   // Drops every binding that has expired.
   void expire(Clock::time_point now);
+
+  // A run-time deny (control.hpp): drops every binding whose name
+  // `still_allowed` rejects and returns the addresses that no live binding
+  // of a still-allowed name holds any more — the ones held only because of
+  // the names taken back, which the caller removes from the sets. An
+  // address shared with a name that stays allowed is kept.
+  std::vector<IpAddress> release(const std::function<bool(std::string_view)>& still_allowed,
+                                 Clock::time_point now);
 
   std::size_t size() const noexcept { return table_.size(); }
 

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <cstring>
 
@@ -205,6 +206,13 @@ asio::awaitable<void> Server::control_session(asio::local::stream_protocol::sock
     if (ec) co_return;
     LivePolicy::Outcome out = live_.execute(std::string_view(line).substr(0, n));
     if (out.next) engine_.replace_allow_list(std::move(*out.next));
+    if (!out.denied.empty()) {
+      // Addresses held only for the names taken back leave the sets now;
+      // the reply says how many (the host prints it).
+      const std::optional<std::size_t> evicted = engine_.release_denied(AnswerCache::Clock::now());
+      out.reply += evicted ? "; " + std::to_string(*evicted) + " addresses left the sets"
+                           : "; their addresses leave the sets at their timeout (eviction failed)";
+    }
     const auto now = DecisionRecord::WallClock::now();
     for (const auto& a : out.allowed) {
       decisions_.allow_changed("allow", a, now);

@@ -160,6 +160,12 @@ class SetUpdater {
   // held.size() must equal elements.size() (std::invalid_argument).
   void add(std::span<const SetElement> elements, std::span<std::chrono::milliseconds> held);
 
+  // Takes addresses out of their sets now (a name taken back at run time):
+  // one transaction per address, so one that already expired (ENOENT) does
+  // not keep the others in; the memory forgets each once the kernel did.
+  // Throws NetlinkError on any other failure (those before it are gone).
+  void remove(std::span<const Address> addresses);
+
   // Forget the remembered expiries (e.g. after the table was re-installed).
   // The memory is only a cache of what this object told the kernel: if the
   // table is re-installed or an element is deleted behind our back, it is

@@ -43,6 +43,7 @@ struct SetUpdater::Impl {
         set4(std::move(s4)),
         set6(std::move(s6)),
         operation("add elements to inet " + table),
+        delete_op("delete elements from inet " + table),
         list_op4("list elements of inet " + table + " " + set4),
         list_op6("list elements of inet " + table + " " + set6) {
     resolve_mode();
@@ -110,38 +111,45 @@ struct SetUpdater::Impl {
     for (std::size_t i = from; i < to; ++i) expiry.insert_or_assign(plan[i].addr, plan[i].expiry);
   }
 
+  // Deletes one element in a transaction of its own (one ENOENT must not
+  // abort the others), tolerating ENOENT: an element that is already gone
+  // is what the caller wants.
+  void delete_one(const Address& addr, const char* what) {
+    const std::string& set = set_of(addr.family);
+    const auto key_len = static_cast<std::uint32_t>(address_length(addr.family));
+    Batch one;
+    one.begin(sock.next_seq());
+    one.add(NFT_MSG_DELSETELEM, 0, element_message_overhead(table, set) + max_element_bytes, what, set,
+            [&](nlmsghdr* nlh) {
+              mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table.c_str());
+              mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
+              nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+              nlattr* elem = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+              nlattr* key = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
+              mnl_attr_put(nlh, NFTA_DATA_VALUE, key_len, addr.bytes.data());
+              mnl_attr_nest_end(nlh, key);
+              mnl_attr_nest_end(nlh, elem);
+              mnl_attr_nest_end(nlh, list);
+            });
+    one.end();
+    try {
+      sock.commit(one, delete_op);
+    } catch (const NetlinkError& e) {
+      if (e.error() != ENOENT) throw;
+    }
+  }
+
   // ElementAction::replace on kernels before 6.12: the element is at its
-  // kernel expiry, present or not. Each is deleted in a transaction of its
-  // own (one ENOENT must not abort the others), tolerating ENOENT; the main
-  // batch then adds it. No promise rests on it any more, so the moment
-  // without it refuses nothing a client was told it could reach.
+  // kernel expiry, present or not. Each is deleted on its own (ENOENT: it
+  // already expired, the add below creates it); the main batch then adds
+  // it. No promise rests on it any more, so the moment without it refuses
+  // nothing a client was told it could reach.
   void replace_uncertain() {
     for (Planned& p : plan) {
       if (p.action != ElementAction::replace) continue;
       p.action = ElementAction::add;
       if (use_expiration) continue;  // >= 6.12: an add with an expiration sets it either way
-      const std::string& set = set_of(p.addr.family);
-      const auto key_len = static_cast<std::uint32_t>(address_length(p.addr.family));
-      Batch one;
-      one.begin(sock.next_seq());
-      one.add(NFT_MSG_DELSETELEM, 0, element_message_overhead(table, set) + max_element_bytes,
-              "delete element (at its expiry) from set", set, [&](nlmsghdr* nlh) {
-                mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table.c_str());
-                mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
-                nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
-                nlattr* elem = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-                nlattr* key = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
-                mnl_attr_put(nlh, NFTA_DATA_VALUE, key_len, p.addr.bytes.data());
-                mnl_attr_nest_end(nlh, key);
-                mnl_attr_nest_end(nlh, elem);
-                mnl_attr_nest_end(nlh, list);
-              });
-      one.end();
-      try {
-        sock.commit(one, operation);
-      } catch (const NetlinkError& e) {
-        if (e.error() != ENOENT) throw;  // already expired: the add below creates it
-      }
+      delete_one(p.addr, "delete element (at its expiry) from set");
     }
   }
 
@@ -188,6 +196,7 @@ struct SetUpdater::Impl {
   std::string set4;
   std::string set6;
   std::string operation;
+  std::string delete_op;
   std::string list_op4;
   std::string list_op6;
   Socket sock;
@@ -288,6 +297,15 @@ void SetUpdater::add(std::span<const SetElement> elements, std::span<std::chrono
                   ? std::chrono::milliseconds(0)
                   : std::max(std::chrono::milliseconds(0),
                              std::chrono::duration_cast<std::chrono::milliseconds>(it->second - now));
+  }
+}
+
+void SetUpdater::remove(std::span<const Address> addresses) {
+  Impl& im = *impl_;
+  for (const Address& a : addresses) {
+    im.delete_one(a, "delete element (taken back) from set");
+    // Only after the kernel let go: a later add() must add it anew.
+    im.expiry.erase(a);
   }
 }
 

@@ -478,6 +478,10 @@ def case_live_policy(args):
     zone = dict(ZONE)
     zone["twin.test"] = {"ttl": 300, "A": ["203.0.113.99"]}  # shares evil.test's address
     zone["solo.test"] = {"ttl": 300, "A": ["203.0.113.77"]}
+    # Two run-time names sharing one address (.81); pair-a.test also has
+    # one of its own (.80) and one shared with the policy's twin.test (.99).
+    zone["pair-a.test"] = {"ttl": 300, "A": ["203.0.113.80", "203.0.113.81", "203.0.113.99"]}
+    zone["pair-b.test"] = {"ttl": 300, "A": ["203.0.113.81"]}
     with Cage(args, zone, allow=["www.example.test", "twin.test"]) as cage:
         cage.start_dnsguard()
         sock = os.path.join(cage.dir, "control", "dnsguard.sock")
@@ -522,11 +526,34 @@ def case_live_policy(args):
         # deny: the name is refused from the next lookup on; the address it
         # shares with a name the policy allows stays reachable.
         r = control("deny", "evil.test")
-        check(r.returncode == 0, f"deny: {r.stdout}")
+        check(r.returncode == 0 and r.stdout.strip() == "ok denied evil.test; 0 addresses left the sets",
+              f"deny: {r.stdout}")
         check(query_udp("evil.test")["rcode"] == 3, "evil.test denied again")
         check([x for x, _ in query_udp("twin.test")["addrs"]] == ["203.0.113.99"], "twin.test still answered")
         check(probe("203.0.113.99"), "the shared address stays in the set")
         check(query_udp("solo.test")["rcode"] == 0, "solo.test (still added) keeps working")
+        # deny evicts what only the name held, at once (not at its 300 s
+        # timeout), and keeps what another allowed name holds.
+        r = control("deny", "solo.test")
+        check(r.stdout.strip() == "ok denied solo.test; 1 addresses left the sets", f"deny solo: {r.stdout}")
+        check(not probe("203.0.113.77"), "solo.test's address left the set")
+        check(control("allow", "pair-a.test", "pair-b.test").returncode == 0, "allow the pair")
+        check(sorted(x for x, _ in query_udp("pair-a.test")["addrs"]) ==
+              ["203.0.113.80", "203.0.113.81", "203.0.113.99"], "pair-a.test answered")
+        check([x for x, _ in query_udp("pair-b.test")["addrs"]] == ["203.0.113.81"], "pair-b.test answered")
+        r = control("deny", "pair-a.test")
+        check(r.stdout.strip() == "ok denied pair-a.test; 1 addresses left the sets", f"deny pair-a: {r.stdout}")
+        check(not probe("203.0.113.80"), "pair-a.test's own address left the set")
+        check(probe("203.0.113.81"), "the address pair-b.test shares stays")
+        check(probe("203.0.113.99"), "the address the policy's twin.test shares stays")
+        check([x for x, _ in query_udp("pair-b.test")["addrs"]] == ["203.0.113.81"], "pair-b.test still answered")
+        r = control("deny", "pair-b.test")
+        check(r.stdout.strip() == "ok denied pair-b.test; 1 addresses left the sets", f"deny pair-b: {r.stdout}")
+        check(not probe("203.0.113.81"), "the shared address left once its last name was taken back")
+        # Allowed again: the next lookup puts the address back (the updater
+        # forgot it when the kernel let go, so it is added anew).
+        check(control("allow", "solo.test").returncode == 0, "allow solo.test again")
+        check(query_udp("solo.test")["rcode"] == 0 and probe("203.0.113.77"), "solo.test's address back in the set")
         # Only run-time additions can be taken back.
         r = control("deny", "twin.test")
         check(r.returncode == 2 and "policy file" in r.stdout, f"deny of a policy name: {r.stdout}")
@@ -535,7 +562,9 @@ def case_live_policy(args):
         path = os.path.join(cage.dir, "decisions.json")
         d = json.load(open(path))
         ops = [(c["op"], c["name"]) for c in d["changes"]]
-        check(ops == [("allow", "solo.test"), ("allow", "evil.test"), ("deny", "evil.test")], f"changes: {ops}")
+        check(ops == [("allow", "solo.test"), ("allow", "evil.test"), ("deny", "evil.test"), ("deny", "solo.test"),
+                      ("allow", "pair-a.test"), ("allow", "pair-b.test"), ("deny", "pair-a.test"),
+                      ("deny", "pair-b.test"), ("allow", "solo.test")], f"changes: {ops}")
         # At exit the socket and its directory are gone again.
         cage.dg.send_signal(signal.SIGTERM)
         cage.dg.wait(timeout=10)

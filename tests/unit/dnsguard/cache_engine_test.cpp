@@ -24,7 +24,12 @@ class RecordingSink : public AnswerSink {
     calls.emplace_back(addresses.begin(), addresses.end());
     return succeed;
   }
+  bool evict(std::span<const IpAddress> addresses) noexcept override {
+    for (const auto& a : addresses) evicted.push_back(to_string(a));
+    return succeed;
+  }
   std::vector<std::vector<AllowedAddress>> calls;
+  std::vector<std::string> evicted;
   bool succeed = true;
 };
 
@@ -389,15 +394,94 @@ TEST_CASE("engine with the gate on: answers lose ECH, inserted addresses are bou
   CHECK(f.engine->bindings() == 1);
 }
 
-TEST_CASE("engine with the gate off: no bindings, ECH passes") {
+TEST_CASE("engine with the gate off: nothing admitted, ECH passes") {
   EngineFixture f;
   auto t0 = Clock::now();
   auto client = test_wire::query({.name = "www.example.test", .id = 0x3333});
   REQUIRE(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
   auto upstream = build_response_wire("www.example.test", 1, 0, {"www.example.test. 300 IN A 198.51.100.1"});
   REQUIRE(f.engine->finish(client, f.q, false, upstream, f.out, t0) > 12);
-  CHECK(f.engine->bindings() == 0);
+  // Bound all the same: a run-time deny evicts by the bindings.
+  CHECK(f.engine->bindings() == 1);
   IpAddress a;
   a.bytes = {198, 51, 100, 1};
   CHECK_FALSE(f.engine->admit("www.example.test", a));  // nothing is ever admitted without the gate's bindings
+}
+
+namespace {
+// One lookup through the engine: the client's query, the upstream's answer
+// (`records` for `name`), and the engine's answer size (0: none).
+std::size_t resolve(EngineFixture& f, const std::string& name, const std::vector<std::string>& records,
+                    Clock::time_point now) {
+  auto client = test_wire::query({.name = name, .id = 0x4444});
+  const auto local = f.ask(client, now);
+  if (local.action != QueryEngine::Action::needs_upstream) return 0;
+  auto upstream = build_response_wire(name, 1, 0, records);
+  return f.engine->finish(client, f.q, false, upstream, f.out, now);
+}
+}  // namespace
+
+TEST_CASE("engine: a name taken back at run time evicts the addresses only it held") {
+  EngineFixture f;
+  const auto t0 = Clock::now();
+  // Run-time additions, as LivePolicy builds them: base + two names.
+  f.engine->replace_allow_list(AllowList({"www.example.test", "*.cdn.test", "api.extra.test", "cdn.extra.test"}));
+  // api.extra.test has one address of its own and one it shares with
+  // www.example.test (a name that stays); cdn.extra.test shares one with
+  // api.extra.test only.
+  REQUIRE(resolve(f, "api.extra.test",
+                  {"api.extra.test. 300 IN A 198.51.100.1", "api.extra.test. 300 IN A 198.51.100.2",
+                   "api.extra.test. 300 IN A 198.51.100.3"},
+                  t0) > 12);
+  REQUIRE(resolve(f, "www.example.test", {"www.example.test. 300 IN A 198.51.100.2"}, t0) > 12);
+  REQUIRE(resolve(f, "cdn.extra.test", {"cdn.extra.test. 300 IN A 198.51.100.3"}, t0) > 12);
+  // A binding of a name that stays, but expired: it does not keep its address.
+  REQUIRE(resolve(f, "img.cdn.test", {"img.cdn.test. 1 IN A 198.51.100.4"}, t0 - 3600s) > 12);
+  f.sink.evicted.clear();
+
+  // Take back api.extra.test only: .1 was its alone; .2 stays for www; .3
+  // stays for cdn.extra.test (still a run-time addition).
+  f.engine->replace_allow_list(AllowList({"www.example.test", "*.cdn.test", "cdn.extra.test"}));
+  CHECK(f.engine->release_denied(t0 + 1s) == std::optional<std::size_t>(1));
+  CHECK(f.sink.evicted == std::vector<std::string>{"198.51.100.1"});
+  // Its bindings are gone, the others' stay (the gate asks them).
+  f.config.gate_enabled = true;
+  IpAddress two;
+  two.bytes = {198, 51, 100, 2};
+  CHECK(f.engine->admit("www.example.test", two));
+  CHECK_FALSE(f.engine->admit("api.extra.test", two));
+
+  // Then cdn.extra.test: .3 is now nobody's.
+  f.sink.evicted.clear();
+  f.engine->replace_allow_list(AllowList({"www.example.test", "*.cdn.test"}));
+  CHECK(f.engine->release_denied(t0 + 2s) == std::optional<std::size_t>(1));
+  CHECK(f.sink.evicted == std::vector<std::string>{"198.51.100.3"});
+  // Nothing more to release the second time.
+  f.sink.evicted.clear();
+  CHECK(f.engine->release_denied(t0 + 3s) == std::optional<std::size_t>(0));
+  CHECK(f.sink.evicted.empty());
+
+  // A sink that cannot evict: reported, not hidden.
+  f.engine->replace_allow_list(AllowList({"*.cdn.test"}));
+  f.sink.succeed = false;
+  CHECK_FALSE(f.engine->release_denied(t0 + 4s).has_value());
+}
+
+TEST_CASE("engine: an answer that arrives after its name was taken back is a denial and inserts nothing") {
+  EngineFixture f;
+  const auto t0 = Clock::now();
+  auto client = test_wire::query({.name = "www.example.test", .id = 0x5555, .edns = true});
+  REQUIRE(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
+  // The deny lands while the upstream is asked.
+  f.engine->replace_allow_list(AllowList({"*.cdn.test"}));
+  auto upstream = build_response_wire("www.example.test", 1, 0, {"www.example.test. 300 IN A 198.51.100.1"});
+  const std::size_t n = f.engine->finish(client, f.q, false, upstream, f.out, t0);
+  REQUIRE(n > 12);
+  CHECK((read16(f.answer(n), 2) & 0xF) == static_cast<unsigned>(f.config.deny_rcode));
+  CHECK(read16(f.answer(n), 6) == 0);  // no answer records
+  CHECK(f.sink.calls.empty());
+  CHECK(f.engine->bindings() == 0);
+  // The refresh's answer for it is not absorbed either.
+  CHECK_FALSE(f.engine->absorb(wn("www.example.test"), 1, upstream));
+  CHECK(f.sink.calls.empty());
 }

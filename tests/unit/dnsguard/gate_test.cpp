@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -268,4 +269,32 @@ TEST_CASE("gate bindings: per name and address, expire with the set, bounded") {
   CHECK(table.size() == 2);
   table.expire(t0 + 200s);
   CHECK(table.size() == 0);
+}
+
+TEST_CASE("gate bindings: release after a run-time deny keeps addresses another allowed name holds") {
+  const NameBindings::Clock::time_point t0{1000s};
+  auto v4 = [](std::uint8_t last) {
+    IpAddress a;
+    a.bytes = {192, 0, 2, last};
+    return a;
+  };
+  IpAddress six;
+  six.v6 = true;
+  six.bytes = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  NameBindings table(16);
+  REQUIRE(table.bind("gone.test", v4(1), t0 + 60s, t0));
+  REQUIRE(table.bind("gone.test", v4(2), t0 + 60s, t0));
+  REQUIRE(table.bind("gone.test", six, t0 + 60s, t0));
+  REQUIRE(table.bind("also.gone.test", v4(3), t0 + 60s, t0));
+  REQUIRE(table.bind("stays.test", v4(2), t0 + 60s, t0));     // shared, live: kept
+  REQUIRE(table.bind("stays.test", v4(3), t0 + 5s, t0));      // shared, expired by then: not kept
+  const auto still_allowed = [](std::string_view name) { return name == "stays.test"; };
+  std::vector<std::string> orphans;
+  for (const IpAddress& a : table.release(still_allowed, t0 + 10s)) orphans.push_back(to_string(a));
+  std::sort(orphans.begin(), orphans.end());
+  CHECK(orphans == std::vector<std::string>{"192.0.2.1", "192.0.2.3", "2001:db8::1"});
+  CHECK_FALSE(table.bound("gone.test", v4(2), t0 + 10s));
+  CHECK(table.bound("stays.test", v4(2), t0 + 10s));
+  CHECK(table.size() == 2);  // the two of stays.test (the expired one goes with expire())
+  CHECK(table.release(still_allowed, t0 + 10s).empty());
 }

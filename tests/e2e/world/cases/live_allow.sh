@@ -2,7 +2,8 @@
 # Live policy: `cagent ps` lists a running cage and `cagent log` its denied
 # lookups; a cage that keeps trying a denied name succeeds shortly after
 # `cagent allow NAME` on the host, without restarting (the time is measured
-# and reported); the agent cannot allow anything from inside; the addition
+# and reported); `cagent deny` takes it back, its address out of the set at
+# once; the agent cannot allow anything from inside; the addition
 # lives only as long as that session; the exit summary counts exactly;
 # errors are one line, exit 2.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -32,8 +33,15 @@ while time.time() < deadline:
     except socket.gaierror:
         time.sleep(0.02)
 PY
-  curl -sS -m 10 http://denied.test/ >/workspace/fetched 2>&1; echo "curl=$?" >>/workspace/fetched
-  for i in $(seq 300); do getent hosts n$i.flood.test >/dev/null; done; true'
+  curl -sS -m 10 http://denied.test/ >/workspace/fetched.part 2>&1; echo "curl=$?" >>/workspace/fetched.part
+  mv /workspace/fetched.part /workspace/fetched
+  for i in $(seq 300); do getent hosts n$i.flood.test >/dev/null; done
+  # The host takes the name back (cagent deny): the lookup is refused and
+  # its address is out of the set at once, not at its 300 s TTL.
+  for i in $(seq 600); do [ -e /workspace/deny_done ] && break; sleep 0.1; done
+  { getent hosts denied.test; echo "getent=$?"
+    start=$(date +%s%N); curl -sS -m 10 http://198.51.100.19/; echo "curl=$? ms=$(( ($(date +%s%N) - start) / 1000000 ))"
+  } >/workspace/after_deny 2>&1; true'
 
 wait_for "the cage to start trying" 120 test -e "$ws/trying" || { cat "$E2E_TMP/bg.err" >&2; }
 try=$(cat "$ws/agent_try" 2>/dev/null)
@@ -85,9 +93,18 @@ t2=$(cat "$ws/resolved" 2>/dev/null || echo 0)
 ms=$(( (t2 - t0) / 1000000 ))
 say "cagent allow took $(( (t1 - t0) / 1000000 )) ms; first successful lookup $ms ms after it started ($(( (t2 - t1) / 1000000 )) ms after it returned)"
 expect_true "the first success came within 2 s of cagent allow" test "$ms" -lt 2000
+wait_for "the cage to fetch from denied.test" 30 test -e "$ws/fetched"
+expect_match "HTTP to the newly allowed name works" "$(cat "$ws/fetched")" 'cagent-e2e web19'
+rc=0; out=$(cd "$ws" && cagent_env "$E2E_CAGENT" deny denied.test 2>&1) || rc=$?
+expect_eq "cagent deny exits 0" "$rc" 0
+# A and AAAA (curl asked for both): the addresses only denied.test held.
+expect_match "cagent deny evicts its addresses at once" "$out" 'denied denied\.test; [12] addresses left the sets'
+touch "$ws/deny_done"
 wait_cage_bg 120
 expect_eq "the same session went on and exited 0" "$CAGE_RC" 0
-expect_match "HTTP to the newly allowed name works" "$(cat "$ws/fetched")" 'cagent-e2e web19'
+after=$(cat "$ws/after_deny" 2>/dev/null)
+expect_match "after cagent deny the name is refused again" "$after" 'getent=2'
+expect_match "…and its address is refused at once (no timeout)" "$after" 'curl=7 ms=[0-9]{1,3}$'
 follow_rc=0; wait "$follow_pid" || follow_rc=$?
 expect_eq "cagent log -f ends when the session does" "$follow_rc" 0
 follow=$(cat "$E2E_TMP/follow.out")
@@ -101,7 +118,7 @@ d = json.load(open(sys.argv[1]))
 flood = {e["name"] for e in d["denied"] if e["name"].endswith(".flood.test")}
 probe = sum(e["count"] for e in d["denied"] if e["name"].endswith(".invalid"))
 assert len(flood) == 300, len(flood)
-assert [c["op"] for c in d["changes"]] == ["allow"], d["changes"]
+assert [c["op"] for c in d["changes"]] == ["allow", "deny"], d["changes"]
 print(d["denied_total"] - probe)
 PY
 ) || not_ok "decision record: $want"

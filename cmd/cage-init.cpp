@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     cagent::cage::ExecutorOptions executor;
     const char* trace = std::getenv("CAGENT_TRACE_STEPS");  // the environment is read here only
     executor.trace_steps = trace != nullptr && trace[0] == '1';
+    if (const char* fail = std::getenv("CAGENT_TEST_NESTED_FAIL")) executor.nested_fail_at = fail;
     return cagent::cage::run_plan(plan, executor);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "cage-init: %s; the command was not run\n", error.what());

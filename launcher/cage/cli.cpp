@@ -18,6 +18,7 @@ CommandLine usage_error(std::string message) {
 const char* cage_init_usage() noexcept {
   return "usage: cage-init [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]\n"
          "                 [--ca-bundle FILE] [--workspace DIR] [--runtime-dir DIR] [--ready-timeout MS]\n"
+         "                 [--nested-docker DOCKERD [--nested-socket-dir DIR] [--nested-data-root DIR]]\n"
          "                 [-- CMD [ARGS...]]      (no CMD: the user's login shell)\n";
 }
 
@@ -47,6 +48,9 @@ CommandLine parse_cage_init_args(std::span<const std::string> args) {
     else if (arg == "--ca-bundle") options.ca_bundle = value;
     else if (arg == "--workspace") options.workspace = value;
     else if (arg == "--runtime-dir") options.runtime_dir = value;
+    else if (arg == "--nested-docker") options.nested_dockerd = value;
+    else if (arg == "--nested-socket-dir") options.nested_socket_dir = value;
+    else if (arg == "--nested-data-root") options.nested_data_root = value;
     else if (arg == "--ready-timeout") {
       char* end = nullptr;
       const long ms = std::strtol(value.c_str(), &end, 10);

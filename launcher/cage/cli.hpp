@@ -4,6 +4,7 @@
 //
 //   cage-init [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]
 //             [--ca-bundle FILE] [--workspace DIR] [--runtime-dir DIR] [--ready-timeout MS]
+//             [--nested-docker DOCKERD [--nested-socket-dir DIR] [--nested-data-root DIR]]
 //             [-- CMD [ARGS...]]
 
 #include <span>

@@ -31,6 +31,7 @@
 #include "launcher/cage/dns_probe.hpp"
 #include "launcher/cage/unique_fd.hpp"
 #include "launcher/cage/accounts.hpp"
+#include "launcher/cage/nested.hpp"
 #include "launcher/cage/privileges.hpp"
 
 namespace cagent::cage {
@@ -241,6 +242,7 @@ class Runner {
   // (it would hold port 53 of a dead cage), the log dir goes back to its
   // owner. The ruleset is deliberately left installed: fail closed.
   ~Runner() {
+    stop_nested_engine(nested_engine_, 5000);
     stop_dnsguard();
     // Only once nothing of the agent's is left: a background process could
     // otherwise rewrite the record of what was blocked in the moment between
@@ -298,8 +300,10 @@ class Runner {
   }
 
   void perform(const step::WritePolicyCopy& s) {
+    dnsguard::Policy policy = s.policy;
+    if (s.nested_listen && nested_ok_) policy.listen.push_back(*s.nested_listen);
     const std::string text = dnsguard::write_policy(
-        s.policy, "written by cage-init from " + s.source.string() + " (upstreams/listen adapted to this cage)");
+        policy, "written by cage-init from " + s.source.string() + " (upstreams/listen adapted to this cage)");
     std::error_code ec;
     std::filesystem::create_directories(s.destination.parent_path(), ec);
     if (ec) throw std::system_error(ec, "create " + s.destination.parent_path().string());
@@ -402,6 +406,28 @@ class Runner {
 
   void perform(const step::WriteResolvConf& s) { overwrite_file(s.path, s.content, 0644); }
 
+  // The nested engine is a convenience, not part of the firewall: a failure
+  // of either nested step is one warning, and the session goes on without
+  // it (nothing of the sandbox is left running).
+  void perform(const step::CreateNestedLink& s) {
+    try {
+      create_nested_link(s);
+    } catch (const std::exception& error) {
+      nested_ok_ = false;
+      log_line("warning: nested Docker is off: step create-nested-link: " + std::string(error.what()));
+    }
+  }
+
+  void perform(const step::StartNestedDocker& s) {
+    if (!nested_ok_) return;
+    try {
+      nested_engine_ = start_nested_engine(s, original_mask_, options_.nested_fail_at);
+    } catch (const std::exception& error) {
+      nested_ok_ = false;
+      log_line("warning: nested Docker is off: step start-nested-docker: " + std::string(error.what()));
+    }
+  }
+
   void perform(const step::InstallCaBundle& s) {
     const std::string extra = read_file(s.source);
     if (extra.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
@@ -479,7 +505,10 @@ class Runner {
       int status = 0;
       pid_t pid = 0;
       while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-        if (pid == dnsguard_pid_) {
+        if (pid == nested_engine_.outer) {
+          nested_engine_ = {};
+          log_line("the nested Docker engine " + describe_status(status));
+        } else if (pid == dnsguard_pid_) {
           dnsguard_pid_ = -1;
           // Fail closed: no restart into a possibly broken state and no
           // fallback resolver; the ruleset stays, lookups now fail.
@@ -561,6 +590,8 @@ class Runner {
   sigset_t original_mask_{};
   pid_t dnsguard_pid_ = -1;
   std::optional<step::PrepareLogDir> log_dir_;
+  bool nested_ok_ = true;        // no nested step failed (yet)
+  NestedEngine nested_engine_;
 };
 
 }  // namespace

@@ -8,6 +8,8 @@
 // died of signal N). On the way out it stops dnsguard and hands the log
 // directory to the workspace owner.
 
+#include <string>
+
 #include "launcher/cage/plan.hpp"
 #include "launcher/cage/system.hpp"
 
@@ -17,6 +19,10 @@ struct ExecutorOptions {
   // CAGENT_TRACE_STEPS=1 (read by main): one line per step with its
   // duration, to see where a cage's start-up time goes.
   bool trace_steps = false;
+  // Tests only (CAGENT_TEST_NESTED_FAIL=<stage>, read by main): the nested
+  // engine's sandbox fails at that stage (unshare, mounts, userns, network,
+  // engine), to show the session goes on without it.
+  std::string nested_fail_at;
 };
 
 int run_plan(const Plan& plan, const ExecutorOptions& options = {});

@@ -91,7 +91,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
 
   // What dnsguard will read: the policy itself, or a copy with upstreams
   // and listen adapted to this cage (see step::WritePolicyCopy).
-  step::WritePolicyCopy copy{policy.path, options.runtime_dir / "policy.toml", policy};
+  step::WritePolicyCopy copy{policy.path, options.runtime_dir / "policy.toml", policy, std::nullopt};
   if (copy.policy.upstreams.empty()) {
     copy.policy.upstreams = facts.resolv_conf_upstreams;
     if (copy.policy.upstreams.empty()) {
@@ -106,11 +106,24 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
       plan.warnings.push_back("no IPv6 in this network namespace; dnsguard listens on IPv4 only");
     }
   }
-  std::filesystem::path dnsguard_config = policy.path;
-  if (copy.policy != static_cast<const dnsguard::Policy&>(policy)) {
-    dnsguard_config = copy.destination;
-    plan.steps.push_back(copy);
+  // Nested Docker only with an engine to start and the `ip` tool to wire
+  // its link; otherwise the plan is exactly the one without it.
+  bool nested = !options.nested_dockerd.empty();
+  if (nested && facts.ip_binary.empty()) {
+    plan.warnings.push_back("no ip binary in the image; nested Docker is off");
+    nested = false;
   }
+  const nft::Address nested_cage = *nft::parse_address(kNestedCageAddress);
+  if (nested) {
+    const auto address = dnsguard::parse_ip(kNestedCageAddress);
+    copy.nested_listen = dnsguard::IpEndpoint{*address, copy.policy.listen.front().port};
+  }
+  std::filesystem::path dnsguard_config = policy.path;
+  const bool write_copy = nested || copy.policy != static_cast<const dnsguard::Policy&>(policy);
+  if (write_copy) dnsguard_config = copy.destination;
+  // Without nested Docker the copy comes first, as it always did; with it,
+  // after the link exists (its content depends on whether it does).
+  if (write_copy && !nested) plan.steps.push_back(copy);
   const std::vector<dnsguard::IpEndpoint>& upstreams = copy.policy.upstreams;
   const std::vector<dnsguard::IpEndpoint>& listens = copy.policy.listen;
   for (const auto& upstream : upstreams) {
@@ -140,7 +153,19 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     for (const std::uint32_t port : policy.gate_tls_ports) spec.gated_ports.push_back(static_cast<std::uint16_t>(port));
     for (const std::uint32_t port : policy.gate_http_ports) spec.gated_ports.push_back(static_cast<std::uint16_t>(port));
   }
+  if (nested) {
+    spec.nested_link = std::string(kNestedLink);
+    spec.nested_address = nested_cage;
+    spec.nested_subnet = nft::Cidr{*nft::parse_address(kNestedSubnet), kNestedPrefix};
+  }
   plan.steps.push_back(step::InstallRuleset{spec});
+  if (nested) {
+    // After the ruleset (default-deny, the nested rules included) and
+    // before dnsguard, which must find the link's address to listen on it.
+    plan.steps.push_back(step::CreateNestedLink{facts.ip_binary, std::string(kNestedLink), std::string(kNestedPeer),
+                                                nft::Cidr{nested_cage, kNestedPrefix}});
+    plan.steps.push_back(copy);
+  }
   const nft::Endpoint probe = probe_endpoint(listens);
 
   // Decide the agent's final identity before anything depends on it.
@@ -183,12 +208,43 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     plan.steps.push_back(step::ClaimHome{facts.agent.home, agent_is, {0, facts.dnsguard.uid}});
   }
 
+  if (nested) {
+    // Last before the command: the firewall and dnsguard are up (the
+    // sandbox's first packet meets both), and the agent's final gid is
+    // known (it owns the socket's group).
+    step::StartNestedDocker engine;
+    engine.ip = facts.ip_binary;
+    engine.dockerd = options.nested_dockerd;
+    engine.socket_dir = options.nested_socket_dir;
+    engine.socket_gid = agent_is.gid;
+    engine.peer = std::string(kNestedPeer);
+    engine.sandbox_address = nft::Cidr{*nft::parse_address(kNestedSandboxAddress), kNestedPrefix};
+    engine.gateway = nested_cage;
+    engine.hidden = {std::filesystem::path(policy.log_file).parent_path(), options.runtime_dir};
+    std::erase_if(engine.hidden, [](const std::filesystem::path& p) { return p.empty() || p == "/"; });
+    if (facts.workspace_owner) engine.writable.push_back(options.workspace);
+    if (!facts.agent.home.empty() && facts.agent.home != "/") engine.writable.push_back(facts.agent.home);
+    engine.writable.push_back(options.nested_socket_dir);
+    engine.writable.push_back(options.nested_data_root);
+    engine.dockerd_args = {"--host", "unix://" + (options.nested_socket_dir / "docker.sock").string(),
+                           "--group", std::to_string(agent_is.gid),
+                           "--dns", std::string(kNestedCageAddress),
+                           "--data-root", options.nested_data_root.string(),
+                           // The sandbox has no IPv6; IPv4 is what the link carries.
+                           "--ip6tables=false"};
+    plan.steps.push_back(std::move(engine));
+  }
+
   step::RunCommand run;
   run.user = facts.agent;
   run.user.uid = agent_is.uid;
   run.user.gid = agent_is.gid;
   if (run.user.shell.empty()) run.user.shell = "/bin/sh";
   run.environment = command_environment(options, facts);
+  if (nested) {
+    std::erase_if(run.environment, [](const std::string& e) { return has_key(e, "DOCKER_HOST"); });
+    run.environment.push_back("DOCKER_HOST=unix://" + (options.nested_socket_dir / "docker.sock").string());
+  }
   if (options.command.empty()) {
     // A login shell: argv[0] starting with '-' is how login(1) asks for one.
     run.file = run.user.shell;
@@ -213,6 +269,8 @@ std::string_view step_name(const Step& step) {
     std::string_view operator()(const step::InstallCaBundle&) const { return "install-ca-bundle"; }
     std::string_view operator()(const step::RemapAgent&) const { return "remap-agent"; }
     std::string_view operator()(const step::ClaimHome&) const { return "claim-home"; }
+    std::string_view operator()(const step::CreateNestedLink&) const { return "create-nested-link"; }
+    std::string_view operator()(const step::StartNestedDocker&) const { return "start-nested-docker"; }
     std::string_view operator()(const step::RunCommand&) const { return "run-command"; }
   };
   return std::visit(Namer{}, step);

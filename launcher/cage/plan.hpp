@@ -35,8 +35,26 @@ struct Options {
   std::filesystem::path resolv_conf = "/etc/resolv.conf";
   std::filesystem::path system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
   std::chrono::milliseconds dnsguard_ready_timeout{15000};
+  // Nested Docker (issue 15): the engine binary to start in a sandbox
+  // (--nested-docker PATH; cagent passes it only when the host engine has
+  // sysbox-runc and the image is the variant that holds an engine). Empty:
+  // nothing nested, the plan is what it always was.
+  std::filesystem::path nested_dockerd;
+  std::filesystem::path nested_socket_dir = "/run/cagent-docker";  // the engine's socket, for the agent
+  std::filesystem::path nested_data_root = "/var/lib/docker";       // the engine's images and containers
   std::vector<std::string> command;                  // empty: the agent's login shell
 };
+
+// The nested engine's link: a veth pair, one end in the cage and one in the
+// sandbox, on a /30 of RFC 6598 shared address space (100.64.0.0/10), which
+// a cage's own network or an allowed destination is unlikely to use. IPv4
+// only. The names fit IFNAMSIZ.
+inline constexpr std::string_view kNestedLink = "cagent-nd0";
+inline constexpr std::string_view kNestedPeer = "cagent-nd1";
+inline constexpr std::string_view kNestedCageAddress = "100.127.255.253";
+inline constexpr std::string_view kNestedSandboxAddress = "100.127.255.254";
+inline constexpr std::string_view kNestedSubnet = "100.127.255.252";
+inline constexpr std::uint8_t kNestedPrefix = 30;
 
 struct Account {
   std::string name;
@@ -62,6 +80,7 @@ struct Facts {
   bool ipv6_loopback = true;                         // ::1 can be bound (Docker's default
                                                      // bridge disables IPv6 entirely)
   std::vector<nft::Cidr> onlink6;                    // IPv6 prefixes of the cage's links
+  std::filesystem::path ip_binary;                   // iproute2's `ip`; empty: none found
 };
 
 // Environment variables the common runtimes read for their trust store.
@@ -87,6 +106,10 @@ struct WritePolicyCopy {
   std::filesystem::path source;
   std::filesystem::path destination;
   ::cagent::dnsguard::Policy policy;      // what dnsguard reads: the source's, adapted
+  // With nested Docker: dnsguard also listens on the cage's end of the
+  // nested link — added only when create-nested-link succeeded (the address
+  // must exist, or dnsguard could not bind it and would take DNS down).
+  std::optional<::cagent::dnsguard::IpEndpoint> nested_listen;
 };
 struct InstallRuleset {
   nft::RulesetSpec spec;
@@ -136,6 +159,47 @@ struct ClaimHome {
   Owner owner;
   std::vector<uid_t> keep_uids;
 };
+// Nested Docker, part 1 (before dnsguard starts, so it can listen on the
+// link): the veth pair, the cage's end addressed and up, IPv4 forwarding on.
+// Optional: a failure is a warning, and nothing nested happens afterwards.
+struct CreateNestedLink {
+  std::filesystem::path ip;               // iproute2's `ip`
+  std::string link;                       // the cage's end
+  std::string peer;                       // moved into the sandbox by start-nested-docker
+  nft::Cidr cage_address;                 // address + the link's prefix
+};
+// Nested Docker, part 2: the engine in a sandbox of fresh namespaces — its
+// own user namespace (identity-mapped), network, PID and mount namespaces
+// — so that root in there (which the agent controls through the socket)
+// holds no capability over the cage: not its firewall, not its processes,
+// not its files. In a mount namespace of the cage's own user namespace the
+// sandbox's view is prepared first, then copied into the sandbox's user
+// namespace, which locks it (the kernel refuses to unmount or remount
+// anything that came with the copy):
+//  - `hidden` (the log directory with dnsguard's control socket and the
+//    decision record, cage-init's runtime dir) are detached when they are
+//    mount points and covered by an empty read-only tmpfs;
+//  - every mount is read-only except `writable` (bound onto themselves:
+//    the workspace, the agent's home, the socket directory, the engine's
+//    data directories) and the cgroup hierarchy (the engine makes cgroups);
+//  - fresh /proc (the sandbox's PID namespace only) and a fresh /run.
+// Then the peer of the link becomes the sandbox's eth, addressed with a
+// default route via the cage's end, and the engine starts with its socket
+// in `socket_dir` (group: the agent's gid) and `--dns` the cage's end:
+// nested containers resolve through dnsguard, and their traffic is
+// forwarded through the cage's forward chain. Optional like part 1.
+struct StartNestedDocker {
+  std::filesystem::path ip;
+  std::filesystem::path dockerd;
+  std::filesystem::path socket_dir;
+  gid_t socket_gid = 0;                   // the agent's final gid
+  std::string peer;
+  nft::Cidr sandbox_address;              // address + the link's prefix
+  nft::Address gateway;                   // the cage's end
+  std::vector<std::filesystem::path> hidden;
+  std::vector<std::filesystem::path> writable;
+  std::vector<std::string> dockerd_args;  // after the binary
+};
 // Drops every capability, sets no_new_privs, switches to `user`, execs.
 struct RunCommand {
   Account user;
@@ -147,7 +211,8 @@ struct RunCommand {
 
 using Step = std::variant<step::CheckPolicy, step::WritePolicyCopy, step::InstallRuleset, step::PrepareLogDir,
                           step::StartDnsguard, step::WaitForDnsguard, step::WriteResolvConf,
-                          step::InstallCaBundle, step::RemapAgent, step::ClaimHome, step::RunCommand>;
+                          step::InstallCaBundle, step::RemapAgent, step::ClaimHome, step::CreateNestedLink,
+                          step::StartNestedDocker, step::RunCommand>;
 
 struct Plan {
   std::vector<Step> steps;

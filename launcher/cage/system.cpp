@@ -229,6 +229,15 @@ Facts gather_facts(const Options& options) {
     throw StepError("list-addresses", error.what());
   }
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) facts.environment.emplace_back(*entry);
+  if (!options.nested_dockerd.empty()) {
+    // Fixed places, never PATH: cage-init runs it as root.
+    for (const char* ip : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+      if (::access(ip, X_OK) == 0) {
+        facts.ip_binary = ip;
+        break;
+      }
+    }
+  }
   return facts;
 }
 

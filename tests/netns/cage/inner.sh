@@ -102,5 +102,89 @@ bundle=/etc/ssl/certs/ca-certificates.crt
   exit $fails' 2>/dev/null; rc=$?
 [[ $rc == 0 ]] && ok "--ca-bundle: merged, readable, not writable, all seven variables set" || bad "--ca-bundle checks"
 
+# 6. Nested Docker (issue 15) with a fake engine (no sysbox here): cage-init
+#    starts it in the sandbox, the fake records from inside what root there
+#    can and cannot do (fake-dockerd.sh), the agent reads that record and
+#    checks the cage's side; here: the set entry, the query log, the end.
+export CAGE_NS_NET=$(readlink /proc/self/ns/net) CAGE_NS_PID=$(readlink /proc/self/ns/pid)
+export CAGE_NS_MNT=$(readlink /proc/self/ns/mnt) CAGE_NS_USER=$(readlink /proc/self/ns/user)
+nested=(--nested-docker "$CAGE_STAGE/fake-dockerd" --nested-socket-dir "$CAGE_TMP/nested-sock"
+        --nested-data-root "$CAGE_TMP/nested-data")
+reset_resolv
+sysctl -qw net.ipv4.ip_forward=0   # cage-init turns it on for the link
+"$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" "${nested[@]}" -- bash -c '
+  fails=0
+  ok() { echo "ok - agent: $*"; }
+  bad() { echo "not ok - agent: $*"; fails=$((fails + 1)); }
+  sock=$CAGE_TMP/nested-sock
+  [[ $DOCKER_HOST == "unix://$sock/docker.sock" ]] && ok "DOCKER_HOST names the engine socket" || bad "DOCKER_HOST=$DOCKER_HOST"
+  for _ in $(seq 1 300); do [[ -e $sock/done ]] && break; sleep 0.1; done
+  [[ -e $sock/done ]] && ok "the engine ran its checks" || bad "no done marker from the engine"
+  cat "$sock/results" 2>/dev/null
+  n=$(grep -c "^ok - sandbox" "$sock/results" 2>/dev/null); n=${n:-0}
+  (( n >= 30 )) && ok "$n sandbox checks passed" || bad "only $n sandbox checks passed"
+  grep -q "^not ok" "$sock/results" && bad "sandbox checks failed"
+  [[ -e $sock/docker.sock ]] && ok "the agent reaches the socket directory" || bad "socket directory not readable"
+  [[ -n $(ls -A "$CAGE_TMP/log") ]] && ok "the cage itself sees its log directory" || bad "cage log dir empty"
+  [[ -e $CAGE_WS/from-sandbox ]] && ok "the sandbox wrote the workspace" || bad "no file from the sandbox"
+  # The sandbox flushed *its* ruleset; the cage still refuses what it should.
+  curl -s --max-time 3 "http://192.0.2.81:$HTTP_PORT/" >/dev/null 2>&1 && bad "cage firewall gone after the sandbox flush" \
+    || ok "the cage still refuses an unresolved address"
+  exit $fails' 2> "$CAGE_TMP/err-nested" &
+ci=$!
+for _ in $(seq 1 300); do [[ -e $CAGE_TMP/nested-sock/done ]] && break; sleep 0.05; done
+set4=$(nft list set inet cagent allow4 2>&1)
+[[ $set4 == *192.0.2.83* ]] && ok "the sandbox's lookup put its address into the cage's allow4" || bad "allow4: $set4"
+wait $ci; rc=$?
+[[ $rc == 0 ]] && ok "nested engine checks passed" || { bad "nested engine checks: cage-init exited $rc"; cat "$CAGE_TMP/err-nested" >&2; }
+grep -q "warning" "$CAGE_TMP/err-nested" && bad "nested run warned: $(grep warning "$CAGE_TMP/err-nested")" || ok "nested run: no warning"
+grep -q "secret.denied.test" "$CAGE_TMP/world-queries.log" && bad "a denied name from the sandbox reached the world" \
+  || ok "denied names from the sandbox never reached the world's DNS"
+grep -q "nested.allowed.test" "$CAGE_TMP/world-queries.log" && ok "the allowed name was forwarded by dnsguard" \
+  || bad "the allowed name never reached the world's DNS"
+pgrep -f "$CAGE_STAGE/fake-dockerd" >/dev/null && { bad "the engine outlived cage-init"; kill -KILL $(pgrep -f "$CAGE_STAGE/fake-dockerd"); } \
+  || ok "the engine ended with cage-init"
+# The sandbox's network namespace died with it, and the veth pair with it.
+ip link show cagent-nd0 >/dev/null 2>&1 && bad "cagent-nd0 outlived the sandbox" || ok "the link went with the sandbox"
+
+# 6b. A failing sandbox: one warning naming the step, the command still
+#     runs, and no engine ran anywhere — in particular not in the cage's
+#     namespaces. Each stage of the sandbox, and an engine that is missing.
+for fail in unshare mounts userns network engine missing; do
+  reset_resolv
+  rm -rf "$CAGE_TMP/nested-sock" "$CAGE_WS/ran-$fail"
+  engine=$CAGE_STAGE/fake-dockerd
+  [[ $fail == missing ]] && engine=$CAGE_TMP/no-such-dockerd
+  CAGENT_TEST_NESTED_FAIL=$fail "$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" \
+    --nested-docker "$engine" --nested-socket-dir "$CAGE_TMP/nested-sock" --nested-data-root "$CAGE_TMP/nested-data" \
+    -- sh -c "touch '$CAGE_WS/ran-$fail'; getent ahostsv4 allowed.test >/dev/null && touch '$CAGE_WS/dns-$fail'" \
+    2> "$CAGE_TMP/err-fail-$fail"; rc=$?
+  [[ $rc == 0 && -e $CAGE_WS/ran-$fail ]] && ok "sandbox failing at $fail: the command ran" || bad "failing at $fail: rc $rc"
+  [[ -e $CAGE_WS/dns-$fail ]] && ok "sandbox failing at $fail: DNS works" || bad "failing at $fail: DNS broken: $(cat "$CAGE_TMP/err-fail-$fail")"
+  [[ $(grep -c "warning: nested Docker is off: step start-nested-docker" "$CAGE_TMP/err-fail-$fail") == 1 ]] \
+    && ok "sandbox failing at $fail: one warning naming the step" || bad "failing at $fail: $(cat "$CAGE_TMP/err-fail-$fail")"
+  [[ ! -e $CAGE_TMP/nested-sock/results ]] && ok "sandbox failing at $fail: no engine ran" || bad "failing at $fail: the engine ran"
+  pgrep -f "$CAGE_STAGE/fake-dockerd" >/dev/null && { bad "failing at $fail: an engine process is left"; kill -KILL $(pgrep -f "$CAGE_STAGE/fake-dockerd"); } \
+    || ok "sandbox failing at $fail: nothing left running"
+  ip link del cagent-nd0 2>/dev/null
+done
+
+# 6c. The link cannot be made (its name is taken): the same, one warning
+#     naming create-nested-link, and dnsguard (told not to listen on the
+#     missing address) still answers.
+reset_resolv
+rm -rf "$CAGE_TMP/nested-sock"
+ip link add cagent-nd0 type veth peer name "cgx$CAGE_ID" || bad "no link: could not take the name"
+"$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" "${nested[@]}" -- getent ahostsv4 allowed.test \
+  > "$CAGE_TMP/out-nolink" 2> "$CAGE_TMP/err-nolink"; rc=$?
+[[ $rc == 0 && $(cat "$CAGE_TMP/out-nolink") == *192.0.2.80* ]] && ok "no link: the command ran and resolved" \
+  || bad "no link: rc $rc: $(cat "$CAGE_TMP/err-nolink")"
+grep -q "warning: nested Docker is off: step create-nested-link" "$CAGE_TMP/err-nolink" \
+  && ok "no link: one warning naming create-nested-link" || bad "no link: $(cat "$CAGE_TMP/err-nolink")"
+grep -q "100.127.255.253" "$CAGE_TMP/run/policy.toml" && bad "no link: dnsguard was told to listen on it" \
+  || ok "no link: dnsguard's copy leaves the link's address out"
+[[ ! -e $CAGE_TMP/nested-sock/results ]] && ok "no link: no engine ran" || bad "no link: the engine ran"
+ip link del cagent-nd0 2>/dev/null
+
 echo "inner checks: $fails failed"
 exit $(( fails > 100 ? 100 : fails ))

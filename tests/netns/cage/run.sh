@@ -11,6 +11,7 @@
 #   192.0.2.80, 2001:db8:2::80  allowed.test / v6.allowed.test
 #   192.0.2.81, 2001:db8:2::81  never resolved (must be refused)
 #   192.0.2.82                  expiry.allowed.test (set timeout test)
+#   192.0.2.83                  nested.allowed.test (resolved only by the nested sandbox)
 # inner.sh (root, in the cage) and agent.sh (the agent, via cage-init) do the
 # asserting; this script builds the world, kills dnsguard when agent.sh asks,
 # and tears everything down on any exit.
@@ -39,6 +40,7 @@ install -d -m 0755 "$stage"
 install -m 0755 "$cage_init" "$stage/cage-init"
 install -m 0755 "$dnsguard" "$stage/dnsguard"
 install -m 0644 "$here/agent.sh" "$stage/agent.sh"
+install -m 0755 "$here/fake-dockerd.sh" "$stage/fake-dockerd"
 cage_init=$stage/cage-init dnsguard=$stage/dnsguard
 world_pid='' inner_pid=''
 cleanup() {
@@ -64,7 +66,7 @@ ip -n "$cage" link set lo up
 ip -n "$world" link set lo up
 ip -n "$cage" addr add 192.0.2.2/24 dev "vc$id"
 ip -n "$cage" addr add 2001:db8:2::2/64 dev "vc$id" nodad
-for a in 1 53 80 81 82; do ip -n "$world" addr add "192.0.2.$a/24" dev "vw$id"; done
+for a in 1 53 80 81 82 83; do ip -n "$world" addr add "192.0.2.$a/24" dev "vw$id"; done
 for a in 1 53 80 81; do ip -n "$world" addr add "2001:db8:2::$a/64" dev "vw$id" nodad; done
 ip -n "$cage" link set "vc$id" up
 ip -n "$world" link set "vw$id" up
@@ -75,6 +77,7 @@ cat > "$tmp/zone.json" <<'JSON'
 {"allowed.test.": {"A": ["192.0.2.80"]},
  "v6.allowed.test.": {"AAAA": ["2001:db8:2::80"]},
  "expiry.allowed.test.": {"A": ["192.0.2.82"]},
+ "nested.allowed.test.": {"A": ["192.0.2.83"]},
  "denied.test.": {"A": ["192.0.2.81"]},
  "secret.denied.test.": {"A": ["192.0.2.81"]}}
 JSON

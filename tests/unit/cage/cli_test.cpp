@@ -76,3 +76,14 @@ TEST_CASE("cage-init argv: usage errors say what was wrong") {
     CHECK(c.error == row.error);
   }
 }
+
+TEST_CASE("cage-init argv: nested Docker is off unless --nested-docker names an engine") {
+  CHECK(parse({}).options.nested_dockerd.empty());
+  const CommandLine c = parse({"--nested-docker", "/usr/bin/dockerd", "--nested-socket-dir", "/s",
+                               "--nested-data-root", "/d", "--", "true"});
+  REQUIRE(c.action == CommandLine::Action::run);
+  CHECK(c.options.nested_dockerd == "/usr/bin/dockerd");
+  CHECK(c.options.nested_socket_dir == "/s");
+  CHECK(c.options.nested_data_root == "/d");
+  CHECK(parse({"--nested-docker"}).action == CommandLine::Action::usage_error);
+}

@@ -309,3 +309,91 @@ TEST_CASE("with IPv6 and upstreams in the policy, dnsguard reads the policy itse
   const auto order = names(plan_cage_init(Options{}, base_facts()));
   CHECK(std::find(order.begin(), order.end(), "write-policy-copy") == order.end());
 }
+
+namespace {
+
+Options nested_options() {
+  Options options;
+  options.nested_dockerd = "/usr/bin/dockerd";
+  return options;
+}
+
+Facts nested_facts() {
+  Facts facts = base_facts();
+  facts.ip_binary = "/usr/sbin/ip";
+  return facts;
+}
+
+}  // namespace
+
+TEST_CASE("nested Docker: link after the ruleset and before dnsguard, the engine last before the command") {
+  const Plan plan = plan_cage_init(nested_options(), nested_facts());
+  CHECK(names(plan) == std::vector<std::string>{"check-policy", "install-ruleset", "create-nested-link",
+                                                "write-policy-copy", "prepare-log-dir", "start-dnsguard",
+                                                "wait-for-dnsguard", "write-resolv-conf", "remap-agent",
+                                                "claim-home", "start-nested-docker", "run-command"});
+  CHECK(plan.warnings.empty());
+  const auto link = only<step::CreateNestedLink>(plan);
+  CHECK(link.ip == "/usr/sbin/ip");
+  CHECK(link.link == "cagent-nd0");
+  CHECK(link.peer == "cagent-nd1");
+  CHECK(nft::to_string(link.cage_address.base) == "100.127.255.253");
+  CHECK(link.cage_address.prefix_len == 30);
+}
+
+TEST_CASE("nested Docker: the ruleset knows the link, dnsguard may listen on it, the agent gets DOCKER_HOST") {
+  Facts facts = nested_facts();
+  facts.environment.push_back("DOCKER_HOST=tcp://evil.example:2375");
+  const Plan plan = plan_cage_init(nested_options(), facts);
+  const auto spec = only<step::InstallRuleset>(plan).spec;
+  CHECK(spec.nested_link == "cagent-nd0");
+  CHECK(nft::to_string(spec.nested_address) == "100.127.255.253");
+  CHECK(nft::to_string(spec.nested_subnet.base) == "100.127.255.252");
+  CHECK(spec.nested_subnet.prefix_len == 30);
+  // The copy is written even though nothing else differs: it may gain the
+  // link's address (only when the link was made; the executor decides).
+  const auto copy = only<step::WritePolicyCopy>(plan);
+  REQUIRE(copy.nested_listen);
+  CHECK(dnsguard::to_string(*copy.nested_listen) == "100.127.255.253:53");
+  CHECK(copy.policy.listen.size() == 2);  // not in the policy itself
+  CHECK(only<step::StartDnsguard>(plan).config == "/run/cagent/policy.toml");
+  const auto run = only<step::RunCommand>(plan);
+  CHECK(has_env(run.environment, "DOCKER_HOST=unix:///run/cagent-docker/docker.sock"));
+  CHECK(std::count_if(run.environment.begin(), run.environment.end(),
+                      [](const std::string& e) { return e.rfind("DOCKER_HOST=", 0) == 0; }) == 1);
+}
+
+TEST_CASE("nested Docker: the engine's sandbox hides the log and runtime dirs, keeps the workspace writable") {
+  Options options = nested_options();
+  options.nested_socket_dir = "/s";
+  options.nested_data_root = "/d";
+  const auto engine = only<step::StartNestedDocker>(plan_cage_init(options, nested_facts()));
+  CHECK(engine.dockerd == "/usr/bin/dockerd");
+  CHECK(engine.ip == "/usr/sbin/ip");
+  CHECK(engine.socket_dir == "/s");
+  CHECK(engine.socket_gid == 20);  // the agent's gid after the remap
+  CHECK(engine.peer == "cagent-nd1");
+  CHECK(nft::to_string(engine.sandbox_address.base) == "100.127.255.254");
+  CHECK(nft::to_string(engine.gateway) == "100.127.255.253");
+  CHECK(engine.hidden == std::vector<std::filesystem::path>{"/var/log/cagent", "/run/cagent"});
+  CHECK(engine.writable == std::vector<std::filesystem::path>{"/workspace", "/home/agent", "/s", "/d"});
+  CHECK(engine.dockerd_args == std::vector<std::string>{"--host", "unix:///s/docker.sock", "--group", "20", "--dns",
+                                                        "100.127.255.253", "--data-root", "/d",
+                                                        "--ip6tables=false"});
+}
+
+TEST_CASE("nested Docker: without an engine option, or without `ip`, the plan is the one without it") {
+  const Plan plain = plan_cage_init(Options{}, nested_facts());
+  Facts no_ip = nested_facts();
+  no_ip.ip_binary.clear();
+  const Plan without_ip = plan_cage_init(nested_options(), no_ip);
+  for (const Plan* plan : {&plain, &without_ip}) {
+    CHECK(names(*plan) == std::vector<std::string>{"check-policy", "install-ruleset", "prepare-log-dir",
+                                                   "start-dnsguard", "wait-for-dnsguard", "write-resolv-conf",
+                                                   "remap-agent", "claim-home", "run-command"});
+    CHECK(only<step::InstallRuleset>(*plan).spec.nested_link.empty());
+    for (const auto& e : only<step::RunCommand>(*plan).environment) CHECK(e.rfind("DOCKER_HOST=", 0) != 0);
+  }
+  CHECK(plain.warnings.empty());
+  CHECK(without_ip.warnings == std::vector<std::string>{"no ip binary in the image; nested Docker is off"});
+}

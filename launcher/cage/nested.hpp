@@ -1,0 +1,62 @@
+#pragma once
+// Nested Docker (issue 15): the two optional steps of cage-init's plan that
+// give the agent a Docker engine without giving it anything of the cage.
+//
+//   create-nested-link   veth pair, the cage's end addressed, forwarding on
+//   start-nested-docker  P = cage-init
+//                        └─ C1: setsid, unshare(mount, pid), mounts private
+//                             └─ C2 = pid 1 of the new PID namespace:
+//                                 stage A (cage's user namespace, mounts still
+//                                 unlocked): fresh /run and /proc, hidden
+//                                 paths detached and covered, writable paths
+//                                 bound onto themselves, everything else
+//                                 remounted read-only;
+//                                 stage B: unshare(user, mount, net) — the
+//                                 copy locks every mount of stage A; P writes
+//                                 the identity uid/gid maps and moves the
+//                                 link's peer in; C2 addresses it, starts the
+//                                 engine (C3) and stays its reaping init.
+//
+// Why root in the sandbox (the agent, through the engine's socket) cannot
+// reach the cage: it has capabilities only in its own user namespace, so not
+// over the cage's network namespace (firewall), mounts or processes; the
+// cage's processes are not in its PID namespace and the cage's /proc is
+// gone from its mounts; the log directory (dnsguard's control socket, the
+// decision record) and cage-init's runtime dir are detached from its mount
+// tree; the cage's files are read-only to it and it cannot remount them
+// (locked); C2 is not dumpable, so its /proc entries (fds, root) stay closed.
+// Its packets leave only through the link: the cage's forward chain and,
+// for DNS, dnsguard.
+
+#include <sys/types.h>
+
+#include <signal.h>
+
+#include <string>
+
+#include "launcher/cage/plan.hpp"
+
+namespace cagent::cage {
+
+// Throws on any failure (after removing what it created).
+void create_nested_link(const step::CreateNestedLink& step);
+
+struct NestedEngine {
+  pid_t outer = -1;    // C1, cage-init's child (reaped by cage-init)
+  pid_t init = -1;     // C2, the sandbox's pid 1 (as seen from the cage)
+};
+
+// Starts the sandbox and the engine in it; returns once the engine was
+// exec'd (not once it answers). Throws on any failure, after ending what it
+// started: then nothing of it runs. `child_mask`: the signal mask the
+// engine gets. `fail_at` (tests only, CAGENT_TEST_NESTED_FAIL): a stage
+// name at which the sandbox fails as if that stage had.
+NestedEngine start_nested_engine(const step::StartNestedDocker& step, const sigset_t& child_mask,
+                                 const std::string& fail_at);
+
+// SIGTERM to the sandbox's init (which passes it to the engine), then
+// SIGKILL after `grace` — the kernel ends every process of its PID namespace
+// with it. Reaps `outer`. Never throws.
+void stop_nested_engine(NestedEngine& engine, int grace_ms) noexcept;
+
+}  // namespace cagent::cage

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -105,6 +106,26 @@ LivePolicy::Outcome LivePolicy::execute(std::string_view line) {
   out.ok = true;
   out.reply = std::string("ok ") + (w[0] == "allow" ? "allowed " : "denied ") + joined(names);
   return out;
+}
+
+PeerNamespace peer_network_namespace(int accepted_fd) {
+#ifndef SO_NETNS_COOKIE
+  constexpr int SO_NETNS_COOKIE = 71;  // Linux 5.14; older headers lack it
+#endif
+  const auto cookie = [](int fd, std::uint64_t& out) {
+    socklen_t len = sizeof out;
+    return ::getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &out, &len) == 0 && len == sizeof out;
+  };
+  std::uint64_t peer = 0;
+  if (!cookie(accepted_fd, peer)) return PeerNamespace::unknown;
+  // A socket of our own, made now, is in dnsguard's namespace.
+  const int own = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (own < 0) return PeerNamespace::unknown;
+  std::uint64_t self = 0;
+  const bool ok = cookie(own, self);
+  ::close(own);
+  if (!ok) return PeerNamespace::unknown;
+  return peer == self ? PeerNamespace::same : PeerNamespace::other;
 }
 
 std::string control_socket_for(const std::string& log_file) {

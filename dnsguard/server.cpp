@@ -192,6 +192,11 @@ asio::awaitable<void> Server::control_session(asio::local::stream_protocol::sock
       log_.always("control: refused a connection from uid " + std::to_string(cred.uid));
       co_return;
     }
+    // Not root of another network namespace (the nested engine's sandbox).
+    if (peer_network_namespace(sock.native_handle()) == PeerNamespace::other) {
+      log_.always("control: refused a connection from another network namespace (pid " + std::to_string(cred.pid) + ")");
+      co_return;
+    }
     std::string line;
     asio::steady_timer deadline(io_);
     deadline.expires_after(std::chrono::seconds(5));

@@ -58,10 +58,22 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   // could then bind an upstream resolver's endpoint (127.0.0.11:53) and pose
   // as it. Only dnsguard (CAP_NET_BIND_SERVICE) may; cage-init checks it.
   add({"--sysctl", "net.ipv4.ip_unprivileged_port_start=1024"});
-  add({"--cap-drop", "ALL"});
-  for (const char* cap : {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "CHOWN",
-                          "DAC_OVERRIDE", "FOWNER", "KILL"}) {
-    add({"--cap-add", cap});
+  if (spec.sysbox) {
+    // Nested Docker (issue 15): cage-init forwards the sandbox's packets
+    // (through the forward chain) ...
+    add({"--sysctl", "net.ipv4.ip_forward=1"});
+    // ... and needs, for the sandbox and the engine in it, what root of a
+    // sysbox container has by default: every capability of the container's
+    // own user namespace (none on the host). cage-init passes none of them
+    // on: dnsguard keeps two, the agent none, and the engine's root holds
+    // its capabilities only in the sandbox's nested user namespace.
+    add({"--cap-drop", "ALL", "--cap-add", "ALL"});
+  } else {
+    add({"--cap-drop", "ALL"});
+    for (const char* cap : {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "CHOWN",
+                            "DAC_OVERRIDE", "FOWNER", "KILL"}) {
+      add({"--cap-add", cap});
+    }
   }
   for (const Mount& m : spec.mounts.mounts) add_all(render_bind(m.source, m.target, m.readonly));
   // The policy is read-only: the cage must not widen its own allowlist.
@@ -77,6 +89,7 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   add_all(spec.extra_args);
   argv.push_back(spec.image);
   if (spec.ca_bundle) add({"--ca-bundle", kContainerCaBundle});
+  if (spec.sysbox) add({"--nested-docker", kContainerDockerd});
   if (!spec.command.empty()) {
     argv.push_back("--");
     add_all(spec.command);

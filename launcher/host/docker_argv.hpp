@@ -26,13 +26,16 @@ inline constexpr const char* kHashLabel = "cagent.context-hash";
 inline constexpr const char* kContainerPolicy = "/etc/cagent/policy.toml";
 inline constexpr const char* kContainerCaBundle = "/etc/cagent/extra-ca.pem";
 inline constexpr const char* kContainerLogDir = "/var/log/cagent";
+inline constexpr const char* kContainerDockerd = "/usr/sbin/dockerd";  // Debian's docker.io, in the NESTED_DOCKER variant
 
 struct RunSpec {
   std::string image;
   std::string container_name;
   std::string session_id;
   bool tty = false;     // stdin and stdout are terminals
-  bool sysbox = false;  // sysbox-runc available: nested Docker works
+  // sysbox-runc available: the cage runs under it, with the nested Docker
+  // engine (the image is then the NESTED_DOCKER variant).
+  bool sysbox = false;
   MountPlan mounts;
   std::filesystem::path policy_file;
   std::filesystem::path log_dir;

@@ -184,6 +184,11 @@ BuildArgs with_extra_packages(BuildArgs args, const std::vector<std::string>& pa
   return args;
 }
 
+BuildArgs with_nested_docker(BuildArgs args) {
+  args.emplace_back("NESTED_DOCKER", "1");
+  return args;
+}
+
 std::string context_hash(const fs::path& root, const std::vector<std::string>& files,
                          const BuildArgs& args, std::string_view ca_pem) {
   Sha256 h;

@@ -411,11 +411,16 @@ void print_dry_run(const PreparedSession& p, std::ostream& out) {
           << "\n";
     }
   }
-  out << "# sysbox-runc adds --runtime sysbox-runc\n" << join_quoted(render_run_argv(p.run)) << "\n";
+  out << "# an engine with sysbox-runc adds --runtime sysbox-runc and the nested Docker engine"
+         " (image built with NESTED_DOCKER=1, cage-init --nested-docker)\n"
+      << join_quoted(render_run_argv(p.run)) << "\n";
 }
 
 void start_session(PreparedSession& p, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   p.run.sysbox = detect_sysbox(runner, host);
+  // Only with sysbox: the image variant with an engine (its own tag by its
+  // hash). Without it nothing changes, not even the build args.
+  if (p.run.sysbox) p.image.build_args = with_nested_docker(std::move(p.image.build_args));
   if (!p.run.sysbox) {
     const fs::path notice = host.cagent_home / "nested-docker-notice";
     std::error_code ec;

@@ -508,3 +508,53 @@ TEST_CASE("stages: dry-run prints the build and run commands of the prepared ses
   CHECK(no_context.str().find("docker build") == std::string::npos);
   CHECK(no_context.str().find("docker run ") != std::string::npos);
 }
+
+namespace {
+
+const std::vector<std::string>* build_call(const SessionFixture& f) {
+  for (const auto& c : f.runner.calls) {
+    if (c.size() > 1 && c[0] == "docker" && c[1] == "build") return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("session: with sysbox, the NESTED_DOCKER image variant and cage-init's engine; without, neither") {
+  for (const bool sysbox : {true, false}) {
+    CAPTURE(sysbox);
+    SessionFixture f;
+    f.runtimes = sysbox ? "{\"runc\":{},\"sysbox-runc\":{}}" : "{\"runc\":{}}";
+    CHECK(f.run({"--", "true"}) == 0);
+    const auto* build = build_call(f);
+    REQUIRE(build != nullptr);
+    CHECK(contains(*build, "NESTED_DOCKER=1") == sysbox);
+    const auto& argv = f.runner.foreground_argv;
+    CHECK(contains(argv, "--nested-docker") == sysbox);
+    CHECK(contains(argv, "/usr/sbin/dockerd") == sysbox);
+    CHECK(contains(argv, "net.ipv4.ip_forward=1") == sysbox);
+    CHECK(contains(argv, "sysbox-runc") == sysbox);
+    // cage-init's option comes after the image (the entrypoint's arguments),
+    // before the command.
+    if (sysbox) {
+      const auto image = std::find(argv.begin(), argv.end(), f.host.image);
+      const auto nested = std::find(argv.begin(), argv.end(), "--nested-docker");
+      const auto dashes = std::find(image, argv.end(), "--");
+      CHECK(image < nested);
+      CHECK(nested < dashes);
+    }
+  }
+}
+
+TEST_CASE("image: NESTED_DOCKER changes the context hash (its own ctx tag); without it the args are the default's") {
+  const BuildArgs base = default_build_args(std::nullopt, std::nullopt);
+  const BuildArgs nested = with_nested_docker(base);
+  CHECK(nested.size() == base.size() + 1);
+  CHECK(nested.back() == std::pair<std::string, std::string>{"NESTED_DOCKER", "1"});
+  TempDir t;
+  t.file("image/Dockerfile", "FROM x\n");
+  const auto files = context_files(t.path());
+  CHECK(context_hash(t.path(), files, base, "") != context_hash(t.path(), files, nested, ""));
+  CHECK(set_tag("cagent:latest", context_hash(t.path(), files, base, "")) !=
+        set_tag("cagent:latest", context_hash(t.path(), files, nested, "")));
+}

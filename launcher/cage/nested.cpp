@@ -233,19 +233,28 @@ void prepare_mounts(const step::StartNestedDocker& s, const std::string& fail_at
   // A fresh /proc for the new PID namespace, then the cage's one detached:
   // through it the cage's processes (their roots, fds, namespaces) would
   // be one path away. (Mounted aside first: the kernel lets a namespace
-  // mount procfs only while a full one is visible.)
+  // mount procfs only while a full one is visible.) Where the detach is
+  // refused — sysbox keeps a container's initial /proc, and its submounts,
+  // immutable — the fresh one is stacked over it instead: the copy into
+  // the sandbox's user namespace locks both, so the cover cannot be lifted.
+  const bool may_detach = fail_at != "detach";  // tests: behave as under sysbox
   if (::mkdir("/run/.proc", 0555) != 0) throw_errno("mkdir /run/.proc");
   if (::mount("proc", "/run/.proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) throw_errno("mount proc");
-  if (::umount2("/proc", MNT_DETACH) != 0) throw_errno("detach the cage's /proc");
+  if (may_detach && ::umount2("/proc", MNT_DETACH) != 0 && errno != EPERM && errno != EINVAL) {
+    throw_errno("detach the cage's /proc");
+  }
   if (::mount("/run/.proc", "/proc", nullptr, MS_MOVE, nullptr) != 0) throw_errno("move proc to /proc");
   ::rmdir("/run/.proc");
   // Hidden: detached where they are mount points (the log directory is a
-  // bind from the host), then covered, so not even the image's directory
-  // below shows; empty and read-only.
+  // bind from the host) and the detach is allowed, then covered, so not
+  // even the image's directory below shows; empty and read-only. (Covered
+  // only: locked like /proc above.)
   for (const fs::path& h : s.hidden) {
     struct stat st {};
     if (::stat(h.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-    if (::umount2(h.c_str(), MNT_DETACH) != 0 && errno != EINVAL) throw_errno("detach ", h.native());
+    if (may_detach && ::umount2(h.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != EPERM) {
+      throw_errno("detach ", h.native());
+    }
     if (::mount("tmpfs", h.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") != 0) {
       throw_errno("cover ", h.native());
     }

@@ -147,6 +147,21 @@ pgrep -f "$CAGE_STAGE/fake-dockerd" >/dev/null && { bad "the engine outlived cag
 # The sandbox's network namespace died with it, and the veth pair with it.
 ip link show cagent-nd0 >/dev/null 2>&1 && bad "cagent-nd0 outlived the sandbox" || ok "the link went with the sandbox"
 
+# 6a. The same where the cage's /proc and the log directory cannot be
+#     detached (sysbox keeps a container's initial mounts immutable): the
+#     fresh /proc and the cover are stacked over them, and the sandbox's
+#     user namespace locks them — the fake's checks must pass unchanged.
+reset_resolv
+rm -rf "$CAGE_TMP/nested-sock"
+CAGENT_TEST_NESTED_FAIL=detach "$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" "${nested[@]}" -- bash -c '
+  for _ in $(seq 1 300); do [[ -e $CAGE_TMP/nested-sock/done ]] && break; sleep 0.1; done
+  cat "$CAGE_TMP/nested-sock/results"' > "$CAGE_TMP/out-stacked" 2> "$CAGE_TMP/err-stacked"; rc=$?
+n=$(grep -c "^ok - sandbox" "$CAGE_TMP/out-stacked"); n=${n:-0}
+[[ $rc == 0 ]] && (( n >= 30 )) && ! grep -q "^not ok" "$CAGE_TMP/out-stacked" \
+  && ok "stacked instead of detached: $n sandbox checks passed" \
+  || { bad "stacked instead of detached: rc $rc, $n passed"; grep "^not ok" "$CAGE_TMP/out-stacked"; cat "$CAGE_TMP/err-stacked" >&2; }
+for p in $(pgrep -f "$CAGE_STAGE/fake-dockerd"); do kill -KILL "$p"; done
+
 # 6b. A failing sandbox: one warning naming the step, the command still
 #     runs, and no engine ran anywhere — in particular not in the cage's
 #     namespaces. Each stage of the sandbox, and an engine that is missing.

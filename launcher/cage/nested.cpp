@@ -1,6 +1,7 @@
 #include "launcher/cage/nested.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -100,22 +101,6 @@ std::string read_text(const fs::path& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
-}
-
-// The identity map of every id this (cage-init's) user namespace has:
-// "inside outside count" of ours becomes "inside inside count" of the
-// sandbox's, so an id means the same on both sides (file owners, the
-// socket's group) while the sandbox's root holds capabilities only in its
-// own namespace.
-std::string identity_map(const fs::path& own_map) {
-  std::istringstream lines(read_text(own_map));
-  std::string out;
-  unsigned long long inside = 0, outside = 0, count = 0;
-  while (lines >> inside >> outside >> count) {
-    out += std::to_string(inside) + " " + std::to_string(inside) + " " + std::to_string(count) + "\n";
-  }
-  if (out.empty()) throw std::runtime_error("empty " + own_map.string());
-  return out;
 }
 
 bool under(const fs::path& path, const fs::path& root) {
@@ -297,6 +282,12 @@ void prepare_mounts(const step::StartNestedDocker& s, const std::string& fail_at
     report(kReportFd, "ns");
     wait_for_go(kGoFd);
     ::close(kGoFd);
+    // Become the sandbox's root (the agent's ids outside): cage-init's own
+    // ids (the cage's root) are not mapped in here. Capabilities stay
+    // (those of the sandbox's namespace).
+    if (::setgroups(0, nullptr) != 0) throw_errno("setgroups");
+    if (::setresgid(0, 0, 0) != 0) throw_errno("setresgid");
+    if (::setresuid(0, 0, 0) != 0) throw_errno("setresuid");
     check_hook(fail_at, "network");
     const std::string ip = s.ip.string();
     run_tool({ip, "link", "set", "lo", "up"}, &child_mask);
@@ -422,6 +413,45 @@ void move_fd(int fd, int target) {
 
 }  // namespace
 
+std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent) {
+  struct Range {
+    std::uint64_t first, count;
+  };
+  std::vector<Range> ranges;
+  std::istringstream lines{std::string(own_map)};
+  std::uint64_t inside = 0, outside = 0, count = 0;
+  while (lines >> inside >> outside >> count) {
+    if (count > 0) ranges.push_back({inside, count});
+  }
+  if (ranges.empty()) throw std::runtime_error("cage-init's own id map is empty");
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.first < b.first; });
+  const auto mapped = [&](std::uint64_t id) {
+    return std::any_of(ranges.begin(), ranges.end(), [&](const Range& r) { return id >= r.first && id - r.first < r.count; });
+  };
+  if (agent == 0 || !mapped(agent) || !mapped(0)) throw std::runtime_error("the agent's id cannot be the sandbox's root");
+  const std::uint64_t top = ranges.back().first + ranges.back().count - 1;
+  const auto extent = [](std::uint64_t sandbox, std::uint64_t cage, std::uint64_t n) {
+    return std::to_string(sandbox) + " " + std::to_string(cage) + " " + std::to_string(n) + "\n";
+  };
+  std::string out = extent(0, agent, 1);
+  if (top != agent) out += extent(agent, top, 1);
+  // Everything else as itself, but never onto the cage's root, the agent
+  // (taken by the sandbox's root) or the top id (taken by the agent's).
+  std::vector<std::uint64_t> holes = {0, agent, top};
+  std::sort(holes.begin(), holes.end());
+  for (const Range& r : ranges) {
+    std::uint64_t from = r.first;
+    const std::uint64_t end = r.first + r.count;  // exclusive
+    for (const std::uint64_t hole : holes) {
+      if (hole < from || hole >= end) continue;
+      if (hole > from) out += extent(from, from, hole - from);
+      from = hole + 1;
+    }
+    if (from < end) out += extent(from, from, end - from);
+  }
+  return out;
+}
+
 void create_nested_link(const step::CreateNestedLink& s) {
   const std::string ip = s.ip.string();
   run_tool({ip, "link", "add", s.link, "type", "veth", "peer", "name", s.peer});
@@ -451,24 +481,22 @@ void create_nested_link(const step::CreateNestedLink& s) {
 
 NestedEngine start_nested_engine(const step::StartNestedDocker& s, const sigset_t& child_mask, const std::string& fail_at) {
   if (::access(s.dockerd.c_str(), X_OK) != 0) throw_errno("engine ", s.dockerd.native());
-  // The socket's directory: the agent may enter it (group), the engine
-  // (root in the sandbox) creates the socket in it.
+  // The socket's directory and the engine's data root belong to the
+  // sandbox's root, which is the agent's uid outside: the agent reaches the
+  // socket, and the engine (and every file it makes in the workspace) is
+  // never the cage's root.
   std::error_code ec;
-  fs::create_directories(s.socket_dir, ec);
-  if (ec) throw std::system_error(ec, "create " + s.socket_dir.string());
-  if (::chown(s.socket_dir.c_str(), 0, s.socket_gid) != 0) throw_errno("chown ", s.socket_dir.native());
-  if (::chmod(s.socket_dir.c_str(), 0750) != 0) throw_errno("chmod ", s.socket_dir.native());
-  for (const fs::path& w : s.writable) {
-    if (w == s.socket_dir || fs::exists(w, ec)) continue;
-    fs::create_directories(w, ec);  // the engine's data root
-    if (ec) throw std::system_error(ec, "create " + w.string());
-    ::chmod(w.c_str(), 0711);
+  for (const fs::path& dir : {s.socket_dir, s.data_root}) {
+    fs::create_directories(dir, ec);
+    if (ec) throw std::system_error(ec, "create " + dir.string());
+    if (::lchown(dir.c_str(), s.agent.uid, s.agent.gid) != 0) throw_errno("chown ", dir.native());
+    if (::chmod(dir.c_str(), 0750) != 0) throw_errno("chmod ", dir.native());
   }
-  // The engine's log: readable by the agent (it is the agent's engine).
+  // The engine's log, the agent's too.
   const fs::path log_path = s.socket_dir / "dockerd.log";
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640));
   if (!log.valid()) throw_errno("open ", log_path.native());
-  if (::fchown(log.get(), 0, s.socket_gid) != 0) throw_errno("chown ", log_path.native());
+  if (::fchown(log.get(), s.agent.uid, s.agent.gid) != 0) throw_errno("chown ", log_path.native());
 
   int report_fds[2], go_fds[2];
   if (::pipe2(report_fds, O_CLOEXEC) != 0) throw_errno("pipe2");
@@ -515,8 +543,8 @@ NestedEngine start_nested_engine(const step::StartNestedDocker& s, const sigset_
           const fs::path proc = "/proc/" + std::to_string(engine.init);
           // setgroups stays allowed (the engine needs it); cage-init, in
           // the parent namespace with CAP_SETGID, may write the map anyway.
-          write_text(proc / "uid_map", identity_map("/proc/self/uid_map"));
-          write_text(proc / "gid_map", identity_map("/proc/self/gid_map"));
+          write_text(proc / "uid_map", sandbox_id_map(read_text("/proc/self/uid_map"), s.agent.uid));
+          write_text(proc / "gid_map", sandbox_id_map(read_text("/proc/self/gid_map"), s.agent.gid));
           run_tool({s.ip.string(), "link", "set", s.peer, "netns", std::to_string(engine.init)});
           if (::write(go_w.get(), "g", 1) != 1) throw_errno("write to the sandbox");
         } else if (line == "started") {

@@ -13,12 +13,13 @@
 //                                 remounted read-only;
 //                                 stage B: unshare(user, mount, net) — the
 //                                 copy locks every mount of stage A; P writes
-//                                 the identity uid/gid maps and moves the
+//                                 the uid/gid maps (sandbox_id_map) and moves the
 //                                 link's peer in; C2 addresses it, starts the
 //                                 engine (C3) and stays its reaping init.
 //
 // Why root in the sandbox (the agent, through the engine's socket) cannot
-// reach the cage: it has capabilities only in its own user namespace, so not
+// reach the cage: it is the agent's uid outside (the cage's root is not
+// mapped in the sandbox), with capabilities only in its own user namespace, so not
 // over the cage's network namespace (firewall), mounts or processes; the
 // cage's processes are not in its PID namespace and the cage's /proc is
 // gone from its mounts; the log directory (dnsguard's control socket, the
@@ -32,11 +33,24 @@
 
 #include <signal.h>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "launcher/cage/plan.hpp"
 
 namespace cagent::cage {
+
+// The sandbox's uid_map (or gid_map) from cage-init's own map (its
+// /proc/self/uid_map: "inside outside count" lines; only the inside column,
+// the cage's ids, matters): the sandbox's root is `agent` outside, the
+// cage's root is not mapped at all, every other id is itself, except that
+// the sandbox's `agent` takes the cage's highest id (whose own number stays
+// unmapped in the sandbox). So files the engine's root creates in the
+// workspace are the agent's (never root's, never setuid root on the host's
+// disk), and nothing of the cage's root — files, processes — is that root's.
+// Throws when `agent` is 0 or not mapped.
+std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent);
 
 // Throws on any failure (after removing what it created).
 void create_nested_link(const step::CreateNestedLink& step);

@@ -216,7 +216,8 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     engine.ip = facts.ip_binary;
     engine.dockerd = options.nested_dockerd;
     engine.socket_dir = options.nested_socket_dir;
-    engine.socket_gid = agent_is.gid;
+    engine.data_root = options.nested_data_root;
+    engine.agent = agent_is;
     engine.peer = std::string(kNestedPeer);
     engine.sandbox_address = nft::Cidr{*nft::parse_address(kNestedSandboxAddress), kNestedPrefix};
     engine.gateway = nested_cage;
@@ -227,7 +228,8 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     engine.writable.push_back(options.nested_socket_dir);
     engine.writable.push_back(options.nested_data_root);
     engine.dockerd_args = {"--host", "unix://" + (options.nested_socket_dir / "docker.sock").string(),
-                           "--group", std::to_string(agent_is.gid),
+                           // The sandbox's gid 0 is the agent's gid outside.
+                           "--group", "0",
                            "--dns", std::string(kNestedCageAddress),
                            "--data-root", options.nested_data_root.string(),
                            // The sandbox has no IPv6; IPv4 is what the link carries.

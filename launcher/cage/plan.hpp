@@ -169,7 +169,8 @@ struct CreateNestedLink {
   nft::Cidr cage_address;                 // address + the link's prefix
 };
 // Nested Docker, part 2: the engine in a sandbox of fresh namespaces — its
-// own user namespace (identity-mapped), network, PID and mount namespaces
+// own user namespace (its root is the agent's uid outside, the cage's
+// root is not mapped), network, PID and mount namespaces
 // — so that root in there (which the agent controls through the socket)
 // holds no capability over the cage: not its firewall, not its processes,
 // not its files. In a mount namespace of the cage's own user namespace the
@@ -192,7 +193,8 @@ struct StartNestedDocker {
   std::filesystem::path ip;
   std::filesystem::path dockerd;
   std::filesystem::path socket_dir;
-  gid_t socket_gid = 0;                   // the agent's final gid
+  std::filesystem::path data_root;        // the engine's /var/lib/docker
+  Owner agent;                            // the agent's final ids: the sandbox's root outside
   std::string peer;
   nft::Cidr sandbox_address;              // address + the link's prefix
   nft::Address gateway;                   // the cage's end

@@ -8,7 +8,7 @@
 #   fake-dockerd.sh --host unix://DIR/docker.sock [other dockerd flags]
 #
 # Environment (from inner.sh, through cage-init): CAGE_TMP CAGE_STAGE
-# CAGE_WS HTTP_PORT CAGE_NS_NET CAGE_NS_PID CAGE_NS_MNT CAGE_NS_USER
+# CAGE_WS HTTP_PORT CAGE_AGENT_UID CAGE_NS_NET CAGE_NS_PID CAGE_NS_MNT CAGE_NS_USER
 set -u
 dir='' dns='' group=''
 while (( $# )); do
@@ -34,9 +34,14 @@ for ns in net pid mnt user; do
   [[ $(readlink /proc/self/ns/$ns) != "${!var}" ]] && ok "own $ns namespace" \
     || bad "shares the cage's $ns namespace (${!var})"
 done
-# The identity map: ids mean the same as in the cage.
-[[ $(awk 'NR == 1 { print $1, $2 }' /proc/self/uid_map) == "0 0" ]] && ok "uid map is the identity" \
-  || bad "uid map: $(cat /proc/self/uid_map)"
+# The sandbox's root is the agent outside; the cage's root is not mapped.
+[[ $(awk 'NR == 1 { print $1, $2, $3 }' /proc/self/uid_map) == "0 $CAGE_AGENT_UID 1" ]] \
+  && ok "the sandbox's root is the agent's uid outside" || bad "uid map: $(cat /proc/self/uid_map | tr '\n' ';')"
+awk '$2 == 0 { bad = 1 } END { exit bad }' /proc/self/uid_map && ok "the cage's root is not mapped in here" \
+  || bad "the cage's root is mapped: $(cat /proc/self/uid_map | tr '\n' ';')"
+[[ $(stat -c %u /etc/passwd) == 65534 ]] && ok "the cage's root-owned files show as nobody" \
+  || bad "/etc/passwd owner $(stat -c %u /etc/passwd)"
+refuse "read a root-only file of the cage (/etc/shadow)" cat /etc/shadow
 
 # Hidden: the log directory (control socket, decision record) and cage-init's runtime dir.
 [[ -d $CAGE_TMP/log && -z $(ls -A "$CAGE_TMP/log" 2>&1) ]] && ok "the log directory is empty here" \

@@ -108,6 +108,7 @@ bundle=/etc/ssl/certs/ca-certificates.crt
 #    checks the cage's side; here: the set entry, the query log, the end.
 export CAGE_NS_NET=$(readlink /proc/self/ns/net) CAGE_NS_PID=$(readlink /proc/self/ns/pid)
 export CAGE_NS_MNT=$(readlink /proc/self/ns/mnt) CAGE_NS_USER=$(readlink /proc/self/ns/user)
+export CAGE_AGENT_UID=$WANT_UID   # the agent's uid after the remap: the sandbox's root outside
 nested=(--nested-docker "$CAGE_STAGE/fake-dockerd" --nested-socket-dir "$CAGE_TMP/nested-sock"
         --nested-data-root "$CAGE_TMP/nested-data")
 reset_resolv
@@ -127,6 +128,8 @@ sysctl -qw net.ipv4.ip_forward=0   # cage-init turns it on for the link
   [[ -e $sock/docker.sock ]] && ok "the agent reaches the socket directory" || bad "socket directory not readable"
   [[ -n $(ls -A "$CAGE_TMP/log") ]] && ok "the cage itself sees its log directory" || bad "cage log dir empty"
   [[ -e $CAGE_WS/from-sandbox ]] && ok "the sandbox wrote the workspace" || bad "no file from the sandbox"
+  [[ $(stat -c %u:%g "$CAGE_WS/from-sandbox") == "$(id -u):$(id -g)" ]] \
+    && ok "what the sandbox root writes is the agent'"'"'s (never root'"'"'s)" || bad "sandbox file owner $(stat -c %u:%g "$CAGE_WS/from-sandbox")"
   # The sandbox flushed *its* ruleset; the cage still refuses what it should.
   curl -s --max-time 3 "http://192.0.2.81:$HTTP_PORT/" >/dev/null 2>&1 && bad "cage firewall gone after the sandbox flush" \
     || ok "the cage still refuses an unresolved address"

@@ -371,13 +371,15 @@ TEST_CASE("nested Docker: the engine's sandbox hides the log and runtime dirs, k
   CHECK(engine.dockerd == "/usr/bin/dockerd");
   CHECK(engine.ip == "/usr/sbin/ip");
   CHECK(engine.socket_dir == "/s");
-  CHECK(engine.socket_gid == 20);  // the agent's gid after the remap
+  CHECK(engine.data_root == "/d");
+  CHECK(engine.agent.uid == 501);  // the agent's ids after the remap: the sandbox's root outside
+  CHECK(engine.agent.gid == 20);
   CHECK(engine.peer == "cagent-nd1");
   CHECK(nft::to_string(engine.sandbox_address.base) == "100.127.255.254");
   CHECK(nft::to_string(engine.gateway) == "100.127.255.253");
   CHECK(engine.hidden == std::vector<std::filesystem::path>{"/var/log/cagent", "/run/cagent"});
   CHECK(engine.writable == std::vector<std::filesystem::path>{"/workspace", "/home/agent", "/s", "/d"});
-  CHECK(engine.dockerd_args == std::vector<std::string>{"--host", "unix:///s/docker.sock", "--group", "20", "--dns",
+  CHECK(engine.dockerd_args == std::vector<std::string>{"--host", "unix:///s/docker.sock", "--group", "0", "--dns",
                                                         "100.127.255.253", "--data-root", "/d",
                                                         "--ip6tables=false"});
 }

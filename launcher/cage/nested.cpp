@@ -367,7 +367,7 @@ void move_fd(int fd, int target) {
 
 // C1: the outer process. Never returns.
 [[noreturn]] void sandbox_outer(const step::StartNestedDocker& s, const sigset_t& child_mask, const std::string& fail_at,
-                                int report_fd, int go_fd, int log_fd) {
+                                int report_fd, int go_fd, int log_fd, const fs::path& engine_cgroup) {
   int report_target = kReportFd;
   try {
     // Own session: the user's ^C never reaches the engine; no terminal fds.
@@ -389,6 +389,9 @@ void move_fd(int fd, int target) {
       for (int fd = kLogFd + 1; fd < 65536; ++fd) ::close(fd);
     }
     report_target = kReportFd;
+    // Into the engine's delegated cgroup (when there is one): the sandbox
+    // and everything the engine starts live below it.
+    if (!engine_cgroup.empty()) write_text(engine_cgroup / "cgroup.procs", "0\n");
     check_hook(fail_at, "unshare");
     if (::unshare(CLONE_NEWNS | CLONE_NEWPID) != 0) throw_errno("unshare(mount, pid)");
     // Nothing mounted from here on propagates back into the cage.
@@ -412,6 +415,29 @@ void move_fd(int fd, int target) {
 }
 
 }  // namespace
+
+CgroupDelegation delegate_cgroup(const fs::path& root, std::string_view own_cgroup, Owner agent) {
+  // Only cgroup v2, and only at the root of a cgroup namespace (a sysbox
+  // container's own): elsewhere — a cgroup v1 host, a test's namespace on
+  // the host's hierarchy — nothing is created or moved.
+  if (own_cgroup != "0::/\n" && own_cgroup != "0::/") return {};
+  std::error_code ec;
+  if (!fs::exists(root / "cgroup.controllers", ec)) return {};
+  const fs::path parent = root / "cagent-nested";
+  const fs::path engine = parent / "engine";
+  fs::create_directories(engine, ec);
+  if (ec) throw std::system_error(ec, "create " + engine.string());
+  // What cgroup v2 delegation hands over: the directory and its
+  // cgroup.procs, cgroup.threads and cgroup.subtree_control (so the engine
+  // makes and fills its containers' cgroups below, and nothing above).
+  for (const fs::path& dir : {parent, engine}) {
+    for (const fs::path& p : {dir, dir / "cgroup.procs", dir / "cgroup.threads", dir / "cgroup.subtree_control"}) {
+      if (!fs::exists(p, ec)) continue;
+      if (::lchown(p.c_str(), agent.uid, agent.gid) != 0) throw_errno("chown ", p.native());
+    }
+  }
+  return {"/cagent-nested", engine};
+}
 
 std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent) {
   struct Range {
@@ -498,6 +524,24 @@ NestedEngine start_nested_engine(const step::StartNestedDocker& s, const sigset_
   if (!log.valid()) throw_errno("open ", log_path.native());
   if (::fchown(log.get(), s.agent.uid, s.agent.gid) != 0) throw_errno("chown ", log_path.native());
 
+  // cgroups: the sandbox's root (the agent outside) cannot write the
+  // cage's cgroup files; a subtree of its own is delegated to it.
+  CgroupDelegation delegated;
+  try {
+    delegated = delegate_cgroup("/sys/fs/cgroup", read_text("/proc/self/cgroup"), s.agent);
+  } catch (const std::exception& error) {
+    delegated = {};  // the engine may still start; its containers' cgroups will say why they fail
+    const std::string line = "cage-init: warning: nested Docker: no cgroup for the engine: " + std::string(error.what()) + "\n";
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+  }
+  std::vector<std::string> dockerd_args = s.dockerd_args;
+  if (!delegated.parent.empty()) {
+    dockerd_args.push_back("--cgroup-parent");
+    dockerd_args.push_back(delegated.parent);
+  }
+  step::StartNestedDocker with_cgroup = s;
+  with_cgroup.dockerd_args = dockerd_args;
+
   int report_fds[2], go_fds[2];
   if (::pipe2(report_fds, O_CLOEXEC) != 0) throw_errno("pipe2");
   UniqueFd report_r(report_fds[0]), report_w(report_fds[1]);
@@ -510,7 +554,7 @@ NestedEngine start_nested_engine(const step::StartNestedDocker& s, const sigset_
   if (engine.outer == 0) {
     report_r.reset();
     go_w.reset();
-    sandbox_outer(s, child_mask, fail_at, report_w.get(), go_r.get(), log.get());
+    sandbox_outer(with_cgroup, child_mask, fail_at, report_w.get(), go_r.get(), log.get(), delegated.engine);
   }
   report_w.reset();
   go_r.reset();

@@ -34,6 +34,7 @@
 #include <signal.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,19 @@ std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent);
 
 // Throws on any failure (after removing what it created).
 void create_nested_link(const step::CreateNestedLink& step);
+
+// The engine's cgroups (cgroup v2 only, and only when cage-init is at the
+// root of its cgroup namespace, as in a sysbox container — `own_cgroup` is
+// its /proc/self/cgroup): <root>/cagent-nested, delegated to the agent's
+// ids (the sandbox's root outside), with the sandbox in its leaf `engine`;
+// dockerd gets --cgroup-parent /cagent-nested. Empty otherwise. The agent
+// owns that subtree too: it holds only the engine's processes, and moving
+// anything into it from elsewhere needs the cage root's cgroup.procs.
+struct CgroupDelegation {
+  std::string parent;              // for dockerd --cgroup-parent
+  std::filesystem::path engine;    // the leaf the sandbox joins
+};
+CgroupDelegation delegate_cgroup(const std::filesystem::path& root, std::string_view own_cgroup, Owner agent);
 
 struct NestedEngine {
   pid_t outer = -1;    // C1, cage-init's child (reaped by cage-init)

@@ -9,6 +9,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -37,6 +38,9 @@ struct SetDeleter {
 struct SetElemDeleter {
   void operator()(nftnl_set_elem* e) const noexcept { nftnl_set_elem_free(e); }
 };
+struct ObjDeleter {
+  void operator()(nftnl_obj* o) const noexcept { nftnl_obj_free(o); }
+};
 struct UdataBufDeleter {
   void operator()(nftnl_udata_buf* b) const noexcept { nftnl_udata_buf_free(b); }
 };
@@ -48,6 +52,7 @@ using RulePtr = std::unique_ptr<nftnl_rule, RuleDeleter>;
 using ExprPtr = std::unique_ptr<nftnl_expr, ExprDeleter>;
 using SetPtr = std::unique_ptr<nftnl_set, SetDeleter>;
 using SetElemPtr = std::unique_ptr<nftnl_set_elem, SetElemDeleter>;
+using ObjPtr = std::unique_ptr<nftnl_obj, ObjDeleter>;
 using UdataBufPtr = std::unique_ptr<nftnl_udata_buf, UdataBufDeleter>;
 
 // libnftnl allocators return nullptr only when malloc fails.

@@ -38,6 +38,15 @@ KernelVersion running_kernel();
 
 constexpr std::size_t address_length(Family f) { return f == Family::v4 ? 4 : 16; }
 
+// The refused sets' key (RulesetSpec::refused_set4/6): destination address
+// . l4proto . destination port, each part in whole 32-bit registers (the
+// kernel zero-pads the one-byte protocol and the two-byte port).
+constexpr std::uint32_t refused_key_len(Family f) { return f == Family::v4 ? 12 : 24; }
+// nft's type id of that concatenation (only `nft list` reads it): each part
+// shifted in by 6 bits — ipv4_addr (7) / ipv6_addr (8), inet_proto (12),
+// inet_service (13).
+constexpr std::uint32_t refused_key_type(Family f) { return ((f == Family::v4 ? 7u : 8u) << 12) | (12u << 6) | 13u; }
+
 struct AddressHash {
   std::size_t operator()(const Address& a) const noexcept {
     std::uint64_t lo = 0;

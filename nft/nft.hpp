@@ -93,6 +93,16 @@ struct RulesetSpec {
   // created, possibly empty, so the rules never change shape).
   std::string static_set4 = "static4";
   std::string static_set6 = "static6";
+  // What the firewall refused, for dnsguard's decision record (the user's
+  // `cagent log`): every refused packet counts in the named counter
+  // `refused_counter`; the first refused_size distinct TCP/UDP
+  // (destination, protocol, port) per family also get an element with a
+  // counter of their own in refused_set4/6, added by the rule itself (no
+  // userspace on that path, nothing the agent can flood but a bounded set).
+  std::string refused_set4 = "refused4";
+  std::string refused_set6 = "refused6";
+  std::string refused_counter = "refused";
+  std::uint32_t refused_size = 1024;
   // Nested Docker (issue 15): the veth link from the cage to the sandbox
   // namespace where cage-init runs the nested engine. Empty nested_link:
   // nothing nested, and the ruleset is exactly what it is without it. IPv4
@@ -132,6 +142,34 @@ struct ListedElement {
   Address addr;
   std::chrono::milliseconds timeout{};   // as configured on the element
   std::chrono::milliseconds expires{};   // remaining time
+};
+
+// One refused TCP/UDP destination and how many packets to it the firewall
+// refused (exact since the ruleset was installed).
+struct RefusedFlow {
+  Address addr;
+  std::uint8_t l4proto = 0;  // IPPROTO_TCP or IPPROTO_UDP
+  std::uint16_t port = 0;
+  std::uint64_t packets = 0;
+};
+struct Refusals {
+  std::uint64_t total = 0;         // every refused packet, any protocol
+  std::vector<RefusedFlow> flows;  // the itemized ones (bounded per family)
+};
+
+// Reads the refusal counters of a ruleset installed with these names (the
+// RulesetSpec's refused_* fields). Throws NetlinkError.
+class RefusalReader {
+ public:
+  explicit RefusalReader(RulesetSpec names);
+  ~RefusalReader();
+  RefusalReader(const RefusalReader&) = delete;
+  RefusalReader& operator=(const RefusalReader&) = delete;
+  Refusals read();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Keeps the dynamic sets fed. Holds one netlink socket and, per address, the

@@ -216,6 +216,43 @@ class Rule {
   Rule& masquerade() { return push(expr("masq")); }
 
   Rule& counter() { return push(expr("counter")); }
+  // Counts in the table's named counter `name` (readable by name).
+  Rule& count_in(const std::string& name) {
+    ExprPtr e = expr("objref");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+    nftnl_expr_set_str(e.get(), NFTNL_EXPR_OBJREF_IMM_NAME, name.c_str());
+    return push(std::move(e));
+  }
+  // Loads into a 32-bit register (NFT_REG32_xx) instead of register 1: the
+  // parts of a concatenated set key sit in consecutive ones, each part
+  // zero-padded by the kernel to a multiple of 4 bytes.
+  Rule& payload_to(std::uint32_t base, std::uint32_t offset, std::uint32_t len, std::uint32_t reg) {
+    ExprPtr e = expr("payload");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_BASE, base);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_LEN, len);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_DREG, reg);
+    return push(std::move(e));
+  }
+  Rule& meta_to(std::uint32_t key, std::uint32_t reg) {
+    ExprPtr e = expr("meta");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_KEY, key);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_DREG, reg);
+    return push(std::move(e));
+  }
+  // add @set { <key from sreg> counter }: creates the element on first
+  // match (nothing when the set is full: the rule stops there, so keep a
+  // verdict out of it) and counts every match in the element's counter.
+  Rule& add_counted(const std::string& set, std::uint32_t set_id, std::uint32_t sreg) {
+    ExprPtr e = expr("dynset");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_ADD);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_SREG_KEY, sreg);
+    nftnl_expr_set_str(e.get(), NFTNL_EXPR_DYNSET_SET_NAME, set.c_str());
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_SET_ID, set_id);
+    ExprPtr ctr = expr("counter");
+    nftnl_expr_set(e.get(), NFTNL_EXPR_DYNSET_EXPR, ctr.release(), 0);  // the dynset owns it now
+    return push(std::move(e));
+  }
   Rule& limit_per_second(std::uint64_t rate, std::uint32_t burst) {
     ExprPtr e = expr("limit");
     nftnl_expr_set_u64(e.get(), NFTNL_EXPR_LIMIT_RATE, rate);
@@ -309,6 +346,32 @@ class RulesetBatch {
                [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, s.get()); });
   }
 
+  // A dynamic set of concatenated keys (`key_len` bytes), bounded by `size`.
+  void keyed_set(const std::string& name, std::uint32_t id, std::uint32_t key_type, std::uint32_t key_len,
+                 std::uint32_t size) {
+    SetPtr s = checked<SetPtr>(nftnl_set_alloc());
+    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec_.table.c_str());
+    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, key_type);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, key_len);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, NFT_SET_EVAL);  // filled from the packet path
+    nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, size);
+    batch_.add(NFT_MSG_NEWSET, NLM_F_CREATE, names_room_ + 256, "add set", name,
+               [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, s.get()); });
+  }
+
+  void counter_object(const std::string& name) {
+    ObjPtr o = checked<ObjPtr>(nftnl_obj_alloc());
+    nftnl_obj_set_str(o.get(), NFTNL_OBJ_TABLE, spec_.table.c_str());
+    nftnl_obj_set_str(o.get(), NFTNL_OBJ_NAME, name.c_str());
+    nftnl_obj_set_u32(o.get(), NFTNL_OBJ_FAMILY, NFPROTO_INET);
+    nftnl_obj_set_u32(o.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+    batch_.add(NFT_MSG_NEWOBJ, NLM_F_CREATE, names_room_ + 128, "add counter", name,
+               [&](nlmsghdr* nlh) { nftnl_obj_nlmsg_build_payload(nlh, o.get()); });
+  }
+
   void static_elements(const std::string& name, std::uint32_t id, Family f) {
     const std::vector<Interval> intervals = cidr_intervals(spec_.static_cidrs, f);
     const std::size_t len = address_length(f);
@@ -369,6 +432,8 @@ constexpr std::uint32_t set4_id = 1;
 constexpr std::uint32_t set6_id = 2;
 constexpr std::uint32_t static4_id = 3;
 constexpr std::uint32_t static6_id = 4;
+constexpr std::uint32_t refused4_id = 5;
+constexpr std::uint32_t refused6_id = 6;
 
 // Accept new connections to the allowed destinations (shared by output and
 // forward): the dnsguard-fed sets and the constant CIDR sets.
@@ -392,10 +457,29 @@ void other_dns_never_leaves(RulesetBatch& b, const char* chain) {
 
 // The tail of both filter chains: count and log what is refused, then reject
 // loudly so tools fail at once instead of waiting for a timeout.
-void reject_rest(RulesetBatch& b, const char* chain) {
+void reject_rest(RulesetBatch& b, const char* chain, const RulesetSpec& spec) {
   // The limit only throttles the log line; a packet over the limit skips
   // the log (the rule has no verdict) and still reaches the reject below.
-  b.add(chain, b.rule(chain, "count and log refused traffic").counter().limit_per_second(5, 5).log("cagent-reject: "));
+  b.add(chain, b.rule(chain, "count and log refused traffic")
+                   .count_in(spec.refused_counter)
+                   .limit_per_second(5, 5)
+                   .log("cagent-reject: "));
+  // Itemized for the decision record: the same verdict-less shape, so a
+  // full set (the rule stops at its dynset) still reaches the reject.
+  for (const Family f : {Family::v4, Family::v6}) {
+    for (const std::uint8_t proto : {std::uint8_t{IPPROTO_TCP}, std::uint8_t{IPPROTO_UDP}}) {
+      const bool v4 = f == Family::v4;
+      const std::uint32_t words = v4 ? 1 : 4;  // 32-bit registers the address takes
+      Rule r = b.rule(chain, std::string("record refused ") + (v4 ? "IPv4 " : "IPv6 ") +
+                                 (proto == IPPROTO_TCP ? "tcp" : "udp") + " destination and port");
+      (v4 ? r.ipv4() : r.ipv6()).l4proto(proto);
+      r.payload_to(NFT_PAYLOAD_NETWORK_HEADER, v4 ? 16 : 24, v4 ? 4 : 16, NFT_REG32_00)
+          .meta_to(NFT_META_L4PROTO, NFT_REG32_00 + words)
+          .payload_to(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_00 + words + 1)
+          .add_counted(v4 ? spec.refused_set4 : spec.refused_set6, v4 ? refused4_id : refused6_id, NFT_REG32_00);
+      b.add(chain, r);
+    }
+  }
   b.add(chain, b.rule(chain, "refuse TCP with a reset").l4proto(IPPROTO_TCP).reject(NFT_REJECT_TCP_RST, 0));
   b.add(chain, b.rule(chain, "refuse the rest with ICMP admin-prohibited")
                    .reject(NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED));
@@ -632,6 +716,13 @@ void install_ruleset(const RulesetSpec& spec) {
   b.set(spec.static_set6, static6_id, Family::v6, NFT_SET_INTERVAL | NFT_SET_CONSTANT);
   b.static_elements(spec.static_set4, static4_id, Family::v4);
   b.static_elements(spec.static_set6, static6_id, Family::v6);
+  // What the firewall refused (reject_rest): a named counter of every
+  // refused packet and bounded sets of the refused destinations.
+  b.counter_object(spec.refused_counter);
+  b.keyed_set(spec.refused_set4, refused4_id, refused_key_type(Family::v4), refused_key_len(Family::v4),
+              spec.refused_size);
+  b.keyed_set(spec.refused_set6, refused6_id, refused_key_type(Family::v6), refused_key_len(Family::v6),
+              spec.refused_size);
 
   // Default drop: anything no rule below accepts never leaves the cage.
   b.chain("output", "filter", NF_INET_LOCAL_OUT, 0, NF_DROP);
@@ -729,7 +820,7 @@ void install_ruleset(const RulesetSpec& spec) {
   // even to an address that happens to be in an allow set.
   other_dns_never_leaves(b, out);
   allowed_destinations(b, out, spec);
-  reject_rest(b, out);
+  reject_rest(b, out, spec);
 
   // Nested containers (forwarded traffic) get the same destination policy,
   // DNS included: a nested container's query to a resolver that happens to
@@ -740,7 +831,7 @@ void install_ruleset(const RulesetSpec& spec) {
   if (nested) nested_forward(b, spec);
   other_dns_never_leaves(b, fwd);
   allowed_destinations(b, fwd, spec);
-  reject_rest(b, fwd);
+  reject_rest(b, fwd, spec);
 
   input_chain(b, spec);
 

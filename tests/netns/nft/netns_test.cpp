@@ -6,14 +6,20 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -43,6 +49,13 @@ std::string run(const std::string& command) {
 }
 
 std::string kernel_view() { return run("nft list table inet cagent"); }
+
+// `nft list` without counter values (and the refused sets' elements, which
+// the namespace's own traffic may add at any time).
+std::string without_counts(std::string view) {
+  view = std::regex_replace(view, std::regex("packets [0-9]+ bytes [0-9]+"), "packets _ bytes _");
+  return std::regex_replace(view, std::regex("(set refused[46] \\{[^}]*flags dynamic\\n)[^}]*\\}"), "$1\t}");
+}
 
 std::size_t count(const std::string& haystack, const std::string& needle) {
   std::size_t n = 0;
@@ -163,14 +176,14 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(pos("ip6 daddr @static6 accept") < pos("meta l4proto tcp reject with tcp reset"));
   CHECK(pos("meta l4proto tcp reject") < pos("reject with icmpx admin-prohibited comment \"refuse the rest"));
 
-  // The JSON view (2 upstreams, 1 on-link prefix): output 22 + 4 per upstream
-  // + 3 per on-link prefix = 33, forward 10, input 9 + 4 per upstream + 3 per
+  // The JSON view (2 upstreams, 1 on-link prefix): output 26 + 4 per upstream
+  // + 3 per on-link prefix = 37, forward 14, input 9 + 4 per upstream + 3 per
   // on-link prefix + 1 per published port = 22, dns_redirect 2.
   const std::string json = run("nft -j list table inet cagent");
-  CHECK(count(json, "{\"rule\":") == 33 + 10 + 22 + 2);
-  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 33);
+  CHECK(count(json, "{\"rule\":") == 37 + 14 + 22 + 2);
+  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 37);
   CHECK(count(json, "\"chain\": \"input\", \"handle\"") == 22);
-  CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 10);
+  CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 14);
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
 }
 
@@ -237,6 +250,102 @@ TEST_CASE("install_ruleset with a nested link: DNS from it to dnsguard, only it 
   CHECK_FALSE(contains(plain, "masquerade"));
 }
 
+namespace {
+// Routes for documentation destinations in this namespace,
+// so a connect() reaches the output chain, and loopback up so the reset
+// reaches the socket; idempotent. (A veth pair: this
+// kernel may lack the dummy driver.)
+void documentation_routes() {
+  run("ip link set lo up; ip link add cagent-d0 type veth peer name cagent-d1; ip link set cagent-d1 up; ip link set cagent-d0 up; "
+      "ip addr add 192.0.2.1/24 dev cagent-d0; "
+      "ip -6 addr add 2001:db8:77::1/64 dev cagent-d0 nodad");
+}
+
+// One connect() (TCP) or sendto() (UDP) to text:port; the errno it got.
+int attempt(const char* text, std::uint16_t port, int type) {
+  const Address a = addr(text);
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (a.family == Family::v4) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    std::memcpy(&sin->sin_addr, a.bytes.data(), 4);
+    len = sizeof *sin;
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    std::memcpy(&sin6->sin6_addr, a.bytes.data(), 16);
+    len = sizeof *sin6;
+  }
+  const int fd = socket(ss.ss_family, type, 0);
+  REQUIRE(fd >= 0);
+  // A refusal is immediate; a packet that got through would wait for a
+  // neighbour that is not there: fail in 2 s instead of hanging.
+  const timeval limit{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  int rc = type == SOCK_STREAM ? connect(fd, reinterpret_cast<sockaddr*>(&ss), len)
+                               : static_cast<int>(sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&ss), len));
+  const int err = rc < 0 ? errno : 0;
+  close(fd);
+  return err;
+}
+
+std::uint64_t packets_to(const Refusals& r, const char* text, std::uint8_t proto, std::uint16_t port) {
+  const Address a = addr(text);
+  for (const RefusedFlow& f : r.flows)
+    if (f.addr == a && f.l4proto == proto && f.port == port) return f.packets;
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("refused traffic is counted: every packet in a named counter, the first destinations itemized") {
+  install_ruleset(test_spec());
+  documentation_routes();
+  const std::string view = kernel_view();
+  INFO(view);
+  CHECK(contains(view, "counter refused {"));
+  CHECK(contains(view, "set refused4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tsize 1024\n\t\tflags dynamic\n"));
+  CHECK(contains(view, "set refused6 {\n\t\ttype ipv6_addr . inet_proto . inet_service\n"));
+  RefusalReader reader(test_spec());
+  const Refusals before = reader.read();
+  CHECK(before.flows.empty());
+  for (int i = 0; i < 3; ++i) CHECK(attempt("192.0.2.77", 8443, SOCK_STREAM) == ECONNREFUSED);
+  for (int i = 0; i < 2; ++i) CHECK(attempt("192.0.2.77", 9999, SOCK_DGRAM) == EPERM);
+  CHECK(attempt("2001:db8:77::5", 443, SOCK_STREAM) == ECONNREFUSED);
+  const Refusals after = reader.read();
+  INFO(kernel_view());
+  CHECK(packets_to(after, "192.0.2.77", IPPROTO_TCP, 8443) == 3);
+  CHECK(packets_to(after, "192.0.2.77", IPPROTO_UDP, 9999) == 2);
+  CHECK(packets_to(after, "2001:db8:77::5", IPPROTO_TCP, 443) == 1);
+  CHECK(after.flows.size() == 3);
+  // The namespace's own housekeeping (MLD, …) may be refused too: at least ours.
+  CHECK(after.total - before.total >= 6);
+}
+
+TEST_CASE("refused traffic: a full set itemizes no more, the counter still counts and the reject still happens") {
+  RulesetSpec spec = test_spec();
+  spec.refused_size = 2;
+  install_ruleset(spec);
+  documentation_routes();
+  RefusalReader reader(spec);
+  const Refusals before = reader.read();
+  for (int port = 1001; port <= 1004; ++port) CHECK(attempt("192.0.2.78", static_cast<std::uint16_t>(port), SOCK_STREAM) == ECONNREFUSED);
+  const Refusals after = reader.read();
+  std::uint64_t itemized = 0;
+  for (const RefusedFlow& f : after.flows) itemized += f.packets;
+  CHECK(after.flows.size() == 2);
+  CHECK(itemized == 2);
+  CHECK(after.total - before.total >= 4);
+}
+
+TEST_CASE("RefusalReader: a table without the counter is an error, not \"nothing refused\"") {
+  delete_table("cagent");
+  RefusalReader reader(test_spec());
+  CHECK_THROWS_AS(reader.read(), NetlinkError);
+}
+
 TEST_CASE("install_ruleset again: same kernel view, no duplicates, elements cleared") {
   install_ruleset(test_spec());
   SetUpdater up("cagent", "allow4", "allow6");
@@ -251,11 +360,13 @@ TEST_CASE("install_ruleset again: same kernel view, no duplicates, elements clea
   CHECK(up.list(Family::v4).empty());
   CHECK(contains(before, "elements = { 198.51.100.10"));
   CHECK(run("nft list tables") == "table inet cagent\n");
-  std::string before_without_elements = before;
+  // The refusal counter may have moved meanwhile (the namespace's own
+  // IPv6 housekeeping): compare without its numbers.
+  std::string before_without_elements = without_counts(before);
   const std::size_t at = before_without_elements.find("\t\telements = { 198.51.100.10");
   REQUIRE(at != std::string::npos);
   before_without_elements.erase(at, before_without_elements.find('\n', at) + 1 - at);
-  CHECK(after == before_without_elements);
+  CHECK(without_counts(after) == before_without_elements);
 }
 
 TEST_CASE("static CIDRs: overlapping ones merge, empty lists leave empty sets") {

@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
     const auto mode = cagent::cmd::refresh_mode_from(refresh == nullptr ? "" : refresh);
     dg::Logger log(config.log_file, config.log_level);
     cagent::cmd::NftSink sink(config, log, mode);
-    dg::run_daemon(config, sink, log);
+    cagent::cmd::NftFirewallCounters firewall(config);
+    dg::run_daemon(config, sink, log, &firewall);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dnsguard: %s\n", e.what());

@@ -78,4 +78,25 @@ bool NftSink::evict(std::span<const dnsguard::IpAddress> addresses) noexcept {
   }
 }
 
+nft::RulesetSpec NftFirewallCounters::names(const dnsguard::Config& config) {
+  nft::RulesetSpec spec;  // the refused_* names are the ruleset's defaults
+  spec.table = config.nft_table;
+  return spec;
+}
+
+NftFirewallCounters::NftFirewallCounters(const dnsguard::Config& config) : reader_(names(config)) {}
+
+bool NftFirewallCounters::read(std::uint64_t& total, std::vector<dnsguard::FirewallFlow>& flows) noexcept {
+  try {
+    const nft::Refusals r = reader_.read();
+    total = r.total;
+    for (const nft::RefusedFlow& f : r.flows)
+      flows.push_back(dnsguard::FirewallFlow{dnsguard::IpAddress{f.addr.family == nft::Family::v6, f.addr.bytes},
+                                             f.l4proto, f.port, f.packets});
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 }  // namespace cagent::cmd

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "answer_sink.hpp"
+#include "decisions.hpp"
 #include "config.hpp"
 #include "log.hpp"
 #include "nft/nft.hpp"
@@ -61,6 +62,18 @@ class NftSink final : public dnsguard::AnswerSink {
   std::vector<nft::SetElement> elements_;
   std::vector<std::chrono::milliseconds> held_ms_;
   std::vector<std::uint32_t> held_;
+};
+
+// The firewall's own refusals for dnsguard's decision record: the ruleset's
+// counters (nft::RefusalReader) as dnsguard::FirewallFlow values.
+class NftFirewallCounters final : public dnsguard::FirewallCounters {
+ public:
+  explicit NftFirewallCounters(const dnsguard::Config& config);
+  bool read(std::uint64_t& total, std::vector<dnsguard::FirewallFlow>& flows) noexcept override;
+
+ private:
+  static nft::RulesetSpec names(const dnsguard::Config& config);
+  nft::RefusalReader reader_;
 };
 
 }  // namespace cagent::cmd

@@ -126,6 +126,34 @@ void DecisionRecord::gate_refused(std::string_view name, std::string_view destin
   }
 }
 
+void DecisionRecord::firewall_counts(std::uint64_t total, std::span<const FirewallFlow> flows,
+                                     WallClock::time_point now) {
+  const std::int64_t t = unix_seconds(now);
+  const std::uint64_t grown = total >= firewall_kernel_total_ ? total - firewall_kernel_total_ : total;
+  firewall_kernel_total_ = total;
+  if (grown > 0) {
+    firewall_total_ += grown;
+    dirty_ = true;
+  }
+  for (const FirewallFlow& f : flows) {
+    std::string key = f.addr.v6 ? "[" + to_string(f.addr) + "]" : to_string(f.addr);
+    key += ":" + std::to_string(f.port) + (f.proto == 6 ? "/tcp" : f.proto == 17 ? "/udp" : "/" + std::to_string(f.proto));
+    auto it = firewall_.find(key);
+    if (it == firewall_.end()) {
+      if (firewall_.size() >= kMaxFirewallEntries || f.packets == 0) continue;  // counted in the total
+      it = firewall_.emplace(std::move(key), FirewallEntry{}).first;
+    }
+    FirewallEntry& fe = it->second;
+    const std::uint64_t delta = f.packets >= fe.kernel ? f.packets - fe.kernel : f.packets;
+    fe.kernel = f.packets;
+    if (delta == 0) continue;
+    if (fe.entry.count == 0) fe.entry.first = t;
+    fe.entry.count += delta;
+    fe.entry.last = t;
+    dirty_ = true;
+  }
+}
+
 void DecisionRecord::allow_changed(std::string_view op, std::string_view pattern, WallClock::time_point now) {
   dirty_ = true;
   if (changes_.size() >= kMaxChanges) {
@@ -169,6 +197,26 @@ std::string DecisionRecord::to_json(WallClock::time_point now) const {
     append_json_string(out, key.substr(a + 1, b - a - 1));
     out += ",\"reason\":";
     append_json_string(out, key.substr(b + 1));
+    append_times(out, *e);
+  }
+  std::uint64_t itemized = 0;
+  Table firewall;  // only the entries, for sorted()
+  for (const auto& [key, fe] : firewall_) {
+    itemized += fe.entry.count;
+    firewall.emplace(key, fe.entry);
+  }
+  out += "],\"firewall_refused_total\":" + std::to_string(firewall_total_) +
+         ",\"firewall_refused_unlisted\":" + std::to_string(firewall_total_ - std::min(itemized, firewall_total_)) +
+         ",\"firewall_refused\":[";
+  first = true;
+  for (const auto& [key, e] : sorted(firewall)) {
+    const std::size_t slash = key.rfind('/');
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"dst\":";
+    append_json_string(out, key.substr(0, slash));
+    out += ",\"proto\":";
+    append_json_string(out, key.substr(slash + 1));
     append_times(out, *e);
   }
   out += "],\"changes_dropped\":" + std::to_string(changes_dropped_) + ",\"changes\":[";

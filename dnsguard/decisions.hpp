@@ -10,7 +10,8 @@
 //
 //   engine deny path ──denied()──▶ record ──to_json()──▶ decisions.json
 //   gate refusal     ──gate_refused()──┘     (DecisionFile: atomic rewrite,
-//                                              at most once a second, and at exit)
+//   firewall counters ─firewall_counts()─┘    at most once a second, and at exit)
+//   (read each second: the kernel counts, see FirewallCounters)
 //
 // The file lives next to dnsguard's log, in the session's log directory,
 // which cage-init gives to dnsguard's uid (mode 0755): the agent can read it
@@ -24,9 +25,31 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <span>
 #include <vector>
 
+#include "ip.hpp"
+
 namespace cagent::dnsguard {
+
+// What the firewall itself refused (connections to addresses in no set),
+// counted by the kernel on the packet path — the ruleset's refusal counter
+// and its bounded per-destination sets — and read by dnsguard once a second
+// (cmd/ wires it to nft::RefusalReader; tests use a fake). Counts are
+// absolute since the ruleset was installed.
+struct FirewallFlow {
+  IpAddress addr;
+  std::uint8_t proto = 0;  // 6 tcp, 17 udp
+  std::uint16_t port = 0;
+  std::uint64_t packets = 0;
+  friend bool operator==(const FirewallFlow&, const FirewallFlow&) = default;
+};
+class FirewallCounters {
+ public:
+  virtual ~FirewallCounters() = default;
+  // False when the counters cannot be read now (logged by the caller).
+  virtual bool read(std::uint64_t& total, std::vector<FirewallFlow>& flows) noexcept = 0;
+};
 
 class DecisionRecord {
  public:
@@ -51,6 +74,16 @@ class DecisionRecord {
   // empty), `destination` the address:port, `reason` the gate's reason.
   void gate_refused(std::string_view name, std::string_view destination, std::string_view reason,
                     WallClock::time_point now) noexcept;
+
+  // The firewall's counters as read now (FirewallCounters). Each flow's
+  // growth since the last reading is added to its entry (first/last time
+  // are those of the readings that saw it grow); a count below the last
+  // one means the counters restarted (a re-installed ruleset) and counts
+  // whole. Refused packets of flows the kernel did not itemize (its sets
+  // are bounded; ICMP and other protocols are not itemized) are in the
+  // total only, and appear as firewall_refused_unlisted.
+  void firewall_counts(std::uint64_t total, std::span<const FirewallFlow> flows, WallClock::time_point now);
+  std::uint64_t firewall_total() const noexcept { return firewall_total_; }
 
   // A run-time allowlist change ("allow" or "deny", one pattern). The last
   // kMaxChanges are kept; older ones are counted in changes_dropped.
@@ -94,6 +127,15 @@ class DecisionRecord {
     std::string op, pattern;
     std::int64_t time = 0;
   };
+  // Firewall refusals, keyed "<address>:<port>/<proto>" ([v6]:port/proto).
+  struct FirewallEntry {
+    Entry entry;
+    std::uint64_t kernel = 0;  // the kernel's count at the last reading
+  };
+  std::unordered_map<std::string, FirewallEntry> firewall_;
+  std::uint64_t firewall_total_ = 0;
+  std::uint64_t firewall_kernel_total_ = 0;
+  static constexpr std::size_t kMaxFirewallEntries = 4096;  // the kernel itemizes 2 x 1024
   std::vector<Change> changes_;  // oldest first
   std::uint64_t changes_dropped_ = 0;
   bool dirty_ = true;  // an empty record is still worth one file: "nothing refused"

@@ -134,12 +134,30 @@ void Server::write_decisions(bool force) noexcept {
   }
 }
 
+void Server::read_firewall() noexcept {
+  if (firewall_ == nullptr) return;
+  std::uint64_t total = 0;
+  firewall_flows_.clear();
+  if (!firewall_->read(total, firewall_flows_)) {
+    if (!firewall_failed_) log_.always("decision record: cannot read the firewall's refusal counters");
+    firewall_failed_ = true;
+    return;
+  }
+  firewall_failed_ = false;
+  try {
+    decisions_.firewall_counts(total, firewall_flows_, DecisionRecord::WallClock::now());
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("decision record: ") + e.what());
+  }
+}
+
 asio::awaitable<void> Server::decisions_loop() {
   try {
     while (!stopped_) {
       decisions_timer_.expires_after(std::chrono::seconds(1));
       auto [ec] = co_await decisions_timer_.async_wait(use_tuple);
       if (ec || stopped_) co_return;
+      read_firewall();
       write_decisions(false);
     }
   } catch (const std::exception& e) {
@@ -238,6 +256,7 @@ asio::awaitable<void> Server::control_session(asio::local::stream_protocol::sock
 void Server::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
+  read_firewall();
   write_decisions(true);  // the last word: exact counts up to the very end
   decisions_timer_.cancel();
   boost::system::error_code ignored;
@@ -567,9 +586,10 @@ asio::awaitable<void> Server::refresh_loop() {
   }
 }
 
-void run_daemon(const Config& config, AnswerSink& sink, Logger& log) {
+void run_daemon(const Config& config, AnswerSink& sink, Logger& log, FirewallCounters* firewall) {
   asio::io_context io(1);
   Server server(io, config, sink, log);
+  server.set_firewall_counters(firewall);
   server.start();
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGUSR1);
   std::function<void(const boost::system::error_code&, int)> on_signal =

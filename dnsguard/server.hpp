@@ -48,6 +48,9 @@ class Server final : private UpstreamPool::FastReceiver {
   std::string counters_line() const;
   // Rewrites decisions.json when the record changed (`force`: anyway).
   void write_decisions(bool force) noexcept;
+  // Where the firewall's own refusals are read from (each second, and at
+  // stop); not owned; null: not recorded.
+  void set_firewall_counters(FirewallCounters* firewall) noexcept { firewall_ = firewall; }
 
  private:
   boost::asio::awaitable<void> udp_loop(boost::asio::ip::udp::socket& socket);
@@ -95,6 +98,10 @@ class Server final : private UpstreamPool::FastReceiver {
   DecisionRecord decisions_;
   DecisionFile decisions_file_;
   boost::asio::steady_timer decisions_timer_;
+  FirewallCounters* firewall_ = nullptr;
+  std::vector<FirewallFlow> firewall_flows_;  // reused between readings
+  bool firewall_failed_ = false;              // logged once, not every second
+  void read_firewall() noexcept;
   QueryEngine engine_;
   LivePolicy live_;
   std::string control_path_;  // empty: no control socket (no log directory)
@@ -149,6 +156,7 @@ class Server final : private UpstreamPool::FastReceiver {
 
 // The daemon: logger already open, sink wired. Serves until SIGTERM/SIGINT,
 // writes counters on SIGUSR1 and at exit. Throws on startup failure.
-void run_daemon(const Config& config, AnswerSink& sink, Logger& log);
+// `firewall` (may be null): where the firewall's refusals are read from.
+void run_daemon(const Config& config, AnswerSink& sink, Logger& log, FirewallCounters* firewall = nullptr);
 
 }  // namespace cagent::dnsguard

@@ -127,6 +127,11 @@ std::string refused_line(std::uint64_t total, const std::string& listing) {
          " \xE2\x80\x94 TLS/HTTP to a name that did not resolve to that address (details: dnsguard.log)";
 }
 
+std::string firewall_line(std::uint64_t total, const std::string& listing) {
+  return "the firewall refused " + std::to_string(total) + (total == 1 ? " packet: " : " packets: ") + listing +
+         " \xE2\x80\x94 connections to addresses no allowed name resolved to";
+}
+
 bool is_reserved_probe(std::string_view name) {
   return name.size() >= 8 && name.compare(name.size() - 8, 8, ".invalid") == 0;
 }
@@ -198,6 +203,11 @@ std::optional<Decisions> parse_decisions(std::string_view json) {
       if (added) d.refused.emplace_back(std::move(target), 0);
       d.refused[it->second].second += e["count"].as<std::uint64_t>();
     }
+    // Records of earlier versions have no firewall part: zero, not an error.
+    d.firewall_total = root["firewall_refused_total"].as<std::uint64_t>(0);
+    for (const YAML::Node& e : root["firewall_refused"])
+      d.firewall.emplace_back(e["dst"].as<std::string>() + "/" + e["proto"].as<std::string>(),
+                              e["count"].as<std::uint64_t>());
     return d;
   } catch (const std::exception&) {
     return std::nullopt;
@@ -217,6 +227,14 @@ std::string exact_gate_summary(const Decisions& d, std::size_t max_items) {
   for (const auto& [target, count] : d.refused) listed += count;
   return refused_line(d.refused_total,
                       ranked(d.refused, max_items, d.refused_total - std::min(listed, d.refused_total)));
+}
+
+std::string exact_firewall_summary(const Decisions& d, std::size_t max_items) {
+  if (d.firewall_total == 0) return {};
+  std::uint64_t listed = 0;
+  for (const auto& [target, count] : d.firewall) listed += count;
+  return firewall_line(d.firewall_total,
+                       ranked(d.firewall, max_items, d.firewall_total - std::min(listed, d.firewall_total)));
 }
 
 }  // namespace cagent::launcher::host

@@ -44,6 +44,8 @@ struct Decisions {
   Counted denied;            // listed names; denied_total may count more (unlisted)
   std::uint64_t refused_total = 0;
   Counted refused;           // name, else destination
+  std::uint64_t firewall_total = 0;  // packets the firewall itself refused
+  Counted firewall;          // "address:port/proto"
 };
 
 // nullopt when `json` is not a decision record this version understands.
@@ -52,5 +54,6 @@ std::optional<Decisions> parse_decisions(std::string_view json);
 // The same lines as above, from exact counts.
 std::string exact_blocked_summary(const Decisions& d, std::size_t max_names = 8);
 std::string exact_gate_summary(const Decisions& d, std::size_t max_items = 8);
+std::string exact_firewall_summary(const Decisions& d, std::size_t max_items = 8);
 
 }  // namespace cagent::launcher::host

@@ -259,14 +259,14 @@ std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<B
           << ",\"workspace\":" << json_string(c.workspace.string()) << ",\"command\":[";
       for (std::size_t k = 0; k < c.command.size(); ++k) out << (k ? "," : "") << json_string(c.command[k]);
       out << "],\"started\":" << c.started << ",\"age_seconds\":" << age << ",\"denied\":" << b.denied
-          << ",\"gate_refused\":" << b.refused << "}\n";
+          << ",\"gate_refused\":" << b.refused << ",\"firewall_refused\":" << b.firewall << "}\n";
     } else {
       std::string cmd;
       for (const auto& w : c.command) cmd += (cmd.empty() ? "" : " ") + w;
       if (cmd.empty()) cmd = "(login shell)";
       char line[64];
       std::snprintf(line, sizeof line, "%-13s %-5s %7llu  %7llu  ", c.session.c_str(), age_text(age).c_str(),
-                    static_cast<unsigned long long>(b.denied), static_cast<unsigned long long>(b.refused));
+                    static_cast<unsigned long long>(b.denied), static_cast<unsigned long long>(b.refused + b.firewall));
       out << line << printable(c.workspace.string()) << "  " << printable(cmd) << "\n";
     }
   }
@@ -307,6 +307,20 @@ std::string render_log(const std::string& session, const std::string& decisions_
             << utc_text(e["last"].as<std::int64_t>()) << "\n";
       }
     }
+    for (const YAML::Node& e : root["firewall_refused"]) {
+      const std::string dst = e["dst"].as<std::string>(), proto = e["proto"].as<std::string>();
+      if (json) {
+        out << "{\"session\":" << json_string(session) << ",\"event\":\"firewall_refused\",\"dst\":" << json_string(dst)
+            << ",\"proto\":" << json_string(proto) << ",\"count\":" << e["count"].as<std::uint64_t>()
+            << ",\"first\":" << e["first"].as<std::int64_t>() << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
+      } else {
+        out << "refused  " << printable(dst) << "/" << printable(proto) << " \xC3\x97" << e["count"].as<std::uint64_t>()
+            << "  (firewall: no allowed name resolved to it)  " << utc_text(e["first"].as<std::int64_t>()) << " .. "
+            << utc_text(e["last"].as<std::int64_t>()) << "\n";
+      }
+    }
+    if (const auto unlisted = root["firewall_refused_unlisted"].as<std::uint64_t>(0); unlisted > 0 && !json)
+      out << "refused  (" << unlisted << " more packets: other protocols, or past the firewall's itemized bound)\n";
     for (const YAML::Node& e : root["changes"]) {
       const std::string op = e["op"].as<std::string>(), name = e["name"].as<std::string>();
       if (json) {
@@ -387,6 +401,7 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
         if (const auto d = parse_decisions(*text)) {
           b.denied = d->denied_total;
           b.refused = d->refused_total;
+          b.firewall = d->firewall_total;
         }
       }
       blocked.push_back(b);

@@ -67,7 +67,8 @@ void apply_inspect(RunningCage& cage, const std::string& line);
 // `cagent ps`: one line per cage (or one JSON object per line). `blocked`
 // gives (denied lookups, gate refusals) of a session, from its record.
 struct Blocked {
-  std::uint64_t denied = 0, refused = 0;
+  std::uint64_t denied = 0, refused = 0;  // refused: by the gate
+  std::uint64_t firewall = 0;             // packets the firewall refused
 };
 std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<Blocked>& blocked, std::int64_t now,
                       bool json);

@@ -503,7 +503,7 @@ int summarize_session(const SessionOutcome& outcome, const std::filesystem::path
       decisions = parse_decisions(read_file(log_dir / "decisions.json"));
     std::vector<std::string> lines;
     if (decisions) {
-      lines = {exact_blocked_summary(*decisions), exact_gate_summary(*decisions)};
+      lines = {exact_blocked_summary(*decisions), exact_gate_summary(*decisions), exact_firewall_summary(*decisions)};
     } else {
       const std::string log = read_file(log_dir / "dnsguard.log");
       lines = {summarize_blocked(parse_denied_names(log)), summarize_gate_refusals(parse_gate_refusals(log))};

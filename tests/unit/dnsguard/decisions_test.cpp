@@ -30,6 +30,7 @@ TEST_CASE("decision record: denied lookups are counted per name and type, case f
         "{\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005},"
         "{\"name\":\"pypi.org\",\"type\":28,\"count\":1,\"first\":1800000007,\"last\":1800000007}],"
         "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[],"
+        "\"firewall_refused_total\":0,\"firewall_refused_unlisted\":0,\"firewall_refused\":[],"
         "\"changes_dropped\":0,\"changes\":[]}\n");
 }
 
@@ -108,4 +109,51 @@ TEST_CASE("decision record: run-time allowlist changes, the last ones kept") {
   CHECK(j.find("\"changes_dropped\":4,") != std::string::npos);
   CHECK(j.find("pypi.org") == std::string::npos);
   CHECK(j.find("\"x258.example\"") != std::string::npos);
+}
+
+namespace {
+FirewallFlow flow(std::initializer_list<std::uint8_t> addr, std::uint8_t proto, std::uint16_t port, std::uint64_t n) {
+  FirewallFlow f;
+  f.addr.v6 = addr.size() == 16;
+  std::copy(addr.begin(), addr.end(), f.addr.bytes.begin());
+  f.proto = proto;
+  f.port = port;
+  f.packets = n;
+  return f;
+}
+}  // namespace
+
+TEST_CASE("decision record: the firewall's refusals, from the kernel's absolute counters") {
+  DecisionRecord r;
+  r.mark_written();
+  // Nothing refused yet: nothing changes.
+  r.firewall_counts(0, {}, kT0);
+  CHECK_FALSE(r.dirty());
+  std::vector<FirewallFlow> now = {flow({198, 51, 100, 19}, 6, 80, 3),
+                                   flow({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x19}, 17, 443, 1)};
+  r.firewall_counts(5, now, kT0 + 1s);  // 5: one ICMP packet the kernel does not itemize
+  CHECK(r.dirty());
+  CHECK(r.firewall_total() == 5);
+  // The next reading: tcp grew by 2, udp did not; the total by 2.
+  now[0].packets = 5;
+  r.firewall_counts(7, now, kT0 + 3s);
+  CHECK(r.firewall_total() == 7);
+  const std::string json = r.to_json(kT0 + 4s);
+  CHECK(json.find("\"firewall_refused_total\":7,\"firewall_refused_unlisted\":1,\"firewall_refused\":["
+                  "{\"dst\":\"198.51.100.19:80\",\"proto\":\"tcp\",\"count\":5,\"first\":1800000001,\"last\":1800000003},"
+                  "{\"dst\":\"[2001:db8::19]:443\",\"proto\":\"udp\",\"count\":1,\"first\":1800000001,\"last\":1800000001}]") !=
+        std::string::npos);
+  // The counters restarted (a re-installed ruleset): the new counts are whole.
+  r.mark_written();
+  now = {flow({198, 51, 100, 19}, 6, 80, 2)};
+  r.firewall_counts(2, now, kT0 + 10s);
+  CHECK(r.dirty());
+  CHECK(r.firewall_total() == 9);
+  CHECK(r.to_json(kT0 + 11s).find("{\"dst\":\"198.51.100.19:80\",\"proto\":\"tcp\",\"count\":7,\"first\":1800000001,"
+                                  "\"last\":1800000010}") != std::string::npos);
+  // The same reading twice adds nothing.
+  r.mark_written();
+  r.firewall_counts(2, now, kT0 + 12s);
+  CHECK_FALSE(r.dirty());
+  CHECK(r.firewall_total() == 9);
 }

@@ -68,6 +68,26 @@ TEST_CASE("exact summary from the decision record: types merged, probe left out,
   CHECK(exact_gate_summary(*d) ==
         "the connection gate refused 3 connections: b.example \xC3\x97" "2, 192.0.2.1:443 \xE2\x80\x94 TLS/HTTP to a "
         "name that did not resolve to that address (details: dnsguard.log)");
+  // A record from before the firewall part: nothing to say about it.
+  CHECK(d->firewall_total == 0);
+  CHECK(exact_firewall_summary(*d).empty());
+}
+
+TEST_CASE("exact summary: the firewall's own refusals, itemized ones and the rest") {
+  const std::string json =
+      "{\"version\":1,\"updated\":1800000010,\"denied_total\":0,\"denied_unlisted\":0,\"denied\":[],"
+      "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[],"
+      "\"firewall_refused_total\":12,\"firewall_refused_unlisted\":2,\"firewall_refused\":["
+      "{\"dst\":\"198.51.100.19:80\",\"proto\":\"tcp\",\"count\":9,\"first\":1,\"last\":2},"
+      "{\"dst\":\"[2001:db8::7]:53\",\"proto\":\"udp\",\"count\":1,\"first\":1,\"last\":1}],"
+      "\"changes_dropped\":0,\"changes\":[]}\n";
+  const auto d = parse_decisions(json);
+  REQUIRE(d);
+  CHECK(d->firewall_total == 12);
+  CHECK(exact_firewall_summary(*d) ==
+        "the firewall refused 12 packets: 198.51.100.19:80/tcp \xC3\x97" "9, [2001:db8::7]:53/udp, +2 more not listed "
+        "\xE2\x80\x94 connections to addresses no allowed name resolved to");
+  CHECK(exact_blocked_summary(*d).empty());
 }
 
 TEST_CASE("exact summary: hundreds of distinct names are all counted, nothing when nothing was refused") {

@@ -109,12 +109,13 @@ TEST_CASE("cagent ps: what docker inspect says, rendered for people and for scri
   CHECK(c.workspace == "/w/my \"ws\"");
   CHECK(c.command == std::vector<std::string>{"sh", "-c", "x"});
   CHECK(c.started == 1795856400);
-  const std::string human = render_ps({c}, {Blocked{3, 1}}, 1795856400 + 300, false);
+  // REFUSED for people: the gate's and the firewall's together.
+  const std::string human = render_ps({c}, {Blocked{3, 1, 4}}, 1795856400 + 300, false);
   CHECK(human.find("SESSION") == 0);
-  CHECK(human.find("ab12          5m          3        1  /w/my \"ws\"  sh -c x\n") != std::string::npos);
-  CHECK(render_ps({c}, {Blocked{3, 1}}, 1795856400 + 300, true) ==
+  CHECK(human.find("ab12          5m          3        5  /w/my \"ws\"  sh -c x\n") != std::string::npos);
+  CHECK(render_ps({c}, {Blocked{3, 1, 4}}, 1795856400 + 300, true) ==
         "{\"session\":\"ab12\",\"container\":\"cagent-ab12\",\"workspace\":\"/w/my \\\"ws\\\"\",\"command\":[\"sh\",\"-c\",\"x\"],"
-        "\"started\":1795856400,\"age_seconds\":300,\"denied\":3,\"gate_refused\":1}\n");
+        "\"started\":1795856400,\"age_seconds\":300,\"denied\":3,\"gate_refused\":1,\"firewall_refused\":4}\n");
   CHECK(render_ps({}, {}, 0, false).empty());
 }
 
@@ -124,15 +125,22 @@ TEST_CASE("cagent log: the decision record as lines and as JSON objects") {
       "{\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005}],"
       "\"gate_refused_total\":1,\"gate_refused_unlisted\":0,\"gate_refused\":["
       "{\"name\":\"\",\"dst\":\"192.0.2.1:443\",\"reason\":\"no SNI\",\"count\":1,\"first\":1800000001,\"last\":1800000001}],"
+      "\"firewall_refused_total\":9,\"firewall_refused_unlisted\":2,\"firewall_refused\":["
+      "{\"dst\":\"[2001:db8::7]:22\",\"proto\":\"tcp\",\"count\":7,\"first\":1800000002,\"last\":1800000003}],"
       "\"changes_dropped\":0,\"changes\":[{\"op\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}]}\n";
   CHECK(render_log("ab12", rec, false) ==
         "denied   pypi.org A \xC3\x97" "2  2027-01-15T08:00:00Z .. 2027-01-15T08:00:05Z\n"
         "refused  192.0.2.1:443 \xC3\x97" "1  (no SNI)  2027-01-15T08:00:01Z .. 2027-01-15T08:00:01Z\n"
+        "refused  [2001:db8::7]:22/tcp \xC3\x97" "7  (firewall: no allowed name resolved to it)  "
+        "2027-01-15T08:00:02Z .. 2027-01-15T08:00:03Z\n"
+        "refused  (2 more packets: other protocols, or past the firewall's itemized bound)\n"
         "allowed  pypi.org  (at run time, 2027-01-15T08:00:09Z)\n");
   CHECK(render_log("ab12", rec, true) ==
         "{\"session\":\"ab12\",\"event\":\"denied\",\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005}\n"
         "{\"session\":\"ab12\",\"event\":\"gate_refused\",\"name\":\"\",\"dst\":\"192.0.2.1:443\",\"reason\":\"no SNI\",\"count\":1,"
         "\"first\":1800000001,\"last\":1800000001}\n"
+        "{\"session\":\"ab12\",\"event\":\"firewall_refused\",\"dst\":\"[2001:db8::7]:22\",\"proto\":\"tcp\",\"count\":7,"
+        "\"first\":1800000002,\"last\":1800000003}\n"
         "{\"session\":\"ab12\",\"event\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}\n");
   CHECK_THROWS_AS(render_log("ab12", "{", false), UsageError);
 }

@@ -124,6 +124,13 @@ PY
 ) || not_ok "decision record: $want"
 expect_match "exact exit summary: every denied lookup counted (the record has all 300 names)" "$err" "blocked $want lookups"
 expect_true "the record says denied.test was allowed at run time" grep -q '"op":"allow","name":"denied.test"' "$logdir/decisions.json"
+# The connection refused after the deny is the firewall's, and recorded.
+expect_true "the record has the firewall's refusal of 198.51.100.19:80" \
+  grep -qE '"firewall_refused":\[.*\{"dst":"198\.51\.100\.19:80","proto":"tcp","count":[1-9]' "$logdir/decisions.json"
+expect_match "cagent log shows it" "$(cd "$ws" && cagent_env "$E2E_CAGENT" log "$session")" \
+  'refused  198\.51\.100\.19:80/tcp .*firewall'
+expect_match "the exit summary counts the firewall's refusals" "$err" 'the firewall refused [1-9][0-9]* packets?: .*198\.51\.100\.19:80/tcp'
+
 
 # Session-only: the next session is back to the policy file.
 out=$(cage "$ws" 'getent hosts denied.test; echo "getent=$?"')

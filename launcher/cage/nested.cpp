@@ -212,9 +212,15 @@ void prepare_mounts(const step::StartNestedDocker& s, const std::string& fail_at
     }
     writable.emplace_back(w, std::move(fd));
   }
-  // A fresh /run: the engine's runtime state, and nothing of the cage's
-  // (cage-init's runtime dir with the policy copy is there).
-  if (::mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) throw_errno("mount tmpfs on /run");
+  // Fresh and the sandbox root's (the agent's ids outside: the cage's root
+  // is nobody in there): /run, the engine's runtime state, and nothing of
+  // the cage's (cage-init's runtime dir with the policy copy is there);
+  // /etc/docker, where dockerd keeps its key.
+  const std::string owner = "mode=0755,uid=" + std::to_string(s.agent.uid) + ",gid=" + std::to_string(s.agent.gid);
+  for (const char* fresh : {"/run", "/etc/docker"}) {
+    ::mkdir(fresh, 0755);  // /etc/docker: still the cage's (writable) root here
+    if (::mount("tmpfs", fresh, "tmpfs", MS_NOSUID | MS_NODEV, owner.c_str()) != 0) throw_errno("mount tmpfs on ", fresh);
+  }
   // A fresh /proc for the new PID namespace, then the cage's one detached:
   // through it the cage's processes (their roots, fds, namespaces) would
   // be one path away. (Mounted aside first: the kernel lets a namespace
@@ -258,7 +264,8 @@ void prepare_mounts(const step::StartNestedDocker& s, const std::string& fail_at
   for (const MountPoint& m : mount_points()) {
     const fs::path& point = m.point;
     if (!reachable(m)) continue;
-    const bool keep = under(point, "/proc") || under(point, "/run") || under(point, "/sys/fs/cgroup") ||
+    const bool keep = under(point, "/proc") || under(point, "/run") || under(point, "/etc/docker") ||
+                      under(point, "/sys/fs/cgroup") ||
                       std::any_of(writable.begin(), writable.end(), [&](const auto& w) { return under(point, w.first); }) ||
                       std::any_of(s.hidden.begin(), s.hidden.end(), [&](const fs::path& h) { return point == h; });
     if (keep) continue;

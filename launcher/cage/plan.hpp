@@ -183,7 +183,8 @@ struct CreateNestedLink {
 //  - every mount is read-only except `writable` (bound onto themselves:
 //    the workspace, the agent's home, the socket directory, the engine's
 //    data directories) and the cgroup hierarchy (the engine makes cgroups);
-//  - fresh /proc (the sandbox's PID namespace only) and a fresh /run.
+//  - fresh /proc (the sandbox's PID namespace only), a fresh /run and
+//    /etc/docker (the engine's key), both the sandbox root's.
 // Then the peer of the link becomes the sandbox's eth, addressed with a
 // default route via the cage's end, and the engine starts with its socket
 // in `socket_dir` (group: the agent's gid) and `--dns` the cage's end:

@@ -62,12 +62,20 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
     // Nested Docker (issue 15): cage-init forwards the sandbox's packets
     // (through the forward chain) ...
     add({"--sysctl", "net.ipv4.ip_forward=1"});
-    // ... and needs, for the sandbox and the engine in it, what root of a
-    // sysbox container has by default: every capability of the container's
-    // own user namespace (none on the host). cage-init passes none of them
+    // ... and needs, for the sandbox (SYS_ADMIN: namespaces, mounts) and
+    // the engine in it, Docker's default container set besides the cage's
+    // own (an engine hands its containers only what it holds). Not ALL: an
+    // engine that lacks one (a host dockerd without CAP_SYS_RESOURCE, seen
+    // here) refuses to start the container. All of them are the container's
+    // user namespace's under sysbox, none the host's; cage-init passes none
     // on: dnsguard keeps two, the agent none, and the engine's root holds
-    // its capabilities only in the sandbox's nested user namespace.
-    add({"--cap-drop", "ALL", "--cap-add", "ALL"});
+    // its capabilities only in the sandbox's own user namespace.
+    add({"--cap-drop", "ALL"});
+    for (const char* cap : {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "CHOWN", "DAC_OVERRIDE",
+                            "FOWNER", "KILL", "SYS_ADMIN", "NET_RAW", "MKNOD", "SYS_CHROOT", "FSETID", "SETFCAP",
+                            "AUDIT_WRITE"}) {
+      add({"--cap-add", cap});
+    }
   } else {
     add({"--cap-drop", "ALL"});
     for (const char* cap : {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "CHOWN",

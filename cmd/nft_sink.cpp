@@ -66,16 +66,26 @@ bool NftSink::hold(std::span<const dnsguard::AllowedAddress> addresses,
 }
 
 bool NftSink::evict(std::span<const dnsguard::IpAddress> addresses) noexcept {
+  std::vector<nft::Address> out;
   try {
-    std::vector<nft::Address> out;
     out.reserve(addresses.size());
     for (const auto& a : addresses) out.push_back(nft::Address{a.v6 ? nft::Family::v6 : nft::Family::v4, a.bytes});
     updater_.remove(out);
-    return true;
   } catch (const std::exception& e) {
     log_.event(dnsguard::LogLevel::error, std::string("nft: ") + e.what());
     return false;
   }
+  // Out of the sets first, then their tracked connections: a packet of one
+  // is then judged as new and refused (never re-admitted in between). The
+  // sets are what every new connection is judged by, so a failure here
+  // only leaves open connections open — said in the log, not hidden.
+  try {
+    const std::size_t ended = nft::end_connections_to(out);
+    if (ended > 0) log_.always("control: ended " + std::to_string(ended) + " open connections to addresses taken back");
+  } catch (const std::exception& e) {
+    log_.always(std::string("control: open connections to addresses taken back stay open (") + e.what() + ")");
+  }
+  return true;
 }
 
 nft::RulesetSpec NftFirewallCounters::names(const dnsguard::Config& config) {

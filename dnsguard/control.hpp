@@ -29,7 +29,8 @@
 // names that stay allowed are untouched. Addresses held only by a name
 // taken back leave the sets at once (QueryEngine::release_denied(), by the
 // name bindings); one another allowed name resolved to stays. The
-// connection gate refuses the name at once; connections already open stay.
+// connection gate refuses the name at once, and the sink ends the tracked
+// connections to the evicted addresses (cmd/nft_sink: nft::end_connections_to).
 
 #include <optional>
 #include <string>

@@ -144,6 +144,14 @@ struct ListedElement {
   std::chrono::milliseconds expires{};   // remaining time
 };
 
+// Deletes the conntrack entries whose original destination is one of
+// `addresses`, so their next packet is judged by the ruleset as new (and
+// refused once the address left its set): a name taken back at run time
+// keeps no connection open. Returns how many entries it deleted; one that
+// ended meanwhile is not an error. Throws NetlinkError (e.g. no conntrack
+// netlink in this kernel).
+std::size_t end_connections_to(std::span<const Address> addresses);
+
 // One refused TCP/UDP destination and how many packets to it the firewall
 // refused (exact since the ruleset was installed).
 struct RefusedFlow {

@@ -9,6 +9,7 @@
 #
 #   198.51.100.10 / 2001:db8:100::10   a.gate.test (allowed) and b.other.test (not allowed)
 #   198.51.100.11                      c.gate.test (allowed, another address)
+#   198.51.100.12                      d.other.test (allowed at run time, then taken back)
 set -uo pipefail
 dnsguard=${1:?usage: run.sh DNSGUARD NFT_TEST_HELPER FAKE_DNS}
 helper=${2:?usage}
@@ -55,7 +56,7 @@ C ip link set lo up && W ip link set lo up
 C ip addr add 192.0.2.2/24 dev "gc$id"
 C ip addr add 2001:db8:100::2/64 dev "gc$id" nodad
 W ip addr add 192.0.2.53/24 dev "gw$id"
-for a in 10 11; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
+for a in 10 11 12; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
 W ip addr add 2001:db8:100::10/64 dev "gw$id" nodad
 C ip link set "gc$id" up && W ip link set "gw$id" up
 C ip route add 198.51.100.0/24 dev "gc$id"
@@ -73,11 +74,12 @@ cat >"$tmp/zone.json" <<'JSON'
 {"names": {
   "a.gate.test":  {"ttl": 300, "A": ["198.51.100.10"], "AAAA": ["2001:db8:100::10"]},
   "b.other.test": {"ttl": 300, "A": ["198.51.100.10"]},
-  "c.gate.test":  {"ttl": 300, "A": ["198.51.100.11"]}}}
+  "c.gate.test":  {"ttl": 300, "A": ["198.51.100.11"]},
+  "d.other.test": {"ttl": 300, "A": ["198.51.100.12"]}}}
 JSON
 W "$py" "$fake_dns" --listen 192.0.2.53:53 --zone "$tmp/zone.json" --ready "$tmp/dns.ready" >"$tmp/dns.log" 2>&1 &
 pids+=($!)
-W "$py" "$here/world_gate.py" --addr 198.51.100.10 --addr 198.51.100.11 --addr 2001:db8:100::10 \
+W "$py" "$here/world_gate.py" --addr 198.51.100.10 --addr 198.51.100.11 --addr 198.51.100.12 --addr 2001:db8:100::10 \
   --cert "$tmp/site.pem" --key "$tmp/site.key" --ready "$tmp/web.ready" >"$tmp/web.log" 2>&1 &
 pids+=($!)
 wait_file "$tmp/dns.ready"
@@ -225,6 +227,65 @@ for _ in $(seq 100); do grep -q "gate_admitted=" "$tmp/log/dnsguard.log" && brea
 admitted=$(grep -o 'gate_admitted=[0-9]*' "$tmp/log/dnsguard.log" | tail -1 | cut -d= -f2)
 (( ${admitted:-0} >= 6 )) && ok "the gate relayed the allowed connections (gate_admitted=$admitted)" \
   || bad "gate_admitted=${admitted:-none}: $(grep counters "$tmp/log/dnsguard.log" | tail -1)"
+
+# A name allowed at run time and then taken back (cagent deny) keeps no
+# connection open: the agent holds an HTTP keep-alive connection to it
+# through the gate; after the deny its next request on that connection is
+# reset (both halves of the relay lose their conntrack entries, so their
+# next packets are judged as new and refused), and a new one is refused too.
+sock=$tmp/log/control/dnsguard.sock
+reply=$(C "$tmp/dnsguard" --control "$sock" allow d.other.test)
+[[ $reply == "ok allowed d.other.test" ]] && ok "d.other.test allowed at run time" || bad "allow: $reply"
+cat >"$tmp/held.py" <<'PY'
+import os, socket, sys, time
+def request(s):
+    s.sendall(b"GET / HTTP/1.1\r\nHost: d.other.test\r\n\r\n")
+    data = b""
+    while b"site d.other.test" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return "closed"
+        data += chunk
+    return "answered"
+addr = socket.getaddrinfo("d.other.test", 80, socket.AF_INET)[0][4]
+s = socket.create_connection(addr, timeout=5)
+print("first=" + request(s), flush=True)
+open(sys.argv[1], "w").close()
+for _ in range(200):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)
+try:
+    print("after=" + request(s))
+except (ConnectionResetError, BrokenPipeError):
+    print("after=reset")
+except socket.timeout:
+    print("after=timeout")
+try:
+    socket.create_connection(addr, timeout=5)
+    print("new=connected")
+except ConnectionRefusedError:
+    print("new=refused")
+except OSError as e:
+    print("new=" + e.__class__.__name__)
+PY
+chmod 0644 "$tmp/held.py"
+mkdir -m 0777 "$tmp/held"  # the agent's uid writes its ready file here
+A "$py" "$tmp/held.py" "$tmp/held/ready" "$tmp/held/go" >"$tmp/held.out" 2>&1 &
+held_pid=$!
+wait_file_exists() { for _ in $(seq 200); do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1; }
+wait_file_exists "$tmp/held/ready" || bad "the held connection did not start: $(cat "$tmp/held.out")"
+reply=$(C "$tmp/dnsguard" --control "$sock" deny d.other.test)
+[[ $reply == "ok denied d.other.test; 1 addresses left the sets" ]] && ok "deny evicts d.other.test's address" \
+  || bad "deny: $reply"
+touch "$tmp/held/go"
+wait "$held_pid"
+held=$(cat "$tmp/held.out")
+grep -q "^first=answered" <<<"$held" && ok "the connection worked while the name was allowed" || bad "held: $held"
+grep -Eq "^after=(reset|closed)" <<<"$held" && ok "the open connection is cut by the deny" || bad "after deny: $held"
+grep -q "^new=refused" <<<"$held" && ok "a new connection to the address is refused" || bad "new after deny: $held"
+grep -q "control: ended [1-9][0-9]* open connections" "$tmp/log/dnsguard.log" && ok "dnsguard says it ended them" \
+  || bad "no 'ended' line: $(grep control: "$tmp/log/dnsguard.log" | tail -3)"
 
 # If the gate cannot run, the gated ports are refused (fail closed), at once:
 # the address is still in the set, the redirect lands on a closed port.

@@ -1,0 +1,159 @@
+// end_connections_to(): a name taken back at run time (cagent deny) must not
+// keep the connections already open to its addresses. The ruleset accepts
+// "established" traffic before it looks at the sets, so removing an address
+// from its set only stops *new* connections. Deleting the conntrack entries
+// whose original destination is such an address makes their next packet
+// "new" again: judged against the sets, it is refused (TCP reset), and a
+// connection the gate relays loses both halves (the agent's, redirected to
+// the gate, and dnsguard's own to the destination).
+//
+// ctnetlink over libmnl: one dump of the table, then one delete per entry,
+// each naming the entry by its original tuple copied from the dump.
+
+#include <arpa/inet.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "nft/handles.hpp"
+#include "nft/nft.hpp"
+
+namespace cagent::nft {
+
+namespace {
+
+using detail::MnlSocketPtr;
+
+struct Tracked {
+  std::uint8_t family = 0;
+  std::vector<std::uint8_t> orig;  // payload of CTA_TUPLE_ORIG, as the kernel sent it
+  bool has_zone = false;
+  std::uint16_t zone = 0;          // network order
+};
+
+nlmsghdr* ct_header(char* buf, std::uint8_t type, std::uint16_t flags, std::uint8_t family, std::uint32_t seq) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = static_cast<std::uint16_t>((NFNL_SUBSYS_CTNETLINK << 8) | type);
+  nlh->nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | flags);
+  nlh->nlmsg_seq = seq;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = family;
+  nfg->version = NFNETLINK_V0;
+  nfg->res_id = 0;
+  return nlh;
+}
+
+// Calls f(attr) for each attribute in [begin, end) (libmnl's iteration
+// macros do not compile as C++).
+template <typename F>
+void for_each_attr(const void* begin, const void* end, F f) {
+  const auto* a = static_cast<const nlattr*>(begin);
+  const char* stop = static_cast<const char*>(end);
+  while (mnl_attr_ok(a, static_cast<int>(stop - reinterpret_cast<const char*>(a)))) {
+    f(a);
+    a = mnl_attr_next(a);
+  }
+}
+template <typename F>
+void for_each_nested(const nlattr* nest, F f) {
+  for_each_attr(mnl_attr_get_payload(nest),
+                static_cast<const char*>(mnl_attr_get_payload(nest)) + mnl_attr_get_payload_len(nest), f);
+}
+
+// The original destination in a CTA_TUPLE_ORIG payload, if it names one.
+bool orig_destination(const nlattr* orig, Address& out) {
+  bool found = false;
+  for_each_nested(orig, [&](const nlattr* a) {
+    if (mnl_attr_get_type(a) != CTA_TUPLE_IP) return;
+    for_each_nested(a, [&](const nlattr* ip) {
+      const auto type = mnl_attr_get_type(ip);
+      const std::size_t len = type == CTA_IP_V4_DST ? 4 : type == CTA_IP_V6_DST ? 16 : 0;
+      if (len == 0 || mnl_attr_get_payload_len(ip) != len) return;
+      out.family = len == 4 ? Family::v4 : Family::v6;
+      std::memcpy(out.bytes.data(), mnl_attr_get_payload(ip), len);
+      found = true;
+    });
+  });
+  return found;
+}
+
+struct DumpContext {
+  std::span<const Address> wanted;
+  std::vector<Tracked>* found;
+};
+
+int on_entry(const nlmsghdr* nlh, void* data) {
+  auto* ctx = static_cast<DumpContext*>(data);
+  const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+  Tracked t;
+  t.family = nfg->nfgen_family;
+  bool match = false;
+  for_each_attr(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)), mnl_nlmsg_get_payload_tail(nlh),
+                [&](const nlattr* a) {
+                  const auto type = mnl_attr_get_type(a);
+                  if (type == CTA_TUPLE_ORIG) {
+                    Address dst;
+                    if (!orig_destination(a, dst)) return;
+                    for (const Address& w : ctx->wanted) match = match || w == dst;
+                    const auto* p = static_cast<const std::uint8_t*>(mnl_attr_get_payload(a));
+                    t.orig.assign(p, p + mnl_attr_get_payload_len(a));
+                  } else if (type == CTA_ZONE && mnl_attr_get_payload_len(a) == 2) {
+                    t.has_zone = true;
+                    std::memcpy(&t.zone, mnl_attr_get_payload(a), 2);
+                  }
+                });
+  if (match) ctx->found->push_back(std::move(t));
+  return MNL_CB_OK;
+}
+
+// Sends `nlh` and runs the replies through `cb` until the kernel says done
+// (a dump) or acknowledges (a request). Returns 0, or the kernel's errno.
+int exchange(mnl_socket* sock, nlmsghdr* nlh, mnl_cb_t cb, void* data) {
+  if (mnl_socket_sendto(sock, nlh, nlh->nlmsg_len) < 0) return errno;
+  const std::uint32_t portid = mnl_socket_get_portid(sock);
+  std::vector<char> buf(static_cast<std::size_t>(MNL_SOCKET_BUFFER_SIZE) * 4);
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(sock, buf.data(), buf.size());
+    if (n < 0) return errno;
+    const int r = mnl_cb_run(buf.data(), static_cast<std::size_t>(n), nlh->nlmsg_seq, portid, cb, data);
+    if (r == MNL_CB_STOP) return 0;
+    if (r < 0) return errno;
+  }
+}
+
+}  // namespace
+
+std::size_t end_connections_to(std::span<const Address> addresses) {
+  if (addresses.empty()) return 0;
+  MnlSocketPtr sock(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
+  if (!sock) throw NetlinkError("open netlink socket (conntrack)", errno, "");
+  if (mnl_socket_bind(sock.get(), 0, MNL_SOCKET_AUTOPID) < 0) throw NetlinkError("bind netlink socket (conntrack)", errno, "");
+  // Replies may be many; a dump is paced by the kernel, but be generous.
+  int rcvbuf = 1 << 20;
+  (void)setsockopt(mnl_socket_get_fd(sock.get()), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+
+  std::vector<char> buf(static_cast<std::size_t>(MNL_SOCKET_BUFFER_SIZE));
+  std::uint32_t seq = 1;
+  std::vector<Tracked> found;
+  DumpContext ctx{addresses, &found};
+  nlmsghdr* dump = ct_header(buf.data(), IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC, seq++);
+  if (const int e = exchange(sock.get(), dump, on_entry, &ctx); e != 0)
+    throw NetlinkError("list tracked connections", e, "");
+
+  std::size_t ended = 0;
+  for (const Tracked& t : found) {
+    nlmsghdr* del = ct_header(buf.data(), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, t.family, seq++);
+    mnl_attr_put(del, CTA_TUPLE_ORIG | NLA_F_NESTED, t.orig.size(), t.orig.data());
+    if (t.has_zone) mnl_attr_put(del, CTA_ZONE, sizeof t.zone, &t.zone);
+    const int e = exchange(sock.get(), del, nullptr, nullptr);
+    if (e == 0) ++ended;
+    else if (e != ENOENT) throw NetlinkError("delete a tracked connection", e, "");  // ENOENT: it ended by itself
+  }
+  return ended;
+}
+
+}  // namespace cagent::nft

@@ -299,4 +299,27 @@ void Socket::dump(std::uint16_t type, std::string_view operation, const std::fun
   }
 }
 
+void Socket::dump_set_elements(const std::string& table, const std::string& set, std::string_view operation,
+                               const std::function<void(nftnl_set_elem*)>& on_element) {
+  dump(
+      NFT_MSG_GETSETELEM, operation,
+      [&](nlmsghdr* nlh) {
+        mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table.c_str());
+        mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
+      },
+      [&](const nlmsghdr* nlh) {
+        SetPtr s = checked<SetPtr>(nftnl_set_alloc());
+        if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) {
+          throw NetlinkError(std::string(operation) + ": parse reply", errno, "");
+        }
+        nftnl_set_elem_foreach(
+            s.get(),
+            [](nftnl_set_elem* e, void* data) -> int {
+              (*static_cast<const std::function<void(nftnl_set_elem*)>*>(data))(e);
+              return 0;
+            },
+            const_cast<std::function<void(nftnl_set_elem*)>*>(&on_element));
+      });
+}
+
 }  // namespace cagent::nft::detail

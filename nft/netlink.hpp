@@ -91,6 +91,11 @@ class Socket {
   void dump(std::uint16_t type, std::string_view operation, const std::function<void(nlmsghdr*)>& build,
             const std::function<void(const nlmsghdr*)>& on_message);
 
+  // Dumps the elements of set `set` of `inet table`, calling `on_element`
+  // for each (valid only during the call). Throws NetlinkError.
+  void dump_set_elements(const std::string& table, const std::string& set, std::string_view operation,
+                         const std::function<void(nftnl_set_elem*)>& on_element);
+
  private:
   MnlSocketPtr sock_;
   std::uint32_t portid_ = 0;

@@ -52,47 +52,28 @@ struct RefusalReader::Impl {
   void flows(Family f, std::vector<RefusedFlow>& out) {
     const std::string& set = f == Family::v4 ? names.refused_set4 : names.refused_set6;
     const std::string& op = f == Family::v4 ? list_op4 : list_op6;
-    sock.dump(
-        NFT_MSG_GETSETELEM, op,
-        [&](nlmsghdr* nlh) {
-          mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, names.table.c_str());
-          mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
-        },
-        [&](const nlmsghdr* nlh) {
-          SetPtr s = checked<SetPtr>(nftnl_set_alloc());
-          if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) throw NetlinkError(op + ": parse reply", errno, "");
-          struct Ctx {
-            Family family;
-            std::vector<RefusedFlow>* out;
-          } ctx{f, &out};
-          nftnl_set_elem_foreach(
-              s.get(),
-              [](nftnl_set_elem* e, void* data) -> int {
-                auto* c = static_cast<Ctx*>(data);
-                std::uint32_t len = 0;
-                const auto* key = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len));
-                if (key == nullptr || len != refused_key_len(c->family)) return 0;
-                const std::size_t alen = address_length(c->family);
-                RefusedFlow flow;
-                flow.addr.family = c->family;
-                std::memcpy(flow.addr.bytes.data(), key, alen);
-                flow.l4proto = key[alen];                   // first byte of its register
-                flow.port = static_cast<std::uint16_t>(key[alen + 4] << 8 | key[alen + 5]);  // network order
-                // The element's one expression is the rule's counter.
-                nftnl_set_elem_expr_foreach(
-                    e,
-                    [](nftnl_expr* x, void* p) -> int {
-                      const char* name = nftnl_expr_get_str(x, NFTNL_EXPR_NAME);
-                      if (name != nullptr && std::strcmp(name, "counter") == 0)
-                        static_cast<RefusedFlow*>(p)->packets = nftnl_expr_get_u64(x, NFTNL_EXPR_CTR_PACKETS);
-                      return 0;
-                    },
-                    &flow);
-                c->out->push_back(flow);
-                return 0;
-              },
-              &ctx);
-        });
+    sock.dump_set_elements(names.table, set, op, [&](nftnl_set_elem* e) {
+      std::uint32_t len = 0;
+      const auto* key = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len));
+      if (key == nullptr || len != refused_key_len(f)) return;
+      const std::size_t alen = address_length(f);
+      RefusedFlow flow;
+      flow.addr.family = f;
+      std::memcpy(flow.addr.bytes.data(), key, alen);
+      flow.l4proto = key[alen];                                                   // first byte of its register
+      flow.port = static_cast<std::uint16_t>(key[alen + 4] << 8 | key[alen + 5]);  // network order
+      // The element's one expression is the rule's counter.
+      nftnl_set_elem_expr_foreach(
+          e,
+          [](nftnl_expr* x, void* p) -> int {
+            const char* name = nftnl_expr_get_str(x, NFTNL_EXPR_NAME);
+            if (name != nullptr && std::strcmp(name, "counter") == 0)
+              static_cast<RefusedFlow*>(p)->packets = nftnl_expr_get_u64(x, NFTNL_EXPR_CTR_PACKETS);
+            return 0;
+          },
+          &flow);
+      out.push_back(flow);
+    });
   }
 
   RulesetSpec names;

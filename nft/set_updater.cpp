@@ -314,42 +314,21 @@ std::vector<ListedElement> SetUpdater::list(Family family) const {
   const std::string& set = im.set_of(family);
   const std::string& operation = family == Family::v4 ? im.list_op4 : im.list_op6;
   std::vector<ListedElement> out;
-  im.sock.dump(
-      NFT_MSG_GETSETELEM, operation,
-      [&](nlmsghdr* nlh) {
-        mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, im.table.c_str());
-        mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
-      },
-      [&](const nlmsghdr* nlh) {
-        SetPtr s = checked<SetPtr>(nftnl_set_alloc());
-        if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) {
-          throw NetlinkError(operation + ": parse reply", errno, "");
-        }
-        struct Ctx {
-          Family family;
-          std::vector<ListedElement>* out;
-        } ctx{family, &out};
-        nftnl_set_elem_foreach(
-            s.get(),
-            [](nftnl_set_elem* e, void* data) -> int {
-              auto* c = static_cast<Ctx*>(data);
-              ListedElement le;
-              le.addr.family = c->family;
-              std::uint32_t len = 0;
-              const void* key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
-              if (key == nullptr || len != address_length(c->family)) return 0;
-              std::memcpy(le.addr.bytes.data(), key, len);
-              if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT)) {
-                le.timeout = std::chrono::milliseconds(nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT));
-              }
-              if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION)) {
-                le.expires = std::chrono::milliseconds(nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION));
-              }
-              c->out->push_back(le);
-              return 0;
-            },
-            &ctx);
-      });
+  im.sock.dump_set_elements(im.table, set, operation, [&](nftnl_set_elem* e) {
+    ListedElement le;
+    le.addr.family = family;
+    std::uint32_t len = 0;
+    const void* key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+    if (key == nullptr || len != address_length(family)) return;
+    std::memcpy(le.addr.bytes.data(), key, len);
+    if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT)) {
+      le.timeout = std::chrono::milliseconds(nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT));
+    }
+    if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION)) {
+      le.expires = std::chrono::milliseconds(nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION));
+    }
+    out.push_back(le);
+  });
   return out;
 }
 

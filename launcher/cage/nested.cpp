@@ -221,6 +221,22 @@ void prepare_mounts(const step::StartNestedDocker& s, const std::string& fail_at
     ::mkdir(fresh, 0755);  // /etc/docker: still the cage's (writable) root here
     if (::mount("tmpfs", fresh, "tmpfs", MS_NOSUID | MS_NODEV, owner.c_str()) != 0) throw_errno("mount tmpfs on ", fresh);
   }
+  // The engine's own lookups (image pulls, ADD of a URL) read
+  // /etc/resolv.conf: in here it names the cage's end of the link, where
+  // dnsguard answers (the cage's own file names 127.0.0.1, which in the
+  // sandbox's namespace is nobody).
+  const std::string resolv = "/run/.cagent-resolv.conf";
+  {
+    const UniqueFd fd(::open(resolv.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    const std::string text = "nameserver " + nft::to_string(s.gateway) + "\n";
+    if (!fd.valid() || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      throw_errno("write ", resolv);
+    }
+  }
+  if (::access("/etc/resolv.conf", F_OK) == 0 &&
+      ::mount(resolv.c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) {
+    throw_errno("bind the sandbox's resolv.conf");
+  }
   // A fresh /proc for the new PID namespace, then the cage's one detached:
   // through it the cage's processes (their roots, fds, namespaces) would
   // be one path away. (Mounted aside first: the kernel lets a namespace

@@ -80,6 +80,8 @@ check "nft flush ruleset (here only)" nft flush ruleset
 # DNS through dnsguard, on the link's address and wherever else it is sent.
 a=$(kdig +short +time=3 +retry=0 @100.127.255.253 nested.allowed.test A 2>&1)
 [[ $a == 192.0.2.83 ]] && ok "allowed name answered through the link" || bad "allowed name: $a"
+a=$(getent ahostsv4 nested.allowed.test 2>&1)
+[[ $a == *192.0.2.83* ]] && ok "the engine's own lookups (resolv.conf) go to dnsguard" || bad "getent: $a"
 a=$(kdig +time=3 +retry=0 @192.0.2.53 nested.allowed.test A 2>&1)
 [[ $a == *"status: NOERROR"* && $a == *192.0.2.83* ]] && ok "a query to another resolver lands on dnsguard too" || bad "redirect: $a"
 a=$(kdig +time=3 +retry=0 @100.127.255.253 denied.test A 2>&1)

@@ -51,6 +51,17 @@ out=$(cd "$ws" && env PATH="$E2E_TMP/bin:$PATH" HOME="$HOME2" CAGENT_HOME="$HOME
   echo "driver=$(docker info --format "{{.Driver}}" 2>&1 | head -1)"
   echo "caps=$(grep CapEff /proc/self/status | tr -d "[:space:]")"
   echo "log=$(grep -c "API listen on /run/cagent-docker/docker.sock" /run/cagent-docker/dockerd.log)"
+  # The engine'"'"'s own egress (ADD of a URL is fetched by dockerd, in the
+  # sandbox): its lookup goes to dnsguard, its connection through the
+  # cage'"'"'s forward chain. No container runs for it.
+  fetch() {
+    mkdir -p /tmp/b && printf "FROM scratch\nADD http://%s/ /page\n" "$2" >/tmp/b/Dockerfile
+    if timeout 60 docker build -q -t "fetched:$1" /tmp/b >/tmp/b.out 2>&1; then echo "fetch-$1=ok"
+    else echo "fetch-$1=failed: $(tail -n 1 /tmp/b.out)"; fi
+  }
+  fetch allowed allowed.test
+  fetch denied denied.test
+  fetch unresolved 198.51.100.12
   ' </dev/null 2>"$E2E_TMP/err") || rc=$?
 err=$(cat "$E2E_TMP/err")
 expect_eq "cagent exits 0" "$rc" 0
@@ -61,7 +72,12 @@ expect_match "the real dockerd in the sandbox answers the agent" "$out" 'server=
 expect_match "the engine has a storage driver" "$out" 'driver=[a-z0-9]+'
 expect_match "the engine listens on the agent's socket" "$out" 'log=1'
 expect_match "the agent still has no capability" "$out" 'caps=CapEff:0000000000000000'
+expect_match "the engine fetches from an allowed name (dnsguard, forward chain)" "$out" 'fetch-allowed=ok'
+expect_match "the engine cannot resolve a denied name" "$out" 'fetch-denied=failed'
+expect_match "the engine cannot reach an address nobody resolved" "$out" 'fetch-unresolved=failed'
+expect_no_match "the denied name never reached the world's DNS" "$(dns_log)" 'denied\.test'
 ((rc == 0)) || { tail -n 30 "$E2E_TMP/err"; printf '%s\n' "$out"; }
+printf '%s\n' "$out" | grep '^fetch-' >&2
 
 # The variant and the default image: different tags, only the variant has an engine.
 expect_ne "the variant has its own image" "$(docker image inspect -f '{{.Id}}' "$TAG" 2>&1)" \

@@ -77,12 +77,13 @@ std::string control_socket_for(const std::string& log_file);
 // be reached.
 std::string control_request(const std::string& socket_path, std::string_view line);
 
-// Defence in depth behind the socket's directory (issue 15): the peer of a
-// control connection must be in dnsguard's own network namespace. The
-// host's `docker exec -u 0` is; root in the nested Docker engine's sandbox
-// is not (and its uid 0 is the cage's uid 0, so SO_PEERCRED alone would let
-// it through if it ever reached the socket); nor is a process of the host
-// reaching the socket through the log directory's bind mount.
+// Defence in depth behind the socket's directory and the uid check (issue
+// 15): the peer of a control connection must be in dnsguard's own network
+// namespace. The host's `docker exec -u 0` is; root in the nested Docker
+// engine's sandbox is not (it is the agent's uid out here, refused anyway —
+// this check holds even if a change ever mapped it to the cage's root); nor
+// is a process of the host reaching the socket through the log directory's
+// bind mount.
 // The check reads the network namespace of the *accepted* socket: for a
 // unix stream connection the kernel creates it in the connecting socket's
 // namespace, so no /proc lookup of the peer (which dnsguard's uid could not

@@ -391,7 +391,7 @@ void move_fd(int fd, int target) {
 // C1: the outer process. Never returns.
 [[noreturn]] void sandbox_outer(const step::StartNestedDocker& s, const sigset_t& child_mask, const std::string& fail_at,
                                 int report_fd, int go_fd, int log_fd, const fs::path& engine_cgroup) {
-  int report_target = kReportFd;
+  int report_target = report_fd;  // until it is moved to kReportFd
   try {
     // Own session: the user's ^C never reaches the engine; no terminal fds.
     if (::setsid() < 0) throw_errno("setsid");

@@ -548,9 +548,31 @@ void neighbour_discovery(RulesetBatch& b, const char* chain, const RulesetSpec& 
 constexpr std::int32_t nested_dstnat_priority = -100;  // NF_IP_PRI_NAT_DST
 constexpr std::int32_t nested_srcnat_priority = 100;   // NF_IP_PRI_NAT_SRC
 
+constexpr std::int32_t nested_raw_priority = -300;     // NF_IP_PRI_RAW: before conntrack
+
 void nested_chains(RulesetBatch& b) {
+  b.chain("nested_source", "filter", NF_INET_PRE_ROUTING, nested_raw_priority, NF_ACCEPT);
   b.chain("nested_dns", "nat", NF_INET_PRE_ROUTING, nested_dstnat_priority, NF_ACCEPT);
   b.chain("nested_masquerade", "nat", NF_INET_POST_ROUTING, nested_srcnat_priority, NF_ACCEPT);
+}
+
+// Prerouting, before conntrack: what arrives on the link comes from the
+// link's subnet, IPv4, or is dropped. The sandbox's root has raw sockets in
+// its own namespace and the cage's reverse-path filter is off (a
+// container's default): a packet forged with another source — say, the
+// upstream resolver's, to dnsguard's connected socket, whose port the
+// agent reads in /proc/net/udp — would match the reply direction of the
+// cage's own flow, pass as established and be delivered (a forged answer
+// puts any address in the allow sets), or be forwarded out unmasqueraded.
+void nested_source_check(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* raw = "nested_source";
+  b.add(raw, b.rule(raw, "not from the nested link: not this chain's business")
+                 .ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, spec.nested_link)
+                 .accept());
+  b.add(raw, b.rule(raw, "from the nested link with the link's own source")
+                 .saddr_in(spec.nested_subnet)
+                 .accept());
+  b.add(raw, b.rule(raw, "from the nested link with any other source (forged), or not IPv4").drop());
 }
 
 // Prerouting: whatever resolver a nested container names (the engine's
@@ -851,6 +873,7 @@ void install_ruleset(const RulesetSpec& spec) {
 
   if (!spec.gated_ports.empty()) gate_redirect(b, spec);
   if (nested) {
+    nested_source_check(b, spec);
     nested_dns_redirect(b, spec);
     nested_masquerade(b, spec);
   }

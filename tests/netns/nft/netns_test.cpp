@@ -232,6 +232,11 @@ TEST_CASE("install_ruleset with a nested link: DNS from it to dnsguard, only it 
   CHECK(contains(view, "oifname \"cagent-nd0\" ip daddr 100.127.255.252/30 accept"));
   CHECK(contains(view, "chain nested_masquerade {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
                        "\t\toifname != \"cagent-nd0\" ip saddr 100.127.255.252/30 masquerade"));
+  // Before conntrack: from the link only its own subnet's sources (forged
+  // packets never match the cage's flows; netns/nft/packets sends them).
+  CHECK(contains(view, "chain nested_source {\n\t\ttype filter hook prerouting priority raw; policy accept;\n"
+                       "\t\tiifname != \"cagent-nd0\" accept"));
+  CHECK(contains(view, "ip saddr 100.127.255.252/30 accept comment \"from the nested link with the link's own source\""));
   // The input rule sits before the final counter (policy drop behind it).
   CHECK(view.find("ip daddr 100.127.255.253 udp dport 5353 accept") < view.find("count refused inbound traffic"));
   const std::size_t fwd = view.find("chain forward {");

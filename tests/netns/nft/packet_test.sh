@@ -27,6 +27,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   ip netns del "$cage" 2>/dev/null || true
   ip netns del "$world" 2>/dev/null || true
+  ip netns del "cagent-nft-sbx-$$" 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -288,6 +289,85 @@ C nft delete table ip dockersim
 C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.12:5354 --onlink6 2001:db8:100::/64
 forged timeout 127.0.0.12 5354
 C sysctl -qw net.ipv4.ip_unprivileged_port_start=1024
+
+# Nested Docker's link (sysbox): root in the engine's sandbox has raw
+# sockets in its own namespace and the cage routes for it. It must not be
+# able to forge a packet from another source into the cage — above all a
+# reply from dnsguard's upstream into dnsguard's connected socket (the
+# agent can read that socket's port in the cage's /proc/net/udp): conntrack
+# would take it as established, whatever interface it came in on, and a
+# forged answer would put any address into the allow sets. The cage's
+# reverse-path filter is off (the kernel's default in a container), so only
+# the ruleset stands in the way.
+sandbox=cagent-nft-sbx-$$
+ip netns add "$sandbox"
+S() { ip netns exec "$sandbox" "$@"; }
+C sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+ip link add "ndc$$" type veth peer name "nds$$"
+ip link set "ndc$$" netns "$cage"
+ip link set "nds$$" netns "$sandbox"
+C ip addr add 100.127.255.253/30 dev "ndc$$"
+C ip link set "ndc$$" up
+S ip link set lo up
+S ip addr add 100.127.255.254/30 dev "nds$$"
+S ip -6 addr add 2001:db8:100::99/128 dev "nds$$" nodad
+S ip link set "nds$$" up
+S ip route add default via 100.127.255.253
+S ip -6 route add 2001:db8:100::/64 dev "nds$$"
+S ip -6 neigh replace 2001:db8:100::1 lladdr "$(C cat "/sys/class/net/ndc$$/address")" dev "nds$$"
+W ip addr add 198.51.100.13/24 dev "nftw$$"
+W ip -6 addr add 2001:db8:100::13/64 dev "nftw$$" nodad
+cat >"$tmp/silent.py" <<'PY'
+import socket, time
+socks = []
+for a in ("198.51.100.13", "2001:db8:100::13"):
+    s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((a, 53)); socks.append(s)
+time.sleep(30)
+PY
+W "$py" "$tmp/silent.py" >"$tmp/silent.log" 2>&1 &
+pids+=($!)
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.13:53 --upstream 2001:db8:100::13:53 \
+  --onlink6 2001:db8:100::/64 --nested "ndc$$,100.127.255.253,100.127.255.252/30"
+cat >"$tmp/nvictim.py" <<'PY'
+import os, socket, sys
+host, d = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((host, 53)); s.send(b"q")
+open(d + "/port.tmp", "w").write(str(s.getsockname()[1])); os.rename(d + "/port.tmp", d + "/port")
+s.settimeout(3)
+try: print("reply:" + s.recv(512).decode())
+except socket.timeout: print("timeout")
+except OSError as e: print("error:" + e.__class__.__name__)
+PY
+cat >"$tmp/nforger.py" <<'PY'
+import os, socket, sys, time
+upstream, cage, d = sys.argv[1], sys.argv[2], sys.argv[3]
+for _ in range(100):
+    if os.path.exists(d + "/port"): break
+    time.sleep(0.05)
+port = int(open(d + "/port").read())
+fam = socket.AF_INET6 if ":" in upstream else socket.AF_INET
+f = socket.socket(fam, socket.SOCK_DGRAM)
+f.setsockopt(socket.IPPROTO_IPV6 if fam == socket.AF_INET6 else socket.IPPROTO_IP, 75 if fam == socket.AF_INET6 else 19, 1)  # IP(V6)_TRANSPARENT
+f.bind((upstream, 53))
+for _ in range(5):
+    f.sendto(b"forged", (cage, port)); time.sleep(0.05)
+PY
+chmod 0644 "$tmp"/*.py
+nested_forged() {  # nested_forged UPSTREAM CAGE_ADDRESS
+  local d got
+  d=$(mktemp -d "$tmp/nforged.XXXX"); chmod 0777 "$d"
+  S "$py" "$tmp/nforger.py" "$1" "$2" "$d" >"$d/forger.log" 2>&1 &
+  local fpid=$!
+  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/nvictim.py" "$1" "$d" 2>&1 | tail -1)
+  wait "$fpid" || true
+  if [ "$got" = timeout ]; then echo "ok:   forged from the nested link as upstream $1 → dnsguard got nothing ($(cat "$d/forger.log"))"
+  else echo "FAIL: forged from the nested link as upstream $1 → dnsguard got $got ($(cat "$d/forger.log"))"; failures=$((failures + 1)); fi
+}
+nested_forged 198.51.100.13 198.51.100.1
+nested_forged 2001:db8:100::13 2001:db8:100::1
+ip netns del "$sandbox"
 
 # Re-install with a static CIDR: sets start empty, the CIDR is allowed.
 C "$helper" install --uid 4242 --listen-port 5353 --cidr 198.51.100.11/32 --cidr 2001:db8:100::/120 --onlink6 2001:db8:100::/64

@@ -1,5 +1,5 @@
 // nft-test-helper: drives nft/ from shell-scripted tests (packet_test.sh).
-//   nft-test-helper install [--uid N] [--listen-port N] [--upstream ADDR:PORT]... [--cidr ADDR/LEN]... [--onlink6 ADDR/LEN]... [--inbound PORT/PROTO]... [--gate-port N --gated PORT...]
+//   nft-test-helper install [--uid N] [--listen-port N] [--upstream ADDR:PORT]... [--cidr ADDR/LEN]... [--onlink6 ADDR/LEN]... [--inbound PORT/PROTO]... [--gate-port N --gated PORT...] [--nested LINK,ADDR,BASE/LEN]
 //   nft-test-helper add ADDR SECONDS [ADDR SECONDS]...
 // Runs in whatever network namespace it is started in (ip netns exec).
 #include <charconv>
@@ -57,6 +57,15 @@ int install(const std::vector<std::string_view>& args) {
       spec.gate_port = number<std::uint16_t>(val);
     } else if (key == "--gated") {  // one gated port per option
       spec.gated_ports.push_back(number<std::uint16_t>(val));
+    } else if (key == "--nested") {  // the cage's end of the nested link: LINK,ADDR,BASE/LEN
+      const auto c1 = val.find(',');
+      const auto c2 = val.find(',', c1 == std::string_view::npos ? c1 : c1 + 1);
+      const auto slash = val.rfind('/');
+      if (c1 == std::string_view::npos || c2 == std::string_view::npos || slash == std::string_view::npos || slash < c2)
+        throw std::invalid_argument("--nested needs LINK,ADDR,BASE/LEN");
+      spec.nested_link = std::string(val.substr(0, c1));
+      spec.nested_address = address(val.substr(c1 + 1, c2 - c1 - 1));
+      spec.nested_subnet = {address(val.substr(c2 + 1, slash - c2 - 1)), number<std::uint8_t>(val.substr(slash + 1))};
     } else if (key == "--onlink6") {
       const auto slash = val.find('/');
       if (slash == std::string_view::npos) throw std::invalid_argument("--onlink6 needs ADDR/LEN");

@@ -98,6 +98,16 @@ std::optional<std::uint32_t> QueryEngine::insert(const ResponseInfo& info, Timeo
     pending_ttl_offsets_.push_back(found.ttl_offset);
   }
   if (pending_.empty()) return kNoCap;
+  // No room to bind them all: none enters the sets (fail closed). An
+  // address in a set without its binding would outlive a run-time deny of
+  // its name (release_denied() finds addresses by their bindings) — and
+  // the agent can fill the table, e.g. through a wildcard whose zone
+  // answers any name.
+  if (!bindings_.has_room(name, pending_, now)) {
+    ++counters_.binding_failures;
+    log_.event(LogLevel::error, "name bindings full; answering SERVFAIL");
+    return std::nullopt;
+  }
   held_.assign(pending_.size(), 0);
   if (!sink_.hold(pending_, held_)) {
     ++counters_.insert_failures;
@@ -113,7 +123,7 @@ std::optional<std::uint32_t> QueryEngine::insert(const ResponseInfo& info, Timeo
     addr.bytes = pending_[i].bytes;
     // As long as the set element: the promise plus the set's grace.
     if (!bindings_.bind(name, addr, now + std::chrono::seconds(held_[i]) + kBindingGrace, now)) {
-      ++counters_.binding_failures;  // the gate will refuse it: fail closed
+      ++counters_.binding_failures;  // not after has_room(), on this one thread
     }
   }
   return *std::min_element(held_.begin(), held_.end());

@@ -9,8 +9,10 @@
 //
 // A binding lasts as long as the set element that justifies it (what the
 // sink reports as held, plus the set's grace), is only ever extended, and
-// the table is bounded: when it is full of live bindings a new one is not
-// recorded, so the gate refuses that connection (fail closed).
+// the table is bounded: when it is full of live bindings the engine lets
+// no address that would need a new one into the sets (has_room(); the
+// answer is SERVFAIL, fail closed) — every address in a set is bound, which
+// a run-time deny relies on to find the addresses of the names it takes back.
 
 #include <array>
 #include <chrono>
@@ -48,6 +50,24 @@ class NameBindings {
   // `name` (lowercase, no trailing dot) resolved to `addr`, valid until
   // `until`. False when the table is full of live bindings.
   bool bind(std::string_view name, const IpAddress& addr, Clock::time_point until, Clock::time_point now);
+
+  // Would bind() record `name` for every one of `addrs` now? Those already
+  // recorded need no room; a full table is swept first (as bind() does).
+  // Asked before the addresses enter the sets: an address in a set without
+  // its binding would be invisible to release() (a run-time deny).
+  template <typename Addresses>
+  bool has_room(std::string_view name, const Addresses& addrs, Clock::time_point now) {
+    std::size_t fresh = 0;
+    for (const auto& a : addrs) {
+      KeyBuffer buf;
+      if (!table_.contains(key(name, IpAddress{a.v6, a.bytes}, buf))) ++fresh;
+    }
+    if (table_.size() + fresh > max_ && now >= next_sweep_) {
+      expire(now);
+      next_sweep_ = now + std::chrono::seconds(1);
+    }
+    return table_.size() + fresh <= max_;
+  }
 
   // Did `name` resolve to `addr` through dnsguard, and does that still hold?
   bool bound(std::string_view name, const IpAddress& addr, Clock::time_point now) const;

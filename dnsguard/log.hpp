@@ -29,7 +29,7 @@ struct Counters {
   std::uint64_t insert_failures = 0;
   std::uint64_t filtered = 0;         // answered addresses kept out of the set
   std::uint64_t stripped = 0;         // A/AAAA records removed from answers (not in the set)
-  std::uint64_t binding_failures = 0; // gate bindings not recorded (table full of live ones)
+  std::uint64_t binding_failures = 0; // answers refused (SERVFAIL): name bindings full of live ones
   std::uint64_t refreshes = 0;        // refresh lookups done
 };
 

@@ -485,3 +485,41 @@ TEST_CASE("engine: an answer that arrives after its name was taken back is a den
   CHECK_FALSE(f.engine->absorb(wn("www.example.test"), 1, upstream));
   CHECK(f.sink.calls.empty());
 }
+
+TEST_CASE("engine: with the name bindings full, an answer inserts nothing, so a run-time deny misses no address") {
+  EngineFixture f;
+  const auto t0 = Clock::now();
+  f.engine->replace_allow_list(AllowList({"www.example.test", "*.cdn.test", "api.extra.test"}));
+  // The agent fills the table through a wildcard whose zone answers any
+  // name: 8192 names x 16 addresses = 131072 live bindings (the engine's bound).
+  std::vector<std::string> records;
+  for (int i = 0; i < 16; ++i) records.push_back("x. 300 IN A 198.51.100." + std::to_string(10 + i));
+  for (int n = 0; n < 8192; ++n) {
+    const std::string name = "n" + std::to_string(n) + ".cdn.test";
+    std::vector<std::string> rr;
+    for (const auto& r : records) rr.push_back(name + r.substr(1));
+    REQUIRE(resolve(f, name, rr, t0) > 12);
+  }
+  REQUIRE(f.engine->bindings() == 131072);
+  f.sink.calls.clear();
+
+  // A name the user allowed at run time, with an address of its own.
+  const std::size_t n1 = resolve(f, "api.extra.test", {"api.extra.test. 300 IN A 198.51.100.1"}, t0 + 1s);
+  REQUIRE(n1 > 12);
+  CHECK((read16(f.answer(n1), 2) & 0xF) == 2);  // SERVFAIL: no room to bind it
+  CHECK(f.sink.calls.empty());                  // so it never entered a set
+  // Taken back: nothing of it is left in the sets.
+  f.engine->replace_allow_list(AllowList({"www.example.test", "*.cdn.test"}));
+  CHECK(f.engine->release_denied(t0 + 2s) == std::optional<std::size_t>(0));
+
+  // Once the wildcard's bindings expired there is room again.
+  f.engine->replace_allow_list(AllowList({"www.example.test", "*.cdn.test", "api.extra.test"}));
+  const std::size_t n2 = resolve(f, "api.extra.test", {"api.extra.test. 300 IN A 198.51.100.1"}, t0 + 400s);
+  REQUIRE(n2 > 12);
+  CHECK((read16(f.answer(n2), 2) & 0xF) == 0);
+  REQUIRE(f.sink.calls.size() == 1);
+  f.sink.evicted.clear();
+  f.engine->replace_allow_list(AllowList({"www.example.test", "*.cdn.test"}));
+  CHECK(f.engine->release_denied(t0 + 401s) == std::optional<std::size_t>(1));
+  CHECK(f.sink.evicted == std::vector<std::string>{"198.51.100.1"});
+}

@@ -462,7 +462,7 @@ CgroupDelegation delegate_cgroup(const fs::path& root, std::string_view own_cgro
   return {"/cagent-nested", engine};
 }
 
-std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent) {
+std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent, std::span<const std::uint64_t> unmapped) {
   struct Range {
     std::uint64_t first, count;
   };
@@ -479,14 +479,19 @@ std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent) {
   };
   if (agent == 0 || !mapped(agent) || !mapped(0)) throw std::runtime_error("the agent's id cannot be the sandbox's root");
   const std::uint64_t top = ranges.back().first + ranges.back().count - 1;
+  // The agent's sandbox id takes `top`: that must not be one kept out.
+  if (std::find(unmapped.begin(), unmapped.end(), top) != unmapped.end())
+    throw std::runtime_error("the cage's highest id " + std::to_string(top) + " must stay unmapped in the sandbox");
   const auto extent = [](std::uint64_t sandbox, std::uint64_t cage, std::uint64_t n) {
     return std::to_string(sandbox) + " " + std::to_string(cage) + " " + std::to_string(n) + "\n";
   };
   std::string out = extent(0, agent, 1);
   if (top != agent) out += extent(agent, top, 1);
   // Everything else as itself, but never onto the cage's root, the agent
-  // (taken by the sandbox's root) or the top id (taken by the agent's).
+  // (taken by the sandbox's root), the top id (taken by the agent's) or an
+  // id kept out (dnsguard's: it owns the log directory).
   std::vector<std::uint64_t> holes = {0, agent, top};
+  holes.insert(holes.end(), unmapped.begin(), unmapped.end());
   std::sort(holes.begin(), holes.end());
   for (const Range& r : ranges) {
     std::uint64_t from = r.first;
@@ -610,8 +615,9 @@ NestedEngine start_nested_engine(const step::StartNestedDocker& s, const sigset_
           const fs::path proc = "/proc/" + std::to_string(engine.init);
           // setgroups stays allowed (the engine needs it); cage-init, in
           // the parent namespace with CAP_SETGID, may write the map anyway.
-          write_text(proc / "uid_map", sandbox_id_map(read_text("/proc/self/uid_map"), s.agent.uid));
-          write_text(proc / "gid_map", sandbox_id_map(read_text("/proc/self/gid_map"), s.agent.gid));
+          const std::uint64_t dnsguard_uid = s.dnsguard.uid, dnsguard_gid = s.dnsguard.gid;
+          write_text(proc / "uid_map", sandbox_id_map(read_text("/proc/self/uid_map"), s.agent.uid, {&dnsguard_uid, 1}));
+          write_text(proc / "gid_map", sandbox_id_map(read_text("/proc/self/gid_map"), s.agent.gid, {&dnsguard_gid, 1}));
           run_tool({s.ip.string(), "link", "set", s.peer, "netns", std::to_string(engine.init)});
           if (::write(go_w.get(), "g", 1) != 1) throw_errno("write to the sandbox");
         } else if (line == "started") {

@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -50,8 +51,14 @@ namespace cagent::cage {
 // unmapped in the sandbox). So files the engine's root creates in the
 // workspace are the agent's (never root's, never setuid root on the host's
 // disk), and nothing of the cage's root — files, processes — is that root's.
-// Throws when `agent` is 0 or not mapped.
-std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent);
+// The ids in `unmapped` are left out too: dnsguard's, since its uid owns
+// the log directory (the decision record, the control socket's directory),
+// and the agent can hand the sandbox an fd of that directory (a unix socket
+// in the workspace) — a sandbox process with dnsguard's id could then
+// replace the record or plant a control socket of its own.
+// Throws when `agent` is 0 or not mapped, or an unmapped id is the top one.
+std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent,
+                           std::span<const std::uint64_t> unmapped = {});
 
 // Throws on any failure (after removing what it created).
 void create_nested_link(const step::CreateNestedLink& step);

@@ -218,6 +218,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     engine.socket_dir = options.nested_socket_dir;
     engine.data_root = options.nested_data_root;
     engine.agent = agent_is;
+    engine.dnsguard = Owner{facts.dnsguard.uid, facts.dnsguard.gid};
     engine.peer = std::string(kNestedPeer);
     engine.sandbox_address = nft::Cidr{*nft::parse_address(kNestedSandboxAddress), kNestedPrefix};
     engine.gateway = nested_cage;

@@ -196,6 +196,7 @@ struct StartNestedDocker {
   std::filesystem::path socket_dir;
   std::filesystem::path data_root;        // the engine's /var/lib/docker
   Owner agent;                            // the agent's final ids: the sandbox's root outside
+  Owner dnsguard;                         // never mapped in the sandbox (it owns the log directory)
   std::string peer;
   nft::Cidr sandbox_address;              // address + the link's prefix
   nft::Address gateway;                   // the cage's end

@@ -39,6 +39,15 @@ done
   && ok "the sandbox's root is the agent's uid outside" || bad "uid map: $(cat /proc/self/uid_map | tr '\n' ';')"
 awk '$2 == 0 { bad = 1 } END { exit bad }' /proc/self/uid_map && ok "the cage's root is not mapped in here" \
   || bad "the cage's root is mapped: $(cat /proc/self/uid_map | tr '\n' ';')"
+# dnsguard's uid and gid are not mapped either: they own the log directory,
+# and the agent could hand the sandbox an fd of it (a unix socket in the
+# workspace); a process here with dnsguard's id could then replace the
+# decision record or plant a control socket of its own.
+dg=$(cat "$CAGE_TMP/dnsguard.uid") dgg=$(cat "$CAGE_TMP/dnsguard.gid")
+awk -v id="$dg" '$2 <= id && id < $2 + $3 { bad = 1 } END { exit bad }' /proc/self/uid_map \
+  && ok "dnsguard's uid is not mapped in here" || bad "dnsguard's uid $dg is mapped: $(cat /proc/self/uid_map | tr '\n' ';')"
+awk -v id="$dgg" '$2 <= id && id < $2 + $3 { bad = 1 } END { exit bad }' /proc/self/gid_map \
+  && ok "dnsguard's gid is not mapped in here" || bad "dnsguard's gid $dgg is mapped: $(cat /proc/self/gid_map | tr '\n' ';')"
 [[ $(stat -c %u /etc/passwd) == 65534 ]] && ok "the cage's root-owned files show as nobody" \
   || bad "/etc/passwd owner $(stat -c %u /etc/passwd)"
 refuse "read a root-only file of the cage (/etc/shadow)" cat /etc/shadow

@@ -17,6 +17,7 @@ useradd -l -M -d "$CAGE_TMP/home" -s /bin/bash "$agent"
 useradd -l -r -M -d /nonexistent -s /usr/sbin/nologin "$dg"
 install -d -o "$agent" -g "$agent" -m 0755 "$CAGE_TMP/home"
 id -u "$dg" > "$CAGE_TMP/dnsguard.uid"
+id -g "$dg" > "$CAGE_TMP/dnsguard.gid"
 install -d -o "$WANT_UID" -g "$WANT_UID" -m 0755 "$CAGE_TMP/ws"
 export CAGE_WS=$CAGE_TMP/ws
 common=(--user "$agent" --dnsguard-user "$dg" --dnsguard "$DNSGUARD" --workspace "$CAGE_WS"

@@ -43,6 +43,22 @@ TEST_CASE("sandbox id map: several ranges, the agent in the second; the agent as
   CHECK(sandbox_id_map("0 0 1001\n", 1000) == "0 1000 1\n1 1 999\n");
 }
 
+TEST_CASE("sandbox id map: dnsguard's id (owner of the log directory) is left out") {
+  const std::uint64_t dnsguard = 999;
+  CHECK(sandbox_id_map("0 165536 65536\n", 1000, {&dnsguard, 1}) ==
+        "0 1000 1\n"
+        "1000 65535 1\n"
+        "1 1 998\n"
+        "1001 1001 64534\n");
+  // Next to the agent's, or the agent's own number: no duplicate hole.
+  const std::uint64_t next = 999, same = 1000;
+  CHECK(sandbox_id_map("0 0 1002\n", 1000, {&next, 1}) == "0 1000 1\n1000 1001 1\n1 1 998\n");
+  CHECK(sandbox_id_map("0 0 65536\n", 1000, {&same, 1}) == sandbox_id_map("0 0 65536\n", 1000));
+  // The top id is the agent's sandbox id's: it cannot also be kept out.
+  const std::uint64_t top = 65535;
+  CHECK_THROWS_AS(sandbox_id_map("0 0 65536\n", 1000, {&top, 1}), std::runtime_error);
+}
+
 TEST_CASE("sandbox id map: the agent must be an unprivileged id the cage has") {
   CHECK_THROWS_AS(sandbox_id_map("0 0 65536\n", 0), std::runtime_error);
   CHECK_THROWS_AS(sandbox_id_map("0 0 65536\n", 70000), std::runtime_error);

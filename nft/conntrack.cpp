@@ -17,9 +17,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <unordered_set>
 #include <vector>
 
 #include "nft/handles.hpp"
+#include "nft/logic.hpp"
 #include "nft/nft.hpp"
 
 namespace cagent::nft {
@@ -82,7 +84,11 @@ bool orig_destination(const nlattr* orig, Address& out) {
 }
 
 struct DumpContext {
-  std::span<const Address> wanted;
+  // Hashed: the dump runs on dnsguard's one thread, and both sides can be
+  // large — every entry of a table the agent can fill (nf_conntrack_max)
+  // against every address a deny evicts (up to a set's 65536). A linear
+  // scan per entry took 16 s for 197k entries and 65536 addresses.
+  std::unordered_set<Address, detail::AddressHash> wanted;
   std::vector<Tracked>* found;
 };
 
@@ -98,7 +104,7 @@ int on_entry(const nlmsghdr* nlh, void* data) {
                   if (type == CTA_TUPLE_ORIG) {
                     Address dst;
                     if (!orig_destination(a, dst)) return;
-                    for (const Address& w : ctx->wanted) match = match || w == dst;
+                    match = ctx->wanted.contains(dst);
                     const auto* p = static_cast<const std::uint8_t*>(mnl_attr_get_payload(a));
                     t.orig.assign(p, p + mnl_attr_get_payload_len(a));
                   } else if (type == CTA_ZONE && mnl_attr_get_payload_len(a) == 2) {
@@ -139,7 +145,7 @@ std::size_t end_connections_to(std::span<const Address> addresses) {
   std::vector<char> buf(static_cast<std::size_t>(MNL_SOCKET_BUFFER_SIZE));
   std::uint32_t seq = 1;
   std::vector<Tracked> found;
-  DumpContext ctx{addresses, &found};
+  DumpContext ctx{{addresses.begin(), addresses.end()}, &found};
   nlmsghdr* dump = ct_header(buf.data(), IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC, seq++);
   if (const int e = exchange(sock.get(), dump, on_entry, &ctx); e != 0)
     throw NetlinkError("list tracked connections", e, "");

@@ -656,6 +656,40 @@ TEST_CASE("install_ruleset: a bad name is a clear error and the old ruleset stay
   CHECK(kernel_view() == before);
 }
 
+TEST_CASE("end_connections_to: ends exactly the flows to the given addresses, quickly however many") {
+  install_ruleset(test_spec());  // conntrack tracks this namespace from here on
+  run("ip link set lo up");
+  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(s >= 0);
+  const auto send_to = [&](const char* host, std::uint16_t port) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    REQUIRE(::inet_pton(AF_INET, host, &to.sin_addr) == 1);
+    (void)::sendto(s, "x", 1, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);  // a refusal is fine
+  };
+  // A table the agent filled (flows it keeps), and 100 flows to the address taken back.
+  for (std::uint16_t p = 1; p <= 60000; ++p) send_to("127.0.0.1", p);
+  for (std::uint16_t p = 1; p <= 100; ++p) send_to("127.0.0.9", p);
+  ::close(s);
+  // Taken back with as many others as a set holds (a wildcard's addresses).
+  std::vector<Address> gone;
+  for (int i = 0; i < 65535; ++i) {
+    Address a;
+    a.bytes = {203, 0, static_cast<std::uint8_t>(i / 256), static_cast<std::uint8_t>(i % 256)};
+    gone.push_back(a);
+  }
+  gone.push_back(addr("127.0.0.9"));
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(end_connections_to(gone) == 100);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  MESSAGE("took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  // dnsguard's one thread waits for it: a linear scan per entry took seconds here.
+  CHECK(took < 2s);
+  CHECK(end_connections_to(gone) == 0);  // nothing left to end
+  CHECK(end_connections_to(std::vector<Address>{addr("127.0.0.1")}) >= 60000);  // the others were kept
+}
+
 TEST_CASE("delete_table: deletes; a missing table is fine") {
   install_ruleset(test_spec());
   delete_table("cagent");

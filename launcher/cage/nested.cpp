@@ -473,35 +473,26 @@ std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent, std::s
     if (count > 0) ranges.push_back({inside, count});
   }
   if (ranges.empty()) throw std::runtime_error("cage-init's own id map is empty");
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.first < b.first; });
   const auto mapped = [&](std::uint64_t id) {
     return std::any_of(ranges.begin(), ranges.end(), [&](const Range& r) { return id >= r.first && id - r.first < r.count; });
   };
   if (agent == 0 || !mapped(agent) || !mapped(0)) throw std::runtime_error("the agent's id cannot be the sandbox's root");
-  const std::uint64_t top = ranges.back().first + ranges.back().count - 1;
-  // The agent's sandbox id takes `top`: that must not be one kept out.
-  if (std::find(unmapped.begin(), unmapped.end(), top) != unmapped.end())
-    throw std::runtime_error("the cage's highest id " + std::to_string(top) + " must stay unmapped in the sandbox");
   const auto extent = [](std::uint64_t sandbox, std::uint64_t cage, std::uint64_t n) {
     return std::to_string(sandbox) + " " + std::to_string(cage) + " " + std::to_string(n) + "\n";
   };
   std::string out = extent(0, agent, 1);
-  if (top != agent) out += extent(agent, top, 1);
-  // Everything else as itself, but never onto the cage's root, the agent
-  // (taken by the sandbox's root), the top id (taken by the agent's) or an
-  // id kept out (dnsguard's: it owns the log directory).
-  std::vector<std::uint64_t> holes = {0, agent, top};
-  holes.insert(holes.end(), unmapped.begin(), unmapped.end());
-  std::sort(holes.begin(), holes.end());
-  for (const Range& r : ranges) {
-    std::uint64_t from = r.first;
-    const std::uint64_t end = r.first + r.count;  // exclusive
-    for (const std::uint64_t hole : holes) {
-      if (hole < from || hole >= end) continue;
-      if (hole > from) out += extent(from, from, hole - from);
-      from = hole + 1;
-    }
-    if (from < end) out += extent(from, from, end - from);
+  // The engine's other ids (its images' system users and groups, their
+  // files) land on the shifted block, if the cage has all of it and none of
+  // it is an id that matters: the cage's root, the agent, an id kept out.
+  const std::uint64_t block_last = kSandboxShiftBase + kSandboxShiftedIds;  // the shifted nobody is base
+  bool usable = true;
+  for (std::uint64_t id = kSandboxShiftBase; id <= block_last && usable; ++id) usable = mapped(id);
+  const auto in_block = [&](std::uint64_t id) { return id >= kSandboxShiftBase && id <= block_last; };
+  usable = usable && !in_block(agent) &&
+           std::none_of(unmapped.begin(), unmapped.end(), [&](std::uint64_t id) { return in_block(id); });
+  if (usable) {
+    out += extent(1, kSandboxShiftBase + 1, kSandboxShiftedIds);  // 1..N -> base+1..base+N
+    out += extent(kNobodyId, kSandboxShiftBase, 1);
   }
   return out;
 }

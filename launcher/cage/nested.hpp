@@ -45,18 +45,26 @@ namespace cagent::cage {
 
 // The sandbox's uid_map (or gid_map) from cage-init's own map (its
 // /proc/self/uid_map: "inside outside count" lines; only the inside column,
-// the cage's ids, matters): the sandbox's root is `agent` outside, the
-// cage's root is not mapped at all, every other id is itself, except that
-// the sandbox's `agent` takes the cage's highest id (whose own number stays
-// unmapped in the sandbox). So files the engine's root creates in the
-// workspace are the agent's (never root's, never setuid root on the host's
-// disk), and nothing of the cage's root — files, processes — is that root's.
-// The ids in `unmapped` are left out too: dnsguard's, since its uid owns
-// the log directory (the decision record, the control socket's directory),
-// and the agent can hand the sandbox an fd of that directory (a unix socket
-// in the workspace) — a sandbox process with dnsguard's id could then
-// replace the record or plant a control socket of its own.
-// Throws when `agent` is 0 or not mapped, or an unmapped id is the top one.
+// the cage's ids, matters). Every id the engine's root can give a file is
+// one that owns nothing of the cage's and means no one on the host:
+//  - the sandbox's root is `agent` outside: what the engine's root writes in
+//    the workspace is the agent's (never root's, never setuid root);
+//  - the sandbox's ids 1..kSandboxShiftedIds (its images' system users and
+//    groups, their users up to 4999) are the cage's kSandboxShiftBase + id,
+//    and its nobody (65534) is kSandboxShiftBase: ids no account of the cage
+//    and (Debian's policy: 60000-64999 are allocated only on demand) almost
+//    surely no account of the host has. Mapped as themselves, a nested
+//    container could leave a setgid-`disk` (6) or setuid-<another user>
+//    program in your workspace, or act as the cage's `shadow` group;
+//  - nothing else is mapped: not the cage's root, not dnsguard's ids (they
+//    own the log directory, and the agent can hand the sandbox an fd of it
+//    through a unix socket in the workspace), not the agent's own number.
+// When the cage lacks that block (a small id map) only root is mapped:
+// images that own files by other ids then fail to unpack — never a wider map.
+// Throws when `agent` is 0 or not mapped.
+inline constexpr std::uint64_t kSandboxShiftBase = 60000;
+inline constexpr std::uint64_t kSandboxShiftedIds = 4999;
+inline constexpr std::uint64_t kNobodyId = 65534;
 std::string sandbox_id_map(std::string_view own_map, std::uint64_t agent,
                            std::span<const std::uint64_t> unmapped = {});
 

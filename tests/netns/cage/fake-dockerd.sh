@@ -69,6 +69,13 @@ refuse "create a file next to them" touch "$CAGE_STAGE/planted"
 refuse "remount / read-write" mount -o remount,rw /
 refuse "remount the binaries' directory read-write" mount -o remount,bind,rw "$CAGE_STAGE"
 check "the workspace is writable (nested containers build it)" touch "$CAGE_WS/from-sandbox"
+# Its images' other ids exist here (unpacking them works) but land on the
+# cage's shifted block: a setgid-`disk` (6) or setuid-1001 program made
+# here is group 60006 / user 61001 outside (inner.sh checks), and ids
+# outside the map cannot be given at all.
+check "chown to an image's user (1001)" sh -c "touch '$CAGE_WS/as-1001' && chown 1001 '$CAGE_WS/as-1001' && chmod 4755 '$CAGE_WS/as-1001'"
+check "chgrp to an image's group (6, disk)" sh -c "touch '$CAGE_WS/as-disk' && chgrp 6 '$CAGE_WS/as-disk' && chmod 2755 '$CAGE_WS/as-disk'"
+refuse "chown to an id outside the map (70000)" chown 70000 "$CAGE_WS/from-sandbox"
 
 # No cage process is visible: only this PID namespace's.
 procs=$(ls /proc | grep -c '^[0-9]')

@@ -131,6 +131,10 @@ sysctl -qw net.ipv4.ip_forward=0   # cage-init turns it on for the link
   [[ -e $CAGE_WS/from-sandbox ]] && ok "the sandbox wrote the workspace" || bad "no file from the sandbox"
   [[ $(stat -c %u:%g "$CAGE_WS/from-sandbox") == "$(id -u):$(id -g)" ]] \
     && ok "what the sandbox root writes is the agent'"'"'s (never root'"'"'s)" || bad "sandbox file owner $(stat -c %u:%g "$CAGE_WS/from-sandbox")"
+  [[ $(stat -c %u "$CAGE_WS/as-1001") == 61001 ]] && ok "the sandbox'"'"'s user 1001 is 61001 outside (no one'"'"'s)" \
+    || bad "sandbox uid 1001 is $(stat -c %u "$CAGE_WS/as-1001") outside"
+  [[ $(stat -c %g "$CAGE_WS/as-disk") == 60006 ]] && ok "the sandbox'"'"'s group 6 (disk) is 60006 outside" \
+    || bad "sandbox gid 6 is $(stat -c %g "$CAGE_WS/as-disk") outside"
   # The sandbox flushed *its* ruleset; the cage still refuses what it should.
   curl -s --max-time 3 "http://192.0.2.81:$HTTP_PORT/" >/dev/null 2>&1 && bad "cage firewall gone after the sandbox flush" \
     || ok "the cage still refuses an unresolved address"

@@ -15,48 +15,36 @@
 
 using namespace cagent::cage;
 
-TEST_CASE("sandbox id map, sysbox-like cage (0-65535): root is the agent, the cage's root is not mapped") {
+TEST_CASE("sandbox id map, sysbox-like cage (0-65535): root is the agent, every other id on the shifted block") {
   // cage-init's own map under sysbox: 65536 ids from some host offset.
   const std::string map = sandbox_id_map("         0     165536      65536\n", 1000);
   CHECK(map ==
         "0 1000 1\n"          // the sandbox's root is the agent outside
-        "1000 65535 1\n"      // the sandbox's 1000 (e.g. node images) takes the top id
-        "1 1 999\n"           // everything else as itself ...
-        "1001 1001 64534\n"); // ... but never 0, 1000 or 65535
+        "1 60001 4999\n"      // its system ids and users: 60001..64999, owning nothing
+        "65534 60000 1\n");   // its nobody
+  // Not mapped: the cage's root, the agent's own number, `disk` (6),
+  // `shadow` (42), dnsguard's, any host user's.
+  for (const char* id : {"\n1000 ", " 0 ", " 6 ", " 42 ", " 1001 "}) CHECK(map.find(id) == std::string::npos);
 }
 
 TEST_CASE("sandbox id map, the initial namespace (this machine's tests)") {
-  CHECK(sandbox_id_map("0 0 4294967295\n", 4242) ==
-        "0 4242 1\n"
-        "4242 4294967294 1\n"
-        "1 1 4241\n"
-        "4243 4243 4294963051\n");
+  CHECK(sandbox_id_map("0 0 4294967295\n", 4242) == "0 4242 1\n1 60001 4999\n65534 60000 1\n");
 }
 
-TEST_CASE("sandbox id map: several ranges, the agent in the second; the agent as the top id") {
-  CHECK(sandbox_id_map("0 100000 1000\n2000 200000 1000\n", 2500) ==
-        "0 2500 1\n"
-        "2500 2999 1\n"
-        "1 1 999\n"
-        "2000 2000 500\n"
-        "2501 2501 498\n");
-  CHECK(sandbox_id_map("0 0 1001\n", 1000) == "0 1000 1\n1 1 999\n");
+TEST_CASE("sandbox id map: without the whole block (or with the agent or a kept-out id in it) only root is mapped") {
+  CHECK(sandbox_id_map("0 100000 1000\n2000 200000 1000\n", 2500) == "0 2500 1\n");
+  CHECK(sandbox_id_map("0 0 64999\n", 1000) == "0 1000 1\n");  // 64999 itself missing
+  CHECK(sandbox_id_map("0 0 65000\n", 1000) == "0 1000 1\n1 60001 4999\n65534 60000 1\n");
+  CHECK(sandbox_id_map("0 0 65536\n", 60500) == "0 60500 1\n");
+  const std::uint64_t kept = 62000;
+  CHECK(sandbox_id_map("0 0 65536\n", 1000, {&kept, 1}) == "0 1000 1\n");
 }
 
-TEST_CASE("sandbox id map: dnsguard's id (owner of the log directory) is left out") {
+TEST_CASE("sandbox id map: dnsguard's id (owner of the log directory) is never mapped") {
   const std::uint64_t dnsguard = 999;
-  CHECK(sandbox_id_map("0 165536 65536\n", 1000, {&dnsguard, 1}) ==
-        "0 1000 1\n"
-        "1000 65535 1\n"
-        "1 1 998\n"
-        "1001 1001 64534\n");
-  // Next to the agent's, or the agent's own number: no duplicate hole.
-  const std::uint64_t next = 999, same = 1000;
-  CHECK(sandbox_id_map("0 0 1002\n", 1000, {&next, 1}) == "0 1000 1\n1000 1001 1\n1 1 998\n");
-  CHECK(sandbox_id_map("0 0 65536\n", 1000, {&same, 1}) == sandbox_id_map("0 0 65536\n", 1000));
-  // The top id is the agent's sandbox id's: it cannot also be kept out.
-  const std::uint64_t top = 65535;
-  CHECK_THROWS_AS(sandbox_id_map("0 0 65536\n", 1000, {&top, 1}), std::runtime_error);
+  const std::string map = sandbox_id_map("0 165536 65536\n", 1000, {&dnsguard, 1});
+  CHECK(map == "0 1000 1\n1 60001 4999\n65534 60000 1\n");
+  CHECK(map.find(" 999 ") == std::string::npos);
 }
 
 TEST_CASE("sandbox id map: the agent must be an unprivileged id the cage has") {

@@ -211,6 +211,22 @@ void Gate::refuse(tcp::socket& client, const IpEndpoint* destination, std::strin
   }
 }
 
+std::size_t Gate::end_relays(const std::function<bool(std::string_view)>& still_allowed) noexcept {
+  std::size_t ended = 0;
+  for (Relay& r : relays_) {
+    if (still_allowed(r.name)) continue;
+    boost::system::error_code ignored;
+    // A reset to the client (as for a refusal); both pumps see their
+    // sockets shut and end, and the coroutine unlists the relay.
+    r.client->set_option(asio::socket_base::linger(true, 0), ignored);
+    r.client->shutdown(tcp::socket::shutdown_both, ignored);
+    r.server->shutdown(tcp::socket::shutdown_both, ignored);
+    ++ended;
+  }
+  if (ended > 0) log_.always("gate: ended " + std::to_string(ended) + " relays of names taken back");
+  return ended;
+}
+
 asio::awaitable<void> Gate::accept_loop(tcp::acceptor& acceptor) {
   try {
     while (!stopped_) {
@@ -318,6 +334,12 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
     head = {};
     client.native_non_blocking(true);
     server.native_non_blocking(true);
+    relays_.push_back(Relay{std::string(verdict.name.view()), &client, &server});
+    struct Unlist {
+      std::list<Relay>& relays;
+      std::list<Relay>::iterator it;
+      ~Unlist() { relays.erase(it); }
+    } unlist{relays_, std::prev(relays_.end())};
     co_await (pump(client, server) && pump(server, client));
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("gate connection: ") + e.what());

@@ -21,7 +21,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -66,6 +68,12 @@ class Gate {
   void set_decisions(DecisionRecord* decisions) noexcept { decisions_ = decisions; }
   std::size_t connections() const noexcept { return connections_; }
 
+  // A run-time deny (control.hpp): ends every relay that was admitted for a
+  // name `still_allowed` now rejects — also one to an address that stays in
+  // the sets because another allowed name shares it (the conntrack cut in
+  // cmd/nft_sink covers only evicted addresses). Returns how many.
+  std::size_t end_relays(const std::function<bool(std::string_view)>& still_allowed) noexcept;
+
  private:
   enum class Kind : std::uint8_t { tls, http, none };
   Kind kind_of(std::uint16_t port) const noexcept;
@@ -85,6 +93,15 @@ class Gate {
   std::size_t connections_ = 0;
   bool stopped_ = false;
   std::vector<std::uint8_t> scratch_;  // ClientHello reassembly (one parse at a time)
+  // The relays running now, with the name each was admitted for. The
+  // sockets live in their connection() coroutine, which unlists the entry
+  // before they go.
+  struct Relay {
+    std::string name;
+    boost::asio::ip::tcp::socket* client;
+    boost::asio::ip::tcp::socket* server;
+  };
+  std::list<Relay> relays_;
 };
 
 // The destination a connection had before the ruleset redirected it

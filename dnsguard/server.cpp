@@ -233,6 +233,7 @@ asio::awaitable<void> Server::control_session(asio::local::stream_protocol::sock
       // Addresses held only for the names taken back leave the sets now;
       // the reply says how many (the host prints it).
       const std::optional<std::size_t> evicted = engine_.release_denied(AnswerCache::Clock::now());
+      if (gate_) gate_->end_relays([this](std::string_view name) { return engine_.allow_list().allows(name); });
       out.reply += evicted ? "; " + std::to_string(*evicted) + " addresses left the sets"
                            : "; their addresses leave the sets at their timeout (eviction failed)";
     }

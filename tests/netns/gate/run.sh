@@ -287,6 +287,32 @@ grep -q "^new=refused" <<<"$held" && ok "a new connection to the address is refu
 grep -q "control: ended [1-9][0-9]* open connections" "$tmp/log/dnsguard.log" && ok "dnsguard says it ended them" \
   || bad "no 'ended' line: $(grep control: "$tmp/log/dnsguard.log" | tail -3)"
 
+# The same name sharing its address with one that stays allowed: b.other.test
+# (allowed at run time) is on a.gate.test's 198.51.100.10, which stays in the
+# set — so no conntrack cut; the gate itself ends the relays it admitted for
+# the name taken back, and a.gate.test keeps working.
+reply=$(C "$tmp/dnsguard" --control "$sock" allow b.other.test)
+[[ $reply == "ok allowed b.other.test" ]] && ok "b.other.test allowed at run time" || bad "allow b: $reply"
+sed -e 's/d\.other\.test/b.other.test/g' "$tmp/held.py" >"$tmp/held-b.py"
+chmod 0644 "$tmp/held-b.py"
+rm -f "$tmp/held/ready" "$tmp/held/go"
+A "$py" "$tmp/held-b.py" "$tmp/held/ready" "$tmp/held/go" >"$tmp/held-b.out" 2>&1 &
+held_pid=$!
+wait_file_exists "$tmp/held/ready" || bad "the shared-address connection did not start: $(cat "$tmp/held-b.out")"
+reply=$(C "$tmp/dnsguard" --control "$sock" deny b.other.test)
+[[ $reply == "ok denied b.other.test; 0 addresses left the sets" ]] && ok "deny keeps the shared address in the set" \
+  || bad "deny b: $reply"
+touch "$tmp/held/go"
+wait "$held_pid"
+held=$(cat "$tmp/held-b.out")
+grep -q "^first=answered" <<<"$held" && ok "b.other.test answered while allowed (through the gate)" || bad "held b: $held"
+grep -Eq "^after=(reset|closed)" <<<"$held" && ok "its open relay is ended by the deny, the address staying allowed" \
+  || bad "after deny of b: $held"
+grep -q "gate: ended [1-9][0-9]* relays of names taken back" "$tmp/log/dnsguard.log" && ok "the gate says it ended them" \
+  || bad "no gate 'ended' line: $(grep -E 'gate|control' "$tmp/log/dnsguard.log" | tail -3)"
+out=$(body https://a.gate.test/)
+[[ $out == "site a.gate.test" ]] && ok "a.gate.test on the shared address still works" || bad "a.gate.test after deny of b: $out"
+
 # If the gate cannot run, the gated ports are refused (fail closed), at once:
 # the address is still in the set, the redirect lands on a closed port.
 dnsguard_running() {

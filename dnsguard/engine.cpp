@@ -134,14 +134,16 @@ bool QueryEngine::admit(std::string_view name, const IpAddress& destination) noe
 }
 
 std::optional<std::size_t> QueryEngine::release_denied(Clock::time_point now) {
-  const std::vector<IpAddress> orphans =
-      bindings_.release([this](std::string_view name) { return allow_.allows(name); }, now);
-  if (orphans.empty()) return 0;
-  if (!sink_.evict(orphans)) {
+  const auto still_allowed = [this](std::string_view name) { return allow_.allows(name); };
+  const std::vector<IpAddress> orphans = bindings_.orphans(still_allowed, now);
+  if (!orphans.empty() && !sink_.evict(orphans)) {
+    // The bindings stay, so the next deny tries these addresses again.
     log_.event(LogLevel::error, "could not take " + std::to_string(orphans.size()) +
-                                    " addresses of names taken back out of the sets; they leave at their timeout");
+                                    " addresses of names taken back out of the sets; they leave at their timeout"
+                                    " or with the next deny");
     return std::nullopt;
   }
+  bindings_.forget(still_allowed);
   return orphans.size();
 }
 

@@ -41,38 +41,38 @@ void NameBindings::expire(Clock::time_point now) {
   std::erase_if(table_, [now](const auto& kv) { return kv.second <= now; });
 }
 
-std::vector<IpAddress> NameBindings::release(const std::function<bool(std::string_view)>& still_allowed,
-                                             Clock::time_point now) {
-  // Per address (the key's family byte and address bytes): does a live
-  // binding of a still-allowed name keep it, and did a released one hold it?
+namespace {
+// A key's parts: the family byte and address bytes, then the name.
+std::string_view key_address(std::string_view k) { return k.substr(0, 1 + (k[0] == '6' ? 16 : 4)); }
+std::string_view key_name(std::string_view k) { return k.substr(key_address(k).size()); }
+}  // namespace
+
+std::vector<IpAddress> NameBindings::orphans(const std::function<bool(std::string_view)>& still_allowed,
+                                             Clock::time_point now) const {
+  // Per address: does a live binding of a still-allowed name keep it, and
+  // does one of a rejected name hold it?
   struct Holders {
     bool kept = false;
     bool released = false;
   };
   std::unordered_map<std::string_view, Holders> by_address;
-  std::vector<std::string_view> released_keys;
   for (const auto& [k, until] : table_) {
-    const std::size_t alen = k[0] == '6' ? 16 : 4;
-    const std::string_view address = std::string_view(k).substr(0, 1 + alen);
-    const std::string_view name = std::string_view(k).substr(1 + alen);
-    if (!still_allowed(name)) {
-      released_keys.push_back(k);
-      by_address[address].released = true;
-    } else if (until > now) {
-      by_address[address].kept = true;
-    }
+    if (!still_allowed(key_name(k))) by_address[key_address(k)].released = true;
+    else if (until > now) by_address[key_address(k)].kept = true;
   }
-  std::vector<IpAddress> orphans;
+  std::vector<IpAddress> out;
   for (const auto& [address, h] : by_address) {
     if (!h.released || h.kept) continue;
     IpAddress a;
     a.v6 = address[0] == '6';
     std::memcpy(a.bytes.data(), address.data() + 1, address.size() - 1);
-    orphans.push_back(a);
+    out.push_back(a);
   }
-  // Last: the views above point into the keys being erased.
-  for (const std::string_view k : released_keys) table_.erase(table_.find(k));
-  return orphans;
+  return out;
+}
+
+void NameBindings::forget(const std::function<bool(std::string_view)>& still_allowed) {
+  std::erase_if(table_, [&](const auto& kv) { return !still_allowed(key_name(kv.first)); });
 }
 
 }  // namespace cagent::dnsguard

@@ -54,7 +54,7 @@ class NameBindings {
   // Would bind() record `name` for every one of `addrs` now? Those already
   // recorded need no room; a full table is swept first (as bind() does).
   // Asked before the addresses enter the sets: an address in a set without
-  // its binding would be invisible to release() (a run-time deny).
+  // its binding would be invisible to orphans() (a run-time deny).
   template <typename Addresses>
   bool has_room(std::string_view name, const Addresses& addrs, Clock::time_point now) {
     std::size_t fresh = 0;
@@ -75,13 +75,16 @@ class NameBindings {
   // Drops every binding that has expired.
   void expire(Clock::time_point now);
 
-  // A run-time deny (control.hpp): drops every binding whose name
-  // `still_allowed` rejects and returns the addresses that no live binding
-  // of a still-allowed name holds any more — the ones held only because of
-  // the names taken back, which the caller removes from the sets. An
-  // address shared with a name that stays allowed is kept.
-  std::vector<IpAddress> release(const std::function<bool(std::string_view)>& still_allowed,
-                                 Clock::time_point now);
+  // A run-time deny (control.hpp), in two steps so that a failed eviction
+  // can be retried: orphans() lists the addresses that no live binding of
+  // a still-allowed name holds any more but a binding of a name
+  // `still_allowed` rejects does — the ones held only because of the names
+  // taken back, which the caller removes from the sets; an address shared
+  // with a name that stays allowed is not listed. Once they are out,
+  // forget() drops every binding of a rejected name.
+  std::vector<IpAddress> orphans(const std::function<bool(std::string_view)>& still_allowed,
+                                 Clock::time_point now) const;
+  void forget(const std::function<bool(std::string_view)>& still_allowed);
 
   std::size_t size() const noexcept { return table_.size(); }
 

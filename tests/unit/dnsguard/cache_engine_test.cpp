@@ -461,10 +461,17 @@ TEST_CASE("engine: a name taken back at run time evicts the addresses only it he
   CHECK(f.engine->release_denied(t0 + 3s) == std::optional<std::size_t>(0));
   CHECK(f.sink.evicted.empty());
 
-  // A sink that cannot evict: reported, not hidden.
+  // A sink that cannot evict: reported, not hidden — and the next deny
+  // tries the same addresses again.
   f.engine->replace_allow_list(AllowList({"*.cdn.test"}));
   f.sink.succeed = false;
+  f.sink.evicted.clear();
   CHECK_FALSE(f.engine->release_denied(t0 + 4s).has_value());
+  CHECK(f.sink.evicted == std::vector<std::string>{"198.51.100.2"});
+  f.sink.succeed = true;
+  f.sink.evicted.clear();
+  CHECK(f.engine->release_denied(t0 + 5s) == std::optional<std::size_t>(1));
+  CHECK(f.sink.evicted == std::vector<std::string>{"198.51.100.2"});
 }
 
 TEST_CASE("engine: an answer that arrives after its name was taken back is a denial and inserts nothing") {

@@ -109,17 +109,7 @@ pid_t spawn(const sigset_t& child_mask, const std::function<void()>& prepare, co
     ::_exit(127);
   }
   writer.reset();
-  std::string message;
-  char buffer[512];
-  while (true) {
-    const ssize_t n = ::read(reader.get(), buffer, sizeof buffer);
-    if (n > 0) {
-      message.append(buffer, static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    break;
-  }
+  const std::string message = read_to_eof(reader.get(), 64 * 1024);
   if (!message.empty()) {
     ::waitpid(pid, nullptr, 0);
     throw std::runtime_error(message);

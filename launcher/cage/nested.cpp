@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "launcher/cage/system.hpp"
 #include "launcher/cage/unique_fd.hpp"
 
 extern char** environ;
@@ -67,17 +68,7 @@ void run_tool(const std::vector<std::string>& argv, const sigset_t* mask = nullp
     ::_exit(127);
   }
   writer.reset();
-  std::string output;
-  char buffer[512];
-  while (true) {
-    const ssize_t n = ::read(reader.get(), buffer, sizeof buffer);
-    if (n > 0) {
-      if (output.size() < 4096) output.append(buffer, static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    break;
-  }
+  const std::string output = read_to_eof(reader.get(), 4096);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }

@@ -67,6 +67,20 @@ std::string read_file(const std::filesystem::path& path) {
   return content.str();
 }
 
+std::string read_to_eof(int fd, std::size_t max_bytes) {
+  std::string out;
+  char buffer[512];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      if (out.size() < max_bytes) out.append(buffer, std::min(static_cast<std::size_t>(n), max_bytes - out.size()));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return out;
+  }
+}
+
 void replace_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
   const std::filesystem::path temporary = path.string() + ".cage-init";
   ::unlink(temporary.c_str());

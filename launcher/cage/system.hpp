@@ -37,6 +37,10 @@ void restrict_unprivileged_ports();
 // Whole-file helpers (throw std::system_error naming the path).
 std::string read_file(const std::filesystem::path& path);
 
+// Everything readable from `fd` until end of file (a child's report pipe),
+// keeping at most `max_bytes` of it; read errors other than EINTR end it.
+std::string read_to_eof(int fd, std::size_t max_bytes);
+
 // Replaces `path` atomically (temporary file + rename) with `content`, owned
 // by root with `mode`.
 void replace_file(const std::filesystem::path& path, std::string_view content, mode_t mode);

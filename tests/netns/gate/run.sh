@@ -234,25 +234,27 @@ admitted=$(grep -o 'gate_admitted=[0-9]*' "$tmp/log/dnsguard.log" | tail -1 | cu
 # reset (both halves of the relay lose their conntrack entries, so their
 # next packets are judged as new and refused), and a new one is refused too.
 sock=$tmp/log/control/dnsguard.sock
-reply=$(C "$tmp/dnsguard" --control "$sock" allow d.other.test)
-[[ $reply == "ok allowed d.other.test" ]] && ok "d.other.test allowed at run time" || bad "allow: $reply"
+# As the agent: resolve NAME, hold a keep-alive connection to it on port 80
+# (one request answered), write READY, wait for GO, then ask again on it and
+# try a new connection.
 cat >"$tmp/held.py" <<'PY'
 import os, socket, sys, time
+ready, go, name = sys.argv[1], sys.argv[2], sys.argv[3]
 def request(s):
-    s.sendall(b"GET / HTTP/1.1\r\nHost: d.other.test\r\n\r\n")
+    s.sendall(b"GET / HTTP/1.1\r\nHost: " + name.encode() + b"\r\n\r\n")
     data = b""
-    while b"site d.other.test" not in data:
+    while b"site " + name.encode() not in data:
         chunk = s.recv(4096)
         if not chunk:
             return "closed"
         data += chunk
     return "answered"
-addr = socket.getaddrinfo("d.other.test", 80, socket.AF_INET)[0][4]
+addr = socket.getaddrinfo(name, 80, socket.AF_INET)[0][4]
 s = socket.create_connection(addr, timeout=5)
 print("first=" + request(s), flush=True)
-open(sys.argv[1], "w").close()
+open(ready, "w").close()
 for _ in range(200):
-    if os.path.exists(sys.argv[2]):
+    if os.path.exists(go):
         break
     time.sleep(0.05)
 try:
@@ -271,16 +273,26 @@ except OSError as e:
 PY
 chmod 0644 "$tmp/held.py"
 mkdir -m 0777 "$tmp/held"  # the agent's uid writes its ready file here
-A "$py" "$tmp/held.py" "$tmp/held/ready" "$tmp/held/go" >"$tmp/held.out" 2>&1 &
-held_pid=$!
 wait_file_exists() { for _ in $(seq 200); do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1; }
-wait_file_exists "$tmp/held/ready" || bad "the held connection did not start: $(cat "$tmp/held.out")"
-reply=$(C "$tmp/dnsguard" --control "$sock" deny d.other.test)
-[[ $reply == "ok denied d.other.test; 1 addresses left the sets" ]] && ok "deny evicts d.other.test's address" \
-  || bad "deny: $reply"
-touch "$tmp/held/go"
-wait "$held_pid"
-held=$(cat "$tmp/held.out")
+# NAME: allowed at run time, a connection held to it across its deny. Sets
+# deny_reply (dnsguard's answer to the deny) and held (held.py's lines).
+hold_across_deny() {
+  local name=$1 reply pid
+  reply=$(C "$tmp/dnsguard" --control "$sock" allow "$name")
+  [[ $reply == "ok allowed $name" ]] && ok "$name allowed at run time" || bad "allow $name: $reply"
+  rm -f "$tmp/held/ready" "$tmp/held/go"
+  A "$py" "$tmp/held.py" "$tmp/held/ready" "$tmp/held/go" "$name" >"$tmp/held.out" 2>&1 &
+  pid=$!
+  wait_file_exists "$tmp/held/ready" || bad "the connection to $name did not start: $(cat "$tmp/held.out")"
+  deny_reply=$(C "$tmp/dnsguard" --control "$sock" deny "$name")
+  touch "$tmp/held/go"
+  wait "$pid"
+  held=$(cat "$tmp/held.out")
+}
+
+hold_across_deny d.other.test
+[[ $deny_reply == "ok denied d.other.test; 1 addresses left the sets" ]] && ok "deny evicts d.other.test's address" \
+  || bad "deny: $deny_reply"
 grep -q "^first=answered" <<<"$held" && ok "the connection worked while the name was allowed" || bad "held: $held"
 grep -Eq "^after=(reset|closed)" <<<"$held" && ok "the open connection is cut by the deny" || bad "after deny: $held"
 grep -q "^new=refused" <<<"$held" && ok "a new connection to the address is refused" || bad "new after deny: $held"
@@ -291,20 +303,9 @@ grep -q "control: ended [1-9][0-9]* open connections" "$tmp/log/dnsguard.log" &&
 # (allowed at run time) is on a.gate.test's 198.51.100.10, which stays in the
 # set — so no conntrack cut; the gate itself ends the relays it admitted for
 # the name taken back, and a.gate.test keeps working.
-reply=$(C "$tmp/dnsguard" --control "$sock" allow b.other.test)
-[[ $reply == "ok allowed b.other.test" ]] && ok "b.other.test allowed at run time" || bad "allow b: $reply"
-sed -e 's/d\.other\.test/b.other.test/g' "$tmp/held.py" >"$tmp/held-b.py"
-chmod 0644 "$tmp/held-b.py"
-rm -f "$tmp/held/ready" "$tmp/held/go"
-A "$py" "$tmp/held-b.py" "$tmp/held/ready" "$tmp/held/go" >"$tmp/held-b.out" 2>&1 &
-held_pid=$!
-wait_file_exists "$tmp/held/ready" || bad "the shared-address connection did not start: $(cat "$tmp/held-b.out")"
-reply=$(C "$tmp/dnsguard" --control "$sock" deny b.other.test)
-[[ $reply == "ok denied b.other.test; 0 addresses left the sets" ]] && ok "deny keeps the shared address in the set" \
-  || bad "deny b: $reply"
-touch "$tmp/held/go"
-wait "$held_pid"
-held=$(cat "$tmp/held-b.out")
+hold_across_deny b.other.test
+[[ $deny_reply == "ok denied b.other.test; 0 addresses left the sets" ]] && ok "deny keeps the shared address in the set" \
+  || bad "deny b: $deny_reply"
 grep -q "^first=answered" <<<"$held" && ok "b.other.test answered while allowed (through the gate)" || bad "held b: $held"
 grep -Eq "^after=(reset|closed)" <<<"$held" && ok "its open relay is ended by the deny, the address staying allowed" \
   || bad "after deny of b: $held"

@@ -214,27 +214,28 @@ std::optional<Decisions> parse_decisions(std::string_view json) {
   }
 }
 
-std::string exact_blocked_summary(const Decisions& d, std::size_t max_names) {
-  if (d.denied_total == 0) return {};
+namespace {
+// One summary line from exact counts: `items` ranked, what the total counts
+// beyond them as "+N more not listed"; nothing when nothing was counted.
+std::string exact_line(std::uint64_t total, const Decisions::Counted& items, std::size_t max_items,
+                       std::string (*line)(std::uint64_t, const std::string&)) {
+  if (total == 0) return {};
   std::uint64_t listed = 0;
-  for (const auto& [name, count] : d.denied) listed += count;
-  return blocked_line(d.denied_total, ranked(d.denied, max_names, d.denied_total - std::min(listed, d.denied_total)));
+  for (const auto& [item, count] : items) listed += count;
+  return line(total, ranked(items, max_items, total - std::min(listed, total)));
+}
+}  // namespace
+
+std::string exact_blocked_summary(const Decisions& d, std::size_t max_names) {
+  return exact_line(d.denied_total, d.denied, max_names, blocked_line);
 }
 
 std::string exact_gate_summary(const Decisions& d, std::size_t max_items) {
-  if (d.refused_total == 0) return {};
-  std::uint64_t listed = 0;
-  for (const auto& [target, count] : d.refused) listed += count;
-  return refused_line(d.refused_total,
-                      ranked(d.refused, max_items, d.refused_total - std::min(listed, d.refused_total)));
+  return exact_line(d.refused_total, d.refused, max_items, refused_line);
 }
 
 std::string exact_firewall_summary(const Decisions& d, std::size_t max_items) {
-  if (d.firewall_total == 0) return {};
-  std::uint64_t listed = 0;
-  for (const auto& [target, count] : d.firewall) listed += count;
-  return firewall_line(d.firewall_total,
-                       ranked(d.firewall, max_items, d.firewall_total - std::min(listed, d.firewall_total)));
+  return exact_line(d.firewall_total, d.firewall, max_items, firewall_line);
 }
 
 }  // namespace cagent::launcher::host

@@ -236,6 +236,25 @@ wait_cage_bg() {
 }
 
 # Inside the cage, sh: wait until /workspace/$1 exists (bounded: 120 s).
+# A case that builds images of its own (img_*): sets TAG (its own image
+# tag, every tag of that repository removed at exit), HOME2 (a cagent home
+# with the world's global config) and ctx (a frozen copy of the image
+# context: "unchanged" must mean unchanged even while someone edits the
+# checkout; COPY caching is by content, so the copy still reuses the world
+# image's layers).
+own_image_home() {  # REPOSITORY
+  TAG=$1:latest
+  HOME2=$E2E_TMP/home
+  mkdir -p "$HOME2/.cagent"
+  chmod 755 "$HOME2"
+  E2E_EXIT_HOOKS+=("docker images --format '{{.Repository}}:{{.Tag}}' '$1' | xargs -r docker rmi -f >/dev/null 2>&1")
+  cp "$E2E_HOME/.cagent/config.yaml" "$HOME2/.cagent/config.yaml"
+  ctx=$E2E_TMP/context
+  mkdir -p "$ctx"
+  tar -C "$E2E_SRC/../../.." --exclude=./.git --exclude='./build*' --exclude=./tests --exclude=./.cache -c . \
+    | tar -C "$ctx" -x || die "cannot copy the image context"
+}
+
 cage_wait_file() { printf 'i=0; while [ ! -e /workspace/%s ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done' "$1"; }
 
 # Container creations by this run since a point in time (seconds since epoch,

@@ -9,22 +9,10 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 case_init
 
-TAG=cagent-e2e-img-$RUN_ID:latest
-HOME2=$E2E_TMP/home
-mkdir -p "$HOME2/.cagent"
-chmod 755 "$HOME2"
-# Every tag this case made (the image, its -base, the ctx-<hash> sets).
-E2E_EXIT_HOOKS+=("docker images --format '{{.Repository}}:{{.Tag}}' 'cagent-e2e-img-$RUN_ID' | xargs -r docker rmi -f >/dev/null 2>&1")
+# Its image, home and frozen context (every tag of it removed at exit).
+own_image_home "cagent-e2e-img-$RUN_ID"
 # bc is not in the default image: its presence proves the rebuild.
-cp "$E2E_HOME/.cagent/config.yaml" "$HOME2/.cagent/config.yaml"
 ws=$(new_workspace allowed.test)
-# A frozen copy of the image context: "unchanged" must mean unchanged even
-# while someone edits the checkout (COPY caching is by content, so the copy
-# still reuses the world image's layers).
-ctx=$E2E_TMP/context
-mkdir -p "$ctx"
-tar -C "$E2E_SRC/../../.." --exclude=./.git --exclude='./build*' --exclude=./tests --exclude=./.cache -c . \
-  | tar -C "$ctx" -x || die "cannot copy the image context"
 
 # A bad package name is a config error naming file:line, before any build.
 cp "$HOME2/.cagent/config.yaml" "$E2E_TMP/good.yaml"

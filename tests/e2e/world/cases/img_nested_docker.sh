@@ -14,17 +14,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 case_init
 
-TAG=cagent-e2e-nested-$RUN_ID:latest
-HOME2=$E2E_TMP/home
-mkdir -p "$HOME2/.cagent" "$E2E_TMP/bin"
-chmod 755 "$HOME2"
-E2E_EXIT_HOOKS+=("docker images --format '{{.Repository}}:{{.Tag}}' 'cagent-e2e-nested-$RUN_ID' | xargs -r docker rmi -f >/dev/null 2>&1")
-cp "$E2E_HOME/.cagent/config.yaml" "$HOME2/.cagent/config.yaml"
+own_image_home "cagent-e2e-nested-$RUN_ID"
+mkdir -p "$E2E_TMP/bin"
 ws=$(new_workspace allowed.test)
-ctx=$E2E_TMP/context
-mkdir -p "$ctx"
-tar -C "$E2E_SRC/../../.." --exclude=./.git --exclude='./build*' --exclude=./tests --exclude=./.cache -c . \
-  | tar -C "$ctx" -x || die "cannot copy the image context"
 
 real_docker=$(command -v docker) || skip "no docker CLI"
 cat >"$E2E_TMP/bin/docker" <<EOF

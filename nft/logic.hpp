@@ -38,6 +38,14 @@ KernelVersion running_kernel();
 
 constexpr std::size_t address_length(Family f) { return f == Family::v4 ? 4 : 16; }
 
+// 127.0.0.0/8 or ::1: an address served from inside the network namespace.
+constexpr bool is_loopback(const Address& a) {
+  if (a.family == Family::v4) return a.bytes[0] == 127;
+  for (std::size_t i = 0; i < 15; ++i)
+    if (a.bytes[i] != 0) return false;
+  return a.bytes[15] == 1;
+}
+
 // The refused sets' key (RulesetSpec::refused_set4/6): destination address
 // . l4proto . destination port, each part in whole 32-bit registers (the
 // kernel zero-pads the one-byte protocol and the two-byte port).

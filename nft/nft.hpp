@@ -69,7 +69,21 @@ struct InboundPort {
   friend bool operator==(const InboundPort&, const InboundPort&) = default;
 };
 
-// The cage ruleset (table `inet <table>`), see DESIGN.md "The ruleset".
+// A resolver that lives in the cage's own network namespace: Docker's
+// embedded resolver (127.0.0.11 on every user-defined network; dockerd
+// opens its sockets there, as uid 0) when it is one of dnsguard's upstreams.
+struct LocalResolver {
+  Address addr;
+  std::uint32_t uid = 0;  // the owner its sockets show in this namespace
+  friend bool operator==(const LocalResolver&, const LocalResolver&) = default;
+};
+
+// The conntrack mark bit of flows opened by dnsguard or a local resolver
+// ("owned" flows, see the ruleset's owned_flows()). One bit, so the rest of
+// the mark stays free for whoever else runs in the namespace.
+inline constexpr std::uint32_t owned_flow_mark = 0x20000000;
+
+// The cage ruleset (table `inet <table>`), see nft/README.md "The ruleset".
 struct RulesetSpec {
   std::string table = "cagent";
   std::string set4 = "allow4";
@@ -77,6 +91,10 @@ struct RulesetSpec {
   std::uint32_t set_size = 65536;        // bound on each dynamic set
   std::uint32_t dnsguard_uid = 0;        // only this uid may talk DNS to upstreams
   std::vector<Endpoint> upstreams;       // dnsguard's upstream resolvers
+  // Upstreams served from inside the namespace (their address is local):
+  // only their owner may send from that address or answer dnsguard's
+  // flows locally, and their own forwarded queries leave as they are.
+  std::vector<LocalResolver> local_resolvers;
   std::uint16_t listen_port = 53;        // other DNS is redirected to the local stub here
   std::vector<Cidr> static_cidrs;        // always-allowed destinations (config CIDRs)
   // IPv6 prefixes of the cage's own links: neighbour discovery may reach

@@ -1,5 +1,5 @@
 // The cage ruleset: one transaction that replaces `inet <table>` with the
-// sets, chains and rules of DESIGN.md "The ruleset". Every rule carries a
+// sets, chains and rules of nft/README.md "The ruleset". Every rule carries a
 // comment (rule userdata) so `nft list table inet cagent` explains itself.
 
 #include <arpa/inet.h>
@@ -34,6 +34,7 @@ constexpr std::uint32_t nft_type_ipv6_addr = 8;
 // ct state bits as the kernel encodes them (NF_CT_STATE_BIT).
 constexpr std::uint32_t ct_state_established = 1u << 1;
 constexpr std::uint32_t ct_state_related = 1u << 2;
+constexpr std::uint32_t ct_state_new = 1u << 3;
 
 // The loopback device is ifindex 1 in every network namespace
 // (LOOPBACK_IFINDEX), so `oif` needs no name lookup at install time.
@@ -75,6 +76,7 @@ std::array<std::uint8_t, 16> prefix_mask(std::uint8_t prefix_len) {
 
 // conntrack directions (enum ip_conntrack_dir).
 constexpr std::uint8_t ct_dir_original = 0;
+constexpr std::uint8_t ct_dir_reply = 1;
 
 // Room for one rule message: a dozen expressions of < 100 bytes each, the
 // 128-byte comment, plus the table and chain names added per call.
@@ -178,23 +180,51 @@ class Rule {
   }
   Rule& hop_limit(std::uint8_t v) { return ipv6().payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1).eq_u8(v); }
 
-  Rule& ct_direction(std::uint8_t dir) {
+  Rule& ct_load(std::uint32_t key) {
     ExprPtr ct = expr("ct");
-    nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_KEY, NFT_CT_DIRECTION);
+    nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_KEY, key);
     nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_DREG, NFT_REG_1);
-    push(std::move(ct));
-    return eq_u8(dir);
+    return push(std::move(ct));
+  }
+  Rule& ct_direction(std::uint8_t dir) { return ct_load(NFT_CT_DIRECTION).eq_u8(dir); }
+  // Any of `bits` set in the 32-bit conntrack field `key` (state, mark).
+  Rule& ct_bits_any(std::uint32_t key, std::uint32_t bits) {
+    ct_load(key);
+    const std::uint32_t zero = 0;
+    return masked(&bits, 4).cmp(NFT_CMP_NEQ, &zero, 4);
   }
 
-  Rule& ct_established_or_related() {
-    ExprPtr ct = expr("ct");
-    nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-    nftnl_expr_set_u32(ct.get(), NFTNL_EXPR_CT_DREG, NFT_REG_1);
-    push(std::move(ct));
-    const std::uint32_t mask = ct_state_established | ct_state_related;
-    const std::uint32_t zero = 0;
-    return masked(&mask, 4).cmp(NFT_CMP_NEQ, &zero, 4);
+  Rule& ct_established_or_related() { return ct_bits_any(NFT_CT_STATE, ct_state_established | ct_state_related); }
+  Rule& ct_new() { return ct_bits_any(NFT_CT_STATE, ct_state_new); }
+  // The flow's conntrack mark has `bit` set.
+  Rule& ct_mark_has(std::uint32_t bit) { return ct_bits_any(NFT_CT_MARK, bit); }
+  // ct mark |= bit (the rest of the mark is kept): load, (x & ~bit) ^ bit, store.
+  Rule& ct_mark_add(std::uint32_t bit) {
+    ct_load(NFT_CT_MARK);
+    const std::uint32_t keep = ~bit;
+    ExprPtr bw = expr("bitwise");
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_LEN, 4);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_MASK, &keep, 4);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_XOR, &bit, 4);
+    push(std::move(bw));
+    ExprPtr set = expr("ct");
+    nftnl_expr_set_u32(set.get(), NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+    nftnl_expr_set_u32(set.get(), NFTNL_EXPR_CT_SREG, NFT_REG_1);
+    return push(std::move(set));
   }
+
+  // The owner of the packet's socket. A packet without a (full) socket —
+  // the kernel's own resets and ICMP errors, a TIME_WAIT ack — matches
+  // neither form: the rule stops there.
+  Rule& skuid_is(std::uint32_t uid) { return meta(NFT_META_SKUID).eq_u32(uid); }
+  Rule& skuid_not(std::uint32_t uid) {
+    meta(NFT_META_SKUID);
+    return cmp(NFT_CMP_NEQ, &uid, 4);
+  }
+  // Further `!= uid` tests on the uid skuid_not() loaded (register 1 still holds it).
+  Rule& and_not(std::uint32_t uid) { return cmp(NFT_CMP_NEQ, &uid, 4); }
 
   Rule& in_set(const std::string& set, std::uint32_t set_id) {
     ExprPtr e = expr("lookup");
@@ -485,30 +515,71 @@ void reject_rest(RulesetBatch& b, const char* chain, const RulesetSpec& spec) {
                    .reject(NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED));
 }
 
-// dnsguard's upstream flows belong to dnsguard alone. The attack this stops
-// (reproduced in a real cage): the agent reads dnsguard's connected upstream
-// sockets from /proc/net/udp, binds the upstream's address and port itself
-// (127.0.0.11:53, Docker's embedded resolver, is local to the cage) and
-// sends one datagram to each socket. That creates a conntrack entry whose
-// *reply* direction is dnsguard's next query, which then skips Docker's DNAT
-// as "established" and lands on the agent's socket; the forged answer
-// (allowed.name A <anything>) would be inserted into the set. So, in output
-// before the established accept, no other uid may send from an upstream
-// endpoint (that covers the agent's replies and its conntrack seeding, on
-// loopback or freebind-spoofed); the input rules (input_chain) add that
-// nothing delivers an upstream query to a local socket.
-void upstream_flows_are_dnsguards(RulesetBatch& b, const char* chain, const RulesetSpec& spec) {
+// Flows belong to their owner. dnsguard's upstream answers decide what the
+// allow sets hold, so a packet in the reply direction of a flow dnsguard
+// opened must come from outside the cage (it then never passes the output
+// hook) or, when the upstream is Docker's embedded resolver, from that
+// resolver's own socket in this namespace — never from another local uid,
+// whatever its addresses and ports. Ports would not do: Docker DNATs
+// 127.0.0.11:53 to a random port R and un-NATs the reply, so an agent that
+// reads R and dnsguard's ports in /proc/net/udp, binds 127.0.0.1:R and sends
+// with the source 127.0.0.11 (IP_PKTINFO, no capability needed) matches
+// the reply direction of dnsguard's flow exactly; conntrack would call that
+// established and the forged answer would reach dnsguard. So:
+//  - every new flow of dnsguard gets the owned bit in its conntrack mark
+//    (a local resolver's own flows are not marked: their replies come from
+//    its forwarders outside, and its uid — root's, in a container — also
+//    runs cage-init, whose probe dnsguard must be able to answer);
+//  - on an owned flow, a locally sent reply-direction packet passes only
+//    from a local resolver's socket (or from none: the kernel's own);
+//  - a local resolver's address is its own: no other uid sends from it
+//    (that would also let the agent seed a flow that Docker's SNAT turns
+//    into "from 127.0.0.11:53" before dnsguard's query exists);
+//  - dnsguard's packets to an upstream's address travel only in the
+//    original direction of a flow (never as the reply of one someone else
+//    opened, which would skip Docker's DNAT and reach whoever opened it).
+// All of it runs in output before anything accepts established traffic.
+constexpr std::uint32_t no_uid = 0xFFFFFFFF;
+
+void owned_flows(RulesetBatch& b, const RulesetSpec& spec) {
+  const char* out = "output";
+  const std::uint32_t bit = owned_flow_mark;
+  b.add(out, b.rule(out, "flows dnsguard opens are owned").ct_new().skuid_is(spec.dnsguard_uid).ct_mark_add(bit));
+  for (const LocalResolver& r : spec.local_resolvers) {
+    b.add(out, b.rule(out, "the local resolver " + to_string(r.addr) + " answers owned flows")
+                   .ct_direction(ct_dir_reply)
+                   .ct_mark_has(bit)
+                   .skuid_is(r.uid)
+                   .accept());
+  }
+  // Any other socket: dropped. A packet without one passes on (the
+  // kernel's reset from a reject, an ICMP error, a TIME_WAIT ack: nothing
+  // the agent writes, and refusing them would turn every refusal of an
+  // owned flow into a hang). (uid_t)-1 is no socket's owner, so with no
+  // local resolver the test reads "has a socket at all".
+  Rule others = b.rule(out, "no other local socket answers an owned flow");
+  others.ct_direction(ct_dir_reply).ct_mark_has(bit);
+  if (spec.local_resolvers.empty()) others.skuid_not(no_uid);
+  for (std::size_t i = 0; i < spec.local_resolvers.size(); ++i) {
+    if (i == 0) others.skuid_not(spec.local_resolvers[i].uid);
+    else others.and_not(spec.local_resolvers[i].uid);
+  }
+  b.add(out, others.drop());
   for (const Endpoint& up : spec.upstreams) {
-    for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
-      b.add(chain, b.rule(chain, "only dnsguard sends from upstream " + to_string(up.addr) + " port " +
-                                     std::to_string(up.port) + (proto == IPPROTO_UDP ? " udp" : " tcp"))
-                       .meta(NFT_META_SKUID)
-                       .cmp(NFT_CMP_NEQ, &spec.dnsguard_uid, 4)
-                       .saddr_is(up.addr)
-                       .l4proto(proto)
-                       .sport(up.port)
-                       .drop());
-    }
+    if (!is_loopback(up.addr)) continue;  // a non-local source cannot be sent from in here
+    const auto owner = std::find_if(spec.local_resolvers.begin(), spec.local_resolvers.end(),
+                                    [&](const LocalResolver& r) { return r.addr == up.addr; });
+    Rule r = b.rule(out, "only the local resolver sends from " + to_string(up.addr));
+    // No known owner: nobody may (the upstream then simply does not answer).
+    if (owner != spec.local_resolvers.end()) r.skuid_not(owner->uid);
+    b.add(out, r.saddr_is(up.addr).drop());
+  }
+  for (const Endpoint& up : spec.upstreams) {
+    b.add(out, b.rule(out, "dnsguard reaches upstream " + to_string(up.addr) + " only on flows it opened")
+                   .skuid_is(spec.dnsguard_uid)
+                   .daddr_is(up.addr)
+                   .ct_direction(ct_dir_reply)
+                   .drop());
   }
 }
 
@@ -665,15 +736,14 @@ void input_chain(RulesetBatch& b, const RulesetSpec& spec) {
                     .l4proto(proto)
                     .dport(up.port)
                     .drop());
-      // Replies from the upstream arrive in conntrack's reply direction; a
-      // packet from its endpoint that *starts* a flow is forged.
-      b.add(in, b.rule(in, "nothing from upstream " + what + " opens a flow")
-                    .saddr_is(up.addr)
-                    .l4proto(proto)
-                    .sport(up.port)
-                    .ct_direction(ct_dir_original)
-                    .drop());
     }
+    // Replies from the upstream arrive in conntrack's reply direction; a
+    // packet from its address that *starts* a flow (any port: Docker's
+    // NAT moves them) is forged.
+    b.add(in, b.rule(in, "nothing from upstream " + to_string(up.addr) + " opens a flow")
+                  .saddr_is(up.addr)
+                  .ct_direction(ct_dir_original)
+                  .drop());
   }
   b.add(in, b.rule(in, "established/related: replies to the cage's own connections").ct_established_or_related().accept());
   b.add(in, b.rule(in, "loopback").meta(NFT_META_IIF).eq_u32(loopback_ifindex).accept());
@@ -720,11 +790,28 @@ void gate_redirect(RulesetBatch& b, const RulesetSpec& spec) {
   }
 }
 
+// A local resolver is one of the upstreams, on a local address, and not
+// dnsguard itself (its uid is what tells their flows apart).
+void check_local_resolvers(const RulesetSpec& spec) {
+  for (const LocalResolver& r : spec.local_resolvers) {
+    const bool upstream = std::any_of(spec.upstreams.begin(), spec.upstreams.end(),
+                                      [&](const Endpoint& up) { return up.addr == r.addr; });
+    if (!upstream || !is_loopback(r.addr)) {
+      throw std::invalid_argument("local resolver " + to_string(r.addr) + " is not a loopback upstream");
+    }
+    if (r.uid == spec.dnsguard_uid) {
+      throw std::invalid_argument("local resolver " + to_string(r.addr) + " runs as dnsguard's uid " +
+                                  std::to_string(r.uid));
+    }
+  }
+}
+
 }  // namespace
 
 void install_ruleset(const RulesetSpec& spec) {
   const std::string operation = "install ruleset inet " + spec.table;
   if (!spec.nested_link.empty()) check_nested(spec);
+  check_local_resolvers(spec);
   Socket sock;
   RulesetBatch b(spec, sock);
   b.table_replace();
@@ -762,9 +849,9 @@ void install_ruleset(const RulesetSpec& spec) {
   if (nested) nested_chains(b);
 
   const char* out = "output";
-  // Before anything accepts established traffic: nobody but dnsguard sends
-  // from an upstream's endpoint (see upstream_flows_are_dnsguards).
-  upstream_flows_are_dnsguards(b, out, spec);
+  // Before anything accepts established traffic: who may answer dnsguard's
+  // flows, and who may send from a local resolver's address.
+  owned_flows(b, spec);
   // Replies and ICMP errors of connections that were allowed when they started.
   b.add(out, b.rule(out, "established/related: traffic of allowed connections").ct_established_or_related().accept());
   // Docker's embedded resolver listens on 127.0.0.11 at a random port (its
@@ -837,6 +924,22 @@ void install_ruleset(const RulesetSpec& spec) {
                      .accept());
     }
   }
+  // Docker's embedded resolver forwards the names it does not own from
+  // inside this namespace, as its own uid, to the forwarders dockerd gave
+  // it (the host's resolvers or `docker run --dns`), which the cage cannot
+  // know. Its queries carry only what dnsguard asked it (nothing else can
+  // reach it: see "Docker's embedded resolver: dnsguard only"), so they
+  // leave as they are: redirected to dnsguard they would loop back into it.
+  for (const LocalResolver& r : spec.local_resolvers) {
+    for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
+      b.add(out, b.rule(out, "the local resolver " + to_string(r.addr) + " forwards to its own upstreams" +
+                                 (proto == IPPROTO_UDP ? " (udp)" : " (tcp)"))
+                     .skuid_is(r.uid)
+                     .l4proto(proto)
+                     .dport(dns_port)
+                     .accept());
+    }
+  }
   // Fail closed: DNS that got here was not redirected (dnsguard's own uid
   // to a non-upstream, or a packet without a socket). Never let it out,
   // even to an address that happens to be in an allow set.
@@ -857,18 +960,17 @@ void install_ruleset(const RulesetSpec& spec) {
 
   input_chain(b, spec);
 
-  // Every other uid's DNS, to whatever address, lands on dnsguard. Packets
-  // without a socket have no skuid: the rule does not match them and the
-  // filter chain drops them.
+  // Every other uid's DNS, to whatever address, lands on dnsguard — but
+  // not dnsguard's own, nor a local resolver's forwarded queries (those
+  // would loop back into dnsguard). Packets without a socket have no skuid:
+  // the rule does not match them and the filter chain drops them.
   const char* nat = "dns_redirect";
   for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
-    b.add(nat, b.rule(nat, proto == IPPROTO_UDP ? "DNS (udp) of other uids to dnsguard"
-                                                : "DNS (tcp) of other uids to dnsguard")
-                   .meta(NFT_META_SKUID)
-                   .cmp(NFT_CMP_NEQ, &spec.dnsguard_uid, 4)
-                   .l4proto(proto)
-                   .dport(dns_port)
-                   .redirect_to_port(spec.listen_port));
+    Rule r = b.rule(nat, proto == IPPROTO_UDP ? "DNS (udp) of other uids to dnsguard"
+                                              : "DNS (tcp) of other uids to dnsguard");
+    r.skuid_not(spec.dnsguard_uid);
+    for (const LocalResolver& lr : spec.local_resolvers) r.and_not(lr.uid);
+    b.add(nat, r.l4proto(proto).dport(dns_port).redirect_to_port(spec.listen_port));
   }
 
   if (!spec.gated_ports.empty()) gate_redirect(b, spec);

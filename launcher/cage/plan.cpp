@@ -71,6 +71,64 @@ std::vector<std::string> command_environment(const Options& options, const Facts
   return environment;
 }
 
+// The agent's final uid/gid: the workspace owner's, unless taking it would
+// make the agent root, put it in the root group or give it dnsguard's ids.
+Owner decide_agent_identity(const Options& options, const Facts& facts, std::vector<std::string>& warnings) {
+  const Owner agent_was{facts.agent.uid, facts.agent.gid};
+  if (!facts.workspace_owner) {
+    warnings.push_back(options.workspace.string() + " does not exist; the agent keeps uid " +
+                       std::to_string(agent_was.uid));
+    return agent_was;
+  }
+  const Owner& owner = *facts.workspace_owner;
+  if (owner.uid == 0 || owner.gid == 0) {
+    // Taking gid 0 would put the agent in the root group (root-group-writable
+    // files, group-readable secrets): a workspace of group 0 is treated like
+    // a root-owned one, uid and gid both stay the agent's.
+    warnings.push_back(options.workspace.string() + " is owned by root" + (owner.uid == 0 ? "" : " (group 0)") +
+                       "; the agent keeps uid " + std::to_string(agent_was.uid) + " and may not be able to write it");
+    return agent_was;
+  }
+  if (owner.uid == facts.dnsguard.uid || owner.gid == facts.dnsguard.gid) {
+    warnings.push_back(options.workspace.string() + " is owned by dnsguard's uid/gid; the agent keeps uid " +
+                       std::to_string(agent_was.uid) + " (taking it would let the agent bypass the DNS filter)");
+    return agent_was;
+  }
+  return owner;
+}
+
+// The upstreams served from inside this namespace (a loopback address:
+// Docker's embedded resolver, 127.0.0.11) and who serves each, from the
+// sockets that existed before the agent: the ruleset lets only that uid
+// answer dnsguard's flows locally and forward queries out.
+std::vector<nft::LocalResolver> local_resolvers(const std::vector<dnsguard::IpEndpoint>& upstreams, const Facts& facts,
+                                                Owner agent, std::vector<std::string>& warnings) {
+  std::vector<nft::LocalResolver> out;
+  for (const dnsguard::IpEndpoint& up : upstreams) {
+    if (!is_loopback(up.addr)) continue;
+    const nft::Address addr = to_nft(up.addr);
+    if (std::any_of(out.begin(), out.end(), [&](const nft::LocalResolver& r) { return r.addr == addr; })) continue;
+    const std::vector<uid_t> owners = owners_of(facts.local_sockets, addr);
+    const std::string where = "upstream " + dnsguard::to_string(up);
+    if (owners.empty()) {
+      // Nothing serves it: lookups will fail, and nobody may pose as it.
+      warnings.push_back(where + " is local, but no socket of this namespace is bound to its address; "
+                                 "lookups through it will fail");
+      continue;
+    }
+    if (owners.size() > 1) {
+      throw PlanError(where + ": sockets of several uids are bound to its address; cannot tell which is the resolver");
+    }
+    const uid_t uid = owners.front();
+    if (uid == facts.dnsguard.uid || uid == agent.uid || uid == facts.agent.uid) {
+      throw PlanError(where + ": the socket bound to its address belongs to uid " + std::to_string(uid) +
+                      ", which is dnsguard's or the agent's");
+    }
+    out.push_back(nft::LocalResolver{addr, static_cast<std::uint32_t>(uid)});
+  }
+  return out;
+}
+
 }  // namespace
 
 Plan plan_cage_init(const Options& options, const Facts& facts) {
@@ -136,12 +194,17 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     }
   }
 
+  // Decide the agent's final identity before anything depends on it.
+  const Owner agent_was{facts.agent.uid, facts.agent.gid};
+  const Owner agent_is = decide_agent_identity(options, facts, plan.warnings);
+
   nft::RulesetSpec spec;
   spec.table = policy.nft_table;
   spec.set4 = policy.nft_set4;
   spec.set6 = policy.nft_set6;
   spec.dnsguard_uid = facts.dnsguard.uid;
   spec.upstreams = all_to_nft(upstreams);
+  spec.local_resolvers = local_resolvers(upstreams, facts, agent_is, plan.warnings);
   spec.listen_port = listens.front().port;
   spec.static_cidrs = all_to_nft(policy.allow_cidrs);
   spec.onlink6 = facts.onlink6;
@@ -167,26 +230,6 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     plan.steps.push_back(copy);
   }
   const nft::Endpoint probe = probe_endpoint(listens);
-
-  // Decide the agent's final identity before anything depends on it.
-  Owner agent_was{facts.agent.uid, facts.agent.gid};
-  Owner agent_is = agent_was;
-  if (!facts.workspace_owner) {
-    plan.warnings.push_back(options.workspace.string() + " does not exist; the agent keeps uid " +
-                            std::to_string(agent_was.uid));
-  } else if (facts.workspace_owner->uid == 0 || facts.workspace_owner->gid == 0) {
-    // Taking gid 0 would put the agent in the root group (root-group-writable
-    // files, group-readable secrets): a workspace of group 0 is treated like
-    // a root-owned one, uid and gid both stay the agent's.
-    plan.warnings.push_back(options.workspace.string() + " is owned by root" +
-                            (facts.workspace_owner->uid == 0 ? "" : " (group 0)") + "; the agent keeps uid " +
-                            std::to_string(agent_was.uid) + " and may not be able to write it");
-  } else if (facts.workspace_owner->uid == facts.dnsguard.uid || facts.workspace_owner->gid == facts.dnsguard.gid) {
-    plan.warnings.push_back(options.workspace.string() + " is owned by dnsguard's uid/gid; the agent keeps uid " +
-                            std::to_string(agent_was.uid) + " (taking it would let the agent bypass the DNS filter)");
-  } else {
-    agent_is = *facts.workspace_owner;
-  }
 
   plan.steps.push_back(step::PrepareLogDir{std::filesystem::path(policy.log_file).parent_path(),
                                            Owner{facts.dnsguard.uid, facts.dnsguard.gid}, agent_is});

@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "launcher/cage/local_sockets.hpp"
 #include "launcher/cage/policy.hpp"
 #include "nft/nft.hpp"
 
@@ -80,6 +81,9 @@ struct Facts {
   bool ipv6_loopback = true;                         // ::1 can be bound (Docker's default
                                                      // bridge disables IPv6 entirely)
   std::vector<nft::Cidr> onlink6;                    // IPv6 prefixes of the cage's links
+  // Every socket of this namespace at start (before the agent exists): who
+  // serves an upstream that lives here (Docker's embedded resolver).
+  std::vector<LocalSocket> local_sockets;
   std::filesystem::path ip_binary;                   // iproute2's `ip`; empty: none found
 };
 

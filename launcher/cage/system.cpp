@@ -236,6 +236,17 @@ Facts gather_facts(const Options& options) {
   } else if (errno != ENOENT) {
     throw StepError("stat-workspace", std::system_error(errno, std::generic_category(), options.workspace.string()).what());
   }
+  try {
+    // Read before anything of the agent runs: whoever holds a socket on a
+    // local upstream's address now is the resolver dockerd started.
+    for (const auto& [table, family] : {std::pair{"/proc/net/udp", nft::Family::v4}, std::pair{"/proc/net/tcp", nft::Family::v4},
+                                        std::pair{"/proc/net/udp6", nft::Family::v6}, std::pair{"/proc/net/tcp6", nft::Family::v6}}) {
+      if (!std::filesystem::exists(table)) continue;  // e.g. no IPv6 in this kernel
+      for (const LocalSocket& s : parse_socket_table(read_file(table), family)) facts.local_sockets.push_back(s);
+    }
+  } catch (const std::exception& error) {
+    throw StepError("list-sockets", error.what());
+  }
   facts.ipv6_loopback = ipv6_loopback_usable();
   try {
     facts.onlink6 = onlink_ipv6_prefixes();

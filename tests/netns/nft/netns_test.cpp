@@ -109,21 +109,25 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(contains(view, "set allow6 {\n\t\ttype ipv6_addr\n\t\tsize 65536\n\t\tflags timeout\n"));
   CHECK(contains(view, "set static4 {\n\t\ttype ipv4_addr\n\t\tflags constant,interval\n\t\telements = { 203.0.113.0/24 }"));
   CHECK(contains(view, "set static6 {\n\t\ttype ipv6_addr\n\t\tflags constant,interval\n\t\telements = { 2001:db8:1::/48 }"));
-  // The upstream flows are dnsguard's before anything accepts established traffic.
+  // Flows belong to their owner, before anything accepts established
+  // traffic: dnsguard's new flows are marked, no other local socket answers
+  // on them, and dnsguard's packets to an upstream never ride on the reply
+  // direction of a flow someone else opened.
   CHECK(contains(view, "chain output {\n\t\ttype filter hook output priority filter; policy drop;\n"
-                       "\t\tmeta skuid != 4242 ip saddr 192.0.2.53 udp sport 53 drop"));
-  CHECK(contains(view, "meta skuid != 4242 ip saddr 192.0.2.53 tcp sport 53 drop"));
-  CHECK(contains(view, "meta skuid != 4242 ip6 saddr 2001:db8::53 udp sport 53 drop"));
-  CHECK(contains(view, "meta skuid != 4242 ip6 saddr 2001:db8::53 tcp sport 53 drop"));
-  CHECK(contains(view, "tcp sport 53 drop comment \"only dnsguard sends from upstream 2001:db8::53 port 53 tcp\"\n"
+                       "\t\tct state new meta skuid 4242 ct mark set ct mark | 0x20000000 comment \"flows dnsguard opens are owned\"\n"
+                       "\t\tct direction reply ct mark & 0x20000000 != 0x00000000 meta skuid != 4294967295 drop"));
+  CHECK(contains(view, "meta skuid 4242 ip daddr 192.0.2.53 ct direction reply drop"));
+  CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 ct direction reply drop comment "
+                       "\"dnsguard reaches upstream 2001:db8::53 only on flows it opened\"\n"
                        "\t\tct state established,related accept"));
+  CHECK_FALSE(contains(view, "local resolver"));  // none in this spec
   // Inbound: default drop; upstream queries never delivered locally, no flow
-  // opened from an upstream's endpoint, then replies and loopback only.
+  // opened from an upstream's address (any port), then replies and loopback only.
   CHECK(contains(view, "chain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
                        "\t\tip daddr 192.0.2.53 udp dport 53 drop"));
-  CHECK(contains(view, "ip saddr 192.0.2.53 udp sport 53 ct direction original drop"));
+  CHECK(contains(view, "ip saddr 192.0.2.53 ct direction original drop"));
   CHECK(contains(view, "ip6 daddr 2001:db8::53 tcp dport 53 drop"));
-  CHECK(contains(view, "ip6 saddr 2001:db8::53 tcp sport 53 ct direction original drop"));
+  CHECK(contains(view, "ip6 saddr 2001:db8::53 ct direction original drop"));
   CHECK(contains(view, "iif \"lo\" accept"));
   CHECK(contains(view, "tcp dport 8080-8080 accept comment \"published port 8080/tcp\""));
   CHECK(contains(view, "udp dport 5000-5010 accept comment \"published port 5000-5010/udp\""));
@@ -176,15 +180,52 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(pos("ip6 daddr @static6 accept") < pos("meta l4proto tcp reject with tcp reset"));
   CHECK(pos("meta l4proto tcp reject") < pos("reject with icmpx admin-prohibited comment \"refuse the rest"));
 
-  // The JSON view (2 upstreams, 1 on-link prefix): output 26 + 4 per upstream
-  // + 3 per on-link prefix = 37, forward 14, input 9 + 4 per upstream + 3 per
-  // on-link prefix + 1 per published port = 22, dns_redirect 2.
+  // The JSON view (2 upstreams, 1 on-link prefix): output 28 + 3 per upstream
+  // + 3 per on-link prefix = 37, forward 14, input 9 + 3 per upstream + 3 per
+  // on-link prefix + 1 per published port = 20, dns_redirect 2.
   const std::string json = run("nft -j list table inet cagent");
-  CHECK(count(json, "{\"rule\":") == 37 + 14 + 22 + 2);
+  CHECK(count(json, "{\"rule\":") == 37 + 14 + 20 + 2);
   CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 37);
-  CHECK(count(json, "\"chain\": \"input\", \"handle\"") == 22);
+  CHECK(count(json, "\"chain\": \"input\", \"handle\"") == 20);
   CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 14);
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
+}
+
+TEST_CASE("install_ruleset with Docker's embedded resolver as a local upstream") {
+  RulesetSpec spec = test_spec();
+  spec.upstreams.push_back(Endpoint{addr("127.0.0.11"), 53});
+  spec.local_resolvers = {LocalResolver{addr("127.0.0.11"), 0}};
+  install_ruleset(spec);
+  const std::string view = kernel_view();
+  INFO(view);
+  // It alone answers owned flows from inside; its own flows are not marked.
+  CHECK_FALSE(contains(view, "ct state new meta skuid 0 ct mark set"));
+  CHECK(contains(view, "ct direction reply ct mark & 0x20000000 != 0x00000000 meta skuid 0 accept"));
+  CHECK(contains(view, "ct direction reply ct mark & 0x20000000 != 0x00000000 meta skuid != 0 drop"));
+  // Its address is its own, whatever the port.
+  CHECK(contains(view, "meta skuid != 0 ip saddr 127.0.0.11 drop comment \"only the local resolver sends from 127.0.0.11\""));
+  // Its forwarded queries leave as they are, before DNS is dropped ...
+  const auto pos = [&](const char* s) { return view.find(s); };
+  CHECK(pos("meta skuid 0 udp dport 53 accept") < pos("udp dport 53 drop comment \"other DNS (udp) never leaves\""));
+  CHECK(pos("meta skuid 0 tcp dport 53 accept") < pos("tcp dport 53 drop comment \"other DNS (tcp) never leaves\""));
+  // ... and are not redirected back into dnsguard.
+  CHECK(contains(view, "meta skuid != 4242 meta skuid != 0 udp dport 53 redirect to :5353"));
+  CHECK(contains(view, "meta skuid != 4242 meta skuid != 0 tcp dport 53 redirect to :5353"));
+}
+
+TEST_CASE("install_ruleset refuses a local resolver that is not a loopback upstream, or is dnsguard") {
+  RulesetSpec spec = test_spec();
+  spec.local_resolvers = {LocalResolver{addr("127.0.0.11"), 0}};  // not an upstream
+  CHECK_THROWS_WITH_AS(install_ruleset(spec), "local resolver 127.0.0.11 is not a loopback upstream",
+                       std::invalid_argument);
+  spec.local_resolvers = {LocalResolver{addr("192.0.2.53"), 0}};  // an upstream, but not local
+  CHECK_THROWS_AS(install_ruleset(spec), std::invalid_argument);
+  spec.upstreams.push_back(Endpoint{addr("127.0.0.11"), 53});
+  spec.local_resolvers = {LocalResolver{addr("127.0.0.11"), 4242}};
+  CHECK_THROWS_WITH_AS(install_ruleset(spec), "local resolver 127.0.0.11 runs as dnsguard's uid 4242",
+                       std::invalid_argument);
+  spec.local_resolvers = {LocalResolver{addr("127.0.0.11"), 0}};
+  CHECK_NOTHROW(install_ruleset(spec));  // control: the same spec with a valid owner installs
 }
 
 TEST_CASE("install_ruleset with the connection gate: redirect after the address check, QUIC refused") {

@@ -127,10 +127,11 @@ print(r, "%.3f" % (time.monotonic() - t0))
 PY
 
 failures=0
-check() {  # check WANT USER KIND ADDR PORT
+check() {  # check WANT USER KIND ADDR PORT — USER: root, dnsguard (4242) or agent (4343)
   local want=$1 who=$2 kind=$3 addr=$4 p=$5 got secs
-  if [ "$who" = dnsguard ]; then
-    read -r got secs < <(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/probe.py" "$kind" "$addr" "$p" 2>&1 | tail -1) || true
+  if [ "$who" = dnsguard ] || [ "$who" = agent ]; then
+    local uid=4242; [ "$who" = agent ] && uid=4343
+    read -r got secs < <(C setpriv --reuid "$uid" --regid "$uid" --clear-groups "$py" "$tmp/probe.py" "$kind" "$addr" "$p" 2>&1 | tail -1) || true
   else
     read -r got secs < <(C "$py" "$tmp/probe.py" "$kind" "$addr" "$p" 2>&1 | tail -1) || true
   fi
@@ -169,7 +170,10 @@ check error:PermissionError dnsguard udp 198.51.100.10 53
 # chain at priority -100 in the container's namespace. The cage's redirect
 # must win for the agent (else its queries would bypass dnsguard), the
 # resolver's own port must be closed to the agent (else it could resolve any
-# name directly), and dnsguard may still use it as its upstream.
+# name directly), and dnsguard may still use it as its upstream (the
+# resolver's socket is root's, as dockerd's are in a container).
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.12:53 --upstream 127.0.0.11:53 \
+  --local-resolver 127.0.0.11,0 --onlink6 2001:db8:100::/64
 C nft -f - <<NFT
 table ip dockersim {
   chain OUTPUT {
@@ -178,11 +182,13 @@ table ip dockersim {
   }
 }
 NFT
-check reply:stub:q root udp 127.0.0.11 53
-check error:PermissionError root udp 127.0.0.11 "$docker_dns_port"
+check reply:stub:q agent udp 127.0.0.11 53
+check error:PermissionError agent udp 127.0.0.11 "$docker_dns_port"
 check reply:docker:q dnsguard udp 127.0.0.11 53
 check reply:docker:q dnsguard udp 127.0.0.11 "$docker_dns_port"
 C nft delete table ip dockersim
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.12:53 --onlink6 2001:db8:100::/64
+C "$helper" add 198.51.100.10 60 2001:db8:100::10 60
 
 # Inbound: a listener in the cage is not reachable from the world (default
 # drop in input), while the cage's own connections still get their replies.
@@ -268,8 +274,10 @@ forged() {  # forged WANT UPSTREAM_HOST UPSTREAM_PORT
   else echo "FAIL: forged upstream $host:$p → wanted $want, dnsguard got $got ($(cat "$d/attacker.log"))"; failures=$((failures + 1)); fi
 }
 C sysctl -qw net.ipv4.ip_unprivileged_port_start=0
-# Docker's embedded resolver as the upstream: the real answer must win.
-C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.11:53 --onlink6 2001:db8:100::/64
+# Docker's embedded resolver as the upstream (root's socket in the cage,
+# as dockerd opens it): the real answer must win.
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.11:53 --local-resolver 127.0.0.11,0 \
+  --onlink6 2001:db8:100::/64
 C nft -f - <<NFT
 table ip dockersim {
   chain OUTPUT {
@@ -284,6 +292,119 @@ table ip dockersim {
 NFT
 forged reply:docker:q 127.0.0.11 53
 C nft delete table ip dockersim
+
+# The same upstream, attacked through Docker's NAT port instead: dnsguard's
+# query to 127.0.0.11:53 is DNATed to the resolver's real port R, so its
+# flow's reply direction is 127.0.0.11:R → dnsguard's port. The agent reads
+# R and dnsguard's port in /proc/net/udp, binds 127.0.0.1:R and sends
+# answers whose source it sets to 127.0.0.11 (IP_PKTINFO, no capability);
+# conntrack would take them as replies of dnsguard's flow. The resolver
+# here answers after a second, so the forgery always comes first. A second
+# shape DNATs to another local address (127.0.0.12:R): no rule about the
+# upstream's address applies there, only the flow's owner tells it apart.
+cat >"$tmp/slow_resolver.py" <<'PY'
+import os, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[2], 0))
+with open(sys.argv[1] + ".tmp", "w") as f: f.write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+deadline = time.time() + 90
+s.settimeout(1)
+while time.time() < deadline:
+    try: data, peer = s.recvfrom(512)
+    except socket.timeout: continue
+    time.sleep(1); s.sendto(b"docker:" + data, peer)
+PY
+cat >"$tmp/nat_victim.py" <<'PY'
+import os, socket, sys, time
+d = sys.argv[1]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.11", 53))
+s.send(b"q")
+open(d + "/sent", "w").close()
+s.settimeout(4)
+try: print("reply:" + s.recv(512).decode())
+except socket.timeout: print("timeout")
+except OSError as e: print("error:" + e.__class__.__name__)
+PY
+cat >"$tmp/nat_forger.py" <<'PY'
+# nat_forger.py DIR RESOLVER_ADDRESS — everything else from /proc/net/udp,
+# as the agent in a cage would find it: the resolver's port(s) (root's
+# sockets on its address) and dnsguard's sockets (connected to 127.0.0.11:53).
+import os, socket, struct, sys, time
+d, resolver = sys.argv[1], sys.argv[2]
+IP_PKTINFO = 8  # <linux/in.h>; Python 3.11 has no name for it
+want = "%08X:" % struct.unpack("<I", socket.inet_aton(resolver))[0]
+for _ in range(100):
+    if os.path.exists(d + "/sent"): break
+    time.sleep(0.02)
+ports, victims = [], []
+for line in open("/proc/net/udp").readlines()[1:]:
+    f = line.split()
+    local, remote, uid = f[1], f[2], f[7]
+    if local.startswith(want) and uid == "0": ports.append(int(local[9:], 16))
+    if remote == "0B00007F:0035": victims.append(int(local.split(":")[1], 16))
+print("found resolver ports %s, dnsguard sockets %s" % (ports, victims))
+if not ports or not victims: sys.exit(0)
+source = struct.pack("i4s4s", 0, socket.inet_aton(resolver), b"\0" * 4)
+sent, errors = 0, set()
+for port in ports:
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", port))
+    for _ in range(10):
+        for p in victims:
+            try:
+                a.sendmsg([b"agent:forged"], [(socket.IPPROTO_IP, IP_PKTINFO, source)], 0, ("127.0.0.1", p))
+                sent += 1
+            except OSError as e:
+                errors.add(e.__class__.__name__)
+print("sent %d forged answers from %s%s" % (sent, resolver, (", refused: " + ",".join(sorted(errors))) if errors else ""))
+PY
+chmod 0644 "$tmp"/*.py
+nat_forged() {  # nat_forged WANT RESOLVER_ADDRESS WHAT
+  local d got
+  d=$(mktemp -d "$tmp/natforged.XXXX"); chmod 0777 "$d"
+  C setpriv --reuid 4343 --regid 4343 --clear-groups "$py" "$tmp/nat_forger.py" "$d" "$2" >"$d/forger.log" 2>&1 &
+  local fpid=$!
+  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/nat_victim.py" "$d" 2>&1 | tail -1)
+  wait "$fpid" || true
+  # The attack ran: the forger found both ends and tried.
+  if [ "$got" = "$1" ] && grep -q '^found resolver ports \[[0-9]' "$d/forger.log" &&
+     grep -q '^sent ' "$d/forger.log"; then
+    echo "ok:   $3 → dnsguard got $got ($(tr '\n' ' ' <"$d/forger.log"))"
+  else
+    echo "FAIL: $3 → wanted $1, dnsguard got $got ($(tr '\n' ' ' <"$d/forger.log"))"
+    failures=$((failures + 1))
+  fi
+}
+for resolver in 127.0.0.11 127.0.0.12; do
+  ready=$tmp/slow-ready-$resolver
+  C "$py" "$tmp/slow_resolver.py" "$ready" "$resolver" >"$tmp/slow.log" 2>&1 &
+  pids+=($!)
+  wait_for_file "$ready"
+  slow_port=$(cat "$ready")
+  C nft -f - <<NFT
+table ip dockersim_slow {
+  chain OUTPUT {
+    type nat hook output priority -100; policy accept;
+    ip daddr 127.0.0.11 udp dport 53 dnat to $resolver:$slow_port
+  }
+  chain POSTROUTING {
+    type nat hook postrouting priority 100; policy accept;
+    ip saddr $resolver udp sport $slow_port snat to 127.0.0.11:53
+  }
+}
+NFT
+  # Control: without the cage's table the attack works in this setup (the
+  # forgery is what dnsguard reads), so a pass below is the ruleset's doing.
+  C nft delete table inet cagent
+  nat_forged reply:agent:forged "$resolver" "control: forged via $resolver's NAT port, no cage ruleset"
+  # The resolver's sockets are root's, as dockerd's are in a container.
+  C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.11:53 --local-resolver 127.0.0.11,0 \
+    --onlink6 2001:db8:100::/64
+  nat_forged reply:docker:q "$resolver" "forged via $resolver's NAT port, cage ruleset: the real answer wins"
+  C nft delete table ip dockersim_slow
+done
 # An upstream endpoint in the cage that nobody serves: the agent binds it
 # and would simply receive the queries.
 C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.12:5354 --onlink6 2001:db8:100::/64

@@ -1,5 +1,5 @@
 // nft-test-helper: drives nft/ from shell-scripted tests (packet_test.sh).
-//   nft-test-helper install [--uid N] [--listen-port N] [--upstream ADDR:PORT]... [--cidr ADDR/LEN]... [--onlink6 ADDR/LEN]... [--inbound PORT/PROTO]... [--gate-port N --gated PORT...] [--nested LINK,ADDR,BASE/LEN]
+//   nft-test-helper install [--uid N] [--listen-port N] [--upstream ADDR:PORT]... [--cidr ADDR/LEN]... [--onlink6 ADDR/LEN]... [--inbound PORT/PROTO]... [--gate-port N --gated PORT...] [--nested LINK,ADDR,BASE/LEN] [--local-resolver ADDR,UID]...
 //   nft-test-helper add ADDR SECONDS [ADDR SECONDS]...
 // Runs in whatever network namespace it is started in (ip netns exec).
 #include <charconv>
@@ -66,6 +66,10 @@ int install(const std::vector<std::string_view>& args) {
       spec.nested_link = std::string(val.substr(0, c1));
       spec.nested_address = address(val.substr(c1 + 1, c2 - c1 - 1));
       spec.nested_subnet = {address(val.substr(c2 + 1, slash - c2 - 1)), number<std::uint8_t>(val.substr(slash + 1))};
+    } else if (key == "--local-resolver") {  // ADDR,UID: an upstream served in this namespace
+      const auto comma = val.find(',');
+      if (comma == std::string_view::npos) throw std::invalid_argument("--local-resolver needs ADDR,UID");
+      spec.local_resolvers.push_back({address(val.substr(0, comma)), number<std::uint32_t>(val.substr(comma + 1))});
     } else if (key == "--onlink6") {
       const auto slash = val.find('/');
       if (slash == std::string_view::npos) throw std::invalid_argument("--onlink6 needs ADDR/LEN");

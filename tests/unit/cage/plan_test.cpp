@@ -399,3 +399,42 @@ TEST_CASE("nested Docker: without an engine option, or without `ip`, the plan is
   CHECK(plain.warnings.empty());
   CHECK(without_ip.warnings == std::vector<std::string>{"no ip binary in the image; nested Docker is off"});
 }
+
+TEST_CASE("a local upstream (Docker's embedded resolver) is served by the uid that owns its sockets") {
+  Facts facts = base_facts();
+  facts.policy.upstreams = {};
+  facts.resolv_conf_upstreams = {ep("127.0.0.11")};
+  const nft::Address embedded = *nft::parse_address("127.0.0.11");
+  facts.local_sockets = {LocalSocket{embedded, 47572, 0}, LocalSocket{embedded, 39291, 0},
+                         LocalSocket{*nft::parse_address("127.0.0.1"), 5000, 1000}};
+  const Plan plan = plan_cage_init(Options{}, facts);
+  const auto spec = only<step::InstallRuleset>(plan).spec;
+  REQUIRE(spec.local_resolvers.size() == 1);
+  CHECK(spec.local_resolvers[0] == nft::LocalResolver{embedded, 0});
+  CHECK(plan.warnings.empty());
+
+  SUBCASE("an upstream that is not local has no local resolver") {
+    facts.resolv_conf_upstreams = {ep("192.0.2.53")};
+    CHECK(only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec.local_resolvers.empty());
+  }
+  SUBCASE("nobody serves it: a warning, and nobody may pose as it") {
+    facts.local_sockets.clear();
+    const Plan p = plan_cage_init(Options{}, facts);
+    CHECK(only<step::InstallRuleset>(p).spec.local_resolvers.empty());
+    REQUIRE(p.warnings.size() == 1);
+    CHECK(p.warnings[0].find("upstream 127.0.0.11:53 is local, but no socket") == 0);
+  }
+  SUBCASE("several owners: refused, the resolver cannot be told apart") {
+    facts.local_sockets.push_back(LocalSocket{embedded, 40000, 4000});
+    CHECK_THROWS_WITH_AS(plan_cage_init(Options{}, facts),
+                         "upstream 127.0.0.11:53: sockets of several uids are bound to its address; cannot tell "
+                         "which is the resolver",
+                         PlanError);
+  }
+  SUBCASE("owned by dnsguard, or by the agent's final uid: refused") {
+    facts.local_sockets = {LocalSocket{embedded, 40000, 101}};
+    CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+    facts.local_sockets = {LocalSocket{embedded, 40000, 501}};  // the workspace owner the agent becomes
+    CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
+  }
+}

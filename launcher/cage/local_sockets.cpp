@@ -1,0 +1,82 @@
+#include "launcher/cage/local_sockets.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <string>
+
+namespace cagent::cage {
+namespace {
+
+std::string_view field(std::string_view line, std::size_t index) {
+  std::size_t pos = 0;
+  for (std::size_t i = 0;; ++i) {
+    pos = line.find_first_not_of(' ', pos);
+    if (pos == std::string_view::npos) return {};
+    const std::size_t end = std::min(line.find(' ', pos), line.size());
+    if (i == index) return line.substr(pos, end - pos);
+    pos = end;
+  }
+}
+
+template <typename T>
+bool hex(std::string_view text, T& out) {
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out, 16);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+// The kernel prints each 32-bit word of the address as the number its
+// bytes make in host order (%08X of a __be32): copying that number back
+// into memory restores the bytes on either endianness.
+bool parse_address(std::string_view text, nft::Family family, nft::Address& out) {
+  const std::size_t words = family == nft::Family::v4 ? 1 : 4;
+  if (text.size() != words * 8) return false;
+  out = nft::Address{};
+  out.family = family;
+  for (std::size_t w = 0; w < words; ++w) {
+    std::uint32_t word = 0;
+    if (!hex(text.substr(w * 8, 8), word)) return false;
+    std::memcpy(out.bytes.data() + w * 4, &word, 4);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<LocalSocket> parse_socket_table(std::string_view text, nft::Family family) {
+  std::vector<LocalSocket> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid …"
+    const std::string_view local = field(line, 1);
+    const std::size_t colon = local.find(':');
+    LocalSocket s;
+    std::uint16_t port = 0;
+    unsigned long uid = 0;
+    if (colon == std::string_view::npos || !parse_address(local.substr(0, colon), family, s.addr) ||
+        !hex(local.substr(colon + 1), port))
+      continue;  // the header row, or something we cannot read
+    const std::string_view uid_text = field(line, 7);
+    const auto [ptr, ec] = std::from_chars(uid_text.data(), uid_text.data() + uid_text.size(), uid);
+    if (ec != std::errc() || ptr != uid_text.data() + uid_text.size() || uid_text.empty()) continue;
+    s.port = port;
+    s.uid = static_cast<uid_t>(uid);
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<uid_t> owners_of(const std::vector<LocalSocket>& sockets, const nft::Address& addr) {
+  std::vector<uid_t> uids;
+  for (const LocalSocket& s : sockets)
+    if (s.addr == addr) uids.push_back(s.uid);
+  std::sort(uids.begin(), uids.end());
+  uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+  return uids;
+}
+
+}  // namespace cagent::cage

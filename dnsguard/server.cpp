@@ -295,7 +295,6 @@ asio::awaitable<void> Server::udp_loop(udp::socket& socket) {
         const auto now = QueryEngine::Clock::now();
         std::size_t answers = 0;
         for (std::size_t i = 0; i < n; ++i) handle_datagram(socket, i, q, now, answers);
-        upstreams_.flush_sends();
         send_answers(fd, answers);
         if (n < kUdpBatch) break;
       }

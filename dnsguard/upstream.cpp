@@ -5,10 +5,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <sys/random.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <cstdlib>
 #include <cstring>
@@ -50,38 +54,22 @@ UpstreamPool::UpstreamPool(asio::any_io_executor exec, std::vector<IpEndpoint> u
       upstreams_(std::move(upstreams)),
       log_(log),
       counters_(counters),
-      sweep_timer_(exec_),
-      recv_batch_(std::make_unique<RecvBatch>()),
-      send_queue_(std::make_unique<SendQueue>()) {}
+      sweep_timer_(exec_) {}
 
 UpstreamPool::~UpstreamPool() { stop(); }
 
 void UpstreamPool::start() {
-  for (const auto& up : upstreams_) {
-    udp::endpoint ep(to_asio(up.addr), up.port);
-    for (std::size_t i = 0; i < kSocketsPerUpstream; ++i) {
-      auto ch = std::make_unique<Channel>(exec_);
-      ch->upstream = static_cast<std::size_t>(&up - upstreams_.data());
-      // connect(): the kernel drops datagrams from any other source, and
-      // picks a fresh ephemeral source port per socket.
-      ch->socket.open(ep.protocol());
-      ch->socket.connect(ep);
-      ch->socket.non_blocking(true);
-      channels_.push_back(std::move(ch));
-    }
-  }
-  for (auto& ch : channels_) {
-    asio::co_spawn(exec_, receive_loop(*ch), asio::detached);
-  }
-  if (!channels_.empty()) asio::co_spawn(exec_, sweep_loop(), asio::detached);
+  if (!upstreams_.empty()) asio::co_spawn(exec_, sweep_loop(), asio::detached);
 }
 
 void UpstreamPool::stop() noexcept {
   stopped_ = true;
-  for (auto& ch : channels_) {
+  // Every socket closes with its flight (its wait ends as aborted).
+  for (auto& [serial, flight] : flights_) {
     boost::system::error_code ignored;
-    ch->socket.close(ignored);
+    flight->socket.close(ignored);
   }
+  flights_.clear();
   sweep_timer_.cancel();
 }
 
@@ -98,146 +86,175 @@ std::uint16_t UpstreamPool::random_id() noexcept {
   return id_pool_[id_next_++];
 }
 
-std::uint16_t UpstreamPool::free_id(const Channel& channel) noexcept {
-  // Random IDs (kernel CSPRNG) make blind spoofing of answers costly;
-  // collisions with queries in flight are skipped.
-  for (int i = 0; i < 64; ++i) {
-    auto id = random_id();
-    if (!channel.pending.contains(id) && !channel.fast.contains(id)) return id;
+std::uint64_t UpstreamPool::launch(std::size_t up, std::span<const std::uint8_t> query, std::size_t qlen,
+                                   std::uint32_t token, Pending* pending) noexcept {
+  const std::string where = to_string(upstreams_[up]);
+  if (flights_.size() >= kMaxFlights || query.size() > 65535 || qlen > kMaxQuestion) {
+    ++counters_.upstream_errors;
+    log_.event(LogLevel::warning, "upstream " + where + ": too many queries in flight");
+    return 0;
   }
-  return random_id();
+  std::unique_ptr<Flight> f;
+  if (!spare_.empty()) {
+    f = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    f = std::make_unique<Flight>(exec_);
+  }
+  // connect(): the kernel binds a fresh random ephemeral port and from then
+  // on drops datagrams from any other source.
+  const udp::endpoint ep(to_asio(upstreams_[up].addr), upstreams_[up].port);
+  boost::system::error_code ec;
+  f->socket.open(ep.protocol(), ec);
+  if (!ec) f->socket.connect(ep, ec);
+  if (!ec) f->socket.non_blocking(true, ec);
+  f->upstream = up;
+  f->id = random_id();
+  f->qlen = qlen;
+  std::memcpy(f->question.data(), query.data() + kHeaderSize, qlen);
+  f->token = token;
+  f->pending = pending;
+  if (!ec) {
+    // The query with its new ID, sent as two pieces (no copy of the rest).
+    const std::array<std::uint8_t, 2> id{static_cast<std::uint8_t>(f->id >> 8), static_cast<std::uint8_t>(f->id)};
+    const std::array<asio::const_buffer, 2> parts{asio::buffer(id), asio::buffer(query.data() + 2, query.size() - 2)};
+    f->socket.send(parts, 0, ec);
+  }
+  if (ec) {
+    ++counters_.upstream_errors;
+    log_.event(LogLevel::warning, "upstream " + where + ": send failed: " + ec.message());
+    boost::system::error_code ignored;
+    f->socket.close(ignored);
+    spare_.push_back(std::move(f));
+    return 0;
+  }
+  const std::uint64_t serial = ++next_serial_;
+  Flight& flight = *f;
+  flights_.emplace(serial, std::move(f));
+  arm(serial, flight);
+  return serial;
 }
 
-void UpstreamPool::dispatch(Channel& channel, std::span<const std::uint8_t> msg, bool truncated) {
-  if (msg.size() < kHeaderSize) return;  // e.g. garbage: the query times out
-  const std::uint16_t id = read16(msg, 0);
-  if (auto it = channel.pending.find(id); it != channel.pending.end()) {
-    Pending* p = it->second;
-    std::size_t qend = kHeaderSize + p->question.size();
-    if (truncated || msg.size() < qend ||
-        !same_question(msg.subspan(kHeaderSize, p->question.size()), p->question))
+void UpstreamPool::arm(std::uint64_t serial, Flight& flight) noexcept {
+  flight.socket.async_wait(udp::socket::wait_read, [this, serial](const boost::system::error_code& ec) {
+    if (ec == asio::error::operation_aborted || stopped_) return;  // closed with its flight
+    readable(serial);
+  });
+}
+
+void UpstreamPool::readable(std::uint64_t serial) noexcept {
+  auto it = flights_.find(serial);
+  if (it == flights_.end()) return;
+  Flight& f = *it->second;
+  const int fd = f.socket.native_handle();
+  for (;;) {
+    iovec iov{recv_buf_.data(), recv_buf_.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) break;
+      // The upstream is unreachable (ECONNREFUSED from an ICMP error, …):
+      // this attempt failed, the next one may try another upstream.
+      ++counters_.upstream_errors;
+      log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[f.upstream]) + ": " + std::strerror(err));
+      preferred_ = (f.upstream + 1) % upstreams_.size();
+      finish(it, {}, false);
       return;
-    p->answer->assign(msg.begin(), msg.end());
-    p->done = true;
-    channel.pending.erase(it);
-    p->timer->cancel();
+    }
+    const std::span<const std::uint8_t> got(recv_buf_.data(), static_cast<std::size_t>(n));
+    const std::span<const std::uint8_t> question(f.question.data(), f.qlen);
+    // Only our answer ends the flight: same ID, same question. Anything
+    // else (a garbage or forged datagram) is dropped, and we keep waiting.
+    if (got.size() < kHeaderSize + f.qlen || read16(got, 0) != f.id ||
+        !same_question(got.subspan(kHeaderSize, f.qlen), question))
+      continue;
+    finish(it, got, (msg.msg_flags & MSG_TRUNC) != 0);
     return;
   }
-  auto it = channel.fast.find(id);
-  if (it == channel.fast.end()) return;
-  const FastPending& f = it->second;
-  if (msg.size() < kHeaderSize + f.qlen ||
-      !same_question(msg.subspan(kHeaderSize, f.qlen), std::span<const std::uint8_t>(f.question.data(), f.qlen)))
-    return;  // not our answer (late, spoofed): keep waiting
+  arm(serial, f);
+}
+
+void UpstreamPool::finish(std::unordered_map<std::uint64_t, std::unique_ptr<Flight>>::iterator it,
+                          std::span<const std::uint8_t> answer, bool truncated) noexcept {
+  Flight& f = *it->second;
+  const std::size_t up = f.upstream;
+  if (f.pending != nullptr) {
+    Pending& p = *f.pending;
+    if (truncated) {
+      ++counters_.upstream_errors;
+      log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[up]) + ": answer too large");
+    } else if (!answer.empty()) {
+      p.answer->assign(answer.begin(), answer.end());
+      p.done = true;
+    }
+    p.timer->cancel();
+    retire(it);
+    return;
+  }
   const std::uint32_t token = f.token;
-  channel.fast.erase(it);
-  if ((read16(msg, 2) & 0x0200) != 0) {
-    fast_receiver_->failed(token, channel.upstream);  // TC=1: the caller retries over TCP
+  retire(it);
+  if (fast_receiver_ == nullptr) return;
+  schedule_batch_done();
+  if (answer.empty()) {
+    fast_receiver_->failed(token, std::string::npos);
     return;
   }
-  std::uint8_t rc = msg[3] & 0x0F;
+  if ((read16(answer, 2) & 0x0200) != 0) {
+    fast_receiver_->failed(token, up);  // TC=1: the caller retries over TCP
+    return;
+  }
+  const std::uint8_t rc = answer[3] & 0x0F;
   if (truncated || rc == rcode::SERVFAIL || rc == rcode::REFUSED) {
     ++counters_.upstream_errors;
-    log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[channel.upstream]) +
+    log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[up]) +
                                       (truncated ? ": answer too large" : ": answered rcode " + std::to_string(rc)));
     fast_receiver_->failed(token, std::string::npos);
     return;
   }
-  fast_receiver_->answered(token, msg);
+  fast_receiver_->answered(token, answer);
 }
 
-asio::awaitable<void> UpstreamPool::receive_loop(Channel& channel) {
-  // Readiness, then drain with recvmmsg: one syscall per batch of answers
-  // rather than one per answer plus an EAGAIN.
-  try {
-    RecvBatch& b = *recv_batch_;
-    while (!stopped_) {
-      auto [ec] = co_await channel.socket.async_wait(udp::socket::wait_read, use_tuple);
-      if (stopped_ || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
-        co_return;
-      if (ec) continue;
-      const int fd = channel.socket.native_handle();
-      for (int round = 0; round < 8 && !stopped_; ++round) {
-        for (std::size_t i = 0; i < kRecvBatch; ++i) {
-          b.iov[i] = {b.buf[i].data(), b.buf[i].size()};
-          b.msgs[i] = {};
-          b.msgs[i].msg_hdr.msg_iov = &b.iov[i];
-          b.msgs[i].msg_hdr.msg_iovlen = 1;
-        }
-        // e.g. ECONNREFUSED from an ICMP error: the query times out.
-        const int got = ::recvmmsg(fd, b.msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
-        if (got <= 0) break;
-        const auto n = static_cast<std::size_t>(got);
-        for (std::size_t i = 0; i < n && !stopped_; ++i)
-          dispatch(channel, std::span<const std::uint8_t>(b.buf[i].data(), b.msgs[i].msg_len),
-                   (b.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
-        if (fast_receiver_ != nullptr) fast_receiver_->batch_done();
-        if (n < kRecvBatch) break;
-      }
-    }
-  } catch (const std::exception& e) {
-    log_.always(std::string("upstream receive loop stopped: ") + e.what());
-  }
+void UpstreamPool::retire(std::unordered_map<std::uint64_t, std::unique_ptr<Flight>>::iterator it) noexcept {
+  std::unique_ptr<Flight> f = std::move(it->second);
+  flights_.erase(it);
+  boost::system::error_code ignored;
+  f->socket.close(ignored);  // its port is gone: a late answer finds no socket
+  f->pending = nullptr;
+  spare_.push_back(std::move(f));
+}
+
+void UpstreamPool::schedule_batch_done() noexcept {
+  // Answers that became ready together complete one after another; the
+  // receiver flushes its client answers once after all of them.
+  if (batch_done_posted_) return;
+  batch_done_posted_ = true;
+  asio::post(exec_, [this] {
+    batch_done_posted_ = false;
+    if (fast_receiver_ != nullptr && !stopped_) fast_receiver_->batch_done();
+  });
 }
 
 bool UpstreamPool::send_fast(std::span<const std::uint8_t> query, std::uint32_t token) noexcept {
-  std::size_t qend = question_end(query);
-  if (qend == 0 || qend - kHeaderSize > FastPending{}.question.size() || channels_.empty() ||
+  const std::size_t qend = question_end(query);
+  if (qend == 0 || qend - kHeaderSize > kMaxQuestion || upstreams_.empty() ||
       fast_receiver_ == nullptr || stopped_ || query.size() > 512)
     return false;
-  SendQueue& sq = *send_queue_;
-  if (sq.count == kRecvBatch) flush_sends();
-  if (sq.count == 0)
-    sq.channel = channels_[preferred_ * kSocketsPerUpstream + (next_socket_++ % kSocketsPerUpstream)].get();
-  Channel& ch = *sq.channel;
-  const std::uint16_t id = free_id(ch);
-  const std::size_t i = sq.count++;
-  std::memcpy(sq.msg[i].data(), query.data(), query.size());
-  write16(sq.msg[i], 0, id);
-  sq.iov[i] = {sq.msg[i].data(), query.size()};
-  sq.id[i] = id;
-  // Registered now (the ID is taken); the deadline counts from the flush,
-  // which follows within the same drained batch.
-  FastPending& f = ch.fast[id];
-  f.token = token;
-  f.serial = ++next_serial_;
-  f.qlen = qend - kHeaderSize;
-  std::memcpy(f.question.data(), query.data() + kHeaderSize, f.qlen);
-  deadlines_.push_back({std::chrono::steady_clock::now() + kAttemptTimeout, &ch, id, f.serial});
+  const std::uint64_t serial = launch(preferred_, query, qend - kHeaderSize, token, nullptr);
+  if (serial == 0) {
+    schedule_batch_done();
+    fast_receiver_->failed(token, std::string::npos);
+    return true;
+  }
+  deadlines_.push_back({std::chrono::steady_clock::now() + kAttemptTimeout, serial});
   if (sweep_idle_) {
     sweep_idle_ = false;
     sweep_timer_.cancel();
   }
   return true;
-}
-
-void UpstreamPool::flush_sends() noexcept {
-  SendQueue& sq = *send_queue_;
-  if (sq.count == 0) return;
-  const std::size_t count = sq.count;
-  sq.count = 0;
-  Channel& ch = *sq.channel;
-  for (std::size_t i = 0; i < count; ++i) {
-    sq.msgs[i] = {};
-    sq.msgs[i].msg_hdr.msg_iov = &sq.iov[i];
-    sq.msgs[i].msg_hdr.msg_iovlen = 1;
-  }
-  std::size_t sent = 0;
-  while (sent < count) {
-    const int k = ::sendmmsg(ch.socket.native_handle(), sq.msgs.data() + sent,
-                             static_cast<unsigned>(count - sent), MSG_DONTWAIT);
-    if (k <= 0) break;
-    sent += static_cast<std::size_t>(k);
-  }
-  // Not sent (send buffer full, socket error): their first attempt failed.
-  for (std::size_t i = sent; i < count; ++i) {
-    auto it = ch.fast.find(sq.id[i]);
-    if (it == ch.fast.end()) continue;
-    const std::uint32_t token = it->second.token;
-    ch.fast.erase(it);
-    ++counters_.upstream_errors;
-    fast_receiver_->failed(token, std::string::npos);
-  }
 }
 
 asio::awaitable<void> UpstreamPool::sweep_loop() {
@@ -253,18 +270,21 @@ asio::awaitable<void> UpstreamPool::sweep_loop() {
       sweep_idle_ = false;
       if (stopped_) co_return;
       const auto now = std::chrono::steady_clock::now();
+      bool any = false;
       while (!deadlines_.empty() && deadlines_.front().at <= now) {
-        Deadline d = deadlines_.front();
+        const Deadline d = deadlines_.front();
         deadlines_.pop_front();
-        auto it = d.channel->fast.find(d.id);
-        if (it == d.channel->fast.end() || it->second.serial != d.serial) continue;  // answered
-        std::uint32_t token = it->second.token;
-        d.channel->fast.erase(it);
+        auto it = flights_.find(d.serial);
+        if (it == flights_.end()) continue;  // answered
         ++counters_.upstream_errors;
-        log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[d.channel->upstream]) + ": timeout");
-        preferred_ = (d.channel->upstream + 1) % upstreams_.size();
+        log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[it->second->upstream]) + ": timeout");
+        preferred_ = (it->second->upstream + 1) % upstreams_.size();
+        const std::uint32_t token = it->second->token;
+        retire(it);
         fast_receiver_->failed(token, std::string::npos);
+        any = true;
       }
+      if (any) fast_receiver_->batch_done();
     }
   } catch (const std::exception& e) {
     log_.always(std::string("upstream sweep stopped: ") + e.what());
@@ -288,42 +308,37 @@ asio::awaitable<bool> UpstreamPool::exchange_tcp(std::size_t index, std::span<co
 
 asio::awaitable<bool> UpstreamPool::exchange(std::span<const std::uint8_t> query,
                                              std::vector<std::uint8_t>& answer, int first_attempt) {
-  std::size_t qend = question_end(query);
-  if (qend == 0 || channels_.empty()) co_return false;
-  std::vector<std::uint8_t> msg(query.begin(), query.end());
-  auto question = std::span<const std::uint8_t>(msg).subspan(kHeaderSize, qend - kHeaderSize);
+  const std::size_t qend = question_end(query);
+  if (qend == 0 || upstreams_.empty()) co_return false;
   asio::steady_timer timer(exec_);
   for (int attempt = first_attempt; attempt < kAttempts && !stopped_; ++attempt) {
-    std::size_t up = (preferred_ + static_cast<std::size_t>(attempt)) % upstreams_.size();
-    Channel& ch = *channels_[up * kSocketsPerUpstream + (next_socket_++ % kSocketsPerUpstream)];
-    std::uint16_t id = free_id(ch);
-    write16(msg, 0, id);
-    Pending pending{&answer, &timer, question};
-    ch.pending[id] = &pending;
+    const std::size_t up = (preferred_ + static_cast<std::size_t>(attempt)) % upstreams_.size();
+    Pending pending{&answer, &timer};
+    const std::uint64_t serial = launch(up, query, qend - kHeaderSize, 0, &pending);
+    if (serial == 0) continue;  // counted and logged
     timer.expires_after(kAttemptTimeout);
-    boost::system::error_code ec;
-    ch.socket.send(asio::buffer(msg), 0, ec);
-    if (!ec) co_await timer.async_wait(use_tuple);
-    if (auto it = ch.pending.find(id); it != ch.pending.end() && it->second == &pending)
-      ch.pending.erase(it);
+    co_await timer.async_wait(use_tuple);
+    if (auto it = flights_.find(serial); it != flights_.end()) {
+      // Still in flight: this attempt timed out.
+      retire(it);
+      ++counters_.upstream_errors;
+      log_.event(LogLevel::warning, "upstream " + to_string(upstreams_[up]) + ": timeout");
+      preferred_ = (up + 1) % upstreams_.size();
+      continue;
+    }
+    if (!pending.done) continue;  // failed (error, too large): counted and logged
     const std::string where = to_string(upstreams_[up]);
-    if (pending.done && answer.size() >= kHeaderSize && (read16(answer, 2) & 0x0200) != 0) {
+    if (answer.size() >= kHeaderSize && (read16(answer, 2) & 0x0200) != 0) {
       // Truncated: the full answer only fits over TCP.
-      pending.done = co_await tcp_exchange(upstreams_[up], msg, answer);
-      if (!pending.done) {
+      std::vector<std::uint8_t> msg(query.begin(), query.end());
+      write16(msg, 0, random_id());
+      if (!co_await tcp_exchange(upstreams_[up], msg, answer)) {
         ++counters_.upstream_errors;
         log_.event(LogLevel::warning, "upstream " + where + ": TCP retry after TC=1 failed");
         continue;
       }
     }
-    if (!pending.done) {
-      ++counters_.upstream_errors;
-      log_.event(LogLevel::warning,
-                 "upstream " + where + (ec ? ": send failed: " + ec.message() : ": timeout"));
-      preferred_ = (up + 1) % upstreams_.size();
-      continue;
-    }
-    std::uint8_t rc = answer[3] & 0x0F;
+    const std::uint8_t rc = answer[3] & 0x0F;
     if (rc == rcode::SERVFAIL || rc == rcode::REFUSED) {
       ++counters_.upstream_errors;
       log_.event(LogLevel::warning, "upstream " + where + ": answered rcode " + std::to_string(rc));

@@ -209,5 +209,78 @@ grep -q "100.127.255.253" "$CAGE_TMP/run/policy.toml" && bad "no link: dnsguard 
 [[ ! -e $CAGE_TMP/nested-sock/results ]] && ok "no link: no engine ran" || bad "no link: the engine ran"
 ip link del cagent-nd0 2>/dev/null
 
+# 7. A user-defined Docker network without dns_resolvers: the container's
+#    resolver is Docker's embedded one, 127.0.0.11, behind a DNAT of :53 to
+#    a random port, served by sockets dockerd (root) opened in this
+#    namespace, and forwarding the names it does not own from here, as root.
+#    The same here: embedded_resolver.py as root, Docker's NAT rules, and
+#    resolv.conf naming 127.0.0.11; the policy names no upstream.
+/usr/bin/python3 "$CAGE_STAGE/embedded_resolver.py" --ready "$CAGE_TMP/embedded.ports" --forward 192.0.2.53 \
+  --alias peer.allowed.test=192.0.2.83 --slow slow.allowed.test=0.6 2> "$CAGE_TMP/embedded.log" &
+embedded_pid=$!
+for _ in $(seq 1 100); do [[ -s $CAGE_TMP/embedded.ports ]] && break; sleep 0.05; done
+read -r udp_kv tcp_kv < "$CAGE_TMP/embedded.ports"
+eu=${udp_kv#udp=} et=${tcp_kv#tcp=}
+nft -f - <<NFT
+table ip nat {
+  chain DOCKER_OUTPUT {
+    ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:$et
+    ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:$eu
+  }
+  chain OUTPUT {
+    type nat hook output priority -100; policy accept;
+    ip daddr 127.0.0.11 jump DOCKER_OUTPUT
+  }
+  chain DOCKER_POSTROUTING {
+    ip saddr 127.0.0.11 tcp sport $et snat to :53
+    ip saddr 127.0.0.11 udp sport $eu snat to :53
+  }
+  chain POSTROUTING {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip daddr 127.0.0.11 jump DOCKER_POSTROUTING
+  }
+}
+NFT
+printf 'nameserver 127.0.0.11\noptions ndots:0\n' > /etc/resolv.conf
+nft delete table inet cagent 2>/dev/null  # the last cage's ruleset (it stays after cage-init)
+getent ahostsv4 allowed.test | grep -q 192.0.2.80 && ok "control: before the cage, the embedded resolver forwards allowed.test" \
+  || bad "the embedded resolver stand-in does not work"
+queries_before=$(wc -l < "$CAGE_TMP/world-queries.log")
+"$CAGE_INIT" --policy "$CAGE_TMP/policy-no-upstreams.toml" "${common[@]}" -- bash -c '
+  fails=0
+  ok() { echo "ok - agent (embedded resolver): $*"; }
+  bad() { echo "not ok - agent (embedded resolver): $*"; fails=$((fails + 1)); }
+  # The legitimate paths: a name the resolver forwards, and one it owns.
+  a=$(getent ahostsv4 allowed.test | head -n1)
+  [[ $a == 192.0.2.80* ]] && ok "an allowed name forwarded by the embedded resolver resolves ($a)" || bad "allowed.test: \"$a\""
+  body=$(curl -s --max-time 5 "http://allowed.test:$HTTP_PORT/")
+  [[ $body == "hello from the world" ]] && ok "…and its server answers" || bad "http://allowed.test: \"$body\""
+  a=$(getent ahostsv4 peer.allowed.test | head -n1)
+  [[ $a == 192.0.2.83* ]] && ok "an allowed name the embedded resolver owns (an alias) resolves ($a)" || bad "peer.allowed.test: \"$a\""
+  getent hosts secret.denied.test >/dev/null && bad "a denied name resolved" || ok "a denied name does not resolve"
+  # The attack: forged answers through the resolver'"'"'s NAT port.
+  /usr/bin/python3 "$CAGE_STAGE/forge_via_nat.py" slow.allowed.test 192.0.2.81 "$CAGE_WS/slow.result" > "$CAGE_WS/forge.log" 2>&1
+  sed "s/^/   forger: /" "$CAGE_WS/forge.log"
+  grep -q "^found resolver ports \[[0-9]" "$CAGE_WS/forge.log" && grep -q "dnsguard sockets \[[0-9]" "$CAGE_WS/forge.log" \
+    && ok "the forger found the resolver'"'"'s port and dnsguard'"'"'s socket in /proc/net/udp" \
+    || bad "the forger found nothing to attack: the check below would prove nothing"
+  grep -q "^forged answers sent [0-9]*, refused at send [0-9]*" "$CAGE_WS/forge.log" \
+    && ! grep -q "sent 0, refused at send 0" "$CAGE_WS/forge.log" \
+    && ok "the forger sent (or tried to send) its answers" || bad "the forger did not run its flood"
+  r=$(cat "$CAGE_WS/slow.result")
+  [[ $r == 192.0.2.84* ]] && ok "the real answer won: slow.allowed.test is $r" || bad "slow.allowed.test resolved to \"$r\""
+  curl -s --max-time 3 -o /dev/null "http://192.0.2.81:$HTTP_PORT/" && bad "the forged address is reachable" \
+    || ok "the forged address stays unreachable"
+  exit $fails' 2> "$CAGE_TMP/err-embedded"; rc=$?
+[[ $rc == 0 ]] && ok "embedded-resolver checks passed" || { bad "embedded-resolver checks: cage-init exited $rc"; cat "$CAGE_TMP/err-embedded" >&2; }
+grep -q '"127.0.0.11:53"' "$CAGE_TMP/run/policy.toml" \
+  && ok "dnsguard's upstream was the embedded resolver" || bad "policy copy: $(grep upstreams "$CAGE_TMP/run/policy.toml")"
+tail -n +$((queries_before + 1)) "$CAGE_TMP/world-queries.log" | grep -q "^allowed.test. A" \
+  && ok "the embedded resolver's forwarded query reached the world's DNS" || bad "no forwarded query reached the world"
+tail -n +$((queries_before + 1)) "$CAGE_TMP/world-queries.log" | grep -q "secret.denied.test" \
+  && bad "a denied name reached the world through the embedded resolver" || ok "denied names never reached the world"
+kill "$embedded_pid" 2>/dev/null
+nft delete table ip nat
+
 echo "inner checks: $fails failed"
 exit $(( fails > 100 ? 100 : fails ))

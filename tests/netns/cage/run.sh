@@ -12,6 +12,7 @@
 #   192.0.2.81, 2001:db8:2::81  never resolved (must be refused)
 #   192.0.2.82                  expiry.allowed.test (set timeout test)
 #   192.0.2.83                  nested.allowed.test (resolved only by the nested sandbox)
+#   192.0.2.84                  slow.allowed.test (the embedded-resolver case: a slow answer)
 # inner.sh (root, in the cage) and agent.sh (the agent, via cage-init) do the
 # asserting; this script builds the world, kills dnsguard when agent.sh asks,
 # and tears everything down on any exit.
@@ -41,6 +42,7 @@ install -m 0755 "$cage_init" "$stage/cage-init"
 install -m 0755 "$dnsguard" "$stage/dnsguard"
 install -m 0644 "$here/agent.sh" "$stage/agent.sh"
 install -m 0755 "$here/fake-dockerd.sh" "$stage/fake-dockerd"
+install -m 0644 "$here/embedded_resolver.py" "$here/forge_via_nat.py" "$stage/"
 cage_init=$stage/cage-init dnsguard=$stage/dnsguard
 world_pid='' inner_pid=''
 cleanup() {
@@ -66,7 +68,7 @@ ip -n "$cage" link set lo up
 ip -n "$world" link set lo up
 ip -n "$cage" addr add 192.0.2.2/24 dev "vc$id"
 ip -n "$cage" addr add 2001:db8:2::2/64 dev "vc$id" nodad
-for a in 1 53 80 81 82 83; do ip -n "$world" addr add "192.0.2.$a/24" dev "vw$id"; done
+for a in 1 53 80 81 82 83 84; do ip -n "$world" addr add "192.0.2.$a/24" dev "vw$id"; done
 for a in 1 53 80 81; do ip -n "$world" addr add "2001:db8:2::$a/64" dev "vw$id" nodad; done
 ip -n "$cage" link set "vc$id" up
 ip -n "$world" link set "vw$id" up
@@ -78,6 +80,7 @@ cat > "$tmp/zone.json" <<'JSON'
  "v6.allowed.test.": {"AAAA": ["2001:db8:2::80"]},
  "expiry.allowed.test.": {"A": ["192.0.2.82"]},
  "nested.allowed.test.": {"A": ["192.0.2.83"]},
+ "slow.allowed.test.": {"A": ["192.0.2.84"]},
  "denied.test.": {"A": ["192.0.2.81"]},
  "secret.denied.test.": {"A": ["192.0.2.81"]}}
 JSON

@@ -78,6 +78,13 @@ std::array<std::uint8_t, 16> prefix_mask(std::uint8_t prefix_len) {
 constexpr std::uint8_t ct_dir_original = 0;
 constexpr std::uint8_t ct_dir_reply = 1;
 
+// IGMP (IPv4) and the MLD messages (ICMPv6) a host sends about the
+// multicast groups it listens to (RFC 2710, RFC 3810).
+constexpr std::uint8_t ipproto_igmp = 2;
+constexpr std::uint8_t icmpv6_mld_report = 131;
+constexpr std::uint8_t icmpv6_mld_done = 132;
+constexpr std::uint8_t icmpv6_mld2_report = 143;
+
 // Room for one rule message: a dozen expressions of < 100 bytes each, the
 // 128-byte comment, plus the table and chain names added per call.
 constexpr std::size_t rule_room = 4096;
@@ -583,6 +590,26 @@ void owned_flows(RulesetBatch& b, const RulesetSpec& spec) {
   }
 }
 
+// The cage's own multicast listener reports (IGMP, MLD) are link
+// housekeeping the kernel sends by itself, not a connection anyone tried:
+// dropped without counting, so the refusal record and the exit summary name
+// only what a program in the cage attempted. Dropped, not admitted: the
+// agent may join any group, and each report would carry a group address of
+// its choice to the local link.
+void multicast_reports_stay_in(RulesetBatch& b, const char* chain) {
+  b.add(chain, b.rule(chain, "IGMP stays in the cage (not counted)").ipv4().l4proto(ipproto_igmp).drop());
+  for (const auto& [type, what] : {std::pair{icmpv6_mld_report, "MLD listener report"},
+                                   std::pair{icmpv6_mld_done, "MLD listener done"},
+                                   std::pair{icmpv6_mld2_report, "MLDv2 listener report"}}) {
+    b.add(chain, b.rule(chain, std::string(what) + " stays in the cage (not counted)")
+                     .daddr_in(link_multicast6)
+                     .l4proto(IPPROTO_ICMPV6)
+                     .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
+                     .eq_u8(type)
+                     .drop());
+  }
+}
+
 void neighbour_discovery(RulesetBatch& b, const char* chain, const RulesetSpec& spec,
                          std::initializer_list<std::pair<std::uint8_t, const char*>> types) {
   // Only with hop limit 255 (a router never forwards it) and only to
@@ -945,6 +972,7 @@ void install_ruleset(const RulesetSpec& spec) {
   // even to an address that happens to be in an allow set.
   other_dns_never_leaves(b, out);
   allowed_destinations(b, out, spec);
+  multicast_reports_stay_in(b, out);
   reject_rest(b, out, spec);
 
   // Nested containers (forwarded traffic) get the same destination policy,

@@ -101,7 +101,9 @@ std::string ranked(Decisions::Counted counted, std::size_t max_items, std::uint6
     if (counted[i].second > 1) s += " \xC3\x97" + std::to_string(counted[i].second);  // ×N
   }
   if (counted.size() > max_items) s += ", +" + std::to_string(counted.size() - max_items) + " more";
-  if (unlisted > 0) s += ", +" + std::to_string(unlisted) + " more not listed";
+  // Nothing itemized at all (e.g. only packets that are neither TCP nor
+  // UDP): say what the count is, not ", +N more" after an empty list.
+  if (unlisted > 0) s += s.empty() ? std::to_string(unlisted) + " not itemized" : ", +" + std::to_string(unlisted) + " more not listed";
   return s;
 }
 

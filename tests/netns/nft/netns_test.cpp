@@ -180,12 +180,16 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(pos("ip6 daddr @static6 accept") < pos("meta l4proto tcp reject with tcp reset"));
   CHECK(pos("meta l4proto tcp reject") < pos("reject with icmpx admin-prohibited comment \"refuse the rest"));
 
-  // The JSON view (2 upstreams, 1 on-link prefix): output 28 + 3 per upstream
-  // + 3 per on-link prefix = 37, forward 14, input 9 + 3 per upstream + 3 per
+  // The cage's own multicast reports are dropped before the refusal counter.
+  CHECK(pos("meta l4proto igmp drop") < pos("counter name \"refused\""));
+  CHECK(pos("icmpv6 type mld2-listener-report drop") < pos("counter name \"refused\""));
+
+  // The JSON view (2 upstreams, 1 on-link prefix): output 32 + 3 per upstream
+  // + 3 per on-link prefix = 41, forward 14, input 9 + 3 per upstream + 3 per
   // on-link prefix + 1 per published port = 20, dns_redirect 2.
   const std::string json = run("nft -j list table inet cagent");
-  CHECK(count(json, "{\"rule\":") == 37 + 14 + 20 + 2);
-  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 37);
+  CHECK(count(json, "{\"rule\":") == 41 + 14 + 20 + 2);
+  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 41);
   CHECK(count(json, "\"chain\": \"input\", \"handle\"") == 20);
   CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 14);
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);

@@ -90,6 +90,18 @@ TEST_CASE("exact summary: the firewall's own refusals, itemized ones and the res
   CHECK(exact_blocked_summary(*d).empty());
 }
 
+TEST_CASE("exact summary: refusals of which none is itemized read as a count, not an empty list") {
+  const std::string json =
+      "{\"version\":1,\"updated\":1800000010,\"denied_total\":0,\"denied_unlisted\":0,\"denied\":[],"
+      "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[],"
+      "\"firewall_refused_total\":3,\"firewall_refused_unlisted\":3,\"firewall_refused\":[],"
+      "\"changes_dropped\":0,\"changes\":[]}\n";
+  const auto d = parse_decisions(json);
+  REQUIRE(d);
+  CHECK(exact_firewall_summary(*d) ==
+        "the firewall refused 3 packets: 3 not itemized \xE2\x80\x94 connections to addresses no allowed name resolved to");
+}
+
 TEST_CASE("exact summary: hundreds of distinct names are all counted, nothing when nothing was refused") {
   std::string json = "{\"version\":1,\"updated\":1,\"denied_total\":300,\"denied_unlisted\":0,\"denied\":[";
   for (int i = 0; i < 300; ++i)

@@ -548,6 +548,16 @@ void reject_rest(RulesetBatch& b, const char* chain, const RulesetSpec& spec) {
 // All of it runs in output before anything accepts established traffic.
 constexpr std::uint32_t no_uid = 0xFFFFFFFF;
 
+bool is_shared_loopback(const Address& a) { return a == loopback4 || a == loopback6; }
+
+// A local resolver listens on the upstream's own endpoint (not behind a
+// NAT like Docker's): dnsguard's queries are delivered to it in the cage.
+bool served_locally(const RulesetSpec& spec, const Endpoint& up) {
+  return is_shared_loopback(up.addr) &&
+         std::any_of(spec.local_resolvers.begin(), spec.local_resolvers.end(),
+                     [&](const LocalResolver& r) { return r.addr == up.addr; });
+}
+
 void owned_flows(RulesetBatch& b, const RulesetSpec& spec) {
   const char* out = "output";
   const std::uint32_t bit = owned_flow_mark;
@@ -573,20 +583,26 @@ void owned_flows(RulesetBatch& b, const RulesetSpec& spec) {
   }
   b.add(out, others.drop());
   for (const Endpoint& up : spec.upstreams) {
-    if (!is_loopback(up.addr)) continue;  // a non-local source cannot be sent from in here
+    // 127.0.0.1 and ::1 are everyone's (dnsguard answers from them): only
+    // a local address of the resolver's own, like Docker's 127.0.0.11, is
+    // claimed — for its owner, or for nobody when nothing serves it.
+    if (!is_loopback(up.addr) || is_shared_loopback(up.addr)) continue;
     const auto owner = std::find_if(spec.local_resolvers.begin(), spec.local_resolvers.end(),
                                     [&](const LocalResolver& r) { return r.addr == up.addr; });
     Rule r = b.rule(out, "only the local resolver sends from " + to_string(up.addr));
-    // No known owner: nobody may (the upstream then simply does not answer).
-    if (owner != spec.local_resolvers.end()) r.skuid_not(owner->uid);
+    r.skuid_not(owner != spec.local_resolvers.end() ? owner->uid : no_uid);
     b.add(out, r.saddr_is(up.addr).drop());
   }
   for (const Endpoint& up : spec.upstreams) {
-    b.add(out, b.rule(out, "dnsguard reaches upstream " + to_string(up.addr) + " only on flows it opened")
-                   .skuid_is(spec.dnsguard_uid)
-                   .daddr_is(up.addr)
-                   .ct_direction(ct_dir_reply)
-                   .drop());
+    // On 127.0.0.1 / ::1 dnsguard also answers its own clients (reply
+    // direction, to that address): there the upstream's port tells them
+    // apart — no NAT moves it on those addresses.
+    const bool shared = is_shared_loopback(up.addr);
+    Rule r = b.rule(out, "dnsguard reaches upstream " + to_string(up.addr) +
+                             (shared ? " port " + std::to_string(up.port) : std::string()) + " only on flows it opened");
+    r.skuid_is(spec.dnsguard_uid).daddr_is(up.addr);
+    if (shared) r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).eq_port(up.port);
+    b.add(out, r.ct_direction(ct_dir_reply).drop());
   }
 }
 
@@ -754,10 +770,12 @@ void input_chain(RulesetBatch& b, const RulesetSpec& spec) {
     for (std::uint8_t proto : {std::uint8_t{IPPROTO_UDP}, std::uint8_t{IPPROTO_TCP}}) {
       const std::string what = to_string(up.addr) + " port " + std::to_string(up.port) +
                                (proto == IPPROTO_UDP ? " udp" : " tcp");
-      // A query to the upstream is never for a local socket. Docker's
-      // embedded resolver is reached through its DNAT (127.0.0.11:53 →
+      // A query to the upstream is never for a local socket, unless a
+      // local resolver serves that very endpoint. Docker's embedded
+      // resolver is reached through its DNAT (127.0.0.11:53 →
       // 127.0.0.11:<random>), so what arrives here untranslated was meant
       // for whoever bound the upstream's endpoint in the cage.
+      if (served_locally(spec, up)) continue;
       b.add(in, b.rule(in, "upstream queries are never delivered in the cage: " + what)
                     .daddr_is(up.addr)
                     .l4proto(proto)
@@ -766,11 +784,14 @@ void input_chain(RulesetBatch& b, const RulesetSpec& spec) {
     }
     // Replies from the upstream arrive in conntrack's reply direction; a
     // packet from its address that *starts* a flow (any port: Docker's
-    // NAT moves them) is forged.
-    b.add(in, b.rule(in, "nothing from upstream " + to_string(up.addr) + " opens a flow")
-                  .saddr_is(up.addr)
-                  .ct_direction(ct_dir_original)
-                  .drop());
+    // NAT moves them) is forged. On 127.0.0.1 / ::1, which every local
+    // flow comes from, only the upstream's own port can say so.
+    Rule r = b.rule(in, "nothing from upstream " + to_string(up.addr) +
+                            (is_shared_loopback(up.addr) ? " port " + std::to_string(up.port) : std::string()) +
+                            " opens a flow");
+    r.saddr_is(up.addr);
+    if (is_shared_loopback(up.addr)) r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2).eq_port(up.port);
+    b.add(in, r.ct_direction(ct_dir_original).drop());
   }
   b.add(in, b.rule(in, "established/related: replies to the cage's own connections").ct_established_or_related().accept());
   b.add(in, b.rule(in, "loopback").meta(NFT_META_IIF).eq_u32(loopback_ifindex).accept());

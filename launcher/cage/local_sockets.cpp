@@ -70,13 +70,24 @@ std::vector<LocalSocket> parse_socket_table(std::string_view text, nft::Family f
   return out;
 }
 
-std::vector<uid_t> owners_of(const std::vector<LocalSocket>& sockets, const nft::Address& addr) {
+namespace {
+template <typename Match>
+std::vector<uid_t> owners_where(const std::vector<LocalSocket>& sockets, Match match) {
   std::vector<uid_t> uids;
   for (const LocalSocket& s : sockets)
-    if (s.addr == addr) uids.push_back(s.uid);
+    if (match(s)) uids.push_back(s.uid);
   std::sort(uids.begin(), uids.end());
   uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
   return uids;
+}
+}  // namespace
+
+std::vector<uid_t> owners_of(const std::vector<LocalSocket>& sockets, const nft::Address& addr) {
+  return owners_where(sockets, [&](const LocalSocket& s) { return s.addr == addr; });
+}
+
+std::vector<uid_t> owners_of(const std::vector<LocalSocket>& sockets, const nft::Address& addr, std::uint16_t port) {
+  return owners_where(sockets, [&](const LocalSocket& s) { return s.addr == addr && s.port == port; });
 }
 
 }  // namespace cagent::cage

@@ -33,5 +33,7 @@ std::vector<LocalSocket> parse_socket_table(std::string_view text, nft::Family f
 
 // The distinct uids of the sockets bound to `addr` (any port), ascending.
 std::vector<uid_t> owners_of(const std::vector<LocalSocket>& sockets, const nft::Address& addr);
+// … bound to `addr` and `port`.
+std::vector<uid_t> owners_of(const std::vector<LocalSocket>& sockets, const nft::Address& addr, std::uint16_t port);
 
 }  // namespace cagent::cage

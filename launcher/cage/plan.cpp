@@ -13,6 +13,14 @@ bool is_unspecified(const dnsguard::IpAddress& address) {
                      [](std::uint8_t b) { return b == 0; });
 }
 
+// 127.0.0.1 or ::1: the loopback address every local service uses.
+bool is_shared_loopback(const dnsguard::IpAddress& address) {
+  dnsguard::IpAddress a{address.v6, {}};
+  if (address.v6) a.bytes[15] = 1;
+  else a.bytes = {127, 0, 0, 1};
+  return address == a;
+}
+
 bool is_loopback(const dnsguard::IpAddress& address) {
   if (!address.v6) return address.bytes[0] == 127;
   dnsguard::IpAddress one{true, {}};
@@ -108,7 +116,11 @@ std::vector<nft::LocalResolver> local_resolvers(const std::vector<dnsguard::IpEn
     if (!is_loopback(up.addr)) continue;
     const nft::Address addr = to_nft(up.addr);
     if (std::any_of(out.begin(), out.end(), [&](const nft::LocalResolver& r) { return r.addr == addr; })) continue;
-    const std::vector<uid_t> owners = owners_of(facts.local_sockets, addr);
+    // Its own port first; Docker's NAT hides the embedded resolver's real
+    // one, so an address of its own (not the 127.0.0.1 / ::1 everyone
+    // shares) is also taken whole.
+    std::vector<uid_t> owners = owners_of(facts.local_sockets, addr, up.port);
+    if (owners.empty() && !is_shared_loopback(up.addr)) owners = owners_of(facts.local_sockets, addr);
     const std::string where = "upstream " + dnsguard::to_string(up);
     if (owners.empty()) {
       // Nothing serves it: lookups will fail, and nobody may pose as it.

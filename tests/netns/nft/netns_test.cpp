@@ -217,6 +217,24 @@ TEST_CASE("install_ruleset with Docker's embedded resolver as a local upstream")
   CHECK(contains(view, "meta skuid != 4242 meta skuid != 0 tcp dport 53 redirect to :5353"));
 }
 
+TEST_CASE("install_ruleset: a local resolver on 127.0.0.1 does not claim the address everyone uses") {
+  RulesetSpec spec = test_spec();
+  spec.upstreams.push_back(Endpoint{addr("127.0.0.1"), 5353});
+  spec.local_resolvers = {LocalResolver{addr("127.0.0.1"), 7}};
+  install_ruleset(spec);
+  const std::string view = kernel_view();
+  INFO(view);
+  CHECK(contains(view, "ct direction reply ct mark & 0x20000000 != 0x00000000 meta skuid 7 accept"));
+  // dnsguard answers its clients from 127.0.0.1, and every local flow
+  // comes from it: the rules about the upstream's address name its port.
+  CHECK_FALSE(contains(view, "ip saddr 127.0.0.1 drop"));
+  CHECK(contains(view, "meta skuid 4242 ip daddr 127.0.0.1 th dport 5353 ct direction reply drop"));
+  CHECK(contains(view, "ip saddr 127.0.0.1 th sport 5353 ct direction original drop"));
+  // The resolver serves that very endpoint: dnsguard's queries are delivered to it.
+  CHECK_FALSE(contains(view, "ip daddr 127.0.0.1 udp dport 5353 drop"));
+  CHECK(contains(view, "ip daddr 192.0.2.53 udp dport 53 drop"));  // control: other upstreams keep it
+}
+
 TEST_CASE("install_ruleset refuses a local resolver that is not a loopback upstream, or is dnsguard") {
   RulesetSpec spec = test_spec();
   spec.local_resolvers = {LocalResolver{addr("127.0.0.11"), 0}};  // not an upstream

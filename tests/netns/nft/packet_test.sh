@@ -405,6 +405,37 @@ NFT
   nat_forged reply:docker:q "$resolver" "forged via $resolver's NAT port, cage ruleset: the real answer wins"
   C nft delete table ip dockersim_slow
 done
+# An upstream on 127.0.0.1, the address dnsguard answers its own clients
+# from: dnsguard's answers (reply direction, to 127.0.0.1) must still reach
+# its clients, while its upstream's port stays closed to replies of other
+# flows. A stub of dnsguard's uid on 127.0.0.1:5354 answers here.
+cat >"$tmp/dg_stub.py" <<'PY'
+import os, socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 5354))
+open(sys.argv[1] + ".tmp", "w").close(); os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+u.settimeout(1)
+deadline = time.time() + 30
+while time.time() < deadline:
+    try: data, peer = u.recvfrom(512)
+    except socket.timeout: continue
+    u.sendto(b"dnsguard:" + data, peer)
+PY
+chmod 0644 "$tmp/dg_stub.py"
+dg_dir=$(mktemp -d "$tmp/dgstub.XXXX"); chmod 0777 "$dg_dir"
+C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/dg_stub.py" "$dg_dir/ready" >"$tmp/dg_stub.log" 2>&1 &
+pids+=($!)
+wait_for_file "$dg_dir/ready"
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.1:9 --onlink6 2001:db8:100::/64
+check reply:dnsguard:q agent udp 127.0.0.1 5354
+check reply:dnsguard:q root udp 127.0.0.1 5354
+# A resolver served on 127.0.0.1 itself (root's stub on :5353): dnsguard's
+# queries are delivered to it and its answers reach dnsguard.
+C "$helper" install --uid 4242 --listen-port 5300 --upstream 127.0.0.1:5353 --local-resolver 127.0.0.1,0 \
+  --onlink6 2001:db8:100::/64
+check reply:stub:q dnsguard udp 127.0.0.1 5353
+check reply:dnsguard:q agent udp 127.0.0.1 5354
+
 # An upstream endpoint in the cage that nobody serves: the agent binds it
 # and would simply receive the queries.
 C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.12:5354 --onlink6 2001:db8:100::/64

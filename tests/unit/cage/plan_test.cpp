@@ -438,3 +438,22 @@ TEST_CASE("a local upstream (Docker's embedded resolver) is served by the uid th
     CHECK_THROWS_AS(plan_cage_init(Options{}, facts), PlanError);
   }
 }
+
+TEST_CASE("a local upstream on 127.0.0.1 is matched by its port; nobody serving it is only a warning") {
+  Facts facts = base_facts();
+  facts.policy.upstreams = {ep("127.0.0.1:5353")};
+  const nft::Address lo = *nft::parse_address("127.0.0.1");
+  // Others use 127.0.0.1 too (dnsguard will, the agent may): only the port tells.
+  facts.local_sockets = {LocalSocket{lo, 5353, 7}, LocalSocket{lo, 8080, 4000}};
+  const auto spec = only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec;
+  REQUIRE(spec.local_resolvers.size() == 1);
+  CHECK(spec.local_resolvers[0] == nft::LocalResolver{lo, 7});
+
+  SUBCASE("nothing on its port: not the owner of some other port on the shared address") {
+    facts.local_sockets = {LocalSocket{lo, 8080, 4000}};
+    const Plan p = plan_cage_init(Options{}, facts);
+    CHECK(only<step::InstallRuleset>(p).spec.local_resolvers.empty());
+    REQUIRE(p.warnings.size() == 1);
+    CHECK(p.warnings[0].find("upstream 127.0.0.1:5353 is local, but no socket") == 0);
+  }
+}

@@ -23,6 +23,7 @@ Zone file (JSON):
         "rotate": true,                   # one A / one AAAA per answer, round robin
         "tc": true,                       # over UDP: empty answer with TC=1 (TCP answers fully)
         "drop": true,                     # never answer (timeouts)
+        "delay": 0.6,                     # answer after this many seconds (a slow upstream)
         "rcode": 2,                       # answer with this rcode and no records
         "extra": [["evil.test", "A", "203.0.113.66", 300]],   # appended to the answer
                                           # section: records off the CNAME chain
@@ -194,12 +195,22 @@ class Server:
         with self.log_lock:
             self.log.write(line)
 
+    def delay(self, data):
+        q = parse_query(data)
+        entry = self.zone.get(q[2]) if q else None
+        return float(entry.get("delay", 0)) if entry else 0.0
+
     def serve_udp(self, sock):
         while True:
             data, peer = sock.recvfrom(65535)
             self.note("udp", data)
             resp = answer(self.zone, data, tcp=False)
-            if resp is not None:
+            if resp is None:
+                continue
+            wait = self.delay(data)
+            if wait > 0:  # the others are not held up behind a slow name
+                threading.Timer(wait, sock.sendto, args=(resp, peer)).start()
+            else:
                 sock.sendto(resp, peer)
 
     def serve_tcp(self, listener):
@@ -220,6 +231,9 @@ class Server:
                         return
                     self.note("tcp", data)
                     resp = answer(self.zone, data, tcp=True)
+                    wait = self.delay(data)
+                    if wait > 0:
+                        threading.Event().wait(wait)
                     if resp is not None:
                         conn.sendall(struct.pack("!H", len(resp)) + resp)
             except OSError:

@@ -172,6 +172,30 @@ run_cagent() {
       --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" "$@")
 }
 
+# user_cagent WS [cagent args…] — like run_cagent, but as the world's
+# ordinary docker-group user (E2E_USER, the workspace owner's uid) running
+# its installed cagent, with its own home (~/.cagent: the built-in default
+# config on first use) and a clean environment.
+user_cagent() {
+  local ws=$1; shift
+  [[ -n ${E2E_USER:-} ]] || die "the world has no e2e user (world_up.sh creates it)"
+  (cd "$ws" && runuser -u "$E2E_USER" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$E2E_USER_HOME" \
+      LANG=C.UTF-8 CAGENT_IMAGE="$CAGENT_IMAGE_TAG" CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" \
+      timeout --kill-after=10 "${E2E_CAGE_TIMEOUT:-180}" "$E2E_USER_CAGENT" --no-update \
+      --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" "$@")
+}
+# user_cage WS [cagent args…] -- CMD — one shell command line in a cage of
+# the e2e user; stdout to stdout, stderr to $E2E_TMP/cage.err; sets CAGE_RC.
+user_cage() {
+  local ws=$1; shift
+  local args=()
+  while (($#)) && [[ $1 != -- ]]; do args+=("$1"); shift; done
+  shift
+  CAGE_RC=0
+  user_cagent "$ws" "${args[@]}" -- sh -c "$*" </dev/null 2>"$E2E_TMP/cage.err" || CAGE_RC=$?
+  return 0
+}
+
 # cage WS CMD… — run one shell command line in a cage: stdout to stdout,
 # cagent's stderr into $E2E_TMP/cage.err (shown by callers on failure).
 # Sets CAGE_RC.

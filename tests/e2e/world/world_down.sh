@@ -43,6 +43,14 @@ home_volumes() {
 vols=$(home_volumes)
 [[ -n $vols ]] && { docker volume rm -f $vols >/dev/null 2>&1 || true; }
 [[ -n ${ROOT:-} && -d $ROOT ]] && { chmod -R u+w "$ROOT" 2>/dev/null; rm -rf "$ROOT"; }
+if [[ ${USER_CREATED:-0} == 1 && -n ${E2E_USER:-} ]]; then
+  pkill -KILL -u "$E2E_USER" 2>/dev/null
+  userdel "$E2E_USER" >/dev/null 2>&1 || left+=("account $E2E_USER")
+  # userdel takes the user's own group along where USERGROUPS_ENAB says so.
+  if [[ ${USER_GROUP_CREATED:-0} == 1 ]] && getent group "$E2E_USER" >/dev/null; then
+    groupdel "$E2E_USER" >/dev/null 2>&1 || left+=("group $E2E_USER")
+  fi
+fi
 
 # Verify: nothing of this run remains.
 rest=$(docker ps -aq --filter "label=cagent.e2e.run=$RUN_ID")

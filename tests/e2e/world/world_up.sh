@@ -10,6 +10,9 @@
 #                 authoritative DNS server (tests/tools/fake_dns.py, zone.json)
 #                 at .53 whose query log lands in a host directory, and HTTP
 #                 servers (http_echo.py) on fixed addresses
+#   a user        an ordinary account in the docker group (the workspace
+#                 owner's uid), with cagent installed for it the way the
+#                 README says (cmake --install, into a prefix it can read)
 #
 # Every resource is written to the state file the moment it exists, so
 # world_down.sh can remove a half-built world too.
@@ -114,6 +117,31 @@ say "image ready after $((SECONDS - started))s"
 docker tag "$CAGENT_IMAGE_TAG" "$WORLD_IMAGE" || die "cannot tag $WORLD_IMAGE"
 state_set WORLD_IMAGE "$WORLD_IMAGE"
 
+# ---- an ordinary user ------------------------------------------------------
+# Users run cagent as themselves, in the docker group, from an installed
+# copy (the checkout may sit in a 0700 home no other uid can enter). The
+# account takes the workspace owner's uid, so its workspaces are its own.
+E2E_USER=cagent-e2e-user
+if getent passwd "$E2E_USER" >/dev/null; then
+  [[ $(id -u "$E2E_USER") == "$E2E_UID" ]] || die "account $E2E_USER exists with another uid than $E2E_UID"
+elif getent passwd "$E2E_UID" >/dev/null; then
+  die "uid $E2E_UID is taken by $(getent passwd "$E2E_UID" | cut -d: -f1); the e2e user needs it"
+else
+  getent group docker >/dev/null || die "no docker group: the Docker engine's socket group is needed for the e2e user"
+  getent group "$E2E_GID" >/dev/null || { groupadd -g "$E2E_GID" "$E2E_USER" || die "groupadd $E2E_USER"; state_set USER_GROUP_CREATED 1; }
+  useradd -M -u "$E2E_UID" -g "$E2E_GID" -G docker -d "$ROOT/user-home" -s /bin/bash "$E2E_USER" || die "useradd $E2E_USER"
+  state_set USER_CREATED 1
+fi
+id -nG "$E2E_USER" | tr ' ' '\n' | grep -qx docker || usermod -aG docker "$E2E_USER" || die "usermod -aG docker $E2E_USER"
+install -d -o "$E2E_UID" -g "$E2E_GID" -m 0700 "$ROOT/user-home"
+build_tree=$(cd "$(dirname "$E2E_CAGENT")/.." && pwd)
+cmake --install "$build_tree" --prefix "$ROOT/prefix" >"$ROOT/install.log" 2>&1 || {
+  tail -n 20 "$ROOT/install.log" >&2; die "cmake --install into $ROOT/prefix failed"; }
+chmod -R a+rX "$ROOT/prefix"
+state_set E2E_USER "$E2E_USER"
+state_set E2E_USER_HOME "$ROOT/user-home"
+state_set E2E_USER_CAGENT "$ROOT/prefix/bin/cagent"
+
 # ---- the internet --------------------------------------------------------
 fake_dns=$E2E_SRC/../../tools/fake_dns.py
 [[ -f $fake_dns ]] || die "tests/tools/fake_dns.py is missing"
@@ -140,7 +168,11 @@ world_run dns 53 -v "$fake_dns:/tools/fake_dns.py:ro" -v "$ROOT/dns:/log" \
 #   19 no name at all: the "never resolved" address   20 secure.test (HTTPS, below)
 web_hosts=(10 12 13 14 15 16 17 19)
 for h in "${web_hosts[@]}"; do
-  world_run "web$h" "$h" "$WORLD_IMAGE" /e2e/http_echo.py "web$h"
+  # web13 also has a network alias: a name Docker's embedded resolver
+  # answers itself (cages without dns_resolvers ask it).
+  alias=()
+  [[ $h == 13 ]] && alias=(--network-alias peer.allowed.test)
+  world_run "web$h" "$h" "${alias[@]}" "$WORLD_IMAGE" /e2e/http_echo.py "web$h"
 done
 
 # HTTPS (issue 8 case): a CA generated here, a certificate for secure.test

@@ -42,7 +42,7 @@ install -m 0755 "$cage_init" "$stage/cage-init"
 install -m 0755 "$dnsguard" "$stage/dnsguard"
 install -m 0644 "$here/agent.sh" "$stage/agent.sh"
 install -m 0755 "$here/fake-dockerd.sh" "$stage/fake-dockerd"
-install -m 0644 "$here/embedded_resolver.py" "$here/forge_via_nat.py" "$stage/"
+install -m 0644 "$here/embedded_resolver.py" "$here/../../tools/forge_via_nat.py" "$stage/"
 cage_init=$stage/cage-init dnsguard=$stage/dnsguard
 world_pid='' inner_pid=''
 cleanup() {

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Issue 11, item 1: the agent must not be able to answer dnsguard's upstream
-# queries itself. On a user-defined network without dns_resolvers, dnsguard's
-# upstream is Docker's embedded resolver, 127.0.0.11:53 — an address inside
-# the cage. The attack (reproduced on the first build): find dnsguard's
-# connected upstream sockets in /proc/net/udp, bind 127.0.0.11:53, send one
-# datagram to each (conntrack then maps dnsguard's next query to the agent's
-# socket), and answer `allowed.test A <the never-resolved web server>`. The
-# forged address would be inserted into the set and reachable.
+# The agent must not be able to answer dnsguard's upstream queries itself by
+# taking the upstream's own endpoint. On a user-defined network without
+# dns_resolvers, dnsguard's upstream is Docker's embedded resolver,
+# 127.0.0.11:53 — an address inside the cage. The attack: bind
+# 127.0.0.11:53, send a datagram to each of dnsguard's sockets connected to
+# it (conntrack would then map dnsguard's next query to the agent's socket),
+# and answer `allowed.test A <the never-resolved web server>`. Run as the
+# ordinary docker-group user, with the embedded resolver forwarding to the
+# world's DNS (`docker run --dns`), so the positive control — the real
+# answer, and the server behind it — is checked in the very same cage.
+# (The attack through the resolver's NAT port: net_user_network.)
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 case_init
 
 ws=$(mktemp -d "$E2E_TMP/ws.XXXXXX") || die "mktemp failed"
-# No dns_resolvers: the cage keeps the resolver Docker gave it (127.0.0.11).
-printf 'domains: ["allowed.test"]\n' >"$ws/.cagent.yaml"
+# The user's built-in default has no dns_resolvers: the cage keeps the
+# resolver Docker gave it (127.0.0.11).
 cat >"$ws/attack.py" <<'PY'
 import socket, struct, sys, time
 FORGED = bytes([198, 51, 100, 19])
@@ -64,16 +67,18 @@ print("forged answers sent:", answered)
 PY
 chown_workspace "$ws"
 
-out=$(cage "$ws" "
-  python3 /workspace/attack.py > /workspace/attack.log 2>&1 &
-  sleep 1
+out=$(user_cage "$ws" --arg="--dns=$DNS4" -d allowed.test -- "
+  python3 -u /workspace/attack.py > /workspace/attack.log 2>&1 &
+  i=0; while ! grep -q '^bind=' /workspace/attack.log && [ \$i -lt 200 ]; do sleep 0.05; i=\$((i+1)); done
   echo lookup: \$(getent ahostsv4 allowed.test | head -n1)
   echo body: \$(curl -s -m 3 http://allowed.test/)
+  curl -s -m 3 -o /dev/null http://198.51.100.19/ && echo forged: reachable || echo forged: unreachable
   wait
   cat /workspace/attack.log")
 expect_eq "cagent exits 0" "$CAGE_RC" 0
 expect_match "the agent cannot bind Docker's resolver endpoint (low ports need a capability)" "$out" 'bind=PermissionError'
-expect_no_match "no forged address reaches the agent's lookups" "$out" 'lookup: 198\.51\.100\.19'
-expect_no_match "the never-resolved server is not reachable through a forged answer" "$out" 'body: cagent-e2e web19'
+expect_match "control: the lookup in the same cage gets the real answer" "$out" 'lookup: 198\.51\.100\.10 '
+expect_match "control: …and the real server answers" "$out" 'body: cagent-e2e web10'
+expect_match "the never-resolved server stays unreachable" "$out" 'forged: unreachable'
 ((CAGE_RC == 0)) || cage_err
 finish

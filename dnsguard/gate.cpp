@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <variant>
 
@@ -165,6 +166,11 @@ Gate::Kind Gate::kind_of(std::uint16_t port) const noexcept {
 }
 
 void Gate::start() {
+  // splice() into a socket whose peer is gone raises SIGPIPE (it takes no
+  // MSG_NOSIGNAL), and its default action would end dnsguard — DNS and the
+  // gate with it — whenever a client reset a relay while its server was
+  // still sending. The pumps handle EPIPE as an error instead.
+  std::signal(SIGPIPE, SIG_IGN);
   // Each relayed connection holds six descriptors (two sockets, two pipes):
   // take what the hard limit allows, so max_connections is the bound, not
   // a default soft limit of 1024 descriptors.

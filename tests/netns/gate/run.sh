@@ -205,6 +205,24 @@ head -c 3000000 /dev/urandom >"$tmp/upload.bin"; chmod 0644 "$tmp/upload.bin"
 got=$(A curl -sS --max-time 60 --cacert "$tmp/ca.pem" --data-binary "@$tmp/upload.bin" https://a.gate.test/echo | sha256sum | cut -d' ' -f1)
 [[ $got == "$(sha256sum <"$tmp/upload.bin" | cut -d' ' -f1)" ]] && ok "3 MB uploaded and echoed intact" || bad "upload echo differs"
 
+# Clients that reset their relay while the server is still sending: the
+# gate's writes to them fail (EPIPE), which must not end dnsguard.
+cat >"$tmp/reset.py" <<'PY'
+import socket, struct
+for _ in range(5):
+    s = socket.create_connection(("198.51.100.10", 80), timeout=5)
+    s.sendall(b"GET /big?n=67108864 HTTP/1.1\r\nHost: a.gate.test\r\n\r\n")
+    s.recv(65536)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+print("reset")
+PY
+chmod 0644 "$tmp/reset.py"
+A "$py" "$tmp/reset.py" >/dev/null 2>&1
+out=$(body https://a.gate.test/)
+[[ $out == "site a.gate.test" ]] && ok "dnsguard outlives clients that reset their relays mid-transfer" \
+  || bad "after clients reset their relays: $out"
+
 # Refusals are logged with name, destination and reason.
 grep -q 'gate refused name=b.other.test dst=198.51.100.10:443' "$tmp/log/dnsguard.log" \
   && ok "refusals are logged with name and destination" || bad "no log line for b.other.test: $(grep gate "$tmp/log/dnsguard.log" | head -5)"

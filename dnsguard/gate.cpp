@@ -312,7 +312,7 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
       verdict = kind == Kind::tls ? parse_client_hello(bytes, scratch_) : parse_http_head(bytes);
     }
     if (verdict.status != GateParse::done) {
-      refuse(client, &dst, {}, verdict.reason);
+      refuse(client, &dst, verdict.name.view(), verdict.reason);
       co_return;
     }
     if (!decider_.admit(verdict.name.view(), dst.addr)) {

@@ -21,6 +21,12 @@ GateVerdict reject(const char* reason) noexcept {
   return v;
 }
 GateVerdict need_more() noexcept { return {}; }
+// A refusal for a name's form, naming the site it was meant for.
+GateVerdict reject_named(const GateName& name, const char* reason) noexcept {
+  GateVerdict v = reject(reason);
+  v.name = name;
+  return v;
+}
 
 std::uint16_t be16(const std::uint8_t* p) noexcept { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
 
@@ -73,7 +79,18 @@ GateVerdict parse_hello_body(std::span<const std::uint8_t> b) noexcept {
     const std::size_t name_len = be16(&data[3]);
     if (name_len != data.size() - 5) return reject("more than one server name");
     const std::string_view text(reinterpret_cast<const char*>(data.data() + 5), name_len);
-    if (!to_gate_name(text, v.name)) return reject("bad server name");
+    switch (to_gate_name(text, v.name)) {
+      case NameForm::canonical:
+        break;
+      case NameForm::trailing_dot:
+        return reject_named(v.name, "server name ends in a dot (RFC 6066 forbids it; a server may route it "
+                                    "to another site)");
+      case NameForm::upper_case:
+        return reject_named(v.name, "server name in upper case (a server may route it to another site; "
+                                    "send it in lower case)");
+      case NameForm::bad:
+        return reject("bad server name");
+    }
     have_name = true;
   }
   if (!have_name) return reject("no server name");
@@ -93,11 +110,7 @@ bool ieq(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
 // "METHOD SP origin-form SP HTTP/1.x"
 GateVerdict check_request_line(std::string_view line) noexcept {
@@ -122,25 +135,29 @@ GateVerdict check_request_line(std::string_view line) noexcept {
 
 }  // namespace
 
-bool to_gate_name(std::string_view text, GateName& out) noexcept {
-  if (!text.empty() && text.back() == '.') text.remove_suffix(1);
-  if (text.empty() || text.size() > out.text.size()) return false;
+NameForm to_gate_name(std::string_view text, GateName& out) noexcept {
+  const bool dot = !text.empty() && text.back() == '.';
+  if (dot) text.remove_suffix(1);
+  if (text.empty() || text.size() > out.text.size()) return NameForm::bad;
+  bool upper = false;
   std::size_t label = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = lower(text[i]);
+    upper = upper || c != text[i];
     if (c == '.') {
-      if (label == 0) return false;
+      if (label == 0) return NameForm::bad;
       label = 0;
     } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
-      if (++label > 63) return false;
+      if (++label > 63) return NameForm::bad;
     } else {
-      return false;
+      return NameForm::bad;
     }
     out.text[i] = c;
   }
-  if (label == 0) return false;
+  if (label == 0) return NameForm::bad;
   out.size = text.size();
-  return true;
+  if (dot) return NameForm::trailing_dot;
+  return upper ? NameForm::upper_case : NameForm::canonical;
 }
 
 GateVerdict parse_client_hello(std::span<const std::uint8_t> stream, std::span<std::uint8_t> scratch) noexcept {
@@ -212,7 +229,12 @@ GateVerdict parse_http_head(std::span<const std::uint8_t> stream) noexcept {
     if (!std::all_of(name.begin(), name.end(), is_token_char)) return reject("bad header");
     if (!ieq(name, "host")) continue;
     if (++hosts > 1) return reject("two Host headers");
-    std::string_view value = trim_ows(line.substr(colon + 1));
+    // OWS before the value is syntax (RFC 9110 5.6.3); after it, servers
+    // differ: some keep it as part of the name.
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && is_ows(value.front())) value.remove_prefix(1);
+    if (!value.empty() && is_ows(value.back()))
+      return reject("white space after the Host name (a server may read it as part of the name)");
     if (!value.empty() && value.front() == '[') return reject("IP literal in Host");
     if (const std::size_t c = value.rfind(':'); c != std::string_view::npos) {
       const std::string_view port = value.substr(c + 1);
@@ -220,9 +242,15 @@ GateVerdict parse_http_head(std::span<const std::uint8_t> stream) noexcept {
         return reject("bad Host");
       value = value.substr(0, c);
     }
-    if (!to_gate_name(value, v.name)) return reject("bad Host");
+    const NameForm form = to_gate_name(value, v.name);
+    if (form == NameForm::bad) return reject("bad Host");
     if (std::all_of(value.begin(), value.end(), [](char d) { return (d >= '0' && d <= '9') || d == '.'; }))
       return reject("IP literal in Host");
+    if (form == NameForm::trailing_dot)
+      return reject_named(v.name, "Host ends in a dot (a server may route it to another site)");
+    if (form == NameForm::upper_case)
+      return reject_named(v.name, "Host in upper case (a server may route it to another site; send it in "
+                                  "lower case)");
   }
   if (hosts == 0) return reject("no Host header");
   v.status = GateParse::done;

@@ -11,7 +11,11 @@
 // Strict on purpose: anything a server could read differently from us (two
 // names, a name with odd bytes, a fragmented or oversized hello, absolute
 // request targets, folded or duplicate Host headers) is refused, because the
-// server, not this parser, decides which site answers.
+// server, not this parser, decides which site answers. Names must come in
+// the one form the gate judges — lower case, no trailing dot, no white space
+// after a Host — because servers differ in how they compare the other
+// forms, and one that matches names byte for byte routes `A.example` or
+// `a.example.` to a site other than the one the gate admitted.
 
 #include <array>
 #include <cstddef>
@@ -32,7 +36,7 @@ struct GateName {
 
 struct GateVerdict {
   GateParse status = GateParse::need_more;
-  GateName name;                  // when done
+  GateName name;                  // when done (and, lowercased, when refused for its form)
   const char* reason = "";        // when reject: a short, fixed text for logs
   bool ech = false;               // the ClientHello offers Encrypted Client Hello
 };
@@ -57,9 +61,15 @@ GateVerdict parse_client_hello(std::span<const std::uint8_t> stream, std::span<s
 // (an optional port is dropped; an IP literal is not a name) → done.
 GateVerdict parse_http_head(std::span<const std::uint8_t> stream) noexcept;
 
+// How a name's bytes compare with the one form the gate judges.
+enum class NameForm : std::uint8_t { canonical, bad, trailing_dot, upper_case };
+
 // `text` as a gate name: letters, digits, '-', '_' and dots between
-// non-empty labels of at most 63, lowercased, one trailing dot dropped,
-// at most 253 characters. False for anything else.
-bool to_gate_name(std::string_view text, GateName& out) noexcept;
+// non-empty labels of at most 63, at most 253 characters, lower case, no
+// trailing dot → canonical. Otherwise valid but for one trailing dot or
+// upper-case letters → trailing_dot / upper_case (the dot dropped and the
+// letters lowered in `out`, so a refusal can name the site); anything else
+// → bad.
+NameForm to_gate_name(std::string_view text, GateName& out) noexcept;
 
 }  // namespace cagent::dnsguard

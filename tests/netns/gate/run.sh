@@ -180,10 +180,35 @@ def gate_direct():
     s.sendall(b"GET / HTTP/1.1\r\nHost: a.gate.test\r\n\r\n")
     d = s.recv(100)
     return "data" if d else "closed"
+def tls(name):
+    def handshake():
+        ctx = ssl.create_default_context(cafile=sys.argv[1]); ctx.check_hostname = False
+        s = socket.create_connection(("198.51.100.10", 443), timeout=5)
+        ctx.wrap_socket(s, server_hostname=name)  # sent as given: Python keeps case and a trailing dot
+        return "handshake"
+    return handshake
+def http(host):
+    def request():
+        s = socket.create_connection(("198.51.100.10", 80), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        d = s.recv(100)
+        return "answered" if d.startswith(b"HTTP/1.1 200") else ("data" if d else "closed")
+    return request
 attempt("nosni", no_sni)
 attempt("nottls", not_tls)
 attempt("quic", quic)
 attempt("gate", gate_direct)
+# Names whose bytes are not the canonical form the gate judges, each with
+# its canonical control in the same run.
+attempt("sni_canonical", tls("a.gate.test"))
+attempt("sni_dot", tls("a.gate.test."))
+attempt("sni_upper", tls("A.Gate.Test"))
+attempt("host_canonical", http(b"a.gate.test"))
+attempt("host_leading_ows", http(b" \ta.gate.test"))
+attempt("host_dot", http(b"a.gate.test."))
+attempt("host_tab", http(b"a.gate.test\t"))
+attempt("host_space", http(b"a.gate.test "))
+attempt("host_upper", http(b"A.Gate.Test"))
 PY
 chmod 0644 "$tmp/raw.py"
 raw=$(A "$py" "$tmp/raw.py" "$tmp/ca.pem" 2>&1)
@@ -192,6 +217,21 @@ grep -q "^nosni=reset" <<<"$raw" && ok "a ClientHello without SNI is refused" ||
 grep -q "^nottls=reset" <<<"$raw" && ok "non-TLS bytes on 443 are refused" || bad "plain text on 443 not refused"
 grep -Eq "^quic=(eperm|refused|error)" <<<"$raw" && ok "UDP 443 (QUIC) is refused at once" || bad "QUIC datagram sent"
 grep -Eq "^gate=(reset|closed)" <<<"$raw" && ok "the gate's own listener reaches nothing when used directly" || bad "gate used directly"
+expect() {  # CASE OUTCOME WHAT: one raw.py case
+  grep -q "^$1=$2 " <<<"$raw" && ok "$3" || bad "$3: $(grep "^$1=" <<<"$raw")"
+}
+expect sni_canonical handshake "SNI a.gate.test (canonical) is admitted"
+expect sni_dot reset "SNI with a trailing dot is refused"
+expect sni_upper reset "SNI in upper case is refused"
+expect host_canonical answered "Host a.gate.test (canonical) is admitted"
+expect host_leading_ows answered "…also after leading white space (OWS)"
+expect host_dot reset "Host with a trailing dot is refused"
+expect host_tab reset "Host with a trailing TAB is refused"
+expect host_space reset "Host with a trailing space is refused"
+expect host_upper reset "Host in upper case is refused"
+grep -q 'gate refused name=a.gate.test dst=198.51.100.10:443 reason="server name in upper case (a server may route' \
+  "$tmp/log/dnsguard.log" && ok "the refusal names the site and says why" \
+  || bad "upper-case refusal: $(grep 'gate refused' "$tmp/log/dnsguard.log" | tail -3)"
 
 # A large transfer both ways arrives intact (the splice relay).
 n=$((64 * 1024 * 1024))

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,15 @@ struct GateCounters {
   std::uint64_t admitted = 0;   // relayed
   std::uint64_t refused = 0;    // reset before any byte reached a server
   std::uint64_t failed = 0;     // admitted, but the server could not be reached
+};
+
+// The bytes read so far from one side of a connection the gate inspects.
+struct Inbox {
+  std::vector<std::uint8_t> bytes;
+  std::size_t got = 0;
+  std::span<const std::uint8_t> from(std::size_t offset) const noexcept {
+    return {bytes.data() + offset, got - offset};
+  }
 };
 
 class Gate {
@@ -79,7 +89,16 @@ class Gate {
   Kind kind_of(std::uint16_t port) const noexcept;
 
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  // connection() in steps; each one that fails has reset the sockets and
+  // counted why.
   boost::asio::awaitable<void> connection(boost::asio::ip::tcp::socket client);
+  Kind destination(boost::asio::ip::tcp::socket& client, IpEndpoint& dst) noexcept;
+  boost::asio::awaitable<GateVerdict> read_first_flight(boost::asio::ip::tcp::socket& client, const IpEndpoint& dst,
+                                                        Kind kind, Inbox& from_client);
+  boost::asio::awaitable<bool> connect(boost::asio::ip::tcp::socket& server, boost::asio::ip::tcp::socket& client,
+                                       const IpEndpoint& dst, std::string_view name);
+  boost::asio::awaitable<void> relay(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& server,
+                                     std::string_view name);
   void refuse(boost::asio::ip::tcp::socket& client, const IpEndpoint* destination, std::string_view name,
               std::string_view reason) noexcept;
 

@@ -243,7 +243,8 @@ void Gate::refuse(tcp::socket& client, const IpEndpoint* destination, std::strin
                   std::string_view reason) noexcept {
   ++counters_.refused;
   // A reset, not a FIN: the client fails at once, as with the firewall's
-  // own refusals, and nothing it sent reached any server.
+  // own refusals, and nothing it sent after the bytes refused reached any
+  // server.
   reset(client);
   if (decisions_ != nullptr) {
     decisions_->gate_refused(name, destination != nullptr ? to_string(*destination) : std::string(), reason,
@@ -312,7 +313,9 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
     ++counters_.admitted;
     boost::system::error_code ignored;
     server.set_option(tcp::no_delay(true), ignored);  // the replayed bytes go out at once
-    if (!co_await forward(server, from_client.from(0))) co_return;
+    const bool handed_over = kind == Kind::tls ? co_await follow_handshake(client, server, dst, hello, from_client)
+                                               : co_await forward(server, from_client.from(0));
+    if (!handed_over) co_return;
     from_client = {};
     co_await relay(client, server, hello.name.view());
   } catch (const std::exception& e) {
@@ -372,6 +375,82 @@ asio::awaitable<bool> Gate::connect(tcp::socket& server, tcp::socket& client, co
   reset(client);
   log_.event(LogLevel::info, "gate: cannot reach " + to_string(dst) + " for " + std::string(name));
   co_return false;
+}
+
+// TLS: the server picks its site from the ClientHello it answers with a
+// ServerHello. After a HelloRetryRequest that is the client's second hello,
+// so the gate reads the server's first message before anything more of the
+// client's goes through, and holds a second hello to the name it admitted.
+// The client's bytes after each hello wait here until the server answered
+// it: a hostile client may send its second hello before the retry request.
+asio::awaitable<bool> Gate::follow_handshake(tcp::socket& client, tcp::socket& server, const IpEndpoint& dst,
+                                             const GateVerdict& first, Inbox& from_client) {
+  std::size_t sent = first.end;  // the client's bytes the server has
+  if (!co_await forward(server, from_client.from(0).first(sent))) co_return false;
+  Inbox from_server;
+  std::size_t judged = 0;     // where the server's next message starts
+  std::size_t forwarded = 0;  // the server's bytes the client has
+  asio::steady_timer deadline(io_);
+  for (bool retried = false;;) {
+    deadline.expires_after(options_.handshake_timeout);
+    ServerVerdict answer;
+    const ReadEnd end = co_await read_until(server, from_server, judged + kMaxServerHello + 512, deadline, [&] {
+      answer = parse_server_hello(from_server.from(judged));
+      return answer.status != GateParse::need_more;
+    });
+    // A server that closed reads no second hello; anything but a retry
+    // request (a ServerHello, a fatal alert) ends the handshake's first
+    // round, and no ClientHello can follow it (RFC 8446 4.1.4, 6.2).
+    if (end == ReadEnd::closed || (end == ReadEnd::decided && answer.status == GateParse::done && !answer.retry)) break;
+    if (end == ReadEnd::timed_out) {
+      ++counters_.failed;
+      reset(server);
+      reset(client);
+      log_.event(LogLevel::info, "gate: no answer from " + to_string(dst) + " for " + std::string(first.name.view()));
+      co_return false;
+    }
+    const char* refusal = end == ReadEnd::too_large                ? "ServerHello too large"
+                          : answer.status == GateParse::reject ? answer.reason
+                          : retried                            ? "second HelloRetryRequest (RFC 8446 forbids it)"
+                                                               : nullptr;
+    if (refusal != nullptr) {
+      reset(server);
+      refuse(client, &dst, first.name.view(), refusal);
+      co_return false;
+    }
+    retried = true;
+    ++counters_.retried;
+    judged += answer.end;
+    if (!co_await forward(client, from_server.from(forwarded))) co_return false;
+    forwarded = from_server.got;
+    const GateVerdict second = co_await read_retry_hello(client, dst, first, from_client, sent);
+    if (second.status != GateParse::done) {
+      reset(server);
+      co_return false;
+    }
+    if (!co_await forward(server, from_client.from(sent).first(second.end))) co_return false;
+    sent += second.end;
+  }
+  co_return co_await forward(client, from_server.from(forwarded)) && co_await forward(server, from_client.from(sent));
+}
+
+asio::awaitable<GateVerdict> Gate::read_retry_hello(tcp::socket& client, const IpEndpoint& dst,
+                                                    const GateVerdict& first, Inbox& from_client, std::size_t sent) {
+  GateVerdict second;
+  asio::steady_timer deadline(io_, options_.handshake_timeout);
+  const ReadEnd end = co_await read_until(client, from_client, sent + kMaxFirstFlight, deadline, [&] {
+    second = parse_retry_client_hello(from_client.from(sent), scratch_, first);
+    return second.status != GateParse::need_more;
+  });
+  if (end != ReadEnd::decided) {
+    second = GateVerdict{GateParse::reject, first.name,
+                         end == ReadEnd::timed_out ? "timed out waiting for the second ClientHello"
+                         : end == ReadEnd::closed  ? "closed before the second ClientHello"
+                                                   : "second ClientHello too large"};
+  }
+  if (second.status == GateParse::reject)
+    refuse(client, &dst, second.name.size > 0 ? second.name.view() : first.name.view(), second.reason);
+  co_return second;
 }
 
 asio::awaitable<void> Gate::relay(tcp::socket& client, tcp::socket& server, std::string_view name) {

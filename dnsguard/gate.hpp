@@ -6,8 +6,12 @@
 //     (dnsguard's uid, 127.0.0.1/::1)  SO_ORIGINAL_DST → addr:443
 //     read the first flight (bounded in bytes and time) → parse_client_hello / parse_http_head
 //     admit(name, addr)? no → reset, count, log
-//                        yes → connect(addr:443) as dnsguard, replay what was read,
-//                              splice both directions until both sides closed
+//                        yes → connect(addr:443) as dnsguard, replay the hello
+//     TLS: read the server's first message (bounded in bytes and time)
+//          HelloRetryRequest → forward it, read the client's second hello: the same
+//                              name or reset both, count, log; then its answer again
+//          anything else     → forward it
+//     forward what else was read, splice both directions until both sides closed
 //
 // The gate makes no decision of its own: GateDecider (the engine's
 // allowlist and name bindings) does. Every connection is one coroutine
@@ -42,14 +46,18 @@ struct GateOptions {
   std::vector<std::uint16_t> http_ports = {80};
   std::chrono::milliseconds first_flight_timeout{10000};
   std::chrono::milliseconds connect_timeout{15000};
+  // For the server's answer to a ClientHello, and for the client's second
+  // hello after a HelloRetryRequest.
+  std::chrono::milliseconds handshake_timeout{15000};
   std::size_t max_connections = 4096;       // beyond: refused at once
 };
 
 struct GateCounters {
   std::uint64_t accepted = 0;   // connections that reached the gate
-  std::uint64_t admitted = 0;   // relayed
-  std::uint64_t refused = 0;    // reset before any byte reached a server
-  std::uint64_t failed = 0;     // admitted, but the server could not be reached
+  std::uint64_t admitted = 0;   // their first hello or request head reached the server
+  std::uint64_t refused = 0;    // reset by the gate (also: admitted, then a second hello refused)
+  std::uint64_t failed = 0;     // admitted, but the server could not be reached or did not answer
+  std::uint64_t retried = 0;    // went through a HelloRetryRequest
 };
 
 // The bytes read so far from one side of a connection the gate inspects.
@@ -97,6 +105,12 @@ class Gate {
                                                         Kind kind, Inbox& from_client);
   boost::asio::awaitable<bool> connect(boost::asio::ip::tcp::socket& server, boost::asio::ip::tcp::socket& client,
                                        const IpEndpoint& dst, std::string_view name);
+  boost::asio::awaitable<bool> follow_handshake(boost::asio::ip::tcp::socket& client,
+                                                boost::asio::ip::tcp::socket& server, const IpEndpoint& dst,
+                                                const GateVerdict& first, Inbox& from_client);
+  boost::asio::awaitable<GateVerdict> read_retry_hello(boost::asio::ip::tcp::socket& client, const IpEndpoint& dst,
+                                                       const GateVerdict& first, Inbox& from_client,
+                                                       std::size_t sent);
   boost::asio::awaitable<void> relay(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& server,
                                      std::string_view name);
   void refuse(boost::asio::ip::tcp::socket& client, const IpEndpoint* destination, std::string_view name,

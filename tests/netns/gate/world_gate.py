@@ -3,7 +3,13 @@
 HTTP on 80 at every given address, so several names share one address (as on
 a CDN). Runs in the test's world namespace; stdlib only.
 
-    world_gate.py --addr A [--addr A ...] --cert CERT --key KEY --ready FILE
+    world_gate.py --addr A [--addr A ...] [--retry-addr A ...] --cert CERT --key KEY
+                  --sni-log FILE --ready FILE
+
+--retry-addr: HTTPS there takes only the P-256 group, so a client whose
+first key share is X25519 gets a HelloRetryRequest (TLS 1.3, RFC 8446 4.1.4).
+--sni-log: every server name the TLS servers were asked for, one line each
+("<addr> <name>"), as OpenSSL reports it for each ClientHello it processes.
 
 GET /           -> "site <Host header>\n" (which site answered)
 GET /big?n=N    -> N bytes of a fixed pattern (a large transfer through the relay)
@@ -65,18 +71,35 @@ def serve(addr, port, tls_ctx):
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
+def tls_context(args, addr, groups=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    if groups is not None:
+        ctx.set_ecdh_curve(groups)  # OpenSSL 3: the server's whole group list, TLS 1.3 included
+    lock = threading.Lock()
+
+    def note(_sock, name, _ctx):
+        with lock, open(args.sni_log, "a") as f:
+            f.write("%s %s\n" % (addr, name))
+
+    ctx.sni_callback = note
+    return ctx
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--addr", action="append", required=True)
+    ap.add_argument("--retry-addr", action="append", default=[])
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
+    ap.add_argument("--sni-log", required=True)
     ap.add_argument("--ready", required=True)
     args = ap.parse_args()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(args.cert, args.key)
     for a in args.addr:
-        serve(a, 443, ctx)
+        serve(a, 443, tls_context(args, a))
         serve(a, 80, None)
+    for a in args.retry_addr:
+        serve(a, 443, tls_context(args, a, "prime256v1"))
     with open(args.ready, "w") as f:
         f.write("ready\n")
     threading.Event().wait()

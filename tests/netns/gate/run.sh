@@ -13,6 +13,8 @@
 #   198.51.100.13                      h.gate.test (allowed) and i.other.test (not allowed), on a
 #                                      server that takes only P-256: an X25519 key share gets a
 #                                      HelloRetryRequest
+#   198.51.100.14                      j.gate.test (allowed), on a broken server that answers
+#                                      every ClientHello with a HelloRetryRequest
 set -uo pipefail
 dnsguard=${1:?usage: run.sh DNSGUARD NFT_TEST_HELPER FAKE_DNS}
 helper=${2:?usage}
@@ -59,7 +61,7 @@ C ip link set lo up && W ip link set lo up
 C ip addr add 192.0.2.2/24 dev "gc$id"
 C ip addr add 2001:db8:100::2/64 dev "gc$id" nodad
 W ip addr add 192.0.2.53/24 dev "gw$id"
-for a in 10 11 12 13; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
+for a in 10 11 12 13 14; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
 W ip addr add 2001:db8:100::10/64 dev "gw$id" nodad
 C ip link set "gc$id" up && W ip link set "gw$id" up
 C ip route add 198.51.100.0/24 dev "gc$id"
@@ -80,12 +82,13 @@ cat >"$tmp/zone.json" <<'JSON'
   "c.gate.test":  {"ttl": 300, "A": ["198.51.100.11"]},
   "d.other.test": {"ttl": 300, "A": ["198.51.100.12"]},
   "h.gate.test":  {"ttl": 300, "A": ["198.51.100.13"]},
-  "i.other.test": {"ttl": 300, "A": ["198.51.100.13"]}}}
+  "i.other.test": {"ttl": 300, "A": ["198.51.100.13"]},
+  "j.gate.test":  {"ttl": 300, "A": ["198.51.100.14"]}}}
 JSON
 W "$py" "$fake_dns" --listen 192.0.2.53:53 --zone "$tmp/zone.json" --ready "$tmp/dns.ready" >"$tmp/dns.log" 2>&1 &
 pids+=($!)
 W "$py" "$here/world_gate.py" --addr 198.51.100.10 --addr 198.51.100.11 --addr 198.51.100.12 --addr 2001:db8:100::10 \
-  --retry-addr 198.51.100.13 --cert "$tmp/site.pem" --key "$tmp/site.key" --sni-log "$tmp/sni.log" \
+  --retry-addr 198.51.100.13 --broken-retry-addr 198.51.100.14 --cert "$tmp/site.pem" --key "$tmp/site.key" --sni-log "$tmp/sni.log" \
   --ready "$tmp/web.ready" >"$tmp/web.log" 2>&1 &
 pids+=($!)
 wait_file "$tmp/dns.ready"
@@ -255,12 +258,12 @@ grep -q "Verify return code: 0 (ok)" <<<"$s_out" && grep -q "prime256v1" <<<"$s_
 # then naming the other tenant in the second hello, waiting for the retry
 # request or not (pipelined).
 install -m 0644 "$here/hello_retry.py" "$tmp/hello_retry.py"
-hrr() { A "$py" "$tmp/hello_retry.py" 198.51.100.13 "$@" 2>&1; }
+hrr() { A "$py" "$tmp/hello_retry.py" "$@" 2>&1; }
 for mode in "" --pipelined; do
-  out=$(hrr h.gate.test h.gate.test $mode)
+  out=$(hrr 198.51.100.13 h.gate.test h.gate.test $mode)
   [[ $out == $'first=hrr\nsecond=serverhello' ]] && ok "same name in both hellos ${mode:+($mode) }gets the ServerHello" \
     || bad "same name ${mode}: $out"
-  out=$(hrr h.gate.test i.other.test $mode)
+  out=$(hrr 198.51.100.13 h.gate.test i.other.test $mode)
   grep -Eq "^second=(reset|closed)" <<<"$out" && ok "another tenant's name in the second hello ${mode:+($mode) }is reset" \
     || bad "name switched after HRR ${mode}: $out"
 done
@@ -269,6 +272,15 @@ grep -q " i.other.test$" "$tmp/sni.log" && bad "the server was asked for i.other
 grep -q 'gate refused name=i.other.test dst=198.51.100.13:443 reason="server name changed after HelloRetryRequest"' \
   "$tmp/log/dnsguard.log" && ok "the switch is logged as a refusal with its reason" \
   || bad "no log line for the switch: $(grep 'gate refused' "$tmp/log/dnsguard.log" | tail -3)"
+# A second retry request (a broken server; RFC 8446 forbids it) would have
+# the client send a third hello: refused before it can. The same client on
+# the same name gets its first retry request through (the control).
+A getent hosts j.gate.test >/dev/null  # resolve: binds j.gate.test to .14
+out=$(hrr 198.51.100.14 j.gate.test j.gate.test)
+[[ $out == $'first=hrr\nsecond=reset' ]] && ok "a second HelloRetryRequest is refused (the first went through)" \
+  || bad "second retry request: $out"
+grep -q 'gate refused name=j.gate.test dst=198.51.100.14:443 reason="second HelloRetryRequest' "$tmp/log/dnsguard.log" \
+  && ok "…and logged with its reason" || bad "no log line: $(grep 'gate refused' "$tmp/log/dnsguard.log" | tail -2)"
 
 # A large transfer both ways arrives intact (the splice relay).
 n=$((64 * 1024 * 1024))
@@ -328,9 +340,9 @@ for _ in $(seq 100); do grep -q "gate_admitted=" "$tmp/log/dnsguard.log" && brea
 admitted=$(grep -o 'gate_admitted=[0-9]*' "$tmp/log/dnsguard.log" | tail -1 | cut -d= -f2)
 (( ${admitted:-0} >= 6 )) && ok "the gate relayed the allowed connections (gate_admitted=$admitted)" \
   || bad "gate_admitted=${admitted:-none}: $(grep counters "$tmp/log/dnsguard.log" | tail -1)"
-# curl, s_client and the four hand-made exchanges each had a retry request.
+# curl, s_client and the five hand-made exchanges each had a retry request.
 retried=$(grep -o 'gate_retried=[0-9]*' "$tmp/log/dnsguard.log" | tail -1 | cut -d= -f2)
-(( ${retried:-0} == 6 )) && ok "the gate followed each HelloRetryRequest (gate_retried=$retried)" \
+(( ${retried:-0} == 7 )) && ok "the gate followed each HelloRetryRequest (gate_retried=$retried)" \
   || bad "gate_retried=${retried:-none}"
 
 # A name allowed at run time and then taken back (cagent deny) keeps no

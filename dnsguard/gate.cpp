@@ -132,6 +132,13 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
   }
 }
 
+// Both directions kernel to kernel, until both have ended.
+asio::awaitable<void> splice_both(tcp::socket& client, tcp::socket& server) {
+  client.native_non_blocking(true);
+  server.native_non_blocking(true);
+  co_await (pump(client, server) && pump(server, client));
+}
+
 // The most the gate reads of a first flight before it decides.
 constexpr std::size_t kMaxFirstFlight = std::max(kMaxClientHello + 4096, kMaxHttpHead);
 
@@ -311,13 +318,21 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
     tcp::socket server(io_);
     if (!co_await connect(server, client, dst, hello.name.view())) co_return;
     ++counters_.admitted;
+    // Listed from here on, so a run-time deny of the name ends it also
+    // while its handshake is still being followed.
+    relays_.push_back(Relay{std::string(hello.name.view()), &client, &server});
+    struct Unlist {
+      std::list<Relay>& relays;
+      std::list<Relay>::iterator it;
+      ~Unlist() { relays.erase(it); }
+    } unlist{relays_, std::prev(relays_.end())};
     boost::system::error_code ignored;
     server.set_option(tcp::no_delay(true), ignored);  // the replayed bytes go out at once
     const bool handed_over = kind == Kind::tls ? co_await follow_handshake(client, server, dst, hello, from_client)
                                                : co_await forward(server, from_client.from(0));
     if (!handed_over) co_return;
     from_client = {};
-    co_await relay(client, server, hello.name.view());
+    co_await splice_both(client, server);
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("gate connection: ") + e.what());
   }
@@ -453,16 +468,5 @@ asio::awaitable<GateVerdict> Gate::read_retry_hello(tcp::socket& client, const I
   co_return second;
 }
 
-asio::awaitable<void> Gate::relay(tcp::socket& client, tcp::socket& server, std::string_view name) {
-  client.native_non_blocking(true);
-  server.native_non_blocking(true);
-  relays_.push_back(Relay{std::string(name), &client, &server});
-  struct Unlist {
-    std::list<Relay>& relays;
-    std::list<Relay>::iterator it;
-    ~Unlist() { relays.erase(it); }
-  } unlist{relays_, std::prev(relays_.end())};
-  co_await (pump(client, server) && pump(server, client));
-}
 
 }  // namespace cagent::dnsguard

@@ -111,8 +111,6 @@ class Gate {
   boost::asio::awaitable<GateVerdict> read_retry_hello(boost::asio::ip::tcp::socket& client, const IpEndpoint& dst,
                                                        const GateVerdict& first, Inbox& from_client,
                                                        std::size_t sent);
-  boost::asio::awaitable<void> relay(boost::asio::ip::tcp::socket& client, boost::asio::ip::tcp::socket& server,
-                                     std::string_view name);
   void refuse(boost::asio::ip::tcp::socket& client, const IpEndpoint* destination, std::string_view name,
               std::string_view reason) noexcept;
 
@@ -126,9 +124,9 @@ class Gate {
   std::size_t connections_ = 0;
   bool stopped_ = false;
   std::vector<std::uint8_t> scratch_;  // ClientHello reassembly (one parse at a time)
-  // The relays running now, with the name each was admitted for. The
-  // sockets live in their connection() coroutine, which unlists the entry
-  // before they go.
+  // The connections admitted now (their handshake still followed, or
+  // relayed), with the name each was admitted for. The sockets live in
+  // their connection() coroutine, which unlists the entry before they go.
   struct Relay {
     std::string name;
     boost::asio::ip::tcp::socket* client;

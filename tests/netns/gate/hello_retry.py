@@ -5,11 +5,13 @@ a HelloRetryRequest), the second one a P-256 share and the name given for
 it, which may differ from the first. It cannot finish a handshake (it holds
 no keys); it reports what the server answered to each hello.
 
-    hello_retry.py ADDR FIRST_NAME SECOND_NAME [--pipelined]
+    hello_retry.py ADDR FIRST_NAME SECOND_NAME [--pipelined | --hold READY GO]
 
 --pipelined: send both hellos at once, before any answer (what a hostile
 client may do so the second one is already on its way when the first is
 judged).
+--hold: after the first answer, create READY and wait (10 s at most) for GO
+to exist before sending the second hello.
 
 Prints "first=ANSWER" and "second=ANSWER", ANSWER one of hrr, serverhello,
 alert, other, reset, closed, timeout.
@@ -18,6 +20,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 # RFC 8446 4.1.3: the random of a HelloRetryRequest is SHA-256("HelloRetryRequest").
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
@@ -89,6 +92,7 @@ def answer(reader):
 def main():
     addr, first, second = sys.argv[1:4]
     pipelined = "--pipelined" in sys.argv[4:]
+    hold = sys.argv[sys.argv.index("--hold") + 1:][:2] if "--hold" in sys.argv else None
     session_id = os.urandom(32)
     hello1 = client_hello(first, X25519, os.urandom(32), session_id)
     hello2 = CHANGE_CIPHER_SPEC + client_hello(second, SECP256R1, P256_G, session_id)
@@ -104,6 +108,12 @@ def main():
     print("first=" + got)
     if got != "hrr":
         return
+    if hold:
+        open(hold[0], "w").close()
+        for _ in range(200):
+            if os.path.exists(hold[1]):
+                break
+            time.sleep(0.05)
     try:
         sock.sendall(hello2)
     except (ConnectionResetError, BrokenPipeError):

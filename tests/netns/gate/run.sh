@@ -431,6 +431,34 @@ grep -q "gate: ended [1-9][0-9]* relays of names taken back" "$tmp/log/dnsguard.
 out=$(body https://a.gate.test/)
 [[ $out == "site a.gate.test" ]] && ok "a.gate.test on the shared address still works" || bad "a.gate.test after deny of b: $out"
 
+# A name taken back while the gate still follows its handshake (between the
+# retry request and the second hello) is ended too. i.other.test, allowed at
+# run time, shares .13 with h.gate.test; the same held exchange without the
+# deny is the control.
+held_retry() {  # DENY(yes|no): sets held (hello_retry.py's lines)
+  local pid
+  rm -f "$tmp/held/ready" "$tmp/held/go"
+  A "$py" "$tmp/hello_retry.py" 198.51.100.13 i.other.test i.other.test --hold "$tmp/held/ready" "$tmp/held/go" \
+    >"$tmp/held.out" 2>&1 &
+  pid=$!
+  wait_file_exists "$tmp/held/ready" || bad "the held exchange did not start: $(cat "$tmp/held.out")"
+  [[ $1 == yes ]] && deny_reply=$(C "$tmp/dnsguard" --control "$sock" deny i.other.test)
+  touch "$tmp/held/go"
+  wait "$pid"
+  held=$(cat "$tmp/held.out")
+}
+reply=$(C "$tmp/dnsguard" --control "$sock" allow i.other.test)
+A getent hosts i.other.test >/dev/null  # binds i.other.test to .13
+held_retry no
+[[ $reply == "ok allowed i.other.test" && $held == $'first=hrr\nsecond=serverhello' ]] \
+  && ok "a second hello sent after a pause gets its ServerHello (i.other.test allowed at run time)" \
+  || bad "held exchange: $reply / $held"
+held_retry yes
+[[ $deny_reply == "ok denied i.other.test; 0 addresses left the sets" ]] && ok "i.other.test taken back mid-handshake" \
+  || bad "deny i.other.test: $deny_reply"
+grep -Eq "^second=(reset|closed)" <<<"$held" && ok "…and the connection whose handshake the gate was following is ended" \
+  || bad "mid-handshake deny: $held"
+
 # If the gate cannot run, the gated ports are refused (fail closed), at once:
 # the address is still in the set, the redirect lands on a closed port.
 dnsguard_running() {

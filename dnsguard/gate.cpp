@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <variant>
 
@@ -131,6 +132,56 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
   }
 }
 
+// Both directions kernel to kernel, until both have ended.
+asio::awaitable<void> splice_both(tcp::socket& client, tcp::socket& server) {
+  client.native_non_blocking(true);
+  server.native_non_blocking(true);
+  co_await (pump(client, server) && pump(server, client));
+}
+
+// The most the gate reads of a first flight before it decides.
+constexpr std::size_t kMaxFirstFlight = std::max(kMaxClientHello + 4096, kMaxHttpHead);
+
+enum class ReadEnd : std::uint8_t { decided, timed_out, closed, too_large };
+
+// Reads from `from` into `in` until `decided()` (asked first about the
+// bytes already there, then after each read) says yes, `limit` bytes are
+// held, the deadline passes or the peer ends its side.
+template <class Decided>
+asio::awaitable<ReadEnd> read_until(tcp::socket& from, Inbox& in, std::size_t limit, asio::steady_timer& deadline,
+                                    Decided decided) {
+  for (;;) {
+    if (decided()) co_return ReadEnd::decided;
+    // The buffer starts small (most hellos and request heads fit in 4 KiB)
+    // and grows only for the large ones.
+    if (in.got == in.bytes.size()) {
+      if (in.bytes.size() >= limit) co_return ReadEnd::too_large;
+      in.bytes.resize(std::min(limit, std::max<std::size_t>(4096, in.bytes.size() * 2)));
+    }
+    auto result = co_await (from.async_read_some(asio::buffer(in.bytes.data() + in.got, in.bytes.size() - in.got),
+                                                 use_tuple) ||
+                            deadline.async_wait(use_tuple));
+    if (result.index() == 1) co_return ReadEnd::timed_out;
+    auto [ec, n] = std::get<0>(result);
+    if (ec || n == 0) co_return ReadEnd::closed;
+    in.got += n;
+  }
+}
+
+asio::awaitable<bool> forward(tcp::socket& to, std::span<const std::uint8_t> bytes) {
+  if (bytes.empty()) co_return true;
+  auto [ec, written] = co_await asio::async_write(to, asio::buffer(bytes.data(), bytes.size()), use_tuple);
+  co_return !ec;
+}
+
+// Ends a connection with a reset: the peer fails at once instead of
+// waiting for more.
+void reset(tcp::socket& sock) noexcept {
+  boost::system::error_code ignored;
+  sock.set_option(asio::socket_base::linger(true, 0), ignored);
+  sock.close(ignored);
+}
+
 }  // namespace
 
 bool original_destination(int fd, bool v6, IpEndpoint& out) noexcept {
@@ -165,6 +216,11 @@ Gate::Kind Gate::kind_of(std::uint16_t port) const noexcept {
 }
 
 void Gate::start() {
+  // splice() into a socket whose peer is gone raises SIGPIPE (it takes no
+  // MSG_NOSIGNAL), and its default action would end dnsguard — DNS and the
+  // gate with it — whenever a client reset a relay while its server was
+  // still sending. The pumps handle EPIPE as an error instead.
+  std::signal(SIGPIPE, SIG_IGN);
   // Each relayed connection holds six descriptors (two sockets, two pipes):
   // take what the hard limit allows, so max_connections is the bound, not
   // a default soft limit of 1024 descriptors.
@@ -194,10 +250,9 @@ void Gate::refuse(tcp::socket& client, const IpEndpoint* destination, std::strin
                   std::string_view reason) noexcept {
   ++counters_.refused;
   // A reset, not a FIN: the client fails at once, as with the firewall's
-  // own refusals, and nothing it sent reached any server.
-  boost::system::error_code ignored;
-  client.set_option(asio::socket_base::linger(true, 0), ignored);
-  client.close(ignored);
+  // own refusals, and nothing it sent after the bytes refused reached any
+  // server.
+  reset(client);
   if (decisions_ != nullptr) {
     decisions_->gate_refused(name, destination != nullptr ? to_string(*destination) : std::string(), reason,
                              DecisionRecord::WallClock::now());
@@ -252,98 +307,166 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
     ~Count() { --n; }
   } count{connections_};
   try {
-    boost::system::error_code ec;
-    const bool v6 = client.local_endpoint(ec).address().is_v6();
     IpEndpoint dst;
-    if (ec || !original_destination(client.native_handle(), v6, dst)) {
-      refuse(client, nullptr, {}, "not redirected");
-      co_return;
-    }
-    // A redirect to ourselves would be a loop; nothing legitimate does it.
-    for (const IpEndpoint& own : options_.listen) {
-      if (own == dst) {
-        refuse(client, &dst, {}, "not redirected");
-        co_return;
-      }
-    }
-    const Kind kind = kind_of(dst.port);
-    if (kind == Kind::none) {
-      refuse(client, &dst, {}, "port not gated");
-      co_return;
-    }
-
-    // The first flight, bounded in bytes (the parsers' limits) and time.
-    // The buffer starts small (most hellos and request heads fit in 4 KiB)
-    // and grows only for the large ones.
-    const std::size_t max_head = std::max(kMaxClientHello + 4096, kMaxHttpHead);
-    std::vector<std::uint8_t> head(4096);
-    std::size_t got = 0;
-    GateVerdict verdict;
-    asio::steady_timer deadline(io_, options_.first_flight_timeout);
-    while (verdict.status == GateParse::need_more) {
-      if (got == head.size()) {
-        if (head.size() >= max_head) {
-          verdict = GateVerdict{GateParse::reject, {}, "first flight too large"};
-          break;
-        }
-        head.resize(std::min(max_head, head.size() * 2));
-      }
-      auto result = co_await (client.async_read_some(asio::buffer(head.data() + got, head.size() - got), use_tuple) ||
-                              deadline.async_wait(use_tuple));
-      if (result.index() == 1) {
-        verdict = GateVerdict{GateParse::reject, {}, "timed out waiting for the first bytes"};
-        break;
-      }
-      auto [rec, n] = std::get<0>(result);
-      if (rec || n == 0) {
-        verdict = GateVerdict{GateParse::reject, {}, "closed before the first flight"};
-        break;
-      }
-      got += n;
-      const std::span<const std::uint8_t> bytes(head.data(), got);
-      // One scratch for the whole gate: parsing is synchronous on the one
-      // io_context thread, nothing else runs between this call and its use.
-      verdict = kind == Kind::tls ? parse_client_hello(bytes, scratch_) : parse_http_head(bytes);
-    }
-    if (verdict.status != GateParse::done) {
-      refuse(client, &dst, {}, verdict.reason);
-      co_return;
-    }
-    if (!decider_.admit(verdict.name.view(), dst.addr)) {
-      refuse(client, &dst, verdict.name.view(), "name not resolved to this address");
-      co_return;
-    }
-
+    const Kind kind = destination(client, dst);
+    if (kind == Kind::none) co_return;
+    Inbox from_client;
+    const GateVerdict hello = co_await read_first_flight(client, dst, kind, from_client);
+    if (hello.status != GateParse::done) co_return;
     // Admitted: connect as dnsguard (the ruleset lets dnsguard reach only
     // addresses in the sets, and never redirects its own connections).
     tcp::socket server(io_);
-    const tcp::endpoint target(to_asio(dst.addr), dst.port);
-    asio::steady_timer connect_deadline(io_, options_.connect_timeout);
-    auto connected = co_await (server.async_connect(target, use_tuple) || connect_deadline.async_wait(use_tuple));
-    if (connected.index() == 1 || std::get<0>(std::get<0>(connected))) {
-      ++counters_.failed;
-      boost::system::error_code ignored;
-      client.set_option(asio::socket_base::linger(true, 0), ignored);
-      log_.event(LogLevel::info, "gate: cannot reach " + to_string(dst) + " for " + std::string(verdict.name.view()));
-      co_return;
-    }
+    if (!co_await connect(server, client, dst, hello.name.view())) co_return;
     ++counters_.admitted;
-    server.set_option(tcp::no_delay(true), ec);  // the replayed head goes out at once
-    auto [wec, written] = co_await asio::async_write(server, asio::buffer(head.data(), got), use_tuple);
-    if (wec) co_return;
-    head = {};
-    client.native_non_blocking(true);
-    server.native_non_blocking(true);
-    relays_.push_back(Relay{std::string(verdict.name.view()), &client, &server});
+    // Listed from here on, so a run-time deny of the name ends it also
+    // while its handshake is still being followed.
+    relays_.push_back(Relay{std::string(hello.name.view()), &client, &server});
     struct Unlist {
       std::list<Relay>& relays;
       std::list<Relay>::iterator it;
       ~Unlist() { relays.erase(it); }
     } unlist{relays_, std::prev(relays_.end())};
-    co_await (pump(client, server) && pump(server, client));
+    boost::system::error_code ignored;
+    server.set_option(tcp::no_delay(true), ignored);  // the replayed bytes go out at once
+    const bool handed_over = kind == Kind::tls ? co_await follow_handshake(client, server, dst, hello, from_client)
+                                               : co_await forward(server, from_client.from(0));
+    if (!handed_over) co_return;
+    from_client = {};
+    co_await splice_both(client, server);
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("gate connection: ") + e.what());
   }
 }
+
+Gate::Kind Gate::destination(tcp::socket& client, IpEndpoint& dst) noexcept {
+  boost::system::error_code ec;
+  const bool v6 = client.local_endpoint(ec).address().is_v6();
+  if (ec || !original_destination(client.native_handle(), v6, dst)) {
+    refuse(client, nullptr, {}, "not redirected");
+    return Kind::none;
+  }
+  // A redirect to ourselves would be a loop; nothing legitimate does it.
+  if (std::find(options_.listen.begin(), options_.listen.end(), dst) != options_.listen.end()) {
+    refuse(client, &dst, {}, "not redirected");
+    return Kind::none;
+  }
+  const Kind kind = kind_of(dst.port);
+  if (kind == Kind::none) refuse(client, &dst, {}, "port not gated");
+  return kind;
+}
+
+asio::awaitable<GateVerdict> Gate::read_first_flight(tcp::socket& client, const IpEndpoint& dst, Kind kind,
+                                                     Inbox& from_client) {
+  GateVerdict verdict;
+  asio::steady_timer deadline(io_, options_.first_flight_timeout);
+  // One scratch for the whole gate: parsing is synchronous on the one
+  // io_context thread, nothing else runs between this call and its use.
+  const ReadEnd end = co_await read_until(client, from_client, kMaxFirstFlight, deadline, [&] {
+    const auto bytes = from_client.from(0);
+    verdict = kind == Kind::tls ? parse_client_hello(bytes, scratch_) : parse_http_head(bytes);
+    return verdict.status != GateParse::need_more;
+  });
+  if (end != ReadEnd::decided) {
+    verdict = GateVerdict{GateParse::reject, {}, end == ReadEnd::timed_out ? "timed out waiting for the first bytes"
+                                                 : end == ReadEnd::closed  ? "closed before the first flight"
+                                                                           : "first flight too large"};
+  }
+  if (verdict.status == GateParse::reject) {
+    refuse(client, &dst, verdict.name.view(), verdict.reason);
+  } else if (!decider_.admit(verdict.name.view(), dst.addr)) {
+    refuse(client, &dst, verdict.name.view(), "name not resolved to this address");
+    verdict.status = GateParse::reject;
+  }
+  co_return verdict;
+}
+
+asio::awaitable<bool> Gate::connect(tcp::socket& server, tcp::socket& client, const IpEndpoint& dst,
+                                    std::string_view name) {
+  const tcp::endpoint target(to_asio(dst.addr), dst.port);
+  asio::steady_timer deadline(io_, options_.connect_timeout);
+  auto connected = co_await (server.async_connect(target, use_tuple) || deadline.async_wait(use_tuple));
+  if (connected.index() == 0 && !std::get<0>(std::get<0>(connected))) co_return true;
+  ++counters_.failed;
+  reset(client);
+  log_.event(LogLevel::info, "gate: cannot reach " + to_string(dst) + " for " + std::string(name));
+  co_return false;
+}
+
+// TLS: the server picks its site from the ClientHello it answers with a
+// ServerHello. After a HelloRetryRequest that is the client's second hello,
+// so the gate reads the server's first message before anything more of the
+// client's goes through, and holds a second hello to the name it admitted.
+// The client's bytes after each hello wait here until the server answered
+// it: a hostile client may send its second hello before the retry request.
+asio::awaitable<bool> Gate::follow_handshake(tcp::socket& client, tcp::socket& server, const IpEndpoint& dst,
+                                             const GateVerdict& first, Inbox& from_client) {
+  std::size_t sent = first.end;  // the client's bytes the server has
+  if (!co_await forward(server, from_client.from(0).first(sent))) co_return false;
+  Inbox from_server;
+  std::size_t judged = 0;     // where the server's next message starts
+  std::size_t forwarded = 0;  // the server's bytes the client has
+  asio::steady_timer deadline(io_);
+  for (bool retried = false;;) {
+    deadline.expires_after(options_.handshake_timeout);
+    ServerVerdict answer;
+    const ReadEnd end = co_await read_until(server, from_server, judged + kMaxServerHello + 512, deadline, [&] {
+      answer = parse_server_hello(from_server.from(judged));
+      return answer.status != GateParse::need_more;
+    });
+    // A server that closed reads no second hello; anything but a retry
+    // request (a ServerHello, a fatal alert) ends the handshake's first
+    // round, and no ClientHello can follow it (RFC 8446 4.1.4, 6.2).
+    if (end == ReadEnd::closed || (end == ReadEnd::decided && answer.status == GateParse::done && !answer.retry)) break;
+    if (end == ReadEnd::timed_out) {
+      ++counters_.failed;
+      reset(server);
+      reset(client);
+      log_.event(LogLevel::info, "gate: no answer from " + to_string(dst) + " for " + std::string(first.name.view()));
+      co_return false;
+    }
+    const char* refusal = end == ReadEnd::too_large                ? "ServerHello too large"
+                          : answer.status == GateParse::reject ? answer.reason
+                          : retried                            ? "second HelloRetryRequest (RFC 8446 forbids it)"
+                                                               : nullptr;
+    if (refusal != nullptr) {
+      reset(server);
+      refuse(client, &dst, first.name.view(), refusal);
+      co_return false;
+    }
+    retried = true;
+    ++counters_.retried;
+    judged += answer.end;
+    if (!co_await forward(client, from_server.from(forwarded))) co_return false;
+    forwarded = from_server.got;
+    const GateVerdict second = co_await read_retry_hello(client, dst, first, from_client, sent);
+    if (second.status != GateParse::done) {
+      reset(server);
+      co_return false;
+    }
+    if (!co_await forward(server, from_client.from(sent).first(second.end))) co_return false;
+    sent += second.end;
+  }
+  co_return co_await forward(client, from_server.from(forwarded)) && co_await forward(server, from_client.from(sent));
+}
+
+asio::awaitable<GateVerdict> Gate::read_retry_hello(tcp::socket& client, const IpEndpoint& dst,
+                                                    const GateVerdict& first, Inbox& from_client, std::size_t sent) {
+  GateVerdict second;
+  asio::steady_timer deadline(io_, options_.handshake_timeout);
+  const ReadEnd end = co_await read_until(client, from_client, sent + kMaxFirstFlight, deadline, [&] {
+    second = parse_retry_client_hello(from_client.from(sent), scratch_, first);
+    return second.status != GateParse::need_more;
+  });
+  if (end != ReadEnd::decided) {
+    second = GateVerdict{GateParse::reject, first.name,
+                         end == ReadEnd::timed_out ? "timed out waiting for the second ClientHello"
+                         : end == ReadEnd::closed  ? "closed before the second ClientHello"
+                                                   : "second ClientHello too large"};
+  }
+  if (second.status == GateParse::reject)
+    refuse(client, &dst, second.name.size > 0 ? second.name.view() : first.name.view(), second.reason);
+  co_return second;
+}
+
 
 }  // namespace cagent::dnsguard

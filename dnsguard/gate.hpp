@@ -6,8 +6,12 @@
 //     (dnsguard's uid, 127.0.0.1/::1)  SO_ORIGINAL_DST → addr:443
 //     read the first flight (bounded in bytes and time) → parse_client_hello / parse_http_head
 //     admit(name, addr)? no → reset, count, log
-//                        yes → connect(addr:443) as dnsguard, replay what was read,
-//                              splice both directions until both sides closed
+//                        yes → connect(addr:443) as dnsguard, replay the hello
+//     TLS: read the server's first message (bounded in bytes and time)
+//          HelloRetryRequest → forward it, read the client's second hello: the same
+//                              name or reset both, count, log; then its answer again
+//          anything else     → forward it
+//     forward what else was read, splice both directions until both sides closed
 //
 // The gate makes no decision of its own: GateDecider (the engine's
 // allowlist and name bindings) does. Every connection is one coroutine
@@ -23,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,14 +46,27 @@ struct GateOptions {
   std::vector<std::uint16_t> http_ports = {80};
   std::chrono::milliseconds first_flight_timeout{10000};
   std::chrono::milliseconds connect_timeout{15000};
+  // For the server's answer to a ClientHello, and for the client's second
+  // hello after a HelloRetryRequest.
+  std::chrono::milliseconds handshake_timeout{15000};
   std::size_t max_connections = 4096;       // beyond: refused at once
 };
 
 struct GateCounters {
   std::uint64_t accepted = 0;   // connections that reached the gate
-  std::uint64_t admitted = 0;   // relayed
-  std::uint64_t refused = 0;    // reset before any byte reached a server
-  std::uint64_t failed = 0;     // admitted, but the server could not be reached
+  std::uint64_t admitted = 0;   // their first hello or request head reached the server
+  std::uint64_t refused = 0;    // reset by the gate (also: admitted, then a second hello refused)
+  std::uint64_t failed = 0;     // admitted, but the server could not be reached or did not answer
+  std::uint64_t retried = 0;    // went through a HelloRetryRequest
+};
+
+// The bytes read so far from one side of a connection the gate inspects.
+struct Inbox {
+  std::vector<std::uint8_t> bytes;
+  std::size_t got = 0;
+  std::span<const std::uint8_t> from(std::size_t offset) const noexcept {
+    return {bytes.data() + offset, got - offset};
+  }
 };
 
 class Gate {
@@ -79,7 +97,20 @@ class Gate {
   Kind kind_of(std::uint16_t port) const noexcept;
 
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  // connection() in steps; each one that fails has reset the sockets and
+  // counted why.
   boost::asio::awaitable<void> connection(boost::asio::ip::tcp::socket client);
+  Kind destination(boost::asio::ip::tcp::socket& client, IpEndpoint& dst) noexcept;
+  boost::asio::awaitable<GateVerdict> read_first_flight(boost::asio::ip::tcp::socket& client, const IpEndpoint& dst,
+                                                        Kind kind, Inbox& from_client);
+  boost::asio::awaitable<bool> connect(boost::asio::ip::tcp::socket& server, boost::asio::ip::tcp::socket& client,
+                                       const IpEndpoint& dst, std::string_view name);
+  boost::asio::awaitable<bool> follow_handshake(boost::asio::ip::tcp::socket& client,
+                                                boost::asio::ip::tcp::socket& server, const IpEndpoint& dst,
+                                                const GateVerdict& first, Inbox& from_client);
+  boost::asio::awaitable<GateVerdict> read_retry_hello(boost::asio::ip::tcp::socket& client, const IpEndpoint& dst,
+                                                       const GateVerdict& first, Inbox& from_client,
+                                                       std::size_t sent);
   void refuse(boost::asio::ip::tcp::socket& client, const IpEndpoint* destination, std::string_view name,
               std::string_view reason) noexcept;
 
@@ -93,9 +124,9 @@ class Gate {
   std::size_t connections_ = 0;
   bool stopped_ = false;
   std::vector<std::uint8_t> scratch_;  // ClientHello reassembly (one parse at a time)
-  // The relays running now, with the name each was admitted for. The
-  // sockets live in their connection() coroutine, which unlists the entry
-  // before they go.
+  // The connections admitted now (their handshake still followed, or
+  // relayed), with the name each was admitted for. The sockets live in
+  // their connection() coroutine, which unlists the entry before they go.
   struct Relay {
     std::string name;
     boost::asio::ip::tcp::socket* client;

@@ -119,6 +119,7 @@ std::string Server::counters_line() const {
     const GateCounters& g = gate_->counters();
     line += " gate_accepted=" + std::to_string(g.accepted) + " gate_admitted=" + std::to_string(g.admitted) +
             " gate_refused=" + std::to_string(g.refused) + " gate_failed=" + std::to_string(g.failed) +
+            " gate_retried=" + std::to_string(g.retried) +
             " bindings=" + std::to_string(engine_.bindings());
   }
   return line;

@@ -1,7 +1,8 @@
 // Fuzz target for dnsguard's packet path: request classification, local
 // answers, the upstream query, response analysis (CNAME chain, SVCB hints,
 // compression) and answer rewriting, driven through QueryEngine exactly as
-// the server drives it.
+// the server drives it; and the connection gate's parsers (ClientHello,
+// HTTP head, the server's first message, the hello after a retry request).
 //
 // libFuzzer-compatible entry point; without libFuzzer, main() is a corpus
 // runner: every file in the given directories, then mutated inputs from a
@@ -62,6 +63,32 @@ Harness& harness() {
   return h;
 }
 
+void check(const dg::GateVerdict& v) {
+  if (v.status == dg::GateParse::done && (v.name.size == 0 || v.name.size > 253)) __builtin_trap();
+  if (v.status == dg::GateParse::reject && v.reason[0] == '\0') __builtin_trap();
+}
+
+// The bytes as the first of a connection the gate inspects, as
+// the server's answer to a ClientHello, and as a client's bytes after a
+// retry request (a first hello, then what follows it): a decision must name
+// a valid name or give a reason, and never point past the bytes.
+void gate_parsers(std::span<const std::uint8_t> in) {
+  static std::vector<std::uint8_t> scratch(dg::kMaxClientHello);
+  check(dg::parse_http_head(in));
+  const dg::GateVerdict first = dg::parse_client_hello(in, scratch);
+  check(first);
+  const dg::ServerVerdict answer = dg::parse_server_hello(in);
+  if (answer.status == dg::GateParse::done && answer.end > in.size()) __builtin_trap();
+  if (answer.status == dg::GateParse::reject && answer.reason[0] == '\0') __builtin_trap();
+  if (first.status != dg::GateParse::done) return;
+  if (first.end == 0 || first.end > in.size()) __builtin_trap();
+  const auto rest = in.subspan(first.end);
+  const dg::GateVerdict second = dg::parse_retry_client_hello(rest, scratch, first);
+  check(second);
+  if (second.status == dg::GateParse::done && (second.end > rest.size() || second.name.view() != first.name.view()))
+    __builtin_trap();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -109,17 +136,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
 
-  // 4. As the first bytes of a connection the gate inspects (issue 12):
-  // both parsers, on the whole input and on a prefix (as if more were to
-  // come); a decision must name a valid name or give a reason.
-  static std::vector<std::uint8_t> scratch(dg::kMaxClientHello);
-  for (std::size_t cut : {size, size / 2}) {
-    const auto prefix = in.first(cut);
-    for (const dg::GateVerdict& v : {dg::parse_client_hello(prefix, scratch), dg::parse_http_head(prefix)}) {
-      if (v.status == dg::GateParse::done && (v.name.size == 0 || v.name.size > 253)) __builtin_trap();
-      if (v.status == dg::GateParse::reject && v.reason[0] == '\0') __builtin_trap();
-    }
-  }
+  // 4. The gate's parsers, on the whole input and on a prefix (as if more
+  // were to come).
+  for (std::size_t cut : {size, size / 2}) gate_parsers(in.first(cut));
   return 0;
 }
 

@@ -10,6 +10,11 @@
 #   198.51.100.10 / 2001:db8:100::10   a.gate.test (allowed) and b.other.test (not allowed)
 #   198.51.100.11                      c.gate.test (allowed, another address)
 #   198.51.100.12                      d.other.test (allowed at run time, then taken back)
+#   198.51.100.13                      h.gate.test (allowed) and i.other.test (not allowed), on a
+#                                      server that takes only P-256: an X25519 key share gets a
+#                                      HelloRetryRequest
+#   198.51.100.14                      j.gate.test (allowed), on a broken server that answers
+#                                      every ClientHello with a HelloRetryRequest
 set -uo pipefail
 dnsguard=${1:?usage: run.sh DNSGUARD NFT_TEST_HELPER FAKE_DNS}
 helper=${2:?usage}
@@ -56,7 +61,7 @@ C ip link set lo up && W ip link set lo up
 C ip addr add 192.0.2.2/24 dev "gc$id"
 C ip addr add 2001:db8:100::2/64 dev "gc$id" nodad
 W ip addr add 192.0.2.53/24 dev "gw$id"
-for a in 10 11 12; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
+for a in 10 11 12 13 14; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
 W ip addr add 2001:db8:100::10/64 dev "gw$id" nodad
 C ip link set "gc$id" up && W ip link set "gw$id" up
 C ip route add 198.51.100.0/24 dev "gc$id"
@@ -65,7 +70,7 @@ C ip route add 198.51.100.0/24 dev "gc$id"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=cagent gate test CA" \
   -keyout "$tmp/ca.key" -out "$tmp/ca.pem" >/dev/null 2>&1 || { echo "not ok - openssl CA"; exit 1; }
 openssl req -newkey rsa:2048 -nodes -subj "/CN=a.gate.test" -keyout "$tmp/site.key" -out "$tmp/site.csr" >/dev/null 2>&1
-printf 'subjectAltName=DNS:a.gate.test,DNS:b.other.test,DNS:c.gate.test\n' >"$tmp/ext.cnf"
+printf 'subjectAltName=DNS:a.gate.test,DNS:b.other.test,DNS:c.gate.test,DNS:h.gate.test,DNS:i.other.test\n' >"$tmp/ext.cnf"
 openssl x509 -req -in "$tmp/site.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial -days 1 \
   -extfile "$tmp/ext.cnf" -out "$tmp/site.pem" >/dev/null 2>&1 || { echo "not ok - openssl site cert"; exit 1; }
 chmod 0644 "$tmp"/*
@@ -75,12 +80,16 @@ cat >"$tmp/zone.json" <<'JSON'
   "a.gate.test":  {"ttl": 300, "A": ["198.51.100.10"], "AAAA": ["2001:db8:100::10"]},
   "b.other.test": {"ttl": 300, "A": ["198.51.100.10"]},
   "c.gate.test":  {"ttl": 300, "A": ["198.51.100.11"]},
-  "d.other.test": {"ttl": 300, "A": ["198.51.100.12"]}}}
+  "d.other.test": {"ttl": 300, "A": ["198.51.100.12"]},
+  "h.gate.test":  {"ttl": 300, "A": ["198.51.100.13"]},
+  "i.other.test": {"ttl": 300, "A": ["198.51.100.13"]},
+  "j.gate.test":  {"ttl": 300, "A": ["198.51.100.14"]}}}
 JSON
 W "$py" "$fake_dns" --listen 192.0.2.53:53 --zone "$tmp/zone.json" --ready "$tmp/dns.ready" >"$tmp/dns.log" 2>&1 &
 pids+=($!)
 W "$py" "$here/world_gate.py" --addr 198.51.100.10 --addr 198.51.100.11 --addr 198.51.100.12 --addr 2001:db8:100::10 \
-  --cert "$tmp/site.pem" --key "$tmp/site.key" --ready "$tmp/web.ready" >"$tmp/web.log" 2>&1 &
+  --retry-addr 198.51.100.13 --broken-retry-addr 198.51.100.14 --cert "$tmp/site.pem" --key "$tmp/site.key" --sni-log "$tmp/sni.log" \
+  --ready "$tmp/web.ready" >"$tmp/web.log" 2>&1 &
 pids+=($!)
 wait_file "$tmp/dns.ready"
 wait_file "$tmp/web.ready"
@@ -180,10 +189,35 @@ def gate_direct():
     s.sendall(b"GET / HTTP/1.1\r\nHost: a.gate.test\r\n\r\n")
     d = s.recv(100)
     return "data" if d else "closed"
+def tls(name):
+    def handshake():
+        ctx = ssl.create_default_context(cafile=sys.argv[1]); ctx.check_hostname = False
+        s = socket.create_connection(("198.51.100.10", 443), timeout=5)
+        ctx.wrap_socket(s, server_hostname=name)  # sent as given: Python keeps case and a trailing dot
+        return "handshake"
+    return handshake
+def http(host):
+    def request():
+        s = socket.create_connection(("198.51.100.10", 80), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        d = s.recv(100)
+        return "answered" if d.startswith(b"HTTP/1.1 200") else ("data" if d else "closed")
+    return request
 attempt("nosni", no_sni)
 attempt("nottls", not_tls)
 attempt("quic", quic)
 attempt("gate", gate_direct)
+# Names whose bytes are not the canonical form the gate judges, each with
+# its canonical control in the same run.
+attempt("sni_canonical", tls("a.gate.test"))
+attempt("sni_dot", tls("a.gate.test."))
+attempt("sni_upper", tls("A.Gate.Test"))
+attempt("host_canonical", http(b"a.gate.test"))
+attempt("host_leading_ows", http(b" \ta.gate.test"))
+attempt("host_dot", http(b"a.gate.test."))
+attempt("host_tab", http(b"a.gate.test\t"))
+attempt("host_space", http(b"a.gate.test "))
+attempt("host_upper", http(b"A.Gate.Test"))
 PY
 chmod 0644 "$tmp/raw.py"
 raw=$(A "$py" "$tmp/raw.py" "$tmp/ca.pem" 2>&1)
@@ -192,6 +226,61 @@ grep -q "^nosni=reset" <<<"$raw" && ok "a ClientHello without SNI is refused" ||
 grep -q "^nottls=reset" <<<"$raw" && ok "non-TLS bytes on 443 are refused" || bad "plain text on 443 not refused"
 grep -Eq "^quic=(eperm|refused|error)" <<<"$raw" && ok "UDP 443 (QUIC) is refused at once" || bad "QUIC datagram sent"
 grep -Eq "^gate=(reset|closed)" <<<"$raw" && ok "the gate's own listener reaches nothing when used directly" || bad "gate used directly"
+expect() {  # CASE OUTCOME WHAT: one raw.py case
+  grep -q "^$1=$2 " <<<"$raw" && ok "$3" || bad "$3: $(grep "^$1=" <<<"$raw")"
+}
+expect sni_canonical handshake "SNI a.gate.test (canonical) is admitted"
+expect sni_dot reset "SNI with a trailing dot is refused"
+expect sni_upper reset "SNI in upper case is refused"
+expect host_canonical answered "Host a.gate.test (canonical) is admitted"
+expect host_leading_ows answered "…also after leading white space (OWS)"
+expect host_dot reset "Host with a trailing dot is refused"
+expect host_tab reset "Host with a trailing TAB is refused"
+expect host_space reset "Host with a trailing space is refused"
+expect host_upper reset "Host in upper case is refused"
+grep -q 'gate refused name=a.gate.test dst=198.51.100.10:443 reason="server name in upper case (a server may route' \
+  "$tmp/log/dnsguard.log" && ok "the refusal names the site and says why" \
+  || bad "upper-case refusal: $(grep 'gate refused' "$tmp/log/dnsguard.log" | tail -3)"
+
+# A HelloRetryRequest (RFC 8446 4.1.4) makes the client send a second
+# ClientHello, and the server takes the name from that one. On .13 (h.gate.test
+# allowed, i.other.test not) the server takes only P-256, so a first key share
+# of X25519 is answered with a retry request.
+# Real clients through the retry: curl and openssl s_client, X25519 first.
+out=$(body --curves X25519:P-256 https://h.gate.test/)
+[[ $out == "site h.gate.test" ]] && ok "curl through a HelloRetryRequest (X25519, then P-256)" || bad "curl via HRR: $out"
+s_out=$(A openssl s_client -connect h.gate.test:443 -servername h.gate.test -groups X25519:P-256 \
+  -CAfile "$tmp/ca.pem" -verify_return_error </dev/null 2>&1)
+grep -q "Verify return code: 0 (ok)" <<<"$s_out" && grep -q "prime256v1" <<<"$s_out" \
+  && ok "openssl s_client through a HelloRetryRequest (handshake verified, P-256 taken)" \
+  || bad "s_client via HRR: $(grep -E 'Verify|Temp Key|errno|error' <<<"$s_out" | head -5)"
+# The same hand-made exchange, first with the same name twice (the control),
+# then naming the other tenant in the second hello, waiting for the retry
+# request or not (pipelined).
+install -m 0644 "$here/hello_retry.py" "$tmp/hello_retry.py"
+hrr() { A "$py" "$tmp/hello_retry.py" "$@" 2>&1; }
+for mode in "" --pipelined; do
+  out=$(hrr 198.51.100.13 h.gate.test h.gate.test $mode)
+  [[ $out == $'first=hrr\nsecond=serverhello' ]] && ok "same name in both hellos ${mode:+($mode) }gets the ServerHello" \
+    || bad "same name ${mode}: $out"
+  out=$(hrr 198.51.100.13 h.gate.test i.other.test $mode)
+  grep -Eq "^second=(reset|closed)" <<<"$out" && ok "another tenant's name in the second hello ${mode:+($mode) }is reset" \
+    || bad "name switched after HRR ${mode}: $out"
+done
+grep -q " i.other.test$" "$tmp/sni.log" && bad "the server was asked for i.other.test: $(sort "$tmp/sni.log" | uniq -c)" \
+  || ok "the server never saw the other tenant's name"
+grep -q 'gate refused name=i.other.test dst=198.51.100.13:443 reason="server name changed after HelloRetryRequest"' \
+  "$tmp/log/dnsguard.log" && ok "the switch is logged as a refusal with its reason" \
+  || bad "no log line for the switch: $(grep 'gate refused' "$tmp/log/dnsguard.log" | tail -3)"
+# A second retry request (a broken server; RFC 8446 forbids it) would have
+# the client send a third hello: refused before it can. The same client on
+# the same name gets its first retry request through (the control).
+A getent hosts j.gate.test >/dev/null  # resolve: binds j.gate.test to .14
+out=$(hrr 198.51.100.14 j.gate.test j.gate.test)
+[[ $out == $'first=hrr\nsecond=reset' ]] && ok "a second HelloRetryRequest is refused (the first went through)" \
+  || bad "second retry request: $out"
+grep -q 'gate refused name=j.gate.test dst=198.51.100.14:443 reason="second HelloRetryRequest' "$tmp/log/dnsguard.log" \
+  && ok "…and logged with its reason" || bad "no log line: $(grep 'gate refused' "$tmp/log/dnsguard.log" | tail -2)"
 
 # A large transfer both ways arrives intact (the splice relay).
 n=$((64 * 1024 * 1024))
@@ -204,18 +293,42 @@ print(h.hexdigest())")
 head -c 3000000 /dev/urandom >"$tmp/upload.bin"; chmod 0644 "$tmp/upload.bin"
 got=$(A curl -sS --max-time 60 --cacert "$tmp/ca.pem" --data-binary "@$tmp/upload.bin" https://a.gate.test/echo | sha256sum | cut -d' ' -f1)
 [[ $got == "$(sha256sum <"$tmp/upload.bin" | cut -d' ' -f1)" ]] && ok "3 MB uploaded and echoed intact" || bad "upload echo differs"
+# Clients that reset their relay while the server is still sending: the
+# gate's writes to them fail (EPIPE), which must not end dnsguard.
+cat >"$tmp/reset.py" <<'PY'
+import socket, struct
+for _ in range(5):
+    s = socket.create_connection(("198.51.100.10", 80), timeout=5)
+    s.sendall(b"GET /big?n=67108864 HTTP/1.1\r\nHost: a.gate.test\r\n\r\n")
+    s.recv(65536)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+print("reset")
+PY
+chmod 0644 "$tmp/reset.py"
+A "$py" "$tmp/reset.py" >/dev/null 2>&1
+out=$(body https://a.gate.test/)
+[[ $out == "site a.gate.test" ]] && ok "dnsguard outlives clients that reset their relays mid-transfer" \
+  || bad "after clients reset their relays: $out"
 
 # Refusals are logged with name, destination and reason.
 grep -q 'gate refused name=b.other.test dst=198.51.100.10:443' "$tmp/log/dnsguard.log" \
   && ok "refusals are logged with name and destination" || bad "no log line for b.other.test: $(grep gate "$tmp/log/dnsguard.log" | head -5)"
 # ... and counted exactly in the decision record (rewritten within a second).
-for _ in $(seq 60); do grep -q '"name":"b.other.test"' "$tmp/log/decisions.json" 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 60); do
+  grep -q '"name":"b.other.test"' "$tmp/log/decisions.json" 2>/dev/null \
+    && grep -q '"name":"i.other.test"' "$tmp/log/decisions.json" && break
+  sleep 0.05
+done
 "$py" - "$tmp/log/decisions.json" <<'PY' && ok "the decision record counts the gate's refusals" || bad "decision record: $(cat "$tmp/log/decisions.json" 2>&1 | head -c 600)"
 import json, sys
 d = json.load(open(sys.argv[1]))
 hits = [e for e in d["gate_refused"] if e["name"] == "b.other.test"]
 assert hits and hits[0]["count"] >= 1 and hits[0]["reason"], hits
 assert d["gate_refused_total"] >= sum(e["count"] for e in d["gate_refused"]) >= 1
+switched = [e for e in d["gate_refused"]
+            if e["name"] == "i.other.test" and e["reason"] == "server name changed after HelloRetryRequest"]
+assert switched and switched[0]["count"] == 2, d["gate_refused"]
 PY
 
 # The allowed connections really went through the gate (and were counted).
@@ -227,6 +340,10 @@ for _ in $(seq 100); do grep -q "gate_admitted=" "$tmp/log/dnsguard.log" && brea
 admitted=$(grep -o 'gate_admitted=[0-9]*' "$tmp/log/dnsguard.log" | tail -1 | cut -d= -f2)
 (( ${admitted:-0} >= 6 )) && ok "the gate relayed the allowed connections (gate_admitted=$admitted)" \
   || bad "gate_admitted=${admitted:-none}: $(grep counters "$tmp/log/dnsguard.log" | tail -1)"
+# curl, s_client and the five hand-made exchanges each had a retry request.
+retried=$(grep -o 'gate_retried=[0-9]*' "$tmp/log/dnsguard.log" | tail -1 | cut -d= -f2)
+(( ${retried:-0} == 7 )) && ok "the gate followed each HelloRetryRequest (gate_retried=$retried)" \
+  || bad "gate_retried=${retried:-none}"
 
 # A name allowed at run time and then taken back (cagent deny) keeps no
 # connection open: the agent holds an HTTP keep-alive connection to it
@@ -313,6 +430,34 @@ grep -q "gate: ended [1-9][0-9]* relays of names taken back" "$tmp/log/dnsguard.
   || bad "no gate 'ended' line: $(grep -E 'gate|control' "$tmp/log/dnsguard.log" | tail -3)"
 out=$(body https://a.gate.test/)
 [[ $out == "site a.gate.test" ]] && ok "a.gate.test on the shared address still works" || bad "a.gate.test after deny of b: $out"
+
+# A name taken back while the gate still follows its handshake (between the
+# retry request and the second hello) is ended too. i.other.test, allowed at
+# run time, shares .13 with h.gate.test; the same held exchange without the
+# deny is the control.
+held_retry() {  # DENY(yes|no): sets held (hello_retry.py's lines)
+  local pid
+  rm -f "$tmp/held/ready" "$tmp/held/go"
+  A "$py" "$tmp/hello_retry.py" 198.51.100.13 i.other.test i.other.test --hold "$tmp/held/ready" "$tmp/held/go" \
+    >"$tmp/held.out" 2>&1 &
+  pid=$!
+  wait_file_exists "$tmp/held/ready" || bad "the held exchange did not start: $(cat "$tmp/held.out")"
+  [[ $1 == yes ]] && deny_reply=$(C "$tmp/dnsguard" --control "$sock" deny i.other.test)
+  touch "$tmp/held/go"
+  wait "$pid"
+  held=$(cat "$tmp/held.out")
+}
+reply=$(C "$tmp/dnsguard" --control "$sock" allow i.other.test)
+A getent hosts i.other.test >/dev/null  # binds i.other.test to .13
+held_retry no
+[[ $reply == "ok allowed i.other.test" && $held == $'first=hrr\nsecond=serverhello' ]] \
+  && ok "a second hello sent after a pause gets its ServerHello (i.other.test allowed at run time)" \
+  || bad "held exchange: $reply / $held"
+held_retry yes
+[[ $deny_reply == "ok denied i.other.test; 0 addresses left the sets" ]] && ok "i.other.test taken back mid-handshake" \
+  || bad "deny i.other.test: $deny_reply"
+grep -Eq "^second=(reset|closed)" <<<"$held" && ok "…and the connection whose handshake the gate was following is ended" \
+  || bad "mid-handshake deny: $held"
 
 # If the gate cannot run, the gated ports are refused (fail closed), at once:
 # the address is still in the set, the redirect lands on a closed port.

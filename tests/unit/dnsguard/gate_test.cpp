@@ -1,6 +1,8 @@
-// The connection gate's pure parts: ClientHello and HTTP head parsers on
-// canned bytes (split at every offset, across records, no SNI, ECH, garbage,
-// oversize) and the name → address binding table.
+// The connection gate's pure parts: ClientHello, ServerHello and HTTP head
+// parsers on canned bytes (split at every offset, across records, no SNI,
+// ECH, garbage, oversize, a HelloRetryRequest and the second hello after it,
+// names in other forms than the canonical one) and the name → address
+// binding table.
 
 #include <doctest/doctest.h>
 
@@ -74,11 +76,11 @@ Bytes hello_message(const HelloSpec& s) {
 }
 
 // The message in TLS records of at most `per_record` bytes each.
-Bytes records(const Bytes& msg, std::size_t per_record = 16384) {
+Bytes records(const Bytes& msg, std::size_t per_record = 16384, std::uint8_t type = 22) {
   Bytes out;
   for (std::size_t at = 0; at < msg.size(); at += per_record) {
     const std::size_t n = std::min(per_record, msg.size() - at);
-    out.push_back(22);
+    out.push_back(type);
     put16(out, 0x0301);
     put16(out, n);
     out.insert(out.end(), msg.begin() + static_cast<std::ptrdiff_t>(at), msg.begin() + static_cast<std::ptrdiff_t>(at + n));
@@ -86,10 +88,51 @@ Bytes records(const Bytes& msg, std::size_t per_record = 16384) {
   return out;
 }
 
+Bytes operator+(Bytes a, const Bytes& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// RFC 8446 4.1.3.
+const Bytes kRetryRandom = {0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C,
+                            0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB,
+                            0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C};
+const Bytes kChangeCipherSpec = {20, 3, 3, 0, 1, 1};
+
+// A ServerHello handshake message: TLS 1.3 (supported_versions, key_share),
+// or a HelloRetryRequest (its random, a key_share naming the group), or
+// TLS 1.2 (no extensions).
+enum class Hello : std::uint8_t { tls13, retry, tls12 };
+Bytes server_hello_message(Hello kind) {
+  Bytes body;
+  put16(body, 0x0303);
+  if (kind == Hello::retry) body.insert(body.end(), kRetryRandom.begin(), kRetryRandom.end());
+  else body.insert(body.end(), 32, 0x44);
+  body.push_back(32);
+  body.insert(body.end(), 32, 0x22);  // the client's session id, echoed
+  put16(body, kind == Hello::tls12 ? 0xc02f : 0x1301);
+  body.push_back(0);
+  if (kind != Hello::tls12) {
+    Bytes exts;
+    put_ext(exts, 0x002b, {0x03, 0x04});
+    if (kind == Hello::retry) put_ext(exts, 0x0033, {0x00, 0x17});  // key_share: secp256r1, please
+    else put_ext(exts, 0x0033, Bytes(36, 0x55));
+    put16(body, exts.size());
+    body.insert(body.end(), exts.begin(), exts.end());
+  }
+  Bytes msg = {2, 0, static_cast<std::uint8_t>(body.size() >> 8), static_cast<std::uint8_t>(body.size())};
+  return msg + body;
+}
+
 GateVerdict hello(const Bytes& stream) {
   static Bytes scratch(kMaxClientHello);
   return parse_client_hello(stream, scratch);
 }
+GateVerdict retry_hello(const Bytes& stream, const GateVerdict& first) {
+  static Bytes scratch(kMaxClientHello);
+  return parse_retry_client_hello(stream, scratch, first);
+}
+Bytes prefix(const Bytes& b, std::size_t n) { return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)); }
 GateVerdict http(const std::string& s) {
   return parse_http_head({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()});
 }
@@ -112,6 +155,27 @@ TEST_CASE("gate: ClientHello server name, at every split and across records") {
     REQUIRE(v.status == GateParse::done);
     CHECK(v.name.view() == "www.example.test");
     CHECK_FALSE(v.ech);
+    CHECK(v.end == stream.size());
+  }
+}
+
+TEST_CASE("gate: a ClientHello ends its record; what follows the record is left for later") {
+  const Bytes message = hello_message({});
+  // Another record after it (a ChangeCipherSpec, a second hello sent early):
+  // not part of this decision; `end` says where it starts.
+  const Bytes hello_record = records(message);
+  const GateVerdict v = hello(hello_record + kChangeCipherSpec + records(message));
+  REQUIRE(v.status == GateParse::done);
+  CHECK(v.end == hello_record.size());
+  // More handshake bytes in the hello's own last record: the server would
+  // read them as the next message at once.
+  for (const Bytes& tail : {Bytes{1}, records(message)}) {
+    const Bytes coalesced = records(message + tail);
+    const GateVerdict c = hello(coalesced);
+    CHECK(c.status == GateParse::reject);
+    CHECK(std::string(c.reason) == "data after the ClientHello in its record");
+    // Refused as soon as the record's length shows it, not only once whole.
+    CHECK(hello(prefix(coalesced, 5 + message.size())).status == GateParse::reject);
   }
 }
 
@@ -123,11 +187,39 @@ TEST_CASE("gate: large (post-quantum sized) ClientHellos, ECH, name normalisatio
   CHECK(v.name.view() == "www.example.test");
   HelloSpec ech;
   ech.ech = true;
-  ech.names = {"Public.Example.TEST."};
+  ech.names = {"public.example.test"};
   const GateVerdict e = hello(records(hello_message(ech)));
   REQUIRE(e.status == GateParse::done);
   CHECK(e.ech);
   CHECK(e.name.view() == "public.example.test");  // the visible name is what is judged
+}
+
+TEST_CASE("gate: a server name only in its canonical form") {
+  const auto verdict = [](const std::string& name) {
+    HelloSpec spec;
+    spec.names = {name};
+    return hello(records(hello_message(spec)));
+  };
+  // The control: lower case, no trailing dot (digits, '-', '_' too).
+  const GateVerdict ok = verdict("a-1_b.example.test");
+  REQUIRE(ok.status == GateParse::done);
+  CHECK(ok.name.view() == "a-1_b.example.test");
+  // A trailing dot (RFC 6066 3 forbids it) or upper case: an exact-match
+  // router would send them to another site. Refused, naming the site.
+  const GateVerdict dot = verdict("www.example.test.");
+  CHECK(dot.status == GateParse::reject);
+  CHECK(std::string(dot.reason).starts_with("server name ends in a dot"));
+  CHECK(dot.name.view() == "www.example.test");
+  for (const char* upper : {"WWW.EXAMPLE.TEST", "www.Example.test", "wwW.example.test"}) {
+    CAPTURE(upper);
+    const GateVerdict v = verdict(upper);
+    CHECK(v.status == GateParse::reject);
+    CHECK(std::string(v.reason).starts_with("server name in upper case"));
+    CHECK(std::string(v.reason).find("lower case") != std::string::npos);  // says what to do
+    CHECK(v.name.view() == "www.example.test");
+  }
+  CHECK(std::string(verdict("Www.example.test.").reason).starts_with("server name ends in a dot"));
+  CHECK(std::string(verdict("www..test.").reason) == "bad server name");
 }
 
 TEST_CASE("gate: ClientHellos that are refused") {
@@ -185,7 +277,7 @@ TEST_CASE("gate: every truncation and a byte flip anywhere never crash or overre
 }
 
 TEST_CASE("gate: HTTP Host of the first request") {
-  const std::string req = "GET /x?y=1 HTTP/1.1\r\nUser-Agent: t\r\nHost: WWW.Example.test:8080\r\nAccept: */*\r\n\r\nbody";
+  const std::string req = "GET /x?y=1 HTTP/1.1\r\nUser-Agent: t\r\nHost: www.example.test:8080\r\nAccept: */*\r\n\r\nbody";
   for (std::size_t cut = 0; cut + 4 < req.find("\r\n\r\n") + 4; ++cut) {
     const GateVerdict v = http(req.substr(0, cut));
     if (v.status != GateParse::need_more) {
@@ -197,7 +289,27 @@ TEST_CASE("gate: HTTP Host of the first request") {
   REQUIRE(v.status == GateParse::done);
   CHECK(v.name.view() == "www.example.test");
   CHECK(http("OPTIONS * HTTP/1.1\r\nhost:a.test\r\n\r\n").status == GateParse::done);
-  CHECK(http("GET / HTTP/1.0\r\nHost: a.test.\r\n\r\n").name.view() == "a.test");
+  CHECK(http("GET / HTTP/1.0\r\nHost: \t a.test\r\n\r\n").name.view() == "a.test");  // leading OWS
+}
+
+TEST_CASE("gate: a Host only in its canonical form") {
+  const auto reason = [](const std::string& host) {
+    const GateVerdict v = http("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+    return v.status == GateParse::reject ? std::string(v.reason) : std::string("(not refused)");
+  };
+  // The controls: as the name is, with a port.
+  CHECK(reason("a.test") == "(not refused)");
+  CHECK(reason("a.test:80") == "(not refused)");
+  CHECK(reason("a.test.").starts_with("Host ends in a dot"));
+  CHECK(reason("a.test.:80").starts_with("Host ends in a dot"));
+  CHECK(reason("A.test").starts_with("Host in upper case"));
+  CHECK(reason("A.TEST:80").starts_with("Host in upper case"));
+  CHECK(http("GET / HTTP/1.1\r\nHost: A.test\r\n\r\n").name.view() == "a.test");  // named in the refusal
+  // White space after the value: RFC 9110 drops it, some servers keep it.
+  for (const char* tail : {"\t", " ", " \t", ":80 "}) {
+    CAPTURE(tail);
+    CHECK(reason(std::string("a.test") + tail).starts_with("white space after the Host name"));
+  }
 }
 
 TEST_CASE("gate: HTTP requests that are refused") {
@@ -226,15 +338,162 @@ TEST_CASE("gate: HTTP requests that are refused") {
 
 TEST_CASE("gate names: the allowlist's form") {
   GateName n;
-  CHECK(to_gate_name("A-b_c.Example.", n));
+  CHECK(to_gate_name("a-b_c.example", n) == NameForm::canonical);
   CHECK(n.view() == "a-b_c.example");
-  for (const char* bad : {"", ".", "a..b", ".a", "a b", "a/b", "*.a"}) {
+  CHECK(to_gate_name("a-b_c.example.", n) == NameForm::trailing_dot);
+  CHECK(n.view() == "a-b_c.example");
+  CHECK(to_gate_name("A-b_c.Example", n) == NameForm::upper_case);
+  CHECK(n.view() == "a-b_c.example");
+  CHECK(to_gate_name("A-b_c.Example.", n) == NameForm::trailing_dot);
+  for (const char* bad : {"", ".", "..", "a..b", ".a", "a b", "a/b", "*.a", "a.b..", "A.B "}) {
     CAPTURE(bad);
-    CHECK_FALSE(to_gate_name(bad, n));
+    CHECK(to_gate_name(bad, n) == NameForm::bad);
   }
-  CHECK_FALSE(to_gate_name(std::string(64, 'a') + ".test", n));
-  CHECK(to_gate_name(std::string(63, 'a') + ".test", n));
-  CHECK_FALSE(to_gate_name(std::string(254, 'a'), n));
+  CHECK(to_gate_name(std::string(64, 'a') + ".test", n) == NameForm::bad);
+  CHECK(to_gate_name(std::string(63, 'a') + ".test", n) == NameForm::canonical);
+  CHECK(to_gate_name(std::string(254, 'a'), n) == NameForm::bad);
+  CHECK(to_gate_name(std::string(253, 'a') + ".", n) == NameForm::bad);  // too long even without its dot
+}
+
+TEST_CASE("gate: the server's first message, at every split and across records") {
+  struct Case {
+    const char* what;
+    Bytes stream;
+    bool retry;
+    std::size_t after = 0;  // bytes of the stream after the message's end
+  };
+  const Bytes certificate = {11, 0, 0, 3, 0, 0, 0};
+  const Bytes retry = records(server_hello_message(Hello::retry));
+  const std::vector<Case> cases = {
+      {"HelloRetryRequest", retry, true},
+      {"HelloRetryRequest in 7-byte records", records(server_hello_message(Hello::retry), 7), true},
+      {"TLS 1.3 ServerHello", records(server_hello_message(Hello::tls13)), false},
+      {"TLS 1.3 ServerHello in 1-byte records", records(server_hello_message(Hello::tls13), 1), false},
+      // TLS 1.2: the rest of the flight (here a Certificate) shares the record.
+      {"TLS 1.2 ServerHello with more in its record", records(server_hello_message(Hello::tls12) + certificate),
+       false, certificate.size()},
+      // After a retry request and its ChangeCipherSpec, the answer to the
+      // second hello (what the gate reads next).
+      {"ChangeCipherSpec, then a ServerHello", kChangeCipherSpec + records(server_hello_message(Hello::tls13)), false},
+      {"a warning alert, then a ServerHello",
+       Bytes{21, 3, 3, 0, 2, 1, 112} + records(server_hello_message(Hello::tls12)), false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.what);
+    for (std::size_t cut = 0; cut < c.stream.size() - c.after; ++cut) {
+      const ServerVerdict v = parse_server_hello(prefix(c.stream, cut));
+      if (v.status != GateParse::need_more) {
+        FAIL_CHECK("decided early at byte " << cut << ": " << std::string(v.reason));
+        break;
+      }
+    }
+    const ServerVerdict v = parse_server_hello(c.stream);
+    REQUIRE(v.status == GateParse::done);
+    CHECK(v.retry == c.retry);
+    CHECK_FALSE(v.alert);
+    if (c.retry) CHECK(v.end == c.stream.size());
+  }
+  // What follows a retry request (its ChangeCipherSpec) is not part of it.
+  const ServerVerdict r = parse_server_hello(retry + kChangeCipherSpec);
+  REQUIRE(r.status == GateParse::done);
+  CHECK(r.retry);
+  CHECK(r.end == retry.size());
+}
+
+TEST_CASE("gate: server answers that end the handshake or are refused") {
+  // A fatal alert: done, nothing more can be asked of the server.
+  const ServerVerdict fatal = parse_server_hello(Bytes{21, 3, 3, 0, 2, 2, 40});
+  REQUIRE(fatal.status == GateParse::done);
+  CHECK(fatal.alert);
+  CHECK_FALSE(fatal.retry);
+  CHECK(fatal.end == 7);
+  CHECK(parse_server_hello(Bytes{21, 3, 3, 0, 2, 2}).status == GateParse::need_more);
+  const auto reason = [](const Bytes& stream) {
+    const ServerVerdict v = parse_server_hello(stream);
+    return v.status == GateParse::reject ? std::string(v.reason) : std::string("(not refused)");
+  };
+  CHECK(reason({'H', 'T', 'T', 'P', '/'}) == "server did not answer with a TLS handshake");
+  CHECK(reason({'H'}) == "server did not answer with a TLS handshake");
+  CHECK(reason({23, 3, 3, 0, 1, 0}) == "server did not answer with a TLS handshake");
+  CHECK(reason({22, 2, 0, 0, 1, 2}) == "server did not answer with TLS");
+  CHECK(reason({22, 3, 3, 0, 0}) == "bad TLS record length from the server");
+  CHECK(reason({21, 3, 3, 0, 3, 2, 40, 0}) == "malformed alert from the server");
+  CHECK(reason({21, 3, 3, 0, 2, 7, 40}) == "malformed alert from the server");
+  CHECK(reason(kChangeCipherSpec + kChangeCipherSpec) == "unexpected ChangeCipherSpec from the server");
+  CHECK(reason({20, 3, 3, 0, 1, 2}) == "unexpected ChangeCipherSpec from the server");
+  CHECK(reason(records({11, 0, 0, 3, 0, 0, 0})) == "server's first message is not a ServerHello");
+  CHECK(reason(records({2, 0, 0, 3, 3, 3, 0})) == "malformed ServerHello");
+  CHECK(reason(records({2, 0, 0x40, 0x01})) == "ServerHello too large");
+  // Another record type inside the message's records.
+  Bytes split = records(server_hello_message(Hello::tls13), 20);
+  split.insert(split.begin() + 25, {21, 3, 3, 0, 2, 2, 40});
+  CHECK(reason(split) == "record interleaved in the ServerHello");
+  // A retry request with more in its record: read before any second hello.
+  const Bytes retry = server_hello_message(Hello::retry);
+  CHECK(reason(records(retry + server_hello_message(Hello::tls13))) ==
+        "data after the HelloRetryRequest in its record");
+  // Every byte flipped: never a crash, an overread or an `end` past the bytes.
+  const Bytes stream = records(retry, 30) + kChangeCipherSpec;
+  for (std::size_t i = 0; i < stream.size(); ++i) {
+    Bytes flipped = stream;
+    flipped[i] ^= 0x5a;
+    const ServerVerdict v = parse_server_hello(flipped);
+    if (v.status == GateParse::done) CHECK(v.end <= flipped.size());
+  }
+}
+
+TEST_CASE("gate: the second ClientHello after a HelloRetryRequest") {
+  const GateVerdict first = hello(records(hello_message({})));
+  REQUIRE(first.status == GateParse::done);
+  const Bytes second = records(hello_message({}));
+  // With middlebox compatibility mode's ChangeCipherSpec first, or without;
+  // need_more until the hello is whole, then done at its end.
+  for (const Bytes& stream : {kChangeCipherSpec + second, second, kChangeCipherSpec + records(hello_message({}), 9)}) {
+    for (std::size_t cut = 0; cut < stream.size(); ++cut) {
+      const GateVerdict v = retry_hello(prefix(stream, cut), first);
+      if (v.status != GateParse::need_more) {
+        FAIL_CHECK("decided early at byte " << cut << ": " << std::string(v.reason));
+        break;
+      }
+    }
+    const GateVerdict v = retry_hello(stream + Bytes{23, 3, 3}, first);  // what follows is left for later
+    REQUIRE(v.status == GateParse::done);
+    CHECK(v.name.view() == "www.example.test");
+    CHECK(v.end == stream.size());
+  }
+  const auto reason = [&](const Bytes& stream, const GateVerdict& against) {
+    const GateVerdict v = retry_hello(stream, against);
+    return v.status == GateParse::reject ? std::string(v.reason) : std::string("(not refused)");
+  };
+  // Another tenant's name: the attack. Refused, naming the new name.
+  HelloSpec other;
+  other.names = {"other.example.test"};
+  const GateVerdict switched = retry_hello(kChangeCipherSpec + records(hello_message(other)), first);
+  CHECK(switched.status == GateParse::reject);
+  CHECK(std::string(switched.reason) == "server name changed after HelloRetryRequest");
+  CHECK(switched.name.view() == "other.example.test");
+  // The same name in another form is not the same bytes.
+  HelloSpec upper;
+  upper.names = {"WWW.example.test"};
+  CHECK(reason(records(hello_message(upper)), first).starts_with("server name in upper case"));
+  HelloSpec none;
+  none.names.clear();
+  CHECK(reason(records(hello_message(none)), first) == "no server name");
+  HelloSpec ech;
+  ech.ech = true;
+  CHECK(reason(records(hello_message(ech)), first) == "Encrypted Client Hello changed after HelloRetryRequest");
+  // Anything but the optional ChangeCipherSpec and a hello.
+  CHECK(reason({20, 3, 3, 0, 1, 2}, first) == "malformed ChangeCipherSpec");
+  CHECK(reason({20, 3, 1}, first) == "malformed ChangeCipherSpec");
+  CHECK(retry_hello({20, 3, 3}, first).status == GateParse::need_more);
+  // Early data (0-RTT) records, an alert, a second ChangeCipherSpec.
+  for (const Bytes& before : {Bytes{23, 3, 3, 0, 1, 0}, kChangeCipherSpec + Bytes{21, 3, 3, 0, 2, 2, 40},
+                              kChangeCipherSpec + kChangeCipherSpec}) {
+    CHECK(reason(before + second, first) == "no second ClientHello after HelloRetryRequest");
+  }
+  Bytes server_hello = hello_message({});
+  server_hello[0] = 2;
+  CHECK(reason(records(server_hello), first) == "not a ClientHello");
 }
 
 TEST_CASE("gate bindings: per name and address, expire with the set, bounded") {

@@ -143,9 +143,11 @@ std::vector<nft::LocalResolver> local_resolvers(const std::vector<dnsguard::IpEn
 
 }  // namespace
 
-Plan plan_cage_init(const Options& options, const Facts& facts) {
-  Plan plan;
-  const Policy& policy = facts.policy;
+namespace {
+
+// The accounts the plan is made for: the agent is never root or in the
+// root group, dnsguard is never root, and they never share a uid.
+void check_accounts(const Facts& facts) {
   if (facts.agent.uid == 0) throw PlanError("agent user \"" + facts.agent.name + "\" is root");
   // gid 0 is as good as root for everything group-writable by root (and
   // everything readable by group root): the agent never joins it.
@@ -156,11 +158,12 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     // agent talk to the upstreams directly and signal dnsguard.
     throw PlanError("agent and dnsguard users share uid " + std::to_string(facts.agent.uid));
   }
+}
 
-  plan.steps.push_back(step::CheckPolicy{options.dnsguard, policy.path});
-
-  // What dnsguard will read: the policy itself, or a copy with upstreams
-  // and listen adapted to this cage (see step::WritePolicyCopy).
+// What dnsguard will read: the policy, with upstreams and listen adapted to
+// this cage (see step::WritePolicyCopy); written only when it differs.
+step::WritePolicyCopy adapt_policy(const Options& options, const Facts& facts, std::vector<std::string>& warnings) {
+  const Policy& policy = facts.policy;
   step::WritePolicyCopy copy{policy.path, options.runtime_dir / "policy.toml", policy, std::nullopt};
   if (copy.policy.upstreams.empty()) {
     copy.policy.upstreams = facts.resolv_conf_upstreams;
@@ -173,31 +176,11 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
     std::erase_if(copy.policy.listen, [](const dnsguard::IpEndpoint& e) { return e.addr.v6; });
     if (copy.policy.listen.empty()) throw PlanError("dnsguard would listen on IPv6 only, and this namespace has no IPv6");
     if (copy.policy.listen.size() != policy.listen.size()) {
-      plan.warnings.push_back("no IPv6 in this network namespace; dnsguard listens on IPv4 only");
+      warnings.push_back("no IPv6 in this network namespace; dnsguard listens on IPv4 only");
     }
   }
-  // Nested Docker only with an engine to start and the `ip` tool to wire
-  // its link; otherwise the plan is exactly the one without it.
-  bool nested = !options.nested_dockerd.empty();
-  if (nested && facts.ip_binary.empty()) {
-    plan.warnings.push_back("no ip binary in the image; nested Docker is off");
-    nested = false;
-  }
-  const nft::Address nested_cage = *nft::parse_address(kNestedCageAddress);
-  if (nested) {
-    const auto address = dnsguard::parse_ip(kNestedCageAddress);
-    copy.nested_listen = dnsguard::IpEndpoint{*address, copy.policy.listen.front().port};
-  }
-  std::filesystem::path dnsguard_config = policy.path;
-  const bool write_copy = nested || copy.policy != static_cast<const dnsguard::Policy&>(policy);
-  if (write_copy) dnsguard_config = copy.destination;
-  // Without nested Docker the copy comes first, as it always did; with it,
-  // after the link exists (its content depends on whether it does).
-  if (write_copy && !nested) plan.steps.push_back(copy);
-  const std::vector<dnsguard::IpEndpoint>& upstreams = copy.policy.upstreams;
-  const std::vector<dnsguard::IpEndpoint>& listens = copy.policy.listen;
-  for (const auto& upstream : upstreams) {
-    for (const auto& listen : listens) {
+  for (const auto& upstream : copy.policy.upstreams) {
+    for (const auto& listen : copy.policy.listen) {
       const bool wildcard_hit = is_unspecified(listen.addr) && listen.addr.v6 == upstream.addr.v6 &&
                                 is_loopback(upstream.addr);
       if (upstream.port == listen.port && (upstream.addr == listen.addr || wildcard_hit)) {
@@ -205,49 +188,72 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
       }
     }
   }
+  return copy;
+}
 
-  // Decide the agent's final identity before anything depends on it.
-  const Owner agent_was{facts.agent.uid, facts.agent.gid};
-  const Owner agent_is = decide_agent_identity(options, facts, plan.warnings);
-
+nft::RulesetSpec ruleset_spec(const Facts& facts, const dnsguard::Policy& adapted, Owner agent,
+                              std::vector<std::string>& warnings) {
+  const Policy& policy = facts.policy;
   nft::RulesetSpec spec;
   spec.table = policy.nft_table;
   spec.set4 = policy.nft_set4;
   spec.set6 = policy.nft_set6;
   spec.dnsguard_uid = facts.dnsguard.uid;
-  spec.upstreams = all_to_nft(upstreams);
-  spec.local_resolvers = local_resolvers(upstreams, facts, agent_is, plan.warnings);
-  spec.listen_port = listens.front().port;
+  spec.upstreams = all_to_nft(adapted.upstreams);
+  spec.local_resolvers = local_resolvers(adapted.upstreams, facts, agent, warnings);
+  spec.listen_port = adapted.listen.front().port;
   spec.static_cidrs = all_to_nft(policy.allow_cidrs);
   spec.onlink6 = facts.onlink6;
   spec.inbound = all_to_nft(policy.inbound);
   if (policy.gate_enabled) {
     // The connection gate: dnsguard listens on gate.port; these ports of
-    // allowed addresses are redirected there (issue 12).
+    // allowed addresses are redirected there.
     spec.gate_port = static_cast<std::uint16_t>(policy.gate_port);
     for (const std::uint32_t port : policy.gate_tls_ports) spec.gated_ports.push_back(static_cast<std::uint16_t>(port));
     for (const std::uint32_t port : policy.gate_http_ports) spec.gated_ports.push_back(static_cast<std::uint16_t>(port));
   }
-  if (nested) {
-    spec.nested_link = std::string(kNestedLink);
-    spec.nested_address = nested_cage;
-    spec.nested_subnet = nft::Cidr{*nft::parse_address(kNestedSubnet), kNestedPrefix};
-  }
-  plan.steps.push_back(step::InstallRuleset{spec});
-  if (nested) {
-    // After the ruleset (default-deny, the nested rules included) and
-    // before dnsguard, which must find the link's address to listen on it.
-    plan.steps.push_back(step::CreateNestedLink{facts.ip_binary, std::string(kNestedLink), std::string(kNestedPeer),
-                                                nft::Cidr{nested_cage, kNestedPrefix}});
-    plan.steps.push_back(copy);
-  }
-  const nft::Endpoint probe = probe_endpoint(listens);
+  return spec;
+}
 
+step::RunCommand run_command(const Options& options, const Facts& facts, Owner agent) {
+  step::RunCommand run;
+  run.user = facts.agent;
+  run.user.uid = agent.uid;
+  run.user.gid = agent.gid;
+  if (run.user.shell.empty()) run.user.shell = "/bin/sh";
+  run.environment = command_environment(options, facts);
+  if (options.command.empty()) {
+    // A login shell: argv[0] starting with '-' is how login(1) asks for one.
+    run.file = run.user.shell;
+    run.argv = {"-" + std::filesystem::path(run.user.shell).filename().string()};
+  } else {
+    run.file = options.command.front();
+    run.argv = options.command;
+  }
+  return run;
+}
+
+}  // namespace
+
+Plan plan_cage_init(const Options& options, const Facts& facts) {
+  check_accounts(facts);
+  const Policy& policy = facts.policy;
+  Plan plan;
+  plan.steps.push_back(step::CheckPolicy{options.dnsguard, policy.path});
+  const step::WritePolicyCopy copy = adapt_policy(options, facts, plan.warnings);
+  const bool write_copy = copy.policy != static_cast<const dnsguard::Policy&>(policy);
+  if (write_copy) plan.steps.push_back(copy);
+
+  // Decide the agent's final identity before anything depends on it.
+  const Owner agent_was{facts.agent.uid, facts.agent.gid};
+  const Owner agent_is = decide_agent_identity(options, facts, plan.warnings);
+
+  plan.steps.push_back(step::InstallRuleset{ruleset_spec(facts, copy.policy, agent_is, plan.warnings)});
   plan.steps.push_back(step::PrepareLogDir{std::filesystem::path(policy.log_file).parent_path(),
                                            Owner{facts.dnsguard.uid, facts.dnsguard.gid}, agent_is});
-  plan.steps.push_back(step::StartDnsguard{options.dnsguard, dnsguard_config, facts.dnsguard,
-                                           {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE}});
-  plan.steps.push_back(step::WaitForDnsguard{probe, options.dnsguard_ready_timeout});
+  plan.steps.push_back(step::StartDnsguard{options.dnsguard, write_copy ? copy.destination : policy.path,
+                                           facts.dnsguard, {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE}});
+  plan.steps.push_back(step::WaitForDnsguard{probe_endpoint(copy.policy.listen), options.dnsguard_ready_timeout});
   // Only loopback: the stub is the one resolver; if it dies, lookups fail
   // instead of falling back to an open resolver.
   plan.steps.push_back(step::WriteResolvConf{options.resolv_conf, "nameserver 127.0.0.1\n"});
@@ -262,56 +268,10 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   if (!facts.agent.home.empty() && facts.agent.home != "/") {
     plan.steps.push_back(step::ClaimHome{facts.agent.home, agent_is, {0, facts.dnsguard.uid}});
   }
-
-  if (nested) {
-    // Last before the command: the firewall and dnsguard are up (the
-    // sandbox's first packet meets both), and the agent's final gid is
-    // known (it owns the socket's group).
-    step::StartNestedDocker engine;
-    engine.ip = facts.ip_binary;
-    engine.dockerd = options.nested_dockerd;
-    engine.socket_dir = options.nested_socket_dir;
-    engine.data_root = options.nested_data_root;
-    engine.agent = agent_is;
-    engine.dnsguard = Owner{facts.dnsguard.uid, facts.dnsguard.gid};
-    engine.peer = std::string(kNestedPeer);
-    engine.sandbox_address = nft::Cidr{*nft::parse_address(kNestedSandboxAddress), kNestedPrefix};
-    engine.gateway = nested_cage;
-    engine.hidden = {std::filesystem::path(policy.log_file).parent_path(), options.runtime_dir};
-    std::erase_if(engine.hidden, [](const std::filesystem::path& p) { return p.empty() || p == "/"; });
-    if (facts.workspace_owner) engine.writable.push_back(options.workspace);
-    if (!facts.agent.home.empty() && facts.agent.home != "/") engine.writable.push_back(facts.agent.home);
-    engine.writable.push_back(options.nested_socket_dir);
-    engine.writable.push_back(options.nested_data_root);
-    engine.dockerd_args = {"--host", "unix://" + (options.nested_socket_dir / "docker.sock").string(),
-                           // The sandbox's gid 0 is the agent's gid outside.
-                           "--group", "0",
-                           "--dns", std::string(kNestedCageAddress),
-                           "--data-root", options.nested_data_root.string(),
-                           // The sandbox has no IPv6; IPv4 is what the link carries.
-                           "--ip6tables=false"};
-    plan.steps.push_back(std::move(engine));
-  }
-
-  step::RunCommand run;
-  run.user = facts.agent;
-  run.user.uid = agent_is.uid;
-  run.user.gid = agent_is.gid;
-  if (run.user.shell.empty()) run.user.shell = "/bin/sh";
-  run.environment = command_environment(options, facts);
-  if (nested) {
-    std::erase_if(run.environment, [](const std::string& e) { return has_key(e, "DOCKER_HOST"); });
-    run.environment.push_back("DOCKER_HOST=unix://" + (options.nested_socket_dir / "docker.sock").string());
-  }
-  if (options.command.empty()) {
-    // A login shell: argv[0] starting with '-' is how login(1) asks for one.
-    run.file = run.user.shell;
-    run.argv = {"-" + std::filesystem::path(run.user.shell).filename().string()};
-  } else {
-    run.file = options.command.front();
-    run.argv = options.command;
-  }
-  plan.steps.push_back(std::move(run));
+  plan.steps.push_back(run_command(options, facts, agent_is));
+  // Optional: only with an engine to start (cagent passes --nested-docker
+  // on sysbox engines). Without it the plan is exactly the one above.
+  if (!options.nested_dockerd.empty()) add_nested_docker(plan, options, facts, agent_is, copy);
   return plan;
 }
 

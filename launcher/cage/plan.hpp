@@ -235,6 +235,14 @@ class PlanError : public std::runtime_error {
 
 Plan plan_cage_init(const Options& options, const Facts& facts);
 
+// Nested Docker's steps added to a core plan (plan_nested.cpp), which
+// plan_cage_init calls when Options::nested_dockerd is set: the link after
+// the ruleset, the policy copy (`copy`, naming the link's address) after
+// the link, the engine's sandbox last before the command, DOCKER_HOST for
+// the command. Without an `ip` binary: one warning, nothing added.
+void add_nested_docker(Plan& plan, const Options& options, const Facts& facts, Owner agent,
+                       step::WritePolicyCopy copy);
+
 // Short, stable names used in error messages: "install-ruleset", …
 std::string_view step_name(const Step& step);
 

@@ -7,8 +7,9 @@
 // connection the gate relays loses both halves (the agent's, redirected to
 // the gate, and dnsguard's own to the destination).
 //
-// ctnetlink over libmnl: one dump of the table, then one delete per entry,
-// each naming the entry by its original tuple copied from the dump.
+// ctnetlink through the nft layer's Socket: one dump of the table, then one
+// delete per entry, each naming the entry by its original tuple copied from
+// the dump.
 
 #include <arpa/inet.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -22,13 +23,12 @@
 
 #include "nft/handles.hpp"
 #include "nft/logic.hpp"
+#include "nft/netlink.hpp"
 #include "nft/nft.hpp"
 
 namespace cagent::nft {
 
 namespace {
-
-using detail::MnlSocketPtr;
 
 struct Tracked {
   std::uint8_t family = 0;
@@ -37,11 +37,10 @@ struct Tracked {
   std::uint16_t zone = 0;          // network order
 };
 
-nlmsghdr* ct_header(char* buf, std::uint8_t type, std::uint16_t flags, std::uint8_t family, std::uint32_t seq) {
+nlmsghdr* ct_header(char* buf, std::uint8_t type, std::uint16_t flags, std::uint8_t family) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
   nlh->nlmsg_type = static_cast<std::uint16_t>((NFNL_SUBSYS_CTNETLINK << 8) | type);
   nlh->nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | flags);
-  nlh->nlmsg_seq = seq;
   auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
   nfg->nfgen_family = family;
   nfg->version = NFNETLINK_V0;
@@ -92,8 +91,7 @@ struct DumpContext {
   std::vector<Tracked>* found;
 };
 
-int on_entry(const nlmsghdr* nlh, void* data) {
-  auto* ctx = static_cast<DumpContext*>(data);
+void on_entry(const nlmsghdr* nlh, DumpContext& ctx) {
   const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
   Tracked t;
   t.family = nfg->nfgen_family;
@@ -104,7 +102,7 @@ int on_entry(const nlmsghdr* nlh, void* data) {
                   if (type == CTA_TUPLE_ORIG) {
                     Address dst;
                     if (!orig_destination(a, dst)) return;
-                    match = ctx->wanted.contains(dst);
+                    match = ctx.wanted.contains(dst);
                     const auto* p = static_cast<const std::uint8_t*>(mnl_attr_get_payload(a));
                     t.orig.assign(p, p + mnl_attr_get_payload_len(a));
                   } else if (type == CTA_ZONE && mnl_attr_get_payload_len(a) == 2) {
@@ -112,52 +110,33 @@ int on_entry(const nlmsghdr* nlh, void* data) {
                     std::memcpy(&t.zone, mnl_attr_get_payload(a), 2);
                   }
                 });
-  if (match) ctx->found->push_back(std::move(t));
-  return MNL_CB_OK;
-}
-
-// Sends `nlh` and runs the replies through `cb` until the kernel says done
-// (a dump) or acknowledges (a request). Returns 0, or the kernel's errno.
-int exchange(mnl_socket* sock, nlmsghdr* nlh, mnl_cb_t cb, void* data) {
-  if (mnl_socket_sendto(sock, nlh, nlh->nlmsg_len) < 0) return errno;
-  const std::uint32_t portid = mnl_socket_get_portid(sock);
-  std::vector<char> buf(static_cast<std::size_t>(MNL_SOCKET_BUFFER_SIZE) * 4);
-  for (;;) {
-    const ssize_t n = mnl_socket_recvfrom(sock, buf.data(), buf.size());
-    if (n < 0) return errno;
-    const int r = mnl_cb_run(buf.data(), static_cast<std::size_t>(n), nlh->nlmsg_seq, portid, cb, data);
-    if (r == MNL_CB_STOP) return 0;
-    if (r < 0) return errno;
-  }
+  if (match) ctx.found->push_back(std::move(t));
 }
 
 }  // namespace
 
 std::size_t end_connections_to(std::span<const Address> addresses) {
   if (addresses.empty()) return 0;
-  MnlSocketPtr sock(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
-  if (!sock) throw NetlinkError("open netlink socket (conntrack)", errno, "");
-  if (mnl_socket_bind(sock.get(), 0, MNL_SOCKET_AUTOPID) < 0) throw NetlinkError("bind netlink socket (conntrack)", errno, "");
-  // Replies may be many; a dump is paced by the kernel, but be generous.
-  int rcvbuf = 1 << 20;
-  (void)setsockopt(mnl_socket_get_fd(sock.get()), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-
+  // The same socket class as the ruleset's (NETLINK_NETFILTER carries
+  // ctnetlink too): extended ACKs, big buffers, a deadline on every reply.
+  detail::Socket sock;
   std::vector<char> buf(static_cast<std::size_t>(MNL_SOCKET_BUFFER_SIZE));
-  std::uint32_t seq = 1;
   std::vector<Tracked> found;
   DumpContext ctx{{addresses.begin(), addresses.end()}, &found};
-  nlmsghdr* dump = ct_header(buf.data(), IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC, seq++);
-  if (const int e = exchange(sock.get(), dump, on_entry, &ctx); e != 0)
-    throw NetlinkError("list tracked connections", e, "");
+  sock.request(ct_header(buf.data(), IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC), "list tracked connections",
+               [&](const nlmsghdr* nlh) { on_entry(nlh, ctx); });
 
   std::size_t ended = 0;
   for (const Tracked& t : found) {
-    nlmsghdr* del = ct_header(buf.data(), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, t.family, seq++);
+    nlmsghdr* del = ct_header(buf.data(), IPCTNL_MSG_CT_DELETE, NLM_F_ACK, t.family);
     mnl_attr_put(del, CTA_TUPLE_ORIG | NLA_F_NESTED, t.orig.size(), t.orig.data());
     if (t.has_zone) mnl_attr_put(del, CTA_ZONE, sizeof t.zone, &t.zone);
-    const int e = exchange(sock.get(), del, nullptr, nullptr);
-    if (e == 0) ++ended;
-    else if (e != ENOENT) throw NetlinkError("delete a tracked connection", e, "");  // ENOENT: it ended by itself
+    try {
+      sock.request(del, "delete a tracked connection", [](const nlmsghdr*) {});
+      ++ended;
+    } catch (const NetlinkError& e) {
+      if (e.error() != ENOENT) throw;  // ENOENT: it ended by itself
+    }
   }
   return ended;
 }

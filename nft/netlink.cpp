@@ -265,10 +265,15 @@ void Socket::commit(const Batch& batch, std::string_view operation) {
 void Socket::dump(std::uint16_t type, std::string_view operation, const std::function<void(nlmsghdr*)>& build,
                   const std::function<void(const nlmsghdr*)>& on_message) {
   alignas(nlmsghdr) char req[8192] = {};  // header + table and set names
-  const std::uint32_t seq = seq_++;
-  nlmsghdr* nlh =
-      nftnl_nlmsg_build_hdr(req, type, NFPROTO_INET, static_cast<std::uint16_t>(NLM_F_DUMP), seq);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(req, type, NFPROTO_INET, static_cast<std::uint16_t>(NLM_F_DUMP), 0);
   build(nlh);
+  request(nlh, operation, on_message);
+}
+
+void Socket::request(nlmsghdr* nlh, std::string_view operation,
+                     const std::function<void(const nlmsghdr*)>& on_message) {
+  const std::uint32_t seq = seq_++;
+  nlh->nlmsg_seq = seq;
   if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) {
     throw NetlinkError(std::string(operation) + ": send request", errno, "");
   }

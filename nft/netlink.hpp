@@ -86,10 +86,17 @@ class Socket {
   // ACK. Throws NetlinkError naming `operation` and every failed message.
   void commit(const Batch& batch, std::string_view operation);
 
-  // Sends one dump request (`build` fills the header buffer) and calls
-  // `on_message` for every reply until NLMSG_DONE. Throws NetlinkError.
+  // Sends one dump request of nf_tables (`build` fills the header buffer)
+  // and calls `on_message` for every reply until NLMSG_DONE. Throws NetlinkError.
   void dump(std::uint16_t type, std::string_view operation, const std::function<void(nlmsghdr*)>& build,
             const std::function<void(const nlmsghdr*)>& on_message);
+
+  // Sends one prepared request of any netfilter subsystem (ctnetlink too;
+  // its sequence number is set here) and calls `on_message` for every reply
+  // until NLMSG_DONE or the kernel's ACK, within the same deadline as a
+  // commit. Throws NetlinkError naming `operation`, with the kernel's
+  // extended ACK text.
+  void request(nlmsghdr* nlh, std::string_view operation, const std::function<void(const nlmsghdr*)>& on_message);
 
   // Dumps the elements of set `set` of `inet table`, calling `on_element`
   // for each (valid only during the call). Throws NetlinkError.

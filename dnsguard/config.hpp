@@ -3,7 +3,7 @@
 // DESIGN.md) with what dnsguard needs beyond the file, in stages that
 // produce different types so they cannot be mixed up:
 //
-//   text --parse_config()--> Policy   every key known, every value checked
+//   text --parse_policy()--> Policy   every key known, every value checked
 //                                     and converted (addresses, patterns,
 //                                     ranges); shared with cage-init
 //        --normalize()----> Config    upstreams resolved (the file's, or
@@ -27,10 +27,7 @@ using ConfigError = PolicyError;
 // The policy as dnsguard runs it: `upstreams` is never empty.
 struct Config : Policy {};
 
-// Stage 1. Throws ConfigError (TOML syntax, unknown key, wrong type, bad value).
-inline Policy parse_config(std::string_view text, const std::string& source) {
-  return parse_policy(text, source);
-}
+// Stage 1 is parse_policy() (policy.hpp), the same reader cage-init uses.
 
 // Stage 2. `default_upstreams` is used when the file has no `upstreams`
 // (the caller reads them from /etc/resolv.conf). Throws ConfigError.

@@ -135,9 +135,6 @@ struct RulesetSpec {
 // unchanged.
 void install_ruleset(const RulesetSpec& spec);
 
-// Deletes `inet <table>`; a missing table is not an error.
-void delete_table(std::string_view table);
-
 // How much longer the kernel holds an address than any SetElement timeout
 // asks for: a client gets an answer a little after the insert (delivery
 // delay) and the kernel's expiry is jiffy-granular, so the set must outlive
@@ -229,12 +226,6 @@ class SetUpdater {
   // not keep the others in; the memory forgets each once the kernel did.
   // Throws NetlinkError on any other failure (those before it are gone).
   void remove(std::span<const Address> addresses);
-
-  // Forget the remembered expiries (e.g. after the table was re-installed).
-  // The memory is only a cache of what this object told the kernel: if the
-  // table is re-installed or an element is deleted behind our back, it is
-  // stale and add() would skip an address the kernel no longer holds.
-  void forget_all() noexcept;
 
   // How an element that the kernel already holds gets a later expiry.
   // automatic: explicit NFTA_SET_ELEM_EXPIRATION on kernels >= 6.12,

@@ -436,23 +436,4 @@ void install_ruleset(const RulesetSpec& spec) {
   sock.commit(b.batch(), operation);
 }
 
-void delete_table(std::string_view table) {
-  const std::string name(table);
-  Socket sock;
-  Batch batch;
-  batch.begin(sock.next_seq());
-  TablePtr t = checked<TablePtr>(nftnl_table_alloc());
-  nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, name.c_str());
-  nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
-  batch.add(NFT_MSG_DELTABLE, 0, name.size() + 64, "delete table", name,
-            [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, t.get()); });
-  batch.end();
-  try {
-    sock.commit(batch, "delete table inet " + name);
-  } catch (const NetlinkError& e) {
-    // Deleting what is not there leaves the state the caller wants.
-    if (e.error() != ENOENT) throw;
-  }
-}
-
 }  // namespace cagent::nft

@@ -237,7 +237,6 @@ void SetUpdater::set_refresh_mode(RefreshMode mode) noexcept {
   impl_->resolve_mode();
 }
 
-void SetUpdater::forget_all() noexcept { impl_->expiry.clear(); }
 
 void SetUpdater::add(std::span<const SetElement> elements) { add(elements, {}); }
 

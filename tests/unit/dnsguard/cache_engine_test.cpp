@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine.hpp"
+#include "ldns_fixtures.hpp"
 #include "ldns_message.hpp"
 #include "wire_helpers.hpp"
 

@@ -8,7 +8,7 @@ using namespace cagent::dnsguard;
 
 namespace {
 Config load(const std::string& text, std::vector<IpEndpoint> defaults = {}) {
-  return normalize(parse_config(text, "test.toml"), defaults);
+  return normalize(parse_policy(text, "test.toml"), defaults);
 }
 std::string error_of(const std::string& text) {
   try {
@@ -108,6 +108,6 @@ TEST_CASE("every bad key is named, with file and line") {
 }
 
 TEST_CASE("the example error in config.hpp's header is what dnsguard says") {
-  CHECK_THROWS_WITH_AS(parse_config("\n\n[ttl]\nmin = 0\n", "dnsguard.toml"),
+  CHECK_THROWS_WITH_AS(parse_policy("\n\n[ttl]\nmin = 0\n", "dnsguard.toml"),
                        "dnsguard.toml:4: ttl.min: must be between 1 and 604800, got 0", ConfigError);
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "ldns_fixtures.hpp"
 #include "ldns_message.hpp"
 #include "message.hpp"
 #include "wire_helpers.hpp"

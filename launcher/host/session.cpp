@@ -373,8 +373,15 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   spec.policy_file = p.session_dir / "policy.toml";
   spec.log_dir = p.log_dir;
   if (!p.ca.empty()) spec.ca_bundle = p.session_dir / "extra-ca.pem";
-  spec.home_volume = home_volume_name(host.home_volume_prefix, host.workspace);
+  if (host.workspace_identity) {
+    spec.home_volume = home_volume_name(host.home_volume_prefix, *host.workspace_identity);
+  } else {
+    io.err << "cagent: the filesystem of " << printable(host.workspace.string())
+           << " gives the directory no identity (no file handle, no inode generation), so cagent remembers"
+              " nothing for it: the agent's home starts empty and goes with the container\n";
+  }
   spec.home_volume_prefix = host.home_volume_prefix;
+  spec.workspace = host.workspace;
   spec.extra_args = p.config.extra_args;
   spec.command = cli.command;
 

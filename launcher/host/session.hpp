@@ -44,6 +44,10 @@ struct HostContext {
   std::filesystem::path home;
   std::filesystem::path cagent_home;
   std::filesystem::path workspace;   // canonical
+  // file_identity() of the workspace directory: what its home volume
+  // belongs to. nullopt: the filesystem gives none, and nothing is
+  // remembered for it.
+  std::optional<std::string> workspace_identity;
   std::filesystem::path executable;  // for finding the image context
   std::string image = "cagent:latest";
   // Prefix of the per-workspace home volumes (CAGENT_HOME_VOLUME; tests use

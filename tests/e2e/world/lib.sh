@@ -152,9 +152,12 @@ cagent_env() {
   env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
     CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" "$@"
 }
-# The home volume cagent gives workspace WS (see home_volume_name()).
+# The home volume cagent gives workspace WS, as cagent itself names it (from
+# its --dry-run: the test and the product cannot disagree); "" without one.
 home_volume_of() {
-  printf '%s-%s\n' "$HOME_VOLUME_PREFIX" "$(printf '%s' "$(cd "$1" && pwd -P)" | sha256sum | cut -c1-16)"
+  local out
+  out=$(cd "$1" && cagent_env "$E2E_CAGENT" --dry-run --no-update -- true 2>/dev/null) || return 1
+  grep -o 'type=volume,source=[^,]*' <<<"$out" | head -n1 | sed 's/.*source=//'
 }
 # trust_workspace WS — list WS in the run's ~/.cagent/trusted.
 trust_workspace() {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "launcher/host/docker_argv.hpp"
+#include "launcher/host/file_identity.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/session.hpp"
 #include "test_util.hpp"
@@ -37,6 +38,7 @@ struct SessionFixture {
     host.home = t.dir("home");
     host.cagent_home = t / "home/.cagent";
     host.workspace = t.dir("ws");
+    host.workspace_identity = file_identity(host.workspace);  // as main computes it
     host.executable = t / "bin/cagent";
     t.file("ws/.env", "SECRET=1");
     t.file("ws/src/main.c");
@@ -426,13 +428,29 @@ TEST_CASE("session: --dry-run and --print-config remember nothing") {
   CHECK_FALSE(fs::exists(f.host.cagent_home / "workspaces"));
 }
 
-TEST_CASE("session: the home volume is the workspace's own; CAGENT_HOME_VOLUME's prefix is used") {
+TEST_CASE("session: the home volume is the workspace directory's own; CAGENT_HOME_VOLUME's prefix is used") {
   SessionFixture f;
   f.host.home_volume_prefix = "cagent-test-home";
-  CHECK(f.run({"--no-update", "--", "true"}) == 0);
-  const std::string want = "type=volume,source=" + home_volume_name("cagent-test-home", f.host.workspace) +
-                           ",target=/home/agent,volume-label=cagent.home=cagent-test-home";
-  CHECK(contains(f.runner.foreground_argv, want));
+  const auto home_of = [&] {
+    f.host.workspace_identity = file_identity(f.host.workspace);
+    CHECK(f.run({"--no-update", "--", "true"}) == 0);
+    for (const std::string& a : f.runner.foreground_argv) {
+      if (a.rfind("type=volume,", 0) == 0) return a;
+    }
+    return std::string();
+  };
+  const std::string first = home_of();
+  REQUIRE(f.host.workspace_identity);
+  CHECK(first == "type=volume,source=" + home_volume_name("cagent-test-home", *f.host.workspace_identity) +
+                     ",target=/home/agent,volume-label=cagent.home=cagent-test-home,volume-label=cagent.workspace=" +
+                     f.host.workspace.string());
+  CHECK(home_of() == first);  // the same directory keeps its home
+  // rm -rf and a new directory at the same path: a fresh home.
+  fs::remove_all(f.host.workspace);
+  fs::create_directory(f.host.workspace);
+  const std::string again = home_of();
+  CHECK(again.find("source=cagent-test-home-") != std::string::npos);
+  CHECK(again != first);
 }
 
 // The stages one by one (run_cagent chains them).

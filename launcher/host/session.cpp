@@ -122,6 +122,8 @@ constexpr const char* kWorkspaceConfig = ".cagent.yaml";
 constexpr const char* kEnvrc = ".envrc";
 // Larger files are not shown for review (nobody reads that on a prompt).
 constexpr std::size_t kMaxShownConfig = 64 * 1024;
+// New git repositories named at the end of a session, at most.
+constexpr std::size_t kMaxNamedGitMarkers = 10;
 
 // The file for review on the terminal: every line escaped (no raw control
 // characters, escapes or bidi overrides reach the terminal), marked "| ".
@@ -214,8 +216,10 @@ WorkspaceBefore workspace_before(const HostContext& host) {
 }
 
 // Once the container is gone: a .cagent.yaml or .envrc at the workspace root
-// that the session created or changed. Best effort: a failure here is one line.
-void name_session_changes(const WorkspaceBefore& before, const HostContext& host, SessionIo io) {
+// that the session created or changed, and the git repositories it created
+// (git_markers.hpp). Best effort: a failure here is one line.
+void name_session_changes(const WorkspaceBefore& before, const PreparedSession& p, const HostContext& host,
+                          SessionIo io) {
   try {
     if (file_state_hash(host.workspace / kWorkspaceConfig) != before.config_hash) {
       io.err << "cagent: this session created or changed " << printable((host.workspace / kWorkspaceConfig).string())
@@ -224,6 +228,11 @@ void name_session_changes(const WorkspaceBefore& before, const HostContext& host
     if (file_state_hash(host.workspace / kEnvrc) != before.envrc_hash) {
       io.err << "cagent: this session created or changed " << printable((host.workspace / kEnvrc).string())
              << "; direnv runs it after 'direnv allow' - read it first\n";
+    }
+    const GitMarkerWalk after = find_git_markers(host.workspace, p.unwritable);
+    for (const std::string& line : describe_new_git_markers(new_git_markers(p.git_markers, after.markers),
+                                                            after.unchecked, kMaxNamedGitMarkers)) {
+      io.err << "cagent: " << line << "\n";
     }
   } catch (const std::exception& e) {
     io.err << "cagent: could not look at what the session changed in the workspace: " << printable(e.what())
@@ -322,6 +331,8 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   const ScanResult scan = scan_workspace(host.workspace, p.config.ignore, p.config.readonly);
   for (const std::string& w : scan.warnings) io.err << "cagent: " << w << "\n";
   p.plan = plan_mounts(scan, host.workspace, p.session_dir);
+  p.git_markers = scan.git_markers;
+  p.unwritable = unwritable_directories(scan);
 
   RunSpec& spec = p.run;
   spec.image = host.image;
@@ -454,7 +465,7 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
       ::poll(nullptr, 0, 100);
     }
   }
-  name_session_changes(before, host, io);
+  name_session_changes(before, p, host, io);
   return outcome;  // the session dir goes
 }
 

@@ -12,7 +12,8 @@
 //   supervise_session  session dir (policy.toml, placeholders, CA bundle) ─▶
 //                    docker run (foreground) ─▶ stop on signals ─▶ name what
 //                    the session created that runs on the host later (a new
-//                    .cagent.yaml / .envrc) ─▶ remove session dir ─▶ SessionOutcome
+//                    .cagent.yaml / .envrc, new git repositories) ─▶ remove
+//                    session dir ─▶ SessionOutcome
 //   summarize_session  blocked-lookups summary ─▶ exit status
 //
 // All process starts go through the injected ProcessRunner and all output
@@ -22,6 +23,7 @@
 #include <filesystem>
 #include <iosfwd>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +34,7 @@
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/mount_plan.hpp"
+#include "launcher/host/git_markers.hpp"
 #include "launcher/host/process.hpp"
 
 namespace cagent::launcher::host {
@@ -95,6 +98,10 @@ struct PreparedSession {
   ImageRequest image;
   std::filesystem::path session_dir;  // <cagent_home>/sessions/<id>: exists only while supervised
   std::filesystem::path log_dir;      // <cagent_home>/logs/session-<id>: kept (the newest few)
+  // From the scan, for the end of the session: the git repositories present
+  // at the start, and the directories the session cannot write into.
+  std::vector<GitMarker> git_markers;
+  std::set<std::string> unwritable;
 };
 
 // How docker run ended.

@@ -536,6 +536,35 @@ TEST_CASE("session: the home volume is the workspace directory's own; CAGENT_HOM
   CHECK(again != first);
 }
 
+TEST_CASE("session: the end names the git repositories the session created, and nothing else") {
+  SessionFixture f;
+  f.t.file("ws/.git/HEAD", "ref: refs/heads/main\n");
+  f.t.dir("ws/.git/objects");
+  f.t.dir("ws/.git/refs");
+  // A session that creates none: no such line (the workspace's own .git is old).
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(f.err.str().find("git repositor") == std::string::npos);
+  // git init vendor/lib and core.fsmonitor, during the session.
+  f.runner.during_foreground = [&] {
+    f.t.file("ws/vendor/lib/.git/HEAD", "ref: refs/heads/main\n");
+    f.t.file("ws/vendor/lib/.git/config", "[core]\n\tfsmonitor = touch /tmp/pwned\n");
+    f.t.dir("ws/vendor/lib/.git/objects");
+    f.t.dir("ws/vendor/lib/.git/refs");
+  };
+  f.err.str("");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  const std::string err = f.err.str();
+  CHECK(err.find("cagent: this session created a git repository in the workspace") != std::string::npos);
+  CHECK(err.find("core.fsmonitor") != std::string::npos);
+  CHECK(err.find("cagent:   vendor/lib/.git (a new .git directory)") != std::string::npos);
+  CHECK(err.find("cagent:   .git ") == std::string::npos);
+  // The next session started with it: not new any more.
+  f.runner.during_foreground = nullptr;
+  f.err.str("");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(f.err.str().find("git repositor") == std::string::npos);
+}
+
 // The stages one by one (run_cagent chains them).
 
 TEST_CASE("stages: prepare reads only and describes the session") {

@@ -174,7 +174,8 @@ std::optional<std::string> approve_workspace_config(const CliOptions& cli, const
   }
   if (decision.verdict == Verdict::ask) {
     io.err << "cagent: " << shown << " is not approved: " << decision.why
-           << ". It came with the directory or a session wrote it; it would apply from this session on:\n";
+           << ". Whoever wrote to this directory may have written it (an earlier session's agent, a repository"
+              " you cloned); it would apply from this session on:\n";
     show_config(io.err, *file.content);
     show_additions(io.err, base, *file.content, (host.workspace / kWorkspaceConfig).string(), trusted);
     io.err << "cagent: use it, and remember that you approved it? [y/N] " << std::flush;

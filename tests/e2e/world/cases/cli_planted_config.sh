@@ -16,6 +16,16 @@ ws=$(mktemp -d "$E2E_TMP/ws.XXXXXX") || die "mktemp failed"
 chown_workspace "$ws"
 resolve='getent hosts denied.test >/dev/null 2>&1 && echo resolved=yes || echo resolved=no'
 warning='ignoring [^ ]*/\.cagent\.yaml: .*--accept-workspace-config'
+# accept_in WS WHAT — the user's word: with --accept-workspace-config the
+# name resolves, and the next session (no flag) still resolves it, unasked.
+accept_in() {
+  local out
+  out=$(run_cagent "$1" --accept-workspace-config -- sh -c "$resolve" </dev/null 2>"$E2E_TMP/cage.err")
+  expect_eq "$2: after --accept-workspace-config the name resolves" "$out" "resolved=yes"
+  out=$(cage "$1" "$resolve")
+  expect_eq "$2: the approval is remembered" "$out" "resolved=yes"
+  expect_no_match "$2: …with no warning" "$(cage_err)" 'ignoring .*\.cagent\.yaml'
+}
 
 cage "$ws" "printf 'domains: [denied.test]\n' >/workspace/.cagent.yaml && echo planted"
 expect_eq "session 1 exits 0" "$CAGE_RC" 0
@@ -42,11 +52,7 @@ expect_eq "after cp -a: the planted name does not resolve in the copy" "$out" "r
 expect_match "after cp -a: the warning again" "$(cage_err)" "$warning"
 
 # The user's word: approved, used, remembered for this directory.
-out=$(run_cagent "$ws" --accept-workspace-config -- sh -c "$resolve" </dev/null 2>"$E2E_TMP/cage.err")
-expect_eq "after --accept-workspace-config the name resolves" "$out" "resolved=yes"
-out=$(cage "$ws" "$resolve")
-expect_eq "the approval is remembered" "$out" "resolved=yes"
-expect_no_match "…with no warning" "$(cage_err)" 'ignoring .*\.cagent\.yaml'
+accept_in "$ws" "the planted file, read and approved"
 approvals=$E2E_HOME/.cagent/approvals
 expect_ne "the approval lives under CAGENT_HOME" "$(ls -A "$approvals" 2>/dev/null)" ""
 
@@ -67,8 +73,5 @@ chown "$E2E_UID:$E2E_GID" "$ws/.cagent.yaml"
 out=$(cage "$ws" "$resolve")
 expect_eq "the edited file is not used unapproved (no terminal)" "$out" "resolved=no"
 expect_match "…and says it changed" "$(cage_err)" 'ignoring .*\.cagent\.yaml: it changed since you approved it'
-out=$(run_cagent "$ws" --accept-workspace-config -- sh -c "$resolve" </dev/null 2>"$E2E_TMP/cage.err")
-expect_eq "accepted with the flag, the edit applies" "$out" "resolved=yes"
-out=$(cage "$ws" "$resolve")
-expect_eq "…and stays approved" "$out" "resolved=yes"
+accept_in "$ws" "the user's edit"
 finish

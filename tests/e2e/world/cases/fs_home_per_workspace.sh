@@ -19,20 +19,27 @@ cage "$wsA" '
 expect_eq "session in A exits 0" "$CAGE_RC" 0
 ((CAGE_RC == 0)) || cage_err
 
-# What a login and an interactive shell would run, and what is there.
-probe='
-  bash -lc true </dev/null; bash -ic true </dev/null >/dev/null 2>&1
-  echo "bashrc-lines=$(grep -c PLANTED ~/.bashrc 2>/dev/null)"
-  echo "profile-lines=$(grep -c PLANTED ~/.profile 2>/dev/null)"
-  test -e ~/.config/git/config && echo git-hook=present || echo git-hook=absent'
-out=$(cage "$wsB" "$probe")
-expect_eq "session in B exits 0" "$CAGE_RC" 0
-expect_match "B's ~/.bashrc has nothing of A's" "$out" 'bashrc-lines=0'
-expect_match "B's ~/.profile has nothing of A's" "$out" 'profile-lines=0'
-expect_match "B has no ~/.config/git from A" "$out" 'git-hook=absent'
-for f in PLANTED-bashrc PLANTED-profile PLANTED-git; do
-  expect_false "nothing A planted ran in B ($f)" test -e "$wsB/$f"
-done
+# expect_none_of_A WS WHO — a session in WS runs a login and an interactive
+# shell: it finds nothing of A's home, and nothing A planted runs.
+expect_none_of_A() {
+  local out
+  out=$(cage "$1" '
+    bash -lc true </dev/null; bash -ic true </dev/null >/dev/null 2>&1
+    echo "bashrc-lines=$(grep -c PLANTED ~/.bashrc 2>/dev/null)"
+    echo "profile-lines=$(grep -c PLANTED ~/.profile 2>/dev/null)"
+    test -e ~/.config/git/config && echo git-hook=present || echo git-hook=absent
+    test -e ~/session1-file && echo a-file=present || echo a-file=absent')
+  expect_eq "session in $2 exits 0" "$CAGE_RC" 0
+  expect_match "$2: ~/.bashrc has nothing of A's" "$out" 'bashrc-lines=0'
+  expect_match "$2: ~/.profile has nothing of A's" "$out" 'profile-lines=0'
+  expect_match "$2: no ~/.config/git from A" "$out" 'git-hook=absent'
+  expect_match "$2: none of A's files" "$out" 'a-file=absent'
+  local f
+  for f in PLANTED-bashrc PLANTED-profile PLANTED-git; do
+    expect_false "$2: nothing A planted ran ($f)" test -e "$1/$f"
+  done
+}
+expect_none_of_A "$wsB" "B"
 
 out=$(cage "$wsA" 'grep -c PLANTED ~/.bashrc; cat ~/session1-file')
 expect_eq "A's next session still has its own home (the same directory keeps it)" "$out" "$(printf '1\nkept')"
@@ -55,12 +62,5 @@ init_workspace "$wsA" allowed.test
 say "inode of A's path: $inode_before before, $(stat -c %i "$wsA") after (the same number is the hard case)"
 volA2=$(home_volume_of "$wsA")
 expect_ne "the new directory at A's path gets another home volume" "$volA2" "$volA"
-out=$(cage "$wsA" "$probe; test -e ~/session1-file && echo old-file=present || echo old-file=absent")
-expect_eq "session in the new directory exits 0" "$CAGE_RC" 0
-expect_match "its ~/.profile has nothing of the old A's" "$out" 'profile-lines=0'
-expect_match "its ~/.bashrc has nothing of the old A's" "$out" 'bashrc-lines=0'
-expect_match "none of the old A's files" "$out" 'old-file=absent'
-for f in PLANTED-bashrc PLANTED-profile PLANTED-git; do
-  expect_false "nothing the old A planted ran in the new one ($f)" test -e "$wsA/$f"
-done
+expect_none_of_A "$wsA" "the new directory at A's path"
 finish

@@ -14,6 +14,7 @@
 #include "launcher/host/cli.hpp"
 #include "launcher/host/config.hpp"
 #include "launcher/host/docker_argv.hpp"
+#include "launcher/host/file_identity.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/process.hpp"
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     ctx.home = host::home_directory(env_or_empty("HOME"));
     ctx.cagent_home = host::cagent_home(ctx.home, env_or_empty("CAGENT_HOME"));
     ctx.workspace = std::filesystem::canonical(std::filesystem::current_path());
+    ctx.workspace_identity = host::file_identity(ctx.workspace);
     ctx.executable = std::filesystem::read_symlink("/proc/self/exe");
     if (const std::string image = env_or_empty("CAGENT_IMAGE"); !image.empty()) ctx.image = image;
     if (const std::string volume = env_or_empty("CAGENT_HOME_VOLUME"); !volume.empty()) {

@@ -166,8 +166,9 @@ options:
       --dry-run          print the docker commands that would run and exit
       --no-update        skip the image rebuild check and the update check
       --accept-workspace-config
-                         use ./.cagent.yaml even though a session may have
-                         written it (read it first), and remember it
+                         approve ./.cagent.yaml as it is now for this
+                         directory, and use it (read it first: a session or
+                         a cloned repository may have written it)
       --reset[=civd]     remove c=containers i=image v=home volumes d=~/.cagent
                          (default: ci), then exit; asks first unless -y
       --reset-all        same as --reset=civd

@@ -25,8 +25,9 @@ struct CliOptions {
   bool dry_run = false;
   bool no_global_config = false;
   bool yes = false;
-  // Use the workspace .cagent.yaml as it is now, and remember it as
-  // accepted, even if a session may have written it (the user has read it).
+  // The user's word on the host's command line: approve the workspace
+  // .cagent.yaml's exact current content for this directory, and use it
+  // (workspace_approval.hpp).
   bool accept_workspace_config = false;
   std::optional<std::string> reset;  // subset of "civd"
   std::optional<std::filesystem::path> config_file;

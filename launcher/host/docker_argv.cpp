@@ -1,6 +1,7 @@
 #include "launcher/host/docker_argv.hpp"
 
 #include "launcher/host/sha256.hpp"
+#include "launcher/host/text.hpp"
 
 namespace cagent::launcher::host {
 namespace {
@@ -89,9 +90,14 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   add_all(render_bind(spec.log_dir, kContainerLogDir, false));
   if (spec.ca_bundle) add_all(render_bind(*spec.ca_bundle, kContainerCaBundle, true));
   // The workspace's own home volume (created on first use, labelled so
-  // --reset v finds every one of them).
-  add({"--mount", "type=volume,source=" + spec.home_volume + ",target=/home/agent,volume-label=" +
-                      kHomeLabel + "=" + spec.home_volume_prefix,
+  // --reset v finds every one of them), or an anonymous one (--rm removes it).
+  // The path label is escaped (docker volume inspect prints it as is) and
+  // CSV-quoted when it holds a comma or a quote.
+  const std::string path_label =
+      "volume-label=" + std::string(kHomeWorkspaceLabel) + "=" + printable(spec.workspace.string());
+  add({"--mount", "type=volume," + (spec.home_volume ? "source=" + *spec.home_volume + "," : std::string()) +
+                      "target=/home/agent,volume-label=" + kHomeLabel + "=" + spec.home_volume_prefix + "," +
+                      (path_label.find_first_of(",\"") == std::string::npos ? path_label : csv_field(path_label)),
        "-w", kContainerWorkspace});
   if (spec.sysbox) add({"--runtime", "sysbox-runc"});
   add_all(spec.extra_args);
@@ -115,10 +121,10 @@ bool valid_home_volume_prefix(const std::string& prefix) {
   return true;
 }
 
-std::string home_volume_name(const std::string& prefix, const std::filesystem::path& workspace) {
-  // 64 bits of the path's hash: distinct workspaces never meet by accident,
-  // and the name carries nothing of the path (which may hold any byte).
-  return prefix + "-" + sha256_hex(workspace.string()).substr(0, 16);
+std::string home_volume_name(const std::string& prefix, const std::string& workspace_identity) {
+  // 64 bits of the identity's hash: distinct directories never meet by
+  // accident, and the name says nothing about the directory.
+  return prefix + "-" + sha256_hex("home volume\n" + workspace_identity).substr(0, 16);
 }
 
 std::vector<std::string> render_build_argv(const BuildSpec& spec) {

@@ -13,14 +13,23 @@
 
 namespace cagent::launcher::host {
 
-// The agent's home is one volume per workspace, "<prefix>-<16 hex>", created
-// with the label cagent.home=<prefix>: a session in one workspace must not
-// plant startup code (~/.bashrc, ~/.config/git, ~/.npmrc, tool hooks) that
-// runs in every later session of every other workspace. The prefix is
-// kHomeVolume unless CAGENT_HOME_VOLUME names another (the tests' own);
-// before per-workspace homes, kHomeVolume itself was the one shared home.
+// The agent's home is one volume per workspace directory, "<prefix>-<16
+// hex>", created with the labels cagent.home=<prefix> (what --reset v and
+// the tests' cleanup find them by) and cagent.workspace=<the path it was
+// made for> (for people): a session in one workspace must not plant startup
+// code (~/.bashrc, ~/.profile, ~/.config/git, ~/.npmrc, tool hooks) that
+// runs in a session of any other workspace — neither one elsewhere nor a
+// later, unrelated directory at the same path. So the name comes from the
+// directory's identity (file_identity.hpp), not from its path: the same
+// directory keeps its home (logins survive, also a rename or a move within
+// its filesystem); a new clone, a copy or a directory made again at the
+// same path gets a fresh one. A directory without an identity gets an
+// anonymous volume, removed with the container. The prefix is kHomeVolume
+// unless CAGENT_HOME_VOLUME names another (the tests' own); before
+// per-workspace homes, kHomeVolume itself was the one shared home.
 inline constexpr const char* kHomeVolume = "cagent-home";
 inline constexpr const char* kHomeLabel = "cagent.home";
+inline constexpr const char* kHomeWorkspaceLabel = "cagent.workspace";
 inline constexpr const char* kSessionLabel = "cagent.session";
 inline constexpr const char* kHashLabel = "cagent.context-hash";
 inline constexpr const char* kContainerPolicy = "/etc/cagent/policy.toml";
@@ -40,8 +49,11 @@ struct RunSpec {
   std::filesystem::path policy_file;
   std::filesystem::path log_dir;
   std::optional<std::filesystem::path> ca_bundle;
-  std::string home_volume = kHomeVolume;         // see home_volume_name()
+  // The workspace directory's own home volume (home_volume_name()); nullopt:
+  // an anonymous one that goes with the container (no identity).
+  std::optional<std::string> home_volume;
   std::string home_volume_prefix = kHomeVolume;  // its cagent.home label
+  std::filesystem::path workspace;               // its cagent.workspace label
   std::vector<std::string> extra_args;
   std::vector<std::string> command;  // empty: login shell
 };
@@ -51,8 +63,8 @@ std::vector<std::string> render_run_argv(const RunSpec& spec);
 // A usable volume name prefix: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 chars.
 bool valid_home_volume_prefix(const std::string& prefix);
 
-// "<prefix>-<first 16 hex digits of sha256(canonical workspace path)>".
-std::string home_volume_name(const std::string& prefix, const std::filesystem::path& workspace);
+// "<prefix>-<first 16 hex digits of sha256 of the directory's identity>".
+std::string home_volume_name(const std::string& prefix, const std::string& workspace_identity);
 
 struct BuildSpec {
   std::string image;

@@ -342,23 +342,32 @@ std::filesystem::path save_domains(LiveCommand::Save where, const std::vector<st
   namespace fs = std::filesystem;
   const bool global = where == LiveCommand::Save::global;
   const fs::path file = global ? host.cagent_home / "config.yaml" : host.workspace / ".cagent.yaml";
-  WorkspaceRecords records(host.cagent_home);
-  records.lock();  // the same lock sessions take to read and record approvals
-  std::optional<WorkspaceRecord> record;
+  const ApprovalStore store(host.cagent_home);
   std::string old_text;
   if (global) {
     // Trusted (threat model): read as it is, through no symlink games of a
     // cage (no cage sees ~/.cagent).
     old_text = read_text(file).value_or("");
   } else {
+    // Saving counts as the user's approval of the result, so it must start
+    // from content the user approved: else it would launder a file the
+    // agent or a cloned repository wrote.
+    if (!host.workspace_identity) {
+      throw UsageError("the filesystem of " + printable(host.workspace.string()) +
+                       " gives the directory no identity, so cagent cannot remember approvals there; use "
+                       "--save=global");
+    }
     const ConfigFileState state = inspect_config_file(file);
-    if (state.symlink) throw UsageError(file.string() + " is a symlink; not writing through it");
-    record = records.load(host.workspace);
-    const std::string accepted = record ? record->accepted : std::string(kAbsentConfig);
-    if (state.hash != accepted) {
-      throw UsageError(file.string() +
-                       " changed since you last accepted it (a session may have written it); read it, run "
-                       "cagent --accept-workspace-config, then save again");
+    if (state.symlink) throw UsageError(printable(file.string()) + " is a symlink; not writing through it");
+    if (state.content) {
+      const auto approvals = store.load(host.workspace.string(), *host.workspace_identity);
+      const bool approved = approvals && std::find(approvals->contents.begin(), approvals->contents.end(),
+                                                   state.hash) != approvals->contents.end();
+      if (!approved) {
+        throw UsageError(printable(file.string()) +
+                         " is not approved in this directory (a session or the repository may have written "
+                         "it); read it, run cagent --accept-workspace-config, then save again");
+      }
     }
     old_text = state.content.value_or("");
   }
@@ -381,13 +390,8 @@ std::filesystem::path save_domains(LiveCommand::Save where, const std::vector<st
     ::unlink(tmp.c_str());
     throw UsageError("cannot write " + file.string() + ": " + std::strerror(errno));
   }
-  if (!global) {
-    // The user's own change: the next session loads it without asking.
-    WorkspaceRecord r = record.value_or(WorkspaceRecord{});
-    r.path = host.workspace.string();
-    r.accepted = sha256_hex(new_text);
-    records.save(r);
-  }
+  // The user's own change: the next session loads it without asking.
+  if (!global) store.approve(host.workspace.string(), *host.workspace_identity, sha256_hex(new_text));
   return file;
 }
 

@@ -26,10 +26,10 @@ std::string describe_reset(const ResetPlan& plan, const std::string& image,
   if (plan.containers) s += "  - every container labelled " + std::string(kSessionLabel) + " (running sessions stop)\n";
   if (plan.image) s += "  - the image " + image + " (and its kept configurations, " + set_tag(image, "*") + ")\n";
   if (plan.volume) {
-    s += "  - the agent's home volumes (" + home_volume_prefix + "-*, one per workspace, and " +
+    s += "  - the agent's home volumes (" + home_volume_prefix + "-*, one per workspace directory, and " +
          home_volume_prefix + "): logins, history\n";
   }
-  if (plan.home) s += "  - " + cagent_home.string() + " (config, logs, trusted workspaces, accepted workspace configs)\n";
+  if (plan.home) s += "  - " + cagent_home.string() + " (config, logs, trusted workspaces, approved workspace configs)\n";
   return s;
 }
 

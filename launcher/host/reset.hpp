@@ -3,8 +3,9 @@
 // files are never touched.
 //   c: containers labelled cagent.session   i: the image
 //   v: the agent's home volumes: every volume labelled cagent.home=<prefix>
-//      (one per workspace) and the shared <prefix> volume of earlier versions
-//   d: ~/.cagent (config, logs, trust list, accepted workspace configs)
+//      (one per workspace directory, also those named after a path by earlier
+//      versions) and the shared <prefix> volume of older ones
+//   d: ~/.cagent (config, logs, trust list, approved workspace configs)
 
 #include <filesystem>
 #include <iosfwd>

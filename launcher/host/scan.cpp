@@ -13,6 +13,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "launcher/host/file_identity.hpp"
 #include "launcher/host/text.hpp"
 #include "launcher/unique_fd.hpp"
 
@@ -172,6 +173,8 @@ class Scanner {
     }
     drop_unsafe_git_mounts();
     result_.pinned.assign(pinned_.begin(), pinned_.end());
+    std::sort(result_.git_markers.begin(), result_.git_markers.end(),
+              [](const GitMarker& a, const GitMarker& b) { return a.relative < b.relative; });
     return std::move(result_);
   }
 
@@ -204,6 +207,13 @@ class Scanner {
       entries.push_back(std::move(l));
     }
     if (ec) return "cannot list: " + ec.message();
+    if (in_git_ == 0) {
+      GitDirNames names;
+      for (const Listed& l : entries) names.see(l.entry.path().filename().native());
+      if (names.all()) {
+        result_.git_markers.push_back({rel_dir, GitMarker::Kind::bare_repository, file_identity(dir).value_or("")});
+      }
+    }
     // Deterministic order, so mount plans are reproducible.
     std::sort(entries.begin(), entries.end(), [](const Listed& a, const Listed& b) {
       return a.entry.path().filename() < b.entry.path().filename();
@@ -218,6 +228,12 @@ class Scanner {
     const std::string name = path.filename().string();
     const std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
     const fs::file_status st = listed.status;
+    if (name == ".git" && in_git_ == 0) {
+      // Before the patterns: a repository is one whatever hides it.
+      if (const auto kind = git_entry_kind(st.type())) {
+        result_.git_markers.push_back({rel, *kind, file_identity(path).value_or("")});
+      }
+    }
     if (fs::is_symlink(st)) {
       visit_symlink(path, rel);
       return;
@@ -473,6 +489,16 @@ std::string normalize_container_path(const std::string& path) {
 ScanResult scan_workspace(const fs::path& root, const std::vector<Pattern>& ignore,
                           const std::vector<Pattern>& readonly) {
   return Scanner(root, ignore, readonly).run();
+}
+
+std::set<std::string> unwritable_directories(const ScanResult& scan) {
+  std::set<std::string> dirs;
+  for (const std::vector<ScannedPath>* list : {&scan.ignored, &scan.readonly}) {
+    for (const ScannedPath& p : *list) {
+      if (p.directory) dirs.insert(p.relative);
+    }
+  }
+  return dirs;
 }
 
 }  // namespace cagent::launcher::host

@@ -58,9 +58,11 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "launcher/host/git_markers.hpp"
 #include "launcher/host/pattern.hpp"
 
 namespace cagent::launcher::host {
@@ -91,8 +93,15 @@ struct ScanResult {
   // (ancestors of paths hidden by an ancestor-naming ignore pattern).
   std::vector<std::string> pinned;
   std::vector<std::string> warnings;  // things skipped, for the user
+  // The git repositories present at the start (git_markers.hpp), so the
+  // end of the session can name the ones it created.
+  std::vector<GitMarker> git_markers;
   std::size_t entries_seen = 0;
 };
+
+// The directories the session could not write into: hidden whole or
+// mounted read-only (what find_git_markers() need not enter at the end).
+std::set<std::string> unwritable_directories(const ScanResult& scan);
 
 // `root` must be an absolute, canonical directory. Throws std::runtime_error
 // if it cannot be read.

@@ -120,18 +120,10 @@ class SessionDir {
 
 constexpr const char* kWorkspaceConfig = ".cagent.yaml";
 constexpr const char* kEnvrc = ".envrc";
-// A session registered this long ago whose container does not exist has
-// ended without recording it (cagent was killed). Younger ones may still be
-// building the image or creating the container.
-constexpr std::int64_t kStaleSessionSeconds = 60;
 // Larger files are not shown for review (nobody reads that on a prompt).
 constexpr std::size_t kMaxShownConfig = 64 * 1024;
-
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// New git repositories named at the end of a session, at most.
+constexpr std::size_t kMaxNamedGitMarkers = 10;
 
 // The file for review on the terminal: every line escaped (no raw control
 // characters, escapes or bidi overrides reach the terminal), marked "| ".
@@ -141,128 +133,113 @@ void show_config(std::ostream& err, const std::string& content) {
   if (!content.empty() && content.back() != '\n') err << "  (no newline at the end)\n";
 }
 
+// What the file would add, for the person deciding: the lines of
+// describe_additions(), or why they cannot be told.
+void show_additions(std::ostream& err, const ConfigLayer& base, const std::string& content,
+                    const std::string& origin, bool trusted) {
+  std::vector<std::string> lines;
+  try {
+    lines = describe_additions(base, load_config(content, origin, LayerKind::workspace), trusted);
+  } catch (const ConfigError& e) {
+    err << "cagent: it is not a valid configuration: " << printable(e.what()) << "\n";
+    return;
+  }
+  if (lines.empty()) {
+    err << "cagent: it adds nothing to your global config\n";
+    return;
+  }
+  err << "cagent: over your global config it adds:\n";
+  for (const std::string& l : lines) err << "  - " << l << "\n";
+}
+
 // Decides whether the workspace .cagent.yaml is used (workspace_approval.hpp)
 // and returns the very bytes that were hashed (and shown), or nullopt.
-// `mutate`: remember the outcome (not for --dry-run / --print-config).
-std::optional<std::string> approve_workspace_config(const CliOptions& cli, const HostContext& host,
-                                                    ProcessRunner& runner, SessionIo io,
-                                                    WorkspaceRecords& records, const ConfigFileState& file,
-                                                    bool mutate) {
-  const fs::path ws_file = host.workspace / kWorkspaceConfig;
+// `record`: remember an approval (not for --dry-run / --print-config).
+std::optional<std::string> approve_workspace_config(const CliOptions& cli, const HostContext& host, SessionIo io,
+                                                    const ConfigLayer& base, const ConfigFileState& file,
+                                                    bool trusted, bool record) {
+  const std::string shown = printable((host.workspace / kWorkspaceConfig).string());
+  const ApprovalStore store(host.cagent_home);
   ApprovalInput in;
+  in.workspace = host.workspace.string();
+  in.identity = host.workspace_identity;
   in.file = file;
   in.accept_flag = cli.accept_workspace_config;
-  in.can_ask = mutate && host.stdin_tty;
-  if (mutate) records.lock();
-  in.record = records.load(host.workspace);
-  in.enclosing = records.enclosing(host.workspace);
-  if (mutate && in.record) {
-    // A session that never recorded its end: once its container is gone,
-    // close it, taking the file as it is now as what it left (conservative:
-    // a later edit by the user is then asked about once).
-    const std::int64_t now = now_seconds();
-    RunOptions probe;
-    probe.output = RunOptions::Output::discard;
-    probe.merge_stderr = true;
-    probe.timeout = std::chrono::seconds(10);
-    const auto gone = [&](const OpenSession& o) {
-      return o.start + kStaleSessionSeconds < now &&
-             runner.run({"docker", "container", "inspect", "--format", "{{.Id}}", "cagent-" + o.id}, probe)
-                     .status != 0;
-    };
-    const std::size_t before = in.record->open.size();
-    std::erase_if(in.record->open, gone);
-    if (in.record->open.size() != before) {
-      in.record->ended = file.hash;
-      records.save(*in.record);
-    }
-  }
+  in.can_ask = record && host.stdin_tty;
+  if (in.file.content && in.identity) in.approvals = store.load(in.workspace, *in.identity);
   ApprovalDecision decision = decide_workspace_config(in);
-  if (decision.verdict == Verdict::ask && file.content && file.content->size() > kMaxShownConfig) {
-    decision.verdict = Verdict::ignore;
+  if (decision.verdict == Verdict::ask && file.content->size() > kMaxShownConfig) {
+    decision = {Verdict::ignore, decision.why + ", and it is too large to show here (" +
+                                     std::to_string(file.content->size()) + " bytes)"};
   }
   if (decision.verdict == Verdict::ask) {
-    // No lock while a human reads: other sessions may start meanwhile; what
-    // is loaded is exactly what is shown, whatever happens to the file.
-    records.unlock();
-    io.err << "cagent: " << printable(ws_file.string()) << " is new or changed and " << decision.why
-           << ", so the agent may have written it. It would apply from this session on:\n";
+    io.err << "cagent: " << shown << " is not approved: " << decision.why
+           << ". Whoever wrote to this directory may have written it (an earlier session's agent, a repository"
+              " you cloned); it would apply from this session on:\n";
     show_config(io.err, *file.content);
-    io.err << "cagent: use it (and remember it as accepted)? [y/N] " << std::flush;
+    show_additions(io.err, base, *file.content, (host.workspace / kWorkspaceConfig).string(), trusted);
+    io.err << "cagent: use it, and remember that you approved it? [y/N] " << std::flush;
     std::string answer;
     std::getline(io.in, answer);
     const bool yes = answer == "y" || answer == "Y" || answer == "yes";
+    if (!yes) io.err << "cagent: not using " << shown << " in this session\n";
     decision.verdict = yes ? Verdict::accept : Verdict::ignore;
-    if (!yes) io.err << "cagent: not using " << printable(ws_file.string()) << " for this session\n";
-    records.lock();
-    in.record = records.load(host.workspace);
   } else if (decision.verdict == Verdict::ignore) {
-    io.err << "cagent: ignoring " << printable(ws_file.string()) << ": " << decision.why
-           << ", so the agent may have written it; review it, then run cagent --accept-workspace-config"
-           << " (or run cagent on a terminal to be asked)\n";
+    io.err << "cagent: ignoring " << shown << ": " << decision.why
+           << "; read it, then run cagent --accept-workspace-config (or run cagent on a terminal to be asked)\n";
   }
-  if (mutate && (decision.verdict == Verdict::accept || !in.record)) {
-    WorkspaceRecord r = in.record.value_or(WorkspaceRecord{host.workspace.string(), kAbsentConfig, {}, 0, {}});
-    // First sight of a workspace whose file is ignored: nothing is accepted yet.
-    if (decision.verdict == Verdict::accept) r.accepted = file.hash;
-    records.save(r);
+  if (decision.verdict == Verdict::accept && record) {
+    if (!in.identity) {
+      io.err << "cagent: using " << shown
+             << " in this session only: this filesystem gives the directory no identity to remember approvals by\n";
+    } else {
+      try {
+        store.approve(in.workspace, *in.identity, file.hash);
+      } catch (const std::exception& e) {
+        io.err << "cagent: using " << shown << ", but could not remember the approval: " << printable(e.what())
+               << "\n";
+      }
+    }
   }
-  records.unlock();
-  if (decision.verdict == Verdict::ignore) return std::nullopt;
+  if (decision.verdict == Verdict::none || decision.verdict == Verdict::ignore) return std::nullopt;
   return file.content;
 }
 
-// The session in the workspace's record, for as long as its container may
-// run; at the end, what the workspace's protected names became.
-class SessionRecord {
- public:
-  SessionRecord(WorkspaceRecords& records, const HostContext& host, std::string id, SessionIo io)
-      : records_(records), host_(host), id_(std::move(id)), io_(io) {
-    config_before_ = file_state_hash(host_.workspace / kWorkspaceConfig);
-    envrc_before_ = file_state_hash(host_.workspace / kEnvrc);
-    records_.lock();
-    WorkspaceRecord r =
-        records_.load(host_.workspace).value_or(WorkspaceRecord{host_.workspace.string(), config_before_, {}, 0, {}});
-    const std::int64_t now = now_seconds();
-    // Slack before the start: a change a moment before counts as inside.
-    r.open.push_back(OpenSession{id_, now - kClockSlackSeconds});
-    if (r.first_session == 0) r.first_session = now - kClockSlackSeconds;
-    records_.save(r);
-    records_.unlock();
-  }
-  ~SessionRecord() {
-    try {
-      const std::string config_after = file_state_hash(host_.workspace / kWorkspaceConfig);
-      records_.lock();
-      WorkspaceRecord r = records_.load(host_.workspace)
-                              .value_or(WorkspaceRecord{host_.workspace.string(), kAbsentConfig, {}, 0, {}});
-      std::erase_if(r.open, [&](const OpenSession& o) { return o.id == id_; });
-      r.ended = config_after;
-      records_.save(r);
-      records_.unlock();
-      if (config_after != config_before_) {
-        io_.err << "cagent: this session created or changed " << printable((host_.workspace / kWorkspaceConfig).string())
-                << "; the next session asks before using it\n";
-      }
-      if (file_state_hash(host_.workspace / kEnvrc) != envrc_before_) {
-        io_.err << "cagent: this session created or changed " << printable((host_.workspace / kEnvrc).string())
-                << "; direnv runs it after 'direnv allow' - read it first\n";
-      }
-    } catch (const std::exception& e) {
-      io_.err << "cagent: could not record the session's end: " << printable(e.what()) << "\n";
-    }
-  }
-  SessionRecord(const SessionRecord&) = delete;
-  SessionRecord& operator=(const SessionRecord&) = delete;
-
- private:
-  WorkspaceRecords& records_;
-  const HostContext& host_;
-  std::string id_;
-  SessionIo io_;
-  std::string config_before_;
-  std::string envrc_before_;
+// What the session may have changed in the workspace that runs on the host
+// later, as found before the container starts; named at the end.
+struct WorkspaceBefore {
+  std::string config_hash;
+  std::string envrc_hash;
 };
+
+WorkspaceBefore workspace_before(const HostContext& host) {
+  return {file_state_hash(host.workspace / kWorkspaceConfig), file_state_hash(host.workspace / kEnvrc)};
+}
+
+// Once the container is gone: a .cagent.yaml or .envrc at the workspace root
+// that the session created or changed, and the git repositories it created
+// (git_markers.hpp). Best effort: a failure here is one line.
+void name_session_changes(const WorkspaceBefore& before, const PreparedSession& p, const HostContext& host,
+                          SessionIo io) {
+  try {
+    if (file_state_hash(host.workspace / kWorkspaceConfig) != before.config_hash) {
+      io.err << "cagent: this session created or changed " << printable((host.workspace / kWorkspaceConfig).string())
+             << "; a later session uses it only once you approve it\n";
+    }
+    if (file_state_hash(host.workspace / kEnvrc) != before.envrc_hash) {
+      io.err << "cagent: this session created or changed " << printable((host.workspace / kEnvrc).string())
+             << "; direnv runs it after 'direnv allow' - read it first\n";
+    }
+    const GitMarkerWalk after = find_git_markers(host.workspace, p.unwritable);
+    for (const std::string& line : describe_new_git_markers(new_git_markers(p.git_markers, after.markers),
+                                                            after.unchecked, kMaxNamedGitMarkers)) {
+      io.err << "cagent: " << line << "\n";
+    }
+  } catch (const std::exception& e) {
+    io.err << "cagent: could not look at what the session changed in the workspace: " << printable(e.what())
+           << "\n";
+  }
+}
 
 int do_reset(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   const ResetPlan plan = parse_reset(*cli.reset);
@@ -306,46 +283,38 @@ bool workspace_trusted(const fs::path& cagent_home, const fs::path& workspace) {
   return false;
 }
 
-std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run,
-                                     const std::optional<std::string>& workspace_yaml, std::ostream& err) {
-  std::vector<ConfigLayer> layers;
+ConfigLayer load_base_layer(const CliOptions& cli, const HostContext& host, bool dry_run, std::ostream& err) {
   if (cli.config_file) {
     const fs::path file = fs::absolute(*cli.config_file);
-    layers.push_back(load_config(read_file(file), file.string(), LayerKind::base));
-  } else if (cli.no_global_config) {
-    layers.push_back(load_config(build_info::kDefaultConfigYaml, "<built-in default>", LayerKind::base));
-  } else {
-    const fs::path global = host.cagent_home / "config.yaml";
-    std::error_code ec;
-    if (!fs::exists(global, ec)) {
-      if (dry_run) {
-        layers.push_back(load_config(build_info::kDefaultConfigYaml, global.string(), LayerKind::base));
-      } else {
-        // First run: the user gets an editable copy; never overwritten later.
-        fs::create_directories(host.cagent_home);
-        fs::permissions(host.cagent_home, fs::perms::owner_all);
-        write_file(global, build_info::kDefaultConfigYaml, 0644);
-        err << "cagent: wrote the default configuration to " << global.string() << "\n";
-      }
-    }
-    if (layers.empty()) layers.push_back(load_config(read_file(global), global.string(), LayerKind::base));
+    return load_config(read_file(file), file.string(), LayerKind::base);
   }
-  if (workspace_yaml) {
-    const fs::path ws_config = host.workspace / kWorkspaceConfig;
-    layers.push_back(load_config(*workspace_yaml, ws_config.string(), LayerKind::workspace));
+  if (cli.no_global_config) {
+    return load_config(build_info::kDefaultConfigYaml, "<built-in default>", LayerKind::base);
   }
-  layers.push_back(cli.flags);
-  return layers;
+  const fs::path global = host.cagent_home / "config.yaml";
+  std::error_code ec;
+  if (!fs::exists(global, ec)) {
+    if (dry_run) return load_config(build_info::kDefaultConfigYaml, global.string(), LayerKind::base);
+    // First run: the user gets an editable copy; never overwritten later.
+    fs::create_directories(host.cagent_home);
+    fs::permissions(host.cagent_home, fs::perms::owner_all);
+    write_file(global, build_info::kDefaultConfigYaml, 0644);
+    err << "cagent: wrote the default configuration to " << global.string() << "\n";
+  }
+  return load_config(read_file(global), global.string(), LayerKind::base);
 }
 
-MergedConfig resolve_config(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io,
-                            WorkspaceRecords& records) {
+MergedConfig resolve_config(const CliOptions& cli, const HostContext& host, SessionIo io) {
   const bool dry = cli.dry_run || cli.print_config;
+  const bool trusted = workspace_trusted(host.cagent_home, host.workspace);
+  std::vector<ConfigLayer> layers{load_base_layer(cli, host, dry, io.err)};
   const ConfigFileState ws_state = inspect_config_file(host.workspace / kWorkspaceConfig);
-  const std::optional<std::string> ws_yaml = approve_workspace_config(cli, host, runner, io, records, ws_state, !dry);
-  const std::vector<ConfigLayer> layers = load_layers(cli, host, dry, ws_yaml, io.err);
-  MergedConfig merged =
-      merge_layers(layers, MergeOptions{workspace_trusted(host.cagent_home, host.workspace), trust_hint(host)});
+  if (const std::optional<std::string> ws_yaml =
+          approve_workspace_config(cli, host, io, layers.front(), ws_state, trusted, !dry)) {
+    layers.push_back(load_config(*ws_yaml, (host.workspace / kWorkspaceConfig).string(), LayerKind::workspace));
+  }
+  layers.push_back(cli.flags);
+  MergedConfig merged = merge_layers(layers, MergeOptions{trusted, trust_hint(host)});
   // They quote config paths, which a workspace may have chosen.
   for (const std::string& w : merged.warnings) io.err << "cagent: " << printable(w) << "\n";
   return merged;
@@ -363,6 +332,8 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   const ScanResult scan = scan_workspace(host.workspace, p.config.ignore, p.config.readonly);
   for (const std::string& w : scan.warnings) io.err << "cagent: " << w << "\n";
   p.plan = plan_mounts(scan, host.workspace, p.session_dir);
+  p.git_markers = scan.git_markers;
+  p.unwritable = unwritable_directories(scan);
 
   RunSpec& spec = p.run;
   spec.image = host.image;
@@ -373,8 +344,15 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   spec.policy_file = p.session_dir / "policy.toml";
   spec.log_dir = p.log_dir;
   if (!p.ca.empty()) spec.ca_bundle = p.session_dir / "extra-ca.pem";
-  spec.home_volume = home_volume_name(host.home_volume_prefix, host.workspace);
+  if (host.workspace_identity) {
+    spec.home_volume = home_volume_name(host.home_volume_prefix, *host.workspace_identity);
+  } else {
+    io.err << "cagent: the filesystem of " << printable(host.workspace.string())
+           << " gives the directory no identity (no file handle, no inode generation), so cagent remembers"
+              " nothing for it: the agent's home starts empty and goes with the container\n";
+  }
   spec.home_volume_prefix = host.home_volume_prefix;
+  spec.workspace = host.workspace;
   spec.extra_args = p.config.extra_args;
   spec.command = cli.command;
 
@@ -446,12 +424,10 @@ void start_session(PreparedSession& p, const HostContext& host, ProcessRunner& r
 }
 
 SessionOutcome supervise_session(const PreparedSession& p, const HostContext& host, ProcessRunner& runner,
-                                 WorkspaceRecords& records, SessionIo io) {
+                                 SessionIo io) {
   SessionOutcome outcome;
   const std::string& container = p.run.container_name;
-  // From here until the container is gone, whatever .cagent.yaml becomes
-  // may be the agent's: the record says so until the end is recorded.
-  SessionRecord recorded(records, host, p.id, io);
+  const WorkspaceBefore before = workspace_before(host);
   SessionDir session(p.session_dir);
   write_file(p.run.policy_file, render_policy_toml(p.config), 0644);
   if (p.run.ca_bundle) write_file(*p.run.ca_bundle, p.ca.pem, 0644);
@@ -490,7 +466,8 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
       ::poll(nullptr, 0, 100);
     }
   }
-  return outcome;  // the session dir goes, then the record's end is written
+  name_session_changes(before, p, host, io);
+  return outcome;  // the session dir goes
 }
 
 int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io) {
@@ -537,8 +514,7 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   }
   if (cli.reset) return do_reset(cli, host, runner, io);
 
-  WorkspaceRecords records(host.cagent_home);
-  const MergedConfig merged = resolve_config(cli, host, runner, io, records);
+  const MergedConfig merged = resolve_config(cli, host, io);
   if (cli.print_config) {
     io.out << render_config(merged);
     return 0;
@@ -549,7 +525,7 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     return 0;
   }
   start_session(session, host, runner, io);
-  const SessionOutcome outcome = supervise_session(session, host, runner, records, io);
+  const SessionOutcome outcome = supervise_session(session, host, runner, io);
   return summarize_session(outcome, session.log_dir, io);
 }
 

@@ -2,17 +2,18 @@
 // One cagent invocation, in named stages (run_cagent() chains them; each is
 // callable on its own, which is how the tests drive them):
 //
-//   resolve_config   CliOptions ─▶ workspace .cagent.yaml approval
-//                    (workspace_approval.hpp) ─▶ layers (base, workspace,
-//                    flags) ─▶ merge ─▶ MergedConfig        [--print-config stops here]
+//   resolve_config   CliOptions ─▶ base layer ─▶ workspace .cagent.yaml
+//                    approval (workspace_approval.hpp) ─▶ layers (base,
+//                    workspace, flags) ─▶ merge ─▶ MergedConfig   [--print-config stops here]
 //   prepare_session  ─▶ validate ─▶ Config ─▶ CA bundle; workspace ─▶ scan ─▶
 //                    MountPlan; docker run spec + image request ─▶ PreparedSession
 //   print_dry_run    the docker build/run commands            [--dry-run stops here]
 //   start_session    docker info (sysbox) ─▶ update check ─▶ ensure_image ─▶ log dir
 //   supervise_session  session dir (policy.toml, placeholders, CA bundle) ─▶
-//                    docker run (foreground) ─▶ stop on signals ─▶ remove
-//                    session dir ─▶ record the session's end (and warn about a
-//                    new .cagent.yaml / .envrc) ─▶ SessionOutcome
+//                    docker run (foreground) ─▶ stop on signals ─▶ name what
+//                    the session created that runs on the host later (a new
+//                    .cagent.yaml / .envrc, new git repositories) ─▶ remove
+//                    session dir ─▶ SessionOutcome
 //   summarize_session  blocked-lookups summary ─▶ exit status
 //
 // All process starts go through the injected ProcessRunner and all output
@@ -22,6 +23,7 @@
 #include <filesystem>
 #include <iosfwd>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,8 +34,8 @@
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/mount_plan.hpp"
+#include "launcher/host/git_markers.hpp"
 #include "launcher/host/process.hpp"
-#include "launcher/host/workspace_approval.hpp"
 
 namespace cagent::launcher::host {
 
@@ -44,6 +46,10 @@ struct HostContext {
   std::filesystem::path home;
   std::filesystem::path cagent_home;
   std::filesystem::path workspace;   // canonical
+  // file_identity() of the workspace directory: what approvals of its
+  // .cagent.yaml and its home volume belong to. nullopt: the filesystem
+  // gives none, and nothing is remembered for it.
+  std::optional<std::string> workspace_identity;
   std::filesystem::path executable;  // for finding the image context
   std::string image = "cagent:latest";
   // Prefix of the per-workspace home volumes (CAGENT_HOME_VOLUME; tests use
@@ -73,13 +79,10 @@ struct SessionIo {
   std::istream& in;
 };
 
-// The config layers for this invocation. Writes the global config from the
-// embedded default on first run unless `dry_run`. `workspace_yaml`: the
-// workspace .cagent.yaml as approved (see workspace_approval.hpp) — the very
-// bytes that were hashed and shown — or nullopt for none.
-// Says on `err` when it writes the global config.
-std::vector<ConfigLayer> load_layers(const CliOptions& cli, const HostContext& host, bool dry_run,
-                                     const std::optional<std::string>& workspace_yaml, std::ostream& err);
+// The base config layer: -c FILE, the built-in default, or the global
+// config, which it writes from the built-in default on first run unless
+// `dry_run` (and says so on `err`).
+ConfigLayer load_base_layer(const CliOptions& cli, const HostContext& host, bool dry_run, std::ostream& err);
 
 // Trusted workspaces: one absolute path per line in <cagent_home>/trusted.
 bool workspace_trusted(const std::filesystem::path& cagent_home,
@@ -95,6 +98,10 @@ struct PreparedSession {
   ImageRequest image;
   std::filesystem::path session_dir;  // <cagent_home>/sessions/<id>: exists only while supervised
   std::filesystem::path log_dir;      // <cagent_home>/logs/session-<id>: kept (the newest few)
+  // From the scan, for the end of the session: the git repositories present
+  // at the start, and the directories the session cannot write into.
+  std::vector<GitMarker> git_markers;
+  std::set<std::string> unwritable;
 };
 
 // How docker run ended.
@@ -104,11 +111,10 @@ struct SessionOutcome {
   int first_signal = SIGTERM; // the first of those
 };
 
-// Stage "prepare", first half: approval of the workspace .cagent.yaml,
-// layers, merge; merge warnings are printed. With --dry-run or
-// --print-config nothing is remembered or written.
-MergedConfig resolve_config(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io,
-                            WorkspaceRecords& records);
+// Stage "prepare", first half: approval of the workspace .cagent.yaml (a
+// question on a terminal), layers, merge; merge warnings are printed. With
+// --dry-run or --print-config nothing is remembered or written.
+MergedConfig resolve_config(const CliOptions& cli, const HostContext& host, SessionIo io);
 // Stage "prepare", second half: validation, CA bundle, workspace scan (its
 // warnings printed), mount plan, the docker run spec and image request.
 // Reads only; creates nothing.
@@ -121,10 +127,10 @@ void print_dry_run(const PreparedSession& session, std::ostream& out);
 void start_session(PreparedSession& session, const HostContext& host, ProcessRunner& runner, SessionIo io);
 // Stage "supervise": the session dir and its files, docker run in the
 // foreground, signals turned into docker stop/kill, the container gone
-// before it returns; the session dir removed and the workspace record's end
-// written whatever happens.
+// before it returns; then what the session created that runs on the host
+// later is named, and the session dir removed whatever happens.
 SessionOutcome supervise_session(const PreparedSession& session, const HostContext& host, ProcessRunner& runner,
-                                 WorkspaceRecords& records, SessionIo io);
+                                 SessionIo io);
 // Stage "summarize": blocked lookups from the session's dnsguard log, the
 // reason for an odd end, and the exit status (128 + signal when stopped).
 int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io);

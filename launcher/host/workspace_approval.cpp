@@ -1,12 +1,11 @@
 #include "launcher/host/workspace_approval.hpp"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -15,114 +14,144 @@
 #include "launcher/host/paths.hpp"
 #include "launcher/host/sha256.hpp"
 #include "launcher/host/text.hpp"
+#include "launcher/unique_fd.hpp"
 
 namespace cagent::launcher::host {
 namespace fs = std::filesystem;
 namespace {
 
-std::int64_t to_int(std::string_view s) {
-  std::int64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size()) return 0;
-  return v;
+bool contains(const std::vector<std::string>& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-// Why the file may have been written by an agent, if it may.
-std::optional<std::string> suspicion(const ApprovalInput& in) {
-  const ConfigFileState& f = in.file;
-  // An enclosing workspace's agent could write anywhere below it, this
-  // file included, and nothing in this workspace's own record saw it. ctime
-  // is set by the kernel at every change; the agent can forge mtime, not it.
-  for (const WorkspaceRecord& e : in.enclosing) {
-    if (!e.open.empty()) {
-      return "a session of the enclosing workspace " + printable(e.path) + " is running (or never recorded its end)";
-    }
-    if (e.first_session != 0 && f.ctime + kClockSlackSeconds >= e.first_session) {
-      return "it changed after sessions of the enclosing workspace " + printable(e.path) + " began";
-    }
+// A domain as merge_layers() compares them (case, a trailing dot).
+std::string domain_key(const std::string& name) {
+  try {
+    return normalize_domain(name);
+  } catch (const std::exception&) {
+    return name;  // invalid: validate() will say so; shown as written
   }
-  if (!in.record) return std::nullopt;  // first sight: the user's or the repository's
-  const WorkspaceRecord& r = *in.record;
-  if (!r.open.empty()) {
-    return "a session of this workspace is running (or never recorded its end), and it changed";
+}
+
+// The entries of `added` that `base` does not have, escaped, comma-separated.
+std::string new_entries(const std::vector<Entry>& base, const std::vector<Entry>& added,
+                        std::string (*key)(const std::string&)) {
+  std::vector<std::string> seen;
+  for (const Entry& e : base) seen.push_back(key(e.value));
+  std::string out;
+  for (const Entry& e : added) {
+    const std::string k = key(e.value);
+    if (contains(seen, k)) continue;
+    seen.push_back(k);
+    out += (out.empty() ? "" : ", ") + printable(e.value);
   }
-  if (f.symlink && r.first_session != 0) {
-    // Whoever changed the target's content cannot be told from here.
-    return "it is a symlink and what it names changed since it was accepted";
-  }
-  if (r.ended && f.hash == *r.ended) {
-    // Exactly what the last session left: written during a session.
-    return "it changed during a cagent session of this workspace";
-  }
-  // Changed after the last session ended, while none ran: the user's.
-  return std::nullopt;
+  return out;
+}
+
+std::string as_written(const std::string& value) { return value; }
+
+std::string joined(const std::vector<Entry>& entries) {
+  std::string out;
+  for (const Entry& e : entries) out += (out.empty() ? "" : " ") + printable(e.value);
+  return out;
 }
 
 }  // namespace
 
-std::string render_record(const WorkspaceRecord& record) {
+std::string render_approvals(const WorkspaceApprovals& approvals) {
   std::string s =
-      "# cagent: the workspace .cagent.yaml last accepted (see launcher/host/workspace_approval.hpp)\n";
-  s += "path " + printable(record.path) + "\n";
-  s += "accepted " + record.accepted + "\n";
-  if (record.ended) s += "ended " + *record.ended + "\n";
-  s += "first-session " + std::to_string(record.first_session) + "\n";
-  for (const OpenSession& o : record.open) s += "session " + o.id + " " + std::to_string(o.start) + "\n";
+      "# cagent: .cagent.yaml contents this user approved for this workspace directory\n"
+      "# (see launcher/host/workspace_approval.hpp); path and identity must both match\n";
+  s += "path " + printable(approvals.workspace) + "\n";
+  s += "identity " + approvals.identity + "\n";
+  for (const std::string& c : approvals.contents) s += "approved " + c + "\n";
   return s;
 }
 
-WorkspaceRecord parse_record(std::string_view text) {
-  WorkspaceRecord r;
+WorkspaceApprovals parse_approvals(std::string_view text) {
+  WorkspaceApprovals a;
   std::istringstream in{std::string(text)};
   for (std::string line; std::getline(in, line);) {
     const std::size_t sp = line.find(' ');
     if (line.empty() || line[0] == '#' || sp == std::string::npos) continue;
     const std::string key = line.substr(0, sp);
-    const std::string value = line.substr(sp + 1);
+    std::string value = line.substr(sp + 1);
     if (key == "path") {
-      r.path = value;
-    } else if (key == "accepted") {
-      r.accepted = value;
-    } else if (key == "ended") {
-      r.ended = value;
-    } else if (key == "first-session") {
-      r.first_session = to_int(value);
-    } else if (key == "session") {
-      const std::size_t sp2 = value.find(' ');
-      if (sp2 == std::string::npos) continue;
-      r.open.push_back(OpenSession{value.substr(0, sp2), to_int(value.substr(sp2 + 1))});
+      a.workspace = std::move(value);
+    } else if (key == "identity") {
+      a.identity = std::move(value);
+    } else if (key == "approved") {
+      a.contents.push_back(std::move(value));
     }
   }
-  return r;
+  return a;
+}
+
+WorkspaceApprovals with_approved(WorkspaceApprovals approvals, const std::string& content_hash) {
+  std::erase(approvals.contents, content_hash);
+  approvals.contents.push_back(content_hash);
+  if (approvals.contents.size() > kMaxApprovedContents) {
+    approvals.contents.erase(approvals.contents.begin(),
+                             approvals.contents.end() - static_cast<std::ptrdiff_t>(kMaxApprovedContents));
+  }
+  return approvals;
 }
 
 ApprovalDecision decide_workspace_config(const ApprovalInput& in) {
-  const ConfigFileState& f = in.file;
-  // No file: nothing loads, nothing widens; "absent" becomes the accepted state.
-  if (!f.content) {
-    if (in.record && in.record->accepted == kAbsentConfig) return {Verdict::load, ""};
-    return {Verdict::accept, ""};
-  }
-  if (in.record && f.hash == in.record->accepted) return {Verdict::load, ""};
-  // The user said so on the host's command line, which no agent reaches.
+  if (!in.file.content) return {Verdict::none, ""};
+  // The approvals must be this directory's: the same path and the same
+  // identity (the caller looks them up by both; checked again here).
+  const bool this_workspace = in.identity && in.approvals && in.approvals->workspace == in.workspace &&
+                              in.approvals->identity == *in.identity;
+  if (this_workspace && contains(in.approvals->contents, in.file.hash)) return {Verdict::load, ""};
+  // The user's word on the host's command line, which no agent reaches.
   if (in.accept_flag) return {Verdict::accept, ""};
-  if (auto why = suspicion(in)) return {in.can_ask ? Verdict::ask : Verdict::ignore, *why};
-  return {Verdict::accept, ""};
+  std::string why;
+  if (!in.identity) {
+    why = "this filesystem gives the directory no identity to remember approvals by";
+  } else if (this_workspace) {
+    why = "it changed since you approved it";
+  } else {
+    why = "you have not approved it in this directory (new, cloned, copied, moved or renamed)";
+  }
+  return {in.can_ask ? Verdict::ask : Verdict::ignore, why};
+}
+
+std::vector<std::string> describe_additions(const ConfigLayer& base, const ConfigLayer& ws, bool trusted) {
+  std::vector<std::string> lines;
+  if (const std::string d = new_entries(base.domains, ws.domains, domain_key); !d.empty()) {
+    lines.push_back("domains the cage may reach: " + d);
+  }
+  if (const std::string i = new_entries(base.ignore, ws.ignore, as_written); !i.empty()) {
+    lines.push_back("ignore (hidden from the agent): " + i);
+  }
+  if (const std::string r = new_entries(base.readonly, ws.readonly, as_written); !r.empty()) {
+    lines.push_back("readonly: " + r);
+  }
+  const std::string applies = trusted ? " (applies: this workspace is in ~/.cagent/trusted)"
+                                      : " (ignored: this workspace is not trusted)";
+  if (!ws.extra_args.empty()) lines.push_back("extra_args: " + joined(ws.extra_args) + applies);
+  if (!ws.dns_resolvers.empty()) lines.push_back("dns_resolvers: " + joined(ws.dns_resolvers) + applies);
+  if (!ws.ca_certificates.empty()) lines.push_back("ca_certificates: " + joined(ws.ca_certificates) + applies);
+  if (!ws.image_packages.empty()) lines.push_back("image_packages: " + joined(ws.image_packages) + applies);
+  if (ws.connection_gate) {
+    // Asking for the gate needs no trust; turning it off does.
+    const bool off = ws.connection_gate->value == "false";
+    lines.push_back("connection_gate: " + printable(ws.connection_gate->value) + (off ? applies : " (applies)"));
+  }
+  return lines;
 }
 
 ConfigFileState inspect_config_file(const fs::path& file) {
   ConfigFileState s;
-  struct stat link {};
-  if (::lstat(file.c_str(), &link) != 0) return s;
-  s.symlink = S_ISLNK(link.st_mode);
-  s.ctime = link.st_ctim.tv_sec;
+  std::error_code ec;
+  s.symlink = fs::is_symlink(fs::symlink_status(file, ec));
   // O_NONBLOCK: a FIFO planted under this name must not hang cagent.
   const UniqueFd owned(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!owned.valid()) return s;
   const int fd = owned.get();
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return s;
-  if (st.st_ctim.tv_sec > s.ctime) s.ctime = st.st_ctim.tv_sec;
   std::string content;
   char buf[8192];
   while (true) {
@@ -148,55 +177,40 @@ std::string file_state_hash(const fs::path& file) {
   }
 }
 
-WorkspaceRecords::WorkspaceRecords(fs::path cagent_home) : dir_(std::move(cagent_home) / "workspaces") {}
+ApprovalStore::ApprovalStore(const fs::path& cagent_home) : dir_(cagent_home / "approvals") {}
 
-WorkspaceRecords::~WorkspaceRecords() { unlock(); }
-
-void WorkspaceRecords::lock() {
-  if (lock_fd_.valid()) return;
-  fs::create_directories(dir_);
-  fs::permissions(dir_, fs::perms::owner_all);
-  const fs::path file = dir_ / ".lock";
-  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.valid()) {
-    const int saved = errno;
-    throw std::system_error(saved, std::generic_category(), "open " + file.string());
-  }
-  while (::flock(fd.get(), LOCK_EX) != 0) {
-    const int saved = errno;
-    if (saved != EINTR) throw std::system_error(saved, std::generic_category(), "lock " + file.string());
-  }
-  lock_fd_ = std::move(fd);  // held (locked) until unlock()
+fs::path ApprovalStore::file_for(const std::string& workspace, const std::string& identity) const {
+  std::string key = workspace;
+  key += '\0';
+  key += identity;
+  return dir_ / sha256_hex(key).substr(0, 32);
 }
 
-void WorkspaceRecords::unlock() {
-  lock_fd_.reset();  // releases the flock
-}
-
-std::optional<WorkspaceRecord> WorkspaceRecords::load(const fs::path& workspace) const {
-  const fs::path file = dir_ / sha256_hex(workspace.string()).substr(0, 32);
+std::optional<WorkspaceApprovals> ApprovalStore::load(const std::string& workspace, const std::string& identity) const {
+  const fs::path file = file_for(workspace, identity);
   std::error_code ec;
   if (!fs::exists(file, ec)) return std::nullopt;
-  WorkspaceRecord r = parse_record(read_file(file));
-  r.path = workspace.string();
-  return r;
+  WorkspaceApprovals a = parse_approvals(read_file(file));
+  if (a.workspace != printable(workspace) || a.identity != identity) return std::nullopt;
+  a.workspace = workspace;
+  return a;
 }
 
-void WorkspaceRecords::save(const WorkspaceRecord& record) const {
-  const fs::path file = dir_ / sha256_hex(record.path).substr(0, 32);
-  const fs::path temporary = file.string() + ".tmp";
-  write_file(temporary, render_record(record), 0600);
-  fs::rename(temporary, file);
-}
-
-std::vector<WorkspaceRecord> WorkspaceRecords::enclosing(const fs::path& workspace) const {
-  std::vector<WorkspaceRecord> out;
-  fs::path p = workspace;
-  while (p.has_parent_path() && p.parent_path() != p) {
-    p = p.parent_path();
-    if (auto r = load(p)) out.push_back(std::move(*r));
+void ApprovalStore::approve(const std::string& workspace, const std::string& identity,
+                            const std::string& content_hash) const {
+  fs::create_directories(dir_);
+  fs::permissions(dir_, fs::perms::owner_all);
+  WorkspaceApprovals current = load(workspace, identity).value_or(WorkspaceApprovals{workspace, identity, {}});
+  const fs::path file = file_for(workspace, identity);
+  const fs::path temporary = file.string() + ".tmp-" + random_hex(6);
+  try {
+    write_file(temporary, render_approvals(with_approved(std::move(current), content_hash)), 0600);
+    fs::rename(temporary, file);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(temporary, ec);
+    throw;
   }
-  return out;
 }
 
 }  // namespace cagent::launcher::host

@@ -1,125 +1,120 @@
 #pragma once
-// Who wrote the workspace's .cagent.yaml?
+// A workspace's .cagent.yaml takes effect only by the user's word.
 //
-// An existing .cagent.yaml is mounted read-only, but most workspaces have
-// none, so the agent can create one — and the next session would load it,
-// widening its own `domains` (or, in a trusted workspace, adding extra_args).
-// A file the agent wrote must never change the next session's policy
-// without the user seeing and accepting it, while a file the user wrote or
-// that came with the repository keeps working with no extra step.
+// Whoever last wrote the workspace — the agent of an earlier session, or the
+// author of a repository the user cloned — could have written .cagent.yaml
+// to widen `domains` to an exfiltration host (or, in a trusted workspace, to
+// add extra_args). Telling who wrote it is not possible: a file the agent
+// wrote and moved with the directory (mv, cp -a) or a hostile clone looks
+// like any other. So, as direnv does for .envrc, the file is used only when
+// this user approved its exact content for this very workspace:
 //
-// cagent remembers, per workspace (canonical path), in ~/.cagent/workspaces/
-// (trusted, outside every cage):
-//   accepted       sha256 of the content last accepted (or "absent");
-//   ended          the file's state when the last session ended;
-//   first-session  when the first session of the workspace started;
-//   session …      sessions started and not yet ended.
+//   read the file once (the bytes hashed are the bytes shown and loaded)
+//     ─▶ the approvals of (path, identity of the directory) from CAGENT_HOME
+//     ─▶ decide_workspace_config() (pure) ─▶ none / load / accept / ask / ignore
 //
-//   read file (once: the bytes hashed are the bytes loaded)
-//     ─▶ lock, load the record and those of enclosing directories
-//     ─▶ decide_workspace_config() (pure) ─▶ load / accept / ask / ignore
-//     ─▶ register this session ─▶ … docker run … ─▶ record its end
-//
-// A change is the user's when no session could have made it: it happened
-// after the last session ended (the content differs from `ended`) while no
-// session of this workspace ran, and no session of an enclosing workspace
-// (whose agent can write anywhere below it) ran since before the change
-// (file ctime, which the agent cannot set, unlike mtime). Anything else is
-// shown and asked about on a terminal, or ignored with a one-line warning.
+// An approval names the workspace path, the directory's identity
+// (file_identity.hpp: a new clone, a copy, or another directory made at the
+// same path has another) and the sha256 of the content. New, changed,
+// cloned, copied, moved or renamed: all ask. The approvals live only in
+// <cagent_home>/approvals/ (trusted, outside every cage), so nothing copied
+// inside a workspace carries one along. On a terminal cagent shows the file
+// escaped, with what it adds over the global config, and asks [y/N];
+// without one it ignores the file with one line naming
+// --accept-workspace-config, the user's word on the host's command line
+// (which no agent reaches). `cagent allow --save` approves its own edit of
+// an approved file (live.hpp). --dry-run and --print-config record nothing.
 
-#include <cstdint>
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "launcher/unique_fd.hpp"
+#include "launcher/host/config.hpp"
 
 namespace cagent::launcher::host {
 
 inline constexpr const char* kAbsentConfig = "absent";
-// The kernel stamps ctime from a coarse clock (up to a tick behind the one
-// cagent reads); this much slack keeps a change at a session's edge
-// counted as inside it. Erring this way only asks once more.
-inline constexpr std::int64_t kClockSlackSeconds = 2;
+// Contents approved per workspace, the newest kept: switching between a few
+// branches whose .cagent.yaml differs does not ask at every switch.
+inline constexpr std::size_t kMaxApprovedContents = 16;
 
-struct OpenSession {
-  std::string id;
-  std::int64_t start = 0;  // seconds since the epoch
+// What the user approved for one workspace directory.
+struct WorkspaceApprovals {
+  std::string workspace;              // canonical path
+  std::string identity;               // file_identity() of the directory
+  std::vector<std::string> contents;  // sha256 of each approved content, oldest first
 };
 
-struct WorkspaceRecord {
-  std::string path;
-  std::string accepted = kAbsentConfig;
-  std::optional<std::string> ended;  // nullopt: no session ended yet
-  std::int64_t first_session = 0;    // 0: no session started yet
-  std::vector<OpenSession> open;
-};
-
-std::string render_record(const WorkspaceRecord& record);
+std::string render_approvals(const WorkspaceApprovals& approvals);
 // Unknown lines are skipped (a newer cagent may add some).
-WorkspaceRecord parse_record(std::string_view text);
+WorkspaceApprovals parse_approvals(std::string_view text);
+// `approvals` with `content_hash` as the newest, at most kMaxApprovedContents.
+WorkspaceApprovals with_approved(WorkspaceApprovals approvals, const std::string& content_hash);
 
 // The workspace's .cagent.yaml as found at the start.
 struct ConfigFileState {
   std::optional<std::string> content;  // nullopt: no regular file
   std::string hash = kAbsentConfig;    // sha256 of content, or "absent"
   bool symlink = false;                // .cagent.yaml is a symlink
-  std::int64_t ctime = 0;              // newest ctime of the name and its target
 };
 
 enum class Verdict {
-  load,    // the accepted content: use it
-  accept,  // the user's: use it and remember it as accepted
-  ask,     // may be the agent's: show it, use it only after "y"
-  ignore,  // may be the agent's and nobody to ask: skip it, warn
+  none,    // no file: nothing to load
+  load,    // approved content: use it
+  accept,  // --accept-workspace-config: use it and remember the approval
+  ask,     // not approved: show it, use it only after "y"
+  ignore,  // not approved and nobody to ask: skip it, warn
 };
 
 struct ApprovalInput {
-  std::optional<WorkspaceRecord> record;   // nullopt: first sight of this workspace
+  std::string workspace;                     // canonical path
+  std::optional<std::string> identity;       // nullopt: the filesystem gives none
   ConfigFileState file;
-  std::vector<WorkspaceRecord> enclosing;  // records of the workspace's ancestors
-  bool accept_flag = false;                // --accept-workspace-config
-  bool can_ask = false;                    // a terminal to show the file and ask on
+  std::optional<WorkspaceApprovals> approvals;  // as found in CAGENT_HOME for this workspace
+  bool accept_flag = false;                  // --accept-workspace-config
+  bool can_ask = false;                      // a terminal to show the file and ask on
 };
 
 struct ApprovalDecision {
-  Verdict verdict = Verdict::load;
-  std::string why;  // ask/ignore: why the file may be the agent's
+  Verdict verdict = Verdict::none;
+  std::string why;  // ask/ignore: why it is not approved
 };
 
 ApprovalDecision decide_workspace_config(const ApprovalInput& input);
+
+// For the person deciding: one line per thing the workspace layer adds over
+// `base` (domains, ignore and readonly patterns not already there) and per
+// trust-gated key it sets, saying whether it would apply (`trusted`). Values
+// are escaped (printable()).
+std::vector<std::string> describe_additions(const ConfigLayer& base, const ConfigLayer& workspace, bool trusted);
 
 // ---- the impure edges ----------------------------------------------------
 
 // Reads .cagent.yaml once (a FIFO or other non-regular file counts as none).
 ConfigFileState inspect_config_file(const std::filesystem::path& file);
 
-// sha256 of `file`'s content, or "absent" (for .envrc).
+// sha256 of `file`'s content, "absent", or "unreadable" (for the end-of-
+// session notes about .cagent.yaml and .envrc).
 std::string file_state_hash(const std::filesystem::path& file);
 
-// ~/.cagent/workspaces/<sha256 of the path>: one file per workspace, each
-// change under an exclusive lock of the directory, written by rename.
-class WorkspaceRecords {
+// <cagent_home>/approvals/<sha256 of path and identity>: one file per
+// workspace directory, written whole to a temporary and renamed over the
+// old one (never half a file). Two cagents approving at once may lose one
+// approval: that only means asking again.
+class ApprovalStore {
  public:
-  explicit WorkspaceRecords(std::filesystem::path cagent_home);
-  WorkspaceRecords(const WorkspaceRecords&) = delete;
-  WorkspaceRecords& operator=(const WorkspaceRecords&) = delete;
-  ~WorkspaceRecords();
+  explicit ApprovalStore(const std::filesystem::path& cagent_home);
 
-  // Blocks until this process holds the lock (released by unlock or the destructor).
-  void lock();
-  void unlock();
-
-  std::optional<WorkspaceRecord> load(const std::filesystem::path& workspace) const;
-  void save(const WorkspaceRecord& record) const;
-  // Records of the directories above `workspace` that have one.
-  std::vector<WorkspaceRecord> enclosing(const std::filesystem::path& workspace) const;
+  // nullopt when nothing was approved for this path and identity.
+  std::optional<WorkspaceApprovals> load(const std::string& workspace, const std::string& identity) const;
+  void approve(const std::string& workspace, const std::string& identity, const std::string& content_hash) const;
 
  private:
+  std::filesystem::path file_for(const std::string& workspace, const std::string& identity) const;
   std::filesystem::path dir_;
-  UniqueFd lock_fd_;  // open (and flock'ed) between lock() and unlock()
 };
 
 }  // namespace cagent::launcher::host

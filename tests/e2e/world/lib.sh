@@ -130,8 +130,8 @@ new_workspace() {
   printf '%s\n' "$ws"
 }
 # init_workspace DIR [DOMAIN…] — a .cagent.yaml that allows the given names
-# (default allowed.test), the in-cage probe script, everything owned by the
-# test uid. dnsguard's upstream, the world's DNS server, is in the global
+# (default allowed.test; the test wrote it, so run_cagent approves it), the
+# in-cage probe script, everything owned by the test uid. dnsguard's upstream, the world's DNS server, is in the global
 # config world_up.sh wrote ($E2E_HOME/.cagent/config.yaml): a workspace's
 # dns_resolvers count only when the workspace is trusted.
 init_workspace() {
@@ -143,7 +143,37 @@ init_workspace() {
   cp "$E2E_SRC/cage_probe.py" "$ws/probe.py"
   chown_workspace "$ws"
 }
-chown_workspace() { chown -R "$E2E_UID:$E2E_GID" "$1"; }
+# chown_workspace WS — hands WS to the test uid once the test has finished
+# writing it, and notes the .cagent.yaml the test wrote (tests_config).
+chown_workspace() {
+  chown -R "$E2E_UID:$E2E_GID" "$1"
+  note_tests_config "$1"
+}
+
+# ---- the workspace .cagent.yaml the test wrote ------------------------------
+# cagent uses a workspace .cagent.yaml only once the user approved its exact
+# content for that very directory (--accept-workspace-config, or "y" on a
+# terminal). A case is the user: for a .cagent.yaml the test itself wrote,
+# it gives its word the way a user does, on cagent's command line. What the
+# test wrote is noted outside the workspace (sha256 in $E2E_TMP/tests-config/)
+# when it hands the workspace over; the flag is passed only while the file
+# still has exactly that content, never for what an agent wrote.
+tests_config_note() {  # WS — where the note of WS lives
+  printf '%s/tests-config/%s\n' "$E2E_TMP" "$(printf '%s' "$(cd "$1" && pwd -P)" | sha256sum | cut -c1-32)"
+}
+note_tests_config() {  # WS
+  local note; note=$(tests_config_note "$1")
+  mkdir -p "${note%/*}"
+  if [[ -f $1/.cagent.yaml ]]; then sha256sum <"$1/.cagent.yaml" | cut -d' ' -f1 >"$note"; else rm -f "$note"; fi
+}
+# Prints --accept-workspace-config when WS's .cagent.yaml is exactly what
+# the test wrote, else nothing (for `cagent … $(accept_tests_config WS) …`).
+accept_tests_config() {  # WS
+  local note; note=$(tests_config_note "$1")
+  [[ -f $note && -f $1/.cagent.yaml ]] || return 0
+  [[ $(sha256sum <"$1/.cagent.yaml" | cut -d' ' -f1) == "$(cat "$note")" ]] && printf '%s\n' --accept-workspace-config
+  return 0
+}
 
 # The environment every cagent run gets: a private home (so the user's real
 # ~/.cagent is never read or written), the image under test, the run's own
@@ -152,9 +182,12 @@ cagent_env() {
   env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
     CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" "$@"
 }
-# The home volume cagent gives workspace WS (see home_volume_name()).
+# The home volume cagent gives workspace WS, as cagent itself names it (from
+# its --dry-run: the test and the product cannot disagree); "" without one.
 home_volume_of() {
-  printf '%s-%s\n' "$HOME_VOLUME_PREFIX" "$(printf '%s' "$(cd "$1" && pwd -P)" | sha256sum | cut -c1-16)"
+  local out
+  out=$(cd "$1" && cagent_env "$E2E_CAGENT" --dry-run --no-update -- true 2>/dev/null) || return 1
+  grep -o 'type=volume,source=[^,]*' <<<"$out" | head -n1 | sed 's/.*source=//'
 }
 # trust_workspace WS — list WS in the run's ~/.cagent/trusted.
 trust_workspace() {
@@ -164,12 +197,14 @@ trust_workspace() {
 
 # run_cagent WS [cagent args…] — runs cagent in WS on the world network with
 # --no-update, labelled with this run's id (so cleanup finds strays), stdin
-# from /dev/null unless redirected by the caller. Output: stdout and stderr of
-# cagent as usual; the exit status is cagent's. Bounded by E2E_CAGE_TIMEOUT.
+# from /dev/null unless redirected by the caller; approves the .cagent.yaml
+# the test wrote (accept_tests_config). Output: stdout and stderr of cagent
+# as usual; the exit status is cagent's. Bounded by E2E_CAGE_TIMEOUT.
 run_cagent() {
   local ws=$1; shift
+  local accept; accept=$(accept_tests_config "$ws")
   (cd "$ws" && cagent_env timeout --kill-after=10 "${E2E_CAGE_TIMEOUT:-180}" "$E2E_CAGENT" --no-update \
-      --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" "$@")
+      ${accept:+"$accept"} --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" "$@")
 }
 
 # user_cagent WS [cagent args…] — like run_cagent, but as the world's

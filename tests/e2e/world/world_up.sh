@@ -96,6 +96,7 @@ chmod 755 "$E2E_HOME"
 default_config=$E2E_SRC/../../../config-default.yaml
 grep -qx 'dns_resolvers: \[\]' "$default_config" || die "config-default.yaml has no 'dns_resolvers: []' line to replace"
 sed "s/^dns_resolvers: \[\]\$/dns_resolvers: [\"$DNS4\"]/" "$default_config" >"$E2E_HOME/.cagent/config.yaml"
+# (Written here, so approved here: --accept-workspace-config below.)
 printf 'domains: ["allowed.test"]\n' >"$ROOT/bootstrap/.cagent.yaml"
 chown -R "$E2E_UID:$E2E_GID" "$ROOT/bootstrap"
 # Build machines behind a TLS-intercepting egress (CI's does this) trust its
@@ -108,7 +109,8 @@ say "building/checking the image $CAGENT_IMAGE_TAG through cagent (first build: 
 # image and proves a cage starts; nothing it does leaves the cage.
 if ! (cd "$ROOT/bootstrap" && env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
         CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" \
-        timeout 2400 "$E2E_CAGENT" "${ca_args[@]}" --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" -- true \
+        timeout 2400 "$E2E_CAGENT" "${ca_args[@]}" --accept-workspace-config \
+        --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" -- true \
         </dev/null >"$ROOT/bootstrap.log" 2>&1); then
   tail -n 40 "$ROOT/bootstrap.log" >&2
   die "cagent -- true (image build + first cage) failed; log above"

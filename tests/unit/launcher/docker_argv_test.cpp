@@ -37,7 +37,8 @@ RunSpec base_spec() {
   s.session_id = "0123456789ab";
   s.policy_file = "/home/u/.cagent/sessions/0123456789ab/policy.toml";
   s.log_dir = "/home/u/.cagent/logs/session-0123456789ab";
-  s.home_volume = home_volume_name("cagent-home", "/home/u/src/proj");
+  s.home_volume = home_volume_name("cagent-home", "fh1:a422a700a9b055c2.born1796593212.541848995");
+  s.workspace = "/home/u/src/proj";
   s.mounts.mounts = {
       {"/home/u/src/proj", "/workspace", false},
       {"/home/u/.cagent/sessions/0123456789ab/empty-file", "/workspace/.env", true},
@@ -121,27 +122,46 @@ TEST_CASE("argv invariants: never a shell string, TTY flag only with a TTY") {
   CHECK(std::find(tty.begin(), tty.end(), "-t") != tty.end());
 }
 
-TEST_CASE("home volumes: one per workspace, named by the path's hash, labelled with the prefix") {
-  const std::string a = home_volume_name("cagent-home", "/home/u/src/a");
-  const std::string b = home_volume_name("cagent-home", "/home/u/src/b");
+TEST_CASE("home volumes: one per workspace directory, named by its identity, labelled with prefix and path") {
+  const std::string id_a = "fh1:a422a700a9b055c2.born1796593212.541848995";
+  // The same path, a directory made again there: another identity.
+  const std::string id_a_again = "fh1:2120a700fb6a5a3b.born1796593212.541848995";
+  const std::string a = home_volume_name("cagent-home", id_a);
   CHECK(a.size() == std::string("cagent-home-").size() + 16);
   CHECK(a.rfind("cagent-home-", 0) == 0);
-  CHECK(a != b);
-  CHECK(a == home_volume_name("cagent-home", "/home/u/src/a"));
-  CHECK(home_volume_name("cagent-e2e-home", "/home/u/src/a").rfind("cagent-e2e-home-", 0) == 0);
-  // The name carries nothing of the path: any byte in it stays out of argv.
-  CHECK(home_volume_name("cagent-home", "/tmp/a,b\nc:d").find_first_of(",\n:") == std::string::npos);
+  CHECK(a == home_volume_name("cagent-home", id_a));  // the same directory keeps its home
+  CHECK(a != home_volume_name("cagent-home", id_a_again));
+  CHECK(home_volume_name("cagent-e2e-home", id_a).rfind("cagent-e2e-home-", 0) == 0);
 
   RunSpec s = base_spec();
   s.home_volume = a;
   s.home_volume_prefix = "cagent-home";
+  s.workspace = "/home/u/src/a";
   const auto argv = render_run_argv(s);
-  const auto mount = std::find(argv.begin(), argv.end(),
-                               "type=volume,source=" + a + ",target=/home/agent,volume-label=cagent.home=cagent-home");
+  const auto mount =
+      std::find(argv.begin(), argv.end(),
+                "type=volume,source=" + a +
+                    ",target=/home/agent,volume-label=cagent.home=cagent-home,volume-label=cagent.workspace=/home/u/src/a");
   REQUIRE(mount != argv.end());
   CHECK(*(mount - 1) == "--mount");
   // The shared volume of earlier versions is never mounted.
   CHECK(std::find(argv.begin(), argv.end(), "cagent-home:/home/agent") == argv.end());
+
+  // No identity: an anonymous volume, which docker run --rm removes.
+  s.home_volume.reset();
+  const auto anonymous = render_run_argv(s);
+  CHECK(std::find(anonymous.begin(), anonymous.end(),
+                  "type=volume,target=/home/agent,volume-label=cagent.home=cagent-home,"
+                  "volume-label=cagent.workspace=/home/u/src/a") != anonymous.end());
+
+  // Any byte of the path: escaped, and CSV-quoted where docker would split.
+  s.home_volume = a;
+  s.workspace = std::string("/tmp/a,b\nc") + '\x1b';
+  const auto odd = render_run_argv(s);
+  CHECK(std::find(odd.begin(), odd.end(),
+                  "type=volume,source=" + a +
+                      ",target=/home/agent,volume-label=cagent.home=cagent-home,"
+                      "\"volume-label=cagent.workspace=/tmp/a,b\\nc\\x1b\"") != odd.end());
 
   for (const char* good : {"cagent-home", "cagent-e2e-home", "x", "a.b_c-d"}) CHECK(valid_home_volume_prefix(good));
   for (const char* bad : {"", "-x", ".x", "a/b", "a,b", "a b", "a:b", "a=b"}) {

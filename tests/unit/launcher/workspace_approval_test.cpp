@@ -1,42 +1,39 @@
-// Who wrote the workspace .cagent.yaml: the pure decision as a table, the
-// record's text form, and the file inspection.
+// A workspace .cagent.yaml applies only by the user's word: the pure
+// decision as a table, the approvals' text form, what the question shows,
+// the file inspection and the store under CAGENT_HOME.
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "launcher/host/paths.hpp"
+#include "launcher/host/sha256.hpp"
 #include "launcher/host/workspace_approval.hpp"
 #include "test_util.hpp"
 
 using namespace cagent::launcher::host;
 using cagent::launcher::host::test::TempDir;
+namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::int64_t T = 1'700'000'000;  // some moment; sessions and changes around it
-
-ConfigFileState file(const std::string& hash, std::int64_t ctime = T, bool symlink = false) {
+ConfigFileState file(const std::string& hash) {
   ConfigFileState f;
   f.content = "domains: [x]\n";
   f.hash = hash;
-  f.ctime = ctime;
-  f.symlink = symlink;
   return f;
 }
 
-ConfigFileState no_file() { return ConfigFileState{}; }
-
-WorkspaceRecord rec(const std::string& accepted, std::optional<std::string> ended, std::int64_t first = 0,
-                    std::vector<OpenSession> open = {}, const std::string& path = "/w") {
-  return WorkspaceRecord{path, accepted, std::move(ended), first, std::move(open)};
+WorkspaceApprovals approved(std::vector<std::string> contents, const std::string& path = "/w",
+                            const std::string& identity = "fh1:aa") {
+  return WorkspaceApprovals{path, identity, std::move(contents)};
 }
 
 struct Row {
   const char* name;
-  std::optional<WorkspaceRecord> record;
+  std::optional<std::string> identity;  // of the workspace /w now
   ConfigFileState file;
-  std::vector<WorkspaceRecord> enclosing;
+  std::optional<WorkspaceApprovals> approvals;
   bool accept_flag;
   bool can_ask;
   Verdict want;
@@ -46,64 +43,44 @@ struct Row {
 
 TEST_CASE("workspace config approval: decision table") {
   const std::vector<Row> rows = {
-      // First sight: the user's or the repository's (the seed's contract).
-      {"first sight, file present", std::nullopt, file("A"), {}, false, false, Verdict::accept},
-      {"first sight, no file", std::nullopt, no_file(), {}, false, false, Verdict::accept},
-      // Unchanged.
-      {"same as accepted", rec("A", "A", T - 100), file("A"), {}, false, false, Verdict::load},
-      {"same as accepted, a session running", rec("A", "A", T - 100, {{"s1", T - 10}}), file("A"), {}, false,
-       false, Verdict::load},
-      {"still absent", rec(kAbsentConfig, kAbsentConfig, T - 100), no_file(), {}, false, false, Verdict::load},
-      // Gone: nothing widens; absent becomes the accepted state.
-      {"removed", rec("A", "A", T - 100), no_file(), {}, false, false, Verdict::accept},
-      // Changed after the last session ended, with none running: the user's.
-      {"user edit after the last session", rec("A", "A", T - 100), file("B"), {}, false, false, Verdict::accept},
-      {"user created it after the last session", rec(kAbsentConfig, kAbsentConfig, T - 100), file("B"), {}, false,
-       false, Verdict::accept},
-      {"changed before any session ran", rec("A", std::nullopt, 0), file("B"), {}, false, false, Verdict::accept},
-      // Exactly what the last session left: written during a session.
-      {"planted by the last session, no terminal", rec(kAbsentConfig, "B", T - 100), file("B"), {}, false, false,
+      {"no file: nothing to load", "fh1:aa", ConfigFileState{}, std::nullopt, false, false, Verdict::none},
+      {"no file, flag: still nothing", "fh1:aa", ConfigFileState{}, std::nullopt, true, true, Verdict::none},
+      // The approved exact content of this directory at this path.
+      {"approved content", "fh1:aa", file("A"), approved({"A"}), false, false, Verdict::load},
+      {"one of several approved contents", "fh1:aa", file("A"), approved({"B", "A", "C"}), false, false,
+       Verdict::load},
+      // Never approved here: a new file, a clone, a planted one.
+      {"never approved, no terminal", "fh1:aa", file("A"), std::nullopt, false, false, Verdict::ignore},
+      {"never approved, terminal", "fh1:aa", file("A"), std::nullopt, false, true, Verdict::ask},
+      // The content changed (a session wrote it, or the user edited it).
+      {"changed content, no terminal", "fh1:aa", file("B"), approved({"A"}), false, false, Verdict::ignore},
+      {"changed content, terminal", "fh1:aa", file("B"), approved({"A"}), false, true, Verdict::ask},
+      // The same content, but another directory: what was approved is not
+      // this workspace's.
+      {"other identity (rm + mkdir, cp -a, fresh clone)", "fh1:bb", file("A"), approved({"A"}), false, false,
        Verdict::ignore},
-      {"planted by the last session, terminal", rec(kAbsentConfig, "B", T - 100), file("B"), {}, false, true,
-       Verdict::ask},
-      {"changed by the last session", rec("A", "B", T - 100), file("B"), {}, false, false, Verdict::ignore},
-      {"planted, then accepted on the command line", rec(kAbsentConfig, "B", T - 100), file("B"), {}, true, false,
-       Verdict::accept},
-      // A session running now (or one that never recorded its end).
-      {"changed while a session runs", rec("A", "A", T - 100, {{"s1", T - 10}}), file("B"), {}, false, false,
+      {"renamed path (approved at /old)", "fh1:aa", file("A"), approved({"A"}, "/old"), false, false,
        Verdict::ignore},
-      {"changed while a session runs, terminal", rec("A", "A", T - 100, {{"s1", T - 10}}), file("B"), {}, false,
-       true, Verdict::ask},
-      // A symlink: who changed what it names cannot be told.
-      {"symlink whose target changed", rec("A", "A", T - 100), file("B", T, true), {}, false, false,
+      {"copied directory (other path, other identity)", "fh1:cc", file("A"), approved({"A"}, "/old", "fh1:aa"),
+       false, true, Verdict::ask},
+      // No identity: nothing can be remembered, nothing loads unasked.
+      {"no identity, approvals of the path", std::nullopt, file("A"), approved({"A"}), false, false,
        Verdict::ignore},
-      {"symlink on first sight", std::nullopt, file("B", T, true), {}, false, false, Verdict::accept},
-      // Nested: an enclosing workspace's agent can write anywhere below it.
-      {"first sight, enclosing sessions began before the change", std::nullopt, file("B", T),
-       {rec("A", "A", T - 100, {}, "/p")}, false, false, Verdict::ignore},
-      {"first sight, enclosing sessions began before the change, terminal", std::nullopt, file("B", T),
-       {rec("A", "A", T - 100, {}, "/p")}, false, true, Verdict::ask},
-      {"first sight, file older than any enclosing session", std::nullopt, file("B", T - 1000),
-       {rec("A", "A", T - 100, {}, "/p")}, false, false, Verdict::accept},
-      {"first sight, changed within the clock slack of the first enclosing session", std::nullopt,
-       file("B", T - 100 - kClockSlackSeconds), {rec("A", "A", T - 100, {}, "/p")}, false, false, Verdict::ignore},
-      {"first sight, enclosing session running", std::nullopt, file("B", T - 1000),
-       {rec("A", "A", 0, {{"s2", T - 5}}, "/p")}, false, false, Verdict::ignore},
-      {"first sight, enclosing workspace never had a session", std::nullopt, file("B", T),
-       {rec("A", std::nullopt, 0, {}, "/p")}, false, false, Verdict::accept},
-      {"own record says user edit, but an enclosing session may have made it", rec("A", "A", T - 100), file("B", T),
-       {rec("A", "A", T - 50, {}, "/p")}, false, false, Verdict::ignore},
-      {"enclosing suspicion, accepted on the command line", std::nullopt, file("B", T),
-       {rec("A", "A", T - 100, {}, "/p")}, true, false, Verdict::accept},
-      {"accepted content loads whatever enclosing workspaces did", rec("B", "B", T - 100), file("B", T),
-       {rec("A", "A", T - 100, {}, "/p")}, false, false, Verdict::load},
+      {"no identity, terminal", std::nullopt, file("A"), std::nullopt, false, true, Verdict::ask},
+      // The user's word on the host's command line.
+      {"flag, never approved", "fh1:aa", file("A"), std::nullopt, true, false, Verdict::accept},
+      {"flag, changed content", "fh1:aa", file("B"), approved({"A"}), true, true, Verdict::accept},
+      {"flag, other identity", "fh1:bb", file("A"), approved({"A"}), true, false, Verdict::accept},
+      {"flag, no identity", std::nullopt, file("A"), std::nullopt, true, false, Verdict::accept},
+      {"flag, already approved: just load", "fh1:aa", file("A"), approved({"A"}), true, false, Verdict::load},
   };
   for (const Row& row : rows) {
     CAPTURE(row.name);
     ApprovalInput in;
-    in.record = row.record;
+    in.workspace = "/w";
+    in.identity = row.identity;
     in.file = row.file;
-    in.enclosing = row.enclosing;
+    in.approvals = row.approvals;
     in.accept_flag = row.accept_flag;
     in.can_ask = row.can_ask;
     const ApprovalDecision d = decide_workspace_config(in);
@@ -112,22 +89,63 @@ TEST_CASE("workspace config approval: decision table") {
   }
 }
 
-TEST_CASE("workspace config approval: the record survives its text form") {
-  const WorkspaceRecord r =
-      rec(std::string(64, 'a'), std::string(64, 'b'), T, {{"0123456789ab", T + 1}, {"ba9876543210", T + 2}});
-  const WorkspaceRecord back = parse_record(render_record(r));
-  CHECK(back.accepted == r.accepted);
-  CHECK(back.ended == r.ended);
-  CHECK(back.first_session == T);
-  REQUIRE(back.open.size() == 2);
-  CHECK(back.open[1].id == "ba9876543210");
-  CHECK(back.open[1].start == T + 2);
-  const WorkspaceRecord none = parse_record(render_record(rec(kAbsentConfig, std::nullopt)));
-  CHECK(none.accepted == kAbsentConfig);
-  CHECK_FALSE(none.ended);
-  CHECK(none.open.empty());
+TEST_CASE("workspace config approval: the reason says what happened") {
+  ApprovalInput in;
+  in.workspace = "/w";
+  in.identity = "fh1:aa";
+  in.file = file("B");
+  in.approvals = approved({"A"});
+  CHECK(decide_workspace_config(in).why == "it changed since you approved it");
+  in.approvals.reset();
+  CHECK(decide_workspace_config(in).why.find("not approved it in this directory") != std::string::npos);
+  in.identity.reset();
+  CHECK(decide_workspace_config(in).why.find("no identity") != std::string::npos);
+}
+
+TEST_CASE("workspace config approval: the approvals survive their text form; the list is bounded") {
+  const WorkspaceApprovals a = approved({std::string(64, 'a'), std::string(64, 'b')}, "/home/u/p\nq");
+  const WorkspaceApprovals back = parse_approvals(render_approvals(a));
+  CHECK(back.workspace == "/home/u/p\\nq");  // stored escaped: one line, safe to cat
+  CHECK(back.identity == a.identity);
+  CHECK(back.contents == a.contents);
   // A line a newer version adds is skipped, not fatal.
-  CHECK(parse_record("future-key x\naccepted abc\n").accepted == "abc");
+  CHECK(parse_approvals("future-key x\napproved abc\n").contents == std::vector<std::string>{"abc"});
+
+  WorkspaceApprovals many = approved({});
+  for (std::size_t i = 0; i < kMaxApprovedContents + 3; ++i) many = with_approved(many, std::to_string(i));
+  REQUIRE(many.contents.size() == kMaxApprovedContents);
+  CHECK(many.contents.front() == "3");
+  CHECK(many.contents.back() == std::to_string(kMaxApprovedContents + 2));
+  // Approving again moves it to the newest place, once.
+  many = with_approved(many, "5");
+  CHECK(many.contents.size() == kMaxApprovedContents);
+  CHECK(many.contents.back() == "5");
+  CHECK(std::count(many.contents.begin(), many.contents.end(), "5") == 1);
+}
+
+TEST_CASE("workspace config approval: what the question shows it adds over the global config") {
+  const ConfigLayer base = load_config("domains: [github.com, pypi.org]\nignore: [.env]\nreadonly: [.git]\n",
+                                       "/home/u/.cagent/config.yaml", LayerKind::base);
+  const ConfigLayer ws = load_config(
+      "domains: [GitHub.com., evil.example, \"\\e[2Jx.example\"]\nignore: [.env, secrets/]\nreadonly: [docs/]\n"
+      "extra_args: [--privileged]\ndns_resolvers: ['203.0.113.5']\nconnection_gate: false\n",
+      "/w/.cagent.yaml", LayerKind::workspace);
+  const std::vector<std::string> untrusted = describe_additions(base, ws, false);
+  REQUIRE(untrusted.size() == 6);
+  // github.com is already there (case and trailing dot do not matter); the
+  // escape sequence reaches no terminal.
+  CHECK(untrusted[0] == "domains the cage may reach: evil.example, \\x1b[2Jx.example");
+  CHECK(untrusted[1] == "ignore (hidden from the agent): secrets/");
+  CHECK(untrusted[2] == "readonly: docs/");
+  CHECK(untrusted[3] == "extra_args: --privileged (ignored: this workspace is not trusted)");
+  CHECK(untrusted[4] == "dns_resolvers: 203.0.113.5 (ignored: this workspace is not trusted)");
+  CHECK(untrusted[5] == "connection_gate: false (ignored: this workspace is not trusted)");
+  const std::vector<std::string> trusted = describe_additions(base, ws, true);
+  CHECK(trusted[3] == "extra_args: --privileged (applies: this workspace is in ~/.cagent/trusted)");
+  // Asking for more protection needs no trust.
+  CHECK(describe_additions(base, load_config("connection_gate: true\n", "w", LayerKind::workspace), false) ==
+        std::vector<std::string>{"connection_gate: true (applies)"});
+  CHECK(describe_additions(base, load_config("domains: [pypi.org]\n", "w", LayerKind::workspace), false).empty());
 }
 
 TEST_CASE("workspace config approval: inspecting the file") {
@@ -139,37 +157,41 @@ TEST_CASE("workspace config approval: inspecting the file") {
   const ConfigFileState s = inspect_config_file(ws / ".cagent.yaml");
   REQUIRE(s.content);
   CHECK(*s.content == "domains: [a.example]\n");
-  CHECK(s.hash.size() == 64);
+  CHECK(s.hash == sha256_hex("domains: [a.example]\n"));
   CHECK_FALSE(s.symlink);
-  CHECK(s.ctime > 0);
   // A FIFO under the name must neither hang cagent nor count as a file.
   const auto fifo = ws / "fifo";
   REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
   CHECK_FALSE(inspect_config_file(fifo).content);
-  std::filesystem::create_symlink(".cagent.yaml", ws / "link.yaml");
+  fs::create_symlink(".cagent.yaml", ws / "link.yaml");
   const ConfigFileState l = inspect_config_file(ws / "link.yaml");
   CHECK(l.symlink);
   CHECK(l.hash == s.hash);
 }
 
-TEST_CASE("workspace config approval: records per workspace, enclosing ones found") {
+TEST_CASE("workspace config approval: the store keys approvals by path and identity, under CAGENT_HOME only") {
   TempDir t;
-  WorkspaceRecords records(t / "cagent");
-  records.lock();
-  CHECK_FALSE(records.load("/a/b"));
-  records.save(rec("A", "A", T, {}, "/a"));
-  records.save(rec("C", std::nullopt, 0, {{"s", T}}, "/a/b/c"));
-  const auto c = records.load("/a/b/c");
-  REQUIRE(c);
-  CHECK(c->accepted == "C");
-  CHECK(c->path == "/a/b/c");
-  const auto up = records.enclosing("/a/b/c/d");
-  REQUIRE(up.size() == 2);
-  CHECK(up[0].path == "/a/b/c");
-  CHECK(up[1].path == "/a");
-  CHECK(records.enclosing("/a").empty());
-  records.unlock();
+  const ApprovalStore store(t / "cagent");
+  CHECK_FALSE(store.load("/a", "fh1:aa"));
+  store.approve("/a", "fh1:aa", "A");
+  store.approve("/a", "fh1:aa", "B");
+  const auto a = store.load("/a", "fh1:aa");
+  REQUIRE(a);
+  CHECK(a->workspace == "/a");
+  CHECK(a->contents == std::vector<std::string>{"A", "B"});
+  CHECK_FALSE(store.load("/a", "fh1:bb"));  // the same path, another directory
+  CHECK_FALSE(store.load("/b", "fh1:aa"));  // the same directory, renamed
+  // One file per workspace directory, private, and no temporary left.
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(t / "cagent/approvals")) files.push_back(e.path());
+  REQUIRE(files.size() == 1);
   struct stat st {};
-  REQUIRE(::stat((t / "cagent/workspaces").c_str(), &st) == 0);
+  REQUIRE(::stat(files[0].c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  REQUIRE(::stat((t / "cagent/approvals").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0700);
+  // A record whose path or identity line does not match its name is no
+  // approval (a file copied over another's name).
+  write_file(files[0], render_approvals(approved({"A"}, "/elsewhere", "fh1:aa")), 0600);
+  CHECK_FALSE(store.load("/a", "fh1:aa"));
 }

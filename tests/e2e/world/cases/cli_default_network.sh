@@ -15,7 +15,7 @@ printf 'domains: ["allowed.test"]\n' >"$ws/.cagent.yaml"
 printf 'dns_resolvers: ["127.0.0.1:9"]\ndomains: ["allowed.test"]\n' >"$E2E_TMP/global.yaml"
 chown_workspace "$ws"
 rc=0
-out=$(cd "$ws" && cagent_env timeout 120 "$E2E_CAGENT" --no-update -c "$E2E_TMP/global.yaml" \
+out=$(cd "$ws" && cagent_env timeout 120 "$E2E_CAGENT" --no-update $(accept_tests_config "$ws") -c "$E2E_TMP/global.yaml" \
         --arg="--label=cagent.e2e.run=$RUN_ID" \
         -- sh -c 'echo in-cage-$(id -u)' </dev/null 2>"$E2E_TMP/err") || rc=$?
 expect_eq "cagent -- cmd on the default network exits 0" "$rc" 0

@@ -27,7 +27,7 @@ printf '\nimage_packages:\n  - bc\n' >>"$HOME2/.cagent/config.yaml"
 
 run2() {  # like run_cagent, with this case's home and tag, and update checks on
   (cd "$ws" && env HOME="$HOME2" CAGENT_HOME="$HOME2/.cagent" CAGENT_IMAGE="$TAG" CAGENT_CONTEXT="$ctx" \
-      CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" timeout --kill-after=10 900 "$E2E_CAGENT" --ca-cert system \
+      CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" timeout --kill-after=10 900 "$E2E_CAGENT" --ca-cert system $(accept_tests_config "$ws") \
       --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" \
       -- sh -c 'command -v bc >/dev/null && echo "bc=yes" || echo "bc=no"; cat /etc/cagent-user-layer 2>/dev/null || echo "layer=none"' \
       </dev/null 2>"$E2E_TMP/err")

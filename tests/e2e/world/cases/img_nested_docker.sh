@@ -37,7 +37,7 @@ rc=0
 dns_before=$(dns_log_lines)   # the world's query log is the whole run's: look only at this case's lines
 out=$(cd "$ws" && env PATH="$E2E_TMP/bin:$PATH" HOME="$HOME2" CAGENT_HOME="$HOME2/.cagent" CAGENT_IMAGE="$TAG" \
         CAGENT_CONTEXT="$ctx" CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" timeout --kill-after=10 900 "$E2E_CAGENT" \
-        --no-update --ca-cert system --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" -- sh -c '
+        --no-update --ca-cert system $(accept_tests_config "$ws") --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" -- sh -c '
   i=0; while [ $i -lt 120 ] && ! docker version >/dev/null 2>&1; do sleep 0.25; i=$((i+1)); done
   echo "DOCKER_HOST=$DOCKER_HOST"
   echo "server=$(docker version --format "{{.Server.Version}}" 2>&1 | head -1)"

@@ -11,7 +11,7 @@ for sig in INT TERM; do
   # env --default-signal: a background job of a non-interactive shell starts
   # with SIGINT ignored; cagent must see the signal as a terminal would send it.
   (cd "$ws" && exec env HOME="$E2E_HOME" CAGENT_HOME="$E2E_HOME/.cagent" CAGENT_IMAGE="$CAGENT_IMAGE_TAG" \
-      env --default-signal=INT,TERM "$E2E_CAGENT" --no-update --arg="--network=$NET" \
+      env --default-signal=INT,TERM "$E2E_CAGENT" --no-update $(accept_tests_config "$ws") --arg="--network=$NET" \
       --arg="--label=cagent.e2e.run=$RUN_ID" --arg="--label=cagent.e2e.cage=$label" \
       -- sh -c "touch /workspace/started; $(cage_wait_file never)" ) \
     </dev/null >"$E2E_TMP/out" 2>"$E2E_TMP/err" &

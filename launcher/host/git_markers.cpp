@@ -1,0 +1,148 @@
+#include "launcher/host/git_markers.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "launcher/host/file_identity.hpp"
+#include "launcher/host/scan.hpp"
+#include "launcher/host/text.hpp"
+#include "launcher/unique_fd.hpp"
+
+namespace cagent::launcher::host {
+namespace fs = std::filesystem;
+namespace {
+
+struct DirCloser {
+  void operator()(DIR* d) const { ::closedir(d); }
+};
+using DirHandle = std::unique_ptr<DIR, DirCloser>;
+
+fs::file_type type_of(int dir_fd, const dirent& e) {
+  switch (e.d_type) {
+    case DT_DIR: return fs::file_type::directory;
+    case DT_REG: return fs::file_type::regular;
+    case DT_LNK: return fs::file_type::symlink;
+    case DT_UNKNOWN: break;  // the filesystem does not say: ask
+    default: return fs::file_type::unknown;
+  }
+  struct stat st {};
+  if (::fstatat(dir_fd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) return fs::file_type::unknown;
+  if (S_ISDIR(st.st_mode)) return fs::file_type::directory;
+  if (S_ISREG(st.st_mode)) return fs::file_type::regular;
+  if (S_ISLNK(st.st_mode)) return fs::file_type::symlink;
+  return fs::file_type::unknown;
+}
+
+std::string shown(const std::string& relative) { return relative.empty() ? "." : printable(relative); }
+
+std::string what(GitMarker::Kind kind) {
+  switch (kind) {
+    case GitMarker::Kind::git_dir: return "a new .git directory";
+    case GitMarker::Kind::git_file: return "a new .git file: it sends git to the directory it names";
+    case GitMarker::Kind::git_symlink: return "a new .git symlink";
+    case GitMarker::Kind::bare_repository: return "git takes it for a bare repository: HEAD, objects/, refs/";
+  }
+  return "";
+}
+
+}  // namespace
+
+void GitDirNames::see(std::string_view name) {
+  if (name == "HEAD") head_ = true;
+  if (name == "objects") objects_ = true;
+  if (name == "refs") refs_ = true;
+}
+
+std::optional<GitMarker::Kind> git_entry_kind(fs::file_type type) {
+  switch (type) {
+    case fs::file_type::directory: return GitMarker::Kind::git_dir;
+    case fs::file_type::regular: return GitMarker::Kind::git_file;
+    case fs::file_type::symlink: return GitMarker::Kind::git_symlink;
+    default: return std::nullopt;
+  }
+}
+
+GitMarkerWalk find_git_markers(const fs::path& root, const std::set<std::string>& skip) {
+  GitMarkerWalk out;
+  // Depth-first with an explicit stack: one directory open at a time,
+  // however deep the agent nested them.
+  std::vector<std::string> pending{""};
+  while (!pending.empty()) {
+    const std::string rel = std::move(pending.back());
+    pending.pop_back();
+    const fs::path dir = rel.empty() ? root : root / rel;
+    if (dir.native().size() > kMaxScanPath) {
+      out.unchecked.push_back(rel);
+      continue;
+    }
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    DirHandle listing(fd.valid() ? ::fdopendir(fd.get()) : nullptr);
+    if (!listing) {
+      out.unchecked.push_back(rel);
+      continue;
+    }
+    fd.release();  // the DIR owns it now
+    GitDirNames names;
+    std::vector<std::string> subdirs;
+    while (const dirent* e = ::readdir(listing.get())) {
+      const std::string_view name = e->d_name;
+      if (name == "." || name == "..") continue;
+      names.see(name);
+      const fs::file_type type = type_of(::dirfd(listing.get()), *e);
+      const std::string child = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
+      if (name == ".git") {
+        if (const auto kind = git_entry_kind(type)) {
+          out.markers.push_back({child, *kind, file_identity(root / child).value_or("")});
+        }
+        continue;  // a .git directory is one unit: never entered
+      }
+      if (type == fs::file_type::directory && !skip.contains(child)) subdirs.push_back(child);
+    }
+    if (names.all()) {
+      out.markers.push_back({rel, GitMarker::Kind::bare_repository, file_identity(dir).value_or("")});
+    }
+    pending.insert(pending.end(), subdirs.begin(), subdirs.end());
+  }
+  std::sort(out.markers.begin(), out.markers.end(),
+            [](const GitMarker& a, const GitMarker& b) { return a.relative < b.relative; });
+  std::sort(out.unchecked.begin(), out.unchecked.end());
+  return out;
+}
+
+std::vector<GitMarker> new_git_markers(const std::vector<GitMarker>& before, const std::vector<GitMarker>& after) {
+  std::vector<GitMarker> fresh;
+  for (const GitMarker& m : after) {
+    if (std::find(before.begin(), before.end(), m) == before.end()) fresh.push_back(m);
+  }
+  return fresh;
+}
+
+std::vector<std::string> describe_new_git_markers(const std::vector<GitMarker>& markers,
+                                                  const std::vector<std::string>& unchecked, std::size_t limit) {
+  std::vector<std::string> lines;
+  if (!markers.empty()) {
+    lines.push_back("this session created " +
+                    (markers.size() == 1 ? std::string("a git repository") :
+                                           std::to_string(markers.size()) + " git repositories") +
+                    " in the workspace: git run there on the host (also by a shell prompt that shows git status) "
+                    "runs its hooks and config, such as core.fsmonitor, as you; read or remove before using git there:");
+    for (std::size_t i = 0; i < markers.size() && i < limit; ++i) {
+      lines.push_back("  " + shown(markers[i].relative) + " (" + what(markers[i].kind) + ")");
+    }
+    if (markers.size() > limit) lines.push_back("  … and " + std::to_string(markers.size() - limit) + " more");
+  }
+  if (!unchecked.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < unchecked.size() && i < limit; ++i) list += (i ? ", " : "") + shown(unchecked[i]);
+    if (unchecked.size() > limit) list += " and " + std::to_string(unchecked.size() - limit) + " more";
+    lines.push_back("could not look for new git repositories in " + list +
+                    " (unreadable or nested too deep): check them before using git there");
+  }
+  return lines;
+}
+
+}  // namespace cagent::launcher::host

@@ -1,0 +1,76 @@
+#pragma once
+// Git repositories a session created in the workspace.
+//
+// A git repository runs code of its own choosing on the host: its hooks and
+// its config (core.fsmonitor, core.hooksPath, core.pager, aliases …) take
+// effect for any git command run inside it — including the `git status`
+// that a shell prompt runs on every `cd`. The `.git` readonly pattern only
+// covers repositories that existed when the session started; the agent can
+// `git init vendor/lib` and set core.fsmonitor there, or plant a `.git` file
+// or symlink pointing git at a directory of its making, or make a directory
+// git takes for a bare repository (HEAD, objects/, refs/ in it). cagent
+// cannot stop that without breaking `git init`, so at the end of a session,
+// once the container is gone, it names each of them.
+//
+//   start: scan_workspace() records the markers it passes (scan.hpp)
+//   end:   find_git_markers() walks again ─▶ new_git_markers() (pure diff)
+//          ─▶ describe_new_git_markers() ─▶ one warning, bounded
+//
+// A marker is an entry named `.git` (directory, file or symlink) outside
+// any .git directory, or a directory holding HEAD, objects and refs. The
+// walk at the end never follows a symlink, never enters a .git directory,
+// and skips what the session could not write: directories the start scan
+// hid whole (ignored, or unscannable) or mounted read-only.
+
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cagent::launcher::host {
+
+struct GitMarker {
+  enum class Kind { git_dir, git_file, git_symlink, bare_repository };
+  std::string relative;  // the .git entry, or the bare repository's directory ("" = the workspace)
+  Kind kind = Kind::git_dir;
+  std::string identity;  // file_identity(), "" when the filesystem gives none
+  bool operator==(const GitMarker&) const = default;
+};
+
+// Whether a directory's entry names make git take it for a repository itself.
+class GitDirNames {
+ public:
+  void see(std::string_view name);
+  bool all() const { return head_ && objects_ && refs_; }
+
+ private:
+  bool head_ = false, objects_ = false, refs_ = false;
+};
+
+// The marker for an entry named `.git` of this type (from lstat), or none
+// for a type git would not use (FIFO, socket, device).
+std::optional<GitMarker::Kind> git_entry_kind(std::filesystem::file_type type);
+
+struct GitMarkerWalk {
+  std::vector<GitMarker> markers;       // sorted by relative
+  std::vector<std::string> unchecked;   // directories that could not be listed (relative)
+};
+
+// The end-of-session walk of `root`. `skip`: relative directories not to
+// enter (hidden or read-only in the session).
+GitMarkerWalk find_git_markers(const std::filesystem::path& root, const std::set<std::string>& skip);
+
+// The markers of `after` that `before` lacks: a new path, or one whose kind
+// or identity changed (replaced during the session).
+std::vector<GitMarker> new_git_markers(const std::vector<GitMarker>& before, const std::vector<GitMarker>& after);
+
+// The warning for the user, line by line (paths escaped): a line saying why,
+// then at most `limit` markers, "… and N more", and the unchecked
+// directories (at most `limit`). Empty when there is nothing to say.
+std::vector<std::string> describe_new_git_markers(const std::vector<GitMarker>& markers,
+                                                  const std::vector<std::string>& unchecked, std::size_t limit);
+
+}  // namespace cagent::launcher::host

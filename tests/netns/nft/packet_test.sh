@@ -263,21 +263,26 @@ except socket.timeout: print("attacker saw nothing")
 except OSError as e: print("attacker:" + e.__class__.__name__)
 PY
 chmod 0644 "$tmp"/*.py
-forged() {  # forged WANT UPSTREAM_HOST UPSTREAM_PORT
-  local want=$1 host=$2 p=$3 d got
+forged() {  # forged WANT ATTACKER_WANT UPSTREAM_HOST UPSTREAM_PORT WHAT
+  # WANT: what dnsguard's socket reads first; ATTACKER_WANT: the attacker's
+  # last line ("attacker got the query" or "attacker saw nothing").
+  local want=$1 awant=$2 host=$3 p=$4 what=$5 d got alog
   d=$(mktemp -d "$tmp/forged.XXXX"); chmod 0777 "$d"
   C setpriv --reuid 4343 --regid 4343 --clear-groups "$py" "$tmp/attacker.py" "$host" "$p" "$d" >"$d/attacker.log" 2>&1 &
   local apid=$!
-  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/victim.py" "$host" "$p" "$d" 2>&1 | tail -1)
-  wait "$apid"
-  if [ "$got" = "$want" ]; then echo "ok:   forged upstream $host:$p → dnsguard got $got ($(cat "$d/attacker.log"))"
-  else echo "FAIL: forged upstream $host:$p → wanted $want, dnsguard got $got ($(cat "$d/attacker.log"))"; failures=$((failures + 1)); fi
+  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/victim.py" "$host" "$p" "$d" 2>&1 | tail -1) || true
+  wait "$apid" || true
+  alog=$(tr '\n' ' ' <"$d/attacker.log")
+  if [ "$got" = "$want" ] && [ "$(tail -1 "$d/attacker.log")" = "$awant" ]; then
+    echo "ok:   $what: forged upstream $host:$p → dnsguard got $got ($alog)"
+  else
+    echo "FAIL: $what: forged upstream $host:$p → wanted $want / $awant, dnsguard got $got ($alog)"
+    failures=$((failures + 1))
+  fi
 }
 C sysctl -qw net.ipv4.ip_unprivileged_port_start=0
 # Docker's embedded resolver as the upstream (root's socket in the cage,
 # as dockerd opens it): the real answer must win.
-C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.11:53 --local-resolver 127.0.0.11,0 \
-  --onlink6 2001:db8:100::/64
 C nft -f - <<NFT
 table ip dockersim {
   chain OUTPUT {
@@ -290,7 +295,14 @@ table ip dockersim {
   }
 }
 NFT
-forged reply:docker:q 127.0.0.11 53
+# Control: without the cage's table the attack works in this setup — the
+# seed lands in dnsguard's socket and the query goes to the attacker —, so
+# the pass below is the ruleset's doing.
+C nft delete table inet cagent
+forged reply:seed "attacker got the query" 127.0.0.11 53 "control: no cage ruleset"
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.11:53 --local-resolver 127.0.0.11,0 \
+  --onlink6 2001:db8:100::/64
+forged reply:docker:q "attacker saw nothing" 127.0.0.11 53 "cage ruleset: the real answer wins"
 C nft delete table ip dockersim
 
 # The same upstream, attacked through Docker's NAT port instead: dnsguard's
@@ -438,8 +450,11 @@ check reply:dnsguard:q agent udp 127.0.0.1 5354
 
 # An upstream endpoint in the cage that nobody serves: the agent binds it
 # and would simply receive the queries.
+# Control: without the cage's table the attacker gets the query.
+C nft delete table inet cagent
+forged reply:seed "attacker got the query" 127.0.0.12 5354 "control: no cage ruleset"
 C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.12:5354 --onlink6 2001:db8:100::/64
-forged timeout 127.0.0.12 5354
+forged timeout "attacker saw nothing" 127.0.0.12 5354 "cage ruleset"
 C sysctl -qw net.ipv4.ip_unprivileged_port_start=1024
 
 # Nested Docker's link (sysbox): root in the engine's sandbox has raw

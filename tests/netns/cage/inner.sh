@@ -153,6 +153,9 @@ set4=$(nft list set inet cagent allow4 2>&1)
 [[ $set4 == *192.0.2.83* ]] && ok "the sandbox's lookup put its address into the cage's allow4" || bad "allow4: $set4"
 wait $ci; rc=$?
 [[ $rc == 0 ]] && ok "nested engine checks passed" || { bad "nested engine checks: cage-init exited $rc"; cat "$CAGE_TMP/err-nested" >&2; }
+# Control for 6c's "no link: dnsguard's copy leaves the link's address out".
+grep -q "100.127.255.253" "$CAGE_TMP/run/policy.toml" && ok "with the link: dnsguard's copy names the link's address" \
+  || bad "with the link: dnsguard's copy lacks 100.127.255.253: $(grep "^listen" "$CAGE_TMP/run/policy.toml")"
 grep -q "warning" "$CAGE_TMP/err-nested" && bad "nested run warned: $(grep warning "$CAGE_TMP/err-nested")" || ok "nested run: no warning"
 grep -q "secret.denied.test" "$CAGE_TMP/world-queries.log" && bad "a denied name from the sandbox reached the world" \
   || ok "denied names from the sandbox never reached the world's DNS"

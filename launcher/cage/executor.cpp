@@ -29,7 +29,7 @@
 #include <type_traits>
 
 #include "launcher/cage/dns_probe.hpp"
-#include "launcher/cage/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 #include "launcher/cage/accounts.hpp"
 #include "launcher/cage/nested.hpp"
 #include "launcher/cage/privileges.hpp"

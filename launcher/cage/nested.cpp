@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "launcher/cage/system.hpp"
-#include "launcher/cage/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 extern char** environ;
 

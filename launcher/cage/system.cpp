@@ -1,6 +1,6 @@
 #include "launcher/cage/system.hpp"
 
-#include "launcher/cage/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 #include <fcntl.h>
 #include <ifaddrs.h>

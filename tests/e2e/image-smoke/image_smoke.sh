@@ -12,7 +12,7 @@ timeout 10 docker info >/dev/null 2>&1 || skip "no Docker engine"
 docker image inspect "$image" >/dev/null 2>&1 || skip "image $image not built (docker build -f image/Dockerfile -t $image .)"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-probe=$here/../../e2e/world/cage_probe.py
+probe=$here/../world/cage_probe.py
 [[ -f $probe ]] || { echo "not ok - the in-cage probe $probe is missing"; exit 1; }
 
 tmp=$(mktemp -d /tmp/cage-image.XXXXXX)

@@ -8,7 +8,8 @@
 // covers repositories that existed when the session started; the agent can
 // `git init vendor/lib` and set core.fsmonitor there, or plant a `.git` file
 // or symlink pointing git at a directory of its making, or make a directory
-// git takes for a bare repository (HEAD, objects/, refs/ in it). cagent
+// git takes for a repository itself (HEAD, and objects/ and refs/, or a
+// commondir file naming where they are). cagent
 // cannot stop that without breaking `git init`, so at the end of a session,
 // once the container is gone, it names each of them.
 //
@@ -17,7 +18,8 @@
 //          ─▶ describe_new_git_markers() ─▶ one warning, bounded
 //
 // A marker is an entry named `.git` (directory, file or symlink) outside
-// any .git directory, or a directory holding HEAD, objects and refs. The
+// any .git directory, or a directory git takes for a git directory (see
+// GitDirNames). The
 // walk at the end never follows a symlink, never enters a .git directory,
 // and skips what the session could not write: directories the start scan
 // hid whole (ignored, or unscannable) or mounted read-only.
@@ -33,21 +35,28 @@
 namespace cagent::launcher::host {
 
 struct GitMarker {
-  enum class Kind { git_dir, git_file, git_symlink, bare_repository };
+  // bare_repository: HEAD, objects/ and refs/; linked_git_dir: HEAD and a
+  // commondir file (a worktree's private git directory; git reads config
+  // and hooks from the common directory it names).
+  enum class Kind { git_dir, git_file, git_symlink, bare_repository, linked_git_dir };
   std::string relative;  // the .git entry, or the bare repository's directory ("" = the workspace)
   Kind kind = Kind::git_dir;
   std::string identity;  // file_identity(), "" when the filesystem gives none
   bool operator==(const GitMarker&) const = default;
 };
 
-// Whether a directory's entry names make git take it for a repository itself.
+// Whether a directory's entry names make git take it for a git directory,
+// by git's own test (setup.c, is_git_directory) on the names alone: HEAD,
+// and either a commondir file (objects and refs are then the common
+// directory's) or objects and refs. Names only: no stat per entry.
 class GitDirNames {
  public:
   void see(std::string_view name);
-  bool all() const { return head_ && objects_ && refs_; }
+  // bare_repository, linked_git_dir, or none.
+  std::optional<GitMarker::Kind> kind() const;
 
  private:
-  bool head_ = false, objects_ = false, refs_ = false;
+  bool head_ = false, objects_ = false, refs_ = false, commondir_ = false;
 };
 
 // The marker for an entry named `.git` of this type (from lstat), or none

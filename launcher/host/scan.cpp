@@ -65,7 +65,7 @@ bool is_main_git_dir(const fs::path& dir) {
          !fs::exists(fs::symlink_status(dir / "commondir", ec));
 }
 
-// git's own test for a git directory (setup.c, is_git_directory): HEAD,
+// git's own test for a git directory (as GitDirNames, for one path): HEAD,
 // and objects/ and refs/ in its common directory — itself, or the one its
 // `commondir` file names (a worktree's private git directory).
 bool looks_like_git_dir(const fs::path& dir) {
@@ -230,8 +230,8 @@ class Scanner {
     if (in_git_ == 0) {
       GitDirNames names;
       for (const Listed& l : entries) names.see(l.entry.path().filename().native());
-      if (names.all()) {
-        result_.git_markers.push_back({rel_dir, GitMarker::Kind::bare_repository, file_identity(dir).value_or("")});
+      if (const auto kind = names.kind()) {
+        result_.git_markers.push_back({rel_dir, *kind, file_identity(dir).value_or("")});
         // Read-only whole when history is: its config and hooks run for git
         // on the host.
         if (protect_git_) protect_git_dir(dir);

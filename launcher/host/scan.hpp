@@ -41,8 +41,10 @@
 // read-only (protects_git_dirs(): one of them matches a directory `.git` at
 // the workspace root; the default `.git` does), every git directory the scan
 // finds in the workspace is read-only too, whatever its name: every `.git`
-// entry; every directory that holds HEAD, objects/ and refs/ (a bare
-// repository such as `.bare`);
+// entry; every directory git takes for a git directory (GitDirNames:
+// HEAD, and objects/ and refs/ — a bare repository such as `.bare` — or a
+// commondir file), and the common directory its `commondir` names, when that
+// lies in the workspace;
 // the git directory a `.git` file or symlink names, when it lies in the
 // workspace and git would take it for one (HEAD, and commondir or objects/
 // and refs/), and the common directory its `commondir` names, when that lies

@@ -318,6 +318,16 @@ TEST_CASE("scan: with .git read-only, every git directory in the workspace is, w
        {}},
       {"a bare repository anywhere", [](const TempDir& t) { make_repo(t, "ws/vendor/mirror.git"); },
        {"vendor/mirror.git"}, {}},
+      {"a linked git dir (HEAD and commondir) whose common dir has no HEAD",
+       [](const TempDir& t) {
+         t.file("ws/lib/HEAD", "ref: refs/heads/main\n");
+         t.file("ws/lib/commondir", "../.cache/c\n");
+         t.dir("ws/.cache/c/objects");
+         t.dir("ws/.cache/c/refs");
+         t.file("ws/.cache/c/config", "[core]\n\tpager = x\n");
+       },
+       {".cache/c", "lib"},
+       {}},
   };
   for (const Row& row : rows) {
     const std::string name = row.name;

@@ -4,8 +4,8 @@
 # their checkouts. With .git read-only (the default), every git directory
 # the start scan finds is read-only in the cage too — a bare repository
 # with worktrees (.git says "gitdir: ./.bare"), a git dir made with
-# --separate-git-dir (an absolute gitdir) — so the agent cannot plant a
-# command there. Positive controls: git log and git status work in the
+# --separate-git-dir (an absolute gitdir), a linked git dir (HEAD and a
+# commondir) and its common dir — so the agent cannot plant a command there. Positive controls: git log and git status work in the
 # cage in these layouts, and the rest of the workspace is writable.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 case_init
@@ -72,4 +72,27 @@ expect_match "control: git status works" "$out" 'status=0'
 expect_no_match "separate git dir: no 'not mounted' warning" "$err" 'not mounted'
 expect_eq "separate git dir: the host's config is unchanged" "$(sha256sum <"$ws/.gitdata/config")" "$config_before"
 ((CAGE_RC == 0)) || printf '%s\n' "$err"
+
+# A linked git directory: HEAD and a commondir naming a directory that has
+# objects/, refs/ and config but no HEAD. git takes lib/ for a repository
+# and runs that config (core.pager, aliases) for git log in lib/.
+ws=$E2E_TMP/linked
+mkdir -p "$ws/lib" "$ws/.cache"
+g clone -q --bare "$src" "$ws/.cache/c" || die "git clone --bare failed"
+mv "$ws/.cache/c/HEAD" "$ws/lib/HEAD"
+echo '../.cache/c' >"$ws/lib/commondir"
+[[ $(g -C "$ws/lib" rev-parse --git-dir 2>/dev/null) == . ]] || die "git does not take lib/ for a git directory"
+init_workspace "$ws" allowed.test
+config_before=$(sha256sum <"$ws/.cache/c/config")
+out=$(cage "$ws" "
+  cd /workspace
+  printf '[core]\n\tpager = %s\n' '$plant' 2>/dev/null >>.cache/c/config; echo \"config-write=\$?\"
+  echo x 2>/dev/null >lib/commondir; echo \"commondir-write=\$?\"
+  cd lib && echo \"log=\$(git log --oneline 2>&1 | head -n 1)\"")
+expect_eq "linked git dir: cagent exits 0" "$CAGE_RC" 0
+expect_match "linked git dir: the common dir's config is not writable" "$out" 'config-write=[1-9]'
+expect_match "linked git dir: its commondir file is not writable" "$out" 'commondir-write=[1-9]'
+expect_match "control: git log works in it" "$out" 'log=[0-9a-f]+ e2e first commit'
+expect_eq "linked git dir: the host's config is unchanged" "$(sha256sum <"$ws/.cache/c/config")" "$config_before"
+((CAGE_RC == 0)) || cage_err
 finish

@@ -40,7 +40,6 @@ struct GateVerdict {
   GateParse status = GateParse::need_more;
   GateName name;                  // when done (and, lowercased, when refused for its form)
   const char* reason = "";        // when reject: a short, fixed text for logs
-  bool ech = false;               // the ClientHello offers Encrypted Client Hello
   std::size_t end = 0;            // TLS, when done: stream bytes up to the end of the hello's record
 };
 

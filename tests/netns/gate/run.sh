@@ -274,6 +274,15 @@ for mode in "" --pipelined; do
   grep -Eq "^second=(reset|closed)" <<<"$out" && ok "another tenant's name in the second hello ${mode:+($mode) }is reset" \
     || bad "name switched after HRR ${mode}: $out"
 done
+# Encrypted Client Hello: a front end would serve the site named inside the
+# encrypted hello, which the gate cannot read. The same first hello with an
+# ECH extension is reset; without it (above) the server answered.
+out=$(hrr 198.51.100.13 h.gate.test h.gate.test --ech)
+grep -Eq "^first=(reset|closed)" <<<"$out" && ok "a ClientHello offering ECH is reset (the same without ECH is answered)" \
+  || bad "ECH hello: $out"
+grep -q 'gate refused name=h.gate.test dst=198.51.100.13:443 reason="Encrypted Client Hello offered' \
+  "$tmp/log/dnsguard.log" && ok "…and logged with its reason" \
+  || bad "no log line for the ECH refusal: $(grep 'gate refused' "$tmp/log/dnsguard.log" | tail -3)"
 grep -q " i.other.test$" "$tmp/sni.log" && bad "the server was asked for i.other.test: $(sort "$tmp/sni.log" | uniq -c)" \
   || ok "the server never saw the other tenant's name"
 grep -q 'gate refused name=i.other.test dst=198.51.100.13:443 reason="server name changed after HelloRetryRequest"' \

@@ -611,6 +611,36 @@ def case_mixed_case(args):
             check(all(probe(a) for a, _ in r["addrs"]), f"{name}: addresses in set")
 
 
+def case_no_channel_in_allowed_names(args):
+    """An allowed exact name must not carry the agent's data upstream: not in
+    the letter case of the question, not in an odd query type, not in how
+    often a negative answer is asked for again."""
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        r = query_udp("www.example.test")  # control: the legitimate path works
+        check(r["rcode"] == 0 and r["addrs"] and all(probe(a) for a, _ in r["addrs"]), "control: allowed A resolves")
+        before = len(cage.upstream_queries())
+        # Case: every spelling reaches the upstream as the same lowercase name.
+        for spelling in ("WwW.eXaMpLe.TeSt", "www.EXAMPLE.test"):
+            r = query_udp(spelling, 16)  # TXT: no record, a NODATA answer
+            check(r["rcode"] == 0 and r["question"] == r["sent_question"],
+                  f"{spelling} TXT answered, the client's spelling echoed: rcode {r['rcode']}")
+        sent = [q for q in cage.upstream_queries()[before:]]
+        check(len(sent) == 1 and sent[0][1] == "www.example.test" and sent[0][2] == "16",
+              f"one lowercase TXT query upstream, the NODATA kept for the second spelling: {sent}")
+        # Repetition: the negative answer is kept, nothing more goes upstream.
+        for _ in range(5):
+            query_udp("www.example.test", 16)
+        check(len(cage.upstream_queries()) == before + 1, f"repeats answered here: {cage.upstream_queries()[before:]}")
+        # Type: a type number nobody asks for is NOTIMP, answered here.
+        for qtype in (26725, 27756, 10):
+            check(query_udp("www.example.test", qtype)["rcode"] == 4, f"type {qtype} -> NOTIMP")
+        check(len(cage.upstream_queries()) == before + 1, f"odd types never reached the upstream: "
+              f"{cage.upstream_queries()[before:]}")
+        r = query_udp("www.example.test", 28)  # control: a common type still goes out
+        check(r["rcode"] == 0 and r["addrs"], f"control: AAAA resolves (rcode {r['rcode']})")
+
+
 def case_https_hints(args):
     with Cage(args, ZONE) as cage:
         cage.start_dnsguard()

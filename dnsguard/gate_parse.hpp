@@ -1,5 +1,5 @@
 #pragma once
-// The connection gate's parsers (issue 12): what name does the first flight
+// The connection gate's parsers: what name does the first flight
 // of a TLS or HTTP connection ask for? Pure functions over the bytes read so
 // far — no I/O, no allocation, no exceptions; every read bounds-checked.
 // The gate calls them again as more bytes arrive until they say done or

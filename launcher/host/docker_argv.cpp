@@ -60,7 +60,7 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   // as it. Only dnsguard (CAP_NET_BIND_SERVICE) may; cage-init checks it.
   add({"--sysctl", "net.ipv4.ip_unprivileged_port_start=1024"});
   if (spec.sysbox) {
-    // Nested Docker (issue 15): cage-init forwards the sandbox's packets
+    // Nested Docker: cage-init forwards the sandbox's packets
     // (through the forward chain) ...
     add({"--sysctl", "net.ipv4.ip_forward=1"});
     // ... and needs, for the sandbox (SYS_ADMIN: namespaces, mounts) and

@@ -87,7 +87,7 @@ BuildArgs default_build_args(const std::optional<std::string>& base, const std::
 // and so its hash, stay what they were.
 BuildArgs with_extra_packages(BuildArgs args, const std::vector<std::string>& packages);
 
-// Adds NESTED_DOCKER=1: the variant with a Docker engine (issue 15), built
+// Adds NESTED_DOCKER=1: the variant with a Docker engine, built
 // only for an engine that has sysbox-runc. Being a build arg, it is part of
 // the context hash, so the variant has its own ctx-* tag and an engine
 // without sysbox keeps exactly the default image (same args, same hash).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The connection gate against the real ruleset and the real dnsguard
-# (issue 12). A "cage" namespace (ruleset from nft-test-helper, dnsguard as
+# The connection gate against the real ruleset and the real dnsguard.
+# A "cage" namespace (ruleset from nft-test-helper, dnsguard as
 # uid 4242 with the gate on, clients as uid 4343) and a "world" namespace
 # (fake DNS, and HTTPS + HTTP servers where several names share an address),
 # joined by a veth pair; documentation addresses only, no route anywhere else.

@@ -1,4 +1,4 @@
-// The policy contract (issue 14): one schema, one writer, two readers.
+// The policy contract: one schema, one writer, two readers.
 //
 //   cagent      launcher/host render_policy_toml  ──▶ policy.toml
 //   dnsguard    dnsguard::load_config             ◀── policy.toml

@@ -70,6 +70,14 @@ void for_options(unsigned command, F f) {
   }
 }
 
+// The first lines of each rendered file, as comments: what it is and where
+// to change it.
+std::string generated_note(std::string_view comment, std::string_view what) {
+  return std::string(comment) + " " + std::string(what) +
+         ". Generated from cagent's option table\n" + std::string(comment) +
+         " (launcher/host/cli.cpp) by cagent-docs at build time; edit the table.\n";
+}
+
 // ---- man page ------------------------------------------------------------------
 
 // Text for a roff line: backslashes and hyphens escaped (so options print
@@ -302,9 +310,8 @@ std::string usage_text() {
 
 std::string render_man_page() {
   std::ostringstream out;
-  out << ".\\\" cagent(1). Generated from cagent's option table (launcher/host/cli.cpp) by\n"
-      << ".\\\" cagent-docs at build time; edit the table, not this file.\n"
-      << ".TH CAGENT 1 \"\" \"cagent " << roff(build_info::kVersion)
+  out << generated_note(".\\\"", "cagent(1)") << ".TH CAGENT 1 \"\" \"cagent "
+      << roff(build_info::kVersion)
       << "\" \"User Commands\"\n"
       // Paths and options read better ragged-right and unhyphenated.
       << ".ad l\n.nh\n"
@@ -359,8 +366,7 @@ std::string render_man_page() {
 
 std::string render_bash_completion() {
   std::ostringstream out;
-  out << "# bash completion for cagent(1). Generated from cagent's option table\n"
-      << "# (launcher/host/cli.cpp) by cagent-docs at build time; edit the table.\n"
+  out << generated_note("#", "bash completion for cagent(1)")
       << "_cagent_reply() { mapfile -t -O \"${#COMPREPLY[@]}\" COMPREPLY < <(\"$@\"); }\n"
       << "_cagent() {\n"
       << "  local cur=${COMP_WORDS[COMP_CWORD]} prev= opt= pre= sub=main i\n"
@@ -420,8 +426,7 @@ std::string render_bash_completion() {
 std::string render_zsh_completion() {
   std::ostringstream out;
   out << "#compdef cagent\n"
-      << "# zsh completion for cagent(1). Generated from cagent's option table\n"
-      << "# (launcher/host/cli.cpp) by cagent-docs at build time; edit the table.\n"
+      << generated_note("#", "zsh completion for cagent(1)")
       << "# (An action of _arguments cannot hold colons: this one stands for both.)\n"
       << "_cagent_words_or_files() { _alternative \"values:value:($*)\" 'files:file:_files'; }\n"
       << "_cagent() {\n"

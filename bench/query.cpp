@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "asio.hpp"
+#include "dnsguard/posix.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -45,14 +46,6 @@ std::uint64_t question_key(std::span<const std::uint8_t> wire_name, std::uint16_
   return name_hash(wire_name) ^ (std::uint64_t{qtype} * 0x9e3779b97f4a7c15ull);
 }
 
-// Owns a raw fd until it is handed to an Asio socket (release()).
-struct FdGuard {
-  int fd = -1;
-  ~FdGuard() {
-    if (fd >= 0) ::close(fd);
-  }
-  int release() noexcept { return std::exchange(fd, -1); }
-};
 
 void count_rcode(Report& r, const ResponseView& v) {
   switch (v.rcode) {
@@ -104,15 +97,15 @@ class Connector {
     ip.v6 = a.v6;
     std::memcpy(ip.bytes.data(), a.bytes.data(), a.v6 ? 16 : 4);
     const socklen_t len = to_sockaddr(ip, port_, ss);
-    FdGuard fd{::socket(a.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
-    if (fd.fd < 0) {
+    cagent::UniqueFd fd{::socket(a.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+    if (!fd.valid()) {
       ++stats_.other;
       return;
     }
     // Close with RST: no TIME_WAIT pile-up over tens of thousands of connects.
     const linger lg{1, 0};
-    ::setsockopt(fd.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    const int rc = ::connect(fd.fd, reinterpret_cast<const sockaddr*>(&ss), len);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    const int rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len);
     const int err = errno;
     if (rc == 0) {
       ++stats_.succeeded;
@@ -124,7 +117,7 @@ class Connector {
     }
     asio::ip::tcp::socket sock(ctx_);
     boost::system::error_code ec;
-    sock.assign(a.v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd.fd, ec);
+    sock.assign(a.v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd.get(), ec);
     if (ec) {
       ++stats_.other;
       return;

@@ -10,6 +10,7 @@
 
 #include "asio.hpp"
 #include "dnsguard/ip.hpp"
+#include "dnsguard/posix.hpp"
 
 #include <array>
 #include <atomic>
@@ -28,15 +29,7 @@ namespace asio = boost::asio;
 using asio::awaitable;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  Fd& operator=(Fd&&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
+using Fd = cagent::UniqueFd;
 
 std::string describe(const HostPort& hp) {
   return (hp.host.find(':') != std::string::npos ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
@@ -46,19 +39,19 @@ Fd bind_udp(const std::string& host, std::uint16_t port) {
   sockaddr_storage ss{};
   const socklen_t len = to_sockaddr(host, port, ss);
   Fd fd(::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (fd.fd < 0) throw std::runtime_error("udp socket for " + host + ": " + std::strerror(errno));
+  if (!fd.valid()) throw std::runtime_error("udp socket for " + host + ": " + std::strerror(errno));
   const int one = 1;
   // One socket per worker thread on the same port; the kernel spreads
   // clients over them by 4-tuple hash.
-  ::setsockopt(fd.fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   const int buf = 8 << 20;
-  ::setsockopt(fd.fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-  ::setsockopt(fd.fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
   // Wake up regularly to notice the stop flag (a blocked recvmmsg is not
   // interrupted when another thread handles the signal).
   const timeval tv{0, 200'000};
-  ::setsockopt(fd.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::bind(fd.fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
     const int err = errno;
     throw std::runtime_error("cannot bind udp " + host + ":" + std::to_string(port) + ": " + std::strerror(err));
   }
@@ -167,7 +160,7 @@ void serve(const ServeOptions& o) {
 
   std::vector<Fd> udp;
   udp.push_back(bind_udp(o.listen.host, o.listen.port));
-  const std::uint16_t port = bound_port(udp.front().fd);
+  const std::uint16_t port = bound_port(udp.front().get());
   for (unsigned i = 1; i < o.threads; ++i) udp.push_back(bind_udp(o.listen.host, port));
 
   asio::io_context ctx(1);
@@ -183,7 +176,7 @@ void serve(const ServeOptions& o) {
   });
 
   std::vector<std::jthread> workers;
-  for (auto& fd : udp) workers.emplace_back([&zone, &stop, f = fd.fd] { udp_worker(f, zone, stop); });
+  for (auto& fd : udp) workers.emplace_back([&zone, &stop, f = fd.get()] { udp_worker(f, zone, stop); });
 
   asio::co_spawn(ctx, tcp_accept_loop(acceptor, zone), [](std::exception_ptr) {});
   if (sink) asio::co_spawn(ctx, sink_loop(*sink), [](std::exception_ptr) {});

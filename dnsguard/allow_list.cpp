@@ -23,19 +23,41 @@ bool is_valid_hostname(std::string_view name) noexcept {
   return label != 0;
 }
 
+namespace {
+// Why `name` (lowercase, no trailing dot, "*." removed) is not a host name;
+// empty when it is one.
+std::string name_problem(std::string_view name) {
+  if (name.empty()) return "empty name";
+  if (name.size() > 253) return "name longer than 253 characters";
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = name.find('.', start);
+    const std::string_view label = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty()) return "empty label";
+    if (label.size() > 63) return "label longer than 63 characters";
+    for (const char c : label) {
+      if (c == '*') return "'*' is allowed only as the whole first label ('*.example.com')";
+      if (!is_label_byte(c)) return std::string("invalid character '") + c + "' (letters, digits, '-' and '_')";
+    }
+    if (label.front() == '-' || label.back() == '-') return "a label starts or ends with '-'";
+    if (dot == std::string_view::npos) return {};
+    start = dot + 1;
+  }
+}
+}  // namespace
+
 std::string normalize_pattern(std::string_view pattern) {
   std::string p(pattern);
   for (char& c : p)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   if (!p.empty() && p.back() == '.') p.pop_back();
   std::string_view name = p;
-  if (name.starts_with("*.")) name.remove_prefix(2);
-  if (name.find('*') != std::string_view::npos)
-    throw PatternError("'" + std::string(pattern) +
-                       "': '*' is only allowed as the whole first label ('*.example.com')");
-  if (!is_valid_hostname(name))
-    throw PatternError("'" + std::string(pattern) +
-                       "': not a host name (labels of 1-63 letters, digits, '-' or '_')");
+  if (name.starts_with("*.")) {
+    name.remove_prefix(2);
+    if (name.empty()) throw PatternError("'" + std::string(pattern) + "': '*.' needs a suffix, e.g. '*.example.com'");
+  }
+  if (const std::string why = name_problem(name); !why.empty())
+    throw PatternError("'" + std::string(pattern) + "': " + why);
   return p;
 }
 

@@ -21,7 +21,9 @@ class PatternError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Lowercases and strips one trailing dot; throws PatternError (message says
+// The one check of a domain pattern, for the host's config and for the
+// policy dnsguard reads: `name` exactly or `*.suffix`; lowercases and strips
+// one trailing dot; throws PatternError (message says
 // what is wrong) for anything that is not a valid exact name or `*.suffix`.
 std::string normalize_pattern(std::string_view pattern);
 

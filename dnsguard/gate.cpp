@@ -23,6 +23,7 @@
 #include <variant>
 
 #include "asio_glue.hpp"
+#include "posix.hpp"
 
 namespace cagent::dnsguard {
 
@@ -47,24 +48,18 @@ class Pipe {
   Pipe() noexcept {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
-      read_ = fds[0];
-      write_ = fds[1];
-      (void)::fcntl(write_, F_SETPIPE_SZ, kPipeSize);  // best effort: 64 KiB still works
+      read_.reset(fds[0]);
+      write_.reset(fds[1]);
+      (void)::fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);  // best effort: 64 KiB still works
     }
   }
-  ~Pipe() {
-    if (read_ >= 0) ::close(read_);
-    if (write_ >= 0) ::close(write_);
-  }
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  bool ok() const noexcept { return read_ >= 0; }
-  int read_end() const noexcept { return read_; }
-  int write_end() const noexcept { return write_; }
+  bool ok() const noexcept { return read_.valid(); }
+  int read_end() const noexcept { return read_.get(); }
+  int write_end() const noexcept { return write_.get(); }
 
  private:
-  int read_ = -1;
-  int write_ = -1;
+  UniqueFd read_;
+  UniqueFd write_;
 };
 
 // One direction of the relay: from → pipe → to, until `from` ends or

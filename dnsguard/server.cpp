@@ -22,6 +22,7 @@
 
 #include "asio_glue.hpp"
 #include "ldns_message.hpp"
+#include "posix.hpp"
 
 namespace cagent::dnsguard {
 
@@ -29,13 +30,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 using namespace asio::experimental::awaitable_operators;
-
-namespace {
-[[noreturn]] void throw_errno(const std::string& what) {
-  const int saved = errno;
-  throw std::system_error(saved, std::generic_category(), what);
-}
-}  // namespace
 
 Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log)
     : io_(io),
@@ -173,12 +167,12 @@ void Server::start_control() {
   // The directory is the access control: 0700 and ours, so no other uid
   // without CAP_DAC_OVERRIDE (the agent) can reach the socket's name. One
   // left by an earlier run is reused only if it is a real directory we own.
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir " + dir.string());
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir ", dir.native());
   struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) throw_errno("lstat " + dir.string());
+  if (::lstat(dir.c_str(), &st) != 0) throw_errno("lstat ", dir.native());
   if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())
     throw std::runtime_error(dir.string() + " is not a directory of dnsguard's own");
-  if (::chmod(dir.c_str(), 0700) != 0) throw_errno("chmod " + dir.string());
+  if (::chmod(dir.c_str(), 0700) != 0) throw_errno("chmod ", dir.native());
   ::unlink(sock.c_str());
   control_ = std::make_unique<asio::local::stream_protocol::acceptor>(io_);
   control_->open();

@@ -29,7 +29,7 @@
 #include <type_traits>
 
 #include "launcher/cage/dns_probe.hpp"
-#include "launcher/cage/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 #include "launcher/cage/accounts.hpp"
 #include "launcher/cage/nested.hpp"
 #include "launcher/cage/privileges.hpp"
@@ -479,35 +479,20 @@ class Runner {
   }
 
   int supervise(pid_t command) {
-    const sigset_t set = handled_signals();
-    while (true) {
-      siginfo_t info{};
-      const int sig = ::sigwaitinfo(&set, &info);
-      if (sig < 0) {
-        if (errno == EINTR) continue;
-        throw_errno("sigwaitinfo");
+    return reap_until(handled_signals(), command, [&](pid_t pid, int status) -> std::optional<int> {
+      if (pid == nested_engine_.outer) {
+        nested_engine_ = {};
+        log_line("the nested Docker engine " + describe_status(status));
+      } else if (pid == dnsguard_pid_) {
+        dnsguard_pid_ = -1;
+        // Fail closed: no restart into a possibly broken state and no
+        // fallback resolver; the ruleset stays, lookups now fail.
+        log_line("dnsguard " + describe_status(status) + "; DNS is unavailable for the rest of the session");
+      } else if (pid == command) {
+        return exit_code_of(status);
       }
-      if (sig == SIGTTOU || sig == SIGTTIN) continue;
-      if (sig != SIGCHLD) {
-        ::kill(command, sig);
-        continue;
-      }
-      int status = 0;
-      pid_t pid = 0;
-      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-        if (pid == nested_engine_.outer) {
-          nested_engine_ = {};
-          log_line("the nested Docker engine " + describe_status(status));
-        } else if (pid == dnsguard_pid_) {
-          dnsguard_pid_ = -1;
-          // Fail closed: no restart into a possibly broken state and no
-          // fallback resolver; the ruleset stays, lookups now fail.
-          log_line("dnsguard " + describe_status(status) + "; DNS is unavailable for the rest of the session");
-        } else if (pid == command) {
-          return exit_code_of(status);
-        }
-      }
-    }
+      return std::nullopt;
+    });
   }
 
   void stop_dnsguard() noexcept {

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "launcher/cage/system.hpp"
-#include "launcher/cage/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 extern char** environ;
 
@@ -353,19 +353,13 @@ void prepare_mounts(const step::StartNestedDocker& s, const std::string& fail_at
   sigemptyset(&set);
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  while (true) {
-    siginfo_t info{};
-    const int sig = ::sigwaitinfo(&set, &info);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) {
-      ::kill(engine, sig);
-      continue;
-    }
-    int status = 0;
-    pid_t pid = 0;
-    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      if (pid == engine) ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-    }
+  try {
+    ::_exit(reap_until(set, engine, [&](pid_t pid, int status) -> std::optional<int> {
+      if (pid != engine) return std::nullopt;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }));
+  } catch (const std::exception&) {
+    ::_exit(1);
   }
 }
 

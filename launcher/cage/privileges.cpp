@@ -1,6 +1,6 @@
 #include "launcher/cage/privileges.hpp"
 
-#include "launcher/cage/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 #include <grp.h>
 #include <linux/capability.h>

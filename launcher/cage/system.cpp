@@ -1,6 +1,6 @@
 #include "launcher/cage/system.hpp"
 
-#include "launcher/cage/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -202,6 +203,27 @@ void restrict_unprivileged_ports() {
     throw std::runtime_error(std::string(path) + " is " + std::to_string(now) +
                              " and cannot be raised to 1024 (any uid could bind a low port and pose as a "
                              "resolver); run the container with --sysctl net.ipv4.ip_unprivileged_port_start=1024");
+  }
+}
+
+int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::optional<int>(pid_t, int)>& ended) {
+  while (true) {
+    siginfo_t info{};
+    const int sig = ::sigwaitinfo(&set, &info);
+    if (sig < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("sigwaitinfo");
+    }
+    if (sig == SIGTTOU || sig == SIGTTIN) continue;
+    if (sig != SIGCHLD) {
+      ::kill(forward_to, sig);
+      continue;
+    }
+    int status = 0;
+    pid_t pid = 0;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (const std::optional<int> result = ended(pid, status)) return *result;
+    }
   }
 }
 

@@ -4,7 +4,12 @@
 // message starts with the step's name so cage-init's one-line failure report
 // says where it stopped.
 
+#include <signal.h>
+#include <sys/types.h>
+
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -33,6 +38,14 @@ std::vector<nft::Cidr> onlink_ipv6_prefixes();
 // namespace (raises net.ipv4.ip_unprivileged_port_start to 1024 if it can);
 // throws when they do not and cannot be made to.
 void restrict_unprivileged_ports();
+
+// An init's loop (cage-init supervising the command, the nested engine's
+// sandbox pid 1): takes the signals of `set` (already blocked) one at a
+// time; SIGCHLD reaps every child that ended and hands each to `ended(pid,
+// status)`, which returns a value to end the loop with it; SIGTTOU and
+// SIGTTIN are swallowed (a log line written while the command owns the
+// terminal must not stop us); every other signal goes to `forward_to`.
+int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::optional<int>(pid_t, int)>& ended);
 
 // Whole-file helpers (throw std::system_error naming the path).
 std::string read_file(const std::filesystem::path& path);

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <utility>
 
+#include "dnsguard/allow_list.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/policy.hpp"
 #include "launcher/host/text.hpp"
@@ -226,41 +227,6 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
   return m;
 }
 
-std::string normalize_domain(std::string_view name) {
-  std::string n = lower(name);
-  if (!n.empty() && n.back() == '.') n.pop_back();
-  if (n.empty()) throw PatternError("empty domain name");
-  std::string_view rest = n;
-  if (rest.substr(0, 2) == "*.") {
-    rest.remove_prefix(2);
-    if (rest.empty()) throw PatternError("'*.' needs a suffix, e.g. '*.example.com'");
-  }
-  if (rest.size() > 253) throw PatternError("domain name longer than 253 characters");
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t dot = rest.find('.', start);
-    const std::string_view label =
-        rest.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty()) throw PatternError("empty label in domain name");
-    if (label.size() > 63) throw PatternError("label longer than 63 characters");
-    for (char c : label) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-      if (!ok) {
-        if (c == '*') {
-          throw PatternError("'*' is allowed only as the whole first label ('*.example.com')");
-        }
-        throw PatternError(std::string("invalid character '") + c + "' in domain name");
-      }
-    }
-    if (label.front() == '-' || label.back() == '-') {
-      throw PatternError("label starts or ends with '-'");
-    }
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return n;
-}
-
 void check_package_name(std::string_view name) {
   if (name.size() < 2) throw PatternError("a Debian package name has at least two characters");
   const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
@@ -279,7 +245,7 @@ void check_package_name(std::string_view name) {
   }
 }
 
-std::string normalize_resolver(std::string_view text) {
+dnsguard::IpEndpoint parse_resolver(std::string_view text) {
   // The policy's parser (dnsguard/ip.hpp): what passes here, dnsguard and
   // cage-init accept as an upstream.
   const auto endpoint = dnsguard::parse_endpoint(text, 53);
@@ -288,7 +254,7 @@ std::string normalize_resolver(std::string_view text) {
                        "' is not IP, IP:PORT or [IPv6]:PORT with a port of 1-65535 (resolvers are addresses, "
                        "not names)");
   }
-  return dnsguard::to_string(*endpoint);
+  return *endpoint;
 }
 
 Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
@@ -311,10 +277,10 @@ Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
   std::set<std::string> seen;
   for (const Entry& e : merged.domains) {
     try {
-      std::string d = normalize_domain(e.value);
+      std::string d = dnsguard::normalize_pattern(e.value);
       if (seen.insert(d).second) c.domains.push_back(std::move(d));
-    } catch (const PatternError& err) {
-      throw ConfigError(e.pos, "bad domain '" + e.value + "': " + err.what());
+    } catch (const dnsguard::PatternError& err) {
+      throw ConfigError(e.pos, std::string("bad domain ") + err.what());
     }
   }
   if (c.domains.empty()) {
@@ -330,14 +296,14 @@ Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
   // we cannot read is an error here, not a surprise at cage start.
   for (const PublishSpec& p : publish_specs(c.extra_args)) {
     try {
-      (void)inbound_entry(p.spec);
+      c.inbound.push_back(inbound_port(p.spec));
     } catch (const std::invalid_argument& err) {
       throw ConfigError(merged.extra_args[p.index].pos, err.what());
     }
   }
   for (const Entry& e : merged.dns_resolvers) {
     try {
-      c.dns_resolvers.push_back(normalize_resolver(e.value));
+      c.dns_resolvers.push_back(parse_resolver(e.value));
     } catch (const PatternError& err) {
       throw ConfigError(e.pos, "bad dns_resolvers entry '" + e.value + "': " + err.what());
     }

@@ -3,8 +3,10 @@
 //
 //   YAML text ──load_config()──▶ ConfigLayer        (one file, positions kept)
 //   layers   ──merge_layers()──▶ MergedConfig       (lists appended, trust applied)
-//   merged   ──validate()─────▶ Config              (patterns parsed, names
-//                                                     normalized, ~ expanded)
+//   merged   ──validate()─────▶ Config              (every value typed and
+//                                                     checked once: patterns,
+//                                                     domains, resolvers,
+//                                                     published ports; ~ expanded)
 //
 // Layers, in order: the base (the global ~/.cagent/config.yaml, or -c FILE,
 // or with --no-global-config the embedded default), then the workspace's
@@ -18,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsguard/ip.hpp"
+#include "dnsguard/policy.hpp"
 #include "launcher/host/pattern.hpp"
 
 namespace cagent::launcher::host {
@@ -91,9 +95,12 @@ struct CaSource {
 struct Config {
   std::vector<Pattern> ignore;
   std::vector<Pattern> readonly;
-  std::vector<std::string> domains;        // lowercase, no trailing dot, deduplicated
+  std::vector<std::string> domains;        // dnsguard::normalize_pattern's form, deduplicated
   std::vector<std::string> extra_args;     // leading ~/ and $HOME/ expanded
-  std::vector<std::string> dns_resolvers;  // "192.0.2.1:53", "[2001:db8::1]:53"
+  // The container ports extra_args publish (-p/--publish): the firewall
+  // admits inbound connections to these only.
+  std::vector<dnsguard::PortRange> inbound;
+  std::vector<dnsguard::IpEndpoint> dns_resolvers;  // with their ports (53 when not written)
   std::vector<CaSource> ca_certificates;
   // TLS and HTTP reach an allowed address only for the names that resolved
   // to it (issue 12). Turning it off is trusted config only.
@@ -108,18 +115,15 @@ struct Config {
 // Throws ConfigError naming the first bad entry; an empty domain list is an error.
 Config validate(const MergedConfig& merged, const std::filesystem::path& home);
 
-// Domain pattern check shared with the flags: exact name or "*.suffix".
-// Returns the normalized form or throws PatternError with the reason.
-std::string normalize_domain(std::string_view name);
-
 // A Debian package name (Policy 5.6.1): lowercase letters, digits, '+', '-'
 // and '.', at least two characters, starting with a letter or digit. No
 // versions, architectures or apt options: the name reaches `apt-get install`
 // in the build. Throws PatternError with the reason.
 void check_package_name(std::string_view name);
 
-// Upstream resolver: "IP", "IP:port", "[IPv6]:port"; normalized with the port.
-std::string normalize_resolver(std::string_view text);
+// Upstream resolver: "IP", "IP:port", "[IPv6]:port". Throws PatternError
+// with the reason.
+dnsguard::IpEndpoint parse_resolver(std::string_view text);
 
 // YAML for --print-config, each entry commented with where it came from.
 std::string render_config(const MergedConfig& merged);

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstddef>
 
-#include "launcher/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 namespace cagent::launcher::host {
 namespace {

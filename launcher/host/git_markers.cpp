@@ -10,7 +10,7 @@
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/scan.hpp"
 #include "launcher/host/text.hpp"
-#include "launcher/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 namespace cagent::launcher::host {
 namespace fs = std::filesystem;

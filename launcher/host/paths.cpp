@@ -14,7 +14,7 @@
 #include <stdexcept>
 
 #include "launcher/host/text.hpp"
-#include "launcher/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 namespace cagent::launcher::host {
 

@@ -7,7 +7,7 @@
 
 namespace cagent::launcher::host {
 
-std::string inbound_entry(const std::string& spec) {
+dnsguard::PortRange inbound_port(const std::string& spec) {
   std::string ports = spec;
   std::string proto = "tcp";
   if (const std::size_t slash = ports.rfind('/'); slash != std::string::npos) {
@@ -22,7 +22,7 @@ std::string inbound_entry(const std::string& spec) {
     throw std::invalid_argument("cannot read the published port '" + spec +
                                 "' (want [IP:][HOST:]PORT[-PORT][/tcp|udp|sctp], ports 1-65535)");
   }
-  return dnsguard::to_string(*range);
+  return *range;
 }
 
 std::vector<PublishSpec> publish_specs(const std::vector<std::string>& docker_args) {
@@ -41,27 +41,15 @@ std::vector<PublishSpec> publish_specs(const std::vector<std::string>& docker_ar
   return out;
 }
 
-std::vector<std::string> published_ports(const std::vector<std::string>& docker_args) {
-  std::vector<std::string> out;
-  for (const PublishSpec& p : publish_specs(docker_args)) out.push_back(inbound_entry(p.spec));
-  return out;
-}
-
 dnsguard::Policy session_policy(const Config& config) {
   dnsguard::Policy policy;
   // Both loopbacks: cage-init drops [::1] where the namespace has no IPv6.
   policy.listen = {*dnsguard::parse_endpoint("127.0.0.1:53", 53), *dnsguard::parse_endpoint("[::1]:53", 53)};
   // No resolvers configured: no upstreams key, so dnsguard/cage-init take
   // the nameservers Docker wrote into the container's resolv.conf.
-  for (const std::string& resolver : config.dns_resolvers) {
-    const auto upstream = dnsguard::parse_endpoint(resolver, 53);
-    if (!upstream) throw std::invalid_argument("dns_resolvers: '" + resolver + "' is not ADDRESS[:PORT]");
-    policy.upstreams.push_back(*upstream);
-  }
-  for (const std::string& domain : config.domains) policy.allow.push_back(dnsguard::normalize_pattern(domain));
-  // Inbound connections: only to what the user published (trusted config).
-  for (const std::string& entry : published_ports(config.extra_args))
-    policy.inbound.push_back(*dnsguard::parse_port_range(entry));  // published_ports checked it
+  policy.upstreams = config.dns_resolvers;
+  policy.allow = config.domains;
+  policy.inbound = config.inbound;
   // The connection gate is on unless trusted config turned it off.
   policy.gate_enabled = config.connection_gate;
   return policy;

@@ -1,5 +1,6 @@
 #pragma once
-// The session policy (dnsguard/policy.hpp, the DESIGN.md contract), written
+// The session policy (dnsguard/policy.hpp, the contract cagent, cage-init
+// and dnsguard share), written
 // by cagent into the session directory and mounted read-only at
 // /etc/cagent/policy.toml for cage-init and dnsguard.
 //
@@ -15,9 +16,8 @@
 
 namespace cagent::launcher::host {
 
-// What a session starts with. Throws std::invalid_argument (or
-// dnsguard::PatternError) for a value the policy cannot hold; validate()
-// has already refused those, so this is a second line, not the first.
+// What a session starts with: a field copy of the validated config (every
+// value was typed and checked once, in validate()).
 dnsguard::Policy session_policy(const Config& config);
 std::string render_policy_toml(const Config& config);
 
@@ -29,15 +29,10 @@ struct PublishSpec {
 };
 std::vector<PublishSpec> publish_specs(const std::vector<std::string>& docker_args);
 
-// "[IP:][HOST:]CONTAINER[-END][/PROTO]" -> "CONTAINER[-END]/PROTO" (the
-// policy's form); throws std::invalid_argument for anything else.
-std::string inbound_entry(const std::string& spec);
-
-// The container ports that `docker run` arguments publish (-p/--publish
-// [IP:][HOST:]CONTAINER[-END][/PROTO]), as the policy's `inbound` entries
-// ("8080/tcp"). The cage's firewall admits inbound connections to these
-// only; extra_args reach the policy only from trusted config and flags.
-// Throws std::invalid_argument for a spec it cannot read.
-std::vector<std::string> published_ports(const std::vector<std::string>& docker_args);
+// "[IP:][HOST:]CONTAINER[-END][/PROTO]" -> the container port range the
+// policy's `inbound` holds; throws std::invalid_argument for anything else.
+// The cage's firewall admits inbound connections to these only; extra_args
+// reach the policy only from trusted config and flags.
+dnsguard::PortRange inbound_port(const std::string& spec);
 
 }  // namespace cagent::launcher::host

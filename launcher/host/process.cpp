@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "launcher/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 extern char** environ;
 

@@ -15,7 +15,7 @@
 
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/text.hpp"
-#include "launcher/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 namespace cagent::launcher::host {
 namespace fs = std::filesystem;
@@ -322,6 +322,9 @@ class Scanner {
     result_.warnings.push_back(printable(gitfile_rel) + ": " + why + "; not mounted");
   }
 
+  // A `.git` file (worktree or submodule checkout): its git directory is
+  // mounted read-only only when git's own files outside the workspace tie
+  // it to this very checkout; anything else is reported and mounts nothing.
   void follow_gitfile(const fs::path& gitfile, const std::string& rel_dir) {
     const std::string shown = rel_dir.empty() ? ".git" : rel_dir + "/.git";
     const std::optional<std::string> content = read_small_file(gitfile);
@@ -339,20 +342,7 @@ class Scanner {
     const std::string container_gitdir =
         normalize_container_path(absolute ? target : container_dir + "/" + target);
     if (within(container_gitdir, kContainerWorkspace)) {
-      // The cage reaches it through /workspace (as whatever the workspace
-      // holds there): nothing to mount. A commondir pointing out of the
-      // workspace is not followed — a gitdir inside the workspace is the
-      // agent's to forge — but the user hears about it.
-      const std::string common =
-          first_line(read_small_file(gitfile.parent_path() / target / "commondir").value_or(""));
-      if (!common.empty()) {
-        const std::string container_common = normalize_container_path(
-            fs::path(common).is_absolute() ? common : container_gitdir + "/" + common);
-        if (!within(container_common, kContainerWorkspace)) {
-          refuse_gitfile(shown, "its gitdir " + printable(target) + " names a commondir " +
-                                    printable(common) + " outside the workspace");
-        }
-      }
+      report_commondir_outside(shown, gitfile, target, container_gitdir);
       return;
     }
     const std::optional<fs::path> host_gitdir =
@@ -366,60 +356,81 @@ class Scanner {
       refuse_gitfile(shown, "cannot resolve its own path");
       return;
     }
-    // Worktree: <common>/worktrees/<name>, back-pointer to this .git file.
-    if (const std::optional<std::string> common_text =
-            read_small_file(*host_gitdir / "commondir")) {
-      const std::string common = first_line(*common_text);
-      const bool common_abs = fs::path(common).is_absolute();
-      const std::optional<fs::path> host_common =
-          common.empty() ? std::nullopt
-                         : canonical_or_none(common_abs ? fs::path(common) : *host_gitdir / common);
-      const std::optional<std::string> back = read_small_file(*host_gitdir / "gitdir");
-      std::optional<fs::path> back_canon;
-      if (back && !first_line(*back).empty()) {
-        const fs::path b = first_line(*back);
-        back_canon = canonical_or_none(b.is_absolute() ? b : *host_gitdir / b);
-      }
-      if (!host_common || !is_main_git_dir(*host_common) ||
-          host_gitdir->parent_path() != *host_common / "worktrees") {
-        refuse_gitfile(shown, "its gitdir " + printable(host_gitdir->string()) +
-                                  " is not a worktree of a git repository");
-        return;
-      }
-      if (back_canon != gitfile_canon) {
-        refuse_gitfile(shown, "the worktree " + printable(host_gitdir->string()) +
-                                  " belongs to another checkout (its 'gitdir' file does not "
-                                  "name this .git file)");
-        return;
-      }
-      add_git_mount(*host_common,
-                    normalize_container_path(common_abs ? common : container_gitdir + "/" + common),
-                    shown);
+    if (const std::optional<std::string> common = read_small_file(*host_gitdir / "commondir")) {
+      follow_worktree(shown, *host_gitdir, *gitfile_canon, container_gitdir, first_line(*common));
+    } else {
+      follow_submodule(shown, *host_gitdir, *gitfile_canon, container_gitdir);
+    }
+  }
+
+  // The gitdir is inside the workspace: the cage reaches it through
+  // /workspace (as whatever the workspace holds there), nothing to mount. A
+  // commondir pointing out of the workspace is not followed — a gitdir
+  // inside the workspace is the agent's to forge — but the user hears about it.
+  void report_commondir_outside(const std::string& shown, const fs::path& gitfile, const std::string& target,
+                                const std::string& container_gitdir) {
+    const std::string common =
+        first_line(read_small_file(gitfile.parent_path() / target / "commondir").value_or(""));
+    if (common.empty()) return;
+    const std::string container_common =
+        normalize_container_path(fs::path(common).is_absolute() ? common : container_gitdir + "/" + common);
+    if (!within(container_common, kContainerWorkspace)) {
+      refuse_gitfile(shown, "its gitdir " + printable(target) + " names a commondir " + printable(common) +
+                                " outside the workspace");
+    }
+  }
+
+  // Worktree: <common>/worktrees/<name>, whose back-pointer ('gitdir')
+  // names this very .git file.
+  void follow_worktree(const std::string& shown, const fs::path& host_gitdir, const fs::path& gitfile_canon,
+                       const std::string& container_gitdir, const std::string& common) {
+    const bool common_abs = fs::path(common).is_absolute();
+    const std::optional<fs::path> host_common =
+        common.empty() ? std::nullopt : canonical_or_none(common_abs ? fs::path(common) : host_gitdir / common);
+    const std::optional<std::string> back = read_small_file(host_gitdir / "gitdir");
+    std::optional<fs::path> back_canon;
+    if (back && !first_line(*back).empty()) {
+      const fs::path b = first_line(*back);
+      back_canon = canonical_or_none(b.is_absolute() ? b : host_gitdir / b);
+    }
+    if (!host_common || !is_main_git_dir(*host_common) || host_gitdir.parent_path() != *host_common / "worktrees") {
+      refuse_gitfile(shown, "its gitdir " + printable(host_gitdir.string()) + " is not a worktree of a git repository");
       return;
     }
-    // Submodule: below <git dir>/modules/, core.worktree = this directory.
+    if (back_canon != gitfile_canon) {
+      refuse_gitfile(shown, "the worktree " + printable(host_gitdir.string()) +
+                                " belongs to another checkout (its 'gitdir' file does not name this .git file)");
+      return;
+    }
+    add_git_mount(*host_common, normalize_container_path(common_abs ? common : container_gitdir + "/" + common),
+                  shown);
+  }
+
+  // Submodule: below <git dir>/modules/, with core.worktree naming the
+  // directory that holds this .git file.
+  void follow_submodule(const std::string& shown, const fs::path& host_gitdir, const fs::path& gitfile_canon,
+                        const std::string& container_gitdir) {
     bool under_modules = false;
-    for (fs::path p = host_gitdir->parent_path(); p.has_relative_path(); p = p.parent_path()) {
+    for (fs::path p = host_gitdir.parent_path(); p.has_relative_path(); p = p.parent_path()) {
       if (p.filename() == "modules" && is_main_git_dir(p.parent_path())) {
         under_modules = true;
         break;
       }
     }
     std::optional<fs::path> worktree_canon;
-    if (const std::optional<std::string> config = read_small_file(*host_gitdir / "config")) {
+    if (const std::optional<std::string> config = read_small_file(host_gitdir / "config")) {
       if (const std::optional<std::string> wt = core_worktree(*config)) {
         const fs::path w = *wt;
-        worktree_canon = canonical_or_none(w.is_absolute() ? w : *host_gitdir / w);
+        worktree_canon = canonical_or_none(w.is_absolute() ? w : host_gitdir / w);
       }
     }
-    if (!under_modules || !fs::is_directory(*host_gitdir / "objects") ||
-        worktree_canon != gitfile_canon->parent_path()) {
-      refuse_gitfile(shown, "its gitdir " + printable(host_gitdir->string()) +
-                                " is neither a worktree nor a submodule git directory of this "
-                                "checkout");
+    if (!under_modules || !fs::is_directory(host_gitdir / "objects") ||
+        worktree_canon != gitfile_canon.parent_path()) {
+      refuse_gitfile(shown, "its gitdir " + printable(host_gitdir.string()) +
+                                " is neither a worktree nor a submodule git directory of this checkout");
       return;
     }
-    add_git_mount(*host_gitdir, container_gitdir, shown);
+    add_git_mount(host_gitdir, container_gitdir, shown);
   }
 
   void add_git_mount(const fs::path& host, const std::string& container, const std::string& shown) {

@@ -40,47 +40,6 @@ std::string trust_hint(const HostContext& host) {
          shell_quote((host.cagent_home / "trusted").string());
 }
 
-// Sysbox from `docker info`; throws DockerError when the engine is unreachable.
-// `docker info` is the slowest step of a cage start (~70 ms), so its answer
-// is kept in <cagent_home>/engine-runtimes under the engine's key: the next
-// session of the same engine process skips it. A stale socket left by a dead
-// dockerd still fails loudly at `docker run`.
-bool detect_sysbox(ProcessRunner& runner, const HostContext& host) {
-  const fs::path cache = host.cagent_home / "engine-runtimes";
-  if (host.engine_key) {
-    try {
-      const std::string cached = read_file(cache);
-      const std::string prefix = *host.engine_key + " sysbox=";
-      if (cached.rfind(prefix, 0) == 0 && cached.size() > prefix.size())
-        return cached[prefix.size()] == '1';
-    } catch (const std::exception&) {
-      // No cache yet: ask the engine.
-    }
-  }
-  RunOptions opts;
-  opts.output = RunOptions::Output::capture;
-  opts.merge_stderr = true;
-  opts.timeout = std::chrono::seconds(20);
-  const RunResult r = runner.run({"docker", "info", "--format", "{{json .Runtimes}}"}, opts);
-  if (r.status != 0 || r.timed_out) {
-    std::string detail = r.output.substr(0, r.output.find('\n'));
-    throw DockerError("cannot reach the Docker engine (docker info: " +
-                      (r.timed_out ? std::string("timed out") : detail) +
-                      "); is dockerd running and may this user use it?");
-  }
-  const bool sysbox = r.output.find("\"sysbox-runc\"") != std::string::npos;
-  if (host.engine_key) {
-    try {
-      std::error_code ec;
-      fs::create_directories(host.cagent_home, ec);
-      write_file(cache, *host.engine_key + " sysbox=" + (sysbox ? "1" : "0") + "\n", 0644);
-    } catch (const std::exception&) {
-      // Best effort: without the cache the next start asks again.
-    }
-  }
-  return sysbox;
-}
-
 // Keeps the newest `keep` session log directories; best effort.
 void prune_session_logs(const fs::path& logs, std::size_t keep) {
   std::error_code ec;
@@ -320,8 +279,49 @@ MergedConfig resolve_config(const CliOptions& cli, const HostContext& host, Sess
   return merged;
 }
 
+EngineFacts probe_engine(ProcessRunner& runner, const HostContext& host, bool remember) {
+  // `docker info` is the slowest step of a cage start (~70 ms), so its
+  // answer is kept in <cagent_home>/engine-runtimes under the engine's key:
+  // the next session of the same engine process skips it. A stale socket
+  // left by a dead dockerd still fails loudly at `docker run`.
+  const fs::path cache = host.cagent_home / "engine-runtimes";
+  if (host.engine_key) {
+    try {
+      const std::string cached = read_file(cache);
+      const std::string prefix = *host.engine_key + " sysbox=";
+      if (cached.rfind(prefix, 0) == 0 && cached.size() > prefix.size())
+        return EngineFacts{true, "", cached[prefix.size()] == '1'};
+    } catch (const std::exception&) {
+      // No cache yet: ask the engine.
+    }
+  }
+  RunOptions opts;
+  opts.output = RunOptions::Output::capture;
+  opts.merge_stderr = true;
+  opts.timeout = std::chrono::seconds(20);
+  const RunResult r = runner.run({"docker", "info", "--format", "{{json .Runtimes}}"}, opts);
+  if (r.status != 0 || r.timed_out) {
+    const std::string detail = r.timed_out ? std::string("timed out") : r.output.substr(0, r.output.find('\n'));
+    return EngineFacts{false,
+                       "cannot reach the Docker engine (docker info: " + detail +
+                           "); is dockerd running and may this user use it?",
+                       false};
+  }
+  const bool sysbox = r.output.find("\"sysbox-runc\"") != std::string::npos;
+  if (host.engine_key && remember) {
+    try {
+      std::error_code ec;
+      fs::create_directories(host.cagent_home, ec);
+      write_file(cache, *host.engine_key + " sysbox=" + (sysbox ? "1" : "0") + "\n", 0644);
+    } catch (const std::exception&) {
+      // Best effort: without the cache the next start asks again.
+    }
+  }
+  return EngineFacts{true, "", sysbox};
+}
+
 PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, const MergedConfig& merged,
-                                SessionIo io) {
+                                const EngineFacts& engine, SessionIo io) {
   PreparedSession p;
   p.id = random_hex(6);
   p.config = validate(merged, host.home);
@@ -355,11 +355,15 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   spec.workspace = host.workspace;
   spec.extra_args = p.config.extra_args;
   spec.command = cli.command;
+  spec.sysbox = engine.sysbox;
 
   ImageRequest& image = p.image;
   image.image = host.image;
   image.context = find_image_context(host.executable, host.image_context);
   image.build_args = with_extra_packages(host.build_args, p.config.image_packages);
+  // Only with sysbox: the image variant with an engine (its own tag by its
+  // hash). Without it nothing changes, not even the build args.
+  if (engine.sysbox) image.build_args = with_nested_docker(std::move(image.build_args));
   image.ca_pem = p.ca.pem;
   image.work_dir = host.cagent_home / "build";
   image.log_dir = host.cagent_home / "logs";
@@ -373,7 +377,10 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   return p;
 }
 
-void print_dry_run(const PreparedSession& p, std::ostream& out) {
+void print_dry_run(const PreparedSession& p, const EngineFacts& engine, std::ostream& out) {
+  if (!engine.reachable) {
+    out << "# " << engine.unreachable << "\n# the commands an engine without sysbox-runc would get:\n";
+  }
   const ImageRequest& image = p.image;
   if (image.context) {
     const std::string hash = context_hash(*image.context, context_files(*image.context), image.build_args, image.ca_pem);
@@ -394,16 +401,10 @@ void print_dry_run(const PreparedSession& p, std::ostream& out) {
           << "\n";
     }
   }
-  out << "# an engine with sysbox-runc adds --runtime sysbox-runc and the nested Docker engine"
-         " (image built with NESTED_DOCKER=1, cage-init --nested-docker)\n"
-      << join_quoted(render_run_argv(p.run)) << "\n";
+  out << join_quoted(render_run_argv(p.run)) << "\n";
 }
 
 void start_session(PreparedSession& p, const HostContext& host, ProcessRunner& runner, SessionIo io) {
-  p.run.sysbox = detect_sysbox(runner, host);
-  // Only with sysbox: the image variant with an engine (its own tag by its
-  // hash). Without it nothing changes, not even the build args.
-  if (p.run.sysbox) p.image.build_args = with_nested_docker(std::move(p.image.build_args));
   if (!p.run.sysbox) {
     const fs::path notice = host.cagent_home / "nested-docker-notice";
     std::error_code ec;
@@ -524,9 +525,11 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     io.out << render_config(merged);
     return 0;
   }
-  PreparedSession session = prepare_session(cli, host, merged, io);
+  const EngineFacts engine = probe_engine(runner, host, !cli.dry_run);
+  if (!engine.reachable && !cli.dry_run) throw DockerError(engine.unreachable);
+  PreparedSession session = prepare_session(cli, host, merged, engine, io);
   if (cli.dry_run) {
-    print_dry_run(session, io.out);
+    print_dry_run(session, engine, io.out);
     return 0;
   }
   start_session(session, host, runner, io);

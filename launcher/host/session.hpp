@@ -5,10 +5,12 @@
 //   resolve_config   CliOptions ─▶ base layer ─▶ workspace .cagent.yaml
 //                    approval (workspace_approval.hpp) ─▶ layers (base,
 //                    workspace, flags) ─▶ merge ─▶ MergedConfig   [--print-config stops here]
+//   probe_engine     docker info (reachable? sysbox-runc?) ─▶ EngineFacts
 //   prepare_session  ─▶ validate ─▶ Config ─▶ CA bundle; workspace ─▶ scan ─▶
 //                    MountPlan; docker run spec + image request ─▶ PreparedSession
+//                    (complete: nothing later changes the plan)
 //   print_dry_run    the docker build/run commands            [--dry-run stops here]
-//   start_session    docker info (sysbox) ─▶ update check ─▶ ensure_image ─▶ log dir
+//   start_session    update check ─▶ ensure_image ─▶ log dir
 //   supervise_session  session dir (policy.toml, placeholders, CA bundle) ─▶
 //                    docker run (foreground) ─▶ stop on signals ─▶ name what
 //                    the session created that runs on the host later (a new
@@ -94,7 +96,7 @@ struct PreparedSession {
   Config config;
   CaBundle ca;
   MountPlan plan;
-  RunSpec run;         // sysbox is decided by start_session()
+  RunSpec run;
   ImageRequest image;
   std::filesystem::path session_dir;  // <cagent_home>/sessions/<id>: exists only while supervised
   std::filesystem::path log_dir;      // <cagent_home>/logs/session-<id>: kept (the newest few)
@@ -115,15 +117,27 @@ struct SessionOutcome {
 // question on a terminal), layers, merge; merge warnings are printed. With
 // --dry-run or --print-config nothing is remembered or written.
 MergedConfig resolve_config(const CliOptions& cli, const HostContext& host, SessionIo io);
+// What the Docker engine offers, asked before planning: `docker info`, its
+// answer kept per engine process (see docker_engine_key()) unless
+// `remember` is false (--dry-run writes nothing). Never throws: an engine
+// that does not answer is reported, and only a real run needs one.
+struct EngineFacts {
+  bool reachable = false;
+  std::string unreachable;  // why not, for the one-line error
+  bool sysbox = false;      // the sysbox-runc runtime is registered
+};
+EngineFacts probe_engine(ProcessRunner& runner, const HostContext& host, bool remember = true);
 // Stage "prepare", second half: validation, CA bundle, workspace scan (its
-// warnings printed), mount plan, the docker run spec and image request.
-// Reads only; creates nothing.
+// warnings printed), mount plan, the docker run spec and image request —
+// with sysbox (the image variant with an engine, its runtime, cage-init's
+// engine) when the engine has it. Reads only; creates nothing.
 PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, const MergedConfig& merged,
-                                SessionIo io);
-// Stage "dry-run": the docker build (when a context exists) and run commands.
-void print_dry_run(const PreparedSession& session, std::ostream& out);
-// Stage "start": the engine and its runtimes (throws DockerError when it is
-// unreachable), the update check, the image, the session's log dir.
+                                const EngineFacts& engine, SessionIo io);
+// Stage "dry-run": the docker build (when a context exists) and run commands
+// exactly as a real run would use them (said so when no engine answered:
+// then as for an engine without sysbox-runc).
+void print_dry_run(const PreparedSession& session, const EngineFacts& engine, std::ostream& out);
+// Stage "start": the update check, the image, the session's log dir.
 void start_session(PreparedSession& session, const HostContext& host, ProcessRunner& runner, SessionIo io);
 // Stage "supervise": the session dir and its files, docker run in the
 // foreground, signals turned into docker stop/kill, the container gone

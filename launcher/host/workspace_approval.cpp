@@ -11,10 +11,11 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "dnsguard/allow_list.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/sha256.hpp"
 #include "launcher/host/text.hpp"
-#include "launcher/unique_fd.hpp"
+#include "dnsguard/posix.hpp"
 
 namespace cagent::launcher::host {
 namespace fs = std::filesystem;
@@ -27,7 +28,7 @@ bool contains(const std::vector<std::string>& list, const std::string& value) {
 // A domain as merge_layers() compares them (case, a trailing dot).
 std::string domain_key(const std::string& name) {
   try {
-    return normalize_domain(name);
+    return dnsguard::normalize_pattern(name);
   } catch (const std::exception&) {
     return name;  // invalid: validate() will say so; shown as written
   }

@@ -39,6 +39,7 @@ pass() { echo "ok: $*"; }
 
 mkdir -p "$ws/src" "$ws/.git"
 echo 'SECRET=hunter2' >"$ws/.env"
+echo 'not a secret' >"$ws/README"
 echo 'ref: refs/heads/main' >"$ws/.git/HEAD"
 echo 'int main(void){return 0;}' >"$ws/src/main.c"
 mkdir -p "$ws/dir with space"
@@ -73,10 +74,26 @@ printf 'a\nb\n' | run -- wc -l 2>/dev/null | grep -qx 2 || fail "stdin line coun
 pass "binary-safe pipeline without a TTY"
 
 # 4. Mount plan: .env shadowed, .git read-only, odd paths, workspace writable.
-got=$(run -- cat /workspace/.env </dev/null 2>/dev/null)
-[[ -z $got ]] || fail ".env content visible in the cage: $got"
-run -- sh -c 'echo x > /workspace/.git/HEAD' </dev/null >/dev/null 2>&1 && fail ".git is writable in the cage"
+#    Each refusal comes with its control from the same run: the run exits 0
+#    and prints its end marker, a neighbour of .env reads with its content,
+#    .git/HEAD itself reads, and a plain workspace file is writable, so an
+#    empty .env or a failed write is the mount plan's doing, not a failed run.
+status=0
+got=$(run -- sh -c '
+  e=$(cat /workspace/.env 2>&1); r=$?; printf "env=[%s] env-rc=%s\n" "$e" "$r"
+  printf "readme=[%s]\n" "$(cat /workspace/README 2>&1)"
+  printf "head=[%s]\n" "$(cat /workspace/.git/HEAD 2>&1)"
+  if (echo x > /workspace/.git/HEAD) 2>/dev/null; then echo git-write=yes; else echo git-write=no; fi
+  if (echo control > /workspace/src/control.txt) 2>/dev/null; then echo ws-write=yes; else echo ws-write=no; fi
+  echo end-of-mount-checks' </dev/null 2>"$tmp/err4") || status=$?
+[[ $status -eq 0 && $got == *end-of-mount-checks* ]] || { cat "$tmp/err4" >&2; fail "mount-plan run: exit $status, output: $got"; }
+[[ $got == *"readme=[not a secret]"* ]] || fail "control: README, next to .env, does not read in the cage: $got"
+[[ $got == *"env=[] env-rc=0"* ]] || fail ".env content visible (or unreadable) in the cage: $got"
+[[ $got == *"head=[ref: refs/heads/main]"* ]] || fail "control: .git/HEAD does not read in the cage: $got"
+[[ $got == *ws-write=yes* && $(cat "$ws/src/control.txt") == control ]] || fail "control: the workspace is not writable in the same run: $got"
+[[ $got == *git-write=no* ]] || fail ".git is writable in the cage"
 grep -q 'refs/heads/main' "$ws/.git/HEAD" || fail ".git/HEAD changed on the host"
+[[ $(cat "$ws/.env") == 'SECRET=hunter2' ]] || fail ".env changed on the host"
 got=$(run -- cat "/workspace/dir with space/file.txt" </dev/null 2>/dev/null)
 [[ $got == spaced ]] || fail "path with a space: got '$got'"
 run -- sh -c 'echo made-in-cage > /workspace/src/new.txt' </dev/null >/dev/null 2>&1 || fail "workspace not writable"

@@ -57,6 +57,9 @@ check "agent cannot signal dnsguard (EPERM, pid $dg_pid)" grep -q "not permitted
 
 # --- DNS and HTTP --------------------------------------------------------------
 check "allowed name resolves" test "$(getent ahostsv4 allowed.test | awk 'NR==1{print $1}')" = 192.0.2.80
+# The control of every "never reached the world DNS" below: the log does
+# record what dnsguard forwards, in this very run.
+check "... and the world DNS server's query log recorded it" grep -q "^allowed.test. A" "$querylog"
 check "HTTP to the allowed name works" grep -q "hello from the world" <(curl -sS --max-time 5 "http://allowed.test:$http/")
 check_not "denied name does not resolve" getent hosts denied.test
 check "HTTP by address to a never-resolved host is refused quickly" refused_fast "http://192.0.2.81:$http/"
@@ -64,6 +67,14 @@ out=$(kdig +timeout=3 +retry=0 @192.0.2.53 secret.denied.test A 2>&1)
 check "dig @world-DNS of a denied name is answered NXDOMAIN by the stub" grep -q "status: NXDOMAIN" <<<"$out" \
   || sed 's/^/   | /' <<<"$out"
 check_not "... and the world DNS server never saw it" grep -q secret.denied.test "$querylog"
+# Control for the two above: the same query for an allowed name (no cache
+# in this policy) is answered and does reach the world DNS server.
+before=$(wc -l < "$querylog")
+out=$(kdig +timeout=3 +retry=0 @192.0.2.53 allowed.test A 2>&1)
+check "control: dig @world-DNS of an allowed name is answered" grep -q "status: NOERROR.*" <<<"$out" \
+  || sed 's/^/   | /' <<<"$out"
+check "control: ... with the world's address" grep -q "192\.0\.2\.80" <<<"$out"
+check "control: ... and the world DNS server saw it" grep -q "^allowed.test. A" <(tail -n +$((before + 1)) "$querylog")
 check "dnsguard's log is readable by the agent" test -r "$CAGE_TMP/log/dnsguard.log"
 check "dnsguard's log records the denied name" grep -q secret.denied.test "$CAGE_TMP/log/dnsguard.log" \
   || sed 's/^/   | /' "$CAGE_TMP/log/dnsguard.log"

@@ -31,6 +31,9 @@ refuse() { local what=$1; shift; if "$@" >/dev/null 2>&1; then bad "$what (it su
 [[ $(id -u) == 0 ]] && ok "runs as the sandbox's root" || bad "runs as uid $(id -u)"
 for ns in net pid mnt user; do
   var=CAGE_NS_${ns^^}
+  # The cage's id must be known (an empty one differs from everything).
+  [[ ${!var} == "$ns:["[0-9]*"]" ]] && ok "the cage's $ns namespace id is known (${!var})" \
+    || bad "no id for the cage's $ns namespace: '${!var}'"
   [[ $(readlink /proc/self/ns/$ns) != "${!var}" ]] && ok "own $ns namespace" \
     || bad "shares the cage's $ns namespace (${!var})"
 done
@@ -44,6 +47,8 @@ awk '$2 == 0 { bad = 1 } END { exit bad }' /proc/self/uid_map && ok "the cage's 
 # workspace); a process here with dnsguard's id could then replace the
 # decision record or plant a control socket of its own.
 dg=$(cat "$CAGE_TMP/dnsguard.uid") dgg=$(cat "$CAGE_TMP/dnsguard.gid")
+[[ $dg =~ ^[1-9][0-9]*$ && $dgg =~ ^[1-9][0-9]*$ ]] && ok "dnsguard's uid/gid are known ($dg/$dgg)" \
+  || bad "dnsguard's uid/gid unknown: '$dg'/'$dgg'"
 awk -v id="$dg" '$2 <= id && id < $2 + $3 { bad = 1 } END { exit bad }' /proc/self/uid_map \
   && ok "dnsguard's uid is not mapped in here" || bad "dnsguard's uid $dg is mapped: $(cat /proc/self/uid_map | tr '\n' ';')"
 awk -v id="$dgg" '$2 <= id && id < $2 + $3 { bad = 1 } END { exit bad }' /proc/self/gid_map \
@@ -57,6 +62,15 @@ refuse "read a root-only file of the cage (/etc/shadow)" cat /etc/shadow
   || bad "log directory shows: $(ls -A "$CAGE_TMP/log" 2>&1 | tr '\n' ' ')"
 [[ -z $(ls -A "$CAGE_TMP/run" 2>&1) ]] && ok "cage-init's runtime dir is empty here" \
   || bad "runtime dir shows: $(ls -A "$CAGE_TMP/run" 2>&1 | tr '\n' ' ')"
+# Control for the umount/remount refusals here and below: root here can
+# mount, remount and unmount a mount of its own, so a refusal is about the
+# locked mounts, not a missing capability or tool.
+ctl=$dir/mount-control
+mkdir -p "$ctl"
+check "control: mount a tmpfs of its own" mount -t tmpfs -o ro cagent-ctl "$ctl"
+check "control: remount it read-write" mount -o remount,rw "$ctl"
+check "control: umount it" umount "$ctl"
+rmdir "$ctl" 2>/dev/null
 refuse "umount of the covered log directory" umount "$CAGE_TMP/log"
 refuse "lazy umount of the covered log directory" umount -l "$CAGE_TMP/log"
 refuse "umount of /proc (the cage's is gone, this one is locked)" umount -l /proc

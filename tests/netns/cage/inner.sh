@@ -135,9 +135,17 @@ sysctl -qw net.ipv4.ip_forward=0   # cage-init turns it on for the link
     || bad "sandbox uid 1001 is $(stat -c %u "$CAGE_WS/as-1001") outside"
   [[ $(stat -c %g "$CAGE_WS/as-disk") == 60006 ]] && ok "the sandbox'"'"'s group 6 (disk) is 60006 outside" \
     || bad "sandbox gid 6 is $(stat -c %g "$CAGE_WS/as-disk") outside"
-  # The sandbox flushed *its* ruleset; the cage still refuses what it should.
-  curl -s --max-time 3 "http://192.0.2.81:$HTTP_PORT/" >/dev/null 2>&1 && bad "cage firewall gone after the sandbox flush" \
-    || ok "the cage still refuses an unresolved address"
+  # The sandbox flushed *its* ruleset; the cage still refuses what it should
+  # (curl exit 7 at once: the cage'"'"'s reset, not a timeout or a DNS error),
+  # while an allowed name still works from the same agent.
+  body=$(curl -s --max-time 5 "http://allowed.test:$HTTP_PORT/" 2>&1)
+  [[ $body == "hello from the world" ]] && ok "control: HTTP to an allowed name works after the sandbox flush" \
+    || bad "control: http://allowed.test: \"$body\""
+  start=$(date +%s%N)
+  curl -s --connect-timeout 5 -o /dev/null "http://192.0.2.81:$HTTP_PORT/" 2>/dev/null; rc=$?
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  (( rc == 7 && ms < 2000 )) && ok "the cage still refuses an unresolved address (curl exit 7 after $ms ms)" \
+    || bad "cage firewall after the sandbox flush: curl exit $rc after $ms ms (want 7, < 2000 ms)"
   exit $fails' 2> "$CAGE_TMP/err-nested" &
 ci=$!
 for _ in $(seq 1 300); do [[ -e $CAGE_TMP/nested-sock/done ]] && break; sleep 0.05; done
@@ -145,6 +153,9 @@ set4=$(nft list set inet cagent allow4 2>&1)
 [[ $set4 == *192.0.2.83* ]] && ok "the sandbox's lookup put its address into the cage's allow4" || bad "allow4: $set4"
 wait $ci; rc=$?
 [[ $rc == 0 ]] && ok "nested engine checks passed" || { bad "nested engine checks: cage-init exited $rc"; cat "$CAGE_TMP/err-nested" >&2; }
+# Control for 6c's "no link: dnsguard's copy leaves the link's address out".
+grep -q "100.127.255.253" "$CAGE_TMP/run/policy.toml" && ok "with the link: dnsguard's copy names the link's address" \
+  || bad "with the link: dnsguard's copy lacks 100.127.255.253: $(grep "^listen" "$CAGE_TMP/run/policy.toml")"
 grep -q "warning" "$CAGE_TMP/err-nested" && bad "nested run warned: $(grep warning "$CAGE_TMP/err-nested")" || ok "nested run: no warning"
 grep -q "secret.denied.test" "$CAGE_TMP/world-queries.log" && bad "a denied name from the sandbox reached the world" \
   || ok "denied names from the sandbox never reached the world's DNS"

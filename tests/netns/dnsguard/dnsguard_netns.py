@@ -349,11 +349,29 @@ def case_allowed(args):
         check("cache_hits=1" in cage.log_text(), "cache_hits counter")
 
 
+def allowed_control(cage, what):
+    """The positive control of a denial cage: in the same cage (same policy,
+    same upstream, same ruleset) an allowed name is answered with its
+    addresses, they are in the set, and the upstream's log shows the query,
+    so a denial there is dnsguard's decision, not a dead path."""
+    before = len(cage.upstream_queries())
+    r = query_udp("www.example.test")
+    ok = {a: probe(a) for a, _ in r["addrs"]}
+    check(r["rcode"] == 0 and sorted(ok) == ["198.51.100.1", "198.51.100.2"],
+          f"{what}: control www.example.test: rcode {r['rcode']} addrs {r['addrs']}")
+    check(all(ok.values()), f"{what}: control www.example.test's addresses not in the set: {ok}")
+    asked = [q[1].lower() for q in cage.upstream_queries()[before:]]
+    check("www.example.test" in asked, f"{what}: control www.example.test never reached the upstream: {asked}")
+
+
 def case_denied(args):
+    denied_names = ("evil.test", "wild.example.test", "example.test", "xwww.example.test",
+                    "a.www.example.test")
     with Cage(args, ZONE, config_extra='deny_rcode = "nxdomain"') as cage:
         cage.start_dnsguard()
-        for name in ("evil.test", "wild.example.test", "example.test", "xwww.example.test",
-                     "a.www.example.test"):
+        check(not probe("198.51.100.1"), "probe works: 198.51.100.1 blocked before any lookup")
+        allowed_control(cage, "deny_rcode nxdomain")
+        for name in denied_names:
             r = query_udp(name)
             check(r["rcode"] == 3 and not r["addrs"], f"{name}: rcode {r['rcode']}")
         # A label with a byte outside [A-Za-z0-9_-] under an allowed wildcard is denied too.
@@ -367,7 +385,7 @@ def case_denied(args):
         # ANY and CHAOS are answered locally as well.
         check(query_udp("www.example.test", 255)["rcode"] == 4, "ANY -> NOTIMP")
         names = [q[1].lower() for q in cage.upstream_queries()]
-        check(not any("evil" in n or n in ("wild.example.test", "example.test") or "=" in n for n in names),
+        check(not any("evil" in n or n in denied_names or "=" in n for n in names),
               f"denied name reached the upstream: {names}")
         check(not probe("203.0.113.99"), "denied name's address reachable")
         check("denied name=evil.test type=1 client=127.0.0.1" in cage.log_text(), "deny log line")
@@ -398,9 +416,16 @@ def case_denied(args):
         evil = [e for e in d["denied"] if e["name"] == "evil.test"]
         check(len(evil) == 1 and evil[0]["count"] == 2, f"evil.test counted case-folded: {evil}")
         check(cage.log_text().count(".flood.test") < 300, "the human log is the rate-limited one")
+        names = [q[1].lower() for q in cage.upstream_queries()]
+        check(not any(n.endswith("flood.test") for n in names), f"a flood name reached the upstream: {names}")
+        check(names == ["www.example.test"], f"the upstream saw more than the control's query: {names}")
     with Cage(args, ZONE, config_extra='deny_rcode = "refused"') as cage:
         cage.start_dnsguard()
+        allowed_control(cage, "deny_rcode refused")
         check(query_udp("evil.test")["rcode"] == 5, "deny_rcode refused")
+        check(not probe("203.0.113.99"), "deny_rcode refused: the denied name's address stays out of the set")
+        names = [q[1].lower() for q in cage.upstream_queries()]
+        check(names == ["www.example.test"], f"deny_rcode refused: the upstream saw {names}")
 
 
 def case_cname(args):
@@ -459,6 +484,11 @@ def case_upstream_down(args):
         check(r["rcode"] == 2, f"rcode {r['rcode']}")
         check(took < 3.0, f"SERVFAIL took {took:.2f}s (budget: 3 attempts x 750 ms)")
         check("timeout" in cage.log_text(), "upstream failure logged")
+        asked = [q[1].lower() for q in cage.upstream_queries()]
+        check("dead.wild.example.test" in asked, f"the dropped name never reached the upstream: {asked}")
+        # Control, same cage: the upstream answers an allowed name, so the
+        # SERVFAIL above is the dropped name's, not a dead upstream's.
+        allowed_control(cage, "upstream dropping one name")
     # No upstream at all at that address (nothing listening on .54).
     with Cage(args, ZONE, upstreams=["192.0.2.54:53"]) as cage:
         cage.start_dnsguard()

@@ -184,6 +184,10 @@ def quic():
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.sendto(b"\xc0" + b"\0" * 1199, ("198.51.100.10", 443))
     return "sent"
+def udp_other():  # the control of quic(): the same datagram, another port
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(b"\xc0" + b"\0" * 1199, ("198.51.100.10", 4443))
+    return "sent"
 def gate_direct():
     s = socket.create_connection(("127.0.0.1", 999), timeout=5)
     s.sendall(b"GET / HTTP/1.1\r\nHost: a.gate.test\r\n\r\n")
@@ -206,6 +210,7 @@ def http(host):
 attempt("nosni", no_sni)
 attempt("nottls", not_tls)
 attempt("quic", quic)
+attempt("udp_other", udp_other)
 attempt("gate", gate_direct)
 # Names whose bytes are not the canonical form the gate judges, each with
 # its canonical control in the same run.
@@ -224,6 +229,8 @@ raw=$(A "$py" "$tmp/raw.py" "$tmp/ca.pem" 2>&1)
 echo "$raw" | sed 's/^/   | /'
 grep -q "^nosni=reset" <<<"$raw" && ok "a ClientHello without SNI is refused" || bad "no-SNI hello not refused"
 grep -q "^nottls=reset" <<<"$raw" && ok "non-TLS bytes on 443 are refused" || bad "plain text on 443 not refused"
+grep -q "^udp_other=sent " <<<"$raw" && ok "control: the same datagram to the same allowed address on port 4443 is sent" \
+  || bad "control: UDP to the allowed address on another port: $(grep '^udp_other=' <<<"$raw")"
 grep -Eq "^quic=(eperm|refused|error)" <<<"$raw" && ok "UDP 443 (QUIC) is refused at once" || bad "QUIC datagram sent"
 grep -Eq "^gate=(reset|closed)" <<<"$raw" && ok "the gate's own listener reaches nothing when used directly" || bad "gate used directly"
 expect() {  # CASE OUTCOME WHAT: one raw.py case

@@ -382,11 +382,21 @@ TEST_CASE("refused traffic is counted: every packet in a named counter, the firs
   for (int i = 0; i < 3; ++i) CHECK(attempt("192.0.2.77", 8443, SOCK_STREAM) == ECONNREFUSED);
   for (int i = 0; i < 2; ++i) CHECK(attempt("192.0.2.77", 9999, SOCK_DGRAM) == EPERM);
   CHECK(attempt("2001:db8:77::5", 443, SOCK_STREAM) == ECONNREFUSED);
+  // Control, same ruleset: the same datagram to an allowed destination is
+  // sent and not counted, so the refusals above are the ruleset's decision
+  // about those destinations, not traffic that cannot leave at all.
+  SetUpdater up("cagent", "allow4", "allow6");
+  const SetElement allowed[] = {{addr("192.0.2.79"), 60s}, {addr("2001:db8:77::6"), 60s}};
+  up.add(allowed);
+  CHECK(attempt("192.0.2.79", 9999, SOCK_DGRAM) == 0);
+  CHECK(attempt("2001:db8:77::6", 9999, SOCK_DGRAM) == 0);
   const Refusals after = reader.read();
   INFO(kernel_view());
   CHECK(packets_to(after, "192.0.2.77", IPPROTO_TCP, 8443) == 3);
   CHECK(packets_to(after, "192.0.2.77", IPPROTO_UDP, 9999) == 2);
   CHECK(packets_to(after, "2001:db8:77::5", IPPROTO_TCP, 443) == 1);
+  CHECK(packets_to(after, "192.0.2.79", IPPROTO_UDP, 9999) == 0);
+  CHECK(packets_to(after, "2001:db8:77::6", IPPROTO_UDP, 9999) == 0);
   CHECK(after.flows.size() == 3);
   // The namespace's own housekeeping (MLD, …) may be refused too: at least ours.
   CHECK(after.total - before.total >= 6);

@@ -263,21 +263,26 @@ except socket.timeout: print("attacker saw nothing")
 except OSError as e: print("attacker:" + e.__class__.__name__)
 PY
 chmod 0644 "$tmp"/*.py
-forged() {  # forged WANT UPSTREAM_HOST UPSTREAM_PORT
-  local want=$1 host=$2 p=$3 d got
+forged() {  # forged WANT ATTACKER_WANT UPSTREAM_HOST UPSTREAM_PORT WHAT
+  # WANT: what dnsguard's socket reads first; ATTACKER_WANT: the attacker's
+  # last line ("attacker got the query" or "attacker saw nothing").
+  local want=$1 awant=$2 host=$3 p=$4 what=$5 d got alog
   d=$(mktemp -d "$tmp/forged.XXXX"); chmod 0777 "$d"
   C setpriv --reuid 4343 --regid 4343 --clear-groups "$py" "$tmp/attacker.py" "$host" "$p" "$d" >"$d/attacker.log" 2>&1 &
   local apid=$!
-  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/victim.py" "$host" "$p" "$d" 2>&1 | tail -1)
-  wait "$apid"
-  if [ "$got" = "$want" ]; then echo "ok:   forged upstream $host:$p → dnsguard got $got ($(cat "$d/attacker.log"))"
-  else echo "FAIL: forged upstream $host:$p → wanted $want, dnsguard got $got ($(cat "$d/attacker.log"))"; failures=$((failures + 1)); fi
+  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/victim.py" "$host" "$p" "$d" 2>&1 | tail -1) || true
+  wait "$apid" || true
+  alog=$(tr '\n' ' ' <"$d/attacker.log")
+  if [ "$got" = "$want" ] && [ "$(tail -1 "$d/attacker.log")" = "$awant" ]; then
+    echo "ok:   $what: forged upstream $host:$p → dnsguard got $got ($alog)"
+  else
+    echo "FAIL: $what: forged upstream $host:$p → wanted $want / $awant, dnsguard got $got ($alog)"
+    failures=$((failures + 1))
+  fi
 }
 C sysctl -qw net.ipv4.ip_unprivileged_port_start=0
 # Docker's embedded resolver as the upstream (root's socket in the cage,
 # as dockerd opens it): the real answer must win.
-C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.11:53 --local-resolver 127.0.0.11,0 \
-  --onlink6 2001:db8:100::/64
 C nft -f - <<NFT
 table ip dockersim {
   chain OUTPUT {
@@ -290,7 +295,14 @@ table ip dockersim {
   }
 }
 NFT
-forged reply:docker:q 127.0.0.11 53
+# Control: without the cage's table the attack works in this setup — the
+# seed lands in dnsguard's socket and the query goes to the attacker —, so
+# the pass below is the ruleset's doing.
+C nft delete table inet cagent
+forged reply:seed "attacker got the query" 127.0.0.11 53 "control: no cage ruleset"
+C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.11:53 --local-resolver 127.0.0.11,0 \
+  --onlink6 2001:db8:100::/64
+forged reply:docker:q "attacker saw nothing" 127.0.0.11 53 "cage ruleset: the real answer wins"
 C nft delete table ip dockersim
 
 # The same upstream, attacked through Docker's NAT port instead: dnsguard's
@@ -438,8 +450,11 @@ check reply:dnsguard:q agent udp 127.0.0.1 5354
 
 # An upstream endpoint in the cage that nobody serves: the agent binds it
 # and would simply receive the queries.
+# Control: without the cage's table the attacker gets the query.
+C nft delete table inet cagent
+forged reply:seed "attacker got the query" 127.0.0.12 5354 "control: no cage ruleset"
 C "$helper" install --uid 4242 --listen-port 5353 --upstream 127.0.0.12:5354 --onlink6 2001:db8:100::/64
-forged timeout 127.0.0.12 5354
+forged timeout "attacker saw nothing" 127.0.0.12 5354 "cage ruleset"
 C sysctl -qw net.ipv4.ip_unprivileged_port_start=1024
 
 # Nested Docker's link (sysbox): root in the engine's sandbox has raw
@@ -469,25 +484,41 @@ S ip -6 route add 2001:db8:100::/64 dev "nds$$"
 S ip -6 neigh replace 2001:db8:100::1 lladdr "$(C cat "/sys/class/net/ndc$$/address")" dev "nds$$"
 W ip addr add 198.51.100.13/24 dev "nftw$$"
 W ip -6 addr add 2001:db8:100::13/64 dev "nftw$$" nodad
-cat >"$tmp/silent.py" <<'PY'
-import socket, time
+# The upstream answers, but late (1.5 s): the forgery always comes first,
+# so dnsguard reading the real answer means the forgery never arrived.
+cat >"$tmp/late.py" <<'PY'
+import os, select, socket, sys, time
 socks = []
 for a in ("198.51.100.13", "2001:db8:100::13"):
     s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((a, 53)); socks.append(s)
-time.sleep(30)
+open(sys.argv[1] + ".tmp", "w").close(); os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+due = []  # (when, socket, data, peer)
+deadline = time.time() + 90
+while time.time() < deadline:
+    wait = max(0.0, min([w for w, *_ in due], default=time.time() + 1) - time.time())
+    for s in select.select(socks, [], [], wait)[0]:
+        data, peer = s.recvfrom(512)
+        due.append((time.time() + 1.5, s, data, peer))
+    now = time.time()
+    for item in [i for i in due if i[0] <= now]:
+        due.remove(item)
+        item[1].sendto(b"world:" + item[2], item[3])
 PY
-W "$py" "$tmp/silent.py" >"$tmp/silent.log" 2>&1 &
+W "$py" "$tmp/late.py" "$tmp/late-ready" >"$tmp/late.log" 2>&1 &
 pids+=($!)
-C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.13:53 --upstream 2001:db8:100::13:53 \
-  --onlink6 2001:db8:100::/64 --nested "ndc$$,100.127.255.253,100.127.255.252/30"
+wait_for_file "$tmp/late-ready"
+nested_install() {
+  C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.13:53 --upstream 2001:db8:100::13:53 \
+    --onlink6 2001:db8:100::/64 --nested "ndc$$,100.127.255.253,100.127.255.252/30"
+}
 cat >"$tmp/nvictim.py" <<'PY'
 import os, socket, sys
 host, d = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
 s.connect((host, 53)); s.send(b"q")
 open(d + "/port.tmp", "w").write(str(s.getsockname()[1])); os.rename(d + "/port.tmp", d + "/port")
-s.settimeout(3)
+s.settimeout(4)
 try: print("reply:" + s.recv(512).decode())
 except socket.timeout: print("timeout")
 except OSError as e: print("error:" + e.__class__.__name__)
@@ -503,22 +534,39 @@ fam = socket.AF_INET6 if ":" in upstream else socket.AF_INET
 f = socket.socket(fam, socket.SOCK_DGRAM)
 f.setsockopt(socket.IPPROTO_IPV6 if fam == socket.AF_INET6 else socket.IPPROTO_IP, 75 if fam == socket.AF_INET6 else 19, 1)  # IP(V6)_TRANSPARENT
 f.bind((upstream, 53))
+sent = 0
 for _ in range(5):
-    f.sendto(b"forged", (cage, port)); time.sleep(0.05)
+    sent += f.sendto(b"forged", (cage, port)) > 0; time.sleep(0.05)
+print("sent %d" % sent)
 PY
 chmod 0644 "$tmp"/*.py
-nested_forged() {  # nested_forged UPSTREAM CAGE_ADDRESS
+nested_forged() {  # nested_forged WANT UPSTREAM CAGE_ADDRESS WHAT
   local d got
   d=$(mktemp -d "$tmp/nforged.XXXX"); chmod 0777 "$d"
-  S "$py" "$tmp/nforger.py" "$1" "$2" "$d" >"$d/forger.log" 2>&1 &
+  S "$py" "$tmp/nforger.py" "$2" "$3" "$d" >"$d/forger.log" 2>&1 &
   local fpid=$!
-  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/nvictim.py" "$1" "$d" 2>&1 | tail -1)
+  got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/nvictim.py" "$2" "$d" 2>&1 | tail -1) || true
   wait "$fpid" || true
-  if [ "$got" = timeout ]; then echo "ok:   forged from the nested link as upstream $1 → dnsguard got nothing ($(cat "$d/forger.log"))"
-  else echo "FAIL: forged from the nested link as upstream $1 → dnsguard got $got ($(cat "$d/forger.log"))"; failures=$((failures + 1)); fi
+  # The attack ran: the forger sent all five datagrams.
+  if [ "$got" = "$1" ] && [ "$(cat "$d/forger.log")" = "sent 5" ]; then
+    echo "ok:   $4: forged from the nested link as upstream $2 → dnsguard got $got ($(cat "$d/forger.log"))"
+  else
+    echo "FAIL: $4: forged from the nested link as upstream $2 → wanted $1, dnsguard got $got ($(tr '\n' ' ' <"$d/forger.log"))"
+    failures=$((failures + 1))
+  fi
 }
-nested_forged 198.51.100.13 198.51.100.1
-nested_forged 2001:db8:100::13 2001:db8:100::1
+for pair in 198.51.100.13,198.51.100.1 2001:db8:100::13,2001:db8:100::1; do
+  # Controls: without the cage's table the forgery is what dnsguard reads;
+  # and with the cage's ruleset minus its nested-link part too (the
+  # established flow admits it), so the pass below is that part's doing.
+  C nft delete table inet cagent 2>/dev/null || true
+  nested_forged reply:forged "${pair%,*}" "${pair#*,}" "control: no cage ruleset"
+  C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.13:53 --upstream 2001:db8:100::13:53 \
+    --onlink6 2001:db8:100::/64
+  nested_forged reply:forged "${pair%,*}" "${pair#*,}" "control: cage ruleset without --nested"
+  nested_install
+  nested_forged reply:world:q "${pair%,*}" "${pair#*,}" "cage ruleset: the late real answer wins"
+done
 ip netns del "$sandbox"
 
 # Re-install with a static CIDR: sets start empty, the CIDR is allowed.

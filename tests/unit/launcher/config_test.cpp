@@ -154,8 +154,10 @@ TEST_CASE("validate: normalization and expansion") {
   const Config c = validate(m, "/home/u");
   CHECK(c.domains == std::vector<std::string>{"example.com", "*.example.org"});
   CHECK(c.extra_args == std::vector<std::string>{"-v", "/home/u/data:/data", "/home/u/x", "a~/b"});
-  CHECK(c.dns_resolvers == std::vector<std::string>{"192.0.2.53:53", "198.51.100.1:5353",
-                                                   "[2001:db8::1]:53", "[2001:db8::2]:53"});
+  std::vector<std::string> resolvers;
+  for (const auto& r : c.dns_resolvers) resolvers.push_back(cagent::dnsguard::to_string(r));
+  CHECK(resolvers == std::vector<std::string>{"192.0.2.53:53", "198.51.100.1:5353", "[2001:db8::1]:53",
+                                              "[2001:db8::2]:53"});
   REQUIRE(c.ca_certificates.size() == 3);
   CHECK(c.ca_certificates[0].system);
   CHECK(c.ca_certificates[1].path == "/home/u/corp.pem");
@@ -189,15 +191,16 @@ TEST_CASE("validate: errors name the entry's position") {
   }
 }
 
-TEST_CASE("domain normalization table") {
-  CHECK(normalize_domain("GitHub.com") == "github.com");
-  CHECK(normalize_domain("github.com.") == "github.com");
-  CHECK(normalize_domain("*.githubusercontent.com") == "*.githubusercontent.com");
-  CHECK(normalize_domain("_dmarc.example.com") == "_dmarc.example.com");
-  for (const char* bad : {"", ".", "*", "*.", "a..b", "-a.example", "a-.example", "a*.example",
-                          "ex ample.com", "https://github.com"}) {
+TEST_CASE("domains go through the policy's one pattern check") {
+  const auto domains = [](const char* yaml) {
+    return validate(merge_layers({layer(yaml, "/v.yaml", LayerKind::base)}, {}), "/home/u").domains;
+  };
+  CHECK(domains("domains: [GitHub.com, github.com., '*.githubusercontent.com', _dmarc.example.com]\n") ==
+        std::vector<std::string>{"github.com", "*.githubusercontent.com", "_dmarc.example.com"});
+  for (const char* bad : {"''", "'.'", "'*'", "'*.'", "a..b", "-a.example", "a-.example", "'a*.example'",
+                          "'ex ample.com'", "'https://github.com'"}) {
     CAPTURE(bad);
-    CHECK_THROWS_AS(normalize_domain(bad), PatternError);
+    CHECK_THROWS_AS(domains((std::string("domains: [") + bad + "]\n").c_str()), ConfigError);
   }
 }
 
@@ -252,21 +255,24 @@ TEST_CASE("print-config renders every key with origins") {
 }
 
 TEST_CASE("published ports: every docker spelling, the container side only, into the policy") {
-  const std::vector<std::string> args = {"-e", "X=1", "-p", "8080:80", "--publish", "127.0.0.1:5353:53/udp",
-                                         "--publish=[::1]:9000:9000-9010", "-p443", "-v", "/a:/b"};
-  CHECK(published_ports(args) == std::vector<std::string>{"80/tcp", "53/udp", "9000-9010/tcp", "443/tcp"});
-  Config c;
-  c.domains = {"example.com"};
-  c.extra_args = args;
+  const ConfigLayer base = layer(
+      "domains: [example.com]\n"
+      "extra_args: [-e, X=1, -p, '8080:80', --publish, '127.0.0.1:5353:53/udp', '--publish=[::1]:9000:9000-9010',"
+      " -p443, -v, '/a:/b']\n",
+      "/g.yaml", LayerKind::base);
+  Config c = validate(merge_layers({base}, MergeOptions{true, ""}), "/home/u");
+  std::vector<std::string> ports;
+  for (const auto& p : c.inbound) ports.push_back(cagent::dnsguard::to_string(p));
+  CHECK(ports == std::vector<std::string>{"80/tcp", "53/udp", "9000-9010/tcp", "443/tcp"});
   CHECK(render_policy_toml(c).find("inbound = [ \"80/tcp\", \"53/udp\", \"9000-9010/tcp\", \"443/tcp\" ]") !=
         std::string::npos);
-  c.extra_args = {"-e", "X"};
+  c.inbound.clear();
   CHECK(render_policy_toml(c).find("inbound") == std::string::npos);  // nothing published: nothing comes in
   // What the policy refuses is refused here, not in the cage: port 0, a
   // backwards range.
   for (const char* bad : {"80/icmp", "8080:", "a:b", "80/tcp/x", "8080:0", "90-80", "80/TCP"}) {
     CAPTURE(bad);
-    CHECK_THROWS_AS(published_ports({"-p", bad}), std::invalid_argument);
+    CHECK_THROWS_AS(inbound_port(bad), std::invalid_argument);
   }
 }
 

@@ -243,12 +243,32 @@ TEST_CASE("session: blocked-lookups summary at exit") {
 TEST_CASE("session: --dry-run prints the commands and touches nothing") {
   SessionFixture f;
   CHECK(f.run({"--dry-run", "--", "echo", "a b"}) == 0);
-  CHECK(f.runner.calls.empty());
+  // Only a question to the engine (read-only), nothing started, nothing written.
+  for (const auto& call : f.runner.calls) CHECK(call == std::vector<std::string>{"docker", "info", "--format", "{{json .Runtimes}}"});
+  CHECK(f.runner.foreground_argv.empty());
   CHECK_FALSE(fs::exists(f.host.cagent_home));
   const std::string out = f.out.str();
   CHECK(out.find("docker build -f ") != std::string::npos);
   CHECK(out.find("docker run --rm --init -i ") != std::string::npos);
   CHECK(out.find("-- echo 'a b'") != std::string::npos);
+  CHECK(out.find("sysbox") == std::string::npos);  // this engine has none: nothing about it
+}
+
+TEST_CASE("session: --dry-run shows the command a real run uses, sysbox included; without an engine it says so") {
+  SessionFixture f;
+  f.runtimes = "{\"runc\":{},\"sysbox-runc\":{}}";
+  CHECK(f.run({"--dry-run", "--", "true"}) == 0);
+  CHECK(f.out.str().find("--runtime sysbox-runc") != std::string::npos);
+  CHECK(f.out.str().find("NESTED_DOCKER=1") != std::string::npos);
+  CHECK(f.out.str().find("--nested-docker") != std::string::npos);
+  f.out.str("");
+  f.docker_up = false;
+  CHECK(f.run({"--dry-run", "--", "true"}) == 0);
+  CHECK(f.out.str().find("# cannot reach the Docker engine") == 0);
+  CHECK(f.out.str().find("--runtime sysbox-runc") == std::string::npos);
+  CHECK(f.out.str().find("docker run --rm --init") != std::string::npos);
+  // A real run needs the engine: the same answer is an error there (main maps it to 125).
+  CHECK_THROWS_WITH_AS(f.run({"--", "true"}), doctest::Contains("cannot reach the Docker engine"), DockerError);
 }
 
 TEST_CASE("session: --print-config, --version, --help") {
@@ -572,14 +592,14 @@ TEST_CASE("stages: prepare reads only and describes the session") {
   f.host.build_args = {{"BASE", "base:x"}, {"AGENT_NPM_PACKAGES", ""}};
   const CliOptions cli = parse_cli({"--no-global-config", "--no-update", "--", "make"});
   const MergedConfig merged = resolve_config(cli, f.host, SessionIo{f.out, f.err, f.in});
-  const PreparedSession p = prepare_session(cli, f.host, merged, SessionIo{f.out, f.err, f.in});
+  const PreparedSession p = prepare_session(cli, f.host, merged, EngineFacts{true, "", false}, SessionIo{f.out, f.err, f.in});
   CHECK(p.id.size() == 12);
   CHECK(p.run.container_name == "cagent-" + p.id);
   CHECK(p.session_dir == f.host.cagent_home / "sessions" / p.id);
   CHECK(p.log_dir == f.host.cagent_home / "logs" / ("session-" + p.id));
   CHECK(p.run.policy_file == p.session_dir / "policy.toml");
   CHECK(p.run.command == std::vector<std::string>{"make"});
-  CHECK_FALSE(p.run.sysbox);  // decided by start_session
+  CHECK_FALSE(p.run.sysbox);  // the engine has no sysbox-runc
   REQUIRE(p.image.context);
   CHECK(*p.image.context == f.t / "ctx");
   CHECK(p.image.build_args == f.host.build_args);
@@ -589,14 +609,19 @@ TEST_CASE("stages: prepare reads only and describes the session") {
   CHECK(f.runner.calls.empty());
 }
 
-TEST_CASE("stages: start asks the engine, builds the image and creates the log dir") {
+TEST_CASE("stages: the engine is asked before planning; start builds the image and creates the log dir") {
   SessionFixture f;
   f.runtimes = "{\"sysbox-runc\":{}}";
   const CliOptions cli = parse_cli({"--no-global-config", "--no-update"});
   const SessionIo io{f.out, f.err, f.in};
-  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, io), io);
+  const EngineFacts engine = probe_engine(f.runner, f.host);
+  CHECK(engine.reachable);
+  CHECK(engine.sysbox);
+  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, io), engine, io);
+  CHECK(p.run.sysbox);  // the plan is complete before anything starts
+  const auto planned = render_run_argv(p.run);
   start_session(p, f.host, f.runner, io);
-  CHECK(p.run.sysbox);
+  CHECK(render_run_argv(p.run) == planned);  // and nothing changes it afterwards
   CHECK(f.runner.called_with_prefix({"docker", "build"}));
   CHECK(f.err.str().find("cagent: building image") != std::string::npos);
   CHECK(fs::is_directory(p.log_dir));
@@ -624,14 +649,16 @@ TEST_CASE("stages: dry-run prints the build and run commands of the prepared ses
   SessionFixture f;
   const CliOptions cli = parse_cli({"--dry-run", "--no-global-config", "--", "true"});
   const SessionIo io{f.out, f.err, f.in};
-  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, io), io);
+  const EngineFacts engine{true, "", false};
+  PreparedSession p = prepare_session(cli, f.host, resolve_config(cli, f.host, io), engine, io);
   std::ostringstream out;
-  print_dry_run(p, out);
+  print_dry_run(p, engine, out);
   CHECK(out.str().find("docker build -f ") != std::string::npos);
   CHECK(out.str().find("--name cagent-" + p.id) != std::string::npos);
+  CHECK(out.str().find("# cannot reach") == std::string::npos);
   p.image.context.reset();
   std::ostringstream no_context;
-  print_dry_run(p, no_context);
+  print_dry_run(p, engine, no_context);
   CHECK(no_context.str().find("docker build") == std::string::npos);
   CHECK(no_context.str().find("docker run ") != std::string::npos);
 }

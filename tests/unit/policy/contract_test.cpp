@@ -73,12 +73,15 @@ Outcome cage_reads(const fs::path& file) {
   }
 }
 
+// Through the host's own pipeline (load → merge → validate), as cagent does.
 launcher::host::Config host_config() {
-  launcher::host::Config c;
-  c.domains = {"github.com", "*.githubusercontent.com"};
-  c.dns_resolvers = {"192.0.2.53:53", "[2001:db8::53]:5300"};
-  c.extra_args = {"-p", "8080:80", "--publish=127.0.0.1:5353:53/udp", "-p", "9000-9010:9000-9010/sctp"};
-  return c;
+  using namespace launcher::host;
+  const ConfigLayer layer = load_config(
+      "domains: [github.com, '*.githubusercontent.com']\n"
+      "dns_resolvers: ['192.0.2.53:53', '[2001:db8::53]:5300']\n"
+      "extra_args: [-p, '8080:80', '--publish=127.0.0.1:5353:53/udp', -p, '9000-9010:9000-9010/sctp']\n",
+      "/contract.yaml", LayerKind::base);
+  return validate(merge_layers({layer}, MergeOptions{true, ""}), "/home/u");
 }
 
 // One bad value per row: the key the message must name and a file body.

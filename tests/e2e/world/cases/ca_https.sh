@@ -21,6 +21,8 @@ for v in SSL_CERT_FILE NODE_EXTRA_CA_CERTS REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT
   eval "f=\${$v:-}"; echo "env $v=${f:-unset} readable=$(test -r "${f:-/nonexistent}" && echo 1 || echo 0) writable=$(test -w "${f:-/nonexistent}" && echo 1 || echo 0)"
 done
 (echo tamper >>/etc/ssl/certs/ca-certificates.crt) 2>/dev/null; echo "system-bundle-write=$?"
+echo "control writable=$(test -w /workspace/fetch.sh && echo 1 || echo 0)"
+(echo '# appended' >>/workspace/fetch.sh) 2>/dev/null; echo "workspace-write=$?"
 SH
   chown_workspace "$1"
 }
@@ -41,6 +43,10 @@ for v in SSL_CERT_FILE NODE_EXTRA_CA_CERTS REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT
   expect_match "with --ca-cert: $v names a readable, read-only bundle" "$out" "env $v=/[^ ]* readable=1 writable=0"
 done
 expect_match "the system bundle is not writable by the agent" "$out" 'system-bundle-write=[1-9]'
+# Controls for writable=0 and the refused write: the same probe and the same
+# append succeed on a workspace file in the same run.
+expect_match "control: the writable probe says 1 for a workspace file" "$out" 'control writable=1'
+expect_match "control: the agent can append to a workspace file" "$out" 'workspace-write=0'
 ((${#out} > 0)) || cat "$E2E_TMP/err"
 
 # ca_certificates in a workspace .cagent.yaml move the cage's trust anchors:

@@ -23,4 +23,14 @@ expect_match "wrong type: the message names .cagent.yaml:2" "$err" '\.cagent\.ya
 
 expect_eq "no container was created" "$(containers_created_since "$t0")" ""
 expect_false "the command never ran" test -e "$ws/ran" -o -e "$ws2/ran"
+# Control: the first workspace with the bad line taken out runs the same
+# command, and the same containers_created_since sees its container.
+sed -i '/^bogus_key/d' "$ws/.cagent.yaml"
+t1=$(date +%s.%N)
+rc=0; err=$(run_cagent "$ws" -- touch /workspace/ran </dev/null 2>&1 >/dev/null) || rc=$?
+expect_eq "control: the valid config runs (exit 0)" "$rc" 0
+expect_true "control: …and the command ran" test -e "$ws/ran"
+expect_match "control: containers_created_since sees the container it created" \
+  "$(containers_created_since "$t1")" '^cagent-'
+((rc == 0)) || printf '%s\n' "$err"
 finish

@@ -17,4 +17,13 @@ expect_match "shows the -r pattern" "$out" 'flagro/'
 expect_match "shows dns_resolvers from the global config" "$out" "$DNS4"
 expect_match "shows the --arg" "$out" "--network=$NET"
 expect_eq "no container was created" "$(containers_created_since "$t0")" ""
+# Control: the same flags without --print-config start a container, and the
+# same containers_created_since sees it.
+t1=$(date +%s.%N)
+rc=0; out=$(run_cagent "$ws" -d flag-only.test --ignore '*.flagsecret' -r 'flagro/' -- echo print-config-control \
+              </dev/null 2>"$E2E_TMP/err") || rc=$?
+expect_eq "control: without --print-config cagent exits 0" "$rc" 0
+expect_match "control: …and the command ran" "$out" 'print-config-control'
+expect_match "control: containers_created_since sees the container it created" \
+  "$(containers_created_since "$t1")" '^cagent-'
 finish

@@ -11,10 +11,22 @@ echo 'SECRET=hunter2' >"$ws/.env"
 mkdir -p "$ws/secrets" "$ws/sub"
 echo 'TOKEN=abc123' >"$ws/secrets/token.txt"
 echo 'DEEP=xyz' >"$ws/sub/.env"
+# Controls: plain files next to the hidden ones, in the same directories.
+echo 'PLAIN=visible' >"$ws/plain.txt"
+echo 'NEIGHBOUR=visible' >"$ws/sub/neighbour.txt"
+echo 'remove me' >"$ws/removable.txt"
 chown_workspace "$ws"
 
 out=$(cage "$ws" '
   cd /workspace
+  echo "yaml=[$(head -n1 .cagent.yaml 2>&1)]"
+  echo "plain=[$(cat plain.txt 2>&1)]"
+  echo "neighbour=[$(cat sub/neighbour.txt 2>&1)]"
+  (echo written-in-cage >plain.txt) 2>/dev/null; echo "plain-write=$?"
+  (echo appended-in-cage >>sub/neighbour.txt) 2>/dev/null; echo "neighbour-write=$?"
+  (echo new-in-cage >sub/new.txt) 2>/dev/null; echo "sub-create=$?"
+  rm -f removable.txt 2>/dev/null; echo "plain-rm=$?"
+  echo "sub=[$(ls -A sub 2>&1 | tr "\n" " ")]"
   echo "env=[$(cat .env 2>&1)]"
   echo "subenv=[$(cat sub/.env 2>&1)]"
   (echo leak >.env) 2>/dev/null; echo "env-write=$?"
@@ -25,6 +37,21 @@ out=$(cage "$ws" '
   touch secrets/new 2>/dev/null; echo "secrets-write=$?"
   ls -la . | grep -c "\.env$" | sed "s/^/env-listed=/"')
 expect_eq "cagent exits 0" "$CAGE_RC" 0
+# The controls first: in the same cage, what is not ignored reads, is
+# written, created and removed — so the refusals below are the ignore
+# mounts', not a workspace the agent cannot use.
+expect_match "control: .cagent.yaml reads" "$out" 'yaml=\[domains:\]'
+expect_match "control: plain.txt (next to .env) reads with its content" "$out" 'plain=\[PLAIN=visible\]'
+expect_match "control: sub/neighbour.txt (next to sub/.env) reads with its content" "$out" 'neighbour=\[NEIGHBOUR=visible\]'
+expect_match "control: plain.txt can be overwritten" "$out" 'plain-write=0'
+expect_match "control: sub/neighbour.txt can be appended to" "$out" 'neighbour-write=0'
+expect_match "control: a new file can be created in sub/" "$out" 'sub-create=0'
+expect_match "control: removable.txt (next to .env) can be removed" "$out" 'plain-rm=0'
+expect_match "control: sub/ lists its files" "$out" 'sub=\[.*neighbour\.txt'
+expect_eq "control: the host sees the write to plain.txt" "$(cat "$ws/plain.txt")" 'written-in-cage'
+expect_eq "control: the host sees the append to sub/neighbour.txt" "$(cat "$ws/sub/neighbour.txt")" $'NEIGHBOUR=visible\nappended-in-cage'
+expect_eq "control: the host sees sub/new.txt" "$(cat "$ws/sub/new.txt" 2>&1)" 'new-in-cage'
+expect_false "control: removable.txt is gone on the host" test -e "$ws/removable.txt"
 expect_match ".env reads as empty" "$out" 'env=\[\]'
 expect_match "sub/.env (basename pattern at depth) reads as empty" "$out" 'subenv=\[\]'
 expect_match ".env cannot be overwritten" "$out" 'env-write=[1-9]'

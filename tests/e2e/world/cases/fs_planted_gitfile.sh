@@ -40,6 +40,7 @@ out2=$(cage "$ws" "
   for p in /other/.git '$other/.git' '$other'; do
     if [ -e \"\$p\" ]; then echo \"exists=\$p\"; else echo \"absent=\$p\"; fi
   done
+  echo \"abs-gitfile=[\$(cat /workspace/abs/.git 2>&1)]\"
   cd /workspace/abs && echo \"log=\$(git log --oneline 2>&1 | head -n 1)\"")
 err2=$(cage_err)
 expect_eq "next session: cagent exits 0" "$CAGE_RC" 0
@@ -47,6 +48,10 @@ expect_match "/other/.git (relative gitdir) is not mounted" "$out2" 'absent=/oth
 expect_match "the other repository's .git (absolute gitdir, commondir) is not mounted" "$out2" \
   "absent=$other/\\.git"
 expect_no_match "nothing of the other repository exists in the cage" "$out2" 'exists='
+# Control: the planted abs/.git itself is in the cage (workspace content),
+# so "absent" and the failing git below are about its target.
+expect_match "control: the planted abs/.git is there, naming the other repository" "$out2" \
+  "abs-gitfile=\\[gitdir: $other/\\.git\\]"
 expect_no_match "git cannot read the other repository's history" "$out2" 'other repository'
 expect_match "cagent warns about rel/.git" "$err2" 'rel/\.git: .*not mounted'
 expect_match "cagent warns about abs/.git" "$err2" 'abs/\.git: .*not mounted'

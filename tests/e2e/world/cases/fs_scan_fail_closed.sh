@@ -26,11 +26,16 @@ out1=$(cage "$ws" '
   cd /workspace
   echo "pem=[$(cat secrets/key.pem 2>&1)]"
   chmod 000 locked; echo "chmod=$?"
+  mkdir plain && mv plain plain2; echo "mvplain=$?"
+  echo x >plainfile && mv plainfile plainfile2; echo "mvplainfile=$?"
   mv secrets s2 2>/dev/null; echo "mv=$?"
   mv secrets/key.pem k 2>/dev/null; echo "mvfile=$?"')
 expect_eq "session 1: cagent exits 0" "$CAGE_RC" 0
 expect_match "session 1: key.pem reads as empty" "$out1" 'pem=\[\]'
 expect_match "session 1: the agent could chmod 000 its directory" "$out1" 'chmod=0'
+expect_match "session 1: control: a plain directory can be renamed" "$out1" 'mvplain=0'
+expect_match "session 1: control: a plain file can be moved" "$out1" 'mvplainfile=0'
+expect_true "host: control: plain2/ and plainfile2 are there" test -d "$ws/plain2" -a -f "$ws/plainfile2"
 expect_match "session 1: secrets/ cannot be renamed (pinned)" "$out1" 'mv=[1-9]'
 expect_match "session 1: key.pem cannot be moved" "$out1" 'mvfile=[1-9]'
 expect_true "host: secrets/key.pem still under its name" test -f "$ws/secrets/key.pem"

@@ -48,7 +48,9 @@ try=$(cat "$ws/agent_try" 2>/dev/null)
 expect_match "the agent cannot list the control directory" "$try" 'ls=[1-9]'
 expect_match "the agent's dnsguard --control fails" "$try" 'control=[1-9]'
 expect_match "the agent cannot connect to the socket" "$try" 'connect=[1-9]'
+expect_match "the agent found dnsguard's pid (the signal below was aimed)" "$try" 'dnsguard pid=[1-9][0-9]*'
 expect_match "the agent cannot signal dnsguard" "$try" 'signal=[1-9]'
+expect_match "…refused by the kernel (EPERM), not a usage error" "$try" 'kill.*Operation not permitted'
 sleep 1  # the loop above keeps failing meanwhile: still denied
 expect_false "still denied after the agent's attempts" test -e "$ws/resolved"
 
@@ -133,6 +135,9 @@ expect_match "the exit summary counts the firewall's refusals" "$err" 'the firew
 
 
 # Session-only: the next session is back to the policy file.
-out=$(cage "$ws" 'getent hosts denied.test; echo "getent=$?"')
+out=$(cage "$ws" 'getent hosts denied.test; echo "getent=$?"; getent ahostsv4 allowed.test >/tmp/a; echo "allowed=$?"; head -n1 /tmp/a')
+expect_eq "the next session exits 0" "$CAGE_RC" 0
 expect_match "the next session denies denied.test again" "$out" 'getent=2'
+expect_match "control: …while allowed.test resolves in that same session" "$out" '198\.51\.100\.10 '
+expect_match "control: …(getent exit 0)" "$out" 'allowed=0'
 finish

@@ -25,6 +25,10 @@ try:
     u.sendto(b\"q\" * 1200, (\"198.51.100.20\", 443)); print(\"quic=sent\")
 except OSError as e:
     print(\"quic=\" + e.__class__.__name__)
+try:
+    u.sendto(b\"q\" * 1200, (\"198.51.100.20\", 4443)); print(\"udp-other=sent\")
+except OSError as e:
+    print(\"udp-other=\" + e.__class__.__name__)
 s = socket.socket()
 s.settimeout(5)
 try:
@@ -38,6 +42,7 @@ expect_match "another site on the same allowed address is refused" "$out" 'neigh
 expect_match "a Host that did not resolve there is refused" "$out" 'host-mismatch=(52|56|7)'
 expect_match "an allowed name works over HTTPS through the gate" "$out" 'https=cagent-e2e web20'
 expect_match "an allowed SNI on an address it did not resolve to is refused" "$out" 'sni-elsewhere=(35|56|7)'
+expect_match "control: the same datagram to the same allowed address on port 4443 is sent" "$out" 'udp-other=sent'
 expect_match "QUIC (UDP 443) is refused at once" "$out" 'quic=PermissionError'
 expect_match "the gate's port used directly reaches nothing" "$out" 'gate-direct=(ConnectionResetError|closed)'
 expect_match "the exit summary names the refused site" "$(cage_err)" 'connection gate refused [0-9]+ connections?: .*extra\.test'

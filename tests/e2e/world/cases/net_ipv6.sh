@@ -13,10 +13,12 @@ out=$(cage "$ws" "
   echo v6=\$(curl -6 -sS -m 10 http://v6.test/)
   echo allowed6=\$(curl -6 -sS -m 10 http://allowed.test/)
   echo v4-of-v6-server \$($(timed 'curl -sS -m 10 http://198.51.100.17/'))
+  echo allowed4=\$(curl -4 -sS -m 10 http://allowed.test/)
   echo unresolved-after \$($(timed 'curl -sS -m 10 http://[2001:db8:e2e::19]/'))")
 expect_eq "cagent exits 0" "$CAGE_RC" 0
 expect_match "v6.test (AAAA only) is reachable over IPv6" "$out" 'v6=cagent-e2e web17'
 expect_match "allowed.test is reachable over IPv6" "$out" 'allowed6=cagent-e2e web10'
+expect_match "control: IPv4 to a resolved address works in the same cage" "$out" 'allowed4=cagent-e2e web10'
 for what in unresolved unresolved-after v4-of-v6-server; do
   line=$(grep "^$what " <<<"$out")
   expect_match "$what: refused (curl exit 7)" "$line" 'rc=7 '

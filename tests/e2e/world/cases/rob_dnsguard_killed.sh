@@ -7,9 +7,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 case_init
 
 ws=$(new_workspace allowed.test)
+log_start=$(dns_log_lines)
+# Before the kill, the same direct queries as after it: answered (a denied
+# name by dnsguard's NXDOMAIN, an allowed one with the world's address), so
+# "no answer" after the kill is the kill's doing.
 cage_bg "$ws" "
   cd /workspace
   curl -sS -m 10 http://allowed.test/ >before.out 2>&1; echo rc=\$? >>before.out
+  echo direct=\$(dig +time=2 +tries=1 @$DNS4 leak-before-kill.denied.test A >/dev/null 2>&1; echo \$?) >>before.out
+  echo directallowed=\$(dig +short +time=2 +tries=1 @$DNS4 allowed.test A 2>/dev/null) >>before.out
   touch ready; $(cage_wait_file go)
   getent hosts allowed.test >/dev/null 2>&1; echo resolve=\$? >after.out
   echo direct=\$(dig +time=2 +tries=1 @$DNS4 leak-after-kill.denied.test A >/dev/null 2>&1; echo \$?) >>after.out
@@ -19,6 +25,13 @@ cage_bg "$ws" "
   touch done"
 if wait_for "the cage to be ready" 120 test -e "$ws/ready"; then
   expect_match "before the kill: allowed.test is reachable" "$(cat "$ws/before.out")" 'cagent-e2e web10'
+  expect_match "before the kill: a direct query to the world DNS server is answered (dnsguard's NXDOMAIN)" \
+    "$(cat "$ws/before.out")" 'direct=0'
+  expect_match "before the kill: …and for an allowed name, with the world's address" \
+    "$(cat "$ws/before.out")" 'directallowed=198\.51\.100\.10'
+  expect_match "before the kill: the world DNS server's log shows dnsguard's lookups" \
+    "$(dns_log | tail -n +$((log_start + 1)))" ' allowed\.test '
+  expect_no_match "before the kill: …and not the denied name" "$(dns_log | tail -n +$((log_start + 1)))" 'leak-before-kill'
   ctr=$(cage_bg_container)
   before=$(dns_log_lines)
   docker exec -u 0 "$ctr" sh -c 'pkill -KILL -x dnsguard' || not_ok "docker exec pkill dnsguard failed"

@@ -10,10 +10,19 @@ pids=() wss=()
 for i in $(seq 1 $n); do
   ws=$(new_workspace allowed.test)
   wss+=("$ws")
-  run_cagent "$ws" -- sh -c "curl -sS -m 20 http://allowed.test/ && echo cage-$i >/workspace/mark" \
+  # Each cage waits, once done, until the host has counted the sessions.
+  run_cagent "$ws" -- sh -c "curl -sS -m 20 http://allowed.test/ && echo cage-$i >/workspace/mark; $(cage_wait_file go)" \
     </dev/null >"$E2E_TMP/out$i" 2>"$E2E_TMP/err$i" &
   pids+=($!)
 done
+all_marked() { local w; for w in "${wss[@]}"; do [[ -e $w/mark ]] || return 1; done; }
+wait_for "every cage to write its mark" 180 all_marked
+# The control of "no session directory is left" below: while they run,
+# every cage has one.
+sessions=$(ls -A "$E2E_HOME/.cagent/sessions" 2>/dev/null | wc -l)
+if ((sessions >= n)); then ok "control: while they run, the $n cages have session directories ($sessions)"
+else not_ok "control: while they run, the $n cages have session directories" "found $sessions"; fi
+for ws in "${wss[@]}"; do touch "$ws/go"; done
 for i in $(seq 1 $n); do
   rc=0; wait "${pids[$((i - 1))]}" || rc=$?
   if ((rc == 0)) && grep -q 'cagent-e2e web10' "$E2E_TMP/out$i" && [[ $(cat "${wss[$((i - 1))]}/mark" 2>/dev/null) == "cage-$i" ]]; then

@@ -22,6 +22,8 @@ for sig in INT TERM; do
   fi
   ctr=$(docker ps --filter "label=cagent.e2e.cage=$label" --format '{{.Names}}')
   expect_ne "SIG$sig: the cage's container is running" "$ctr" ""
+  expect_ne "SIG$sig: control: while it runs, its session directory exists" \
+    "$(ls -A "$E2E_HOME/.cagent/sessions" 2>/dev/null)" ""
   kill -"$sig" "$pid"
   t0=$SECONDS
   while kill -0 "$pid" 2>/dev/null && ((SECONDS - t0 < 30)); do sleep 0.2; done

@@ -1,13 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <sched.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstring>
 #include <string>
 
 #include "control.hpp"
@@ -58,69 +50,4 @@ TEST_CASE("live policy: errors change nothing") {
   CHECK(live.execute("deny github.com").reply.find("policy file") != std::string::npos);
   CHECK(control_socket_for("/var/log/cagent/dnsguard.log") == "/var/log/cagent/control/dnsguard.sock");
   CHECK(control_socket_for("").empty());
-}
-
-// peer_network_namespace(): a connection from this namespace is "same"; one
-// from a process that moved into a new network namespace (as root in the
-// nested engine's sandbox is) is "other". The second half needs a network
-// namespace of its own: as root (CI, this machine) or through an
-// unprivileged user namespace.
-TEST_CASE("control peers: only connections from dnsguard's own network namespace count as same") {
-  char dir_template[] = "/tmp/cagent-control-netns.XXXXXX";
-  REQUIRE(::mkdtemp(dir_template) != nullptr);
-  const std::string path = std::string(dir_template) + "/s";
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(listener >= 0);
-  REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(listener, 4) == 0);
-
-  const int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(::connect(client, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-  const int same = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-  REQUIRE(same >= 0);
-  const PeerNamespace here = peer_network_namespace(same);
-  if (here == PeerNamespace::unknown) {
-    MESSAGE("kernel without SO_NETNS_COOKIE (< 5.14): the check cannot tell, and says so");
-  } else {
-    CHECK(here == PeerNamespace::same);
-    // A child in a network namespace of its own connects to the same path.
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      char status = 'n';
-      if (::unshare(CLONE_NEWNET) == 0 || ::unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0) {
-        const int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        status = (c >= 0 && ::connect(c, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) ? 'c' : 'f';
-        [[maybe_unused]] auto n = ::write(ready[1], &status, 1);
-        ::pause();  // keeps the connection until killed
-      }
-      [[maybe_unused]] auto n = ::write(ready[1], &status, 1);
-      ::_exit(0);
-    }
-    char status = 0;
-    REQUIRE(::read(ready[0], &status, 1) == 1);
-    if (status == 'n') {
-      MESSAGE("no network namespace could be made here (not root, no user namespaces): other-namespace half not run");
-    } else {
-      CHECK(status == 'c');
-      const int other = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-      REQUIRE(other >= 0);
-      CHECK(peer_network_namespace(other) == PeerNamespace::other);
-      ::close(other);
-    }
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    ::close(ready[0]);
-    ::close(ready[1]);
-  }
-  ::close(same);
-  ::close(client);
-  ::close(listener);
-  ::unlink(path.c_str());
-  ::rmdir(dir_template);
 }

@@ -1,14 +1,10 @@
 #include "decisions.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <vector>
+
+#include "atomic_file.hpp"
 
 namespace cagent::dnsguard {
 namespace {
@@ -236,35 +232,15 @@ std::string DecisionRecord::to_json(WallClock::time_point now) const {
 
 bool DecisionFile::write(DecisionRecord& record, bool force, std::string& error) const {
   if (!force && !record.dirty()) return true;
-  const std::string text = record.to_json(DecisionRecord::WallClock::now());
-  const std::string tmp = path_.string() + ".tmp";
-  // O_NOFOLLOW|O_EXCL after unlinking: only dnsguard can write this
-  // directory, but never follow a link placed there anyway.
-  ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = "open " + tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  // Readable by the host user (cagent ps/log read it while the session
-  // runs) whatever dnsguard's umask; it holds names, no secrets.
-  ::fchmod(fd, 0644);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      error = "write " + tmp + ": " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    done += static_cast<std::size_t>(w);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    error = "rename " + tmp + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
+  try {
+    // Readable by the host user (cagent ps/log read it while the session
+    // runs) whatever dnsguard's umask; it holds names, no secrets.
+    ReplaceOptions options;
+    options.mode = 0644;
+    options.sync = false;
+    write_file_atomically(path_, record.to_json(DecisionRecord::WallClock::now()), options);
+  } catch (const std::exception& e) {
+    error = e.what();
     return false;
   }
   record.mark_written();

@@ -141,13 +141,17 @@ class DecisionRecord {
   bool dirty_ = true;  // an empty record is still worth one file: "nothing refused"
 };
 
-// Writes a DecisionRecord to `path` by replacing the file atomically (write
-// a temporary next to it, fsync-free rename): a reader never sees half a file.
+// Writes a DecisionRecord to `path` by replacing the file atomically
+// (write_file_atomically): a reader never sees half a file. Without fsync:
+// the write runs on the resolver's only thread once a second, and a disk
+// flush there would stall every query; the record matters while the
+// session runs and right after it, not across a crash of the machine.
 class DecisionFile {
  public:
   explicit DecisionFile(std::filesystem::path path) : path_(std::move(path)) {}
-  // Writes when the record changed (or `force`); false (errno kept in the
-  // message) when the write failed — the caller logs it, nothing else stops.
+  // Writes when the record changed (or `force`); false (one line, errno
+  // included, in `error`) when the write failed — the caller logs it,
+  // nothing else stops.
   bool write(DecisionRecord& record, bool force, std::string& error) const;
   const std::filesystem::path& path() const noexcept { return path_; }
 

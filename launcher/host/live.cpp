@@ -1,16 +1,12 @@
 #include "launcher/host/live.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <ostream>
@@ -19,6 +15,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "dnsguard/allow_list.hpp"
+#include "dnsguard/atomic_file.hpp"
 #include "launcher/host/blocked_summary.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/docker_argv.hpp"
@@ -378,17 +375,13 @@ std::filesystem::path save_domains(LiveCommand::Save where, const std::vector<st
     throw UsageError("not saving to " + file.string() + ": " + e.what());
   }
   if (new_text == old_text && fs::exists(file)) return {};
-  // Written next to it, then renamed over it: never half a file, and never
-  // through a name planted meanwhile (O_EXCL|O_NOFOLLOW on the temporary).
-  const fs::path tmp = file.parent_path() / (file.filename().string() + ".cagent-save");
-  ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) throw UsageError("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  const bool ok = ::write(fd, new_text.data(), new_text.size()) == static_cast<ssize_t>(new_text.size());
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw UsageError("cannot write " + file.string() + ": " + std::strerror(errno));
+  // Never half a file, and never through a name planted meanwhile: the
+  // rename replaces a symlink put there since the check above, it does not
+  // follow it.
+  try {
+    dnsguard::write_file_atomically(file, new_text);  // 0644, synced: the user's own file
+  } catch (const std::exception& e) {
+    throw UsageError("cannot save: " + printable(e.what()));
   }
   // The user's own change: the next session loads it without asking.
   if (!global) store.approve(host.workspace.string(), *host.workspace_identity, sha256_hex(new_text));

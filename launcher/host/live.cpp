@@ -388,77 +388,93 @@ std::filesystem::path save_domains(LiveCommand::Save where, const std::vector<st
   return file;
 }
 
-int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
-  if (command.kind == LiveCommand::Kind::ps) {
-    const std::vector<RunningCage> cages = list_cages(runner);
-    std::vector<Blocked> blocked;
-    for (const RunningCage& c : cages) {
-      Blocked b;
-      if (const auto text = read_text(record_of(host, c.session))) {
-        if (const auto d = parse_decisions(*text)) {
-          b.denied = d->denied_total;
-          b.refused = d->refused_total;
-          b.firewall = d->firewall_total;
-        }
+namespace {
+
+// ---- cagent ps ------------------------------------------------------------------
+
+int run_ps(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  const std::vector<RunningCage> cages = list_cages(runner);
+  std::vector<Blocked> blocked;
+  for (const RunningCage& c : cages) {
+    Blocked b;
+    if (const auto text = read_text(record_of(host, c.session))) {
+      if (const auto d = parse_decisions(*text)) {
+        b.denied = d->denied_total;
+        b.refused = d->refused_total;
+        b.firewall = d->firewall_total;
       }
-      blocked.push_back(b);
     }
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
-    io.out << render_ps(cages, blocked, now, command.json);
-    if (cages.empty() && !command.json) io.err << "cagent: no running cages\n";
-    return 0;
+    blocked.push_back(b);
   }
-  if (command.kind == LiveCommand::Kind::log) {
-    std::string session;
-    if (command.session) {
-      session = *command.session;
-    } else {
-      // The running cage of this workspace, else the newest session.
-      for (const RunningCage& c : list_cages(runner))
-        if (c.workspace == host.workspace) session = c.session;
-      if (session.empty()) {
-        std::filesystem::file_time_type newest{};
-        std::error_code ec;
-        for (std::filesystem::directory_iterator it(host.cagent_home / "logs", ec);
-             !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-          const std::string n = it->path().filename().string();
-          if (n.rfind("session-", 0) != 0 || !std::filesystem::exists(it->path() / "decisions.json")) continue;
-          const auto t = std::filesystem::last_write_time(it->path() / "decisions.json", ec);
-          if (!ec && (session.empty() || t > newest)) {
-            newest = t;
-            session = n.substr(8);
-          }
-        }
-        ec.clear();
-      }
-      if (session.empty()) throw UsageError("no session with a decision record yet");
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  io.out << render_ps(cages, blocked, now, command.json);
+  if (cages.empty() && !command.json) io.err << "cagent: no running cages\n";
+  return 0;
+}
+
+// ---- cagent log -----------------------------------------------------------------
+
+// The session `cagent log` shows without one named: the running cage of
+// this workspace, else the session whose record changed last.
+std::string default_log_session(const HostContext& host, ProcessRunner& runner) {
+  std::string session;
+  for (const RunningCage& c : list_cages(runner))
+    if (c.workspace == host.workspace) session = c.session;
+  if (!session.empty()) return session;
+  std::filesystem::file_time_type newest{};
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(host.cagent_home / "logs", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    if (n.rfind("session-", 0) != 0) continue;
+    std::error_code time_ec;
+    const auto t = std::filesystem::last_write_time(it->path() / "decisions.json", time_ec);
+    if (!time_ec && (session.empty() || t > newest)) {
+      newest = t;
+      session = n.substr(8);
     }
+  }
+  if (session.empty()) throw UsageError("no session with a decision record yet");
+  return session;
+}
+
+// -f: every interval, the lines that changed (a count going up prints that
+// entry again), until the session's cage is gone; then one last read,
+// since dnsguard writes its final counts as it stops.
+void follow_log(const LiveCommand& command, const HostContext& host, ProcessRunner& runner,
+                const std::string& session, std::vector<std::string> seen, SessionIo io) {
+  for (bool running = true; running;) {
+    ::poll(nullptr, 0, static_cast<int>(command.follow_interval.count()));
+    running = false;
+    for (const RunningCage& c : list_cages(runner)) running = running || c.session == session;
     const auto text = read_text(record_of(host, session));
-    if (!text) throw UsageError("unknown session " + session + " (no decision record in " +
-                                record_of(host, session).parent_path().string() + ")");
-    std::string shown = render_log(session, *text, command.json);
-    io.out << shown << std::flush;
-    if (!command.follow) return 0;
-    // -f: every interval, the lines that changed (a count going up prints
-    // that entry again), until the session's cage is gone; then one last
-    // read, since dnsguard writes its final counts as it stops.
-    std::vector<std::string> seen = split_lines(shown);
-    for (bool running = true; running;) {
-      ::poll(nullptr, 0, static_cast<int>(command.follow_interval.count()));
-      running = false;
-      for (const RunningCage& c : list_cages(runner)) running = running || c.session == session;
-      const auto now_text = read_text(record_of(host, session));
-      if (!now_text) continue;
-      for (std::string& line : split_lines(render_log(session, *now_text, command.json))) {
-        if (std::find(seen.begin(), seen.end(), line) != seen.end()) continue;
-        io.out << line << "\n";
-        seen.push_back(std::move(line));
-      }
-      io.out << std::flush;
+    if (!text) continue;
+    for (std::string& line : split_lines(render_log(session, *text, command.json))) {
+      if (std::find(seen.begin(), seen.end(), line) != seen.end()) continue;
+      io.out << line << "\n";
+      seen.push_back(std::move(line));
     }
-    return 0;
+    io.out << std::flush;
   }
+}
+
+int run_log(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  const std::string session = command.session ? *command.session : default_log_session(host, runner);
+  const auto text = read_text(record_of(host, session));
+  if (!text) {
+    throw UsageError("unknown session " + session + " (no decision record in " +
+                     record_of(host, session).parent_path().string() + ")");
+  }
+  const std::string shown = render_log(session, *text, command.json);
+  io.out << shown << std::flush;
+  if (command.follow) follow_log(command, host, runner, session, split_lines(shown), io);
+  return 0;
+}
+
+// ---- cagent allow / deny ----------------------------------------------------------
+
+int run_policy_change(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   const std::vector<RunningCage> targets = select_cages(list_cages(runner), host.workspace, command.session);
   if (command.save != LiveCommand::Save::none) {
     const auto file = save_domains(command.save, command.names, host);
@@ -489,6 +505,18 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
     }
   }
   return status;
+}
+
+}  // namespace
+
+int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  switch (command.kind) {
+    case LiveCommand::Kind::ps: return run_ps(command, host, runner, io);
+    case LiveCommand::Kind::log: return run_log(command, host, runner, io);
+    case LiveCommand::Kind::allow:
+    case LiveCommand::Kind::deny: return run_policy_change(command, host, runner, io);
+  }
+  return kExitUsage;
 }
 
 }  // namespace cagent::launcher::host

@@ -3,9 +3,11 @@
 // `cagent deny NAME… [--session ID]` change the allowlist of running cages
 // without restarting them.
 //
-//   argv ─parse_live_command()─▶ LiveCommand
-//   docker ps/inspect ─parse_running_cages()─▶ cages ─select_cages()─▶ targets
-//   each target ─control_argv()─▶ docker exec -u 0 … dnsguard --control SOCKET allow …
+//   argv ─parse_live_command()─▶ LiveCommand ─run_live()─▶ one of:
+//   allow/deny: docker ps/inspect ─parse_running_cages()─▶ cages ─select_cages()─▶ targets
+//               each target ─control_argv()─▶ docker exec -u 0 … dnsguard --control SOCKET allow …
+//   ps:         cages + each session's decision record ─render_ps()─▶ listing
+//   log [-f]:   a session's decision record ─render_log()─▶ lines (again as they change)
 //
 // The way in is `docker exec -u 0` into the container: only someone who can
 // use the Docker engine (the user on the host) can take it. dnsguard's

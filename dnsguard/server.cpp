@@ -41,7 +41,8 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
     : io_(io),
       config_(config),
       log_(log),
-      decisions_file_(decisions_path_for(config.log_file)),
+      decisions_file_(config.log_file.empty() ? std::filesystem::path()
+                                              : decisions_path(session_log_dir(config.log_file))),
       decisions_timer_(io),
       engine_(config, sink, log, counters_),
       live_(config.allow),
@@ -240,11 +241,11 @@ asio::awaitable<void> Server::control_session(asio::local::stream_protocol::sock
     }
     const auto now = DecisionRecord::WallClock::now();
     for (const auto& a : out.allowed) {
-      decisions_.allow_changed("allow", a, now);
+      decisions_.allow_changed(ChangeOp::allow, a, now);
       log_.always("control: allowed " + a + " for this session");
     }
     for (const auto& d : out.denied) {
-      decisions_.allow_changed("deny", d, now);
+      decisions_.allow_changed(ChangeOp::deny, d, now);
       log_.always("control: took back " + d);
     }
     if (!out.allowed.empty() || !out.denied.empty()) write_decisions(true);

@@ -16,6 +16,7 @@
 
 #include "dnsguard/allow_list.hpp"
 #include "dnsguard/atomic_file.hpp"
+#include "dnsguard/contracts.hpp"
 #include "launcher/host/blocked_summary.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/docker_argv.hpp"
@@ -207,8 +208,8 @@ std::vector<RunningCage> list_cages(ProcessRunner& runner) {
   return cages;
 }
 
-std::filesystem::path record_of(const HostContext& host, const std::string& session) {
-  return host.cagent_home / "logs" / ("session-" + session) / "decisions.json";
+std::filesystem::path log_dir_of(const HostContext& host, const std::string& session) {
+  return host.cagent_home / "logs" / ("session-" + session);
 }
 
 std::optional<std::string> read_text(const std::filesystem::path& p) {
@@ -217,6 +218,16 @@ std::optional<std::string> read_text(const std::filesystem::path& p) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// A session's record; nullopt when it has none (yet). Throws UsageError
+// when it is there but unreadable.
+std::optional<dnsguard::Decisions> record_of(const HostContext& host, const std::string& session) {
+  try {
+    return read_decision_record(log_dir_of(host, session));
+  } catch (const std::exception& e) {
+    throw UsageError("session " + session + ": unreadable decision record (" + printable(e.what()) + ")");
+  }
 }
 
 }  // namespace
@@ -270,66 +281,52 @@ std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<B
   return out.str();
 }
 
-std::string render_log(const std::string& session, const std::string& decisions_json, bool json) {
+std::string render_log(const std::string& session, const dnsguard::Decisions& record, bool json) {
   std::ostringstream out;
-  try {
-    const YAML::Node root = YAML::Load(decisions_json);
-    if (!root.IsMap() || root["version"].as<int>(0) != 1) throw std::runtime_error("unknown version");
-    for (const YAML::Node& e : root["denied"]) {
-      const std::string name = e["name"].as<std::string>();
-      const int type = e["type"].as<int>();
-      if (json) {
-        out << "{\"session\":" << json_string(session) << ",\"event\":\"denied\",\"name\":" << json_string(name)
-            << ",\"type\":" << type << ",\"count\":" << e["count"].as<std::uint64_t>()
-            << ",\"first\":" << e["first"].as<std::int64_t>() << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
-      } else {
-        out << "denied   " << printable(name) << " " << type_text(type) << " \xC3\x97" << e["count"].as<std::uint64_t>()
-            << "  " << utc_text(e["first"].as<std::int64_t>()) << " .. " << utc_text(e["last"].as<std::int64_t>())
-            << "\n";
-      }
+  const std::string who = "{\"session\":" + json_string(session) + ",\"event\":";
+  for (const dnsguard::DeniedLookup& e : record.denied) {
+    if (json) {
+      out << who << "\"denied\",\"name\":" << json_string(e.name) << ",\"type\":" << e.type << ",\"count\":" << e.count
+          << ",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
+    } else {
+      out << "denied   " << printable(e.name) << " " << type_text(e.type) << " \xC3\x97" << e.count << "  "
+          << utc_text(e.first) << " .. " << utc_text(e.last) << "\n";
     }
-    if (const auto unlisted = root["denied_unlisted"].as<std::uint64_t>(0); unlisted > 0 && !json)
-      out << "denied   (" << unlisted << " more lookups of names past the record's bound)\n";
-    for (const YAML::Node& e : root["gate_refused"]) {
-      const std::string name = e["name"].as<std::string>(), dst = e["dst"].as<std::string>(),
-                        reason = e["reason"].as<std::string>();
-      if (json) {
-        out << "{\"session\":" << json_string(session) << ",\"event\":\"gate_refused\",\"name\":" << json_string(name)
-            << ",\"dst\":" << json_string(dst) << ",\"reason\":" << json_string(reason)
-            << ",\"count\":" << e["count"].as<std::uint64_t>() << ",\"first\":" << e["first"].as<std::int64_t>()
-            << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
-      } else {
-        out << "refused  " << printable(name.empty() ? dst : name) << " \xC3\x97" << e["count"].as<std::uint64_t>() << "  ("
-            << printable(reason) << ")  " << utc_text(e["first"].as<std::int64_t>()) << " .. "
-            << utc_text(e["last"].as<std::int64_t>()) << "\n";
-      }
+  }
+  if (record.denied_unlisted > 0 && !json)
+    out << "denied   (" << record.denied_unlisted << " more lookups of names past the record's bound)\n";
+  for (const dnsguard::GateRefusal& e : record.gate_refused) {
+    if (json) {
+      out << who << "\"gate_refused\",\"name\":" << json_string(e.name) << ",\"dst\":" << json_string(e.dst)
+          << ",\"reason\":" << json_string(e.reason) << ",\"count\":" << e.count << ",\"first\":" << e.first
+          << ",\"last\":" << e.last << "}\n";
+    } else {
+      out << "refused  " << printable(e.name.empty() ? e.dst : e.name) << " \xC3\x97" << e.count << "  ("
+          << printable(e.reason) << ")  " << utc_text(e.first) << " .. " << utc_text(e.last) << "\n";
     }
-    for (const YAML::Node& e : root["firewall_refused"]) {
-      const std::string dst = e["dst"].as<std::string>(), proto = e["proto"].as<std::string>();
-      if (json) {
-        out << "{\"session\":" << json_string(session) << ",\"event\":\"firewall_refused\",\"dst\":" << json_string(dst)
-            << ",\"proto\":" << json_string(proto) << ",\"count\":" << e["count"].as<std::uint64_t>()
-            << ",\"first\":" << e["first"].as<std::int64_t>() << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
-      } else {
-        out << "refused  " << printable(dst) << "/" << printable(proto) << " \xC3\x97" << e["count"].as<std::uint64_t>()
-            << "  (firewall: no allowed name resolved to it)  " << utc_text(e["first"].as<std::int64_t>()) << " .. "
-            << utc_text(e["last"].as<std::int64_t>()) << "\n";
-      }
+  }
+  for (const dnsguard::FirewallRefusal& e : record.firewall_refused) {
+    if (json) {
+      out << who << "\"firewall_refused\",\"dst\":" << json_string(e.dst) << ",\"proto\":" << json_string(e.proto)
+          << ",\"count\":" << e.count << ",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
+    } else {
+      out << "refused  " << printable(e.dst) << "/" << printable(e.proto) << " \xC3\x97" << e.count
+          << "  (firewall: no allowed name resolved to it)  " << utc_text(e.first) << " .. " << utc_text(e.last)
+          << "\n";
     }
-    if (const auto unlisted = root["firewall_refused_unlisted"].as<std::uint64_t>(0); unlisted > 0 && !json)
-      out << "refused  (" << unlisted << " more packets: other protocols, or past the firewall's itemized bound)\n";
-    for (const YAML::Node& e : root["changes"]) {
-      const std::string op = e["op"].as<std::string>(), name = e["name"].as<std::string>();
-      if (json) {
-        out << "{\"session\":" << json_string(session) << ",\"event\":" << json_string(op) << ",\"name\":"
-            << json_string(name) << ",\"time\":" << e["time"].as<std::int64_t>() << "}\n";
-      } else {
-        out << (op == "allow" ? "allowed  " : "taken back ") << printable(name) << "  (at run time, "
-            << utc_text(e["time"].as<std::int64_t>()) << ")\n";
-      }
+  }
+  if (record.firewall_refused_unlisted > 0 && !json)
+    out << "refused  (" << record.firewall_refused_unlisted
+        << " more packets: other protocols, or past the firewall's itemized bound)\n";
+  for (const dnsguard::AllowChange& c : record.changes) {
+    const bool allow = c.op == dnsguard::ChangeOp::allow;
+    if (json) {
+      out << who << (allow ? "\"allow\"" : "\"deny\"") << ",\"name\":" << json_string(c.name) << ",\"time\":" << c.time
+          << "}\n";
+    } else {
+      out << (allow ? "allowed  " : "taken back ") << printable(c.name) << "  (at run time, " << utc_text(c.time)
+          << ")\n";
     }
-  } catch (const std::exception& e) {
-    throw UsageError("session " + session + ": unreadable decision record (" + e.what() + ")");
   }
   return out.str();
 }
@@ -397,12 +394,11 @@ int run_ps(const LiveCommand& command, const HostContext& host, ProcessRunner& r
   std::vector<Blocked> blocked;
   for (const RunningCage& c : cages) {
     Blocked b;
-    if (const auto text = read_text(record_of(host, c.session))) {
-      if (const auto d = parse_decisions(*text)) {
-        b.denied = d->denied_total;
-        b.refused = d->refused_total;
-        b.firewall = d->firewall_total;
-      }
+    try {
+      if (const auto record = record_of(host, c.session))
+        b = Blocked{record->denied_total, record->gate_refused_total, record->firewall_refused_total};
+    } catch (const UsageError& e) {
+      io.err << "cagent: " << e.what() << "\n";  // the listing goes on, with no counts for it
     }
     blocked.push_back(b);
   }
@@ -429,7 +425,7 @@ std::string default_log_session(const HostContext& host, ProcessRunner& runner) 
     const std::string n = it->path().filename().string();
     if (n.rfind("session-", 0) != 0) continue;
     std::error_code time_ec;
-    const auto t = std::filesystem::last_write_time(it->path() / "decisions.json", time_ec);
+    const auto t = std::filesystem::last_write_time(dnsguard::decisions_path(it->path()), time_ec);
     if (!time_ec && (session.empty() || t > newest)) {
       newest = t;
       session = n.substr(8);
@@ -448,9 +444,9 @@ void follow_log(const LiveCommand& command, const HostContext& host, ProcessRunn
     ::poll(nullptr, 0, static_cast<int>(command.follow_interval.count()));
     running = false;
     for (const RunningCage& c : list_cages(runner)) running = running || c.session == session;
-    const auto text = read_text(record_of(host, session));
-    if (!text) continue;
-    for (std::string& line : split_lines(render_log(session, *text, command.json))) {
+    const auto record = record_of(host, session);
+    if (!record) continue;
+    for (std::string& line : split_lines(render_log(session, *record, command.json))) {
       if (std::find(seen.begin(), seen.end(), line) != seen.end()) continue;
       io.out << line << "\n";
       seen.push_back(std::move(line));
@@ -461,12 +457,12 @@ void follow_log(const LiveCommand& command, const HostContext& host, ProcessRunn
 
 int run_log(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   const std::string session = command.session ? *command.session : default_log_session(host, runner);
-  const auto text = read_text(record_of(host, session));
-  if (!text) {
+  const auto record = record_of(host, session);
+  if (!record) {
     throw UsageError("unknown session " + session + " (no decision record in " +
-                     record_of(host, session).parent_path().string() + ")");
+                     log_dir_of(host, session).string() + ")");
   }
-  const std::string shown = render_log(session, *text, command.json);
+  const std::string shown = render_log(session, *record, command.json);
   io.out << shown << std::flush;
   if (command.follow) follow_log(command, host, runner, session, split_lines(shown), io);
   return 0;

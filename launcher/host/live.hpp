@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "dnsguard/contracts.hpp"
 #include "launcher/host/process.hpp"
 #include "launcher/host/session.hpp"
 
@@ -75,9 +76,9 @@ struct Blocked {
 std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<Blocked>& blocked, std::int64_t now,
                       bool json);
 
-// `cagent log [-f]`: a decision record (decisions.json) as lines for people, or
-// as one JSON object per decision. Throws UsageError when it is unreadable.
-std::string render_log(const std::string& session, const std::string& decisions_json, bool json);
+// `cagent log [-f]`: a decision record as lines for people, or as one JSON
+// object per decision.
+std::string render_log(const std::string& session, const dnsguard::Decisions& record, bool json);
 
 // `docker ps --format '{{.Names}}\t{{.Label "cagent.session"}}'` output.
 std::vector<RunningCage> parse_running_cages(const std::string& docker_ps_output);

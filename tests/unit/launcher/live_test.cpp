@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dnsguard/contracts.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/live.hpp"
 #include "launcher/host/paths.hpp"
@@ -129,21 +130,48 @@ TEST_CASE("cagent log: the decision record as lines and as JSON objects") {
       "\"firewall_refused_total\":9,\"firewall_refused_unlisted\":2,\"firewall_refused\":["
       "{\"dst\":\"[2001:db8::7]:22\",\"proto\":\"tcp\",\"count\":7,\"first\":1800000002,\"last\":1800000003}],"
       "\"changes_dropped\":0,\"changes\":[{\"op\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}]}\n";
-  CHECK(render_log("ab12", rec, false) ==
+  const cagent::dnsguard::Decisions record = cagent::dnsguard::parse_decisions(rec);
+  CHECK(render_log("ab12", record, false) ==
         "denied   pypi.org A \xC3\x97" "2  2027-01-15T08:00:00Z .. 2027-01-15T08:00:05Z\n"
         "refused  192.0.2.1:443 \xC3\x97" "1  (no SNI)  2027-01-15T08:00:01Z .. 2027-01-15T08:00:01Z\n"
         "refused  [2001:db8::7]:22/tcp \xC3\x97" "7  (firewall: no allowed name resolved to it)  "
         "2027-01-15T08:00:02Z .. 2027-01-15T08:00:03Z\n"
         "refused  (2 more packets: other protocols, or past the firewall's itemized bound)\n"
         "allowed  pypi.org  (at run time, 2027-01-15T08:00:09Z)\n");
-  CHECK(render_log("ab12", rec, true) ==
+  CHECK(render_log("ab12", record, true) ==
         "{\"session\":\"ab12\",\"event\":\"denied\",\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005}\n"
         "{\"session\":\"ab12\",\"event\":\"gate_refused\",\"name\":\"\",\"dst\":\"192.0.2.1:443\",\"reason\":\"no SNI\",\"count\":1,"
         "\"first\":1800000001,\"last\":1800000001}\n"
         "{\"session\":\"ab12\",\"event\":\"firewall_refused\",\"dst\":\"[2001:db8::7]:22\",\"proto\":\"tcp\",\"count\":7,"
         "\"first\":1800000002,\"last\":1800000003}\n"
         "{\"session\":\"ab12\",\"event\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}\n");
-  CHECK_THROWS_AS(render_log("ab12", "{", false), UsageError);
+}
+
+TEST_CASE("cagent log: a session without a record, or with one it cannot read, is one line") {
+  test::TempDir tmp;
+  HostContext host;
+  host.cagent_home = tmp.dir("home/.cagent");
+  host.workspace = tmp.dir("ws");
+  test::FakeRunner runner;
+  runner.respond = [](const std::vector<std::string>&) { return RunResult{0, "", false}; };
+  std::ostringstream out, err;
+  std::istringstream in;
+  CHECK_THROWS_WITH_AS(run_live(*parse_live_command({"log"}), host, runner, SessionIo{out, err, in}),
+                       doctest::Contains("no session with a decision record yet"), UsageError);
+  CHECK_THROWS_WITH_AS(run_live(*parse_live_command({"log", "ab12"}), host, runner, SessionIo{out, err, in}),
+                       doctest::Contains("unknown session ab12"), UsageError);
+  tmp.file("home/.cagent/logs/session-ab12/decisions.json", "{");
+  CHECK_THROWS_WITH_AS(run_live(*parse_live_command({"log"}), host, runner, SessionIo{out, err, in}),
+                       doctest::Contains("session ab12: unreadable decision record ("), UsageError);
+  // cagent ps lists on, and says which record it could not read.
+  runner.respond = [](const std::vector<std::string>& argv) {
+    if (argv[1] == "ps") return RunResult{0, "cagent-ab12\tab12\n", false};
+    return RunResult{0, "2026-11-28T09:00:00Z\t/w\t[]\n", false};
+  };
+  CHECK(run_live(*parse_live_command({"ps", "--json"}), host, runner, SessionIo{out, err, in}) == 0);
+  CHECK(out.str().find("\"session\":\"ab12\"") != std::string::npos);
+  CHECK(out.str().find("\"denied\":0,") != std::string::npos);
+  CHECK(err.str().rfind("cagent: session ab12: unreadable decision record (", 0) == 0);
 }
 
 namespace {

@@ -92,14 +92,37 @@ void fields(T& d, Visit&& visit) {
   visit("changes", d.changes, kAddedLater);
 }
 
+template <Is<ControlRequest> T, typename Visit>
+void fields(T& r, Visit&& visit) {
+  visit("op", r.op);
+  visit("patterns", r.patterns);
+}
+
+template <Is<ControlReply> T, typename Visit>
+void fields(T& r, Visit&& visit) {
+  visit("ok", r.ok);
+  visit("error", r.error);
+  visit("op", r.op);
+  visit("names", r.names);
+  visit("added", r.added);
+  visit("evicted", r.evicted);
+}
+
 // The words of the enumerations.
 constexpr std::pair<std::string_view, ChangeOp> kChangeOps[] = {{"allow", ChangeOp::allow}, {"deny", ChangeOp::deny}};
+constexpr std::pair<std::string_view, ControlOp> kControlOps[] = {
+    {"allow", ControlOp::allow}, {"deny", ControlOp::deny}, {"list", ControlOp::list}};
 constexpr std::span<const std::pair<std::string_view, ChangeOp>> words_of(ChangeOp) { return kChangeOps; }
+constexpr std::span<const std::pair<std::string_view, ControlOp>> words_of(ControlOp) { return kControlOps; }
 
 template <typename T>
 struct IsVector : std::false_type {};
 template <typename T>
 struct IsVector<std::vector<T>> : std::true_type {};
+template <typename T>
+struct IsOptional : std::false_type {};
+template <typename T>
+struct IsOptional<std::optional<T>> : std::true_type {};
 
 // ---- strings: always UTF-8 on the way out -------------------------------------
 
@@ -182,6 +205,8 @@ json::value to_json(const T& v) {
     out.reserve(v.size());
     for (const auto& item : v) out.push_back(to_json(item));
     return out;
+  } else if constexpr (IsOptional<T>::value) {
+    return v ? to_json(*v) : json::value(nullptr);
   } else {
     json::object out;
     append_fields(out, v);
@@ -275,6 +300,14 @@ void from_json(const json::value& v, T& out) {
       }
     }
     out = std::move(items);
+  } else if constexpr (IsOptional<T>::value) {
+    if (v.is_null()) {
+      out.reset();
+    } else {
+      typename T::value_type value{};
+      from_json(v, value);
+      out = std::move(value);
+    }
   } else {
     read_fields(v, out);
   }
@@ -306,12 +339,51 @@ T read_document(std::string_view text, std::string_view source, int version) {
   return out;
 }
 
+std::string joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
 }  // namespace
 
 std::string write_decisions(const Decisions& decisions) { return write_document(decisions, kDecisionsVersion); }
 
 Decisions parse_decisions(std::string_view text, std::string_view source) {
   return read_document<Decisions>(text, source, kDecisionsVersion);
+}
+
+std::optional<ControlOp> parse_control_op(std::string_view word) {
+  for (const auto& [w, op] : kControlOps)
+    if (w == word) return op;
+  return std::nullopt;
+}
+
+std::string write_control_request(const ControlRequest& request) { return write_document(request, kControlVersion); }
+
+ControlRequest parse_control_request(std::string_view line) {
+  return read_document<ControlRequest>(line, "control request", kControlVersion);
+}
+
+std::string write_control_reply(const ControlReply& reply) { return write_document(reply, kControlVersion); }
+
+ControlReply parse_control_reply(std::string_view line) {
+  return read_document<ControlReply>(line, "control reply", kControlVersion);
+}
+
+std::string describe(const ControlReply& reply) {
+  if (!reply.ok) return reply.error;
+  switch (reply.op) {
+    case ControlOp::allow:
+      return "allowed " + joined(reply.names);
+    case ControlOp::deny:
+      return "denied " + joined(reply.names) +
+             (reply.evicted ? "; " + std::to_string(*reply.evicted) + " addresses left the sets"
+                            : "; their addresses leave the sets at their timeout (eviction failed)");
+    case ControlOp::list:
+      return joined(reply.names);
+  }
+  return {};
 }
 
 std::filesystem::path session_log_dir(std::string_view log_file) {
@@ -321,5 +393,9 @@ std::filesystem::path session_log_dir(std::string_view log_file) {
 }
 
 std::filesystem::path decisions_path(const std::filesystem::path& log_dir) { return log_dir / "decisions.json"; }
+
+std::filesystem::path control_socket_path(const std::filesystem::path& log_dir) {
+  return log_dir / "control" / "dnsguard.sock";
+}
 
 }  // namespace cagent::dnsguard

@@ -1,14 +1,18 @@
 #pragma once
 // What dnsguard and the host exchange besides the session policy
-// (policy.hpp), written by one function and read by one:
+// (policy.hpp), each written by one function and read by one:
 //
 //   dnsguard  DecisionRecord::snapshot() ─write_decisions()─▶ decisions.json
 //   cagent    (exit summary, ps, log)   ◀─parse_decisions()─ decisions.json
 //
-// A JSON document of one line (Boost.JSON writes and reads it: one strict
-// RFC 8259 parser for every reader, exact 64-bit counts, and a format any
-// tool can read — the tests read the record with Python). It starts with
-// "version", the major version of its schema:
+//   cagent allow/deny ─docker exec -u 0─▶ dnsguard --control SOCKET allow|deny|list …
+//     ─write_control_request()─▶ control socket ─parse_control_request()─▶ dnsguard
+//     ◀─parse_control_reply()── (printed by dnsguard --control) ◀─write_control_reply()─
+//
+// Both are JSON documents of one line (Boost.JSON writes and reads them:
+// one strict RFC 8259 parser for every reader, exact 64-bit counts, and a
+// format any tool can read — the tests read the record with Python). Each
+// starts with "version", the major version of its schema:
 //   - a key added later is optional for readers of the same version (absent:
 //     the member's default) and ignored by readers that do not know it;
 //   - a change that an existing reader would misread (a key removed,
@@ -22,6 +26,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -102,14 +107,58 @@ std::string write_decisions(const Decisions& decisions);
 // Throws FormatError; `source` names the file in the message.
 Decisions parse_decisions(std::string_view text, std::string_view source = "decisions.json");
 
-// ---- where it is -----------------------------------------------------------------
-// In the session's log directory: the directory of the policy's log.file,
-// which the host bind-mounts from ~/.cagent/logs/session-ID.
+// ---- the control protocol ---------------------------------------------------
+// One request line in, one reply line out, per connection. dnsguard
+// --control prints the reply line as it came, so the host reads the same
+// document through docker exec.
+
+inline constexpr int kControlVersion = 1;
+
+enum class ControlOp : std::uint8_t { allow, deny, list };
+// "allow", "deny", "list"; nullopt for anything else.
+std::optional<ControlOp> parse_control_op(std::string_view word);
+
+struct ControlRequest {
+  ControlOp op = ControlOp::list;
+  std::vector<std::string> patterns;  // allow, deny: as given (dnsguard validates them)
+  friend bool operator==(const ControlRequest&, const ControlRequest&) = default;
+};
+
+struct ControlReply {
+  bool ok = false;
+  std::string error;               // !ok: why nothing changed, one line
+  ControlOp op = ControlOp::list;  // the request's (list when it was unreadable)
+  // allow, deny: the request's patterns, normalized; list: the run-time
+  // additions in force.
+  std::vector<std::string> names;
+  // allow: those of `names` that were not allowed before.
+  std::vector<std::string> added;
+  // deny: how many addresses left the firewall's sets at once; nullopt:
+  // the eviction failed and they leave at their timeout.
+  std::optional<std::uint64_t> evicted;
+  friend bool operator==(const ControlReply&, const ControlReply&) = default;
+};
+
+// Each one line, newline-terminated; the parsers throw FormatError.
+std::string write_control_request(const ControlRequest& request);
+ControlRequest parse_control_request(std::string_view line);
+std::string write_control_reply(const ControlReply& reply);
+ControlReply parse_control_reply(std::string_view line);
+
+// The reply for people, without a status word: "allowed a.example b.example",
+// "denied a.example; 2 addresses left the sets", the list, or the error.
+std::string describe(const ControlReply& reply);
+
+// ---- where they are -----------------------------------------------------------
+// Both live in the session's log directory: the directory of the policy's
+// log.file, which the host bind-mounts from ~/.cagent/logs/session-ID.
 
 // The log directory of a log file ("" when there is none: dnsguard logs to
-// stderr and keeps no record).
+// stderr and keeps neither record nor socket).
 std::filesystem::path session_log_dir(std::string_view log_file);
 // <log dir>/decisions.json
 std::filesystem::path decisions_path(const std::filesystem::path& log_dir);
+// <log dir>/control/dnsguard.sock (the directory is dnsguard's, mode 0700).
+std::filesystem::path control_socket_path(const std::filesystem::path& log_dir);
 
 }  // namespace cagent::dnsguard

@@ -29,9 +29,6 @@
 namespace cagent::launcher::host {
 namespace {
 
-// Where dnsguard's control socket is inside every cage: its log directory
-// (kContainerLogDir) + control/dnsguard.sock (dnsguard::control_socket_for).
-constexpr const char* kControlSocket = "/var/log/cagent/control/dnsguard.sock";
 constexpr const char* kDnsguard = "/usr/local/bin/dnsguard";
 
 }  // namespace
@@ -122,8 +119,12 @@ std::vector<RunningCage> select_cages(const std::vector<RunningCage>& cages, con
 
 std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand& command) {
   // -u 0: the control socket serves root only; the agent's uid cannot.
+  // The socket where dnsguard puts it: in the session's log directory,
+  // which the cage sees at kContainerLogDir (the session policy's log.file
+  // is there; the policy contract test holds the two together).
+  const std::string socket = dnsguard::control_socket_path(kContainerLogDir).string();
   std::vector<std::string> argv{"docker", "exec", "-u", "0", cage.container, kDnsguard, "--control",
-                                kControlSocket, command.kind == LiveCommand::Kind::allow ? "allow" : "deny"};
+                                socket, command.kind == LiveCommand::Kind::allow ? "allow" : "deny"};
   argv.insert(argv.end(), command.names.begin(), command.names.end());
   return argv;
 }
@@ -470,6 +471,33 @@ int run_log(const LiveCommand& command, const HostContext& host, ProcessRunner& 
 
 // ---- cagent allow / deny ----------------------------------------------------------
 
+// dnsguard's reply to `command` in one cage: the line dnsguard --control
+// printed last, or, when there is none (docker exec or the socket failed),
+// a refusal carrying what they printed instead.
+dnsguard::ControlReply ask_dnsguard(ProcessRunner& runner, const RunningCage& cage, const LiveCommand& command) {
+  RunOptions capture;
+  capture.output = RunOptions::Output::capture;
+  capture.timeout = std::chrono::seconds(30);
+  capture.merge_stderr = true;
+  const RunResult r = runner.run(control_argv(cage, command), capture);
+  std::string output = r.output;
+  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+  const std::size_t newline = output.rfind('\n');
+  const std::string last = newline == std::string::npos ? output : output.substr(newline + 1);
+  dnsguard::ControlReply refusal;
+  refusal.op = command.kind == LiveCommand::Kind::allow ? dnsguard::ControlOp::allow : dnsguard::ControlOp::deny;
+  if (!last.empty() && last.front() == '{') {
+    try {
+      return dnsguard::parse_control_reply(last);
+    } catch (const dnsguard::FormatError& e) {
+      refusal.error = e.what();  // another version of dnsguard, or not its reply at all
+      return refusal;
+    }
+  }
+  refusal.error = output.empty() ? "dnsguard did not answer" : output;
+  return refusal;
+}
+
 int run_policy_change(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   const std::vector<RunningCage> targets = select_cages(list_cages(runner), host.workspace, command.session);
   if (command.save != LiveCommand::Save::none) {
@@ -478,27 +506,15 @@ int run_policy_change(const LiveCommand& command, const HostContext& host, Proce
                                            : "saved to " + printable(file.string()))
            << "\n";
   }
-  RunOptions capture;
-  capture.output = RunOptions::Output::capture;
-  capture.timeout = std::chrono::seconds(30);
-  capture.merge_stderr = true;
+  const char* lasts = command.kind != LiveCommand::Kind::allow ? ""
+                      : command.save != LiveCommand::Save::none ? " (and saved for the next sessions)"
+                                                                 : " (until the session ends)";
   int status = 0;
   for (const RunningCage& c : targets) {
-    const RunResult r = runner.run(control_argv(c, command), capture);
-    std::string reply = r.output;
-    while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
-    if (r.status == 0) {
-      io.err << "cagent: session " << c.session << ": " << reply.substr(std::min<std::size_t>(reply.size(), 3))
-             << (command.kind != LiveCommand::Kind::allow ? ""
-                 : command.save != LiveCommand::Save::none ? " (and saved for the next sessions)"
-                                                            : " (until the session ends)")
-             << "\n";
-    } else {
-      if (reply.rfind("error ", 0) == 0) reply = reply.substr(6);
-      io.err << "cagent: session " << c.session << ": " << (reply.empty() ? "dnsguard did not answer" : printable(reply))
-             << "\n";
-      status = kExitUsage;
-    }
+    const dnsguard::ControlReply reply = ask_dnsguard(runner, c, command);
+    io.err << "cagent: session " << c.session << ": " << printable(dnsguard::describe(reply)) << (reply.ok ? lasts : "")
+           << "\n";
+    if (!reply.ok) status = kExitUsage;
   }
   return status;
 }

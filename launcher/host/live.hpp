@@ -6,6 +6,7 @@
 //   argv ─parse_live_command()─▶ LiveCommand ─run_live()─▶ one of:
 //   allow/deny: docker ps/inspect ─parse_running_cages()─▶ cages ─select_cages()─▶ targets
 //               each target ─control_argv()─▶ docker exec -u 0 … dnsguard --control SOCKET allow …
+//               ─▶ ControlReply (dnsguard/contracts.hpp) ─describe()─▶ one line per cage
 //   ps:         cages + each session's decision record ─render_ps()─▶ listing
 //   log [-f]:   a session's decision record ─render_log()─▶ lines (again as they change)
 //
@@ -92,8 +93,8 @@ std::vector<RunningCage> select_cages(const std::vector<RunningCage>& cages, con
 std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand& command);
 
 // The whole command. allow/deny: find, select, send; one line per cage on
-// io.err; 0 when every cage took it, 2 when dnsguard refused it. ps, log:
-// the listing on io.out.
+// io.err; 0 when every cage took it, 2 when dnsguard refused it or could
+// not be asked. ps, log: the listing on io.out.
 int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io);
 
 }  // namespace cagent::launcher::host

@@ -66,7 +66,11 @@ TEST_CASE("live commands: run against docker (fake runner)") {
     if (argv[1] == "ps") return RunResult{0, "cagent-1\ts1\ncagent-2\ts2\n", false};
     if (argv[1] == "inspect")
       return RunResult{0, std::string("2026-11-28T09:00:00.5Z\t") + (argv.back() == "cagent-1" ? "/w/a" : "/w/b") + "\t[]\n", false};
-    if (argv[1] == "exec") return RunResult{0, "ok allowed x.example\n", false};
+    if (argv[1] == "exec") {
+      return RunResult{0, cagent::dnsguard::write_control_reply({.ok = true, .op = cagent::dnsguard::ControlOp::allow,
+                                                                 .names = {"x.example"}, .added = {"x.example"}}),
+                       false};
+    }
     return RunResult{1, "", false};
   };
   HostContext host;
@@ -78,14 +82,47 @@ TEST_CASE("live commands: run against docker (fake runner)") {
   CHECK(runner.called_with_prefix({"docker", "exec", "-u", "0", "cagent-1"}));
   CHECK(!runner.called_with_prefix({"docker", "exec", "-u", "0", "cagent-2"}));
   // dnsguard refuses (e.g. deny of a policy name): its reason, exit 2.
-  runner.respond = [](const std::vector<std::string>& argv) {
+  std::string exec_output;
+  int exec_status = 2;
+  runner.respond = [&](const std::vector<std::string>& argv) {
     if (argv[1] == "ps") return RunResult{0, "cagent-1\ts1\n", false};
     if (argv[1] == "inspect") return RunResult{0, "2026-11-28T09:00:00Z\t/w/a\tnull\n", false};
-    return RunResult{2, "error x.example was not allowed at run time\n", false};
+    return RunResult{exec_status, exec_output, false};
   };
-  err.str("");
-  CHECK(run_live(*parse_live_command({"deny", "x.example"}), host, runner, SessionIo{out, err, in}) == 2);
+  const auto deny = [&] {
+    err.str("");
+    return run_live(*parse_live_command({"deny", "x.example"}), host, runner, SessionIo{out, err, in});
+  };
+  exec_output = cagent::dnsguard::write_control_reply(
+      {.ok = false, .error = "x.example was not allowed at run time", .op = cagent::dnsguard::ControlOp::deny});
+  CHECK(deny() == 2);
   CHECK(err.str() == "cagent: session s1: x.example was not allowed at run time\n");
+  // It took the name back: how many addresses left the sets (or that
+  // none could be evicted), from the reply's fields.
+  exec_status = 0;
+  exec_output = cagent::dnsguard::write_control_reply(
+      {.ok = true, .op = cagent::dnsguard::ControlOp::deny, .names = {"x.example"}, .evicted = 2});
+  CHECK(deny() == 0);
+  CHECK(err.str() == "cagent: session s1: denied x.example; 2 addresses left the sets\n");
+  exec_output = cagent::dnsguard::write_control_reply(
+      {.ok = true, .op = cagent::dnsguard::ControlOp::deny, .names = {"x.example"}});
+  CHECK(deny() == 0);
+  CHECK(err.str() == "cagent: session s1: denied x.example; their addresses leave the sets at their timeout "
+                     "(eviction failed)\n");
+  // dnsguard unreachable: what dnsguard --control (or docker) said instead.
+  exec_status = 1;
+  exec_output = "dnsguard: connect /var/log/cagent/control/dnsguard.sock: No such file or directory\n";
+  CHECK(deny() == 2);
+  CHECK(err.str() == "cagent: session s1: dnsguard: connect /var/log/cagent/control/dnsguard.sock: No such file or "
+                     "directory\n");
+  exec_output = "";
+  CHECK(deny() == 2);
+  CHECK(err.str() == "cagent: session s1: dnsguard did not answer\n");
+  // A reply of another version: said so, never read as a success.
+  exec_status = 0;
+  exec_output = "{\"version\":2,\"ok\":true}\n";
+  CHECK(deny() == 2);
+  CHECK(err.str() == "cagent: session s1: control reply: version 2 not understood (this build reads version 1)\n");
   host.workspace = "/w/none";
   CHECK_THROWS_AS(run_live(*parse_live_command({"deny", "x.example"}), host, runner, SessionIo{out, err, in}),
                   UsageError);

@@ -1,7 +1,9 @@
-// The contract between dnsguard and the host besides the policy
+// The contracts between dnsguard and the host besides the policy
 // (dnsguard/contracts.hpp), each side's real code in one process:
 //
 //   dnsguard  DecisionRecord ─DecisionFile─▶ decisions.json ─read_decision_record()─▶ cagent
+//   cagent    control_argv() ─▶ (dnsguard --control) ─ControlRequest─▶ LivePolicy
+//             ─ControlReply─▶ cagent
 //
 // Every key survives the writer and the reader; records written by
 // dnsguard before the contract (data/, made by its old writer) still read,
@@ -19,9 +21,13 @@
 #include "../common/temp_dir.hpp"
 #include "dnsguard/atomic_file.hpp"
 #include "dnsguard/contracts.hpp"
+#include "dnsguard/control.hpp"
 #include "dnsguard/decisions.hpp"
+#include "dnsguard/policy.hpp"
 #include "launcher/host/blocked_summary.hpp"
+#include "launcher/host/docker_argv.hpp"
 #include "launcher/host/live.hpp"
+#include "launcher/host/policy.hpp"
 
 using namespace cagent::dnsguard;
 namespace host = cagent::launcher::host;
@@ -186,4 +192,86 @@ TEST_CASE("decision record: an unknown version, a missing key, a wrong type: one
   }
   // The positive control: the rows' common parts make a valid record.
   CHECK(parse_decisions(v1 + ok_denied + gate + "}").denied_total == 0);
+}
+
+TEST_CASE("control protocol: requests and replies survive their writer and reader, every key") {
+  const ControlRequest request{ControlOp::deny, {"a.example", "*.b.example"}};
+  CHECK(write_control_request(request) == "{\"version\":1,\"op\":\"deny\",\"patterns\":[\"a.example\",\"*.b.example\"]}\n");
+  CHECK(parse_control_request(write_control_request(request)) == request);
+  CHECK(parse_control_request(write_control_request(ControlRequest{})) == ControlRequest{});
+  const ControlReply full{.ok = true,
+                          .error = "not really",
+                          .op = ControlOp::allow,
+                          .names = {"a.example", "b.example"},
+                          .added = {"b.example"},
+                          .evicted = 18446744073709551615u};
+  CHECK(parse_control_reply(write_control_reply(full)) == full);
+  ControlReply failed_eviction{.ok = true, .op = ControlOp::deny, .names = {"a.example"}};
+  CHECK(write_control_reply(failed_eviction) ==
+        "{\"version\":1,\"ok\":true,\"error\":\"\",\"op\":\"deny\",\"names\":[\"a.example\"],\"added\":[],"
+        "\"evicted\":null}\n");
+  CHECK(parse_control_reply(write_control_reply(failed_eviction)) == failed_eviction);
+  // One line each: the socket and docker exec carry lines.
+  const ControlReply multiline{.error = "a\nb"};
+  CHECK(write_control_reply(multiline).find('\n') == write_control_reply(multiline).size() - 1);
+  CHECK(parse_control_reply(write_control_reply(multiline)) == multiline);
+}
+
+TEST_CASE("control protocol: what the host asks, dnsguard carries out, and the host reads its answer") {
+  host::RunningCage cage;
+  cage.container = "cagent-s1";
+  cage.session = "s1";
+  const auto command = host::parse_live_command({"allow", "PyPI.org.", "b.example"});
+  REQUIRE(command);
+  const std::vector<std::string> argv = host::control_argv(cage, *command);
+  // dnsguard --control SOCKET OP PATTERN…, as cmd/dnsguard.cpp reads it.
+  const auto control = std::find(argv.begin(), argv.end(), "--control");
+  REQUIRE(argv.end() - control >= 3);
+  const auto op = parse_control_op(*(control + 2));
+  REQUIRE(op);
+  const ControlRequest request{*op, {control + 3, argv.end()}};
+  LivePolicy live({"b.example"});
+  const ControlReply reply = live.execute(parse_control_request(write_control_request(request))).reply;
+  const ControlReply seen = parse_control_reply(write_control_reply(reply));
+  CHECK(seen.ok);
+  CHECK(seen.names == std::vector<std::string>{"pypi.org", "b.example"});
+  CHECK(seen.added == std::vector<std::string>{"pypi.org"});
+  CHECK(describe(seen) == "allowed pypi.org b.example");
+  CHECK(parse_control_op("frobnicate") == std::nullopt);
+}
+
+TEST_CASE("control protocol: an unknown version or a bad request is refused with one line") {
+  CHECK_THROWS_WITH_AS(parse_control_request("{\"version\":2,\"op\":\"allow\",\"patterns\":[]}\n"),
+                       "control request: version 2 not understood (this build reads version 1)", FormatError);
+  CHECK_THROWS_WITH_AS(parse_control_request("{\"version\":1,\"op\":\"frobnicate\",\"patterns\":[\"x\"]}"),
+                       "control request: op: must be one of allow, deny, list", FormatError);
+  CHECK_THROWS_WITH_AS(parse_control_request("{\"version\":1,\"op\":\"allow\",\"patterns\":[1]}"),
+                       "control request: patterns[0]: must be a string", FormatError);
+  CHECK_THROWS_WITH_AS(parse_control_request("allow pypi.org\n"),
+                       "control request: not JSON (syntax error at byte 0)", FormatError);
+  CHECK_THROWS_WITH_AS(parse_control_reply("{\"version\":1,\"ok\":true}"), "control reply: error: missing",
+                       FormatError);
+  CHECK_THROWS_WITH_AS(
+      parse_control_reply("{\"version\":1,\"ok\":true,\"error\":\"\",\"op\":\"deny\",\"names\":[],\"added\":[],"
+                          "\"evicted\":-3}"),
+      "control reply: evicted: must be an unsigned integer", FormatError);
+}
+
+TEST_CASE("the control socket the host names is the one dnsguard makes from the host's policy") {
+  host::Config config;
+  config.domains = {"github.com"};
+  const Policy policy = parse_policy(host::render_policy_toml(config), "policy.toml");
+  // The session's log directory is bind-mounted at kContainerLogDir, and
+  // the policy puts dnsguard's log there.
+  const fs::path log_dir = session_log_dir(policy.log_file);
+  CHECK(log_dir == host::kContainerLogDir);
+  host::RunningCage cage;
+  cage.container = "cagent-s1";
+  const auto argv = host::control_argv(cage, *host::parse_live_command({"deny", "a.example"}));
+  const auto control = std::find(argv.begin(), argv.end(), "--control");
+  REQUIRE(control + 1 < argv.end());
+  CHECK(*(control + 1) == control_socket_path(log_dir).string());
+  CHECK(decisions_path(log_dir) == fs::path(host::kContainerLogDir) / "decisions.json");
+  CHECK(session_log_dir("") == fs::path());
+  CHECK(session_log_dir("dnsguard.log") == fs::path("."));
 }

@@ -251,6 +251,24 @@ TEST_CASE("engine: a denied EDNS query says why (EDE Blocked) and how to allow i
   CHECK(decisions.denied_total() == 2);
 }
 
+// cage-init's readiness probe is such a query (class CHAOS): any answer
+// proves dnsguard serves, and the record of what the agent was refused,
+// which the host summarizes, never counts it.
+TEST_CASE("engine: a query of another class is REFUSED at once and is no policy decision") {
+  EngineFixture f;
+  DecisionRecord decisions;
+  f.engine->set_decisions(&decisions);
+  const auto local = f.ask(test_wire::query({.name = "cagent-probe.invalid", .cls = 3}), Clock::time_point{} + 100s);
+  REQUIRE(local.action == QueryEngine::Action::answer);
+  CHECK((read16(f.answer(local.size), 2) & 0xF) == rcode::REFUSED);
+  CHECK(decisions.denied_total() == 0);
+  CHECK(f.counters.denied == 0);
+  CHECK(f.sink.calls.empty());
+  // The positive control: the same name in class IN is a denial, recorded.
+  f.ask(test_wire::query({.name = "cagent-probe.invalid"}), Clock::time_point{} + 100s);
+  CHECK(decisions.denied_total() == 1);
+}
+
 TEST_CASE("refresh absorb feeds the sink with clamped timeouts") {
   EngineFixture f;
   auto answer = build_response_wire("www.example.test", 28, 0,

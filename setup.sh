@@ -22,12 +22,16 @@ done
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
+# dpkg-dev, file: `cpack -G DEB` reads the binary's library dependencies
+# with dpkg-shlibdeps, which needs both.
 build_pkgs=(build-essential cmake pkg-config libldns-dev libnftnl-dev libmnl-dev
-            libboost1.81-dev libtomlplusplus-dev libyaml-cpp-dev doctest-dev libcap-dev)
+            libboost1.81-dev libtomlplusplus-dev libyaml-cpp-dev doctest-dev libcap-dev
+            dpkg-dev file)
 # util-linux: unshare, setpriv, taskset, flock; passwd: useradd (the netns
-# cage test); openssl, git: the e2e world's test CA and its git-over-HTTPS repo.
+# cage test); openssl, git: the e2e world's test CA and its git-over-HTTPS repo;
+# zsh, groff-base: the generated zsh completion and man page, read by them.
 test_pkgs=(nftables iproute2 knot-dnsutils dnsperf dnsmasq-base curl python3 gnuplot-nox
-           procps util-linux libcap2-bin passwd openssl git)
+           procps util-linux libcap2-bin passwd openssl git zsh groff-base)
 docker_pkgs=(docker.io debootstrap)
 
 apt_install() {

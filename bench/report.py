@@ -183,7 +183,7 @@ def write_results(args):
         rss[name] = full
         add(f"| {title} | {fmt(start / 1024 if start else None, 1)} MiB | {fmt(full / 1024 if full else None, 1)} MiB |")
     add("")
-    add("## Targets (issue 7)")
+    add("## Targets")
     add("")
     add("| target | measured | status |")
     add("|---|---|---|")

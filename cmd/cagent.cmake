@@ -31,3 +31,31 @@ install(DIRECTORY
   # image/build-ca is written per build by cagent; never ship a local one.
   PATTERN "build-ca" EXCLUDE
   PATTERN "*.swp" EXCLUDE)
+
+# The Debian package: `cpack -G DEB` in the build tree packs exactly what the
+# install() rules above (and cagent-docs.cmake's) put under the prefix /usr,
+# so `cmake --install` and the package cannot differ. The binary is stripped.
+# Its library dependencies come from dpkg-shlibdeps (dpkg-dev), read off the
+# binary itself, so a library linked later is declared without anyone
+# remembering to. Docker: cagent runs the docker CLI for everything; Debian's
+# docker.io, Docker CE, or Docker CE's CLI alone (an engine elsewhere,
+# DOCKER_HOST) each satisfy it. ca-certificates: the default config trusts
+# the host's CA bundle ("system"), and cagent refuses to start without one.
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME cagent)
+set(CPACK_PACKAGE_CONTACT "cagent maintainers <maintainers@cagent.invalid>"
+    CACHE STRING "Maintainer field of the Debian package")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "run an AI coding agent in a locked-down Docker container")
+string(JOIN "\n" CPACK_PACKAGE_DESCRIPTION
+  "cagent runs Claude Code, Codex or any command in a container whose network"
+  "is default-deny (an allowlisting DNS resolver feeds an nftables firewall;"
+  "TLS and HTTP are gated by server name) and whose filesystem shows the"
+  "workspace with secrets hidden and git history read-only. The first run"
+  "builds the image from the context in /usr/share/cagent/context.")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION utils)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "docker.io | docker-ce | docker-ce-cli, ca-certificates")
+include(CPack)

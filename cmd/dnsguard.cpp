@@ -4,8 +4,10 @@
 //   dnsguard --config FILE --check   validate FILE; exit 0, or 1 with one line naming the bad key
 //   dnsguard --control SOCKET allow|deny PATTERN… | list
 //                                    one command to a running dnsguard (root only, see
-//                                    dnsguard/control.hpp); prints its reply; exit 0 ok,
-//                                    2 refused (invalid pattern…), 1 unreachable
+//                                    dnsguard/control.hpp); prints its reply, the control
+//                                    protocol's JSON line (dnsguard/contracts.hpp), which
+//                                    the host reads; exit 0 ok, 2 refused (invalid
+//                                    pattern…), 1 unreachable or an unreadable reply
 //
 // Wiring only: config from dnsguard/, the set updates through NftSink
 // (cmd/nft_sink.hpp, the one place dnsguard/ and nft/ meet).
@@ -36,12 +38,13 @@ int usage() {
 
 int main(int argc, char** argv) {
   if (argc >= 4 && std::string_view(argv[1]) == "--control") {
-    std::string line;
-    for (int i = 3; i < argc; ++i) line += (i > 3 ? " " : "") + std::string(argv[i]);
+    const auto op = dg::parse_control_op(argv[3]);
+    if (!op) return usage();
+    dg::ControlRequest request{*op, {argv + 4, argv + argc}};
     try {
-      const std::string reply = dg::control_request(argv[2], line);
-      std::printf("%s\n", reply.c_str());
-      return reply.rfind("ok", 0) == 0 ? 0 : 2;
+      const dg::ControlReply reply = dg::control_request(argv[2], request);
+      std::fputs(dg::write_control_reply(reply).c_str(), stdout);
+      return reply.ok ? 0 : 2;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "dnsguard: %s\n", e.what());
       return 1;

@@ -8,32 +8,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
 
 namespace cagent::dnsguard {
-namespace {
-
-std::vector<std::string_view> words(std::string_view line) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) ++i;
-    std::size_t e = i;
-    while (e < line.size() && line[e] != ' ' && line[e] != '\t' && line[e] != '\r' && line[e] != '\n') ++e;
-    if (e > i) out.push_back(line.substr(i, e - i));
-    i = e;
-  }
-  return out;
-}
-
-std::string joined(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
-  return s;
-}
-
-}  // namespace
 
 LivePolicy::LivePolicy(std::vector<std::string> base) {
   // Normalized like the additions, so "is this already allowed" compares
@@ -47,64 +24,63 @@ AllowList LivePolicy::build() const {
   return AllowList(all);
 }
 
-LivePolicy::Outcome LivePolicy::execute(std::string_view line) {
+LivePolicy::Outcome LivePolicy::execute(const ControlRequest& request) {
   Outcome out;
-  const auto w = words(line);
-  if (w.empty()) {
-    out.reply = "error empty command";
+  ControlReply& reply = out.reply;
+  reply.op = request.op;
+  const auto refuse = [&](std::string why) {
+    reply.ok = false;
+    reply.error = std::move(why);
+    reply.names.clear();
+    reply.added.clear();
+    return std::move(out);
+  };
+  if (request.op == ControlOp::list) {
+    reply.ok = true;
+    reply.names = added_;
     return out;
   }
-  if (w[0] == "list") {
-    out.ok = true;
-    out.reply = "ok " + joined(added_);
-    return out;
-  }
-  if ((w[0] != "allow" && w[0] != "deny") || w.size() < 2) {
-    out.reply = "error usage: allow PATTERN… | deny PATTERN… | list";
-    return out;
-  }
-  std::vector<std::string> names;
-  for (std::size_t i = 1; i < w.size(); ++i) {
+  if (request.patterns.empty()) return refuse("usage: allow PATTERN… | deny PATTERN… | list");
+  std::vector<std::string>& names = reply.names;
+  for (const std::string& pattern : request.patterns) {
     try {
-      std::string n = normalize_pattern(w[i]);
+      std::string n = normalize_pattern(pattern);
       if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
     } catch (const PatternError& e) {
       // The pattern is printed only when it is printable ASCII (it came
-      // from the host, but keep the reply one clean line anyway).
-      const bool clean = std::all_of(w[i].begin(), w[i].end(), [](char c) { return c > ' ' && c < 0x7f; });
-      out.reply = "error invalid pattern " + (clean ? std::string(w[i]) : std::string("(unprintable)")) + ": " +
-                  e.what();
-      return out;
+      // from the host, but keep the reply one clean line anyway); the
+      // reason quotes it, so it goes through the same filter.
+      const auto printable = [](char c) { return c >= ' ' && c < 0x7f; };
+      const bool clean = !pattern.empty() && std::all_of(pattern.begin(), pattern.end(), printable) &&
+                         pattern.find(' ') == std::string::npos;
+      std::string why = e.what();
+      std::replace_if(why.begin(), why.end(), [&](char c) { return !printable(c); }, '?');
+      return refuse("invalid pattern " + (clean ? pattern : std::string("(unprintable)")) + ": " + why);
     }
   }
   std::vector<std::string> next_added = added_;
-  if (w[0] == "allow") {
+  const auto in_base = [&](const std::string& n) { return std::find(base_.begin(), base_.end(), n) != base_.end(); };
+  if (request.op == ControlOp::allow) {
     for (const auto& n : names) {
-      const bool in_base = std::find(base_.begin(), base_.end(), n) != base_.end();
-      if (!in_base && std::find(next_added.begin(), next_added.end(), n) == next_added.end()) {
+      if (!in_base(n) && std::find(next_added.begin(), next_added.end(), n) == next_added.end()) {
         next_added.push_back(n);
-        out.allowed.push_back(n);
+        reply.added.push_back(n);
       }
     }
   } else {
     for (const auto& n : names) {
       auto it = std::find(next_added.begin(), next_added.end(), n);
       if (it == next_added.end()) {
-        const bool in_base = std::find(base_.begin(), base_.end(), n) != base_.end();
-        out.reply = "error " + n +
-                    (in_base ? " is in the session's policy file; only run-time additions can be taken back"
-                             : " was not allowed at run time");
-        return out;
+        return refuse(n + (in_base(n) ? " is in the session's policy file; only run-time additions can be taken back"
+                                      : " was not allowed at run time"));
       }
       next_added.erase(it);
-      out.denied.push_back(n);
     }
   }
   const bool changed = next_added != added_;
   added_ = std::move(next_added);
   if (changed) out.next = build();
-  out.ok = true;
-  out.reply = std::string("ok ") + (w[0] == "allow" ? "allowed " : "denied ") + joined(names);
+  reply.ok = true;
   return out;
 }
 
@@ -128,12 +104,7 @@ PeerNamespace peer_network_namespace(int accepted_fd) {
   return peer == self ? PeerNamespace::same : PeerNamespace::other;
 }
 
-std::string control_socket_for(const std::string& log_file) {
-  if (log_file.empty()) return {};
-  return (std::filesystem::path(log_file).parent_path() / "control" / "dnsguard.sock").string();
-}
-
-std::string control_request(const std::string& socket_path, std::string_view line) {
+ControlReply control_request(const std::string& socket_path, const ControlRequest& request) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) throw std::runtime_error("control socket path too long");
@@ -147,8 +118,7 @@ std::string control_request(const std::string& socket_path, std::string_view lin
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     throw std::runtime_error("connect " + socket_path + ": " + std::strerror(errno));
   }
-  std::string msg(line);
-  msg += '\n';
+  const std::string msg = write_control_request(request);
   std::size_t done = 0;
   while (done < msg.size()) {
     const ssize_t n = ::send(fd, msg.data() + done, msg.size() - done, MSG_NOSIGNAL);
@@ -166,9 +136,8 @@ std::string control_request(const std::string& socket_path, std::string_view lin
     reply.append(buf, static_cast<std::size_t>(n));
     if (reply.size() > 1 << 20) break;
   }
-  while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
   if (reply.empty()) throw std::runtime_error("no reply from dnsguard");
-  return reply;
+  return parse_control_reply(reply);
 }
 
 }  // namespace cagent::dnsguard

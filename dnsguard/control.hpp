@@ -4,13 +4,19 @@
 //
 //   host: cagent allow NAME
 //     └─ docker exec -u 0 CONTAINER dnsguard --control SOCKET allow NAME
-//          └─ unix socket SOCKET ──▶ Server ──LivePolicy::execute()──▶ new AllowList
-//                                                 └─▶ QueryEngine::replace_allow_list()
+//          └─ ControlRequest ─unix socket SOCKET─▶ Server ──LivePolicy::execute()──▶ new AllowList
+//                                                    │                              └─▶ QueryEngine::replace_allow_list()
+//             ControlReply (printed as it came) ◀────┘
+//
+// The request and the reply are documents of the control protocol
+// (contracts.hpp: one writer and one reader each, versioned), so the host
+// reads the reply's fields — ok, the names, how many addresses left the
+// sets — rather than words of a sentence.
 //
 // Why the agent cannot use this path (the threat model says it must not be
 // able to change a running session's policy):
 //  - the socket lives in a directory that dnsguard creates with mode 0700
-//    (control_dir_for(): inside the log directory, which is dnsguard's
+//    (control_socket_path(): inside the log directory, which is dnsguard's
 //    during the session). The agent's uid is neither dnsguard's nor root and
 //    has no capabilities (no CAP_DAC_OVERRIDE), so it cannot even reach the
 //    socket's name, let alone connect;
@@ -38,6 +44,7 @@
 #include <vector>
 
 #include "allow_list.hpp"
+#include "contracts.hpp"
 
 namespace cagent::dnsguard {
 
@@ -47,17 +54,14 @@ class LivePolicy {
   explicit LivePolicy(std::vector<std::string> base);
 
   struct Outcome {
-    bool ok = false;
-    std::string reply;                  // one line, no newline: "ok …" / "error …"
-    std::optional<AllowList> next;      // set when the allowlist changed
-    std::vector<std::string> allowed;   // patterns added by this command (normalized)
-    std::vector<std::string> denied;    // run-time additions taken back
+    // What to answer; the caller adds `evicted` to a deny it carried out.
+    ControlReply reply;
+    std::optional<AllowList> next;  // set when the allowlist changed
   };
 
-  // One command line: "allow PATTERN…", "deny PATTERN…" or "list". All or
-  // nothing: an invalid pattern (or a deny of a name that is not a run-time
-  // addition) changes nothing.
-  Outcome execute(std::string_view line);
+  // All or nothing: an invalid pattern (or a deny of a name that is not a
+  // run-time addition) changes nothing and is answered with ok = false.
+  Outcome execute(const ControlRequest& request);
 
   const std::vector<std::string>& added() const noexcept { return added_; }
 
@@ -68,17 +72,13 @@ class LivePolicy {
   std::vector<std::string> added_;  // normalized, in order of addition, no duplicates
 };
 
-// Where dnsguard's control socket lives: `<log dir>/control/dnsguard.sock`
-// ("" without a log file).
-std::string control_socket_for(const std::string& log_file);
+// The client side (`dnsguard --control SOCKET COMMAND…`): sends the
+// request, returns the reply. Throws std::runtime_error when the socket
+// cannot be reached or gives no reply, FormatError when the reply is not
+// one this build reads.
+ControlReply control_request(const std::string& socket_path, const ControlRequest& request);
 
-// The client side (`dnsguard --control SOCKET COMMAND…`): sends one line,
-// returns the reply line. Throws std::runtime_error when the socket cannot
-// be reached.
-std::string control_request(const std::string& socket_path, std::string_view line);
-
-// Defence in depth behind the socket's directory and the uid check (issue
-// 15): the peer of a control connection must be in dnsguard's own network
+// Defence in depth behind the socket's directory and the uid check: the peer of a control connection must be in dnsguard's own network
 // namespace. The host's `docker exec -u 0` is; root in the nested Docker
 // engine's sandbox is not (it is the agent's uid out here, refused anyway —
 // this check holds even if a change ever mapped it to the cage's root); nor

@@ -1,46 +1,16 @@
 #include "decisions.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <vector>
+
+#include "atomic_file.hpp"
 
 namespace cagent::dnsguard {
 namespace {
 
 std::int64_t unix_seconds(DecisionRecord::WallClock::time_point t) noexcept {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20 || c >= 0x7f) {
-      // Names are checked label bytes, but the record never trusts that:
-      // anything outside printable ASCII is escaped, so the file stays JSON.
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\u00";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
-}
-
-void append_times(std::string& out, const DecisionRecord::Entry& e) {
-  out += ",\"count\":" + std::to_string(e.count) + ",\"first\":" + std::to_string(e.first) +
-         ",\"last\":" + std::to_string(e.last) + "}";
 }
 
 using Sorted = std::vector<std::pair<std::string_view, const DecisionRecord::Entry*>>;
@@ -154,13 +124,13 @@ void DecisionRecord::firewall_counts(std::uint64_t total, std::span<const Firewa
   }
 }
 
-void DecisionRecord::allow_changed(std::string_view op, std::string_view pattern, WallClock::time_point now) {
+void DecisionRecord::allow_changed(ChangeOp op, std::string_view pattern, WallClock::time_point now) {
   dirty_ = true;
   if (changes_.size() >= kMaxChanges) {
     changes_.erase(changes_.begin());
     ++changes_dropped_;
   }
-  changes_.push_back(Change{std::string(op), std::string(pattern), unix_seconds(now)});
+  changes_.push_back(AllowChange{op, std::string(pattern), unix_seconds(now)});
 }
 
 std::uint64_t DecisionRecord::denied_count(std::string_view name, std::uint16_t qtype) const {
@@ -168,36 +138,26 @@ std::uint64_t DecisionRecord::denied_count(std::string_view name, std::uint16_t 
   return it == denied_.end() ? 0 : it->second.count;
 }
 
-std::string DecisionRecord::to_json(WallClock::time_point now) const {
-  std::string out = "{\"version\":1,\"updated\":" + std::to_string(unix_seconds(now));
-  out += ",\"denied_total\":" + std::to_string(denied_total_) +
-         ",\"denied_unlisted\":" + std::to_string(denied_unlisted_) + ",\"denied\":[";
-  bool first = true;
+Decisions DecisionRecord::snapshot(WallClock::time_point now) const {
+  Decisions d;
+  d.updated = unix_seconds(now);
+  d.denied_total = denied_total_;
+  d.denied_unlisted = denied_unlisted_;
+  d.denied.reserve(denied_.size());
   for (const auto& [key, e] : sorted(denied_)) {
     const std::size_t slash = key.rfind('/');
-    if (!first) out.push_back(',');
-    first = false;
-    out += "{\"name\":";
-    append_json_string(out, key.substr(0, slash));
-    out += ",\"type\":";
-    out += key.substr(slash + 1);
-    append_times(out, *e);
+    std::uint16_t type = 0;
+    for (char c : key.substr(slash + 1)) type = static_cast<std::uint16_t>(type * 10 + (c - '0'));
+    d.denied.push_back({std::string(key.substr(0, slash)), type, e->count, e->first, e->last});
   }
-  out += "],\"gate_refused_total\":" + std::to_string(refused_total_) +
-         ",\"gate_refused_unlisted\":" + std::to_string(refused_unlisted_) + ",\"gate_refused\":[";
-  first = true;
+  d.gate_refused_total = refused_total_;
+  d.gate_refused_unlisted = refused_unlisted_;
+  d.gate_refused.reserve(refused_.size());
   for (const auto& [key, e] : sorted(refused_)) {
     const std::size_t a = key.find(kSep);
     const std::size_t b = key.find(kSep, a + 1);
-    if (!first) out.push_back(',');
-    first = false;
-    out += "{\"name\":";
-    append_json_string(out, key.substr(0, a));
-    out += ",\"dst\":";
-    append_json_string(out, key.substr(a + 1, b - a - 1));
-    out += ",\"reason\":";
-    append_json_string(out, key.substr(b + 1));
-    append_times(out, *e);
+    d.gate_refused.push_back({std::string(key.substr(0, a)), std::string(key.substr(a + 1, b - a - 1)),
+                              std::string(key.substr(b + 1)), e->count, e->first, e->last});
   }
   std::uint64_t itemized = 0;
   Table firewall;  // only the entries, for sorted()
@@ -205,75 +165,34 @@ std::string DecisionRecord::to_json(WallClock::time_point now) const {
     itemized += fe.entry.count;
     firewall.emplace(key, fe.entry);
   }
-  out += "],\"firewall_refused_total\":" + std::to_string(firewall_total_) +
-         ",\"firewall_refused_unlisted\":" + std::to_string(firewall_total_ - std::min(itemized, firewall_total_)) +
-         ",\"firewall_refused\":[";
-  first = true;
+  d.firewall_refused_total = firewall_total_;
+  d.firewall_refused_unlisted = firewall_total_ - std::min(itemized, firewall_total_);
+  d.firewall_refused.reserve(firewall.size());
   for (const auto& [key, e] : sorted(firewall)) {
     const std::size_t slash = key.rfind('/');
-    if (!first) out.push_back(',');
-    first = false;
-    out += "{\"dst\":";
-    append_json_string(out, key.substr(0, slash));
-    out += ",\"proto\":";
-    append_json_string(out, key.substr(slash + 1));
-    append_times(out, *e);
+    d.firewall_refused.push_back(
+        {std::string(key.substr(0, slash)), std::string(key.substr(slash + 1)), e->count, e->first, e->last});
   }
-  out += "],\"changes_dropped\":" + std::to_string(changes_dropped_) + ",\"changes\":[";
-  first = true;
-  for (const Change& c : changes_) {
-    if (!first) out.push_back(',');
-    first = false;
-    out += "{\"op\":";
-    append_json_string(out, c.op);
-    out += ",\"name\":";
-    append_json_string(out, c.pattern);
-    out += ",\"time\":" + std::to_string(c.time) + "}";
-  }
-  out += "]}\n";
-  return out;
+  d.changes_dropped = changes_dropped_;
+  d.changes = changes_;
+  return d;
 }
 
 bool DecisionFile::write(DecisionRecord& record, bool force, std::string& error) const {
   if (!force && !record.dirty()) return true;
-  const std::string text = record.to_json(DecisionRecord::WallClock::now());
-  const std::string tmp = path_.string() + ".tmp";
-  // O_NOFOLLOW|O_EXCL after unlinking: only dnsguard can write this
-  // directory, but never follow a link placed there anyway.
-  ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = "open " + tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  // Readable by the host user (cagent ps/log read it while the session
-  // runs) whatever dnsguard's umask; it holds names, no secrets.
-  ::fchmod(fd, 0644);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      error = "write " + tmp + ": " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    done += static_cast<std::size_t>(w);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    error = "rename " + tmp + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
+  try {
+    // Readable by the host user (cagent ps/log read it while the session
+    // runs) whatever dnsguard's umask; it holds names, no secrets.
+    ReplaceOptions options;
+    options.mode = 0644;
+    options.sync = false;
+    write_file_atomically(path_, write_decisions(record.snapshot(DecisionRecord::WallClock::now())), options);
+  } catch (const std::exception& e) {
+    error = e.what();
     return false;
   }
   record.mark_written();
   return true;
-}
-
-std::filesystem::path decisions_path_for(const std::string& log_file) {
-  if (log_file.empty()) return {};
-  return std::filesystem::path(log_file).parent_path() / "decisions.json";
 }
 
 }  // namespace cagent::dnsguard

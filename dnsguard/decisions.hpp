@@ -8,15 +8,16 @@
 // in the totals (and in `*_unlisted`), so totals are exact whatever the agent
 // does, and memory and file size stay fixed.
 //
-//   engine deny path ──denied()──▶ record ──to_json()──▶ decisions.json
+//   engine deny path ──denied()──▶ record ──snapshot()──▶ Decisions ──write_decisions()──▶ decisions.json
 //   gate refusal     ──gate_refused()──┘     (DecisionFile: atomic rewrite,
 //   firewall counters ─firewall_counts()─┘    at most once a second, and at exit)
 //   (read each second: the kernel counts, see FirewallCounters)
 //
-// The file lives next to dnsguard's log, in the session's log directory,
-// which cage-init gives to dnsguard's uid (mode 0755): the agent can read it
-// and the host reads it during and after the session, but only dnsguard can
-// write it.
+// The file's format is a contract with the host (contracts.hpp: the
+// Decisions document, its writer and its reader, versioned). It lives
+// next to dnsguard's log, in the session's log directory, which cage-init
+// gives to dnsguard's uid (mode 0755): the agent can read it and the host
+// reads it during and after the session, but only dnsguard can write it.
 
 #include <chrono>
 #include <cstdint>
@@ -28,6 +29,7 @@
 #include <span>
 #include <vector>
 
+#include "contracts.hpp"
 #include "ip.hpp"
 
 namespace cagent::dnsguard {
@@ -85,9 +87,9 @@ class DecisionRecord {
   void firewall_counts(std::uint64_t total, std::span<const FirewallFlow> flows, WallClock::time_point now);
   std::uint64_t firewall_total() const noexcept { return firewall_total_; }
 
-  // A run-time allowlist change ("allow" or "deny", one pattern). The last
-  // kMaxChanges are kept; older ones are counted in changes_dropped.
-  void allow_changed(std::string_view op, std::string_view pattern, WallClock::time_point now);
+  // A run-time allowlist change (one pattern). The last kMaxChanges are
+  // kept; older ones are counted in changes_dropped.
+  void allow_changed(ChangeOp op, std::string_view pattern, WallClock::time_point now);
   static constexpr std::size_t kMaxChanges = 256;
 
   std::uint64_t denied_total() const noexcept { return denied_total_; }
@@ -103,9 +105,9 @@ class DecisionRecord {
   bool dirty() const noexcept { return dirty_; }
   void mark_written() noexcept { dirty_ = false; }
 
-  // One JSON object (see dnsguard/README.md, "Decision record"); entries
-  // sorted by count, then name, so the file is stable between rewrites.
-  std::string to_json(WallClock::time_point now) const;
+  // The record as its document (contracts.hpp); entries sorted by count,
+  // then name, so the file is stable between rewrites.
+  Decisions snapshot(WallClock::time_point now) const;
 
  private:
   struct Hash {
@@ -123,10 +125,6 @@ class DecisionRecord {
   std::uint64_t denied_unlisted_ = 0;
   std::uint64_t refused_total_ = 0;
   std::uint64_t refused_unlisted_ = 0;
-  struct Change {
-    std::string op, pattern;
-    std::int64_t time = 0;
-  };
   // Firewall refusals, keyed "<address>:<port>/<proto>" ([v6]:port/proto).
   struct FirewallEntry {
     Entry entry;
@@ -136,27 +134,27 @@ class DecisionRecord {
   std::uint64_t firewall_total_ = 0;
   std::uint64_t firewall_kernel_total_ = 0;
   static constexpr std::size_t kMaxFirewallEntries = 4096;  // the kernel itemizes 2 x 1024
-  std::vector<Change> changes_;  // oldest first
+  std::vector<AllowChange> changes_;  // oldest first
   std::uint64_t changes_dropped_ = 0;
   bool dirty_ = true;  // an empty record is still worth one file: "nothing refused"
 };
 
-// Writes a DecisionRecord to `path` by replacing the file atomically (write
-// a temporary next to it, fsync-free rename): a reader never sees half a file.
+// Writes a DecisionRecord to `path` by replacing the file atomically
+// (write_file_atomically): a reader never sees half a file. Without fsync:
+// the write runs on the resolver's only thread once a second, and a disk
+// flush there would stall every query; the record matters while the
+// session runs and right after it, not across a crash of the machine.
 class DecisionFile {
  public:
   explicit DecisionFile(std::filesystem::path path) : path_(std::move(path)) {}
-  // Writes when the record changed (or `force`); false (errno kept in the
-  // message) when the write failed — the caller logs it, nothing else stops.
+  // Writes when the record changed (or `force`); false (one line, errno
+  // included, in `error`) when the write failed — the caller logs it,
+  // nothing else stops.
   bool write(DecisionRecord& record, bool force, std::string& error) const;
   const std::filesystem::path& path() const noexcept { return path_; }
 
  private:
   std::filesystem::path path_;
 };
-
-// decisions.json next to `log_file` ("" when dnsguard logs to stderr: then
-// there is no session directory to write it to).
-std::filesystem::path decisions_path_for(const std::string& log_file);
 
 }  // namespace cagent::dnsguard

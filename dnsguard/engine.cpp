@@ -289,8 +289,16 @@ std::size_t QueryEngine::finish(std::span<const std::uint8_t> query, const Query
   // what the sink reported, and its record is capped at that.
   rewrite_ttls(bytes, info_, config_.ttl_max, 0);
   cap_to_held(bytes);
-  if ((info_.rcode == rcode::NOERROR || info_.rcode == rcode::NXDOMAIN) && !info_.truncated)
-    cache_.store(q.qname, q.qtype, bytes, std::min({info_.min_ttl, config_.ttl_max, *held}), now);
+  if ((info_.rcode == rcode::NOERROR || info_.rcode == rcode::NXDOMAIN) && !info_.truncated) {
+    // An answer without addresses (negative, or TXT/MX/… with TTL 0) is
+    // kept for at least ttl.min: otherwise every repetition of such a query
+    // for an allowed name would reach the upstream, and which ones were
+    // repeated when would be a channel to whoever sees them there. (With
+    // addresses, the set's hold already bounds how long it may be served.)
+    std::uint32_t ttl = std::min({info_.min_ttl, config_.ttl_max, *held});
+    if (info_.addresses.empty()) ttl = std::max(ttl, config_.ttl_min);
+    cache_.store(q.qname, q.qtype, bytes, ttl, now);
+  }
   std::size_t limit = tcp ? kMaxMessage : q.udp_size;
   return adapt_for_client(out, bytes.size(), info_, query, q, limit);
 }

@@ -1,5 +1,5 @@
 #pragma once
-// The connection gate (issue 12): TLS and plain HTTP to an allowed address
+// The connection gate: TLS and plain HTTP to an allowed address
 // reach it only for a name that resolved to that address through dnsguard.
 //
 //   agent connect(addr:443) ──nat redirect (only addresses in the sets)──▶ gate listener

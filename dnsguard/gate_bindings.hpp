@@ -1,6 +1,6 @@
 #pragma once
 // The connection gate's memory of which names dnsguard resolved to which
-// addresses (issue 12). The set admits an address because *some* allowed
+// addresses. The set admits an address because *some* allowed
 // name resolved to it; the gate admits a TLS/HTTP connection to it only for
 // a name that resolved to it *through dnsguard*, and only while that answer
 // holds — another allowed name's address does not qualify.

@@ -26,7 +26,8 @@ constexpr std::size_t kMinServerHelloBody = 2 + 32 + 1 + 2 + 1;
 constexpr std::size_t kRecordHeader = 5;
 constexpr std::size_t kMaxRecord = 16384 + 256;  // TLSPlaintext bound, with slack for TLS 1.2 stacks
 constexpr std::uint16_t kExtServerName = 0;
-constexpr std::uint16_t kExtEch = 0xfe0d;
+constexpr std::uint16_t kExtEch = 0xfe0d;   // Encrypted Client Hello (RFC 9849)
+constexpr std::uint16_t kExtEsni = 0xffce;  // its draft predecessor, encrypted_server_name
 constexpr std::size_t kMaxExtensions = 128;
 
 GateVerdict reject(const char* reason) noexcept {
@@ -76,6 +77,7 @@ GateVerdict parse_hello_body(std::span<const std::uint8_t> b) noexcept {
 
   GateVerdict v;
   bool have_name = false;
+  bool ech = false;
   std::array<std::uint16_t, kMaxExtensions> seen{};
   std::size_t n_seen = 0;
   while (p < b.size()) {
@@ -92,7 +94,7 @@ GateVerdict parse_hello_body(std::span<const std::uint8_t> b) noexcept {
     seen[n_seen++] = type;
     const std::span<const std::uint8_t> data = b.subspan(p, len);
     p += len;
-    if (type == kExtEch) v.ech = true;
+    if (type == kExtEch || type == kExtEsni) ech = true;
     if (type != kExtServerName) continue;
     // ServerNameList: exactly one entry, of type host_name (RFC 6066 3).
     if (data.size() < 2 || be16(data.data()) != data.size() - 2) return reject("malformed server name");
@@ -115,6 +117,15 @@ GateVerdict parse_hello_body(std::span<const std::uint8_t> b) noexcept {
     have_name = true;
   }
   if (!have_name) return reject("no server name");
+  // With Encrypted Client Hello a front end serves the site named in the
+  // encrypted inner hello, whatever the visible name: the gate cannot judge
+  // it. ECH parameters never reach the cage (dnsguard strips them from
+  // HTTPS/SVCB answers), but the agent may know a front end's public ECH
+  // key; and browsers send a placeholder (GREASE) indistinguishable from
+  // the real thing — they must run with ECH off.
+  if (ech)
+    return reject_named(v.name, "Encrypted Client Hello offered (the server would serve the site named inside "
+                                "it, which the gate cannot read; turn ECH off in the client)");
   v.status = GateParse::done;
   return v;
 }
@@ -307,7 +318,6 @@ GateVerdict parse_retry_client_hello(std::span<const std::uint8_t> stream, std::
   if (v.status != GateParse::done) return v;
   v.end += skip;
   if (v.name.view() != first.name.view()) return reject_named(v.name, "server name changed after HelloRetryRequest");
-  if (v.ech != first.ech) return reject_named(v.name, "Encrypted Client Hello changed after HelloRetryRequest");
   return v;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// The connection gate's parsers (issue 12): what name does the first flight
+// The connection gate's parsers: what name does the first flight
 // of a TLS or HTTP connection ask for? Pure functions over the bytes read so
 // far — no I/O, no allocation, no exceptions; every read bounds-checked.
 // The gate calls them again as more bytes arrive until they say done or
@@ -40,7 +40,6 @@ struct GateVerdict {
   GateParse status = GateParse::need_more;
   GateName name;                  // when done (and, lowercased, when refused for its form)
   const char* reason = "";        // when reject: a short, fixed text for logs
-  bool ech = false;               // the ClientHello offers Encrypted Client Hello
   std::size_t end = 0;            // TLS, when done: stream bytes up to the end of the hello's record
 };
 

@@ -141,17 +141,8 @@ Verdict classify_query(std::span<const std::uint8_t> wire, const AllowList& allo
   }
 
   if (out.qclass != kClassIN) return Verdict::refused;
-  switch (out.qtype) {
-    case rrtype::ANY:
-    case rrtype::MAILA:
-    case rrtype::MAILB:
-      return Verdict::notimp;
-    case rrtype::AXFR:
-    case rrtype::IXFR:
-      return Verdict::refused;
-    default:
-      break;
-  }
+  if (out.qtype == rrtype::AXFR || out.qtype == rrtype::IXFR) return Verdict::refused;
+  if (!forwarded_type(out.qtype)) return Verdict::notimp;  // ANY, MAILA/MAILB, and everything unusual
   if (!name_to_text(out.qname, out.text, out.text_len)) return Verdict::deny;
   if (!allow.allows(out.name())) return Verdict::deny;
   return Verdict::forward;
@@ -189,6 +180,32 @@ std::size_t append_extended_error(std::span<std::uint8_t> out, std::size_t size,
   return size + added;
 }
 
+bool forwarded_type(std::uint16_t qtype) noexcept {
+  // What clients ask for in practice: addresses and aliases, zone and
+  // delegation data, mail, service and text records, DNSSEC's keys,
+  // SVCB/HTTPS, CAA.
+  switch (qtype) {
+    case 1:    // A
+    case 2:    // NS
+    case 5:    // CNAME
+    case 6:    // SOA
+    case 12:   // PTR
+    case 15:   // MX
+    case 16:   // TXT
+    case 28:   // AAAA
+    case 33:   // SRV
+    case 35:   // NAPTR
+    case 43:   // DS
+    case 48:   // DNSKEY
+    case 64:   // SVCB
+    case 65:   // HTTPS
+    case 257:  // CAA
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::size_t build_upstream_query(std::span<const std::uint8_t> client_query, const Query& q,
                                  std::uint16_t id, std::span<std::uint8_t> out) noexcept {
   if (q.question_end <= kHeaderSize || client_query.size() < q.question_end ||
@@ -201,9 +218,16 @@ std::size_t build_upstream_query(std::span<const std::uint8_t> client_query, con
   write16(out, 6, 0);
   write16(out, 8, 0);
   write16(out, 10, 1);
-  std::memcpy(out.data() + kHeaderSize, client_query.data() + kHeaderSize,
-              q.question_end - kHeaderSize);
-  return put_opt(out, q.question_end, q.do_bit);
+  // The question as dnsguard parsed it (lowercase, uncompressed), not the
+  // client's bytes: the case of each letter would be one bit of the
+  // agent's data per letter to whoever sees the allowed name's queries.
+  // The client gets its own spelling back (adapt_for_client).
+  const std::size_t end = kHeaderSize + q.qname.size + 4;
+  if (out.size() < end + 11) return 0;
+  std::memcpy(out.data() + kHeaderSize, q.qname.bytes.data(), q.qname.size);
+  write16(out, kHeaderSize + q.qname.size, q.qtype);
+  write16(out, kHeaderSize + q.qname.size + 2, q.qclass);
+  return put_opt(out, end, q.do_bit);
 }
 
 ResponseAnalyzer::ResponseAnalyzer() : names_(kMaxAnswerRecords + kMaxChain + 2) {

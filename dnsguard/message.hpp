@@ -37,6 +37,12 @@ inline constexpr std::uint16_t A = 1, CNAME = 5, SOA = 6, AAAA = 28, OPT = 41, S
                                HTTPS = 65, IXFR = 251, AXFR = 252, MAILB = 253, MAILA = 254,
                                ANY = 255;
 }
+// The query types dnsguard forwards. Every other type is answered NOTIMP
+// without asking anyone: the type of a query for an allowed name is sent
+// upstream as chosen, so 65536 of them would be 16 bits of the agent's data
+// per query to whoever sees the allowed name's queries.
+bool forwarded_type(std::uint16_t qtype) noexcept;
+
 namespace rcode {
 inline constexpr std::uint8_t NOERROR = 0, FORMERR = 1, SERVFAIL = 2, NXDOMAIN = 3, NOTIMP = 4,
                               REFUSED = 5;

@@ -79,7 +79,7 @@ struct Policy {
   // decisions there after the session.
   std::string log_file = "/var/log/cagent/dnsguard.log";
   LogLevel log_level = LogLevel::info;
-  // The connection gate (issue 12): TLS and HTTP to an allowed address pass
+  // The connection gate: TLS and HTTP to an allowed address pass
   // only for a name that resolved to it through dnsguard. dnsguard listens
   // on the loopback addresses at gate_port (below 1024: no agent can take
   // it, even while dnsguard is down); cage-init redirects these ports there.

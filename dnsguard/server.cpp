@@ -35,11 +35,13 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
     : io_(io),
       config_(config),
       log_(log),
-      decisions_file_(decisions_path_for(config.log_file)),
+      decisions_file_(config.log_file.empty() ? std::filesystem::path()
+                                              : decisions_path(session_log_dir(config.log_file))),
       decisions_timer_(io),
       engine_(config, sink, log, counters_),
       live_(config.allow),
-      control_path_(control_socket_for(config.log_file)),
+      control_path_(config.log_file.empty() ? std::string()
+                                            : control_socket_path(session_log_dir(config.log_file)).string()),
       upstreams_(io.get_executor(), config.upstreams, log, counters_),
       refresh_timer_(io),
       out_(kMaxMessage),
@@ -222,31 +224,44 @@ asio::awaitable<void> Server::control_session(asio::local::stream_protocol::sock
     auto [ec, n] = co_await asio::async_read_until(sock, asio::dynamic_buffer(line, 65536), '\n', use_tuple);
     deadline.cancel();
     if (ec) co_return;
-    LivePolicy::Outcome out = live_.execute(std::string_view(line).substr(0, n));
-    if (out.next) engine_.replace_allow_list(std::move(*out.next));
-    if (!out.denied.empty()) {
-      // Addresses held only for the names taken back leave the sets now;
-      // the reply says how many (the host prints it).
-      const std::optional<std::size_t> evicted = engine_.release_denied(AnswerCache::Clock::now());
-      if (gate_) gate_->end_relays([this](std::string_view name) { return engine_.allow_list().allows(name); });
-      out.reply += evicted ? "; " + std::to_string(*evicted) + " addresses left the sets"
-                           : "; their addresses leave the sets at their timeout (eviction failed)";
+    ControlReply reply;
+    try {
+      reply = carry_out(parse_control_request(std::string_view(line).substr(0, n)));
+    } catch (const FormatError& e) {
+      reply.error = e.what();  // nothing changed; the client learns why
     }
-    const auto now = DecisionRecord::WallClock::now();
-    for (const auto& a : out.allowed) {
-      decisions_.allow_changed("allow", a, now);
-      log_.always("control: allowed " + a + " for this session");
-    }
-    for (const auto& d : out.denied) {
-      decisions_.allow_changed("deny", d, now);
-      log_.always("control: took back " + d);
-    }
-    if (!out.allowed.empty() || !out.denied.empty()) write_decisions(true);
-    out.reply += '\n';
-    co_await asio::async_write(sock, asio::buffer(out.reply), use_tuple);
+    const std::string text = write_control_reply(reply);
+    co_await asio::async_write(sock, asio::buffer(text), use_tuple);
   } catch (const std::exception& e) {
     log_.always(std::string("control session: ") + e.what());
   }
+}
+
+ControlReply Server::carry_out(const ControlRequest& request) {
+  LivePolicy::Outcome out = live_.execute(request);
+  ControlReply& reply = out.reply;
+  if (out.next) engine_.replace_allow_list(std::move(*out.next));
+  const bool denied = reply.ok && request.op == ControlOp::deny;
+  if (denied) {
+    // Addresses held only for the names taken back leave the sets now;
+    // the reply says how many (the host prints it).
+    const std::optional<std::size_t> evicted = engine_.release_denied(AnswerCache::Clock::now());
+    if (gate_) gate_->end_relays([this](std::string_view name) { return engine_.allow_list().allows(name); });
+    if (evicted) reply.evicted = *evicted;
+  }
+  const auto now = DecisionRecord::WallClock::now();
+  for (const auto& a : reply.added) {
+    decisions_.allow_changed(ChangeOp::allow, a, now);
+    log_.always("control: allowed " + a + " for this session");
+  }
+  if (denied) {
+    for (const auto& d : reply.names) {
+      decisions_.allow_changed(ChangeOp::deny, d, now);
+      log_.always("control: took back " + d);
+    }
+  }
+  if (!reply.added.empty() || denied) write_decisions(true);
+  return std::move(reply);
 }
 
 void Server::stop() noexcept {

@@ -89,6 +89,9 @@ class Server final : private UpstreamPool::FastReceiver {
   void start_control();
   boost::asio::awaitable<void> control_loop();
   boost::asio::awaitable<void> control_session(boost::asio::local::stream_protocol::socket socket);
+  // One request against the live policy, the engine, the gate and the
+  // record: the reply to send.
+  ControlReply carry_out(const ControlRequest& request);
 
   boost::asio::io_context& io_;
   const Config& config_;

@@ -121,7 +121,7 @@ struct RulesetSpec {
   std::string refused_set6 = "refused6";
   std::string refused_counter = "refused";
   std::uint32_t refused_size = 1024;
-  // Nested Docker (issue 15): the veth link from the cage to the sandbox
+  // Nested Docker: the veth link from the cage to the sandbox
   // namespace where cage-init runs the nested engine. Empty nested_link:
   // nothing nested, and the ruleset is exactly what it is without it. IPv4
   // only: the sandbox gets no IPv6 address or route.

@@ -93,9 +93,12 @@ void reject_rest(RulesetBatch& b, const char* chain, const RulesetSpec& spec) {
 //  - a local resolver's address is its own: no other uid sends from it
 //    (that would also let the agent seed a flow that Docker's SNAT turns
 //    into "from 127.0.0.11:53" before dnsguard's query exists);
-//  - dnsguard's packets to an upstream's address travel only in the
-//    original direction of a flow (never as the reply of one someone else
-//    opened, which would skip Docker's DNAT and reach whoever opened it).
+//  - dnsguard's packets to an upstream's address travel only on flows it
+//    opened itself: never as the reply of a flow someone else opened (that
+//    would skip Docker's DNAT and reach whoever opened it), and never on a
+//    flow the agent opened earlier from the port dnsguard's query now uses
+//    (the agent's NAT mapping — its queries to 127.0.0.11:53 redirected to
+//    dnsguard — would carry dnsguard's query back into dnsguard).
 // All of it runs in output before anything accepts established traffic.
 constexpr std::uint32_t no_uid = 0xFFFFFFFF;
 
@@ -144,6 +147,16 @@ void owned_flows(RulesetBatch& b, const RulesetSpec& spec) {
     r.skuid_not(owner != spec.local_resolvers.end() ? owner->uid : no_uid);
     b.add(out, r.saddr_is(up.addr).drop());
   }
+  // dnsguard opens flows (marked above) and answers on its clients' (reply
+  // direction). A packet of its own in the original direction of a flow
+  // it did not open rides on a tuple someone else set up — the agent's,
+  // whose NAT mapping (its query to 127.0.0.11:53, redirected to dnsguard)
+  // would loop dnsguard's upstream query back into dnsguard.
+  b.add(out, b.rule(out, "dnsguard sends only on flows it opened, or in reply")
+                 .skuid_is(spec.dnsguard_uid)
+                 .ct_direction(ct_dir_original)
+                 .ct_mark_lacks(bit)
+                 .drop());
   for (const Endpoint& up : spec.upstreams) {
     // On 127.0.0.1 / ::1 dnsguard also answers its own clients (reply
     // direction, to that address): there the upstream's port tells them
@@ -153,7 +166,7 @@ void owned_flows(RulesetBatch& b, const RulesetSpec& spec) {
                              (shared ? " port " + std::to_string(up.port) : std::string()) + " only on flows it opened");
     r.skuid_is(spec.dnsguard_uid).daddr_is(up.addr);
     if (shared) r.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).eq_port(up.port);
-    b.add(out, r.ct_direction(ct_dir_reply).drop());
+    b.add(out, r.ct_mark_lacks(bit).drop());
   }
 }
 

@@ -209,6 +209,12 @@ class Rule {
   Rule& ct_new() { return ct_bits_any(NFT_CT_STATE, ct_state_new); }
   // The flow's conntrack mark has `bit` set.
   Rule& ct_mark_has(std::uint32_t bit) { return ct_bits_any(NFT_CT_MARK, bit); }
+  // The flow's conntrack mark does not have `bit` set.
+  Rule& ct_mark_lacks(std::uint32_t bit) {
+    ct_load(NFT_CT_MARK);
+    const std::uint32_t zero = 0;
+    return masked(&bit, 4).cmp(NFT_CMP_EQ, &zero, 4);
+  }
   // ct mark |= bit (the rest of the mark is kept): load, (x & ~bit) ^ bit, store.
   Rule& ct_mark_add(std::uint32_t bit) {
     ct_load(NFT_CT_MARK);

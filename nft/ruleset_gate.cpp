@@ -12,7 +12,7 @@ namespace cagent::nft::build {
 namespace {
 
 // New TCP connections of every uid but dnsguard's to a gated port of an
-// address the sets admit go to the gate instead (issue 12). Only addresses
+// address the sets admit go to the gate instead. Only addresses
 // in the sets: anything else is refused by the filter as before, so the
 // gate never sees a connection the address check would not have let out.
 // NAT chains see only a connection's first packet. Static CIDRs are

@@ -8,7 +8,7 @@
 namespace cagent::nft::build {
 namespace {
 
-// Nested Docker (issue 15). The engine runs in a sandbox network namespace
+// Nested Docker. The engine runs in a sandbox network namespace
 // joined to the cage by a veth pair (spec.nested_link is the cage's end,
 // spec.nested_address its address). What nested containers send leaves the
 // sandbox as *forwarded* traffic: it passes the forward chain, so it meets

@@ -18,7 +18,7 @@ std::vector<std::uint8_t> build_probe_query(std::uint16_t id) {
     packet.insert(packet.end(), label.begin(), label.end());
     name = dot == std::string_view::npos ? std::string_view{} : name.substr(dot + 1);
   }
-  packet.insert(packet.end(), {0x00, 0x00, 0x01, 0x00, 0x01});
+  packet.insert(packet.end(), {0x00, 0x00, 0x01, 0x00, 0x03});  // root, QTYPE A, QCLASS CH
   return packet;
 }
 

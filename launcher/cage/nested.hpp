@@ -1,5 +1,5 @@
 #pragma once
-// Nested Docker (issue 15): the two optional steps of cage-init's plan that
+// Nested Docker: the two optional steps of cage-init's plan that
 // give the agent a Docker engine without giving it anything of the cage.
 //
 //   create-nested-link   veth pair, the cage's end addressed, forwarding on

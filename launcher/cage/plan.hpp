@@ -30,13 +30,13 @@ struct Options {
   std::string agent_user = "agent";
   std::string dnsguard_user = "dnsguard";
   std::filesystem::path dnsguard = "/usr/local/bin/dnsguard";
-  std::optional<std::filesystem::path> ca_bundle;   // extra CAs to trust (issue 8)
+  std::optional<std::filesystem::path> ca_bundle;   // extra CAs to trust
   std::filesystem::path workspace = "/workspace";
   std::filesystem::path runtime_dir = "/run/cagent"; // root-only scratch (policy copy)
   std::filesystem::path resolv_conf = "/etc/resolv.conf";
   std::filesystem::path system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
   std::chrono::milliseconds dnsguard_ready_timeout{15000};
-  // Nested Docker (issue 15): the engine binary to start in a sandbox
+  // Nested Docker: the engine binary to start in a sandbox
   // (--nested-docker PATH; cagent passes it only when the host engine has
   // sysbox-runc and the image is the variant that holds an engine). Empty:
   // nothing nested, the plan is what it always was.

@@ -1,5 +1,6 @@
 #include "launcher/cage/system.hpp"
 
+#include "dnsguard/atomic_file.hpp"
 #include "dnsguard/posix.hpp"
 
 #include <fcntl.h>
@@ -83,20 +84,11 @@ std::string read_to_eof(int fd, std::size_t max_bytes) {
 }
 
 void replace_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {
-  const std::filesystem::path temporary = path.string() + ".cage-init";
-  ::unlink(temporary.c_str());
-  UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) throw_errno("create ", temporary.native());
-  write_all(fd.get(), content, temporary.string());
-  own_by_root(fd.get(), mode, temporary.string());
-  if (::fsync(fd.get()) != 0) throw_errno("fsync ", temporary.native());
-  if (fd.close() != 0) throw_errno("close ", temporary.native());
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int saved = errno;
-    ::unlink(temporary.c_str());
-    errno = saved;
-    throw_errno("rename onto ", path.native());
-  }
+  dnsguard::ReplaceOptions options;
+  options.mode = mode;
+  options.uid = 0;
+  options.gid = 0;
+  dnsguard::write_file_atomically(path, content, options);
 }
 
 void overwrite_file(const std::filesystem::path& path, std::string_view content, mode_t mode) {

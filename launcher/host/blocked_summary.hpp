@@ -1,59 +1,36 @@
 #pragma once
-// The one-line summaries of blocked lookups and of connections the gate
-// refused, printed when a session ends. Exact, from dnsguard's decision
-// record (decisions.json, see dnsguard/decisions.hpp); when a session has
-// none (a cage from an older image), scraped from dnsguard's human log,
-// whose denial lines are rate-limited and so may undercount.
+// The one-line summaries printed when a session ends: the lookups dnsguard
+// blocked, the connections the gate refused and the packets the firewall
+// refused. Exact: from dnsguard's decision record (decisions.json), read
+// with the record's one reader (dnsguard/contracts.hpp).
 //
-//   decisions.json ──parse_decisions()──▶ Decisions ──summarize_*()──▶ line
-//   log text ──parse_denied_names()──▶ names ──summarize_blocked()──▶ line
+//   log dir ─read_decision_record()─▶ dnsguard::Decisions ─summary_lines()─▶ lines
+//
+// Nothing here knows dnsguard's human log or what cage-init asks dnsguard:
+// the record holds what was refused, and the summary says all of it.
 
-#include <cstdint>
+#include <cstddef>
+#include <filesystem>
 #include <optional>
 #include <string>
-#include <string_view>
-#include <utility>
 #include <vector>
+
+#include "dnsguard/contracts.hpp"
 
 namespace cagent::launcher::host {
 
-// The queried names of the denied-query lines, in order, lowercase, without
-// the trailing dot. Lines that are not denials are skipped, and so are
-// names under .invalid (cage-init's readiness probe).
-std::vector<std::string> parse_denied_names(std::string_view log_text);
+// The record in a session's log directory; nullopt when there is none.
+// Throws (one line naming the file) when it is there but unreadable, or of
+// a version this build does not read.
+std::optional<dnsguard::Decisions> read_decision_record(const std::filesystem::path& log_dir);
 
-// "blocked 3 lookups: pypi.org ×2, example.net — add to domains in
-// .cagent.yaml to allow"; empty when nothing was blocked. At most
-// `max_names` names are listed, most frequent first.
-std::string summarize_blocked(const std::vector<std::string>& names, std::size_t max_names = 8);
-
-// The connection gate's refusals ("gate refused name=… dst=… reason=…"):
-// the name the client asked for, else the destination, in order.
-std::vector<std::string> parse_gate_refusals(std::string_view log_text);
-
-// "the connection gate refused 2 connections: b.example ×2 — …"; empty
-// when it refused nothing.
-std::string summarize_gate_refusals(const std::vector<std::string>& targets, std::size_t max_items = 8);
-
-// What the exit summary needs from the decision record: per name (types
-// merged) or gate target, the exact count, most frequent first. Names under
-// .invalid (cage-init's readiness probe) are left out, totals included.
-struct Decisions {
-  using Counted = std::vector<std::pair<std::string, std::uint64_t>>;
-  std::uint64_t denied_total = 0;
-  Counted denied;            // listed names; denied_total may count more (unlisted)
-  std::uint64_t refused_total = 0;
-  Counted refused;           // name, else destination
-  std::uint64_t firewall_total = 0;  // packets the firewall itself refused
-  Counted firewall;          // "address:port/proto"
-};
-
-// nullopt when `json` is not a decision record this version understands.
-std::optional<Decisions> parse_decisions(std::string_view json);
-
-// The same lines as above, from exact counts.
-std::string exact_blocked_summary(const Decisions& d, std::size_t max_names = 8);
-std::string exact_gate_summary(const Decisions& d, std::size_t max_items = 8);
-std::string exact_firewall_summary(const Decisions& d, std::size_t max_items = 8);
+// In this order, each only when it has something to say:
+//   "blocked 3 lookups: pypi.org ×2, example.net — add to domains in
+//    .cagent.yaml to allow" (query types merged per name)
+//   "the connection gate refused 2 connections: b.example ×2 — …"
+//   "the firewall refused 9 packets: 198.51.100.19:80/tcp ×7, +2 more not listed — …"
+// At most `max_items` entries per line, most frequent first; what the
+// totals count beyond the listed entries is "+N more not listed".
+std::vector<std::string> summary_lines(const dnsguard::Decisions& record, std::size_t max_items = 8);
 
 }  // namespace cagent::launcher::host

@@ -1,5 +1,5 @@
 #pragma once
-// Extra CA certificates (issue 8): the `ca_certificates` sources are read
+// Extra CA certificates: the `ca_certificates` sources are read
 // on the host and concatenated into one PEM bundle for the session. The
 // bundle goes into the image build context (image/build-ca/extra-ca.pem,
 // used only in throwaway build stages) and is mounted read-only into the

@@ -1,12 +1,214 @@
 #include "launcher/host/cli.hpp"
 
-#include <string_view>
-
 namespace cagent::launcher::host {
 namespace {
 
 bool valid_reset(std::string_view letters) {
   return !letters.empty() && letters.find_first_not_of("civd") == std::string_view::npos;
+}
+
+// ---- what each option of the main command line does ------------------------
+using Value = std::optional<std::string>;
+
+template <bool CliOptions::*Flag>
+void set_flag(CliOptions& o, const Value& /*value*/, const SourcePos& /*pos*/) {
+  o.*Flag = true;
+}
+
+// -d, -i, -r, --arg, --ca-cert: an entry of the flags layer, with where it
+// stood (config errors name "command line:N").
+template <std::vector<Entry> ConfigEntries::*List>
+void add_entry(CliOptions& o, const Value& value, const SourcePos& pos) {
+  (o.flags.*List).push_back(Entry{*value, pos});
+}
+
+void set_config(CliOptions& o, const Value& value, const SourcePos& /*pos*/) {
+  o.config_file = *value;
+}
+
+void set_reset(CliOptions& o, const Value& value, const SourcePos& /*pos*/) {
+  const std::string letters = value.value_or(kDefaultReset);
+  if (!valid_reset(letters)) {
+    throw UsageError(
+        "--reset takes letters from 'civd' (c=containers, i=image, v=volume, "
+        "d=~/.cagent), not '" +
+        letters + "'");
+  }
+  o.reset = letters;
+}
+
+void set_reset_all(CliOptions& o, const Value& /*value*/, const SourcePos& /*pos*/) {
+  o.reset = "civd";
+}
+
+// The table. Order is the order of --help and the man page.
+constexpr OptionSpec kOptions[] = {
+    {.name = "domain",
+     .short_name = 'd',
+     .arg = ArgKind::required,
+     .metavar = "NAME",
+     .help = "allow NAME (exact) or *.suffix (any name below) in addition to the config",
+     .example = "cagent -d pypi.org -- pip install x",
+     .repeatable = true,
+     .apply = &add_entry<&ConfigEntries::domains>},
+    {.name = "ignore",
+     .short_name = 'i',
+     .arg = ArgKind::required,
+     .metavar = "PATTERN",
+     .help = "hide matching paths behind empty read-only placeholders",
+     .detail = "Patterns are gitignore-style: name at any depth, /name at the workspace root, "
+               "dir/ directories only, ** across directories.",
+     .example = "cagent -i 'secrets/' -- ls",
+     .repeatable = true,
+     .complete = Complete::files,
+     .apply = &add_entry<&ConfigEntries::ignore>},
+    {.name = "readonly",
+     .short_name = 'r',
+     .arg = ArgKind::required,
+     .metavar = "PATTERN",
+     .help = "mount matching paths read-only",
+     .example = "cagent -r /vendor",
+     .repeatable = true,
+     .complete = Complete::files,
+     .apply = &add_entry<&ConfigEntries::readonly>},
+    {.name = "arg",
+     .arg = ArgKind::required,
+     .metavar = "ARG",
+     .help = "one extra `docker run` argument",
+     .example = "cagent --arg -e --arg ANTHROPIC_API_KEY",
+     .repeatable = true,
+     .apply = &add_entry<&ConfigEntries::extra_args>},
+    {.name = "ca-cert",
+     .arg = ArgKind::required,
+     .metavar = "FILE",
+     .help = "trust this PEM CA certificate (system: this host's bundle)",
+     .detail = "In the image build and inside the cage, for a TLS-intercepting proxy.",
+     .example = "cagent --ca-cert ~/corp-root.pem",
+     .repeatable = true,
+     .complete = Complete::files_and_words,
+     .words = "system",
+     .apply = &add_entry<&ConfigEntries::ca_certificates>},
+    {.name = "config",
+     .short_name = 'c',
+     .arg = ArgKind::required,
+     .metavar = "FILE",
+     .help = "use FILE instead of ~/.cagent/config.yaml",
+     .example = "cagent -c ./ci-cagent.yaml -- make",
+     .complete = Complete::files,
+     .apply = &set_config},
+    {.name = "no-global-config",
+     .help = "use the built-in default instead of ~/.cagent/config.yaml",
+     .example = "cagent --no-global-config -- true",
+     .apply = &set_flag<&CliOptions::no_global_config>},
+    {.name = "print-config",
+     .help = "print the merged configuration (each entry with its origin) and exit",
+     .example = "cagent --print-config",
+     .apply = &set_flag<&CliOptions::print_config>},
+    {.name = "dry-run",
+     .help = "print the docker commands that would run and exit",
+     .example = "cagent --dry-run -- true",
+     .apply = &set_flag<&CliOptions::dry_run>},
+    {.name = "no-update",
+     .help = "skip the image rebuild check and the daily update check",
+     .example = "cagent --no-update",
+     .apply = &set_flag<&CliOptions::no_update>},
+    {.name = "accept-workspace-config",
+     .help = "approve ./.cagent.yaml exactly as it is now for this directory, and use it",
+     .detail = "Read it first: a session or a cloned repository may have written it. Without an "
+               "approval a workspace .cagent.yaml is shown and asked about on a terminal, else "
+               "ignored with a warning.",
+     .example = "cagent --accept-workspace-config -- make",
+     .apply = &set_flag<&CliOptions::accept_workspace_config>},
+    {.name = "reset",
+     .arg = ArgKind::optional,
+     .metavar = "civd",
+     .help = "remove c=containers i=image v=home volumes d=~/.cagent (default: ci), then exit",
+     .detail = "Containers are those labelled cagent.session; v removes the agent's home volume of "
+               "every workspace. Asks first; without a terminal it refuses unless -y. Workspace "
+               "files are never touched.",
+     .example = "cagent --reset=iv",
+     .complete = Complete::words,
+     .words = "ci civd c i v d",
+     .apply = &set_reset,
+     .accepts_next = &valid_reset},
+    {.name = "reset-all",
+     .help = "the same as --reset=civd",
+     .example = "cagent --reset-all -y",
+     .apply = &set_reset_all},
+    {.name = "yes",
+     .short_name = 'y',
+     .help = "do not ask for confirmation",
+     .apply = &set_flag<&CliOptions::yes>},
+    {.name = "version",
+     .help = "print the version and exit",
+     .apply = &set_flag<&CliOptions::version>},
+    {.name = "help",
+     .short_name = 'h',
+     .help = "print this help and exit",
+     .apply = &set_flag<&CliOptions::help>},
+    // The subcommands' options (parsed by parse_live_command).
+    {.name = "session",
+     .arg = ArgKind::required,
+     .metavar = "ID",
+     .help = "only the cage of session ID (see cagent ps)",
+     .example = "cagent allow pypi.org --session 20261128-0947-ab12",
+     .commands = kAllow | kDeny},
+    {.name = "save",
+     .arg = ArgKind::optional,
+     .metavar = "workspace|global",
+     .help = "also append the names to ./.cagent.yaml's domains (=global: ~/.cagent/config.yaml's)",
+     .detail = "Keeps the file's comments and layout, and counts as your approval of the result: "
+               "it refuses a workspace file you have not approved.",
+     .example = "cagent allow pypi.org --save",
+     .commands = kAllow,
+     .complete = Complete::words,
+     .words = "workspace global"},
+    {.name = "json",
+     .help = "one JSON object per line",
+     .example = "cagent ps --json",
+     .commands = kPs | kLog},
+    {.name = "follow",
+     .short_name = 'f',
+     .help = "go on printing until the session's cage is gone",
+     .example = "cagent log -f",
+     .commands = kLog},
+};
+
+constexpr SubcommandSpec kSubcommands[] = {
+    {"allow", kAllow, "NAME…",
+     "open NAME (or *.suffix) in the running cage(s) of this workspace, at once",
+     "cagent allow pypi.org '*.pythonhosted.org'"},
+    {"deny", kDeny, "NAME…", "take back a name allowed at run time", "cagent deny pypi.org"},
+    {"ps", kPs, "", "the running cages: session, age, blocked counts, workspace, command",
+     "cagent ps"},
+    {"log", kLog, "[SESSION]",
+     "a session's decisions (default: this workspace's running cage, else the newest session)",
+     "cagent log -f"},
+};
+
+constexpr EnvironmentSpec kEnvironment[] = {
+    {"CAGENT_HOME", "cagent's own directory, instead of ~/.cagent"},
+    {"CAGENT_IMAGE", "the image tag (default cagent:latest)"},
+    {"CAGENT_HOME_VOLUME", "prefix of the agent's home volumes (default cagent-home)"},
+    {"CAGENT_CONTEXT", "the image context directory (default: the one installed with cagent)"},
+    {"CAGENT_NPM_PACKAGES",
+     "agent CLIs installed in the image (default @anthropic-ai/claude-code @openai/codex; empty: "
+     "none)"},
+    {"CAGENT_BASE_IMAGE", "the base image of the build (default debian:bookworm-slim)"},
+};
+
+const OptionSpec* find_long(std::string_view name, unsigned command) {
+  for (const OptionSpec& o : kOptions) {
+    if ((o.commands & command) != 0 && o.name == name) return &o;
+  }
+  return nullptr;
+}
+
+const OptionSpec* find_short(char c, unsigned command) {
+  for (const OptionSpec& o : kOptions) {
+    if ((o.commands & command) != 0 && o.short_name != 0 && o.short_name == c) return &o;
+  }
+  return nullptr;
 }
 
 class Parser {
@@ -28,8 +230,8 @@ class Parser {
       } else if (a.size() > 1 && a[0] == '-') {
         short_option(a);
       } else {
-        throw UsageError("unexpected argument '" + a + "' (put the command after --: cagent -- " + a +
-                         " …)");
+        throw UsageError("unexpected argument '" + a + "' (put the command after --: cagent -- " +
+                         a + " …)");
       }
       ++i_;
     }
@@ -37,96 +239,50 @@ class Parser {
   }
 
  private:
-  // Value of an option: "--name=value", or the next argument.
-  std::string value(const std::string& name, const std::optional<std::string>& inline_value) {
-    if (inline_value) return *inline_value;
-    if (i_ + 1 >= args_.size()) throw UsageError("option " + name + " needs a value");
-    return args_[++i_];
-  }
+  // Where the word just consumed stood (config errors name it).
+  SourcePos here() const { return SourcePos{"command line", static_cast<int>(i_) + 1, 0}; }
 
-  void add(std::vector<Entry>& list, std::string v) {
-    list.push_back(Entry{std::move(v), SourcePos{"command line", static_cast<int>(i_) + 1, 0}});
-  }
-
-  void no_value(const std::string& name, const std::optional<std::string>& inline_value) {
-    if (inline_value) throw UsageError("option " + name + " takes no value");
+  // Applies `spec` with the value written in the same word (`inline_value`),
+  // else the next word as its kind says.
+  void take(const OptionSpec& spec, const std::string& name,
+            const std::optional<std::string>& inline_value) {
+    Value v = inline_value;
+    switch (spec.arg) {
+      case ArgKind::none:
+        if (v) throw UsageError("option " + name + " takes no value");
+        break;
+      case ArgKind::required:
+        if (!v) {
+          if (i_ + 1 >= args_.size()) throw UsageError("option " + name + " needs a value");
+          v = args_[++i_];
+        }
+        break;
+      case ArgKind::optional:
+        if (!v && i_ + 1 < args_.size() && spec.accepts_next != nullptr &&
+            spec.accepts_next(args_[i_ + 1])) {
+          v = args_[++i_];
+        }
+        break;
+    }
+    spec.apply(out_, v, here());
   }
 
   void long_option(const std::string& a) {
     const std::size_t eq = a.find('=');
     const std::string name = a.substr(0, eq);
-    const std::optional<std::string> inline_value =
-        eq == std::string::npos ? std::nullopt : std::optional<std::string>(a.substr(eq + 1));
-    if (name == "--help") {
-      no_value(name, inline_value);
-      out_.help = true;
-    } else if (name == "--version") {
-      no_value(name, inline_value);
-      out_.version = true;
-    } else if (name == "--no-update") {
-      no_value(name, inline_value);
-      out_.no_update = true;
-    } else if (name == "--print-config") {
-      no_value(name, inline_value);
-      out_.print_config = true;
-    } else if (name == "--dry-run") {
-      no_value(name, inline_value);
-      out_.dry_run = true;
-    } else if (name == "--no-global-config") {
-      no_value(name, inline_value);
-      out_.no_global_config = true;
-    } else if (name == "--accept-workspace-config") {
-      no_value(name, inline_value);
-      out_.accept_workspace_config = true;
-    } else if (name == "--yes") {
-      no_value(name, inline_value);
-      out_.yes = true;
-    } else if (name == "--reset-all") {
-      no_value(name, inline_value);
-      out_.reset = "civd";
-    } else if (name == "--reset") {
-      std::string letters = kDefaultReset;
-      if (inline_value) {
-        letters = *inline_value;
-      } else if (i_ + 1 < args_.size() && valid_reset(args_[i_ + 1])) {
-        letters = args_[++i_];  // "--reset civd"
-      }
-      if (!valid_reset(letters)) {
-        throw UsageError("--reset takes letters from 'civd' (c=containers, i=image, v=volume, "
-                         "d=~/.cagent), not '" + letters + "'");
-      }
-      out_.reset = letters;
-    } else if (name == "--domain") {
-      add(out_.flags.domains, value(name, inline_value));
-    } else if (name == "--ignore") {
-      add(out_.flags.ignore, value(name, inline_value));
-    } else if (name == "--readonly") {
-      add(out_.flags.readonly, value(name, inline_value));
-    } else if (name == "--arg") {
-      add(out_.flags.extra_args, value(name, inline_value));
-    } else if (name == "--ca-cert") {
-      add(out_.flags.ca_certificates, value(name, inline_value));
-    } else if (name == "--config") {
-      out_.config_file = value(name, inline_value);
-    } else {
-      throw UsageError("unknown option '" + name + "' (see cagent --help)");
-    }
+    const OptionSpec* spec = find_long(std::string_view(name).substr(2), kMain);
+    if (spec == nullptr) throw UsageError("unknown option '" + name + "' (see cagent --help)");
+    take(*spec, name,
+         eq == std::string::npos ? std::nullopt : std::optional<std::string>(a.substr(eq + 1)));
   }
 
   void short_option(const std::string& a) {
-    const char c = a[1];
+    const OptionSpec* spec = find_short(a[1], kMain);
+    if (spec == nullptr) throw UsageError("unknown option '" + a + "' (see cagent --help)");
+    // "-dvalue" and "-d=value" carry the value in the same word.
     const std::optional<std::string> attached =
         a.size() > 2 ? std::optional<std::string>(a.substr(a[2] == '=' ? 3 : 2)) : std::nullopt;
-    const std::string name = std::string("-") + c;
-    switch (c) {
-      case 'h': no_value(name, attached); out_.help = true; break;
-      case 'y': no_value(name, attached); out_.yes = true; break;
-      case 'd': add(out_.flags.domains, value(name, attached)); break;
-      case 'i': add(out_.flags.ignore, value(name, attached)); break;
-      case 'r': add(out_.flags.readonly, value(name, attached)); break;
-      case 'c': out_.config_file = value(name, attached); break;
-      default: throw UsageError("unknown option '" + a + "' (see cagent --help)");
-    }
+    take(*spec, a.substr(0, 2), attached);
   }
 
   const std::vector<std::string>& args_;
@@ -136,50 +292,29 @@ class Parser {
 
 }  // namespace
 
+std::span<const OptionSpec> option_table() {
+  return kOptions;
+}
+std::span<const SubcommandSpec> subcommand_table() {
+  return kSubcommands;
+}
+std::span<const EnvironmentSpec> environment_table() {
+  return kEnvironment;
+}
+
+std::string long_form(const OptionSpec& o) {
+  std::string s = "--" + std::string(o.name);
+  if (o.arg == ArgKind::required) s += " " + std::string(o.metavar);
+  if (o.arg == ArgKind::optional) s += "[=" + std::string(o.metavar) + "]";
+  return s;
+}
+
 CliOptions parse_cli(const std::vector<std::string>& args) {
   CliOptions o = Parser(args).parse();
   if (o.config_file && o.no_global_config) {
     throw UsageError("-c/--config and --no-global-config exclude each other");
   }
   return o;
-}
-
-std::string usage_text() {
-  return R"(usage: cagent [options] [-- command [args…]]
-       cagent allow|deny NAME… [--session ID]   open/close a name in the running cage(s)
-       cagent ps [--json]                       the running cages
-       cagent log [SESSION] [-f] [--json]       a session's denied lookups and refusals
-
-Runs the command (default: a login shell) in a locked-down container with the
-current directory at /workspace. Exit status: the command's; 125 when docker
-fails; 2 for usage errors.
-
-options:
-  -d, --domain NAME      allow NAME (or *.suffix) in addition to the config
-  -i, --ignore PATTERN   hide matching paths behind empty placeholders
-  -r, --readonly PATTERN mount matching paths read-only
-      --arg ARG          extra `docker run` argument (repeatable)
-      --ca-cert FILE     trust this PEM CA certificate (repeatable; "system" = host bundle)
-  -c, --config FILE      use FILE instead of ~/.cagent/config.yaml
-      --no-global-config use the built-in default instead of ~/.cagent/config.yaml
-      --print-config     print the merged configuration and exit
-      --dry-run          print the docker commands that would run and exit
-      --no-update        skip the image rebuild check and the update check
-      --accept-workspace-config
-                         approve ./.cagent.yaml as it is now for this
-                         directory, and use it (read it first: a session or
-                         a cloned repository may have written it)
-      --reset[=civd]     remove c=containers i=image v=home volumes d=~/.cagent
-                         (default: ci), then exit; asks first unless -y
-      --reset-all        same as --reset=civd
-  -y, --yes              do not ask for confirmation
-      --version          print the version and exit
-  -h, --help             this help
-
-environment: CAGENT_HOME (default ~/.cagent), CAGENT_IMAGE (default cagent:latest),
-CAGENT_HOME_VOLUME (home volume prefix, default cagent-home), CAGENT_CONTEXT (image
-context), CAGENT_NPM_PACKAGES, CAGENT_BASE_IMAGE (build args).
-)";
 }
 
 }  // namespace cagent::launcher::host

@@ -103,7 +103,7 @@ struct Config {
   std::vector<dnsguard::IpEndpoint> dns_resolvers;  // with their ports (53 when not written)
   std::vector<CaSource> ca_certificates;
   // TLS and HTTP reach an allowed address only for the names that resolved
-  // to it (issue 12). Turning it off is trusted config only.
+  // to it. Turning it off is trusted config only.
   bool connection_gate = true;
   // Extra Debian packages installed into the image (a build arg, so the
   // image's context hash covers them): sorted and deduplicated, so one set

@@ -60,7 +60,7 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   // as it. Only dnsguard (CAP_NET_BIND_SERVICE) may; cage-init checks it.
   add({"--sysctl", "net.ipv4.ip_unprivileged_port_start=1024"});
   if (spec.sysbox) {
-    // Nested Docker (issue 15): cage-init forwards the sandbox's packets
+    // Nested Docker: cage-init forwards the sandbox's packets
     // (through the forward chain) ...
     add({"--sysctl", "net.ipv4.ip_forward=1"});
     // ... and needs, for the sandbox (SYS_ADMIN: namespaces, mounts) and
@@ -128,12 +128,15 @@ std::string home_volume_name(const std::string& prefix, const std::string& works
 }
 
 std::vector<std::string> render_build_argv(const BuildSpec& spec) {
-  std::vector<std::string> argv = {"docker", "build", "-f", (spec.context / "image" / "Dockerfile").string(),
-                                   "-t", spec.image, "--label",
-                                   std::string(kHashLabel) + "=" + spec.context_hash,
-                                   // The legacy builder keeps the container of a failed step
-                                   // (e.g. npm behind a proxy) unless told otherwise.
-                                   "--force-rm"};
+  std::vector<std::string> argv = {"docker", "build", "-f", (spec.context / "image" / "Dockerfile").string()};
+  if (!spec.target.empty()) {
+    argv.insert(argv.end(), {"--target", spec.target, "-t", spec.image});
+  } else {
+    argv.insert(argv.end(), {"-t", spec.image, "--label", std::string(kHashLabel) + "=" + spec.context_hash});
+  }
+  // The legacy builder keeps the container of a failed step (e.g. npm
+  // behind a proxy) unless told otherwise.
+  argv.emplace_back("--force-rm");
   for (const auto& [name, value] : spec.build_args) {
     argv.push_back("--build-arg");
     argv.push_back(name + "=" + value);

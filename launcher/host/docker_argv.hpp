@@ -71,6 +71,9 @@ struct BuildSpec {
   std::filesystem::path context;  // directory holding image/Dockerfile
   std::string context_hash;
   std::vector<std::pair<std::string, std::string>> build_args;
+  // Non-empty: build only this stage of image/Dockerfile (--target) and tag
+  // it `image`, without the context-hash label, which describes whole images.
+  std::string target = {};
 };
 
 std::vector<std::string> render_build_argv(const BuildSpec& spec);

@@ -327,19 +327,16 @@ void run_build(ProcessRunner& runner, const std::vector<std::string>& argv, cons
   }
 }
 
-// The image each rebuild replaced is now untagged; without this every
-// rebuild would leave another ~2 GB behind. Only dangling images that carry
-// our label go, and Docker keeps any that a running cage still uses. Best
-// effort: a failure here costs disk space, not correctness.
-// Tags (repo:tag) of images carrying our label in image's repository,
-// newest first as docker lists them.
-std::vector<std::string> labelled_tags(ProcessRunner& runner, const std::string& image) {
+// Tags (repo:tag) in image's repository, newest first as docker lists
+// them; with `label`, only of images that carry it.
+std::vector<std::string> repository_tags(ProcessRunner& runner, const std::string& image, std::string_view label) {
   RunOptions capture;
   capture.output = RunOptions::Output::capture;
   capture.discard_stderr = true;
-  const RunResult list = runner.run({"docker", "image", "ls", "--filter", "label=" + std::string(kHashLabel),
-                                     "--format", "{{.Repository}}:{{.Tag}}", repository_of(image)},
-                                    capture);
+  std::vector<std::string> argv = {"docker", "image", "ls"};
+  if (!label.empty()) argv.insert(argv.end(), {"--filter", "label=" + std::string(label)});
+  argv.insert(argv.end(), {"--format", "{{.Repository}}:{{.Tag}}", repository_of(image)});
+  const RunResult list = runner.run(argv, capture);
   std::vector<std::string> tags;
   if (list.status != 0) return tags;
   std::istringstream in(list.output);
@@ -358,7 +355,7 @@ void prune_old_sets(ProcessRunner& runner, const std::string& image, const std::
   RunOptions quiet;
   quiet.output = RunOptions::Output::discard;
   quiet.discard_stderr = true;
-  for (const std::string& tag : labelled_tags(runner, image)) {
+  for (const std::string& tag : repository_tags(runner, image, kHashLabel)) {
     if (tag.find(":ctx-") == std::string::npos) continue;
     if (tag == keep || kept < kKeptImageSets - 1) {
       if (tag != keep) ++kept;
@@ -368,11 +365,18 @@ void prune_old_sets(ProcessRunner& runner, const std::string& image, const std::
   }
 }
 
-void prune_replaced(ProcessRunner& runner) {
+// Removes the untagged images carrying `label`: with kHashLabel the images
+// each rebuild replaced (without this every rebuild would leave another
+// ~2 GB behind), with kStageLabel the stage results a rebuild replaced
+// (the current ones carry stage-* tags). Removing an image also removes its
+// untagged parents that nothing else uses; Docker keeps any that a running
+// cage still uses. Best effort: a failure here costs disk space, not
+// correctness.
+void prune_untagged(ProcessRunner& runner, std::string_view label) {
   RunOptions quiet;
   quiet.output = RunOptions::Output::discard;
   quiet.discard_stderr = true;
-  runner.run({"docker", "image", "prune", "--force", "--filter", "label=" + std::string(kHashLabel)}, quiet);
+  runner.run({"docker", "image", "prune", "--force", "--filter", "label=" + std::string(label)}, quiet);
 }
 
 }  // namespace
@@ -384,11 +388,21 @@ std::vector<std::string> render_user_build_argv(const std::string& image, const 
           (dir / "context").string()};
 }
 
+std::string stage_tag(const std::string& image, std::string_view stage) {
+  return repository_of(image) + ":stage-" + std::string(stage);
+}
+
 std::vector<std::string> kept_image_tags(ProcessRunner& runner, const std::string& image) {
   std::vector<std::string> out;
   const std::string base = base_tag(image);
-  for (const std::string& tag : labelled_tags(runner, image)) {
+  for (const std::string& tag : repository_tags(runner, image, kHashLabel)) {
     if (tag.find(":ctx-") != std::string::npos || tag == base) out.push_back(tag);
+  }
+  // Stage images carry kStageLabel, not the hash label.
+  for (const std::string& tag : repository_tags(runner, image, kStageLabel)) {
+    for (std::string_view stage : kThrowawayStages) {
+      if (tag == stage_tag(image, stage)) out.push_back(tag);
+    }
   }
   return out;
 }
@@ -438,11 +452,19 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
             << (current ? " (its sources changed)" : " (first run: a few minutes)")
             << (layered ? " with ~/.cagent/Dockerfile" : "") << "; log: " << log.string() << "\n";
   bool replaced = current.has_value();
+  bool built_context = false;
   if (!context_current || *context_current != hash) {
     const fs::path copy = request.work_dir / ("context-" + stamp);
     RemoveDir cleanup{copy};
     copy_context(*request.context, files, copy, request.ca_pem);
+    for (std::string_view stage : kThrowawayStages) {
+      run_build(runner,
+                render_build_argv(BuildSpec{stage_tag(request.image, stage), copy, hash, request.build_args,
+                                            std::string(stage)}),
+                log);
+    }
     run_build(runner, render_build_argv(BuildSpec{context_image, copy, hash, request.build_args}), log);
+    built_context = true;
     replaced = replaced || context_current.has_value();
   }
   if (layered) {
@@ -456,7 +478,8 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
   }
   runner.run({"docker", "tag", request.image, wanted_tag}, quiet);
   prune_old_sets(runner, request.image, wanted_tag);
-  if (replaced) prune_replaced(runner);
+  if (built_context) prune_untagged(runner, kStageLabel);
+  if (replaced) prune_untagged(runner, kHashLabel);
 }
 
 }  // namespace cagent::launcher::host

@@ -87,7 +87,7 @@ BuildArgs default_build_args(const std::optional<std::string>& base, const std::
 // and so its hash, stay what they were.
 BuildArgs with_extra_packages(BuildArgs args, const std::vector<std::string>& packages);
 
-// Adds NESTED_DOCKER=1: the variant with a Docker engine (issue 15), built
+// Adds NESTED_DOCKER=1: the variant with a Docker engine, built
 // only for an engine that has sysbox-runc. Being a build arg, it is part of
 // the context hash, so the variant has its own ctx-* tag and an engine
 // without sysbox keeps exactly the default image (same args, same hash).
@@ -137,8 +137,23 @@ std::string set_tag(const std::string& image, std::string_view hash);
 // ones are untagged (and removed when nothing else uses them).
 inline constexpr std::size_t kKeptImageSets = 3;
 
-// The other tags cagent gave `image`'s repository: the kept ctx-* sets and
-// the -base of a user layer (for --reset i). Empty when docker cannot list.
+// The throwaway stages of image/Dockerfile, each ending in LABEL
+// cagent.stage=<name>. Docker's classic builder leaves every stage's result
+// as an untagged ("dangling") image: it is the cache of the next build, so
+// removing it would make every rebuild re-run npm or the compiler's
+// packages. cagent builds each of them first (--target) under its own tag,
+// <repository>:stage-<name> (stage_tag()), so the current ones are named,
+// and after a build removes the untagged ones carrying the label: results
+// a rebuild replaced. `docker images` then shows only cagent's tags.
+inline constexpr std::string_view kThrowawayStages[] = {"npm", "builder"};
+inline constexpr const char* kStageLabel = "cagent.stage";
+
+// "cagent:latest", "npm" -> "cagent:stage-npm".
+std::string stage_tag(const std::string& image, std::string_view stage);
+
+// The other tags cagent gave `image`'s repository: the kept ctx-* sets, the
+// -base of a user layer and the stage-* caches (for --reset i). Empty when
+// docker cannot list.
 std::vector<std::string> kept_image_tags(ProcessRunner& runner, const std::string& image);
 
 // The second build: `dir`/Dockerfile (the user's text), `dir`/context (empty),

@@ -1,16 +1,12 @@
 #include "launcher/host/live.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <ostream>
@@ -19,6 +15,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "dnsguard/allow_list.hpp"
+#include "dnsguard/atomic_file.hpp"
+#include "dnsguard/contracts.hpp"
 #include "launcher/host/blocked_summary.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/docker_argv.hpp"
@@ -31,9 +29,6 @@
 namespace cagent::launcher::host {
 namespace {
 
-// Where dnsguard's control socket is inside every cage: its log directory
-// (kContainerLogDir) + control/dnsguard.sock (dnsguard::control_socket_for).
-constexpr const char* kControlSocket = "/var/log/cagent/control/dnsguard.sock";
 constexpr const char* kDnsguard = "/usr/local/bin/dnsguard";
 
 }  // namespace
@@ -124,8 +119,12 @@ std::vector<RunningCage> select_cages(const std::vector<RunningCage>& cages, con
 
 std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand& command) {
   // -u 0: the control socket serves root only; the agent's uid cannot.
+  // The socket where dnsguard puts it: in the session's log directory,
+  // which the cage sees at kContainerLogDir (the session policy's log.file
+  // is there; the policy contract test holds the two together).
+  const std::string socket = dnsguard::control_socket_path(kContainerLogDir).string();
   std::vector<std::string> argv{"docker", "exec", "-u", "0", cage.container, kDnsguard, "--control",
-                                kControlSocket, command.kind == LiveCommand::Kind::allow ? "allow" : "deny"};
+                                socket, command.kind == LiveCommand::Kind::allow ? "allow" : "deny"};
   argv.insert(argv.end(), command.names.begin(), command.names.end());
   return argv;
 }
@@ -210,8 +209,8 @@ std::vector<RunningCage> list_cages(ProcessRunner& runner) {
   return cages;
 }
 
-std::filesystem::path record_of(const HostContext& host, const std::string& session) {
-  return host.cagent_home / "logs" / ("session-" + session) / "decisions.json";
+std::filesystem::path log_dir_of(const HostContext& host, const std::string& session) {
+  return host.cagent_home / "logs" / ("session-" + session);
 }
 
 std::optional<std::string> read_text(const std::filesystem::path& p) {
@@ -220,6 +219,16 @@ std::optional<std::string> read_text(const std::filesystem::path& p) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// A session's record; nullopt when it has none (yet). Throws UsageError
+// when it is there but unreadable.
+std::optional<dnsguard::Decisions> record_of(const HostContext& host, const std::string& session) {
+  try {
+    return read_decision_record(log_dir_of(host, session));
+  } catch (const std::exception& e) {
+    throw UsageError("session " + session + ": unreadable decision record (" + printable(e.what()) + ")");
+  }
 }
 
 }  // namespace
@@ -273,66 +282,52 @@ std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<B
   return out.str();
 }
 
-std::string render_log(const std::string& session, const std::string& decisions_json, bool json) {
+std::string render_log(const std::string& session, const dnsguard::Decisions& record, bool json) {
   std::ostringstream out;
-  try {
-    const YAML::Node root = YAML::Load(decisions_json);
-    if (!root.IsMap() || root["version"].as<int>(0) != 1) throw std::runtime_error("unknown version");
-    for (const YAML::Node& e : root["denied"]) {
-      const std::string name = e["name"].as<std::string>();
-      const int type = e["type"].as<int>();
-      if (json) {
-        out << "{\"session\":" << json_string(session) << ",\"event\":\"denied\",\"name\":" << json_string(name)
-            << ",\"type\":" << type << ",\"count\":" << e["count"].as<std::uint64_t>()
-            << ",\"first\":" << e["first"].as<std::int64_t>() << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
-      } else {
-        out << "denied   " << printable(name) << " " << type_text(type) << " \xC3\x97" << e["count"].as<std::uint64_t>()
-            << "  " << utc_text(e["first"].as<std::int64_t>()) << " .. " << utc_text(e["last"].as<std::int64_t>())
-            << "\n";
-      }
+  const std::string who = "{\"session\":" + json_string(session) + ",\"event\":";
+  for (const dnsguard::DeniedLookup& e : record.denied) {
+    if (json) {
+      out << who << "\"denied\",\"name\":" << json_string(e.name) << ",\"type\":" << e.type << ",\"count\":" << e.count
+          << ",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
+    } else {
+      out << "denied   " << printable(e.name) << " " << type_text(e.type) << " \xC3\x97" << e.count << "  "
+          << utc_text(e.first) << " .. " << utc_text(e.last) << "\n";
     }
-    if (const auto unlisted = root["denied_unlisted"].as<std::uint64_t>(0); unlisted > 0 && !json)
-      out << "denied   (" << unlisted << " more lookups of names past the record's bound)\n";
-    for (const YAML::Node& e : root["gate_refused"]) {
-      const std::string name = e["name"].as<std::string>(), dst = e["dst"].as<std::string>(),
-                        reason = e["reason"].as<std::string>();
-      if (json) {
-        out << "{\"session\":" << json_string(session) << ",\"event\":\"gate_refused\",\"name\":" << json_string(name)
-            << ",\"dst\":" << json_string(dst) << ",\"reason\":" << json_string(reason)
-            << ",\"count\":" << e["count"].as<std::uint64_t>() << ",\"first\":" << e["first"].as<std::int64_t>()
-            << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
-      } else {
-        out << "refused  " << printable(name.empty() ? dst : name) << " \xC3\x97" << e["count"].as<std::uint64_t>() << "  ("
-            << printable(reason) << ")  " << utc_text(e["first"].as<std::int64_t>()) << " .. "
-            << utc_text(e["last"].as<std::int64_t>()) << "\n";
-      }
+  }
+  if (record.denied_unlisted > 0 && !json)
+    out << "denied   (" << record.denied_unlisted << " more lookups of names past the record's bound)\n";
+  for (const dnsguard::GateRefusal& e : record.gate_refused) {
+    if (json) {
+      out << who << "\"gate_refused\",\"name\":" << json_string(e.name) << ",\"dst\":" << json_string(e.dst)
+          << ",\"reason\":" << json_string(e.reason) << ",\"count\":" << e.count << ",\"first\":" << e.first
+          << ",\"last\":" << e.last << "}\n";
+    } else {
+      out << "refused  " << printable(e.name.empty() ? e.dst : e.name) << " \xC3\x97" << e.count << "  ("
+          << printable(e.reason) << ")  " << utc_text(e.first) << " .. " << utc_text(e.last) << "\n";
     }
-    for (const YAML::Node& e : root["firewall_refused"]) {
-      const std::string dst = e["dst"].as<std::string>(), proto = e["proto"].as<std::string>();
-      if (json) {
-        out << "{\"session\":" << json_string(session) << ",\"event\":\"firewall_refused\",\"dst\":" << json_string(dst)
-            << ",\"proto\":" << json_string(proto) << ",\"count\":" << e["count"].as<std::uint64_t>()
-            << ",\"first\":" << e["first"].as<std::int64_t>() << ",\"last\":" << e["last"].as<std::int64_t>() << "}\n";
-      } else {
-        out << "refused  " << printable(dst) << "/" << printable(proto) << " \xC3\x97" << e["count"].as<std::uint64_t>()
-            << "  (firewall: no allowed name resolved to it)  " << utc_text(e["first"].as<std::int64_t>()) << " .. "
-            << utc_text(e["last"].as<std::int64_t>()) << "\n";
-      }
+  }
+  for (const dnsguard::FirewallRefusal& e : record.firewall_refused) {
+    if (json) {
+      out << who << "\"firewall_refused\",\"dst\":" << json_string(e.dst) << ",\"proto\":" << json_string(e.proto)
+          << ",\"count\":" << e.count << ",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
+    } else {
+      out << "refused  " << printable(e.dst) << "/" << printable(e.proto) << " \xC3\x97" << e.count
+          << "  (firewall: no allowed name resolved to it)  " << utc_text(e.first) << " .. " << utc_text(e.last)
+          << "\n";
     }
-    if (const auto unlisted = root["firewall_refused_unlisted"].as<std::uint64_t>(0); unlisted > 0 && !json)
-      out << "refused  (" << unlisted << " more packets: other protocols, or past the firewall's itemized bound)\n";
-    for (const YAML::Node& e : root["changes"]) {
-      const std::string op = e["op"].as<std::string>(), name = e["name"].as<std::string>();
-      if (json) {
-        out << "{\"session\":" << json_string(session) << ",\"event\":" << json_string(op) << ",\"name\":"
-            << json_string(name) << ",\"time\":" << e["time"].as<std::int64_t>() << "}\n";
-      } else {
-        out << (op == "allow" ? "allowed  " : "taken back ") << printable(name) << "  (at run time, "
-            << utc_text(e["time"].as<std::int64_t>()) << ")\n";
-      }
+  }
+  if (record.firewall_refused_unlisted > 0 && !json)
+    out << "refused  (" << record.firewall_refused_unlisted
+        << " more packets: other protocols, or past the firewall's itemized bound)\n";
+  for (const dnsguard::AllowChange& c : record.changes) {
+    const bool allow = c.op == dnsguard::ChangeOp::allow;
+    if (json) {
+      out << who << (allow ? "\"allow\"" : "\"deny\"") << ",\"name\":" << json_string(c.name) << ",\"time\":" << c.time
+          << "}\n";
+    } else {
+      out << (allow ? "allowed  " : "taken back ") << printable(c.name) << "  (at run time, " << utc_text(c.time)
+          << ")\n";
     }
-  } catch (const std::exception& e) {
-    throw UsageError("session " + session + ": unreadable decision record (" + e.what() + ")");
   }
   return out.str();
 }
@@ -378,94 +373,132 @@ std::filesystem::path save_domains(LiveCommand::Save where, const std::vector<st
     throw UsageError("not saving to " + file.string() + ": " + e.what());
   }
   if (new_text == old_text && fs::exists(file)) return {};
-  // Written next to it, then renamed over it: never half a file, and never
-  // through a name planted meanwhile (O_EXCL|O_NOFOLLOW on the temporary).
-  const fs::path tmp = file.parent_path() / (file.filename().string() + ".cagent-save");
-  ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) throw UsageError("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  const bool ok = ::write(fd, new_text.data(), new_text.size()) == static_cast<ssize_t>(new_text.size());
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw UsageError("cannot write " + file.string() + ": " + std::strerror(errno));
+  // Never half a file, and never through a name planted meanwhile: the
+  // rename replaces a symlink put there since the check above, it does not
+  // follow it.
+  try {
+    dnsguard::write_file_atomically(file, new_text);  // 0644, synced: the user's own file
+  } catch (const std::exception& e) {
+    throw UsageError("cannot save: " + printable(e.what()));
   }
   // The user's own change: the next session loads it without asking.
   if (!global) store.approve(host.workspace.string(), *host.workspace_identity, sha256_hex(new_text));
   return file;
 }
 
-int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
-  if (command.kind == LiveCommand::Kind::ps) {
-    const std::vector<RunningCage> cages = list_cages(runner);
-    std::vector<Blocked> blocked;
-    for (const RunningCage& c : cages) {
-      Blocked b;
-      if (const auto text = read_text(record_of(host, c.session))) {
-        if (const auto d = parse_decisions(*text)) {
-          b.denied = d->denied_total;
-          b.refused = d->refused_total;
-          b.firewall = d->firewall_total;
-        }
-      }
-      blocked.push_back(b);
+namespace {
+
+// ---- cagent ps ------------------------------------------------------------------
+
+int run_ps(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  const std::vector<RunningCage> cages = list_cages(runner);
+  std::vector<Blocked> blocked;
+  for (const RunningCage& c : cages) {
+    Blocked b;
+    try {
+      if (const auto record = record_of(host, c.session))
+        b = Blocked{record->denied_total, record->gate_refused_total, record->firewall_refused_total};
+    } catch (const UsageError& e) {
+      io.err << "cagent: " << e.what() << "\n";  // the listing goes on, with no counts for it
     }
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
-    io.out << render_ps(cages, blocked, now, command.json);
-    if (cages.empty() && !command.json) io.err << "cagent: no running cages\n";
-    return 0;
+    blocked.push_back(b);
   }
-  if (command.kind == LiveCommand::Kind::log) {
-    std::string session;
-    if (command.session) {
-      session = *command.session;
-    } else {
-      // The running cage of this workspace, else the newest session.
-      for (const RunningCage& c : list_cages(runner))
-        if (c.workspace == host.workspace) session = c.session;
-      if (session.empty()) {
-        std::filesystem::file_time_type newest{};
-        std::error_code ec;
-        for (std::filesystem::directory_iterator it(host.cagent_home / "logs", ec);
-             !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-          const std::string n = it->path().filename().string();
-          if (n.rfind("session-", 0) != 0 || !std::filesystem::exists(it->path() / "decisions.json")) continue;
-          const auto t = std::filesystem::last_write_time(it->path() / "decisions.json", ec);
-          if (!ec && (session.empty() || t > newest)) {
-            newest = t;
-            session = n.substr(8);
-          }
-        }
-        ec.clear();
-      }
-      if (session.empty()) throw UsageError("no session with a decision record yet");
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  io.out << render_ps(cages, blocked, now, command.json);
+  if (cages.empty() && !command.json) io.err << "cagent: no running cages\n";
+  return 0;
+}
+
+// ---- cagent log -----------------------------------------------------------------
+
+// The session `cagent log` shows without one named: the running cage of
+// this workspace, else the session whose record changed last.
+std::string default_log_session(const HostContext& host, ProcessRunner& runner) {
+  std::string session;
+  for (const RunningCage& c : list_cages(runner))
+    if (c.workspace == host.workspace) session = c.session;
+  if (!session.empty()) return session;
+  std::filesystem::file_time_type newest{};
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(host.cagent_home / "logs", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    if (n.rfind("session-", 0) != 0) continue;
+    std::error_code time_ec;
+    const auto t = std::filesystem::last_write_time(dnsguard::decisions_path(it->path()), time_ec);
+    if (!time_ec && (session.empty() || t > newest)) {
+      newest = t;
+      session = n.substr(8);
     }
-    const auto text = read_text(record_of(host, session));
-    if (!text) throw UsageError("unknown session " + session + " (no decision record in " +
-                                record_of(host, session).parent_path().string() + ")");
-    std::string shown = render_log(session, *text, command.json);
-    io.out << shown << std::flush;
-    if (!command.follow) return 0;
-    // -f: every interval, the lines that changed (a count going up prints
-    // that entry again), until the session's cage is gone; then one last
-    // read, since dnsguard writes its final counts as it stops.
-    std::vector<std::string> seen = split_lines(shown);
-    for (bool running = true; running;) {
-      ::poll(nullptr, 0, static_cast<int>(command.follow_interval.count()));
-      running = false;
-      for (const RunningCage& c : list_cages(runner)) running = running || c.session == session;
-      const auto now_text = read_text(record_of(host, session));
-      if (!now_text) continue;
-      for (std::string& line : split_lines(render_log(session, *now_text, command.json))) {
-        if (std::find(seen.begin(), seen.end(), line) != seen.end()) continue;
-        io.out << line << "\n";
-        seen.push_back(std::move(line));
-      }
-      io.out << std::flush;
-    }
-    return 0;
   }
+  if (session.empty()) throw UsageError("no session with a decision record yet");
+  return session;
+}
+
+// -f: every interval, the lines that changed (a count going up prints that
+// entry again), until the session's cage is gone; then one last read,
+// since dnsguard writes its final counts as it stops.
+void follow_log(const LiveCommand& command, const HostContext& host, ProcessRunner& runner,
+                const std::string& session, std::vector<std::string> seen, SessionIo io) {
+  for (bool running = true; running;) {
+    ::poll(nullptr, 0, static_cast<int>(command.follow_interval.count()));
+    running = false;
+    for (const RunningCage& c : list_cages(runner)) running = running || c.session == session;
+    const auto record = record_of(host, session);
+    if (!record) continue;
+    for (std::string& line : split_lines(render_log(session, *record, command.json))) {
+      if (std::find(seen.begin(), seen.end(), line) != seen.end()) continue;
+      io.out << line << "\n";
+      seen.push_back(std::move(line));
+    }
+    io.out << std::flush;
+  }
+}
+
+int run_log(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  const std::string session = command.session ? *command.session : default_log_session(host, runner);
+  const auto record = record_of(host, session);
+  if (!record) {
+    throw UsageError("unknown session " + session + " (no decision record in " +
+                     log_dir_of(host, session).string() + ")");
+  }
+  const std::string shown = render_log(session, *record, command.json);
+  io.out << shown << std::flush;
+  if (command.follow) follow_log(command, host, runner, session, split_lines(shown), io);
+  return 0;
+}
+
+// ---- cagent allow / deny ----------------------------------------------------------
+
+// dnsguard's reply to `command` in one cage: the line dnsguard --control
+// printed last, or, when there is none (docker exec or the socket failed),
+// a refusal carrying what they printed instead.
+dnsguard::ControlReply ask_dnsguard(ProcessRunner& runner, const RunningCage& cage, const LiveCommand& command) {
+  RunOptions capture;
+  capture.output = RunOptions::Output::capture;
+  capture.timeout = std::chrono::seconds(30);
+  capture.merge_stderr = true;
+  const RunResult r = runner.run(control_argv(cage, command), capture);
+  std::string output = r.output;
+  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+  const std::size_t newline = output.rfind('\n');
+  const std::string last = newline == std::string::npos ? output : output.substr(newline + 1);
+  dnsguard::ControlReply refusal;
+  refusal.op = command.kind == LiveCommand::Kind::allow ? dnsguard::ControlOp::allow : dnsguard::ControlOp::deny;
+  if (!last.empty() && last.front() == '{') {
+    try {
+      return dnsguard::parse_control_reply(last);
+    } catch (const dnsguard::FormatError& e) {
+      refusal.error = e.what();  // another version of dnsguard, or not its reply at all
+      return refusal;
+    }
+  }
+  refusal.error = output.empty() ? "dnsguard did not answer" : output;
+  return refusal;
+}
+
+int run_policy_change(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   const std::vector<RunningCage> targets = select_cages(list_cages(runner), host.workspace, command.session);
   if (command.save != LiveCommand::Save::none) {
     const auto file = save_domains(command.save, command.names, host);
@@ -473,29 +506,29 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
                                            : "saved to " + printable(file.string()))
            << "\n";
   }
-  RunOptions capture;
-  capture.output = RunOptions::Output::capture;
-  capture.timeout = std::chrono::seconds(30);
-  capture.merge_stderr = true;
+  const char* lasts = command.kind != LiveCommand::Kind::allow ? ""
+                      : command.save != LiveCommand::Save::none ? " (and saved for the next sessions)"
+                                                                 : " (until the session ends)";
   int status = 0;
   for (const RunningCage& c : targets) {
-    const RunResult r = runner.run(control_argv(c, command), capture);
-    std::string reply = r.output;
-    while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
-    if (r.status == 0) {
-      io.err << "cagent: session " << c.session << ": " << reply.substr(std::min<std::size_t>(reply.size(), 3))
-             << (command.kind != LiveCommand::Kind::allow ? ""
-                 : command.save != LiveCommand::Save::none ? " (and saved for the next sessions)"
-                                                            : " (until the session ends)")
-             << "\n";
-    } else {
-      if (reply.rfind("error ", 0) == 0) reply = reply.substr(6);
-      io.err << "cagent: session " << c.session << ": " << (reply.empty() ? "dnsguard did not answer" : printable(reply))
-             << "\n";
-      status = kExitUsage;
-    }
+    const dnsguard::ControlReply reply = ask_dnsguard(runner, c, command);
+    io.err << "cagent: session " << c.session << ": " << printable(dnsguard::describe(reply)) << (reply.ok ? lasts : "")
+           << "\n";
+    if (!reply.ok) status = kExitUsage;
   }
   return status;
+}
+
+}  // namespace
+
+int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  switch (command.kind) {
+    case LiveCommand::Kind::ps: return run_ps(command, host, runner, io);
+    case LiveCommand::Kind::log: return run_log(command, host, runner, io);
+    case LiveCommand::Kind::allow:
+    case LiveCommand::Kind::deny: return run_policy_change(command, host, runner, io);
+  }
+  return kExitUsage;
 }
 
 }  // namespace cagent::launcher::host

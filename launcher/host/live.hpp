@@ -3,9 +3,12 @@
 // `cagent deny NAME… [--session ID]` change the allowlist of running cages
 // without restarting them.
 //
-//   argv ─parse_live_command()─▶ LiveCommand
-//   docker ps/inspect ─parse_running_cages()─▶ cages ─select_cages()─▶ targets
-//   each target ─control_argv()─▶ docker exec -u 0 … dnsguard --control SOCKET allow …
+//   argv ─parse_live_command()─▶ LiveCommand ─run_live()─▶ one of:
+//   allow/deny: docker ps/inspect ─parse_running_cages()─▶ cages ─select_cages()─▶ targets
+//               each target ─control_argv()─▶ docker exec -u 0 … dnsguard --control SOCKET allow …
+//               ─▶ ControlReply (dnsguard/contracts.hpp) ─describe()─▶ one line per cage
+//   ps:         cages + each session's decision record ─render_ps()─▶ listing
+//   log [-f]:   a session's decision record ─render_log()─▶ lines (again as they change)
 //
 // The way in is `docker exec -u 0` into the container: only someone who can
 // use the Docker engine (the user on the host) can take it. dnsguard's
@@ -20,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "dnsguard/contracts.hpp"
 #include "launcher/host/process.hpp"
 #include "launcher/host/session.hpp"
 
@@ -73,9 +77,9 @@ struct Blocked {
 std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<Blocked>& blocked, std::int64_t now,
                       bool json);
 
-// `cagent log [-f]`: a decision record (decisions.json) as lines for people, or
-// as one JSON object per decision. Throws UsageError when it is unreadable.
-std::string render_log(const std::string& session, const std::string& decisions_json, bool json);
+// `cagent log [-f]`: a decision record as lines for people, or as one JSON
+// object per decision.
+std::string render_log(const std::string& session, const dnsguard::Decisions& record, bool json);
 
 // `docker ps --format '{{.Names}}\t{{.Label "cagent.session"}}'` output.
 std::vector<RunningCage> parse_running_cages(const std::string& docker_ps_output);
@@ -89,8 +93,8 @@ std::vector<RunningCage> select_cages(const std::vector<RunningCage>& cages, con
 std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand& command);
 
 // The whole command. allow/deny: find, select, send; one line per cage on
-// io.err; 0 when every cage took it, 2 when dnsguard refused it. ps, log:
-// the listing on io.out.
+// io.err; 0 when every cage took it, 2 when dnsguard refused it or could
+// not be asked. ps, log: the listing on io.out.
 int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io);
 
 }  // namespace cagent::launcher::host

@@ -1,6 +1,5 @@
 #include "launcher/host/paths.hpp"
 
-#include <fcntl.h>
 #include <pwd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -12,7 +11,9 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 
+#include "dnsguard/atomic_file.hpp"
 #include "launcher/host/text.hpp"
 #include "dnsguard/posix.hpp"
 
@@ -122,27 +123,17 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 void write_file(const std::filesystem::path& path, std::string_view content, unsigned mode) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, static_cast<mode_t>(mode)));
-  if (!fd.valid()) {
-    const int saved = errno;
-    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(saved));
-  }
-  std::size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
-    if (n < 0) {
-      const int saved = errno;
-      if (saved == EINTR) continue;
-      throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(saved));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  // The umask may have narrowed the mode; placeholders and the policy must
-  // be readable by container root regardless.
-  ::fchmod(fd.get(), static_cast<mode_t>(mode));
-  if (fd.close() != 0) {
-    const int saved = errno;
-    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(saved));
+  dnsguard::ReplaceOptions options;
+  // Whatever the umask: placeholders and the policy must be readable by
+  // container root.
+  options.mode = static_cast<mode_t>(mode);
+  // The session's files live as long as the session; the caches and
+  // markers are remade when lost.
+  options.sync = false;
+  try {
+    dnsguard::write_file_atomically(path, content, options);
+  } catch (const std::system_error& e) {
+    throw std::runtime_error("cannot write " + path.string() + ": " + e.code().message());
   }
 }
 

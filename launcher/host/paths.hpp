@@ -32,7 +32,9 @@ std::string shell_quote(std::string_view word);
 // Reads a whole file; throws std::runtime_error naming the path on failure.
 std::string read_file(const std::filesystem::path& path);
 
-// Writes `content` to `path` (created or truncated) with `mode`; throws on failure.
+// Replaces `path` with `content` and `mode` (dnsguard::write_file_atomically,
+// without fsync): never half a file, never written through a symlink put at
+// the name. Throws std::runtime_error naming the path on failure.
 void write_file(const std::filesystem::path& path, std::string_view content, unsigned mode);
 
 }  // namespace cagent::launcher::host

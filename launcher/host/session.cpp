@@ -385,10 +385,15 @@ void print_dry_run(const PreparedSession& p, const EngineFacts& engine, std::ost
   if (image.context) {
     const std::string hash = context_hash(*image.context, context_files(*image.context), image.build_args, image.ca_pem);
     const std::string context_image = image.user_dockerfile ? base_tag(image.image) : image.image;
+    const fs::path copy = image.work_dir / "context-XXXX";
     out << "# when " << image.image << " is missing or its " << kHashLabel << " label differs"
-        << " (context copied to " << (image.work_dir / "context-XXXX").string() << "):\n"
-        << join_quoted(render_build_argv(BuildSpec{context_image, image.work_dir / "context-XXXX", hash, image.build_args}))
-        << "\n";
+        << " (context copied to " << copy.string() << "; each throwaway stage first, under its own tag):\n";
+    for (std::string_view stage : kThrowawayStages) {
+      out << join_quoted(render_build_argv(
+                 BuildSpec{stage_tag(image.image, stage), copy, hash, image.build_args, std::string(stage)}))
+          << "\n";
+    }
+    out << join_quoted(render_build_argv(BuildSpec{context_image, copy, hash, image.build_args})) << "\n";
     if (image.user_dockerfile) {
       out << "# then " << image.user_dockerfile_origin << " on it:\n"
           << join_quoted(render_user_build_argv(image.image, image.work_dir / "user-XXXX",
@@ -471,27 +476,29 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
   return outcome;  // the session dir goes
 }
 
-int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io) {
+namespace {
+
+// What dnsguard refused, from its decision record. A session without one
+// ended before the agent ran: dnsguard writes the record as it starts
+// serving, and cage-init starts the agent only once dnsguard answers — so
+// whatever stopped the cage (docker run, cage-init, dnsguard's start) has
+// already said why, and a line about the missing record would only bury
+// that. A record that is there but unreadable is said, since silence would
+// read as "nothing was blocked".
+void print_blocked_summary(const std::filesystem::path& log_dir, SessionIo io) {
   try {
-    // Exact counts from dnsguard's decision record; the human log (rate-
-    // limited, so it may undercount) only for a cage that wrote none.
-    std::optional<Decisions> decisions;
-    std::error_code ec;
-    if (std::filesystem::exists(log_dir / "decisions.json", ec))
-      decisions = parse_decisions(read_file(log_dir / "decisions.json"));
-    std::vector<std::string> lines;
-    if (decisions) {
-      lines = {exact_blocked_summary(*decisions), exact_gate_summary(*decisions), exact_firewall_summary(*decisions)};
-    } else {
-      const std::string log = read_file(log_dir / "dnsguard.log");
-      lines = {summarize_blocked(parse_denied_names(log)), summarize_gate_refusals(parse_gate_refusals(log))};
-    }
-    for (const std::string& line : lines) {
-      if (!line.empty()) io.err << "cagent: " << printable(line) << "\n";
-    }
-  } catch (const std::exception&) {
-    // No log (the cage never got that far): nothing to summarize.
+    const std::optional<dnsguard::Decisions> record = read_decision_record(log_dir);
+    if (!record) return;
+    for (const std::string& line : summary_lines(*record)) io.err << "cagent: " << printable(line) << "\n";
+  } catch (const std::exception& e) {
+    io.err << "cagent: cannot summarize what was blocked: " << printable(e.what()) << "\n";
   }
+}
+
+}  // namespace
+
+int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io) {
+  print_blocked_summary(log_dir, io);
   if (outcome.signalled) {
     io.err << "cagent: session stopped\n";
     // Like a shell reports an interrupted command: 128 + the signal the

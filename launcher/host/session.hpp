@@ -145,8 +145,10 @@ void start_session(PreparedSession& session, const HostContext& host, ProcessRun
 // later is named, and the session dir removed whatever happens.
 SessionOutcome supervise_session(const PreparedSession& session, const HostContext& host, ProcessRunner& runner,
                                  SessionIo io);
-// Stage "summarize": blocked lookups from the session's dnsguard log, the
-// reason for an odd end, and the exit status (128 + signal when stopped).
+// Stage "summarize": what dnsguard and the firewall refused, from the
+// session's decision record (nothing when the cage ended before dnsguard
+// wrote one), the reason for an odd end, and the exit status (128 + signal
+// when stopped).
 int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io);
 
 // Runs everything; returns the process exit status. Throws only for

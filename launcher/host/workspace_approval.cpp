@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "dnsguard/allow_list.hpp"
+#include "dnsguard/atomic_file.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/sha256.hpp"
 #include "launcher/host/text.hpp"
@@ -202,16 +203,10 @@ void ApprovalStore::approve(const std::string& workspace, const std::string& ide
   fs::create_directories(dir_);
   fs::permissions(dir_, fs::perms::owner_all);
   WorkspaceApprovals current = load(workspace, identity).value_or(WorkspaceApprovals{workspace, identity, {}});
-  const fs::path file = file_for(workspace, identity);
-  const fs::path temporary = file.string() + ".tmp-" + random_hex(6);
-  try {
-    write_file(temporary, render_approvals(with_approved(std::move(current), content_hash)), 0600);
-    fs::rename(temporary, file);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(temporary, ec);
-    throw;
-  }
+  dnsguard::ReplaceOptions options;
+  options.mode = 0600;
+  dnsguard::write_file_atomically(file_for(workspace, identity),
+                                  render_approvals(with_approved(std::move(current), content_hash)), options);
 }
 
 }  // namespace cagent::launcher::host

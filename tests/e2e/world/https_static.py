@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The world's HTTPS server (issue 8 case): static files over TLS.
+"""The world's HTTPS server: static files over TLS.
 
     python3 https_static.py CERT KEY DIR [PORT]
 

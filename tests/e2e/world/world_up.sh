@@ -100,7 +100,7 @@ sed "s/^dns_resolvers: \[\]\$/dns_resolvers: [\"$DNS4\"]/" "$default_config" >"$
 printf 'domains: ["allowed.test"]\n' >"$ROOT/bootstrap/.cagent.yaml"
 chown -R "$E2E_UID:$E2E_GID" "$ROOT/bootstrap"
 # Build machines behind a TLS-intercepting egress (CI's does this) trust its
-# CA only in the host's bundle: the npm stage of the image build needs it — the product feature of issue 8,
+# CA only in the host's bundle: the npm stage of the image build needs it — the ca_certificates feature,
 # the way a user behind such a proxy would use it (same as the cagent-smoke
 # test, so both ask for the same image hash and neither forces a rebuild).
 ca_args=(--ca-cert system)
@@ -177,7 +177,7 @@ for h in "${web_hosts[@]}"; do
   world_run "web$h" "$h" "${alias[@]}" "$WORLD_IMAGE" /e2e/http_echo.py "web$h"
 done
 
-# HTTPS (issue 8 case): a CA generated here, a certificate for secure.test
+# HTTPS: a CA generated here, a certificate for secure.test
 # signed by it, static content incl. a bare repository for git's dumb HTTP.
 tls=$ROOT/tls site=$ROOT/site
 mkdir -p "$tls" "$site"

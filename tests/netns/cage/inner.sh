@@ -103,7 +103,7 @@ bundle=/etc/ssl/certs/ca-certificates.crt
   exit $fails' 2>/dev/null; rc=$?
 [[ $rc == 0 ]] && ok "--ca-bundle: merged, readable, not writable, all seven variables set" || bad "--ca-bundle checks"
 
-# 6. Nested Docker (issue 15) with a fake engine (no sysbox here): cage-init
+# 6. Nested Docker with a fake engine (no sysbox here): cage-init
 #    starts it in the sandbox, the fake records from inside what root there
 #    can and cannot do (fake-dockerd.sh), the agent reads that record and
 #    checks the cage's side; here: the set entry, the query log, the end.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A whole cage without Docker (issue 4): cage-init runs in a fresh network +
+# A whole cage without Docker: cage-init runs in a fresh network +
 # mount namespace joined by a veth pair to a "world" namespace holding a fake
 # DNS server, an HTTP server and an echo server on documentation addresses.
 #

@@ -524,6 +524,16 @@ def case_live_policy(args):
                 argv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups", *argv]
             return subprocess.run(argv, capture_output=True, text=True, timeout=10)
 
+        # dnsguard --control prints the control protocol's reply: one JSON
+        # line (dnsguard/contracts.hpp), which the host reads as it is.
+        def reply(r):
+            try:
+                d = json.loads(r.stdout)
+            except ValueError:
+                return {}
+            check(r.stdout.count("\n") == 1 and d.get("version") == 1, f"one reply line, version 1: {r.stdout!r}")
+            return d
+
         check(query_udp("evil.test")["rcode"] == 3, "evil.test denied at start")
         check([x for x, _ in query_udp("twin.test")["addrs"]] == ["203.0.113.99"], "twin.test allowed")
         # Another uid (the agent's situation: no capabilities) cannot reach
@@ -535,29 +545,35 @@ def case_live_policy(args):
         os.chmod(os.path.dirname(sock), 0o755)
         os.chmod(sock, 0o666)
         r = control("allow", "solo.test", uid=65534)
-        check(r.returncode != 0 and "ok" not in r.stdout, f"peer check: {r.returncode} {r.stdout} {r.stderr}")
+        check(r.returncode == 1 and r.stdout == "", f"peer check: {r.returncode} {r.stdout} {r.stderr}")
         os.chmod(os.path.dirname(sock), 0o700)
         check(query_udp("solo.test")["rcode"] == 3, "solo.test still denied")
         # Invalid patterns: one line, exit 2, nothing changed.
         r = control("allow", "solo.test", "bad..name")
-        check(r.returncode == 2 and r.stdout.startswith("error invalid pattern bad..name"), f"invalid: {r.stdout}")
+        d = reply(r)
+        check(r.returncode == 2 and d.get("ok") is False and d.get("error", "").startswith("invalid pattern bad..name")
+              and d.get("names") == [], f"invalid: {r.stdout}")
         check(query_udp("solo.test")["rcode"] == 3, "nothing changed on error")
         # allow: the next lookup succeeds and the address is in the set.
         t0 = time.monotonic()
         r = control("allow", "solo.test", "evil.test")
-        check(r.returncode == 0 and r.stdout.strip() == "ok allowed solo.test evil.test", f"allow: {r.stdout}")
+        d = reply(r)
+        check(r.returncode == 0 and d.get("ok") is True and d.get("op") == "allow"
+              and d.get("names") == ["solo.test", "evil.test"] and d.get("added") == ["solo.test", "evil.test"],
+              f"allow: {r.stdout}")
         ans = query_udp("solo.test")
         took = time.monotonic() - t0
         check(ans["rcode"] == 0 and [x for x, _ in ans["addrs"]] == ["203.0.113.77"], f"solo.test after allow: {ans}")
         print(f"allow -> first successful lookup: {took * 1000:.1f} ms")
         check(probe("203.0.113.77"), "solo.test's address in the set")
         check([x for x, _ in query_udp("evil.test")["addrs"]] == ["203.0.113.99"], "evil.test allowed at run time")
-        check(control("list").stdout.strip() == "ok solo.test evil.test", "list")
+        check(reply(control("list")).get("names") == ["solo.test", "evil.test"], "list")
         # deny: the name is refused from the next lookup on; the address it
         # shares with a name the policy allows stays reachable.
         r = control("deny", "evil.test")
-        check(r.returncode == 0 and r.stdout.strip() == "ok denied evil.test; 0 addresses left the sets",
-              f"deny: {r.stdout}")
+        d = reply(r)
+        check(r.returncode == 0 and d.get("ok") is True and d.get("op") == "deny" and d.get("names") == ["evil.test"]
+              and d.get("evicted") == 0, f"deny: {r.stdout}")
         check(query_udp("evil.test")["rcode"] == 3, "evil.test denied again")
         check([x for x, _ in query_udp("twin.test")["addrs"]] == ["203.0.113.99"], "twin.test still answered")
         check(probe("203.0.113.99"), "the shared address stays in the set")
@@ -565,20 +581,20 @@ def case_live_policy(args):
         # deny evicts what only the name held, at once (not at its 300 s
         # timeout), and keeps what another allowed name holds.
         r = control("deny", "solo.test")
-        check(r.stdout.strip() == "ok denied solo.test; 1 addresses left the sets", f"deny solo: {r.stdout}")
+        check(reply(r).get("evicted") == 1, f"deny solo: {r.stdout}")
         check(not probe("203.0.113.77"), "solo.test's address left the set")
         check(control("allow", "pair-a.test", "pair-b.test").returncode == 0, "allow the pair")
         check(sorted(x for x, _ in query_udp("pair-a.test")["addrs"]) ==
               ["203.0.113.80", "203.0.113.81", "203.0.113.99"], "pair-a.test answered")
         check([x for x, _ in query_udp("pair-b.test")["addrs"]] == ["203.0.113.81"], "pair-b.test answered")
         r = control("deny", "pair-a.test")
-        check(r.stdout.strip() == "ok denied pair-a.test; 1 addresses left the sets", f"deny pair-a: {r.stdout}")
+        check(reply(r).get("evicted") == 1, f"deny pair-a: {r.stdout}")
         check(not probe("203.0.113.80"), "pair-a.test's own address left the set")
         check(probe("203.0.113.81"), "the address pair-b.test shares stays")
         check(probe("203.0.113.99"), "the address the policy's twin.test shares stays")
         check([x for x, _ in query_udp("pair-b.test")["addrs"]] == ["203.0.113.81"], "pair-b.test still answered")
         r = control("deny", "pair-b.test")
-        check(r.stdout.strip() == "ok denied pair-b.test; 1 addresses left the sets", f"deny pair-b: {r.stdout}")
+        check(reply(r).get("evicted") == 1, f"deny pair-b: {r.stdout}")
         check(not probe("203.0.113.81"), "the shared address left once its last name was taken back")
         # Allowed again: the next lookup puts the address back (the updater
         # forgot it when the kernel let go, so it is added anew).
@@ -586,7 +602,18 @@ def case_live_policy(args):
         check(query_udp("solo.test")["rcode"] == 0 and probe("203.0.113.77"), "solo.test's address back in the set")
         # Only run-time additions can be taken back.
         r = control("deny", "twin.test")
-        check(r.returncode == 2 and "policy file" in r.stdout, f"deny of a policy name: {r.stdout}")
+        d = reply(r)
+        check(r.returncode == 2 and d.get("ok") is False and "policy file" in d.get("error", ""),
+              f"deny of a policy name: {r.stdout}")
+        # A request of another version, straight to the socket: refused,
+        # nothing changed, and the reply says why.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(sock)
+            s.sendall(b'{"version":2,"op":"allow","patterns":["twin.test"]}\n')
+            raw = s.makefile().readline()
+        d = json.loads(raw)
+        check(d.get("ok") is False and "version 2 not understood" in d.get("error", ""), f"version 2: {raw!r}")
         check(query_udp("twin.test")["rcode"] == 0, "twin.test unaffected")
         # The changes are in the decision record.
         path = os.path.join(cage.dir, "decisions.json")
@@ -609,6 +636,36 @@ def case_mixed_case(args):
             check(r["rcode"] == 0 and r["addrs"], f"{name}: rcode {r['rcode']}")
             check(r["question"] == r["sent_question"], f"{name}: question case not preserved")
             check(all(probe(a) for a, _ in r["addrs"]), f"{name}: addresses in set")
+
+
+def case_no_channel_in_allowed_names(args):
+    """An allowed exact name must not carry the agent's data upstream: not in
+    the letter case of the question, not in an odd query type, not in how
+    often a negative answer is asked for again."""
+    with Cage(args, ZONE) as cage:
+        cage.start_dnsguard()
+        r = query_udp("www.example.test")  # control: the legitimate path works
+        check(r["rcode"] == 0 and r["addrs"] and all(probe(a) for a, _ in r["addrs"]), "control: allowed A resolves")
+        before = len(cage.upstream_queries())
+        # Case: every spelling reaches the upstream as the same lowercase name.
+        for spelling in ("WwW.eXaMpLe.TeSt", "www.EXAMPLE.test"):
+            r = query_udp(spelling, 16)  # TXT: no record, a NODATA answer
+            check(r["rcode"] == 0 and r["question"] == r["sent_question"],
+                  f"{spelling} TXT answered, the client's spelling echoed: rcode {r['rcode']}")
+        sent = [q for q in cage.upstream_queries()[before:]]
+        check(len(sent) == 1 and sent[0][1] == "www.example.test" and sent[0][2] == "16",
+              f"one lowercase TXT query upstream, the NODATA kept for the second spelling: {sent}")
+        # Repetition: the negative answer is kept, nothing more goes upstream.
+        for _ in range(5):
+            query_udp("www.example.test", 16)
+        check(len(cage.upstream_queries()) == before + 1, f"repeats answered here: {cage.upstream_queries()[before:]}")
+        # Type: a type number nobody asks for is NOTIMP, answered here.
+        for qtype in (26725, 27756, 10):
+            check(query_udp("www.example.test", qtype)["rcode"] == 4, f"type {qtype} -> NOTIMP")
+        check(len(cage.upstream_queries()) == before + 1, f"odd types never reached the upstream: "
+              f"{cage.upstream_queries()[before:]}")
+        r = query_udp("www.example.test", 28)  # control: a common type still goes out
+        check(r["rcode"] == 0 and r["addrs"], f"control: AAAA resolves (rcode {r['rcode']})")
 
 
 def case_https_hints(args):

@@ -5,13 +5,16 @@ a HelloRetryRequest), the second one a P-256 share and the name given for
 it, which may differ from the first. It cannot finish a handshake (it holds
 no keys); it reports what the server answered to each hello.
 
-    hello_retry.py ADDR FIRST_NAME SECOND_NAME [--pipelined | --hold READY GO]
+    hello_retry.py ADDR FIRST_NAME SECOND_NAME [--pipelined | --hold READY GO] [--ech]
 
 --pipelined: send both hellos at once, before any answer (what a hostile
 client may do so the second one is already on its way when the first is
 judged).
 --hold: after the first answer, create READY and wait (10 s at most) for GO
 to exist before sending the second hello.
+--ech: the first hello also offers Encrypted Client Hello (an outer
+encrypted_client_hello extension: a front end would serve the site named in
+its encrypted inner hello, not the visible one).
 
 Prints "first=ANSWER" and "second=ANSWER", ANSWER one of hrr, serverhello,
 alert, other, reset, closed, timeout.
@@ -38,9 +41,19 @@ def ext(kind, data):
     return struct.pack(">HH", kind, len(data)) + data
 
 
-def client_hello(name, group, key, session_id):
+def ech_outer():
+    """An ECHClientHello of type outer (RFC 9849 5): cipher suite, config id,
+    encapsulated key and payload — random, as GREASE ECH is."""
+    enc, payload = os.urandom(32), os.urandom(128)
+    return (b"\x00" + struct.pack(">HH", 0x0001, 0x0001) + os.urandom(1) +
+            struct.pack(">H", len(enc)) + enc + struct.pack(">H", len(payload)) + payload)
+
+
+def client_hello(name, group, key, session_id, ech=False):
     host = name.encode()
     exts = ext(0, struct.pack(">HBH", len(host) + 3, 0, len(host)) + host)  # server_name
+    if ech:
+        exts += ext(0xFE0D, ech_outer())  # encrypted_client_hello
     exts += ext(10, struct.pack(">HHH", 4, X25519, SECP256R1))  # supported_groups
     exts += ext(13, struct.pack(">HHHH", 6, 0x0804, 0x0403, 0x0401))  # signature_algorithms
     exts += ext(43, b"\x02\x03\x04")  # supported_versions: TLS 1.3
@@ -94,7 +107,7 @@ def main():
     pipelined = "--pipelined" in sys.argv[4:]
     hold = sys.argv[sys.argv.index("--hold") + 1:][:2] if "--hold" in sys.argv else None
     session_id = os.urandom(32)
-    hello1 = client_hello(first, X25519, os.urandom(32), session_id)
+    hello1 = client_hello(first, X25519, os.urandom(32), session_id, ech="--ech" in sys.argv[4:])
     hello2 = CHANGE_CIPHER_SPEC + client_hello(second, SECP256R1, P256_G, session_id)
     sock = socket.create_connection((addr, 443), timeout=5)
     reader = sock.makefile("rb")

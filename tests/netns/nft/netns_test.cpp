@@ -116,8 +116,10 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(contains(view, "chain output {\n\t\ttype filter hook output priority filter; policy drop;\n"
                        "\t\tct state new meta skuid 4242 ct mark set ct mark | 0x20000000 comment \"flows dnsguard opens are owned\"\n"
                        "\t\tct direction reply ct mark & 0x20000000 != 0x00000000 meta skuid != 4294967295 drop"));
-  CHECK(contains(view, "meta skuid 4242 ip daddr 192.0.2.53 ct direction reply drop"));
-  CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 ct direction reply drop comment "
+  CHECK(contains(view, "meta skuid 4242 ct direction original ct mark & 0x20000000 == 0x00000000 drop comment "
+                       "\"dnsguard sends only on flows it opened, or in reply\""));
+  CHECK(contains(view, "meta skuid 4242 ip daddr 192.0.2.53 ct mark & 0x20000000 == 0x00000000 drop"));
+  CHECK(contains(view, "meta skuid 4242 ip6 daddr 2001:db8::53 ct mark & 0x20000000 == 0x00000000 drop comment "
                        "\"dnsguard reaches upstream 2001:db8::53 only on flows it opened\"\n"
                        "\t\tct state established,related accept"));
   CHECK_FALSE(contains(view, "local resolver"));  // none in this spec
@@ -184,12 +186,12 @@ TEST_CASE("install_ruleset: the kernel holds the expected sets, chains and rules
   CHECK(pos("meta l4proto igmp drop") < pos("counter name \"refused\""));
   CHECK(pos("icmpv6 type mld2-listener-report drop") < pos("counter name \"refused\""));
 
-  // The JSON view (2 upstreams, 1 on-link prefix): output 32 + 3 per upstream
-  // + 3 per on-link prefix = 41, forward 14, input 9 + 3 per upstream + 3 per
+  // The JSON view (2 upstreams, 1 on-link prefix): output 33 + 3 per upstream
+  // + 3 per on-link prefix = 42, forward 14, input 9 + 3 per upstream + 3 per
   // on-link prefix + 1 per published port = 20, dns_redirect 2.
   const std::string json = run("nft -j list table inet cagent");
-  CHECK(count(json, "{\"rule\":") == 41 + 14 + 20 + 2);
-  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 41);
+  CHECK(count(json, "{\"rule\":") == 42 + 14 + 20 + 2);
+  CHECK(count(json, "\"chain\": \"output\", \"handle\"") == 42);
   CHECK(count(json, "\"chain\": \"input\", \"handle\"") == 20);
   CHECK(count(json, "\"chain\": \"forward\", \"handle\"") == 14);
   CHECK(count(json, "\"chain\": \"dns_redirect\", \"handle\"") == 2);
@@ -228,7 +230,7 @@ TEST_CASE("install_ruleset: a local resolver on 127.0.0.1 does not claim the add
   // dnsguard answers its clients from 127.0.0.1, and every local flow
   // comes from it: the rules about the upstream's address name its port.
   CHECK_FALSE(contains(view, "ip saddr 127.0.0.1 drop"));
-  CHECK(contains(view, "meta skuid 4242 ip daddr 127.0.0.1 th dport 5353 ct direction reply drop"));
+  CHECK(contains(view, "meta skuid 4242 ip daddr 127.0.0.1 th dport 5353 ct mark & 0x20000000 == 0x00000000 drop"));
   CHECK(contains(view, "ip saddr 127.0.0.1 th sport 5353 ct direction original drop"));
   // The resolver serves that very endpoint: dnsguard's queries are delivered to it.
   CHECK_FALSE(contains(view, "ip daddr 127.0.0.1 udp dport 5353 drop"));

@@ -186,6 +186,32 @@ check reply:stub:q agent udp 127.0.0.11 53
 check error:PermissionError agent udp 127.0.0.11 "$docker_dns_port"
 check reply:docker:q dnsguard udp 127.0.0.11 53
 check reply:docker:q dnsguard udp 127.0.0.11 "$docker_dns_port"
+# A flow the agent opened from a port dnsguard's next query happens to use
+# must not carry that query: the agent's packet from port P to
+# 127.0.0.11:53 was redirected to the stub, and conntrack would give
+# dnsguard's packet on the same tuple the same redirect (back into the
+# resolver that sent it). dnsguard's query on that port is refused; from a
+# fresh port (control) it reaches the upstream.
+cat >"$tmp/port_probe.py" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.settimeout(2)
+try:
+    s.sendto(b"q", ("127.0.0.11", 53)); print("reply:" + s.recv(512).decode())
+except socket.timeout: print("timeout")
+except OSError as e: print("error:" + e.__class__.__name__)
+PY
+chmod 0644 "$tmp/port_probe.py"
+seed_port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+got=$(C setpriv --reuid 4343 --regid 4343 --clear-groups "$py" "$tmp/port_probe.py" "$seed_port" 2>&1 | tail -1)
+if [ "$got" = reply:stub:q ]; then echo "ok:   the agent's query from port $seed_port was redirected to the stub"
+else echo "FAIL: the agent's seeding query got $got (wanted reply:stub:q)"; failures=$((failures + 1)); fi
+got=$(C setpriv --reuid 4242 --regid 4242 --clear-groups "$py" "$tmp/port_probe.py" "$seed_port" 2>&1 | tail -1)
+if [ "$got" = error:PermissionError ]; then echo "ok:   dnsguard's query on the agent's flow (port $seed_port) is refused, not looped into the stub"
+else echo "FAIL: dnsguard's query on the agent's flow got $got (wanted error:PermissionError)"; failures=$((failures + 1)); fi
+check reply:docker:q dnsguard udp 127.0.0.11 53
 C nft delete table ip dockersim
 C "$helper" install --uid 4242 --listen-port 5353 --upstream 198.51.100.12:53 --onlink6 2001:db8:100::/64
 C "$helper" add 198.51.100.10 60 2001:db8:100::10 60

@@ -4,7 +4,7 @@
 
 using namespace cagent::cage;
 
-TEST_CASE("the probe is one well-formed A query under .invalid") {
+TEST_CASE("the probe is one well-formed query of class CHAOS under .invalid") {
   const auto query = build_probe_query(0xbeef);
   REQUIRE(query.size() == 12 + 1 + 12 + 1 + 7 + 1 + 4);
   CHECK(query[0] == 0xbe);
@@ -15,14 +15,14 @@ TEST_CASE("the probe is one well-formed A query under .invalid") {
   CHECK(query[25] == 7);            // "invalid"
   CHECK(query[33] == 0);            // root
   CHECK(query[35] == 1);            // QTYPE A
-  CHECK(query[37] == 1);            // QCLASS IN
+  CHECK(query[37] == 3);            // QCLASS CH: dnsguard answers REFUSED and records no denial
 }
 
 TEST_CASE("is_probe_answer wants a response with our ID") {
   auto answer = build_probe_query(7);
   CHECK_FALSE(is_probe_answer(answer, 7));   // a query is not an answer
   answer[2] |= 0x80;
-  answer[3] = 0x03;                          // NXDOMAIN still proves liveness
+  answer[3] = 0x05;                          // REFUSED still proves liveness
   CHECK(is_probe_answer(answer, 7));
   CHECK_FALSE(is_probe_answer(answer, 8));
   CHECK_FALSE(is_probe_answer(std::span(answer).first(11), 7));

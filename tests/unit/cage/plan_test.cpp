@@ -54,7 +54,7 @@ bool has_env(const std::vector<std::string>& env, const std::string& entry) {
 
 }  // namespace
 
-TEST_CASE("the full plan runs the steps in the order issue 4 gives") {
+TEST_CASE("the full plan runs the steps in their order: firewall before dnsguard before the command") {
   const Plan plan = plan_cage_init(Options{}, base_facts());
   CHECK(names(plan) == std::vector<std::string>{"check-policy", "install-ruleset", "prepare-log-dir",
                                                 "start-dnsguard", "wait-for-dnsguard", "write-resolv-conf",

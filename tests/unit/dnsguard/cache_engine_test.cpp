@@ -163,6 +163,26 @@ TEST_CASE("engine: miss -> sink with clamped timeouts -> answer; then cache hit 
   CHECK(f.ask(client, t0 + 10s).action == QueryEngine::Action::needs_upstream);
 }
 
+TEST_CASE("engine: answers without addresses (negative, TTL 0) are kept at least ttl.min, whatever the case") {
+  EngineFixture f;
+  auto t0 = Clock::time_point{} + 5000s;
+  // NODATA with no SOA (min TTL 0) and a TXT with TTL 0: without a floor
+  // every repetition would reach the upstream.
+  for (const auto& [type, records] :
+       {std::pair{std::uint16_t{28}, std::vector<std::string>{}},
+        std::pair{std::uint16_t{16}, std::vector<std::string>{"www.example.test. 0 IN TXT \"x\""}}}) {
+    CAPTURE(type);
+    auto client = test_wire::query({.name = "www.example.test", .type = type});
+    REQUIRE(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
+    auto upstream = build_response_wire("www.example.test", type, 0, records);
+    REQUIRE(f.engine->finish(client, f.q, false, upstream, f.out, t0) > 12);
+    // Another spelling of the same name, later: answered here.
+    auto other_case = test_wire::query({.name = "WWW.Example.TEST", .type = type});
+    CHECK(f.ask(other_case, t0 + 29s).action == QueryEngine::Action::answer);
+    CHECK(f.ask(other_case, t0 + 31s).action == QueryEngine::Action::needs_upstream);  // control: it does expire
+  }
+}
+
 TEST_CASE("engine: sink failure means SERVFAIL, never the answer; not cached") {
   EngineFixture f;
   f.sink.succeed = false;
@@ -229,6 +249,24 @@ TEST_CASE("engine: a denied EDNS query says why (EDE Blocked) and how to allow i
   // Both denials are in the exact record, case folded.
   CHECK(decisions.denied_count("evil.test", 1) == 2);
   CHECK(decisions.denied_total() == 2);
+}
+
+// cage-init's readiness probe is such a query (class CHAOS): any answer
+// proves dnsguard serves, and the record of what the agent was refused,
+// which the host summarizes, never counts it.
+TEST_CASE("engine: a query of another class is REFUSED at once and is no policy decision") {
+  EngineFixture f;
+  DecisionRecord decisions;
+  f.engine->set_decisions(&decisions);
+  const auto local = f.ask(test_wire::query({.name = "cagent-probe.invalid", .cls = 3}), Clock::time_point{} + 100s);
+  REQUIRE(local.action == QueryEngine::Action::answer);
+  CHECK((read16(f.answer(local.size), 2) & 0xF) == rcode::REFUSED);
+  CHECK(decisions.denied_total() == 0);
+  CHECK(f.counters.denied == 0);
+  CHECK(f.sink.calls.empty());
+  // The positive control: the same name in class IN is a denial, recorded.
+  f.ask(test_wire::query({.name = "cagent-probe.invalid"}), Clock::time_point{} + 100s);
+  CHECK(decisions.denied_total() == 1);
 }
 
 TEST_CASE("refresh absorb feeds the sink with clamped timeouts") {

@@ -25,7 +25,7 @@ TEST_CASE("decision record: denied lookups are counted per name and type, case f
   CHECK(r.denied_entries() == 2);
   CHECK(r.denied_count("pypi.org", 1) == 2);
   CHECK(r.denied_count("pypi.org", 28) == 1);
-  CHECK(r.to_json(kT0 + 10s) ==
+  CHECK(write_decisions(r.snapshot(kT0 + 10s)) ==
         "{\"version\":1,\"updated\":1800000010,\"denied_total\":3,\"denied_unlisted\":0,\"denied\":["
         "{\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005},"
         "{\"name\":\"pypi.org\",\"type\":28,\"count\":1,\"first\":1800000007,\"last\":1800000007}],"
@@ -54,25 +54,27 @@ TEST_CASE("decision record: gate refusals keyed by name (or destination) and rea
   r.gate_refused("b.example", "192.0.2.2:443", "name not bound to destination", kT0 + 1s);
   r.gate_refused("", "[2001:db8::1]:80", "no \"Host\"", kT0 + 2s);
   CHECK(r.refused_total() == 3);
-  const std::string j = r.to_json(kT0);
-  CHECK(j.find("{\"name\":\"b.example\",\"dst\":\"\",\"reason\":\"name not bound to destination\",\"count\":2,"
-               "\"first\":1800000000,\"last\":1800000001}") != std::string::npos);
-  CHECK(j.find("{\"name\":\"\",\"dst\":\"[2001:db8::1]:80\",\"reason\":\"no \\\"Host\\\"\",\"count\":1,") !=
+  const Decisions d = r.snapshot(kT0);
+  CHECK(d.gate_refused == std::vector<GateRefusal>{
+                             {"b.example", "", "name not bound to destination", 2, 1800000000, 1800000001},
+                             {"", "[2001:db8::1]:80", "no \"Host\"", 1, 1800000002, 1800000002}});
+  CHECK(write_decisions(d).find("{\"name\":\"\",\"dst\":\"[2001:db8::1]:80\",\"reason\":\"no \\\"Host\\\"\",\"count\":1,") !=
         std::string::npos);
 }
 
-TEST_CASE("decision record: JSON escapes whatever bytes a name holds") {
+TEST_CASE("decision record: whatever bytes a name holds, the file stays JSON that reads back") {
   DecisionRecord r;
   r.denied(std::string_view("a\"b\\c\x01\xff", 7), 16, kT0);
-  CHECK(r.to_json(kT0).find("\"name\":\"a\\\"b\\\\c\\u0001\\u00ff\"") != std::string::npos);
+  const std::string text = write_decisions(r.snapshot(kT0));
+  CHECK(text.find("\"name\":\"a\\\"b\\\\c\\u0001\xEF\xBF\xBD\"") != std::string::npos);  // U+FFFD
+  CHECK(parse_decisions(text).denied.at(0).name == "a\"b\\c\x01\xEF\xBF\xBD");
 }
 
-TEST_CASE("decision file: rewritten only when changed, atomically, next to the log") {
-  CHECK(decisions_path_for("/var/log/cagent/dnsguard.log") == "/var/log/cagent/decisions.json");
-  CHECK(decisions_path_for("").empty());
+TEST_CASE("decision file: rewritten only when changed, atomically, readable by the host") {
   const auto dir = std::filesystem::temp_directory_path() / ("dg-decisions-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  DecisionFile file(dir / "decisions.json");
+  DecisionFile file(decisions_path(dir));
+  CHECK(file.path() == dir / "decisions.json");
   DecisionRecord r;
   std::string error;
   REQUIRE(file.write(r, false, error));  // a new record is dirty: "nothing refused" gets written
@@ -85,30 +87,40 @@ TEST_CASE("decision file: rewritten only when changed, atomically, next to the l
   std::ifstream in(file.path());
   std::stringstream text;
   text << in.rdbuf();
-  CHECK(text.str().find("\"denied_total\":1,") != std::string::npos);
-  CHECK(!std::filesystem::exists(dir / "decisions.json.tmp"));
+  CHECK(parse_decisions(text.str()).denied_total == 1);
   const mode_t old_mask = ::umask(077);
   r.denied("y.example", 1, kT0);
   REQUIRE(file.write(r, false, error));
   ::umask(old_mask);
   CHECK((std::filesystem::status(file.path()).permissions() & std::filesystem::perms::others_read) !=
         std::filesystem::perms::none);
+  // Only the record: no temporary left beside it.
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++entries;
+  CHECK(entries == 1);
   DecisionFile nowhere(dir / "missing" / "decisions.json");
-  CHECK(!nowhere.write(r, true, error));
+  r.denied("z.example", 1, kT0);
+  CHECK(!nowhere.write(r, false, error));
   CHECK(error.find("missing") != std::string::npos);
+  CHECK(error.find("No such file or directory") != std::string::npos);
+  CHECK(r.dirty());  // not written: tried again next time
   std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("decision record: run-time allowlist changes, the last ones kept") {
   DecisionRecord r;
-  r.allow_changed("allow", "pypi.org", kT0);
-  CHECK(r.to_json(kT0).find("\"changes_dropped\":0,\"changes\":[{\"op\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000000}]") !=
+  r.allow_changed(ChangeOp::allow, "pypi.org", kT0);
+  CHECK(r.snapshot(kT0).changes == std::vector<AllowChange>{{ChangeOp::allow, "pypi.org", 1800000000}});
+  CHECK(write_decisions(r.snapshot(kT0)).find(
+            "\"changes_dropped\":0,\"changes\":[{\"op\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000000}]") !=
         std::string::npos);
-  for (std::size_t i = 0; i < DecisionRecord::kMaxChanges + 3; ++i) r.allow_changed("deny", "x" + std::to_string(i) + ".example", kT0);
-  const std::string j = r.to_json(kT0);
-  CHECK(j.find("\"changes_dropped\":4,") != std::string::npos);
-  CHECK(j.find("pypi.org") == std::string::npos);
-  CHECK(j.find("\"x258.example\"") != std::string::npos);
+  for (std::size_t i = 0; i < DecisionRecord::kMaxChanges + 3; ++i)
+    r.allow_changed(ChangeOp::deny, "x" + std::to_string(i) + ".example", kT0);
+  const Decisions d = r.snapshot(kT0);
+  CHECK(d.changes_dropped == 4);
+  CHECK(d.changes.size() == DecisionRecord::kMaxChanges);
+  CHECK(d.changes.front().name == "x3.example");
+  CHECK(d.changes.back() == AllowChange{ChangeOp::deny, "x258.example", 1800000000});
 }
 
 namespace {
@@ -138,19 +150,19 @@ TEST_CASE("decision record: the firewall's refusals, from the kernel's absolute 
   now[0].packets = 5;
   r.firewall_counts(7, now, kT0 + 3s);
   CHECK(r.firewall_total() == 7);
-  const std::string json = r.to_json(kT0 + 4s);
-  CHECK(json.find("\"firewall_refused_total\":7,\"firewall_refused_unlisted\":1,\"firewall_refused\":["
-                  "{\"dst\":\"198.51.100.19:80\",\"proto\":\"tcp\",\"count\":5,\"first\":1800000001,\"last\":1800000003},"
-                  "{\"dst\":\"[2001:db8::19]:443\",\"proto\":\"udp\",\"count\":1,\"first\":1800000001,\"last\":1800000001}]") !=
-        std::string::npos);
+  Decisions d = r.snapshot(kT0 + 4s);
+  CHECK(d.firewall_refused_total == 7);
+  CHECK(d.firewall_refused_unlisted == 1);
+  CHECK(d.firewall_refused == std::vector<FirewallRefusal>{{"198.51.100.19:80", "tcp", 5, 1800000001, 1800000003},
+                                                           {"[2001:db8::19]:443", "udp", 1, 1800000001, 1800000001}});
   // The counters restarted (a re-installed ruleset): the new counts are whole.
   r.mark_written();
   now = {flow({198, 51, 100, 19}, 6, 80, 2)};
   r.firewall_counts(2, now, kT0 + 10s);
   CHECK(r.dirty());
   CHECK(r.firewall_total() == 9);
-  CHECK(r.to_json(kT0 + 11s).find("{\"dst\":\"198.51.100.19:80\",\"proto\":\"tcp\",\"count\":7,\"first\":1800000001,"
-                                  "\"last\":1800000010}") != std::string::npos);
+  d = r.snapshot(kT0 + 11s);
+  CHECK(d.firewall_refused.at(0) == FirewallRefusal{"198.51.100.19:80", "tcp", 7, 1800000001, 1800000010});
   // The same reading twice adds nothing.
   r.mark_written();
   r.firewall_counts(2, now, kT0 + 12s);

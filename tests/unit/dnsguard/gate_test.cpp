@@ -47,6 +47,7 @@ struct HelloSpec {
   bool ech = false;
   std::size_t padding = 0;        // a padding extension this large (big hellos)
   bool duplicate_sni = false;
+  std::uint16_t extra_extension = 0;  // one more extension of this type (0: none)
 };
 
 // A ClientHello handshake message (type + 24-bit length + body).
@@ -67,6 +68,7 @@ Bytes hello_message(const HelloSpec& s) {
   if (s.duplicate_sni) put_ext(exts, 0x0000, sni_ext_data({"other.test"}));
   if (s.ech) put_ext(exts, 0xfe0d, Bytes(40, 0x33));
   if (s.padding) put_ext(exts, 0x0015, Bytes(s.padding, 0));
+  if (s.extra_extension != 0) put_ext(exts, s.extra_extension, Bytes(24, 0x44));
   put16(body, exts.size());
   body.insert(body.end(), exts.begin(), exts.end());
   Bytes msg = {1, static_cast<std::uint8_t>(body.size() >> 16), static_cast<std::uint8_t>(body.size() >> 8),
@@ -154,7 +156,6 @@ TEST_CASE("gate: ClientHello server name, at every split and across records") {
     const GateVerdict v = hello(stream);
     REQUIRE(v.status == GateParse::done);
     CHECK(v.name.view() == "www.example.test");
-    CHECK_FALSE(v.ech);
     CHECK(v.end == stream.size());
   }
 }
@@ -185,13 +186,22 @@ TEST_CASE("gate: large (post-quantum sized) ClientHellos, ECH, name normalisatio
   const GateVerdict v = hello(records(hello_message(big)));
   REQUIRE(v.status == GateParse::done);
   CHECK(v.name.view() == "www.example.test");
+  // Encrypted Client Hello: the site served would be the one named inside
+  // it, which the gate cannot read — refused, naming the visible name.
   HelloSpec ech;
   ech.ech = true;
   ech.names = {"public.example.test"};
   const GateVerdict e = hello(records(hello_message(ech)));
-  REQUIRE(e.status == GateParse::done);
-  CHECK(e.ech);
-  CHECK(e.name.view() == "public.example.test");  // the visible name is what is judged
+  REQUIRE(e.status == GateParse::reject);
+  CHECK(std::string(e.reason).starts_with("Encrypted Client Hello offered"));
+  CHECK(e.name.view() == "public.example.test");
+  HelloSpec esni = ech;  // the draft's encrypted_server_name, too
+  esni.ech = false;
+  esni.extra_extension = 0xffce;
+  CHECK(hello(records(hello_message(esni))).status == GateParse::reject);
+  HelloSpec plain = ech;  // control: the same hello without it is admitted
+  plain.ech = false;
+  CHECK(hello(records(hello_message(plain))).status == GateParse::done);
 }
 
 TEST_CASE("gate: a server name only in its canonical form") {
@@ -481,7 +491,7 @@ TEST_CASE("gate: the second ClientHello after a HelloRetryRequest") {
   CHECK(reason(records(hello_message(none)), first) == "no server name");
   HelloSpec ech;
   ech.ech = true;
-  CHECK(reason(records(hello_message(ech)), first) == "Encrypted Client Hello changed after HelloRetryRequest");
+  CHECK(reason(records(hello_message(ech)), first).starts_with("Encrypted Client Hello offered"));
   // Anything but the optional ChangeCipherSpec and a hello.
   CHECK(reason({20, 3, 3, 0, 1, 2}, first) == "malformed ChangeCipherSpec");
   CHECK(reason({20, 3, 1}, first) == "malformed ChangeCipherSpec");

@@ -54,6 +54,11 @@ TEST_CASE("request classification") {
       {"AXFR", {.type = 252}, Verdict::refused},
       {"a response", {.flags = 0x8100}, Verdict::drop},
       {"HTTPS allowed", {.type = 65}, Verdict::forward},
+      {"TXT allowed", {.type = 16}, Verdict::forward},
+      // A type nobody asks for: its number would be 16 bits of data to
+      // whoever sees the allowed name's queries upstream.
+      {"type 26725", {.type = 26725}, Verdict::notimp},
+      {"NULL (type 10)", {.type = 10}, Verdict::notimp},
   };
   for (const auto& row : rows) {
     CAPTURE(row.what);
@@ -104,6 +109,21 @@ TEST_CASE("EDNS of the client is read; ECS never goes upstream") {
   // No byte sequence of the ECS option survives.
   auto ecs = test_wire::ecs_option();
   CHECK(std::search(up.begin(), up.end(), ecs.begin(), ecs.end()) == up.end());
+}
+
+TEST_CASE("the upstream question is the parsed name, lowercase: the client's case never leaves") {
+  Query q;
+  auto wire = query({.name = "WwW.eXaMpLe.TeSt", .type = 16});
+  REQUIRE(classify(wire, q) == Verdict::forward);
+  std::array<std::uint8_t, 512> out{};
+  const std::size_t n = build_upstream_query(wire, q, 1, out);
+  REQUIRE(n == q.question_end + 11);
+  auto lower = query({.name = "www.example.test", .type = 16});
+  // Same bytes as the same query written in lower case.
+  CHECK(std::equal(lower.begin() + 12, lower.begin() + static_cast<std::ptrdiff_t>(q.question_end),
+                   out.begin() + 12));
+  CHECK_FALSE(std::equal(wire.begin() + 12, wire.begin() + static_cast<std::ptrdiff_t>(q.question_end),
+                         out.begin() + 12));  // control: the client's own bytes differ
 }
 
 TEST_CASE("local answers echo ID, question and case") {

@@ -114,9 +114,10 @@ struct ImageFixture {
   std::string expected_hash() const {
     return context_hash(*req.context, context_files(*req.context), req.build_args, req.ca_pem);
   }
+  // Builds of the image (not of a throwaway stage).
   std::size_t builds() const {
     std::size_t n = 0;
-    for (const auto& c : runner.calls) n += c[1] == "build";
+    for (const auto& c : runner.calls) n += c[1] == "build" && std::find(c.begin(), c.end(), "--target") == c.end();
     return n;
   }
 };
@@ -128,8 +129,9 @@ TEST_CASE("ensure_image: builds when missing, with the hash label and the CA in 
   ensure_image(f.runner, f.req, f.err);
   REQUIRE(f.builds() == 1);
   CHECK(f.runner.called_with_prefix({"docker", "build", "-f"}));
-  const auto& build = *std::find_if(f.runner.calls.begin(), f.runner.calls.end(),
-                                    [](const auto& c) { return c[1] == "build"; });
+  const auto& build = *std::find_if(f.runner.calls.begin(), f.runner.calls.end(), [](const auto& c) {
+    return c[1] == "build" && std::find(c.begin(), c.end(), "--target") == c.end();
+  });
   CHECK(std::find(build.begin(), build.end(), "cagent.context-hash=" + f.expected_hash()) != build.end());
   CHECK(f.seen_ca == "CA-PEM");
   CHECK(f.seen_context.string().rfind((f.t / "home/build").string(), 0) == 0);
@@ -171,6 +173,40 @@ TEST_CASE("ensure_image: a rebuild prunes the image it replaced, a first build p
   failed.build_status = 1;
   CHECK_THROWS_AS(ensure_image(failed.runner, failed.req, failed.err), DockerError);
   CHECK_FALSE(failed.runner.called_with_prefix(prune));  // the old image is all there is
+}
+
+TEST_CASE("ensure_image: each throwaway stage is built first under its own tag; replaced stage results pruned") {
+  ImageFixture f;
+  f.label = "0000";
+  ensure_image(f.runner, f.req, f.err);
+  std::vector<std::vector<std::string>> builds;
+  for (const auto& c : f.runner.calls) {
+    if (c[1] == "build") builds.push_back(c);
+  }
+  REQUIRE(builds.size() == std::size(kThrowawayStages) + 1);
+  for (std::size_t i = 0; i < std::size(kThrowawayStages); ++i) {
+    const auto& b = builds[i];
+    CAPTURE(kThrowawayStages[i]);
+    const auto target = std::find(b.begin(), b.end(), "--target");
+    REQUIRE(target != b.end());
+    CHECK(*(target + 1) == kThrowawayStages[i]);
+    CHECK(*(std::find(b.begin(), b.end(), "-t") + 1) == stage_tag("cagent:test", kThrowawayStages[i]));
+    CHECK(std::find(b.begin(), b.end(), "--label") == b.end());  // the hash label is the image's
+    CHECK(b.back() == builds.back().back());                      // the same private copy
+  }
+  CHECK(stage_tag("cagent:test", "npm") == "cagent:stage-npm");
+  CHECK(stage_tag("registry:5000/cagent:v1", "builder") == "registry:5000/cagent:stage-builder");
+  const std::vector<std::string> prune_stages = {"docker", "image", "prune", "--force", "--filter",
+                                                 "label=cagent.stage"};
+  const auto at = std::find(f.runner.calls.begin(), f.runner.calls.end(), prune_stages);
+  REQUIRE(at != f.runner.calls.end());
+  CHECK(std::find(at, f.runner.calls.end(), builds.back()) == f.runner.calls.end());  // after the build
+
+  // No build, no stage pruning.
+  ImageFixture current;
+  current.label = current.expected_hash();
+  ensure_image(current.runner, current.req, current.err);
+  CHECK_FALSE(current.runner.called_with_prefix(prune_stages));
 }
 
 TEST_CASE("ensure_image: a failed build is a DockerError naming the log") {
@@ -269,7 +305,7 @@ struct LayeredFixture {
         const auto it = labels.find(argv.back());
         r.status = it == labels.end() ? 1 : 0;
         if (it != labels.end()) r.output = it->second + "\n";
-      } else if (argv[1] == "build") {
+      } else if (argv[1] == "build" && std::find(argv.begin(), argv.end(), "--target") == argv.end()) {
         const std::string tag = *(std::find(argv.begin(), argv.end(), "-t") + 1);
         std::string label = *(std::find(argv.begin(), argv.end(), "--label") + 1);
         label = label.substr(label.find('=') + 1);
@@ -371,17 +407,22 @@ TEST_CASE("ensure_image: only the newest ctx-* sets are kept") {
   CHECK_FALSE(f.runner.called_with_prefix({"docker", "rmi", "cagent:test"}));
 }
 
-TEST_CASE("kept_image_tags: the ctx-* sets and the -base of the image's repository, for --reset i") {
+TEST_CASE("kept_image_tags: the ctx-* sets, the -base and the stage-* caches of the image's repository, for --reset i") {
   FakeRunner runner;
   runner.respond = [](const std::vector<std::string>& argv) {
     RunResult r;
     if (argv[1] == "image" && argv[2] == "ls" && argv.back() == "cagent") {
-      r.output = "cagent:latest\ncagent:ctx-0123456789abcdef\ncagent:latest-base\ncagent:other\n";
+      if (argv[4] == "label=cagent.stage") {
+        r.output = "cagent:stage-npm\ncagent:stage-builder\ncagent:stage-other\n";
+      } else {
+        r.output = "cagent:latest\ncagent:ctx-0123456789abcdef\ncagent:latest-base\ncagent:other\n";
+      }
     }
     return r;
   };
   CHECK(kept_image_tags(runner, "cagent:latest") ==
-        std::vector<std::string>{"cagent:ctx-0123456789abcdef", "cagent:latest-base"});
+        std::vector<std::string>{"cagent:ctx-0123456789abcdef", "cagent:latest-base", "cagent:stage-npm",
+                                 "cagent:stage-builder"});
 }
 
 TEST_CASE("check_user_dockerfile: the final stage must be FROM ${CAGENT_BASE_IMAGE}") {
@@ -416,4 +457,26 @@ TEST_CASE("render_user_build_argv: the user's file, an empty context, the base b
         std::vector<std::string>{"docker", "build", "-f", "/h/build/user-1/Dockerfile", "-t", "cagent:latest",
                                  "--label", "cagent.context-hash=abc", "--force-rm", "--build-arg",
                                  "CAGENT_BASE_IMAGE=cagent:latest-base", "/h/build/user-1/context"});
+}
+
+TEST_CASE("image/Dockerfile: every throwaway stage ends in its cagent.stage label") {
+  const fs::path dockerfile = fs::path(LAUNCHER_DEFAULT_CONFIG).parent_path() / "image" / "Dockerfile";
+  std::istringstream in(read_file(dockerfile));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  for (std::string_view stage : kThrowawayStages) {
+    CAPTURE(stage);
+    // The stage's lines: from its FROM … AS <stage> to the next FROM.
+    const std::string from_suffix = " AS " + std::string(stage);
+    auto begin = std::find_if(lines.begin(), lines.end(), [&](const std::string& l) {
+      return l.starts_with("FROM ") && l.ends_with(from_suffix);
+    });
+    REQUIRE(begin != lines.end());
+    auto end = std::find_if(begin + 1, lines.end(), [](const std::string& l) { return l.starts_with("FROM "); });
+    std::string last;
+    for (auto it = begin + 1; it != end; ++it) {
+      if (!it->empty() && !it->starts_with("#")) last = *it;
+    }
+    CHECK(last == std::string("LABEL ") + kStageLabel + "=" + std::string(stage));
+  }
 }

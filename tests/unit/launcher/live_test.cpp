@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dnsguard/contracts.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/live.hpp"
 #include "launcher/host/paths.hpp"
@@ -65,7 +66,11 @@ TEST_CASE("live commands: run against docker (fake runner)") {
     if (argv[1] == "ps") return RunResult{0, "cagent-1\ts1\ncagent-2\ts2\n", false};
     if (argv[1] == "inspect")
       return RunResult{0, std::string("2026-11-28T09:00:00.5Z\t") + (argv.back() == "cagent-1" ? "/w/a" : "/w/b") + "\t[]\n", false};
-    if (argv[1] == "exec") return RunResult{0, "ok allowed x.example\n", false};
+    if (argv[1] == "exec") {
+      return RunResult{0, cagent::dnsguard::write_control_reply({.ok = true, .op = cagent::dnsguard::ControlOp::allow,
+                                                                 .names = {"x.example"}, .added = {"x.example"}}),
+                       false};
+    }
     return RunResult{1, "", false};
   };
   HostContext host;
@@ -77,14 +82,47 @@ TEST_CASE("live commands: run against docker (fake runner)") {
   CHECK(runner.called_with_prefix({"docker", "exec", "-u", "0", "cagent-1"}));
   CHECK(!runner.called_with_prefix({"docker", "exec", "-u", "0", "cagent-2"}));
   // dnsguard refuses (e.g. deny of a policy name): its reason, exit 2.
-  runner.respond = [](const std::vector<std::string>& argv) {
+  std::string exec_output;
+  int exec_status = 2;
+  runner.respond = [&](const std::vector<std::string>& argv) {
     if (argv[1] == "ps") return RunResult{0, "cagent-1\ts1\n", false};
     if (argv[1] == "inspect") return RunResult{0, "2026-11-28T09:00:00Z\t/w/a\tnull\n", false};
-    return RunResult{2, "error x.example was not allowed at run time\n", false};
+    return RunResult{exec_status, exec_output, false};
   };
-  err.str("");
-  CHECK(run_live(*parse_live_command({"deny", "x.example"}), host, runner, SessionIo{out, err, in}) == 2);
+  const auto deny = [&] {
+    err.str("");
+    return run_live(*parse_live_command({"deny", "x.example"}), host, runner, SessionIo{out, err, in});
+  };
+  exec_output = cagent::dnsguard::write_control_reply(
+      {.ok = false, .error = "x.example was not allowed at run time", .op = cagent::dnsguard::ControlOp::deny});
+  CHECK(deny() == 2);
   CHECK(err.str() == "cagent: session s1: x.example was not allowed at run time\n");
+  // It took the name back: how many addresses left the sets (or that
+  // none could be evicted), from the reply's fields.
+  exec_status = 0;
+  exec_output = cagent::dnsguard::write_control_reply(
+      {.ok = true, .op = cagent::dnsguard::ControlOp::deny, .names = {"x.example"}, .evicted = 2});
+  CHECK(deny() == 0);
+  CHECK(err.str() == "cagent: session s1: denied x.example; 2 addresses left the sets\n");
+  exec_output = cagent::dnsguard::write_control_reply(
+      {.ok = true, .op = cagent::dnsguard::ControlOp::deny, .names = {"x.example"}});
+  CHECK(deny() == 0);
+  CHECK(err.str() == "cagent: session s1: denied x.example; their addresses leave the sets at their timeout "
+                     "(eviction failed)\n");
+  // dnsguard unreachable: what dnsguard --control (or docker) said instead.
+  exec_status = 1;
+  exec_output = "dnsguard: connect /var/log/cagent/control/dnsguard.sock: No such file or directory\n";
+  CHECK(deny() == 2);
+  CHECK(err.str() == "cagent: session s1: dnsguard: connect /var/log/cagent/control/dnsguard.sock: No such file or "
+                     "directory\n");
+  exec_output = "";
+  CHECK(deny() == 2);
+  CHECK(err.str() == "cagent: session s1: dnsguard did not answer\n");
+  // A reply of another version: said so, never read as a success.
+  exec_status = 0;
+  exec_output = "{\"version\":2,\"ok\":true}\n";
+  CHECK(deny() == 2);
+  CHECK(err.str() == "cagent: session s1: control reply: version 2 not understood (this build reads version 1)\n");
   host.workspace = "/w/none";
   CHECK_THROWS_AS(run_live(*parse_live_command({"deny", "x.example"}), host, runner, SessionIo{out, err, in}),
                   UsageError);
@@ -129,21 +167,48 @@ TEST_CASE("cagent log: the decision record as lines and as JSON objects") {
       "\"firewall_refused_total\":9,\"firewall_refused_unlisted\":2,\"firewall_refused\":["
       "{\"dst\":\"[2001:db8::7]:22\",\"proto\":\"tcp\",\"count\":7,\"first\":1800000002,\"last\":1800000003}],"
       "\"changes_dropped\":0,\"changes\":[{\"op\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}]}\n";
-  CHECK(render_log("ab12", rec, false) ==
+  const cagent::dnsguard::Decisions record = cagent::dnsguard::parse_decisions(rec);
+  CHECK(render_log("ab12", record, false) ==
         "denied   pypi.org A \xC3\x97" "2  2027-01-15T08:00:00Z .. 2027-01-15T08:00:05Z\n"
         "refused  192.0.2.1:443 \xC3\x97" "1  (no SNI)  2027-01-15T08:00:01Z .. 2027-01-15T08:00:01Z\n"
         "refused  [2001:db8::7]:22/tcp \xC3\x97" "7  (firewall: no allowed name resolved to it)  "
         "2027-01-15T08:00:02Z .. 2027-01-15T08:00:03Z\n"
         "refused  (2 more packets: other protocols, or past the firewall's itemized bound)\n"
         "allowed  pypi.org  (at run time, 2027-01-15T08:00:09Z)\n");
-  CHECK(render_log("ab12", rec, true) ==
+  CHECK(render_log("ab12", record, true) ==
         "{\"session\":\"ab12\",\"event\":\"denied\",\"name\":\"pypi.org\",\"type\":1,\"count\":2,\"first\":1800000000,\"last\":1800000005}\n"
         "{\"session\":\"ab12\",\"event\":\"gate_refused\",\"name\":\"\",\"dst\":\"192.0.2.1:443\",\"reason\":\"no SNI\",\"count\":1,"
         "\"first\":1800000001,\"last\":1800000001}\n"
         "{\"session\":\"ab12\",\"event\":\"firewall_refused\",\"dst\":\"[2001:db8::7]:22\",\"proto\":\"tcp\",\"count\":7,"
         "\"first\":1800000002,\"last\":1800000003}\n"
         "{\"session\":\"ab12\",\"event\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}\n");
-  CHECK_THROWS_AS(render_log("ab12", "{", false), UsageError);
+}
+
+TEST_CASE("cagent log: a session without a record, or with one it cannot read, is one line") {
+  test::TempDir tmp;
+  HostContext host;
+  host.cagent_home = tmp.dir("home/.cagent");
+  host.workspace = tmp.dir("ws");
+  test::FakeRunner runner;
+  runner.respond = [](const std::vector<std::string>&) { return RunResult{0, "", false}; };
+  std::ostringstream out, err;
+  std::istringstream in;
+  CHECK_THROWS_WITH_AS(run_live(*parse_live_command({"log"}), host, runner, SessionIo{out, err, in}),
+                       doctest::Contains("no session with a decision record yet"), UsageError);
+  CHECK_THROWS_WITH_AS(run_live(*parse_live_command({"log", "ab12"}), host, runner, SessionIo{out, err, in}),
+                       doctest::Contains("unknown session ab12"), UsageError);
+  tmp.file("home/.cagent/logs/session-ab12/decisions.json", "{");
+  CHECK_THROWS_WITH_AS(run_live(*parse_live_command({"log"}), host, runner, SessionIo{out, err, in}),
+                       doctest::Contains("session ab12: unreadable decision record ("), UsageError);
+  // cagent ps lists on, and says which record it could not read.
+  runner.respond = [](const std::vector<std::string>& argv) {
+    if (argv[1] == "ps") return RunResult{0, "cagent-ab12\tab12\n", false};
+    return RunResult{0, "2026-11-28T09:00:00Z\t/w\t[]\n", false};
+  };
+  CHECK(run_live(*parse_live_command({"ps", "--json"}), host, runner, SessionIo{out, err, in}) == 0);
+  CHECK(out.str().find("\"session\":\"ab12\"") != std::string::npos);
+  CHECK(out.str().find("\"denied\":0,") != std::string::npos);
+  CHECK(err.str().rfind("cagent: session ab12: unreadable decision record (", 0) == 0);
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include <sstream>
 
+#include "dnsguard/contracts.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/image.hpp"
@@ -229,11 +230,11 @@ TEST_CASE("session: docker failures") {
 TEST_CASE("session: blocked-lookups summary at exit") {
   SessionFixture f;
   f.runner.during_foreground = [&] {
-    write_file(f.host_side("/var/log/cagent") / "dnsguard.log",
-               "denied name=pypi.org type=A client=127.0.0.1\n"
-               "denied name=pypi.org type=AAAA client=127.0.0.1\n"
-               "denied name=example.net type=A client=127.0.0.1\n",
-               0644);
+    // What dnsguard leaves in the session's log directory.
+    cagent::dnsguard::Decisions record;
+    record.denied_total = 3;
+    record.denied = {{"pypi.org", 1, 1, 1, 1}, {"pypi.org", 28, 1, 1, 1}, {"example.net", 1, 1, 1, 1}};
+    write_file(f.host_side("/var/log/cagent") / "decisions.json", cagent::dnsguard::write_decisions(record), 0644);
   };
   CHECK(f.run({"--no-update", "--", "true"}) == 0);
   CHECK(f.err.str().find("cagent: blocked 3 lookups: pypi.org \xC3\x97" "2, example.net") !=
@@ -640,9 +641,23 @@ TEST_CASE("stages: summarize maps the outcome to the exit status") {
   CHECK(summarize_session(SessionOutcome{137, true, SIGHUP}, logs, io) == 128 + SIGHUP);
   CHECK(f.err.str() == "cagent: session stopped\n");
   f.err.str("");
+  // Only dnsguard's record counts; its human log is not read.
   write_file(logs / "dnsguard.log", "denied name=pypi.org type=A client=127.0.0.1\n", 0644);
   CHECK(summarize_session(SessionOutcome{0, false, SIGTERM}, logs, io) == 0);
-  CHECK(f.err.str().find("cagent: blocked 1 lookup") != std::string::npos);
+  CHECK(f.err.str().empty());
+  write_file(logs / "decisions.json",
+             "{\"version\":1,\"updated\":1,\"denied_total\":1,\"denied_unlisted\":0,\"denied\":["
+             "{\"name\":\"pypi.org\",\"type\":1,\"count\":1,\"first\":1,\"last\":1}],"
+             "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[]}\n",
+             0644);
+  CHECK(summarize_session(SessionOutcome{0, false, SIGTERM}, logs, io) == 0);
+  CHECK(f.err.str() == "cagent: blocked 1 lookup: pypi.org \xE2\x80\x94 add to domains in .cagent.yaml to allow\n");
+  // A record it cannot read is said (silence would read as "nothing blocked").
+  f.err.str("");
+  write_file(logs / "decisions.json", "{\"version\":2}\n", 0644);
+  CHECK(summarize_session(SessionOutcome{0, false, SIGTERM}, logs, io) == 0);
+  CHECK(f.err.str().rfind("cagent: cannot summarize what was blocked: " + (logs / "decisions.json").string() +
+                          ": version 2 not understood (this build reads version 1)\n", 0) == 0);
 }
 
 TEST_CASE("stages: dry-run prints the build and run commands of the prepared session") {

@@ -1,4 +1,4 @@
-// The policy contract (issue 14): one schema, one writer, two readers.
+// The policy contract: one schema, one writer, two readers.
 //
 //   cagent      launcher/host render_policy_toml  ──▶ policy.toml
 //   dnsguard    dnsguard::load_config             ◀── policy.toml
@@ -17,39 +17,16 @@
 #include <set>
 #include <string>
 
+#include "../common/temp_dir.hpp"
 #include "dnsguard/config.hpp"
 #include "launcher/cage/policy.hpp"
 #include "launcher/host/policy.hpp"
 
 using namespace cagent;
+using cagent::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A private directory for the files the readers open, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "cagent-policy-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  fs::path write(const std::string& name, const std::string& text) const {
-    const fs::path file = path_ / name;
-    std::ofstream(file) << text;
-    return file;
-  }
-
- private:
-  fs::path path_;
-};
 
 // What each reader makes of a file: the policy, or the error message.
 struct Outcome {

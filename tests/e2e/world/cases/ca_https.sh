@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 8 in the test world: secure.test serves HTTPS with a certificate from
+# Extra CA certificates in the test world: secure.test serves HTTPS with a certificate from
 # a CA the setup generated. Inside the cage curl, python3, node and git
 # (dumb-HTTP clone) all fail without that CA and all succeed with it, given
 # either as --ca-cert FILE or as the config key ca_certificates (from a

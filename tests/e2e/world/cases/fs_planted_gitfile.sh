@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11: a .git file is workspace content, so the agent writes it. One
+# A .git file is workspace content, so the agent writes it. One
 # session plants .git files that point at another repository outside the
 # workspace (relative and absolute), and a fake gitdir inside the workspace
 # whose commondir points there; the next cagent run mounts none of it (the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11: the workspace scan fails closed, and anchored ignores survive a
+# The workspace scan fails closed, and anchored ignores survive a
 # rename attempt.
 #  1. The agent makes the directory of an ignored file unreadable
 #     (chmod 000). The next cagent run, by the ordinary user who owns the

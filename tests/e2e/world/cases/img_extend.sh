@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The image's extension points (issue 15), through the automatic rebuild:
+# The image's extension points, through the automatic rebuild:
 # a package listed in the global config's image_packages is in the next cage;
 # a layer from ~/.cagent/Dockerfile is applied, and removing the file goes
 # back to the context's image (kept under its ctx-<hash> tag: no build). Uses its own home and image tag so

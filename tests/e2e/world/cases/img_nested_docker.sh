@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Nested Docker (issue 15) through the whole host path, on a machine without
+# Nested Docker through the whole host path, on a machine without
 # sysbox: a `docker` wrapper first in cagent's PATH reports a sysbox-runc
 # runtime in `docker info` and drops `--runtime sysbox-runc` from `docker
 # run`, so the cage runs under plain runc. What that shows: cagent builds the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The image is a workbench (issue 15): in a fresh cage, with no network, the
+# The image is a workbench: in a fresh cage, with no network, the
 # agent builds and tests a C project with make, creates a venv and installs a
 # local wheel with pip, unpacks a zip, and finds gh, pipx, cmake, sqlite3 and
 # an editor; and the platform check passes on the agent tools and fails on an

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 12 in a real cage: TLS and HTTP to an allowed address pass only for a
+# The connection gate in a real cage: TLS and HTTP to an allowed address pass only for a
 # name that resolved to it through dnsguard. 198.51.100.12 serves a.wild.test
 # and extra.test; only a.wild.test is allowed, so extra.test — same address,
 # already in the set — must be refused, as must a Host or SNI that did not

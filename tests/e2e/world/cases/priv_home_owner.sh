@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11, item 5: the home follows whoever the agent is now. Sessions of
+# The home follows whoever the agent is now. Sessions of
 # one workspace owned in turn by two uids, then by the image's own agent uid
 # (1000: no remap at all), can each write ~/.npm. The walk that hands the
 # home over never follows a symlink: a link the agent left in the home,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11, item 3: a workspace owned by group 0 must not put the agent in
+# A workspace owned by group 0 must not put the agent in
 # the root group. cage-init falls back as for a root-owned workspace: the
 # agent keeps its own uid/gid and says why.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

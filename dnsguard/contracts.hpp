@@ -1,0 +1,164 @@
+#pragma once
+// What dnsguard and the host exchange besides the session policy
+// (policy.hpp), each written by one function and read by one:
+//
+//   dnsguard  DecisionRecord::snapshot() ─write_decisions()─▶ decisions.json
+//   cagent    (exit summary, ps, log)   ◀─parse_decisions()─ decisions.json
+//
+//   cagent allow/deny ─docker exec -u 0─▶ dnsguard --control SOCKET allow|deny|list …
+//     ─write_control_request()─▶ control socket ─parse_control_request()─▶ dnsguard
+//     ◀─parse_control_reply()── (printed by dnsguard --control) ◀─write_control_reply()─
+//
+// Both are JSON documents of one line (Boost.JSON writes and reads them:
+// one strict RFC 8259 parser for every reader, exact 64-bit counts, and a
+// format any tool can read — the tests read the record with Python). Each
+// starts with "version", the major version of its schema:
+//   - a key added later is optional for readers of the same version (absent:
+//     the member's default) and ignored by readers that do not know it;
+//   - a change that an existing reader would misread (a key removed,
+//     renamed, or given another meaning) takes the next version, and a
+//     reader refuses a version it does not know with one line saying so.
+// The host and the image are built from the same sources, so in practice
+// both sides speak the same version; the check makes a mismatch say so
+// instead of reading wrong numbers.
+//
+// Part of `cagent_policy`, the leaf every side links (no Asio, ldns, nft).
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cagent::dnsguard {
+
+// A document the reader cannot take: not JSON, an unknown version, a key
+// of the wrong type. One line: "<source>: <key path>: <what>", e.g.
+// "decisions.json: denied[2].count: must be an unsigned integer".
+class FormatError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// ---- the decision record: decisions.json ----------------------------------
+// dnsguard's exact account of what it refused (see decisions.hpp for how it
+// is counted). Entries come sorted by count, most first.
+
+inline constexpr int kDecisionsVersion = 1;
+
+// One (name, query type) whose lookups were denied.
+struct DeniedLookup {
+  std::string name;  // lowercase, no trailing dot ("<bad label bytes>" for names not printable)
+  std::uint16_t type = 0;
+  std::uint64_t count = 0;
+  std::int64_t first = 0, last = 0;  // unix seconds
+  friend bool operator==(const DeniedLookup&, const DeniedLookup&) = default;
+};
+
+// Connections the connection gate refused: by name (dst empty) or, for a
+// client that named none, by destination.
+struct GateRefusal {
+  std::string name, dst, reason;
+  std::uint64_t count = 0;
+  std::int64_t first = 0, last = 0;
+  friend bool operator==(const GateRefusal&, const GateRefusal&) = default;
+};
+
+// Packets the firewall itself refused, per destination ("198.51.100.19:80",
+// "[2001:db8::1]:443") and protocol ("tcp", "udp").
+struct FirewallRefusal {
+  std::string dst, proto;
+  std::uint64_t count = 0;
+  std::int64_t first = 0, last = 0;
+  friend bool operator==(const FirewallRefusal&, const FirewallRefusal&) = default;
+};
+
+enum class ChangeOp : std::uint8_t { allow, deny };
+
+// A run-time allowlist change (`cagent allow` / `cagent deny`).
+struct AllowChange {
+  ChangeOp op = ChangeOp::allow;
+  std::string name;  // the normalized pattern
+  std::int64_t time = 0;
+  friend bool operator==(const AllowChange&, const AllowChange&) = default;
+};
+
+struct Decisions {
+  std::int64_t updated = 0;  // unix seconds of this snapshot
+  // Totals are exact; the lists are bounded, and `*_unlisted` is what the
+  // totals count beyond them.
+  std::uint64_t denied_total = 0, denied_unlisted = 0;
+  std::vector<DeniedLookup> denied;
+  std::uint64_t gate_refused_total = 0, gate_refused_unlisted = 0;
+  std::vector<GateRefusal> gate_refused;
+  // Added after the first records (absent there: zero and empty).
+  std::uint64_t firewall_refused_total = 0, firewall_refused_unlisted = 0;
+  std::vector<FirewallRefusal> firewall_refused;
+  std::uint64_t changes_dropped = 0;  // changes older than the ones kept
+  std::vector<AllowChange> changes;   // oldest first
+  friend bool operator==(const Decisions&, const Decisions&) = default;
+};
+
+// One line of JSON, newline-terminated. Strings that are not UTF-8 are
+// written with U+FFFD for the bytes that are not, so the file always parses.
+std::string write_decisions(const Decisions& decisions);
+// Throws FormatError; `source` names the file in the message.
+Decisions parse_decisions(std::string_view text, std::string_view source = "decisions.json");
+
+// ---- the control protocol ---------------------------------------------------
+// One request line in, one reply line out, per connection. dnsguard
+// --control prints the reply line as it came, so the host reads the same
+// document through docker exec.
+
+inline constexpr int kControlVersion = 1;
+
+enum class ControlOp : std::uint8_t { allow, deny, list };
+// "allow", "deny", "list"; nullopt for anything else.
+std::optional<ControlOp> parse_control_op(std::string_view word);
+
+struct ControlRequest {
+  ControlOp op = ControlOp::list;
+  std::vector<std::string> patterns;  // allow, deny: as given (dnsguard validates them)
+  friend bool operator==(const ControlRequest&, const ControlRequest&) = default;
+};
+
+struct ControlReply {
+  bool ok = false;
+  std::string error;               // !ok: why nothing changed, one line
+  ControlOp op = ControlOp::list;  // the request's (list when it was unreadable)
+  // allow, deny: the request's patterns, normalized; list: the run-time
+  // additions in force.
+  std::vector<std::string> names;
+  // allow: those of `names` that were not allowed before.
+  std::vector<std::string> added;
+  // deny: how many addresses left the firewall's sets at once; nullopt:
+  // the eviction failed and they leave at their timeout.
+  std::optional<std::uint64_t> evicted;
+  friend bool operator==(const ControlReply&, const ControlReply&) = default;
+};
+
+// Each one line, newline-terminated; the parsers throw FormatError.
+std::string write_control_request(const ControlRequest& request);
+ControlRequest parse_control_request(std::string_view line);
+std::string write_control_reply(const ControlReply& reply);
+ControlReply parse_control_reply(std::string_view line);
+
+// The reply for people, without a status word: "allowed a.example b.example",
+// "denied a.example; 2 addresses left the sets", the list, or the error.
+std::string describe(const ControlReply& reply);
+
+// ---- where they are -----------------------------------------------------------
+// Both live in the session's log directory: the directory of the policy's
+// log.file, which the host bind-mounts from ~/.cagent/logs/session-ID.
+
+// The log directory of a log file ("" when there is none: dnsguard logs to
+// stderr and keeps neither record nor socket).
+std::filesystem::path session_log_dir(std::string_view log_file);
+// <log dir>/decisions.json
+std::filesystem::path decisions_path(const std::filesystem::path& log_dir);
+// <log dir>/control/dnsguard.sock (the directory is dnsguard's, mode 0700).
+std::filesystem::path control_socket_path(const std::filesystem::path& log_dir);
+
+}  // namespace cagent::dnsguard

@@ -22,10 +22,14 @@
 // GitDirNames). The
 // walk at the end never follows a symlink, never enters a .git directory,
 // and skips what the session could not write: directories the start scan
-// hid whole (ignored, or unscannable) or mounted read-only.
+// hid whole (ignored, or unscannable) or mounted read-only — each only while
+// it is still the very directory the start saw (SkipDirs). By path alone the
+// agent could move the read-only directory's parent aside, make a new
+// directory of the same name in its place, and `git init` there unnamed.
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -68,9 +72,19 @@ struct GitMarkerWalk {
   std::vector<std::string> unchecked;   // directories that could not be listed (relative)
 };
 
-// The end-of-session walk of `root`. `skip`: relative directories not to
-// enter (hidden or read-only in the session).
-GitMarkerWalk find_git_markers(const std::filesystem::path& root, const std::set<std::string>& skip);
+// Directories the session could not write into: relative path -> the
+// identity the directory had at the start (dir_identity()).
+using SkipDirs = std::map<std::string, std::string>;
+
+// What tells a directory from another one later at its path: its
+// file_identity(), or where the filesystem has none, "ino:DEV:INO" — enough
+// here, because a directory mounted into the cage stays pinned (its inode
+// cannot be freed and reused) for as long as the session lasts.
+std::optional<std::string> dir_identity(const std::filesystem::path& path);
+
+// The end-of-session walk of `root`. `skip`: directories not to enter while
+// they are still the ones recorded (hidden or read-only in the session).
+GitMarkerWalk find_git_markers(const std::filesystem::path& root, const SkipDirs& skip);
 
 // The markers of `after` that `before` lacks: a new path, or one whose kind
 // or identity changed (replaced during the session).

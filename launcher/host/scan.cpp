@@ -596,11 +596,13 @@ ScanResult scan_workspace(const fs::path& root, const std::vector<Pattern>& igno
   return Scanner(root, ignore, readonly).run();
 }
 
-std::set<std::string> unwritable_directories(const ScanResult& scan) {
-  std::set<std::string> dirs;
+SkipDirs unwritable_directories(const fs::path& root, const ScanResult& scan) {
+  SkipDirs dirs;
   for (const std::vector<ScannedPath>* list : {&scan.ignored, &scan.readonly}) {
     for (const ScannedPath& p : *list) {
-      if (p.directory) dirs.insert(p.relative);
+      if (!p.directory) continue;
+      // One whose identity cannot be read is walked at the end after all.
+      if (auto id = dir_identity(p.relative.empty() ? root : root / p.relative)) dirs.emplace(p.relative, *id);
     }
   }
   return dirs;

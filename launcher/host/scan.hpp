@@ -121,8 +121,9 @@ struct ScanResult {
 };
 
 // The directories the session could not write into: hidden whole or
-// mounted read-only (what find_git_markers() need not enter at the end).
-std::set<std::string> unwritable_directories(const ScanResult& scan);
+// mounted read-only (what find_git_markers() need not enter at the end),
+// with their identities now — call it before the session starts.
+SkipDirs unwritable_directories(const std::filesystem::path& root, const ScanResult& scan);
 
 // Whether these readonly patterns make history read-only — one of them
 // matches a directory `.git` at the workspace root — and with it every git

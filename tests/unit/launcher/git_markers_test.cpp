@@ -132,7 +132,7 @@ TEST_CASE("git markers: the start scan records them, the end walk finds what the
   CHECK(relatives(start.git_markers) == std::vector<std::string>{".git", "mirror.git", "wt/.git"});
 
   // Nothing happened: nothing to name.
-  const std::set<std::string> skip = unwritable_directories(start);
+  const SkipDirs skip = unwritable_directories(ws, start);
   CHECK(skip.contains("secrets"));
   CHECK(skip.contains("docs"));
   GitMarkerWalk end = find_git_markers(ws, skip);
@@ -182,4 +182,28 @@ TEST_CASE("git markers: the start scan records them, the end walk finds what the
   end = find_git_markers(ws, skip);
   const auto replaced = relatives(new_git_markers(start.git_markers, end.markers));
   CHECK(std::find(replaced.begin(), replaced.end(), "wt/.git") != replaced.end());
+}
+
+TEST_CASE("git markers: a read-only directory the session replaced at its path is walked at the end") {
+  // In the cage docs/ is read-only, but its parent is not: the agent moves
+  // the parent aside and makes a new directory of the same name, with a
+  // repository in it. Skipped by path, that repository went unnamed.
+  TempDir t;
+  const fs::path ws = t.dir("ws");
+  t.dir("ws/p/docs");
+  make_git_dir(t, "ws/p/docs/old/.git");  // there before; moved aside, named at its new path
+  t.dir("ws/q/kept");
+  const ScanResult start = scan_workspace(ws, {}, {Pattern::parse("p/docs/"), Pattern::parse("q/kept/")});
+  const SkipDirs skip = unwritable_directories(ws, start);
+  REQUIRE(skip.contains("p/docs"));
+  REQUIRE(skip.contains("q/kept"));
+
+  fs::rename(ws / "p", ws / "p-aside");
+  make_git_dir(t, "ws/p/docs/.git");
+  // The control: q/kept is the same directory, and what the test writes in
+  // it (the session could not) is still passed over.
+  make_git_dir(t, "ws/q/kept/inner/.git");
+  const GitMarkerWalk end = find_git_markers(ws, skip);
+  CHECK(relatives(new_git_markers(start.git_markers, end.markers)) ==
+        std::vector<std::string>{"p-aside/docs/old/.git", "p/docs/.git"});
 }

@@ -45,6 +45,8 @@ std::string what(GitMarker::Kind kind) {
     case GitMarker::Kind::git_file: return "a new .git file: it sends git to the directory it names";
     case GitMarker::Kind::git_symlink: return "a new .git symlink";
     case GitMarker::Kind::bare_repository: return "git takes it for a bare repository: HEAD, objects/, refs/";
+    case GitMarker::Kind::linked_git_dir:
+      return "git takes it for a repository: HEAD and commondir, whose directory's config and hooks it uses";
   }
   return "";
 }
@@ -55,6 +57,14 @@ void GitDirNames::see(std::string_view name) {
   if (name == "HEAD") head_ = true;
   if (name == "objects") objects_ = true;
   if (name == "refs") refs_ = true;
+  if (name == "commondir") commondir_ = true;
+}
+
+std::optional<GitMarker::Kind> GitDirNames::kind() const {
+  if (!head_) return std::nullopt;
+  if (commondir_) return GitMarker::Kind::linked_git_dir;
+  if (objects_ && refs_) return GitMarker::Kind::bare_repository;
+  return std::nullopt;
 }
 
 std::optional<GitMarker::Kind> git_entry_kind(fs::file_type type) {
@@ -66,7 +76,23 @@ std::optional<GitMarker::Kind> git_entry_kind(fs::file_type type) {
   }
 }
 
-GitMarkerWalk find_git_markers(const fs::path& root, const std::set<std::string>& skip) {
+std::optional<std::string> dir_identity(const fs::path& path) {
+  if (auto id = file_identity(path)) return id;
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) return std::nullopt;
+  return "ino:" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+namespace {
+// Whether the end walk may pass over `child`: recorded at the start and
+// still the same directory.
+bool still_skipped(const SkipDirs& skip, const std::string& child, const fs::path& path) {
+  const auto it = skip.find(child);
+  return it != skip.end() && dir_identity(path) == it->second;
+}
+}  // namespace
+
+GitMarkerWalk find_git_markers(const fs::path& root, const SkipDirs& skip) {
   GitMarkerWalk out;
   // Depth-first with an explicit stack: one directory open at a time,
   // however deep the agent nested them.
@@ -100,11 +126,9 @@ GitMarkerWalk find_git_markers(const fs::path& root, const std::set<std::string>
         }
         continue;  // a .git directory is one unit: never entered
       }
-      if (type == fs::file_type::directory && !skip.contains(child)) subdirs.push_back(child);
+      if (type == fs::file_type::directory && !still_skipped(skip, child, root / child)) subdirs.push_back(child);
     }
-    if (names.all()) {
-      out.markers.push_back({rel, GitMarker::Kind::bare_repository, file_identity(dir).value_or("")});
-    }
+    if (const auto kind = names.kind()) out.markers.push_back({rel, *kind, file_identity(dir).value_or("")});
     pending.insert(pending.end(), subdirs.begin(), subdirs.end());
   }
   std::sort(out.markers.begin(), out.markers.end(),

@@ -8,7 +8,8 @@
 // covers repositories that existed when the session started; the agent can
 // `git init vendor/lib` and set core.fsmonitor there, or plant a `.git` file
 // or symlink pointing git at a directory of its making, or make a directory
-// git takes for a bare repository (HEAD, objects/, refs/ in it). cagent
+// git takes for a repository itself (HEAD, and objects/ and refs/, or a
+// commondir file naming where they are). cagent
 // cannot stop that without breaking `git init`, so at the end of a session,
 // once the container is gone, it names each of them.
 //
@@ -17,13 +18,18 @@
 //          ─▶ describe_new_git_markers() ─▶ one warning, bounded
 //
 // A marker is an entry named `.git` (directory, file or symlink) outside
-// any .git directory, or a directory holding HEAD, objects and refs. The
+// any .git directory, or a directory git takes for a git directory (see
+// GitDirNames). The
 // walk at the end never follows a symlink, never enters a .git directory,
 // and skips what the session could not write: directories the start scan
-// hid whole (ignored, or unscannable) or mounted read-only.
+// hid whole (ignored, or unscannable) or mounted read-only — each only while
+// it is still the very directory the start saw (SkipDirs). By path alone the
+// agent could move the read-only directory's parent aside, make a new
+// directory of the same name in its place, and `git init` there unnamed.
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -33,21 +39,28 @@
 namespace cagent::launcher::host {
 
 struct GitMarker {
-  enum class Kind { git_dir, git_file, git_symlink, bare_repository };
+  // bare_repository: HEAD, objects/ and refs/; linked_git_dir: HEAD and a
+  // commondir file (a worktree's private git directory; git reads config
+  // and hooks from the common directory it names).
+  enum class Kind { git_dir, git_file, git_symlink, bare_repository, linked_git_dir };
   std::string relative;  // the .git entry, or the bare repository's directory ("" = the workspace)
   Kind kind = Kind::git_dir;
   std::string identity;  // file_identity(), "" when the filesystem gives none
   bool operator==(const GitMarker&) const = default;
 };
 
-// Whether a directory's entry names make git take it for a repository itself.
+// Whether a directory's entry names make git take it for a git directory,
+// by git's own test (setup.c, is_git_directory) on the names alone: HEAD,
+// and either a commondir file (objects and refs are then the common
+// directory's) or objects and refs. Names only: no stat per entry.
 class GitDirNames {
  public:
   void see(std::string_view name);
-  bool all() const { return head_ && objects_ && refs_; }
+  // bare_repository, linked_git_dir, or none.
+  std::optional<GitMarker::Kind> kind() const;
 
  private:
-  bool head_ = false, objects_ = false, refs_ = false;
+  bool head_ = false, objects_ = false, refs_ = false, commondir_ = false;
 };
 
 // The marker for an entry named `.git` of this type (from lstat), or none
@@ -59,9 +72,19 @@ struct GitMarkerWalk {
   std::vector<std::string> unchecked;   // directories that could not be listed (relative)
 };
 
-// The end-of-session walk of `root`. `skip`: relative directories not to
-// enter (hidden or read-only in the session).
-GitMarkerWalk find_git_markers(const std::filesystem::path& root, const std::set<std::string>& skip);
+// Directories the session could not write into: relative path -> the
+// identity the directory had at the start (dir_identity()).
+using SkipDirs = std::map<std::string, std::string>;
+
+// What tells a directory from another one later at its path: its
+// file_identity(), or where the filesystem has none, "ino:DEV:INO" — enough
+// here, because a directory mounted into the cage stays pinned (its inode
+// cannot be freed and reused) for as long as the session lasts.
+std::optional<std::string> dir_identity(const std::filesystem::path& path);
+
+// The end-of-session walk of `root`. `skip`: directories not to enter while
+// they are still the ones recorded (hidden or read-only in the session).
+GitMarkerWalk find_git_markers(const std::filesystem::path& root, const SkipDirs& skip);
 
 // The markers of `after` that `before` lacks: a new path, or one whose kind
 // or identity changed (replaced during the session).

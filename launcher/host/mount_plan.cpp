@@ -6,7 +6,9 @@
 namespace cagent::launcher::host {
 namespace {
 
+// "" is the workspace itself, which everything else is below.
 bool strictly_below(const std::string& path, const std::string& dir) {
+  if (dir.empty()) return !path.empty();
   return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
          path[dir.size()] == '/';
 }
@@ -51,6 +53,7 @@ MountPlan plan_mounts(const ScanResult& scan, const std::filesystem::path& works
     inner.push_back({workspace / d, std::string(kContainerWorkspace) + "/" + d, ro});
   }
   for (const ScannedPath& p : scan.readonly) {
+    if (p.relative.empty()) continue;  // the workspace itself: its own mount, below
     if (under_hidden(p.relative)) continue;
     // Redundant below a read-only parent: one mount already covers it.
     if (std::any_of(readonly_dirs.begin(), readonly_dirs.end(),
@@ -75,7 +78,9 @@ MountPlan plan_mounts(const ScanResult& scan, const std::filesystem::path& works
     if (depth(a.target) != depth(b.target)) return depth(a.target) < depth(b.target);
     return a.target < b.target;
   });
-  plan.mounts.push_back({workspace, kContainerWorkspace, false});
+  // Read-only whole when the workspace itself is (a git directory).
+  const bool workspace_readonly = std::find(readonly_dirs.begin(), readonly_dirs.end(), "") != readonly_dirs.end();
+  plan.mounts.push_back({workspace, kContainerWorkspace, workspace_readonly});
   for (std::size_t i = 0; i < inner.size(); ++i) {
     if (i + 1 < inner.size() && inner[i + 1].target == inner[i].target) continue;
     if (!already(inner[i].target)) plan.mounts.push_back(inner[i]);

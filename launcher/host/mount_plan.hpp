@@ -5,7 +5,9 @@
 // readonly directory is mounted over it, never under it. A pinned directory
 // (see scan.hpp) is mounted onto itself, writable unless it lies in a
 // readonly directory: it only has to be a mount point, so the agent cannot
-// rename it and carry a hidden file out from under its pattern.
+// rename it and carry a hidden file out from under its pattern. The
+// workspace mount itself is read-only when the scan made the workspace read-
+// only (relative ""): a workspace that is itself a git directory.
 
 #include <filesystem>
 #include <string>

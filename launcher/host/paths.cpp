@@ -44,6 +44,52 @@ std::filesystem::path cagent_home(const std::filesystem::path& home, std::string
   return home / ".cagent";
 }
 
+namespace {
+// Whether `inner` is `outer` or lies below it (canonical paths, by components).
+bool at_or_below(const std::filesystem::path& inner, const std::filesystem::path& outer) {
+  auto i = inner.begin();
+  for (auto o = outer.begin(); o != outer.end(); ++o, ++i) {
+    if (o->empty()) continue;  // a trailing separator
+    if (i == inner.end() || *i != *o) return false;
+  }
+  return true;
+}
+}  // namespace
+
+std::optional<std::string> forbidden_workspace(const std::filesystem::path& workspace,
+                                               const std::filesystem::path& home,
+                                               const std::filesystem::path& cagent_home) {
+  const std::string why = "cannot run in " + printable(workspace.string()) + ": ";
+  const std::string fix = "; run cagent in a project directory";
+  if (at_or_below(home, workspace)) {
+    return why + "it holds your home directory " + printable(home.string()) +
+           ", and the agent writes the whole workspace: your shell's rc files, ~/.ssh and git's config run on the "
+           "host as you" + fix;
+  }
+  if (at_or_below(cagent_home, workspace) || at_or_below(workspace, cagent_home)) {
+    return why + "it is, holds or lies in cagent's own directory " + printable(cagent_home.string()) +
+           " (the global config and your approvals, which the agent must not write)" + fix;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> launcher_in_workspace(const std::filesystem::path& workspace,
+                                               const std::optional<std::filesystem::path>& image_context,
+                                               const std::filesystem::path& executable) {
+  std::vector<std::string> warnings;
+  if (image_context && (at_or_below(*image_context, workspace) || at_or_below(workspace, *image_context))) {
+    warnings.push_back("the workspace shares files with the cage image's build context " +
+                       printable(image_context->string()) +
+                       ": what the agent changes there goes into the next image, firewall included; review it "
+                       "before the next session");
+  }
+  if (at_or_below(executable, workspace)) {
+    warnings.push_back("the workspace holds the cagent you ran (" + printable(executable.string()) +
+                       "): the agent can replace it; run an installed cagent, or review it before the next run");
+  }
+  return warnings;
+}
+
 std::string random_hex(std::size_t bytes) {
   std::string raw(bytes, '\0');
   std::size_t got = 0;

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace cagent::launcher::host {
@@ -20,6 +22,24 @@ std::filesystem::path home_directory(std::string_view home_env);
 // `cagent_home_env` ($CAGENT_HOME; tests use it) when not empty, else
 // <home>/.cagent.
 std::filesystem::path cagent_home(const std::filesystem::path& home, std::string_view cagent_home_env);
+
+// Why `workspace` cannot be a workspace, or nullopt. The agent writes the
+// whole workspace, so a workspace that is or holds the user's home directory
+// hands it the dotfiles that run on the host as the user (shell rc files,
+// ~/.ssh, git's global config), and one that is, holds or lies inside
+// cagent's own directory hands it the trusted global config and the
+// approvals. Pure: all three paths canonical (weakly, for ones not made yet).
+std::optional<std::string> forbidden_workspace(const std::filesystem::path& workspace,
+                                               const std::filesystem::path& home,
+                                               const std::filesystem::path& cagent_home);
+
+// Warnings for a workspace that holds what builds or runs the cage itself:
+// the image context (its files go into the next image, whose cage-init holds
+// the firewall) and the cagent executable the user runs. Developing cagent
+// in a cage is legitimate, so these warn instead of refusing. Pure.
+std::vector<std::string> launcher_in_workspace(const std::filesystem::path& workspace,
+                                               const std::optional<std::filesystem::path>& image_context,
+                                               const std::filesystem::path& executable);
 
 // `bytes` random bytes from getrandom(2) as lowercase hex.
 std::string random_hex(std::size_t bytes);

@@ -65,6 +65,25 @@ bool is_main_git_dir(const fs::path& dir) {
          !fs::exists(fs::symlink_status(dir / "commondir", ec));
 }
 
+// git's own test for a git directory (as GitDirNames, for one path): HEAD,
+// and objects/ and refs/ in its common directory — itself, or the one its
+// `commondir` file names (a worktree's private git directory).
+bool looks_like_git_dir(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dir / "HEAD", ec))) return false;
+  return fs::exists(fs::symlink_status(dir / "commondir", ec)) ||
+         (fs::is_directory(dir / "objects", ec) && fs::is_directory(dir / "refs", ec));
+}
+
+// Whether a workspace-relative path lies in (or is) a .git directory: one
+// unit, read-only whole whenever git directories are protected.
+bool in_dot_git(const std::string& rel) {
+  for (std::string_view seg : split_path(rel)) {
+    if (seg == ".git") return true;
+  }
+  return false;
+}
+
 std::string trim(std::string s) {
   while (!s.empty() &&
          (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) {
@@ -162,7 +181,7 @@ class Scanner {
  public:
   Scanner(const fs::path& root, const std::vector<Pattern>& ignore,
           const std::vector<Pattern>& readonly)
-      : root_(root), ignore_(ignore), readonly_(readonly) {}
+      : root_(root), ignore_(ignore), readonly_(readonly), protect_git_(protects_git_dirs(readonly)) {}
 
   ScanResult run() {
     if (const std::optional<std::string> err = walk(root_, "")) {
@@ -172,6 +191,7 @@ class Scanner {
                                *err + " (fix its permissions, or remove what cannot be read)");
     }
     drop_unsafe_git_mounts();
+    add_protected_git_dirs();
     result_.pinned.assign(pinned_.begin(), pinned_.end());
     std::sort(result_.git_markers.begin(), result_.git_markers.end(),
               [](const GitMarker& a, const GitMarker& b) { return a.relative < b.relative; });
@@ -210,8 +230,11 @@ class Scanner {
     if (in_git_ == 0) {
       GitDirNames names;
       for (const Listed& l : entries) names.see(l.entry.path().filename().native());
-      if (names.all()) {
-        result_.git_markers.push_back({rel_dir, GitMarker::Kind::bare_repository, file_identity(dir).value_or("")});
+      if (const auto kind = names.kind()) {
+        result_.git_markers.push_back({rel_dir, *kind, file_identity(dir).value_or("")});
+        // Read-only whole when history is: its config and hooks run for git
+        // on the host.
+        if (protect_git_) protect_git_dir(dir);
       }
     }
     // Deterministic order, so mount plans are reproducible.
@@ -248,8 +271,12 @@ class Scanner {
     // ignore patterns still apply inside it: otherwise the agent could move
     // a directory holding a hidden file into one ("mv app .git") and the
     // next session would show the file.
-    if (in_git_ == 0 && any_match(readonly_, rel, is_dir)) {
-      result_.readonly.push_back({rel, is_dir});
+    // With history read-only, every .git entry is, whatever the pattern's
+    // anchoring: a .git file repointed in place keeps its identity, so the
+    // end of the session would not name it.
+    const bool git_entry = name == ".git" && (is_dir || fs::is_regular_file(st));
+    if (in_git_ == 0 && (any_match(readonly_, rel, is_dir) || (protect_git_ && git_entry))) {
+      add_readonly(rel, is_dir);
     }
     if (name == ".git" && fs::is_regular_file(st) && in_git_ == 0) follow_gitfile(path, rel_dir);
     if (!is_dir) return;
@@ -314,8 +341,60 @@ class Scanner {
       return;
     }
     if (any_match(readonly_, rel, target_dir) && inside) {
-      result_.readonly.push_back({target_rel, target_dir});
+      add_readonly(target_rel, target_dir);
     }
+    // A .git symlink sends git to its target: protected as a git directory.
+    if (protect_git_ && in_git_ == 0 && link.filename() == ".git" && inside && target_dir &&
+        looks_like_git_dir(target)) {
+      protect_git_dir(target);
+    }
+  }
+
+  // The git directories found, read-only: each once, none below another
+  // read-only directory (one mount covers it).
+  void add_protected_git_dirs() {
+    const auto below = [](const std::string& path, const std::string& dir) {
+      return dir.empty() ? !path.empty() : path.size() > dir.size() && within(path, dir);
+    };
+    for (const std::string& rel : protected_) {
+      const bool covered =
+          std::any_of(protected_.begin(), protected_.end(), [&](const std::string& d) { return below(rel, d); }) ||
+          std::any_of(result_.readonly.begin(), result_.readonly.end(),
+                      [&](const ScannedPath& r) { return r.directory && below(rel, r.relative); });
+      if (!covered) add_readonly(rel, true);
+    }
+  }
+
+  // Read-only, once.
+  void add_readonly(const std::string& rel, bool is_dir) {
+    const ScannedPath p{rel, is_dir};
+    if (std::find(result_.readonly.begin(), result_.readonly.end(), p) == result_.readonly.end()) {
+      result_.readonly.push_back(p);
+    }
+  }
+
+  // A git directory that lies in the workspace, and the common directory
+  // its `commondir` names when that lies in the workspace too (git reads
+  // config and hooks from there): both read-only. `dir` need not be
+  // canonical; what lies outside the workspace is left to follow_gitfile().
+  void protect_git_dir(const fs::path& dir) {
+    const std::optional<fs::path> canon = canonical_or_none(dir);
+    if (!canon) return;
+    protect_inside(*canon);
+    const std::string common = first_line(read_small_file(*canon / "commondir").value_or(""));
+    if (common.empty()) return;
+    if (const std::optional<fs::path> c = canonical_or_none(fs::path(common).is_absolute() ? fs::path(common) : *canon / common)) {
+      protect_inside(*c);
+    }
+  }
+
+  void protect_inside(const fs::path& canon) {
+    const std::string path = canon.string();
+    const std::string root = root_.string();
+    std::error_code ec;
+    if (!within(path, root) || !fs::is_directory(fs::symlink_status(canon, ec))) return;
+    const std::string rel = path == root ? std::string() : path.substr(root.size() + 1);
+    if (!in_dot_git(rel)) protected_.insert(rel);  // (a .git directory is read-only whole)
   }
 
   void refuse_gitfile(const std::string& gitfile_rel, const std::string& why) {
@@ -341,12 +420,16 @@ class Scanner {
                                           : std::string(kContainerWorkspace) + "/" + rel_dir;
     const std::string container_gitdir =
         normalize_container_path(absolute ? target : container_dir + "/" + target);
+    const std::optional<fs::path> host_gitdir =
+        canonical_or_none(absolute ? fs::path(target) : gitfile.parent_path() / target);
+    // Where git on the host goes: when that is in the workspace, the agent
+    // must not write it (as an absolute path, as `git worktree add` and
+    // `--separate-git-dir` write it, the cage does not even reach it there).
+    if (protect_git_ && host_gitdir && looks_like_git_dir(*host_gitdir)) protect_git_dir(*host_gitdir);
     if (within(container_gitdir, kContainerWorkspace)) {
       report_commondir_outside(shown, gitfile, target, container_gitdir);
       return;
     }
-    const std::optional<fs::path> host_gitdir =
-        canonical_or_none(absolute ? fs::path(target) : gitfile.parent_path() / target);
     if (!host_gitdir || !fs::is_directory(*host_gitdir)) {
       refuse_gitfile(shown, "its gitdir " + printable(target) + " is not a directory");
       return;
@@ -358,6 +441,11 @@ class Scanner {
     }
     if (const std::optional<std::string> common = read_small_file(*host_gitdir / "commondir")) {
       follow_worktree(shown, *host_gitdir, *gitfile_canon, container_gitdir, first_line(*common));
+    } else if (within(host_gitdir->string(), root_.string()) && is_main_git_dir(*host_gitdir)) {
+      // A repository of the workspace's own (git init --separate-git-dir
+      // "$PWD/.gitdata"): the cage sees it anyway, so no back-pointer is
+      // needed; mounted where the .git file says, for git in the cage.
+      add_git_mount(*host_gitdir, container_gitdir, shown);
     } else {
       follow_submodule(shown, *host_gitdir, *gitfile_canon, container_gitdir);
     }
@@ -475,7 +563,9 @@ class Scanner {
   const fs::path& root_;
   const std::vector<Pattern>& ignore_;
   const std::vector<Pattern>& readonly_;
+  const bool protect_git_;  // readonly covers .git: every git directory is read-only
   std::set<std::string> pinned_;
+  std::set<std::string> protected_;  // git directories to make read-only (relative)
   int in_git_ = 0;  // > 0 while walking below a .git directory
   ScanResult result_;
 };
@@ -497,16 +587,22 @@ std::string normalize_container_path(const std::string& path) {
   return out.empty() ? "/" : out;
 }
 
+bool protects_git_dirs(const std::vector<Pattern>& readonly) {
+  return any_match(readonly, ".git", true);
+}
+
 ScanResult scan_workspace(const fs::path& root, const std::vector<Pattern>& ignore,
                           const std::vector<Pattern>& readonly) {
   return Scanner(root, ignore, readonly).run();
 }
 
-std::set<std::string> unwritable_directories(const ScanResult& scan) {
-  std::set<std::string> dirs;
+SkipDirs unwritable_directories(const fs::path& root, const ScanResult& scan) {
+  SkipDirs dirs;
   for (const std::vector<ScannedPath>* list : {&scan.ignored, &scan.readonly}) {
     for (const ScannedPath& p : *list) {
-      if (p.directory) dirs.insert(p.relative);
+      if (!p.directory) continue;
+      // One whose identity cannot be read is walked at the end after all.
+      if (auto id = dir_identity(p.relative.empty() ? root : root / p.relative)) dirs.emplace(p.relative, *id);
     }
   }
   return dirs;

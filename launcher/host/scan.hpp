@@ -35,10 +35,31 @@
 // rename or remove (EBUSY). Basename patterns (".env", "*.key") need no pin:
 // the file itself is a mount point and keeps its name wherever it is.
 //
+// Git directories. Whatever git takes for a repository runs code on the
+// host: its config (core.fsmonitor, core.pager, aliases) and hooks act for
+// every git command there. So when the readonly patterns make `.git`
+// read-only (protects_git_dirs(): one of them matches a directory `.git` at
+// the workspace root; the default `.git` does), every git directory the scan
+// finds in the workspace is read-only too, whatever its name: every `.git`
+// entry; every directory git takes for a git directory (GitDirNames:
+// HEAD, and objects/ and refs/ — a bare repository such as `.bare` — or a
+// commondir file), and the common directory its `commondir` names, when that
+// lies in the workspace;
+// the git directory a `.git` file or symlink names, when it lies in the
+// workspace and git would take it for one (HEAD, and commondir or objects/
+// and refs/), and the common directory its `commondir` names, when that lies
+// in the workspace. A workspace that is itself a git directory is mounted
+// read-only whole. A user who removed `.git` from readonly keeps a writable
+// history, in every layout.
+//
 // `.git` files. A `.git` file ("gitdir: PATH", as git writes for worktrees
 // and submodules) is workspace content, so it is as hostile as the agent.
 // When its git directory lies inside /workspace nothing is mounted. When it
-// lies outside, it is mounted read-only only if it provably belongs to this
+// lies outside /workspace as the cage sees it, but in the workspace on the
+// host (an absolute path, as `git worktree add` and `git init
+// --separate-git-dir` write), a repository's own git directory is mounted
+// read-only at that path, so git works in the cage: the cage sees it anyway.
+// Otherwise it is mounted read-only only if it provably belongs to this
 // workspace's checkout, judged by files outside the workspace that git
 // itself wrote (the agent cannot forge them):
 //   worktree:  the gitdir is <common>/worktrees/<name>, <common> (from its
@@ -74,7 +95,7 @@ inline constexpr const char* kContainerWorkspace = "/workspace";
 inline constexpr std::size_t kMaxScanPath = 3072;
 
 struct ScannedPath {
-  std::string relative;  // "a/b", relative to the workspace
+  std::string relative;  // "a/b", relative to the workspace ("" = the workspace itself)
   bool directory = false;
   bool operator==(const ScannedPath&) const = default;
 };
@@ -100,8 +121,14 @@ struct ScanResult {
 };
 
 // The directories the session could not write into: hidden whole or
-// mounted read-only (what find_git_markers() need not enter at the end).
-std::set<std::string> unwritable_directories(const ScanResult& scan);
+// mounted read-only (what find_git_markers() need not enter at the end),
+// with their identities now — call it before the session starts.
+SkipDirs unwritable_directories(const std::filesystem::path& root, const ScanResult& scan);
+
+// Whether these readonly patterns make history read-only — one of them
+// matches a directory `.git` at the workspace root — and with it every git
+// directory of the workspace, whatever its name (see above).
+bool protects_git_dirs(const std::vector<Pattern>& readonly);
 
 // `root` must be an absolute, canonical directory. Throws std::runtime_error
 // if it cannot be read.

@@ -169,10 +169,43 @@ std::optional<std::string> approve_workspace_config(const CliOptions& cli, const
 struct WorkspaceBefore {
   std::string config_hash;
   std::string envrc_hash;
+  std::vector<std::string> approved;  // the contents of .cagent.yaml approved for this workspace
 };
 
+std::vector<std::string> approved_contents(const HostContext& host) {
+  if (!host.workspace_identity) return {};
+  const auto approvals = ApprovalStore(host.cagent_home).load(host.workspace.string(), *host.workspace_identity);
+  return approvals ? approvals->contents : std::vector<std::string>{};
+}
+
 WorkspaceBefore workspace_before(const HostContext& host) {
-  return {file_state_hash(host.workspace / kWorkspaceConfig), file_state_hash(host.workspace / kEnvrc)};
+  return {file_state_hash(host.workspace / kWorkspaceConfig), file_state_hash(host.workspace / kEnvrc),
+          approved_contents(host)};
+}
+
+// The end-of-session line about a .cagent.yaml the session created or
+// changed; takes back an approval of what the agent wrote (see
+// content_to_withdraw()), so that the line can say what the next session does.
+void name_config_change(const WorkspaceBefore& before, const HostContext& host, SessionIo io) {
+  const fs::path file = host.workspace / kWorkspaceConfig;
+  const std::string now = file_state_hash(file);
+  if (now == before.config_hash) return;
+  const std::string shown = printable(file.string());
+  if (now == kAbsentConfig) {
+    io.err << "cagent: this session removed " << shown << "\n";
+    return;
+  }
+  if (const auto hash = content_to_withdraw(before.config_hash, before.approved, now)) {
+    ApprovalStore(host.cagent_home).withdraw(host.workspace.string(), *host.workspace_identity, *hash);
+  }
+  const std::vector<std::string> approved_now = approved_contents(host);
+  if (std::find(approved_now.begin(), approved_now.end(), now) == approved_now.end()) {
+    io.err << "cagent: this session created or changed " << shown
+           << "; the next session shows it and uses it only once you approve it\n";
+  } else {
+    io.err << "cagent: this session changed " << shown
+           << " and you approved the new content (cagent allow --save); the next session uses it\n";
+  }
 }
 
 // Once the container is gone: a .cagent.yaml or .envrc at the workspace root
@@ -181,10 +214,7 @@ WorkspaceBefore workspace_before(const HostContext& host) {
 void name_session_changes(const WorkspaceBefore& before, const PreparedSession& p, const HostContext& host,
                           SessionIo io) {
   try {
-    if (file_state_hash(host.workspace / kWorkspaceConfig) != before.config_hash) {
-      io.err << "cagent: this session created or changed " << printable((host.workspace / kWorkspaceConfig).string())
-             << "; a later session uses it only once you approve it\n";
-    }
+    name_config_change(before, host, io);
     if (file_state_hash(host.workspace / kEnvrc) != before.envrc_hash) {
       io.err << "cagent: this session created or changed " << printable((host.workspace / kEnvrc).string())
              << "; direnv runs it after 'direnv allow' - read it first\n";
@@ -333,7 +363,7 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   for (const std::string& w : scan.warnings) io.err << "cagent: " << w << "\n";
   p.plan = plan_mounts(scan, host.workspace, p.session_dir);
   p.git_markers = scan.git_markers;
-  p.unwritable = unwritable_directories(scan);
+  p.unwritable = unwritable_directories(host.workspace, scan);
 
   RunSpec& spec = p.run;
   spec.image = host.image;
@@ -360,6 +390,11 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   ImageRequest& image = p.image;
   image.image = host.image;
   image.context = find_image_context(host.executable, host.image_context);
+  const std::optional<fs::path> context =
+      image.context ? std::optional<fs::path>(fs::weakly_canonical(*image.context)) : std::nullopt;
+  for (const std::string& w : launcher_in_workspace(host.workspace, context, host.executable)) {
+    io.err << "cagent: " << w << "\n";
+  }
   image.build_args = with_extra_packages(host.build_args, p.config.image_packages);
   // Only with sysbox: the image variant with an engine (its own tag by its
   // hash). Without it nothing changes, not even the build args.
@@ -526,6 +561,10 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   if (cli.print_config) {
     io.out << render_config(merged);
     return 0;
+  }
+  if (const auto why = forbidden_workspace(host.workspace, fs::weakly_canonical(host.home),
+                                           fs::weakly_canonical(host.cagent_home))) {
+    throw UsageError(*why);
   }
   const EngineFacts engine = probe_engine(runner, host, !cli.dry_run);
   if (!engine.reachable && !cli.dry_run) throw DockerError(engine.unreachable);

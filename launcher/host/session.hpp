@@ -103,7 +103,7 @@ struct PreparedSession {
   // From the scan, for the end of the session: the git repositories present
   // at the start, and the directories the session cannot write into.
   std::vector<GitMarker> git_markers;
-  std::set<std::string> unwritable;
+  SkipDirs unwritable;
 };
 
 // How docker run ended.

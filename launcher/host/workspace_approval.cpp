@@ -99,6 +99,18 @@ WorkspaceApprovals with_approved(WorkspaceApprovals approvals, const std::string
   return approvals;
 }
 
+WorkspaceApprovals without_approved(WorkspaceApprovals approvals, const std::string& content_hash) {
+  std::erase(approvals.contents, content_hash);
+  return approvals;
+}
+
+std::optional<std::string> content_to_withdraw(const std::string& hash_before,
+                                               const std::vector<std::string>& approved_before,
+                                               const std::string& hash_now) {
+  if (hash_now == hash_before || !contains(approved_before, hash_now)) return std::nullopt;
+  return hash_now;
+}
+
 ApprovalDecision decide_workspace_config(const ApprovalInput& in) {
   if (!in.file.content) return {Verdict::none, ""};
   // The approvals must be this directory's: the same path and the same
@@ -207,6 +219,16 @@ void ApprovalStore::approve(const std::string& workspace, const std::string& ide
   options.mode = 0600;
   dnsguard::write_file_atomically(file_for(workspace, identity),
                                   render_approvals(with_approved(std::move(current), content_hash)), options);
+}
+
+void ApprovalStore::withdraw(const std::string& workspace, const std::string& identity,
+                             const std::string& content_hash) const {
+  std::optional<WorkspaceApprovals> current = load(workspace, identity);
+  if (!current || !contains(current->contents, content_hash)) return;
+  dnsguard::ReplaceOptions options;
+  options.mode = 0600;
+  dnsguard::write_file_atomically(file_for(workspace, identity),
+                                  render_approvals(without_approved(std::move(*current), content_hash)), options);
 }
 
 }  // namespace cagent::launcher::host

@@ -53,6 +53,19 @@ std::string render_approvals(const WorkspaceApprovals& approvals);
 WorkspaceApprovals parse_approvals(std::string_view text);
 // `approvals` with `content_hash` as the newest, at most kMaxApprovedContents.
 WorkspaceApprovals with_approved(WorkspaceApprovals approvals, const std::string& content_hash);
+// `approvals` without `content_hash`.
+WorkspaceApprovals without_approved(WorkspaceApprovals approvals, const std::string& content_hash);
+
+// At the end of a session that changed .cagent.yaml: the content to take
+// back from the approvals, if any. Approvals are kept per content, several
+// of them (branches), so the agent could write back an older content the
+// user once approved, and the next session would load it without a word.
+// Content the session wrote is taken back — unless it was approved during
+// the session (`cagent allow --save`, the user's own edit): `approved_before`
+// are the approvals as they stood when the session started.
+std::optional<std::string> content_to_withdraw(const std::string& hash_before,
+                                               const std::vector<std::string>& approved_before,
+                                               const std::string& hash_now);
 
 // The workspace's .cagent.yaml as found at the start.
 struct ConfigFileState {
@@ -111,6 +124,8 @@ class ApprovalStore {
   // nullopt when nothing was approved for this path and identity.
   std::optional<WorkspaceApprovals> load(const std::string& workspace, const std::string& identity) const;
   void approve(const std::string& workspace, const std::string& identity, const std::string& content_hash) const;
+  // Takes one content back; nothing to do when it is not approved.
+  void withdraw(const std::string& workspace, const std::string& identity, const std::string& content_hash) const;
 
  private:
   std::filesystem::path file_for(const std::string& workspace, const std::string& identity) const;

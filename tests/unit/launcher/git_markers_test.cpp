@@ -3,6 +3,8 @@
 // a real tree.
 #include <doctest/doctest.h>
 
+#include <optional>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +61,37 @@ TEST_CASE("git markers: the diff names what is new or replaced, nothing that was
   }
 }
 
+TEST_CASE("git markers: a git directory by git's own test, on the names alone") {
+  struct Row {
+    std::vector<const char*> names;
+    std::optional<Kind> want;
+  };
+  const std::vector<Row> rows = {
+      {{"HEAD", "objects", "refs"}, Kind::bare_repository},
+      {{"HEAD", "objects", "refs", "config", "hooks"}, Kind::bare_repository},
+      // A worktree's private git directory: objects and refs are its
+      // commondir's (git reads config and hooks from there too).
+      {{"HEAD", "commondir"}, Kind::linked_git_dir},
+      {{"HEAD", "commondir", "objects", "refs"}, Kind::linked_git_dir},
+      {{"HEAD", "objects"}, std::nullopt},
+      {{"HEAD", "refs"}, std::nullopt},
+      {{"objects", "refs", "commondir", "config"}, std::nullopt},  // no HEAD
+      {{"HEAD"}, std::nullopt},
+      {{"head", "Objects", "refs", "commondir."}, std::nullopt},
+      {{}, std::nullopt},
+  };
+  for (const Row& row : rows) {
+    GitDirNames names;
+    std::string shown;
+    for (const char* n : row.names) {
+      names.see(n);
+      shown += std::string(n) + " ";
+    }
+    CAPTURE(shown);
+    CHECK(names.kind() == row.want);
+  }
+}
+
 TEST_CASE("git markers: the warning says why, escapes names and is bounded") {
   CHECK(describe_new_git_markers({}, {}, 3).empty());
   const std::vector<std::string> one = describe_new_git_markers({{"vendor/lib/.git", Kind::git_dir, ""}}, {}, 3);
@@ -81,6 +114,9 @@ TEST_CASE("git markers: the warning says why, escapes names and is bounded") {
   const std::vector<std::string> odd = describe_new_git_markers({many[5], many[6]}, {}, 10);
   CHECK(odd[1] == "  \\x1b]0;x\\x07/.git (a new .git file: it sends git to the directory it names)");
   CHECK(odd[2].rfind("  . (git takes it for a bare repository", 0) == 0);
+  const std::vector<std::string> linked = describe_new_git_markers({{"src", Kind::linked_git_dir, ""}}, {}, 10);
+  REQUIRE(linked.size() == 2);
+  CHECK(linked[1].rfind("  src (git takes it for a repository: HEAD and commondir", 0) == 0);
 }
 
 TEST_CASE("git markers: the start scan records them, the end walk finds what the session added") {
@@ -96,7 +132,7 @@ TEST_CASE("git markers: the start scan records them, the end walk finds what the
   CHECK(relatives(start.git_markers) == std::vector<std::string>{".git", "mirror.git", "wt/.git"});
 
   // Nothing happened: nothing to name.
-  const std::set<std::string> skip = unwritable_directories(start);
+  const SkipDirs skip = unwritable_directories(ws, start);
   CHECK(skip.contains("secrets"));
   CHECK(skip.contains("docs"));
   GitMarkerWalk end = find_git_markers(ws, skip);
@@ -110,6 +146,13 @@ TEST_CASE("git markers: the start scan records them, the end walk finds what the
   t.dir("ws/c");
   fs::create_symlink("../.git", ws / "c" / ".git");
   make_git_dir(t, "ws/tools");
+  // A linked git directory: HEAD and a commondir naming a directory with
+  // objects/, refs/ and the config git then runs (no HEAD of its own).
+  t.file("ws/src/HEAD", "ref: refs/heads/main\n");
+  t.file("ws/src/commondir", "../.cache/c\n");
+  t.dir("ws/.cache/c/objects");
+  t.dir("ws/.cache/c/refs");
+  t.file("ws/.cache/c/config", "[core]\n\tpager = touch /tmp/pwned\n");
   make_git_dir(t, "ws/hid/.git");
   REQUIRE(::chmod((ws / "hid").c_str(), 0) == 0);
   // What it could not have written is not walked: the hidden and read-only
@@ -119,12 +162,15 @@ TEST_CASE("git markers: the start scan records them, the end walk finds what the
   const std::vector<GitMarker> fresh = new_git_markers(start.git_markers, end.markers);
   if (::geteuid() == 0) {
     // root reads the unreadable directory anyway
-    CHECK(relatives(fresh) == std::vector<std::string>{"a/b/.git", "c/.git", "hid/.git", "tools", "vendor/lib/.git"});
+    CHECK(relatives(fresh) ==
+          std::vector<std::string>{"a/b/.git", "c/.git", "hid/.git", "src", "tools", "vendor/lib/.git"});
   } else {
-    CHECK(relatives(fresh) == std::vector<std::string>{"a/b/.git", "c/.git", "tools", "vendor/lib/.git"});
+    CHECK(relatives(fresh) == std::vector<std::string>{"a/b/.git", "c/.git", "src", "tools", "vendor/lib/.git"});
     CHECK(end.unchecked == std::vector<std::string>{"hid"});
   }
-  REQUIRE(fresh.size() >= 4);
+  REQUIRE(fresh.size() >= 5);
+  CHECK(fresh[fresh.size() - 3].kind == Kind::linked_git_dir);
+  CHECK(fresh[fresh.size() - 2].kind == Kind::bare_repository);
   CHECK(fresh[0].kind == Kind::git_file);
   CHECK(fresh[1].kind == Kind::git_symlink);
   CHECK(fresh.back().kind == Kind::git_dir);
@@ -136,4 +182,28 @@ TEST_CASE("git markers: the start scan records them, the end walk finds what the
   end = find_git_markers(ws, skip);
   const auto replaced = relatives(new_git_markers(start.git_markers, end.markers));
   CHECK(std::find(replaced.begin(), replaced.end(), "wt/.git") != replaced.end());
+}
+
+TEST_CASE("git markers: a read-only directory the session replaced at its path is walked at the end") {
+  // In the cage docs/ is read-only, but its parent is not: the agent moves
+  // the parent aside and makes a new directory of the same name, with a
+  // repository in it. Skipped by path, that repository went unnamed.
+  TempDir t;
+  const fs::path ws = t.dir("ws");
+  t.dir("ws/p/docs");
+  make_git_dir(t, "ws/p/docs/old/.git");  // there before; moved aside, named at its new path
+  t.dir("ws/q/kept");
+  const ScanResult start = scan_workspace(ws, {}, {Pattern::parse("p/docs/"), Pattern::parse("q/kept/")});
+  const SkipDirs skip = unwritable_directories(ws, start);
+  REQUIRE(skip.contains("p/docs"));
+  REQUIRE(skip.contains("q/kept"));
+
+  fs::rename(ws / "p", ws / "p-aside");
+  make_git_dir(t, "ws/p/docs/.git");
+  // The control: q/kept is the same directory, and what the test writes in
+  // it (the session could not) is still passed over.
+  make_git_dir(t, "ws/q/kept/inner/.git");
+  const GitMarkerWalk end = find_git_markers(ws, skip);
+  CHECK(relatives(new_git_markers(start.git_markers, end.markers)) ==
+        std::vector<std::string>{"p-aside/docs/old/.git", "p/docs/.git"});
 }

@@ -259,6 +259,157 @@ TEST_CASE("scan: submodule .git file pointing inside the workspace needs no extr
   CHECK(scan.readonly == std::vector<ScannedPath>{{".git", true}, {"sub/.git", false}});
 }
 
+// The directories of `scan.readonly`.
+std::vector<std::string> readonly_dirs(const ScanResult& scan) {
+  std::vector<std::string> out;
+  for (const ScannedPath& p : scan.readonly) {
+    if (p.directory) out.push_back(p.relative);
+  }
+  return out;
+}
+
+TEST_CASE("scan: with .git read-only, every git directory in the workspace is, whatever its name") {
+  // Git directories not named .git: git on the host runs their config
+  // (core.fsmonitor, core.pager) and hooks, so the agent must not write
+  // them. Each row: a layout, and the directories it must make read-only.
+  struct Row {
+    const char* name;
+    std::function<void(const TempDir&)> make;
+    std::vector<std::string> readonly;  // directories, in scan order
+    std::vector<std::string> mounted;   // git_dirs' host paths, relative to t
+  };
+  const std::vector<Row> rows = {
+      {"bare repository and worktrees: .git says 'gitdir: ./.bare'",
+       [](const TempDir& t) {
+         make_repo(t, "ws/.bare");
+         t.file("ws/.git", "gitdir: ./.bare\n");
+         make_worktree(t, "ws/.bare", "main", "ws/main");
+         t.file("ws/main/file.txt");
+       },
+       {".bare"},
+       {"ws/.bare"}},  // for git in the cage: main/.git names it by its host path
+      {"git init --separate-git-dir \"$PWD/.gitdata\" (an absolute gitdir)",
+       [](const TempDir& t) {
+         make_repo(t, "ws/.gitdata");
+         t.file("ws/.git", "gitdir: " + (t / "ws/.gitdata").string() + "\n");
+       },
+       {".gitdata"},
+       {"ws/.gitdata"}},
+      {"a .git file naming a linked git dir whose commondir is in the workspace",
+       [](const TempDir& t) {
+         t.file("ws/gd/HEAD", "ref: refs/heads/main\n");
+         t.file("ws/gd/commondir", "../cd\n");
+         t.dir("ws/cd/objects");
+         t.dir("ws/cd/refs");
+         t.file("ws/cd/config", "[core]\n\tfsmonitor = x\n");
+         t.file("ws/.git", "gitdir: gd\n");
+       },
+       {"cd", "gd"},
+       {}},
+      {"a .git symlink to a linked git dir",
+       [](const TempDir& t) {
+         t.file("ws/gd/HEAD", "ref: refs/heads/main\n");
+         t.file("ws/gd/commondir", (t / "ws/cd").string() + "\n");
+         t.dir("ws/cd/objects");
+         t.dir("ws/cd/refs");
+         fs::create_symlink("gd", t / "ws/.git");
+       },
+       {"gd", "cd"},  // the target by the pattern on the link's name, then its commondir
+       {}},
+      {"a bare repository anywhere", [](const TempDir& t) { make_repo(t, "ws/vendor/mirror.git"); },
+       {"vendor/mirror.git"}, {}},
+      {"a linked git dir (HEAD and commondir) whose common dir has no HEAD",
+       [](const TempDir& t) {
+         t.file("ws/lib/HEAD", "ref: refs/heads/main\n");
+         t.file("ws/lib/commondir", "../.cache/c\n");
+         t.dir("ws/.cache/c/objects");
+         t.dir("ws/.cache/c/refs");
+         t.file("ws/.cache/c/config", "[core]\n\tpager = x\n");
+       },
+       {".cache/c", "lib"},
+       {}},
+  };
+  for (const Row& row : rows) {
+    const std::string name = row.name;
+    CAPTURE(name);
+    TempDir t;
+    t.file("ws/src/main.c");
+    row.make(t);
+    const fs::path ws = t / "ws";
+    const ScanResult scan = scan_workspace(ws, {}, patterns({".git", ".envrc"}));
+    std::string got;
+    for (const std::string& d : readonly_dirs(scan)) got += d + " ";
+    CAPTURE(got);
+    CHECK(readonly_dirs(scan) == row.readonly);
+    CHECK(scan.warnings.empty());
+    std::vector<std::string> mounted;
+    for (const ExtraMount& m : scan.git_dirs) {
+      mounted.push_back(m.host.string().substr(t.path().string().size() + 1));
+      CHECK(m.container == m.host.string());  // where the .git file says
+    }
+    CHECK(mounted == row.mounted);
+    // In the plan: read-only in the workspace, the rest of it writable.
+    const std::vector<std::string> plan = render(plan_mounts(scan, ws, "/ph"), ws, "/ph");
+    CHECK(plan.front() == "WS -> /workspace rw");
+    for (const std::string& d : row.readonly) {
+      CHECK(std::find(plan.begin(), plan.end(), "WS/" + d + " -> /workspace/" + d + " ro") != plan.end());
+    }
+    CHECK(std::none_of(plan.begin(), plan.end(),
+                       [](const std::string& m) { return m.find("-> /workspace/src") != std::string::npos; }));
+
+    // The control: a user who took .git out of readonly keeps a writable
+    // history, in every layout.
+    const ScanResult writable = scan_workspace(ws, {}, patterns({".envrc"}));
+    CHECK(readonly_dirs(writable).empty());
+  }
+}
+
+TEST_CASE("scan: protecting git directories follows the readonly patterns, and only git directories") {
+  struct Row {
+    std::vector<const char*> readonly;
+    bool protects;
+  };
+  const std::vector<Row> rows = {
+      {{".git"}, true},          {{".git/"}, true},     {{"/.git"}, true}, {{"**/.git"}, true},
+      {{"vendor/", ".git"}, true}, {{}, false},        {{".envrc"}, false}, {{"vendor/.git"}, false},
+      {{".gitignore"}, false},
+  };
+  for (const Row& row : rows) {
+    std::vector<Pattern> ps;
+    for (const char* p : row.readonly) ps.push_back(Pattern::parse(p));
+    CAPTURE(row.readonly.size());
+    CHECK(protects_git_dirs(ps) == row.protects);
+  }
+
+  TempDir t;
+  const fs::path ws = t.dir("ws");
+  // A .git directory the pattern's anchoring misses is read-only all the same.
+  make_repo(t, "ws/vendor/lib/.git");
+  // Not git directories (git would refuse them): left writable, also when a
+  // planted .git file names them.
+  t.file("ws/notes/HEAD", "x\n");
+  t.dir("ws/notes/objects");
+  t.dir("ws/build/objects");
+  t.dir("ws/build/refs");
+  t.file("ws/sub/.git", "gitdir: ../notes\n");
+  const ScanResult scan = scan_workspace(ws, {}, patterns({"/.git"}));
+  CHECK(scan.readonly == std::vector<ScannedPath>{{"sub/.git", false}, {"vendor/lib/.git", true}});
+}
+
+TEST_CASE("scan: a workspace that is itself a git directory is mounted read-only whole") {
+  TempDir t;
+  make_repo(t, "ws");
+  t.file("ws/hooks/post-checkout", "#!/bin/sh\n");
+  t.file("ws/.env", "SECRET=1");
+  const fs::path ws = t / "ws";
+  const ScanResult scan = scan_workspace(ws, patterns({".env"}), patterns({".git"}));
+  CHECK(render(plan_mounts(scan, ws, "/ph"), ws, "/ph") ==
+        std::vector<std::string>{"WS -> /workspace ro", "PH/empty-file -> /workspace/.env ro"});
+  // Control: without .git in readonly it is writable.
+  const ScanResult writable = scan_workspace(ws, patterns({".env"}), {});
+  CHECK(render(plan_mounts(writable, ws, "/ph"), ws, "/ph").front() == "WS -> /workspace rw");
+}
+
 TEST_CASE("scan: a hostile .git file cannot mount system paths or non-git dirs") {
   TempDir t;
   const fs::path ws = t.dir("ws");

@@ -195,3 +195,27 @@ TEST_CASE("workspace config approval: the store keys approvals by path and ident
   write_file(files[0], render_approvals(approved({"A"}, "/elsewhere", "fh1:aa")), 0600);
   CHECK_FALSE(store.load("/a", "fh1:aa"));
 }
+
+TEST_CASE("workspace config approval: what a session wrote is taken back, what the user approved in it is kept") {
+  // The agent writes back an older content the user once approved (for
+  // another branch, say): without this the next session loads it unasked.
+  CHECK(content_to_withdraw("B", {"A", "B"}, "A") == std::optional<std::string>("A"));
+  // Control: content nobody approved has nothing to take back; neither has
+  // an unchanged file, nor one approved only during the session
+  // (cagent allow --save approves its own edit).
+  CHECK_FALSE(content_to_withdraw("B", {"A", "B"}, "C"));
+  CHECK_FALSE(content_to_withdraw("B", {"A", "B"}, "B"));
+  CHECK_FALSE(content_to_withdraw("B", {"B"}, "C"));
+
+  TempDir t;
+  const ApprovalStore store(t / "cagent");
+  store.approve("/a", "fh1:aa", "A");
+  store.approve("/a", "fh1:aa", "B");
+  store.withdraw("/a", "fh1:aa", "A");
+  REQUIRE(store.load("/a", "fh1:aa"));
+  CHECK(store.load("/a", "fh1:aa")->contents == std::vector<std::string>{"B"});
+  store.withdraw("/a", "fh1:aa", "C");  // not approved: nothing changes
+  CHECK(store.load("/a", "fh1:aa")->contents == std::vector<std::string>{"B"});
+  store.withdraw("/b", "fh1:aa", "B");  // nothing approved there: no record made
+  CHECK_FALSE(store.load("/b", "fh1:aa"));
+}

@@ -74,4 +74,24 @@ out=$(cage "$ws" "$resolve")
 expect_eq "the edited file is not used unapproved (no terminal)" "$out" "resolved=no"
 expect_match "…and says it changed" "$(cage_err)" 'ignoring .*\.cagent\.yaml: it changed since you approved it'
 accept_in "$ws" "the user's edit"
+
+# Approvals are kept per content (a few, for branches). The user narrows the
+# file and approves that, then removes it (a branch without one). A file in
+# use is read-only in the cage; an absent one is not, so the agent writes
+# the older content, approved before, which allowed denied.test. The session
+# takes that approval back, so the next session asks instead of loading it.
+printf 'domains: [allowed.test]\n' >"$ws/.cagent.yaml"
+chown "$E2E_UID:$E2E_GID" "$ws/.cagent.yaml"
+run_cagent "$ws" --accept-workspace-config -- true </dev/null 2>/dev/null
+out=$(cage "$ws" "$resolve")
+expect_eq "control: the narrowed, approved file is used (denied.test no longer resolves)" "$out" "resolved=no"
+expect_no_match "…with no warning" "$(cage_err)" 'ignoring .*\.cagent\.yaml'
+rm "$ws/.cagent.yaml"
+cage "$ws" "printf 'domains: [denied.test]\n' >/workspace/.cagent.yaml && echo reverted"
+expect_match "at its end, cagent says the next session asks" "$(cage_err)" \
+  'created or changed .*\.cagent\.yaml; the next session shows it and uses it only once you approve it'
+out=$(cage "$ws" "$resolve")
+expect_eq "the older approved content the agent wrote back is not loaded unasked" "$out" "resolved=no"
+expect_match "…the warning names it" "$(cage_err)" "$warning"
+accept_in "$ws" "the older content, approved again by the user"
 finish

@@ -22,6 +22,8 @@ expect_eq "the file keeps its comments and gains the name" "$(cat "$ws/.cagent.y
 touch "$ws/go"
 wait_cage_bg 120
 expect_match "the running cage resolves it" "$(cat "$ws/result" 2>/dev/null)" 'getent=0'
+expect_match "at its end, cagent says the changed file is the user's approved edit" "$(cat "$E2E_TMP/bg.err")" \
+  'changed .*\.cagent\.yaml and you approved the new content'
 rc=0; out=$(cd "$ws" && cagent_env "$E2E_CAGENT" allow denied.test --save 2>&1) || rc=$?
 expect_eq "no running cage: exit 2" "$rc" 2
 out=$(cage "$ws" 'getent hosts denied.test; echo "getent=$?"')

@@ -1,4 +1,4 @@
-#include "dns_wire.hpp"
+#include "bench/dns_wire.hpp"
 
 #include <cstring>
 

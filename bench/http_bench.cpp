@@ -1,4 +1,4 @@
-#include "http_bench.hpp"
+#include "bench/http_bench.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "sockaddr.hpp"
+#include "bench/sockaddr.hpp"
 
 namespace cagent::bench {
 namespace {

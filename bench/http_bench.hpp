@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "options.hpp"
+#include "bench/options.hpp"
 
 namespace cagent::bench {
 

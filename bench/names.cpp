@@ -1,6 +1,6 @@
-#include "names.hpp"
+#include "bench/names.hpp"
 
-#include "dns_wire.hpp"
+#include "bench/dns_wire.hpp"
 
 #include <charconv>
 #include <cstring>

@@ -11,7 +11,7 @@
 #include <variant>
 #include <vector>
 
-#include "zone.hpp"
+#include "bench/zone.hpp"
 
 namespace cagent::bench {
 

@@ -1,9 +1,9 @@
-#include "query.hpp"
+#include "bench/query.hpp"
 
-#include "sockaddr.hpp"
+#include "bench/sockaddr.hpp"
 
-#include "dns_wire.hpp"
-#include "zone.hpp"
+#include "bench/dns_wire.hpp"
+#include "bench/zone.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "asio.hpp"
+#include "bench/asio.hpp"
 #include "dnsguard/posix.hpp"
 
 #include <algorithm>

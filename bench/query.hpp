@@ -11,9 +11,9 @@
 //
 // One single-threaded io_context; nothing here throws per packet.
 
-#include "names.hpp"
-#include "options.hpp"
-#include "stats.hpp"
+#include "bench/names.hpp"
+#include "bench/options.hpp"
+#include "bench/stats.hpp"
 
 namespace cagent::bench {
 

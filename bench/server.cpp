@@ -1,14 +1,14 @@
-#include "server.hpp"
+#include "bench/server.hpp"
 
-#include "sockaddr.hpp"
-#include "zone.hpp"
+#include "bench/sockaddr.hpp"
+#include "bench/zone.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "asio.hpp"
+#include "bench/asio.hpp"
 #include "dnsguard/ip.hpp"
 #include "dnsguard/posix.hpp"
 

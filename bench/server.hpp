@@ -8,7 +8,7 @@
 // runs on one Asio io_context in the calling thread, one coroutine per
 // connection. SIGINT/SIGTERM stop everything.
 
-#include "options.hpp"
+#include "bench/options.hpp"
 
 namespace cagent::bench {
 

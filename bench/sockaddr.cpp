@@ -1,4 +1,4 @@
-#include "sockaddr.hpp"
+#include "bench/sockaddr.hpp"
 
 #include <arpa/inet.h>
 

@@ -1,4 +1,4 @@
-#include "stats.hpp"
+#include "bench/stats.hpp"
 
 #include <algorithm>
 #include <bit>

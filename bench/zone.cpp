@@ -1,6 +1,6 @@
-#include "zone.hpp"
+#include "bench/zone.hpp"
 
-#include "dns_wire.hpp"
+#include "bench/dns_wire.hpp"
 
 #include <algorithm>
 #include <cstring>

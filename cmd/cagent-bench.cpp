@@ -1,11 +1,11 @@
 // cagent-bench: DNS load generator / latency meter and fake upstream.
 // Parses argv, runs the chosen mode, maps errors to exit codes
 // (0 ok, 1 runtime error, 2 usage error).
-#include "http_bench.hpp"
-#include "names.hpp"
-#include "options.hpp"
-#include "query.hpp"
-#include "server.hpp"
+#include "bench/http_bench.hpp"
+#include "bench/names.hpp"
+#include "bench/options.hpp"
+#include "bench/query.hpp"
+#include "bench/server.hpp"
 
 #include "nft/nft.hpp"
 

@@ -19,10 +19,10 @@
 #include <string_view>
 
 #include "cmd/nft_sink.hpp"
-#include "config.hpp"
-#include "control.hpp"
-#include "log.hpp"
-#include "server.hpp"
+#include "dnsguard/config.hpp"
+#include "dnsguard/control.hpp"
+#include "dnsguard/log.hpp"
+#include "dnsguard/server.hpp"
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "gate_bindings.hpp"
+#include "dnsguard/gate_bindings.hpp"
 
 namespace cagent::cmd {
 

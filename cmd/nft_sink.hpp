@@ -20,10 +20,10 @@
 #include <string_view>
 #include <vector>
 
-#include "answer_sink.hpp"
-#include "decisions.hpp"
-#include "config.hpp"
-#include "log.hpp"
+#include "dnsguard/answer_sink.hpp"
+#include "dnsguard/decisions.hpp"
+#include "dnsguard/config.hpp"
+#include "dnsguard/log.hpp"
 #include "nft/nft.hpp"
 
 namespace cagent::cmd {

@@ -1,4 +1,4 @@
-#include "address_filter.hpp"
+#include "dnsguard/address_filter.hpp"
 
 #include <array>
 

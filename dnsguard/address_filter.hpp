@@ -7,7 +7,7 @@
 
 #include <span>
 
-#include "ip.hpp"
+#include "dnsguard/ip.hpp"
 
 namespace cagent::dnsguard {
 

@@ -1,4 +1,4 @@
-#include "allow_list.hpp"
+#include "dnsguard/allow_list.hpp"
 
 namespace cagent::dnsguard {
 

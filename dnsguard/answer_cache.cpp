@@ -1,4 +1,4 @@
-#include "answer_cache.hpp"
+#include "dnsguard/answer_cache.hpp"
 
 #include <cstring>
 

@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "message.hpp"
+#include "dnsguard/message.hpp"
 
 namespace cagent::dnsguard {
 

@@ -31,7 +31,7 @@
 #include <cstdint>
 #include <span>
 
-#include "ip.hpp"
+#include "dnsguard/ip.hpp"
 
 namespace cagent::dnsguard {
 

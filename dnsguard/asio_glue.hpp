@@ -12,7 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "ip.hpp"
+#include "dnsguard/ip.hpp"
 
 namespace cagent::dnsguard {
 

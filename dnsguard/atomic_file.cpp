@@ -1,4 +1,4 @@
-#include "atomic_file.hpp"
+#include "dnsguard/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

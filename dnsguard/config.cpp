@@ -1,4 +1,4 @@
-#include "config.hpp"
+#include "dnsguard/config.hpp"
 
 #include <fstream>
 #include <sstream>

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "ip.hpp"
-#include "policy.hpp"
+#include "dnsguard/ip.hpp"
+#include "dnsguard/policy.hpp"
 
 namespace cagent::dnsguard {
 

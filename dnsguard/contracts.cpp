@@ -1,4 +1,4 @@
-#include "contracts.hpp"
+#include "dnsguard/contracts.hpp"
 
 #include <boost/json.hpp>
 

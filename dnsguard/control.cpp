@@ -1,4 +1,4 @@
-#include "control.hpp"
+#include "dnsguard/control.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>

@@ -43,8 +43,8 @@
 #include <string_view>
 #include <vector>
 
-#include "allow_list.hpp"
-#include "contracts.hpp"
+#include "dnsguard/allow_list.hpp"
+#include "dnsguard/contracts.hpp"
 
 namespace cagent::dnsguard {
 

@@ -1,10 +1,10 @@
-#include "decisions.hpp"
+#include "dnsguard/decisions.hpp"
 
 #include <algorithm>
 #include <array>
 #include <vector>
 
-#include "atomic_file.hpp"
+#include "dnsguard/atomic_file.hpp"
 
 namespace cagent::dnsguard {
 namespace {

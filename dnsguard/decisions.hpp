@@ -29,8 +29,8 @@
 #include <span>
 #include <vector>
 
-#include "contracts.hpp"
-#include "ip.hpp"
+#include "dnsguard/contracts.hpp"
+#include "dnsguard/ip.hpp"
 
 namespace cagent::dnsguard {
 

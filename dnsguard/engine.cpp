@@ -1,4 +1,4 @@
-#include "engine.hpp"
+#include "dnsguard/engine.hpp"
 
 #include <algorithm>
 #include <array>

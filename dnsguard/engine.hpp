@@ -16,15 +16,15 @@
 #include <string_view>
 #include <vector>
 
-#include "address_filter.hpp"
-#include "allow_list.hpp"
-#include "answer_cache.hpp"
-#include "answer_sink.hpp"
-#include "config.hpp"
-#include "decisions.hpp"
-#include "gate_bindings.hpp"
-#include "log.hpp"
-#include "message.hpp"
+#include "dnsguard/address_filter.hpp"
+#include "dnsguard/allow_list.hpp"
+#include "dnsguard/answer_cache.hpp"
+#include "dnsguard/answer_sink.hpp"
+#include "dnsguard/config.hpp"
+#include "dnsguard/decisions.hpp"
+#include "dnsguard/gate_bindings.hpp"
+#include "dnsguard/log.hpp"
+#include "dnsguard/message.hpp"
 
 namespace cagent::dnsguard {
 

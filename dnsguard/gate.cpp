@@ -1,4 +1,4 @@
-#include "gate.hpp"
+#include "dnsguard/gate.hpp"
 
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
@@ -22,8 +22,8 @@
 #include <cstring>
 #include <variant>
 
-#include "asio_glue.hpp"
-#include "posix.hpp"
+#include "dnsguard/asio_glue.hpp"
+#include "dnsguard/posix.hpp"
 
 namespace cagent::dnsguard {
 

@@ -32,11 +32,11 @@
 #include <string_view>
 #include <vector>
 
-#include "decisions.hpp"
-#include "gate_bindings.hpp"
-#include "gate_parse.hpp"
-#include "ip.hpp"
-#include "log.hpp"
+#include "dnsguard/decisions.hpp"
+#include "dnsguard/gate_bindings.hpp"
+#include "dnsguard/gate_parse.hpp"
+#include "dnsguard/ip.hpp"
+#include "dnsguard/log.hpp"
 
 namespace cagent::dnsguard {
 

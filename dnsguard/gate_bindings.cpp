@@ -1,4 +1,4 @@
-#include "gate_bindings.hpp"
+#include "dnsguard/gate_bindings.hpp"
 
 #include <algorithm>
 #include <cstring>

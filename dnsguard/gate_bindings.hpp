@@ -24,7 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ip.hpp"
+#include "dnsguard/ip.hpp"
 
 namespace cagent::dnsguard {
 

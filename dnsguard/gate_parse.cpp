@@ -1,4 +1,4 @@
-#include "gate_parse.hpp"
+#include "dnsguard/gate_parse.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "ip.hpp"
+#include "dnsguard/ip.hpp"
 
 #include <arpa/inet.h>
 

@@ -1,6 +1,6 @@
-#include "ldns_message.hpp"
+#include "dnsguard/ldns_message.hpp"
 
-#include "ldns_handles.hpp"
+#include "dnsguard/ldns_handles.hpp"
 
 namespace cagent::dnsguard {
 

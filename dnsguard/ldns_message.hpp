@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "message.hpp"
+#include "dnsguard/message.hpp"
 
 namespace cagent::dnsguard {
 

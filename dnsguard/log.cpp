@@ -1,4 +1,4 @@
-#include "log.hpp"
+#include "dnsguard/log.hpp"
 
 #include <cerrno>
 #include <cstring>

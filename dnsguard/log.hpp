@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "config.hpp"
+#include "dnsguard/config.hpp"
 
 namespace cagent::dnsguard {
 

@@ -1,4 +1,4 @@
-#include "message.hpp"
+#include "dnsguard/message.hpp"
 
 #include <algorithm>
 #include <cstring>

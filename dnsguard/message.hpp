@@ -23,9 +23,9 @@
 #include <string_view>
 #include <vector>
 
-#include "allow_list.hpp"
-#include "ip.hpp"
-#include "record_strip.hpp"
+#include "dnsguard/allow_list.hpp"
+#include "dnsguard/ip.hpp"
+#include "dnsguard/record_strip.hpp"
 
 namespace cagent::dnsguard {
 

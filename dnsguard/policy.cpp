@@ -1,4 +1,4 @@
-#include "policy.hpp"
+#include "dnsguard/policy.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -9,7 +9,7 @@
 #include <toml++/toml.h>
 #include <utility>
 
-#include "allow_list.hpp"
+#include "dnsguard/allow_list.hpp"
 
 namespace cagent::dnsguard {
 namespace {

@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ip.hpp"
+#include "dnsguard/ip.hpp"
 
 namespace cagent::dnsguard {
 

@@ -1,9 +1,9 @@
-#include "record_strip.hpp"
+#include "dnsguard/record_strip.hpp"
 
 #include <array>
 #include <cstring>
 
-#include "message.hpp"
+#include "dnsguard/message.hpp"
 
 namespace cagent::dnsguard {
 namespace {

@@ -1,4 +1,4 @@
-#include "server.hpp"
+#include "dnsguard/server.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -20,9 +20,9 @@
 #include <system_error>
 #include <cstring>
 
-#include "asio_glue.hpp"
-#include "ldns_message.hpp"
-#include "posix.hpp"
+#include "dnsguard/asio_glue.hpp"
+#include "dnsguard/ldns_message.hpp"
+#include "dnsguard/posix.hpp"
 
 namespace cagent::dnsguard {
 

@@ -22,10 +22,10 @@
 #include <memory>
 #include <vector>
 
-#include "control.hpp"
-#include "engine.hpp"
-#include "gate.hpp"
-#include "upstream.hpp"
+#include "dnsguard/control.hpp"
+#include "dnsguard/engine.hpp"
+#include "dnsguard/gate.hpp"
+#include "dnsguard/upstream.hpp"
 
 namespace cagent::dnsguard {
 

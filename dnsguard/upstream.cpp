@@ -1,4 +1,4 @@
-#include "upstream.hpp"
+#include "dnsguard/upstream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,8 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "asio_glue.hpp"
-#include "message.hpp"
+#include "dnsguard/asio_glue.hpp"
+#include "dnsguard/message.hpp"
 
 namespace cagent::dnsguard {
 

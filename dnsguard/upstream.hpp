@@ -33,8 +33,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "config.hpp"
-#include "log.hpp"
+#include "dnsguard/config.hpp"
+#include "dnsguard/log.hpp"
 
 namespace cagent::dnsguard {
 

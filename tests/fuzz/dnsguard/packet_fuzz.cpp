@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "engine.hpp"
-#include "gate_parse.hpp"
-#include "message.hpp"
+#include "dnsguard/engine.hpp"
+#include "dnsguard/gate_parse.hpp"
+#include "dnsguard/message.hpp"
 
 namespace dg = cagent::dnsguard;
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "dns_wire.hpp"
+#include "bench/dns_wire.hpp"
 
 #include <array>
 #include <string>

@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
 
-#include "dns_wire.hpp"
-#include "names.hpp"
-#include "options.hpp"
+#include "bench/dns_wire.hpp"
+#include "bench/names.hpp"
+#include "bench/options.hpp"
 
 #include <array>
 #include <set>

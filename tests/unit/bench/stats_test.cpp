@@ -1,7 +1,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "stats.hpp"
+#include "bench/stats.hpp"
 
 #include <cstdio>
 #include <initializer_list>

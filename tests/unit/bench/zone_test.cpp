@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
-#include "dns_wire.hpp"
-#include "zone.hpp"
+#include "bench/dns_wire.hpp"
+#include "bench/zone.hpp"
 
 #include <array>
 #include <set>

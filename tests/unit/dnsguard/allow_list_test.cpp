@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
 
-#include "address_filter.hpp"
-#include "allow_list.hpp"
-#include "ip.hpp"
+#include "dnsguard/address_filter.hpp"
+#include "dnsguard/allow_list.hpp"
+#include "dnsguard/ip.hpp"
 
 using namespace cagent::dnsguard;
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "../common/temp_dir.hpp"
-#include "atomic_file.hpp"
+#include "dnsguard/atomic_file.hpp"
 
 using namespace cagent::dnsguard;
 using cagent::test::TempDir;

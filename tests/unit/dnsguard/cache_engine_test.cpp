@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "engine.hpp"
-#include "ldns_fixtures.hpp"
-#include "ldns_message.hpp"
-#include "wire_helpers.hpp"
+#include "dnsguard/engine.hpp"
+#include "tests/unit/dnsguard/ldns_fixtures.hpp"
+#include "dnsguard/ldns_message.hpp"
+#include "tests/unit/dnsguard/wire_helpers.hpp"
 
 using namespace cagent::dnsguard;
 using namespace std::chrono_literals;

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "config.hpp"
+#include "dnsguard/config.hpp"
 
 using namespace cagent::dnsguard;
 

@@ -26,7 +26,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "control.hpp"
+#include "dnsguard/control.hpp"
 
 using namespace cagent::dnsguard;
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "control.hpp"
+#include "dnsguard/control.hpp"
 
 using namespace cagent::dnsguard;
 

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "decisions.hpp"
+#include "dnsguard/decisions.hpp"
 
 using namespace cagent::dnsguard;
 using namespace std::chrono_literals;

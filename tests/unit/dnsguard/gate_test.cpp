@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "gate_bindings.hpp"
-#include "gate_parse.hpp"
+#include "dnsguard/gate_bindings.hpp"
+#include "dnsguard/gate_parse.hpp"
 
 using namespace cagent::dnsguard;
 using namespace std::chrono_literals;

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "../common/address_cases.hpp"
-#include "ip.hpp"
+#include "dnsguard/ip.hpp"
 
 using namespace cagent::dnsguard;
 

@@ -1,6 +1,6 @@
-#include "ldns_fixtures.hpp"
+#include "tests/unit/dnsguard/ldns_fixtures.hpp"
 
-#include "ldns_handles.hpp"
+#include "dnsguard/ldns_handles.hpp"
 
 namespace cagent::dnsguard {
 

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <random>
 
-#include "ldns_fixtures.hpp"
-#include "ldns_message.hpp"
-#include "message.hpp"
-#include "wire_helpers.hpp"
+#include "tests/unit/dnsguard/ldns_fixtures.hpp"
+#include "dnsguard/ldns_message.hpp"
+#include "dnsguard/message.hpp"
+#include "tests/unit/dnsguard/wire_helpers.hpp"
 
 using namespace cagent::dnsguard;
 using test_wire::query;

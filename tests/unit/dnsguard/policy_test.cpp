@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "policy.hpp"
+#include "dnsguard/policy.hpp"
 
 using namespace cagent::dnsguard;
 

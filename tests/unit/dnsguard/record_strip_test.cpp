@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "message.hpp"
-#include "record_strip.hpp"
-#include "wire_helpers.hpp"
+#include "dnsguard/message.hpp"
+#include "dnsguard/record_strip.hpp"
+#include "tests/unit/dnsguard/wire_helpers.hpp"
 
 using namespace cagent::dnsguard;
 using test_wire::put16;

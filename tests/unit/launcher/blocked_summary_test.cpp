@@ -6,7 +6,7 @@
 
 #include "launcher/host/blocked_summary.hpp"
 #include "launcher/host/paths.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 using cagent::dnsguard::Decisions;

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "launcher/host/ca_bundle.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 using cagent::launcher::host::test::TempDir;

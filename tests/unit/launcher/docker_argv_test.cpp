@@ -12,7 +12,7 @@
 #include "launcher/host/config.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/paths.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 namespace fs = std::filesystem;

@@ -11,7 +11,7 @@
 #include "launcher/host/git_markers.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/scan.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 using cagent::launcher::host::test::TempDir;

@@ -7,7 +7,7 @@
 
 #include "launcher/host/image.hpp"
 #include "launcher/host/sha256.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 using cagent::launcher::host::test::FakeRunner;

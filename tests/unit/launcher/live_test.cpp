@@ -11,7 +11,7 @@
 #include "launcher/host/sha256.hpp"
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/workspace_approval.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 

@@ -12,7 +12,7 @@
 #include "launcher/host/config.hpp"
 #include "launcher/host/mount_plan.hpp"
 #include "launcher/host/scan.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 using cagent::launcher::host::test::TempDir;

@@ -14,7 +14,7 @@
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/session.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 using cagent::launcher::host::test::FakeRunner;

@@ -9,7 +9,7 @@
 #include "launcher/host/paths.hpp"
 #include "launcher/host/sha256.hpp"
 #include "launcher/host/workspace_approval.hpp"
-#include "test_util.hpp"
+#include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
 using cagent::launcher::host::test::TempDir;

@@ -30,6 +30,7 @@
 
 #include "launcher/cage/dns_probe.hpp"
 #include "dnsguard/posix.hpp"
+#include "launcher/cage/system.hpp"
 #include "launcher/cage/accounts.hpp"
 #include "launcher/cage/nested.hpp"
 #include "launcher/cage/privileges.hpp"
@@ -58,14 +59,6 @@ sigset_t handled_signals() {
   return set;
 }
 
-std::vector<char*> c_strings(const std::vector<std::string>& strings) {
-  std::vector<char*> result;
-  result.reserve(strings.size() + 1);
-  for (const auto& s : strings) result.push_back(const_cast<char*>(s.c_str()));
-  result.push_back(nullptr);
-  return result;
-}
-
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
@@ -83,11 +76,7 @@ int exit_code_of(int status) {
 // happened. So the parent knows, synchronously, whether the program started.
 pid_t spawn(const sigset_t& child_mask, const std::function<void()>& prepare, const std::string& file,
             const std::vector<std::string>& argv, const std::vector<std::string>* environment) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
-  UniqueFd reader(fds[0]), writer(fds[1]);
-  const pid_t pid = ::fork();
-  if (pid < 0) throw_errno("fork");
+  auto [pid, reader, writer] = fork_with_pipe();
   if (pid == 0) {
     std::string error;
     try {

@@ -38,23 +38,12 @@ using Clock = std::chrono::steady_clock;
 // How long the sandbox may take from fork to the engine's exec.
 constexpr auto kStartDeadline = std::chrono::seconds(15);
 
-std::vector<char*> c_strings(const std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (const auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
-
 std::string cidr_text(const nft::Cidr& c) { return nft::to_string(c.base) + "/" + std::to_string(c.prefix_len); }
 
 // Runs a tool (argv[0] an absolute path) to completion; throws with its
 // first line of output when it fails. For `ip`, on both sides of the link.
 void run_tool(const std::vector<std::string>& argv, const sigset_t* mask = nullptr) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
-  UniqueFd reader(fds[0]), writer(fds[1]);
-  const pid_t pid = ::fork();
-  if (pid < 0) throw_errno("fork");
+  auto [pid, reader, writer] = fork_with_pipe();
   if (pid == 0) {
     ::dup2(writer.get(), STDOUT_FILENO);
     ::dup2(writer.get(), STDERR_FILENO);

@@ -69,6 +69,22 @@ std::string read_file(const std::filesystem::path& path) {
   return content.str();
 }
 
+ForkedChild fork_with_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+  ForkedChild child{-1, UniqueFd(fds[0]), UniqueFd(fds[1])};
+  child.pid = ::fork();
+  if (child.pid < 0) throw_errno("fork");
+  return child;
+}
+
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (const auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
 std::string read_to_eof(int fd, std::size_t max_bytes) {
   std::string out;
   char buffer[512];

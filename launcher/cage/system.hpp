@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsguard/posix.hpp"
 #include "launcher/cage/plan.hpp"
 
 namespace cagent::cage {
@@ -49,6 +50,20 @@ int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::o
 
 // Whole-file helpers (throw std::system_error naming the path).
 std::string read_file(const std::filesystem::path& path);
+
+// A forked child with a close-on-exec pipe from it to the parent: the
+// child reports on `writer` (its output, or why its exec failed), the parent
+// reads `reader` to end of file. pid 0 in the child; each side closes the
+// end it does not use. Throws when pipe2 or fork fails.
+struct ForkedChild {
+  pid_t pid = -1;
+  UniqueFd reader;
+  UniqueFd writer;
+};
+ForkedChild fork_with_pipe();
+
+// argv for exec*(): pointers into `strings`, then nullptr.
+std::vector<char*> c_strings(const std::vector<std::string>& strings);
 
 // Everything readable from `fd` until end of file (a child's report pipe),
 // keeping at most `max_bytes` of it; read errors other than EINTR end it.

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "bench/sockaddr.hpp"
+#include "dnsguard/posix.hpp"
 
 namespace cagent::bench {
 namespace {
@@ -23,23 +24,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // One socket, closed with its owner.
-class Socket {
- public:
-  explicit Socket(int fd = -1) noexcept : fd_(fd) {}
-  Socket(Socket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Socket& operator=(Socket&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  Socket(const Socket&) = delete;
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
+using Socket = cagent::UniqueFd;
 
 // Many held connections need many descriptors (the gate: six per relayed
 // connection); use what the hard limit allows.

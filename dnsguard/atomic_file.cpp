@@ -9,6 +9,8 @@
 #include <string>
 #include <system_error>
 
+#include "dnsguard/posix.hpp"
+
 namespace cagent::dnsguard {
 namespace {
 
@@ -22,22 +24,21 @@ namespace {
 class Temporary {
  public:
   explicit Temporary(std::string name) : name_(std::move(name)) {
-    fd_ = ::mkostemp(name_.data(), O_CLOEXEC);
-    if (fd_ < 0) fail(errno, "create", name_);
+    fd_.reset(::mkostemp(name_.data(), O_CLOEXEC));
+    if (!fd_.valid()) fail(errno, "create", name_);
   }
   ~Temporary() {
-    if (fd_ >= 0) ::close(fd_);
+    fd_.reset();
     if (!renamed_) ::unlink(name_.c_str());
   }
   Temporary(const Temporary&) = delete;
   Temporary& operator=(const Temporary&) = delete;
 
-  int fd() const noexcept { return fd_; }
+  int fd() const noexcept { return fd_.get(); }
   const std::string& name() const noexcept { return name_; }
   void close() {
-    const int fd = fd_;
-    fd_ = -1;  // gone after close(), even when it reports an error
-    if (::close(fd) != 0) fail(errno, "close", name_);
+    // Gone after close(), even when it reports an error.
+    if (fd_.close() != 0) fail(errno, "close", name_);
   }
   void rename_to(const std::filesystem::path& path) {
     if (::rename(name_.c_str(), path.c_str()) != 0) fail(errno, "rename onto", path.string());
@@ -46,7 +47,7 @@ class Temporary {
 
  private:
   std::string name_;
-  int fd_ = -1;
+  UniqueFd fd_;
   bool renamed_ = false;
 };
 
@@ -84,11 +85,8 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view c
     // the new content is in place and visible, so a failure here is not
     // reported as a failed write (some filesystems refuse fsync on a
     // directory).
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
+    const UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dfd.valid()) ::fsync(dfd.get());
   }
 }
 

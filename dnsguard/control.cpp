@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "dnsguard/posix.hpp"
+
 namespace cagent::dnsguard {
 
 LivePolicy::LivePolicy(std::vector<std::string> base) {
@@ -95,12 +97,10 @@ PeerNamespace peer_network_namespace(int accepted_fd) {
   std::uint64_t peer = 0;
   if (!cookie(accepted_fd, peer)) return PeerNamespace::unknown;
   // A socket of our own, made now, is in dnsguard's namespace.
-  const int own = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (own < 0) return PeerNamespace::unknown;
+  const UniqueFd own(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!own.valid()) return PeerNamespace::unknown;
   std::uint64_t self = 0;
-  const bool ok = cookie(own, self);
-  ::close(own);
-  if (!ok) return PeerNamespace::unknown;
+  if (!cookie(own.get(), self)) return PeerNamespace::unknown;
   return peer == self ? PeerNamespace::same : PeerNamespace::other;
 }
 
@@ -109,12 +109,9 @@ ControlReply control_request(const std::string& socket_path, const ControlReques
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) throw std::runtime_error("control socket path too long");
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  const UniqueFd owner(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!owner.valid()) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  const int fd = owner.get();
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     throw std::runtime_error("connect " + socket_path + ": " + std::strerror(errno));
   }

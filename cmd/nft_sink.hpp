@@ -3,10 +3,10 @@
 //
 // Why it lives here, in a small library next to the mains: it is the one
 // piece that joins two dependency islands. dnsguard/ never includes nft
-// headers (DESIGN.md), and nft/ knows nothing of DNS, so the adaptor can sit
-// in neither; cmd/ is the layer allowed to see both. It stays a library (not
-// code in cmd/dnsguard.cpp) so the conversion is unit-tested and the main
-// stays wiring. The conversions are free functions over plain values; the
+// headers (cmd/README.md, "Folders"), and nft/ knows nothing of DNS, so the
+// adaptor can sit in neither; cmd/ is the layer allowed to see both. It
+// stays a library (not code in cmd/dnsguard.cpp) so the conversion is
+// unit-tested and the main stays wiring. The conversions are free functions over plain values; the
 // class only holds the updater and the scratch vectors (no allocation per
 // answer once warm).
 //

@@ -1,7 +1,7 @@
 #pragma once
-// dnsguard's configuration: the session policy (policy.hpp, the contract in
-// DESIGN.md) with what dnsguard needs beyond the file, in stages that
-// produce different types so they cannot be mixed up:
+// dnsguard's configuration: the session policy (policy.hpp; the contract is
+// cmd/README.md, "The session policy") with what dnsguard needs beyond the
+// file, in stages that produce different types so they cannot be mixed up:
 //
 //   text --parse_policy()--> Policy   every key known, every value checked
 //                                     and converted (addresses, patterns,

@@ -1,6 +1,7 @@
 #pragma once
-// The session policy: the one TOML document (contract: DESIGN.md, "dnsguard")
-// that cagent writes for each session and that cage-init and dnsguard read.
+// The session policy: the one TOML document that cagent writes for each
+// session and that cage-init and dnsguard read (contract: cmd/README.md,
+// "The session policy"; how the schema table works: dnsguard/README.md).
 //
 //   cagent (host)      Policy --write_policy()--> policy.toml
 //   cage-init, dnsguard       policy.toml --parse_policy()--> Policy

@@ -28,7 +28,8 @@ struct CommandLine {
 // `args`: argv without the program name. Every option takes a value; the
 // first "--" ends the options and everything after it is the command
 // (nothing: the agent's login shell). -h/--help anywhere before "--" wins
-// over later errors, as it always did.
+// over later errors, so asking for help never ends in a usage error about
+// the rest of the line.
 CommandLine parse_cage_init_args(std::span<const std::string> args);
 
 }  // namespace cagent::cage

@@ -41,7 +41,7 @@ struct Options {
   // Nested Docker: the engine binary to start in a sandbox
   // (--nested-docker PATH; cagent passes it only when the host engine has
   // sysbox-runc and the image is the variant that holds an engine). Empty:
-  // nothing nested, the plan is what it always was.
+  // nothing nested, and the plan holds no step of it.
   std::filesystem::path nested_dockerd;
   std::filesystem::path nested_socket_dir = "/run/cagent-docker";  // the engine's socket, for the agent
   std::filesystem::path nested_data_root = "/var/lib/docker";       // the engine's images and containers

@@ -1,6 +1,7 @@
 #pragma once
-// What cage-init knows from the session policy (dnsguard/policy.hpp, the
-// contract in DESIGN.md) and from the container's original /etc/resolv.conf.
+// What cage-init knows from the session policy (dnsguard/policy.hpp; the
+// contract is cmd/README.md, "The session policy") and from the container's
+// original /etc/resolv.conf.
 //
 // Data flow: read_policy() parses the file with the same code dnsguard uses
 // (one schema, one set of rules: both programs accept and reject the same

@@ -65,7 +65,7 @@ TEST_CASE("read_policy reads the keys cage-init acts on") {
   CHECK(inbound == std::vector<nft::InboundPort>{{6, 8080, 8080}, {17, 6000, 6010}});
 }
 
-TEST_CASE("read_policy defaults match DESIGN.md") {
+TEST_CASE("read_policy defaults match the policy contract (cmd/README.md)") {
   const auto policy = cage::read_policy(data + "/policy-minimal.toml");
   CHECK(policy.upstreams.empty());
   REQUIRE(policy.listen.size() == 1);

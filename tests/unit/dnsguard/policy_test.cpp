@@ -36,7 +36,7 @@ Policy everything_set() {
 }
 }  // namespace
 
-TEST_CASE("policy defaults match DESIGN.md") {
+TEST_CASE("policy defaults match the policy contract (cmd/README.md)") {
   const Policy p = parse_policy("", "empty.toml");
   CHECK(p == Policy{});
   REQUIRE(p.listen.size() == 1);

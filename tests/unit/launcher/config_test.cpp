@@ -118,7 +118,7 @@ TEST_CASE("merge: workspace dns_resolvers and ca_certificates need trust too") {
   const MergedConfig untrusted = merge_layers(layers, {false, "echo /ws >> ~/.cagent/trusted"});
   CHECK(values(untrusted.dns_resolvers) == std::vector<std::string>{"192.0.2.53", "198.51.100.1"});
   CHECK(values(untrusted.ca_certificates) == std::vector<std::string>{"system", "/corp.pem"});
-  // The seed's contract: domains, ignore and readonly still apply untrusted.
+  // domains, ignore and readonly apply from an untrusted workspace too.
   CHECK(values(untrusted.domains) == std::vector<std::string>{"ws.example"});
   CHECK(values(untrusted.ignore) == std::vector<std::string>{"secret/"});
   CHECK(values(untrusted.readonly) == std::vector<std::string>{"docs/"});

@@ -163,7 +163,7 @@ TEST_CASE("home volumes: one per workspace directory, named by its identity, lab
                     ",target=/home/agent,volume-label=cagent.home=cagent-home,volume-label=cagent.workspace=/home/u/src/a");
   REQUIRE(mount != argv.end());
   CHECK(*(mount - 1) == "--mount");
-  // The shared volume of earlier versions is never mounted.
+  // The one home shared by every workspace (`cagent-home`) is never mounted.
   CHECK(std::find(argv.begin(), argv.end(), "cagent-home:/home/agent") == argv.end());
 
   // No identity: an anonymous volume, which docker run --rm removes.

@@ -40,6 +40,20 @@ TEST_CASE(".dockerignore matching table") {
   }
 }
 
+TEST_CASE("the shipped .dockerignore keeps documentation out at every depth, and the sources in") {
+  const auto root = std::filesystem::path(LAUNCHER_DEFAULT_CONFIG).parent_path();
+  const DockerIgnore d = DockerIgnore::parse(read_file(root / ".dockerignore"));
+  for (const char* doc : {"README.md", "cmd/README.md", "launcher/host/REFERENCE.md", "bench/RESULTS.md"}) {
+    CAPTURE(doc);
+    CHECK(d.excluded(doc));
+  }
+  for (const char* source : {"CMakeLists.txt", "config-default.yaml", "image/Dockerfile", "dnsguard/server.cpp",
+                             "launcher/cage/plan.cpp"}) {
+    CAPTURE(source);
+    CHECK_FALSE(d.excluded(source));
+  }
+}
+
 TEST_CASE("context files honour .dockerignore and skip image/build-ca") {
   TempDir t;
   t.file("image/Dockerfile", "FROM scratch\n");

@@ -497,9 +497,9 @@ TEST_CASE("scan fails closed: a directory the user cannot read is hidden whole")
     }
   }
   const std::vector<std::string> got = scan_as_user(ws, patterns({".env"}));
-  // Before this fix the unreadable directories were skipped with a warning
-  // and mounted as they are: the cage (running as the workspace owner, who
-  // can chmod them back) read every .env inside.
+  // Skipped with a warning and mounted as they are, the unreadable
+  // directories would give the cage (running as the workspace owner, who
+  // can chmod them back) every .env inside: they are hidden whole.
   CHECK(got == std::vector<std::string>{"fine/.env", "listonly/", "locked/", "searchonly/",
                                         "warnings=3"});
   // And the plan shadows them with the empty directory.

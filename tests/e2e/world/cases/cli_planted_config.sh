@@ -3,8 +3,8 @@
 # content for that very directory. The agent plants `domains: [denied.test]`
 # in a workspace that had none; the next session ignores it with one line
 # naming --accept-workspace-config — and so does a session after the
-# workspace is renamed (mv) or copied (cp -a), which a path-keyed "first
-# sight" used to take as the user's own file. An approval does not travel
+# workspace is renamed (mv) or copied (cp -a), which an approval keyed by
+# the path alone would take as the user's own file. An approval does not travel
 # with a copy, nor as a file copied into the workspace. Positive controls:
 # after --accept-workspace-config the name resolves and stays approved; a
 # user's edit asks again (no terminal: ignored), then applies once accepted.

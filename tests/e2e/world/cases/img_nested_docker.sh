@@ -8,7 +8,8 @@
 # cage-init's sandbox and answers the agent on its socket, while the agent
 # keeps no capability. What it cannot show: anything sysbox itself does, and
 # nested containers (they need writable cgroups, which a plain runc
-# container on this cgroup v1 host does not have) — see the README.
+# container on this cgroup v1 host does not have) — see launcher/cage/README.md,
+# "Nested Docker".
 # The variant build reuses the world image's cached layers (same frozen
 # context, same CA), so it costs the engine's one apt layer.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

@@ -48,8 +48,8 @@ expect_match "the gate's port used directly reaches nothing" "$out" 'gate-direct
 expect_match "the exit summary names the refused site" "$(cage_err)" 'connection gate refused [0-9]+ connections?: .*extra\.test'
 
 # Off, from the (trusted) global config: once a.wild.test put its address in
-# the set, the neighbour is reachable again at address level — the README's
-# residual risk, now opt-in.
+# the set, the neighbour is reachable again at address level — the residual
+# risk the security model names for `connection_gate: false`.
 printf 'connection_gate: false\n' >>"$E2E_HOME/.cagent/config.yaml"
 E2E_EXIT_HOOKS+=("sed -i '/^connection_gate: false\$/d' '$E2E_HOME/.cagent/config.yaml'")
 out=$(cage "$ws" 'getent hosts a.wild.test >/dev/null; curl -sS -m 10 --resolve extra.test:80:198.51.100.12 http://extra.test/ 2>&1')

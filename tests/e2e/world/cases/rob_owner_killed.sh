@@ -64,8 +64,9 @@ for who in root user; do
   gone=$((SECONDS - t0))
   expect_eq "$who: after kill -9 of cagent the container is gone" "$(cage_container "$label")" ""
   expect_true "$who: …within 10 s (took ${gone} s)" test "$gone" -le 10
-  wait_for "the orphaned docker run to end" 20 sh -c "! pgrep -f 'cagent.e2e.cage=$label' >/dev/null"
-  expect_false "$who: the orphaned docker run ended with it" pgrep -f "cagent.e2e.cage=$label"
+  # [=]: the pattern does not match the command line of the shell running it.
+  wait_for "the orphaned docker run to end" 20 sh -c "! pgrep -f 'cagent.e2e.cage[=]$label' >/dev/null"
+  expect_false "$who: the orphaned docker run ended with it" pgrep -f "cagent.e2e.cage[=]$label"
   expect_true "$who: the dead session's record is still there before the next cagent" test -d "$sessions/$id"
   cagent_ps "$who" "$ws" >/dev/null 2>&1
   expect_false "$who: cagent ps removed the record the killed cagent left" test -e "$sessions/$id"

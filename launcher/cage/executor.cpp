@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -259,6 +260,31 @@ class Runner {
   }
 
  private:
+  void perform(const step::WatchOwner& s) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string& path = s.socket.native();
+    if (path.size() >= sizeof address.sun_path) throw std::runtime_error("socket path too long: " + path);
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    UniqueFd link(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!link.valid()) throw_errno("socket");
+    if (::connect(link.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      throw_errno("connect ", path, " (cagent on the host is gone, or did not start this cage)");
+    }
+    const pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork");
+    if (pid == 0) {
+      // Blocks until the owner's listening socket is closed (EOF or
+      // ECONNRESET); cagent never writes, but bytes would not end it.
+      char byte = 0;
+      ssize_t n = 0;
+      while ((n = ::read(link.get(), &byte, 1)) > 0 || (n < 0 && errno == EINTR)) {
+      }
+      ::_exit(0);
+    }
+    owner_watch_ = pid;
+  }
+
   void perform(const step::CheckPolicy& s) {
     // Its "ok" on stdout must end up nowhere: not in the command's output
     // stream (pipelines) and not on the user's terminal (a silent start).
@@ -477,6 +503,14 @@ class Runner {
         // Fail closed: no restart into a possibly broken state and no
         // fallback resolver; the ruleset stays, lookups now fail.
         log_line("dnsguard " + describe_status(status) + "; DNS is unavailable for the rest of the session");
+      } else if (pid == owner_watch_) {
+        owner_watch_ = -1;
+        // Nobody is left to read the command's output or its status: end
+        // it (its group at once; what escaped the group in ~Runner).
+        log_line("cagent on the host is gone; ending the session");
+        ::kill(-command, SIGKILL);
+        ::kill(command, SIGKILL);
+        return 128 + SIGHUP;
       } else if (pid == command) {
         return exit_code_of(status);
       }
@@ -553,6 +587,7 @@ class Runner {
   ExecutorOptions options_;
   sigset_t original_mask_{};
   pid_t dnsguard_pid_ = -1;
+  pid_t owner_watch_ = -1;  // see step::WatchOwner
   std::optional<step::PrepareLogDir> log_dir_;
   bool nested_ok_ = true;        // no nested step failed (yet)
   NestedEngine nested_engine_;

@@ -239,6 +239,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   check_accounts(facts);
   const Policy& policy = facts.policy;
   Plan plan;
+  if (options.owner_socket) plan.steps.push_back(step::WatchOwner{*options.owner_socket});
   plan.steps.push_back(step::CheckPolicy{options.dnsguard, policy.path});
   const step::WritePolicyCopy copy = adapt_policy(options, facts, plan.warnings);
   const bool write_copy = copy.policy != static_cast<const dnsguard::Policy&>(policy);
@@ -277,6 +278,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
 
 std::string_view step_name(const Step& step) {
   struct Namer {
+    std::string_view operator()(const step::WatchOwner&) const { return "watch-owner"; }
     std::string_view operator()(const step::CheckPolicy&) const { return "check-policy"; }
     std::string_view operator()(const step::WritePolicyCopy&) const { return "write-policy-copy"; }
     std::string_view operator()(const step::InstallRuleset&) const { return "install-ruleset"; }

@@ -31,6 +31,8 @@ struct Options {
   std::string dnsguard_user = "dnsguard";
   std::filesystem::path dnsguard = "/usr/local/bin/dnsguard";
   std::optional<std::filesystem::path> ca_bundle;   // extra CAs to trust
+  // The owner's socket (--owner; cagent always passes it): see WatchOwner.
+  std::optional<std::filesystem::path> owner_socket;
   std::filesystem::path workspace = "/workspace";
   std::filesystem::path runtime_dir = "/run/cagent"; // root-only scratch (policy copy)
   std::filesystem::path resolv_conf = "/etc/resolv.conf";
@@ -93,6 +95,18 @@ inline constexpr std::string_view kCaVariables[] = {
     "GIT_SSL_CAINFO", "PIP_CERT",           "CARGO_HTTP_CAINFO"};
 
 namespace step {
+// A cage never outlives the cagent that started it (its owner), however
+// that process ends (SIGKILL, a lost terminal, a crash). cagent listens on
+// a unix socket it never accepts on and mounts it here; this step connects
+// to it and leaves a child blocked reading the connection. When the owner's
+// process is gone the kernel closes its listening socket, which resets
+// every connection still waiting to be accepted: the read returns, the
+// child exits, and cage-init ends the command and itself (so the container
+// stops). Nothing polls, and nothing on the host has to survive to do it.
+// First in the plan: a cage whose owner is already gone does not start.
+struct WatchOwner {
+  std::filesystem::path socket;
+};
 // `dnsguard --config POLICY --check`: cage-init read the policy with the
 // same code (dnsguard/policy.hpp), and this asks the dnsguard binary that
 // will run it, so an image whose dnsguard disagrees stops here, before
@@ -217,7 +231,7 @@ struct RunCommand {
 };
 }  // namespace step
 
-using Step = std::variant<step::CheckPolicy, step::WritePolicyCopy, step::InstallRuleset, step::PrepareLogDir,
+using Step = std::variant<step::WatchOwner, step::CheckPolicy, step::WritePolicyCopy, step::InstallRuleset, step::PrepareLogDir,
                           step::StartDnsguard, step::WaitForDnsguard, step::WriteResolvConf,
                           step::InstallCaBundle, step::RemapAgent, step::ClaimHome, step::CreateNestedLink,
                           step::StartNestedDocker, step::RunCommand>;

@@ -89,6 +89,9 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   add_all(render_bind(spec.policy_file, kContainerPolicy, true));
   add_all(render_bind(spec.log_dir, kContainerLogDir, false));
   if (spec.ca_bundle) add_all(render_bind(*spec.ca_bundle, kContainerCaBundle, true));
+  // Read-only is no obstacle: connecting needs write permission on the
+  // socket, which a read-only mount does not take away from a socket.
+  if (spec.owner_socket) add_all(render_bind(*spec.owner_socket, kContainerOwnerSocket, true));
   // The workspace's own home volume (created on first use, labelled so
   // --reset v finds every one of them), or an anonymous one (--rm removes it).
   // The path label is escaped (docker volume inspect prints it as is) and
@@ -103,6 +106,7 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   add_all(spec.extra_args);
   argv.push_back(spec.image);
   if (spec.ca_bundle) add({"--ca-bundle", kContainerCaBundle});
+  if (spec.owner_socket) add({"--owner", kContainerOwnerSocket});
   if (spec.sysbox) add({"--nested-docker", kContainerDockerd});
   if (!spec.command.empty()) {
     argv.push_back("--");

@@ -34,6 +34,7 @@ inline constexpr const char* kSessionLabel = "cagent.session";
 inline constexpr const char* kHashLabel = "cagent.context-hash";
 inline constexpr const char* kContainerPolicy = "/etc/cagent/policy.toml";
 inline constexpr const char* kContainerCaBundle = "/etc/cagent/extra-ca.pem";
+inline constexpr const char* kContainerOwnerSocket = "/etc/cagent/owner.sock";
 inline constexpr const char* kContainerLogDir = "/var/log/cagent";
 inline constexpr const char* kContainerDockerd = "/usr/sbin/dockerd";  // Debian's docker.io, in the NESTED_DOCKER variant
 
@@ -49,6 +50,8 @@ struct RunSpec {
   std::filesystem::path policy_file;
   std::filesystem::path log_dir;
   std::optional<std::filesystem::path> ca_bundle;
+  // The socket that ties the cage to this cagent process (owner.hpp).
+  std::optional<std::filesystem::path> owner_socket;
   // The workspace directory's own home volume (home_volume_name()); nullopt:
   // an anonymous one that goes with the container (no identity).
   std::optional<std::string> home_volume;

@@ -22,6 +22,7 @@
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/sha256.hpp"
+#include "launcher/host/session_record.hpp"
 #include "launcher/host/text.hpp"
 #include "launcher/host/workspace_approval.hpp"
 #include "launcher/host/yaml_edit.hpp"
@@ -391,6 +392,8 @@ namespace {
 // ---- cagent ps ------------------------------------------------------------------
 
 int run_ps(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
+  // Records of sessions whose cagent was killed (session_record.hpp).
+  remove_stale_sessions(host.cagent_home / "sessions");
   const std::vector<RunningCage> cages = list_cages(runner);
   std::vector<Blocked> blocked;
   for (const RunningCage& c : cages) {

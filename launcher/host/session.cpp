@@ -19,6 +19,7 @@
 #include "launcher/host/policy.hpp"
 #include "launcher/host/reset.hpp"
 #include "launcher/host/scan.hpp"
+#include "launcher/host/session_record.hpp"
 #include "launcher/host/text.hpp"
 #include "launcher/host/update_check.hpp"
 #include "launcher/host/workspace_approval.hpp"
@@ -55,28 +56,6 @@ void prune_session_logs(const fs::path& logs, std::size_t keep) {
 }
 
 // Everything the session creates on the host, removed at exit whatever happens.
-class SessionDir {
- public:
-  explicit SessionDir(fs::path dir) : dir_(std::move(dir)) {
-    fs::create_directories(dir_.parent_path());
-    fs::create_directory(dir_);
-    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                              fs::perms::others_read | fs::perms::others_exec);
-  }
-  ~SessionDir() {
-    std::error_code ec;
-    // The placeholders are read-only; make them removable first.
-    fs::permissions(dir_ / kEmptyDirName, fs::perms::owner_all, ec);
-    fs::remove_all(dir_, ec);
-  }
-  SessionDir(const SessionDir&) = delete;
-  SessionDir& operator=(const SessionDir&) = delete;
-  const fs::path& path() const { return dir_; }
-
- private:
-  fs::path dir_;
-};
-
 constexpr const char* kWorkspaceConfig = ".cagent.yaml";
 constexpr const char* kEnvrc = ".envrc";
 // Larger files are not shown for review (nobody reads that on a prompt).
@@ -374,6 +353,7 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   spec.policy_file = p.session_dir / "policy.toml";
   spec.log_dir = p.log_dir;
   if (!p.ca.empty()) spec.ca_bundle = p.session_dir / "extra-ca.pem";
+  spec.owner_socket = p.session_dir / kOwnerSocketName;
   if (host.workspace_identity) {
     spec.home_volume = home_volume_name(host.home_volume_prefix, *host.workspace_identity);
   } else {
@@ -469,7 +449,8 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
   SessionOutcome outcome;
   const std::string& container = p.run.container_name;
   const WorkspaceBefore before = workspace_before(host);
-  SessionDir session(p.session_dir);
+  SessionRecord session(p.session_dir);
+  const OwnerSocket owner(session.path());
   write_file(p.run.policy_file, render_policy_toml(p.config), 0644);
   if (p.run.ca_bundle) write_file(*p.run.ca_bundle, p.ca.pem, 0644);
   if (p.plan.needs_empty_file) write_file(session.path() / kEmptyFileName, "", 0444);
@@ -573,6 +554,8 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     print_dry_run(session, engine, io.out);
     return 0;
   }
+  // Records of sessions whose cagent was killed (their cages have ended).
+  remove_stale_sessions(host.cagent_home / "sessions");
   start_session(session, host, runner, io);
   const SessionOutcome outcome = supervise_session(session, host, runner, io);
   return summarize_session(outcome, session.log_dir, io);

@@ -20,6 +20,7 @@ TEST_CASE("cage-init argv: no arguments keep every default and run the login she
   CHECK(c.options.dnsguard_user == "dnsguard");
   CHECK(c.options.dnsguard == defaults.dnsguard);
   CHECK_FALSE(c.options.ca_bundle);
+  CHECK_FALSE(c.options.owner_socket);
   CHECK(c.options.workspace == defaults.workspace);
   CHECK(c.options.runtime_dir == defaults.runtime_dir);
   CHECK(c.options.dnsguard_ready_timeout == defaults.dnsguard_ready_timeout);
@@ -28,7 +29,7 @@ TEST_CASE("cage-init argv: no arguments keep every default and run the login she
 
 TEST_CASE("cage-init argv: every option sets its field; the command follows --") {
   const CommandLine c = parse({"--policy", "/p.toml", "--user", "u", "--dnsguard-user", "d", "--dnsguard",
-                               "/bin/dg", "--ca-bundle", "/ca.pem", "--workspace", "/w", "--runtime-dir",
+                               "/bin/dg", "--ca-bundle", "/ca.pem", "--owner", "/o.sock", "--workspace", "/w", "--runtime-dir",
                                "/r", "--ready-timeout", "250", "--", "sh", "-c", "--policy x"});
   REQUIRE(c.action == CommandLine::Action::run);
   CHECK(c.options.policy == "/p.toml");
@@ -37,6 +38,8 @@ TEST_CASE("cage-init argv: every option sets its field; the command follows --")
   CHECK(c.options.dnsguard == "/bin/dg");
   REQUIRE(c.options.ca_bundle);
   CHECK(*c.options.ca_bundle == "/ca.pem");
+  REQUIRE(c.options.owner_socket);
+  CHECK(*c.options.owner_socket == "/o.sock");
   CHECK(c.options.workspace == "/w");
   CHECK(c.options.runtime_dir == "/r");
   CHECK(c.options.dnsguard_ready_timeout == std::chrono::milliseconds(250));

@@ -62,6 +62,17 @@ TEST_CASE("the full plan runs the steps in their order: firewall before dnsguard
   CHECK(plan.warnings.empty());
 }
 
+TEST_CASE("with an owner socket, watching the owner comes first: a cage whose cagent is gone never starts") {
+  Options options;
+  options.owner_socket = "/etc/cagent/owner.sock";
+  const Plan plan = plan_cage_init(options, base_facts());
+  REQUIRE_FALSE(plan.steps.empty());
+  CHECK(names(plan).front() == "watch-owner");
+  CHECK(only<step::WatchOwner>(plan).socket == "/etc/cagent/owner.sock");
+  // The control: without one (tests, other launchers) the plan is the one above.
+  CHECK(names(plan_cage_init(Options{}, base_facts())).front() == "check-policy");
+}
+
 TEST_CASE("the ruleset carries dnsguard's uid, the upstreams, the listen port and the static CIDRs") {
   Facts facts = base_facts();
   facts.policy.listen = {ep("127.0.0.1:5353")};

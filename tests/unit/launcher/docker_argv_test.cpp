@@ -37,6 +37,7 @@ RunSpec base_spec() {
   s.session_id = "0123456789ab";
   s.policy_file = "/home/u/.cagent/sessions/0123456789ab/policy.toml";
   s.log_dir = "/home/u/.cagent/logs/session-0123456789ab";
+  s.owner_socket = "/home/u/.cagent/sessions/0123456789ab/owner.sock";
   s.home_volume = home_volume_name("cagent-home", "fh1:a422a700a9b055c2.born1796593212.541848995");
   s.workspace = "/home/u/src/proj";
   s.mounts.mounts = {
@@ -105,6 +106,24 @@ TEST_CASE("docker build argv golden") {
                render_build_argv(BuildSpec{"cagent:latest", "/home/u/.cagent/build/context-1",
                                            "abc123", {{"BASE", "debian:bookworm-slim"},
                                                       {"AGENT_NPM_PACKAGES", "@a/b c"}}}));
+}
+
+TEST_CASE("docker run argv: the owner socket is mounted and handed to cage-init; without one, neither") {
+  const auto has = [](const std::vector<std::string>& argv, const std::string& word) {
+    return std::find(argv.begin(), argv.end(), word) != argv.end();
+  };
+  RunSpec s = base_spec();
+  std::vector<std::string> argv = render_run_argv(s);
+  CHECK(has(argv, "/home/u/.cagent/sessions/0123456789ab/owner.sock:/etc/cagent/owner.sock:ro"));
+  const auto image = std::find(argv.begin(), argv.end(), "cagent:latest");
+  const auto owner = std::find(argv.begin(), argv.end(), "--owner");
+  REQUIRE(owner != argv.end());
+  CHECK(image < owner);  // cage-init's argument, not docker's
+  CHECK(*(owner + 1) == "/etc/cagent/owner.sock");
+  s.owner_socket.reset();
+  argv = render_run_argv(s);
+  CHECK_FALSE(has(argv, "--owner"));
+  CHECK_FALSE(has(argv, "/home/u/.cagent/sessions/0123456789ab/owner.sock:/etc/cagent/owner.sock:ro"));
 }
 
 TEST_CASE("argv invariants: never a shell string, TTY flag only with a TTY") {

@@ -88,6 +88,26 @@ bool NftSink::evict(std::span<const dnsguard::IpAddress> addresses) noexcept {
   return true;
 }
 
+std::vector<std::pair<dnsguard::IpAddress, std::chrono::milliseconds>> NftSink::held_now() noexcept {
+  std::vector<std::pair<dnsguard::IpAddress, std::chrono::milliseconds>> held;
+  try {
+    for (const nft::Family family : {nft::Family::v4, nft::Family::v6}) {
+      for (const nft::ListedElement& e : updater_.list(family)) {
+        dnsguard::IpAddress addr;
+        addr.v6 = e.addr.family == nft::Family::v6;
+        addr.bytes = e.addr.bytes;
+        held.emplace_back(addr, e.expires);
+      }
+    }
+  } catch (const std::exception& e) {
+    // Nothing is bound again: connections to addresses resolved before the
+    // restart are refused until their names are looked up again (closed).
+    log_.always(std::string("nft: cannot list the sets: ") + e.what());
+    held.clear();
+  }
+  return held;
+}
+
 nft::RulesetSpec NftFirewallCounters::names(const dnsguard::Config& config) {
   nft::RulesetSpec spec;  // the refused_* names are the ruleset's defaults
   spec.table = config.nft_table;

@@ -55,6 +55,7 @@ class NftSink final : public dnsguard::AnswerSink {
   bool hold(std::span<const dnsguard::AllowedAddress> addresses,
             std::span<std::uint32_t> held_s) noexcept override;
   bool evict(std::span<const dnsguard::IpAddress> addresses) noexcept override;
+  std::vector<std::pair<dnsguard::IpAddress, std::chrono::milliseconds>> held_now() noexcept override;
 
  private:
   nft::SetUpdater updater_;

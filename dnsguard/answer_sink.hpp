@@ -27,9 +27,12 @@
 // does not hold yet always gets exactly `timeout_s` (= clamp(TTL)).
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "dnsguard/ip.hpp"
 
@@ -62,6 +65,11 @@ class AnswerSink {
       held_s[i] = addresses[i].timeout_s;
     return true;
   }
+
+  // What the sets hold now and for how much longer (a restarted dnsguard
+  // binds its journalled names again for that long: binding_journal.hpp).
+  // The default holds nothing.
+  virtual std::vector<std::pair<IpAddress, std::chrono::milliseconds>> held_now() noexcept { return {}; }
 
   // A run-time deny (control.hpp): takes `addresses` out of the sets now,
   // instead of at their timeout; one that is already gone is not an error.

@@ -133,6 +133,45 @@ void DecisionRecord::allow_changed(ChangeOp op, std::string_view pattern, WallCl
   changes_.push_back(AllowChange{op, std::string(pattern), unix_seconds(now)});
 }
 
+void DecisionRecord::restore(const Decisions& previous) {
+  const auto put = [](Table& table, std::size_t max, std::string key, const auto& from, std::uint64_t& unlisted) {
+    if (table.size() >= max) {
+      unlisted += from.count;
+      return;
+    }
+    Entry& e = table[std::move(key)];
+    e.count += from.count;
+    e.first = e.first == 0 ? from.first : std::min(e.first, from.first);
+    e.last = std::max(e.last, from.last);
+  };
+  denied_total_ += previous.denied_total;
+  denied_unlisted_ += previous.denied_unlisted;
+  for (const DeniedLookup& d : previous.denied) {
+    put(denied_, limits_.max_denied, d.name + "/" + std::to_string(d.type), d, denied_unlisted_);
+  }
+  refused_total_ += previous.gate_refused_total;
+  refused_unlisted_ += previous.gate_refused_unlisted;
+  for (const GateRefusal& r : previous.gate_refused) {
+    std::string key = r.name;
+    key.push_back(kSep);
+    key += r.dst;
+    key.push_back(kSep);
+    key += r.reason;
+    put(refused_, limits_.max_refused, std::move(key), r, refused_unlisted_);
+  }
+  firewall_total_ = previous.firewall_refused_total;
+  firewall_kernel_total_ = previous.firewall_refused_total;
+  for (const FirewallRefusal& f : previous.firewall_refused) {
+    if (firewall_.size() >= kMaxFirewallEntries) break;  // in the total
+    FirewallEntry& fe = firewall_[f.dst + "/" + f.proto];
+    fe.entry = Entry{f.count, f.first, f.last};
+    fe.kernel = f.count;
+  }
+  changes_dropped_ = previous.changes_dropped;
+  changes_ = previous.changes;
+  dirty_ = true;
+}
+
 std::uint64_t DecisionRecord::denied_count(std::string_view name, std::uint16_t qtype) const {
   auto it = denied_.find(std::string(name) + "/" + std::to_string(qtype));
   return it == denied_.end() ? 0 : it->second.count;

@@ -105,6 +105,15 @@ class DecisionRecord {
   bool dirty() const noexcept { return dirty_; }
   void mark_written() noexcept { dirty_ = false; }
 
+  // A restarted dnsguard takes up the record its predecessor wrote in this
+  // session (its own log directory, which only dnsguard's uid writes), so
+  // the totals stay exact across a restart — up to the last write, at most
+  // a second before the crash. Entries beyond the limits count as
+  // unlisted. The firewall's counters are the kernel's, absolute since the
+  // ruleset was installed: the restored counts are taken as the last
+  // reading, so only growth is added.
+  void restore(const Decisions& previous);
+
   // The record as its document (contracts.hpp); entries sorted by count,
   // then name, so the file is stable between rewrites.
   Decisions snapshot(WallClock::time_point now) const;

@@ -122,8 +122,13 @@ std::optional<std::uint32_t> QueryEngine::insert(const ResponseInfo& info, Timeo
     addr.v6 = pending_[i].v6;
     addr.bytes = pending_[i].bytes;
     // As long as the set element: the promise plus the set's grace.
-    if (!bindings_.bind(name, addr, now + std::chrono::seconds(held_[i]) + kBindingGrace, now)) {
+    bool created = false;
+    if (!bindings_.bind(name, addr, now + std::chrono::seconds(held_[i]) + kBindingGrace, now, &created)) {
       ++counters_.binding_failures;  // not after has_room(), on this one thread
+    } else if (created && journal_ != nullptr && !journal_->append(name, addr) && journal_->full() &&
+               !journal_full_logged_) {
+      journal_full_logged_ = true;
+      log_.event(LogLevel::warning, "gate binding journal full; later bindings would not survive a restart");
     }
   }
   return *std::min_element(held_.begin(), held_.end());

@@ -22,6 +22,7 @@
 #include "dnsguard/answer_sink.hpp"
 #include "dnsguard/config.hpp"
 #include "dnsguard/decisions.hpp"
+#include "dnsguard/binding_journal.hpp"
 #include "dnsguard/gate_bindings.hpp"
 #include "dnsguard/log.hpp"
 #include "dnsguard/message.hpp"
@@ -73,6 +74,13 @@ class QueryEngine final : public GateDecider {
   // Where denied lookups are counted (exactly; the log is rate-limited).
   // Not owned; null: not recorded.
   void set_decisions(DecisionRecord* decisions) noexcept { decisions_ = decisions; }
+  // Every new name binding is appended there (binding_journal.hpp).
+  void set_binding_journal(BindingJournal* journal) noexcept { journal_ = journal; }
+  // A restarted dnsguard: `name` resolved to `addr` before the crash and the
+  // set still holds `addr` until `until`. False when the table is full.
+  bool restore_binding(std::string_view name, const IpAddress& addr, Clock::time_point until) {
+    return bindings_.bind(name, addr, until, Clock::now());
+  }
 
   // GateDecider: `name` is allowed and resolved to `destination` through
   // dnsguard, and that answer still holds (the set holds the address).
@@ -115,6 +123,8 @@ class QueryEngine final : public GateDecider {
   Logger& log_;
   Counters& counters_;
   DecisionRecord* decisions_ = nullptr;
+  BindingJournal* journal_ = nullptr;
+  bool journal_full_logged_ = false;
   AllowList allow_;
   AnswerCache cache_;
   ResponseAnalyzer analyzer_;

@@ -15,7 +15,8 @@ std::string_view NameBindings::key(std::string_view name, const IpAddress& addr,
 }
 
 bool NameBindings::bind(std::string_view name, const IpAddress& addr, Clock::time_point until,
-                        Clock::time_point now) {
+                        Clock::time_point now, bool* created) {
+  if (created != nullptr) *created = false;
   KeyBuffer buf;
   const std::string_view k = key(name, addr, buf);
   if (auto it = table_.find(k); it != table_.end()) {
@@ -28,6 +29,7 @@ bool NameBindings::bind(std::string_view name, const IpAddress& addr, Clock::tim
   }
   if (table_.size() >= max_) return false;
   table_.emplace(std::string(k), until);
+  if (created != nullptr) *created = true;
   return true;
 }
 

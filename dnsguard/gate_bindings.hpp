@@ -48,8 +48,10 @@ class NameBindings {
   explicit NameBindings(std::size_t max_entries) : max_(max_entries) {}
 
   // `name` (lowercase, no trailing dot) resolved to `addr`, valid until
-  // `until`. False when the table is full of live bindings.
-  bool bind(std::string_view name, const IpAddress& addr, Clock::time_point until, Clock::time_point now);
+  // `until`. False when the table is full of live bindings. `*created`
+  // (when given) says whether the pair is new.
+  bool bind(std::string_view name, const IpAddress& addr, Clock::time_point until, Clock::time_point now,
+            bool* created = nullptr);
 
   // Would bind() record `name` for every one of `addrs` now? Those already
   // recorded need no room; a full table is swept first (as bind() does).

@@ -16,6 +16,9 @@
 #include <cerrno>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <unordered_map>
 #include <optional>
 #include <system_error>
 #include <cstring>
@@ -46,14 +49,77 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
       refresh_timer_(io),
       out_(kMaxMessage),
       udp_batch_(std::make_unique<UdpBatch>()),
-      replies_(std::make_unique<Replies>()) {
+      replies_(std::make_unique<Replies>()),
+      sink_(sink) {
   upstreams_.set_fast_receiver(this);
   if (!decisions_file_.path().empty()) engine_.set_decisions(&decisions_);
 }
 
 Server::~Server() { stop(); }
 
+void Server::take_up_bindings(bool restarted) {
+  const std::filesystem::path path = binding_journal_path(decisions_file_.path().parent_path());
+  std::vector<std::pair<std::string, IpAddress>> kept;
+  if (restarted) {
+    std::unordered_map<std::string, std::chrono::milliseconds> held;
+    for (const auto& [addr, left] : sink_.held_now()) held.emplace(to_string(addr), left);
+    const auto now = AnswerCache::Clock::now();
+    for (auto& [name, addr] : read_binding_journal(path)) {
+      const auto it = held.find(to_string(addr));
+      if (it == held.end()) continue;  // gone from the set: the firewall refuses it anyway
+      if (engine_.restore_binding(name, addr, now + it->second)) kept.emplace_back(std::move(name), addr);
+    }
+    log_.always("restarted in this session: bound " + std::to_string(kept.size()) +
+                " names to addresses the sets still hold");
+  }
+  try {
+    journal_ = std::make_unique<BindingJournal>(path, !restarted);
+    if (restarted) journal_->rewrite(kept);
+    engine_.set_binding_journal(journal_.get());
+  } catch (const std::exception& e) {
+    journal_.reset();
+    log_.always(std::string("gate binding journal unavailable (bindings will not survive a restart): ") + e.what());
+  }
+}
+
+void Server::take_up_previous_record() {
+  if (decisions_file_.path().empty()) return;
+  std::error_code ec;
+  const bool restarted = std::filesystem::exists(decisions_file_.path(), ec);
+  take_up_bindings(restarted);
+  if (!restarted) return;  // the session's first dnsguard
+  Decisions previous;
+  try {
+    std::ifstream in(decisions_file_.path());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    previous = parse_decisions(text, decisions_file_.path().string());
+  } catch (const std::exception& e) {
+    log_.always(std::string("restarted, but the previous decision record is unreadable; starting a new one: ") +
+                e.what());
+    return;
+  }
+  decisions_.restore(previous);
+  // The run-time allowlist, as the kept changes leave it. Only the oldest
+  // changes are ever dropped, and a deny takes back only run-time
+  // additions, so a shortened list can lose an early addition (closed),
+  // never bring back a name taken back later.
+  std::size_t replayed = 0;
+  for (const AllowChange& change : previous.changes) {
+    ControlRequest request;
+    request.op = change.op == ChangeOp::allow ? ControlOp::allow : ControlOp::deny;
+    request.patterns = {change.name};
+    LivePolicy::Outcome out = live_.execute(request);
+    if (out.next) {
+      engine_.replace_allow_list(std::move(*out.next));
+      ++replayed;
+    }
+  }
+  log_.always("restarted in this session: took up the decision record (" + std::to_string(previous.denied_total) +
+              " lookups denied so far) and " + std::to_string(replayed) + " run-time allowlist changes");
+}
+
 void Server::start() {
+  take_up_previous_record();
   for (const auto& ep : config_.listen) {
     try {
       auto& sock = udp_sockets_.emplace_back(io_);

@@ -47,6 +47,12 @@ class Server final : private UpstreamPool::FastReceiver {
   // The counters as the log's "counters …" line (the gate's too, when on).
   std::string counters_line() const;
   // Rewrites decisions.json when the record changed (`force`: anyway).
+  // A restart within a session: the predecessor's record and run-time
+  // allowlist changes (decisions.json in the session's log directory).
+  void take_up_previous_record();
+  // The gate's bindings: journalled from now on; after a restart, first
+  // bound again from the journal where the sets still hold the address.
+  void take_up_bindings(bool restarted);
   void write_decisions(bool force) noexcept;
   // Where the firewall's own refusals are read from (each second, and at
   // stop); not owned; null: not recorded.
@@ -155,6 +161,8 @@ class Server final : private UpstreamPool::FastReceiver {
   std::size_t tcp_connections_ = 0;
   bool stopped_ = false;
   std::unique_ptr<Gate> gate_;  // with gate.enabled
+  AnswerSink& sink_;
+  std::unique_ptr<BindingJournal> journal_;  // with a log directory
 };
 
 // The daemon: logger already open, sink wired. Serves until SIGTERM/SIGINT,

@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 #include <sstream>
 #include <system_error>
 #include <type_traits>
@@ -339,6 +340,7 @@ class Runner {
   }
 
   void perform(const step::StartDnsguard& s) {
+    dnsguard_step_ = s;  // for restarts (see restart_dnsguard)
     const sigset_t mask = original_mask_;
     dnsguard_pid_ = spawn(
         mask,
@@ -500,9 +502,7 @@ class Runner {
         log_line("the nested Docker engine " + describe_status(status));
       } else if (pid == dnsguard_pid_) {
         dnsguard_pid_ = -1;
-        // Fail closed: no restart into a possibly broken state and no
-        // fallback resolver; the ruleset stays, lookups now fail.
-        log_line("dnsguard " + describe_status(status) + "; DNS is unavailable for the rest of the session");
+        restart_dnsguard(status);
       } else if (pid == owner_watch_) {
         owner_watch_ = -1;
         // Nobody is left to read the command's output or its status: end
@@ -516,6 +516,41 @@ class Runner {
       }
       return std::nullopt;
     });
+  }
+
+  // dnsguard died during the session (a crash, the OOM killer, a kill).
+  // Until it is back everything stays closed: the ruleset is untouched, so
+  // lookups fail and the gate's port refuses; nothing falls back to another
+  // resolver. It comes back with what it needs (the kernel's sets, its
+  // decision record and run-time allowlist in the log directory, which only
+  // its uid writes). A crash loop — kCrashLoopExits exits within
+  // kCrashLoopWindow — is not restarted: a dnsguard that cannot run stays
+  // down, closed, and says so once.
+  static constexpr std::size_t kCrashLoopExits = 5;
+  static constexpr auto kCrashLoopWindow = std::chrono::seconds(60);
+
+  void restart_dnsguard(int status) noexcept {
+    const auto now = Clock::now();
+    std::erase_if(dnsguard_exits_, [&](Clock::time_point t) { return now - t > kCrashLoopWindow; });
+    dnsguard_exits_.push_back(now);
+    if (!dnsguard_step_ || dnsguard_exits_.size() >= kCrashLoopExits) {
+      log_line("dnsguard " + describe_status(status) + ", " + std::to_string(dnsguard_exits_.size()) +
+               " times within 60 s; not restarting it: DNS is unavailable for the rest of the session"
+               " (the firewall stays closed)");
+      return;
+    }
+    // The first restart at once (an allowed lookup works again well within a
+    // second), then backing off: 250, 500, 1000 ms.
+    const int delay_ms = dnsguard_exits_.size() == 1 ? 0 : 125 << (dnsguard_exits_.size() - 1);
+    if (delay_ms > 0) ::poll(nullptr, 0, delay_ms);
+    try {
+      perform(*dnsguard_step_);
+      log_line("dnsguard " + describe_status(status) + "; restarted it (" + std::to_string(dnsguard_exits_.size()) +
+               " of " + std::to_string(kCrashLoopExits - 1) + " restarts within 60 s)");
+    } catch (const std::exception& error) {
+      log_line("dnsguard " + describe_status(status) + "; could not restart it (" + error.what() +
+               "): DNS is unavailable for the rest of the session (the firewall stays closed)");
+    }
   }
 
   void stop_dnsguard() noexcept {
@@ -587,6 +622,8 @@ class Runner {
   ExecutorOptions options_;
   sigset_t original_mask_{};
   pid_t dnsguard_pid_ = -1;
+  std::optional<step::StartDnsguard> dnsguard_step_;
+  std::vector<Clock::time_point> dnsguard_exits_;  // within the crash-loop window
   pid_t owner_watch_ = -1;  // see step::WatchOwner
   std::optional<step::PrepareLogDir> log_dir_;
   bool nested_ok_ = true;        // no nested step failed (yet)

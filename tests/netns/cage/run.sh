@@ -135,7 +135,10 @@ ip netns exec "$cage" unshare -m --propagation private bash "$here/inner.sh" &
 inner_pid=$!
 
 # Coordinator for the main run: publish dnsguard's pid (the agent checks it
-# cannot signal it), and kill dnsguard when the agent asks.
+# cannot signal it), and when the agent asks, kill dnsguard into a crash
+# loop: cage-init restarts it four times (each restart is seen as a new
+# pid: the restart works), and the fifth exit within 60 s leaves it down.
+# What the agent then checks is the closed cage without a resolver.
 dnsguard_pid() {
   local uid pid
   uid=$(cat "$tmp/dnsguard.uid" 2>/dev/null) || return 1
@@ -153,17 +156,34 @@ coordinate() {
       echo "$pid" > "$tmp/ws/dnsguard.tmp" && mv "$tmp/ws/dnsguard.tmp" "$tmp/ws/dnsguard.pid"
     fi
     if [[ -n $pid && -e $tmp/ws/ready-kill ]]; then
-      kill -TERM "$pid"
-      while kill -0 "$pid" 2>/dev/null && (( $(now_ms) < deadline )); do sleep 0.05; done
+      local round next
+      for round in 1 2 3 4 5; do
+        kill -TERM "$pid"
+        while kill -0 "$pid" 2>/dev/null && (( $(now_ms) < deadline )); do sleep 0.05; done
+        ((round == 5)) && break
+        next=''
+        while (( $(now_ms) < deadline )); do
+          next=$(dnsguard_pid) && [[ $next != "$pid" ]] && break
+          next=''; sleep 0.05
+        done
+        [[ -n $next ]] || { echo "not ok - coordinator: dnsguard was not restarted after exit $round"; coord_fails=1; break; }
+        echo "ok - coordinator: dnsguard restarted after exit $round (pid $pid -> $next)"
+        pid=$next
+      done
+      sleep 2  # longer than any backoff: a fifth restart would be visible now
+      if next=$(dnsguard_pid); then echo "not ok - coordinator: dnsguard restarted after five exits (pid $next)"; coord_fails=1
+      else echo "ok - coordinator: after five exits within 60 s dnsguard stays down"; fi
       touch "$tmp/ws/killed"
       return 0
     fi
     sleep 0.05
   done
   echo "not ok - coordinator: never saw dnsguard and the agent's kill request"
+  coord_fails=1
 }
+coord_fails=0
 coordinate
 wait "$inner_pid"; status=$?
 inner_pid=''
 echo "cage netns test: inner exit $status"
-exit $(( status == 0 ? 0 : 1 ))
+exit $(( status == 0 && coord_fails == 0 ? 0 : 1 ))

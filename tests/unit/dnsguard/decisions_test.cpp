@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "dnsguard/decisions.hpp"
+#include "dnsguard/ip.hpp"
 
 using namespace cagent::dnsguard;
 using namespace std::chrono_literals;
@@ -168,4 +169,31 @@ TEST_CASE("decision record: the firewall's refusals, from the kernel's absolute 
   r.firewall_counts(2, now, kT0 + 12s);
   CHECK_FALSE(r.dirty());
   CHECK(r.firewall_total() == 9);
+}
+
+TEST_CASE("decision record: a restarted dnsguard takes up its predecessor's record, exactly") {
+  DecisionRecord before;
+  before.denied("a.example", 1, kT0);
+  before.denied("a.example", 1, kT0 + 1s);
+  before.denied("b.example", 28, kT0 + 2s);
+  before.gate_refused("c.example", "192.0.2.1:443", "name not bound to destination", kT0 + 3s);
+  const FirewallFlow flow{*parse_ip("192.0.2.9"), 6, 80, 4};
+  before.firewall_counts(4, std::span(&flow, 1), kT0 + 4s);
+  before.allow_changed(ChangeOp::allow, "pypi.org", kT0 + 5s);
+  const Decisions written = parse_decisions(write_decisions(before.snapshot(kT0 + 6s)));
+
+  DecisionRecord after;
+  after.restore(written);
+  CHECK(after.snapshot(kT0 + 6s) == before.snapshot(kT0 + 6s));
+  // Counting goes on from there; the kernel's counters are absolute, so
+  // the same reading adds nothing and growth adds only itself.
+  after.denied("a.example", 1, kT0 + 7s);
+  CHECK(after.denied_count("a.example", 1) == 3);
+  CHECK(after.denied_total() == 4);
+  after.firewall_counts(4, std::span(&flow, 1), kT0 + 8s);
+  CHECK(after.firewall_total() == 4);
+  const FirewallFlow grown{flow.addr, 6, 80, 6};
+  after.firewall_counts(6, std::span(&grown, 1), kT0 + 9s);
+  CHECK(after.firewall_total() == 6);
+  CHECK(after.snapshot(kT0 + 9s).firewall_refused.front().count == 6);
 }

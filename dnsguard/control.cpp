@@ -1,7 +1,6 @@
 #include "dnsguard/control.hpp"
 
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -105,16 +104,8 @@ PeerNamespace peer_network_namespace(int accepted_fd) {
 }
 
 ControlReply control_request(const std::string& socket_path, const ControlRequest& request) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path) throw std::runtime_error("control socket path too long");
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  const UniqueFd owner(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!owner.valid()) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  const UniqueFd owner = connect_unix(socket_path);
   const int fd = owner.get();
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    throw std::runtime_error("connect " + socket_path + ": " + std::strerror(errno));
-  }
   const std::string msg = write_control_request(request);
   std::size_t done = 0;
   while (done < msg.size()) {

@@ -1,12 +1,16 @@
 #pragma once
 // The small POSIX helpers every cagent binary shares (header-only, in the
 // leaf every side links — dnsguard's cagent_policy — so no folder gains a
-// dependency through them): the one owner of a file descriptor, and the one
-// way to report a failed system call.
+// dependency through them): the one owner of a file descriptor, the one
+// way to report a failed system call, and unix socket addresses.
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -65,6 +69,28 @@ template <typename... Parts>
   std::string message;
   (message.append(std::string_view(parts)), ...);
   throw std::system_error(error, std::generic_category(), message);
+}
+
+// The address of the unix socket at `path`; throws std::runtime_error when
+// the path does not fit (sun_path holds 107 bytes and the NUL).
+inline sockaddr_un unix_address(std::string_view path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) throw std::runtime_error("socket path too long: " + std::string(path));
+  std::memcpy(address.sun_path, path.data(), path.size());
+  return address;
+}
+
+// A close-on-exec stream socket connected to the unix socket at `path`;
+// throws std::system_error ("connect PATH: …") when it cannot connect.
+inline UniqueFd connect_unix(const std::string& path) {
+  const sockaddr_un address = unix_address(path);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) throw_errno("socket");
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    throw_errno("connect ", path);
+  }
+  return fd;
 }
 
 }  // namespace cagent

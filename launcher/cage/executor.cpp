@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -262,15 +261,11 @@ class Runner {
 
  private:
   void perform(const step::WatchOwner& s) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    const std::string& path = s.socket.native();
-    if (path.size() >= sizeof address.sun_path) throw std::runtime_error("socket path too long: " + path);
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    UniqueFd link(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!link.valid()) throw_errno("socket");
-    if (::connect(link.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-      throw_errno("connect ", path, " (cagent on the host is gone, or did not start this cage)");
+    UniqueFd link;
+    try {
+      link = connect_unix(s.socket.native());
+    } catch (const std::exception& error) {
+      throw std::runtime_error(std::string(error.what()) + " (cagent on the host is gone, or did not start this cage)");
     }
     const pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
@@ -535,7 +530,7 @@ class Runner {
     dnsguard_exits_.push_back(now);
     if (!dnsguard_step_ || dnsguard_exits_.size() >= kCrashLoopExits) {
       log_line("dnsguard " + describe_status(status) + ", " + std::to_string(dnsguard_exits_.size()) +
-               " times within 60 s; not restarting it: DNS is unavailable for the rest of the session"
+               " times within " + std::to_string(kCrashLoopWindow.count()) + " s; not restarting it: DNS is unavailable for the rest of the session"
                " (the firewall stays closed)");
       return;
     }
@@ -546,7 +541,8 @@ class Runner {
     try {
       perform(*dnsguard_step_);
       log_line("dnsguard " + describe_status(status) + "; restarted it (" + std::to_string(dnsguard_exits_.size()) +
-               " of " + std::to_string(kCrashLoopExits - 1) + " restarts within 60 s)");
+               " of " + std::to_string(kCrashLoopExits - 1) + " restarts within " +
+               std::to_string(kCrashLoopWindow.count()) + " s)");
     } catch (const std::exception& error) {
       log_line("dnsguard " + describe_status(status) + "; could not restart it (" + error.what() +
                "): DNS is unavailable for the rest of the session (the firewall stays closed)");

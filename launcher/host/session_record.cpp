@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <stdexcept>
 #include <system_error>
 
@@ -61,9 +60,7 @@ OwnerSocket::OwnerSocket(const fs::path& dir) {
   const UniqueFd at(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!at.valid()) throw_errno("open ", dir.native());
   const std::string path = "/proc/self/fd/" + std::to_string(at.get()) + "/" + kOwnerSocketName;
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const sockaddr_un address = unix_address(path);
   fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd_.valid()) throw_errno("socket");
   if (::bind(fd_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {

@@ -83,11 +83,6 @@ void Server::take_up_bindings(bool restarted) {
 }
 
 void Server::take_up_previous_record() {
-  if (decisions_file_.path().empty()) return;
-  std::error_code ec;
-  const bool restarted = std::filesystem::exists(decisions_file_.path(), ec);
-  take_up_bindings(restarted);
-  if (!restarted) return;  // the session's first dnsguard
   Decisions previous;
   try {
     std::ifstream in(decisions_file_.path());
@@ -119,7 +114,13 @@ void Server::take_up_previous_record() {
 }
 
 void Server::start() {
-  take_up_previous_record();
+  if (!decisions_file_.path().empty()) {
+    // A record in the session's log directory: this dnsguard is a restart.
+    std::error_code ec;
+    const bool restarted = std::filesystem::exists(decisions_file_.path(), ec);
+    take_up_bindings(restarted);
+    if (restarted) take_up_previous_record();
+  }
   for (const auto& ep : config_.listen) {
     try {
       auto& sock = udp_sockets_.emplace_back(io_);

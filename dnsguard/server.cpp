@@ -59,22 +59,24 @@ Server::~Server() { stop(); }
 
 void Server::take_up_bindings(bool restarted) {
   const std::filesystem::path path = binding_journal_path(decisions_file_.path().parent_path());
-  std::vector<std::pair<std::string, IpAddress>> kept;
+  const auto now = AnswerCache::Clock::now();
   if (restarted) {
     std::unordered_map<std::string, std::chrono::milliseconds> held;
     for (const auto& [addr, left] : sink_.held_now()) held.emplace(to_string(addr), left);
-    const auto now = AnswerCache::Clock::now();
-    for (auto& [name, addr] : read_binding_journal(path)) {
-      const auto it = held.find(to_string(addr));
+    for (const JournalEntry& e : read_binding_journal(path)) {
+      const auto it = held.find(to_string(e.addr));
       if (it == held.end()) continue;  // gone from the set: the firewall refuses it anyway
-      if (engine_.restore_binding(name, addr, now + it->second)) kept.emplace_back(std::move(name), addr);
+      // Until the earlier of the two: another name may keep the address in
+      // the set long after this binding expired.
+      const auto until = std::min(e.until, now + it->second);
+      if (until > now) engine_.restore_binding(e.name, e.addr, until);
     }
-    log_.always("restarted in this session: bound " + std::to_string(kept.size()) +
+    log_.always("restarted in this session: bound " + std::to_string(engine_.bindings()) +
                 " names to addresses the sets still hold");
   }
   try {
     journal_ = std::make_unique<BindingJournal>(path, !restarted);
-    if (restarted) journal_->rewrite(kept);
+    if (restarted) journal_->rewrite(engine_.journal_entries(now));
     engine_.set_binding_journal(journal_.get());
   } catch (const std::exception& e) {
     journal_.reset();

@@ -569,3 +569,40 @@ TEST_CASE("engine: with the name bindings full, an answer inserts nothing, so a 
   CHECK(f.engine->release_denied(t0 + 401s) == std::optional<std::size_t>(1));
   CHECK(f.sink.evicted == std::vector<std::string>{"198.51.100.1"});
 }
+
+TEST_CASE("engine: a full binding journal is compacted to the live bindings, each with its latest expiry") {
+  EngineFixture f;
+  f.config.gate_enabled = true;
+  char dir_template[] = "/tmp/cagent-journal-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template) != nullptr);
+  const std::filesystem::path file = binding_journal_path(dir_template);
+  // Room for a handful of lines: answers that extend the same binding fill it.
+  BindingJournal journal(file, true, 400);
+  f.engine->set_binding_journal(&journal);
+  // Whole milliseconds, as the journal writes them.
+  const Clock::time_point t = std::chrono::time_point_cast<std::chrono::milliseconds>(Clock::now());
+  const auto resolve = [&](int ttl, Clock::time_point now) {
+    auto client = test_wire::query({.name = "www.example.test", .id = 0x3333});
+    REQUIRE(f.engine->handle_local(client, f.q, IpEndpoint{}, false, f.out, now).action ==
+            QueryEngine::Action::needs_upstream);
+    auto up = build_response_wire("www.example.test", 1, 0,
+                                  {"www.example.test. " + std::to_string(ttl) + " IN A 198.51.100.7"});
+    REQUIRE(f.engine->finish(client, f.q, false, up, f.out, now) > 12);
+  };
+  // Each answer comes after the last one ran out (so it is no cache hit)
+  // and extends the binding: a line each.
+  for (int i = 0; i < 20; ++i) resolve(300, t + std::chrono::seconds(1000 * i));
+  const auto entries = read_binding_journal(file);
+  REQUIRE_FALSE(entries.empty());
+  CHECK(entries.size() < 20);  // compacted at least once
+  CHECK(journal.size() <= 400);
+  // Its last line is the binding's latest expiry (+ the slack): nothing a
+  // restart would need is lost, and no line is older than the compaction.
+  IpAddress a;
+  a.bytes = {198, 51, 100, 7};
+  CHECK(entries.back().name == "www.example.test");
+  CHECK(entries.back().addr == a);
+  CHECK(entries.back().until == t + std::chrono::seconds(19000 + 300) + kBindingGrace + kJournalSlack);
+  std::filesystem::remove_all(dir_template);
+}
+

@@ -92,6 +92,9 @@ class UpstreamPool {
 
   // UDP queries in flight now (sockets held).
   std::size_t flights() const noexcept { return flights_.size(); }
+  // The server's descriptor budget (fd_budget.hpp): at most this many
+  // flights at once, never more than kMaxFlights.
+  void set_max_flights(std::size_t n) noexcept { max_flights_ = n < kMaxFlights ? n : kMaxFlights; }
 
  private:
   // exchange()'s side of a flight: where the answer goes, whom to wake.
@@ -149,6 +152,7 @@ class UpstreamPool {
   std::unordered_map<std::uint64_t, std::unique_ptr<Flight>> flights_;  // by serial
   std::vector<std::unique_ptr<Flight>> spare_;  // closed flights, reused (their sockets reopen)
   std::uint64_t next_serial_ = 0;
+  std::size_t max_flights_ = kMaxFlights;
   std::size_t preferred_ = 0;
   bool stopped_ = false;
   FastReceiver* fast_receiver_ = nullptr;

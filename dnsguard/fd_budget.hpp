@@ -57,8 +57,8 @@ struct DescriptorBudget {
 // decision record's temporary file (1), the record's spare (1, see
 // Server), the previous record read at a restart (1), the control
 // listener (1) — 17 — with room to spare for what a library opens on its
-// own (measured: an idle dnsguard with the gate holds 20 descriptors,
-// listeners included; see dnsguard/README.md).
+// own. Measured: an idle dnsguard with the gate and two listen addresses
+// holds 22 descriptors, its six listeners included (bench/load.sh).
 inline constexpr std::size_t kReservedDescriptors = 64;
 // Control connections served at once (root only: `cagent allow/deny/ps/log`);
 // more wait in the listen backlog.

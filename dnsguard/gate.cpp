@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <variant>
 
 #include "dnsguard/asio_glue.hpp"
@@ -296,19 +297,21 @@ asio::awaitable<void> Gate::accept_loop(tcp::acceptor& acceptor) {
       }
       backoff_.accepted();
       ++counters_.accepted;
-      if (connections_ >= options_.max_connections) {
+      if (connections_ >= options_.max_connections || handshakes_ >= options_.max_handshakes) {
         // Refused at once, and recorded with where it was going, so the
-        // user sees why (`cagent log`); the descriptors this cap protects
-        // are DNS's and the decision record's.
+        // user sees why (`cagent log`); what these caps protect is DNS's
+        // and the decision record's descriptors, and dnsguard's memory.
         ++counters_.at_cap;
         IpEndpoint dst;
         boost::system::error_code lec;
         const bool v6 = sock.local_endpoint(lec).address().is_v6();
         const bool known = !lec && original_destination(sock.native_handle(), v6, dst);
-        refuse(sock, known ? &dst : nullptr, {}, "too many connections at once");
+        refuse(sock, known ? &dst : nullptr, {},
+               connections_ >= options_.max_connections ? "too many connections at once" : "too many handshakes at once");
         continue;
       }
       ++connections_;
+      ++handshakes_;
       asio::co_spawn(io_, connection(std::move(sock)), asio::detached);
     }
   } catch (const std::exception& e) {
@@ -351,10 +354,16 @@ asio::awaitable<void> Gate::idle_loop() {
 }
 
 asio::awaitable<void> Gate::connection(tcp::socket client) {
+  // Counted by accept_loop before this started; given back here.
   struct Count {
     std::size_t& n;
+    explicit Count(std::size_t& counter) : n(counter) {}
     ~Count() { --n; }
-  } count{connections_};
+    Count(const Count&) = delete;
+    Count& operator=(const Count&) = delete;
+  };
+  const Count count{connections_};
+  std::optional<Count> handshake(std::in_place, handshakes_);
   try {
     IpEndpoint dst;
     const Kind kind = destination(client, dst);
@@ -381,6 +390,7 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
                                                : co_await forward(server, from_client.from(0));
     if (!handed_over) co_return;
     from_client = {};
+    handshake.reset();
     unlist.it->spliced = true;
     unlist.it->last = std::chrono::steady_clock::now();
     co_await splice_both(client, server, unlist.it->last);

@@ -66,6 +66,13 @@ inline constexpr std::chrono::seconds kRelayIdleTimeout{15 * 60};
 // The gate's own maximum of connections at once, whatever the descriptor
 // limit allows: it bounds the gate's memory (dnsguard/README.md).
 inline constexpr std::size_t kMaxGateConnections = 4096;
+// Of those, at most this many before the relay: a connection whose hellos
+// the gate still reads holds up to ~76 KiB of them (a first flight of up to
+// 20 KiB, after a HelloRetryRequest a second one, and the server's first
+// message), a relayed one a few KiB. 512 handshakes at once is far above
+// what clients open (browsers: about six per site); an agent that holds
+// more silent ones gets its next connections refused, not dnsguard's memory.
+inline constexpr std::size_t kMaxGateHandshakes = 512;
 
 struct GateOptions {
   std::vector<IpEndpoint> listen;           // where the ruleset redirects to
@@ -79,6 +86,7 @@ struct GateOptions {
   // Beyond: refused at once ("too many connections at once"), counted and
   // recorded. The server sets it from the descriptor budget.
   std::size_t max_connections = kMaxGateConnections;
+  std::size_t max_handshakes = kMaxGateHandshakes;
   std::chrono::seconds relay_idle_timeout = kRelayIdleTimeout;
 };
 
@@ -89,7 +97,7 @@ struct GateCounters {
   std::uint64_t failed = 0;     // admitted, but the server could not be reached or did not answer
   std::uint64_t retried = 0;    // went through a HelloRetryRequest
   std::uint64_t idle_ended = 0; // relays ended after relay_idle_timeout of silence
-  std::uint64_t at_cap = 0;     // refused because max_connections were open (also in `refused`)
+  std::uint64_t at_cap = 0;     // refused: max_connections or max_handshakes were open (also in `refused`)
 };
 
 // The bytes read so far from one side of a connection the gate inspects.
@@ -160,6 +168,7 @@ class Gate {
   AcceptBackoff backoff_;
   boost::asio::steady_timer idle_timer_;
   std::size_t connections_ = 0;
+  std::size_t handshakes_ = 0;  // connections not yet relayed
   bool stopped_ = false;
   std::vector<std::uint8_t> scratch_;  // ClientHello reassembly (one parse at a time)
   // The connections admitted now (their handshake still followed, or

@@ -352,6 +352,12 @@ asio::awaitable<bool> UpstreamPool::exchange(std::span<const std::uint8_t> query
 asio::awaitable<bool> UpstreamPool::tcp_exchange(const IpEndpoint& upstream,
                                                  std::span<const std::uint8_t> query,
                                                  std::vector<std::uint8_t>& answer) {
+  if (tcp_exchanges_ >= kMaxTcpExchanges) co_return false;  // counted and logged by the caller
+  ++tcp_exchanges_;
+  struct Count {
+    std::size_t& n;
+    ~Count() { --n; }
+  } count{tcp_exchanges_};
   tcp::socket sock(exec_);
   asio::steady_timer deadline(exec_);
   deadline.expires_after(kAttemptTimeout * 2);

@@ -26,6 +26,9 @@ Cases (each with its positive control in the same setup):
               (latency printed, not judged), the record's totals equal what
               was sent, descriptors stay under the limit; the same checks
               before any flood and after them all.
+  handshakes  600 silent gate connections with 8192 descriptors (gate cap
+              676): 512 wait for their hellos, the rest are refused at once
+              and recorded; once they are gone the gate works again.
   emfile      the descriptor limit lowered under dnsguard while it runs
               (prlimit --pid) and the gate's listener flooded: accept()
               fails with EMFILE and dnsguard must not spin (its CPU time
@@ -276,8 +279,8 @@ class World:
         os.chmod(os.path.join(self.dir, "policy.toml"), 0o644)
         return self
 
-    def start_dnsguard(self, env=None):
-        argv = ["prlimit", f"--nofile={NOFILE}:{NOFILE}", "--",
+    def start_dnsguard(self, env=None, nofile=NOFILE):
+        argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--",
                       "setpriv", "--reuid", str(DG_UID), "--regid", str(DG_UID), "--clear-groups",
                       "--inh-caps", "+net_admin,+net_bind_service", "--ambient-caps", "+net_admin,+net_bind_service",
                 self.dnsguard, "--config", os.path.join(self.dir, "policy.toml")]
@@ -292,7 +295,7 @@ class World:
             raise Failure(f"pid {self.pid} is not dnsguard")
         m = re.search(r"DNS over TCP (\d+), upstream queries (\d+), gate (\d+) connections", self.log())
         self.budget = tuple(map(int, m.groups())) if m else None
-        print(f"   dnsguard pid {self.pid}, RLIMIT_NOFILE {NOFILE}: {m.group(0) if m else 'no budget in its log'}",
+        print(f"   dnsguard pid {self.pid}, RLIMIT_NOFILE {nofile}: {m.group(0) if m else 'no budget in its log'}",
               flush=True)
 
     def log(self):
@@ -600,6 +603,33 @@ def case_emfile(world):
     check(rcode == 0 and addrs, "after the fault: a new allowed name resolves (upstream sockets open again)")
 
 
+def case_handshakes(world):
+    # 8192 descriptors: the gate's cap (676) is above its cap on handshakes
+    # at once (512), which bounds the memory of hellos being read.
+    world.start_dnsguard(nofile=8192)
+    addr = allowed_address(world)
+    check(http_through_gate(addr) == "HTTP/1.1 200 OK", "control: HTTP through the gate works")
+    script = os.path.join(world.dir, "holder.py")
+    with open(script, "w") as f:
+        f.write(HOLDER)
+    os.chmod(script, 0o644)
+    ready = os.path.join(world.dir, "holder.ready")
+    os.chmod(world.dir, 0o777)  # the agent's uid writes its ready file there
+    holder = world.spawn(world.as_agent("/usr/bin/python3", script, "600", addr, ready))
+    check(poll(lambda: os.path.exists(ready) and os.path.getsize(ready) > 0, 20), "the agent opens 600 silent gate connections")
+    refused = lambda: sum(e["count"] for e in world.record().get("gate_refused", [])
+                          if e["reason"] == "too many handshakes at once")
+    check(poll(lambda: refused() == 600 - 512, 5),
+          f"512 wait for their hellos, the other 88 are refused at once and recorded ({refused()})")
+    check(http_through_gate(addr) in ("ConnectionResetError", "closed"),
+          "meanwhile a new connection is refused too (the agent's own)")
+    check(poll(lambda: refused() == 600 - 512 + 1, 3), f"…and recorded ({refused()})")
+    holder.kill()
+    holder.wait()
+    check(poll(lambda: http_through_gate(addr) == "HTTP/1.1 200 OK", 15),
+          "once the silent ones are gone, HTTP through the gate works again")
+
+
 def case_slow_tcp(world):
     world.start_dnsguard()
     rcode, addrs = query_tcp("a.load.test")
@@ -695,7 +725,8 @@ def case_relay_idle(world):
     check(http_through_gate(addr) == "HTTP/1.1 200 OK", "a new connection through the gate works")
 
 
-CASES = {"floods": case_floods, "emfile": case_emfile, "slow_tcp": case_slow_tcp, "relay_idle": case_relay_idle}
+CASES = {"floods": case_floods, "emfile": case_emfile, "handshakes": case_handshakes, "slow_tcp": case_slow_tcp,
+         "relay_idle": case_relay_idle}
 
 
 def main():

@@ -37,6 +37,29 @@ using asio::ip::tcp;
 using asio::ip::udp;
 using namespace asio::experimental::awaitable_operators;
 
+namespace {
+
+// The UDP listeners' receive buffer. The default (net.core.rmem_default,
+// 208 KiB) holds only about 270 small datagrams (each costs ~768 bytes of
+// buffer on loopback): an agent with a few hundred lookups in flight
+// overflows it, and the kernel then drops queries of every client alike — an
+// allowed lookup of another process included, which its resolver retries
+// only after a second or more. 1 MiB holds ~1 300 queries: a closed-loop
+// flood of that many in flight loses nothing, and an open-loop one that
+// outruns dnsguard waits at most ~1 300 queries' work in the queue (tens of
+// ms on the hit and deny paths) before the kernel drops. Kernel memory, not
+// dnsguard's; SO_RCVBUFFORCE (CAP_NET_ADMIN, which dnsguard has) passes the
+// net.core.rmem_max cap, SO_RCVBUF is the fallback.
+constexpr int kUdpReceiveBuffer = 1 << 20;
+
+void grow_receive_buffer(int fd) noexcept {
+  const int size = kUdpReceiveBuffer;
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+}
+
+}  // namespace
+
 Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log, ServerTuning tuning)
     : io_(io),
       config_(config),
@@ -166,6 +189,7 @@ void Server::start() {
       if (ep.addr.v6) sock.set_option(asio::ip::v6_only(true));
       sock.bind(uep);
       sock.non_blocking(true);  // answers are sent synchronously; never block the loop
+      grow_receive_buffer(sock.native_handle());
       listen_tcp(acceptors_.emplace_back(io_), ep);
     } catch (const boost::system::system_error& e) {
       throw std::runtime_error("listen " + to_string(ep) + ": " + e.code().message());

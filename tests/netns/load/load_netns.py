@@ -500,8 +500,23 @@ def case_floods(world):
     hold = GATE_CAP + 266
     p = Prober("a.load.test", addr)
     p.start()
-    r = world.bench_json("http", "--target", f"{addr}:80", "--host", "a.load.test", "--hold", str(hold),
-                         "--hold-seconds", "2", "--label", "hold")
+    hold_out = os.path.join(world.dir, "hold.out")
+    holder = world.spawn(world.as_agent(world.bench, "http", "--target", f"{addr}:80", "--host", "a.load.test",
+                                        "--hold", str(hold), "--hold-seconds", "3", "--label", "hold"),
+                         stdout=open(hold_out, "w"))
+    check(poll(lambda: "holding" in open(hold_out).read(), 60), "the agent holds its gate connections")
+    # The host's `cagent allow/deny/ps` reach dnsguard through the control
+    # socket: descriptors are set aside for it, so it answers meanwhile.
+    t0 = time.monotonic()
+    ctl = subprocess.run([world.dnsguard, "--control", os.path.join(world.log_dir, "control", "dnsguard.sock"), "list"],
+                         capture_output=True, text=True, timeout=30)
+    print(f"   control request with the gate full: {(time.monotonic() - t0) * 1000:.1f} ms (reported, not judged)",
+          flush=True)
+    check(ctl.returncode == 0 and '"ok":true' in ctl.stdout,
+          f"the control socket answers with the gate full ({ctl.returncode}: {ctl.stdout.strip()[:100]} {ctl.stderr.strip()[:100]})")
+    holder.wait(timeout=60)
+    lines = [l for l in open(hold_out).read().splitlines() if l.startswith("{")]
+    r = json.loads(lines[-1])
     p.finish(f"{hold} gate connections held")
     print(f"   gate: {r['held']} held, {r['failures']} refused (cap {GATE_CAP})", flush=True)
     check(r["held"] == GATE_CAP and r["failures"] == hold - GATE_CAP,

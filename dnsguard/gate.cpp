@@ -323,8 +323,9 @@ asio::awaitable<void> Gate::idle_loop() {
   // A sweep once a minute (or more often for a shorter timeout, as tests
   // set): one timer for every relay instead of one per relay re-armed on
   // every chunk.
-  const auto every = std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(60),
-                                                                  options_.relay_idle_timeout / 4 + std::chrono::milliseconds(1));
+  const auto every = std::min<std::chrono::milliseconds>(
+      std::chrono::seconds(60),
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.relay_idle_timeout) / 4 + std::chrono::milliseconds(1));
   try {
     while (!stopped_) {
       idle_timer_.expires_after(every);

@@ -342,6 +342,7 @@ asio::awaitable<void> Server::control_loop() {
                                           " sessions open already; closed a new one");
         continue;  // `sock` closes here
       }
+      ++control_sessions_;  // given back when the session ends
       asio::co_spawn(io_, control_session(std::move(sock)), asio::detached);
     }
   } catch (const std::exception& e) {
@@ -350,7 +351,6 @@ asio::awaitable<void> Server::control_loop() {
 }
 
 asio::awaitable<void> Server::control_session(asio::local::stream_protocol::socket sock) {
-  ++control_sessions_;
   struct Count {
     std::size_t& n;
     ~Count() { --n; }
@@ -664,6 +664,9 @@ asio::awaitable<void> Server::tcp_accept_loop(tcp::acceptor& acceptor) {
         ++counters_.overload;
         continue;  // `sock` closes here
       }
+      // Counted here, not when the coroutine starts (later): the next
+      // accept must see it.
+      ++tcp_connections_;
       asio::co_spawn(io_, tcp_connection(std::move(sock)), asio::detached);
     }
   } catch (const std::exception& e) {
@@ -690,7 +693,6 @@ bool Server::reclaim_tcp_slot() noexcept {
 
 asio::awaitable<void> Server::tcp_connection(tcp::socket socket) {
   tcp_slots_.push_back(TcpSlot{&socket, true, false, std::chrono::steady_clock::now()});
-  ++tcp_connections_;
   struct Unlist {
     Server& server;
     std::list<TcpSlot>::iterator it;

@@ -5,6 +5,8 @@
 // pool's receive loops and the refresh timer. All decisions are made by the
 // synchronous QueryEngine, which also calls the AnswerSink — so nothing else
 // runs between a set insert and the send of the answer that needed it.
+// (One other thread exists: RecordWriter's, which only turns snapshots of
+// the decision record into decisions.json.)
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,6 +30,7 @@
 #include "dnsguard/fd_budget.hpp"
 #include "dnsguard/gate.hpp"
 #include "dnsguard/posix.hpp"
+#include "dnsguard/record_writer.hpp"
 #include "dnsguard/upstream.hpp"
 
 namespace cagent::dnsguard {
@@ -69,7 +72,8 @@ class Server final : private UpstreamPool::FastReceiver {
   const Counters& counters() const noexcept { return counters_; }
   // The counters as the log's "counters …" line (the gate's too, when on).
   std::string counters_line() const;
-  // Rewrites decisions.json when the record changed (`force`: anyway).
+  // Hands a snapshot of the record to the writer when it changed
+  // (`force`: anyway); the file is replaced off this thread.
   // A restart within a session: the predecessor's record and run-time
   // allowlist changes (decisions.json in the session's log directory).
   void take_up_previous_record();
@@ -207,10 +211,10 @@ class Server final : private UpstreamPool::FastReceiver {
   AcceptBackoff tcp_backoff_;
   AcceptBackoff control_backoff_;
   std::size_t control_sessions_ = 0;
-  // One descriptor held for the decision record: closed just before each
-  // write and taken again after it, so the record is written even when a
-  // flood has used every other descriptor the budget did not foresee.
-  UniqueFd record_spare_;
+  // Writes decisions.json off this thread (record_writer.hpp), with a
+  // descriptor of its own; null without a log directory.
+  std::unique_ptr<RecordWriter> record_writer_;
+  bool record_retry_ = false;  // the last write failed: write again next second
   ServerTuning tuning_;
   bool stopped_ = false;
   std::unique_ptr<Gate> gate_;  // with gate.enabled

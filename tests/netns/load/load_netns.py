@@ -30,8 +30,9 @@ Cases (each with its positive control in the same setup):
               676): 512 wait for their hellos, the rest are refused at once
               and recorded; once they are gone the gate works again.
   emfile      the descriptor limit lowered under dnsguard while it runs
-              (prlimit --pid) and the gate's listener flooded: accept()
-              fails with EMFILE and dnsguard must not spin (its CPU time
+              (prlimit --pid), the gate's and the DNS-over-TCP listeners
+              with connections waiting: accept() fails with EMFILE and
+              dnsguard must not spin (its CPU time
               from /proc), must keep answering DNS, and must still write
               the decision record; after the limit is restored everything
               works again.
@@ -586,6 +587,8 @@ def case_emfile(world):
     check(poll(lambda: os.path.exists(ready) and os.path.getsize(ready) > 0, 10), "the agent holds 100 silent gate connections")
     check(poll(lambda: world.fds() >= low, 5),
           f"dnsguard holds every descriptor the lowered limit allows ({world.fds()} of {low}): accept() fails")
+    # DNS-over-TCP clients wait in that listener's backlog too.
+    tcp_waiting = [socket.create_connection(("127.0.0.1", 53), timeout=5) for _ in range(20)]
     sampler = Sampler(world)
     sampler.start()
     # No spin: dnsguard's CPU time while every accept() would fail (the
@@ -595,7 +598,8 @@ def case_emfile(world):
     busy = (world.cpu_seconds() - cpu0) / (time.monotonic() - t0)
     print(f"   at EMFILE: {busy * 100:.1f} % of a CPU over 3 s (idle was {idle_cpu * 100:.1f} %)", flush=True)
     check(busy < 0.10, f"dnsguard does not spin on the failing accept() ({busy * 100:.1f} % of a CPU)")
-    check(world.log().count("gate: cannot accept") == 1, "…and says so in its log once, not per try")
+    check(world.log().count("gate: cannot accept") == 1 and world.log().count("DNS over TCP: cannot accept") == 1,
+          "…and says so in its log once per listener (the gate's, DNS over TCP), not per try")
     # DNS and the record keep working meanwhile.
     p = Prober("a.load.test", addr)
     p.start()
@@ -612,7 +616,11 @@ def case_emfile(world):
     world.set_soft_limit(NOFILE)
     holder.kill()
     holder.wait()
+    for s in tcp_waiting:
+        s.close()
     check(poll(lambda: "gate: accepting again" in world.log(), 5), "after the fault: the gate accepts again (logged)")
+    rcode, addrs = query_tcp("after-emfile-tcp.load.test")
+    check(rcode == 0 and addrs, "after the fault: a DNS-over-TCP query is answered")
     check(poll(lambda: http_through_gate(addr) == "HTTP/1.1 200 OK", 10), "after the fault: HTTP through the gate works")
     rcode, addrs, _ = query_udp("after-emfile.load.test")
     check(rcode == 0 and addrs, "after the fault: a new allowed name resolves (upstream sockets open again)")

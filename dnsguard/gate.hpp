@@ -69,7 +69,8 @@ inline constexpr std::size_t kMaxGateConnections = 4096;
 // Of those, at most this many before the relay: a connection whose hellos
 // the gate still reads holds up to ~85 KiB (a first flight of up to 20 KiB,
 // after a HelloRetryRequest a second one, the server's first messages, its
-// coroutine frames), a relayed one ~12 KiB (measured, bench/load.sh). 512 handshakes at once is far above
+// coroutine frames), a relayed one under 12 KiB (6.5–7.3 KiB measured,
+// bench/load.sh). 512 handshakes at once is far above
 // what clients open (browsers: about six per site); an agent that holds
 // more silent ones gets its next connections refused, not dnsguard's memory.
 inline constexpr std::size_t kMaxGateHandshakes = 512;

@@ -306,8 +306,8 @@ asio::awaitable<void> Gate::accept_loop(tcp::acceptor& acceptor) {
         boost::system::error_code lec;
         const bool v6 = sock.local_endpoint(lec).address().is_v6();
         const bool known = !lec && original_destination(sock.native_handle(), v6, dst);
-        refuse(sock, known ? &dst : nullptr, {},
-               connections_ >= options_.max_connections ? "too many connections at once" : "too many handshakes at once");
+        const bool full = connections_ >= options_.max_connections;
+        refuse(sock, known ? &dst : nullptr, {}, full ? "too many connections at once" : "too many handshakes at once");
         continue;
       }
       ++connections_;
@@ -323,9 +323,10 @@ asio::awaitable<void> Gate::idle_loop() {
   // A sweep once a minute (or more often for a shorter timeout, as tests
   // set): one timer for every relay instead of one per relay re-armed on
   // every chunk.
-  const auto every = std::min<std::chrono::milliseconds>(
+  using std::chrono::milliseconds;
+  const auto every = std::min<milliseconds>(
       std::chrono::seconds(60),
-      std::chrono::duration_cast<std::chrono::milliseconds>(options_.relay_idle_timeout) / 4 + std::chrono::milliseconds(1));
+      std::chrono::duration_cast<milliseconds>(options_.relay_idle_timeout) / 4 + milliseconds(1));
   try {
     while (!stopped_) {
       idle_timer_.expires_after(every);

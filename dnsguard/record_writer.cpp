@@ -43,6 +43,11 @@ void RecordWriter::submit(Decisions snapshot) {
   wake_.notify_one();
 }
 
+void RecordWriter::flush() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] { return (!pending_ && !writing_) || !thread_.joinable(); });
+}
+
 bool RecordWriter::finish(const Decisions* last, std::string& error) noexcept {
   {
     const std::lock_guard lock(mutex_);
@@ -84,15 +89,22 @@ void RecordWriter::run() noexcept {
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || pending_.has_value(); });
-      if (!pending_) return;  // stopping, nothing left to write
+      if (!pending_) {  // stopping, nothing left to write
+        idle_.notify_all();
+        return;
+      }
       next = std::move(*pending_);
       pending_.reset();
+      writing_ = true;
     }
     std::string error;
-    if (!write(next, error)) {
+    const bool ok = write(next, error);
+    {
       const std::lock_guard lock(mutex_);
-      error_ = std::move(error);
+      if (!ok) error_ = std::move(error);
+      writing_ = false;
     }
+    idle_.notify_all();
   }
 }
 

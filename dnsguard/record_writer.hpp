@@ -44,6 +44,10 @@ class RecordWriter {
 
   // Resolver thread: write this snapshot (replaces one still waiting).
   void submit(Decisions snapshot);
+  // Waits until what was submitted is in the file (or failed): for a
+  // run-time allowlist change, whose reply to the host must not come before
+  // the record holds it. Blocks the caller for at most one write.
+  void flush();
   // Writes what waits, ends the thread, then writes `last` (when given) on
   // this thread. False, with the reason in `error`, when that write failed.
   bool finish(const Decisions* last, std::string& error) noexcept;
@@ -60,8 +64,10 @@ class RecordWriter {
   UniqueFd spare_;  // used only by whichever thread writes (never both)
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable idle_;  // nothing waits and nothing is being written
   std::optional<Decisions> pending_;
   std::string error_;
+  bool writing_ = false;
   bool stopping_ = false;
   std::thread thread_;  // last: started once everything above exists
 };

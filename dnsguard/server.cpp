@@ -155,8 +155,9 @@ void Server::plan_descriptor_budget() {
   DescriptorNeeds needs;
   needs.listen_addresses = config_.listen.size();
   if (config_.gate_enabled) {
-    const bool v4 = std::any_of(config_.listen.begin(), config_.listen.end(), [](const IpEndpoint& e) { return !e.addr.v6; });
-    const bool v6 = std::any_of(config_.listen.begin(), config_.listen.end(), [](const IpEndpoint& e) { return e.addr.v6; });
+    const auto& listen = config_.listen;
+    const bool v4 = std::any_of(listen.begin(), listen.end(), [](const IpEndpoint& e) { return !e.addr.v6; });
+    const bool v6 = std::any_of(listen.begin(), listen.end(), [](const IpEndpoint& e) { return e.addr.v6; });
     needs.gate_listeners = (v4 ? 1u : 0u) + (v6 ? 1u : 0u);
   }
   needs.max_tcp_clients = kMaxTcpConnections;
@@ -422,7 +423,11 @@ ControlReply Server::carry_out(const ControlRequest& request) {
       log_.always("control: took back " + d);
     }
   }
-  if (!reply.added.empty() || denied) write_decisions(true);
+  if ((!reply.added.empty() || denied) && record_writer_) {
+    // The host may read the record as soon as it has the reply.
+    write_decisions(true);
+    record_writer_->flush();
+  }
   return std::move(reply);
 }
 

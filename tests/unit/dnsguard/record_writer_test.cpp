@@ -59,6 +59,21 @@ TEST_CASE("record writer: the file ends with the last snapshot, whatever waited 
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("record writer: flush() returns once what was submitted is in the file") {
+  const auto dir = scratch_dir();
+  const auto path = dir / "decisions.json";
+  RecordWriter writer(path);
+  for (std::uint64_t i = 1; i <= 50; ++i) {
+    writer.submit(with_total(i));
+    writer.flush();
+    REQUIRE(read_back(path).denied_total == i);
+  }
+  std::string error;
+  CHECK(writer.finish(nullptr, error));
+  writer.flush();  // after finish: returns at once
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("record writer: what waits when it finishes is written before the last word") {
   const auto dir = scratch_dir();
   const auto path = dir / "decisions.json";

@@ -77,6 +77,33 @@ TEST_CASE("cache: expiry, countdown rounding up, LRU, disabled") {
   CHECK_FALSE(off.lookup(wn("a.test"), 1, t0));
 }
 
+TEST_CASE("cache: bounded by the bytes it keeps, not only by count") {
+  AnswerCache cache(100, 1000);  // room for 100 answers, but only 1000 bytes of them
+  auto t0 = Clock::time_point{} + 1000s;
+  const std::vector<std::uint8_t> big(400, 7), small(10, 1);
+  cache.store(wn("a.test"), 1, big, 100, t0);
+  cache.store(wn("b.test"), 1, big, 100, t0);
+  CHECK(cache.bytes() == 800);
+  CHECK(cache.lookup(wn("a.test"), 1, t0));  // a is now most recently used
+  cache.store(wn("c.test"), 1, big, 100, t0);  // 1200 > 1000: the least recently used (b) goes
+  CHECK(cache.size() == 2);
+  CHECK(cache.bytes() == 800);
+  CHECK_FALSE(cache.lookup(wn("b.test"), 1, t0));
+  CHECK(cache.lookup(wn("a.test"), 1, t0));
+  CHECK(cache.lookup(wn("c.test"), 1, t0));
+  // Replacing an entry counts its new size, not both.
+  cache.store(wn("c.test"), 1, small, 100, t0);
+  CHECK(cache.bytes() == 410);
+  CHECK(cache.lookup(wn("c.test"), 1, t0)->wire.size() == 10);
+  // An answer larger than the whole bound is not kept, and takes nothing out.
+  cache.store(wn("huge.test"), 1, std::vector<std::uint8_t>(1001, 0), 100, t0);
+  CHECK_FALSE(cache.lookup(wn("huge.test"), 1, t0));
+  CHECK(cache.size() == 2);
+  // Expiry gives the bytes back.
+  CHECK_FALSE(cache.lookup(wn("a.test"), 1, t0 + 200s));
+  CHECK(cache.bytes() == 10);
+}
+
 struct EngineFixture {
   Config config;
   RecordingSink sink;

@@ -41,6 +41,16 @@ std::string trust_hint(const HostContext& host) {
          shell_quote((host.cagent_home / "trusted").string());
 }
 
+// The first line of a failed docker command's output that says something:
+// docker prints a --format template's empty value ("null") before the error.
+std::string first_message_line(const std::string& output) {
+  std::istringstream in(output);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line != "null") return line;
+  }
+  return "no output";
+}
+
 // Keeps the newest `keep` session log directories; best effort.
 void prune_session_logs(const fs::path& logs, std::size_t keep) {
   std::error_code ec;
@@ -310,7 +320,7 @@ EngineFacts probe_engine(ProcessRunner& runner, const HostContext& host, bool re
   opts.timeout = std::chrono::seconds(20);
   const RunResult r = runner.run({"docker", "info", "--format", "{{json .Runtimes}}"}, opts);
   if (r.status != 0 || r.timed_out) {
-    const std::string detail = r.timed_out ? std::string("timed out") : r.output.substr(0, r.output.find('\n'));
+    const std::string detail = r.timed_out ? std::string("timed out") : first_message_line(r.output);
     return EngineFacts{false,
                        "cannot reach the Docker engine (docker info: " + detail +
                            "); is dockerd running and may this user use it?",

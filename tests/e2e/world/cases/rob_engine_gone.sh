@@ -34,6 +34,18 @@ dockerd_log=/var/log/dockerd.log
 engine_answers() { timeout 5 docker info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
 # The processes the engine started (its containerd), noted before a fault.
 engine_children=
+# dockerd as setup.sh --docker starts it, holding no descriptor of this
+# test's: the case runs under `flock /tmp/cagent-e2e.lock`, whose descriptor
+# every child inherits, and an engine holding it would keep the lock after
+# the test ends.
+engine_daemon() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+  done
+  exec setsid "${dockerd_argv[@]}" >>"$dockerd_log" 2>&1 </dev/null
+}
 engine_children_gone() { local p; for p in $engine_children; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
 engine_start() {
   if ! pidof dockerd >/dev/null; then
@@ -42,7 +54,7 @@ engine_start() {
     # gives up ("timeout waiting for containerd to start").
     # shellcheck disable=SC2086
     wait_for "the killed engine's containerd to end" 30 engine_children_gone || kill -KILL $engine_children 2>/dev/null
-    setsid "${dockerd_argv[@]}" >>"$dockerd_log" 2>&1 </dev/null &
+    ( engine_daemon ) &
   fi
   wait_for "the engine to answer again" 90 engine_answers
 }

@@ -14,6 +14,7 @@
 #include "launcher/host/cli.hpp"
 #include "launcher/host/config.hpp"
 #include "launcher/host/docker_argv.hpp"
+#include "launcher/host/engine.hpp"
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/paths.hpp"
@@ -33,6 +34,18 @@ int exit_status_for(const std::exception& e) {
   }
   if (dynamic_cast<const host::DockerError*>(&e) != nullptr) return host::kExitDocker;
   return 1;
+}
+
+// The docker CLI's chosen context, from its config.json ($DOCKER_CONFIG or
+// ~/.docker); "" when there is none to read.
+template <typename Env>
+std::string docker_current_context(const Env& env, const std::filesystem::path& home) {
+  const std::filesystem::path dir = env("DOCKER_CONFIG").value_or((home / ".docker").string());
+  try {
+    return host::current_context_of(host::read_file(dir / "config.json"));
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 }  // namespace
@@ -66,7 +79,9 @@ int main(int argc, char** argv) {
     ctx.build_args = host::default_build_args(env("CAGENT_BASE_IMAGE"), env("CAGENT_NPM_PACKAGES"));
     ctx.stdin_tty = ::isatty(STDIN_FILENO) == 1;
     ctx.stdout_tty = ::isatty(STDOUT_FILENO) == 1;
-    ctx.engine_key = host::docker_engine_key(env_or_empty("DOCKER_HOST"));
+    ctx.engine_socket = host::local_engine_socket(
+        {env_or_empty("DOCKER_HOST"), env_or_empty("DOCKER_CONTEXT"), docker_current_context(env, ctx.home)});
+    if (ctx.engine_socket) ctx.engine_key = host::docker_engine_key(*ctx.engine_socket);
     host::PosixProcessRunner runner;
     if (live) return host::run_live(*live, ctx, runner, host::SessionIo{std::cout, std::cerr, std::cin});
     return host::run_cagent(cli, ctx, runner, host::SessionIo{std::cout, std::cerr, std::cin});

@@ -116,7 +116,8 @@ inline constexpr std::string_view kDescription =
     "directory at /workspace: DNS and connections only to allowlisted names, ignored paths "
     "hidden, read-only paths mounted read-only, no capabilities.";
 inline constexpr std::string_view kExitStatus =
-    "the command's; 125 when docker fails; 2 for usage and configuration errors; "
+    "the command's; 125 when docker fails or the Docker engine goes away during the session; "
+    "2 for usage and configuration errors; "
     "128 + the signal when the session is interrupted";
 inline constexpr std::string_view kSubcommandNote =
     "Subcommands are words before any --: `cagent -- allow` runs a command named allow in a cage.";

@@ -7,11 +7,13 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 
@@ -209,8 +211,8 @@ RunResult PosixProcessRunner::run(const std::vector<std::string>& argv, const Ru
   return r;
 }
 
-int PosixProcessRunner::run_foreground(const std::vector<std::string>& argv,
-                                       const std::function<void(int)>& on_signal) {
+ForegroundResult PosixProcessRunner::run_foreground(const std::vector<std::string>& argv,
+                                                    const std::function<void(int)>& on_signal, const Hangup& hangup) {
   if (argv.empty()) throw std::invalid_argument("run_foreground: empty argv");
   // Block the stop signals and read them from a signalfd, so a Ctrl-C or a
   // SIGTERM is handled in this loop (stop the container, then keep waiting
@@ -233,20 +235,41 @@ int PosixProcessRunner::run_foreground(const std::vector<std::string>& argv,
     const int saved = errno;
     throw std::system_error(saved, std::generic_category(), "signalfd");
   }
+  // The terminal as it is before the child sets it raw: put back if the
+  // child has to be killed (it cannot restore it then).
+  termios terminal{};
+  const bool on_terminal = ::isatty(STDIN_FILENO) == 1 && ::tcgetattr(STDIN_FILENO, &terminal) == 0;
 
   Spawn spawn;
   int err = 0;
   const pid_t pid = spawn.start(argv, {}, err);
   if (pid < 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(err));
+  ForegroundResult result;
   UniqueFd pidfd(pidfd_open(pid));
   if (!pidfd.valid()) {
-    return wait_child(pid);  // very old kernel: no signal handling, still correct status
+    result.status = wait_child(pid);  // very old kernel: no signal handling, still correct status
+    return result;
   }
+  using Clock = std::chrono::steady_clock;
+  std::optional<Clock::time_point> kill_at;  // set once the hangup descriptor closed
+  int watched = hangup.fd;
   while (true) {
-    pollfd fds[2] = {{pidfd.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    const int n = ::poll(fds, 2, -1);
+    // poll() skips an entry whose fd is -1: the hangup, once it closed.
+    pollfd fds[3] = {{pidfd.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {watched, POLLIN, 0}};
+    int wait_ms = -1;
+    if (kill_at) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*kill_at - Clock::now()).count();
+      wait_ms = left > 0 ? static_cast<int>(left) : 0;
+    }
+    const int n = ::poll(fds, 3, wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
+      break;
+    }
+    if (n == 0 && kill_at) {
+      ::kill(pid, SIGKILL);
+      result.killed = true;
+      if (on_terminal) ::tcsetattr(STDIN_FILENO, TCSANOW, &terminal);
       break;
     }
     if (fds[1].revents & POLLIN) {
@@ -255,9 +278,19 @@ int PosixProcessRunner::run_foreground(const std::vector<std::string>& argv,
         on_signal(static_cast<int>(info.ssi_signo));
       }
     }
+    if (fds[2].revents != 0) {
+      char buf[4096];
+      const ssize_t got = ::read(watched, buf, sizeof buf);
+      if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
+        result.hung_up = true;
+        watched = -1;
+        kill_at = Clock::now() + hangup.grace;
+      }
+    }
     if (fds[0].revents & POLLIN) break;
   }
-  return wait_child(pid);
+  result.status = wait_child(pid);
+  return result;
 }
 
 }  // namespace cagent::launcher::host

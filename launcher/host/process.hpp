@@ -28,6 +28,24 @@ struct RunResult {
   bool timed_out = false;
 };
 
+// A descriptor whose far end the foreground child depends on (the Docker
+// engine's event stream, engine.hpp). What arrives on it is read and
+// dropped; once it closes, the child has `grace` to end on its own (the
+// docker CLI notices a lost engine by itself within a fraction of a second),
+// then it is killed with SIGKILL — on SIGTERM the docker CLI only forwards
+// the signal to a container it can no longer reach — and the terminal's
+// modes, which the killed CLI had set raw, are restored.
+struct Hangup {
+  int fd = -1;  // -1: nothing to watch
+  std::chrono::milliseconds grace{0};
+};
+
+struct ForegroundResult {
+  int status = 0;        // as in RunResult
+  bool hung_up = false;  // the Hangup descriptor closed while the child ran
+  bool killed = false;   // ... and the child did not end within the grace
+};
+
 class ProcessRunner {
  public:
   virtual ~ProcessRunner() = default;
@@ -35,16 +53,16 @@ class ProcessRunner {
   // The session itself: stdin/stdout/stderr pass straight through. While it
   // runs, SIGINT/SIGTERM/SIGHUP sent to cagent call `on_signal(signo)`
   // (e.g. to stop the container by name); the child keeps its default
-  // dispositions. Returns the child's status as in RunResult.
-  virtual int run_foreground(const std::vector<std::string>& argv,
-                             const std::function<void(int)>& on_signal) = 0;
+  // dispositions. `hangup`: see Hangup.
+  virtual ForegroundResult run_foreground(const std::vector<std::string>& argv,
+                                          const std::function<void(int)>& on_signal, const Hangup& hangup) = 0;
 };
 
 class PosixProcessRunner final : public ProcessRunner {
  public:
   RunResult run(const std::vector<std::string>& argv, const RunOptions& options) override;
-  int run_foreground(const std::vector<std::string>& argv,
-                     const std::function<void(int)>& on_signal) override;
+  ForegroundResult run_foreground(const std::vector<std::string>& argv, const std::function<void(int)>& on_signal,
+                                  const Hangup& hangup) override;
 };
 
 }  // namespace cagent::launcher::host

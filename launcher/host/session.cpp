@@ -1,7 +1,6 @@
 #include "launcher/host/session.hpp"
 
 #include <poll.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -29,6 +28,13 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t kKeptSessionLogs = 20;
+// The engine watch (engine.hpp): how long the engine may take to accept it,
+// how long docker run may outlive the engine (it notices by itself within a
+// fraction of a second), and how long the engine may take to answer
+// whether it is still there once docker run ended.
+constexpr std::chrono::seconds kEngineWatchOpen{2};
+constexpr std::chrono::seconds kEngineGrace{3};
+constexpr std::chrono::seconds kEngineCheck{5};
 
 std::string join_quoted(const std::vector<std::string>& argv) {
   std::string s;
@@ -39,6 +45,16 @@ std::string join_quoted(const std::vector<std::string>& argv) {
 std::string trust_hint(const HostContext& host) {
   return "echo " + shell_quote(host.workspace.string()) + " >> " +
          shell_quote((host.cagent_home / "trusted").string());
+}
+
+// The first line of a failed docker command's output that says something:
+// docker prints a --format template's empty value ("null") before the error.
+std::string first_message_line(const std::string& output) {
+  std::istringstream in(output);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line != "null") return line;
+  }
+  return "no output";
 }
 
 // Keeps the newest `keep` session log directories; best effort.
@@ -310,7 +326,7 @@ EngineFacts probe_engine(ProcessRunner& runner, const HostContext& host, bool re
   opts.timeout = std::chrono::seconds(20);
   const RunResult r = runner.run({"docker", "info", "--format", "{{json .Runtimes}}"}, opts);
   if (r.status != 0 || r.timed_out) {
-    const std::string detail = r.timed_out ? std::string("timed out") : r.output.substr(0, r.output.find('\n'));
+    const std::string detail = r.timed_out ? std::string("timed out") : first_message_line(r.output);
     return EngineFacts{false,
                        "cannot reach the Docker engine (docker info: " + detail +
                            "); is dockerd running and may this user use it?",
@@ -465,16 +481,34 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
   quiet.output = RunOptions::Output::discard;
   quiet.merge_stderr = true;
   quiet.timeout = std::chrono::seconds(30);
-  outcome.status = runner.run_foreground(render_run_argv(p.run), [&](int signo) {
-    if (!outcome.signalled) outcome.first_signal = signo;
-    outcome.signalled = true;
-    // First signal: a graceful stop (SIGTERM, then SIGKILL after 3 s);
-    // again: kill at once. docker run then returns and we clean up.
-    runner.run(++signals_seen == 1 ? std::vector<std::string>{"docker", "stop", "--time", "3", container}
-                                   : std::vector<std::string>{"docker", "kill", container},
-               quiet);
-  });
-  if (outcome.signalled) {
+  // Subscribed before docker run starts: the engine process that runs this
+  // session is the one watched.
+  std::optional<EngineWatch> watch;
+  if (host.engine_socket) watch = EngineWatch::open(*host.engine_socket, kEngineWatchOpen);
+  const ForegroundResult run = runner.run_foreground(
+      render_run_argv(p.run),
+      [&](int signo) {
+        if (!outcome.signalled) outcome.first_signal = signo;
+        outcome.signalled = true;
+        // First signal: a graceful stop (SIGTERM, then SIGKILL after 3 s);
+        // again: kill at once. docker run then returns and we clean up.
+        runner.run(++signals_seen == 1 ? std::vector<std::string>{"docker", "stop", "--time", "3", container}
+                                       : std::vector<std::string>{"docker", "kill", container},
+                   quiet);
+      },
+      Hangup{watch ? watch->fd() : -1, kEngineGrace});
+  outcome.status = run.status;
+  outcome.docker_run_killed = run.killed;
+  if (run.hung_up) {
+    outcome.engine = EngineCheck::closed;
+  } else if (watch && !outcome.signalled) {
+    // A graceful stop of the engine ends the cage first, so docker run may
+    // have returned the cage's status (143) with the engine on its way out.
+    outcome.engine = watch->check(kEngineCheck);
+  }
+  // With the engine gone there is nobody to ask: the engine removes the
+  // --rm container itself when it is back.
+  if (outcome.signalled && !run.hung_up) {
     // --rm removes it, unless docker run died first; leave nothing behind.
     // The daemon's auto-removal is asynchronous (and makes a concurrent
     // "rm -f" fail with "removal in progress"), so wait, bounded, until the
@@ -513,18 +547,35 @@ void print_blocked_summary(const std::filesystem::path& log_dir, SessionIo io) {
 
 }  // namespace
 
+SessionEnd decide_session_end(const SessionOutcome& outcome) {
+  using Kind = SessionEnd::Kind;
+  // Like a shell reports an interrupted command: 128 + the signal the user
+  // sent (130 for Ctrl-C), whatever the container died of.
+  if (outcome.signalled) return {Kind::stopped, 128 + outcome.first_signal};
+  // Whatever docker run returned: "unexpected EOF" (125), or the status of
+  // the cage the stopping engine ended (143) — not the command's own.
+  if (outcome.engine && *outcome.engine != EngineCheck::answered) return {Kind::engine_lost, kExitDocker};
+  if (outcome.status == kExitDocker) return {Kind::docker_failed, kExitDocker};
+  return {Kind::command_exited, outcome.status};
+}
+
 int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io) {
   print_blocked_summary(log_dir, io);
-  if (outcome.signalled) {
-    io.err << "cagent: session stopped\n";
-    // Like a shell reports an interrupted command: 128 + the signal the
-    // user sent (130 for Ctrl-C), whatever the container died of.
-    return 128 + outcome.first_signal;
+  const SessionEnd end = decide_session_end(outcome);
+  switch (end.kind) {
+    case SessionEnd::Kind::stopped: io.err << "cagent: session stopped\n"; break;
+    case SessionEnd::Kind::engine_lost:
+      // The cage stops itself: the session's owner socket went with its
+      // record (session_record.hpp), engine or not.
+      io.err << "cagent: the Docker engine went away during the session (" << describe(*outcome.engine)
+             << (outcome.docker_run_killed ? "; docker run did not notice and was killed" : "")
+             << "); the cage stops itself and the engine removes its container when it is back:"
+                " run cagent again once `docker info` answers\n";
+      break;
+    case SessionEnd::Kind::docker_failed: io.err << "cagent: docker run failed (exit 125; its message is above)\n"; break;
+    case SessionEnd::Kind::command_exited: break;
   }
-  if (outcome.status == kExitDocker) {
-    io.err << "cagent: docker run failed (exit 125; its message is above)\n";
-  }
-  return outcome.status;
+  return end.status;
 }
 
 int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io) {
@@ -559,18 +610,6 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   start_session(session, host, runner, io);
   const SessionOutcome outcome = supervise_session(session, host, runner, io);
   return summarize_session(outcome, session.log_dir, io);
-}
-
-std::optional<std::string> docker_engine_key(std::string_view docker_host) {
-  std::string socket = "/var/run/docker.sock";
-  if (!docker_host.empty()) {
-    if (docker_host.rfind("unix://", 0) != 0) return std::nullopt;
-    socket = std::string(docker_host.substr(7));
-  }
-  struct stat st {};
-  if (::stat(socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return std::nullopt;
-  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_ctim.tv_sec) + "." +
-         std::to_string(st.st_ctim.tv_nsec);
 }
 
 }  // namespace cagent::launcher::host

@@ -12,11 +12,13 @@
 //   print_dry_run    the docker build/run commands            [--dry-run stops here]
 //   start_session    update check ─▶ ensure_image ─▶ log dir
 //   supervise_session  session dir (policy.toml, placeholders, CA bundle) ─▶
-//                    docker run (foreground) ─▶ stop on signals ─▶ name what
+//                    engine watch ─▶ docker run (foreground) ─▶ stop on
+//                    signals ─▶ is the engine still there? ─▶ name what
 //                    the session created that runs on the host later (a new
 //                    .cagent.yaml / .envrc, new git repositories) ─▶ remove
 //                    session dir ─▶ SessionOutcome
-//   summarize_session  blocked-lookups summary ─▶ exit status
+//   summarize_session  blocked-lookups summary ─▶ decide_session_end ─▶
+//                    the line that says why, exit status
 //
 // All process starts go through the injected ProcessRunner and all output
 // through SessionIo; the environment is read once, in main, into HostContext.
@@ -34,6 +36,7 @@
 #include "launcher/host/cli.hpp"
 #include "launcher/host/config.hpp"
 #include "launcher/host/docker_argv.hpp"
+#include "launcher/host/engine.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/mount_plan.hpp"
 #include "launcher/host/git_markers.hpp"
@@ -59,6 +62,10 @@ struct HostContext {
   std::string home_volume_prefix = "cagent-home";
   bool stdin_tty = false;
   bool stdout_tty = false;
+  // The local engine's unix socket, the one the docker CLI uses (see
+  // local_engine_socket() in engine.hpp); nullopt for a remote engine or a
+  // docker context. When set, the session watches the engine (EngineWatch).
+  std::optional<std::filesystem::path> engine_socket;
   // Identifies the running Docker engine (see docker_engine_key()); when
   // set, what `docker info` said about it is remembered across sessions.
   std::optional<std::string> engine_key;
@@ -68,12 +75,6 @@ struct HostContext {
   // BASE and AGENT_NPM_PACKAGES (CAGENT_BASE_IMAGE, CAGENT_NPM_PACKAGES).
   BuildArgs build_args = default_build_args(std::nullopt, std::nullopt);
 };
-
-// "<inode>:<ctime>" of the local engine's unix socket, which dockerd
-// recreates whenever it starts (e.g. after a runtime such as sysbox-runc was
-// added to its config). `docker_host`: $DOCKER_HOST ("" when unset: the
-// default socket). nullopt for a remote engine (DOCKER_HOST not unix://).
-std::optional<std::string> docker_engine_key(std::string_view docker_host);
 
 struct SessionIo {
   std::ostream& out;
@@ -106,12 +107,30 @@ struct PreparedSession {
   SkipDirs unwritable;
 };
 
-// How docker run ended.
+// How docker run ended, as observed.
 struct SessionOutcome {
   int status = 0;             // docker run's exit status
   bool signalled = false;     // cagent got SIGINT/SIGTERM/SIGHUP and stopped the container
   int first_signal = SIGTERM; // the first of those
+  // The engine that ran the session, after docker run (engine.hpp): nullopt
+  // when it was not watched (a remote engine, a docker context, or it
+  // refused the watch); `closed` also when the watch closed while docker
+  // run was still running.
+  std::optional<EngineCheck> engine;
+  bool docker_run_killed = false;  // it outlived the engine by the grace and was killed
 };
+
+// What happened, decided from a SessionOutcome alone: the user stopped the
+// session, the engine went away during it, docker run failed (exit 125 with
+// the engine still there: it could not start the cage — or the command
+// itself exited 125, which docker cannot tell apart), or the command
+// exited. `status` is cagent's exit status.
+struct SessionEnd {
+  enum class Kind { stopped, engine_lost, docker_failed, command_exited };
+  Kind kind = Kind::command_exited;
+  int status = 0;
+};
+SessionEnd decide_session_end(const SessionOutcome& outcome);
 
 // Stage "prepare", first half: approval of the workspace .cagent.yaml (a
 // question on a terminal), layers, merge; merge warnings are printed. With
@@ -141,14 +160,17 @@ void print_dry_run(const PreparedSession& session, const EngineFacts& engine, st
 void start_session(PreparedSession& session, const HostContext& host, ProcessRunner& runner, SessionIo io);
 // Stage "supervise": the session dir and its files, docker run in the
 // foreground, signals turned into docker stop/kill, the container gone
-// before it returns; then what the session created that runs on the host
-// later is named, and the session dir removed whatever happens.
+// before it returns; a local engine watched meanwhile (engine.hpp), docker
+// run killed if it outlives the engine, and asked about once docker run
+// ended; then what the session created that runs on the host later is
+// named, and the session dir removed whatever happens (its owner socket
+// with it: a cage still running stops itself).
 SessionOutcome supervise_session(const PreparedSession& session, const HostContext& host, ProcessRunner& runner,
                                  SessionIo io);
 // Stage "summarize": what dnsguard and the firewall refused, from the
 // session's decision record (nothing when the cage ended before dnsguard
-// wrote one), the reason for an odd end, and the exit status (128 + signal
-// when stopped).
+// wrote one), the reason for an odd end (decide_session_end), and the exit
+// status (128 + signal when stopped, 125 when the engine went away).
 int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io);
 
 // Runs everything; returns the process exit status. Throws only for

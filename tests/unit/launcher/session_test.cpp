@@ -14,9 +14,11 @@
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/session.hpp"
+#include "tests/unit/launcher/fake_engine.hpp"
 #include "tests/unit/launcher/test_util.hpp"
 
 using namespace cagent::launcher::host;
+using cagent::launcher::host::test::FakeEngine;
 using cagent::launcher::host::test::FakeRunner;
 using cagent::launcher::host::test::TempDir;
 namespace fs = std::filesystem;
@@ -48,7 +50,8 @@ struct SessionFixture {
       RunResult r;
       if (argv[1] == "info") {
         r.status = docker_up ? 0 : 1;
-        r.output = docker_up ? runtimes : "Cannot connect to the Docker daemon";
+        // Docker 25+ prints the template's empty value before the error.
+        r.output = docker_up ? runtimes : "null\nCannot connect to the Docker daemon at unix:///var/run/docker.sock\n";
       } else if (argv[1] == "image" && argv[2] == "inspect") {
         r.status = 1;  // missing: build
       } else if (argv[1] == "container" && argv[2] == "inspect") {
@@ -227,6 +230,92 @@ TEST_CASE("session: docker failures") {
   CHECK_THROWS_AS(f.run({"--", "true"}), DockerError);
 }
 
+TEST_CASE("session: the engine going away during the session is said, with 125") {
+  SessionFixture f;
+  f.host.engine_socket = f.t / "docker.sock";
+  FakeEngine engine(*f.host.engine_socket);
+  fs::path sessions = f.host.cagent_home / "sessions";
+  const auto no_record_left = [&] { return !fs::exists(sessions) || fs::is_empty(sessions); };
+  const std::string lost = "cagent: the Docker engine went away during the session (";
+
+  SUBCASE("killed: docker run says unexpected EOF (125)") {
+    f.runner.foreground_status = 125;
+    f.runner.during_foreground = [&] {
+      CHECK(f.runner.foreground_hangup.fd >= 0);  // the watch is in docker run's poll
+      engine.die();
+    };
+    CHECK(f.run({"--no-update", "--", "sleep", "300"}) == kExitDocker);
+    CHECK(f.err.str().find(lost + "its connection to cagent closed); the cage stops itself") != std::string::npos);
+    CHECK(f.err.str().find("docker run failed") == std::string::npos);
+    CHECK(no_record_left());
+  }
+  SUBCASE("stopped gracefully: it ended the cage first, docker run returned the cage's 143") {
+    f.runner.foreground_status = 143;
+    f.runner.during_foreground = [&] { engine.drop_watches(); };
+    CHECK(f.run({"--no-update", "--", "sleep", "300"}) == kExitDocker);
+    CHECK(f.err.str().find(lost + "its connection to cagent closed)") != std::string::npos);
+    CHECK(no_record_left());
+  }
+  SUBCASE("docker run outlived the engine and was killed") {
+    f.runner.foreground_status = 128 + SIGKILL;
+    f.runner.foreground_hung_up = true;
+    f.runner.foreground_killed = true;
+    CHECK(f.run({"--no-update", "--", "sleep", "300"}) == kExitDocker);
+    CHECK(f.err.str().find(lost + "its connection to cagent closed; docker run did not notice and was killed)") !=
+          std::string::npos);
+    CHECK(no_record_left());
+  }
+  SUBCASE("control: the engine stays; the command's own 143, 125 and 0 are the command's") {
+    f.runner.foreground_status = 143;
+    CHECK(f.run({"--no-update", "--", "sleep", "300"}) == 143);
+    f.runner.foreground_status = 125;
+    CHECK(f.run({"--no-update", "--", "sh", "-c", "exit 125"}) == 125);
+    CHECK(f.err.str().find("docker run failed (exit 125") != std::string::npos);
+    f.runner.foreground_status = 0;
+    CHECK(f.run({"--no-update", "--", "true"}) == 0);
+    CHECK(f.err.str().find("went away") == std::string::npos);
+    CHECK(no_record_left());
+  }
+  SUBCASE("control: no local engine to watch (a remote engine): docker run's status as before") {
+    f.host.engine_socket.reset();
+    f.runner.foreground_status = 143;
+    f.runner.during_foreground = [&] {
+      CHECK(f.runner.foreground_hangup.fd == -1);
+      engine.die();
+    };
+    CHECK(f.run({"--no-update", "--", "sleep", "300"}) == 143);
+    CHECK(f.err.str().find("went away") == std::string::npos);
+  }
+  SUBCASE("a signal from the user wins, and nothing is asked of a lost engine") {
+    f.runner.signals_during_run = {SIGINT};
+    f.runner.foreground_status = 125;
+    f.runner.foreground_hung_up = true;
+    CHECK(f.run({"--no-update", "--", "sleep", "300"}) == 128 + SIGINT);
+    CHECK_FALSE(f.runner.called_with_prefix({"docker", "rm"}));
+    CHECK(f.err.str().find("went away") == std::string::npos);
+  }
+}
+
+TEST_CASE("stages: what happened, from the outcome alone") {
+  using Kind = SessionEnd::Kind;
+  const auto decide = [](SessionOutcome o) { return decide_session_end(o); };
+  CHECK(decide({7, false, SIGTERM}).kind == Kind::command_exited);
+  CHECK(decide({7, false, SIGTERM}).status == 7);
+  CHECK(decide({143, false, SIGTERM, EngineCheck::answered}).status == 143);
+  CHECK(decide({kExitDocker, false, SIGTERM}).kind == Kind::docker_failed);
+  CHECK(decide({kExitDocker, false, SIGTERM, EngineCheck::answered}).kind == Kind::docker_failed);
+  for (EngineCheck gone : {EngineCheck::closed, EngineCheck::refused, EngineCheck::silent}) {
+    for (int status : {0, 1, 125, 137, 143}) {
+      const SessionEnd end = decide({status, false, SIGTERM, gone});
+      CHECK(end.kind == Kind::engine_lost);
+      CHECK(end.status == kExitDocker);
+    }
+  }
+  const SessionEnd stopped = decide({125, true, SIGINT, EngineCheck::closed});
+  CHECK(stopped.kind == Kind::stopped);
+  CHECK(stopped.status == 128 + SIGINT);
+}
+
 TEST_CASE("session: blocked-lookups summary at exit") {
   SessionFixture f;
   f.runner.during_foreground = [&] {
@@ -265,7 +354,7 @@ TEST_CASE("session: --dry-run shows the command a real run uses, sysbox included
   f.out.str("");
   f.docker_up = false;
   CHECK(f.run({"--dry-run", "--", "true"}) == 0);
-  CHECK(f.out.str().find("# cannot reach the Docker engine") == 0);
+  CHECK(f.out.str().find("# cannot reach the Docker engine (docker info: Cannot connect to the Docker daemon at") == 0);
   CHECK(f.out.str().find("--runtime sysbox-runc") == std::string::npos);
   CHECK(f.out.str().find("docker run --rm --init") != std::string::npos);
   // A real run needs the engine: the same answer is an error there (main maps it to 125).

@@ -65,21 +65,25 @@ class FakeRunner final : public ProcessRunner {
   int foreground_status = 0;
   std::vector<int> signals_during_run;  // delivered to on_signal during run_foreground
   std::function<void()> during_foreground;  // e.g. inspect the session dir
+  bool foreground_hung_up = false;          // what run_foreground reports about the Hangup
+  bool foreground_killed = false;
 
   std::vector<std::vector<std::string>> calls;
   std::vector<std::string> foreground_argv;
+  Hangup foreground_hangup;  // what the last run_foreground was given
 
   RunResult run(const std::vector<std::string>& argv, const RunOptions&) override {
     calls.push_back(argv);
     return respond(argv);
   }
-  int run_foreground(const std::vector<std::string>& argv,
-                     const std::function<void(int)>& on_signal) override {
+  ForegroundResult run_foreground(const std::vector<std::string>& argv, const std::function<void(int)>& on_signal,
+                                  const Hangup& hangup) override {
     foreground_argv = argv;
+    foreground_hangup = hangup;
     calls.push_back(argv);
     if (during_foreground) during_foreground();
     for (int s : signals_during_run) on_signal(s);
-    return foreground_status;
+    return ForegroundResult{foreground_status, foreground_hung_up, foreground_killed};
   }
   bool called_with_prefix(const std::vector<std::string>& prefix) const {
     for (const auto& c : calls) {

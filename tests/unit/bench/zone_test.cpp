@@ -109,7 +109,7 @@ TEST_CASE("narrow prefixes keep the prefix bits") {
   }
 }
 
-TEST_CASE("outside the zone: REFUSED; the apex and deep names: answered; other types: NODATA") {
+TEST_CASE("outside the zone: REFUSED: the apex and deep names: answered: other types: NODATA") {
   const auto zone = make_zone();
   const auto outside = ask(zone, "example.com", kTypeA);
   REQUIRE(outside.response);

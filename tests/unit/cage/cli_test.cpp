@@ -27,7 +27,7 @@ TEST_CASE("cage-init argv: no arguments keep every default and run the login she
   CHECK(c.options.command.empty());
 }
 
-TEST_CASE("cage-init argv: every option sets its field; the command follows --") {
+TEST_CASE("cage-init argv: every option sets its field: the command follows --") {
   const CommandLine c = parse({"--policy", "/p.toml", "--user", "u", "--dnsguard-user", "d", "--dnsguard",
                                "/bin/dg", "--ca-bundle", "/ca.pem", "--owner", "/o.sock", "--workspace", "/w", "--runtime-dir",
                                "/r", "--ready-timeout", "250", "--", "sh", "-c", "--policy x"});

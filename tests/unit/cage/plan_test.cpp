@@ -91,7 +91,7 @@ TEST_CASE("the ruleset carries dnsguard's uid, the upstreams, the listen port an
   CHECK(spec.set6 == "s6");
 }
 
-TEST_CASE("with the gate on, its ports are redirected to gate.port; off, nothing is") {
+TEST_CASE("with the gate on, its ports are redirected to gate.port: off, nothing is") {
   Facts facts = base_facts();
   CHECK(only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec.gated_ports.empty());
   CHECK(only<step::StartDnsguard>(plan_cage_init(Options{}, facts)).gate_port == 0);
@@ -453,7 +453,7 @@ TEST_CASE("a local upstream (Docker's embedded resolver) is served by the uid th
   }
 }
 
-TEST_CASE("a local upstream on 127.0.0.1 is matched by its port; nobody serving it is only a warning") {
+TEST_CASE("a local upstream on 127.0.0.1 is matched by its port: nobody serving it is only a warning") {
   Facts facts = base_facts();
   facts.policy.upstreams = {ep("127.0.0.1:5353")};
   const nft::Address lo = *nft::parse_address("127.0.0.1");

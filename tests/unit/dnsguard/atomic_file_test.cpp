@@ -65,7 +65,7 @@ TEST_CASE("atomic file: a symlink at the name is replaced, never written through
   CHECK(slurp(dir.path() / "config.yaml") == "mine\n");
 }
 
-TEST_CASE("atomic file: a failure is one line naming the step, the file and errno; the old content stays") {
+TEST_CASE("atomic file: a failure is one line naming the step, the file and errno: the old content stays") {
   TempDir dir;
   // No such directory: the temporary cannot be made.
   try {

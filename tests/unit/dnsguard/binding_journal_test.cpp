@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 using Entries = std::vector<JournalEntry>;
 }  // namespace
 
-TEST_CASE("binding journal: entries read back in order with their expiry; a line cut short by a crash is skipped") {
+TEST_CASE("binding journal: entries read back in order with their expiry: a line cut short by a crash is skipped") {
   TempDir t;
   const fs::path file = binding_journal_path(t.path);
   const IpAddress a = *parse_ip("198.51.100.10"), b = *parse_ip("2001:db8::10");
@@ -39,8 +39,8 @@ TEST_CASE("binding journal: entries read back in order with their expiry; a line
     CHECK(j.append("allowed.test", a, t2));  // extended: a later line
     CHECK_FALSE(j.append("", a, t1));        // nothing to bind
   }
+  std::ofstream(file, std::ios::app) << "198.51.100.12 nodigits x.test\n198.51.100.12 x.test\n";  // malformed
   std::ofstream(file, std::ios::app) << "198.51.100.11 5 cut.test";  // no newline: the crash
-  std::ofstream(file, std::ios::app) << "\n198.51.100.12 nodigits x.test\n198.51.100.12 x.test\n";  // malformed
   CHECK(read_binding_journal(file) ==
         Entries{{"allowed.test", a, t1}, {"peer.allowed.test", b, t2}, {"allowed.test", a, t2}});
   // A restart keeps what it bound again, and appends after it.

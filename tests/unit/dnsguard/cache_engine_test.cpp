@@ -126,7 +126,7 @@ struct EngineFixture {
   std::span<const std::uint8_t> answer(std::size_t n) const { return {out.data(), n}; }
 };
 
-TEST_CASE("engine: miss -> sink with clamped timeouts -> answer; then cache hit counts down") {
+TEST_CASE("engine: miss -> sink with clamped timeouts -> answer: then cache hit counts down") {
   EngineFixture f;
   auto t0 = Clock::time_point{} + 5000s;
   auto client = test_wire::query({.name = "WWW.example.test", .id = 0x1111});
@@ -210,7 +210,7 @@ TEST_CASE("engine: answers without addresses (negative, TTL 0) are kept at least
   }
 }
 
-TEST_CASE("engine: sink failure means SERVFAIL, never the answer; not cached") {
+TEST_CASE("engine: sink failure means SERVFAIL, never the answer: not cached") {
   EngineFixture f;
   f.sink.succeed = false;
   auto t0 = Clock::time_point{} + 100s;
@@ -254,7 +254,7 @@ TEST_CASE("engine: denied and local answers never ask the sink or the upstream")
   CHECK(f.sink.calls.empty());
 }
 
-TEST_CASE("engine: a denied EDNS query says why (EDE Blocked) and how to allow it; plain DNS gets the rcode") {
+TEST_CASE("engine: a denied EDNS query says why (EDE Blocked) and how to allow it: plain DNS gets the rcode") {
   EngineFixture f;
   DecisionRecord decisions;
   f.engine->set_decisions(&decisions);
@@ -330,7 +330,7 @@ class HoldingSink : public AnswerSink {
 };
 }  // namespace
 
-TEST_CASE("engine: floors — the sink may keep an address held long enough; its TTL is capped at that") {
+TEST_CASE("engine: floors — the sink may keep an address held long enough: its TTL is capped at that") {
   Config config;
   config.allow = {"*.cdn.test"};
   config.ttl_min = 30;

@@ -160,7 +160,7 @@ TEST_CASE("gate: ClientHello server name, at every split and across records") {
   }
 }
 
-TEST_CASE("gate: a ClientHello ends its record; what follows the record is left for later") {
+TEST_CASE("gate: a ClientHello ends its record: what follows the record is left for later") {
   const Bytes message = hello_message({});
   // Another record after it (a ChangeCipherSpec, a second hello sent early):
   // not part of this decision; `end` says where it starts.

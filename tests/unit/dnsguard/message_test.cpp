@@ -89,7 +89,7 @@ TEST_CASE("malformed queries are dropped") {
   CHECK(classify(longlabel, q) == Verdict::drop);
 }
 
-TEST_CASE("EDNS of the client is read; ECS never goes upstream") {
+TEST_CASE("EDNS of the client is read: ECS never goes upstream") {
   Query q;
   auto wire = query({.edns = true, .udp = 4000, .do_bit = true, .options = test_wire::ecs_option()});
   REQUIRE(classify(wire, q) == Verdict::forward);

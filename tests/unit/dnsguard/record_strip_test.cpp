@@ -140,7 +140,7 @@ TEST_CASE("strip_records: pointers into removed records are expanded, later ones
   (void)mx;
 }
 
-TEST_CASE("strip_records: nothing to drop copies the message; bad input and small buffers give 0") {
+TEST_CASE("strip_records: nothing to drop copies the message: bad input and small buffers give 0") {
   std::vector<std::uint8_t> m;
   header(m, 1, 0, 0);
   put_name(m, "a.test");

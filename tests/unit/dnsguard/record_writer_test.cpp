@@ -85,7 +85,7 @@ TEST_CASE("record writer: what waits when it finishes is written before the last
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("record writer: a failed write is reported once, naming the file; the last word's failure too") {
+TEST_CASE("record writer: a failed write is reported once, naming the file: the last word's failure too") {
   const auto dir = scratch_dir();
   const auto path = dir / "gone" / "decisions.json";  // its directory does not exist
   RecordWriter writer(path);

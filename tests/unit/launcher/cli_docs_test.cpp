@@ -150,7 +150,7 @@ TEST_CASE("cli docs: the documented defaults are the code's") {
   CHECK(contains(help, std::string("(default: ") + kDefaultReset + ")"));
 }
 
-TEST_CASE("cli docs: --help fits a terminal; the man page has no stray roff control lines") {
+TEST_CASE("cli docs: --help fits a terminal: the man page has no stray roff control lines") {
   const std::string help = usage_text();
   std::size_t start = 0;
   while (start < help.size()) {

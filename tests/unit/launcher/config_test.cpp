@@ -88,7 +88,7 @@ TEST_CASE("merge: lists appended in layer order, duplicates dropped, flags last"
   CHECK(m.domains[2].pos.file == "/ws/.cagent.yaml");
 }
 
-TEST_CASE("merge: workspace extra_args need trust; global and flags always apply") {
+TEST_CASE("merge: workspace extra_args need trust: global and flags always apply") {
   const std::vector<ConfigLayer> layers = {
       layer("extra_args: [-e, A=1]\n", "/g.yaml", LayerKind::base),
       layer("extra_args: [-v, '/:/host', --privileged]\n", "/ws/.cagent.yaml", LayerKind::workspace),
@@ -313,7 +313,7 @@ TEST_CASE("connection_gate: on by default, off only from trusted config") {
         std::string::npos);
 }
 
-TEST_CASE("image_packages: Debian names only, sorted; an untrusted workspace cannot add any") {
+TEST_CASE("image_packages: Debian names only, sorted: an untrusted workspace cannot add any") {
   const ConfigLayer base = layer("domains: [a.example]\nimage_packages: [rustc, cargo, golang-go, cargo]\n",
                                  "/g.yaml", LayerKind::base);
   CHECK(values(base.image_packages) == std::vector<std::string>{"rustc", "cargo", "golang-go", "cargo"});

@@ -108,7 +108,7 @@ TEST_CASE("docker build argv golden") {
                                                       {"AGENT_NPM_PACKAGES", "@a/b c"}}}));
 }
 
-TEST_CASE("docker run argv: the owner socket is mounted and handed to cage-init; without one, neither") {
+TEST_CASE("docker run argv: the owner socket is mounted and handed to cage-init: without one, neither") {
   const auto has = [](const std::vector<std::string>& argv, const std::string& word) {
     return std::find(argv.begin(), argv.end(), word) != argv.end();
   };

@@ -16,7 +16,7 @@
 using namespace cagent::launcher::host;
 namespace fs = std::filesystem;
 
-TEST_CASE("identity: composed of the file handle, else inode and generation; birth time alone is not enough") {
+TEST_CASE("identity: composed of the file handle, else inode and generation: birth time alone is not enough") {
   const auto parts = [](std::optional<std::string> handle, std::optional<std::uint32_t> generation, bool born) {
     IdentityParts p;
     p.inode = 42;

@@ -153,7 +153,7 @@ TEST_CASE("ensure_image: builds when missing, with the hash label and the CA in 
   CHECK_FALSE(fs::exists(f.t / "ctx/image/build-ca/extra-ca.pem"));       // checkout untouched
 }
 
-TEST_CASE("ensure_image: up to date → no build; changed → rebuild; --no-update → keep") {
+TEST_CASE("ensure_image: up to date → no build: changed → rebuild: --no-update → keep") {
   ImageFixture f;
   f.label = f.expected_hash();
   ensure_image(f.runner, f.req, f.err);
@@ -189,7 +189,7 @@ TEST_CASE("ensure_image: a rebuild prunes the image it replaced, a first build p
   CHECK_FALSE(failed.runner.called_with_prefix(prune));  // the old image is all there is
 }
 
-TEST_CASE("ensure_image: each throwaway stage is built first under its own tag; replaced stage results pruned") {
+TEST_CASE("ensure_image: each throwaway stage is built first under its own tag: replaced stage results pruned") {
   ImageFixture f;
   f.label = "0000";
   ensure_image(f.runner, f.req, f.err);
@@ -235,7 +235,7 @@ TEST_CASE("ensure_image: a failed build is a DockerError naming the log") {
   }
 }
 
-TEST_CASE("ensure_image: no context and no image is an error; no context with an image is fine") {
+TEST_CASE("ensure_image: no context and no image is an error: no context with an image is fine") {
   ImageFixture f;
   f.req.context.reset();
   CHECK_THROWS_AS(ensure_image(f.runner, f.req, f.err), DockerError);
@@ -349,7 +349,7 @@ TEST_CASE("base_tag: the context's image when a user Dockerfile is layered on it
   CHECK(base_tag("registry:5000/cagent:v1") == "registry:5000/cagent:v1-base");
 }
 
-TEST_CASE("ensure_image: a user Dockerfile is a second build; editing or removing it rebuilds") {
+TEST_CASE("ensure_image: a user Dockerfile is a second build: editing or removing it rebuilds") {
   LayeredFixture f;
   f.req.user_dockerfile = "ARG CAGENT_BASE_IMAGE\nFROM ${CAGENT_BASE_IMAGE}\nRUN true\n";
   ensure_image(f.runner, f.req, f.err);
@@ -378,7 +378,7 @@ TEST_CASE("ensure_image: a user Dockerfile is a second build; editing or removin
   CHECK(user_layer_hash(base, "a") != user_layer_hash(std::string(64, '0'), "a"));
 }
 
-TEST_CASE("ensure_image: each configuration keeps its image under a ctx-<hash> tag; switching back retags") {
+TEST_CASE("ensure_image: each configuration keeps its image under a ctx-<hash> tag: switching back retags") {
   CHECK(set_tag("cagent:latest", "0123456789abcdef0123") == "cagent:ctx-0123456789abcdef");
   CHECK(set_tag("registry:5000/cagent", "0123456789abcdef") == "registry:5000/cagent:ctx-0123456789abcdef");
   LayeredFixture f;

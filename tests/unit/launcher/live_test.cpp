@@ -15,7 +15,7 @@
 
 using namespace cagent::launcher::host;
 
-TEST_CASE("live commands: argv before any -- ; patterns validated before anything changes") {
+TEST_CASE("live commands: argv before any -- : patterns validated before anything changes") {
   CHECK(!parse_live_command({}));
   CHECK(!parse_live_command({"--", "allow", "x.example"}));  // a command named allow, in the cage
   CHECK(!parse_live_command({"-d", "x.example"}));
@@ -249,7 +249,7 @@ TEST_CASE("allow --save: writes the workspace file as the user's approved change
   CHECK(store.load(host.workspace.string(), *host.workspace_identity)->contents.back() == sha256_hex(slurp(file)));
 }
 
-TEST_CASE("allow --save: refuses a file not approved here, or one it cannot parse; nothing written") {
+TEST_CASE("allow --save: refuses a file not approved here, or one it cannot parse: nothing written") {
   test::TempDir tmp;
   HostContext host;
   host.cagent_home = tmp.dir("home/.cagent");

@@ -68,7 +68,7 @@ TEST_CASE("owner socket: a path longer than a socket address holds is still boun
   CHECK(fs::is_socket(deep / kOwnerSocketName));
 }
 
-TEST_CASE("session records: one whose cagent is gone is removed; a held one, or one being made, is not") {
+TEST_CASE("session records: one whose cagent is gone is removed: a held one, or one being made, is not") {
   TempDir t;
   const fs::path sessions = t / "sessions";
   std::optional<SessionRecord> live(std::in_place, sessions / "live000000aa");

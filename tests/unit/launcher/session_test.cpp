@@ -344,7 +344,7 @@ TEST_CASE("session: --dry-run prints the commands and touches nothing") {
   CHECK(out.find("sysbox") == std::string::npos);  // this engine has none: nothing about it
 }
 
-TEST_CASE("session: --dry-run shows the command a real run uses, sysbox included; without an engine it says so") {
+TEST_CASE("session: --dry-run shows the command a real run uses, sysbox included: without an engine it says so") {
   SessionFixture f;
   f.runtimes = "{\"runc\":{},\"sysbox-runc\":{}}";
   CHECK(f.run({"--dry-run", "--", "true"}) == 0);
@@ -388,7 +388,7 @@ TEST_CASE("session: config errors surface with their position") {
   CHECK(f.runner.foreground_argv.empty());
 }
 
-TEST_CASE("reset: refuses without a terminal unless -y; with -y removes what it said") {
+TEST_CASE("reset: refuses without a terminal unless -y: with -y removes what it said") {
   SessionFixture f;
   fs::create_directories(f.host.cagent_home / "logs");
   CHECK(f.run({"--reset-all"}) == kExitUsage);
@@ -508,7 +508,7 @@ TEST_CASE("session: the question says which trust-gated keys the file sets and w
   CHECK_FALSE(contains(f.runner.foreground_argv, "/:/host"));  // the answer was no
 }
 
-TEST_CASE("session: --accept-workspace-config approves the exact content; a user edit asks again") {
+TEST_CASE("session: --accept-workspace-config approves the exact content: a user edit asks again") {
   SessionFixture f;
   const fs::path ws_config = f.host.workspace / ".cagent.yaml";
   std::string policy;
@@ -576,7 +576,7 @@ TEST_CASE("session: a config approved in one directory is not approved after mv,
   CHECK(f.err.str().find("ignoring " + (original / ".cagent.yaml").string()) != std::string::npos);
 }
 
-TEST_CASE("session: a workspace .cagent.yaml that came with it is not used unapproved; .envrc changes are named") {
+TEST_CASE("session: a workspace .cagent.yaml that came with it is not used unapproved: .envrc changes are named") {
   SessionFixture f;
   write_file(f.host.workspace / ".cagent.yaml", "domains: [repo.example]\n", 0644);
   std::string policy;
@@ -621,7 +621,7 @@ TEST_CASE("session: --dry-run and --print-config remember nothing") {
   CHECK(f.out.str().find("a.example") == std::string::npos);
 }
 
-TEST_CASE("session: the home volume is the workspace directory's own; CAGENT_HOME_VOLUME's prefix is used") {
+TEST_CASE("session: the home volume is the workspace directory's own: CAGENT_HOME_VOLUME's prefix is used") {
   SessionFixture f;
   f.host.home_volume_prefix = "cagent-test-home";
   const auto home_of = [&] {
@@ -699,7 +699,7 @@ TEST_CASE("stages: prepare reads only and describes the session") {
   CHECK(f.runner.calls.empty());
 }
 
-TEST_CASE("stages: the engine is asked before planning; start builds the image and creates the log dir") {
+TEST_CASE("stages: the engine is asked before planning: start builds the image and creates the log dir") {
   SessionFixture f;
   f.runtimes = "{\"sysbox-runc\":{}}";
   const CliOptions cli = parse_cli({"--no-global-config", "--no-update"});
@@ -778,7 +778,7 @@ const std::vector<std::string>* build_call(const SessionFixture& f) {
 
 }  // namespace
 
-TEST_CASE("session: with sysbox, the NESTED_DOCKER image variant and cage-init's engine; without, neither") {
+TEST_CASE("session: with sysbox, the NESTED_DOCKER image variant and cage-init's engine: without, neither") {
   for (const bool sysbox : {true, false}) {
     CAPTURE(sysbox);
     SessionFixture f;
@@ -804,7 +804,7 @@ TEST_CASE("session: with sysbox, the NESTED_DOCKER image variant and cage-init's
   }
 }
 
-TEST_CASE("image: NESTED_DOCKER changes the context hash (its own ctx tag); without it the args are the default's") {
+TEST_CASE("image: NESTED_DOCKER changes the context hash (its own ctx tag): without it the args are the default's") {
   const BuildArgs base = default_build_args(std::nullopt, std::nullopt);
   const BuildArgs nested = with_nested_docker(base);
   CHECK(nested.size() == base.size() + 1);

@@ -103,7 +103,7 @@ TEST_CASE("needs_escaping") {
   CHECK(needs_escaping("\xff"));
 }
 
-TEST_CASE("shell_quote: control characters never appear raw; $'...' round-trips in bash") {
+TEST_CASE("shell_quote: control characters never appear raw: $'...' round-trips in bash") {
   struct Row {
     std::string in;
     std::string out;

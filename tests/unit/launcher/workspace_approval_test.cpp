@@ -102,7 +102,7 @@ TEST_CASE("workspace config approval: the reason says what happened") {
   CHECK(decide_workspace_config(in).why.find("no identity") != std::string::npos);
 }
 
-TEST_CASE("workspace config approval: the approvals survive their text form; the list is bounded") {
+TEST_CASE("workspace config approval: the approvals survive their text form: the list is bounded") {
   const WorkspaceApprovals a = approved({std::string(64, 'a'), std::string(64, 'b')}, "/home/u/p\nq");
   const WorkspaceApprovals back = parse_approvals(render_approvals(a));
   CHECK(back.workspace == "/home/u/p\\nq");  // stored escaped: one line, safe to cat

@@ -157,8 +157,8 @@ std::vector<JournalEntry> QueryEngine::journal_entries(Clock::time_point now) co
   return entries;
 }
 
-bool QueryEngine::admit(std::string_view name, const IpAddress& destination) noexcept {
-  return config_.gate_enabled && allow_.allows(name) && bindings_.bound(name, destination, Clock::now());
+bool QueryEngine::admit(std::string_view name, const IpAddress& destination, Clock::time_point connected) noexcept {
+  return config_.gate_enabled && allow_.allows(name) && bindings_.bound(name, destination, connected);
 }
 
 std::optional<std::size_t> QueryEngine::release_denied(Clock::time_point now) {

@@ -88,7 +88,7 @@ class QueryEngine final : public GateDecider {
 
   // GateDecider: `name` is allowed and resolved to `destination` through
   // dnsguard, and that answer still holds (the set holds the address).
-  bool admit(std::string_view name, const IpAddress& destination) noexcept override;
+  bool admit(std::string_view name, const IpAddress& destination, Clock::time_point connected) noexcept override;
   std::size_t bindings() const noexcept { return bindings_.size(); }
   std::size_t cache_size() const noexcept { return cache_.size(); }
 

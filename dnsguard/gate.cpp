@@ -421,6 +421,10 @@ Gate::Kind Gate::destination(tcp::socket& client, IpEndpoint& dst) noexcept {
 asio::awaitable<GateVerdict> Gate::read_first_flight(tcp::socket& client, const IpEndpoint& dst, Kind kind,
                                                      Inbox& from_client) {
   GateVerdict verdict;
+  // The firewall let the connection in just before it was accepted: its
+  // binding is judged as of then, not when the first bytes come (up to
+  // first_flight_timeout later) — an HTTP client may connect and send later.
+  const auto connected = std::chrono::steady_clock::now();
   asio::steady_timer deadline(io_, options_.first_flight_timeout);
   // One scratch for the whole gate: parsing is synchronous on the one
   // io_context thread, nothing else runs between this call and its use.
@@ -436,7 +440,7 @@ asio::awaitable<GateVerdict> Gate::read_first_flight(tcp::socket& client, const 
   }
   if (verdict.status == GateParse::reject) {
     refuse(client, &dst, verdict.name.view(), verdict.reason);
-  } else if (!decider_.admit(verdict.name.view(), dst.addr)) {
+  } else if (!decider_.admit(verdict.name.view(), dst.addr, connected)) {
     refuse(client, &dst, verdict.name.view(), "name not resolved to this address");
     verdict.status = GateParse::reject;
   }

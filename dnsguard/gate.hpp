@@ -5,7 +5,7 @@
 //   agent connect(addr:443) ──nat redirect (only addresses in the sets)──▶ gate listener
 //     (dnsguard's uid, 127.0.0.1/::1)  SO_ORIGINAL_DST → addr:443
 //     read the first flight (bounded in bytes and time) → parse_client_hello / parse_http_head
-//     admit(name, addr)? no → reset, count, log
+//     admit(name, addr, when accepted)? no → reset, count, log
 //                        yes → connect(addr:443) as dnsguard, replay the hello
 //     TLS: read the server's first message (bounded in bytes and time)
 //          HelloRetryRequest → forward it, read the client's second hello: the same

@@ -37,8 +37,12 @@ inline constexpr std::chrono::seconds kBindingGrace{2};
 class GateDecider {
  public:
   virtual ~GateDecider() = default;
-  // May a connection to `destination` that asks for `name` pass?
-  virtual bool admit(std::string_view name, const IpAddress& destination) noexcept = 0;
+  // May a connection to `destination` that asks for `name` pass? The
+  // binding is judged at `connected` (when the gate accepted it: the moment
+  // the firewall let it in), the allowlist now — a client may send its first
+  // bytes a while after connecting, while a run-time deny counts at once.
+  virtual bool admit(std::string_view name, const IpAddress& destination,
+                     std::chrono::steady_clock::time_point connected) noexcept = 0;
 };
 
 class NameBindings {

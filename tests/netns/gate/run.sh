@@ -507,12 +507,35 @@ grep -Eq "^second=(reset|closed)" <<<"$held" && ok "…and the connection whose 
 # has run out the gate refuses k on .15 and still admits l there.
 out=$(body http://k.gate.test/)
 [[ $out == "site k.gate.test" ]] && ok "k.gate.test (TTL 2) answers while its answer holds" || bad "k.gate.test: $out"
+# A client that connects while the answer holds and sends its request only
+# after the answer ran out (an HTTP client may): admitted — the gate judges
+# the binding as of the moment the firewall let the connection in.
+A "$py" -c '
+import socket, sys, time
+s = socket.create_connection(("198.51.100.15", 80), timeout=15)
+time.sleep(6)
+s.sendall(b"GET / HTTP/1.1\r\nHost: k.gate.test\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    try:
+        chunk = s.recv(4096)
+    except OSError as e:
+        print("reset:", e); sys.exit(0)
+    if not chunk: break
+    data += chunk
+print(data.decode(errors="replace").split("\r\n\r\n", 1)[-1].strip() or "empty")
+' >"$tmp/late_first_bytes.out" 2>&1 &
+late_pid=$!
 A getent hosts l.gate.test >/dev/null
 sleep 6
 r=$(refused --resolve k.gate.test:80:198.51.100.15 http://k.gate.test/)
 [[ $r != rc=0 ]] && ok "k.gate.test on .15 is refused once its answer ran out ($r)" || bad "k.gate.test after its TTL: $r"
 out=$(body --resolve l.gate.test:80:198.51.100.15 http://l.gate.test/)
 [[ $out == "site l.gate.test" ]] && ok "l.gate.test on the same address is still admitted" || bad "l.gate.test: $out"
+wait "$late_pid"
+out=$(cat "$tmp/late_first_bytes.out")
+[[ $out == "site k.gate.test" ]] && ok "a connection made while k's answer held, its request sent after, is admitted" \
+  || bad "late first bytes on a connection made in time: $out"
 
 # If the gate cannot run, the gated ports are refused (fail closed), at once:
 # the address is still in the set, the redirect lands on a closed port.

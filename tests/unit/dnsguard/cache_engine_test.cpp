@@ -451,12 +451,12 @@ TEST_CASE("engine with the gate on: answers lose ECH, inserted addresses are bou
   // Bound to the name asked for, for as long as the set holds it.
   IpAddress hint;
   hint.bytes = {198, 51, 100, 9};
-  CHECK(f.engine->admit("svc.cdn.test", hint));
-  CHECK_FALSE(f.engine->admit("other.cdn.test", hint));     // allowed, but not resolved to it
-  CHECK_FALSE(f.engine->admit("svc.elsewhere.test", hint)); // not allowed at all
+  CHECK(f.engine->admit("svc.cdn.test", hint, Clock::now()));
+  CHECK_FALSE(f.engine->admit("other.cdn.test", hint, Clock::now()));     // allowed, but not resolved to it
+  CHECK_FALSE(f.engine->admit("svc.elsewhere.test", hint, Clock::now())); // not allowed at all
   IpAddress other = hint;
   other.bytes[3] = 10;
-  CHECK_FALSE(f.engine->admit("svc.cdn.test", other));
+  CHECK_FALSE(f.engine->admit("svc.cdn.test", other, Clock::now()));
   CHECK(f.engine->bindings() == 1);
 }
 
@@ -471,7 +471,7 @@ TEST_CASE("engine with the gate off: nothing admitted, ECH passes") {
   CHECK(f.engine->bindings() == 1);
   IpAddress a;
   a.bytes = {198, 51, 100, 1};
-  CHECK_FALSE(f.engine->admit("www.example.test", a));  // nothing is ever admitted without the gate's bindings
+  CHECK_FALSE(f.engine->admit("www.example.test", a, Clock::now()));  // nothing is ever admitted without the gate's bindings
 }
 
 namespace {
@@ -514,8 +514,8 @@ TEST_CASE("engine: a name taken back at run time evicts the addresses only it he
   f.config.gate_enabled = true;
   IpAddress two;
   two.bytes = {198, 51, 100, 2};
-  CHECK(f.engine->admit("www.example.test", two));
-  CHECK_FALSE(f.engine->admit("api.extra.test", two));
+  CHECK(f.engine->admit("www.example.test", two, Clock::now()));
+  CHECK_FALSE(f.engine->admit("api.extra.test", two, Clock::now()));
 
   // Then cdn.extra.test: .3 is now nobody's.
   f.sink.evicted.clear();

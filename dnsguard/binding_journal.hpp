@@ -17,7 +17,9 @@
 //
 // Bounded: past kMaxJournalBytes no pair is added (logged once); those
 // pairs are then lost to a restart only — a client re-resolves. A failed
-// write (disk full) loses the pair the same way and changes nothing else.
+// write (disk full) loses the pair the same way and changes nothing else;
+// it is counted (lost()), for the decision record to say, and a line the
+// write cut short is cut off again, so the next pair cannot run into it.
 
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +31,7 @@
 
 #include "dnsguard/ip.hpp"
 #include "dnsguard/posix.hpp"
+#include "dnsguard/write_loss.hpp"
 
 namespace cagent::dnsguard {
 
@@ -47,11 +50,15 @@ class BindingJournal {
 
   const std::filesystem::path& path() const noexcept { return path_; }
   bool full() const noexcept { return size_ >= kMaxJournalBytes; }
+  // Pairs whose write failed, and the first failure.
+  const WriteLoss& lost() const noexcept { return lost_; }
 
  private:
   std::filesystem::path path_;
   UniqueFd fd_;
   std::size_t size_ = 0;
+  bool broken_ = false;  // a cut-short line could not be cut off: append nothing more
+  WriteLoss lost_;
 };
 
 // The pairs of a journal, in order; lines that do not parse are skipped (a

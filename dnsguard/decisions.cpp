@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
 #include <vector>
 
 #include "dnsguard/atomic_file.hpp"
@@ -133,7 +136,43 @@ void DecisionRecord::allow_changed(ChangeOp op, std::string_view pattern, WallCl
   changes_.push_back(AllowChange{op, std::string(pattern), unix_seconds(now)});
 }
 
-void DecisionRecord::restore(const Decisions& previous) {
+Incomplete& DecisionRecord::lost_since(const char* what, int error, std::int64_t at) {
+  // The first failure is the one said; one found later but made earlier
+  // (the log's, read once a second) takes its place.
+  if (!incomplete_ || at < incomplete_->since) {
+    if (!incomplete_) incomplete_.emplace();
+    incomplete_->since = at;
+    incomplete_->reason = std::string(what) + ": " + std::strerror(error);
+  }
+  dirty_ = true;
+  return *incomplete_;
+}
+
+void DecisionRecord::write_failed(int error, WallClock::time_point now) noexcept {
+  try {
+    ++lost_since("the decision record", error, unix_seconds(now)).record_writes_failed;
+  } catch (...) {
+    dirty_ = true;  // out of memory for the reason: tried again next time
+  }
+}
+
+void DecisionRecord::lost(Lost what, const WriteLoss& loss) noexcept {
+  std::uint64_t& seen = what == Lost::journal ? journal_lost_seen_ : log_lost_seen_;
+  if (loss.count <= seen) return;
+  try {
+    Incomplete& i = lost_since(what == Lost::journal ? "the gate binding journal"
+                               : what == Lost::log   ? "the log"
+                                                     : "the decision record",
+                               loss.first_error, loss.first_at);
+    (what == Lost::journal ? i.bindings_lost : what == Lost::log ? i.log_lines_lost : i.record_writes_failed) +=
+        loss.count - seen;
+    seen = loss.count;
+  } catch (...) {
+    // Out of memory for the reason: added at the next call.
+  }
+}
+
+void DecisionRecord::restore(const Decisions& previous, WallClock::time_point now) {
   const auto put = [](Table& table, std::size_t max, std::string key, const auto& from, std::uint64_t& unlisted) {
     if (table.size() >= max) {
       unlisted += from.count;
@@ -169,6 +208,14 @@ void DecisionRecord::restore(const Decisions& previous) {
   }
   changes_dropped_ = previous.changes_dropped;
   changes_ = previous.changes;
+  incomplete_ = previous.incomplete;
+  const std::int64_t age = unix_seconds(now) - previous.updated;
+  if (previous.rewritten_every > 0 && !previous.final && age > previous.rewritten_every + kRestartSlack) {
+    Incomplete& i = lost_since("the decision record", 0, previous.updated);
+    if (i.since == previous.updated)
+      i.reason = "the decision record: not rewritten for " + std::to_string(age) + " s before dnsguard restarted";
+    i.totals_short = true;
+  }
   dirty_ = true;
 }
 
@@ -177,9 +224,12 @@ std::uint64_t DecisionRecord::denied_count(std::string_view name, std::uint16_t 
   return it == denied_.end() ? 0 : it->second.count;
 }
 
-Decisions DecisionRecord::snapshot(WallClock::time_point now) const {
+Decisions DecisionRecord::snapshot(WallClock::time_point now, bool final) const {
   Decisions d;
   d.updated = unix_seconds(now);
+  d.rewritten_every = kDecisionsRewrittenEvery;
+  d.final = final;
+  d.incomplete = incomplete_;
   d.denied_total = denied_total_;
   d.denied_unlisted = denied_unlisted_;
   d.denied.reserve(denied_.size());
@@ -217,19 +267,29 @@ Decisions DecisionRecord::snapshot(WallClock::time_point now) const {
   return d;
 }
 
-bool DecisionFile::write(DecisionRecord& record, bool force, std::string& error) const {
-  if (!force && !record.dirty()) return true;
+bool DecisionFile::write(DecisionRecord& record, bool force, std::string& error, bool final, Clock::time_point now) {
+  // kDecisionsRewrittenEvery - 1: the caller ticks once a second, so the
+  // promise in the file holds even when a tick comes late by most of one.
+  const bool due = !written_ || now - *written_ >= std::chrono::seconds(kDecisionsRewrittenEvery - 1);
+  if (!force && !final && !record.dirty() && !due) return true;
+  const auto wall = DecisionRecord::WallClock::now();
   try {
     // Readable by the host user (cagent ps/log read it while the session
     // runs) whatever dnsguard's umask; it holds names, no secrets.
     ReplaceOptions options;
     options.mode = 0644;
     options.sync = false;
-    write_file_atomically(path_, write_decisions(record.snapshot(DecisionRecord::WallClock::now())), options);
+    write_file_atomically(path_, write_decisions(record.snapshot(wall, final)), options);
+  } catch (const std::system_error& e) {
+    error = e.what();
+    record.write_failed(e.code().value(), wall);
+    return false;
   } catch (const std::exception& e) {
     error = e.what();
+    record.write_failed(ENOMEM, wall);  // the snapshot's allocation
     return false;
   }
+  written_ = now;
   record.mark_written();
   return true;
 }

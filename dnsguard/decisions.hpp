@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +32,7 @@
 
 #include "dnsguard/contracts.hpp"
 #include "dnsguard/ip.hpp"
+#include "dnsguard/write_loss.hpp"
 
 namespace cagent::dnsguard {
 
@@ -105,18 +107,37 @@ class DecisionRecord {
   bool dirty() const noexcept { return dirty_; }
   void mark_written() noexcept { dirty_ = false; }
 
+  // What of the session's account could not be written to the log
+  // directory (contracts.hpp: Incomplete). From the first loss on, the
+  // record says it is incomplete, since when and why (that first failure),
+  // and counts what was lost; the totals in memory stay exact. It is
+  // written the moment the record can be written again.
+  enum class Lost : std::uint8_t { record, log, journal };
+  // A rewrite of the record that failed (errno `error`).
+  void write_failed(int error, WallClock::time_point now) noexcept;
+  // The log's or the journal's losses so far in this process (their own
+  // absolute count, WriteLoss); only growth is added.
+  void lost(Lost what, const WriteLoss& loss) noexcept;
+  const std::optional<Incomplete>& incomplete() const noexcept { return incomplete_; }
+
   // A restarted dnsguard takes up the record its predecessor wrote in this
   // session (its own log directory, which only dnsguard's uid writes), so
   // the totals stay exact across a restart — up to the last write, at most
   // a second before the crash. Entries beyond the limits count as
   // unlisted. The firewall's counters are the kernel's, absolute since the
   // ruleset was installed: the restored counts are taken as the last
-  // reading, so only growth is added.
-  void restore(const Decisions& previous);
+  // reading, so only growth is added. The predecessor's losses are kept;
+  // and a record older than its writer's promise (rewritten_every; cage-
+  // init restarts dnsguard within about a second) lagged behind before the
+  // crash — a full disk — so the totals are short, and the record says so.
+  void restore(const Decisions& previous, WallClock::time_point now);
+  // How much older than rewritten_every a predecessor's record may be.
+  static constexpr std::int64_t kRestartSlack = 5;
 
   // The record as its document (contracts.hpp); entries sorted by count,
-  // then name, so the file is stable between rewrites.
-  Decisions snapshot(WallClock::time_point now) const;
+  // then name, so the file is stable between rewrites. `final`: dnsguard's
+  // last write, as it stops.
+  Decisions snapshot(WallClock::time_point now, bool final = false) const;
 
  private:
   struct Hash {
@@ -145,6 +166,11 @@ class DecisionRecord {
   static constexpr std::size_t kMaxFirewallEntries = 4096;  // the kernel itemizes 2 x 1024
   std::vector<AllowChange> changes_;  // oldest first
   std::uint64_t changes_dropped_ = 0;
+  // What could not be written, this process's and its predecessors'.
+  Incomplete& lost_since(const char* what, int error, std::int64_t at);
+  std::optional<Incomplete> incomplete_;
+  std::uint64_t log_lost_seen_ = 0;  // the log's and journal's counts already added
+  std::uint64_t journal_lost_seen_ = 0;
   bool dirty_ = true;  // an empty record is still worth one file: "nothing refused"
 };
 
@@ -153,17 +179,29 @@ class DecisionRecord {
 // the write runs on the resolver's only thread once a second, and a disk
 // flush there would stall every query; the record matters while the
 // session runs and right after it, not across a crash of the machine.
+//
+// Its freshness is part of the file: it is rewritten when the record
+// changed, and at least every kDecisionsRewrittenEvery seconds even when it
+// did not (the file says so, `rewritten_every`), and the last write, as
+// dnsguard stops, says `final`. So the host can tell a record that stopped
+// being written (a full disk, a dead dnsguard) from one with nothing new.
 class DecisionFile {
  public:
+  using Clock = std::chrono::steady_clock;
   explicit DecisionFile(std::filesystem::path path) : path_(std::move(path)) {}
-  // Writes when the record changed (or `force`); false (one line, errno
-  // included, in `error`) when the write failed — the caller logs it,
-  // nothing else stops.
-  bool write(DecisionRecord& record, bool force, std::string& error) const;
+  // Writes when the record changed, when the last write is
+  // kDecisionsRewrittenEvery - 1 s old (the caller ticks once a second),
+  // or when `force`d; `final`: the last write. False (one line, errno
+  // included, in `error`) when the write failed — the record counts it
+  // (DecisionRecord::write_failed) and stays dirty, so the next tick tries
+  // again; the caller says it, nothing else stops.
+  bool write(DecisionRecord& record, bool force, std::string& error, bool final = false,
+             Clock::time_point now = Clock::now());
   const std::filesystem::path& path() const noexcept { return path_; }
 
  private:
   std::filesystem::path path_;
+  std::optional<Clock::time_point> written_;
 };
 
 }  // namespace cagent::dnsguard

@@ -93,7 +93,7 @@ void Server::take_up_previous_record() {
                 e.what());
     return;
   }
-  decisions_.restore(previous);
+  decisions_.restore(previous, DecisionRecord::WallClock::now());
   // The run-time allowlist, as the kept changes leave it. Only the oldest
   // changes are ever dropped, and a deny takes back only run-time
   // additions, so a shortened list can lose an early addition (closed),
@@ -188,11 +188,32 @@ std::string Server::counters_line() const {
   return line;
 }
 
-void Server::write_decisions(bool force) noexcept {
+void Server::write_decisions(bool force, bool final) noexcept {
   if (decisions_file_.path().empty()) return;
   try {
+    // A full disk costs a line or a binding, never an answer: the losses
+    // are counted where they happen and said here, once, and in the record.
+    decisions_.lost(DecisionRecord::Lost::log, log_.lost());
+    if (journal_) {
+      decisions_.lost(DecisionRecord::Lost::journal, journal_->lost());
+      if (journal_->lost().count > 0 && !journal_loss_said_) {
+        journal_loss_said_ = true;
+        log_.alarm(std::string("gate binding journal: ") + std::strerror(journal_->lost().first_error) +
+                   "; bindings made from now on may not survive a restart (the decision record counts them)");
+      }
+    }
     std::string error;
-    if (!decisions_file_.write(decisions_, force, error)) log_.event(LogLevel::error, "decision record: " + error);
+    const bool written = decisions_file_.write(decisions_, force, error, final);
+    if (!written && !record_failing_) {
+      // Once, not every second: the next tick tries again by itself.
+      log_.alarm("decision record: " + error +
+                 "; answering goes on, and the record, marked incomplete, is written again once it can be");
+    } else if (written && record_failing_) {
+      log_.always("decision record: written again, marked incomplete (" +
+                  std::to_string(decisions_.incomplete() ? decisions_.incomplete()->record_writes_failed : 0) +
+                  " rewrites failed)");
+    }
+    record_failing_ = !written;
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("decision record: ") + e.what());
   }
@@ -335,7 +356,7 @@ void Server::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
   read_firewall();
-  write_decisions(true);  // the last word: exact counts up to the very end
+  write_decisions(true, true);  // the last word: exact counts up to the very end
   decisions_timer_.cancel();
   boost::system::error_code ignored;
   if (control_) {

@@ -46,14 +46,16 @@ class Server final : private UpstreamPool::FastReceiver {
   const Counters& counters() const noexcept { return counters_; }
   // The counters as the log's "counters …" line (the gate's too, when on).
   std::string counters_line() const;
-  // Rewrites decisions.json when the record changed (`force`: anyway).
   // A restart within a session: the predecessor's record and run-time
   // allowlist changes (decisions.json in the session's log directory).
   void take_up_previous_record();
   // The gate's bindings: journalled from now on; after a restart, first
   // bound again from the journal where the sets still hold the address.
   void take_up_bindings(bool restarted);
-  void write_decisions(bool force) noexcept;
+  // Rewrites decisions.json when the record changed, when its promised
+  // rewrite is due, or when `force`d; `final`: the last write, at stop.
+  // The log's and the journal's losses go into the record first.
+  void write_decisions(bool force, bool final = false) noexcept;
   // Where the firewall's own refusals are read from (each second, and at
   // stop); not owned; null: not recorded.
   void set_firewall_counters(FirewallCounters* firewall) noexcept { firewall_ = firewall; }
@@ -110,6 +112,8 @@ class Server final : private UpstreamPool::FastReceiver {
   FirewallCounters* firewall_ = nullptr;
   std::vector<FirewallFlow> firewall_flows_;  // reused between readings
   bool firewall_failed_ = false;              // logged once, not every second
+  bool record_failing_ = false;               // said when it starts and when it ends
+  bool journal_loss_said_ = false;
   void read_firewall() noexcept;
   QueryEngine engine_;
   LivePolicy live_;

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -9,6 +10,7 @@
 
 #include "dnsguard/decisions.hpp"
 #include "dnsguard/ip.hpp"
+#include "dnsguard/write_loss.hpp"
 
 using namespace cagent::dnsguard;
 using namespace std::chrono_literals;
@@ -32,7 +34,7 @@ TEST_CASE("decision record: denied lookups are counted per name and type, case f
         "{\"name\":\"pypi.org\",\"type\":28,\"count\":1,\"first\":1800000007,\"last\":1800000007}],"
         "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[],"
         "\"firewall_refused_total\":0,\"firewall_refused_unlisted\":0,\"firewall_refused\":[],"
-        "\"changes_dropped\":0,\"changes\":[]}\n");
+        "\"changes_dropped\":0,\"changes\":[],\"rewritten_every\":10,\"final\":false,\"incomplete\":null}\n");
 }
 
 TEST_CASE("decision record: exact totals past the bound, memory stays bounded") {
@@ -183,7 +185,7 @@ TEST_CASE("decision record: a restarted dnsguard takes up its predecessor's reco
   const Decisions written = parse_decisions(write_decisions(before.snapshot(kT0 + 6s)));
 
   DecisionRecord after;
-  after.restore(written);
+  after.restore(written, kT0 + 6s);
   CHECK(after.snapshot(kT0 + 6s) == before.snapshot(kT0 + 6s));
   // Counting goes on from there; the kernel's counters are absolute, so
   // the same reading adds nothing and growth adds only itself.
@@ -196,4 +198,125 @@ TEST_CASE("decision record: a restarted dnsguard takes up its predecessor's reco
   after.firewall_counts(6, std::span(&grown, 1), kT0 + 9s);
   CHECK(after.firewall_total() == 6);
   CHECK(after.snapshot(kT0 + 9s).firewall_refused.front().count == 6);
+}
+
+TEST_CASE("decision record: what could not be written marks it incomplete, since the first failure, and totals stay exact") {
+  DecisionRecord r;
+  r.denied("a.example", 1, kT0);
+  CHECK(!r.incomplete());
+  // The positive control: nothing lost, nothing said.
+  CHECK(!r.snapshot(kT0).incomplete);
+  r.mark_written();
+  // The log's and the journal's counts are absolute: only growth is added.
+  r.lost(DecisionRecord::Lost::log, WriteLoss{});
+  CHECK(!r.incomplete());
+  CHECK(!r.dirty());
+  r.lost(DecisionRecord::Lost::log, WriteLoss{5, ENOSPC, 1800000010});
+  r.lost(DecisionRecord::Lost::log, WriteLoss{5, ENOSPC, 1800000010});
+  CHECK(r.dirty());  // written as soon as it can be
+  r.write_failed(ENOSPC, kT0 + 12s);
+  r.denied("a.example", 1, kT0 + 13s);  // counting goes on
+  r.write_failed(ENOSPC, kT0 + 14s);
+  // A failure made earlier but found later (the journal's, read once a
+  // second) is the first one.
+  r.lost(DecisionRecord::Lost::journal, WriteLoss{2, EDQUOT, 1800000009});
+  r.lost(DecisionRecord::Lost::log, WriteLoss{7, ENOSPC, 1800000010});
+  const Decisions d = r.snapshot(kT0 + 15s);
+  REQUIRE(d.incomplete);
+  CHECK(*d.incomplete == Incomplete{1800000009, "the gate binding journal: Disk quota exceeded", 2, 7, 2, false});
+  CHECK(d.denied_total == 2);
+  CHECK(d.denied.at(0).count == 2);
+  CHECK(parse_decisions(write_decisions(d)) == d);
+}
+
+TEST_CASE("decision file: a failed rewrite is counted in the record and tried again, and the record says so once written") {
+  const auto dir = std::filesystem::temp_directory_path() / ("dg-incomplete-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  DecisionRecord r;
+  r.denied("x.example", 1, kT0);
+  std::string error;
+  DecisionFile nowhere(dir / "missing" / "decisions.json");
+  CHECK(!nowhere.write(r, false, error));
+  CHECK(!nowhere.write(r, false, error));
+  REQUIRE(r.incomplete());
+  CHECK(r.incomplete()->record_writes_failed == 2);
+  CHECK(r.incomplete()->reason == "the decision record: No such file or directory");
+  CHECK(r.dirty());
+  // Where it can be written, it is, with the mark and exact totals; the
+  // last write, as dnsguard stops, is final.
+  DecisionFile file(decisions_path(dir));
+  REQUIRE(file.write(r, false, error, true));
+  std::ifstream in(file.path());
+  std::stringstream text;
+  text << in.rdbuf();
+  const Decisions d = parse_decisions(text.str());
+  CHECK(d.final);
+  CHECK(d.rewritten_every == kDecisionsRewrittenEvery);
+  CHECK(d.denied_total == 1);
+  REQUIRE(d.incomplete);
+  CHECK(d.incomplete->record_writes_failed == 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("decision file: rewritten at least every kDecisionsRewrittenEvery seconds, even unchanged") {
+  const auto dir = std::filesystem::temp_directory_path() / ("dg-fresh-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  DecisionFile file(decisions_path(dir));
+  DecisionRecord r;
+  std::string error;
+  const DecisionFile::Clock::time_point t0{};
+  REQUIRE(file.write(r, false, error, false, t0));
+  std::filesystem::remove(file.path());
+  // Unchanged and not yet due: left alone (the control of the next step).
+  REQUIRE(file.write(r, false, error, false, t0 + std::chrono::seconds(kDecisionsRewrittenEvery - 2)));
+  CHECK(!std::filesystem::exists(file.path()));
+  // Due: rewritten, so a reader can tell "nothing new" from "not written".
+  REQUIRE(file.write(r, false, error, false, t0 + std::chrono::seconds(kDecisionsRewrittenEvery - 1)));
+  CHECK(std::filesystem::exists(file.path()));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("decision record: a restart keeps its predecessor's losses, and says when the record it took up lagged") {
+  DecisionRecord before;
+  before.denied("a.example", 1, kT0);
+  before.lost(DecisionRecord::Lost::log, WriteLoss{4, ENOSPC, 1800000001});
+  const Decisions written = before.snapshot(kT0 + 2s);
+
+  // Taken up at once (cage-init restarts within about a second): kept as it was.
+  DecisionRecord soon;
+  soon.restore(written, kT0 + 3s);
+  REQUIRE(soon.incomplete());
+  CHECK(*soon.incomplete() == *written.incomplete);
+  // …and this process's own losses add to it.
+  soon.lost(DecisionRecord::Lost::log, WriteLoss{1, ENOSPC, 1800000004});
+  CHECK(soon.incomplete()->log_lines_lost == 5);
+  CHECK(soon.incomplete()->since == 1800000001);
+
+  // A record older than its promise plus the slack lagged behind before
+  // the crash (the disk was full): what it had not written is gone.
+  DecisionRecord clean;
+  clean.denied("a.example", 1, kT0);
+  const Decisions lagging = clean.snapshot(kT0);
+  const auto late = kT0 + std::chrono::seconds(kDecisionsRewrittenEvery + DecisionRecord::kRestartSlack + 1);
+  DecisionRecord after;
+  after.restore(lagging, late);
+  REQUIRE(after.incomplete());
+  CHECK(after.incomplete()->totals_short);
+  CHECK(after.incomplete()->since == 1800000000);
+  CHECK(after.incomplete()->reason == "the decision record: not rewritten for 16 s before dnsguard restarted");
+  // Positive controls: the same record taken up within its promise, a
+  // final one however old, and one of a dnsguard that promised nothing.
+  DecisionRecord in_time;
+  in_time.restore(lagging, late - 1s);
+  CHECK(!in_time.incomplete());
+  Decisions final_one = lagging;
+  final_one.final = true;
+  DecisionRecord after_final;
+  after_final.restore(final_one, late + 1000s);
+  CHECK(!after_final.incomplete());
+  Decisions older = lagging;
+  older.rewritten_every = 0;
+  DecisionRecord after_older;
+  after_older.restore(older, late + 1000s);
+  CHECK(!after_older.incomplete());
 }

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 
@@ -77,6 +78,19 @@ def check_connects(scratch):
         return 1
     print(f"compare: dnsguard connect-after-answer: all {c['attempted']} connects succeeded", file=sys.stderr)
     return 0
+
+
+def kept_blocks(path):
+    """The `<!-- NAME: begin -->` … `<!-- NAME: end -->` sections of an
+    existing RESULTS.md, in order: written by other scripts, not ours to drop."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return []
+    blocks = []
+    for m in re.finditer(r"<!-- ([\w.-]+): begin -->.*?<!-- \1: end -->", text, re.S):
+        blocks.append(m.group(0))
+    return blocks
 
 
 def fmt(v, digits=1):
@@ -234,7 +248,12 @@ def write_results(args):
     add("")
     add("![latency by percentile](latency.png)")
     add("")
-    with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
+    results = os.path.join(args.out, "RESULTS.md")
+    # The sections other scripts own (gate_compare.sh, soak.sh) stay as they are.
+    for block in kept_blocks(results):
+        add(block)
+        add("")
+    with open(results, "w") as f:
         f.write("\n".join(lines))
 
     # gnuplot: latency against percentile on an HdrHistogram-style axis

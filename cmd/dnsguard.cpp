@@ -12,9 +12,12 @@
 // Wiring only: config from dnsguard/, the set updates through NftSink
 // (cmd/nft_sink.hpp, the one place dnsguard/ and nft/ meet).
 
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -27,6 +30,17 @@
 namespace {
 
 namespace dg = cagent::dnsguard;
+
+// A whole number of seconds, 1 to a day; anything else is an error naming
+// the variable.
+long parse_seconds(const char* what, std::string_view text) {
+  long value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1 || value > 86400)
+    throw std::invalid_argument(std::string(what) + ": expected whole seconds from 1 to 86400, got '" +
+                                std::string(text) + "'");
+  return value;
+}
 
 int usage() {
   std::fputs("usage: dnsguard --config FILE [--check]\n"
@@ -69,10 +83,15 @@ int main(int argc, char** argv) {
     // The environment is read here, once; the library takes plain values.
     const char* refresh = std::getenv("CAGENT_NFT_REFRESH");
     const auto mode = cagent::cmd::refresh_mode_from(refresh == nullptr ? "" : refresh);
+    dg::ServerTuning tuning;
+    // Tests only: the gate's relay idle timeout, in seconds (default 900).
+    if (const char* idle = std::getenv("CAGENT_GATE_IDLE_TIMEOUT"); idle != nullptr) {
+      tuning.relay_idle_timeout = std::chrono::seconds(parse_seconds("CAGENT_GATE_IDLE_TIMEOUT", idle));
+    }
     dg::Logger log(config.log_file, config.log_level);
     cagent::cmd::NftSink sink(config, log, mode);
     cagent::cmd::NftFirewallCounters firewall(config);
-    dg::run_daemon(config, sink, log, &firewall);
+    dg::run_daemon(config, sink, log, &firewall, tuning);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dnsguard: %s\n", e.what());

@@ -27,11 +27,18 @@ std::optional<AnswerCache::Hit> AnswerCache::lookup(const WireName& qname, std::
   auto elapsed = static_cast<std::uint64_t>(elapsed_ms < 0 ? 0 : (elapsed_ms + 999) / 1000);
   if (elapsed >= entry->lifetime_s) {
     index_.erase(it);  // first: its key views the node's string
+    bytes_ -= entry->wire.size();
     lru_.erase(entry);
     return std::nullopt;
   }
   lru_.splice(lru_.begin(), lru_, entry);
   return Hit{entry->wire, static_cast<std::uint32_t>(elapsed)};
+}
+
+void AnswerCache::drop_oldest() noexcept {
+  index_.erase(std::string_view(lru_.back().key));  // first: its key views the node's string
+  bytes_ -= lru_.back().wire.size();
+  lru_.pop_back();
 }
 
 void AnswerCache::store(const WireName& qname, std::uint16_t qtype,
@@ -40,20 +47,17 @@ void AnswerCache::store(const WireName& qname, std::uint16_t qtype,
   if (capacity_ == 0 || lifetime_s == 0) return;
   const KeyBuf key = make_key(qname, qtype);
   if (auto it = index_.find(key.view()); it != index_.end()) {
-    auto entry = it->second;
-    entry->wire.assign(wire.begin(), wire.end());
-    entry->wire.shrink_to_fit();
-    entry->stored = now;
-    entry->lifetime_s = lifetime_s;
-    lru_.splice(lru_.begin(), lru_, entry);
-    return;
+    // Out first (its bytes counted again below): the LRU may take room for
+    // the new bytes from any entry but this one.
+    bytes_ -= it->second->wire.size();
+    lru_.erase(it->second);
+    index_.erase(it);
   }
-  if (index_.size() >= capacity_) {
-    index_.erase(std::string_view(lru_.back().key));
-    lru_.pop_back();
-  }
+  if (wire.size() > max_bytes_) return;  // never kept: it would empty the cache
+  while (!lru_.empty() && (index_.size() >= capacity_ || bytes_ + wire.size() > max_bytes_)) drop_oldest();
   lru_.push_front(Entry{std::string(key.view()), std::vector<std::uint8_t>(wire.begin(), wire.end()), now, lifetime_s});
   index_.emplace(std::string_view(lru_.front().key), lru_.begin());
+  bytes_ += wire.size();
 }
 
 }  // namespace cagent::dnsguard

@@ -1,9 +1,13 @@
 #pragma once
 // AnswerCache: upstream answers keyed by (lowercase name, type), bounded by
-// count with LRU eviction. Entries are the answer's wire bytes with TTLs
-// already capped at ttl.max, plus when they were stored — nothing else, so
-// 10 000 entries stay within a few MiB. The caller re-analyzes the bytes on
-// a hit (cheap) to count TTLs down and to re-assert the set entries.
+// count and by the bytes of the answers it keeps, with LRU eviction. Entries
+// are the answer's wire bytes with TTLs already capped at ttl.max, plus when
+// they were stored — nothing else, so 10 000 typical entries stay within a
+// few MiB. An answer may be up to 64 KiB (over TCP), so the count alone
+// would let 10 000 large answers of allowed names take 640 MiB; the byte
+// bound (kMaxBytes) keeps the worst case where the typical one is. The
+// caller re-analyzes the bytes on a hit (cheap) to count TTLs down and to
+// re-assert the set entries.
 //
 // Time is passed in by the caller (no clock inside), so expiry and the
 // countdown are unit-testable without sleeping.
@@ -32,7 +36,12 @@ class AnswerCache {
     std::uint32_t elapsed_s;  // whole seconds since stored, rounded *up*
   };
 
-  explicit AnswerCache(std::size_t capacity) : capacity_(capacity) {}
+  // Answer bytes kept at most (the wire bytes of every entry; the keys and
+  // the bookkeeping add at most ~400 bytes per entry on top).
+  static constexpr std::size_t kMaxBytes = 16u << 20;
+
+  explicit AnswerCache(std::size_t capacity, std::size_t max_bytes = kMaxBytes)
+      : capacity_(capacity), max_bytes_(max_bytes) {}
 
   // The entry for (qname, qtype) if it is still alive at `now` (every TTL
   // handed out from it would be >= 1 s). Expired entries are dropped here.
@@ -44,6 +53,7 @@ class AnswerCache {
              std::uint32_t lifetime_s, Clock::time_point now);
 
   std::size_t size() const noexcept { return index_.size(); }
+  std::size_t bytes() const noexcept { return bytes_; }
 
  private:
   struct Entry {
@@ -60,7 +70,11 @@ class AnswerCache {
   };
   static KeyBuf make_key(const WireName& qname, std::uint16_t qtype) noexcept;
 
+  void drop_oldest() noexcept;
+
   std::size_t capacity_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;  // the wire bytes of every entry
   std::list<Entry> lru_;  // front: most recently used
   // Keys are views of Entry::key: list nodes never move, and an index entry
   // is erased before (or together with) the node it points into.

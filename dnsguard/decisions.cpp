@@ -4,10 +4,8 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <system_error>
 #include <vector>
 
-#include "dnsguard/atomic_file.hpp"
 
 namespace cagent::dnsguard {
 namespace {
@@ -148,9 +146,10 @@ Incomplete& DecisionRecord::lost_since(const char* what, int error, std::int64_t
   return *incomplete_;
 }
 
-void DecisionRecord::write_failed(int error, WallClock::time_point now) noexcept {
+void DecisionRecord::write_failed(int error, WallClock::time_point at, std::uint64_t count) noexcept {
+  if (count == 0) return;
   try {
-    ++lost_since("the decision record", error, unix_seconds(now)).record_writes_failed;
+    lost_since("the decision record", error, unix_seconds(at)).record_writes_failed += count;
   } catch (...) {
     dirty_ = true;  // out of memory for the reason: tried again next time
   }
@@ -265,33 +264,6 @@ Decisions DecisionRecord::snapshot(WallClock::time_point now, bool final) const 
   d.changes_dropped = changes_dropped_;
   d.changes = changes_;
   return d;
-}
-
-bool DecisionFile::write(DecisionRecord& record, bool force, std::string& error, bool final, Clock::time_point now) {
-  // kDecisionsRewrittenEvery - 1: the caller ticks once a second, so the
-  // promise in the file holds even when a tick comes late by most of one.
-  const bool due = !written_ || now - *written_ >= std::chrono::seconds(kDecisionsRewrittenEvery - 1);
-  if (!force && !final && !record.dirty() && !due) return true;
-  const auto wall = DecisionRecord::WallClock::now();
-  try {
-    // Readable by the host user (cagent ps/log read it while the session
-    // runs) whatever dnsguard's umask; it holds names, no secrets.
-    ReplaceOptions options;
-    options.mode = 0644;
-    options.sync = false;
-    write_file_atomically(path_, write_decisions(record.snapshot(wall, final)), options);
-  } catch (const std::system_error& e) {
-    error = e.what();
-    record.write_failed(e.code().value(), wall);
-    return false;
-  } catch (const std::exception& e) {
-    error = e.what();
-    record.write_failed(ENOMEM, wall);  // the snapshot's allocation
-    return false;
-  }
-  written_ = now;
-  record.mark_written();
-  return true;
 }
 
 }  // namespace cagent::dnsguard

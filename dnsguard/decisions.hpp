@@ -9,9 +9,10 @@
 // does, and memory and file size stay fixed.
 //
 //   engine deny path ──denied()──▶ record ──snapshot()──▶ Decisions ──write_decisions()──▶ decisions.json
-//   gate refusal     ──gate_refused()──┘     (DecisionFile: atomic rewrite,
-//   firewall counters ─firewall_counts()─┘    at most once a second, and at exit)
-//   (read each second: the kernel counts, see FirewallCounters)
+//   gate refusal     ──gate_refused()──┘     (RecordWriter, record_writer.hpp: off the
+//   firewall counters ─firewall_counts()─┘    resolver thread, atomic rewrite once a
+//   (read each second: the kernel counts,      second while it changes, at least every
+//    see FirewallCounters)                     kDecisionsRewrittenEvery s, and at exit)
 //
 // The file's format is a contract with the host (contracts.hpp: the
 // Decisions document, its writer and its reader, versioned). It lives
@@ -113,8 +114,9 @@ class DecisionRecord {
   // and counts what was lost; the totals in memory stay exact. It is
   // written the moment the record can be written again.
   enum class Lost : std::uint8_t { record, log, journal };
-  // A rewrite of the record that failed (errno `error`).
-  void write_failed(int error, WallClock::time_point now) noexcept;
+  // `count` rewrites of the record that failed, the first with errno
+  // `error` at `at` (RecordWriter's report, taken on the resolver thread).
+  void write_failed(int error, WallClock::time_point at, std::uint64_t count = 1) noexcept;
   // The log's or the journal's losses so far in this process (their own
   // absolute count, WriteLoss); only growth is added.
   void lost(Lost what, const WriteLoss& loss) noexcept;
@@ -172,36 +174,6 @@ class DecisionRecord {
   std::uint64_t log_lost_seen_ = 0;  // the log's and journal's counts already added
   std::uint64_t journal_lost_seen_ = 0;
   bool dirty_ = true;  // an empty record is still worth one file: "nothing refused"
-};
-
-// Writes a DecisionRecord to `path` by replacing the file atomically
-// (write_file_atomically): a reader never sees half a file. Without fsync:
-// the write runs on the resolver's only thread once a second, and a disk
-// flush there would stall every query; the record matters while the
-// session runs and right after it, not across a crash of the machine.
-//
-// Its freshness is part of the file: it is rewritten when the record
-// changed, and at least every kDecisionsRewrittenEvery seconds even when it
-// did not (the file says so, `rewritten_every`), and the last write, as
-// dnsguard stops, says `final`. So the host can tell a record that stopped
-// being written (a full disk, a dead dnsguard) from one with nothing new.
-class DecisionFile {
- public:
-  using Clock = std::chrono::steady_clock;
-  explicit DecisionFile(std::filesystem::path path) : path_(std::move(path)) {}
-  // Writes when the record changed, when the last write is
-  // kDecisionsRewrittenEvery - 1 s old (the caller ticks once a second),
-  // or when `force`d; `final`: the last write. False (one line, errno
-  // included, in `error`) when the write failed — the record counts it
-  // (DecisionRecord::write_failed) and stays dirty, so the next tick tries
-  // again; the caller says it, nothing else stops.
-  bool write(DecisionRecord& record, bool force, std::string& error, bool final = false,
-             Clock::time_point now = Clock::now());
-  const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-  std::optional<Clock::time_point> written_;
 };
 
 }  // namespace cagent::dnsguard

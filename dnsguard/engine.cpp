@@ -122,16 +122,39 @@ std::optional<std::uint32_t> QueryEngine::insert(const ResponseInfo& info, Timeo
     addr.v6 = pending_[i].v6;
     addr.bytes = pending_[i].bytes;
     // As long as the set element: the promise plus the set's grace.
-    bool created = false;
-    if (!bindings_.bind(name, addr, now + std::chrono::seconds(held_[i]) + kBindingGrace, now, &created)) {
+    Clock::time_point to_journal;
+    if (!bindings_.bind(name, addr, now + std::chrono::seconds(held_[i]) + kBindingGrace, now,
+                        journal_ != nullptr ? &to_journal : nullptr, kJournalSlack)) {
       ++counters_.binding_failures;  // not after has_room(), on this one thread
-    } else if (created && journal_ != nullptr && !journal_->append(name, addr) && journal_->full() &&
-               !journal_full_logged_) {
-      journal_full_logged_ = true;
-      log_.event(LogLevel::warning, "gate binding journal full; later bindings would not survive a restart");
+    } else if (to_journal != Clock::time_point{}) {
+      journal_binding(name, addr, to_journal, now);
     }
   }
   return *std::min_element(held_.begin(), held_.end());
+}
+
+void QueryEngine::journal_binding(std::string_view name, const IpAddress& addr, Clock::time_point until,
+                                  Clock::time_point now) {
+  if (journal_->append(name, addr, until) || !journal_->full() || journal_full_logged_) return;
+  // Full: most lines are extensions and pairs long expired. Compacted to
+  // the live bindings (which include this one) unless even they fill half
+  // the bound — then it stays full rather than be rewritten on every miss.
+  try {
+    journal_->rewrite(journal_entries(now));
+    if (journal_->size() <= journal_->max_bytes() / 2) return;
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::warning, std::string("gate binding journal could not be compacted: ") + e.what());
+  }
+  journal_full_logged_ = true;
+  log_.event(LogLevel::warning, "gate binding journal full; later bindings would not survive a restart");
+}
+
+std::vector<JournalEntry> QueryEngine::journal_entries(Clock::time_point now) const {
+  std::vector<JournalEntry> entries;
+  bindings_.for_each_live(now, [&](std::string_view name, const IpAddress& addr, Clock::time_point journalled) {
+    entries.push_back({std::string(name), addr, journalled});
+  });
+  return entries;
 }
 
 bool QueryEngine::admit(std::string_view name, const IpAddress& destination) noexcept {

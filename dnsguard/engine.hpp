@@ -74,13 +74,17 @@ class QueryEngine final : public GateDecider {
   // Where denied lookups are counted (exactly; the log is rate-limited).
   // Not owned; null: not recorded.
   void set_decisions(DecisionRecord* decisions) noexcept { decisions_ = decisions; }
-  // Every new name binding is appended there (binding_journal.hpp).
+  // Every new or extended name binding is appended there (binding_journal.hpp).
   void set_binding_journal(BindingJournal* journal) noexcept { journal_ = journal; }
-  // A restarted dnsguard: `name` resolved to `addr` before the crash and the
-  // set still holds `addr` until `until`. False when the table is full.
+  // A restarted dnsguard: `name` resolved to `addr` before the crash, bound
+  // until `until` (the earlier of its journalled expiry and the set's).
+  // False when the table is full.
   bool restore_binding(std::string_view name, const IpAddress& addr, Clock::time_point until) {
-    return bindings_.bind(name, addr, until, Clock::now());
+    Clock::time_point journalled;
+    return bindings_.bind(name, addr, until, Clock::now(), &journalled);
   }
+  // The live bindings as journal entries (what a compacted journal holds).
+  std::vector<JournalEntry> journal_entries(Clock::time_point now) const;
 
   // GateDecider: `name` is allowed and resolved to `destination` through
   // dnsguard, and that answer still holds (the set holds the address).
@@ -123,6 +127,7 @@ class QueryEngine final : public GateDecider {
   Logger& log_;
   Counters& counters_;
   DecisionRecord* decisions_ = nullptr;
+  void journal_binding(std::string_view name, const IpAddress& addr, Clock::time_point until, Clock::time_point now);
   BindingJournal* journal_ = nullptr;
   bool journal_full_logged_ = false;
   AllowList allow_;

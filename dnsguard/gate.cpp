@@ -4,7 +4,6 @@
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <variant>
 
 #include "dnsguard/asio_glue.hpp"
@@ -65,7 +65,8 @@ class Pipe {
 // One direction of the relay: from → pipe → to, until `from` ends or
 // anything fails. On EOF the write side of `to` is shut (half-close); on an
 // error both sockets are shut so the other direction ends too.
-asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
+// `last`: when a byte last moved, either way (the relay's idle timeout).
+asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, std::chrono::steady_clock::time_point& last) {
   Pipe pipe;
   if (!pipe.ok()) {
     boost::system::error_code ignored;
@@ -101,6 +102,7 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
       break;
     }
     since_yield += static_cast<std::size_t>(n);
+    last = std::chrono::steady_clock::now();
     for (ssize_t left = n; left > 0;) {
       const ssize_t m = ::splice(pipe.read_end(), nullptr, out, nullptr, static_cast<std::size_t>(left),
                                  SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -128,10 +130,11 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
 }
 
 // Both directions kernel to kernel, until both have ended.
-asio::awaitable<void> splice_both(tcp::socket& client, tcp::socket& server) {
+asio::awaitable<void> splice_both(tcp::socket& client, tcp::socket& server,
+                                  std::chrono::steady_clock::time_point& last) {
   client.native_non_blocking(true);
   server.native_non_blocking(true);
-  co_await (pump(client, server) && pump(server, client));
+  co_await (pump(client, server, last) && pump(server, client, last));
 }
 
 // The most the gate reads of a first flight before it decides.
@@ -199,7 +202,13 @@ bool original_destination(int fd, bool v6, IpEndpoint& out) noexcept {
 }
 
 Gate::Gate(asio::io_context& io, GateOptions options, GateDecider& decider, Logger& log)
-    : io_(io), options_(std::move(options)), decider_(decider), log_(log), scratch_(kMaxClientHello) {}
+    : io_(io),
+      options_(std::move(options)),
+      decider_(decider),
+      log_(log),
+      backoff_(io.get_executor(), log, "gate"),
+      idle_timer_(io),
+      scratch_(kMaxClientHello) {}
 
 Gate::~Gate() { stop(); }
 
@@ -216,14 +225,9 @@ void Gate::start() {
   // gate with it — whenever a client reset a relay while its server was
   // still sending. The pumps handle EPIPE as an error instead.
   std::signal(SIGPIPE, SIG_IGN);
-  // Each relayed connection holds six descriptors (two sockets, two pipes):
-  // take what the hard limit allows, so max_connections is the bound, not
-  // a default soft limit of 1024 descriptors.
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &limit);
-  }
+  // max_connections comes from the server's descriptor budget (six per
+  // relayed connection: two sockets, two pipes), which also raised the
+  // soft limit to the hard one.
   for (const IpEndpoint& ep : options_.listen) {
     try {
       listen_tcp(acceptors_.emplace_back(io_), ep);
@@ -232,6 +236,7 @@ void Gate::start() {
     }
   }
   for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
+  asio::co_spawn(io_, idle_loop(), asio::detached);
 }
 
 void Gate::stop() noexcept {
@@ -239,6 +244,8 @@ void Gate::stop() noexcept {
   stopped_ = true;
   boost::system::error_code ignored;
   for (auto& a : acceptors_) a.close(ignored);
+  backoff_.cancel();
+  idle_timer_.cancel();
 }
 
 void Gate::refuse(tcp::socket& client, const IpEndpoint* destination, std::string_view name,
@@ -282,13 +289,29 @@ asio::awaitable<void> Gate::accept_loop(tcp::acceptor& acceptor) {
     while (!stopped_) {
       auto [ec, sock] = co_await acceptor.async_accept(use_tuple);
       if (stopped_ || ec == asio::error::operation_aborted) co_return;
-      if (ec) continue;
+      if (ec) {
+        // Out of descriptors: the connection waits in the backlog; pause
+        // rather than spin on it. Anything else consumed the connection.
+        if (AcceptBackoff::out_of_resources(ec)) co_await backoff_.pause(ec);
+        continue;
+      }
+      backoff_.accepted();
       ++counters_.accepted;
-      if (connections_ >= options_.max_connections) {
-        refuse(sock, nullptr, {}, "too many connections");
+      if (connections_ >= options_.max_connections || handshakes_ >= options_.max_handshakes) {
+        // Refused at once, and recorded with where it was going, so the
+        // user sees why (`cagent log`); what these caps protect is DNS's
+        // and the decision record's descriptors, and dnsguard's memory.
+        ++counters_.at_cap;
+        IpEndpoint dst;
+        boost::system::error_code lec;
+        const bool v6 = sock.local_endpoint(lec).address().is_v6();
+        const bool known = !lec && original_destination(sock.native_handle(), v6, dst);
+        const bool full = connections_ >= options_.max_connections;
+        refuse(sock, known ? &dst : nullptr, {}, full ? "too many connections at once" : "too many handshakes at once");
         continue;
       }
       ++connections_;
+      ++handshakes_;
       asio::co_spawn(io_, connection(std::move(sock)), asio::detached);
     }
   } catch (const std::exception& e) {
@@ -296,11 +319,53 @@ asio::awaitable<void> Gate::accept_loop(tcp::acceptor& acceptor) {
   }
 }
 
+asio::awaitable<void> Gate::idle_loop() {
+  // A sweep once a minute (or more often for a shorter timeout, as tests
+  // set): one timer for every relay instead of one per relay re-armed on
+  // every chunk.
+  using std::chrono::milliseconds;
+  const auto every = std::min<milliseconds>(
+      std::chrono::seconds(60),
+      std::chrono::duration_cast<milliseconds>(options_.relay_idle_timeout) / 4 + milliseconds(1));
+  try {
+    while (!stopped_) {
+      idle_timer_.expires_after(every);
+      auto [ec] = co_await idle_timer_.async_wait(use_tuple);
+      if (ec || stopped_) co_return;
+      const auto now = std::chrono::steady_clock::now();
+      std::size_t ended = 0;
+      for (Relay& r : relays_) {
+        if (!r.spliced || now - r.last < options_.relay_idle_timeout) continue;
+        boost::system::error_code ignored;
+        r.client->set_option(asio::socket_base::linger(true, 0), ignored);
+        r.server->set_option(asio::socket_base::linger(true, 0), ignored);
+        r.client->shutdown(tcp::socket::shutdown_both, ignored);
+        r.server->shutdown(tcp::socket::shutdown_both, ignored);
+        r.spliced = false;  // ended once; the pumps unlist it
+        ++ended;
+      }
+      if (ended > 0) {
+        counters_.idle_ended += ended;
+        log_.event(LogLevel::info, "gate: ended " + std::to_string(ended) + " relays silent for " +
+                                       std::to_string(options_.relay_idle_timeout.count()) + " s");
+      }
+    }
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("gate idle sweep: ") + e.what());
+  }
+}
+
 asio::awaitable<void> Gate::connection(tcp::socket client) {
+  // Counted by accept_loop before this started; given back here.
   struct Count {
     std::size_t& n;
+    explicit Count(std::size_t& counter) : n(counter) {}
     ~Count() { --n; }
-  } count{connections_};
+    Count(const Count&) = delete;
+    Count& operator=(const Count&) = delete;
+  };
+  const Count count{connections_};
+  std::optional<Count> handshake(std::in_place, handshakes_);
   try {
     IpEndpoint dst;
     const Kind kind = destination(client, dst);
@@ -315,7 +380,7 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
     ++counters_.admitted;
     // Listed from here on, so a run-time deny of the name ends it also
     // while its handshake is still being followed.
-    relays_.push_back(Relay{std::string(hello.name.view()), &client, &server});
+    relays_.push_back(Relay{std::string(hello.name.view()), &client, &server, false, {}});
     struct Unlist {
       std::list<Relay>& relays;
       std::list<Relay>::iterator it;
@@ -327,7 +392,10 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
                                                : co_await forward(server, from_client.from(0));
     if (!handed_over) co_return;
     from_client = {};
-    co_await splice_both(client, server);
+    handshake.reset();
+    unlist.it->spliced = true;
+    unlist.it->last = std::chrono::steady_clock::now();
+    co_await splice_both(client, server, unlist.it->last);
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("gate connection: ") + e.what());
   }

@@ -18,10 +18,18 @@
 // owning both sockets; the relay moves bytes kernel to kernel (splice
 // through a pipe per direction), so the steady state costs no user-space
 // copies. Nothing here throws per connection.
+//
+// Bounded against a hostile (or just busy) agent: at most max_connections
+// at once (the server derives it from the descriptor limit, fd_budget.hpp;
+// beyond it a connection is reset at once and recorded), every step before
+// the relay has a deadline, a relay with no byte either way for
+// relay_idle_timeout is ended, and an accept() that fails for want of
+// descriptors pauses instead of spinning (accept_backoff.hpp).
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -32,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dnsguard/accept_backoff.hpp"
 #include "dnsguard/decisions.hpp"
 #include "dnsguard/gate_bindings.hpp"
 #include "dnsguard/gate_parse.hpp"
@@ -39,6 +48,32 @@
 #include "dnsguard/log.hpp"
 
 namespace cagent::dnsguard {
+
+// An admitted relay that moved no byte either way for this long is ended
+// (both sides reset). 15 minutes: longer than what legitimate traffic stays
+// silent — SSE streams and WebSockets send keep-alives every 15–60 s, git's
+// smart HTTP sends progress or keep-alive packets every 5 s while the server
+// prepares a pack (uploadpack.keepAlive) or runs hooks (receive.keepAlive),
+// long polls answer within a few minutes, and the slowest silent request an
+// agent makes, a non-streaming LLM API call, is cut by its own SDK at 10
+// minutes (the Anthropic and OpenAI SDKs' default timeout) — and longer
+// than the internet path itself keeps an idle TCP connection (load
+// balancers cut them after 1–6 minutes: AWS ALB 60 s, NLB 350 s, Azure
+// 4 minutes). What it ends is a relay whose peer vanished without a word,
+// or that an agent keeps open only to hold a slot. Found by a sweep once a
+// minute, so a relay ends between 15 and 16 minutes of silence.
+inline constexpr std::chrono::seconds kRelayIdleTimeout{15 * 60};
+// The gate's own maximum of connections at once, whatever the descriptor
+// limit allows: it bounds the gate's memory (dnsguard/README.md).
+inline constexpr std::size_t kMaxGateConnections = 4096;
+// Of those, at most this many before the relay: a connection whose hellos
+// the gate still reads holds up to ~85 KiB (a first flight of up to 20 KiB,
+// after a HelloRetryRequest a second one, the server's first messages, its
+// coroutine frames), a relayed one under 12 KiB (6.5–7.3 KiB measured,
+// bench/load.sh). 512 handshakes at once is far above
+// what clients open (browsers: about six per site); an agent that holds
+// more silent ones gets its next connections refused, not dnsguard's memory.
+inline constexpr std::size_t kMaxGateHandshakes = 512;
 
 struct GateOptions {
   std::vector<IpEndpoint> listen;           // where the ruleset redirects to
@@ -49,7 +84,11 @@ struct GateOptions {
   // For the server's answer to a ClientHello, and for the client's second
   // hello after a HelloRetryRequest.
   std::chrono::milliseconds handshake_timeout{15000};
-  std::size_t max_connections = 4096;       // beyond: refused at once
+  // Beyond: refused at once ("too many connections at once"), counted and
+  // recorded. The server sets it from the descriptor budget.
+  std::size_t max_connections = kMaxGateConnections;
+  std::size_t max_handshakes = kMaxGateHandshakes;
+  std::chrono::seconds relay_idle_timeout = kRelayIdleTimeout;
 };
 
 struct GateCounters {
@@ -58,6 +97,8 @@ struct GateCounters {
   std::uint64_t refused = 0;    // reset by the gate (also: admitted, then a second hello refused)
   std::uint64_t failed = 0;     // admitted, but the server could not be reached or did not answer
   std::uint64_t retried = 0;    // went through a HelloRetryRequest
+  std::uint64_t idle_ended = 0; // relays ended after relay_idle_timeout of silence
+  std::uint64_t at_cap = 0;     // refused: max_connections or max_handshakes were open (also in `refused`)
 };
 
 // The bytes read so far from one side of a connection the gate inspects.
@@ -81,6 +122,8 @@ class Gate {
   void stop() noexcept;
 
   const GateCounters& counters() const noexcept { return counters_; }
+  // accept() calls that failed for want of resources (and paused).
+  std::uint64_t accept_failures() const noexcept { return backoff_.failures(); }
   // Where refusals are counted exactly (the log line is rate-limited).
   // Not owned; null: not recorded.
   void set_decisions(DecisionRecord* decisions) noexcept { decisions_ = decisions; }
@@ -97,6 +140,8 @@ class Gate {
   Kind kind_of(std::uint16_t port) const noexcept;
 
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  // Ends the relays silent for relay_idle_timeout, once a minute.
+  boost::asio::awaitable<void> idle_loop();
   // connection() in steps; each one that fails has reset the sockets and
   // counted why.
   boost::asio::awaitable<void> connection(boost::asio::ip::tcp::socket client);
@@ -121,7 +166,10 @@ class Gate {
   GateCounters counters_;
   DecisionRecord* decisions_ = nullptr;
   std::list<boost::asio::ip::tcp::acceptor> acceptors_;
+  AcceptBackoff backoff_;
+  boost::asio::steady_timer idle_timer_;
   std::size_t connections_ = 0;
+  std::size_t handshakes_ = 0;  // connections not yet relayed
   bool stopped_ = false;
   std::vector<std::uint8_t> scratch_;  // ClientHello reassembly (one parse at a time)
   // The connections admitted now (their handshake still followed, or
@@ -131,6 +179,10 @@ class Gate {
     std::string name;
     boost::asio::ip::tcp::socket* client;
     boost::asio::ip::tcp::socket* server;
+    // Relayed (handed over to splice), and when a byte last moved either
+    // way; before that, the handshake's own deadlines apply.
+    bool spliced = false;
+    std::chrono::steady_clock::time_point last{};
   };
   std::list<Relay> relays_;
 };

@@ -48,10 +48,18 @@ class NameBindings {
   explicit NameBindings(std::size_t max_entries) : max_(max_entries) {}
 
   // `name` (lowercase, no trailing dot) resolved to `addr`, valid until
-  // `until`. False when the table is full of live bindings. `*created`
-  // (when given) says whether the pair is new.
+  // `until`. False when the table is full of live bindings.
+  // `*to_journal` (when given) is the expiry the binding journal should now
+  // carry for the pair (its expiry plus `journal_slack`), or
+  // Clock::time_point{} when the journal already carries one at least as
+  // late (binding_journal.hpp): a new pair, or one extended past that.
   bool bind(std::string_view name, const IpAddress& addr, Clock::time_point until, Clock::time_point now,
-            bool* created = nullptr);
+            Clock::time_point* to_journal = nullptr, Clock::duration journal_slack = {});
+
+  // Each live binding with the expiry last handed out for its journal.
+  void for_each_live(Clock::time_point now,
+                     const std::function<void(std::string_view name, const IpAddress& addr,
+                                              Clock::time_point journalled)>& visit) const;
 
   // Would bind() record `name` for every one of `addrs` now? Those already
   // recorded need no room; a full table is swept first (as bind() does).
@@ -102,8 +110,12 @@ class NameBindings {
     std::size_t operator()(std::string_view k) const noexcept { return std::hash<std::string_view>{}(k); }
   };
 
+  struct Binding {
+    Clock::time_point until;       // admitted while now < until
+    Clock::time_point journalled;  // what the journal says (zero: not journalled)
+  };
   std::size_t max_;
-  std::unordered_map<std::string, Clock::time_point, KeyHash, std::equal_to<>> table_;
+  std::unordered_map<std::string, Binding, KeyHash, std::equal_to<>> table_;
   // A full table is swept for expired bindings at most once a second: a
   // sweep is linear in the table, and a flood of new names must not make
   // every insert pay for one (the bindings it cannot record until then are

@@ -9,10 +9,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <filesystem>
@@ -20,6 +23,7 @@
 #include <iterator>
 #include <unordered_map>
 #include <optional>
+#include <utility>
 #include <system_error>
 #include <cstring>
 
@@ -34,11 +38,34 @@ using asio::ip::tcp;
 using asio::ip::udp;
 using namespace asio::experimental::awaitable_operators;
 
-Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log)
+namespace {
+
+// The UDP listeners' receive buffer. The default (net.core.rmem_default,
+// 208 KiB) holds only about 270 small datagrams (each costs ~768 bytes of
+// buffer on loopback): an agent with a few hundred lookups in flight
+// overflows it, and the kernel then drops queries of every client alike — an
+// allowed lookup of another process included, which its resolver retries
+// only after a second or more. 1 MiB holds ~1 300 queries: a closed-loop
+// flood of that many in flight loses nothing, and an open-loop one that
+// outruns dnsguard waits at most ~1 300 queries' work in the queue (tens of
+// ms on the hit and deny paths) before the kernel drops. Kernel memory, not
+// dnsguard's; SO_RCVBUFFORCE (CAP_NET_ADMIN, which dnsguard has) passes the
+// net.core.rmem_max cap, SO_RCVBUF is the fallback.
+constexpr int kUdpReceiveBuffer = 1 << 20;
+
+void grow_receive_buffer(int fd) noexcept {
+  const int size = kUdpReceiveBuffer;
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log, ServerTuning tuning)
     : io_(io),
       config_(config),
       log_(log),
-      decisions_file_(config.log_file.empty() ? std::filesystem::path()
+      decisions_path_(config.log_file.empty() ? std::filesystem::path()
                                               : decisions_path(session_log_dir(config.log_file))),
       decisions_timer_(io),
       engine_(config, sink, log, counters_),
@@ -50,31 +77,36 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
       out_(kMaxMessage),
       udp_batch_(std::make_unique<UdpBatch>()),
       replies_(std::make_unique<Replies>()),
+      tcp_backoff_(io.get_executor(), log, "DNS over TCP"),
+      control_backoff_(io.get_executor(), log, "control socket"),
+      tuning_(tuning),
       sink_(sink) {
   upstreams_.set_fast_receiver(this);
-  if (!decisions_file_.path().empty()) engine_.set_decisions(&decisions_);
+  if (!decisions_path_.empty()) engine_.set_decisions(&decisions_);
 }
 
 Server::~Server() { stop(); }
 
 void Server::take_up_bindings(bool restarted) {
-  const std::filesystem::path path = binding_journal_path(decisions_file_.path().parent_path());
-  std::vector<std::pair<std::string, IpAddress>> kept;
+  const std::filesystem::path path = binding_journal_path(decisions_path_.parent_path());
+  const auto now = AnswerCache::Clock::now();
   if (restarted) {
     std::unordered_map<std::string, std::chrono::milliseconds> held;
     for (const auto& [addr, left] : sink_.held_now()) held.emplace(to_string(addr), left);
-    const auto now = AnswerCache::Clock::now();
-    for (auto& [name, addr] : read_binding_journal(path)) {
-      const auto it = held.find(to_string(addr));
+    for (const JournalEntry& e : read_binding_journal(path)) {
+      const auto it = held.find(to_string(e.addr));
       if (it == held.end()) continue;  // gone from the set: the firewall refuses it anyway
-      if (engine_.restore_binding(name, addr, now + it->second)) kept.emplace_back(std::move(name), addr);
+      // Until the earlier of the two: another name may keep the address in
+      // the set long after this binding expired.
+      const auto until = std::min(e.until, now + it->second);
+      if (until > now) engine_.restore_binding(e.name, e.addr, until);
     }
-    log_.always("restarted in this session: bound " + std::to_string(kept.size()) +
+    log_.always("restarted in this session: bound " + std::to_string(engine_.bindings()) +
                 " names to addresses the sets still hold");
   }
   try {
     journal_ = std::make_unique<BindingJournal>(path, !restarted);
-    if (restarted) journal_->rewrite(kept);
+    if (restarted) journal_->rewrite(engine_.journal_entries(now));
     engine_.set_binding_journal(journal_.get());
   } catch (const std::exception& e) {
     journal_.reset();
@@ -85,9 +117,9 @@ void Server::take_up_bindings(bool restarted) {
 void Server::take_up_previous_record() {
   Decisions previous;
   try {
-    std::ifstream in(decisions_file_.path());
+    std::ifstream in(decisions_path_);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    previous = parse_decisions(text, decisions_file_.path().string());
+    previous = parse_decisions(text, decisions_path_.string());
   } catch (const std::exception& e) {
     log_.always(std::string("restarted, but the previous decision record is unreadable; starting a new one: ") +
                 e.what());
@@ -113,11 +145,42 @@ void Server::take_up_previous_record() {
               " lookups denied so far) and " + std::to_string(replayed) + " run-time allowlist changes");
 }
 
+void Server::plan_descriptor_budget() {
+  // Use what the hard limit allows (a default soft limit of 1024 would make
+  // the budget small for no reason), then share it out (fd_budget.hpp).
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) throw_errno("getrlimit(RLIMIT_NOFILE)");
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) (void)::getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  DescriptorNeeds needs;
+  needs.listen_addresses = config_.listen.size();
+  if (config_.gate_enabled) {
+    const auto& listen = config_.listen;
+    const bool v4 = std::any_of(listen.begin(), listen.end(), [](const IpEndpoint& e) { return !e.addr.v6; });
+    const bool v6 = std::any_of(listen.begin(), listen.end(), [](const IpEndpoint& e) { return e.addr.v6; });
+    needs.gate_listeners = (v4 ? 1u : 0u) + (v6 ? 1u : 0u);
+  }
+  needs.max_tcp_clients = kMaxTcpConnections;
+  needs.max_upstream_queries = kMaxInflight;
+  needs.max_gate_connections = kMaxGateConnections;
+  const std::uint64_t soft = limit.rlim_cur == RLIM_INFINITY ? std::uint64_t{1} << 20 : limit.rlim_cur;
+  budget_ = plan_descriptors(soft, needs);
+  inflight_cap_ = budget_.upstream_queries;
+  tcp_cap_ = budget_.tcp_clients;
+  // Every socket an upstream query may hold at once: the waiting UDP
+  // queries', the TCP clients' and the refresh loop's.
+  upstreams_.set_max_flights(budget_.upstream_queries + budget_.tcp_clients + 1);
+  log_.always(describe(budget_));
+}
+
 void Server::start() {
-  if (!decisions_file_.path().empty()) {
+  plan_descriptor_budget();
+  if (!decisions_path_.empty()) {
     // A record in the session's log directory: this dnsguard is a restart.
     std::error_code ec;
-    const bool restarted = std::filesystem::exists(decisions_file_.path(), ec);
+    const bool restarted = std::filesystem::exists(decisions_path_, ec);
     take_up_bindings(restarted);
     if (restarted) take_up_previous_record();
   }
@@ -129,6 +192,7 @@ void Server::start() {
       if (ep.addr.v6) sock.set_option(asio::ip::v6_only(true));
       sock.bind(uep);
       sock.non_blocking(true);  // answers are sent synchronously; never block the loop
+      grow_receive_buffer(sock.native_handle());
       listen_tcp(acceptors_.emplace_back(io_), ep);
     } catch (const boost::system::system_error& e) {
       throw std::runtime_error("listen " + to_string(ep) + ": " + e.code().message());
@@ -148,8 +212,10 @@ void Server::start() {
     }
     options.tls_ports.assign(config_.gate_tls_ports.begin(), config_.gate_tls_ports.end());
     options.http_ports.assign(config_.gate_http_ports.begin(), config_.gate_http_ports.end());
+    options.max_connections = budget_.gate_connections;
+    options.relay_idle_timeout = tuning_.relay_idle_timeout;
     gate_ = std::make_unique<Gate>(io_, std::move(options), engine_, log_);
-    if (!decisions_file_.path().empty()) gate_->set_decisions(&decisions_);
+    if (!decisions_path_.empty()) gate_->set_decisions(&decisions_);
     gate_->start();
   }
   upstreams_.start();
@@ -167,7 +233,8 @@ void Server::start() {
       log_.always(std::string("control socket unavailable: ") + e.what());
     }
   }
-  if (!decisions_file_.path().empty()) {
+  if (!decisions_path_.empty()) {
+    record_writer_ = std::make_unique<RecordWriter>(decisions_path_);
     write_decisions(true);  // "nothing refused yet" is an answer the host can read
     asio::co_spawn(io_, decisions_loop(), asio::detached);
   }
@@ -182,38 +249,65 @@ std::string Server::counters_line() const {
     const GateCounters& g = gate_->counters();
     line += " gate_accepted=" + std::to_string(g.accepted) + " gate_admitted=" + std::to_string(g.admitted) +
             " gate_refused=" + std::to_string(g.refused) + " gate_failed=" + std::to_string(g.failed) +
-            " gate_retried=" + std::to_string(g.retried) +
+            " gate_retried=" + std::to_string(g.retried) + " gate_at_cap=" + std::to_string(g.at_cap) +
+            " gate_idle_ended=" + std::to_string(g.idle_ended) +
+            " gate_accept_paused=" + std::to_string(gate_->accept_failures()) +
+            " gate_connections=" + std::to_string(gate_->connections()) +
             " bindings=" + std::to_string(engine_.bindings());
   }
+  line += " tcp_connections=" + std::to_string(tcp_connections_) + " tcp_reclaimed=" + std::to_string(tcp_reclaimed_) +
+          " tcp_accept_paused=" + std::to_string(tcp_backoff_.failures()) +
+          " upstream_flights=" + std::to_string(upstreams_.flights());
   return line;
 }
 
-void Server::write_decisions(bool force, bool final) noexcept {
-  if (decisions_file_.path().empty()) return;
-  try {
-    // A full disk costs a line or a binding, never an answer: the losses
-    // are counted where they happen and said here, once, and in the record.
-    decisions_.lost(DecisionRecord::Lost::log, log_.lost());
-    if (journal_) {
-      decisions_.lost(DecisionRecord::Lost::journal, journal_->lost());
-      if (journal_->lost().count > 0 && !journal_loss_said_) {
-        journal_loss_said_ = true;
-        log_.alarm(std::string("gate binding journal: ") + std::strerror(journal_->lost().first_error) +
-                   "; bindings made from now on may not survive a restart (the decision record counts them)");
-      }
+void Server::take_up_write_losses() {
+  // A full disk costs a line or a binding, never an answer: the losses
+  // are counted where they happen and said here, once, and in the record.
+  decisions_.lost(DecisionRecord::Lost::log, log_.lost());
+  if (journal_) {
+    decisions_.lost(DecisionRecord::Lost::journal, journal_->lost());
+    if (journal_->lost().count > 0 && !journal_loss_said_) {
+      journal_loss_said_ = true;
+      log_.alarm(std::string("gate binding journal: ") + std::strerror(journal_->lost().first_error) +
+                 "; bindings made from now on may not survive a restart (the decision record counts them)");
     }
-    std::string error;
-    const bool written = decisions_file_.write(decisions_, force, error, final);
-    if (!written && !record_failing_) {
+  }
+  // The record's own writes fail on the writer thread, which only counts
+  // them (record_writer.hpp); they reach the record here, which makes it
+  // dirty, so this same tick submits it again, marked incomplete.
+  RecordWriter::Report report = record_writer_->take_report();
+  if (report.failed > 0) {
+    decisions_.write_failed(report.first_error, report.first_at, report.failed);
+    if (!record_failing_) {
       // Once, not every second: the next tick tries again by itself.
-      log_.alarm("decision record: " + error +
+      log_.alarm("decision record: " + report.first_message +
                  "; answering goes on, and the record, marked incomplete, is written again once it can be");
-    } else if (written && record_failing_) {
-      log_.always("decision record: written again, marked incomplete (" +
-                  std::to_string(decisions_.incomplete() ? decisions_.incomplete()->record_writes_failed : 0) +
-                  " rewrites failed)");
     }
-    record_failing_ = !written;
+    record_failing_ = true;
+    marked_ticket_ = 0;  // this failure is in no snapshot yet
+  } else if (record_failing_ && marked_ticket_ != 0 && report.written_ticket >= marked_ticket_) {
+    log_.always("decision record: written again, marked incomplete (" +
+                std::to_string(decisions_.incomplete() ? decisions_.incomplete()->record_writes_failed : 0) +
+                " rewrites failed)");
+    record_failing_ = false;
+  }
+}
+
+void Server::write_decisions(bool force) noexcept {
+  if (!record_writer_) return;
+  try {
+    take_up_write_losses();
+    // Only the snapshot is taken here; the JSON and the file are the
+    // writer thread's (record_writer.hpp: 18-33 ms for a full record).
+    const auto now = RecordWriter::Clock::now();
+    if (!RecordWriter::due(decisions_.dirty(), force, last_submit_, now)) return;
+    const std::uint64_t ticket = record_writer_->submit(decisions_.snapshot(DecisionRecord::WallClock::now()));
+    decisions_.mark_written();
+    last_submit_ = now;
+    // The first snapshot since the last failure was counted carries the
+    // mark: once it is in the file, the record is written again.
+    if (record_failing_ && marked_ticket_ == 0) marked_ticket_ = ticket;
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("decision record: ") + e.what());
   }
@@ -277,7 +371,19 @@ asio::awaitable<void> Server::control_loop() {
     while (!stopped_) {
       auto [ec, sock] = co_await control_->async_accept(use_tuple);
       if (stopped_) co_return;
-      if (ec) continue;
+      if (ec) {
+        if (AcceptBackoff::out_of_resources(ec)) co_await control_backoff_.pause(ec);
+        continue;
+      }
+      control_backoff_.accepted();
+      // Root only, and each session ends within 5 s; still bounded, so the
+      // descriptors the budget set aside for them are enough.
+      if (control_sessions_ >= kControlSessions) {
+        log_.event(LogLevel::warning, "control: " + std::to_string(control_sessions_) +
+                                          " sessions open already; closed a new one");
+        continue;  // `sock` closes here
+      }
+      ++control_sessions_;  // given back when the session ends
       asio::co_spawn(io_, control_session(std::move(sock)), asio::detached);
     }
   } catch (const std::exception& e) {
@@ -286,6 +392,10 @@ asio::awaitable<void> Server::control_loop() {
 }
 
 asio::awaitable<void> Server::control_session(asio::local::stream_protocol::socket sock) {
+  struct Count {
+    std::size_t& n;
+    ~Count() { --n; }
+  } count{control_sessions_};
   try {
     // Defence in depth behind the directory's mode: only root (the host's
     // `docker exec -u 0`) may change the policy.
@@ -348,7 +458,11 @@ ControlReply Server::carry_out(const ControlRequest& request) {
       log_.always("control: took back " + d);
     }
   }
-  if (!reply.added.empty() || denied) write_decisions(true);
+  if ((!reply.added.empty() || denied) && record_writer_) {
+    // The host may read the record as soon as it has the reply.
+    write_decisions(true);
+    record_writer_->flush();
+  }
   return std::move(reply);
 }
 
@@ -356,8 +470,24 @@ void Server::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
   read_firewall();
-  write_decisions(true, true);  // the last word: exact counts up to the very end
+  if (record_writer_) {
+    // The last word, exact up to the very end: what still waits is
+    // written and the writer ends; its outcome and the log's and journal's
+    // losses go into the record; then the final snapshot is written here.
+    std::string error;
+    record_writer_->finish(nullptr, error);
+    try {
+      take_up_write_losses();
+      const Decisions last = decisions_.snapshot(DecisionRecord::WallClock::now(), true);
+      if (!record_writer_->finish(&last, error)) log_.always("decision record: " + error);
+    } catch (const std::exception& e) {
+      log_.always(std::string("decision record: ") + e.what());
+    }
+    record_writer_.reset();
+  }
   decisions_timer_.cancel();
+  tcp_backoff_.cancel();
+  control_backoff_.cancel();
   boost::system::error_code ignored;
   if (control_) {
     control_->close(ignored);
@@ -447,7 +577,7 @@ void Server::handle_datagram(udp::socket& socket, std::size_t i, Query& q, Query
 
 void Server::send_upstream(udp::socket& socket, const udp::endpoint& client, std::span<const std::uint8_t> query,
                            const Query& q) {
-  if (inflight_ >= kMaxInflight) {
+  if (inflight_ >= inflight_cap_) {
     ++counters_.overload;
     return;
   }
@@ -582,11 +712,19 @@ asio::awaitable<void> Server::tcp_accept_loop(tcp::acceptor& acceptor) {
     while (!stopped_) {
       auto [ec, sock] = co_await acceptor.async_accept(use_tuple);
       if (stopped_ || ec == asio::error::operation_aborted) co_return;
-      if (ec) continue;
-      if (tcp_connections_ >= kMaxTcpConnections) {
+      if (ec) {
+        // Out of descriptors: the connection waits in the backlog; pause
+        // rather than spin on it. Anything else consumed the connection.
+        if (AcceptBackoff::out_of_resources(ec)) co_await tcp_backoff_.pause(ec);
+        continue;
+      }
+      tcp_backoff_.accepted();
+      if (tcp_connections_ >= tcp_cap_ && !reclaim_tcp_slot()) {
         ++counters_.overload;
         continue;  // `sock` closes here
       }
+      // Counted here, not when the coroutine starts (later): the next
+      // accept must see it.
       ++tcp_connections_;
       asio::co_spawn(io_, tcp_connection(std::move(sock)), asio::detached);
     }
@@ -595,28 +733,63 @@ asio::awaitable<void> Server::tcp_accept_loop(tcp::acceptor& acceptor) {
   }
 }
 
+bool Server::reclaim_tcp_slot() noexcept {
+  TcpSlot* oldest = nullptr;
+  for (TcpSlot& slot : tcp_slots_) {
+    if (slot.reclaimed || !slot.waiting) continue;
+    if (oldest == nullptr || slot.since < oldest->since) oldest = &slot;
+  }
+  if (oldest == nullptr) return false;
+  // Closed now (its descriptor is free for the new connection); its
+  // coroutine wakes with operation_aborted and unlists the slot.
+  boost::system::error_code ignored;
+  oldest->socket->close(ignored);
+  oldest->reclaimed = true;
+  --tcp_connections_;
+  ++tcp_reclaimed_;
+  return true;
+}
+
 asio::awaitable<void> Server::tcp_connection(tcp::socket socket) {
+  tcp_slots_.push_back(TcpSlot{&socket, true, false, std::chrono::steady_clock::now()});
+  struct Unlist {
+    Server& server;
+    std::list<TcpSlot>::iterator it;
+    ~Unlist() {
+      if (!it->reclaimed) --server.tcp_connections_;
+      server.tcp_slots_.erase(it);
+    }
+  } unlist{*this, std::prev(tcp_slots_.end())};
+  TcpSlot& slot = *unlist.it;
   try {
-    asio::steady_timer idle(io_);
+    asio::steady_timer deadline(io_);
     std::vector<std::uint8_t> query, reply;
     Query q;
     boost::system::error_code ec;
     auto peer = socket.remote_endpoint(ec);
     IpEndpoint client = from_asio(peer.address(), peer.port());
     // Several queries per connection, answered in order. Every read and
-    // write races the idle timer so a silent or stuck client cannot hold a
-    // connection slot for longer than kTcpIdleTimeout.
+    // write races a deadline: kTcpIdleTimeout for the first byte of the
+    // next query, kTcpQueryTimeout for the rest of it and for the answer's
+    // write, so a silent or trickling client holds a slot for at most that
+    // long — and while it waits on its client, a new connection may take
+    // its slot (reclaim_tcp_slot).
+    auto read = [&](asio::mutable_buffer buf) -> asio::awaitable<bool> {
+      auto r = co_await (asio::async_read(socket, buf, use_tuple) || deadline.async_wait(use_tuple));
+      co_return r.index() == 0 && !std::get<0>(std::get<0>(r));
+    };
     while (!stopped_) {
       std::array<std::uint8_t, 2> len;
-      idle.expires_after(kTcpIdleTimeout);
-      auto r1 = co_await (asio::async_read(socket, asio::buffer(len), use_tuple) ||
-                          idle.async_wait(use_tuple));
-      if (r1.index() != 0 || std::get<0>(std::get<0>(r1))) break;
+      slot.waiting = true;
+      slot.since = std::chrono::steady_clock::now();
+      deadline.expires_after(kTcpIdleTimeout);
+      if (!co_await read(asio::buffer(len.data(), 1))) break;
+      deadline.expires_after(kTcpQueryTimeout);
+      if (!co_await read(asio::buffer(len.data() + 1, 1))) break;
       std::size_t size = (std::size_t{len[0]} << 8) | len[1];
       query.resize(size);
-      auto r2 = co_await (asio::async_read(socket, asio::buffer(query), use_tuple) ||
-                          idle.async_wait(use_tuple));
-      if (r2.index() != 0 || std::get<0>(std::get<0>(r2))) break;
+      if (!co_await read(asio::buffer(query))) break;
+      slot.waiting = false;
       auto local = engine_.handle_local(query, q, client, true, out_, QueryEngine::Clock::now());
       std::size_t answer_size = 0;
       if (local.action == QueryEngine::Action::drop) break;  // malformed: close the stream
@@ -628,7 +801,7 @@ asio::awaitable<void> Server::tcp_connection(tcp::socket socket) {
         std::vector<std::uint8_t> answer;
         bool ok = n != 0 && co_await upstreams_.exchange(std::span(upq.data(), n), answer);
         if (!ok) answer.clear();
-        if (stopped_) break;
+        if (stopped_ || slot.reclaimed) break;
         answer_size = engine_.finish(query, q, true, answer, out_, QueryEngine::Clock::now());
       }
       if (answer_size == 0) continue;
@@ -636,15 +809,13 @@ asio::awaitable<void> Server::tcp_connection(tcp::socket socket) {
       reply[0] = static_cast<std::uint8_t>(answer_size >> 8);
       reply[1] = static_cast<std::uint8_t>(answer_size);
       std::copy_n(out_.begin(), answer_size, reply.begin() + 2);
-      idle.expires_after(kTcpIdleTimeout);
-      auto r3 = co_await (asio::async_write(socket, asio::buffer(reply), use_tuple) ||
-                          idle.async_wait(use_tuple));
+      deadline.expires_after(kTcpQueryTimeout);
+      auto r3 = co_await (asio::async_write(socket, asio::buffer(reply), use_tuple) || deadline.async_wait(use_tuple));
       if (r3.index() != 0 || std::get<0>(std::get<0>(r3))) break;
     }
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("TCP connection failed: ") + e.what());
   }
-  --tcp_connections_;
 }
 
 asio::awaitable<void> Server::refresh_loop() {
@@ -684,9 +855,10 @@ asio::awaitable<void> Server::refresh_loop() {
   }
 }
 
-void run_daemon(const Config& config, AnswerSink& sink, Logger& log, FirewallCounters* firewall) {
+void run_daemon(const Config& config, AnswerSink& sink, Logger& log, FirewallCounters* firewall,
+                ServerTuning tuning) {
   asio::io_context io(1);
-  Server server(io, config, sink, log);
+  Server server(io, config, sink, log, tuning);
   server.set_firewall_counters(firewall);
   server.start();
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGUSR1);

@@ -5,6 +5,8 @@
 // pool's receive loops and the refresh timer. All decisions are made by the
 // synchronous QueryEngine, which also calls the AnswerSink — so nothing else
 // runs between a set insert and the send of the answer that needed it.
+// (One other thread exists: RecordWriter's, which only turns snapshots of
+// the decision record into decisions.json.)
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,20 +24,44 @@
 #include <memory>
 #include <vector>
 
+#include "dnsguard/accept_backoff.hpp"
 #include "dnsguard/control.hpp"
 #include "dnsguard/engine.hpp"
+#include "dnsguard/fd_budget.hpp"
 #include "dnsguard/gate.hpp"
+#include "dnsguard/posix.hpp"
+#include "dnsguard/record_writer.hpp"
 #include "dnsguard/upstream.hpp"
 
 namespace cagent::dnsguard {
 
+// What tests may shorten; the defaults are the production values.
+struct ServerTuning {
+  std::chrono::seconds relay_idle_timeout = kRelayIdleTimeout;  // the gate's (gate.hpp)
+};
+
 class Server final : private UpstreamPool::FastReceiver {
  public:
-  static constexpr std::size_t kMaxInflight = 4096;        // queries waiting for upstream
+  // Full sizes; the descriptor budget (fd_budget.hpp) may lower both when
+  // RLIMIT_NOFILE is small.
+  static constexpr std::size_t kMaxInflight = 4096;        // UDP queries waiting for an upstream
   static constexpr std::size_t kMaxTcpConnections = 128;
+  // DNS over TCP (RFC 7766 6.2.3 lets a server close idle connections and
+  // asks clients to cope): a connection may wait this long for the first
+  // byte of its next query (unbound: tcp-idle-timeout, 30 s; busy servers
+  // much less) …
   static constexpr std::chrono::seconds kTcpIdleTimeout{10};
+  // … and, once a query has begun, this long for the rest of it; writing
+  // an answer has the same deadline. A client that trickles its bytes (the
+  // "slow client" that held every slot before) is closed after 2 s, and a
+  // real client sends its query in one segment. When every slot is taken,
+  // a new connection takes the one whose client has kept dnsguard waiting
+  // longest (unbound closes idle connections as its slots fill up, too),
+  // so a client that holds slots without asking cannot lock others out.
+  static constexpr std::chrono::seconds kTcpQueryTimeout{2};
 
-  Server(boost::asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log);
+  Server(boost::asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log,
+         ServerTuning tuning = {});
   ~Server();
 
   // Binds every listen address (UDP and TCP) and starts serving and
@@ -52,10 +78,12 @@ class Server final : private UpstreamPool::FastReceiver {
   // The gate's bindings: journalled from now on; after a restart, first
   // bound again from the journal where the sets still hold the address.
   void take_up_bindings(bool restarted);
-  // Rewrites decisions.json when the record changed, when its promised
-  // rewrite is due, or when `force`d; `final`: the last write, at stop.
-  // The log's and the journal's losses go into the record first.
-  void write_decisions(bool force, bool final = false) noexcept;
+  // Hands a snapshot of the record to the writer (the file is replaced off
+  // this thread) when it changed, when its promised rewrite is due
+  // (RecordWriter::due), or when `force`d. The log's, the journal's and the
+  // record's own write failures go into the record first. The last write,
+  // `final`, is stop()'s.
+  void write_decisions(bool force) noexcept;
   // Where the firewall's own refusals are read from (each second, and at
   // stop); not owned; null: not recorded.
   void set_firewall_counters(FirewallCounters* firewall) noexcept { firewall_ = firewall; }
@@ -88,7 +116,14 @@ class Server final : private UpstreamPool::FastReceiver {
   void batch_done() noexcept override;
   void flush_replies() noexcept;
   boost::asio::awaitable<void> tcp_accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  // One DNS-over-TCP connection, listed in tcp_slots_ while it runs.
   boost::asio::awaitable<void> tcp_connection(boost::asio::ip::tcp::socket socket);
+  // All slots are taken: closes the connection whose client has kept
+  // dnsguard waiting longest. False when none waits on its client (every
+  // one is with the upstream or being answered).
+  bool reclaim_tcp_slot() noexcept;
+  // RLIMIT_NOFILE raised to the hard limit, the budget planned and logged.
+  void plan_descriptor_budget();
   boost::asio::awaitable<void> refresh_loop();
   // Rewrites the decision file once a second while it changes.
   boost::asio::awaitable<void> decisions_loop();
@@ -107,12 +142,11 @@ class Server final : private UpstreamPool::FastReceiver {
   Counters counters_;
   // Declared before the engine and the gate, which hold pointers to it.
   DecisionRecord decisions_;
-  DecisionFile decisions_file_;
+  std::filesystem::path decisions_path_;  // empty: no log directory, no record written
   boost::asio::steady_timer decisions_timer_;
   FirewallCounters* firewall_ = nullptr;
   std::vector<FirewallFlow> firewall_flows_;  // reused between readings
   bool firewall_failed_ = false;              // logged once, not every second
-  bool record_failing_ = false;               // said when it starts and when it ends
   bool journal_loss_said_ = false;
   void read_firewall() noexcept;
   QueryEngine engine_;
@@ -162,7 +196,38 @@ class Server final : private UpstreamPool::FastReceiver {
   };
   std::unique_ptr<Replies> replies_;
   std::size_t inflight_ = 0;
-  std::size_t tcp_connections_ = 0;
+  // The descriptor budget's caps (fd_budget.hpp), set in start().
+  DescriptorBudget budget_;
+  std::size_t inflight_cap_ = kMaxInflight;
+  std::size_t tcp_cap_ = kMaxTcpConnections;
+  // DNS-over-TCP connections: each one's socket and whether (and since
+  // when) it is waiting on its client. Reclaimed slots are closed at once
+  // and no longer counted; their coroutine unlists them when it ends.
+  struct TcpSlot {
+    boost::asio::ip::tcp::socket* socket = nullptr;
+    bool waiting = true;
+    bool reclaimed = false;
+    std::chrono::steady_clock::time_point since{};
+  };
+  std::list<TcpSlot> tcp_slots_;
+  std::size_t tcp_connections_ = 0;  // slots not reclaimed
+  std::uint64_t tcp_reclaimed_ = 0;
+  AcceptBackoff tcp_backoff_;
+  AcceptBackoff control_backoff_;
+  std::size_t control_sessions_ = 0;
+  // Writes decisions.json off this thread (record_writer.hpp), with a
+  // descriptor of its own; null without a log directory.
+  std::unique_ptr<RecordWriter> record_writer_;
+  std::optional<RecordWriter::Clock::time_point> last_submit_;  // for the freshness rule
+  // Writes are failing: said when it starts (an alarm) and when a snapshot
+  // that carries the failures (ticket marked_ticket_, 0: none submitted yet)
+  // is in the file.
+  bool record_failing_ = false;
+  std::uint64_t marked_ticket_ = 0;
+  // The log's, the journal's and the writer's losses into the record (the
+  // journal's said once); resolver thread, with record_writer_.
+  void take_up_write_losses();
+  ServerTuning tuning_;
   bool stopped_ = false;
   std::unique_ptr<Gate> gate_;  // with gate.enabled
   AnswerSink& sink_;
@@ -172,6 +237,7 @@ class Server final : private UpstreamPool::FastReceiver {
 // The daemon: logger already open, sink wired. Serves until SIGTERM/SIGINT,
 // writes counters on SIGUSR1 and at exit. Throws on startup failure.
 // `firewall` (may be null): where the firewall's refusals are read from.
-void run_daemon(const Config& config, AnswerSink& sink, Logger& log, FirewallCounters* firewall = nullptr);
+void run_daemon(const Config& config, AnswerSink& sink, Logger& log, FirewallCounters* firewall = nullptr,
+                ServerTuning tuning = {});
 
 }  // namespace cagent::dnsguard

@@ -89,7 +89,7 @@ std::uint16_t UpstreamPool::random_id() noexcept {
 std::uint64_t UpstreamPool::launch(std::size_t up, std::span<const std::uint8_t> query, std::size_t qlen,
                                    std::uint32_t token, Pending* pending) noexcept {
   const std::string where = to_string(upstreams_[up]);
-  if (flights_.size() >= kMaxFlights || query.size() > 65535 || qlen > kMaxQuestion) {
+  if (flights_.size() >= max_flights_ || query.size() > 65535 || qlen > kMaxQuestion) {
     ++counters_.upstream_errors;
     log_.event(LogLevel::warning, "upstream " + where + ": too many queries in flight");
     return 0;
@@ -352,6 +352,12 @@ asio::awaitable<bool> UpstreamPool::exchange(std::span<const std::uint8_t> query
 asio::awaitable<bool> UpstreamPool::tcp_exchange(const IpEndpoint& upstream,
                                                  std::span<const std::uint8_t> query,
                                                  std::vector<std::uint8_t>& answer) {
+  if (tcp_exchanges_ >= kMaxTcpExchanges) co_return false;  // counted and logged by the caller
+  ++tcp_exchanges_;
+  struct Count {
+    std::size_t& n;
+    ~Count() { --n; }
+  } count{tcp_exchanges_};
   tcp::socket sock(exec_);
   asio::steady_timer deadline(exec_);
   deadline.expires_after(kAttemptTimeout * 2);

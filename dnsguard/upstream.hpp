@@ -48,6 +48,12 @@ class UpstreamPool {
   static constexpr std::size_t kMaxFlights = 8192;
   // The longest question section a query may have (name ≤ 255 + type + class).
   static constexpr std::size_t kMaxQuestion = 260;
+  // TCP exchanges with upstreams at once (retries after TC=1). Each may read
+  // an answer of up to 64 KiB into memory; past this many the attempt fails
+  // at once (the client gets SERVFAIL) instead of letting a flood of names
+  // with large answers grow dnsguard by 64 KiB per waiting query. Truncated
+  // answers are rare (large TXT, DNSKEY): 64 at once is far above need.
+  static constexpr std::size_t kMaxTcpExchanges = 64;
 
   UpstreamPool(boost::asio::any_io_executor exec, std::vector<IpEndpoint> upstreams, Logger& log,
                Counters& counters);
@@ -92,6 +98,9 @@ class UpstreamPool {
 
   // UDP queries in flight now (sockets held).
   std::size_t flights() const noexcept { return flights_.size(); }
+  // The server's descriptor budget (fd_budget.hpp): at most this many
+  // flights at once, never more than kMaxFlights.
+  void set_max_flights(std::size_t n) noexcept { max_flights_ = n < kMaxFlights ? n : kMaxFlights; }
 
  private:
   // exchange()'s side of a flight: where the answer goes, whom to wake.
@@ -149,6 +158,8 @@ class UpstreamPool {
   std::unordered_map<std::uint64_t, std::unique_ptr<Flight>> flights_;  // by serial
   std::vector<std::unique_ptr<Flight>> spare_;  // closed flights, reused (their sockets reopen)
   std::uint64_t next_serial_ = 0;
+  std::size_t max_flights_ = kMaxFlights;
+  std::size_t tcp_exchanges_ = 0;  // tcp_exchange() calls running
   std::size_t preferred_ = 0;
   bool stopped_ = false;
   FastReceiver* fast_receiver_ = nullptr;

@@ -16,7 +16,16 @@ if ! engine_up; then
   if [[ $(id -u) -ne 0 ]]; then say "Docker engine not running and not root to start it"; exit 1; fi
   say "starting dockerd (log: /var/log/dockerd.log)"
   # setsid: the engine must outlive this script and the terminal that ran it.
-  setsid dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+  # Only stdio is passed on: a descriptor this script inherited (a test
+  # lock taken with flock(1), a pipe of the caller) would otherwise stay
+  # open in the engine for as long as it runs — a lock never released.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null
+  ) &
   for _ in $(seq 1 60); do engine_up && break; sleep 0.5; done
   engine_up || { say "dockerd did not come up; see /var/log/dockerd.log"; exit 1; }
 fi

@@ -30,6 +30,7 @@
 #include <type_traits>
 
 #include "launcher/cage/dns_probe.hpp"
+#include "launcher/cage/local_sockets.hpp"
 #include "dnsguard/posix.hpp"
 #include "launcher/cage/system.hpp"
 #include "launcher/cage/accounts.hpp"
@@ -221,8 +222,18 @@ class Runner {
   // Cleanup that must happen however we leave: dnsguard must not outlive us
   // (it would hold port 53 of a dead cage), the log dir goes back to its
   // owner. The ruleset is deliberately left installed: fail closed.
+  //
+  // The order is what makes the final record exact. What the command left
+  // running ends first, while dnsguard still runs: until its last moment
+  // every connection it makes is still judged (the gate) or counted (the
+  // firewall's counters, which dnsguard reads at exit). Then the gate's
+  // connections — the leftovers' relays, and hellos still waiting to be
+  // judged — get a moment to close, and only then is dnsguard told to stop
+  // and write its final decisions.json. (Stopping dnsguard first, as
+  // before, lost whatever the leftovers were refused after its last write.)
   ~Runner() {
     stop_nested_engine(nested_engine_, 5000);
+    if (end_leftover_children()) wait_for_gate_connections();
     stop_dnsguard();
     // Only once nothing of the agent's is left: a background process could
     // otherwise rewrite the record of what was blocked in the moment between
@@ -573,10 +584,11 @@ class Runner {
     dnsguard_pid_ = -1;
   }
 
-  // SIGKILL every remaining child (with the subreaper set: every process
-  // the command left behind) and reap it, until none is left. Bounded: a
-  // fork loop that outruns 200 rounds leaves the caller's fallback to act.
-  static bool end_leftover_children() noexcept {
+  // SIGKILL every remaining child but dnsguard (with the subreaper set:
+  // every process the command left behind) and reap it, until none is
+  // left. Bounded: a fork loop that outruns 200 rounds leaves the caller's
+  // fallback to act.
+  bool end_leftover_children() noexcept {
     const pid_t self = ::getpid();
     for (int round = 0; round < 200; ++round) {
       bool found = false;
@@ -594,15 +606,42 @@ class Runner {
         char state = 0;
         long ppid = 0;
         if (!(rest >> state >> ppid) || ppid != self) continue;
+        const auto pid = static_cast<pid_t>(std::stol(name));
+        if (pid == dnsguard_pid_) continue;  // stopped on its own, after these
         found = true;
-        ::kill(static_cast<pid_t>(std::stol(name)), SIGKILL);
+        ::kill(pid, SIGKILL);
       }
-      while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+      for (pid_t reaped = 0; (reaped = ::waitpid(-1, nullptr, WNOHANG)) > 0;) {
+        if (reaped == dnsguard_pid_) dnsguard_pid_ = -1;  // it died meanwhile: nothing to stop
       }
       if (!found) return true;
       ::poll(nullptr, 0, 1);
     }
     return false;
+  }
+
+  // The gate's connections that dnsguard has not finished with (see
+  // unfinished_connections): with the agent's processes gone their client
+  // ends are closed, so each relay ends and each hello still waiting is
+  // judged, and recorded, as soon as dnsguard gets to it. Bounded: a relay
+  // half-closed towards a server that never answers stays until its idle
+  // timeout, and the session's end must not wait for that.
+  void wait_for_gate_connections() const noexcept {
+    if (!dnsguard_step_ || dnsguard_step_->gate_port == 0 || dnsguard_pid_ <= 0) return;
+    constexpr auto kMaxWait = std::chrono::seconds(1);
+    const auto deadline = Clock::now() + kMaxWait;
+    while (Clock::now() < deadline) {
+      std::size_t open = 0;
+      for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        try {
+          open += unfinished_connections(read_file(table), dnsguard_step_->gate_port);
+        } catch (const std::exception&) {
+          // No such table (no IPv6): nothing open there.
+        }
+      }
+      if (open == 0) return;
+      ::poll(nullptr, 0, 10);
+    }
   }
 
   void hand_back_log_dir() noexcept {

@@ -70,6 +70,27 @@ std::vector<LocalSocket> parse_socket_table(std::string_view text, nft::Family f
   return out;
 }
 
+std::size_t unfinished_connections(std::string_view text, std::uint16_t port) {
+  // States as the kernel numbers them (include/net/tcp_states.h).
+  constexpr unsigned kEstablished = 0x01, kSynRecv = 0x03, kCloseWait = 0x08;
+  std::size_t count = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    const std::string_view local = field(line, 1);
+    const std::size_t colon = local.find(':');
+    std::uint16_t local_port = 0;
+    unsigned state = 0;
+    if (colon == std::string_view::npos || !hex(local.substr(colon + 1), local_port) || !hex(field(line, 3), state))
+      continue;  // the header row
+    if (local_port == port && (state == kEstablished || state == kSynRecv || state == kCloseWait)) ++count;
+  }
+  return count;
+}
+
 namespace {
 template <typename Match>
 std::vector<uid_t> owners_where(const std::vector<LocalSocket>& sockets, Match match) {

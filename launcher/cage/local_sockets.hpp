@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,13 @@ struct LocalSocket {
 // uid. The header row and rows that do not parse are skipped (the format
 // has been stable for decades; a row we cannot read names no owner).
 std::vector<LocalSocket> parse_socket_table(std::string_view text, nft::Family family);
+
+// The TCP connections of one /proc/net/tcp[6] table whose local port is
+// `port` and that their owner has not finished with: established, still
+// in the handshake, or closed by the peer but not yet by the owner
+// (CLOSE_WAIT). cage-init counts the gate's this way at the end of a
+// session (see executor.cpp).
+std::size_t unfinished_connections(std::string_view text, std::uint16_t port);
 
 // The distinct uids of the sockets bound to `addr` (any port), ascending.
 std::vector<uid_t> owners_of(const std::vector<LocalSocket>& sockets, const nft::Address& addr);

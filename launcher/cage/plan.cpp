@@ -252,8 +252,10 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   plan.steps.push_back(step::InstallRuleset{ruleset_spec(facts, copy.policy, agent_is, plan.warnings)});
   plan.steps.push_back(step::PrepareLogDir{std::filesystem::path(policy.log_file).parent_path(),
                                            Owner{facts.dnsguard.uid, facts.dnsguard.gid}, agent_is});
-  plan.steps.push_back(step::StartDnsguard{options.dnsguard, write_copy ? copy.destination : policy.path,
-                                           facts.dnsguard, {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE}});
+  plan.steps.push_back(step::StartDnsguard{
+      options.dnsguard, write_copy ? copy.destination : policy.path, facts.dnsguard,
+      {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE},
+      copy.policy.gate_enabled ? static_cast<std::uint16_t>(copy.policy.gate_port) : std::uint16_t{0}});
   plan.steps.push_back(step::WaitForDnsguard{probe_endpoint(copy.policy.listen), options.dnsguard_ready_timeout});
   // Only loopback: the stub is the one resolver; if it dies, lookups fail
   // instead of falling back to an open resolver.

@@ -145,6 +145,10 @@ struct StartDnsguard {
   std::filesystem::path config;
   Account user;
   std::vector<int> ambient_capabilities;   // and nothing else, in any set
+  // The connection gate's port (0: no gate): at the end of the session,
+  // cage-init lets the gate's connections close before dnsguard writes
+  // its final record.
+  std::uint16_t gate_port = 0;
 };
 struct WaitForDnsguard {
   nft::Endpoint probe;

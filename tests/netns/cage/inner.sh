@@ -67,6 +67,36 @@ fi
 [[ $(stat -c %u "$CAGE_TMP/log") == "$WANT_UID" ]] && ok "…and the log directory was still handed back" \
   || bad "log directory not handed back after ending leftovers"
 
+# 2c. What a leftover does until its very end is in the final record:
+#     in the background, a loop connects to a never-resolved address (the
+#     firewall refuses each at once and counts it) and notes every refusal
+#     it sees. cage-init ends it before dnsguard writes its last record, so
+#     the record holds each one (and at most the one it was killed during).
+reset_resolv
+rm -f "$CAGE_TMP/log/decisions.json" "$CAGE_TMP/log/"*journal* "$CAGE_WS/refusals"  # a fresh session's record
+"$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" -- sh -c '
+  setsid /usr/bin/python3 -c "
+import socket, sys
+out = open(sys.argv[1], \"a\", buffering=1)
+while True:
+    try:
+        socket.create_connection((\"192.0.2.81\", 9), timeout=2).close()
+    except ConnectionRefusedError:
+        out.write(\"refused\n\")
+" "$CAGE_WS/refusals" </dev/null >/dev/null 2>&1 &
+  sleep 1' 2>/dev/null; rc=$?
+seen=$(wc -l < "$CAGE_WS/refusals" 2>/dev/null || echo 0)
+counted=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(sum(e["count"] for e in d.get("firewall_refused", []) if e["dst"] == "192.0.2.81:9" and e["proto"] == "tcp"))' \
+  "$CAGE_TMP/log/decisions.json" 2>/dev/null || echo none)
+(( rc == 0 && seen >= 10 )) && ok "control: the leftover's connections were refused ($seen times)" \
+  || bad "the leftover saw $seen refusals (rc $rc)"
+[[ $counted =~ ^[0-9]+$ ]] && (( counted >= seen && counted <= seen + 1 )) \
+  && ok "the final record counts every refusal the leftover saw ($counted for $seen)" \
+  || bad "the final record counts $counted refusals of 192.0.2.81:9, the leftover saw $seen"
+
 # 3. Exit status and signals pass through.
 reset_resolv
 "$CAGE_INIT" --policy "$CAGE_TMP/policy.toml" "${common[@]}" -- sh -c 'exit 7' 2>/dev/null; rc=$?

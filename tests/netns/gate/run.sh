@@ -15,6 +15,9 @@
 #                                      HelloRetryRequest
 #   198.51.100.14                      j.gate.test (allowed), on a broken server that answers
 #                                      every ClientHello with a HelloRetryRequest
+#   198.51.100.15                      k.gate.test (allowed, TTL 2) and l.gate.test (allowed,
+#                                      TTL 300): k's binding runs out while l keeps the address
+#                                      in the set (restart section; ttl.min is 1 here)
 set -uo pipefail
 dnsguard=${1:?usage: run.sh DNSGUARD NFT_TEST_HELPER FAKE_DNS}
 helper=${2:?usage}
@@ -61,7 +64,7 @@ C ip link set lo up && W ip link set lo up
 C ip addr add 192.0.2.2/24 dev "gc$id"
 C ip addr add 2001:db8:100::2/64 dev "gc$id" nodad
 W ip addr add 192.0.2.53/24 dev "gw$id"
-for a in 10 11 12 13 14; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
+for a in 10 11 12 13 14 15; do W ip addr add "198.51.100.$a/24" dev "gw$id"; done
 W ip addr add 2001:db8:100::10/64 dev "gw$id" nodad
 C ip link set "gc$id" up && W ip link set "gw$id" up
 C ip route add 198.51.100.0/24 dev "gc$id"
@@ -83,11 +86,13 @@ cat >"$tmp/zone.json" <<'JSON'
   "d.other.test": {"ttl": 300, "A": ["198.51.100.12"]},
   "h.gate.test":  {"ttl": 300, "A": ["198.51.100.13"]},
   "i.other.test": {"ttl": 300, "A": ["198.51.100.13"]},
-  "j.gate.test":  {"ttl": 300, "A": ["198.51.100.14"]}}}
+  "j.gate.test":  {"ttl": 300, "A": ["198.51.100.14"]},
+  "k.gate.test":  {"ttl": 2, "A": ["198.51.100.15"]},
+  "l.gate.test":  {"ttl": 300, "A": ["198.51.100.15"]}}}
 JSON
 W "$py" "$fake_dns" --listen 192.0.2.53:53 --zone "$tmp/zone.json" --ready "$tmp/dns.ready" >"$tmp/dns.log" 2>&1 &
 pids+=($!)
-W "$py" "$here/world_gate.py" --addr 198.51.100.10 --addr 198.51.100.11 --addr 198.51.100.12 --addr 2001:db8:100::10 \
+W "$py" "$here/world_gate.py" --addr 198.51.100.10 --addr 198.51.100.11 --addr 198.51.100.12 --addr 198.51.100.15 --addr 2001:db8:100::10 \
   --retry-addr 198.51.100.13 --broken-retry-addr 198.51.100.14 --cert "$tmp/site.pem" --key "$tmp/site.key" --sni-log "$tmp/sni.log" \
   --ready "$tmp/web.ready" >"$tmp/web.log" 2>&1 &
 pids+=($!)
@@ -102,6 +107,8 @@ cat >"$tmp/policy.toml" <<TOML
 listen = ["127.0.0.1:53", "[::1]:53"]
 upstreams = ["192.0.2.53:53"]
 allow = ["*.gate.test"]
+[ttl]
+min = 1
 [gate]
 enabled = true
 port = 999
@@ -114,12 +121,19 @@ TOML
 chmod 0644 "$tmp/policy.toml"
 # As in the cage: the log directory is dnsguard's (it writes decisions.json there).
 mkdir -m 0755 "$tmp/log" && chown 4242 "$tmp/log"
-C setpriv --reuid 4242 --regid 4242 --clear-groups --inh-caps +net_admin,+net_bind_service \
-  --ambient-caps +net_admin,+net_bind_service "$tmp/dnsguard" --config "$tmp/policy.toml" 2>"$tmp/dnsguard.err" &
-dnsguard_pid=$!
-pids+=($dnsguard_pid)
-for _ in $(seq 200); do grep -q "dnsguard ready" "$tmp/log/dnsguard.log" 2>/dev/null && break; sleep 0.05; done
-grep -q "dnsguard ready" "$tmp/log/dnsguard.log" || { echo "not ok - dnsguard did not start"; cat "$tmp/dnsguard.err" "$tmp/log/dnsguard.log"; exit 1; }
+start_dnsguard() {  # as cage-init starts (and restarts) it
+  local ready_before
+  ready_before=$(grep -c "dnsguard ready" "$tmp/log/dnsguard.log" 2>/dev/null)
+  C setpriv --reuid 4242 --regid 4242 --clear-groups --inh-caps +net_admin,+net_bind_service \
+    --ambient-caps +net_admin,+net_bind_service "$tmp/dnsguard" --config "$tmp/policy.toml" 2>>"$tmp/dnsguard.err" &
+  pids+=($!)
+  for _ in $(seq 200); do
+    (( $(grep -c "dnsguard ready" "$tmp/log/dnsguard.log" 2>/dev/null) > ${ready_before:-0} )) && return 0
+    sleep 0.05
+  done
+  echo "not ok - dnsguard did not start"; cat "$tmp/dnsguard.err" "$tmp/log/dnsguard.log"; exit 1
+}
+start_dnsguard
 mkdir -p "/etc/netns/$cage"
 echo "nameserver 127.0.0.1" >"/etc/netns/$cage/resolv.conf"
 
@@ -348,7 +362,7 @@ assert switched and switched[0]["count"] == 2, d["gate_refused"]
 PY
 
 # The allowed connections really went through the gate (and were counted).
-# ($dnsguard_pid is the subshell of the C function; the daemon is its child.)
+# (What start_dnsguard leaves in pids is the subshell of C; the daemon is its child.)
 for p in $(ip netns pids "$cage"); do
   [[ $(readlink "/proc/$p/exe" 2>/dev/null) == "$tmp/dnsguard" ]] && kill -USR1 "$p"
 done
@@ -488,6 +502,18 @@ held_retry yes
 grep -Eq "^second=(reset|closed)" <<<"$held" && ok "…and the connection whose handshake the gate was following is ended" \
   || bad "mid-handshake deny: $held"
 
+# Before the crash: k.gate.test (TTL 2) resolved to .15, then l.gate.test
+# (TTL 300) to the same address, which keeps it in the set. Once k's answer
+# has run out the gate refuses k on .15 and still admits l there.
+out=$(body http://k.gate.test/)
+[[ $out == "site k.gate.test" ]] && ok "k.gate.test (TTL 2) answers while its answer holds" || bad "k.gate.test: $out"
+A getent hosts l.gate.test >/dev/null
+sleep 6
+r=$(refused --resolve k.gate.test:80:198.51.100.15 http://k.gate.test/)
+[[ $r != rc=0 ]] && ok "k.gate.test on .15 is refused once its answer ran out ($r)" || bad "k.gate.test after its TTL: $r"
+out=$(body --resolve l.gate.test:80:198.51.100.15 http://l.gate.test/)
+[[ $out == "site l.gate.test" ]] && ok "l.gate.test on the same address is still admitted" || bad "l.gate.test: $out"
+
 # If the gate cannot run, the gated ports are refused (fail closed), at once:
 # the address is still in the set, the redirect lands on a closed port.
 dnsguard_running() {
@@ -505,6 +531,25 @@ r=$(refused --resolve a.gate.test:443:198.51.100.10 https://a.gate.test/)
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [[ $r == rc=7 ]] && (( ms < 2000 )) && ok "with dnsguard gone, the gated port is refused at once ($r, ${ms} ms)" \
   || bad "with dnsguard gone: $r after ${ms} ms"
+
+# Restarted (as cage-init restarts it), dnsguard binds again what the
+# journal says still holds: l.gate.test on .15 and a.gate.test on .10 are
+# admitted with no new lookup; k.gate.test, whose binding had run out before
+# the crash, stays refused although l keeps .15 in the set for minutes.
+start_dnsguard
+grep -q "restarted in this session" "$tmp/log/dnsguard.log" && ok "the new dnsguard knows it is a restart" \
+  || bad "no restart line: $(tail -3 "$tmp/log/dnsguard.log")"
+out=$(body --resolve l.gate.test:80:198.51.100.15 http://l.gate.test/)
+[[ $out == "site l.gate.test" ]] && ok "after the restart l.gate.test on .15 is admitted without a lookup" \
+  || bad "l.gate.test after restart: $out"
+out=$(body --resolve a.gate.test:443:198.51.100.10 https://a.gate.test/)
+[[ $out == "site a.gate.test" ]] && ok "after the restart a.gate.test on .10 is admitted without a lookup" \
+  || bad "a.gate.test after restart: $out"
+r=$(refused --resolve k.gate.test:80:198.51.100.15 http://k.gate.test/)
+[[ $r != rc=0 ]] && ok "after the restart k.gate.test stays refused: its binding had run out ($r)" \
+  || bad "k.gate.test came back with the restart: $r"
+out=$(body http://k.gate.test/)
+[[ $out == "site k.gate.test" ]] && ok "a new lookup of k.gate.test binds it again" || bad "k.gate.test looked up again: $out"
 
 echo "gate netns test: $fails failed"
 exit $(( fails == 0 ? 0 : 1 ))

@@ -54,3 +54,24 @@ TEST_CASE("owners_of: the distinct uids bound to an address, whatever the port")
   sockets.push_back(LocalSocket{addr("127.0.0.11"), 40001, 1000});  // someone else too
   CHECK(owners_of(sockets, addr("127.0.0.11")) == std::vector<uid_t>{0, 1000});
 }
+
+TEST_CASE("unfinished_connections: the gate's connections its owner has not finished with") {
+  // Port 999 (0x03E7): the listener (0A), one established (01), one in the
+  // handshake (03), one the peer closed (08), one the owner closed (FIN_WAIT1
+  // 04, LAST_ACK 09, TIME_WAIT 06); and an established one on another port.
+  const char* text =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+      "   0: 0100007F:03E7 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 1 1\n"
+      "   1: 0100007F:03E7 0100007F:A001 01 00000000:00000000 00:00000000 00000000   101        0 2 1\n"
+      "   2: 0100007F:03E7 0100007F:A002 03 00000000:00000000 00:00000000 00000000     0        0 0 1\n"
+      "   3: 0100007F:03E7 0100007F:A003 08 00000000:00000000 00:00000000 00000000   101        0 3 1\n"
+      "   4: 0100007F:03E7 0100007F:A004 04 00000000:00000000 00:00000000 00000000     0        0 0 1\n"
+      "   5: 0100007F:03E7 0100007F:A005 09 00000000:00000000 00:00000000 00000000     0        0 0 1\n"
+      "   6: 0100007F:03E7 0100007F:A006 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n"
+      "   7: 0100007F:0050 0100007F:A007 01 00000000:00000000 00:00000000 00000000  1000        0 4 1\n"
+      "   8: 0100007F:03E7\n";
+  CHECK(unfinished_connections(text, 999) == 3);
+  CHECK(unfinished_connections(text, 80) == 1);
+  CHECK(unfinished_connections(text, 443) == 0);
+  CHECK(unfinished_connections("", 999) == 0);
+}

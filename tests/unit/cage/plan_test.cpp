@@ -94,6 +94,7 @@ TEST_CASE("the ruleset carries dnsguard's uid, the upstreams, the listen port an
 TEST_CASE("with the gate on, its ports are redirected to gate.port; off, nothing is") {
   Facts facts = base_facts();
   CHECK(only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec.gated_ports.empty());
+  CHECK(only<step::StartDnsguard>(plan_cage_init(Options{}, facts)).gate_port == 0);
   facts.policy.gate_enabled = true;
   facts.policy.gate_port = 444;
   facts.policy.gate_tls_ports = {443, 8443};
@@ -101,6 +102,8 @@ TEST_CASE("with the gate on, its ports are redirected to gate.port; off, nothing
   const auto spec = only<step::InstallRuleset>(plan_cage_init(Options{}, facts)).spec;
   CHECK(spec.gate_port == 444);
   CHECK(spec.gated_ports == std::vector<std::uint16_t>{443, 8443, 80});
+  // …and cage-init waits for that port's connections at the session's end.
+  CHECK(only<step::StartDnsguard>(plan_cage_init(Options{}, facts)).gate_port == 444);
 }
 
 TEST_CASE("without upstreams in the policy, dnsguard gets a copy naming resolv.conf's resolvers") {

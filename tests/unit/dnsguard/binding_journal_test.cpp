@@ -26,26 +26,31 @@ struct TempDir {
     fs::remove_all(path, ec);
   }
 };
-using Pairs = std::vector<std::pair<std::string, IpAddress>>;
+using Clock = std::chrono::steady_clock;
+using Entries = std::vector<JournalEntry>;
 }  // namespace
 
-TEST_CASE("binding journal: pairs read back in order; a line cut short by a crash is skipped") {
+TEST_CASE("binding journal: entries read back in order with their expiry; a line cut short by a crash is skipped") {
   TempDir t;
   const fs::path file = binding_journal_path(t.path);
   const IpAddress a = *parse_ip("198.51.100.10"), b = *parse_ip("2001:db8::10");
+  const Clock::time_point t1{std::chrono::milliseconds(123456789)}, t2 = t1 + std::chrono::seconds(300);
   {
     BindingJournal j(file, true);
-    CHECK(j.append("allowed.test", a));
-    CHECK(j.append("peer.allowed.test", b));
-    CHECK_FALSE(j.append("", a));  // nothing to bind
+    CHECK(j.append("allowed.test", a, t1));
+    CHECK(j.append("peer.allowed.test", b, t2));
+    CHECK(j.append("allowed.test", a, t2));  // extended: a later line
+    CHECK_FALSE(j.append("", a, t1));        // nothing to bind
   }
-  std::ofstream(file, std::ios::app) << "198.51.100.11 cut.test";  // no newline: the crash
-  CHECK(read_binding_journal(file) == Pairs{{"allowed.test", a}, {"peer.allowed.test", b}});
+  std::ofstream(file, std::ios::app) << "198.51.100.11 5 cut.test";  // no newline: the crash
+  std::ofstream(file, std::ios::app) << "\n198.51.100.12 nodigits x.test\n198.51.100.12 x.test\n";  // malformed
+  CHECK(read_binding_journal(file) ==
+        Entries{{"allowed.test", a, t1}, {"peer.allowed.test", b, t2}, {"allowed.test", a, t2}});
   // A restart keeps what it bound again, and appends after it.
   BindingJournal again(file, false);
-  again.rewrite({{"peer.allowed.test", b}});
-  CHECK(again.append("allowed.test", a));
-  CHECK(read_binding_journal(file) == Pairs{{"peer.allowed.test", b}, {"allowed.test", a}});
+  again.rewrite({{"peer.allowed.test", b, t2}});
+  CHECK(again.append("allowed.test", a, t1));
+  CHECK(read_binding_journal(file) == Entries{{"peer.allowed.test", b, t2}, {"allowed.test", a, t1}});
   // The session's first dnsguard starts it empty.
   BindingJournal fresh(file, true);
   CHECK(read_binding_journal(file).empty());
@@ -57,28 +62,30 @@ TEST_CASE("binding journal: a pair the disk cuts short is counted and cut off, s
   const fs::path file = binding_journal_path(t.path);
   const IpAddress a = *parse_ip("2001:db8:1::7"), b = *parse_ip("2001:db8::5"), c = *parse_ip("198.51.100.10");
   BindingJournal j(file, true);
-  REQUIRE(j.append("first.test", c));
+  const Clock::time_point t1{std::chrono::milliseconds(123456789)};
+  REQUIRE(j.append("first.test", c, t1));
   {
     // Room for "2001:db8:1:" of the next line only. Left there, the next
-    // pair would read as "2001:db8:1:2001:db8::5 b.test": an address no
+    // pair would read as "2001:db8:1:2001:db8::5 123456789 b.test": an address no
     // lookup returned, bound to b.test by a restart.
     cagent::test::FileSizeLimit limit(fs::file_size(file) + 11);
-    CHECK_FALSE(j.append("a.test", a));
+    CHECK_FALSE(j.append("a.test", a, t1));
     CHECK(j.lost().count == 1);
     CHECK(j.lost().first_error != 0);
     limit.lift();  // space comes back
-    CHECK(j.append("b.test", b));
+    CHECK(j.append("b.test", b, t1));
   }
-  CHECK(read_binding_journal(file) == Pairs{{"first.test", c}, {"b.test", b}});
+  CHECK(read_binding_journal(file) == Entries{{"first.test", c, t1}, {"b.test", b, t1}});
   CHECK(j.lost().count == 1);
 }
 
 TEST_CASE("binding journal: a disk that takes nothing costs counted pairs, not dnsguard") {
   REQUIRE(fs::exists("/dev/full"));
   BindingJournal j("/dev/full", false);
+  const Clock::time_point t1{std::chrono::milliseconds(123456789)};
   const IpAddress a = *parse_ip("198.51.100.10");
-  CHECK_FALSE(j.append("a.test", a));
-  CHECK_FALSE(j.append("b.test", a));
+  CHECK_FALSE(j.append("a.test", a, t1));
+  CHECK_FALSE(j.append("b.test", a, t1));
   CHECK(j.lost().count == 2);
   CHECK(j.lost().first_error == ENOSPC);
   CHECK_FALSE(j.full());  // lost, not at its cap: the next pair is tried as usual

@@ -77,6 +77,33 @@ TEST_CASE("cache: expiry, countdown rounding up, LRU, disabled") {
   CHECK_FALSE(off.lookup(wn("a.test"), 1, t0));
 }
 
+TEST_CASE("cache: bounded by the bytes it keeps, not only by count") {
+  AnswerCache cache(100, 1000);  // room for 100 answers, but only 1000 bytes of them
+  auto t0 = Clock::time_point{} + 1000s;
+  const std::vector<std::uint8_t> big(400, 7), small(10, 1);
+  cache.store(wn("a.test"), 1, big, 100, t0);
+  cache.store(wn("b.test"), 1, big, 100, t0);
+  CHECK(cache.bytes() == 800);
+  CHECK(cache.lookup(wn("a.test"), 1, t0));  // a is now most recently used
+  cache.store(wn("c.test"), 1, big, 100, t0);  // 1200 > 1000: the least recently used (b) goes
+  CHECK(cache.size() == 2);
+  CHECK(cache.bytes() == 800);
+  CHECK_FALSE(cache.lookup(wn("b.test"), 1, t0));
+  CHECK(cache.lookup(wn("a.test"), 1, t0));
+  CHECK(cache.lookup(wn("c.test"), 1, t0));
+  // Replacing an entry counts its new size, not both.
+  cache.store(wn("c.test"), 1, small, 100, t0);
+  CHECK(cache.bytes() == 410);
+  CHECK(cache.lookup(wn("c.test"), 1, t0)->wire.size() == 10);
+  // An answer larger than the whole bound is not kept, and takes nothing out.
+  cache.store(wn("huge.test"), 1, std::vector<std::uint8_t>(1001, 0), 100, t0);
+  CHECK_FALSE(cache.lookup(wn("huge.test"), 1, t0));
+  CHECK(cache.size() == 2);
+  // Expiry gives the bytes back.
+  CHECK_FALSE(cache.lookup(wn("a.test"), 1, t0 + 200s));
+  CHECK(cache.bytes() == 10);
+}
+
 struct EngineFixture {
   Config config;
   RecordingSink sink;
@@ -569,3 +596,40 @@ TEST_CASE("engine: with the name bindings full, an answer inserts nothing, so a 
   CHECK(f.engine->release_denied(t0 + 401s) == std::optional<std::size_t>(1));
   CHECK(f.sink.evicted == std::vector<std::string>{"198.51.100.1"});
 }
+
+TEST_CASE("engine: a full binding journal is compacted to the live bindings, each with its latest expiry") {
+  EngineFixture f;
+  f.config.gate_enabled = true;
+  char dir_template[] = "/tmp/cagent-journal-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template) != nullptr);
+  const std::filesystem::path file = binding_journal_path(dir_template);
+  // Room for a handful of lines: answers that extend the same binding fill it.
+  BindingJournal journal(file, true, 400);
+  f.engine->set_binding_journal(&journal);
+  // Whole milliseconds, as the journal writes them.
+  const Clock::time_point t = std::chrono::time_point_cast<std::chrono::milliseconds>(Clock::now());
+  const auto resolve = [&](int ttl, Clock::time_point now) {
+    auto client = test_wire::query({.name = "www.example.test", .id = 0x3333});
+    REQUIRE(f.engine->handle_local(client, f.q, IpEndpoint{}, false, f.out, now).action ==
+            QueryEngine::Action::needs_upstream);
+    auto up = build_response_wire("www.example.test", 1, 0,
+                                  {"www.example.test. " + std::to_string(ttl) + " IN A 198.51.100.7"});
+    REQUIRE(f.engine->finish(client, f.q, false, up, f.out, now) > 12);
+  };
+  // Each answer comes after the last one ran out (so it is no cache hit)
+  // and extends the binding: a line each.
+  for (int i = 0; i < 20; ++i) resolve(300, t + std::chrono::seconds(1000 * i));
+  const auto entries = read_binding_journal(file);
+  REQUIRE_FALSE(entries.empty());
+  CHECK(entries.size() < 20);  // compacted at least once
+  CHECK(journal.size() <= 400);
+  // Its last line is the binding's latest expiry (+ the slack): nothing a
+  // restart would need is lost, and no line is older than the compaction.
+  IpAddress a;
+  a.bytes = {198, 51, 100, 7};
+  CHECK(entries.back().name == "www.example.test");
+  CHECK(entries.back().addr == a);
+  CHECK(entries.back().until == t + std::chrono::seconds(19000 + 300) + kBindingGrace + kJournalSlack);
+  std::filesystem::remove_all(dir_template);
+}
+

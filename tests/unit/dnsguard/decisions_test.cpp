@@ -73,43 +73,6 @@ TEST_CASE("decision record: whatever bytes a name holds, the file stays JSON tha
   CHECK(parse_decisions(text).denied.at(0).name == "a\"b\\c\x01\xEF\xBF\xBD");
 }
 
-TEST_CASE("decision file: rewritten only when changed, atomically, readable by the host") {
-  const auto dir = std::filesystem::temp_directory_path() / ("dg-decisions-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  DecisionFile file(decisions_path(dir));
-  CHECK(file.path() == dir / "decisions.json");
-  DecisionRecord r;
-  std::string error;
-  REQUIRE(file.write(r, false, error));  // a new record is dirty: "nothing refused" gets written
-  CHECK(!r.dirty());
-  std::filesystem::remove(file.path());
-  REQUIRE(file.write(r, false, error));  // unchanged: not rewritten
-  CHECK(!std::filesystem::exists(file.path()));
-  r.denied("x.example", 1, kT0);
-  REQUIRE(file.write(r, false, error));
-  std::ifstream in(file.path());
-  std::stringstream text;
-  text << in.rdbuf();
-  CHECK(parse_decisions(text.str()).denied_total == 1);
-  const mode_t old_mask = ::umask(077);
-  r.denied("y.example", 1, kT0);
-  REQUIRE(file.write(r, false, error));
-  ::umask(old_mask);
-  CHECK((std::filesystem::status(file.path()).permissions() & std::filesystem::perms::others_read) !=
-        std::filesystem::perms::none);
-  // Only the record: no temporary left beside it.
-  std::size_t entries = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++entries;
-  CHECK(entries == 1);
-  DecisionFile nowhere(dir / "missing" / "decisions.json");
-  r.denied("z.example", 1, kT0);
-  CHECK(!nowhere.write(r, false, error));
-  CHECK(error.find("missing") != std::string::npos);
-  CHECK(error.find("No such file or directory") != std::string::npos);
-  CHECK(r.dirty());  // not written: tried again next time
-  std::filesystem::remove_all(dir);
-}
-
 TEST_CASE("decision record: run-time allowlist changes, the last ones kept") {
   DecisionRecord r;
   r.allow_changed(ChangeOp::allow, "pypi.org", kT0);
@@ -227,53 +190,6 @@ TEST_CASE("decision record: what could not be written marks it incomplete, since
   CHECK(d.denied_total == 2);
   CHECK(d.denied.at(0).count == 2);
   CHECK(parse_decisions(write_decisions(d)) == d);
-}
-
-TEST_CASE("decision file: a failed rewrite is counted in the record and tried again, and the record says so once written") {
-  const auto dir = std::filesystem::temp_directory_path() / ("dg-incomplete-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  DecisionRecord r;
-  r.denied("x.example", 1, kT0);
-  std::string error;
-  DecisionFile nowhere(dir / "missing" / "decisions.json");
-  CHECK(!nowhere.write(r, false, error));
-  CHECK(!nowhere.write(r, false, error));
-  REQUIRE(r.incomplete());
-  CHECK(r.incomplete()->record_writes_failed == 2);
-  CHECK(r.incomplete()->reason == "the decision record: No such file or directory");
-  CHECK(r.dirty());
-  // Where it can be written, it is, with the mark and exact totals; the
-  // last write, as dnsguard stops, is final.
-  DecisionFile file(decisions_path(dir));
-  REQUIRE(file.write(r, false, error, true));
-  std::ifstream in(file.path());
-  std::stringstream text;
-  text << in.rdbuf();
-  const Decisions d = parse_decisions(text.str());
-  CHECK(d.final);
-  CHECK(d.rewritten_every == kDecisionsRewrittenEvery);
-  CHECK(d.denied_total == 1);
-  REQUIRE(d.incomplete);
-  CHECK(d.incomplete->record_writes_failed == 2);
-  std::filesystem::remove_all(dir);
-}
-
-TEST_CASE("decision file: rewritten at least every kDecisionsRewrittenEvery seconds, even unchanged") {
-  const auto dir = std::filesystem::temp_directory_path() / ("dg-fresh-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  DecisionFile file(decisions_path(dir));
-  DecisionRecord r;
-  std::string error;
-  const DecisionFile::Clock::time_point t0{};
-  REQUIRE(file.write(r, false, error, false, t0));
-  std::filesystem::remove(file.path());
-  // Unchanged and not yet due: left alone (the control of the next step).
-  REQUIRE(file.write(r, false, error, false, t0 + std::chrono::seconds(kDecisionsRewrittenEvery - 2)));
-  CHECK(!std::filesystem::exists(file.path()));
-  // Due: rewritten, so a reader can tell "nothing new" from "not written".
-  REQUIRE(file.write(r, false, error, false, t0 + std::chrono::seconds(kDecisionsRewrittenEvery - 1)));
-  CHECK(std::filesystem::exists(file.path()));
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("decision record: a restart keeps its predecessor's losses, and says when the record it took up lagged") {

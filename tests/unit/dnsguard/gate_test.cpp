@@ -540,6 +540,36 @@ TEST_CASE("gate bindings: per name and address, expire with the set, bounded") {
   CHECK(table.size() == 0);
 }
 
+TEST_CASE("gate bindings: the journal is told of a new pair and of an extension past what it holds, not of a hit") {
+  using Clock = NameBindings::Clock;
+  const Clock::time_point t0{1000s};
+  IpAddress a;
+  a.bytes = {192, 0, 2, 1};
+  NameBindings table(4);
+  Clock::time_point to_journal;
+  REQUIRE(table.bind("www.example.test", a, t0 + 60s, t0, &to_journal, 2s));
+  CHECK(to_journal == t0 + 62s);  // new: with the slack
+  // A cache hit re-binds with an expiry within the slack: no write.
+  REQUIRE(table.bind("www.example.test", a, t0 + 61s, t0 + 30s, &to_journal, 2s));
+  CHECK(to_journal == Clock::time_point{});
+  REQUIRE(table.bind("www.example.test", a, t0 + 10s, t0 + 30s, &to_journal, 2s));
+  CHECK(to_journal == Clock::time_point{});
+  // A new answer extends it past the journal: written again.
+  REQUIRE(table.bind("www.example.test", a, t0 + 120s, t0 + 60s, &to_journal, 2s));
+  CHECK(to_journal == t0 + 122s);
+  std::vector<std::pair<std::string, Clock::time_point>> live;
+  table.for_each_live(t0 + 100s, [&](std::string_view name, const IpAddress& addr, Clock::time_point journalled) {
+    CHECK(addr == a);
+    live.emplace_back(std::string(name), journalled);
+  });
+  CHECK(live == std::vector<std::pair<std::string, Clock::time_point>>{{"www.example.test", t0 + 122s}});
+  live.clear();
+  table.for_each_live(t0 + 120s, [&](std::string_view name, const IpAddress&, Clock::time_point j) {
+    live.emplace_back(std::string(name), j);
+  });
+  CHECK(live.empty());  // expired bindings are not journalled again
+}
+
 TEST_CASE("gate bindings: release after a run-time deny keeps addresses another allowed name holds") {
   const NameBindings::Clock::time_point t0{1000s};
   auto v4 = [](std::uint8_t last) {

@@ -1,7 +1,7 @@
 // The contracts between dnsguard and the host besides the policy
 // (dnsguard/contracts.hpp), each side's real code in one process:
 //
-//   dnsguard  DecisionRecord ─DecisionFile─▶ decisions.json ─read_decision_record()─▶ cagent
+//   dnsguard  DecisionRecord ─RecordWriter─▶ decisions.json ─read_decision_record()─▶ cagent
 //   cagent    control_argv() ─▶ (dnsguard --control) ─ControlRequest─▶ LivePolicy
 //             ─ControlReply─▶ cagent
 //
@@ -25,6 +25,7 @@
 #include "dnsguard/control.hpp"
 #include "dnsguard/decisions.hpp"
 #include "dnsguard/policy.hpp"
+#include "dnsguard/record_writer.hpp"
 #include "launcher/host/blocked_summary.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/live.hpp"
@@ -39,6 +40,21 @@ namespace {
 
 const fs::path kData = POLICY_CONTRACT_DATA_DIR;
 const DecisionRecord::WallClock::time_point kT0{std::chrono::seconds(1'800'000'000)};
+
+// As dnsguard writes the record (RecordWriter): a rewrite on the writer's
+// thread while it runs, or `final`, its last word as it stops.
+void write_as_dnsguard(const fs::path& path, const DecisionRecord& r, bool final) {
+  RecordWriter writer(path);
+  std::string error;
+  const Decisions snapshot = r.snapshot(DecisionRecord::WallClock::now(), final);
+  if (final) {
+    REQUIRE(writer.finish(&snapshot, error));
+  } else {
+    writer.submit(snapshot);
+    writer.flush();
+    REQUIRE(writer.take_report().written == 1);
+  }
+}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -162,8 +178,7 @@ TEST_CASE("decision record: from dnsguard's counting to the host's exit summary"
   r.denied("pypi.org", 28, kT0);
   r.denied("example.net", 1, kT0);
   r.gate_refused("b.example", "192.0.2.1:443", "name not bound to destination", kT0);
-  std::string error;
-  REQUIRE(DecisionFile(decisions_path(session_log_dir((dir.path() / "dnsguard.log").string()))).write(r, true, error));
+  write_as_dnsguard(decisions_path(session_log_dir((dir.path() / "dnsguard.log").string())), r, false);
   const auto record = host::read_decision_record(dir.path());
   REQUIRE(record);
   CHECK(host::summary_lines(*record) ==
@@ -179,10 +194,8 @@ TEST_CASE("decision record: what dnsguard could not write reaches the host's sum
   DecisionRecord r;
   r.denied("pypi.org", 1, kT0);
   r.lost(DecisionRecord::Lost::log, WriteLoss{40, ENOSPC, 1800000000});
-  DecisionFile file(decisions_path(dir.path()));
-  std::string error;
   // dnsguard's last write, as it stops, once space came back.
-  REQUIRE(file.write(r, true, error, true));
+  write_as_dnsguard(decisions_path(dir.path()), r, true);
   const host::RecordCheck stopped{dir.path(), 1800000100, true, std::nullopt};
   auto record = host::read_decision_record(dir.path());
   REQUIRE(record);
@@ -192,7 +205,7 @@ TEST_CASE("decision record: what dnsguard could not write reaches the host's sum
             "log lost 40 lines");
   // A record whose last write never came (the disk stayed full) says so by
   // lacking it.
-  REQUIRE(file.write(r, true, error));
+  write_as_dnsguard(decisions_path(dir.path()), r, false);
   record = host::read_decision_record(dir.path());
   REQUIRE(record);
   CHECK(host::incomplete_line(*record, stopped).value_or("").find("and not as it stopped; its counts stop there") !=
@@ -200,7 +213,7 @@ TEST_CASE("decision record: what dnsguard could not write reaches the host's sum
   // The positive control: a record that lost nothing, written last, is whole.
   DecisionRecord whole;
   whole.denied("pypi.org", 1, kT0);
-  REQUIRE(file.write(whole, true, error, true));
+  write_as_dnsguard(decisions_path(dir.path()), whole, true);
   record = host::read_decision_record(dir.path());
   REQUIRE(record);
   CHECK(!host::incomplete_line(*record, stopped));

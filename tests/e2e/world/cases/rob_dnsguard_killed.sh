@@ -13,6 +13,13 @@
 #    DNS but gains no network: names no longer resolve, a direct query to
 #    the world's DNS is still redirected (no answer, never in its log), a
 #    never-resolved address is refused. cage-init says so.
+# 3. One kill on a user-defined network without dns_resolvers, cagent run
+#    by the docker-group user: dnsguard's upstream is Docker's embedded
+#    resolver (127.0.0.11, a NAT port), reached only on flows dnsguard opens.
+#    The restarted dnsguard (same uid) reaches it again: an allowed name it
+#    forwards resolves within a second, the address resolved before the kill
+#    is admitted by its name, a denied name stays unresolved and never
+#    leaves.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 case_init
 
@@ -109,4 +116,52 @@ else
   not_ok "the after-loop probes finished" "$(cat "$E2E_TMP/bg.err")"
 fi
 wait_cage_bg 60
+
+# ---- 3. one kill, with Docker's embedded resolver upstream ----
+ws3=$(mktemp -d "$E2E_TMP/ws3.XXXXXX") || die "mktemp failed"
+chown_workspace "$ws3"
+CAGE_LABEL=$E2E_NAME-user-$$-$RANDOM
+mark=$(dns_log_lines)
+user_cagent "$ws3" --arg="--dns=$DNS4" --arg="--label=cagent.e2e.cage=$CAGE_LABEL" -d allowed.test -d extra.test -- sh -c "
+  cd /workspace
+  addr=\$(getent ahostsv4 allowed.test | awk 'NR==1{print \$1}'); echo addr=\$addr >before.out
+  curl -sS -m 10 http://allowed.test/ >>before.out 2>&1
+  touch ready; $(cage_wait_file killed)
+  s=\$(date +%s%N); i=0
+  until getent hosts extra.test >/dev/null 2>&1 || [ \$i -ge 200 ]; do sleep 0.02; i=\$((i+1)); done
+  echo recovered_ms=\$(( (\$(date +%s%N) - s) / 1000000 )) >restart.out
+  curl -sS -m 10 --resolve allowed.test:80:\$addr http://allowed.test/ >>restart.out 2>&1; echo held=\$? >>restart.out
+  getent hosts leak-after-restart.denied.test >/dev/null 2>&1; echo denied=\$? >>restart.out
+  touch done" </dev/null >"$E2E_TMP/bg3.out" 2>"$E2E_TMP/bg3.err" &
+CAGE_PID=$!
+E2E_EXIT_HOOKS+=("kill $CAGE_PID 2>/dev/null")
+if wait_for "the user's cage to be ready" 120 test -e "$ws3/ready"; then
+  expect_match "embedded resolver: allowed.test is reachable before the kill" "$(cat "$ws3/before.out")" \
+    'cagent-e2e web10'
+  ctr3=$(cage_bg_container)
+  pid1=$(dnsguard_pid "$ctr3")
+  docker exec -u 0 "$ctr3" kill -KILL "$pid1" || not_ok "docker exec kill dnsguard (user's cage) failed"
+  touch "$ws3/killed"
+  if wait_for "the user's restart probes" 60 test -e "$ws3/done"; then
+    r=$(cat "$ws3/restart.out")
+    ms=$(sed -n 's/^recovered_ms=//p' <<<"$r")
+    expect_true "embedded resolver: an allowed lookup works again within 1 s of the kill (${ms} ms)" \
+      test "${ms:-9999}" -le 1000
+    expect_match "embedded resolver: the address resolved before the kill is admitted by its name" "$r" \
+      'cagent-e2e web10'
+    expect_match "…the connection succeeded" "$r" 'held=0'
+    expect_match "embedded resolver: a denied name still does not resolve" "$r" 'denied=[1-9]'
+    new_queries=$(dns_log | tail -n +$((mark + 1)))
+    expect_match "the restarted dnsguard's lookup went out through the embedded resolver" "$new_queries" \
+      ' extra\.test '
+    expect_no_match "…and the denied name never left" "$new_queries" 'leak-after-restart'
+  else
+    not_ok "the user's restart probes finished" "$(cat "$E2E_TMP/bg3.err")"
+  fi
+else
+  not_ok "the user's cage started" "$(cat "$E2E_TMP/bg3.err")"
+  touch "$ws3/killed"
+fi
+wait_cage_bg 60
+expect_eq "the user's cage ends normally" "$CAGE_RC" 0
 finish

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <ctime>
 #include <fstream>
 #include <system_error>
 
@@ -42,14 +43,40 @@ BindingJournal::BindingJournal(std::filesystem::path path, bool fresh, std::size
 
 bool BindingJournal::append(std::string_view name, const IpAddress& addr, Clock::time_point until) noexcept {
   if (full() || name.empty() || name.size() > 253) return false;
+  if (broken_) {
+    lost_.add(EIO, static_cast<std::int64_t>(std::time(nullptr)));
+    return false;
+  }
   try {
     const std::string line = line_of(name, addr, until);
-    // One write of a short line with O_APPEND: whole, or cut short by a
-    // crash (the reader skips such a line).
-    const ssize_t n = ::write(fd_.get(), line.data(), line.size());
-    if (n != static_cast<ssize_t>(line.size())) return false;
-    size_ += line.size();
-    return true;
+    // A short line with O_APPEND: whole, or cut short by a crash (the
+    // reader skips such a line) or by the device running out mid-line (the
+    // next call says why: ENOSPC, EDQUOT, EIO).
+    std::size_t done = 0;
+    int error = 0;
+    while (done < line.size()) {
+      const ssize_t n = ::write(fd_.get(), line.data() + done, line.size() - done);
+      if (n > 0) {
+        done += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        error = n < 0 ? errno : EIO;  // no progress and no error: do not spin
+        break;
+      }
+    }
+    if (error == 0) {
+      size_ += line.size();
+      return true;
+    }
+    // The part written must go: the next pair would run into it and read
+    // as another address ("2001:db8:1:" + "2001:db8::5 b.test" is an
+    // address too). If it cannot go, nothing more is appended this session
+    // (only a restart reads the journal, and it skips a last line without
+    // its newline).
+    if (done > 0 && ::ftruncate(fd_.get(), static_cast<off_t>(size_)) != 0) broken_ = true;
+    lost_.add(error, static_cast<std::int64_t>(std::time(nullptr)));
+    return false;
   } catch (...) {
     return false;
   }
@@ -64,6 +91,7 @@ void BindingJournal::rewrite(const std::vector<JournalEntry>& entries) {
   fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
   if (!fd_.valid()) throw_errno("open ", path_.native());
   size_ = text.size();
+  broken_ = false;
 }
 
 std::vector<JournalEntry> read_binding_journal(const std::filesystem::path& path) {

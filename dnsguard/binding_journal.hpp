@@ -29,7 +29,9 @@
 // bindings (at most one line per live pair); if that is still more than
 // half the bound no pair is added any more (logged once) and those pairs
 // are lost to a restart only — a client re-resolves. A failed write (disk
-// full) loses the pair the same way and changes nothing else.
+// full) loses the pair the same way and changes nothing else; it is counted
+// (lost()), for the decision record to say, and a line the write cut short
+// is cut off again, so the next pair cannot run into it.
 
 #include <chrono>
 #include <cstddef>
@@ -42,6 +44,7 @@
 
 #include "dnsguard/ip.hpp"
 #include "dnsguard/posix.hpp"
+#include "dnsguard/write_loss.hpp"
 
 namespace cagent::dnsguard {
 
@@ -73,12 +76,16 @@ class BindingJournal {
   bool full() const noexcept { return size_ >= max_bytes_; }
   std::size_t size() const noexcept { return size_; }
   std::size_t max_bytes() const noexcept { return max_bytes_; }
+  // Pairs whose write failed, and the first failure.
+  const WriteLoss& lost() const noexcept { return lost_; }
 
  private:
   std::filesystem::path path_;
   UniqueFd fd_;
   std::size_t max_bytes_;
   std::size_t size_ = 0;
+  bool broken_ = false;  // a cut-short line could not be cut off: append nothing more
+  WriteLoss lost_;
 };
 
 // The entries of a journal, in order (a pair may appear more than once,

@@ -76,6 +76,16 @@ void fields(T& c, Visit&& visit) {
   visit("time", c.time);
 }
 
+template <Is<Incomplete> T, typename Visit>
+void fields(T& i, Visit&& visit) {
+  visit("since", i.since);
+  visit("reason", i.reason);
+  visit("record_writes_failed", i.record_writes_failed);
+  visit("log_lines_lost", i.log_lines_lost);
+  visit("bindings_lost", i.bindings_lost);
+  visit("totals_short", i.totals_short);
+}
+
 template <Is<Decisions> T, typename Visit>
 void fields(T& d, Visit&& visit) {
   visit("updated", d.updated);
@@ -90,6 +100,9 @@ void fields(T& d, Visit&& visit) {
   visit("firewall_refused", d.firewall_refused, kAddedLater);
   visit("changes_dropped", d.changes_dropped, kAddedLater);
   visit("changes", d.changes, kAddedLater);
+  visit("rewritten_every", d.rewritten_every, kAddedLater);
+  visit("final", d.final, kAddedLater);
+  visit("incomplete", d.incomplete, kAddedLater);
 }
 
 template <Is<ControlRequest> T, typename Visit>

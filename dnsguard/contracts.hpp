@@ -85,6 +85,28 @@ struct AllowChange {
   friend bool operator==(const AllowChange&, const AllowChange&) = default;
 };
 
+// What of the session's account dnsguard could not write to its log
+// directory (a full disk, a quota, an I/O error): from `since` on, this
+// record lagged behind, the human log lost lines, or gate bindings were not
+// journalled. Absent (null) in a record that lost nothing. dnsguard keeps
+// counting in memory whatever fails, and writes this the moment it can.
+struct Incomplete {
+  std::int64_t since = 0;  // unix seconds of the first failed write
+  std::string reason;      // that failure, one line: "decisions.json: No space left on device"
+  std::uint64_t record_writes_failed = 0;  // rewrites of this file that failed
+  std::uint64_t log_lines_lost = 0;        // lines dnsguard.log did not get
+  std::uint64_t bindings_lost = 0;         // gate bindings not journalled (a restart would not restore them)
+  // A restarted dnsguard took up a record that had lagged behind: the
+  // totals miss what its predecessor counted and could not write.
+  bool totals_short = false;
+  friend bool operator==(const Incomplete&, const Incomplete&) = default;
+};
+
+// dnsguard rewrites its record at least this often while it runs (and
+// more often while it changes), so a reader can tell a record that stopped
+// being written from one that has nothing new to say.
+inline constexpr std::uint32_t kDecisionsRewrittenEvery = 10;
+
 struct Decisions {
   std::int64_t updated = 0;  // unix seconds of this snapshot
   // Totals are exact; the lists are bounded, and `*_unlisted` is what the
@@ -98,6 +120,14 @@ struct Decisions {
   std::vector<FirewallRefusal> firewall_refused;
   std::uint64_t changes_dropped = 0;  // changes older than the ones kept
   std::vector<AllowChange> changes;   // oldest first
+  // Added with the record's freshness (absent in older records: 0, false,
+  // null — a reader can then tell nothing about freshness):
+  // the writer's promise to rewrite the file at least every so many
+  // seconds while it runs (kDecisionsRewrittenEvery); 0: no promise.
+  std::uint32_t rewritten_every = 0;
+  // Written by dnsguard as it stopped: nothing was decided after it.
+  bool final = false;
+  std::optional<Incomplete> incomplete;
   friend bool operator==(const Decisions&, const Decisions&) = default;
 };
 

@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
-#include "dnsguard/atomic_file.hpp"
 
 namespace cagent::dnsguard {
 namespace {
@@ -133,7 +134,44 @@ void DecisionRecord::allow_changed(ChangeOp op, std::string_view pattern, WallCl
   changes_.push_back(AllowChange{op, std::string(pattern), unix_seconds(now)});
 }
 
-void DecisionRecord::restore(const Decisions& previous) {
+Incomplete& DecisionRecord::lost_since(const char* what, int error, std::int64_t at) {
+  // The first failure is the one said; one found later but made earlier
+  // (the log's, read once a second) takes its place.
+  if (!incomplete_ || at < incomplete_->since) {
+    if (!incomplete_) incomplete_.emplace();
+    incomplete_->since = at;
+    incomplete_->reason = std::string(what) + ": " + std::strerror(error);
+  }
+  dirty_ = true;
+  return *incomplete_;
+}
+
+void DecisionRecord::write_failed(int error, WallClock::time_point at, std::uint64_t count) noexcept {
+  if (count == 0) return;
+  try {
+    lost_since("the decision record", error, unix_seconds(at)).record_writes_failed += count;
+  } catch (...) {
+    dirty_ = true;  // out of memory for the reason: tried again next time
+  }
+}
+
+void DecisionRecord::lost(Lost what, const WriteLoss& loss) noexcept {
+  std::uint64_t& seen = what == Lost::journal ? journal_lost_seen_ : log_lost_seen_;
+  if (loss.count <= seen) return;
+  try {
+    Incomplete& i = lost_since(what == Lost::journal ? "the gate binding journal"
+                               : what == Lost::log   ? "the log"
+                                                     : "the decision record",
+                               loss.first_error, loss.first_at);
+    (what == Lost::journal ? i.bindings_lost : what == Lost::log ? i.log_lines_lost : i.record_writes_failed) +=
+        loss.count - seen;
+    seen = loss.count;
+  } catch (...) {
+    // Out of memory for the reason: added at the next call.
+  }
+}
+
+void DecisionRecord::restore(const Decisions& previous, WallClock::time_point now) {
   const auto put = [](Table& table, std::size_t max, std::string key, const auto& from, std::uint64_t& unlisted) {
     if (table.size() >= max) {
       unlisted += from.count;
@@ -169,6 +207,14 @@ void DecisionRecord::restore(const Decisions& previous) {
   }
   changes_dropped_ = previous.changes_dropped;
   changes_ = previous.changes;
+  incomplete_ = previous.incomplete;
+  const std::int64_t age = unix_seconds(now) - previous.updated;
+  if (previous.rewritten_every > 0 && !previous.final && age > previous.rewritten_every + kRestartSlack) {
+    Incomplete& i = lost_since("the decision record", 0, previous.updated);
+    if (i.since == previous.updated)
+      i.reason = "the decision record: not rewritten for " + std::to_string(age) + " s before dnsguard restarted";
+    i.totals_short = true;
+  }
   dirty_ = true;
 }
 
@@ -177,9 +223,12 @@ std::uint64_t DecisionRecord::denied_count(std::string_view name, std::uint16_t 
   return it == denied_.end() ? 0 : it->second.count;
 }
 
-Decisions DecisionRecord::snapshot(WallClock::time_point now) const {
+Decisions DecisionRecord::snapshot(WallClock::time_point now, bool final) const {
   Decisions d;
   d.updated = unix_seconds(now);
+  d.rewritten_every = kDecisionsRewrittenEvery;
+  d.final = final;
+  d.incomplete = incomplete_;
   d.denied_total = denied_total_;
   d.denied_unlisted = denied_unlisted_;
   d.denied.reserve(denied_.size());
@@ -215,23 +264,6 @@ Decisions DecisionRecord::snapshot(WallClock::time_point now) const {
   d.changes_dropped = changes_dropped_;
   d.changes = changes_;
   return d;
-}
-
-bool DecisionFile::write(DecisionRecord& record, bool force, std::string& error) const {
-  if (!force && !record.dirty()) return true;
-  try {
-    // Readable by the host user (cagent ps/log read it while the session
-    // runs) whatever dnsguard's umask; it holds names, no secrets.
-    ReplaceOptions options;
-    options.mode = 0644;
-    options.sync = false;
-    write_file_atomically(path_, write_decisions(record.snapshot(DecisionRecord::WallClock::now())), options);
-  } catch (const std::exception& e) {
-    error = e.what();
-    return false;
-  }
-  record.mark_written();
-  return true;
 }
 
 }  // namespace cagent::dnsguard

@@ -9,9 +9,10 @@
 // does, and memory and file size stay fixed.
 //
 //   engine deny path ──denied()──▶ record ──snapshot()──▶ Decisions ──write_decisions()──▶ decisions.json
-//   gate refusal     ──gate_refused()──┘     (DecisionFile: atomic rewrite,
-//   firewall counters ─firewall_counts()─┘    at most once a second, and at exit)
-//   (read each second: the kernel counts, see FirewallCounters)
+//   gate refusal     ──gate_refused()──┘     (RecordWriter, record_writer.hpp: off the
+//   firewall counters ─firewall_counts()─┘    resolver thread, atomic rewrite once a
+//   (read each second: the kernel counts,      second while it changes, at least every
+//    see FirewallCounters)                     kDecisionsRewrittenEvery s, and at exit)
 //
 // The file's format is a contract with the host (contracts.hpp: the
 // Decisions document, its writer and its reader, versioned). It lives
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +33,7 @@
 
 #include "dnsguard/contracts.hpp"
 #include "dnsguard/ip.hpp"
+#include "dnsguard/write_loss.hpp"
 
 namespace cagent::dnsguard {
 
@@ -105,18 +108,38 @@ class DecisionRecord {
   bool dirty() const noexcept { return dirty_; }
   void mark_written() noexcept { dirty_ = false; }
 
+  // What of the session's account could not be written to the log
+  // directory (contracts.hpp: Incomplete). From the first loss on, the
+  // record says it is incomplete, since when and why (that first failure),
+  // and counts what was lost; the totals in memory stay exact. It is
+  // written the moment the record can be written again.
+  enum class Lost : std::uint8_t { record, log, journal };
+  // `count` rewrites of the record that failed, the first with errno
+  // `error` at `at` (RecordWriter's report, taken on the resolver thread).
+  void write_failed(int error, WallClock::time_point at, std::uint64_t count = 1) noexcept;
+  // The log's or the journal's losses so far in this process (their own
+  // absolute count, WriteLoss); only growth is added.
+  void lost(Lost what, const WriteLoss& loss) noexcept;
+  const std::optional<Incomplete>& incomplete() const noexcept { return incomplete_; }
+
   // A restarted dnsguard takes up the record its predecessor wrote in this
   // session (its own log directory, which only dnsguard's uid writes), so
   // the totals stay exact across a restart — up to the last write, at most
   // a second before the crash. Entries beyond the limits count as
   // unlisted. The firewall's counters are the kernel's, absolute since the
   // ruleset was installed: the restored counts are taken as the last
-  // reading, so only growth is added.
-  void restore(const Decisions& previous);
+  // reading, so only growth is added. The predecessor's losses are kept;
+  // and a record older than its writer's promise (rewritten_every; cage-
+  // init restarts dnsguard within about a second) lagged behind before the
+  // crash — a full disk — so the totals are short, and the record says so.
+  void restore(const Decisions& previous, WallClock::time_point now);
+  // How much older than rewritten_every a predecessor's record may be.
+  static constexpr std::int64_t kRestartSlack = 5;
 
   // The record as its document (contracts.hpp); entries sorted by count,
-  // then name, so the file is stable between rewrites.
-  Decisions snapshot(WallClock::time_point now) const;
+  // then name, so the file is stable between rewrites. `final`: dnsguard's
+  // last write, as it stops.
+  Decisions snapshot(WallClock::time_point now, bool final = false) const;
 
  private:
   struct Hash {
@@ -145,25 +168,12 @@ class DecisionRecord {
   static constexpr std::size_t kMaxFirewallEntries = 4096;  // the kernel itemizes 2 x 1024
   std::vector<AllowChange> changes_;  // oldest first
   std::uint64_t changes_dropped_ = 0;
+  // What could not be written, this process's and its predecessors'.
+  Incomplete& lost_since(const char* what, int error, std::int64_t at);
+  std::optional<Incomplete> incomplete_;
+  std::uint64_t log_lost_seen_ = 0;  // the log's and journal's counts already added
+  std::uint64_t journal_lost_seen_ = 0;
   bool dirty_ = true;  // an empty record is still worth one file: "nothing refused"
-};
-
-// Writes a DecisionRecord to `path` by replacing the file atomically
-// (write_file_atomically): a reader never sees half a file. Without fsync:
-// the write runs on the resolver's only thread once a second, and a disk
-// flush there would stall every query; the record matters while the
-// session runs and right after it, not across a crash of the machine.
-class DecisionFile {
- public:
-  explicit DecisionFile(std::filesystem::path path) : path_(std::move(path)) {}
-  // Writes when the record changed (or `force`); false (one line, errno
-  // included, in `error`) when the write failed — the caller logs it,
-  // nothing else stops.
-  bool write(DecisionRecord& record, bool force, std::string& error) const;
-  const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
 };
 
 }  // namespace cagent::dnsguard

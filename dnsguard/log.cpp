@@ -1,5 +1,11 @@
 #include "dnsguard/log.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -33,32 +39,122 @@ std::string format_counters(const Counters& c) {
   return s;
 }
 
-Logger::Logger(const std::string& path, LogLevel level) : level_(level) {
-  if (path.empty()) {
-    file_.reset(stderr);
-    return;
-  }
-  // "e": O_CLOEXEC, so nothing dnsguard might ever spawn inherits the log.
-  file_.reset(std::fopen(path.c_str(), "ae"));
-  if (!file_) {
+Logger::Logger(const std::string& path, LogLevel level, LogLimits limits)
+    : path_(path), level_(level), limits_(limits) {
+  if (path.empty()) return;
+  // O_APPEND: a restarted dnsguard goes on after its predecessor's lines.
+  // O_CLOEXEC: nothing dnsguard might ever spawn inherits the log.
+  file_.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666));
+  if (!file_.valid()) {
     int err = errno;
     throw std::runtime_error("log.file " + path + ": " + std::strerror(err));
   }
+  struct stat st {};
+  if (::fstat(file_.get(), &st) == 0 && S_ISREG(st.st_mode)) {
+    regular_ = true;
+    size_ = static_cast<std::uint64_t>(st.st_size);
+  }
 }
 
-void Logger::write(std::string_view line) noexcept {
+// One line, stamped, whole in the file or (after a failure) not there at
+// all; 0, or the errno of the failure. Nothing counted here.
+int Logger::put(std::string_view line) noexcept {
   char stamp[32];
-  std::time_t now = std::time(nullptr);
+  const std::time_t now = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&now, &tm);
-  std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ ", &tm);
-  std::fwrite(stamp, 1, n, file_.get());
-  std::fwrite(line.data(), 1, line.size(), file_.get());
-  std::fputc('\n', file_.get());
-  std::fflush(file_.get());
+  const std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ ", &tm);
+  try {
+    line_.assign(stamp, n).append(line).push_back('\n');
+  } catch (...) {
+    return ENOMEM;
+  }
+  const int fd = file_.valid() ? file_.get() : STDERR_FILENO;
+  std::size_t done = 0;
+  int error = 0;
+  while (done < line_.size()) {
+    // A short write is the device running out mid-line; the next call
+    // says why (ENOSPC, EDQUOT, EFBIG, EIO).
+    const ssize_t k = ::write(fd, line_.data() + done, line_.size() - done);
+    if (k > 0) {
+      done += static_cast<std::size_t>(k);
+    } else if (k < 0 && errno == EINTR) {
+      continue;
+    } else {
+      error = k < 0 ? errno : EIO;  // no progress and no error: do not spin
+      break;
+    }
+  }
+  if (error == 0) {
+    size_ += done;
+    return 0;
+  }
+  // Cut the partial line off again, so the next line does not run into it.
+  if (done > 0 && (!regular_ || ::ftruncate(fd, static_cast<off_t>(size_)) != 0)) size_ += done;
+  return error;
 }
 
-void Logger::always(std::string_view line) noexcept { write(line); }
+// The line, or it is lost: counted, and the first loss said on stderr.
+void Logger::put_or_count(std::string_view line) noexcept {
+  const int error = put(line);
+  if (error == 0) return;
+  if (lost_.add(error, static_cast<std::int64_t>(std::time(nullptr))) && file_.valid()) {
+    // Said once, where the user sees it (cage-init passes dnsguard's
+    // stderr on); the log itself is told once it takes lines again.
+    try {
+      const std::string alarm = "dnsguard: cannot write its log " + path_ + ": " + std::strerror(error) +
+                                "; lines are counted and dropped until it can (the decision record says how many)\n";
+      [[maybe_unused]] const ssize_t ignored = ::write(STDERR_FILENO, alarm.data(), alarm.size());
+    } catch (...) {
+    }
+  }
+}
+
+void Logger::write(std::string_view line, Kind kind) noexcept {
+  try {
+    const std::uint64_t stamped = 21 + line.size() + 1;
+    const auto fits = [&](std::uint64_t bytes, std::uint64_t limit) { return !regular_ || size_ + bytes <= limit; };
+    const std::uint64_t hard = limits_.max_bytes + limits_.reserve;
+    if (!fits(stamped, kind == Kind::detail ? limits_.max_bytes : hard)) {
+      if (capped_++ == 0) {
+        const std::string note = "log size cap of " + std::to_string(limits_.max_bytes) +
+                                 " bytes reached: detail lines are counted, not written, from now on "
+                                 "(counters and the decision record stay exact)";
+        if (fits(21 + note.size() + 1, hard)) put_or_count(note);
+      }
+      return;
+    }
+    // Notes are not lines of their own: one that fails is tried again
+    // before the next line, and not counted.
+    if (lost_.count > lost_said_) {
+      const std::uint64_t lost = lost_.count;
+      if (put("log: " + std::to_string(lost - lost_said_) + " lines could not be written (" +
+              std::strerror(lost_.first_error) + "); writing again") == 0)
+        lost_said_ = lost;
+    }
+    if (kind == Kind::always && capped_ > capped_said_ &&
+        fits(21 + 64 + stamped, hard) &&
+        put("log size cap: " + std::to_string(capped_) + " lines dropped so far") == 0) {
+      capped_said_ = capped_;
+    }
+  } catch (...) {
+    // Out of memory for a note: the line itself still goes.
+  }
+  put_or_count(line);
+}
+
+void Logger::always(std::string_view line) noexcept { write(line, Kind::always); }
+
+void Logger::alarm(std::string_view line) noexcept {
+  if (file_.valid()) {
+    // Not through put(): stderr is no file of ours to truncate or count.
+    char prefix[] = "dnsguard: ";
+    char newline = '\n';
+    iovec parts[3] = {{prefix, sizeof prefix - 1}, {const_cast<char*>(line.data()), line.size()}, {&newline, 1}};
+    [[maybe_unused]] const ssize_t ignored = ::writev(STDERR_FILENO, parts, 3);
+  }
+  write(line, Kind::always);
+}
 
 void Logger::event(LogLevel level, std::string_view line) noexcept {
   if (!enabled(level)) return;
@@ -72,10 +168,13 @@ void Logger::event(LogLevel level, std::string_view line) noexcept {
   }
   tokens_ -= 1;
   if (suppressed_ != 0) {
-    write("log rate limit: " + std::to_string(suppressed_) + " lines suppressed");
+    try {
+      write("log rate limit: " + std::to_string(suppressed_) + " lines suppressed", Kind::detail);
+    } catch (...) {
+    }
     suppressed_ = 0;
   }
-  write(line);
+  write(line, Kind::detail);
 }
 
 }  // namespace cagent::dnsguard

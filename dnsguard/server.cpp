@@ -65,7 +65,7 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
     : io_(io),
       config_(config),
       log_(log),
-      decisions_file_(config.log_file.empty() ? std::filesystem::path()
+      decisions_path_(config.log_file.empty() ? std::filesystem::path()
                                               : decisions_path(session_log_dir(config.log_file))),
       decisions_timer_(io),
       engine_(config, sink, log, counters_),
@@ -82,13 +82,13 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
       tuning_(tuning),
       sink_(sink) {
   upstreams_.set_fast_receiver(this);
-  if (!decisions_file_.path().empty()) engine_.set_decisions(&decisions_);
+  if (!decisions_path_.empty()) engine_.set_decisions(&decisions_);
 }
 
 Server::~Server() { stop(); }
 
 void Server::take_up_bindings(bool restarted) {
-  const std::filesystem::path path = binding_journal_path(decisions_file_.path().parent_path());
+  const std::filesystem::path path = binding_journal_path(decisions_path_.parent_path());
   const auto now = AnswerCache::Clock::now();
   if (restarted) {
     std::unordered_map<std::string, std::chrono::milliseconds> held;
@@ -117,15 +117,15 @@ void Server::take_up_bindings(bool restarted) {
 void Server::take_up_previous_record() {
   Decisions previous;
   try {
-    std::ifstream in(decisions_file_.path());
+    std::ifstream in(decisions_path_);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    previous = parse_decisions(text, decisions_file_.path().string());
+    previous = parse_decisions(text, decisions_path_.string());
   } catch (const std::exception& e) {
     log_.always(std::string("restarted, but the previous decision record is unreadable; starting a new one: ") +
                 e.what());
     return;
   }
-  decisions_.restore(previous);
+  decisions_.restore(previous, DecisionRecord::WallClock::now());
   // The run-time allowlist, as the kept changes leave it. Only the oldest
   // changes are ever dropped, and a deny takes back only run-time
   // additions, so a shortened list can lose an early addition (closed),
@@ -177,10 +177,10 @@ void Server::plan_descriptor_budget() {
 
 void Server::start() {
   plan_descriptor_budget();
-  if (!decisions_file_.path().empty()) {
+  if (!decisions_path_.empty()) {
     // A record in the session's log directory: this dnsguard is a restart.
     std::error_code ec;
-    const bool restarted = std::filesystem::exists(decisions_file_.path(), ec);
+    const bool restarted = std::filesystem::exists(decisions_path_, ec);
     take_up_bindings(restarted);
     if (restarted) take_up_previous_record();
   }
@@ -215,7 +215,7 @@ void Server::start() {
     options.max_connections = budget_.gate_connections;
     options.relay_idle_timeout = tuning_.relay_idle_timeout;
     gate_ = std::make_unique<Gate>(io_, std::move(options), engine_, log_);
-    if (!decisions_file_.path().empty()) gate_->set_decisions(&decisions_);
+    if (!decisions_path_.empty()) gate_->set_decisions(&decisions_);
     gate_->start();
   }
   upstreams_.start();
@@ -233,8 +233,8 @@ void Server::start() {
       log_.always(std::string("control socket unavailable: ") + e.what());
     }
   }
-  if (!decisions_file_.path().empty()) {
-    record_writer_ = std::make_unique<RecordWriter>(decisions_file_.path());
+  if (!decisions_path_.empty()) {
+    record_writer_ = std::make_unique<RecordWriter>(decisions_path_);
     write_decisions(true);  // "nothing refused yet" is an answer the host can read
     asio::co_spawn(io_, decisions_loop(), asio::detached);
   }
@@ -261,14 +261,53 @@ std::string Server::counters_line() const {
   return line;
 }
 
+void Server::take_up_write_losses() {
+  // A full disk costs a line or a binding, never an answer: the losses
+  // are counted where they happen and said here, once, and in the record.
+  decisions_.lost(DecisionRecord::Lost::log, log_.lost());
+  if (journal_) {
+    decisions_.lost(DecisionRecord::Lost::journal, journal_->lost());
+    if (journal_->lost().count > 0 && !journal_loss_said_) {
+      journal_loss_said_ = true;
+      log_.alarm(std::string("gate binding journal: ") + std::strerror(journal_->lost().first_error) +
+                 "; bindings made from now on may not survive a restart (the decision record counts them)");
+    }
+  }
+  // The record's own writes fail on the writer thread, which only counts
+  // them (record_writer.hpp); they reach the record here, which makes it
+  // dirty, so this same tick submits it again, marked incomplete.
+  RecordWriter::Report report = record_writer_->take_report();
+  if (report.failed > 0) {
+    decisions_.write_failed(report.first_error, report.first_at, report.failed);
+    if (!record_failing_) {
+      // Once, not every second: the next tick tries again by itself.
+      log_.alarm("decision record: " + report.first_message +
+                 "; answering goes on, and the record, marked incomplete, is written again once it can be");
+    }
+    record_failing_ = true;
+    marked_ticket_ = 0;  // this failure is in no snapshot yet
+  } else if (record_failing_ && marked_ticket_ != 0 && report.written_ticket >= marked_ticket_) {
+    log_.always("decision record: written again, marked incomplete (" +
+                std::to_string(decisions_.incomplete() ? decisions_.incomplete()->record_writes_failed : 0) +
+                " rewrites failed)");
+    record_failing_ = false;
+  }
+}
+
 void Server::write_decisions(bool force) noexcept {
   if (!record_writer_) return;
-  if (!force && !decisions_.dirty()) return;
   try {
+    take_up_write_losses();
     // Only the snapshot is taken here; the JSON and the file are the
     // writer thread's (record_writer.hpp: 18-33 ms for a full record).
-    record_writer_->submit(decisions_.snapshot(DecisionRecord::WallClock::now()));
+    const auto now = RecordWriter::Clock::now();
+    if (!RecordWriter::due(decisions_.dirty(), force, last_submit_, now)) return;
+    const std::uint64_t ticket = record_writer_->submit(decisions_.snapshot(DecisionRecord::WallClock::now()));
     decisions_.mark_written();
+    last_submit_ = now;
+    // The first snapshot since the last failure was counted carries the
+    // mark: once it is in the file, the record is written again.
+    if (record_failing_ && marked_ticket_ == 0) marked_ticket_ = ticket;
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("decision record: ") + e.what());
   }
@@ -298,13 +337,7 @@ asio::awaitable<void> Server::decisions_loop() {
       auto [ec] = co_await decisions_timer_.async_wait(use_tuple);
       if (ec || stopped_) co_return;
       read_firewall();
-      if (record_writer_) {
-        if (std::string error = record_writer_->take_error(); !error.empty()) {
-          log_.event(LogLevel::error, "decision record: " + error);
-          record_retry_ = true;
-        }
-      }
-      write_decisions(std::exchange(record_retry_, false));
+      write_decisions(false);
     }
   } catch (const std::exception& e) {
     log_.always(std::string("decision record loop stopped: ") + e.what());
@@ -439,10 +472,13 @@ void Server::stop() noexcept {
   read_firewall();
   if (record_writer_) {
     // The last word, exact up to the very end: what still waits is
-    // written, the writer ends, then this snapshot is written here.
+    // written and the writer ends; its outcome and the log's and journal's
+    // losses go into the record; then the final snapshot is written here.
     std::string error;
+    record_writer_->finish(nullptr, error);
     try {
-      const Decisions last = decisions_.snapshot(DecisionRecord::WallClock::now());
+      take_up_write_losses();
+      const Decisions last = decisions_.snapshot(DecisionRecord::WallClock::now(), true);
       if (!record_writer_->finish(&last, error)) log_.always("decision record: " + error);
     } catch (const std::exception& e) {
       log_.always(std::string("decision record: ") + e.what());

@@ -72,14 +72,17 @@ class Server final : private UpstreamPool::FastReceiver {
   const Counters& counters() const noexcept { return counters_; }
   // The counters as the log's "counters …" line (the gate's too, when on).
   std::string counters_line() const;
-  // Hands a snapshot of the record to the writer when it changed
-  // (`force`: anyway); the file is replaced off this thread.
   // A restart within a session: the predecessor's record and run-time
   // allowlist changes (decisions.json in the session's log directory).
   void take_up_previous_record();
   // The gate's bindings: journalled from now on; after a restart, first
   // bound again from the journal where the sets still hold the address.
   void take_up_bindings(bool restarted);
+  // Hands a snapshot of the record to the writer (the file is replaced off
+  // this thread) when it changed, when its promised rewrite is due
+  // (RecordWriter::due), or when `force`d. The log's, the journal's and the
+  // record's own write failures go into the record first. The last write,
+  // `final`, is stop()'s.
   void write_decisions(bool force) noexcept;
   // Where the firewall's own refusals are read from (each second, and at
   // stop); not owned; null: not recorded.
@@ -139,11 +142,12 @@ class Server final : private UpstreamPool::FastReceiver {
   Counters counters_;
   // Declared before the engine and the gate, which hold pointers to it.
   DecisionRecord decisions_;
-  DecisionFile decisions_file_;
+  std::filesystem::path decisions_path_;  // empty: no log directory, no record written
   boost::asio::steady_timer decisions_timer_;
   FirewallCounters* firewall_ = nullptr;
   std::vector<FirewallFlow> firewall_flows_;  // reused between readings
   bool firewall_failed_ = false;              // logged once, not every second
+  bool journal_loss_said_ = false;
   void read_firewall() noexcept;
   QueryEngine engine_;
   LivePolicy live_;
@@ -214,7 +218,15 @@ class Server final : private UpstreamPool::FastReceiver {
   // Writes decisions.json off this thread (record_writer.hpp), with a
   // descriptor of its own; null without a log directory.
   std::unique_ptr<RecordWriter> record_writer_;
-  bool record_retry_ = false;  // the last write failed: write again next second
+  std::optional<RecordWriter::Clock::time_point> last_submit_;  // for the freshness rule
+  // Writes are failing: said when it starts (an alarm) and when a snapshot
+  // that carries the failures (ticket marked_ticket_, 0: none submitted yet)
+  // is in the file.
+  bool record_failing_ = false;
+  std::uint64_t marked_ticket_ = 0;
+  // The log's, the journal's and the writer's losses into the record (the
+  // journal's said once); resolver thread, with record_writer_.
+  void take_up_write_losses();
   ServerTuning tuning_;
   bool stopped_ = false;
   std::unique_ptr<Gate> gate_;  // with gate.enabled

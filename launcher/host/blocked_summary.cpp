@@ -1,6 +1,9 @@
 #include "launcher/host/blocked_summary.hpp"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <ctime>
 #include <cstdint>
 #include <map>
 #include <utility>
@@ -71,7 +74,80 @@ std::string exact_line(std::uint64_t total, const Counted& items, std::size_t ma
   return line(total, ranked(items, max_items, total - std::min(listed, total)));
 }
 
+std::string utc(std::int64_t t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string bytes_text(std::uint64_t n) {
+  if (n < 10 * 1024) return std::to_string(n) + " bytes";
+  return std::to_string(n / 1024) + " KiB";
+}
+
+bool full(const RecordCheck& check) { return check.free_bytes && *check.free_bytes < kFullBelow; }
+
+std::string full_text(const RecordCheck& check) {
+  return "the log directory " + check.log_dir.string() + " is full (" + bytes_text(*check.free_bytes) + " free)";
+}
+
+// "dnsguard.log lost 12 lines, 3 gate bindings were not journalled"
+std::string losses_text(const dnsguard::Incomplete& i) {
+  std::vector<std::string> parts;
+  if (i.log_lines_lost > 0) parts.push_back("its log lost " + std::to_string(i.log_lines_lost) + " lines");
+  if (i.bindings_lost > 0)
+    parts.push_back(std::to_string(i.bindings_lost) + " gate bindings were not journalled (a restart of dnsguard "
+                    "would not restore them)");
+  if (i.record_writes_failed > 0)
+    parts.push_back("the record lagged behind for " + std::to_string(i.record_writes_failed) + " rewrites");
+  std::string s;
+  for (std::size_t k = 0; k < parts.size(); ++k) s += (k == 0 ? "" : k + 1 == parts.size() ? " and " : ", ") + parts[k];
+  return s;
+}
+
 }  // namespace
+
+std::optional<std::string> incomplete_line(const dnsguard::Decisions& record, const RecordCheck& check) {
+  // A writer that promised nothing (an older dnsguard) cannot be judged.
+  if (record.rewritten_every == 0) return std::nullopt;
+  const bool stale =
+      !record.final && (check.stopped || check.now - record.updated > record.rewritten_every + kStaleSlack);
+  const std::optional<dnsguard::Incomplete>& i = record.incomplete;
+  if (!stale && !i) return std::nullopt;
+  std::string line = "the decision record is incomplete: ";
+  if (i) {
+    line += "writing to the log directory " + check.log_dir.string() + " failed from " + utc(i->since) + " on (" +
+            i->reason + ")";
+  }
+  if (stale) {
+    line += (i ? "; " : "") + std::string("dnsguard last wrote it at ") + utc(record.updated) +
+            (check.stopped ? " and not as it stopped"
+                           : " and not since (it rewrites it every " + std::to_string(record.rewritten_every) + " s)");
+    if (full(check)) line += ", and " + full_text(check);
+    line += "; its counts stop there";
+  } else if (i->totals_short) {
+    line += "; dnsguard restarted meanwhile, so its counts miss what it had not written";
+  } else {
+    const std::string lost = losses_text(*i);
+    line += "; its counts are exact" + (lost.empty() ? std::string() : ", but " + lost);
+  }
+  return line;
+}
+
+std::optional<std::string> missing_record_line(const RecordCheck& check) {
+  if (!full(check)) return std::nullopt;
+  return "no decision record: " + full_text(check) + ", so dnsguard could not write it; what the cage blocked is "
+         "unknown";
+}
+
+std::optional<std::uint64_t> free_bytes(const std::filesystem::path& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
 
 std::optional<dnsguard::Decisions> read_decision_record(const std::filesystem::path& log_dir) {
   const std::filesystem::path file = dnsguard::decisions_path(log_dir);

@@ -232,6 +232,18 @@ std::optional<dnsguard::Decisions> record_of(const HostContext& host, const std:
   }
 }
 
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The line saying a session's record is incomplete (blocked_summary.hpp),
+// if it is; `stopped`: the session's cage is known to be gone.
+std::optional<std::string> incomplete_of(const HostContext& host, const std::string& session,
+                                         const dnsguard::Decisions& record, bool stopped) {
+  const std::filesystem::path dir = log_dir_of(host, session);
+  return incomplete_line(record, RecordCheck{dir, unix_now(), stopped, free_bytes(dir)});
+}
+
 }  // namespace
 
 void apply_inspect(RunningCage& cage, const std::string& line) {
@@ -399,8 +411,11 @@ int run_ps(const LiveCommand& command, const HostContext& host, ProcessRunner& r
   for (const RunningCage& c : cages) {
     Blocked b;
     try {
-      if (const auto record = record_of(host, c.session))
+      if (const auto record = record_of(host, c.session)) {
         b = Blocked{record->denied_total, record->gate_refused_total, record->firewall_refused_total};
+        if (const auto line = incomplete_of(host, c.session, *record, false))
+          io.err << "cagent: session " << c.session << ": " << printable(*line) << "\n";
+      }
     } catch (const UsageError& e) {
       io.err << "cagent: " << e.what() << "\n";  // the listing goes on, with no counts for it
     }
@@ -443,7 +458,8 @@ std::string default_log_session(const HostContext& host, ProcessRunner& runner) 
 // entry again), until the session's cage is gone; then one last read,
 // since dnsguard writes its final counts as it stops.
 void follow_log(const LiveCommand& command, const HostContext& host, ProcessRunner& runner,
-                const std::string& session, std::vector<std::string> seen, SessionIo io) {
+                const std::string& session, std::vector<std::string> seen, std::optional<std::string> said,
+                SessionIo io) {
   for (bool running = true; running;) {
     ::poll(nullptr, 0, static_cast<int>(command.follow_interval.count()));
     running = false;
@@ -456,6 +472,11 @@ void follow_log(const LiveCommand& command, const HostContext& host, ProcessRunn
       seen.push_back(std::move(line));
     }
     io.out << std::flush;
+    // Said when it first shows and when it changes (the cage ending makes
+    // "not since" into "not as it stopped").
+    const auto incomplete = incomplete_of(host, session, *record, !running);
+    if (incomplete && incomplete != said) io.err << "cagent: " << printable(*incomplete) << "\n" << std::flush;
+    said = incomplete;
   }
 }
 
@@ -468,7 +489,10 @@ int run_log(const LiveCommand& command, const HostContext& host, ProcessRunner& 
   }
   const std::string shown = render_log(session, *record, command.json);
   io.out << shown << std::flush;
-  if (command.follow) follow_log(command, host, runner, session, split_lines(shown), io);
+  // On stderr, so the listing (and its JSON) stays what it was.
+  const auto incomplete = incomplete_of(host, session, *record, false);
+  if (incomplete) io.err << "cagent: " << printable(*incomplete) << "\n" << std::flush;
+  if (command.follow) follow_log(command, host, runner, session, split_lines(shown), incomplete, io);
   return 0;
 }
 

@@ -533,13 +533,25 @@ namespace {
 // serving, and cage-init starts the agent only once dnsguard answers — so
 // whatever stopped the cage (docker run, cage-init, dnsguard's start) has
 // already said why, and a line about the missing record would only bury
-// that. A record that is there but unreadable is said, since silence would
-// read as "nothing was blocked".
+// that — unless the log directory is full, when dnsguard may have served
+// without being able to write it. A record that is there but unreadable is
+// said, since silence would read as "nothing was blocked"; so is one that
+// is incomplete (the log directory ran out of space, dnsguard could not
+// write its last counts), after the counts it qualifies.
 void print_blocked_summary(const std::filesystem::path& log_dir, SessionIo io) {
   try {
+    const RecordCheck check{log_dir,
+                            std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count(),
+                            true, free_bytes(log_dir)};
     const std::optional<dnsguard::Decisions> record = read_decision_record(log_dir);
-    if (!record) return;
+    if (!record) {
+      if (const auto line = missing_record_line(check)) io.err << "cagent: " << printable(*line) << "\n";
+      return;
+    }
     for (const std::string& line : summary_lines(*record)) io.err << "cagent: " << printable(line) << "\n";
+    if (const auto line = incomplete_line(*record, check)) io.err << "cagent: " << printable(*line) << "\n";
   } catch (const std::exception& e) {
     io.err << "cagent: cannot summarize what was blocked: " << printable(e.what()) << "\n";
   }

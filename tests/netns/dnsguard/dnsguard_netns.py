@@ -18,6 +18,7 @@ send means the address was already in the set at that instant.
 Exit 0 pass, 1 fail, 77 skipped (printed as "skipped: <reason>").
 """
 import argparse
+import errno
 import json
 import os
 import random
@@ -192,12 +193,15 @@ def set_elements(v6=False):
 # ---------------------------------------------------------------- fixture
 
 class Cage:
-    def __init__(self, args, zone, config_extra="", allow=None, upstreams=None, refresh=0, ttl=(30, 3600)):
+    def __init__(self, args, zone, config_extra="", allow=None, upstreams=None, refresh=0, ttl=(30, 3600),
+                 log_dir=None):
         self.args = args
         self.dir = tempfile.mkdtemp(prefix="dnsguard-netns-")
         self.zone_path = os.path.join(self.dir, "zone.json")
         self.qlog = os.path.join(self.dir, "queries.log")
-        self.dglog = os.path.join(self.dir, "dnsguard.log")
+        # dnsguard's log directory (its log, decisions.json, the journal).
+        self.log_dir = log_dir or self.dir
+        self.dglog = os.path.join(self.log_dir, "dnsguard.log")
         self.config = os.path.join(self.dir, "dnsguard.toml")
         self.procs = []
         self.write_zone(zone)
@@ -258,10 +262,32 @@ class Cage:
 
     def log_text(self):
         try:
-            with open(self.dglog) as f:
+            with open(self.dglog, errors="replace") as f:
                 return f.read()
         except OSError:
             return ""
+
+    def stderr_text(self):
+        try:
+            with open(os.path.join(self.dir, "stderr"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def record(self):
+        """decisions.json as it is on disk now; {} when absent or unreadable."""
+        try:
+            with open(os.path.join(self.log_dir, "decisions.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def journal_lines(self):
+        try:
+            with open(os.path.join(self.log_dir, "gate-bindings.journal")) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
 
     def upstream_queries(self):
         try:
@@ -714,6 +740,177 @@ def case_floor(args):
         check(r3["addrs"][0][1] + GRACE <= expires + 1, f"third answer TTL {r3['addrs'][0][1]} + grace > set {expires}")
 
 
+# ---------------------------------------------------------------- fault: a full disk
+
+FULL_NAMES = [f"f{i}.wild.example.test" for i in range(200)]
+FULL_ZONE = dict(ZONE, **{n: {"ttl": 300, "A": [f"{'198.51.100' if i < 100 else '203.0.113'}.{100 + i % 100}"]}
+                        for i, n in enumerate(FULL_NAMES)})
+FLOOD = 100
+
+
+def fill(directory):
+    """Writes a file into `directory` until its file system refuses a single
+    byte more (ENOSPC); returns its path."""
+    path = os.path.join(directory, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (65536, 4096, 1):
+            try:
+                for _ in range(1 << 20):
+                    os.write(fd, b"\0" * chunk)
+            except OSError as e:
+                check(e.errno == errno.ENOSPC, f"filling {directory}: {e}")
+    finally:
+        os.close(fd)
+    st = os.statvfs(directory)
+    check(st.f_bavail == 0, f"{directory} still has {st.f_bavail} blocks free")
+    return path
+
+
+def brief(record):
+    """A record without its lists, for messages."""
+    return {k: v for k, v in record.items() if not isinstance(v, list)}
+
+
+def cagent_log(args, home, session):
+    """`cagent log SESSION` on the host side: its stdout, its stderr."""
+    env = dict(os.environ, HOME=home, CAGENT_HOME=os.path.join(home, ".cagent"))
+    p = subprocess.run([args.cagent, "log", session], capture_output=True, text=True, env=env, cwd=home, timeout=30)
+    check(p.returncode == 0, f"cagent log {session}: exit {p.returncode}: {p.stderr}")
+    return p.stdout, p.stderr
+
+
+def full_disk_run(args, home, session, fault):
+    """One dnsguard with its log directory on a 512 KiB tmpfs, in the place
+    the host keeps a session's logs (CAGENT_HOME/logs/session-ID; IDs are hex).
+    `fault`: None (the control: space throughout), "returns" (filled while
+    the lookups run, then freed) or "stays" (full until dnsguard stops).
+    Checks what the lookups get in every case; returns the final record,
+    what `cagent log` said on stderr, the fault's time, dnsguard's log and
+    its stderr."""
+    log_dir = os.path.join(home, ".cagent", "logs", f"session-{session}")
+    os.makedirs(log_dir)
+    run("mount", "-t", "tmpfs", "-o", "size=512k,mode=0755", "tmpfs", log_dir)
+    try:
+        with Cage(args, FULL_ZONE, log_dir=log_dir,
+                  config_extra="[gate]\nenabled = true\nport = 853") as cage:
+            cage.start_dnsguard()
+            allowed_control(cage, f"{session} before the fault")
+            query_udp("before.denied.test")
+            poll(lambda: cage.record().get("denied_total") == 1, 5, "the record with the first denial")
+            journal_before = len(cage.journal_lines())
+            filler = fill(log_dir) if fault else None
+            t_fault = time.time()
+            # Answering and enforcing go on: every allowed name is answered
+            # with its address already in the set and asked upstream; every
+            # denied one is refused, never forwarded, its address never in.
+            for name in FULL_NAMES:
+                r = query_udp(name)
+                ok = {a: probe(a) for a, _ in r["addrs"]}
+                check(r["rcode"] == 0 and len(ok) == 1, f"{session}: {name}: rcode {r['rcode']} addrs {r['addrs']}")
+                check(all(ok.values()), f"{session}: {name}'s address not in the set when the answer arrived")
+            for i in range(FLOOD):
+                r = query_udp(f"d{i}.flood.test")
+                check(r["rcode"] == 3 and not r["addrs"], f"{session}: d{i}.flood.test: rcode {r['rcode']}")
+            check(not probe("203.0.113.99"), f"{session}: a denied name's address is reachable")
+            asked = {q[1].lower() for q in cage.upstream_queries()}
+            check(all(n in asked for n in FULL_NAMES), f"{session}: allowed names missing upstream")
+            check(not any(n.endswith("flood.test") for n in asked), f"{session}: a denied name reached the upstream")
+            check(cage.dg.poll() is None, f"{session}: dnsguard died: {cage.stderr_text()}")
+            total = 1 + FLOOD
+            if fault:
+                # What the full disk costs while it lasts: the record on disk
+                # stays as it was, and dnsguard says so once, not per write.
+                time.sleep(2.5)  # two of the record's once-a-second rewrites fail meanwhile
+                check(cage.record().get("denied_total") == 1, f"{session}: record on a full disk changed")
+                err = cage.stderr_text()
+                check(err.count("decision record:") == 1, f"{session}: record failure said once: {err!r}")
+                check("No space left on device" in err, f"{session}: the failure named: {err!r}")
+            if fault == "stays":
+                # The record can no longer say it is incomplete: the host tells
+                # by its age (dnsguard promises a rewrite every 10 s).
+                poll(lambda: "not since" in cagent_log(args, home, session)[1], 40,
+                     "cagent log saying the running session's record is stale", interval=1)
+            if fault == "returns":
+                os.remove(filler)
+                poll(lambda: cage.record().get("denied_total") == total, 10,
+                     "the record written again once space returned")
+            cage.dg.send_signal(signal.SIGTERM)
+            cage.dg.wait(timeout=10)
+            check(cage.dg.returncode == 0, f"{session}: dnsguard exit {cage.dg.returncode}: {cage.stderr_text()}")
+            record = cage.record()
+            journal_new = len(cage.journal_lines()) - journal_before
+            lost = (record.get("incomplete") or {}).get("bindings_lost", 0)
+            if fault != "stays":
+                # Every new binding is in the journal or counted as lost.
+                check(journal_new + lost == len(FULL_NAMES),
+                      f"{session}: {journal_new} journalled + {lost} lost != {len(FULL_NAMES)} bindings")
+                check(record.get("denied_total") == total, f"{session}: denied_total {record.get('denied_total')}")
+                check(record.get("final") is True, f"{session}: the last write is not final: {brief(record)}")
+            _, said = cagent_log(args, home, session)
+            # What the files said, read before the tmpfs goes.
+            return {"record": record, "said": said, "t_fault": t_fault, "log": cage.log_text(),
+                    "stderr": cage.stderr_text()}
+    finally:
+        subprocess.run(["umount", log_dir], capture_output=True)
+
+
+def full_disk_control(args, home):
+    """The positive control, same setup with space throughout: a whole
+    record with exact totals, every binding journalled, nothing said."""
+    out = full_disk_run(args, home, "c0", None)
+    record = out["record"]
+    check(record.get("incomplete") is None, f"control: record marked incomplete: {record.get('incomplete')}")
+    check(record.get("rewritten_every") == 10, f"control: rewritten_every {record.get('rewritten_every')}")
+    check("incomplete" not in out["said"], f"control: cagent log says: {out['said']!r}")
+    check(out["stderr"] == "", f"control: dnsguard said on stderr: {out['stderr']!r}")
+
+
+def case_disk_full_returns(args):
+    """The log directory fills while the agent looks names up, and space
+    comes back before the session ends: answering and enforcing never stop,
+    the record comes back with exact totals and says what was lost, since
+    when and why, and the host says so."""
+    home = tempfile.mkdtemp(prefix="dnsguard-home-")
+    try:
+        full_disk_control(args, home)
+        out = full_disk_run(args, home, "a1", "returns")
+        record, said, t_fault = out["record"], out["said"], out["t_fault"]
+        inc = record.get("incomplete")
+        check(isinstance(inc, dict), f"returns: record not marked incomplete: {brief(record)}")
+        check(t_fault - 2 <= inc["since"] <= t_fault + 5, f"returns: since {inc['since']}, fault at {t_fault:.0f}")
+        check("No space left on device" in inc["reason"], f"returns: reason {inc['reason']!r}")
+        check(inc["record_writes_failed"] >= 2, f"returns: record_writes_failed {inc['record_writes_failed']}")
+        check(inc["bindings_lost"] > 0 and inc["log_lines_lost"] > 0, f"returns: losses {inc}")
+        check(inc["totals_short"] is False, f"returns: totals_short {inc}")
+        log_dir = os.path.join(home, ".cagent", "logs", "session-a1")
+        check(f"the decision record is incomplete: writing to the log directory {log_dir} failed from" in said
+              and "its counts are exact" in said, f"returns: cagent log says {said!r}")
+        check("lines could not be written (No space left on device); writing again" in out["log"],
+              "returns: the log says what it lost once it takes lines again")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def case_disk_full_stays(args):
+    """The log directory fills and stays full until dnsguard stops: answering
+    and enforcing never stop, dnsguard exits cleanly, and the host, which
+    reads a record stuck before the fault, says it is incomplete."""
+    home = tempfile.mkdtemp(prefix="dnsguard-home-")
+    try:
+        full_disk_control(args, home)
+        out = full_disk_run(args, home, "a2", "stays")
+        record, said = out["record"], out["said"]
+        check(record.get("denied_total") == 1 and record.get("final") is False,
+              f"stays: the record on disk should be the one before the fault: {brief(record)}")
+        log_dir = os.path.join(home, ".cagent", "logs", "session-a2")
+        check("the decision record is incomplete: dnsguard last wrote it at" in said and "its counts stop there" in said,
+              f"stays: cagent log says {said!r}")
+        check(f"the log directory {log_dir} is full" in said, f"stays: the full directory named: {said!r}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def case_concurrency(args, cache_size=10000):
     names = [f"n{i}.wild.example.test" for i in range(200)]
     pool = [f"198.51.100.{i}" for i in range(40, 240)] + [f"203.0.113.{i}" for i in range(20, 240)]
@@ -819,14 +1016,18 @@ def case_check(args):
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+MOUNT_CASES = {"disk_full_returns", "disk_full_stays"}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dnsguard", required=True)
     ap.add_argument("--fake-dns", required=True)
+    ap.add_argument("--cagent", help="the host's cagent (the disk_full cases read the record with it)")
     ap.add_argument("case", choices=sorted(CASES))
     args = ap.parse_args()
+    if args.cagent:
+        args.cagent = os.path.abspath(args.cagent)  # run from another directory
     if not os.access(args.dnsguard, os.X_OK):
         print(f"dnsguard binary missing: {args.dnsguard}")
         return 1
@@ -843,8 +1044,17 @@ def main():
         probe_ns = subprocess.run(["unshare", "-n", "true"], capture_output=True)
         if probe_ns.returncode != 0:
             skip("cannot create a network namespace (unshare -n failed)")
+        if args.case in MOUNT_CASES:
+            if not args.cagent or not os.access(args.cagent, os.X_OK):
+                print(f"cagent binary missing: {args.cagent}")
+                return 1
+            if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+                skip("cannot create a mount namespace (unshare -m failed)")
         env = dict(os.environ, DNSGUARD_NETNS_INNER="1")
-        return subprocess.run(["unshare", "-n", "--", sys.executable] + sys.argv, env=env).returncode
+        # The disk cases mount a tmpfs: in a mount namespace of their own
+        # (private propagation), so nothing of it is seen outside or outlives them.
+        ns = ["-n", "-m"] if args.case in MOUNT_CASES else ["-n"]
+        return subprocess.run(["unshare", *ns, "--", sys.executable] + sys.argv, env=env).returncode
     try:
         CASES[args.case](args)
     except Failure as e:

@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cerrno>
 #include <fstream>
+
+#include "file_size_limit.hpp"
 
 using namespace cagent::dnsguard;
 namespace fs = std::filesystem;
@@ -52,4 +55,38 @@ TEST_CASE("binding journal: entries read back in order with their expiry: a line
   BindingJournal fresh(file, true);
   CHECK(read_binding_journal(file).empty());
   CHECK(read_binding_journal(t.path / "absent").empty());
+}
+
+TEST_CASE("binding journal: a pair the disk cuts short is counted and cut off, so the next cannot run into it") {
+  TempDir t;
+  const fs::path file = binding_journal_path(t.path);
+  const IpAddress a = *parse_ip("2001:db8:1::7"), b = *parse_ip("2001:db8::5"), c = *parse_ip("198.51.100.10");
+  BindingJournal j(file, true);
+  const Clock::time_point t1{std::chrono::milliseconds(123456789)};
+  REQUIRE(j.append("first.test", c, t1));
+  {
+    // Room for "2001:db8:1:" of the next line only. Left there, the next
+    // pair would read as "2001:db8:1:2001:db8::5 123456789 b.test": an address no
+    // lookup returned, bound to b.test by a restart.
+    cagent::test::FileSizeLimit limit(fs::file_size(file) + 11);
+    CHECK_FALSE(j.append("a.test", a, t1));
+    CHECK(j.lost().count == 1);
+    CHECK(j.lost().first_error != 0);
+    limit.lift();  // space comes back
+    CHECK(j.append("b.test", b, t1));
+  }
+  CHECK(read_binding_journal(file) == Entries{{"first.test", c, t1}, {"b.test", b, t1}});
+  CHECK(j.lost().count == 1);
+}
+
+TEST_CASE("binding journal: a disk that takes nothing costs counted pairs, not dnsguard") {
+  REQUIRE(fs::exists("/dev/full"));
+  BindingJournal j("/dev/full", false);
+  const Clock::time_point t1{std::chrono::milliseconds(123456789)};
+  const IpAddress a = *parse_ip("198.51.100.10");
+  CHECK_FALSE(j.append("a.test", a, t1));
+  CHECK_FALSE(j.append("b.test", a, t1));
+  CHECK(j.lost().count == 2);
+  CHECK(j.lost().first_error == ENOSPC);
+  CHECK_FALSE(j.full());  // lost, not at its cap: the next pair is tried as usual
 }

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -9,6 +10,7 @@
 
 #include "dnsguard/decisions.hpp"
 #include "dnsguard/ip.hpp"
+#include "dnsguard/write_loss.hpp"
 
 using namespace cagent::dnsguard;
 using namespace std::chrono_literals;
@@ -32,7 +34,7 @@ TEST_CASE("decision record: denied lookups are counted per name and type, case f
         "{\"name\":\"pypi.org\",\"type\":28,\"count\":1,\"first\":1800000007,\"last\":1800000007}],"
         "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[],"
         "\"firewall_refused_total\":0,\"firewall_refused_unlisted\":0,\"firewall_refused\":[],"
-        "\"changes_dropped\":0,\"changes\":[]}\n");
+        "\"changes_dropped\":0,\"changes\":[],\"rewritten_every\":10,\"final\":false,\"incomplete\":null}\n");
 }
 
 TEST_CASE("decision record: exact totals past the bound, memory stays bounded") {
@@ -69,43 +71,6 @@ TEST_CASE("decision record: whatever bytes a name holds, the file stays JSON tha
   const std::string text = write_decisions(r.snapshot(kT0));
   CHECK(text.find("\"name\":\"a\\\"b\\\\c\\u0001\xEF\xBF\xBD\"") != std::string::npos);  // U+FFFD
   CHECK(parse_decisions(text).denied.at(0).name == "a\"b\\c\x01\xEF\xBF\xBD");
-}
-
-TEST_CASE("decision file: rewritten only when changed, atomically, readable by the host") {
-  const auto dir = std::filesystem::temp_directory_path() / ("dg-decisions-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  DecisionFile file(decisions_path(dir));
-  CHECK(file.path() == dir / "decisions.json");
-  DecisionRecord r;
-  std::string error;
-  REQUIRE(file.write(r, false, error));  // a new record is dirty: "nothing refused" gets written
-  CHECK(!r.dirty());
-  std::filesystem::remove(file.path());
-  REQUIRE(file.write(r, false, error));  // unchanged: not rewritten
-  CHECK(!std::filesystem::exists(file.path()));
-  r.denied("x.example", 1, kT0);
-  REQUIRE(file.write(r, false, error));
-  std::ifstream in(file.path());
-  std::stringstream text;
-  text << in.rdbuf();
-  CHECK(parse_decisions(text.str()).denied_total == 1);
-  const mode_t old_mask = ::umask(077);
-  r.denied("y.example", 1, kT0);
-  REQUIRE(file.write(r, false, error));
-  ::umask(old_mask);
-  CHECK((std::filesystem::status(file.path()).permissions() & std::filesystem::perms::others_read) !=
-        std::filesystem::perms::none);
-  // Only the record: no temporary left beside it.
-  std::size_t entries = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++entries;
-  CHECK(entries == 1);
-  DecisionFile nowhere(dir / "missing" / "decisions.json");
-  r.denied("z.example", 1, kT0);
-  CHECK(!nowhere.write(r, false, error));
-  CHECK(error.find("missing") != std::string::npos);
-  CHECK(error.find("No such file or directory") != std::string::npos);
-  CHECK(r.dirty());  // not written: tried again next time
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("decision record: run-time allowlist changes, the last ones kept") {
@@ -183,7 +148,7 @@ TEST_CASE("decision record: a restarted dnsguard takes up its predecessor's reco
   const Decisions written = parse_decisions(write_decisions(before.snapshot(kT0 + 6s)));
 
   DecisionRecord after;
-  after.restore(written);
+  after.restore(written, kT0 + 6s);
   CHECK(after.snapshot(kT0 + 6s) == before.snapshot(kT0 + 6s));
   // Counting goes on from there; the kernel's counters are absolute, so
   // the same reading adds nothing and growth adds only itself.
@@ -196,4 +161,78 @@ TEST_CASE("decision record: a restarted dnsguard takes up its predecessor's reco
   after.firewall_counts(6, std::span(&grown, 1), kT0 + 9s);
   CHECK(after.firewall_total() == 6);
   CHECK(after.snapshot(kT0 + 9s).firewall_refused.front().count == 6);
+}
+
+TEST_CASE("decision record: what could not be written marks it incomplete, since the first failure, and totals stay exact") {
+  DecisionRecord r;
+  r.denied("a.example", 1, kT0);
+  CHECK(!r.incomplete());
+  // The positive control: nothing lost, nothing said.
+  CHECK(!r.snapshot(kT0).incomplete);
+  r.mark_written();
+  // The log's and the journal's counts are absolute: only growth is added.
+  r.lost(DecisionRecord::Lost::log, WriteLoss{});
+  CHECK(!r.incomplete());
+  CHECK(!r.dirty());
+  r.lost(DecisionRecord::Lost::log, WriteLoss{5, ENOSPC, 1800000010});
+  r.lost(DecisionRecord::Lost::log, WriteLoss{5, ENOSPC, 1800000010});
+  CHECK(r.dirty());  // written as soon as it can be
+  r.write_failed(ENOSPC, kT0 + 12s);
+  r.denied("a.example", 1, kT0 + 13s);  // counting goes on
+  r.write_failed(ENOSPC, kT0 + 14s);
+  // A failure made earlier but found later (the journal's, read once a
+  // second) is the first one.
+  r.lost(DecisionRecord::Lost::journal, WriteLoss{2, EDQUOT, 1800000009});
+  r.lost(DecisionRecord::Lost::log, WriteLoss{7, ENOSPC, 1800000010});
+  const Decisions d = r.snapshot(kT0 + 15s);
+  REQUIRE(d.incomplete);
+  CHECK(*d.incomplete == Incomplete{1800000009, "the gate binding journal: Disk quota exceeded", 2, 7, 2, false});
+  CHECK(d.denied_total == 2);
+  CHECK(d.denied.at(0).count == 2);
+  CHECK(parse_decisions(write_decisions(d)) == d);
+}
+
+TEST_CASE("decision record: a restart keeps its predecessor's losses, and says when the record it took up lagged") {
+  DecisionRecord before;
+  before.denied("a.example", 1, kT0);
+  before.lost(DecisionRecord::Lost::log, WriteLoss{4, ENOSPC, 1800000001});
+  const Decisions written = before.snapshot(kT0 + 2s);
+
+  // Taken up at once (cage-init restarts within about a second): kept as it was.
+  DecisionRecord soon;
+  soon.restore(written, kT0 + 3s);
+  REQUIRE(soon.incomplete());
+  CHECK(*soon.incomplete() == *written.incomplete);
+  // …and this process's own losses add to it.
+  soon.lost(DecisionRecord::Lost::log, WriteLoss{1, ENOSPC, 1800000004});
+  CHECK(soon.incomplete()->log_lines_lost == 5);
+  CHECK(soon.incomplete()->since == 1800000001);
+
+  // A record older than its promise plus the slack lagged behind before
+  // the crash (the disk was full): what it had not written is gone.
+  DecisionRecord clean;
+  clean.denied("a.example", 1, kT0);
+  const Decisions lagging = clean.snapshot(kT0);
+  const auto late = kT0 + std::chrono::seconds(kDecisionsRewrittenEvery + DecisionRecord::kRestartSlack + 1);
+  DecisionRecord after;
+  after.restore(lagging, late);
+  REQUIRE(after.incomplete());
+  CHECK(after.incomplete()->totals_short);
+  CHECK(after.incomplete()->since == 1800000000);
+  CHECK(after.incomplete()->reason == "the decision record: not rewritten for 16 s before dnsguard restarted");
+  // Positive controls: the same record taken up within its promise, a
+  // final one however old, and one of a dnsguard that promised nothing.
+  DecisionRecord in_time;
+  in_time.restore(lagging, late - 1s);
+  CHECK(!in_time.incomplete());
+  Decisions final_one = lagging;
+  final_one.final = true;
+  DecisionRecord after_final;
+  after_final.restore(final_one, late + 1000s);
+  CHECK(!after_final.incomplete());
+  Decisions older = lagging;
+  older.rewritten_every = 0;
+  DecisionRecord after_older;
+  after_older.restore(older, late + 1000s);
+  CHECK(!after_older.incomplete());
 }

@@ -100,3 +100,88 @@ TEST_CASE("the record of a session's log directory: none, read, or unreadable wi
     CHECK_THROWS_WITH(read_decision_record(dir), doctest::Contains(names_file.c_str()));
   }
 }
+
+namespace {
+// A record of today's dnsguard: it promises a rewrite every 10 s.
+Decisions fresh_record(std::int64_t updated, bool final) {
+  Decisions d;
+  d.updated = updated;
+  d.rewritten_every = 10;
+  d.final = final;
+  d.denied_total = 2;
+  d.denied = {{"pypi.org", 1, 2, 1800000000, 1800000001}};
+  return d;
+}
+const std::int64_t kT = 1800000000;  // 2027-01-15T08:00:00Z
+}  // namespace
+
+TEST_CASE("incomplete record: dnsguard's own mark, said with the directory, the time and what was lost") {
+  const RecordCheck stopped{"/home/u/.cagent/logs/session-ab12", kT + 100, true, std::nullopt};
+  Decisions d = fresh_record(kT + 99, true);
+  // The positive control: a final record that lost nothing is whole.
+  CHECK(!incomplete_line(d, stopped));
+  d.incomplete = cagent::dnsguard::Incomplete{kT, "the log: No space left on device", 3, 12, 0, false};
+  CHECK(incomplete_line(d, stopped) ==
+        "the decision record is incomplete: writing to the log directory /home/u/.cagent/logs/session-ab12 failed "
+        "from 2027-01-15T08:00:00Z on (the log: No space left on device); its counts are exact, but its log lost 12 "
+        "lines and the record lagged behind for 3 rewrites");
+  d.incomplete->bindings_lost = 4;
+  CHECK(incomplete_line(d, stopped).value_or("").ends_with(
+      "its log lost 12 lines, 4 gate bindings were not journalled (a restart of dnsguard would not restore them) and "
+      "the record lagged behind for 3 rewrites"));
+  // A restart took up a record that lagged: the totals are short.
+  d.incomplete->totals_short = true;
+  CHECK(incomplete_line(d, stopped).value_or("").ends_with(
+      "; dnsguard restarted meanwhile, so its counts miss what it had not written"));
+}
+
+TEST_CASE("incomplete record: one that stopped being written is told by its freshness") {
+  const std::string dir = "/home/u/.cagent/logs/session-ab12";
+  // The session is over and the record lacks dnsguard's last write (the
+  // disk stayed full, or dnsguard was killed): its counts stop there.
+  const Decisions stale = fresh_record(kT, false);
+  CHECK(incomplete_line(stale, RecordCheck{dir, kT + 3, true, std::nullopt}) ==
+        "the decision record is incomplete: dnsguard last wrote it at 2027-01-15T08:00:00Z and not as it stopped; its "
+        "counts stop there");
+  // …and a full directory is named as the likely cause.
+  CHECK(incomplete_line(stale, RecordCheck{dir, kT + 3, true, 0}) ==
+        "the decision record is incomplete: dnsguard last wrote it at 2027-01-15T08:00:00Z and not as it stopped, and "
+        "the log directory /home/u/.cagent/logs/session-ab12 is full (0 bytes free); its counts stop there");
+  CHECK(incomplete_line(stale, RecordCheck{dir, kT + 3, true, 64 << 20}).value_or("").find("is full") == std::string::npos);
+  // While the session may run: older than the promise (10 s) and the slack.
+  CHECK(!incomplete_line(stale, RecordCheck{dir, kT + 10 + kStaleSlack, false, 0}));
+  CHECK(incomplete_line(stale, RecordCheck{dir, kT + 11 + kStaleSlack, false, 0}) ==
+        "the decision record is incomplete: dnsguard last wrote it at 2027-01-15T08:00:00Z and not since (it rewrites "
+        "it every 10 s), and the log directory /home/u/.cagent/logs/session-ab12 is full (0 bytes free); its counts "
+        "stop there");
+  // dnsguard's own mark and staleness together: both said.
+  Decisions both = stale;
+  both.incomplete = cagent::dnsguard::Incomplete{kT - 5, "the decision record: No space left on device", 1, 0, 0, false};
+  CHECK(incomplete_line(both, RecordCheck{dir, kT + 3, true, std::nullopt}) ==
+        "the decision record is incomplete: writing to the log directory /home/u/.cagent/logs/session-ab12 failed from "
+        "2027-01-15T07:59:55Z on (the decision record: No space left on device); dnsguard last wrote it at "
+        "2027-01-15T08:00:00Z and not as it stopped; its counts stop there");
+  // Positive controls: a final record however old, a fresh one of a
+  // running session, and one of a dnsguard that promised nothing (older
+  // records: rewritten_every absent) are not called incomplete.
+  CHECK(!incomplete_line(fresh_record(kT, true), RecordCheck{dir, kT + 100000, false, 0}));
+  CHECK(!incomplete_line(fresh_record(kT, false), RecordCheck{dir, kT + 2, false, 0}));
+  Decisions old = stale;
+  old.rewritten_every = 0;
+  CHECK(!incomplete_line(old, RecordCheck{dir, kT + 100000, true, 0}));
+}
+
+TEST_CASE("no record after a session: said only when the log directory is full") {
+  const std::string dir = "/home/u/.cagent/logs/session-ab12";
+  CHECK(missing_record_line(RecordCheck{dir, kT, true, 4096}) ==
+        "no decision record: the log directory /home/u/.cagent/logs/session-ab12 is full (4096 bytes free), so "
+        "dnsguard could not write it; what the cage blocked is unknown");
+  // The session ended before dnsguard served: what stopped it said why.
+  CHECK(!missing_record_line(RecordCheck{dir, kT, true, 64 << 20}));
+  CHECK(!missing_record_line(RecordCheck{dir, kT, true, std::nullopt}));
+  test::TempDir tmp;
+  const auto free = free_bytes(tmp.dir("logs"));
+  REQUIRE(free);
+  CHECK(*free > 0);
+  CHECK(!free_bytes(tmp / "no-such-dir"));
+}

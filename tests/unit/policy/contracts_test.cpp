@@ -1,7 +1,7 @@
 // The contracts between dnsguard and the host besides the policy
 // (dnsguard/contracts.hpp), each side's real code in one process:
 //
-//   dnsguard  DecisionRecord ─DecisionFile─▶ decisions.json ─read_decision_record()─▶ cagent
+//   dnsguard  DecisionRecord ─RecordWriter─▶ decisions.json ─read_decision_record()─▶ cagent
 //   cagent    control_argv() ─▶ (dnsguard --control) ─ControlRequest─▶ LivePolicy
 //             ─ControlReply─▶ cagent
 //
@@ -11,6 +11,7 @@
 // missing key, a wrong type are refused with one line naming the key.
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include "dnsguard/control.hpp"
 #include "dnsguard/decisions.hpp"
 #include "dnsguard/policy.hpp"
+#include "dnsguard/record_writer.hpp"
 #include "launcher/host/blocked_summary.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/live.hpp"
@@ -38,6 +40,21 @@ namespace {
 
 const fs::path kData = POLICY_CONTRACT_DATA_DIR;
 const DecisionRecord::WallClock::time_point kT0{std::chrono::seconds(1'800'000'000)};
+
+// As dnsguard writes the record (RecordWriter): a rewrite on the writer's
+// thread while it runs, or `final`, its last word as it stops.
+void write_as_dnsguard(const fs::path& path, const DecisionRecord& r, bool final) {
+  RecordWriter writer(path);
+  std::string error;
+  const Decisions snapshot = r.snapshot(DecisionRecord::WallClock::now(), final);
+  if (final) {
+    REQUIRE(writer.finish(&snapshot, error));
+  } else {
+    writer.submit(snapshot);
+    writer.flush();
+    REQUIRE(writer.take_report().written == 1);
+  }
+}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -75,6 +92,25 @@ DecisionRecord golden_record() {
   return r;
 }
 
+// The golden record as today's dnsguard writes it after a full disk: the
+// log and the journal lost some, the record lagged; snapshot at kT0 + 11 s,
+// the last write (data/decisions-v1-fresh.json).
+DecisionRecord golden_record_with_losses() {
+  DecisionRecord r = golden_record();
+  r.lost(DecisionRecord::Lost::log, WriteLoss{12, ENOSPC, 1800000006});
+  r.lost(DecisionRecord::Lost::journal, WriteLoss{3, ENOSPC, 1800000007});
+  r.write_failed(ENOSPC, kT0 + 8s);
+  return r;
+}
+
+// What a reader finds in a record written before the freshness keys.
+Decisions without_freshness(Decisions d) {
+  d.rewritten_every = 0;
+  d.final = false;
+  d.incomplete.reset();
+  return d;
+}
+
 // Every member of the document set, none at its default: a member added to
 // Decisions belongs here too, or the round trip below proves nothing for it.
 Decisions every_key_set() {
@@ -91,17 +127,28 @@ Decisions every_key_set() {
   d.firewall_refused = {{"198.51.100.19:80", "tcp", 9, 8, 9}};
   d.changes_dropped = 4;
   d.changes = {{ChangeOp::allow, "*.pythonhosted.org", 10}, {ChangeOp::deny, "pypi.org", 11}};
+  d.rewritten_every = 10;
+  d.final = true;
+  d.incomplete = Incomplete{12, "the log: No space left on device", 1, 2, 3, true};
   return d;
 }
 
 }  // namespace
 
-TEST_CASE("decision record: dnsguard writes what it wrote before the contract, byte for byte") {
-  CHECK(write_decisions(golden_record().snapshot(kT0 + 11s)) == slurp(kData / "decisions-v1.json"));
+TEST_CASE("decision record: dnsguard writes what it wrote before the contract, byte for byte, then what it added") {
+  // The keys added since (the record's freshness) come last, so every
+  // byte an older reader knows is where it was.
+  const std::string before = slurp(kData / "decisions-v1.json");
+  CHECK(write_decisions(golden_record().snapshot(kT0 + 11s)) ==
+        before.substr(0, before.size() - 2) + ",\"rewritten_every\":10,\"final\":false,\"incomplete\":null}\n");
+  CHECK(write_decisions(golden_record_with_losses().snapshot(kT0 + 11s, true)) ==
+        slurp(kData / "decisions-v1-fresh.json"));
 }
 
 TEST_CASE("decision record: the host reads the records of today's dnsguard and of the first one") {
-  CHECK(parse_decisions(slurp(kData / "decisions-v1.json")) == golden_record().snapshot(kT0 + 11s));
+  CHECK(parse_decisions(slurp(kData / "decisions-v1-fresh.json")) ==
+        golden_record_with_losses().snapshot(kT0 + 11s, true));
+  CHECK(parse_decisions(slurp(kData / "decisions-v1.json")) == without_freshness(golden_record().snapshot(kT0 + 11s)));
   // The first version-1 records had no firewall part and no changes.
   const Decisions first = parse_decisions(slurp(kData / "decisions-v1-first.json"));
   CHECK(first.denied_total == 3);
@@ -131,8 +178,7 @@ TEST_CASE("decision record: from dnsguard's counting to the host's exit summary"
   r.denied("pypi.org", 28, kT0);
   r.denied("example.net", 1, kT0);
   r.gate_refused("b.example", "192.0.2.1:443", "name not bound to destination", kT0);
-  std::string error;
-  REQUIRE(DecisionFile(decisions_path(session_log_dir((dir.path() / "dnsguard.log").string()))).write(r, true, error));
+  write_as_dnsguard(decisions_path(session_log_dir((dir.path() / "dnsguard.log").string())), r, false);
   const auto record = host::read_decision_record(dir.path());
   REQUIRE(record);
   CHECK(host::summary_lines(*record) ==
@@ -143,11 +189,42 @@ TEST_CASE("decision record: from dnsguard's counting to the host's exit summary"
   CHECK(host::render_log("s1", *record, false).rfind("denied   pypi.org A \xC3\x97" "3  ", 0) == 0);
 }
 
+TEST_CASE("decision record: what dnsguard could not write reaches the host's summary as one line") {
+  cagent::test::TempDir dir;
+  DecisionRecord r;
+  r.denied("pypi.org", 1, kT0);
+  r.lost(DecisionRecord::Lost::log, WriteLoss{40, ENOSPC, 1800000000});
+  // dnsguard's last write, as it stops, once space came back.
+  write_as_dnsguard(decisions_path(dir.path()), r, true);
+  const host::RecordCheck stopped{dir.path(), 1800000100, true, std::nullopt};
+  auto record = host::read_decision_record(dir.path());
+  REQUIRE(record);
+  CHECK(host::incomplete_line(*record, stopped) ==
+        "the decision record is incomplete: writing to the log directory " + dir.path().string() +
+            " failed from 2027-01-15T08:00:00Z on (the log: No space left on device); its counts are exact, but its "
+            "log lost 40 lines");
+  // A record whose last write never came (the disk stayed full) says so by
+  // lacking it.
+  write_as_dnsguard(decisions_path(dir.path()), r, false);
+  record = host::read_decision_record(dir.path());
+  REQUIRE(record);
+  CHECK(host::incomplete_line(*record, stopped).value_or("").find("and not as it stopped; its counts stop there") !=
+        std::string::npos);
+  // The positive control: a record that lost nothing, written last, is whole.
+  DecisionRecord whole;
+  whole.denied("pypi.org", 1, kT0);
+  write_as_dnsguard(decisions_path(dir.path()), whole, true);
+  record = host::read_decision_record(dir.path());
+  REQUIRE(record);
+  CHECK(!host::incomplete_line(*record, stopped));
+  CHECK(record->denied_total == 1);
+}
+
 TEST_CASE("decision record: keys a later writer of the same version adds are passed over") {
   std::string text = slurp(kData / "decisions-v1.json");
   text.insert(text.find("\"denied_total\""), "\"resolver\":{\"uptime\":5,\"names\":[\"x\"]},");
   text.insert(text.find("\"count\":2"), "\"class\":\"IN\",");
-  CHECK(parse_decisions(text) == golden_record().snapshot(kT0 + 11s));
+  CHECK(parse_decisions(text) == without_freshness(golden_record().snapshot(kT0 + 11s)));
 }
 
 TEST_CASE("decision record: an unknown version, a missing key, a wrong type: one line naming the key") {

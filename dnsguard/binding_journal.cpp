@@ -53,18 +53,7 @@ bool BindingJournal::append(std::string_view name, const IpAddress& addr, Clock:
     // reader skips such a line) or by the device running out mid-line (the
     // next call says why: ENOSPC, EDQUOT, EIO).
     std::size_t done = 0;
-    int error = 0;
-    while (done < line.size()) {
-      const ssize_t n = ::write(fd_.get(), line.data() + done, line.size() - done);
-      if (n > 0) {
-        done += static_cast<std::size_t>(n);
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else {
-        error = n < 0 ? errno : EIO;  // no progress and no error: do not spin
-        break;
-      }
-    }
+    const int error = write_all(fd_.get(), line, &done);
     if (error == 0) {
       size_ += line.size();
       return true;

@@ -70,21 +70,10 @@ int Logger::put(std::string_view line) noexcept {
     return ENOMEM;
   }
   const int fd = file_.valid() ? file_.get() : STDERR_FILENO;
+  // A short write is the device running out mid-line (ENOSPC, EDQUOT,
+  // EFBIG, EIO).
   std::size_t done = 0;
-  int error = 0;
-  while (done < line_.size()) {
-    // A short write is the device running out mid-line; the next call
-    // says why (ENOSPC, EDQUOT, EFBIG, EIO).
-    const ssize_t k = ::write(fd, line_.data() + done, line_.size() - done);
-    if (k > 0) {
-      done += static_cast<std::size_t>(k);
-    } else if (k < 0 && errno == EINTR) {
-      continue;
-    } else {
-      error = k < 0 ? errno : EIO;  // no progress and no error: do not spin
-      break;
-    }
-  }
+  const int error = write_all(fd, line_, &done);
   if (error == 0) {
     size_ += done;
     return 0;

@@ -59,6 +59,28 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// Writes all of `bytes` to `fd`, through EINTR and short writes. Returns 0,
+// or the errno that stopped it (EIO when a write made no progress and set
+// none: never spins); `*written` says how much went out either way, so a
+// caller can cut a partial line off again.
+inline int write_all(int fd, std::string_view bytes, std::size_t* written) noexcept {
+  std::size_t done = 0;
+  int error = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      error = n < 0 ? errno : EIO;
+      break;
+    }
+  }
+  *written = done;
+  return error;
+}
+
 // Throws std::system_error with the errno of the call that just failed and
 // a message joined from `parts`. errno is read before anything else runs:
 // the parts are bound by reference (pass path.native(), not path.string()),

@@ -1,4 +1,5 @@
 #include "launcher/host/blocked_summary.hpp"
+#include "launcher/host/text.hpp"
 
 #include <sys/statvfs.h>
 
@@ -74,14 +75,6 @@ std::string exact_line(std::uint64_t total, const Counted& items, std::size_t ma
   return line(total, ranked(items, max_items, total - std::min(listed, total)));
 }
 
-std::string utc(std::int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string bytes_text(std::uint64_t n) {
   if (n < 10 * 1024) return std::to_string(n) + " bytes";
@@ -119,11 +112,11 @@ std::optional<std::string> incomplete_line(const dnsguard::Decisions& record, co
   if (!stale && !i) return std::nullopt;
   std::string line = "the decision record is incomplete: ";
   if (i) {
-    line += "writing to the log directory " + check.log_dir.string() + " failed from " + utc(i->since) + " on (" +
+    line += "writing to the log directory " + check.log_dir.string() + " failed from " + utc_iso8601(i->since) + " on (" +
             i->reason + ")";
   }
   if (stale) {
-    line += (i ? "; " : "") + std::string("dnsguard last wrote it at ") + utc(record.updated) +
+    line += (i ? "; " : "") + std::string("dnsguard last wrote it at ") + utc_iso8601(record.updated) +
             (check.stopped ? " and not as it stopped"
                            : " and not since (it rewrites it every " + std::to_string(record.rewritten_every) + " s)");
     if (full(check)) line += ", and " + full_text(check);

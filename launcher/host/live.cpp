@@ -163,14 +163,6 @@ std::string age_text(std::int64_t seconds) {
   return std::to_string(seconds / 86400) + "d";
 }
 
-std::string utc_text(std::int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string type_text(int type) {
   switch (type) {
@@ -304,7 +296,7 @@ std::string render_log(const std::string& session, const dnsguard::Decisions& re
           << ",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
     } else {
       out << "denied   " << printable(e.name) << " " << type_text(e.type) << " \xC3\x97" << e.count << "  "
-          << utc_text(e.first) << " .. " << utc_text(e.last) << "\n";
+          << utc_iso8601(e.first) << " .. " << utc_iso8601(e.last) << "\n";
     }
   }
   if (record.denied_unlisted > 0 && !json)
@@ -316,7 +308,7 @@ std::string render_log(const std::string& session, const dnsguard::Decisions& re
           << ",\"last\":" << e.last << "}\n";
     } else {
       out << "refused  " << printable(e.name.empty() ? e.dst : e.name) << " \xC3\x97" << e.count << "  ("
-          << printable(e.reason) << ")  " << utc_text(e.first) << " .. " << utc_text(e.last) << "\n";
+          << printable(e.reason) << ")  " << utc_iso8601(e.first) << " .. " << utc_iso8601(e.last) << "\n";
     }
   }
   for (const dnsguard::FirewallRefusal& e : record.firewall_refused) {
@@ -325,7 +317,7 @@ std::string render_log(const std::string& session, const dnsguard::Decisions& re
           << ",\"count\":" << e.count << ",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
     } else {
       out << "refused  " << printable(e.dst) << "/" << printable(e.proto) << " \xC3\x97" << e.count
-          << "  (firewall: no allowed name resolved to it)  " << utc_text(e.first) << " .. " << utc_text(e.last)
+          << "  (firewall: no allowed name resolved to it)  " << utc_iso8601(e.first) << " .. " << utc_iso8601(e.last)
           << "\n";
     }
   }
@@ -338,7 +330,7 @@ std::string render_log(const std::string& session, const dnsguard::Decisions& re
       out << who << (allow ? "\"allow\"" : "\"deny\"") << ",\"name\":" << json_string(c.name) << ",\"time\":" << c.time
           << "}\n";
     } else {
-      out << (allow ? "allowed  " : "taken back ") << printable(c.name) << "  (at run time, " << utc_text(c.time)
+      out << (allow ? "allowed  " : "taken back ") << printable(c.name) << "  (at run time, " << utc_iso8601(c.time)
           << ")\n";
     }
   }

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 
 namespace cagent::launcher::host {
 namespace {
@@ -115,6 +116,15 @@ bool needs_escaping(std::string_view text) {
     if (c == '\\') backslashes_doubled.push_back(c);
   }
   return printable(text) != backslashes_doubled;
+}
+
+std::string utc_iso8601(std::int64_t t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace cagent::launcher::host

@@ -10,6 +10,7 @@
 // bidi controls that make a path read differently from what it is. Every
 // host-side message that contains such text passes it through printable().
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -32,5 +33,8 @@ std::string printable(std::string_view text);
 // True when printable() would escape something other than a backslash, i.e.
 // when `text` holds a control character, a bidi control or invalid UTF-8.
 bool needs_escaping(std::string_view text);
+
+// `t` (seconds since the epoch) as ISO 8601 in UTC: "2026-12-07T06:30:00Z".
+std::string utc_iso8601(std::int64_t t);
 
 }  // namespace cagent::launcher::host

@@ -41,16 +41,23 @@ bool parse_address(std::string_view text, nft::Family family, nft::Address& out)
   return true;
 }
 
-}  // namespace
-
-std::vector<LocalSocket> parse_socket_table(std::string_view text, nft::Family family) {
-  std::vector<LocalSocket> out;
+// Calls `row` with each line of a /proc/net table, the header included.
+template <typename Row>
+void for_each_line(std::string_view text, Row row) {
   std::size_t pos = 0;
   while (pos < text.size()) {
     std::size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = text.substr(pos, end - pos);
+    row(text.substr(pos, end - pos));
     pos = end + 1;
+  }
+}
+
+}  // namespace
+
+std::vector<LocalSocket> parse_socket_table(std::string_view text, nft::Family family) {
+  std::vector<LocalSocket> out;
+  for_each_line(text, [&](std::string_view line) {
     // "sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid …"
     const std::string_view local = field(line, 1);
     const std::size_t colon = local.find(':');
@@ -59,14 +66,14 @@ std::vector<LocalSocket> parse_socket_table(std::string_view text, nft::Family f
     unsigned long uid = 0;
     if (colon == std::string_view::npos || !parse_address(local.substr(0, colon), family, s.addr) ||
         !hex(local.substr(colon + 1), port))
-      continue;  // the header row, or something we cannot read
+      return;  // the header row, or something we cannot read
     const std::string_view uid_text = field(line, 7);
     const auto [ptr, ec] = std::from_chars(uid_text.data(), uid_text.data() + uid_text.size(), uid);
-    if (ec != std::errc() || ptr != uid_text.data() + uid_text.size() || uid_text.empty()) continue;
+    if (ec != std::errc() || ptr != uid_text.data() + uid_text.size() || uid_text.empty()) return;
     s.port = port;
     s.uid = static_cast<uid_t>(uid);
     out.push_back(s);
-  }
+  });
   return out;
 }
 
@@ -74,20 +81,15 @@ std::size_t unfinished_connections(std::string_view text, std::uint16_t port) {
   // States as the kernel numbers them (include/net/tcp_states.h).
   constexpr unsigned kEstablished = 0x01, kSynRecv = 0x03, kCloseWait = 0x08;
   std::size_t count = 0;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
+  for_each_line(text, [&](std::string_view line) {
     const std::string_view local = field(line, 1);
     const std::size_t colon = local.find(':');
     std::uint16_t local_port = 0;
     unsigned state = 0;
     if (colon == std::string_view::npos || !hex(local.substr(colon + 1), local_port) || !hex(field(line, 3), state))
-      continue;  // the header row
+      return;  // the header row
     if (local_port == port && (state == kEstablished || state == kSynRecv || state == kCloseWait)) ++count;
-  }
+  });
   return count;
 }
 

@@ -59,6 +59,15 @@ void grow_receive_buffer(int fd) noexcept {
     (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 }
 
+// The client socket a UDP query came from, as SourceFlights keys it.
+SourceKey source_of(const udp::endpoint& client) noexcept {
+  SourceKey k;
+  const asio::ip::address a = client.address();
+  k.address = a.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, a.to_v4()).to_bytes() : a.to_v6().to_bytes();
+  k.port = client.port();
+  return k;
+}
+
 }  // namespace
 
 Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Logger& log, ServerTuning tuning)
@@ -257,7 +266,8 @@ std::string Server::counters_line() const {
   }
   line += " tcp_connections=" + std::to_string(tcp_connections_) + " tcp_reclaimed=" + std::to_string(tcp_reclaimed_) +
           " tcp_accept_paused=" + std::to_string(tcp_backoff_.failures()) +
-          " upstream_flights=" + std::to_string(upstreams_.flights());
+          " upstream_flights=" + std::to_string(upstreams_.flights()) +
+          " source_waited=" + std::to_string(flights_.waited());
   return line;
 }
 
@@ -581,9 +591,9 @@ void Server::send_upstream(udp::socket& socket, const udp::endpoint& client, std
     ++counters_.overload;
     return;
   }
-  ++inflight_;
   // A wait slot (reused: its query vector keeps its capacity) carries the
-  // query until the fast path answers or hands it to udp_resolve.
+  // query until the fast path answers or hands it to udp_resolve — or,
+  // while its socket has its share in flight, until one of those ends.
   std::uint32_t token = 0;
   if (!free_waits_.empty()) {
     token = free_waits_.back();
@@ -595,17 +605,50 @@ void Server::send_upstream(udp::socket& socket, const udp::endpoint& client, std
   UdpWait& w = waits_[token];
   w.socket = &socket;
   w.client = client;
+  w.source = source_of(client);
   w.query.assign(query.begin(), query.end());
   w.q = q;
-  std::array<std::uint8_t, 512> upq;
-  std::size_t qn = engine_.upstream_query(query, q, upq);
-  if (qn == 0 || !upstreams_.send_fast(std::span(upq.data(), qn), token)) {
-    free_waits_.push_back(token);
-    asio::co_spawn(io_,
-                   udp_resolve(socket, client, std::vector<std::uint8_t>(query.begin(), query.end()), q, 0,
-                               std::string::npos),
-                   asio::detached);
+  switch (flights_.admit(w.source, token)) {
+    case SourceFlights::Admission::refused:
+      free_waits_.push_back(token);
+      ++counters_.overload;
+      return;
+    case SourceFlights::Admission::queued:
+      ++inflight_;
+      return;
+    case SourceFlights::Admission::start:
+      ++inflight_;
+      start_flight(token);
+      return;
   }
+}
+
+void Server::start_flight(std::uint32_t token) noexcept {
+  UdpWait& w = waits_[token];
+  std::array<std::uint8_t, 512> upq;
+  const std::size_t qn = engine_.upstream_query(w.query, w.q, upq);
+  if (qn != 0 && upstreams_.send_fast(std::span(upq.data(), qn), token)) return;
+  // The coroutine path owns copies; the slot is free again.
+  free_waits_.push_back(token);
+  try {
+    asio::co_spawn(io_, udp_resolve(*w.socket, w.client, w.query, w.q, 0, std::string::npos), asio::detached);
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("query failed: ") + e.what());
+    --inflight_;
+    flight_ended(w.source);
+  }
+}
+
+void Server::flight_ended(SourceKey source) noexcept {
+  // The ended lookup's slot passes to its socket's next waiting miss.
+  const std::optional<std::uint32_t> next = flights_.finished(source);
+  if (!next) return;
+  if (stopped_) {
+    free_waits_.push_back(*next);
+    --inflight_;
+    return;
+  }
+  start_flight(*next);
 }
 
 void Server::send_answers(int fd, std::size_t answers) noexcept {
@@ -643,6 +686,7 @@ asio::awaitable<void> Server::udp_resolve(udp::socket& socket, udp::endpoint cli
     log_.event(LogLevel::error, std::string("query failed: ") + e.what());
   }
   --inflight_;
+  flight_ended(source_of(client));
 }
 
 void Server::answered(std::uint32_t token, std::span<const std::uint8_t> answer) noexcept {
@@ -663,6 +707,7 @@ void Server::answered(std::uint32_t token, std::span<const std::uint8_t> answer)
   }
   free_waits_.push_back(token);
   --inflight_;
+  flight_ended(w.source);
 }
 
 void Server::failed(std::uint32_t token, std::size_t truncated_at) noexcept {
@@ -678,6 +723,7 @@ void Server::failed(std::uint32_t token, std::size_t truncated_at) noexcept {
   }
   free_waits_.push_back(token);
   --inflight_;
+  flight_ended(w.source);
 }
 
 void Server::batch_done() noexcept { flush_replies(); }

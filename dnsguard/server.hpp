@@ -31,6 +31,7 @@
 #include "dnsguard/gate.hpp"
 #include "dnsguard/posix.hpp"
 #include "dnsguard/record_writer.hpp"
+#include "dnsguard/source_flights.hpp"
 #include "dnsguard/upstream.hpp"
 
 namespace cagent::dnsguard {
@@ -97,11 +98,17 @@ class Server final : private UpstreamPool::FastReceiver {
   std::size_t receive_batch(int fd) noexcept;
   void handle_datagram(boost::asio::ip::udp::socket& socket, std::size_t i, Query& q,
                        QueryEngine::Clock::time_point now, std::size_t& answers);
-  // A miss: the fast path (a wait slot + UpstreamPool::send_fast), or the
-  // coroutine path when that cannot take it; dropped (counted) when
-  // kMaxInflight queries already wait.
+  // A miss: a wait slot, started at once or waiting for its socket's share
+  // (source_flights.hpp); dropped (counted as overload) when kMaxInflight
+  // queries already wait or its socket's queue is full.
   void send_upstream(boost::asio::ip::udp::socket& socket, const boost::asio::ip::udp::endpoint& client,
                      std::span<const std::uint8_t> query, const Query& q);
+  // A miss its socket's share lets start (source_flights.hpp): the fast
+  // path, or the coroutine path when that cannot take it.
+  void start_flight(std::uint32_t token) noexcept;
+  // One of `source`'s lookups ended (answered, failed, or handed on):
+  // its socket's next waiting miss starts.
+  void flight_ended(SourceKey source) noexcept;
   void send_answers(int fd, std::size_t answers) noexcept;
   // The coroutine path of a UDP miss: the whole exchange, or — after the
   // fast path's first attempt failed — its continuation (first_attempt 1,
@@ -178,6 +185,7 @@ class Server final : private UpstreamPool::FastReceiver {
   struct UdpWait {
     boost::asio::ip::udp::socket* socket = nullptr;
     boost::asio::ip::udp::endpoint client;
+    SourceKey source;
     std::vector<std::uint8_t> query;
     Query q;
   };
@@ -195,7 +203,8 @@ class Server final : private UpstreamPool::FastReceiver {
     std::size_t count = 0;
   };
   std::unique_ptr<Replies> replies_;
-  std::size_t inflight_ = 0;
+  std::size_t inflight_ = 0;  // started and waiting in flights_ alike
+  SourceFlights flights_;
   // The descriptor budget's caps (fd_budget.hpp), set in start().
   DescriptorBudget budget_;
   std::size_t inflight_cap_ = kMaxInflight;

@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -955,6 +956,69 @@ def case_concurrency_nocache(args):
     # Every query goes upstream and gets a rotated address: many concurrent
     # inserts for the same names, each racing its own answer.
     case_concurrency(args, cache_size=0)
+
+
+def case_fair_share(args):
+    """One socket's flood of misses takes only its share of the upstream
+    lookups (dnsguard/source_flights.hpp), and another socket's miss is
+    answered while the flood's wait. The upstream holds every flood answer
+    for HOLD s, so what it has seen at any instant is what dnsguard let out.
+    Controls in the same setup: the probe's lookup (another socket) reaches
+    the upstream and is answered during the hold; every flood query is
+    answered in the end, none dropped; the flood's own next miss waits."""
+    share, flood_n, hold = 64, 200, 0.6  # share: SourceFlights::kFlightsPerSource
+    flood_names = [f"f{i}.wild.example.test" for i in range(flood_n)]
+    zone = dict(ZONE)
+    for i, n in enumerate(flood_names):
+        zone[n] = {"ttl": 300, "delay": hold, "A": [f"198.51.100.{100 + i % 100}"]}
+    with Cage(args, zone) as cage:
+        cage.start_dnsguard()
+
+        def flood_seen():
+            return {q[1].lower() for q in cage.upstream_queries() if q[1].lower().startswith("f")}
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
+            flood.connect(("127.0.0.1", 53))
+            for i, n in enumerate(flood_names):
+                flood.send(build_query(n, 1, qid=i)[1])
+            poll(lambda: len(flood_seen()) >= share, 5, f"{share} flood lookups at the upstream")
+            # The probe, from another socket: a miss too (never asked before).
+            t0 = time.monotonic()
+            r = query_udp("www.example.test", timeout=5)
+            took = time.monotonic() - t0
+            seen_with_probe = len(flood_seen())
+            flood.setblocking(False)
+            try:
+                early = flood.recv(4096)
+            except BlockingIOError:
+                early = None
+            # Only meaningful while the flood's first answers are still held.
+            check(early is None, "a flood answer arrived before the probe was checked: the hold "
+                                 f"({hold} s) was too short on this machine; took {took:.3f} s")
+            check(r["rcode"] == 0 and r["addrs"], f"probe answer {r}")
+            check(any(q[1] == "www.example.test" for q in cage.upstream_queries()),
+                  "the probe's lookup went to the upstream (it was a miss)")
+            check(seen_with_probe == share,
+                  f"the upstream saw {seen_with_probe} flood lookups at once; the share is {share}")
+            # Every flood query is answered in the end: waiting, not dropping.
+            flood.setblocking(True)
+            flood.settimeout(10)
+            answered = set()
+            while len(answered) < flood_n:
+                try:
+                    data = flood.recv(4096)
+                except socket.timeout:
+                    break
+                answered.add(struct.unpack("!H", data[:2])[0])
+            check(len(answered) == flood_n, f"{flood_n - len(answered)} flood queries never answered")
+        check(len(flood_seen()) == flood_n, f"the upstream saw {len(flood_seen())} of {flood_n} flood names")
+        cage.dg.send_signal(signal.SIGUSR1)
+        poll(lambda: "source_waited=" in cage.log_text(), 5, "counters line")
+        m = re.search(r"source_waited=(\d+)", cage.log_text())
+        check(m and int(m.group(1)) == flood_n - share,
+              f"source_waited={m and m.group(1)}; expected {flood_n - share} (the flood beyond its share)")
+        check(" overload=0" in cage.log_text(), "no query dropped as overload")
+        print(f"fair_share: probe answered in {took * 1000:.1f} ms with {seen_with_probe} flood lookups held")
 
 
 def case_refresh(args):

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -518,8 +519,21 @@ dnsguard::ControlReply ask_dnsguard(ProcessRunner& runner, const RunningCage& ca
 }
 
 int run_policy_change(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
-  const std::vector<RunningCage> targets = select_cages(list_cages(runner), host.workspace, command.session);
-  if (command.save != LiveCommand::Save::none) {
+  // `allow --save` between sessions is the common case (a name the last
+  // session missed, saved for the next): with no cage running for this
+  // workspace it saves and says so. A session named with --session must
+  // exist, and without --save there is nothing to do: both still refuse,
+  // before anything is written.
+  const bool saving = command.save != LiveCommand::Save::none;
+  std::vector<RunningCage> targets;
+  const std::vector<RunningCage> cages = list_cages(runner);
+  if (saving && !command.session) {
+    std::copy_if(cages.begin(), cages.end(), std::back_inserter(targets),
+                 [&](const RunningCage& c) { return c.workspace == host.workspace; });
+  } else {
+    targets = select_cages(cages, host.workspace, command.session);
+  }
+  if (saving) {
     const auto file = save_domains(command.save, command.names, host);
     io.err << "cagent: " << (file.empty() ? std::string("already in the config: nothing saved")
                                            : "saved to " + printable(file.string()))
@@ -528,6 +542,11 @@ int run_policy_change(const LiveCommand& command, const HostContext& host, Proce
   const char* lasts = command.kind != LiveCommand::Kind::allow ? ""
                       : command.save != LiveCommand::Save::none ? " (and saved for the next sessions)"
                                                                  : " (until the session ends)";
+  if (targets.empty()) {
+    io.err << "cagent: no running cage for this workspace; the next session starts with "
+           << (command.names.size() == 1 ? "it" : "them") << "\n";
+    return 0;
+  }
   int status = 0;
   for (const RunningCage& c : targets) {
     const dnsguard::ControlReply reply = ask_dnsguard(runner, c, command);

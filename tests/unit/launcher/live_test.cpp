@@ -289,6 +289,52 @@ TEST_CASE("allow --save: refuses a file not approved here, or one it cannot pars
   CHECK(!std::filesystem::exists(host.workspace / ".cagent.yaml"));
 }
 
+TEST_CASE("allow --save with no cage running for the workspace: saves for the next session") {
+  test::TempDir tmp;
+  HostContext host;
+  host.cagent_home = tmp.dir("home/.cagent");
+  host.workspace = tmp.dir("ws");
+  host.workspace_identity = file_identity(host.workspace);
+  test::FakeRunner runner;
+  // Another workspace's cage is running; none of this one's.
+  runner.respond = [](const std::vector<std::string>& argv) {
+    if (argv[1] == "ps") return RunResult{0, "cagent-9\ts9\n", false};
+    if (argv[1] == "inspect") return RunResult{0, "2026-11-28T09:00:00Z\t/elsewhere\t[]\n", false};
+    return RunResult{1, "unexpected", false};
+  };
+  std::ostringstream out, err;
+  std::istringstream in;
+  const auto run = [&](std::vector<std::string> args) {
+    err.str("");
+    return run_live(*parse_live_command(args), host, runner, SessionIo{out, err, in});
+  };
+  CHECK(run({"allow", "pypi.org", "--save"}) == 0);
+  CHECK(slurp(host.workspace / ".cagent.yaml") == "domains:\n  - \"pypi.org\"\n");
+  CHECK(err.str() == "cagent: saved to " + (host.workspace / ".cagent.yaml").string() +
+                         "\ncagent: no running cage for this workspace; the next session starts with it\n");
+  CHECK(!runner.called_with_prefix({"docker", "exec"}));  // no cage was asked, not even the other one
+  // The controls: without --save there is nothing to do, and a named
+  // session must be running — both refuse and write nothing.
+  CHECK_THROWS_WITH_AS(run({"allow", "b.example"}), doctest::Contains("no running cage for this workspace"),
+                       UsageError);
+  CHECK_THROWS_WITH_AS(run({"allow", "b.example", "--save", "--session", "s1"}),
+                       doctest::Contains("unknown session s1"), UsageError);
+  CHECK(slurp(host.workspace / ".cagent.yaml") == "domains:\n  - \"pypi.org\"\n");
+  // With this workspace's cage running, --save saves and tells that cage.
+  runner.respond = [ws = host.workspace.string()](const std::vector<std::string>& argv) {
+    if (argv[1] == "ps") return RunResult{0, "cagent-1\ts1\n", false};
+    if (argv[1] == "inspect") return RunResult{0, "2026-11-28T09:00:00Z\t" + ws + "\t[]\n", false};
+    return RunResult{0,
+                     cagent::dnsguard::write_control_reply({.ok = true, .op = cagent::dnsguard::ControlOp::allow,
+                                                            .names = {"b.example"}, .added = {"b.example"}}),
+                     false};
+  };
+  CHECK(run({"allow", "b.example", "--save"}) == 0);
+  CHECK(runner.called_with_prefix({"docker", "exec", "-u", "0", "cagent-1"}));
+  CHECK(err.str().find("session s1: allowed b.example (and saved for the next sessions)") != std::string::npos);
+  CHECK(slurp(host.workspace / ".cagent.yaml") == "domains:\n  - \"pypi.org\"\n  - \"b.example\"\n");
+}
+
 TEST_CASE("allow --save=global: the global config keeps its comments") {
   test::TempDir tmp;
   HostContext host;

@@ -24,9 +24,20 @@ wait_cage_bg 120
 expect_match "the running cage resolves it" "$(cat "$ws/result" 2>/dev/null)" 'getent=0'
 expect_match "at its end, cagent says the changed file is the user's approved edit" "$(cat "$E2E_TMP/bg.err")" \
   'changed .*\.cagent\.yaml and you approved the new content'
-rc=0; out=$(cd "$ws" && cagent_env "$E2E_CAGENT" allow denied.test --save 2>&1) || rc=$?
-expect_eq "no running cage: exit 2" "$rc" 2
-out=$(cage "$ws" 'getent hosts denied.test; echo "getent=$?"')
-expect_match "the next session allows it (the saved file is the user's, no question asked)" "$out" 'getent=0'
+# Between sessions (no cage running for the workspace): a session-only
+# allow has nothing to act on and refuses, writing nothing (the control);
+# --save saves for the next session and says so.
+rc=0; out=$(cd "$ws" && cagent_env "$E2E_CAGENT" allow extra.test 2>&1) || rc=$?
+expect_eq "no running cage, without --save: exit 2" "$rc" 2
+expect_match "no running cage, without --save: says so" "$out" 'no running cage for this workspace'
+expect_no_match "…and writes nothing" "$(cat "$ws/.cagent.yaml")" 'extra\.test'
+rc=0; out=$(cd "$ws" && cagent_env "$E2E_CAGENT" allow extra.test --save 2>&1) || rc=$?
+expect_eq "no running cage, --save: exit 0" "$rc" 0
+expect_match "no running cage, --save: says the next session starts with it" "$out" \
+  'no running cage for this workspace; the next session starts with it'
+expect_match "no running cage, --save: the file gains the name" "$(cat "$ws/.cagent.yaml")" '- "extra\.test"'
+out=$(cage "$ws" 'getent hosts denied.test; echo "denied=$?"; getent hosts extra.test; echo "extra=$?"')
+expect_match "the next session allows it (the saved file is the user's, no question asked)" "$out" 'denied=0'
+expect_match "the next session allows the name saved between sessions" "$out" 'extra=0'
 expect_no_match "…and it was not treated as a file the agent may have written" "$(cage_err)" 'may have|ignor'
 finish

@@ -230,12 +230,23 @@ TEST_CASE("allow --save: argv") {
   CHECK_THROWS_AS(parse_live_command({"deny", "a.example", "--save"}), UsageError);
 }
 
-TEST_CASE("allow --save: writes the workspace file as the user's approved change, idempotent") {
-  test::TempDir tmp;
+namespace {
+
+// A host with its ~/.cagent and a workspace directory (with its identity,
+// so approvals can be recorded) under `tmp`.
+HostContext workspace_host(test::TempDir& tmp) {
   HostContext host;
   host.cagent_home = tmp.dir("home/.cagent");
   host.workspace = tmp.dir("ws");
   host.workspace_identity = file_identity(host.workspace);
+  return host;
+}
+
+}  // namespace
+
+TEST_CASE("allow --save: writes the workspace file as the user's approved change, idempotent") {
+  test::TempDir tmp;
+  HostContext host = workspace_host(tmp);
   const auto file = save_domains(LiveCommand::Save::workspace, {"pypi.org"}, host);
   CHECK(file == host.workspace / ".cagent.yaml");
   CHECK(slurp(file) == "domains:\n  - \"pypi.org\"\n");
@@ -251,10 +262,7 @@ TEST_CASE("allow --save: writes the workspace file as the user's approved change
 
 TEST_CASE("allow --save: refuses a file not approved here, or one it cannot parse: nothing written") {
   test::TempDir tmp;
-  HostContext host;
-  host.cagent_home = tmp.dir("home/.cagent");
-  host.workspace = tmp.dir("ws");
-  host.workspace_identity = file_identity(host.workspace);
+  HostContext host = workspace_host(tmp);
   const ApprovalStore store(host.cagent_home);
   // Never approved (planted by a session, or came with a clone): saving
   // would approve it unseen.
@@ -291,10 +299,7 @@ TEST_CASE("allow --save: refuses a file not approved here, or one it cannot pars
 
 TEST_CASE("allow --save with no cage running for the workspace: saves for the next session") {
   test::TempDir tmp;
-  HostContext host;
-  host.cagent_home = tmp.dir("home/.cagent");
-  host.workspace = tmp.dir("ws");
-  host.workspace_identity = file_identity(host.workspace);
+  HostContext host = workspace_host(tmp);
   test::FakeRunner runner;
   // Another workspace's cage is running; none of this one's.
   runner.respond = [](const std::vector<std::string>& argv) {

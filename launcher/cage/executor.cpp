@@ -502,6 +502,9 @@ class Runner {
   }
 
   int supervise(pid_t command) {
+    // A restart that waits out its backoff is a timer of the loop, so the
+    // command's exit, its signals and the owner's end are handled at once.
+    const ReapTimer restart{[this] { return restart_at_; }, [this] { restart_due(); }};
     return reap_until(handled_signals(), command, [&](pid_t pid, int status) -> std::optional<int> {
       if (pid == nested_engine_.outer) {
         nested_engine_ = {};
@@ -521,7 +524,7 @@ class Runner {
         return exit_code_of(status);
       }
       return std::nullopt;
-    });
+    }, restart);
   }
 
   // dnsguard died during the session (a crash, the OOM killer, a kill).
@@ -546,9 +549,17 @@ class Runner {
       return;
     }
     // The first restart at once (an allowed lookup works again well within a
-    // second), then backing off: 250, 500, 1000 ms.
+    // second), then backing off: 250, 500, 1000 ms, waited out by the
+    // supervising loop (restart_at_), not here.
     const int delay_ms = dnsguard_exits_.size() == 1 ? 0 : 125 << (dnsguard_exits_.size() - 1);
-    if (delay_ms > 0) ::poll(nullptr, 0, delay_ms);
+    restart_status_ = status;
+    restart_at_ = Clock::now() + std::chrono::milliseconds(delay_ms);
+    if (delay_ms == 0) restart_due();
+  }
+
+  void restart_due() noexcept {
+    restart_at_.reset();
+    const int status = restart_status_;
     try {
       perform(*dnsguard_step_);
       log_line("dnsguard " + describe_status(status) + "; restarted it (" + std::to_string(dnsguard_exits_.size()) +
@@ -659,6 +670,9 @@ class Runner {
   pid_t dnsguard_pid_ = -1;
   std::optional<step::StartDnsguard> dnsguard_step_;
   std::vector<Clock::time_point> dnsguard_exits_;  // within the crash-loop window
+  // A restart waiting out its backoff (supervise()'s timer), and the exit it answers.
+  std::optional<Clock::time_point> restart_at_;
+  int restart_status_ = 0;
   pid_t owner_watch_ = -1;  // see step::WatchOwner
   std::optional<step::PrepareLogDir> log_dir_;
   bool nested_ok_ = true;        // no nested step failed (yet)

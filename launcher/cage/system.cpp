@@ -215,9 +215,27 @@ void restrict_unprivileged_ports() {
 }
 
 int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::optional<int>(pid_t, int)>& ended) {
+  return reap_until(set, forward_to, ended, ReapTimer{});
+}
+
+int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::optional<int>(pid_t, int)>& ended,
+               const ReapTimer& timer) {
   while (true) {
     siginfo_t info{};
-    const int sig = ::sigwaitinfo(&set, &info);
+    const std::optional<std::chrono::steady_clock::time_point> due = timer.due ? timer.due() : std::nullopt;
+    int sig = 0;
+    if (due) {
+      const auto left = std::max(std::chrono::steady_clock::duration::zero(), *due - std::chrono::steady_clock::now());
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      const timespec wait{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+      sig = ::sigtimedwait(&set, &info, &wait);
+      if (sig < 0 && errno == EAGAIN) {
+        timer.fire();
+        continue;
+      }
+    } else {
+      sig = ::sigwaitinfo(&set, &info);
+    }
     if (sig < 0) {
       if (errno == EINTR) continue;
       throw_errno("sigwaitinfo");

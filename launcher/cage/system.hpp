@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -47,6 +48,15 @@ void restrict_unprivileged_ports();
 // SIGTTIN are swallowed (a log line written while the command owns the
 // terminal must not stop us); every other signal goes to `forward_to`.
 int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::optional<int>(pid_t, int)>& ended);
+// The same, with a timer the loop keeps: while `due()` names a time, the
+// wait for the next signal ends then, and `fire()` runs (a delayed restart
+// that must not hold up the signals meanwhile).
+struct ReapTimer {
+  std::function<std::optional<std::chrono::steady_clock::time_point>()> due;
+  std::function<void()> fire;
+};
+int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::optional<int>(pid_t, int)>& ended,
+               const ReapTimer& timer);
 
 // Whole-file helpers (throw std::system_error naming the path).
 std::string read_file(const std::filesystem::path& path);

@@ -172,6 +172,12 @@ constexpr OptionSpec kOptions[] = {
      .help = "go on printing until the session's cage is gone",
      .example = "cagent log -f",
      .commands = kLog},
+    {.name = "name",
+     .arg = ArgKind::required,
+     .metavar = "NAME",
+     .help = "the allowed name to resolve and connect to (default: the first exact name of the allowlist)",
+     .example = "cagent check --name pypi.org",
+     .commands = kCheck},
 };
 
 constexpr SubcommandSpec kSubcommands[] = {
@@ -184,6 +190,10 @@ constexpr SubcommandSpec kSubcommands[] = {
     {"log", kLog, "[SESSION]",
      "a session's decisions (default: this workspace's running cage, else the newest session)",
      "cagent log -f"},
+    {"check", kCheck, "[OPTIONS]",
+     "prove the enforcement of this workspace's configuration (with the ordinary OPTIONS) in a throwaway cage: "
+     "a table, exit 1 on any failure",
+     "cagent check"},
 };
 
 constexpr EnvironmentSpec kEnvironment[] = {

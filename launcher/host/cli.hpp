@@ -58,6 +58,7 @@ enum Command : unsigned {
   kDeny = 1U << 2,
   kPs = 1U << 3,
   kLog = 1U << 4,
+  kCheck = 1U << 5,
 };
 
 enum class ArgKind {

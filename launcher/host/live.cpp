@@ -19,6 +19,7 @@
 #include "dnsguard/atomic_file.hpp"
 #include "dnsguard/contracts.hpp"
 #include "launcher/host/blocked_summary.hpp"
+#include "launcher/host/check.hpp"
 #include "launcher/host/cli.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
@@ -42,8 +43,10 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
   else if (args[0] == "deny") c.kind = LiveCommand::Kind::deny;
   else if (args[0] == "ps") c.kind = LiveCommand::Kind::ps;
   else if (args[0] == "log") c.kind = LiveCommand::Kind::log;
+  else if (args[0] == "check") c.kind = LiveCommand::Kind::check;
   else return std::nullopt;
   const bool policy = c.kind == LiveCommand::Kind::allow || c.kind == LiveCommand::Kind::deny;
+  std::vector<std::string> session_args;  // check: the ordinary options
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (policy && (a == "--session" || a.rfind("--session=", 0) == 0)) {
@@ -56,7 +59,7 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       if (c.session->empty()) throw UsageError("option --session needs a value");
       continue;
     }
-    if (!policy && a == "--json") {
+    if ((c.kind == LiveCommand::Kind::ps || c.kind == LiveCommand::Kind::log) && a == "--json") {
       c.json = true;
       continue;
     }
@@ -65,6 +68,20 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       if (where == "workspace") c.save = LiveCommand::Save::workspace;
       else if (where == "global") c.save = LiveCommand::Save::global;
       else throw UsageError("--save takes workspace or global, not '" + where + "'");
+      continue;
+    }
+    if (c.kind == LiveCommand::Kind::check && (a == "--name" || a.rfind("--name=", 0) == 0)) {
+      if (a == "--name") {
+        if (i + 1 >= args.size()) throw UsageError("option --name needs a value");
+        c.check_name = args[++i];
+      } else {
+        c.check_name = a.substr(7);
+      }
+      if (c.check_name->empty()) throw UsageError("option --name needs a value");
+      continue;
+    }
+    if (c.kind == LiveCommand::Kind::check) {
+      session_args.push_back(a);
       continue;
     }
     if (c.kind == LiveCommand::Kind::log && (a == "-f" || a == "--follow")) {
@@ -88,6 +105,15 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
     }
   }
   if (policy && c.names.empty()) throw UsageError("usage: cagent " + args[0] + " NAME… [--session ID]");
+  if (c.kind == LiveCommand::Kind::check) {
+    c.check_cli = parse_cli(session_args);
+    const CliOptions& o = c.check_cli;
+    if (!o.command.empty()) throw UsageError("cagent check runs its own checks: no command after --");
+    if (o.help || o.version || o.reset || o.print_config || o.dry_run) {
+      throw UsageError("cagent check takes --name and the options of a session, not --help, --version, "
+                       "--reset, --print-config or --dry-run");
+    }
+  }
   return c;
 }
 
@@ -563,6 +589,7 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
   switch (command.kind) {
     case LiveCommand::Kind::ps: return run_ps(command, host, runner, io);
     case LiveCommand::Kind::log: return run_log(command, host, runner, io);
+    case LiveCommand::Kind::check: return run_check(command.check_cli, command.check_name, host, runner, io);
     case LiveCommand::Kind::allow:
     case LiveCommand::Kind::deny: return run_policy_change(command, host, runner, io);
   }

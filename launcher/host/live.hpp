@@ -30,7 +30,7 @@
 namespace cagent::launcher::host {
 
 struct LiveCommand {
-  enum class Kind { allow, deny, ps, log } kind = Kind::allow;
+  enum class Kind { allow, deny, ps, log, check } kind = Kind::allow;
   std::vector<std::string> names;   // allow/deny: normalized patterns (validated)
   std::optional<std::string> session;
   bool json = false;                // ps, log: one JSON object per line
@@ -39,6 +39,10 @@ struct LiveCommand {
   // allow --save[=workspace|global]: also append the names to that config
   // file's domains (yaml_edit.hpp), as the user's approved change.
   enum class Save { none, workspace, global } save = Save::none;
+  // check (check.hpp): --name, and the ordinary options of the session it
+  // starts (-c, --arg, -d, …), parsed by parse_cli.
+  std::optional<std::string> check_name;
+  CliOptions check_cli;
 };
 
 // `cagent allow --save`: adds `names` to the file's domains, keeping the

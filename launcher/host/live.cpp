@@ -34,6 +34,24 @@ namespace {
 
 constexpr const char* kDnsguard = "/usr/local/bin/dnsguard";
 
+// `--NAME VALUE` or `--NAME=VALUE` at args[i] (i moves past a separate
+// value): the value, never empty; nullopt when args[i] is another word.
+std::optional<std::string> option_value(const std::vector<std::string>& args, std::size_t& i, const std::string& name) {
+  const std::string& a = args[i];
+  const std::string flag = "--" + name;
+  std::string value;
+  if (a == flag) {
+    if (i + 1 >= args.size()) throw UsageError("option " + flag + " needs a value");
+    value = args[++i];
+  } else if (a.rfind(flag + "=", 0) == 0) {
+    value = a.substr(flag.size() + 1);
+  } else {
+    return std::nullopt;
+  }
+  if (value.empty()) throw UsageError("option " + flag + " needs a value");
+  return value;
+}
+
 }  // namespace
 
 std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& args) {
@@ -49,15 +67,11 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
   std::vector<std::string> session_args;  // check: the ordinary options
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (policy && (a == "--session" || a.rfind("--session=", 0) == 0)) {
-      if (a == "--session") {
-        if (i + 1 >= args.size()) throw UsageError("option --session needs a value");
-        c.session = args[++i];
-      } else {
-        c.session = a.substr(10);
+    if (policy) {
+      if (auto v = option_value(args, i, "session")) {
+        c.session = std::move(v);
+        continue;
       }
-      if (c.session->empty()) throw UsageError("option --session needs a value");
-      continue;
     }
     if ((c.kind == LiveCommand::Kind::ps || c.kind == LiveCommand::Kind::log) && a == "--json") {
       c.json = true;
@@ -70,18 +84,12 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       else throw UsageError("--save takes workspace or global, not '" + where + "'");
       continue;
     }
-    if (c.kind == LiveCommand::Kind::check && (a == "--name" || a.rfind("--name=", 0) == 0)) {
-      if (a == "--name") {
-        if (i + 1 >= args.size()) throw UsageError("option --name needs a value");
-        c.check_name = args[++i];
-      } else {
-        c.check_name = a.substr(7);
-      }
-      if (c.check_name->empty()) throw UsageError("option --name needs a value");
-      continue;
-    }
     if (c.kind == LiveCommand::Kind::check) {
-      session_args.push_back(a);
+      if (auto v = option_value(args, i, "name")) {
+        c.check_name = std::move(v);
+      } else {
+        session_args.push_back(a);
+      }
       continue;
     }
     if (c.kind == LiveCommand::Kind::log && (a == "-f" || a == "--follow")) {

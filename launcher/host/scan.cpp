@@ -197,11 +197,12 @@ std::string refusal(const std::string& gitfile_rel, const std::string& why) {
 // threads (DirScan): listed, its entries typed and matched, and the
 // entries that matter visited in name order. What a visit decides goes into
 // the directory's record (DirRecord) as effects, in the order a visit makes
-// them; a subdirectory to walk is an effect too ("descend"), with a record of
-// its own scanned later, by whichever thread. Then one thread replays the
-// records depth first (Replay): the effects reach the ScanResult in the
-// order a recursive walk on one thread makes them, so the result is the same,
-// list order included, whatever thread scanned what and when.
+// them, each marked with where it stands among the subdirectories to walk;
+// each of those gets a record of its own, scanned later by whichever thread.
+// Then one thread replays the records depth first (Replay): the effects
+// reach the ScanResult in the order a recursive walk on one thread makes
+// them, so the result is the same, list order included, whatever thread
+// scanned what and when.
 
 // One git directory mount that a .git file asks for (add_git_mount()).
 struct GitMountRequest {
@@ -211,32 +212,46 @@ struct GitMountRequest {
 };
 
 struct Effect {
-  enum class Kind : unsigned char { ignored, readonly, warning, pin, protect, git_mount, descend };
+  enum class Kind : unsigned char { ignored, readonly, warning, pin, protect, git_mount };
   Kind kind;
-  bool directory = false;  // ignored, readonly: what the path is
-  std::size_t index = 0;   // into the record's texts, mounts or children
+  bool directory = false;         // ignored, readonly: what the path is
+  std::size_t index = 0;          // into the texts or the mounts
+  std::size_t children_before = 0;  // where it stands among the walks of subdirectories
 };
 
+// What a directory's visit decided, besides which subdirectories to walk.
+// Most directories of a big tree decide nothing: a record holds this only
+// when there is something.
+struct Findings {
+  std::optional<std::string> error;  // why it could not be scanned: hidden whole (by the replay)
+  std::vector<GitMarker> markers;    // sorted at the end: their order is free
+  std::vector<Effect> effects;       // in the order the visit made them
+  std::vector<std::string> texts;
+  std::vector<GitMountRequest> mounts;
+};
+
+// One directory of the walk. Every directory's record lives until the
+// replay, so it is kept small (80-odd bytes) for trees of a million files.
 struct DirRecord {
   DirRecord(std::string r, int g) : rel(std::move(r)), in_git(g) {}
 
-  std::string rel;  // relative to the workspace ("" = the workspace)
+  std::string rel;  // relative to the workspace ("" = the workspace); once scanned, kept only for an error
   int in_git = 0;   // how many .git directories hold it
-  // Why it could not be scanned: hidden whole (by its parent's replay).
-  std::optional<std::string> error;
+  std::size_t entries = 0;
   // What scanning it threw, thrown again where the replay reaches its end:
   // where a walk on one thread would have stopped.
   std::exception_ptr failure;
-  std::size_t entries = 0;
-  std::vector<GitMarker> markers;  // sorted at the end: their order is free
-  std::vector<Effect> effects;
-  std::vector<std::string> texts;
-  std::vector<GitMountRequest> mounts;
-  std::vector<std::unique_ptr<DirRecord>> children;
+  std::vector<DirRecord> children;  // the subdirectories to walk, in name order
+  std::unique_ptr<Findings> findings;
 
+  Findings& more() {
+    if (!findings) findings = std::make_unique<Findings>();
+    return *findings;
+  }
   void add(Effect::Kind kind, std::string text, bool is_dir = false) {
-    effects.push_back({kind, is_dir, texts.size()});
-    texts.push_back(std::move(text));
+    Findings& f = more();
+    f.effects.push_back({kind, is_dir, f.texts.size(), children.size()});
+    f.texts.push_back(std::move(text));
   }
 };
 
@@ -266,20 +281,20 @@ class DirScan {
   void scan(DirRecord& d, Scratch& s, std::vector<DirRecord*>& found) const {
     const fs::path dir = d.rel.empty() ? root_ : root_ / d.rel;
     if (dir.native().size() > kMaxScanPath) {
-      d.error = std::string("path longer than ") + std::to_string(kMaxScanPath) + " bytes";
+      d.more().error = std::string("path longer than ") + std::to_string(kMaxScanPath) + " bytes";
       return;
     }
     // Below the root, never through a symlink (one put in place of a
     // directory since it was listed).
     const UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (d.rel.empty() ? 0 : O_NOFOLLOW)));
     if (!fd.valid()) {
-      d.error = "cannot open: " + std::generic_category().message(errno);
+      d.more().error = "cannot open: " + std::generic_category().message(errno);
       return;
     }
     if (const std::optional<DirLister::Failure> f = s.lister.list(fd.get(), s.entries)) {
-      d.error = f->entry.empty() ? "cannot list: " + std::generic_category().message(f->error)
-                                 : "cannot examine " + printable(f->entry) + ": " +
-                                       std::generic_category().message(f->error);
+      d.more().error = f->entry.empty() ? "cannot list: " + std::generic_category().message(f->error)
+                                        : "cannot examine " + printable(f->entry) + ": " +
+                                              std::generic_category().message(f->error);
       return;
     }
     d.entries = s.entries.size();
@@ -287,7 +302,7 @@ class DirScan {
       GitDirNames names;
       for (const ListedEntry& e : s.entries) names.see(e.name);
       if (const auto kind = names.kind()) {
-        d.markers.push_back({d.rel, *kind, file_identity(dir).value_or("")});
+        d.more().markers.push_back({d.rel, *kind, file_identity(dir).value_or("")});
         // Read-only whole when history is: its config and hooks run for git
         // on the host.
         if (protect_git_) protect_git_dir(d, dir);
@@ -329,18 +344,22 @@ class DirScan {
     // Deterministic order, so mount plans are reproducible.
     std::sort(s.kept.begin(), s.kept.end(),
               [](const Scratch::Kept& a, const Scratch::Kept& b) { return a.entry->name < b.entry->name; });
-    for (const Scratch::Kept& k : s.kept) visit(d, dir, k, found);
+    for (const Scratch::Kept& k : s.kept) visit(d, dir, k);
+    // Their addresses are final now: the records go to other threads.
+    d.children.shrink_to_fit();
+    for (DirRecord& child : d.children) found.push_back(&child);
+    std::string().swap(d.rel);  // (only a directory that could not be scanned needs it again)
   }
 
  private:
-  void visit(DirRecord& d, const fs::path& dir, const Scratch::Kept& k, std::vector<DirRecord*>& found) const {
+  void visit(DirRecord& d, const fs::path& dir, const Scratch::Kept& k) const {
     const std::string& name = k.entry->name;
     const fs::file_type type = k.entry->type;
     const fs::path path = dir / name;
     const std::string rel = d.rel.empty() ? name : d.rel + "/" + name;
     if (name == ".git" && d.in_git == 0) {
       // Before the patterns: a repository is one whatever hides it.
-      if (const auto kind = git_entry_kind(type)) d.markers.push_back({rel, *kind, file_identity(path).value_or("")});
+      if (const auto kind = git_entry_kind(type)) d.more().markers.push_back({rel, *kind, file_identity(path).value_or("")});
     }
     if (type == fs::file_type::symlink) {
       visit_symlink(d, path, rel);
@@ -363,11 +382,9 @@ class DirScan {
     if (d.in_git == 0 && (k.readonly || (protect_git_ && git_entry))) d.add(Effect::Kind::readonly, rel, is_dir);
     if (name == ".git" && type == fs::file_type::regular && d.in_git == 0) follow_gitfile(d, path, d.rel);
     if (!is_dir) return;
-    // Walked later, maybe on another thread; the replay puts its effects here.
-    auto child = std::make_unique<DirRecord>(rel, d.in_git + (name == ".git" ? 1 : 0));
-    found.push_back(child.get());
-    d.effects.push_back({Effect::Kind::descend, false, d.children.size()});
-    d.children.push_back(std::move(child));
+    // Walked later, maybe on another thread; the replay puts its effects
+    // here, after this entry's own.
+    d.children.emplace_back(rel, d.in_git + (name == ".git" ? 1 : 0));
   }
 
   // Pins the ancestors of a hidden path when every pattern that hides it
@@ -449,8 +466,9 @@ class DirScan {
   }
 
   static void add_git_mount(DirRecord& d, const fs::path& host, const std::string& container, const std::string& shown) {
-    d.effects.push_back({Effect::Kind::git_mount, false, d.mounts.size()});
-    d.mounts.push_back({host, container, shown});
+    Findings& f = d.more();
+    f.effects.push_back({Effect::Kind::git_mount, false, f.mounts.size(), d.children.size()});
+    f.mounts.push_back({host, container, shown});
   }
 
   // A `.git` file (worktree or submodule checkout): its git directory is
@@ -659,36 +677,34 @@ class Replay {
   ScanResult run(const DirRecord& top) {
     take(top);
     // Depth first with an explicit stack: as deep as the agent nested
-    // directories, up to kMaxScanPath.
-    std::vector<std::pair<const DirRecord*, std::size_t>> stack{{&top, 0}};
+    // directories, up to kMaxScanPath. In each directory its effects and
+    // the walks of its subdirectories, merged in the order the visit made
+    // them.
+    struct Frame {
+      const DirRecord* d;
+      std::size_t child = 0, effect = 0;
+    };
+    std::vector<Frame> stack{{&top}};
     while (!stack.empty()) {
-      const DirRecord& d = *stack.back().first;
-      const std::size_t i = stack.back().second++;
-      if (i == d.effects.size()) {
+      Frame& f = stack.back();
+      const DirRecord& d = *f.d;
+      const Findings* found = d.findings.get();
+      if (found != nullptr && f.effect < found->effects.size() &&
+          found->effects[f.effect].children_before <= f.child) {
+        apply(*found, found->effects[f.effect++]);
+      } else if (f.child < d.children.size()) {
+        const DirRecord& child = d.children[f.child++];
+        take(child);
+        stack.push_back({&child});  // (f is gone now)
+      } else {
         if (d.failure) std::rethrow_exception(d.failure);
         stack.pop_back();
-        if (d.error) {
+        if (found != nullptr && found->error) {
           // Fail closed: whatever is below was not looked at, so none of it
           // may reach the cage.
           result_.ignored.push_back({d.rel, true});
-          result_.warnings.push_back(printable(d.rel) + ": " + *d.error +
+          result_.warnings.push_back(printable(d.rel) + ": " + *found->error +
                                      "; hidden in the cage (shown as an empty read-only directory)");
-        }
-        continue;
-      }
-      const Effect& e = d.effects[i];
-      switch (e.kind) {
-        case Effect::Kind::ignored: result_.ignored.push_back({d.texts[e.index], e.directory}); break;
-        case Effect::Kind::readonly: add_readonly(d.texts[e.index], e.directory); break;
-        case Effect::Kind::warning: result_.warnings.push_back(d.texts[e.index]); break;
-        case Effect::Kind::pin: pinned_.insert(d.texts[e.index]); break;
-        case Effect::Kind::protect: protected_.insert(d.texts[e.index]); break;
-        case Effect::Kind::git_mount: add_git_mount(d.mounts[e.index]); break;
-        case Effect::Kind::descend: {
-          const DirRecord& child = *d.children[e.index];
-          take(child);
-          stack.emplace_back(&child, 0);
-          break;
         }
       }
     }
@@ -703,7 +719,20 @@ class Replay {
  private:
   void take(const DirRecord& d) {
     result_.entries_seen += d.entries;
-    for (const GitMarker& m : d.markers) result_.git_markers.push_back(m);
+    if (d.findings) {
+      for (const GitMarker& m : d.findings->markers) result_.git_markers.push_back(m);
+    }
+  }
+
+  void apply(const Findings& f, const Effect& e) {
+    switch (e.kind) {
+      case Effect::Kind::ignored: result_.ignored.push_back({f.texts[e.index], e.directory}); break;
+      case Effect::Kind::readonly: add_readonly(f.texts[e.index], e.directory); break;
+      case Effect::Kind::warning: result_.warnings.push_back(f.texts[e.index]); break;
+      case Effect::Kind::pin: pinned_.insert(f.texts[e.index]); break;
+      case Effect::Kind::protect: protected_.insert(f.texts[e.index]); break;
+      case Effect::Kind::git_mount: add_git_mount(f.mounts[e.index]); break;
+    }
   }
 
   // The git directories found, read-only: each once, none below another
@@ -781,10 +810,10 @@ ScanResult scan(const fs::path& root, const std::vector<Pattern>& ignore, const 
   const DirScan dirs(root, ignore, readonly);
   DirRecord top("", 0);
   TreeScan(dirs).run(top);
-  if (top.error) {
+  if (top.findings && top.findings->error) {
     // The root cannot be hidden behind a placeholder (it *is* the mount):
     // stop instead of starting a session with an unknown workspace.
-    throw std::runtime_error("cannot scan the workspace " + printable(root.string()) + ": " + *top.error +
+    throw std::runtime_error("cannot scan the workspace " + printable(root.string()) + ": " + *top.findings->error +
                              " (fix its permissions, or remove what cannot be read)");
   }
   return Replay(root).run(top);

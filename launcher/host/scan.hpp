@@ -56,7 +56,9 @@
 //   into a record of its own, and one thread then replays the records depth
 //   first in name order: the ScanResult is the one a walk on one thread
 //   gives, list order included, whichever thread listed what. The records
-//   cost memory while the scan runs (about 0.1 KiB per directory).
+//   cost memory while the scan runs: 88 bytes a directory, more only for
+//   one that holds something to report (measured: 26 MiB at most instead
+//   of 17 for a million files in 206 000 directories).
 //
 // Anchored patterns protect a path, not content. An ignored file matched by
 // a pattern that names its ancestors ("/secrets/key.pem", "config/*.key")

@@ -276,7 +276,7 @@ class DirScan {
     std::string rel;
   };
 
-  // Scans `d` completely or not at all (d.error says why not); appends the
+  // Scans `d` completely or not at all (its findings' error says why not); appends the
   // records of the subdirectories to walk to `found`.
   void scan(DirRecord& d, Scratch& s, std::vector<DirRecord*>& found) const {
     const fs::path dir = d.rel.empty() ? root_ : root_ / d.rel;

@@ -197,16 +197,5 @@ PY
 )
 printf '%s\n' "$section"
 results_md=$out/RESULTS.md
-python3 - "$results_md" "$section" <<'PY'
-import sys, os
-path, section = sys.argv[1], sys.argv[2]
-begin, end = "<!-- gate_compare.sh: begin -->", "<!-- gate_compare.sh: end -->"
-text = open(path).read() if os.path.exists(path) else ""
-block = f"{begin}\n{section}\n{end}"
-if begin in text and end in text:
-    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+python3 "$top/bench/results_section.py" "$results_md" gate_compare.sh "$section"
 say "written to $results_md"

@@ -260,16 +260,5 @@ Counters at the end: `{counters}`
 PY
 )
 printf '%s\n' "$section"
-python3 - "$out/RESULTS.md" "$section" <<'PY'
-import sys, os
-path, section = sys.argv[1], sys.argv[2]
-begin, end = "<!-- load.sh: begin -->", "<!-- load.sh: end -->"
-text = open(path).read() if os.path.exists(path) else ""
-block = f"{begin}\n{section}\n{end}"
-if begin in text and end in text:
-    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+python3 "$top/bench/results_section.py" "$out/RESULTS.md" load.sh "$section"
 say "written to $out/RESULTS.md"

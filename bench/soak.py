@@ -655,18 +655,6 @@ def failure_kinds(path):
     return sorted(counts.items(), key=lambda kv: -kv[1])
 
 
-def replace_block(path, marker, text):
-    begin, end = f"<!-- {marker}: begin -->", f"<!-- {marker}: end -->"
-    old = open(path).read() if os.path.exists(path) else ""
-    block = f"{begin}\n{text}\n{end}"
-    if begin in old and end in old:
-        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def cmd_report(args):
     rows = load_csv(args.csv)
     if len(rows) < 3:
@@ -686,7 +674,8 @@ def cmd_report(args):
     os.unlink(gp)
     text, ok = section(v, checks, args, os.path.relpath(png, os.path.dirname(os.path.abspath(args.results))))
     print(text)
-    replace_block(args.results, "soak.sh", text)
+    from results_section import replace_section  # installed beside this file (soak.sh)
+    replace_section(args.results, "soak.sh", text)
     print(f"soak: {'passed' if ok else 'FAILED'}; written to {args.results} and {png}", file=sys.stderr)
     return 0 if ok else 1
 

@@ -115,6 +115,7 @@ ip -n "$cage" route add 198.51.100.0/24 via 192.0.2.53
 
 # --- the world: rotating upstream, HTTPS + HTTP servers -----------------------------
 install -m 0755 "$top/bench/soak.py" "$scratch/soak.py"
+install -m 0644 "$top/bench/results_section.py" "$scratch/results_section.py"
 allow_line=$(python3 "$scratch/soak.py" plan --dir "$scratch")
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=cagent soak CA" \
   -keyout "$scratch/ca.key" -out "$scratch/ca.pem" >/dev/null 2>&1 || die "openssl: CA"

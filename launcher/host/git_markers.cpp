@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "launcher/host/dir_listing.hpp"
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/scan.hpp"
 #include "launcher/host/text.hpp"
@@ -22,19 +23,11 @@ struct DirCloser {
 using DirHandle = std::unique_ptr<DIR, DirCloser>;
 
 fs::file_type type_of(int dir_fd, const dirent& e) {
-  switch (e.d_type) {
-    case DT_DIR: return fs::file_type::directory;
-    case DT_REG: return fs::file_type::regular;
-    case DT_LNK: return fs::file_type::symlink;
-    case DT_UNKNOWN: break;  // the filesystem does not say: ask
-    default: return fs::file_type::unknown;
-  }
-  struct stat st {};
+  const fs::file_type type = file_type_of_dirent(e.d_type);
+  if (type != fs::file_type::none) return type;
+  struct stat st {};  // the filesystem does not say: ask
   if (::fstatat(dir_fd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) return fs::file_type::unknown;
-  if (S_ISDIR(st.st_mode)) return fs::file_type::directory;
-  if (S_ISREG(st.st_mode)) return fs::file_type::regular;
-  if (S_ISLNK(st.st_mode)) return fs::file_type::symlink;
-  return fs::file_type::unknown;
+  return file_type_of_mode(st.st_mode);
 }
 
 std::string shown(const std::string& relative) { return relative.empty() ? "." : printable(relative); }

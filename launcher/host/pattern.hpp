@@ -31,13 +31,37 @@ class Pattern {
   // slash, no "." or ".." segments).
   bool matches(std::string_view relative, bool is_directory) const;
 
+  // False only when no path strictly below `directory` ("" = the root) can
+  // match, whatever its name and type: an anchored pattern whose segments
+  // already disagree with the directory's ("/secrets/" below "src"), or
+  // that has none left for a path that deep ("config/*.key" below
+  // "config/prod"). The scan asks it once per directory, so that it matches
+  // each entry against the patterns that can still match there only.
+  bool could_match_below(std::string_view directory) const;
+
   const std::string& text() const { return text_; }
   bool directory_only() const { return directory_only_; }
   bool anchored() const { return anchored_; }
 
  private:
-  std::string text_;                  // as written, for messages
-  std::vector<std::string> segments_; // split on '/', "**" kept as a segment
+  // One segment, with the shape it has, so that the common shapes
+  // (".env", "*.key", "id_*") are compared as strings: fnmatch(3) costs
+  // more than the rest of the scan's work on an entry.
+  struct Segment {
+    enum class Kind { globstar, literal, suffix, prefix, glob };
+    std::string text;   // as fnmatch reads it
+    Kind kind = Kind::glob;
+    std::string fixed;  // literal: the whole name; suffix / prefix: the part after / before the '*'
+  };
+  static Segment make_segment(std::string text);
+  static bool segment_matches(const Segment& segment, std::string_view name);
+  static bool match_from(const std::vector<Segment>& pat, std::size_t pi,
+                         const std::vector<std::string_view>& path, std::size_t si);
+  static bool prefix_from(const std::vector<Segment>& pat, std::size_t pi,
+                          const std::vector<std::string_view>& path, std::size_t si);
+
+  std::string text_;               // as written, for messages
+  std::vector<Segment> segments_;  // split on '/', "**" kept as a segment
   bool directory_only_ = false;
   bool anchored_ = false;
 };

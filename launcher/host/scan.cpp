@@ -1,18 +1,26 @@
 #include "launcher/host/scan.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
+#include <thread>
+#include <utility>
 
+#include "launcher/host/dir_listing.hpp"
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/text.hpp"
 #include "dnsguard/posix.hpp"
@@ -177,94 +185,190 @@ std::optional<fs::path> canonical_or_none(const fs::path& p) {
   return c;
 }
 
-class Scanner {
+// A warning for a .git file that mounts nothing.
+std::string refusal(const std::string& gitfile_rel, const std::string& why) {
+  return printable(gitfile_rel) + ": " + why + "; not mounted";
+}
+
+// ---------------------------------------------------------------------------
+// The walk, in two halves (scan.hpp says why).
+//
+// First every directory is scanned on its own, on up to kMaxScanThreads
+// threads (DirScan): listed, its entries typed and matched, and the
+// entries that matter visited in name order. What a visit decides goes into
+// the directory's record (DirRecord) as effects, in the order a visit makes
+// them, each marked with where it stands among the subdirectories to walk;
+// each of those gets a record of its own, scanned later by whichever thread.
+// Then one thread replays the records depth first (Replay): the effects
+// reach the ScanResult in the order a recursive walk on one thread makes
+// them, so the result is the same, list order included, whatever thread
+// scanned what and when.
+
+// One git directory mount that a .git file asks for (add_git_mount()).
+struct GitMountRequest {
+  fs::path host;
+  std::string container;
+  std::string shown;  // the .git file, for the warning when it is refused
+};
+
+struct Effect {
+  enum class Kind : unsigned char { ignored, readonly, warning, pin, protect, git_mount };
+  Kind kind;
+  bool directory = false;         // ignored, readonly: what the path is
+  std::size_t index = 0;          // into the texts or the mounts
+  std::size_t children_before = 0;  // where it stands among the walks of subdirectories
+};
+
+// What a directory's visit decided, besides which subdirectories to walk.
+// Most directories of a big tree decide nothing: a record holds this only
+// when there is something.
+struct Findings {
+  std::optional<std::string> error;  // why it could not be scanned: hidden whole (by the replay)
+  std::vector<GitMarker> markers;    // sorted at the end: their order is free
+  std::vector<Effect> effects;       // in the order the visit made them
+  std::vector<std::string> texts;
+  std::vector<GitMountRequest> mounts;
+};
+
+// One directory of the walk. Every directory's record lives until the
+// replay, so it is kept small (80-odd bytes) for trees of a million files.
+struct DirRecord {
+  DirRecord(std::string r, int g) : rel(std::move(r)), in_git(g) {}
+
+  std::string rel;  // relative to the workspace ("" = the workspace); once scanned, kept only for an error
+  int in_git = 0;   // how many .git directories hold it
+  std::size_t entries = 0;
+  // What scanning it threw, thrown again where the replay reaches its end:
+  // where a walk on one thread would have stopped.
+  std::exception_ptr failure;
+  std::vector<DirRecord> children;  // the subdirectories to walk, in name order
+  std::unique_ptr<Findings> findings;
+
+  Findings& more() {
+    if (!findings) findings = std::make_unique<Findings>();
+    return *findings;
+  }
+  void add(Effect::Kind kind, std::string text, bool is_dir = false) {
+    Findings& f = more();
+    f.effects.push_back({kind, is_dir, f.texts.size(), children.size()});
+    f.texts.push_back(std::move(text));
+  }
+};
+
+// Scans single directories: everything here reads the file system and the
+// patterns, and writes only to the record it is given.
+class DirScan {
  public:
-  Scanner(const fs::path& root, const std::vector<Pattern>& ignore,
-          const std::vector<Pattern>& readonly)
+  DirScan(const fs::path& root, const std::vector<Pattern>& ignore, const std::vector<Pattern>& readonly)
       : root_(root), ignore_(ignore), readonly_(readonly), protect_git_(protects_git_dirs(readonly)) {}
 
-  ScanResult run() {
-    if (const std::optional<std::string> err = walk(root_, "")) {
-      // The root cannot be hidden behind a placeholder (it *is* the mount):
-      // stop instead of starting a session with an unknown workspace.
-      throw std::runtime_error("cannot scan the workspace " + printable(root_.string()) + ": " +
-                               *err + " (fix its permissions, or remove what cannot be read)");
+  // What one thread keeps between directories.
+  struct Scratch {
+    DirLister lister;
+    std::vector<ListedEntry> entries;
+    std::vector<const Pattern*> ignore, readonly;
+    struct Kept {
+      const ListedEntry* entry;
+      bool hidden;    // an ignore pattern matches it (not for symlinks: see visit_symlink())
+      bool readonly;  // a readonly pattern does, outside .git
+    };
+    std::vector<Kept> kept;
+    std::string rel;
+  };
+
+  // Scans `d` completely or not at all (its findings' error says why not); appends the
+  // records of the subdirectories to walk to `found`.
+  void scan(DirRecord& d, Scratch& s, std::vector<DirRecord*>& found) const {
+    const fs::path dir = d.rel.empty() ? root_ : root_ / d.rel;
+    if (dir.native().size() > kMaxScanPath) {
+      d.more().error = std::string("path longer than ") + std::to_string(kMaxScanPath) + " bytes";
+      return;
     }
-    drop_unsafe_git_mounts();
-    add_protected_git_dirs();
-    result_.pinned.assign(pinned_.begin(), pinned_.end());
-    std::sort(result_.git_markers.begin(), result_.git_markers.end(),
-              [](const GitMarker& a, const GitMarker& b) { return a.relative < b.relative; });
-    return std::move(result_);
+    // Below the root, never through a symlink (one put in place of a
+    // directory since it was listed).
+    const UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (d.rel.empty() ? 0 : O_NOFOLLOW)));
+    if (!fd.valid()) {
+      d.more().error = "cannot open: " + std::generic_category().message(errno);
+      return;
+    }
+    if (const std::optional<DirLister::Failure> f = s.lister.list(fd.get(), s.entries)) {
+      d.more().error = f->entry.empty() ? "cannot list: " + std::generic_category().message(f->error)
+                                        : "cannot examine " + printable(f->entry) + ": " +
+                                              std::generic_category().message(f->error);
+      return;
+    }
+    d.entries = s.entries.size();
+    if (d.in_git == 0) {
+      GitDirNames names;
+      for (const ListedEntry& e : s.entries) names.see(e.name);
+      if (const auto kind = names.kind()) {
+        d.more().markers.push_back({d.rel, *kind, file_identity(dir).value_or("")});
+        // Read-only whole when history is: its config and hooks run for git
+        // on the host.
+        if (protect_git_) protect_git_dir(d, dir);
+      }
+    }
+    // Only the patterns that can match in here are tried on each entry.
+    const auto live = [&](const std::vector<Pattern>& patterns, std::vector<const Pattern*>& out) {
+      out.clear();
+      for (const Pattern& p : patterns) {
+        if (p.could_match_below(d.rel)) out.push_back(&p);
+      }
+    };
+    live(ignore_, s.ignore);
+    if (d.in_git == 0) {
+      live(readonly_, s.readonly);
+    } else {
+      s.readonly.clear();  // readonly patterns do not apply inside .git
+    }
+    const auto any = [&](const std::vector<const Pattern*>& patterns, bool is_dir) {
+      return std::any_of(patterns.begin(), patterns.end(), [&](const Pattern* p) { return p->matches(s.rel, is_dir); });
+    };
+    // An entry that is no directory, symlink or `.git` and that no pattern
+    // matches has nothing to visit: it is only counted.
+    s.kept.clear();
+    s.rel = d.rel.empty() ? std::string() : d.rel + "/";
+    const std::size_t prefix = s.rel.size();
+    for (const ListedEntry& e : s.entries) {
+      if (e.type == fs::file_type::symlink) {
+        s.kept.push_back({&e, false, false});
+        continue;
+      }
+      const bool is_dir = e.type == fs::file_type::directory;
+      s.rel.resize(prefix);
+      s.rel += e.name;
+      const bool hidden = any(s.ignore, is_dir);
+      const bool ro = !hidden && any(s.readonly, is_dir);
+      if (is_dir || hidden || ro || e.name == ".git") s.kept.push_back({&e, hidden, ro});
+    }
+    // Deterministic order, so mount plans are reproducible.
+    std::sort(s.kept.begin(), s.kept.end(),
+              [](const Scratch::Kept& a, const Scratch::Kept& b) { return a.entry->name < b.entry->name; });
+    for (const Scratch::Kept& k : s.kept) visit(d, dir, k);
+    // Their addresses are final now: the records go to other threads.
+    d.children.shrink_to_fit();
+    for (DirRecord& child : d.children) found.push_back(&child);
+    std::string().swap(d.rel);  // (only a directory that could not be scanned needs it again)
   }
 
  private:
-  struct Listed {
-    fs::directory_entry entry;
-    fs::file_status status;  // lstat: never follows
-  };
-
-  // Scans one directory completely or not at all: returns the reason it
-  // could not be scanned (the caller then hides it whole), or nullopt.
-  std::optional<std::string> walk(const fs::path& dir, const std::string& rel_dir) {
-    if (dir.native().size() > kMaxScanPath) {
-      return std::string("path longer than ") + std::to_string(kMaxScanPath) + " bytes";
-    }
-    std::error_code ec;
-    fs::directory_iterator it(dir, fs::directory_options::none, ec);
-    if (ec) return "cannot open: " + ec.message();
-    std::vector<Listed> entries;
-    for (; it != fs::directory_iterator(); it.increment(ec)) {
-      // (increment() that fails sets ec and turns `it` into the end
-      // iterator, so the error is checked after the loop as well.)
-      if (ec) break;
-      Listed l{*it, {}};
-      l.status = l.entry.symlink_status(ec);
-      if (ec) {
-        return "cannot examine " + printable(l.entry.path().filename().string()) + ": " +
-               ec.message();
-      }
-      entries.push_back(std::move(l));
-    }
-    if (ec) return "cannot list: " + ec.message();
-    if (in_git_ == 0) {
-      GitDirNames names;
-      for (const Listed& l : entries) names.see(l.entry.path().filename().native());
-      if (const auto kind = names.kind()) {
-        result_.git_markers.push_back({rel_dir, *kind, file_identity(dir).value_or("")});
-        // Read-only whole when history is: its config and hooks run for git
-        // on the host.
-        if (protect_git_) protect_git_dir(dir);
-      }
-    }
-    // Deterministic order, so mount plans are reproducible.
-    std::sort(entries.begin(), entries.end(), [](const Listed& a, const Listed& b) {
-      return a.entry.path().filename() < b.entry.path().filename();
-    });
-    for (const Listed& l : entries) visit(l, rel_dir);
-    return std::nullopt;
-  }
-
-  void visit(const Listed& listed, const std::string& rel_dir) {
-    ++result_.entries_seen;
-    const fs::path& path = listed.entry.path();
-    const std::string name = path.filename().string();
-    const std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
-    const fs::file_status st = listed.status;
-    if (name == ".git" && in_git_ == 0) {
+  void visit(DirRecord& d, const fs::path& dir, const Scratch::Kept& k) const {
+    const std::string& name = k.entry->name;
+    const fs::file_type type = k.entry->type;
+    const fs::path path = dir / name;
+    const std::string rel = d.rel.empty() ? name : d.rel + "/" + name;
+    if (name == ".git" && d.in_git == 0) {
       // Before the patterns: a repository is one whatever hides it.
-      if (const auto kind = git_entry_kind(st.type())) {
-        result_.git_markers.push_back({rel, *kind, file_identity(path).value_or("")});
-      }
+      if (const auto kind = git_entry_kind(type)) d.more().markers.push_back({rel, *kind, file_identity(path).value_or("")});
     }
-    if (fs::is_symlink(st)) {
-      visit_symlink(path, rel);
+    if (type == fs::file_type::symlink) {
+      visit_symlink(d, path, rel);
       return;
     }
-    const bool is_dir = fs::is_directory(st);
-    if (any_match(ignore_, rel, is_dir)) {
-      result_.ignored.push_back({rel, is_dir});
-      pin_ancestors_if_needed(rel, is_dir);
+    const bool is_dir = type == fs::file_type::directory;
+    if (k.hidden) {
+      d.add(Effect::Kind::ignored, rel, is_dir);
+      pin_ancestors_if_needed(d, rel, is_dir);
       return;  // hidden wholesale: nothing below matters
     }
     // A .git directory is one unit for readonly (it is mounted whole), but
@@ -274,41 +378,27 @@ class Scanner {
     // With history read-only, every .git entry is, whatever the pattern's
     // anchoring: a .git file repointed in place keeps its identity, so the
     // end of the session would not name it.
-    const bool git_entry = name == ".git" && (is_dir || fs::is_regular_file(st));
-    if (in_git_ == 0 && (any_match(readonly_, rel, is_dir) || (protect_git_ && git_entry))) {
-      add_readonly(rel, is_dir);
-    }
-    if (name == ".git" && fs::is_regular_file(st) && in_git_ == 0) follow_gitfile(path, rel_dir);
+    const bool git_entry = name == ".git" && (is_dir || type == fs::file_type::regular);
+    if (d.in_git == 0 && (k.readonly || (protect_git_ && git_entry))) d.add(Effect::Kind::readonly, rel, is_dir);
+    if (name == ".git" && type == fs::file_type::regular && d.in_git == 0) follow_gitfile(d, path, d.rel);
     if (!is_dir) return;
-    const int git_level = name == ".git" ? 1 : 0;
-    in_git_ += git_level;
-    const std::optional<std::string> err = walk(path, rel);
-    in_git_ -= git_level;
-    if (err) {
-      // Fail closed: whatever is below was not looked at, so none of it may
-      // reach the cage. (Anything recorded inside before the error is moot:
-      // the plan drops mounts below a hidden directory.)
-      result_.ignored.push_back({rel, true});
-      result_.warnings.push_back(printable(rel) + ": " + *err +
-                                 "; hidden in the cage (shown as an empty read-only directory)");
-    }
+    // Walked later, maybe on another thread; the replay puts its effects
+    // here, after this entry's own.
+    d.children.emplace_back(rel, d.in_git + (name == ".git" ? 1 : 0));
   }
 
   // Pins the ancestors of a hidden path when every pattern that hides it
   // names those ancestors: renaming one would unhide the path next time.
-  void pin_ancestors_if_needed(const std::string& rel, bool is_dir) {
-    bool basename_match = false;
+  void pin_ancestors_if_needed(DirRecord& d, const std::string& rel, bool is_dir) const {
     for (const Pattern& p : ignore_) {
-      if (p.matches(rel, is_dir) && !names_ancestors(p)) basename_match = true;
+      if (p.matches(rel, is_dir) && !names_ancestors(p)) return;  // a basename match
     }
-    if (basename_match) return;
-    for (std::size_t slash = rel.find('/'); slash != std::string::npos;
-         slash = rel.find('/', slash + 1)) {
-      pinned_.insert(rel.substr(0, slash));
+    for (std::size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+      d.add(Effect::Kind::pin, rel.substr(0, slash));
     }
   }
 
-  void visit_symlink(const fs::path& link, const std::string& rel) {
+  void visit_symlink(DirRecord& d, const fs::path& link, const std::string& rel) const {
     std::error_code ec;
     const fs::path target = fs::weakly_canonical(link, ec);
     std::string target_rel;
@@ -330,23 +420,318 @@ class Scanner {
     if (protect && ec && ec != std::errc::no_such_file_or_directory) {
       // (A target in a directory the host cannot read lies in a directory
       // the walk hides whole; loops and overlong chains fail in the cage too.)
-      result_.warnings.push_back("cannot resolve the symlink " + printable(rel) + " (" +
-                                 ec.message() + "); its target is not " +
-                                 (hide ? "hidden" : "made read-only") + " through it");
+      d.add(Effect::Kind::warning, "cannot resolve the symlink " + printable(rel) + " (" + ec.message() +
+                                       "); its target is not " + (hide ? "hidden" : "made read-only") + " through it");
     }
     // A symlink's own name matching a pattern protects its target: hiding
     // ".env" must not leave "config/prod.env" readable through the link.
     if (hide) {
-      if (inside) result_.ignored.push_back({target_rel, target_dir});
+      if (inside) d.add(Effect::Kind::ignored, target_rel, target_dir);
       return;
     }
-    if (any_match(readonly_, rel, target_dir) && inside) {
-      add_readonly(target_rel, target_dir);
-    }
+    if (any_match(readonly_, rel, target_dir) && inside) d.add(Effect::Kind::readonly, target_rel, target_dir);
     // A .git symlink sends git to its target: protected as a git directory.
-    if (protect_git_ && in_git_ == 0 && link.filename() == ".git" && inside && target_dir &&
+    if (protect_git_ && d.in_git == 0 && link.filename() == ".git" && inside && target_dir &&
         looks_like_git_dir(target)) {
-      protect_git_dir(target);
+      protect_git_dir(d, target);
+    }
+  }
+
+  // A git directory that lies in the workspace, and the common directory
+  // its `commondir` names when that lies in the workspace too (git reads
+  // config and hooks from there): both read-only. `dir` need not be
+  // canonical; what lies outside the workspace is left to follow_gitfile().
+  void protect_git_dir(DirRecord& d, const fs::path& dir) const {
+    const std::optional<fs::path> canon = canonical_or_none(dir);
+    if (!canon) return;
+    protect_inside(d, *canon);
+    const std::string common = first_line(read_small_file(*canon / "commondir").value_or(""));
+    if (common.empty()) return;
+    if (const std::optional<fs::path> c = canonical_or_none(fs::path(common).is_absolute() ? fs::path(common) : *canon / common)) {
+      protect_inside(d, *c);
+    }
+  }
+
+  void protect_inside(DirRecord& d, const fs::path& canon) const {
+    const std::string path = canon.string();
+    const std::string root = root_.string();
+    std::error_code ec;
+    if (!within(path, root) || !fs::is_directory(fs::symlink_status(canon, ec))) return;
+    const std::string rel = path == root ? std::string() : path.substr(root.size() + 1);
+    if (!in_dot_git(rel)) d.add(Effect::Kind::protect, rel);  // (a .git directory is read-only whole)
+  }
+
+  static void refuse_gitfile(DirRecord& d, const std::string& gitfile_rel, const std::string& why) {
+    d.add(Effect::Kind::warning, refusal(gitfile_rel, why));
+  }
+
+  static void add_git_mount(DirRecord& d, const fs::path& host, const std::string& container, const std::string& shown) {
+    Findings& f = d.more();
+    f.effects.push_back({Effect::Kind::git_mount, false, f.mounts.size(), d.children.size()});
+    f.mounts.push_back({host, container, shown});
+  }
+
+  // A `.git` file (worktree or submodule checkout): its git directory is
+  // mounted read-only only when git's own files outside the workspace tie
+  // it to this very checkout; anything else is reported and mounts nothing.
+  void follow_gitfile(DirRecord& d, const fs::path& gitfile, const std::string& rel_dir) const {
+    const std::string shown = rel_dir.empty() ? ".git" : rel_dir + "/.git";
+    const std::optional<std::string> content = read_small_file(gitfile);
+    const std::string line = content ? first_line(*content) : std::string();
+    static constexpr std::string_view kPrefix = "gitdir: ";
+    if (line.compare(0, kPrefix.size(), kPrefix) != 0 || line.size() == kPrefix.size()) {
+      refuse_gitfile(d, shown, "not a 'gitdir: PATH' file");
+      return;
+    }
+    const std::string target = line.substr(kPrefix.size());
+    const bool absolute = fs::path(target).is_absolute();
+    const std::string container_dir = rel_dir.empty()
+                                          ? std::string(kContainerWorkspace)
+                                          : std::string(kContainerWorkspace) + "/" + rel_dir;
+    const std::string container_gitdir =
+        normalize_container_path(absolute ? target : container_dir + "/" + target);
+    const std::optional<fs::path> host_gitdir =
+        canonical_or_none(absolute ? fs::path(target) : gitfile.parent_path() / target);
+    // Where git on the host goes: when that is in the workspace, the agent
+    // must not write it (as an absolute path, as `git worktree add` and
+    // `--separate-git-dir` write it, the cage does not even reach it there).
+    if (protect_git_ && host_gitdir && looks_like_git_dir(*host_gitdir)) protect_git_dir(d, *host_gitdir);
+    if (within(container_gitdir, kContainerWorkspace)) {
+      report_commondir_outside(d, shown, gitfile, target, container_gitdir);
+      return;
+    }
+    if (!host_gitdir || !fs::is_directory(*host_gitdir)) {
+      refuse_gitfile(d, shown, "its gitdir " + printable(target) + " is not a directory");
+      return;
+    }
+    const std::optional<fs::path> gitfile_canon = canonical_or_none(gitfile);
+    if (!gitfile_canon) {
+      refuse_gitfile(d, shown, "cannot resolve its own path");
+      return;
+    }
+    if (const std::optional<std::string> common = read_small_file(*host_gitdir / "commondir")) {
+      follow_worktree(d, shown, *host_gitdir, *gitfile_canon, container_gitdir, first_line(*common));
+    } else if (within(host_gitdir->string(), root_.string()) && is_main_git_dir(*host_gitdir)) {
+      // A repository of the workspace's own (git init --separate-git-dir
+      // "$PWD/.gitdata"): the cage sees it anyway, so no back-pointer is
+      // needed; mounted where the .git file says, for git in the cage.
+      add_git_mount(d, *host_gitdir, container_gitdir, shown);
+    } else {
+      follow_submodule(d, shown, *host_gitdir, *gitfile_canon, container_gitdir);
+    }
+  }
+
+  // The gitdir is inside the workspace: the cage reaches it through
+  // /workspace (as whatever the workspace holds there), nothing to mount. A
+  // commondir pointing out of the workspace is not followed — a gitdir
+  // inside the workspace is the agent's to forge — but the user hears about it.
+  void report_commondir_outside(DirRecord& d, const std::string& shown, const fs::path& gitfile, const std::string& target,
+                                const std::string& container_gitdir) const {
+    const std::string common =
+        first_line(read_small_file(gitfile.parent_path() / target / "commondir").value_or(""));
+    if (common.empty()) return;
+    const std::string container_common =
+        normalize_container_path(fs::path(common).is_absolute() ? common : container_gitdir + "/" + common);
+    if (!within(container_common, kContainerWorkspace)) {
+      refuse_gitfile(d, shown, "its gitdir " + printable(target) + " names a commondir " + printable(common) +
+                                " outside the workspace");
+    }
+  }
+
+  // Worktree: <common>/worktrees/<name>, whose back-pointer ('gitdir')
+  // names this very .git file.
+  void follow_worktree(DirRecord& d, const std::string& shown, const fs::path& host_gitdir, const fs::path& gitfile_canon,
+                       const std::string& container_gitdir, const std::string& common) const {
+    const bool common_abs = fs::path(common).is_absolute();
+    const std::optional<fs::path> host_common =
+        common.empty() ? std::nullopt : canonical_or_none(common_abs ? fs::path(common) : host_gitdir / common);
+    const std::optional<std::string> back = read_small_file(host_gitdir / "gitdir");
+    std::optional<fs::path> back_canon;
+    if (back && !first_line(*back).empty()) {
+      const fs::path b = first_line(*back);
+      back_canon = canonical_or_none(b.is_absolute() ? b : host_gitdir / b);
+    }
+    if (!host_common || !is_main_git_dir(*host_common) || host_gitdir.parent_path() != *host_common / "worktrees") {
+      refuse_gitfile(d, shown, "its gitdir " + printable(host_gitdir.string()) + " is not a worktree of a git repository");
+      return;
+    }
+    if (back_canon != gitfile_canon) {
+      refuse_gitfile(d, shown, "the worktree " + printable(host_gitdir.string()) +
+                                " belongs to another checkout (its 'gitdir' file does not name this .git file)");
+      return;
+    }
+    add_git_mount(d, *host_common, normalize_container_path(common_abs ? common : container_gitdir + "/" + common),
+                  shown);
+  }
+
+  // Submodule: below <git dir>/modules/, with core.worktree naming the
+  // directory that holds this .git file.
+  void follow_submodule(DirRecord& d, const std::string& shown, const fs::path& host_gitdir, const fs::path& gitfile_canon,
+                        const std::string& container_gitdir) const {
+    bool under_modules = false;
+    for (fs::path p = host_gitdir.parent_path(); p.has_relative_path(); p = p.parent_path()) {
+      if (p.filename() == "modules" && is_main_git_dir(p.parent_path())) {
+        under_modules = true;
+        break;
+      }
+    }
+    std::optional<fs::path> worktree_canon;
+    if (const std::optional<std::string> config = read_small_file(host_gitdir / "config")) {
+      if (const std::optional<std::string> wt = core_worktree(*config)) {
+        const fs::path w = *wt;
+        worktree_canon = canonical_or_none(w.is_absolute() ? w : host_gitdir / w);
+      }
+    }
+    if (!under_modules || !fs::is_directory(host_gitdir / "objects") ||
+        worktree_canon != gitfile_canon.parent_path()) {
+      refuse_gitfile(d, shown, "its gitdir " + printable(host_gitdir.string()) +
+                                " is neither a worktree nor a submodule git directory of this checkout");
+      return;
+    }
+    add_git_mount(d, host_gitdir, container_gitdir, shown);
+  }
+
+  const fs::path& root_;
+  const std::vector<Pattern>& ignore_;
+  const std::vector<Pattern>& readonly_;
+  const bool protect_git_;  // readonly covers .git: every git directory is read-only
+};
+
+// Scans the records of a whole tree, from `root` down, on up to
+// kMaxScanThreads threads. Directories wait on one stack; each thread takes
+// one, scans it and puts back its subdirectories.
+class TreeScan {
+ public:
+  explicit TreeScan(const DirScan& scan) : scan_(scan) {}
+
+  void run(DirRecord& root) {
+    pending_.push_back(&root);
+    std::vector<std::jthread> helpers;
+    work(&helpers);  // returns once every directory is scanned
+    // (the helpers are joined here, before the records are read)
+  }
+
+ private:
+  // The calling thread brings in the helpers only once the tree proved
+  // larger than a few directories: a small workspace is scanned before a
+  // thread would have started.
+  static constexpr std::size_t kDirsBeforeHelpers = 16;
+
+  static unsigned usable_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+    return std::thread::hardware_concurrency();
+  }
+
+  void work(std::vector<std::jthread>* helpers) {
+    DirScan::Scratch scratch;
+    std::vector<DirRecord*> found;
+    std::size_t scanned = 0;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return !pending_.empty() || busy_ == 0; });
+      if (pending_.empty()) break;  // nothing left, nobody scanning: done
+      DirRecord* d = pending_.back();
+      pending_.pop_back();
+      ++busy_;
+      lock.unlock();
+      found.clear();
+      try {
+        scan_.scan(*d, scratch, found);
+      } catch (...) {
+        d->failure = std::current_exception();
+      }
+      lock.lock();
+      --busy_;
+      // Reversed, so that the first in name order is taken next: depth
+      // first, which keeps the stack short.
+      pending_.insert(pending_.end(), found.rbegin(), found.rend());
+      if (helpers != nullptr && ++scanned == kDirsBeforeHelpers && !pending_.empty()) start_helpers(*helpers);
+      wake_.notify_all();
+    }
+  }
+
+  void start_helpers(std::vector<std::jthread>& helpers) {
+    const unsigned threads = std::clamp(usable_cpus(), 1U, kMaxScanThreads);
+    try {
+      for (unsigned i = 1; i < threads; ++i) helpers.emplace_back([this] { work(nullptr); });
+    } catch (const std::system_error&) {
+      // No thread to be had: the threads there are finish the walk.
+    }
+  }
+
+  const DirScan& scan_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<DirRecord*> pending_;
+  std::size_t busy_ = 0;
+};
+
+// Puts the records together, depth first in name order, into the ScanResult
+// that a walk on one thread makes.
+class Replay {
+ public:
+  explicit Replay(const fs::path& root) : root_(root) {}
+
+  ScanResult run(const DirRecord& top) {
+    take(top);
+    // Depth first with an explicit stack: as deep as the agent nested
+    // directories, up to kMaxScanPath. In each directory its effects and
+    // the walks of its subdirectories, merged in the order the visit made
+    // them.
+    struct Frame {
+      const DirRecord* d;
+      std::size_t child = 0, effect = 0;
+    };
+    std::vector<Frame> stack{{&top}};
+    while (!stack.empty()) {
+      Frame& f = stack.back();
+      const DirRecord& d = *f.d;
+      const Findings* found = d.findings.get();
+      if (found != nullptr && f.effect < found->effects.size() &&
+          found->effects[f.effect].children_before <= f.child) {
+        apply(*found, found->effects[f.effect++]);
+      } else if (f.child < d.children.size()) {
+        const DirRecord& child = d.children[f.child++];
+        take(child);
+        stack.push_back({&child});  // (f is gone now)
+      } else {
+        if (d.failure) std::rethrow_exception(d.failure);
+        stack.pop_back();
+        if (found != nullptr && found->error) {
+          // Fail closed: whatever is below was not looked at, so none of it
+          // may reach the cage.
+          result_.ignored.push_back({d.rel, true});
+          result_.warnings.push_back(printable(d.rel) + ": " + *found->error +
+                                     "; hidden in the cage (shown as an empty read-only directory)");
+        }
+      }
+    }
+    drop_unsafe_git_mounts();
+    add_protected_git_dirs();
+    result_.pinned.assign(pinned_.begin(), pinned_.end());
+    std::sort(result_.git_markers.begin(), result_.git_markers.end(),
+              [](const GitMarker& a, const GitMarker& b) { return a.relative < b.relative; });
+    return std::move(result_);
+  }
+
+ private:
+  void take(const DirRecord& d) {
+    result_.entries_seen += d.entries;
+    if (d.findings) {
+      for (const GitMarker& m : d.findings->markers) result_.git_markers.push_back(m);
+    }
+  }
+
+  void apply(const Findings& f, const Effect& e) {
+    switch (e.kind) {
+      case Effect::Kind::ignored: result_.ignored.push_back({f.texts[e.index], e.directory}); break;
+      case Effect::Kind::readonly: add_readonly(f.texts[e.index], e.directory); break;
+      case Effect::Kind::warning: result_.warnings.push_back(f.texts[e.index]); break;
+      case Effect::Kind::pin: pinned_.insert(f.texts[e.index]); break;
+      case Effect::Kind::protect: protected_.insert(f.texts[e.index]); break;
+      case Effect::Kind::git_mount: add_git_mount(f.mounts[e.index]); break;
     }
   }
 
@@ -373,162 +758,17 @@ class Scanner {
     }
   }
 
-  // A git directory that lies in the workspace, and the common directory
-  // its `commondir` names when that lies in the workspace too (git reads
-  // config and hooks from there): both read-only. `dir` need not be
-  // canonical; what lies outside the workspace is left to follow_gitfile().
-  void protect_git_dir(const fs::path& dir) {
-    const std::optional<fs::path> canon = canonical_or_none(dir);
-    if (!canon) return;
-    protect_inside(*canon);
-    const std::string common = first_line(read_small_file(*canon / "commondir").value_or(""));
-    if (common.empty()) return;
-    if (const std::optional<fs::path> c = canonical_or_none(fs::path(common).is_absolute() ? fs::path(common) : *canon / common)) {
-      protect_inside(*c);
-    }
-  }
-
-  void protect_inside(const fs::path& canon) {
-    const std::string path = canon.string();
-    const std::string root = root_.string();
-    std::error_code ec;
-    if (!within(path, root) || !fs::is_directory(fs::symlink_status(canon, ec))) return;
-    const std::string rel = path == root ? std::string() : path.substr(root.size() + 1);
-    if (!in_dot_git(rel)) protected_.insert(rel);  // (a .git directory is read-only whole)
-  }
-
-  void refuse_gitfile(const std::string& gitfile_rel, const std::string& why) {
-    result_.warnings.push_back(printable(gitfile_rel) + ": " + why + "; not mounted");
-  }
-
-  // A `.git` file (worktree or submodule checkout): its git directory is
-  // mounted read-only only when git's own files outside the workspace tie
-  // it to this very checkout; anything else is reported and mounts nothing.
-  void follow_gitfile(const fs::path& gitfile, const std::string& rel_dir) {
-    const std::string shown = rel_dir.empty() ? ".git" : rel_dir + "/.git";
-    const std::optional<std::string> content = read_small_file(gitfile);
-    const std::string line = content ? first_line(*content) : std::string();
-    static constexpr std::string_view kPrefix = "gitdir: ";
-    if (line.compare(0, kPrefix.size(), kPrefix) != 0 || line.size() == kPrefix.size()) {
-      refuse_gitfile(shown, "not a 'gitdir: PATH' file");
-      return;
-    }
-    const std::string target = line.substr(kPrefix.size());
-    const bool absolute = fs::path(target).is_absolute();
-    const std::string container_dir = rel_dir.empty()
-                                          ? std::string(kContainerWorkspace)
-                                          : std::string(kContainerWorkspace) + "/" + rel_dir;
-    const std::string container_gitdir =
-        normalize_container_path(absolute ? target : container_dir + "/" + target);
-    const std::optional<fs::path> host_gitdir =
-        canonical_or_none(absolute ? fs::path(target) : gitfile.parent_path() / target);
-    // Where git on the host goes: when that is in the workspace, the agent
-    // must not write it (as an absolute path, as `git worktree add` and
-    // `--separate-git-dir` write it, the cage does not even reach it there).
-    if (protect_git_ && host_gitdir && looks_like_git_dir(*host_gitdir)) protect_git_dir(*host_gitdir);
-    if (within(container_gitdir, kContainerWorkspace)) {
-      report_commondir_outside(shown, gitfile, target, container_gitdir);
-      return;
-    }
-    if (!host_gitdir || !fs::is_directory(*host_gitdir)) {
-      refuse_gitfile(shown, "its gitdir " + printable(target) + " is not a directory");
-      return;
-    }
-    const std::optional<fs::path> gitfile_canon = canonical_or_none(gitfile);
-    if (!gitfile_canon) {
-      refuse_gitfile(shown, "cannot resolve its own path");
-      return;
-    }
-    if (const std::optional<std::string> common = read_small_file(*host_gitdir / "commondir")) {
-      follow_worktree(shown, *host_gitdir, *gitfile_canon, container_gitdir, first_line(*common));
-    } else if (within(host_gitdir->string(), root_.string()) && is_main_git_dir(*host_gitdir)) {
-      // A repository of the workspace's own (git init --separate-git-dir
-      // "$PWD/.gitdata"): the cage sees it anyway, so no back-pointer is
-      // needed; mounted where the .git file says, for git in the cage.
-      add_git_mount(*host_gitdir, container_gitdir, shown);
-    } else {
-      follow_submodule(shown, *host_gitdir, *gitfile_canon, container_gitdir);
-    }
-  }
-
-  // The gitdir is inside the workspace: the cage reaches it through
-  // /workspace (as whatever the workspace holds there), nothing to mount. A
-  // commondir pointing out of the workspace is not followed — a gitdir
-  // inside the workspace is the agent's to forge — but the user hears about it.
-  void report_commondir_outside(const std::string& shown, const fs::path& gitfile, const std::string& target,
-                                const std::string& container_gitdir) {
-    const std::string common =
-        first_line(read_small_file(gitfile.parent_path() / target / "commondir").value_or(""));
-    if (common.empty()) return;
-    const std::string container_common =
-        normalize_container_path(fs::path(common).is_absolute() ? common : container_gitdir + "/" + common);
-    if (!within(container_common, kContainerWorkspace)) {
-      refuse_gitfile(shown, "its gitdir " + printable(target) + " names a commondir " + printable(common) +
-                                " outside the workspace");
-    }
-  }
-
-  // Worktree: <common>/worktrees/<name>, whose back-pointer ('gitdir')
-  // names this very .git file.
-  void follow_worktree(const std::string& shown, const fs::path& host_gitdir, const fs::path& gitfile_canon,
-                       const std::string& container_gitdir, const std::string& common) {
-    const bool common_abs = fs::path(common).is_absolute();
-    const std::optional<fs::path> host_common =
-        common.empty() ? std::nullopt : canonical_or_none(common_abs ? fs::path(common) : host_gitdir / common);
-    const std::optional<std::string> back = read_small_file(host_gitdir / "gitdir");
-    std::optional<fs::path> back_canon;
-    if (back && !first_line(*back).empty()) {
-      const fs::path b = first_line(*back);
-      back_canon = canonical_or_none(b.is_absolute() ? b : host_gitdir / b);
-    }
-    if (!host_common || !is_main_git_dir(*host_common) || host_gitdir.parent_path() != *host_common / "worktrees") {
-      refuse_gitfile(shown, "its gitdir " + printable(host_gitdir.string()) + " is not a worktree of a git repository");
-      return;
-    }
-    if (back_canon != gitfile_canon) {
-      refuse_gitfile(shown, "the worktree " + printable(host_gitdir.string()) +
-                                " belongs to another checkout (its 'gitdir' file does not name this .git file)");
-      return;
-    }
-    add_git_mount(*host_common, normalize_container_path(common_abs ? common : container_gitdir + "/" + common),
-                  shown);
-  }
-
-  // Submodule: below <git dir>/modules/, with core.worktree naming the
-  // directory that holds this .git file.
-  void follow_submodule(const std::string& shown, const fs::path& host_gitdir, const fs::path& gitfile_canon,
-                        const std::string& container_gitdir) {
-    bool under_modules = false;
-    for (fs::path p = host_gitdir.parent_path(); p.has_relative_path(); p = p.parent_path()) {
-      if (p.filename() == "modules" && is_main_git_dir(p.parent_path())) {
-        under_modules = true;
-        break;
-      }
-    }
-    std::optional<fs::path> worktree_canon;
-    if (const std::optional<std::string> config = read_small_file(host_gitdir / "config")) {
-      if (const std::optional<std::string> wt = core_worktree(*config)) {
-        const fs::path w = *wt;
-        worktree_canon = canonical_or_none(w.is_absolute() ? w : host_gitdir / w);
-      }
-    }
-    if (!under_modules || !fs::is_directory(host_gitdir / "objects") ||
-        worktree_canon != gitfile_canon.parent_path()) {
-      refuse_gitfile(shown, "its gitdir " + printable(host_gitdir.string()) +
-                                " is neither a worktree nor a submodule git directory of this checkout");
-      return;
-    }
-    add_git_mount(host_gitdir, container_gitdir, shown);
-  }
-
-  void add_git_mount(const fs::path& host, const std::string& container, const std::string& shown) {
+  void add_git_mount(const GitMountRequest& request) {
+    const fs::path& host = request.host;
+    const std::string& container = request.container;
     if (within(container, kContainerWorkspace)) return;  // visible through the workspace
     for (const ExtraMount& m : result_.git_dirs) {
       if (within(container, m.container)) return;  // already covered by a parent mount
     }
     if (forbidden_container_target(container)) {
-      refuse_gitfile(shown, "its git directory " + printable(host.string()) +
-                                " would be mounted at " + printable(container) + ", a system path");
+      result_.warnings.push_back(refusal(request.shown, "its git directory " + printable(host.string()) +
+                                                            " would be mounted at " + printable(container) +
+                                                            ", a system path"));
       return;
     }
     result_.git_dirs.push_back({host, container});
@@ -561,14 +801,23 @@ class Scanner {
   }
 
   const fs::path& root_;
-  const std::vector<Pattern>& ignore_;
-  const std::vector<Pattern>& readonly_;
-  const bool protect_git_;  // readonly covers .git: every git directory is read-only
   std::set<std::string> pinned_;
   std::set<std::string> protected_;  // git directories to make read-only (relative)
-  int in_git_ = 0;  // > 0 while walking below a .git directory
   ScanResult result_;
 };
+
+ScanResult scan(const fs::path& root, const std::vector<Pattern>& ignore, const std::vector<Pattern>& readonly) {
+  const DirScan dirs(root, ignore, readonly);
+  DirRecord top("", 0);
+  TreeScan(dirs).run(top);
+  if (top.findings && top.findings->error) {
+    // The root cannot be hidden behind a placeholder (it *is* the mount):
+    // stop instead of starting a session with an unknown workspace.
+    throw std::runtime_error("cannot scan the workspace " + printable(root.string()) + ": " + *top.findings->error +
+                             " (fix its permissions, or remove what cannot be read)");
+  }
+  return Replay(root).run(top);
+}
 
 }  // namespace
 
@@ -593,7 +842,7 @@ bool protects_git_dirs(const std::vector<Pattern>& readonly) {
 
 ScanResult scan_workspace(const fs::path& root, const std::vector<Pattern>& ignore,
                           const std::vector<Pattern>& readonly) {
-  return Scanner(root, ignore, readonly).run();
+  return scan(root, ignore, readonly);
 }
 
 SkipDirs unwritable_directories(const fs::path& root, const ScanResult& scan) {

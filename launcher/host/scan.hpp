@@ -22,10 +22,43 @@
 // directory unreadable to the host user (chmod 000), nest directories until
 // paths exceed PATH_MAX, or otherwise make the walk fail below some
 // directory. A directory that cannot be scanned completely — it cannot be
-// opened or listed, an entry in it cannot be lstat'ed, or its path is longer
-// than kMaxScanPath — is hidden wholesale like an ignored directory (with a
-// warning): what was not looked at is never exposed. Only an error at the
-// workspace root itself stops the scan (std::runtime_error).
+// opened or listed, its entries cannot be lstat'ed (it can be listed but not
+// searched), or its path is longer than kMaxScanPath — is hidden wholesale
+// like an ignored directory (with a warning): what was not looked at is
+// never exposed. Only an error at the workspace root itself stops the scan
+// (std::runtime_error).
+//
+// Cost. The scan runs before every session over the whole workspace,
+// node_modules and build trees included, so it must cost about what reading
+// the directory entries costs (`find -name`), not a system call per entry:
+// - an entry's type comes with its name from the listing (d_type,
+//   dir_listing.hpp). An lstat per entry would tell nothing more that the
+//   rules use: they look at names and types only. Two lstats remain: of an
+//   entry the filesystem gives no type for, and of the first entry of every
+//   directory, because lstat needs the search permission that listing does
+//   not, and a directory that can be listed but not searched must still be
+//   hidden whole, with the warning it always had. (What this gives up: a
+//   readable, searchable directory is no longer hidden because the lstat of
+//   one of its entries alone failed — a file removed between the listing and
+//   its lstat. Nothing below such an entry goes unseen: a subdirectory is
+//   still opened and listed, or hidden.)
+// - every directory is still opened and listed, whatever the patterns say:
+//   failing closed needs to know that each one can be read, and git
+//   directories are found by their names at any depth (a basename pattern
+//   such as `.env` needs every directory's names too). What the patterns
+//   prune is the matching: an anchored pattern is tried only in the
+//   directories where it can still match (Pattern::could_match_below()), and
+//   only the entries that matter are visited (directories, symlinks, `.git`,
+//   what a pattern matches) — the rest is only counted.
+// - directories are listed on up to kMaxScanThreads threads, once the walk
+//   has seen more than a few (a small workspace is done before a thread would
+//   have started). Each directory's visit writes what it decides, in order,
+//   into a record of its own, and one thread then replays the records depth
+//   first in name order: the ScanResult is the one a walk on one thread
+//   gives, list order included, whichever thread listed what. The records
+//   cost memory while the scan runs: 88 bytes a directory, more only for
+//   one that holds something to report (measured: 26 MiB at most instead
+//   of 17 for a million files in 206 000 directories).
 //
 // Anchored patterns protect a path, not content. An ignored file matched by
 // a pattern that names its ancestors ("/secrets/key.pem", "config/*.key")
@@ -93,6 +126,10 @@ inline constexpr const char* kContainerWorkspace = "/workspace";
 // Directories whose host path is longer than this are hidden, not opened:
 // well below PATH_MAX, so every mount target the plan produces stays valid.
 inline constexpr std::size_t kMaxScanPath = 3072;
+
+// The most threads one scan lists directories on (never more than the CPUs
+// this process may run on).
+inline constexpr unsigned kMaxScanThreads = 4;
 
 struct ScannedPath {
   std::string relative;  // "a/b", relative to the workspace ("" = the workspace itself)

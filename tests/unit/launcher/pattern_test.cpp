@@ -88,3 +88,51 @@ TEST_CASE("pattern flags") {
   CHECK(p.directory_only());
   CHECK_FALSE(Pattern::parse(".env").anchored());
 }
+
+TEST_CASE("could_match_below: false only where nothing below can match") {
+  struct Row {
+    const char* pattern;
+    const char* directory;
+    bool could;
+  };
+  const Row rows[] = {
+      {".env", "any/where", true},  // a basename matches at every depth
+      {"*.key", "", true},
+      {"/secrets/", "", true},
+      {"/secrets/", "secrets", false},  // the directory itself matches, nothing below
+      {"/secrets/", "src", false},
+      {"config/*.key", "config", true},
+      {"config/*.key", "config/prod", false},  // too deep: the pattern has no segment left
+      {"config/*.key", "app", false},
+      {"[ab]/x", "a", true},
+      {"[ab]/x", "c", false},
+      {"a/**", "", true},
+      {"a/**", "a", true},
+      {"a/**", "a/b/c", true},
+      {"a/**", "b", false},
+      {"a/**/b", "a/x/y", true},
+      {"a/**/b", "b", false},
+      {"**/logs", "deep/down/here", true},
+      {"src/**/.env", "lib", false},
+  };
+  for (const Row& r : rows) {
+    CAPTURE(r.pattern);
+    CAPTURE(r.directory);
+    CHECK(Pattern::parse(r.pattern).could_match_below(r.directory) == r.could);
+  }
+  // Never false above a path that matches: every proper ancestor of every
+  // matching path of the matching table's kind.
+  const char* paths[] = {"a/b", "a/x/y/b", "config/prod.yaml", "secrets/a/b", "x/logs/today.log", "lib/x/id_rsa"};
+  const char* patterns[] = {"a/**/b", "config/*.yaml", "secrets/**", "**/logs/*.log", "lib/x/id_rsa", "?/b", "*/*/*"};
+  for (const char* text : patterns) {
+    const Pattern p = Pattern::parse(text);
+    for (const std::string path : paths) {
+      if (!p.matches(path, false)) continue;
+      for (std::size_t slash = 0; slash != std::string::npos; slash = path.find('/', slash + 1)) {
+        CAPTURE(text);
+        CAPTURE(path);
+        CHECK(p.could_match_below(path.substr(0, slash)));
+      }
+    }
+  }
+}

@@ -3,10 +3,6 @@
 #include <algorithm>
 #include <functional>
 
-#include <grp.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <string>
 
 #include "launcher/host/config.hpp"
@@ -429,46 +425,17 @@ TEST_CASE("scan: a hostile .git file cannot mount system paths or non-git dirs")
 // switched to uid/gid 65534. Returns the ignored paths ("rel/" for
 // directories), then "warnings=N", or "error: ..." if the scan threw.
 std::vector<std::string> scan_as_user(const fs::path& ws, const std::vector<Pattern>& ignore) {
-  const auto run = [&]() {
-    std::vector<std::string> out;
+  const std::string text = cagent::launcher::host::test::run_unprivileged([&] {
+    std::string out;
     try {
       const ScanResult scan = scan_workspace(ws, ignore, {});
-      for (const ScannedPath& p : scan.ignored) out.push_back(p.relative + (p.directory ? "/" : ""));
-      out.push_back("warnings=" + std::to_string(scan.warnings.size()));
+      for (const ScannedPath& p : scan.ignored) out += p.relative + (p.directory ? "/" : "") + "\n";
+      out += "warnings=" + std::to_string(scan.warnings.size()) + "\n";
     } catch (const std::exception& e) {
-      out.push_back(std::string("error: ") + e.what());
+      out += std::string("error: ") + e.what() + "\n";
     }
     return out;
-  };
-  if (::geteuid() != 0) return run();
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
-    std::string text;
-    for (const std::string& line : run()) text += line + "\n";
-    const char* p = text.data();
-    std::size_t left = text.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fds[1], p, left);
-      if (n <= 0) ::_exit(4);
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string text;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  });
   std::vector<std::string> out;
   for (std::size_t pos = 0, eol; (eol = text.find('\n', pos)) != std::string::npos; pos = eol + 1) {
     out.push_back(text.substr(pos, eol - pos));

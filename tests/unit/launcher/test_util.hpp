@@ -2,6 +2,10 @@
 // Helpers for the launcher unit tests: a private temporary directory and a
 // ProcessRunner fake that records argv and answers from a script.
 
+#include <grp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <algorithm>
@@ -28,7 +32,8 @@ class TempDir {
     // Read-only placeholders inside must not stop the cleanup.
     for (auto it = std::filesystem::recursive_directory_iterator(path_, ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_directory() && !it->is_symlink()) {
+      std::error_code type_ec;  // (a symlink may loop: is_directory() would throw)
+      if (it->symlink_status(type_ec).type() == std::filesystem::file_type::directory) {
         std::filesystem::permissions(it->path(), std::filesystem::perms::owner_all,
                                      std::filesystem::perm_options::add, ec);
       }
@@ -56,6 +61,48 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Runs `work` as the user who runs cagent would: when the tests run as root
+// (which reads through any permission bits), in a forked child switched to
+// uid/gid 65534 (it must own nothing it reads, so that it is "others"),
+// whose answer comes back through a pipe; otherwise right here.
+inline std::string run_unprivileged(const std::function<std::string()>& work) {
+  if (::geteuid() != 0) return work();
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    std::string text;
+    try {
+      text = work();
+    } catch (...) {
+      ::_exit(5);
+    }
+    const char* p = text.data();
+    std::size_t left = text.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fds[1], p, left);
+      if (n <= 0) ::_exit(4);
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("the child running as uid 65534 failed (wait status " + std::to_string(status) + ")");
+  }
+  return text;
+}
 
 class FakeRunner final : public ProcessRunner {
  public:

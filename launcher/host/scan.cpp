@@ -115,8 +115,9 @@ bool within(const std::string& path, const std::string& dir) {
 // blocking: git metadata next to the workspace may have been planted by the
 // agent (a FIFO would hang the next cagent run). nullopt if it is not a
 // regular file, cannot be read, or is larger than `limit`.
-std::optional<std::string> read_small_file(const fs::path& path, std::size_t limit = 64 * 1024) {
-  const UniqueFd owned(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+std::optional<std::string> read_small_file(const fs::path& path, std::size_t limit = 64 * 1024,
+                                           bool follow = false) {
+  const UniqueFd owned(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW) | O_NONBLOCK | O_NOCTTY));
   if (!owned.valid()) return std::nullopt;
   const int fd = owned.get();
   struct stat st {};
@@ -135,6 +136,16 @@ std::optional<std::string> read_small_file(const fs::path& path, std::size_t lim
   if (got > limit) return std::nullopt;
   out.resize(got);
   return out;
+}
+
+// A git directory's `commondir` as git itself takes it (setup.c,
+// get_common_dir_noenv): through symlinks, with only trailing newlines
+// removed. "" when there is none (or it cannot be read as a small regular
+// file, which git would refuse too).
+std::string git_commondir(const fs::path& gitdir) {
+  std::string common = read_small_file(gitdir / "commondir", 64 * 1024, true).value_or("");
+  while (!common.empty() && common.back() == '\n') common.pop_back();
+  return common;
 }
 
 // core.worktree from a git config file, as git writes it for submodules
@@ -445,7 +456,12 @@ class DirScan {
     const std::optional<fs::path> canon = canonical_or_none(dir);
     if (!canon) return;
     protect_inside(d, *canon);
-    const std::string common = first_line(read_small_file(*canon / "commondir").value_or(""));
+    // Read as git reads it, not as the rest of the scan reads files: git
+    // follows a symlinked `commondir` and strips only trailing newlines
+    // ("../c " names a directory "c "). Read any other way, the agent
+    // could name a common directory git uses and this protects nothing.
+    // Only a path is taken from it, never shown.
+    const std::string common = git_commondir(*canon);
     if (common.empty()) return;
     if (const std::optional<fs::path> c = canonical_or_none(fs::path(common).is_absolute() ? fs::path(common) : *canon / common)) {
       protect_inside(d, *c);
@@ -500,7 +516,8 @@ class DirScan {
       report_commondir_outside(d, shown, gitfile, target, container_gitdir);
       return;
     }
-    if (!host_gitdir || !fs::is_directory(*host_gitdir)) {
+    std::error_code dir_ec;
+    if (!host_gitdir || !fs::is_directory(*host_gitdir, dir_ec)) {
       refuse_gitfile(d, shown, "its gitdir " + printable(target) + " is not a directory");
       return;
     }
@@ -582,7 +599,10 @@ class DirScan {
         worktree_canon = canonical_or_none(w.is_absolute() ? w : host_gitdir / w);
       }
     }
-    if (!under_modules || !fs::is_directory(host_gitdir / "objects") ||
+    // error_code forms: an `objects` the agent made a symlink loop or
+    // unreadable refuses this .git file, it does not end the scan.
+    std::error_code ec;
+    if (!under_modules || !fs::is_directory(host_gitdir / "objects", ec) ||
         worktree_canon != gitfile_canon.parent_path()) {
       refuse_gitfile(d, shown, "its gitdir " + printable(host_gitdir.string()) +
                                 " is neither a worktree nor a submodule git directory of this checkout");

@@ -312,6 +312,29 @@ TEST_CASE("scan: with .git read-only, every git directory in the workspace is, w
        },
        {"gd", "cd"},  // the target by the pattern on the link's name, then its commondir
        {}},
+      {"a linked git dir whose commondir is a symlink (git follows it)",
+       [](const TempDir& t) {
+         t.file("ws/gd/HEAD", "ref: refs/heads/main\n");
+         t.file("ws/cd.txt", "../cd\n");
+         fs::create_symlink("../cd.txt", t / "ws/gd/commondir");
+         t.dir("ws/cd/objects");
+         t.dir("ws/cd/refs");
+         t.file("ws/cd/config", "[core]\n\tfsmonitor = x\n");
+         t.file("ws/.git", "gitdir: gd\n");
+       },
+       {"cd", "gd"},
+       {}},
+      {"a commondir naming a directory whose name ends in a space (git keeps it)",
+       [](const TempDir& t) {
+         t.file("ws/gd/HEAD", "ref: refs/heads/main\n");
+         t.file("ws/gd/commondir", "../c \n");
+         t.dir("ws/c /objects");
+         t.dir("ws/c /refs");
+         t.file("ws/c /config", "[core]\n\tfsmonitor = x\n");
+         t.file("ws/.git", "gitdir: gd\n");
+       },
+       {"c ", "gd"},
+       {}},
       {"a bare repository anywhere", [](const TempDir& t) { make_repo(t, "ws/vendor/mirror.git"); },
        {"vendor/mirror.git"}, {}},
       {"a linked git dir (HEAD and commondir) whose common dir has no HEAD",
@@ -390,6 +413,29 @@ TEST_CASE("scan: protecting git directories follows the readonly patterns, and o
   t.file("ws/sub/.git", "gitdir: ../notes\n");
   const ScanResult scan = scan_workspace(ws, {}, patterns({"/.git"}));
   CHECK(scan.readonly == std::vector<ScannedPath>{{"sub/.git", false}, {"vendor/lib/.git", true}});
+}
+
+TEST_CASE("scan: a submodule-like gitdir whose objects is a symlink loop refuses the .git file, the scan goes on") {
+  TempDir t;
+  t.file("ws/fake/HEAD", "ref: refs/heads/main\n");
+  t.dir("ws/fake/objects");
+  t.dir("ws/fake/refs");
+  t.file("ws/fake/modules/m/HEAD", "ref: refs/heads/main\n");
+  t.dir("ws/fake/modules/m/refs");
+  fs::create_symlink("objects", t / "ws/fake/modules/m/objects");
+  t.file("ws/.env", "SECRET=1\n");
+  const fs::path ws = t / "ws";
+  // The control: without a .git file naming it, nothing to refuse.
+  ScanResult scan = scan_workspace(ws, patterns({".env"}), patterns({".git"}));
+  CHECK(scan.warnings.empty());
+  // Reached by a path that leaves the workspace and comes back in (the
+  // cage would see it outside /workspace): it was a "filesystem error"
+  // that ended every start.
+  t.file("ws/sub/.git", "gitdir: ../../ws/fake/modules/m\n");
+  REQUIRE_NOTHROW(scan = scan_workspace(ws, patterns({".env"}), patterns({".git"})));
+  REQUIRE(scan.warnings.size() == 1);
+  CHECK(scan.warnings[0].find("sub/.git") != std::string::npos);
+  CHECK(std::any_of(scan.ignored.begin(), scan.ignored.end(), [](const ScannedPath& p) { return p.relative == ".env"; }));
 }
 
 TEST_CASE("scan: a workspace that is itself a git directory is mounted read-only whole") {

@@ -605,10 +605,9 @@ void Server::send_upstream(udp::socket& socket, const udp::endpoint& client, std
   UdpWait& w = waits_[token];
   w.socket = &socket;
   w.client = client;
-  w.source = source_of(client);
   w.query.assign(query.begin(), query.end());
   w.q = q;
-  switch (flights_.admit(w.source, token)) {
+  switch (flights_.admit(source_of(client), token)) {
     case SourceFlights::Admission::refused:
       free_waits_.push_back(token);
       ++counters_.overload;
@@ -635,7 +634,7 @@ void Server::start_flight(std::uint32_t token) noexcept {
   } catch (const std::exception& e) {
     log_.event(LogLevel::error, std::string("query failed: ") + e.what());
     --inflight_;
-    flight_ended(w.source);
+    flight_ended(source_of(w.client));
   }
 }
 
@@ -707,7 +706,7 @@ void Server::answered(std::uint32_t token, std::span<const std::uint8_t> answer)
   }
   free_waits_.push_back(token);
   --inflight_;
-  flight_ended(w.source);
+  flight_ended(source_of(w.client));
 }
 
 void Server::failed(std::uint32_t token, std::size_t truncated_at) noexcept {
@@ -723,7 +722,7 @@ void Server::failed(std::uint32_t token, std::size_t truncated_at) noexcept {
   }
   free_waits_.push_back(token);
   --inflight_;
-  flight_ended(w.source);
+  flight_ended(source_of(w.client));
 }
 
 void Server::batch_done() noexcept { flush_replies(); }

@@ -185,7 +185,6 @@ class Server final : private UpstreamPool::FastReceiver {
   struct UdpWait {
     boost::asio::ip::udp::socket* socket = nullptr;
     boost::asio::ip::udp::endpoint client;
-    SourceKey source;
     std::vector<std::uint8_t> query;
     Query q;
   };

@@ -411,15 +411,9 @@ int run_check(const CliOptions& options, const std::optional<std::string>& name,
               ProcessRunner& runner, SessionIo io) {
   // The effective configuration: what `cagent` with these options would use.
   CliOptions cli = options;
-  const MergedConfig merged = resolve_config(cli, host, io);
-  if (const auto why = forbidden_workspace(host.workspace, fs::weakly_canonical(host.home),
-                                           fs::weakly_canonical(host.cagent_home))) {
-    throw UsageError(*why);
-  }
-  const EngineFacts engine = probe_engine(runner, host, true);
-  if (!engine.reachable) throw DockerError(engine.unreachable);
   cli.command = {"true"};  // replaced below, once the plan names what to check
-  PreparedSession session = prepare_session(cli, host, merged, engine, io);
+  const MergedConfig merged = resolve_config(cli, host, io);
+  PreparedSession session = plan_session(cli, host, merged, runner, io).session;
   const CheckPlan plan = plan_check(session.config, session.plan, name, session.id);
   session.run.command = check_command(plan);
   session.run.tty = false;

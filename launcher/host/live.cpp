@@ -4,12 +4,12 @@
 #include <time.h>
 
 #include <algorithm>
-#include <iterator>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <ostream>
 #include <sstream>
 

@@ -590,6 +590,18 @@ int summarize_session(const SessionOutcome& outcome, const std::filesystem::path
   return end.status;
 }
 
+PlannedSession plan_session(const CliOptions& cli, const HostContext& host, const MergedConfig& merged,
+                            ProcessRunner& runner, SessionIo io) {
+  if (const auto why = forbidden_workspace(host.workspace, fs::weakly_canonical(host.home),
+                                           fs::weakly_canonical(host.cagent_home))) {
+    throw UsageError(*why);
+  }
+  EngineFacts engine = probe_engine(runner, host, !cli.dry_run);
+  if (!engine.reachable && !cli.dry_run) throw DockerError(engine.unreachable);
+  PreparedSession session = prepare_session(cli, host, merged, engine, io);
+  return {std::move(engine), std::move(session)};
+}
+
 int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   if (cli.help) {
     io.out << usage_text();
@@ -606,13 +618,7 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     io.out << render_config(merged);
     return 0;
   }
-  if (const auto why = forbidden_workspace(host.workspace, fs::weakly_canonical(host.home),
-                                           fs::weakly_canonical(host.cagent_home))) {
-    throw UsageError(*why);
-  }
-  const EngineFacts engine = probe_engine(runner, host, !cli.dry_run);
-  if (!engine.reachable && !cli.dry_run) throw DockerError(engine.unreachable);
-  PreparedSession session = prepare_session(cli, host, merged, engine, io);
+  auto [engine, session] = plan_session(cli, host, merged, runner, io);
   if (cli.dry_run) {
     print_dry_run(session, engine, io.out);
     return 0;

@@ -173,6 +173,16 @@ SessionOutcome supervise_session(const PreparedSession& session, const HostConte
 // status (128 + signal when stopped, 125 when the engine went away).
 int summarize_session(const SessionOutcome& outcome, const std::filesystem::path& log_dir, SessionIo io);
 
+// The stages from the effective config to a complete plan, as every
+// session runs them (cagent, cagent check): the workspace is one cagent
+// may run in, the engine answers (unless `cli.dry_run`), the plan.
+struct PlannedSession {
+  EngineFacts engine;
+  PreparedSession session;
+};
+PlannedSession plan_session(const CliOptions& cli, const HostContext& host, const MergedConfig& merged,
+                            ProcessRunner& runner, SessionIo io);
+
 // Runs everything; returns the process exit status. Throws only for
 // unexpected failures (main maps ConfigError etc. to messages).
 int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& runner, SessionIo io);

@@ -3,7 +3,8 @@
 // main prints and maps the outcome to an exit status.
 //
 //   cage-init [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]
-//             [--ca-bundle FILE] [--owner SOCKET] [--workspace DIR] [--runtime-dir DIR]
+//             [--ca-bundle FILE] [--owner SOCKET] [--secrets SOCKET] [--relay PATH]
+//             [--workspace DIR] [--runtime-dir DIR]
 //             [--ready-timeout MS]
 //             [--nested-docker DOCKERD [--nested-socket-dir DIR] [--nested-data-root DIR]]
 //             [-- CMD [ARGS...]]

@@ -110,7 +110,7 @@ TEST_CASE("rewrite: a request for another site on a secret host's connection is 
             .forward);
 }
 
-TEST_CASE("rewrite: placeholders outside header values are not replaced; one for another host is refused") {
+TEST_CASE("rewrite: placeholders outside header values are not replaced, and one for another host is refused") {
   // In the target: sent as it is (worthless), not replaced.
   const auto own = check_and_rewrite(head({{"Host", "api.anthropic.test"}}, "/x?k=cagent-secret-anthropic-AAAA"),
                                      "api.anthropic.test", kSecrets);

@@ -79,7 +79,7 @@ cat >"$tmp/zone.json" <<'JSON'
 JSON
 W "$py" "$fake_dns" --listen 192.0.2.53:53 --zone "$tmp/zone.json" --ready "$tmp/dns.ready" >"$tmp/dns.log" 2>&1 &
 pids+=($!)
-W "$py" "$here/echo_server.py" --site "198.51.100.20,$tmp/s.pem,$tmp/s.key" --site "198.51.100.21,$tmp/o.pem,$tmp/o.key" \
+W "$py" "$here/../../tools/echo_server.py" --site "198.51.100.20,$tmp/s.pem,$tmp/s.key" --site "198.51.100.21,$tmp/o.pem,$tmp/o.key" \
   --site "198.51.100.22,$tmp/w.pem,$tmp/w.key" --http 198.51.100.20 --http 198.51.100.21 \
   --log "$tmp/world.log" --ready "$tmp/web.ready" >"$tmp/web.err" 2>&1 &
 pids+=($!)

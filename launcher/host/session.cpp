@@ -553,6 +553,7 @@ void print_blocked_summary(const std::filesystem::path& log_dir, SessionIo io) {
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count(),
                             true, free_bytes(log_dir)};
+    if (const auto line = relay_line(read_relay_record(log_dir))) io.err << "cagent: " << printable(*line) << "\n";
     const std::optional<dnsguard::Decisions> record = read_decision_record(log_dir);
     if (!record) {
       if (const auto line = missing_record_line(check)) io.err << "cagent: " << printable(*line) << "\n";

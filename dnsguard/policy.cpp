@@ -258,6 +258,7 @@ void for_each_key(P& p, Visit&& visit) {
   visit("gate.port", p.gate_port, Range{1, 1023});
   visit("gate.tls_ports", p.gate_tls_ports, PortList{});
   visit("gate.http_ports", p.gate_http_ports, PortList{});
+  visit("learn", p.learn, Bool{});
 }
 
 // Relations between keys, checked after every key was read. `line` gives the

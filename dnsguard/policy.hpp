@@ -90,6 +90,13 @@ struct Policy {
   std::uint32_t gate_port = 999;
   std::vector<std::uint32_t> gate_tls_ports = {443};
   std::vector<std::uint32_t> gate_http_ports = {80};
+  // Learn mode: a name the allowlist does not allow is resolved anyway (and
+  // counted in the decision record's `learned`), still through the address
+  // filter, the sets and the gate's name binding. It re-opens DNS
+  // tunnelling and every destination for the session, so cagent writes it
+  // only from the command line or the trusted config, never from a
+  // workspace file.
+  bool learn = false;
   friend bool operator==(const Policy&, const Policy&) = default;
 };
 

@@ -108,6 +108,8 @@ const BadRow bad_rows[] = {
     {"gate.tls_ports", "[gate]\ntls_ports = [443, 443]"},
     {"gate.http_ports", "[gate]\nhttp_ports = [70000]"},
     {"gate.http_ports", "[gate]\ntls_ports = [443]\nhttp_ports = [80, 443]"},
+    {"learn", "learn = 1"},
+    {"learn", "learn = \"true\""},
     {"bogus", "bogus = 1"},
     {"ttl.maxx", "[ttl]\nmaxx = 3"},
     {"colour", "[colour]\nred = 1"},
@@ -144,6 +146,7 @@ TEST_CASE("what cagent writes, dnsguard and cage-init read alike, key by key") {
   CHECK(d.policy->nft_set6 == c.policy->nft_set6);
   CHECK(d.policy->log_file == c.policy->log_file);
   CHECK(d.policy->log_level == c.policy->log_level);
+  CHECK(d.policy->learn == c.policy->learn);
 
   // What the host asked for is what arrives.
   REQUIRE(written.upstreams.size() == 2);
@@ -195,6 +198,7 @@ TEST_CASE("a policy with every key set survives writer and both readers") {
   p.gate_port = 444;
   p.gate_tls_ports = {443, 8443};
   p.gate_http_ports = {80, 8080};
+  p.learn = true;
   const fs::path file = dir.write("policy.toml", dnsguard::write_policy(p));
   const Outcome d = dnsguard_reads(file, resolv);
   const Outcome c = cage_reads(file);

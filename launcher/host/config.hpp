@@ -56,6 +56,7 @@ struct ConfigEntries {
   std::vector<Entry> ca_certificates;
   std::vector<Entry> image_packages;     // extra Debian packages for the image
   std::optional<Entry> connection_gate;  // "true" / "false"; merged: the last trusted layer's
+  std::optional<Entry> learn;            // "true" / "false"; merged: the last layer's but a workspace's
 };
 
 struct ConfigLayer : ConfigEntries {
@@ -66,7 +67,7 @@ struct ConfigLayer : ConfigEntries {
 // The keys a config file may have; anything else is an error.
 inline constexpr std::string_view kConfigKeys[] = {"ignore",        "readonly",        "domains",        "extra_args",
                                                    "dns_resolvers", "ca_certificates", "connection_gate",
-                                                   "image_packages"};
+                                                   "image_packages", "learn"};
 
 // Parses one YAML document. An empty file is an empty layer. Throws ConfigError.
 ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind);
@@ -110,6 +111,11 @@ struct Config {
   // names one image whatever the order it was written in. Trusted config
   // only: their maintainer scripts run as root during the build.
   std::vector<std::string> image_packages;
+  // Learn mode (learn.hpp): every name resolves for this session and is
+  // recorded; at the end cagent proposes the names to allow. Only from the
+  // command line (--learn) or the global config — never from a workspace
+  // file, trusted or not: it opens every destination.
+  bool learn = false;
 };
 
 // Throws ConfigError naming the first bad entry; an empty domain list is an error.

@@ -52,6 +52,7 @@ dnsguard::Policy session_policy(const Config& config) {
   policy.inbound = config.inbound;
   // The connection gate is on unless trusted config turned it off.
   policy.gate_enabled = config.connection_gate;
+  policy.learn = config.learn;
   return policy;
 }
 

@@ -270,6 +270,11 @@ std::optional<dnsguard::Decisions> record_of(const HostContext& host, const std:
 // directory this user's cagent wrote (the agent never sees it). A session
 // of another CAGENT_HOME, or one whose policy cannot be read, is not marked.
 bool in_learn_mode(const HostContext& host, const std::string& session) {
+  // The id comes from a container label, which anyone using the engine
+  // can set: only cagent's own form (hex) names a path.
+  if (session.empty() || session.size() > 64 ||
+      !std::all_of(session.begin(), session.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }))
+    return false;
   try {
     return dnsguard::read_policy((host.cagent_home / "sessions" / session / "policy.toml").string()).learn;
   } catch (const std::exception&) {

@@ -290,7 +290,13 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   if (options.ca_bundle) {
     plan.steps.push_back(step::InstallCaBundle{*options.ca_bundle, options.system_ca_bundle});
   }
-  if (!copy.policy.relay_hosts.empty()) plan.steps.push_back(start_relay(options, facts, agent_is));
+  if (!copy.policy.relay_hosts.empty()) {
+    plan.steps.push_back(start_relay(options, facts, agent_is));
+  } else if (options.secrets_socket) {
+    // cagent serves the secrets to the first connection only, counting on
+    // this step to make it before the agent exists: never start without it.
+    throw PlanError("--secrets was given but the policy names no secret hosts (relay.hosts)");
+  }
   if (agent_is.uid != agent_was.uid || agent_is.gid != agent_was.gid) {
     plan.steps.push_back(step::RemapAgent{facts.agent.name, agent_was, agent_is});
   }

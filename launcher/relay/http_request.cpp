@@ -97,6 +97,11 @@ std::optional<BodyFraming> body_framing(const RequestHead& head, std::string& er
     return std::nullopt;
   }
   if (!codings.empty()) {
+    // RFC 9112 6.1: faulty framing in HTTP/1.0, which servers read either way.
+    if (head.version == "HTTP/1.0") {
+      error = "Transfer-Encoding in an HTTP/1.0 request";
+      return std::nullopt;
+    }
     if (codings.size() != 1 || !iequals(codings.front(), "chunked")) {
       error = "a transfer coding other than chunked";
       return std::nullopt;

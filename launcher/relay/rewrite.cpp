@@ -55,6 +55,36 @@ bool is_authorization(std::string_view name) {
   return iequals(name, "authorization") || iequals(name, "proxy-authorization");
 }
 
+// The headers a value may be put into: credentials, which servers read and
+// do not send back. Anywhere else a server may reflect a header (a request
+// id echoed, TRACE, an error page quoting it) and hand the value to the agent.
+bool is_credential_header(std::string_view name) {
+  return is_authorization(name) || iequals(name, "x-api-key") || iequals(name, "api-key");
+}
+
+// The first secret whose placeholder is in `text`, or null.
+const Secret* placeholder_in(std::string_view text, const std::vector<Secret>& secrets) {
+  for (const Secret& s : secrets) {
+    if (!s.placeholder.empty() && text.find(s.placeholder) != std::string_view::npos) return &s;
+  }
+  return nullptr;
+}
+
+// origin-form ("/path", not "//…", which some servers read as an
+// authority), "*" for OPTIONS, or absolute-form naming this very host.
+bool target_for(const RequestHead& head, std::string_view server_name) {
+  const std::string_view t = head.target;
+  if (t == "*") return iequals(head.method, "OPTIONS");
+  if (t.size() >= 1 && t[0] == '/') return t.size() < 2 || t[1] != '/';
+  const auto scheme_end = t.find("://");
+  if (scheme_end == std::string_view::npos || !iequals(t.substr(0, scheme_end), "https")) return false;
+  const std::string_view rest = t.substr(scheme_end + 3);
+  const auto slash = rest.find('/');
+  const auto target_host = host_of_authority(rest.substr(0, slash));
+  return target_host && *target_host == server_name && slash != std::string_view::npos &&
+         (rest.size() < slash + 2 || rest[slash + 1] != '/');
+}
+
 Verdict refuse(std::string reason) {
   Verdict v;
   v.reason = std::move(reason);
@@ -108,6 +138,10 @@ std::optional<std::string> host_of_authority(std::string_view authority) {
 
 Verdict check_and_rewrite(const RequestHead& head, std::string_view server_name, const std::vector<Secret>& secrets) {
   if (iequals(head.method, "CONNECT")) return refuse("CONNECT is not relayed");
+  // TRACE sends the request back, credentials and all.
+  if (iequals(head.method, "TRACE") || iequals(head.method, "TRACK")) {
+    return refuse(head.method + " is not relayed on a secret host's connection");
+  }
   if (head.find("upgrade")) return refuse("protocol upgrades are not relayed on a secret host's connection");
   const auto hosts = head.all("host");
   if (hosts.size() != 1) return refuse(hosts.empty() ? "a request without Host" : "more than one Host header");
@@ -117,56 +151,65 @@ Verdict check_and_rewrite(const RequestHead& head, std::string_view server_name,
     Verdict v = refuse("a request for " + *host + " on " + std::string(server_name) + "'s connection");
     v.host = *host;
     // Say so when it carried a placeholder: that is the attempt worth recording.
-    for (const Secret& s : secrets) {
-      const bool carried = std::any_of(head.headers.begin(), head.headers.end(), [&](const Header& h) {
-        const auto decoded = is_authorization(h.name) ? basic_credentials(h.value) : std::nullopt;
-        return h.value.find(s.placeholder) != std::string::npos ||
-               (decoded && decoded->find(s.placeholder) != std::string::npos);
-      });
-      if (!s.placeholder.empty() && carried) {
-        v.reason = "secret " + s.name + " sent to " + *host;
-        v.secret = s.name;
+    for (const Header& h : head.headers) {
+      const auto decoded = is_authorization(h.name) ? basic_credentials(h.value) : std::nullopt;
+      const Secret* s = placeholder_in(h.value, secrets);
+      if (s == nullptr && decoded) s = placeholder_in(*decoded, secrets);
+      if (s != nullptr) {
+        v.reason = "secret " + s->name + " sent to " + *host;
+        v.secret = s->name;
         break;
       }
     }
     return v;
   }
-  // An absolute-form target names its own authority: it must agree.
-  if (head.target.find("://") != std::string::npos) {
-    const std::string_view t = head.target;
-    const auto scheme_end = t.find("://");
-    const std::string_view rest = t.substr(scheme_end + 3);
-    const auto target_host = host_of_authority(rest.substr(0, rest.find('/')));
-    if (!iequals(t.substr(0, scheme_end), "https") || !target_host || *target_host != server_name) {
-      return refuse("a request target for another site on " + std::string(server_name) + "'s connection");
-    }
+  if (!target_for(head, server_name)) {
+    return refuse("a request target the relay does not take on " + std::string(server_name) +
+                  "'s connection (only /path, or https://" + std::string(server_name) + "/path)");
   }
+  // A frontend that routes on these would serve another site (fronting).
+  if (head.find("forwarded") || head.find("x-forwarded-host")) {
+    return refuse("forwarding headers are not relayed on a secret host's connection");
+  }
+
+  const auto foreign = [&](const Secret& s) {
+    Verdict v = refuse("secret " + s.name + " sent to " + std::string(server_name));
+    v.secret = s.name;
+    v.host = std::string(server_name);
+    return v;
+  };
+  // A placeholder where no value may go: refused, never passed on.
+  const auto misplaced = [&](const Secret& s, const std::string& where) {
+    if (!belongs_to(s, server_name)) return foreign(s);
+    return refuse("a placeholder in " + where + ": only Authorization, Proxy-Authorization, X-Api-Key and Api-Key "
+                  "(and a Basic password) carry a secret");
+  };
+  if (const Secret* s = placeholder_in(head.target, secrets)) return misplaced(*s, "the request target");
 
   Verdict verdict;
   RequestHead out = head;
   for (Header& h : out.headers) {
+    if (const Secret* s = placeholder_in(h.name, secrets)) return misplaced(*s, "a header name");
+    if (!is_credential_header(h.name)) {
+      if (const Secret* s = placeholder_in(h.value, secrets)) return misplaced(*s, "header " + h.name);
+      continue;
+    }
     if (is_authorization(h.name)) {
       if (auto decoded = basic_credentials(h.value)) {
-        std::string credentials = *decoded;
-        if (!replace_in(credentials, server_name, secrets, verdict)) return verdict;
-        if (credentials != *decoded) h.value = "Basic " + base64_encode(credentials);
+        // user:password — only the password carries a value (a server may
+        // quote the user name back, in an error or a greeting).
+        const auto colon = decoded->find(':');
+        const std::string user = decoded->substr(0, colon);
+        if (const Secret* s = placeholder_in(user, secrets)) return misplaced(*s, "a Basic user name");
+        if (colon == std::string::npos) continue;
+        std::string password = decoded->substr(colon + 1);
+        const std::string before = password;
+        if (!replace_in(password, server_name, secrets, verdict)) return verdict;
+        if (password != before) h.value = "Basic " + base64_encode(user + ":" + password);
         continue;
       }
     }
     if (!replace_in(h.value, server_name, secrets, verdict)) return verdict;
-  }
-  // A placeholder in the target or the name of a header is not replaced,
-  // but one that belongs elsewhere is still refused: it was meant to go there.
-  for (const Secret& s : secrets) {
-    if (s.placeholder.empty() || belongs_to(s, server_name)) continue;
-    bool seen = head.target.find(s.placeholder) != std::string::npos;
-    for (const Header& h : head.headers) seen = seen || h.name.find(s.placeholder) != std::string::npos;
-    if (seen) {
-      Verdict v = refuse("secret " + s.name + " sent to " + std::string(server_name));
-      v.secret = s.name;
-      v.host = std::string(server_name);
-      return v;
-    }
   }
   // A value put in must still be a valid field value (no CR/LF smuggled in
   // through a secret's source, which the host checked too).

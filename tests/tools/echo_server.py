@@ -12,6 +12,8 @@ Paths:
   /upload    the same, for a big body (read as it streams)
   /stream    server-sent events: "data: 1", then 3 s later "data: 2"
   /bulk?N    N bytes of zeros, not logged (bench/relay.sh's throughput)
+X-Request-Id comes back in every JSON answer, and TRACE echoes the request:
+the reflections a secret's host may have.
 Every request's headers go to --log as one JSON line (the test reads it to
 see what arrived)."""
 import argparse, hashlib, http.server, json, socket, ssl, sys, threading, time
@@ -66,6 +68,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         data = (json.dumps(obj) + "\n").encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        # Like many API frontends: a request id comes back as it was sent
+        # (a header a secret's value must never be put into).
+        if self.headers.get("X-Request-Id") is not None:
+            self.send_header("X-Request-Id", self.headers.get("X-Request-Id"))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -99,6 +105,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                      "authorization_sha256": digest(self.headers.get("Authorization")),
                      "x_api_key_sha256": digest(self.headers.get("x-api-key")),
                      "body_len": n, "body_sha256": sha})
+
+    def do_TRACE(self):
+        # As Apache answers by default: the request, credentials and all.
+        data = (self.requestline + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())).encode()
+        self.record(0, None)
+        self.send_response(200)
+        self.send_header("Content-Type", "message/http")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_any
 

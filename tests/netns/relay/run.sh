@@ -168,6 +168,24 @@ grep -q '"secret":"api","sent_to":"o.relay.test"' "$tmp/log/relay.jsonl" \
 [[ $(arrived "$secret_value") == "$before" ]] && ok "the real value never reached any site but its own" \
   || bad "the real value reached a site it does not belong to"
 
+# 2b. Where a server sends a header back, no value goes in: a reflected
+# request id, TRACE (the world's server does both, like many frontends and
+# Apache's default).
+out=$(A curl -sS -i --max-time 10 --cacert "$tmp/bundle.pem" -H "X-Request-Id: req-42" https://s.relay.test/echo 2>&1)
+[[ $out == *"X-Request-Id: req-42"* ]] && ok "control: the secret's host reflects X-Request-Id" || bad "no reflection: $out"
+code=$(A curl -s --max-time 10 --cacert "$tmp/bundle.pem" -o "$tmp/agent/reflect.out" -w '%{http_code}' \
+  -H "X-Request-Id: $placeholder" https://s.relay.test/echo)
+[[ $code == 403 ]] && ! grep -q -- "$secret_value" "$tmp/agent/reflect.out" \
+  && ok "a placeholder in a header the server reflects is refused: 403 ($(tr -d '\n' <"$tmp/agent/reflect.out"))" \
+  || bad "X-Request-Id with the placeholder: $code $(cat "$tmp/agent/reflect.out")"
+code=$(A curl -s --max-time 10 --cacert "$tmp/bundle.pem" -o "$tmp/agent/trace.out" -w '%{http_code}' -X TRACE \
+  -H "Authorization: Bearer $placeholder" https://s.relay.test/)
+[[ $code == 403 ]] && ! grep -q -- "$secret_value" "$tmp/agent/trace.out" \
+  && ok "TRACE on the secret host's connection is refused: 403" || bad "TRACE: $code $(cat "$tmp/agent/trace.out")"
+code=$(A curl -s --max-time 10 --cacert "$tmp/bundle.pem" -o /dev/null -w '%{http_code}' -X TRACE https://o.relay.test/ --http1.1)
+[[ $code == 200 ]] && ok "control: TRACE to a site that is not a secret's host passes (the gate does not decrypt it)" \
+  || bad "TRACE to o.relay.test: $code"
+
 # 3. Plain HTTP to the secret's host is refused at the gate; other sites' HTTP works.
 A curl -sS --max-time 10 -o /dev/null -H "Authorization: Bearer $placeholder" http://s.relay.test/echo 2>/dev/null \
   && bad "HTTP to the secret's host went through" || ok "plain HTTP to the secret's host is refused"

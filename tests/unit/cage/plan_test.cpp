@@ -525,4 +525,9 @@ TEST_CASE("the relay refuses to start without cagent's socket, or on a uid it wo
   }
   facts.policy.relay_uid = 65533;
   CHECK_NOTHROW(plan_cage_init(options, facts));
+  // The secrets socket without the step that takes its one connection: no
+  // start (the agent must never be the first to connect).
+  facts.policy.relay_hosts.clear();
+  CHECK_THROWS_WITH_AS(plan_cage_init(options, facts),
+                       "--secrets was given but the policy names no secret hosts (relay.hosts)", PlanError);
 }

@@ -147,6 +147,7 @@ TEST_CASE("request parser: what servers read differently is refused, not guessed
       {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "Content-Length headers that disagree"},
       {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n", "a Content-Length that is not a number"},
       {"GET / HTTP/2\r\nHost: h\r\n\r\n", "an HTTP version other than 1.0 or 1.1"},
+      {"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", "Transfer-Encoding in an HTTP/1.0 request"},
       {"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", "a malformed request line"},
       {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a malformed chunk size"},
       {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "chunk data longer than its size"},

@@ -110,17 +110,66 @@ TEST_CASE("rewrite: a request for another site on a secret host's connection is 
             .forward);
 }
 
-TEST_CASE("rewrite: placeholders outside header values are not replaced, and one for another host is refused") {
-  // In the target: sent as it is (worthless), not replaced.
-  const auto own = check_and_rewrite(head({{"Host", "api.anthropic.test"}}, "/x?k=cagent-secret-anthropic-AAAA"),
+TEST_CASE("rewrite: a placeholder goes only into credential headers, never where a server could send it back") {
+  // The control: the credential headers take it.
+  for (const char* name : {"Authorization", "Proxy-Authorization", "X-Api-Key", "api-key"}) {
+    CAPTURE(name);
+    const auto v = check_and_rewrite(head({{"Host", "api.anthropic.test"}, {name, "cagent-secret-anthropic-AAAA"}}),
                                      "api.anthropic.test", kSecrets);
-  REQUIRE(own.forward);
-  CHECK(own.head.find("/x?k=cagent-secret-anthropic-AAAA ") != std::string::npos);
-  CHECK(own.head.find("sk-real") == std::string::npos);
+    CHECK(v.forward);
+    CHECK(v.head.find("sk-real-anthropic") != std::string::npos);
+  }
+  // Reflected headers (a request id echoed), the target, a header name,
+  // a Basic user name: refused, nothing forwarded.
+  const std::vector<std::pair<RequestHead, std::string>> refused = {
+      {head({{"Host", "api.anthropic.test"}, {"X-Request-Id", "cagent-secret-anthropic-AAAA"}}),
+       "a placeholder in header X-Request-Id: only Authorization, Proxy-Authorization, X-Api-Key and Api-Key (and a "
+       "Basic password) carry a secret"},
+      {head({{"Host", "api.anthropic.test"}}, "/x?k=cagent-secret-anthropic-AAAA"),
+       "a placeholder in the request target: only Authorization, Proxy-Authorization, X-Api-Key and Api-Key (and a "
+       "Basic password) carry a secret"},
+      {head({{"Host", "api.anthropic.test"}, {"X-cagent-secret-anthropic-AAAA", "1"}}),
+       "a placeholder in a header name: only Authorization, Proxy-Authorization, X-Api-Key and Api-Key (and a "
+       "Basic password) carry a secret"},
+      {head({{"Host", "github.test"}, {"Authorization", "Basic " + base64_encode("cagent-secret-github-BBBB:x")}}),
+       "a placeholder in a Basic user name: only Authorization, Proxy-Authorization, X-Api-Key and Api-Key (and a "
+       "Basic password) carry a secret"},
+  };
+  for (const auto& [h, why] : refused) {
+    CAPTURE(why);
+    const auto v = check_and_rewrite(h, h.find("host")->find("github") != std::string_view::npos ? "github.test"
+                                                                                                : "api.anthropic.test",
+                                     kSecrets);
+    CHECK_FALSE(v.forward);
+    CHECK(v.reason == why);
+    CHECK(v.head.empty());
+  }
+  // Another host's placeholder there is named as what it is.
   const auto other = check_and_rewrite(head({{"Host", "api.anthropic.test"}}, "/x?k=cagent-secret-github-BBBB"),
                                        "api.anthropic.test", kSecrets);
   CHECK_FALSE(other.forward);
   CHECK(other.reason == "secret github sent to api.anthropic.test");
+}
+
+TEST_CASE("rewrite: TRACE, odd request targets and forwarding headers are refused on a secret host's connection") {
+  RequestHead trace = head({{"Host", "api.anthropic.test"}, {"Authorization", "Bearer cagent-secret-anthropic-AAAA"}});
+  trace.method = "TRACE";
+  CHECK(check_and_rewrite(trace, "api.anthropic.test", kSecrets).reason ==
+        "TRACE is not relayed on a secret host's connection");
+  for (const char* target : {"//evil.test/x", "evil.test:443", "https://api.anthropic.test//evil.test/", "x", "*"}) {
+    CAPTURE(target);
+    const auto v = check_and_rewrite(head({{"Host", "api.anthropic.test"}}, target), "api.anthropic.test", kSecrets);
+    CHECK_FALSE(v.forward);
+    CHECK(v.reason.find("a request target the relay does not take") == 0);
+  }
+  RequestHead options = head({{"Host", "api.anthropic.test"}}, "*");
+  options.method = "OPTIONS";
+  CHECK(check_and_rewrite(options, "api.anthropic.test", kSecrets).forward);
+  for (const char* name : {"Forwarded", "X-Forwarded-Host"}) {
+    CAPTURE(name);
+    CHECK(check_and_rewrite(head({{"Host", "api.anthropic.test"}, {name, "evil.test"}}), "api.anthropic.test", kSecrets)
+              .reason == "forwarding headers are not relayed on a secret host's connection");
+  }
 }
 
 TEST_CASE("rewrite: CONNECT is refused") {

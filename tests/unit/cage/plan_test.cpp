@@ -501,9 +501,11 @@ TEST_CASE("with secret hosts, the relay starts after the CA bundle, before the a
   options.ca_bundle.reset();
   const auto env = only<step::RunCommand>(plan_cage_init(options, facts)).environment;
   CHECK(has_env(env, "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"));
-  // The control: without secret hosts, no relay and no relay rules.
+  // The control: without secret hosts (and so without --secrets), no relay
+  // and no relay rules.
   Facts plain = base_facts();
   plain.policy.gate_enabled = true;
+  options.secrets_socket.reset();
   const Plan without = plan_cage_init(options, plain);
   const auto plain_order = names(without);
   CHECK(std::find(plain_order.begin(), plain_order.end(), "start-relay") == plain_order.end());

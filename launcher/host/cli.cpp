@@ -217,8 +217,9 @@ constexpr SubcommandSpec kSubcommands[] = {
      "prove the enforcement of this workspace's configuration (with the ordinary OPTIONS) in a throwaway cage: "
      "a table, exit 1 on any failure",
      "cagent check"},
-    {"kube", kKube, "[OPTIONS] [-- COMMAND…]",
-     "print this workspace's cage as a Kubernetes Pod (ConfigMap + Pod YAML; --job: a Job), with the ordinary OPTIONS",
+    {"kube", kKube, "",
+     "print this workspace's cage as a Kubernetes Pod (ConfigMap + Pod YAML; --job: a Job), with the ordinary "
+     "options and -- COMMAND",
      "cagent kube -c ci.yaml --job -- make test"},
 };
 

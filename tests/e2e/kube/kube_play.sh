@@ -13,7 +13,7 @@
 # the one cagent builds (the e2e tag, refreshed here through cagent itself),
 # handed to podman with docker save | podman load.
 #
-# The world: a podman network on TEST-NET-1 (192.0.2.0/24) with no way out,
+# The world: a podman network on TEST-NET-3 (203.0.113.0/24) with no way out,
 # a fake upstream DNS (tests/tools/fake_dns.py, its query log read here) and
 # two web servers (tests/e2e/world/http_echo.py): .10 is allowed.test, .11 is
 # a name nobody resolves in the cage. Checked inside the played Pod, as the
@@ -34,7 +34,7 @@
 # Exits 77 ("skipped: …") only when podman, catatonit or a Docker engine with
 # which to build the image is missing.
 set -uo pipefail
-cagent=${1:?usage: kube_play.sh PATH/TO/cagent}
+cagent=$(realpath "${1:?usage: kube_play.sh PATH/TO/cagent}")
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tools=$src/../../tools
 world=$src/../world
@@ -46,10 +46,10 @@ command -v catatonit >/dev/null || [[ -x /usr/libexec/podman/catatonit ]] || ski
 timeout 20 docker info >/dev/null 2>&1 || skip "no Docker engine to build the cagent image with (docker info failed)"
 
 net=cagent-kube-$$
-subnet=192.0.2.0/24
-dns=192.0.2.53 web_allowed=192.0.2.10 web_unresolved=192.0.2.11
+subnet=203.0.113.0/24
+dns=203.0.113.53 web_allowed=203.0.113.10 web_unresolved=203.0.113.11
 # A network on a documentation range must not capture a route the host needs.
-if ip -o route show | grep -q '^192\.0\.2\.'; then skip "192.0.2.0/24 is already routed on this host"; fi
+if ip -o route show | grep -q '^203\.0\.113\.'; then skip "$subnet is already routed on this host"; fi
 
 root=$(mktemp -d /var/tmp/cagent-kube.XXXXXX) || exit 1
 mkdir -p "$root"/{storage,run,tmp,volumes,networks,libpod,dns,ws/kubews}
@@ -181,7 +181,7 @@ else
 fi
 # The address nobody resolved is alive: a container outside the cage gets its page.
 if out=$(pm run --rm --network "$net" --entrypoint /usr/bin/curl "$image" -sS -m 5 "http://$web_unresolved/" 2>&1) &&
-   [[ $out == "cagent-e2e web11" ]]; then
+   [[ $out == "cagent-e2e web${web_unresolved##*.}" ]]; then
   ok "control: $web_unresolved answers outside the cage ($out)"
 else
   not_ok "control: $web_unresolved did not answer outside the cage: $out"

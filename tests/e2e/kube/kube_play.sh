@@ -167,6 +167,25 @@ if out=$(pm exec -i "$pod-dnsguard" /usr/bin/python3 - nft-list <"$world/cage_pr
 else
   not_ok "control: the dnsguard container could not list the cagent table: $out"
 fi
+# The native sidecar's startup probe (podman does not run it): its command
+# answers 0 once dnsguard answers, and fails for a dnsguard that is not there
+# (the same probe against a port nothing listens on, as the control).
+probe=(/usr/local/bin/cage-init --mode probe --policy /etc/cagent/policy.toml --ready-timeout 2000)
+if out=$(pm exec "$pod-dnsguard" "${probe[@]}" 2>&1); then
+  ok "the startup probe's command succeeds against the running dnsguard"
+else
+  not_ok "the startup probe failed against the running dnsguard: $out"
+fi
+# cage-init exits 125 when its step fails (anything else: the copy failed).
+control=0
+pm exec "$pod-dnsguard" sh -c 'sed "s/\"127.0.0.1:53\", \"\[::1\]:53\"/\"127.0.0.1:5399\"/" /etc/cagent/policy.toml >/tmp/p.toml &&
+  grep -q 127.0.0.1:5399 /tmp/p.toml && exec "$@"' probe "${probe[0]}" --mode probe --policy /tmp/p.toml \
+  --ready-timeout 1000 >"$root/probe-control.out" 2>&1 || control=$?
+if [[ $control == 125 ]] && grep -q 'wait-for-dnsguard' "$root/probe-control.out"; then
+  ok "control: the startup probe fails where no dnsguard answers ($(head -n 1 "$root/probe-control.out"))"
+else
+  not_ok "control: the startup probe with no dnsguard on its port exited $control: $(head -c 300 "$root/probe-control.out")"
+fi
 # The upstream saw the allowed name and never the denied one.
 queries=$root/dns/queries.log
 if grep -q ' allowed\.test ' "$queries" 2>/dev/null; then

@@ -16,7 +16,8 @@ CommandLine usage_error(std::string message) {
 }  // namespace
 
 const char* cage_init_usage() noexcept {
-  return "usage: cage-init [--mode cage|guard|dnsguard|probe|agent] [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]\n"
+  return "usage: cage-init [--mode cage|guard|dnsguard|probe|agent]\n"
+         "                 [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]\n"
          "                 [--ca-bundle FILE] [--owner SOCKET] [--workspace DIR] [--runtime-dir DIR]\n"
          "                 [--ready-timeout MS]\n"
          "                 [--nested-docker DOCKERD [--nested-socket-dir DIR] [--nested-data-root DIR]]\n"

@@ -132,7 +132,12 @@ kube() { (cd "$ws" && CAGENT_HOME=$root/home "$cagent" kube -c "$root/cagent.yam
 kube -- /bin/bash /workspace/pod_checks.sh "$web_allowed" "$web_unresolved" "$dns" >"$root/pod.yaml" 2>"$root/kube.err" ||
   { cat "$root/kube.err" >&2; die "cagent kube failed"; }
 # The claim: podman makes a named volume of it; the test fills it first.
+# Podman gives a volume the owner of the image's mount point (root's
+# /workspace) on its first use and ignores the Pod's fsGroup, where a
+# cluster makes the claim group 1000's: one throwaway use first, then the
+# workspace handed to the agent's uid as a CI runner's checkout would be.
 pm volume create "$claim" >/dev/null || die "podman volume create failed"
+pm run --rm -v "$claim:/workspace" --entrypoint /bin/true "$image" || die "first use of the claim failed"
 vol=$(pm volume inspect "$claim" --format '{{.Mountpoint}}')
 cp -a "$ws/." "$vol/"
 chown -R 1000:1000 "$vol"

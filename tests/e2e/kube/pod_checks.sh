@@ -8,7 +8,7 @@ allowed_addr=$1 unresolved=$2 upstream=$3
 bad=0
 ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; bad=$((bad + 1)); }
-: >/workspace/agent-ran
+if : >/workspace/agent-ran; then ok "the agent writes the workspace claim"; else not_ok "the agent cannot write /workspace"; fi
 
 # The e2e world's probe decodes the sets: every one 0, no_new_privs 1.
 caps=$(python3 /workspace/cage_probe.py caps 2>&1)

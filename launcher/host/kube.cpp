@@ -174,6 +174,9 @@ void emit_pod_spec(YAML::Emitter& out, const KubeManifest& m) {
   out << YAML::Key << "securityContext" << YAML::Value << YAML::BeginMap;
   // The workspace claim's files are group-writable for the agent's gid.
   out << YAML::Key << "fsGroup" << YAML::Value << m.fs_group;
+  // Not a recursive chown of a whole checkout at every start: only when the
+  // claim's root is not the group's yet.
+  key_value(out, "fsGroupChangePolicy", "OnRootMismatch");
   seccomp_runtime_default(out);
   // No uid but root's may bind a port below 1024 (runtimes set 0): the
   // agent cannot pose as a resolver on a low port. A "safe" sysctl, allowed

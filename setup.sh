@@ -27,6 +27,8 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 build_pkgs=(build-essential cmake pkg-config libldns-dev libnftnl-dev libmnl-dev
             libboost1.81-dev libtomlplusplus-dev libyaml-cpp-dev doctest-dev libcap-dev
             dpkg-dev file)
+# libssl-dev: the secret relay's TLS and session CA (launcher/relay).
+build_pkgs+=(libssl-dev)
 # util-linux: unshare, setpriv, taskset, flock; passwd: useradd (the netns
 # cage test); openssl, git: the e2e world's test CA and its git-over-HTTPS repo;
 # zsh, groff-base: the generated zsh completion and man page, read by them.

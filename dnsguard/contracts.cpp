@@ -121,6 +121,35 @@ void fields(T& r, Visit&& visit) {
   visit("evicted", r.evicted);
 }
 
+template <Is<SecretEntry> T, typename Visit>
+void fields(T& e, Visit&& visit) {
+  visit("name", e.name);
+  visit("placeholder", e.placeholder);
+  visit("value", e.value);
+  visit("hosts", e.hosts);
+}
+
+template <Is<SecretsDocument> T, typename Visit>
+void fields(T& d, Visit&& visit) {
+  visit("secrets", d.secrets);
+}
+
+template <Is<RelayHandoff> T, typename Visit>
+void fields(T& h, Visit&& visit) {
+  visit("name", h.name);
+  visit("addr", h.addr);
+  visit("port", h.port);
+}
+
+template <Is<RelayRefusal> T, typename Visit>
+void fields(T& r, Visit&& visit) {
+  visit("host", r.host);
+  visit("reason", r.reason);
+  visit("secret", r.secret);
+  visit("sent_to", r.sent_to);
+  visit("time", r.time);
+}
+
 // The words of the enumerations.
 constexpr std::pair<std::string_view, ChangeOp> kChangeOps[] = {{"allow", ChangeOp::allow}, {"deny", ChangeOp::deny}};
 constexpr std::pair<std::string_view, ControlOp> kControlOps[] = {
@@ -382,6 +411,33 @@ std::string write_control_reply(const ControlReply& reply) { return write_docume
 
 ControlReply parse_control_reply(std::string_view line) {
   return read_document<ControlReply>(line, "control reply", kControlVersion);
+}
+
+std::string write_secrets(const SecretsDocument& doc) { return write_document(doc, kSecretsVersion); }
+
+SecretsDocument parse_secrets(std::string_view line) {
+  return read_document<SecretsDocument>(line, "secrets", kSecretsVersion);
+}
+
+std::string write_relay_refusal(const RelayRefusal& refusal) {
+  return write_document(refusal, kRelayRefusalVersion);
+}
+
+RelayRefusal parse_relay_refusal(std::string_view line) {
+  return read_document<RelayRefusal>(line, "relay.jsonl", kRelayRefusalVersion);
+}
+
+std::filesystem::path relay_record_path(const std::filesystem::path& log_dir) { return log_dir / "relay.jsonl"; }
+
+std::string write_relay_handoff(const RelayHandoff& handoff) {
+  std::string doc = write_document(handoff, kRelayHandoffVersion);
+  if (doc.size() > kMaxRelayHandoff) throw FormatError("relay hand-off: longer than " + std::to_string(kMaxRelayHandoff));
+  const auto n = static_cast<std::uint16_t>(doc.size());
+  return std::string{static_cast<char>(n >> 8), static_cast<char>(n & 0xff)} + doc;
+}
+
+RelayHandoff parse_relay_handoff(std::string_view document) {
+  return read_document<RelayHandoff>(document, "relay hand-off", kRelayHandoffVersion);
 }
 
 std::string describe(const ControlReply& reply) {

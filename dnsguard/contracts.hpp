@@ -183,6 +183,68 @@ std::string describe(const ControlReply& reply);
 // Both live in the session's log directory: the directory of the policy's
 // log.file, which the host bind-mounts from ~/.cagent/logs/session-ID.
 
+// ---- the secret relay (launcher/relay) ------------------------------------
+//
+//   cagent ─unix socket, once, cage-init's connection (the relay's stdin)─▶
+//     write_secrets() ──▶ parse_secrets() in cagent-relay
+//   dnsguard's gate ─TCP 127.0.0.1:relay.port─▶ write_relay_handoff() (a
+//     2-byte big-endian length, then the document), then the client's TLS
+//     bytes as they came ──▶ parse_relay_handoff() in cagent-relay
+
+inline constexpr int kSecretsVersion = 1;
+inline constexpr int kRelayHandoffVersion = 1;
+// A hand-off document is at most this long (a name is at most 253 bytes).
+inline constexpr std::size_t kMaxRelayHandoff = 1024;
+
+// One secret as the relay needs it. The value travels only on the socket
+// between cagent and the relay; it is never written anywhere.
+struct SecretEntry {
+  std::string name;
+  std::string placeholder;
+  std::string value;
+  std::vector<std::string> hosts;
+  friend bool operator==(const SecretEntry&, const SecretEntry&) = default;
+};
+
+struct SecretsDocument {
+  std::vector<SecretEntry> secrets;
+  friend bool operator==(const SecretsDocument&, const SecretsDocument&) = default;
+};
+
+std::string write_secrets(const SecretsDocument& doc);
+SecretsDocument parse_secrets(std::string_view line);
+
+// Which connection the gate hands over: the server name it admitted and
+// the destination the client asked for.
+struct RelayHandoff {
+  std::string name;
+  std::string addr;  // "198.51.100.7", "2001:db8::7"
+  std::uint16_t port = 0;
+  friend bool operator==(const RelayHandoff&, const RelayHandoff&) = default;
+};
+
+// One request the relay refused, one JSON line each in its record
+// (relay.jsonl in the session's log directory), read by the host's summary.
+inline constexpr int kRelayRefusalVersion = 1;
+struct RelayRefusal {
+  std::string host;     // the connection's server name
+  std::string reason;   // one line
+  std::string secret;   // a secret sent where it does not belong: its name
+  std::string sent_to;  // …and the host it was sent to
+  std::int64_t time = 0;  // unix seconds
+  friend bool operator==(const RelayRefusal&, const RelayRefusal&) = default;
+};
+std::string write_relay_refusal(const RelayRefusal& refusal);
+RelayRefusal parse_relay_refusal(std::string_view line);
+std::filesystem::path relay_record_path(const std::filesystem::path& log_dir);
+
+// With its 2-byte length in front (the relay reads exactly that much, so
+// not one byte of the TLS stream behind it is taken).
+std::string write_relay_handoff(const RelayHandoff& handoff);
+// The document alone (without the length).
+RelayHandoff parse_relay_handoff(std::string_view document);
+
+
 // The log directory of a log file ("" when there is none: dnsguard logs to
 // stderr and keeps neither record nor socket).
 std::filesystem::path session_log_dir(std::string_view log_file);

@@ -23,6 +23,7 @@
 #include <variant>
 
 #include "dnsguard/asio_glue.hpp"
+#include "dnsguard/contracts.hpp"
 #include "dnsguard/posix.hpp"
 
 namespace cagent::dnsguard {
@@ -374,9 +375,18 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
     const GateVerdict hello = co_await read_first_flight(client, dst, kind, from_client);
     if (hello.status != GateParse::done) co_return;
     // Admitted: connect as dnsguard (the ruleset lets dnsguard reach only
-    // addresses in the sets, and never redirects its own connections).
+    // addresses in the sets, and never redirects its own connections) —
+    // or, for a secret's host, to the relay, which connects itself.
     tcp::socket server(io_);
-    if (!co_await connect(server, client, dst, hello.name.view())) co_return;
+    if (relayed(hello.name.view())) {
+      if (kind != Kind::tls) {
+        refuse(client, &dst, hello.name.view(), "plain HTTP to a secret's host");
+        co_return;
+      }
+      if (!co_await hand_off(server, client, dst, hello.name.view())) co_return;
+    } else if (!co_await connect(server, client, dst, hello.name.view())) {
+      co_return;
+    }
     ++counters_.admitted;
     // Listed from here on, so a run-time deny of the name ends it also
     // while its handshake is still being followed.
@@ -456,6 +466,29 @@ asio::awaitable<bool> Gate::connect(tcp::socket& server, tcp::socket& client, co
   ++counters_.failed;
   reset(client);
   log_.event(LogLevel::info, "gate: cannot reach " + to_string(dst) + " for " + std::string(name));
+  co_return false;
+}
+
+bool Gate::relayed(std::string_view name) const noexcept {
+  return options_.relay &&
+         std::find(options_.relay_hosts.begin(), options_.relay_hosts.end(), name) != options_.relay_hosts.end();
+}
+
+asio::awaitable<bool> Gate::hand_off(tcp::socket& relay, tcp::socket& client, const IpEndpoint& dst,
+                                     std::string_view name) {
+  if (!co_await connect(relay, client, *options_.relay, name)) co_return false;
+  std::string handoff;
+  try {
+    handoff = write_relay_handoff(RelayHandoff{std::string(name), to_string(dst.addr), dst.port});
+  } catch (const std::exception&) {
+    co_return false;  // not reached: names are at most 253 bytes
+  }
+  asio::steady_timer deadline(io_, options_.connect_timeout);
+  auto sent = co_await (asio::async_write(relay, asio::buffer(handoff), use_tuple) || deadline.async_wait(use_tuple));
+  if (sent.index() == 0 && !std::get<0>(std::get<0>(sent))) co_return true;
+  ++counters_.failed;
+  reset(client);
+  log_.event(LogLevel::info, "gate: the secret relay did not take " + std::string(name));
   co_return false;
 }
 

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -89,6 +90,12 @@ struct GateOptions {
   std::size_t max_connections = kMaxGateConnections;
   std::size_t max_handshakes = kMaxGateHandshakes;
   std::chrono::seconds relay_idle_timeout = kRelayIdleTimeout;
+  // The secret relay (launcher/relay): TLS admitted for one of relay_hosts
+  // goes to `relay` (cagent-relay on loopback) instead of the server, behind
+  // a hand-off naming the server (dnsguard/contracts.hpp); plain HTTP to
+  // them is refused, so a secret never travels in clear. Unset: no relay.
+  std::optional<IpEndpoint> relay;
+  std::vector<std::string> relay_hosts;
 };
 
 struct GateCounters {
@@ -150,6 +157,10 @@ class Gate {
                                                         Kind kind, Inbox& from_client);
   boost::asio::awaitable<bool> connect(boost::asio::ip::tcp::socket& server, boost::asio::ip::tcp::socket& client,
                                        const IpEndpoint& dst, std::string_view name);
+  bool relayed(std::string_view name) const noexcept;
+  // Connects to the relay and sends the hand-off for (name, dst).
+  boost::asio::awaitable<bool> hand_off(boost::asio::ip::tcp::socket& relay, boost::asio::ip::tcp::socket& client,
+                                        const IpEndpoint& dst, std::string_view name);
   boost::asio::awaitable<bool> follow_handshake(boost::asio::ip::tcp::socket& client,
                                                 boost::asio::ip::tcp::socket& server, const IpEndpoint& dst,
                                                 const GateVerdict& first, Inbox& from_client);

@@ -258,6 +258,11 @@ void for_each_key(P& p, Visit&& visit) {
   visit("gate.port", p.gate_port, Range{1, 1023});
   visit("gate.tls_ports", p.gate_tls_ports, PortList{});
   visit("gate.http_ports", p.gate_http_ports, PortList{});
+  visit("relay.hosts", p.relay_hosts, List<PatternItem>{});
+  visit("relay.port", p.relay_port, Range{1, 1023});
+  // Not root, and not a uid an image's own accounts use (Debian's dynamic
+  // system and user ranges end far below).
+  visit("relay.uid", p.relay_uid, Range{1, 2147483647});
 }
 
 // Relations between keys, checked after every key was read. `line` gives the
@@ -270,6 +275,19 @@ void check_relations(const Policy& p, Line&& line, const std::string& source) {
       throw PolicyError(PolicyError::Kind::invalid, source + ":" + std::to_string(at) +
                                                         ": gate.http_ports: port " + std::to_string(port) +
                                                         " is also in gate.tls_ports");
+    }
+  }
+  if (!p.relay_hosts.empty()) {
+    const auto at = [&] { return source + ":" + std::to_string(line("relay.hosts")) + ": relay.hosts: "; };
+    if (!p.gate_enabled) throw PolicyError(PolicyError::Kind::invalid, at() + "the relay needs gate.enabled = true");
+    for (const std::string& host : p.relay_hosts) {
+      if (host.find('*') != std::string::npos) {
+        throw PolicyError(PolicyError::Kind::invalid, at() + quoted(host) + " is a pattern; name hosts exactly");
+      }
+    }
+    if (p.relay_port == p.gate_port) {
+      throw PolicyError(PolicyError::Kind::invalid, source + ":" + std::to_string(line("relay.port")) +
+                                                        ": relay.port: must differ from gate.port");
     }
   }
   if (p.ttl_max < p.ttl_min) {

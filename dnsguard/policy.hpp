@@ -90,6 +90,14 @@ struct Policy {
   std::uint32_t gate_port = 999;
   std::vector<std::uint32_t> gate_tls_ports = {443};
   std::vector<std::uint32_t> gate_http_ports = {80};
+  // The secret relay (launcher/relay): the gate hands TLS for these exact
+  // names to cagent-relay on 127.0.0.1:relay_port instead of connecting to
+  // the server, and refuses plain HTTP to them. cage-init binds that port
+  // (below 1024, so no agent can take it) and runs the relay as relay_uid,
+  // without capabilities. Empty: no relay. Needs the gate.
+  std::vector<std::string> relay_hosts;
+  std::uint32_t relay_port = 998;
+  std::uint32_t relay_uid = 65533;
   friend bool operator==(const Policy&, const Policy&) = default;
 };
 

@@ -221,6 +221,13 @@ void Server::start() {
     }
     options.tls_ports.assign(config_.gate_tls_ports.begin(), config_.gate_tls_ports.end());
     options.http_ports.assign(config_.gate_http_ports.begin(), config_.gate_http_ports.end());
+    if (!config_.relay_hosts.empty()) {
+      IpEndpoint relay;
+      relay.addr.bytes = {127, 0, 0, 1};
+      relay.port = static_cast<std::uint16_t>(config_.relay_port);
+      options.relay = relay;
+      options.relay_hosts = config_.relay_hosts;
+    }
     options.max_connections = budget_.gate_connections;
     options.relay_idle_timeout = tuning_.relay_idle_timeout;
     gate_ = std::make_unique<Gate>(io_, std::move(options), engine_, log_);

@@ -107,6 +107,13 @@ struct RulesetSpec {
   // refused so clients fall back to TCP. Empty: no gate (address-level only).
   std::vector<std::uint16_t> gated_ports;
   std::uint16_t gate_port = 0;
+  // The secret relay (with the gate only): it listens on 127.0.0.1 at
+  // relay_port, where only dnsguard's gate may connect (everyone else is
+  // refused there), and its own connections to the secrets' hosts leave
+  // without being redirected to the gate (the gate admitted them, and
+  // handed them over). 0: no relay.
+  std::uint16_t relay_port = 0;
+  std::uint32_t relay_uid = 0;
   // Names of the constant interval sets holding static_cidrs (always
   // created, possibly empty, so the rules never change shape).
   std::string static_set4 = "static4";

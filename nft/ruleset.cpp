@@ -115,6 +115,19 @@ bool served_locally(const RulesetSpec& spec, const Endpoint& up) {
 void owned_flows(RulesetBatch& b, const RulesetSpec& spec) {
   const char* out = "output";
   const std::uint32_t bit = owned_flow_mark;
+  // The gate's hand-off to the secret relay is answered by the relay's own
+  // local socket, which an owned flow would refuse: those flows stay
+  // unmarked, and dnsguard's packets on them pass here. Nobody else can
+  // answer or open one: the relay's port is below 1024, bound before the
+  // agent starts, and refused to every uid but dnsguard's (further down).
+  if (spec.relay_port != 0) {
+    b.add(out, b.rule(out, "the gate's hand-offs to the secret relay are not owned flows")
+                   .skuid_is(spec.dnsguard_uid)
+                   .daddr_is(loopback4)
+                   .l4proto(IPPROTO_TCP)
+                   .dport(spec.relay_port)
+                   .accept());
+  }
   b.add(out, b.rule(out, "flows dnsguard opens are owned").ct_new().skuid_is(spec.dnsguard_uid).ct_mark_add(bit));
   for (const LocalResolver& r : spec.local_resolvers) {
     b.add(out, b.rule(out, "the local resolver " + to_string(r.addr) + " answers owned flows")
@@ -328,6 +341,18 @@ void output_chain(RulesetBatch& b, const RulesetSpec& spec, const Features& feat
                  .cmp(NFT_CMP_NEQ, &spec.dnsguard_uid, 4)
                  .daddr_is(docker_embedded_resolver)
                  .reject(NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED));
+  // The secret relay's port: the gate hands it decrypted-to-be connections
+  // with the destination to use, so nobody else may hand it one.
+  if (spec.relay_port != 0) {
+    for (const Address* lo : {&loopback4, &loopback6}) {
+      b.add(out, b.rule(out, "the secret relay on " + to_string(*lo) + ": dnsguard only")
+                     .skuid_not(spec.dnsguard_uid)
+                     .daddr_is(*lo)
+                     .l4proto(IPPROTO_TCP)
+                     .dport(spec.relay_port)
+                     .reject(NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED));
+    }
+  }
   // Loopback stays inside the namespace; it also carries DNS redirected to dnsguard.
   b.add(out, b.rule(out, "loopback").meta(NFT_META_OIF).eq_u32(loopback_ifindex).accept());
   // DNS redirected to dnsguard (chain dns_redirect): after the redirect its

@@ -19,6 +19,11 @@ namespace {
 // address-level by the user's choice: they are not redirected.
 void gate_redirect(RulesetBatch& b, const RulesetSpec& spec) {
   const char* nat = "gate_redirect";
+  // The secret relay connects where the gate's hand-off said: not again
+  // through the gate (the filter still admits only addresses in the sets).
+  if (spec.relay_port != 0) {
+    b.add(nat, b.rule(nat, "the secret relay's own connections").skuid_is(spec.relay_uid).accept());
+  }
   for (const std::uint16_t port : spec.gated_ports) {
     const std::string p = std::to_string(port);
     b.add(nat, b.rule(nat, "static CIDRs stay address-level (IPv4, port " + p + ")")

@@ -18,7 +18,8 @@ CommandLine usage_error(std::string message) {
 const char* cage_init_usage() noexcept {
   return "usage: cage-init [--mode cage|guard|dnsguard|probe|agent]\n"
          "                 [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]\n"
-         "                 [--ca-bundle FILE] [--owner SOCKET] [--workspace DIR] [--runtime-dir DIR]\n"
+         "                 [--ca-bundle FILE] [--owner SOCKET] [--secrets SOCKET] [--relay PATH]\n"
+         "                 [--workspace DIR] [--runtime-dir DIR]\n"
          "                 [--ready-timeout MS]\n"
          "                 [--nested-docker DOCKERD [--nested-socket-dir DIR] [--nested-data-root DIR]]\n"
          "                 [-- CMD [ARGS...]]      (no CMD: the user's login shell)\n";
@@ -56,6 +57,8 @@ CommandLine parse_cage_init_args(std::span<const std::string> args) {
     else if (arg == "--dnsguard") options.dnsguard = value;
     else if (arg == "--ca-bundle") options.ca_bundle = value;
     else if (arg == "--owner") options.owner_socket = value;
+    else if (arg == "--secrets") options.secrets_socket = value;
+    else if (arg == "--relay") options.relay = value;
     else if (arg == "--workspace") options.workspace = value;
     else if (arg == "--runtime-dir") options.runtime_dir = value;
     else if (arg == "--nested-docker") options.nested_dockerd = value;

@@ -460,6 +460,84 @@ class Runner {
     replace_file(s.system_bundle, bundle, 0644);
   }
 
+  void perform(const step::StartRelay& s) {
+    // As root, before the relay exists: its port, cagent's connection, its record.
+    UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (listener.get() < 0) throw_errno("socket");
+    const int on = 1;
+    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(s.port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      throw_errno("bind 127.0.0.1:", std::to_string(s.port), " for the secret relay");
+    }
+    if (::listen(listener.get(), 512) != 0) throw_errno("listen");
+    UniqueFd secrets;
+    try {
+      secrets = connect_unix(s.secrets_socket.native());
+    } catch (const std::exception& error) {
+      throw std::runtime_error(std::string(error.what()) + " (cagent's secrets socket)");
+    }
+    UniqueFd record(::open(s.record.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (record.get() < 0) throw_errno("open ", s.record.native());
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+    UniqueFd ca_read(pipe_fds[0]), ca_write(pipe_fds[1]);
+    relay_pid_ = spawn(
+        original_mask_,
+        [&] {
+          if (::setsid() < 0) throw_errno("setsid");
+          // Above every target first, so no dup2 below overwrites a source
+          // still to be copied; dup2 clears close-on-exec on the copies:
+          // exactly these four are inherited.
+          const int sources[] = {secrets.get(), ca_write.get(), listener.get(), record.get()};
+          const int targets[] = {STDIN_FILENO, STDOUT_FILENO, 3, 4};
+          int high[4];
+          for (int i = 0; i < 4; ++i) {
+            high[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, 10);
+            if (high[i] < 0) throw_errno("fcntl(F_DUPFD)");
+          }
+          for (int i = 0; i < 4; ++i) {
+            if (::dup2(high[i], targets[i]) < 0) throw_errno("dup2");
+          }
+          become_agent(s.user);  // no capability, no_new_privs, its own uid
+        },
+        s.binary.string(),
+        {s.binary.string(), "--trust", s.trust.string(), "--listen-fd", "3", "--record-fd", "4"}, nullptr);
+    ca_write.reset();
+    secrets.reset();
+    // The relay's "ready": its certificate, then the pipe's end.
+    std::string pem;
+    const auto deadline = Clock::now() + s.timeout;
+    char buffer[4096];
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      pollfd pfd{ca_read.get(), POLLIN, 0};
+      const int ready = left > 0 ? ::poll(&pfd, 1, static_cast<int>(left)) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) throw std::runtime_error("the secret relay did not start within " + std::to_string(s.timeout.count()) + " ms");
+      const ssize_t n = ::read(ca_read.get(), buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno("read the relay's certificate");
+      if (n == 0) break;
+      pem.append(buffer, static_cast<std::size_t>(n));
+      if (pem.size() > 64 * 1024) throw std::runtime_error("the secret relay's certificate is over 64 KiB");
+    }
+    int status = 0;
+    if (::waitpid(relay_pid_, &status, WNOHANG) == relay_pid_) {
+      relay_pid_ = -1;
+      throw std::runtime_error("the secret relay " + describe_status(status) + " (its message is above)");
+    }
+    if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      throw std::runtime_error("the secret relay gave no certificate");
+    }
+    std::string bundle = std::filesystem::exists(s.trust) ? read_file(s.trust) : std::string{};
+    if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
+    replace_file(s.trust, bundle + pem, 0644);
+  }
+
   void perform(const step::RemapAgent& s) {
     const std::string passwd = read_file("/etc/passwd");
     replace_file("/etc/passwd", rewrite_passwd(passwd, s.user, s.to.uid, s.to.gid), 0644);
@@ -688,6 +766,7 @@ class Runner {
   ExecutorOptions options_;
   sigset_t original_mask_{};
   pid_t dnsguard_pid_ = -1;
+  pid_t relay_pid_ = -1;  // see step::StartRelay; not restarted (a new CA would not be trusted)
   std::optional<step::StartDnsguard> dnsguard_step_;
   std::vector<Clock::time_point> dnsguard_exits_;  // within the crash-loop window
   // A restart waiting out its backoff (supervise()'s timer), and the exit it answers.

@@ -1,5 +1,7 @@
 #include "launcher/cage/plan.hpp"
 
+#include "dnsguard/contracts.hpp"
+
 #include <linux/capability.h>
 
 #include <algorithm>
@@ -68,10 +70,10 @@ std::vector<std::string> command_environment(const Options& options, const Facts
   environment.push_back("USER=" + facts.agent.name);
   environment.push_back("LOGNAME=" + facts.agent.name);
   environment.push_back("SHELL=" + facts.agent.shell);
-  if (options.ca_bundle) {
-    // All of them point at the merged system bundle (system CAs + extra), not
-    // at the extra file alone: several of these variables *replace* the
-    // default store rather than add to it.
+  if (options.ca_bundle || !facts.policy.relay_hosts.empty()) {
+    // All of them point at the merged system bundle (system CAs + extra, and
+    // the secret relay's session CA), not at the extra file alone: several
+    // of these variables *replace* the default store rather than add to it.
     for (std::string_view key : kCaVariables) {
       environment.push_back(std::string(key) + "=" + options.system_ca_bundle.string());
     }
@@ -209,10 +211,35 @@ nft::RulesetSpec ruleset_spec(const Facts& facts, const dnsguard::Policy& adapte
     // The connection gate: dnsguard listens on gate.port; these ports of
     // allowed addresses are redirected there.
     spec.gate_port = static_cast<std::uint16_t>(policy.gate_port);
+    if (!policy.relay_hosts.empty()) {
+      spec.relay_port = static_cast<std::uint16_t>(policy.relay_port);
+      spec.relay_uid = policy.relay_uid;
+    }
     for (const std::uint32_t port : policy.gate_tls_ports) spec.gated_ports.push_back(static_cast<std::uint16_t>(port));
     for (const std::uint32_t port : policy.gate_http_ports) spec.gated_ports.push_back(static_cast<std::uint16_t>(port));
   }
   return spec;
+}
+
+step::StartRelay start_relay(const Options& options, const Facts& facts, Owner agent) {
+  const Policy& policy = facts.policy;
+  if (!options.secrets_socket) {
+    throw PlanError("the policy names secret hosts (relay.hosts) but no --secrets socket was given");
+  }
+  const auto uid = static_cast<uid_t>(policy.relay_uid);
+  // Its own uid: the agent could signal or trace a relay of its uid, and
+  // the ruleset lets only this uid's connections skip the gate.
+  if (uid == agent.uid || uid == facts.dnsguard.uid || uid == 0) {
+    throw PlanError("relay.uid " + std::to_string(uid) + " is also the agent's, dnsguard's or root's");
+  }
+  step::StartRelay s;
+  s.binary = options.relay;
+  s.user = Account{"cagent-relay", uid, static_cast<gid_t>(uid), "/", "/bin/false"};
+  s.port = static_cast<std::uint16_t>(policy.relay_port);
+  s.secrets_socket = *options.secrets_socket;
+  s.record = dnsguard::relay_record_path(dnsguard::session_log_dir(policy.log_file));
+  s.trust = options.system_ca_bundle;
+  return s;
 }
 
 step::RunCommand run_command(const Options& options, const Facts& facts, Owner agent) {
@@ -310,6 +337,7 @@ Plan plan_cage_init(const Options& options, const Facts& facts) {
   if (options.ca_bundle) {
     plan.steps.push_back(step::InstallCaBundle{*options.ca_bundle, options.system_ca_bundle});
   }
+  if (!copy.policy.relay_hosts.empty()) plan.steps.push_back(start_relay(options, facts, agent_is));
   if (agent_is.uid != agent_was.uid || agent_is.gid != agent_was.gid) {
     plan.steps.push_back(step::RemapAgent{facts.agent.name, agent_was, agent_is});
   }
@@ -336,6 +364,7 @@ std::string_view step_name(const Step& step) {
     std::string_view operator()(const step::WaitForDnsguard&) const { return "wait-for-dnsguard"; }
     std::string_view operator()(const step::WriteResolvConf&) const { return "write-resolv-conf"; }
     std::string_view operator()(const step::InstallCaBundle&) const { return "install-ca-bundle"; }
+    std::string_view operator()(const step::StartRelay&) const { return "start-relay"; }
     std::string_view operator()(const step::RemapAgent&) const { return "remap-agent"; }
     std::string_view operator()(const step::ClaimHome&) const { return "claim-home"; }
     std::string_view operator()(const step::CreateNestedLink&) const { return "create-nested-link"; }

@@ -53,6 +53,10 @@ struct Options {
   std::string dnsguard_user = "dnsguard";
   std::filesystem::path dnsguard = "/usr/local/bin/dnsguard";
   std::optional<std::filesystem::path> ca_bundle;   // extra CAs to trust
+  // The socket cagent serves the secrets on (--secrets; cagent passes it
+  // when the policy names relay hosts): see StartRelay.
+  std::optional<std::filesystem::path> secrets_socket;
+  std::filesystem::path relay = "/usr/local/bin/cagent-relay";
   // The owner's socket (--owner; cagent always passes it): see WatchOwner.
   std::optional<std::filesystem::path> owner_socket;
   std::filesystem::path workspace = "/workspace";
@@ -184,6 +188,26 @@ struct InstallCaBundle {
   std::filesystem::path source;
   std::filesystem::path system_bundle;
 };
+// The secret relay (launcher/relay), when the policy names its hosts. As
+// root: bind 127.0.0.1:port (below 1024: nobody else can take it), connect
+// to cagent's secrets socket (cagent serves exactly one connection and
+// checks it comes from uid 0, which the agent never is), open the relay's
+// record. Then the relay runs as `user` with no capability and
+// no_new_privs, holding those three on fds 0, 3 and 4: cage-init never
+// reads a secret. The relay reads `trust` (the bundle so far: the image's
+// and ca_certificates) before it answers; its stdout is a pipe that brings
+// the session CA's certificate, which this step then adds to `trust`, the
+// bundle every client in the cage reads. Fails the start (the cage does
+// not run) when the relay does not come up.
+struct StartRelay {
+  std::filesystem::path binary;
+  Account user;
+  std::uint16_t port = 0;
+  std::filesystem::path secrets_socket;
+  std::filesystem::path record;
+  std::filesystem::path trust;
+  std::chrono::milliseconds timeout{10000};
+};
 // passwd/group: the agent's account takes the workspace owner's uid/gid.
 struct RemapAgent {
   std::string user;
@@ -262,7 +286,7 @@ struct RunCommand {
 
 using Step = std::variant<step::WatchOwner, step::CheckPolicy, step::WritePolicyCopy, step::InstallRuleset, step::PrepareLogDir,
                           step::StartDnsguard, step::WaitForDnsguard, step::WriteResolvConf,
-                          step::InstallCaBundle, step::RemapAgent, step::ClaimHome, step::CreateNestedLink,
+                          step::InstallCaBundle, step::StartRelay, step::RemapAgent, step::ClaimHome, step::CreateNestedLink,
                           step::StartNestedDocker, step::RunCommand>;
 
 struct Plan {

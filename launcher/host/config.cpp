@@ -11,6 +11,7 @@
 #include "dnsguard/allow_list.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/policy.hpp"
+#include "launcher/host/secrets.hpp"
 #include "launcher/host/text.hpp"
 
 namespace cagent::launcher::host {
@@ -135,7 +136,7 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
       throw ConfigError(pos_of(origin, key_node.Mark()),
                         "unknown key '" + key +
                             "' (known: ignore, readonly, domains, extra_args, dns_resolvers, "
-                            "ca_certificates, connection_gate, image_packages)");
+                            "ca_certificates, connection_gate, image_packages, secrets)");
     }
     if (key == "connection_gate") {
       const YAML::Node& v = kv.second;
@@ -143,6 +144,10 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
         throw ConfigError(pos_of(origin, v.Mark()), "'connection_gate' must be true or false");
       }
       layer.connection_gate = Entry{v.Scalar(), pos_of(origin, v.Mark())};
+      continue;
+    }
+    if (key == "secrets") {
+      layer.secrets = read_secret_specs(kv.second, origin);
       continue;
     }
     std::vector<Entry> values = read_string_list(kv.second, key, origin);
@@ -190,6 +195,8 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
       if (!layer.ca_certificates.empty()) dropped.push_back("ca_certificates (they decide which TLS peers are believed)");
       if (!layer.image_packages.empty())
         dropped.push_back("image_packages (their install scripts run as root in the image build)");
+      //   secrets          which host gets which of your credentials.
+      if (!layer.secrets.empty()) dropped.push_back("secrets (they decide which hosts get your credentials)");
       //   connection_gate  off, every site on an allowed address is reachable.
       if (layer.connection_gate && layer.connection_gate->value == "false")
         dropped.push_back("connection_gate: false (it opens every site on an allowed address)");
@@ -211,6 +218,7 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
     append(m.ca_certificates, layer.ca_certificates);
     append(m.extra_args, layer.extra_args);
     append(m.image_packages, layer.image_packages);
+    m.secrets.insert(m.secrets.end(), layer.secrets.begin(), layer.secrets.end());
     if (layer.connection_gate) m.connection_gate = layer.connection_gate;
   }
   const auto identity = [](const std::string& v) { return v; };
@@ -331,6 +339,7 @@ Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
     c.image_packages.push_back(e.value);
   }
   std::sort(c.image_packages.begin(), c.image_packages.end());
+  c.secrets = resolve_secret_specs(merged.secrets, c.domains, c.connection_gate);
   return c;
 }
 
@@ -344,6 +353,20 @@ std::string render_config(const MergedConfig& merged) {
   emit_list(out, "dns_resolvers", merged.dns_resolvers);
   emit_list(out, "ca_certificates", merged.ca_certificates);
   emit_list(out, "image_packages", merged.image_packages);
+  if (!merged.secrets.empty()) {
+    // Names, variables, hosts and sources: never a value (none is read here).
+    out << YAML::Key << "secrets" << YAML::Value << YAML::BeginSeq;
+    for (const SecretSpec& s : merged.secrets) {
+      out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name << YAML::Key << "env" << YAML::Value << s.env;
+      if (!s.from_env.empty()) out << YAML::Key << "from_env" << YAML::Value << s.from_env;
+      if (!s.from_file.empty()) out << YAML::Key << "from_file" << YAML::Value << s.from_file;
+      if (!s.from_command.empty()) out << YAML::Key << "from_command" << YAML::Value << YAML::Flow << s.from_command;
+      out << YAML::Key << "hosts" << YAML::Value << YAML::Flow << s.hosts;
+      if (s.git) out << YAML::Key << "git" << YAML::Value << true;
+      out << YAML::EndMap << YAML::Comment(s.pos.str());
+    }
+    out << YAML::EndSeq;
+  }
   out << YAML::Key << "connection_gate" << YAML::Value;
   if (merged.connection_gate) {
     out << merged.connection_gate->value << YAML::Comment(merged.connection_gate->pos.str());

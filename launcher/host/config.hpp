@@ -45,6 +45,19 @@ struct Entry {
 
 enum class LayerKind { base, workspace, flags };
 
+// One entry of `secrets:` (secrets.hpp has the whole story).
+struct SecretSpec {
+  std::string name;                       // shown in logs, never the value
+  std::string env;                        // the agent's variable
+  std::string from_env;                   // one source of three
+  std::string from_file;
+  std::vector<std::string> from_command;
+  std::vector<std::string> hosts;         // exact names, lower case
+  bool git = false;                       // git's credential helper for these hosts (Basic)
+  SourcePos pos;
+};
+
+
 // Every key's entries, each with where it came from: one layer's, and the
 // merged result's.
 struct ConfigEntries {
@@ -56,6 +69,7 @@ struct ConfigEntries {
   std::vector<Entry> ca_certificates;
   std::vector<Entry> image_packages;     // extra Debian packages for the image
   std::optional<Entry> connection_gate;  // "true" / "false"; merged: the last trusted layer's
+  std::vector<SecretSpec> secrets;       // trusted layers only
 };
 
 struct ConfigLayer : ConfigEntries {
@@ -66,7 +80,7 @@ struct ConfigLayer : ConfigEntries {
 // The keys a config file may have; anything else is an error.
 inline constexpr std::string_view kConfigKeys[] = {"ignore",        "readonly",        "domains",        "extra_args",
                                                    "dns_resolvers", "ca_certificates", "connection_gate",
-                                                   "image_packages"};
+                                                   "image_packages", "secrets"};
 
 // Parses one YAML document. An empty file is an empty layer. Throws ConfigError.
 ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind);
@@ -110,6 +124,9 @@ struct Config {
   // names one image whatever the order it was written in. Trusted config
   // only: their maintainer scripts run as root during the build.
   std::vector<std::string> image_packages;
+  // Secrets the relay puts in for their hosts (secrets.hpp): checked, the
+  // presets filled in; the values are read only when a session starts.
+  std::vector<SecretSpec> secrets;
 };
 
 // Throws ConfigError naming the first bad entry; an empty domain list is an error.

@@ -92,6 +92,8 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   // Read-only is no obstacle: connecting needs write permission on the
   // socket, which a read-only mount does not take away from a socket.
   if (spec.owner_socket) add_all(render_bind(*spec.owner_socket, kContainerOwnerSocket, true));
+  if (spec.secrets_socket) add_all(render_bind(*spec.secrets_socket, kContainerSecretsSocket, true));
+  for (const std::string& e : spec.secret_env) add({"-e", e});
   // The workspace's own home volume (created on first use, labelled so
   // --reset v finds every one of them), or an anonymous one (--rm removes it).
   // The path label is escaped (docker volume inspect prints it as is) and
@@ -107,6 +109,7 @@ std::vector<std::string> render_run_argv(const RunSpec& spec) {
   argv.push_back(spec.image);
   if (spec.ca_bundle) add({"--ca-bundle", kContainerCaBundle});
   if (spec.owner_socket) add({"--owner", kContainerOwnerSocket});
+  if (spec.secrets_socket) add({"--secrets", kContainerSecretsSocket});
   if (spec.sysbox) add({"--nested-docker", kContainerDockerd});
   if (!spec.command.empty()) {
     argv.push_back("--");

@@ -35,6 +35,8 @@ inline constexpr const char* kHashLabel = "cagent.context-hash";
 inline constexpr const char* kContainerPolicy = "/etc/cagent/policy.toml";
 inline constexpr const char* kContainerCaBundle = "/etc/cagent/extra-ca.pem";
 inline constexpr const char* kContainerOwnerSocket = "/etc/cagent/owner.sock";
+// cagent's secrets socket (secrets.hpp): cage-init's one connection.
+inline constexpr const char* kContainerSecretsSocket = "/etc/cagent/secrets.sock";
 inline constexpr const char* kContainerLogDir = "/var/log/cagent";
 inline constexpr const char* kContainerDockerd = "/usr/sbin/dockerd";  // Debian's docker.io, in the NESTED_DOCKER variant
 
@@ -52,6 +54,11 @@ struct RunSpec {
   std::optional<std::filesystem::path> ca_bundle;
   // The socket that ties the cage to this cagent process (owner.hpp).
   std::optional<std::filesystem::path> owner_socket;
+  // Secrets (secrets.hpp): the agent's variables with their placeholders
+  // ("VAR=placeholder", never a value) and the socket the relay's secrets
+  // come from.
+  std::vector<std::string> secret_env;
+  std::optional<std::filesystem::path> secrets_socket;
   // The workspace directory's own home volume (home_volume_name()); nullopt:
   // an anonymous one that goes with the container (no identity).
   std::optional<std::string> home_volume;

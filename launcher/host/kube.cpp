@@ -253,6 +253,12 @@ KubeManifest plan_kube(const KubeInput& in) {
     config.extra_args.clear();
     config.inbound.clear();
   }
+  if (!config.secrets.empty()) {
+    // The relay that holds their values runs beside a host cagent; a Pod
+    // has neither, so the secrets' hosts stay ordinary allowed names.
+    m.warnings.push_back("secrets are not carried into the Pod (no secret relay there); their hosts are not relayed");
+    config.secrets.clear();
+  }
   if (!config.ca_certificates.empty()) {
     m.warnings.push_back("ca_certificates are not carried into the Pod; build them into the image it runs");
   }

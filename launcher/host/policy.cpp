@@ -1,5 +1,7 @@
 #include "launcher/host/policy.hpp"
 
+#include <set>
+
 #include <stdexcept>
 #include <vector>
 
@@ -52,6 +54,11 @@ dnsguard::Policy session_policy(const Config& config) {
   policy.inbound = config.inbound;
   // The connection gate is on unless trusted config turned it off.
   policy.gate_enabled = config.connection_gate;
+  // The secrets' hosts go to the relay (only names: the values never enter
+  // the policy, which the agent can read).
+  std::set<std::string> relayed;
+  for (const SecretSpec& s : config.secrets) relayed.insert(s.hosts.begin(), s.hosts.end());
+  policy.relay_hosts.assign(relayed.begin(), relayed.end());
   return policy;
 }
 

@@ -370,6 +370,12 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   spec.log_dir = p.log_dir;
   if (!p.ca.empty()) spec.ca_bundle = p.session_dir / "extra-ca.pem";
   spec.owner_socket = p.session_dir / kOwnerSocketName;
+  // Read now: a missing source stops everything before it starts.
+  p.secrets = load_secret_values(p.config.secrets, command_output(), [](const char* name) { return std::getenv(name); });
+  if (!p.secrets.empty()) {
+    spec.secret_env = secret_environment(p.secrets);
+    spec.secrets_socket = p.session_dir / kSecretsSocketName;
+  }
   if (host.workspace_identity) {
     spec.home_volume = home_volume_name(host.home_volume_prefix, *host.workspace_identity);
   } else {
@@ -467,6 +473,8 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
   const WorkspaceBefore before = workspace_before(host);
   SessionRecord session(p.session_dir);
   const OwnerSocket owner(session.path());
+  std::optional<SecretsServer> secrets;
+  if (p.run.secrets_socket) secrets.emplace(*p.run.secrets_socket, secrets_document(p.secrets));
   write_file(p.run.policy_file, render_policy_toml(p.config), 0644);
   if (p.run.ca_bundle) write_file(*p.run.ca_bundle, p.ca.pem, 0644);
   if (p.plan.needs_empty_file) write_file(session.path() / kEmptyFileName, "", 0444);

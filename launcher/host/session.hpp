@@ -34,8 +34,10 @@
 
 #include "launcher/host/ca_bundle.hpp"
 #include "launcher/host/cli.hpp"
+#include "launcher/host/secrets.hpp"
 #include "launcher/host/config.hpp"
 #include "launcher/host/docker_argv.hpp"
+#include "launcher/host/secrets.hpp"
 #include "launcher/host/engine.hpp"
 #include "launcher/host/image.hpp"
 #include "launcher/host/mount_plan.hpp"
@@ -99,6 +101,9 @@ struct PreparedSession {
   MountPlan plan;
   RunSpec run;
   ImageRequest image;
+  // Read when the session was prepared (secrets.hpp): served to the cage's
+  // relay once, on the session's secrets socket.
+  std::vector<SessionSecret> secrets;
   std::filesystem::path session_dir;  // <cagent_home>/sessions/<id>: exists only while supervised
   std::filesystem::path log_dir;      // <cagent_home>/logs/session-<id>: kept (the newest few)
   // From the scan, for the end of the session: the git repositories present

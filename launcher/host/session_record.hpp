@@ -24,6 +24,7 @@
 namespace cagent::launcher::host {
 
 inline constexpr const char* kOwnerSocketName = "owner.sock";
+inline constexpr const char* kSecretsSocketName = "secrets.sock";
 
 // Makes <sessions>/<id> (private to this process until it is complete: made
 // under a dot-name, locked, then renamed into place) and removes it, with

@@ -1,5 +1,5 @@
 // nft-test-helper: drives nft/ from shell-scripted tests (packet_test.sh).
-//   nft-test-helper install [--uid N] [--listen-port N] [--upstream ADDR:PORT]... [--cidr ADDR/LEN]... [--onlink6 ADDR/LEN]... [--inbound PORT/PROTO]... [--gate-port N --gated PORT...] [--nested LINK,ADDR,BASE/LEN] [--local-resolver ADDR,UID]...
+//   nft-test-helper install [--uid N] [--listen-port N] [--upstream ADDR:PORT]... [--cidr ADDR/LEN]... [--onlink6 ADDR/LEN]... [--inbound PORT/PROTO]... [--gate-port N --gated PORT... [--relay PORT,UID]] [--nested LINK,ADDR,BASE/LEN] [--local-resolver ADDR,UID]...
 //   nft-test-helper add ADDR SECONDS [ADDR SECONDS]...
 // Runs in whatever network namespace it is started in (ip netns exec).
 #include <charconv>
@@ -57,6 +57,11 @@ int install(const std::vector<std::string_view>& args) {
       spec.gate_port = number<std::uint16_t>(val);
     } else if (key == "--gated") {  // one gated port per option
       spec.gated_ports.push_back(number<std::uint16_t>(val));
+    } else if (key == "--relay") {  // the secret relay: PORT,UID
+      const auto comma = val.find(',');
+      if (comma == std::string_view::npos) throw std::invalid_argument("--relay needs PORT,UID");
+      spec.relay_port = number<std::uint16_t>(val.substr(0, comma));
+      spec.relay_uid = number<std::uint32_t>(val.substr(comma + 1));
     } else if (key == "--nested") {  // the cage's end of the nested link: LINK,ADDR,BASE/LEN
       const auto c1 = val.find(',');
       const auto c2 = val.find(',', c1 == std::string_view::npos ? c1 : c1 + 1);

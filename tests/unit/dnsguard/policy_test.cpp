@@ -32,6 +32,10 @@ Policy everything_set() {
   p.nft_set6 = "a6";
   p.log_file = "/tmp/cagent-log/dnsguard.log";
   p.log_level = LogLevel::debug;
+  p.gate_enabled = true;
+  p.relay_hosts = {"example.com"};
+  p.relay_port = 997;
+  p.relay_uid = 4545;
   return p;
 }
 }  // namespace
@@ -94,7 +98,7 @@ TEST_CASE("policy_keys lists the schema in order") {
                                                   "deny_rcode", "ttl.min", "ttl.max", "refresh.interval",
                                                   "cache.size", "nft.table", "nft.set4", "nft.set6", "log.file",
                                                   "log.level", "gate.enabled", "gate.port", "gate.tls_ports",
-                                                  "gate.http_ports"});
+                                                  "gate.http_ports", "relay.hosts", "relay.port", "relay.uid"});
 }
 
 TEST_CASE("parse_port_range: PORT[-PORT]/PROTO, nothing else") {

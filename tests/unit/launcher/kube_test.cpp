@@ -209,3 +209,19 @@ TEST_CASE("kube: YAML golden: Job, classic sidecar, odd strings quoted") {
   }
   CHECK(tail == in.command);
 }
+
+TEST_CASE("kube: secrets stay on the host; the Pod's policy relays nothing") {
+  KubeInput in = base_input();
+  SecretSpec secret;
+  secret.name = "gh";
+  secret.env = "GH_TOKEN";
+  secret.from_env = "GH_TOKEN";
+  secret.hosts = {"github.com"};
+  in.config.secrets = {secret};
+  // The control: with the secret, the Docker form's policy relays its host.
+  CHECK(render_policy_toml(in.config) != render_policy_toml(base_input().config));
+  const KubeManifest m = plan_kube(in);
+  REQUIRE(m.warnings.size() == 1);
+  CHECK(m.warnings[0].find("secrets") != std::string::npos);
+  CHECK(m.policy_toml == render_policy_toml(base_input().config));
+}

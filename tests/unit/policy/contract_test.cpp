@@ -108,6 +108,11 @@ const BadRow bad_rows[] = {
     {"gate.tls_ports", "[gate]\ntls_ports = [443, 443]"},
     {"gate.http_ports", "[gate]\nhttp_ports = [70000]"},
     {"gate.http_ports", "[gate]\ntls_ports = [443]\nhttp_ports = [80, 443]"},
+    {"relay.hosts", "[gate]\nenabled = true\n[relay]\nhosts = [\"*.a.test\"]"},
+    {"relay.hosts", "[relay]\nhosts = [\"a.test\"]"},
+    {"relay.port", "[gate]\nenabled = true\nport = 999\n[relay]\nhosts = [\"a.test\"]\nport = 999"},
+    {"relay.port", "[relay]\nport = 1024"},
+    {"relay.uid", "[relay]\nuid = 0"},
     {"bogus", "bogus = 1"},
     {"ttl.maxx", "[ttl]\nmaxx = 3"},
     {"colour", "[colour]\nred = 1"},
@@ -195,6 +200,9 @@ TEST_CASE("a policy with every key set survives writer and both readers") {
   p.gate_port = 444;
   p.gate_tls_ports = {443, 8443};
   p.gate_http_ports = {80, 8080};
+  p.relay_hosts = {"a.test"};
+  p.relay_port = 997;
+  p.relay_uid = 4545;
   const fs::path file = dir.write("policy.toml", dnsguard::write_policy(p));
   const Outcome d = dnsguard_reads(file, resolv);
   const Outcome c = cage_reads(file);

@@ -25,7 +25,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # dpkg-dev, file: `cpack -G DEB` reads the binary's library dependencies
 # with dpkg-shlibdeps, which needs both.
 build_pkgs=(build-essential cmake pkg-config libldns-dev libnftnl-dev libmnl-dev
-            libboost1.81-dev libtomlplusplus-dev libyaml-cpp-dev doctest-dev libcap-dev
+            libboost1.81-dev libtomlplusplus-dev libyaml-cpp-dev doctest-dev libcap-dev libpsl-dev
             dpkg-dev file)
 # libssl-dev: the secret relay's TLS and session CA (launcher/relay).
 build_pkgs+=(libssl-dev)

@@ -54,6 +54,12 @@ void fields(T& e, Visit&& visit) {
   count_fields(e, visit);
 }
 
+template <Is<LearnedName> T, typename Visit>
+void fields(T& e, Visit&& visit) {
+  visit("name", e.name);
+  count_fields(e, visit);
+}
+
 template <Is<GateRefusal> T, typename Visit>
 void fields(T& e, Visit&& visit) {
   visit("name", e.name);
@@ -103,6 +109,9 @@ void fields(T& d, Visit&& visit) {
   visit("rewritten_every", d.rewritten_every, kAddedLater);
   visit("final", d.final, kAddedLater);
   visit("incomplete", d.incomplete, kAddedLater);
+  visit("learned_total", d.learned_total, kAddedLater);
+  visit("learned_unlisted", d.learned_unlisted, kAddedLater);
+  visit("learned", d.learned, kAddedLater);
 }
 
 template <Is<ControlRequest> T, typename Visit>

@@ -57,6 +57,15 @@ struct DeniedLookup {
   friend bool operator==(const DeniedLookup&, const DeniedLookup&) = default;
 };
 
+// A name resolved only because the session was in learn mode (policy
+// `learn`): the allowlist did not allow it. Per name, all query types.
+struct LearnedName {
+  std::string name;  // lowercase, no trailing dot
+  std::uint64_t count = 0;
+  std::int64_t first = 0, last = 0;  // unix seconds
+  friend bool operator==(const LearnedName&, const LearnedName&) = default;
+};
+
 // Connections the connection gate refused: by name (dst empty) or, for a
 // client that named none, by destination.
 struct GateRefusal {
@@ -128,6 +137,10 @@ struct Decisions {
   // Written by dnsguard as it stopped: nothing was decided after it.
   bool final = false;
   std::optional<Incomplete> incomplete;
+  // Added with learn mode (absent in older records and outside learn mode:
+  // zero and empty). Bounded like `denied`.
+  std::uint64_t learned_total = 0, learned_unlisted = 0;
+  std::vector<LearnedName> learned;
   friend bool operator==(const Decisions&, const Decisions&) = default;
 };
 

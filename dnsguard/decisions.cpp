@@ -37,35 +37,62 @@ void DecisionRecord::bump(Entry& e, std::int64_t t) noexcept {
   e.last = std::max(e.last, t);
 }
 
-void DecisionRecord::denied(std::string_view name, std::uint16_t qtype, WallClock::time_point now) noexcept {
-  ++denied_total_;
-  dirty_ = true;
-  // The key is built on the stack: a repeated denial costs one hash lookup.
-  std::array<char, 256 + 8> key{};
+namespace {
+
+// The name as a key: lowercase, no trailing dot, at most 255 bytes, into
+// `key` (on the caller's stack: a repeated name costs one hash lookup).
+// Returns its length.
+std::size_t name_key(std::string_view name, std::array<char, 256 + 8>& key) noexcept {
   std::size_t n = std::min(name.size(), std::size_t{255});
   for (std::size_t i = 0; i < n; ++i) {
     char c = name[i];
     key[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   }
   if (n > 0 && key[n - 1] == '.') --n;
-  key[n++] = '/';
-  const std::string type = std::to_string(qtype);  // ≤ 5 chars: SSO, no allocation
-  for (char c : type) key[n++] = c;
-  const std::string_view k(key.data(), n);
-  const std::int64_t t = unix_seconds(now);
-  if (auto it = denied_.find(k); it != denied_.end()) {
+  return n;
+}
+
+}  // namespace
+
+void DecisionRecord::count_in(Table& table, std::size_t max, std::string_view key, std::int64_t t,
+                              std::uint64_t& unlisted) noexcept {
+  if (auto it = table.find(key); it != table.end()) {
     bump(it->second, t);
     return;
   }
-  if (denied_.size() >= limits_.max_denied) {
-    ++denied_unlisted_;
+  if (table.size() >= max) {
+    ++unlisted;
     return;
   }
   try {
-    bump(denied_.emplace(std::string(k), Entry{}).first->second, t);
+    bump(table.emplace(std::string(key), Entry{}).first->second, t);
   } catch (...) {
-    ++denied_unlisted_;  // out of memory: still counted in the total
+    ++unlisted;  // out of memory: still counted in the total
   }
+}
+
+void DecisionRecord::denied(std::string_view name, std::uint16_t qtype, WallClock::time_point now) noexcept {
+  ++denied_total_;
+  dirty_ = true;
+  std::array<char, 256 + 8> key{};
+  std::size_t n = name_key(name, key);
+  key[n++] = '/';
+  const std::string type = std::to_string(qtype);  // ≤ 5 chars: SSO, no allocation
+  for (char c : type) key[n++] = c;
+  count_in(denied_, limits_.max_denied, std::string_view(key.data(), n), unix_seconds(now), denied_unlisted_);
+}
+
+void DecisionRecord::learned(std::string_view name, WallClock::time_point now) noexcept {
+  ++learned_total_;
+  dirty_ = true;
+  std::array<char, 256 + 8> key{};
+  const std::size_t n = name_key(name, key);
+  count_in(learned_, limits_.max_learned, std::string_view(key.data(), n), unix_seconds(now), learned_unlisted_);
+}
+
+std::uint64_t DecisionRecord::learned_count(std::string_view name) const {
+  auto it = learned_.find(name);
+  return it == learned_.end() ? 0 : it->second.count;
 }
 
 void DecisionRecord::gate_refused(std::string_view name, std::string_view destination, std::string_view reason,
@@ -182,6 +209,9 @@ void DecisionRecord::restore(const Decisions& previous, WallClock::time_point no
     e.first = e.first == 0 ? from.first : std::min(e.first, from.first);
     e.last = std::max(e.last, from.last);
   };
+  learned_total_ += previous.learned_total;
+  learned_unlisted_ += previous.learned_unlisted;
+  for (const LearnedName& l : previous.learned) put(learned_, limits_.max_learned, l.name, l, learned_unlisted_);
   denied_total_ += previous.denied_total;
   denied_unlisted_ += previous.denied_unlisted;
   for (const DeniedLookup& d : previous.denied) {
@@ -238,6 +268,10 @@ Decisions DecisionRecord::snapshot(WallClock::time_point now, bool final) const 
     for (char c : key.substr(slash + 1)) type = static_cast<std::uint16_t>(type * 10 + (c - '0'));
     d.denied.push_back({std::string(key.substr(0, slash)), type, e->count, e->first, e->last});
   }
+  d.learned_total = learned_total_;
+  d.learned_unlisted = learned_unlisted_;
+  d.learned.reserve(learned_.size());
+  for (const auto& [key, e] : sorted(learned_)) d.learned.push_back({std::string(key), e->count, e->first, e->last});
   d.gate_refused_total = refused_total_;
   d.gate_refused_unlisted = refused_unlisted_;
   d.gate_refused.reserve(refused_.size());

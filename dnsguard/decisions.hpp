@@ -1,13 +1,15 @@
 #pragma once
 // DecisionRecord: the exact, structured record of what dnsguard refused —
 // denied lookups (name, type, count, first/last time) and the connection
-// gate's refusals (name or destination, reason, count, first/last time).
+// gate's refusals (name or destination, reason, count, first/last time) —
+// and, in learn mode, of the names it resolved only because of that mode.
 // The human log is rate-limited so a flood cannot fill the disk; this record
 // is never rate-limited, and stays bounded instead by counting: each distinct
 // (name, type) gets one entry, up to Limits; past that, lookups still count
 // in the totals (and in `*_unlisted`), so totals are exact whatever the agent
 // does, and memory and file size stay fixed.
 //
+//   engine learn path ──learned()──┐
 //   engine deny path ──denied()──▶ record ──snapshot()──▶ Decisions ──write_decisions()──▶ decisions.json
 //   gate refusal     ──gate_refused()──┘     (RecordWriter, record_writer.hpp: off the
 //   firewall counters ─firewall_counts()─┘    resolver thread, atomic rewrite once a
@@ -62,6 +64,7 @@ class DecisionRecord {
   struct Limits {
     std::size_t max_denied = 4096;   // distinct (name, type) entries
     std::size_t max_refused = 1024;  // distinct (target, reason) entries of the gate
+    std::size_t max_learned = 4096;  // distinct names resolved only by learn mode
   };
   struct Entry {
     std::uint64_t count = 0;
@@ -75,6 +78,9 @@ class DecisionRecord {
   // A denied lookup. `name` as the client sent it (case is folded here);
   // no allocation unless this (name, type) is new and the table has room.
   void denied(std::string_view name, std::uint16_t qtype, WallClock::time_point now) noexcept;
+  // A lookup allowed only because the session is in learn mode: `name`
+  // (case folded here) was not on the allowlist. Bounded like denied().
+  void learned(std::string_view name, WallClock::time_point now) noexcept;
   // A connection the gate refused: `name` the client asked for (may be
   // empty), `destination` the address:port, `reason` the gate's reason.
   void gate_refused(std::string_view name, std::string_view destination, std::string_view reason,
@@ -101,6 +107,8 @@ class DecisionRecord {
   std::uint64_t refused_total() const noexcept { return refused_total_; }
   std::uint64_t refused_unlisted() const noexcept { return refused_unlisted_; }
   std::size_t refused_entries() const noexcept { return refused_.size(); }
+  std::uint64_t learned_total() const noexcept { return learned_total_; }
+  std::uint64_t learned_count(std::string_view name) const;
   // The count for one (name, type), 0 when not listed (tests, diagnostics).
   std::uint64_t denied_count(std::string_view name, std::uint16_t qtype) const;
 
@@ -148,11 +156,18 @@ class DecisionRecord {
   };
   using Table = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
   static void bump(Entry& e, std::int64_t t) noexcept;
+  // Counts `key` in `table` (a new entry only while it has fewer than `max`;
+  // past that, or out of memory, in `unlisted`).
+  static void count_in(Table& table, std::size_t max, std::string_view key, std::int64_t t,
+                       std::uint64_t& unlisted) noexcept;
 
   Limits limits_;
   // Keys: "<lowercase name>/<type>" and "<target>\x1f<destination>\x1f<reason>".
   Table denied_;
   Table refused_;
+  Table learned_;  // keys: "<lowercase name>"
+  std::uint64_t learned_total_ = 0;
+  std::uint64_t learned_unlisted_ = 0;
   std::uint64_t denied_total_ = 0;
   std::uint64_t denied_unlisted_ = 0;
   std::uint64_t refused_total_ = 0;

@@ -158,11 +158,11 @@ std::vector<JournalEntry> QueryEngine::journal_entries(Clock::time_point now) co
 }
 
 bool QueryEngine::admit(std::string_view name, const IpAddress& destination, Clock::time_point connected) noexcept {
-  return config_.gate_enabled && allow_.allows(name) && bindings_.bound(name, destination, connected);
+  return config_.gate_enabled && permits(name) && bindings_.bound(name, destination, connected);
 }
 
 std::optional<std::size_t> QueryEngine::release_denied(Clock::time_point now) {
-  const auto still_allowed = [this](std::string_view name) { return allow_.allows(name); };
+  const auto still_allowed = [this](std::string_view name) { return permits(name); };
   const std::vector<IpAddress> orphans = bindings_.orphans(still_allowed, now);
   if (!orphans.empty() && !sink_.evict(orphans)) {
     // The bindings stay, so the next deny tries these addresses again.
@@ -205,6 +205,15 @@ QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query
                                              std::span<std::uint8_t> out, Clock::time_point now) {
   ++counters_.queries;
   Verdict verdict = classify_query(query, allow_, q);
+  // Learn mode: a name the allowlist does not allow is resolved like an
+  // allowed one, and counted for the proposal the host makes at the end.
+  // A name that is not printable (bad label bytes) stays denied: no
+  // allowlist could name it.
+  if (verdict == Verdict::deny && config_.learn && name_to_text(q.qname, q.text, q.text_len)) {
+    verdict = Verdict::forward;
+    ++counters_.learned;
+    if (decisions_ != nullptr) decisions_->learned(q.name(), DecisionRecord::WallClock::now());
+  }
   std::uint8_t rc = 0;
   switch (verdict) {
     case Verdict::drop:
@@ -305,7 +314,7 @@ std::size_t QueryEngine::finish(std::span<const std::uint8_t> query, const Query
   bytes = bytes.first(kept);
   // Taken back (control.hpp) while the upstream was asked: the answer is
   // the denial the next query gets, and nothing is inserted.
-  if (!allow_.allows(q.name())) {
+  if (!permits(q.name())) {
     ++counters_.denied;
     return deny_response(query, q, q.name(), tcp, static_cast<std::uint8_t>(config_.deny_rcode), out);
   }
@@ -338,7 +347,7 @@ bool QueryEngine::absorb(const WireName& qname, std::uint16_t qtype,
   std::array<char, 256> text{};
   std::size_t len = 0;
   const std::string_view name = name_to_text(qname, text, len) ? std::string_view(text.data(), len) : std::string_view{};
-  if (!allow_.allows(name)) return false;  // taken back while the refresh waited for it
+  if (!permits(name)) return false;  // taken back while the refresh waited for it
   return insert(info_, [&](std::uint32_t ttl) { return clamp_ttl(ttl); }, false, name, Clock::now()).has_value();
 }
 

@@ -62,6 +62,11 @@ class QueryEngine final : public GateDecider {
   bool absorb(const WireName& qname, std::uint16_t qtype, std::span<const std::uint8_t> answer);
 
   const AllowList& allow_list() const noexcept { return allow_; }
+  // Whether `name` may be resolved and connected to now: the allowlist
+  // allows it, or the session is in learn mode (policy `learn`), where
+  // every printable name is. Every other check — the address filter, the
+  // set insert before the answer, the gate's name binding — stays as it is.
+  bool permits(std::string_view name) const noexcept { return config_.learn || allow_.allows(name); }
   // Run-time policy change (control.hpp): the next query is classified with
   // `next`. The cache and the sets are kept — a name `next` denies is
   // refused before the cache is consulted, and the gate asks allows() too.

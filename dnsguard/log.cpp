@@ -36,6 +36,7 @@ std::string format_counters(const Counters& c) {
   add("stripped", c.stripped);
   add("binding_failures", c.binding_failures);
   add("refreshes", c.refreshes);
+  add("learned", c.learned);
   return s;
 }
 

@@ -43,6 +43,7 @@ struct Counters {
   std::uint64_t stripped = 0;         // A/AAAA records removed from answers (not in the set)
   std::uint64_t binding_failures = 0; // answers refused (SERVFAIL): name bindings full of live ones
   std::uint64_t refreshes = 0;        // refresh lookups done
+  std::uint64_t learned = 0;          // allowed only by learn mode (also in `allowed`)
 };
 
 std::string format_counters(const Counters& c);

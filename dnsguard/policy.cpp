@@ -263,6 +263,7 @@ void for_each_key(P& p, Visit&& visit) {
   // Not root, and not a uid an image's own accounts use (Debian's dynamic
   // system and user ranges end far below).
   visit("relay.uid", p.relay_uid, Range{1, 2147483647});
+  visit("learn", p.learn, Bool{});
 }
 
 // Relations between keys, checked after every key was read. `line` gives the

@@ -98,6 +98,13 @@ struct Policy {
   std::vector<std::string> relay_hosts;
   std::uint32_t relay_port = 998;
   std::uint32_t relay_uid = 65533;
+  // Learn mode: a name the allowlist does not allow is resolved anyway (and
+  // counted in the decision record's `learned`), still through the address
+  // filter, the sets and the gate's name binding. It re-opens DNS
+  // tunnelling and every destination for the session, so cagent writes it
+  // only from the command line or the trusted config, never from a
+  // workspace file.
+  bool learn = false;
   friend bool operator==(const Policy&, const Policy&) = default;
 };
 

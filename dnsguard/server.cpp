@@ -257,6 +257,8 @@ void Server::start() {
   std::string where;
   for (const auto& ep : config_.listen) where += " " + to_string(ep);
   log_.always("dnsguard ready: listening on" + where);
+  if (config_.learn)
+    log_.always("LEARN MODE: names the allowlist does not allow are resolved too, and recorded as learned");
 }
 
 std::string Server::counters_line() const {
@@ -461,7 +463,7 @@ ControlReply Server::carry_out(const ControlRequest& request) {
     // Addresses held only for the names taken back leave the sets now;
     // the reply says how many (the host prints it).
     const std::optional<std::size_t> evicted = engine_.release_denied(AnswerCache::Clock::now());
-    if (gate_) gate_->end_relays([this](std::string_view name) { return engine_.allow_list().allows(name); });
+    if (gate_) gate_->end_relays([this](std::string_view name) { return engine_.permits(name); });
     if (evicted) reply.evicted = *evicted;
   }
   const auto now = DecisionRecord::WallClock::now();

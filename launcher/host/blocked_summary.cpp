@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <fstream>
 #include <cstdint>
 #include <map>
 #include <utility>
@@ -164,6 +165,30 @@ std::vector<std::string> summary_lines(const dnsguard::Decisions& record, std::s
     if (!line.empty()) lines.push_back(std::move(line));
   }
   return lines;
+}
+
+std::vector<dnsguard::RelayRefusal> read_relay_record(const std::filesystem::path& log_dir) {
+  std::vector<dnsguard::RelayRefusal> out;
+  std::ifstream in(dnsguard::relay_record_path(log_dir));
+  std::string line;
+  while (std::getline(in, line)) {
+    try {
+      out.push_back(dnsguard::parse_relay_refusal(line));
+    } catch (const dnsguard::FormatError&) {
+      // skipped: see the header
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> relay_line(const std::vector<dnsguard::RelayRefusal>& refusals, std::size_t max_items) {
+  if (refusals.empty()) return std::nullopt;
+  // The reason says what happened ("secret github sent to echo.test").
+  Tally tally;
+  for (const auto& r : refusals) tally.add(r.reason, 1);
+  const std::string text = "the secret relay refused " + std::to_string(refusals.size()) +
+                           (refusals.size() == 1 ? " request: " : " requests: ") + ranked(tally.counted(), max_items, 0);
+  return text + " \xE2\x80\x94 a placeholder is worth something only at its secret's own hosts";  // em dash
 }
 
 }  // namespace cagent::launcher::host

@@ -34,6 +34,15 @@ std::optional<dnsguard::Decisions> read_decision_record(const std::filesystem::p
 // totals count beyond the listed entries is "+N more not listed".
 std::vector<std::string> summary_lines(const dnsguard::Decisions& record, std::size_t max_items = 8);
 
+// The secret relay's refusals (relay.jsonl, one line each, written by
+// cagent-relay); empty when there is none. A line this build cannot read
+// is skipped (the relay writes whole lines; a torn last line is possible
+// only if the disk filled up).
+std::vector<dnsguard::RelayRefusal> read_relay_record(const std::filesystem::path& log_dir);
+// "the secret relay refused 2 requests: secret github sent to echo.test ×2
+//  — a placeholder is worth something only at its own hosts"; nullopt when none.
+std::optional<std::string> relay_line(const std::vector<dnsguard::RelayRefusal>& refusals, std::size_t max_items = 8);
+
 // Whether the record can be short, and why. dnsguard marks what it could
 // not write to the log directory (the record's `incomplete`), but a record
 // that can no longer be written cannot say so itself: then the host tells

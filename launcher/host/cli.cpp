@@ -22,6 +22,10 @@ void add_entry(CliOptions& o, const Value& value, const SourcePos& pos) {
   (o.flags.*List).push_back(Entry{*value, pos});
 }
 
+void set_learn(CliOptions& o, const Value& /*value*/, const SourcePos& pos) {
+  o.flags.learn = Entry{"true", pos};
+}
+
 void set_config(CliOptions& o, const Value& value, const SourcePos& /*pos*/) {
   o.config_file = *value;
 }
@@ -88,6 +92,15 @@ constexpr OptionSpec kOptions[] = {
      .complete = Complete::files_and_words,
      .words = "system",
      .apply = &add_entry<&ConfigEntries::ca_certificates>},
+    {.name = "learn",
+     .help = "learn mode: every name resolves and connects for this session; at the end, the names to allow",
+     .detail = "Still through dnsguard and the connection gate (name-bound), private and metadata addresses still "
+               "never reachable, inbound still closed; but every destination is open, DNS tunnelling included, so "
+               "use it on a trusted project only. At exit cagent prints the proposal (sibling names folded into "
+               "*.registrable-domain) and keeps it for cagent allow --save --from-learned. Also `learn: true` in "
+               "the global config; never from a workspace .cagent.yaml.",
+     .example = "cagent --learn -- npm install",
+     .apply = &set_learn},
     {.name = "config",
      .short_name = 'c',
      .arg = ArgKind::required,
@@ -163,6 +176,12 @@ constexpr OptionSpec kOptions[] = {
      .commands = kAllow,
      .complete = Complete::words,
      .words = "workspace global"},
+    {.name = "from-learned",
+     .help = "the names the last learn session of this workspace proposed (see --learn)",
+     .detail = "The proposal cagent printed at the end of cagent --learn, kept in ~/.cagent (never in the "
+               "workspace, which the agent can write). Review it there first.",
+     .example = "cagent allow --save --from-learned",
+     .commands = kAllow},
     {.name = "json",
      .help = "one JSON object per line",
      .example = "cagent ps --json",

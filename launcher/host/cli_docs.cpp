@@ -1,5 +1,6 @@
 #include "launcher/host/cli_docs.hpp"
 
+#include <algorithm>
 #include <sstream>
 #include <vector>
 
@@ -286,7 +287,19 @@ std::string synopsis(const SubcommandSpec& s) {
 
 std::string usage_text() {
   std::string out = "usage: cagent [options] [-- command [args…]]\n";
-  for (const SubcommandSpec& s : subcommand_table()) out += "       " + synopsis(s) + "\n";
+  for (const SubcommandSpec& s : subcommand_table()) {
+    // Wrapped to the terminal, never inside a bracket ("[--session ID]"
+    // stays whole): its spaces are held by a placeholder while filling.
+    std::string line = synopsis(s);
+    int depth = 0;
+    for (char& c : line) {
+      depth += c == '[' ? 1 : c == ']' ? -1 : 0;
+      if (c == ' ' && depth > 0) c = '\x01';
+    }
+    std::string filled = fill(line, 7, 7 + 8 + s.name.size(), kWidth);
+    std::replace(filled.begin(), filled.end(), '\x01', ' ');
+    out += "       " + filled;
+  }
   out += "\n" + fill(std::string(kDescription) + " Exit status: " + std::string(kExitStatus) + ".",
                      0, 0, kWidth);
   out += "\noptions:\n";

@@ -136,14 +136,14 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
       throw ConfigError(pos_of(origin, key_node.Mark()),
                         "unknown key '" + key +
                             "' (known: ignore, readonly, domains, extra_args, dns_resolvers, "
-                            "ca_certificates, connection_gate, image_packages, secrets)");
+                            "ca_certificates, connection_gate, image_packages, secrets, learn)");
     }
-    if (key == "connection_gate") {
+    if (key == "connection_gate" || key == "learn") {
       const YAML::Node& v = kv.second;
       if (!v.IsScalar() || (v.Scalar() != "true" && v.Scalar() != "false")) {
-        throw ConfigError(pos_of(origin, v.Mark()), "'connection_gate' must be true or false");
+        throw ConfigError(pos_of(origin, v.Mark()), "'" + key + "' must be true or false");
       }
-      layer.connection_gate = Entry{v.Scalar(), pos_of(origin, v.Mark())};
+      (key == "learn" ? layer.learn : layer.connection_gate) = Entry{v.Scalar(), pos_of(origin, v.Mark())};
       continue;
     }
     if (key == "secrets") {
@@ -176,6 +176,20 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
     append(m.ignore, layer.ignore);
     append(m.readonly, layer.readonly);
     append(m.domains, layer.domains);
+    // Security: learn mode resolves every name and opens every destination
+    // for the session (DNS tunnelling included). A repository's file, or
+    // one the agent wrote, must never switch it on, so it counts from the
+    // global config and the command line only — a trusted workspace's
+    // file included, since trusting a workspace is about its anchors, not
+    // about giving up the allowlist. `learn: false` asks for more
+    // protection, which needs no trust.
+    if (layer.kind == LayerKind::workspace && layer.learn && layer.learn->value == "true") {
+      m.warnings.push_back("ignoring learn: true from " + layer.origin +
+                           ": learn mode opens every destination, so it is taken only from the command line "
+                           "(cagent --learn) or the global config");
+    } else if (layer.learn) {
+      m.learn = layer.learn;
+    }
     if (layer.kind == LayerKind::workspace && !options.workspace_trusted) {
       // Security: these keys move the cage's trust anchors or its walls, so
       // a cloned repository (or a file the agent planted) must not set them
@@ -268,6 +282,7 @@ dnsguard::IpEndpoint parse_resolver(std::string_view text) {
 Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
   Config c;
   if (merged.connection_gate) c.connection_gate = merged.connection_gate->value == "true";
+  if (merged.learn) c.learn = merged.learn->value == "true";
   for (const Entry& e : merged.ignore) {
     try {
       c.ignore.push_back(Pattern::parse(e.value));
@@ -372,6 +387,12 @@ std::string render_config(const MergedConfig& merged) {
     out << merged.connection_gate->value << YAML::Comment(merged.connection_gate->pos.str());
   } else {
     out << "true" << YAML::Comment("default");
+  }
+  out << YAML::Key << "learn" << YAML::Value;
+  if (merged.learn) {
+    out << merged.learn->value << YAML::Comment(merged.learn->pos.str());
+  } else {
+    out << "false" << YAML::Comment("default");
   }
   out << YAML::EndMap;
   std::string s = "# merged configuration (each entry: where it came from)\n";

@@ -70,6 +70,7 @@ struct ConfigEntries {
   std::vector<Entry> image_packages;     // extra Debian packages for the image
   std::optional<Entry> connection_gate;  // "true" / "false"; merged: the last trusted layer's
   std::vector<SecretSpec> secrets;       // trusted layers only
+  std::optional<Entry> learn;            // "true" / "false"; merged: the last layer's but a workspace's
 };
 
 struct ConfigLayer : ConfigEntries {
@@ -80,7 +81,7 @@ struct ConfigLayer : ConfigEntries {
 // The keys a config file may have; anything else is an error.
 inline constexpr std::string_view kConfigKeys[] = {"ignore",        "readonly",        "domains",        "extra_args",
                                                    "dns_resolvers", "ca_certificates", "connection_gate",
-                                                   "image_packages", "secrets"};
+                                                   "image_packages", "secrets", "learn"};
 
 // Parses one YAML document. An empty file is an empty layer. Throws ConfigError.
 ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind);
@@ -127,6 +128,11 @@ struct Config {
   // Secrets the relay puts in for their hosts (secrets.hpp): checked, the
   // presets filled in; the values are read only when a session starts.
   std::vector<SecretSpec> secrets;
+  // Learn mode (learn.hpp): every name resolves for this session and is
+  // recorded; at the end cagent proposes the names to allow. Only from the
+  // command line (--learn) or the global config — never from a workspace
+  // file, trusted or not: it opens every destination.
+  bool learn = false;
 };
 
 // Throws ConfigError naming the first bad entry; an empty domain list is an error.

@@ -259,6 +259,12 @@ KubeManifest plan_kube(const KubeInput& in) {
     m.warnings.push_back("secrets are not carried into the Pod (no secret relay there); their hosts are not relayed");
     config.secrets.clear();
   }
+  if (config.learn) {
+    // Learn mode's proposal is made by the host cagent at the session's
+    // end; a Pod has none, so it would only open every name for nothing.
+    m.warnings.push_back("learn mode is left out of the Pod (its proposal needs cagent on the host)");
+    config.learn = false;
+  }
   if (!config.ca_certificates.empty()) {
     m.warnings.push_back("ca_certificates are not carried into the Pod; build them into the image it runs");
   }

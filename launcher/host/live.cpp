@@ -23,6 +23,7 @@
 #include "launcher/host/cli.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
+#include "launcher/host/learn.hpp"
 #include "launcher/host/sha256.hpp"
 #include "launcher/host/session_record.hpp"
 #include "launcher/host/text.hpp"
@@ -98,6 +99,10 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       else session_args.push_back(a);
       continue;
     }
+    if (c.kind == LiveCommand::Kind::allow && a == "--from-learned") {
+      c.from_learned = true;
+      continue;
+    }
     if (c.kind == LiveCommand::Kind::check) {
       if (auto v = option_value(args, i, "name")) {
         c.check_name = std::move(v);
@@ -126,7 +131,9 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       throw UsageError("invalid pattern '" + a + "': " + e.what());
     }
   }
-  if (policy && c.names.empty()) throw UsageError("usage: cagent " + args[0] + " NAME… [--session ID]");
+  if (policy && c.names.empty() && !c.from_learned)
+    throw UsageError("usage: cagent " + args[0] + " NAME… [--session ID]" +
+                     (c.kind == LiveCommand::Kind::allow ? " (or --from-learned)" : ""));
   if (c.kind == LiveCommand::Kind::kube) {
     c.check_cli = parse_cli(session_args);
     const CliOptions& o = c.check_cli;
@@ -286,6 +293,22 @@ std::optional<dnsguard::Decisions> record_of(const HostContext& host, const std:
   }
 }
 
+// Whether a running session is in learn mode: its policy, in the session
+// directory this user's cagent wrote (the agent never sees it). A session
+// of another CAGENT_HOME, or one whose policy cannot be read, is not marked.
+bool in_learn_mode(const HostContext& host, const std::string& session) {
+  // The id comes from a container label, which anyone using the engine
+  // can set: only cagent's own form (hex) names a path.
+  if (session.empty() || session.size() > 64 ||
+      !std::all_of(session.begin(), session.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }))
+    return false;
+  try {
+    return dnsguard::read_policy((host.cagent_home / "sessions" / session / "policy.toml").string()).learn;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -335,7 +358,8 @@ std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<B
           << ",\"workspace\":" << json_string(c.workspace.string()) << ",\"command\":[";
       for (std::size_t k = 0; k < c.command.size(); ++k) out << (k ? "," : "") << json_string(c.command[k]);
       out << "],\"started\":" << c.started << ",\"age_seconds\":" << age << ",\"denied\":" << b.denied
-          << ",\"gate_refused\":" << b.refused << ",\"firewall_refused\":" << b.firewall << "}\n";
+          << ",\"gate_refused\":" << b.refused << ",\"firewall_refused\":" << b.firewall
+          << ",\"learn\":" << (c.learn ? "true" : "false") << "}\n";
     } else {
       std::string cmd;
       for (const auto& w : c.command) cmd += (cmd.empty() ? "" : " ") + w;
@@ -343,7 +367,8 @@ std::string render_ps(const std::vector<RunningCage>& cages, const std::vector<B
       char line[64];
       std::snprintf(line, sizeof line, "%-13s %-5s %7llu  %7llu  ", c.session.c_str(), age_text(age).c_str(),
                     static_cast<unsigned long long>(b.denied), static_cast<unsigned long long>(b.refused + b.firewall));
-      out << line << printable(c.workspace.string()) << "  " << printable(cmd) << "\n";
+      // A learn session is marked where the eye lands first.
+      out << line << (c.learn ? "LEARN  " : "") << printable(c.workspace.string()) << "  " << printable(cmd) << "\n";
     }
   }
   return out.str();
@@ -363,6 +388,16 @@ std::string render_log(const std::string& session, const dnsguard::Decisions& re
   }
   if (record.denied_unlisted > 0 && !json)
     out << "denied   (" << record.denied_unlisted << " more lookups of names past the record's bound)\n";
+  // Learn mode: resolved only because of it (learn.hpp makes the proposal).
+  for (const dnsguard::LearnedName& e : record.learned) {
+    if (json) {
+      out << who << "\"learned\",\"name\":" << json_string(e.name) << ",\"count\":" << e.count
+          << ",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
+    } else {
+      out << "learned  " << printable(e.name) << " \xC3\x97" << e.count << "  " << utc_iso8601(e.first) << " .. "
+          << utc_iso8601(e.last) << "\n";
+    }
+  }
   for (const dnsguard::GateRefusal& e : record.gate_refused) {
     if (json) {
       out << who << "\"gate_refused\",\"name\":" << json_string(e.name) << ",\"dst\":" << json_string(e.dst)
@@ -460,9 +495,10 @@ namespace {
 int run_ps(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   // Records of sessions whose cagent was killed (session_record.hpp).
   remove_stale_sessions(host.cagent_home / "sessions");
-  const std::vector<RunningCage> cages = list_cages(runner);
+  std::vector<RunningCage> cages = list_cages(runner);
   std::vector<Blocked> blocked;
-  for (const RunningCage& c : cages) {
+  for (RunningCage& c : cages) {
+    c.learn = in_learn_mode(host, c.session);
     Blocked b;
     try {
       if (const auto record = record_of(host, c.session)) {
@@ -585,6 +621,18 @@ int run_policy_change(const LiveCommand& command, const HostContext& host, Proce
   // workspace it saves and says so. A session named with --session must
   // exist, and without --save there is nothing to do: both still refuse,
   // before anything is written.
+  if (command.from_learned) {
+    // The proposal from ~/.cagent (never the workspace's); the names given
+    // too, each once.
+    LiveCommand with = command;
+    with.from_learned = false;
+    for (std::string& n : load_proposal(proposal_path(host.cagent_home, host.workspace)))
+      if (std::find(with.names.begin(), with.names.end(), n) == with.names.end()) with.names.push_back(std::move(n));
+    io.err << "cagent: from the last learn session:";
+    for (const std::string& n : with.names) io.err << " " << n;
+    io.err << "\n";
+    return run_policy_change(with, host, runner, io);
+  }
   const bool saving = command.save != LiveCommand::Save::none;
   std::vector<RunningCage> targets;
   const std::vector<RunningCage> cages = list_cages(runner);

@@ -40,6 +40,9 @@ struct LiveCommand {
   // allow --save[=workspace|global]: also append the names to that config
   // file's domains (yaml_edit.hpp), as the user's approved change.
   enum class Save { none, workspace, global } save = Save::none;
+  // allow --from-learned: the names of the last learn session's proposal
+  // for this workspace (learn.hpp), added to `names` by run_live.
+  bool from_learned = false;
   // check (check.hpp): --name, and the ordinary options of the session it
   // starts (-c, --arg, -d, …), parsed by parse_cli.
   std::optional<std::string> check_name;
@@ -69,6 +72,7 @@ struct RunningCage {
   std::filesystem::path workspace;  // the bind source of /workspace ("" if unknown)
   std::vector<std::string> command; // what the agent runs (after cage-init's --)
   std::int64_t started = 0;         // unix seconds (0: unknown)
+  bool learn = false;               // the session runs in learn mode (its policy says so)
 };
 
 // One line of `docker inspect --format` (kInspectFormat in live.cpp):

@@ -59,6 +59,7 @@ dnsguard::Policy session_policy(const Config& config) {
   std::set<std::string> relayed;
   for (const SecretSpec& s : config.secrets) relayed.insert(s.hosts.begin(), s.hosts.end());
   policy.relay_hosts.assign(relayed.begin(), relayed.end());
+  policy.learn = config.learn;
   return policy;
 }
 

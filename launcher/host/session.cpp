@@ -13,6 +13,7 @@
 #include "launcher/host/ca_bundle.hpp"
 #include "launcher/host/docker_argv.hpp"
 #include "launcher/host/image.hpp"
+#include "launcher/host/learn.hpp"
 #include "launcher/host/mount_plan.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/policy.hpp"
@@ -553,6 +554,7 @@ void print_blocked_summary(const std::filesystem::path& log_dir, SessionIo io) {
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count(),
                             true, free_bytes(log_dir)};
+    if (const auto line = relay_line(read_relay_record(log_dir))) io.err << "cagent: " << printable(*line) << "\n";
     const std::optional<dnsguard::Decisions> record = read_decision_record(log_dir);
     if (!record) {
       if (const auto line = missing_record_line(check)) io.err << "cagent: " << printable(*line) << "\n";
@@ -633,9 +635,14 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   }
   // Records of sessions whose cagent was killed (their cages have ended).
   remove_stale_sessions(host.cagent_home / "sessions");
+  // Learn mode is said loudly where the user looks, at the start and at
+  // the end, so a session nobody meant to run open does not pass unnoticed.
+  if (session.config.learn) io.err << "cagent: " << learn_start_line() << "\n";
   start_session(session, host, runner, io);
   const SessionOutcome outcome = supervise_session(session, host, runner, io);
-  return summarize_session(outcome, session.log_dir, io);
+  const int status = summarize_session(outcome, session.log_dir, io);
+  if (session.config.learn) finish_learn_session(session.log_dir, session.config.domains, session.id, host, io);
+  return status;
 }
 
 }  // namespace cagent::launcher::host

@@ -165,7 +165,7 @@ world_run dns 53 -v "$fake_dns:/tools/fake_dns.py:ro" -v "$ROOT/dns:/log" \
   "$WORLD_IMAGE" /tools/fake_dns.py --listen "$DNS4:53" "${listen6[@]}" \
     --zone /e2e/zone.json --log /log/queries.log
 # Web servers (body "cagent-e2e webNN"), see zone.json for the names:
-#   10 allowed.test   12 *.wild.test, extra.test   13 CNAME target
+#   10 allowed.test   12 *.wild.test, extra.test, one/two.github.io   13 CNAME target
 #   14 15 16 rot.test (rotating)   17 v6.test (AAAA only)
 #   19 no name at all: the "never resolved" address   20 secure.test (HTTPS, below)
 web_hosts=(10 12 13 14 15 16 17 19)

@@ -550,3 +550,58 @@ TEST_CASE("pod roles: no role runs dnsguard as its own upstream (a Pod whose pol
   facts.resolv_conf_upstreams = {ep("127.0.0.1:53")};  // dnsPolicy None: resolv.conf names dnsguard
   CHECK_THROWS_WITH_AS(plan_for(Mode::guard, facts), doctest::Contains("dnsguard's own listen address"), PlanError);
 }
+
+TEST_CASE("with secret hosts, the relay starts after the CA bundle, before the agent, as its own uid") {
+  Facts facts = base_facts();
+  facts.policy.gate_enabled = true;
+  facts.policy.relay_hosts = {"api.github.com"};
+  facts.policy.relay_port = 998;
+  facts.policy.relay_uid = 65533;
+  facts.policy.log_file = "/var/log/cagent/dnsguard.log";
+  Options options;
+  options.ca_bundle = "/etc/cagent/extra-ca.pem";
+  options.secrets_socket = "/etc/cagent/secrets.sock";
+  const Plan plan = plan_cage_init(options, facts);
+  const auto order = names(plan);
+  const auto at = [&](const char* name) { return std::find(order.begin(), order.end(), name) - order.begin(); };
+  CHECK(at("install-ca-bundle") < at("start-relay"));  // the relay trusts what the cage trusts…
+  CHECK(at("start-relay") < at("run-command"));        // …and is up before the agent exists
+  const auto relay = only<step::StartRelay>(plan);
+  CHECK(relay.user.uid == 65533u);
+  CHECK(relay.user.gid == 65533u);
+  CHECK(relay.port == 998);
+  CHECK(relay.secrets_socket == "/etc/cagent/secrets.sock");
+  CHECK(relay.record == "/var/log/cagent/relay.jsonl");
+  CHECK(relay.trust == "/etc/ssl/certs/ca-certificates.crt");
+  const auto spec = only<step::InstallRuleset>(plan).spec;
+  CHECK(spec.relay_port == 998);
+  CHECK(spec.relay_uid == 65533u);
+  // Every runtime reads the bundle the session CA joins, with no --ca-bundle too.
+  options.ca_bundle.reset();
+  const auto env = only<step::RunCommand>(plan_cage_init(options, facts)).environment;
+  CHECK(has_env(env, "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"));
+  // The control: without secret hosts, no relay and no relay rules.
+  Facts plain = base_facts();
+  plain.policy.gate_enabled = true;
+  const Plan without = plan_cage_init(options, plain);
+  const auto plain_order = names(without);
+  CHECK(std::find(plain_order.begin(), plain_order.end(), "start-relay") == plain_order.end());
+  CHECK(only<step::InstallRuleset>(without).spec.relay_port == 0);
+}
+
+TEST_CASE("the relay refuses to start without cagent's socket, or on a uid it would share") {
+  Facts facts = base_facts();
+  facts.policy.gate_enabled = true;
+  facts.policy.relay_hosts = {"api.github.com"};
+  CHECK_THROWS_WITH_AS(plan_cage_init(Options{}, facts),
+                       "the policy names secret hosts (relay.hosts) but no --secrets socket was given", PlanError);
+  Options options;
+  options.secrets_socket = "/etc/cagent/secrets.sock";
+  for (std::uint32_t uid : {501u, 101u}) {  // the agent's (the workspace owner's), dnsguard's
+    CAPTURE(uid);
+    facts.policy.relay_uid = uid;
+    CHECK_THROWS_AS(plan_cage_init(options, facts), PlanError);
+  }
+  facts.policy.relay_uid = 65533;
+  CHECK_NOTHROW(plan_cage_init(options, facts));
+}

@@ -633,3 +633,50 @@ TEST_CASE("engine: a full binding journal is compacted to the live bindings, eac
   std::filesystem::remove_all(dir_template);
 }
 
+
+TEST_CASE("engine in learn mode: an unlisted name resolves through the same checks, and is recorded as learned") {
+  EngineFixture f;
+  DecisionRecord record;
+  f.engine->set_decisions(&record);
+  auto t0 = Clock::now();
+  auto client = test_wire::query({.name = "Api.Unlisted.test", .id = 0x4444});
+  // Control: without learn mode the name is denied and never forwarded.
+  REQUIRE(f.ask(client, t0).action == QueryEngine::Action::answer);
+  CHECK(f.counters.denied == 1);
+  CHECK(record.denied_count("api.unlisted.test", 1) == 1);
+  CHECK(record.learned_total() == 0);
+
+  f.config.learn = true;
+  f.config.gate_enabled = true;
+  REQUIRE(f.ask(client, t0).action == QueryEngine::Action::needs_upstream);
+  CHECK(f.counters.learned == 1);
+  CHECK(record.learned_count("api.unlisted.test") == 1);
+  CHECK(record.denied_total() == 1);  // the control's, nothing new
+  auto upstream = build_response_wire("api.unlisted.test", 1, 0,
+                                      {"api.unlisted.test. 300 IN A 198.51.100.7",
+                                       "api.unlisted.test. 300 IN A 169.254.169.254",  // metadata: never inserted
+                                       "api.unlisted.test. 300 IN A 10.1.1.1"});       // private: never inserted
+  REQUIRE(f.engine->finish(client, f.q, false, upstream, f.out, t0) > 12);
+  REQUIRE(f.sink.calls.size() == 1);
+  CHECK(show(f.sink.calls[0]) == std::vector<std::string>{"198.51.100.7@300"});
+  CHECK(f.counters.filtered == 2);
+  // Name-bound as ever: the gate admits the name to the address it
+  // resolved to, not another name to it, nor the name to another address.
+  IpAddress addr;
+  addr.bytes = {198, 51, 100, 7};
+  CHECK(f.engine->admit("api.unlisted.test", addr, Clock::now()));
+  CHECK_FALSE(f.engine->admit("other.unlisted.test", addr, Clock::now()));
+  IpAddress elsewhere = addr;
+  elsewhere.bytes[3] = 8;
+  CHECK_FALSE(f.engine->admit("api.unlisted.test", elsewhere, Clock::now()));
+  // A cache hit counts again; an allowed name is not "learned".
+  REQUIRE(f.ask(client, t0).action == QueryEngine::Action::answer);
+  CHECK(record.learned_count("api.unlisted.test") == 2);
+  REQUIRE(f.ask(test_wire::query({.name = "www.example.test", .id = 0x4445}), t0).action ==
+          QueryEngine::Action::needs_upstream);
+  CHECK(record.learned_total() == 2);
+  const Decisions d = record.snapshot(DecisionRecord::WallClock::now());
+  REQUIRE(d.learned.size() == 1);
+  CHECK(d.learned[0].name == "api.unlisted.test");
+  CHECK(d.learned[0].count == 2);
+}

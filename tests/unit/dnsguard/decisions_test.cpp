@@ -34,7 +34,32 @@ TEST_CASE("decision record: denied lookups are counted per name and type, case f
         "{\"name\":\"pypi.org\",\"type\":28,\"count\":1,\"first\":1800000007,\"last\":1800000007}],"
         "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[],"
         "\"firewall_refused_total\":0,\"firewall_refused_unlisted\":0,\"firewall_refused\":[],"
-        "\"changes_dropped\":0,\"changes\":[],\"rewritten_every\":10,\"final\":false,\"incomplete\":null}\n");
+        "\"changes_dropped\":0,\"changes\":[],\"rewritten_every\":10,\"final\":false,\"incomplete\":null,"
+        "\"learned_total\":0,\"learned_unlisted\":0,\"learned\":[]}\n");
+}
+
+TEST_CASE("decision record: names learn mode resolved, per name whatever the type, bounded, exact totals") {
+  DecisionRecord r(DecisionRecord::Limits{.max_denied = 100, .max_refused = 2, .max_learned = 2});
+  r.learned("A.Wild.test", kT0);
+  r.learned("a.wild.test.", kT0 + 3s);
+  r.learned("b.wild.test", kT0 + 4s);
+  r.learned("c.wild.test", kT0 + 5s);  // past the bound: in the totals only
+  CHECK(r.learned_total() == 4);
+  CHECK(r.learned_count("a.wild.test") == 2);
+  CHECK(r.learned_count("c.wild.test") == 0);
+  const Decisions d = parse_decisions(write_decisions(r.snapshot(kT0 + 6s)));
+  CHECK(d.learned_total == 4);
+  CHECK(d.learned_unlisted == 1);
+  REQUIRE(d.learned.size() == 2);
+  CHECK(d.learned[0] == LearnedName{"a.wild.test", 2, 1800000000, 1800000003});
+  CHECK(d.learned[1] == LearnedName{"b.wild.test", 1, 1800000004, 1800000004});
+  CHECK(d.denied_total == 0);
+  // A record without the learn keys (older, or not in learn mode) reads as none learned.
+  const Decisions old = parse_decisions(
+      "{\"version\":1,\"updated\":1,\"denied_total\":0,\"denied_unlisted\":0,\"denied\":[],"
+      "\"gate_refused_total\":0,\"gate_refused_unlisted\":0,\"gate_refused\":[]}");
+  CHECK(old.learned.empty());
+  CHECK(old.learned_total == 0);
 }
 
 TEST_CASE("decision record: exact totals past the bound, memory stays bounded") {
@@ -145,6 +170,7 @@ TEST_CASE("decision record: a restarted dnsguard takes up its predecessor's reco
   const FirewallFlow flow{*parse_ip("192.0.2.9"), 6, 80, 4};
   before.firewall_counts(4, std::span(&flow, 1), kT0 + 4s);
   before.allow_changed(ChangeOp::allow, "pypi.org", kT0 + 5s);
+  before.learned("d.example", kT0 + 5s);
   const Decisions written = parse_decisions(write_decisions(before.snapshot(kT0 + 6s)));
 
   DecisionRecord after;

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -184,4 +185,25 @@ TEST_CASE("no record after a session: said only when the log directory is full")
   REQUIRE(free);
   CHECK(*free > 0);
   CHECK(!free_bytes(tmp / "no-such-dir"));
+}
+
+TEST_CASE("relay record: refusals counted per reason, torn lines skipped, nothing when there is none") {
+  cagent::launcher::host::test::TempDir dir;
+  CHECK(cagent::launcher::host::read_relay_record(dir.path()).empty());
+  CHECK_FALSE(cagent::launcher::host::relay_line({}));
+  {
+    std::ofstream out(dir.path() / "relay.jsonl");
+    for (int i = 0; i < 2; ++i) {
+      out << cagent::dnsguard::write_relay_refusal({"api.github.com", "secret github sent to echo.test", "github",
+                                                    "echo.test", 1});
+    }
+    out << cagent::dnsguard::write_relay_refusal({"api.github.com", "a request without Host", "", "", 2});
+    out << "{\"version\":1,\"host\":";  // torn by a full disk
+  }
+  const auto refusals = cagent::launcher::host::read_relay_record(dir.path());
+  REQUIRE(refusals.size() == 3);
+  CHECK(refusals[0].sent_to == "echo.test");
+  CHECK(cagent::launcher::host::relay_line(refusals) ==
+        "the secret relay refused 3 requests: secret github sent to echo.test \xC3\x97" "2, a request without Host "
+        "\xE2\x80\x94 a placeholder is worth something only at its secret's own hosts");
 }

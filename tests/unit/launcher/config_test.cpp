@@ -313,6 +313,42 @@ TEST_CASE("connection_gate: on by default, off only from trusted config") {
         std::string::npos);
 }
 
+TEST_CASE("learn: off by default, on only from the global config or the command line, never a workspace file") {
+  const ConfigLayer base = layer("domains: [a.example]\n", "/g.yaml", LayerKind::base);
+  CHECK_FALSE(validate(merge_layers({base}, MergeOptions{true, ""}), "/h").learn);
+  const ConfigLayer global_on = layer("domains: [a.example]\nlearn: true\n", "/g.yaml", LayerKind::base);
+  CHECK(validate(merge_layers({global_on}, MergeOptions{false, "hint"}), "/h").learn);
+  ConfigLayer flags;
+  flags.kind = LayerKind::flags;
+  flags.learn = Entry{"true", SourcePos{"command line", 1, 0}};
+  CHECK(validate(merge_layers({base, flags}, MergeOptions{false, "hint"}), "/h").learn);
+  // A workspace file cannot turn it on, trusted or not, and says so once.
+  const ConfigLayer ws_on = layer("learn: true\n", "/ws/.cagent.yaml", LayerKind::workspace);
+  for (const bool trusted : {false, true}) {
+    const MergedConfig m = merge_layers({base, ws_on}, MergeOptions{trusted, "echo /ws >> trusted"});
+    CHECK_FALSE(validate(m, "/h").learn);
+    REQUIRE(m.warnings.size() == 1);
+    CHECK(m.warnings[0].find("ignoring learn: true from /ws/.cagent.yaml") != std::string::npos);
+  }
+  // Turning it off asks for more protection: no trust needed, nothing said;
+  // the command line still decides last.
+  const ConfigLayer ws_off = layer("learn: false\n", "/ws/.cagent.yaml", LayerKind::workspace);
+  const MergedConfig off = merge_layers({global_on, ws_off}, MergeOptions{false, "hint"});
+  CHECK_FALSE(validate(off, "/h").learn);
+  CHECK(off.warnings.empty());
+  CHECK(validate(merge_layers({global_on, ws_off, flags}, MergeOptions{false, "hint"}), "/h").learn);
+  CHECK(error_of([] { layer("learn: yes please\n", "/g.yaml", LayerKind::base); }) ==
+        "/g.yaml:1:8: 'learn' must be true or false");
+  // The session policy carries it; --print-config says where it came from.
+  Config c;
+  c.domains = {"a.example"};
+  CHECK(render_policy_toml(c).find("learn = false") != std::string::npos);
+  c.learn = true;
+  CHECK(render_policy_toml(c).find("learn = true") != std::string::npos);
+  CHECK(render_config(merge_layers({global_on}, MergeOptions{})).find("learn: true  # /g.yaml:2") !=
+        std::string::npos);
+}
+
 TEST_CASE("image_packages: Debian names only, sorted: an untrusted workspace cannot add any") {
   const ConfigLayer base = layer("domains: [a.example]\nimage_packages: [rustc, cargo, golang-go, cargo]\n",
                                  "/g.yaml", LayerKind::base);

@@ -154,8 +154,13 @@ TEST_CASE("cagent ps: what docker inspect says, rendered for people and for scri
   CHECK(human.find("ab12          5m          3        5  /w/my \"ws\"  sh -c x\n") != std::string::npos);
   CHECK(render_ps({c}, {Blocked{3, 1, 4}}, 1795856400 + 300, true) ==
         "{\"session\":\"ab12\",\"container\":\"cagent-ab12\",\"workspace\":\"/w/my \\\"ws\\\"\",\"command\":[\"sh\",\"-c\",\"x\"],"
-        "\"started\":1795856400,\"age_seconds\":300,\"denied\":3,\"gate_refused\":1,\"firewall_refused\":4}\n");
+        "\"started\":1795856400,\"age_seconds\":300,\"denied\":3,\"gate_refused\":1,\"firewall_refused\":4,"
+        "\"learn\":false}\n");
   CHECK(render_ps({}, {}, 0, false).empty());
+  // A learn session is marked, for people and for scripts.
+  c.learn = true;
+  CHECK(render_ps({c}, {Blocked{3, 1, 4}}, 1795856400 + 300, false).find("5  LEARN  /w/my") != std::string::npos);
+  CHECK(render_ps({c}, {Blocked{3, 1, 4}}, 1795856400 + 300, true).find(",\"learn\":true}") != std::string::npos);
 }
 
 TEST_CASE("cagent log: the decision record as lines and as JSON objects") {
@@ -182,6 +187,16 @@ TEST_CASE("cagent log: the decision record as lines and as JSON objects") {
         "{\"session\":\"ab12\",\"event\":\"firewall_refused\",\"dst\":\"[2001:db8::7]:22\",\"proto\":\"tcp\",\"count\":7,"
         "\"first\":1800000002,\"last\":1800000003}\n"
         "{\"session\":\"ab12\",\"event\":\"allow\",\"name\":\"pypi.org\",\"time\":1800000009}\n");
+}
+
+TEST_CASE("cagent log: a learn session's learned names") {
+  cagent::dnsguard::Decisions record;
+  record.learned = {{"a.wild.test", 3, 1800000000, 1800000005}};
+  CHECK(render_log("ab12", record, false) ==
+        "learned  a.wild.test \xC3\x97" "3  2027-01-15T08:00:00Z .. 2027-01-15T08:00:05Z\n");
+  CHECK(render_log("ab12", record, true) ==
+        "{\"session\":\"ab12\",\"event\":\"learned\",\"name\":\"a.wild.test\",\"count\":3,"
+        "\"first\":1800000000,\"last\":1800000005}\n");
 }
 
 TEST_CASE("cagent log: a session without a record, or with one it cannot read, is one line") {

@@ -113,6 +113,8 @@ const BadRow bad_rows[] = {
     {"relay.port", "[gate]\nenabled = true\nport = 999\n[relay]\nhosts = [\"a.test\"]\nport = 999"},
     {"relay.port", "[relay]\nport = 1024"},
     {"relay.uid", "[relay]\nuid = 0"},
+    {"learn", "learn = 1"},
+    {"learn", "learn = \"true\""},
     {"bogus", "bogus = 1"},
     {"ttl.maxx", "[ttl]\nmaxx = 3"},
     {"colour", "[colour]\nred = 1"},
@@ -149,6 +151,7 @@ TEST_CASE("what cagent writes, dnsguard and cage-init read alike, key by key") {
   CHECK(d.policy->nft_set6 == c.policy->nft_set6);
   CHECK(d.policy->log_file == c.policy->log_file);
   CHECK(d.policy->log_level == c.policy->log_level);
+  CHECK(d.policy->learn == c.policy->learn);
 
   // What the host asked for is what arrives.
   REQUIRE(written.upstreams.size() == 2);
@@ -203,6 +206,7 @@ TEST_CASE("a policy with every key set survives writer and both readers") {
   p.relay_hosts = {"a.test"};
   p.relay_port = 997;
   p.relay_uid = 4545;
+  p.learn = true;
   const fs::path file = dir.write("policy.toml", dnsguard::write_policy(p));
   const Outcome d = dnsguard_reads(file, resolv);
   const Outcome c = cage_reads(file);

@@ -32,8 +32,10 @@ build_pkgs+=(libssl-dev)
 # util-linux: unshare, setpriv, taskset, flock; passwd: useradd (the netns
 # cage test); openssl, git: the e2e world's test CA and its git-over-HTTPS repo;
 # zsh, groff-base: the generated zsh completion and man page, read by them.
+# podman, catatonit (its pause binary): `cagent kube`'s Pod played by
+# `podman kube play` (tests/e2e/kube).
 test_pkgs=(nftables iproute2 knot-dnsutils dnsperf dnsmasq-base curl python3 gnuplot-nox
-           procps util-linux libcap2-bin passwd openssl git zsh groff-base)
+           procps util-linux libcap2-bin passwd openssl git zsh groff-base podman catatonit)
 docker_pkgs=(docker.io debootstrap)
 
 apt_install() {
@@ -55,6 +57,24 @@ pkgs=("${build_pkgs[@]}")
 ((want_test_tools)) && pkgs+=("${test_pkgs[@]}")
 ((want_docker)) && pkgs+=("${docker_pkgs[@]}")
 apt_install "${pkgs[@]}"
+
+# The Kubernetes schema for the check of `cagent kube`'s manifests
+# (tests/unit/launcher/kube_schema.sh): kubernetes-models (the API's
+# OpenAPI schema as validators and type declarations) and a YAML parser,
+# from the npm registry, pinned. Node itself from Debian when there is none.
+if ((want_test_tools)); then
+  node_dir=${CAGENT_TEST_NODE_DIR:-/var/lib/cagent-test-tools/node}
+  if [[ ! -d $node_dir/node_modules/kubernetes-models || ! -d $node_dir/node_modules/yaml ]]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    say "installing kubernetes-models (the Kubernetes schema) into $node_dir"
+    mkdir -p "$node_dir"
+    # Behind a TLS-intercepting proxy npm needs the host's CAs.
+    NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt} \
+      npm install --prefix "$node_dir" --no-audit --no-fund --save-exact kubernetes-models@5.1.0 yaml@2.9.1 \
+      >"$node_dir/npm-install.log" 2>&1 || {
+      tail -n 20 "$node_dir/npm-install.log" >&2; say "npm install of kubernetes-models failed"; exit 1; }
+  fi
+fi
 
 # Build (incremental). CAGENT_CMAKE_ARGS lets CI add -DCAGENT_WERROR=ON etc.
 # Configured every time, so the arguments also reach an existing build tree

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   const cagent::cage::Options& options = cli.options;
 
   try {
-    if (::geteuid() != 0) throw cagent::cage::StepError("preflight", "cage-init must run as root");
+    if (cagent::cage::mode_needs_root(options.mode) && ::geteuid() != 0) throw cagent::cage::StepError("preflight", "cage-init must run as root");
     const cagent::cage::Facts facts = cagent::cage::gather_facts(options);
     cagent::cage::Plan plan;
     try {

@@ -16,7 +16,8 @@ CommandLine usage_error(std::string message) {
 }  // namespace
 
 const char* cage_init_usage() noexcept {
-  return "usage: cage-init [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]\n"
+  return "usage: cage-init [--mode cage|guard|dnsguard|probe|agent]\n"
+         "                 [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]\n"
          "                 [--ca-bundle FILE] [--owner SOCKET] [--secrets SOCKET] [--relay PATH]\n"
          "                 [--workspace DIR] [--runtime-dir DIR]\n"
          "                 [--ready-timeout MS]\n"
@@ -43,7 +44,14 @@ CommandLine parse_cage_init_args(std::span<const std::string> args) {
                                                : "unexpected argument " + std::string(arg));
     }
     const std::string& value = args[++i];
-    if (arg == "--policy") options.policy = value;
+    if (arg == "--mode") {
+      if (value == "cage") options.mode = Mode::cage;
+      else if (value == "guard") options.mode = Mode::guard;
+      else if (value == "dnsguard") options.mode = Mode::dnsguard;
+      else if (value == "probe") options.mode = Mode::probe;
+      else if (value == "agent") options.mode = Mode::agent;
+      else return usage_error("bad --mode " + value + " (cage, guard, dnsguard, probe or agent)");
+    } else if (arg == "--policy") options.policy = value;
     else if (arg == "--user") options.agent_user = value;
     else if (arg == "--dnsguard-user") options.dnsguard_user = value;
     else if (arg == "--dnsguard") options.dnsguard = value;

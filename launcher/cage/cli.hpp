@@ -2,7 +2,8 @@
 // cage-init's command line → Options (plan.hpp). Pure: no I/O, no exit; the
 // main prints and maps the outcome to an exit status.
 //
-//   cage-init [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]
+//   cage-init [--mode cage|guard|dnsguard|probe|agent]
+//             [--policy FILE] [--user NAME] [--dnsguard-user NAME] [--dnsguard PATH]
 //             [--ca-bundle FILE] [--owner SOCKET] [--secrets SOCKET] [--relay PATH]
 //             [--workspace DIR] [--runtime-dir DIR]
 //             [--ready-timeout MS]

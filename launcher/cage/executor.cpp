@@ -267,6 +267,11 @@ class Runner {
         throw StepError(step_name(step), error.what());
       }
     }
+    switch (plan_.ending) {
+      case Plan::Ending::exit: return 0;
+      case Plan::Ending::serve_dnsguard: return serve_dnsguard();
+      case Plan::Ending::command: break;
+    }
     throw StepError("run-command", "the plan has no command step");
   }
 
@@ -573,7 +578,8 @@ class Runner {
           if (::isatty(STDIN_FILENO) == 1 && ::tcgetpgrp(STDIN_FILENO) == parent_pgrp) {
             if (::tcsetpgrp(STDIN_FILENO, ::getpgrp()) != 0) throw_errno("tcsetpgrp");
           }
-          become_agent(s.user);
+          if (s.switch_user) become_agent(s.user);
+          else stay_agent(s.user);
         },
         s.file, s.argv, &s.environment);
     return supervise(pid);
@@ -600,6 +606,20 @@ class Runner {
         return 128 + SIGHUP;
       } else if (pid == command) {
         return exit_code_of(status);
+      }
+      return std::nullopt;
+    }, restart);
+  }
+
+  // The Pod's dnsguard sidecar: no command, only dnsguard to keep running
+  // (restarted as in a session) until the container is told to stop; then
+  // ~Runner stops it, which writes its final record.
+  int serve_dnsguard() {
+    const ReapTimer restart{[this] { return restart_at_; }, [this] { restart_due(); }};
+    return reap_until(handled_signals(), 0, [this](pid_t pid, int status) -> std::optional<int> {
+      if (pid == dnsguard_pid_) {
+        dnsguard_pid_ = -1;
+        restart_dnsguard(status);
       }
       return std::nullopt;
     }, restart);

@@ -260,10 +260,57 @@ step::RunCommand run_command(const Options& options, const Facts& facts, Owner a
   return run;
 }
 
+// One role of the Pod form (see Mode): the steps of that container, made
+// by the same functions as the whole cage's. No remap and no home claim: in
+// a Pod the agent's uid and gid are the manifest's (runAsUser, fsGroup),
+// not the workspace owner's, and its home is the container's own.
+Plan plan_pod_role(const Options& options, const Facts& facts) {
+  Plan plan;
+  const Owner agent{facts.agent.uid, facts.agent.gid};
+  const step::WritePolicyCopy copy = adapt_policy(options, facts, plan.warnings);
+  const bool write_copy = copy.policy != static_cast<const dnsguard::Policy&>(facts.policy);
+  const step::WaitForDnsguard wait{probe_endpoint(copy.policy.listen), options.dnsguard_ready_timeout};
+  switch (options.mode) {
+    case Mode::guard:
+      plan.steps.push_back(step::CheckPolicy{options.dnsguard, facts.policy.path});
+      plan.steps.push_back(step::InstallRuleset{ruleset_spec(facts, copy.policy, agent, plan.warnings)});
+      plan.ending = Plan::Ending::exit;
+      break;
+    case Mode::dnsguard:
+      plan.steps.push_back(step::CheckPolicy{options.dnsguard, facts.policy.path});
+      if (write_copy) plan.steps.push_back(copy);
+      plan.steps.push_back(step::PrepareLogDir{std::filesystem::path(facts.policy.log_file).parent_path(),
+                                               Owner{facts.dnsguard.uid, facts.dnsguard.gid}, agent});
+      plan.steps.push_back(step::StartDnsguard{
+          options.dnsguard, write_copy ? copy.destination : facts.policy.path, facts.dnsguard,
+          {CAP_NET_ADMIN, CAP_NET_BIND_SERVICE},
+          copy.policy.gate_enabled ? static_cast<std::uint16_t>(copy.policy.gate_port) : std::uint16_t{0}});
+      plan.steps.push_back(wait);
+      plan.ending = Plan::Ending::serve_dnsguard;
+      break;
+    case Mode::probe:
+      plan.steps.push_back(wait);
+      plan.ending = Plan::Ending::exit;
+      break;
+    case Mode::agent: {
+      // Waiting here also covers clusters without native sidecars, where
+      // nothing orders dnsguard's start before the agent's.
+      plan.steps.push_back(wait);
+      step::RunCommand run = run_command(options, facts, agent);
+      run.switch_user = false;
+      plan.steps.push_back(std::move(run));
+      break;
+    }
+    case Mode::cage: throw PlanError("plan_pod_role: mode cage is the whole cage");
+  }
+  return plan;
+}
+
 }  // namespace
 
 Plan plan_cage_init(const Options& options, const Facts& facts) {
   check_accounts(facts);
+  if (options.mode != Mode::cage) return plan_pod_role(options, facts);
   const Policy& policy = facts.policy;
   Plan plan;
   if (options.owner_socket) plan.steps.push_back(step::WatchOwner{*options.owner_socket});

@@ -25,7 +25,29 @@
 
 namespace cagent::cage {
 
+// Which part of the cage this cage-init is. `cage` is the whole of it in one
+// container (the Docker form). The Pod form (cagent kube) splits the same
+// plan over the containers of one Pod, which share the network namespace:
+//   guard     init container (root, NET_ADMIN only): checks the policy and
+//             installs the ruleset, then exits 0; any failure exits 125, so
+//             the Pod never reaches the agent (fails closed);
+//   dnsguard  the sidecar (root, the capabilities dnsguard and the switch to
+//             its uid need): starts dnsguard as in `cage`, waits until it
+//             answers, then supervises it (restarts with backoff) until
+//             SIGTERM;
+//   probe     the sidecar's startup probe: one wait for dnsguard's answer;
+//   agent     the agent's container (already the agent's uid, no capability
+//             at all): waits for dnsguard, verifies it holds no privilege
+//             (every capability set empty, no way back to root), sets
+//             no_new_privs and runs the command. It cannot drop or switch
+//             anything, so it refuses to run when it finds it could.
+enum class Mode : unsigned char { cage, guard, dnsguard, probe, agent };
+
+// The modes that start as root (the others run unprivileged).
+constexpr bool mode_needs_root(Mode mode) { return mode == Mode::cage || mode == Mode::guard || mode == Mode::dnsguard; }
+
 struct Options {
+  Mode mode = Mode::cage;
   std::filesystem::path policy = "/etc/cagent/policy.toml";
   std::string agent_user = "agent";
   std::string dnsguard_user = "dnsguard";
@@ -253,6 +275,9 @@ struct StartNestedDocker {
 // Drops every capability, sets no_new_privs, switches to `user`, execs.
 struct RunCommand {
   Account user;
+  // false (mode agent): the process already is `user` and holds nothing;
+  // instead of dropping and switching, the child verifies exactly that.
+  bool switch_user = true;
   std::string file;                       // resolved through PATH if no '/'
   std::vector<std::string> argv;
   std::vector<std::string> environment;
@@ -266,6 +291,10 @@ using Step = std::variant<step::WatchOwner, step::CheckPolicy, step::WritePolicy
 
 struct Plan {
   std::vector<Step> steps;
+  // What cage-init does after the last step: run the command (its last
+  // step), exit 0 (guard, probe), or supervise dnsguard until told to stop
+  // (the Pod's dnsguard sidecar).
+  enum class Ending : unsigned char { command, exit, serve_dnsguard } ending = Ending::command;
   std::vector<std::string> warnings;   // printed, not fatal (e.g. root-owned workspace)
 };
 

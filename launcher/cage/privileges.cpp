@@ -155,4 +155,13 @@ void become_agent(const Account& user) {
   verify(0, user.uid, user.gid, 0);
 }
 
+void stay_agent(const Account& user) {
+  check(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "prctl(PR_CAP_AMBIENT_CLEAR_ALL)");
+  check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)");
+  // Lowering permitted/inheritable needs no privilege; the bounding set
+  // cannot be lowered without CAP_SETPCAP, so verify() refuses a non-empty one.
+  set_caps(CapSets{});
+  verify(0, user.uid, user.gid, 0);
+}
+
 }  // namespace cagent::cage

@@ -20,6 +20,13 @@ void become_dnsguard(const Account& user, std::span<const int> ambient);
 // setgroups/setgid/setuid; finally checks that uid 0 cannot be regained.
 void become_agent(const Account& user);
 
+// The Pod's agent container (Mode::agent): the process already runs as
+// `user` and must hold nothing. Clears what an unprivileged process may
+// clear (ambient, permitted, inheritable), sets no_new_privs, then verifies
+// as become_agent does — an empty bounding set included, so a container
+// that kept any capability refuses to run the command.
+void stay_agent(const Account& user);
+
 // Highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap).
 int last_capability();
 

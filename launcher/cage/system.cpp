@@ -242,6 +242,12 @@ int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::o
     }
     if (sig == SIGTTOU || sig == SIGTTIN) continue;
     if (sig != SIGCHLD) {
+      // Nobody to forward to (never kill(0) or kill(-1)): a stop request
+      // ends the loop, anything else is ignored.
+      if (forward_to <= 0) {
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT) return 0;
+        continue;
+      }
       ::kill(forward_to, sig);
       continue;
     }

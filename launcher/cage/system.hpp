@@ -46,7 +46,9 @@ void restrict_unprivileged_ports();
 // time; SIGCHLD reaps every child that ended and hands each to `ended(pid,
 // status)`, which returns a value to end the loop with it; SIGTTOU and
 // SIGTTIN are swallowed (a log line written while the command owns the
-// terminal must not stop us); every other signal goes to `forward_to`.
+// terminal must not stop us); every other signal goes to `forward_to`, or,
+// when `forward_to` <= 0, SIGTERM/INT/HUP/QUIT end the loop with 0 and the
+// rest are ignored.
 int reap_until(const sigset_t& set, pid_t forward_to, const std::function<std::optional<int>(pid_t, int)>& ended);
 // The same, with a timer the loop keeps: while `due()` names a time, the
 // wait for the next signal ends then, and `fire()` runs (a delayed restart

@@ -197,6 +197,29 @@ constexpr OptionSpec kOptions[] = {
      .help = "the allowed name to resolve and connect to (default: the first exact name of the allowlist)",
      .example = "cagent check --name pypi.org",
      .commands = kCheck},
+    {.name = "job",
+     .help = "a batch/v1 Job around the Pod (one run, no retry)",
+     .example = "cagent kube --job -- make test",
+     .commands = kKube},
+    {.name = "claim",
+     .arg = ArgKind::required,
+     .metavar = "NAME",
+     .help = "the PersistentVolumeClaim holding the workspace (default: cagent-workspace)",
+     .example = "cagent kube --claim ci-checkout-42 -- make",
+     .commands = kKube},
+    {.name = "image",
+     .arg = ArgKind::required,
+     .metavar = "REF",
+     .help = "the image the Pod runs (default: cagent:latest, or CAGENT_IMAGE)",
+     .detail = "The cagent image, built by cagent and pushed where the cluster pulls from.",
+     .example = "cagent kube --image registry.example/cagent:1 -- make",
+     .commands = kKube},
+    {.name = "classic-sidecar",
+     .help = "dnsguard as an ordinary container, for clusters without native sidecars (before 1.29)",
+     .detail = "The agent's cage-init then waits for dnsguard itself; a Job's Pod does not end by itself "
+               "(dnsguard keeps running after the agent).",
+     .example = "cagent kube --classic-sidecar -- make",
+     .commands = kKube},
 };
 
 constexpr SubcommandSpec kSubcommands[] = {
@@ -213,6 +236,10 @@ constexpr SubcommandSpec kSubcommands[] = {
      "prove the enforcement of this workspace's configuration (with the ordinary OPTIONS) in a throwaway cage: "
      "a table, exit 1 on any failure",
      "cagent check"},
+    {"kube", kKube, "",
+     "print this workspace's cage as a Kubernetes Pod (ConfigMap + Pod YAML; --job: a Job), with the ordinary "
+     "options and -- COMMAND",
+     "cagent kube -c ci.yaml --job -- make test"},
 };
 
 constexpr EnvironmentSpec kEnvironment[] = {

@@ -59,6 +59,7 @@ enum Command : unsigned {
   kPs = 1U << 3,
   kLog = 1U << 4,
   kCheck = 1U << 5,
+  kKube = 1U << 6,
 };
 
 enum class ArgKind {

@@ -63,6 +63,7 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
   else if (args[0] == "ps") c.kind = LiveCommand::Kind::ps;
   else if (args[0] == "log") c.kind = LiveCommand::Kind::log;
   else if (args[0] == "check") c.kind = LiveCommand::Kind::check;
+  else if (args[0] == "kube") c.kind = LiveCommand::Kind::kube;
   else return std::nullopt;
   const bool policy = c.kind == LiveCommand::Kind::allow || c.kind == LiveCommand::Kind::deny;
   std::vector<std::string> session_args;  // check: the ordinary options
@@ -83,6 +84,19 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       if (where == "workspace") c.save = LiveCommand::Save::workspace;
       else if (where == "global") c.save = LiveCommand::Save::global;
       else throw UsageError("--save takes workspace or global, not '" + where + "'");
+      continue;
+    }
+    if (c.kind == LiveCommand::Kind::kube) {
+      // Up to "--" the kube options and the ordinary ones; after it the command.
+      if (a == "--") {
+        session_args.insert(session_args.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+        break;
+      }
+      if (a == "--job") c.kube.job = true;
+      else if (a == "--classic-sidecar") c.kube.classic_sidecar = true;
+      else if (auto claim = option_value(args, i, "claim")) c.kube.claim = std::move(claim);
+      else if (auto image = option_value(args, i, "image")) c.kube.image = std::move(image);
+      else session_args.push_back(a);
       continue;
     }
     if (c.kind == LiveCommand::Kind::allow && a == "--from-learned") {
@@ -120,6 +134,19 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
   if (policy && c.names.empty() && !c.from_learned)
     throw UsageError("usage: cagent " + args[0] + " NAME… [--session ID]" +
                      (c.kind == LiveCommand::Kind::allow ? " (or --from-learned)" : ""));
+  if (c.kind == LiveCommand::Kind::kube) {
+    c.check_cli = parse_cli(session_args);
+    const CliOptions& o = c.check_cli;
+    if (o.help || o.version || o.reset || o.print_config || o.dry_run) {
+      throw UsageError("cagent kube takes its own options and those of a session, not --help, --version, "
+                       "--reset, --print-config or --dry-run");
+    }
+    if (!o.flags.extra_args.empty()) throw UsageError("cagent kube: --arg gives docker run arguments; a Pod has none");
+    if (c.kube.claim && !valid_kube_name(*c.kube.claim)) {
+      throw UsageError("cagent kube: --claim " + *c.kube.claim + " is not a valid claim name (lower case letters, "
+                       "digits, '-' and '.')");
+    }
+  }
   if (c.kind == LiveCommand::Kind::check) {
     c.check_cli = parse_cli(session_args);
     const CliOptions& o = c.check_cli;
@@ -646,6 +673,7 @@ int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner&
     case LiveCommand::Kind::ps: return run_ps(command, host, runner, io);
     case LiveCommand::Kind::log: return run_log(command, host, runner, io);
     case LiveCommand::Kind::check: return run_check(command.check_cli, command.check_name, host, runner, io);
+    case LiveCommand::Kind::kube: return run_kube(command.check_cli, command.kube, host, runner, io);
     case LiveCommand::Kind::allow:
     case LiveCommand::Kind::deny: return run_policy_change(command, host, runner, io);
   }

@@ -24,13 +24,14 @@
 #include <vector>
 
 #include "dnsguard/contracts.hpp"
+#include "launcher/host/kube.hpp"
 #include "launcher/host/process.hpp"
 #include "launcher/host/session.hpp"
 
 namespace cagent::launcher::host {
 
 struct LiveCommand {
-  enum class Kind { allow, deny, ps, log, check } kind = Kind::allow;
+  enum class Kind { allow, deny, ps, log, check, kube } kind = Kind::allow;
   std::vector<std::string> names;   // allow/deny: normalized patterns (validated)
   std::optional<std::string> session;
   bool json = false;                // ps, log: one JSON object per line
@@ -45,7 +46,9 @@ struct LiveCommand {
   // check (check.hpp): --name, and the ordinary options of the session it
   // starts (-c, --arg, -d, …), parsed by parse_cli.
   std::optional<std::string> check_name;
-  CliOptions check_cli;
+  CliOptions check_cli;  // check and kube: the session's ordinary options
+  // kube (kube.hpp): its own options; the command after -- is in check_cli.
+  KubeOptions kube;
 };
 
 // `cagent allow --save`: adds `names` to the file's domains, keeping the

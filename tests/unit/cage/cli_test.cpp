@@ -90,3 +90,21 @@ TEST_CASE("cage-init argv: nested Docker is off unless --nested-docker names an 
   CHECK(c.options.nested_data_root == "/d");
   CHECK(parse({"--nested-docker"}).action == CommandLine::Action::usage_error);
 }
+
+TEST_CASE("cage-init argv: --mode names one role of the Pod form; anything else is a usage error") {
+  CHECK(parse({}).options.mode == Mode::cage);
+  CHECK(parse({"--mode", "guard"}).options.mode == Mode::guard);
+  CHECK(parse({"--mode", "dnsguard"}).options.mode == Mode::dnsguard);
+  CHECK(parse({"--mode", "probe"}).options.mode == Mode::probe);
+  const CommandLine agent = parse({"--mode", "agent", "--", "make", "test"});
+  CHECK(agent.options.mode == Mode::agent);
+  CHECK(agent.options.command == std::vector<std::string>{"make", "test"});
+  const CommandLine bad = parse({"--mode", "root"});
+  CHECK(bad.action == CommandLine::Action::usage_error);
+  CHECK(bad.error.find("--mode root") != std::string::npos);
+  // Root is needed to set the firewall up, never to be the agent.
+  CHECK(mode_needs_root(Mode::guard));
+  CHECK(mode_needs_root(Mode::dnsguard));
+  CHECK_FALSE(mode_needs_root(Mode::agent));
+  CHECK_FALSE(mode_needs_root(Mode::probe));
+}

@@ -472,6 +472,85 @@ TEST_CASE("a local upstream on 127.0.0.1 is matched by its port: nobody serving 
   }
 }
 
+// ---- the Pod form (cagent kube): one role per container -------------------
+
+namespace {
+Plan plan_for(Mode mode, Facts facts = base_facts()) {
+  Options options;
+  options.mode = mode;
+  return plan_cage_init(options, facts);
+}
+}  // namespace
+
+TEST_CASE("pod roles: the guard installs the ruleset and exits, nothing else") {
+  const Plan plan = plan_for(Mode::guard);
+  CHECK(names(plan) == std::vector<std::string>{"check-policy", "install-ruleset"});
+  CHECK(plan.ending == Plan::Ending::exit);
+  // The same ruleset as the whole cage's (same dnsguard uid, same upstreams).
+  const Plan whole = plan_cage_init(Options{}, base_facts());
+  CHECK(only<step::InstallRuleset>(plan).spec.dnsguard_uid == only<step::InstallRuleset>(whole).spec.dnsguard_uid);
+  CHECK(only<step::InstallRuleset>(plan).spec.upstreams.size() == only<step::InstallRuleset>(whole).spec.upstreams.size());
+  CHECK(only<step::InstallRuleset>(plan).spec.listen_port == only<step::InstallRuleset>(whole).spec.listen_port);
+  CHECK(plan_cage_init(Options{}, base_facts()).ending == Plan::Ending::command);  // the control
+}
+
+TEST_CASE("pod roles: the dnsguard sidecar starts dnsguard with its two capabilities and serves") {
+  const Plan plan = plan_for(Mode::dnsguard);
+  CHECK(names(plan) == std::vector<std::string>{"check-policy", "prepare-log-dir", "start-dnsguard",
+                                                "wait-for-dnsguard"});
+  CHECK(plan.ending == Plan::Ending::serve_dnsguard);
+  const auto start = only<step::StartDnsguard>(plan);
+  CHECK(start.user.uid == 101);
+  CHECK(start.ambient_capabilities == std::vector<int>{CAP_NET_ADMIN, CAP_NET_BIND_SERVICE});
+}
+
+TEST_CASE("pod roles: without IPv6 the sidecar's dnsguard gets the adapted policy copy") {
+  Facts facts = base_facts();
+  facts.ipv6_loopback = false;
+  const Plan plan = plan_for(Mode::dnsguard, facts);
+  CHECK(names(plan) == std::vector<std::string>{"check-policy", "write-policy-copy", "prepare-log-dir",
+                                                "start-dnsguard", "wait-for-dnsguard"});
+  CHECK(only<step::StartDnsguard>(plan).config == only<step::WritePolicyCopy>(plan).destination);
+  // The guard's ruleset is made from the same adapted policy, though it writes no copy.
+  CHECK(names(plan_for(Mode::guard, facts)) == std::vector<std::string>{"check-policy", "install-ruleset"});
+}
+
+TEST_CASE("pod roles: the agent waits for dnsguard, then runs the command without switching anything") {
+  Options options;
+  options.mode = Mode::agent;
+  options.command = {"make", "test"};
+  const Plan plan = plan_cage_init(options, base_facts());
+  CHECK(names(plan) == std::vector<std::string>{"wait-for-dnsguard", "run-command"});
+  CHECK(plan.ending == Plan::Ending::command);
+  const auto run = only<step::RunCommand>(plan);
+  CHECK_FALSE(run.switch_user);
+  // The account's own ids: in a Pod the workspace owner (501:20 here) does not decide them.
+  CHECK(run.user.uid == 1000);
+  CHECK(run.user.gid == 1000);
+  CHECK(run.argv == std::vector<std::string>{"make", "test"});
+  CHECK(has_env(run.environment, "HOME=/home/agent"));
+  CHECK(plan.warnings.empty());
+  // The control: the whole cage switches (and remaps to the owner).
+  CHECK(only<step::RunCommand>(plan_cage_init(Options{}, base_facts())).switch_user);
+}
+
+TEST_CASE("pod roles: the probe only waits; the accounts are checked in every role") {
+  CHECK(names(plan_for(Mode::probe)) == std::vector<std::string>{"wait-for-dnsguard"});
+  CHECK(plan_for(Mode::probe).ending == Plan::Ending::exit);
+  Facts shared = base_facts();
+  shared.dnsguard.uid = shared.agent.uid;
+  for (const Mode mode : {Mode::guard, Mode::dnsguard, Mode::probe, Mode::agent}) {
+    CHECK_THROWS_AS(plan_for(mode, shared), PlanError);
+  }
+}
+
+TEST_CASE("pod roles: no role runs dnsguard as its own upstream (a Pod whose policy names none)") {
+  Facts facts = base_facts();
+  facts.policy.upstreams.clear();
+  facts.resolv_conf_upstreams = {ep("127.0.0.1:53")};  // dnsPolicy None: resolv.conf names dnsguard
+  CHECK_THROWS_WITH_AS(plan_for(Mode::guard, facts), doctest::Contains("dnsguard's own listen address"), PlanError);
+}
+
 TEST_CASE("with secret hosts, the relay starts after the CA bundle, before the agent, as its own uid") {
   Facts facts = base_facts();
   facts.policy.gate_enabled = true;

@@ -74,3 +74,26 @@ TEST_CASE("reap_until: a child's end is handled at once, not after a timer still
   CHECK(result == 7);
   CHECK(fired == 0);
 }
+
+TEST_CASE("reap_until with nobody to forward to (the Pod's dnsguard sidecar): a stop request ends it, others do not") {
+  sigset_t set{}, old{};
+  sigemptyset(&set);
+  for (int sig : {SIGCHLD, SIGTERM, SIGUSR1}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  // SIGUSR1 first: ignored (never kill(0, …), which would signal this whole
+  // process group); then SIGTERM ends the loop with 0. Both are pending
+  // before the loop starts, taken in signal-number order (USR1 is 10, TERM 15).
+  ::raise(SIGUSR1);
+  ::raise(SIGTERM);
+  int children_seen = 0;
+  const int result = reap_until(set, 0, [&](pid_t, int) -> std::optional<int> {
+    ++children_seen;
+    return std::nullopt;
+  });
+  CHECK(result == 0);
+  CHECK(children_seen == 0);
+  sigset_t pending{};
+  sigpending(&pending);
+  CHECK_FALSE(sigismember(&pending, SIGUSR1));  // taken, and ignored: we are still here
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}

@@ -39,8 +39,9 @@ bash)
   all=$(complete_words cagent --)
   missing=$(comm -23 <(main_options) <(sort <<<"$all"))
   if [[ -z $missing ]]; then ok "every option --help lists is completed"; else not_ok "options --help lists that bash does not offer" "$missing"; fi
-  expect "first word: subcommands and --" $'--\nallow\ncheck\ndeny\nlog\nps' cagent ''
+  expect "first word: subcommands and --" $'--\nallow\ncheck\ndeny\nkube\nlog\nps' cagent ''
   expect "check's option" $'--name' cagent check --na
+  expect "kube's options" $'--claim\n--classic-sidecar' cagent kube --cl
   expect "prefix of an option" $'--config' cagent --con
   expect "allow's options" $'--save\n--session' cagent allow pypi.org --s
   expect "log's options" $'--follow\n--json' cagent log --
@@ -79,7 +80,8 @@ zsh)
   case_zsh() { descs+=("$1"); lines+=("$2"); shift 2; wants+=("$*"); }  # DESC LINE WANT…
   case_zsh "every option --help lists" 'cagent --' $(main_options)
   case_zsh "short options" 'cagent -' -d -i -r -c -y -h
-  case_zsh "subcommands" 'cagent ' allow deny ps log check
+  case_zsh "subcommands" 'cagent ' allow deny ps log check kube
+  case_zsh "kube's options" 'cagent kube --' --job --claim --image --classic-sidecar
   case_zsh "check's option" 'cagent check --' --name
   case_zsh "allow's options" 'cagent allow pypi.org --' --session --save
   case_zsh "log's options" 'cagent log -' -f --follow --json

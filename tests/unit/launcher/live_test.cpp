@@ -404,3 +404,26 @@ TEST_CASE("cagent log -f: prints what changed until the session's cage is gone, 
         "denied   pypi.org A \xC3\x97" "5  2027-01-15T08:00:00Z .. 2027-01-15T08:00:00Z\n");
   CHECK(polls == 2);
 }
+
+TEST_CASE("cagent kube: argv — its options, the session's, the command after --") {
+  const auto c = parse_live_command({"kube", "--job", "-c", "/x.yaml", "--claim", "ci-42", "--image=reg/cagent:1",
+                                     "--classic-sidecar", "-d", "pypi.org", "--", "make", "--job"});
+  REQUIRE(c);
+  CHECK(c->kind == LiveCommand::Kind::kube);
+  CHECK(c->kube.job);
+  CHECK(c->kube.classic_sidecar);
+  CHECK(c->kube.claim == std::optional<std::string>("ci-42"));
+  CHECK(c->kube.image == std::optional<std::string>("reg/cagent:1"));
+  CHECK(c->check_cli.config_file == std::optional<std::filesystem::path>("/x.yaml"));
+  // After -- everything is the command, even a word that looks like a kube option.
+  CHECK(c->check_cli.command == std::vector<std::string>{"make", "--job"});
+  const auto plain = parse_live_command({"kube"});
+  REQUIRE(plain);
+  CHECK_FALSE(plain->kube.job);
+  CHECK(plain->check_cli.command.empty());
+  // What a Pod cannot take: docker arguments; a claim name the API refuses.
+  CHECK_THROWS_WITH_AS(parse_live_command({"kube", "--arg", "-v"}), doctest::Contains("--arg"), UsageError);
+  CHECK_THROWS_WITH_AS(parse_live_command({"kube", "--claim", "Bad_Name"}), doctest::Contains("--claim"), UsageError);
+  CHECK_THROWS_AS(parse_live_command({"kube", "--dry-run"}), UsageError);
+  CHECK_THROWS_AS(parse_live_command({"kube", "--name", "x"}), UsageError);  // cagent check's option
+}

@@ -91,7 +91,7 @@ TEST_CASE("cage-init argv: nested Docker is off unless --nested-docker names an 
   CHECK(parse({"--nested-docker"}).action == CommandLine::Action::usage_error);
 }
 
-TEST_CASE("cage-init argv: --mode names one role of the Pod form; anything else is a usage error") {
+TEST_CASE("cage-init argv: --mode names one role of the Pod form, anything else is a usage error") {
   CHECK(parse({}).options.mode == Mode::cage);
   CHECK(parse({"--mode", "guard"}).options.mode == Mode::guard);
   CHECK(parse({"--mode", "dnsguard"}).options.mode == Mode::dnsguard);

@@ -534,7 +534,7 @@ TEST_CASE("pod roles: the agent waits for dnsguard, then runs the command withou
   CHECK(only<step::RunCommand>(plan_cage_init(Options{}, base_facts())).switch_user);
 }
 
-TEST_CASE("pod roles: the probe only waits; the accounts are checked in every role") {
+TEST_CASE("pod roles: the probe only waits, the accounts are checked in every role") {
   CHECK(names(plan_for(Mode::probe)) == std::vector<std::string>{"wait-for-dnsguard"});
   CHECK(plan_for(Mode::probe).ending == Plan::Ending::exit);
   Facts shared = base_facts();

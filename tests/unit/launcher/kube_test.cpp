@@ -55,7 +55,7 @@ void check_golden(const std::string& name, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("kube: the guard alone holds NET_ADMIN; the agent is non-root with nothing") {
+TEST_CASE("kube: the guard alone holds NET_ADMIN, the agent is non-root with nothing") {
   const KubeManifest m = plan_kube(base_input());
   REQUIRE(m.init_containers.size() == 2);
   REQUIRE(m.containers.size() == 1);
@@ -210,7 +210,7 @@ TEST_CASE("kube: YAML golden: Job, classic sidecar, odd strings quoted") {
   CHECK(tail == in.command);
 }
 
-TEST_CASE("kube: secrets stay on the host; the Pod's policy relays nothing") {
+TEST_CASE("kube: secrets stay on the host, the Pod's policy relays nothing") {
   KubeInput in = base_input();
   SecretSpec secret;
   secret.name = "gh";

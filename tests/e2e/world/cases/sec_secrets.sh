@@ -128,9 +128,9 @@ for s in REAL WRONG_REAL; do
   expect_no_match "…nor in docker inspect" "$inspect" "${!s}"
 done
 expect_match "control: the same file grep finds the placeholder the agent wrote" "$fs_hits" \
-  "^/tmp/placeholder-control:$placeholder\$"
+  "/tmp/placeholder-control:$placeholder"
 expect_match "control: the same /proc grep finds it in the agent's environ" "$proc_hits" \
-  "^/proc/$(val agent_pid)/environ:$placeholder\$"
+  "/proc/$(val agent_pid)/environ:$placeholder"
 expect_match "control: docker inspect shows the placeholder" "$inspect" "GH_TOKEN=$placeholder"
 session_dir=$E2E_HOME/.cagent/logs/session-$sid
 expect_true "the session's host logs exist ($session_dir)" test -n "$sid" -a -d "$session_dir"
@@ -140,7 +140,7 @@ expect_false "the value is in none of the session's host logs (dnsguard, decisio
 # The answers the agent got carry digests, never the value.
 expect_no_match "no answer the agent got carries the value" "$out" "$REAL|$WRONG_REAL"
 expect_match "gh api: api.github.com got gh's Authorization with the real value" "$(val gh)" \
-  "\"authorization_sha256\": \"($(sha "token $REAL")|$(sha "Bearer $REAL"))\""
+  "\"authorization_sha256\": ?\"($(sha "token $REAL")|$(sha "Bearer $REAL"))\""
 expect_match "curl with Bearer \$GH_TOKEN: api.github.com got the real value" "$(val curl_api)" \
   "\"authorization_sha256\": \"$(sha "Bearer $REAL")\""
 expect_match "git clone https://github.com/private/repo.git works (helper → placeholder → relay)" \

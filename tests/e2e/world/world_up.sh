@@ -185,12 +185,17 @@ mkdir -p "$tls" "$site"
 command -v openssl >/dev/null || die "openssl is needed to make the test CA"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cagent e2e test CA $RUN_ID" \
   -keyout "$tls/ca.key" -out "$tls/ca.pem" >/dev/null 2>&1 || die "openssl: test CA"
-openssl req -newkey rsa:2048 -nodes -subj "/CN=secure.test" \
-  -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1 || die "openssl: server key"
-printf 'subjectAltName=DNS:secure.test\nbasicConstraints=CA:FALSE\n' >"$tls/ext.cnf"
-openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
-  -days 2 -extfile "$tls/ext.cnf" -out "$tls/server.pem" >/dev/null 2>&1 || die "openssl: server cert"
-chmod 644 "$tls"/*
+server_cert() {  # FILE-STEM NAME… — $tls/STEM.{key,pem} for these DNS names, signed by the test CA
+  local stem=$1 sans; shift
+  sans=$(printf 'DNS:%s,' "$@")
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" \
+    -keyout "$tls/$stem.key" -out "$tls/$stem.csr" >/dev/null 2>&1 || die "openssl: $stem key"
+  printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\n' "${sans%,}" >"$tls/$stem.cnf"
+  openssl x509 -req -in "$tls/$stem.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 2 -extfile "$tls/$stem.cnf" -out "$tls/$stem.pem" >/dev/null 2>&1 || die "openssl: $stem cert"
+  chmod 644 "$tls"/*
+}
+server_cert server secure.test
 echo "cagent-e2e web20" >"$site/index.html"
 git -c safe.directory='*' init -q --bare "$site/repo.git"
 seed=$(mktemp -d "$ROOT/seed.XXXXXX")
@@ -214,12 +219,7 @@ world_run web20 20 -v "$tls:/tls:ro" -v "$site:/site:ro" \
 # (dumb HTTP) for the Basic password GITHUB_REAL_TOKEN only: the host's
 # "real" GitHub token, which a cage must never see. Its request log (every
 # header, real values included) lands on the host for the cases to read.
-openssl req -newkey rsa:2048 -nodes -subj "/CN=api.github.com" \
-  -keyout "$tls/web21.key" -out "$tls/web21.csr" >/dev/null 2>&1 || die "openssl: web21 key"
-printf 'subjectAltName=DNS:api.github.com,DNS:github.com,DNS:echo.test\nbasicConstraints=CA:FALSE\n' >"$tls/web21.cnf"
-openssl x509 -req -in "$tls/web21.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
-  -days 2 -extfile "$tls/web21.cnf" -out "$tls/web21.pem" >/dev/null 2>&1 || die "openssl: web21 cert"
-chmod 644 "$tls"/*
+server_cert web21 api.github.com github.com echo.test
 GITHUB_REAL_TOKEN=ghp_e2e$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
 state_set GITHUB_REAL_TOKEN "$GITHUB_REAL_TOKEN"
 private=$ROOT/private

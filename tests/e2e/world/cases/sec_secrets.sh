@@ -114,10 +114,21 @@ expect_match "the agent's GH_TOKEN is a placeholder" "$placeholder" '^cagent-sec
 # Output "FILE:MATCH"; the placeholder's hits are the control.
 pats=$(printf '%s\n%s\n%s\n' "$REAL" "$WRONG_REAL" "$placeholder")
 fs_hits=$(docker exec -i -u 0 "$ctr" nice -n 19 grep -rsaoF -D skip --exclude-dir=proc --exclude-dir=sys -f /dev/stdin / <<<"$pats" | sort -u)
-# (--privileged: CAP_SYS_PTRACE, without which root cannot read the environ
-# of the agent's processes, another uid, nor of the non-dumpable relay.)
-proc_hits=$(docker exec -i --privileged -u 0 "$ctr" sh -c 'grep -saoF -f /dev/stdin /proc/[0-9]*/environ /proc/[0-9]*/cmdline' <<<"$pats" | sort -u)
-unreadable=$(docker exec --privileged -u 0 "$ctr" sh -c 'n=0; for f in /proc/[0-9]*/environ; do cat "$f" >/dev/null 2>&1 || n=$((n+1)); done; echo $n')
+# /proc from the host (docker top's host pids): root in the cage lacks
+# CAP_SYS_PTRACE, so it cannot read the environ of the agent's processes
+# (another uid) nor of the non-dumpable relay; the host's root reads them all.
+# Lines "pid NSPID FILE:MATCH", NSPID the pid as the cage sees it.
+printf '%s\n' "$pats" >"$E2E_TMP/patterns"   # host side only: not in the workspace
+proc_hits= unreadable=0 scanned=0
+for p in $(docker top "$ctr" -eo pid | tail -n +2); do
+  ns=$(awk '/^NSpid:/ {print $NF}' "/proc/$p/status" 2>/dev/null) || continue
+  [[ -n $ns ]] || continue   # gone meanwhile
+  scanned=$((scanned + 1))
+  cat "/proc/$p/environ" >/dev/null 2>&1 || unreadable=$((unreadable + 1))
+  for f in environ cmdline; do
+    proc_hits+=$(grep -aoF -f "$E2E_TMP/patterns" "/proc/$p/$f" 2>/dev/null | sed "s|^|pid $ns $f:|")$'\n'
+  done
+done
 inspect=$(docker inspect "$ctr")
 sid=$(docker inspect -f '{{index .Config.Labels "cagent.session"}}' "$ctr")
 touch "$ws/go"
@@ -131,9 +142,9 @@ for s in REAL WRONG_REAL; do
 done
 expect_match "control: the same file grep finds the placeholder the agent wrote" "$fs_hits" \
   "/tmp/placeholder-control:$placeholder"
-expect_eq "control: the /proc grep could read every process's environ" "$unreadable" 0
+expect_eq "control: the host read the environ of all $scanned processes of the cage" "$unreadable" 0
 expect_match "control: the same /proc grep finds it in the agent's environ" "$proc_hits" \
-  "/proc/$(val agent_pid)/environ:$placeholder"
+  "pid $(val agent_pid) environ:$placeholder"
 expect_match "control: docker inspect shows the placeholder" "$inspect" "GH_TOKEN=$placeholder"
 session_dir=$E2E_HOME/.cagent/logs/session-$sid
 expect_true "the session's host logs exist ($session_dir)" test -n "$sid" -a -d "$session_dir"

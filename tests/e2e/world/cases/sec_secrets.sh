@@ -9,8 +9,9 @@
 # every request's headers on the host, so the test sees what arrived.
 #
 # 1. One cage runs every in-cage probe, then hands over (marker files): the
-#    host greps the running container — files, /proc/*/environ and cmdline,
-#    docker inspect — for the value, with the placeholder as the control.
+#    host greps the running container — its files (docker exec), every
+#    process's environ and cmdline (from the host's /proc), docker inspect —
+#    for the value, with the placeholder as the control.
 # 2. A missing source: one line naming the secret, exit 2, no container.
 # 3. The docker-group user on the world network without dns_resolvers
 #    (Docker's embedded resolver forwarding to the world DNS): the first check.
@@ -109,9 +110,9 @@ placeholder=$(val placeholder)
 expect_match "the agent's GH_TOKEN is a placeholder" "$placeholder" '^cagent-secret-github-[0-9a-f]{32}$'
 
 # In the container, as root: every file (but /proc, /sys; devices and fifos
-# skipped), every process's environ and cmdline, for both strings at once
-# (patterns on stdin: a pattern in argv would sit in /proc/*/cmdline itself).
-# Output "FILE:MATCH"; the placeholder's hits are the control.
+# skipped), for all three strings at once (patterns on stdin: a pattern in
+# argv would sit in /proc/*/cmdline itself). Output "FILE:MATCH"; the
+# placeholder's hits are the control.
 pats=$(printf '%s\n%s\n%s\n' "$REAL" "$WRONG_REAL" "$placeholder")
 fs_hits=$(docker exec -i -u 0 "$ctr" nice -n 19 grep -rsaoF -D skip --exclude-dir=proc --exclude-dir=sys -f /dev/stdin / <<<"$pats" | sort -u)
 # /proc from the host (docker top's host pids): root in the cage lacks

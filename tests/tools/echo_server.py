@@ -12,11 +12,15 @@ Paths:
   /upload    the same, for a big body (read as it streams)
   /stream    server-sent events: "data: 1", then 3 s later "data: 2"
   /bulk?N    N bytes of zeros, not logged (bench/relay.sh's throughput)
+  /private/  with --private-dir DIR and --private-token TOKEN: the files of
+             DIR (e.g. a bare repository for git's dumb HTTP), only for a
+             request whose Basic password is TOKEN; else 401 with
+             WWW-Authenticate: Basic (what makes git ask its credential helper)
 X-Request-Id comes back in every JSON answer, and TRACE echoes the request:
 the reflections a secret's host may have.
 Every request's headers go to --log as one JSON line (the test reads it to
 see what arrived)."""
-import argparse, hashlib, http.server, json, socket, ssl, sys, threading, time
+import argparse, base64, hashlib, os, http.server, json, socket, ssl, sys, threading, time
 
 
 def digest(v):
@@ -76,6 +80,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def private(self):
+        """/private/…: DIR's files for the right Basic password, else 401."""
+        token = self.server.private_token
+        auth = self.headers.get("Authorization", "")
+        password = None
+        if auth.startswith("Basic "):
+            try:
+                password = base64.b64decode(auth[6:], validate=True).decode().partition(":")[2]
+            except ValueError:
+                pass
+        if token is None or password != token:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="cagent-e2e"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        rel = self.path.split("?")[0][len("/private/"):]
+        root = os.path.realpath(self.server.private_dir)
+        path = os.path.realpath(os.path.join(root, rel))
+        if not path.startswith(root + os.sep) or not os.path.isfile(path):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = open(path, "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_any(self):
         if self.path.startswith("/bulk?"):
             left = int(self.path.split("?", 1)[1])
@@ -90,6 +125,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         n, sha = self.read_body()
         self.record(n, sha)
+        if self.path.startswith("/private/"):
+            self.private()
+            return
         if self.path.startswith("/stream"):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -127,6 +165,8 @@ class Server(http.server.ThreadingHTTPServer):
         self.site_name = site_name
         self.log_path = log_path
         self.log_lock = lock
+        self.private_dir = None
+        self.private_token = None
         super().__init__((addr, port), Handler)
 
 
@@ -136,6 +176,8 @@ def main():
     p.add_argument("--http", action="append", default=[], help="ADDR: plain HTTP on ADDR:80")
     p.add_argument("--log", required=True, help="request log; - for none")
     p.add_argument("--ready", required=True)
+    p.add_argument("--private-dir", help="served under /private/ to the right Basic password")
+    p.add_argument("--private-token", help="that password")
     a = p.parse_args()
     lock = threading.Lock()
     servers = []
@@ -150,6 +192,7 @@ def main():
     for addr in a.http:
         servers.append(Server(addr, 80, addr, a.log, lock))
     for s in servers:
+        s.private_dir, s.private_token = a.private_dir, a.private_token
         threading.Thread(target=s.serve_forever, daemon=True).start()
     open(a.ready, "w").write("ready\n")
     while True:

@@ -210,12 +210,14 @@ run_cagent() {
 # user_cagent WS [cagent args…] — like run_cagent, but as the world's
 # ordinary docker-group user (E2E_USER, the workspace owner's uid) running
 # its installed cagent, with its own home (~/.cagent: the built-in default
-# config on first use) and a clean environment.
+# config on first use) and a clean environment (plus the VAR=VALUE entries
+# of E2E_USER_ENV, e.g. a secret's source).
+E2E_USER_ENV=()
 user_cagent() {
   local ws=$1; shift
   [[ -n ${E2E_USER:-} ]] || die "the world has no e2e user (world_up.sh creates it)"
   (cd "$ws" && runuser -u "$E2E_USER" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$E2E_USER_HOME" \
-      LANG=C.UTF-8 CAGENT_IMAGE="$CAGENT_IMAGE_TAG" CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" \
+      LANG=C.UTF-8 CAGENT_IMAGE="$CAGENT_IMAGE_TAG" CAGENT_HOME_VOLUME="$HOME_VOLUME_PREFIX" "${E2E_USER_ENV[@]}" \
       timeout --kill-after=10 "${E2E_CAGE_TIMEOUT:-180}" "$E2E_USER_CAGENT" --no-update \
       --arg="--network=$NET" --arg="--label=cagent.e2e.run=$RUN_ID" "$@")
 }

@@ -168,6 +168,7 @@ world_run dns 53 -v "$fake_dns:/tools/fake_dns.py:ro" -v "$ROOT/dns:/log" \
 #   10 allowed.test   12 *.wild.test, extra.test, one/two.github.io   13 CNAME target
 #   14 15 16 rot.test (rotating)   17 v6.test (AAAA only)
 #   19 no name at all: the "never resolved" address   20 secure.test (HTTPS, below)
+#   21 api.github.com, github.com, echo.test, wrong.test (secrets, below)
 web_hosts=(10 12 13 14 15 16 17 19)
 for h in "${web_hosts[@]}"; do
   # web13 also has a network alias: a name Docker's embedded resolver
@@ -184,12 +185,17 @@ mkdir -p "$tls" "$site"
 command -v openssl >/dev/null || die "openssl is needed to make the test CA"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cagent e2e test CA $RUN_ID" \
   -keyout "$tls/ca.key" -out "$tls/ca.pem" >/dev/null 2>&1 || die "openssl: test CA"
-openssl req -newkey rsa:2048 -nodes -subj "/CN=secure.test" \
-  -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1 || die "openssl: server key"
-printf 'subjectAltName=DNS:secure.test\nbasicConstraints=CA:FALSE\n' >"$tls/ext.cnf"
-openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
-  -days 2 -extfile "$tls/ext.cnf" -out "$tls/server.pem" >/dev/null 2>&1 || die "openssl: server cert"
-chmod 644 "$tls"/*
+server_cert() {  # FILE-STEM NAME… — $tls/STEM.{key,pem} for these DNS names, signed by the test CA
+  local stem=$1 sans; shift
+  sans=$(printf 'DNS:%s,' "$@")
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" \
+    -keyout "$tls/$stem.key" -out "$tls/$stem.csr" >/dev/null 2>&1 || die "openssl: $stem key"
+  printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\n' "${sans%,}" >"$tls/$stem.cnf"
+  openssl x509 -req -in "$tls/$stem.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 2 -extfile "$tls/$stem.cnf" -out "$tls/$stem.pem" >/dev/null 2>&1 || die "openssl: $stem cert"
+  chmod 644 "$tls"/*
+}
+server_cert server secure.test
 echo "cagent-e2e web20" >"$site/index.html"
 git -c safe.directory='*' init -q --bare "$site/repo.git"
 seed=$(mktemp -d "$ROOT/seed.XXXXXX")
@@ -205,6 +211,32 @@ state_set TLS_CA "$tls/ca.pem"
 world_run web20 20 -v "$tls:/tls:ro" -v "$site:/site:ro" \
   "$WORLD_IMAGE" /e2e/https_static.py /tls/server.pem /tls/server.key /site
 
+# The secrets' world (web21): tests/tools/echo_server.py with a certificate
+# from the same CA for api.github.com, github.com and echo.test — world names
+# standing in for GitHub, and an allowed site that is no secret's host —
+# but not for wrong.test (same address: a secret's host whose certificate
+# names other sites). HTTP on port 80 too. /private/ is a bare repository
+# (dumb HTTP) for the Basic password GITHUB_REAL_TOKEN only: the host's
+# "real" GitHub token, which a cage must never see. Its request log (every
+# header, real values included) lands on the host for the cases to read.
+server_cert web21 api.github.com github.com echo.test
+GITHUB_REAL_TOKEN=ghp_e2e$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+state_set GITHUB_REAL_TOKEN "$GITHUB_REAL_TOKEN"
+private=$ROOT/private
+mkdir -p "$private" "$ROOT/web21"
+chmod 777 "$ROOT/web21"
+git -c safe.directory='*' clone -q --bare "$site/repo.git" "$private/repo.git" || die "cannot make the private repo"
+git -C "$private/repo.git" -c safe.directory='*' update-server-info
+chmod -R a+rX "$private"
+echo_server=$(cd "$E2E_SRC/../../tools" && pwd)/echo_server.py
+WEB21_LOG=$ROOT/web21/requests.jsonl
+state_set WEB21_LOG "$WEB21_LOG"
+world_run web21 21 -v "$echo_server:/tools/echo_server.py:ro" -v "$tls:/tls:ro" -v "$private:/private:ro" \
+  -v "$ROOT/web21:/log" "$WORLD_IMAGE" /tools/echo_server.py \
+    --site 198.51.100.21,/tls/web21.pem,/tls/web21.key --http 198.51.100.21 \
+    --log /log/requests.jsonl --ready /log/ready \
+    --private-dir /private --private-token "$GITHUB_REAL_TOKEN"
+
 # Ready when every server answers from the host (the bridge's own address):
 # polled, never slept on.
 for h in "${web_hosts[@]}"; do
@@ -214,6 +246,9 @@ done
 wait_for "web20 (https)" 30 curl -sf -m 1 -o /dev/null --cacert "$tls/ca.pem" \
   --resolve secure.test:443:198.51.100.20 https://secure.test/ || {
   docker logs "cagent-e2e-$RUN_ID-web20" 2>&1 | tail -n 20 >&2; die "web20 (https) did not come up"; }
+wait_for "web21 (secrets' echo server)" 30 curl -sf -m 1 --http1.1 -o /dev/null --cacert "$tls/ca.pem" \
+  --resolve echo.test:443:198.51.100.21 https://echo.test/echo || {
+  docker logs "cagent-e2e-$RUN_ID-web21" 2>&1 | tail -n 20 >&2; die "web21 (https) did not come up"; }
 wait_for "the DNS server" 30 bash -c "kdig +time=1 +retry=0 @$DNS4 allowed.test A | grep -q 'status: NOERROR'" || {
   docker logs "cagent-e2e-$RUN_ID-dns" 2>&1 | tail -n 20 >&2; die "the world DNS server did not come up"; }
 state_set WORLD_READY 1

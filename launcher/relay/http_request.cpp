@@ -215,6 +215,20 @@ bool RequestParser::feed(std::span<const std::uint8_t> in, std::vector<Event>& o
     if (in_data && i > data_from) out.push_back(Event{Event::Kind::body, in.subspan(data_from, i - data_from), {}, {}});
     in_data = false;
   };
+  // Up to left_ bytes of body data, handed on as they are; true once the
+  // last of them came (then flushed).
+  const auto take_data = [&]() -> bool {
+    if (!in_data) {
+      in_data = true;
+      data_from = i;
+    }
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left_, in.size() - i));
+    i += n;
+    left_ -= n;
+    if (left_ != 0) return false;
+    flush_data();
+    return true;
+  };
   // A CRLF-terminated line into buffer_; true once complete (buffer_ holds
   // it without the CRLF). A bare CR or LF fails the stream.
   const auto read_line = [&](std::size_t limit, bool& complete) -> bool {
@@ -252,21 +266,12 @@ bool RequestParser::feed(std::span<const std::uint8_t> in, std::vector<Event>& o
         }
         break;
       }
-      case State::length_body: {
-        if (!in_data) {
-          in_data = true;
-          data_from = i;
-        }
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left_, in.size() - i));
-        i += n;
-        left_ -= n;
-        if (left_ == 0) {
-          flush_data();
+      case State::length_body:
+        if (take_data()) {
           out.push_back(Event{Event::Kind::end, {}, {}, {}});
           state_ = State::head;
         }
         break;
-      }
       case State::chunk_size: {
         bool complete = false;
         if (!read_line(kMaxChunkLine, complete)) return false;
@@ -282,20 +287,9 @@ bool RequestParser::feed(std::span<const std::uint8_t> in, std::vector<Event>& o
         }
         break;
       }
-      case State::chunk_data: {
-        if (!in_data) {
-          in_data = true;
-          data_from = i;
-        }
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left_, in.size() - i));
-        i += n;
-        left_ -= n;
-        if (left_ == 0) {
-          flush_data();
-          state_ = State::chunk_data_end;
-        }
+      case State::chunk_data:
+        if (take_data()) state_ = State::chunk_data_end;
         break;
-      }
       case State::chunk_data_end: {
         bool complete = false;
         if (!read_line(2, complete)) return false;

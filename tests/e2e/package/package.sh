@@ -54,9 +54,15 @@ declared=$(tr ',|' '\n\n' <<<"$depends" | sed 's/(.*//; s/[[:space:]]//g')
 expect_line() {  # DESC TEXT LINE — TEXT has LINE as one of its lines
   if grep -qxF -- "$3" <<<"$2"; then ok "$1"; else not_ok "$1" "no line '$3' in:" "$(head -c 2000 <<<"$2")"; fi
 }
-# Every library the binary loads comes from a package the .deb declares
-# (dpkg-shlibdeps reads them off the binary; this is the cross-check).
-for lib in $(ldd "$build/bin/cagent" | awk '$3 ~ /^\// {print $3}'); do
+# Every library the binary itself needs (its NEEDED entries, where ldd
+# finds them) comes from a package the .deb declares (dpkg-shlibdeps reads
+# them off the binary; this is the cross-check). What those libraries need
+# in turn (libpsl's libidn2) comes with their own packages' dependencies.
+needed=$(objdump -p "$build/bin/cagent" | awk '$1 == "NEEDED" {print $2}')
+[[ -n $needed ]] || not_ok "objdump lists the binary's NEEDED libraries"
+for lib in $(ldd "$build/bin/cagent" | awk -v needed="$needed" '
+    BEGIN { n = split(needed, names, "\n"); for (i = 1; i <= n; i++) want[names[i]] = 1 }
+    $3 ~ /^\// && ($1 in want) {print $3}'); do
   owner=$(dpkg -S "$lib" 2>/dev/null | head -n1 | cut -d: -f1)
   [[ -n $owner ]] || owner=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -n1 | cut -d: -f1)
   [[ -n $owner ]] || { not_ok "a package owns $lib"; continue; }

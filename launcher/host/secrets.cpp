@@ -86,7 +86,16 @@ std::string source_of(const SecretSpec& s) {
   return "from_command [" + cmd + "]";
 }
 
+// cagent-secret-NAME-<32 random hex digits>: recognisable, new each session.
+std::string placeholder_for(const SecretSpec& s) { return "cagent-secret-" + s.name + "-" + random_hex(16); }
+
 }  // namespace
+
+std::vector<SessionSecret> placeholder_secrets(const std::vector<SecretSpec>& specs) {
+  std::vector<SessionSecret> out;
+  for (const SecretSpec& s : specs) out.push_back(SessionSecret{s, placeholder_for(s), {}});
+  return out;
+}
 
 std::optional<SecretSpec> secret_preset(std::string_view name) {
   if (name == "anthropic") return SecretSpec{"anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY", {}, {}, {"api.anthropic.com"}, false, {}};
@@ -230,7 +239,7 @@ std::vector<SessionSecret> load_secret_values(const std::vector<SecretSpec>& spe
     if (!header_safe(value)) {
       throw ConfigError(s.pos, who + ": the value is empty or not one line of printable ASCII");
     }
-    out.push_back(SessionSecret{s, "cagent-secret-" + s.name + "-" + random_hex(16), std::move(value)});
+    out.push_back(SessionSecret{s, placeholder_for(s), std::move(value)});
   }
   return out;
 }

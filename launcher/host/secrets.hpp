@@ -64,6 +64,11 @@ using CommandOutput = std::function<std::optional<std::string>(const std::vector
 // /dev/null, stderr the user's, 30 s at most; a non-zero exit is an error.
 CommandOutput command_output();
 
+// The placeholders alone, values left empty: for a session that only
+// prints what it would run (--dry-run, `cagent kube`) and serves nothing,
+// so no variable, file or command is read.
+std::vector<SessionSecret> placeholder_secrets(const std::vector<SecretSpec>& specs);
+
 // Reads every value now, before anything starts. Throws ConfigError naming
 // the secret and its source when one is missing, empty or not a single
 // line of printable ASCII (it goes into an HTTP header).
@@ -91,7 +96,6 @@ class SecretsServer {
   ~SecretsServer();
   SecretsServer(const SecretsServer&) = delete;
   SecretsServer& operator=(const SecretsServer&) = delete;
-  const std::filesystem::path& socket() const noexcept { return socket_; }
   bool served() const noexcept;
 
  private:

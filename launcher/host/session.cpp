@@ -371,8 +371,11 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   spec.log_dir = p.log_dir;
   if (!p.ca.empty()) spec.ca_bundle = p.session_dir / "extra-ca.pem";
   spec.owner_socket = p.session_dir / kOwnerSocketName;
-  // Read now: a missing source stops everything before it starts.
-  p.secrets = load_secret_values(p.config.secrets, command_output(), [](const char* name) { return std::getenv(name); });
+  // Read now: a missing source stops everything before it starts. A dry run
+  // (--dry-run, cagent kube) serves nothing, so it reads nothing either.
+  p.secrets = cli.dry_run ? placeholder_secrets(p.config.secrets)
+                          : load_secret_values(p.config.secrets, command_output(),
+                                               [](const char* name) { return std::getenv(name); });
   if (!p.secrets.empty()) {
     spec.secret_env = secret_environment(p.secrets);
     spec.secrets_socket = p.session_dir / kSecretsSocketName;

@@ -125,7 +125,6 @@ asio::awaitable<void> Relay::accept_loop() {
       co_await pause.async_wait(use_tuple);
       continue;
     }
-    ++connections_;
     asio::co_spawn(io_, connection(std::move(socket)), asio::detached);
   }
 }

@@ -61,8 +61,6 @@ class Relay {
         const SessionCa& ca, RelayOptions options);
   void start();
 
-  std::uint64_t connections() const noexcept { return connections_; }
-
  private:
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> connection(boost::asio::ip::tcp::socket from_gate);
@@ -76,7 +74,6 @@ class Relay {
   RelayOptions options_;
   boost::asio::ssl::context client_ctx_;
   std::map<std::string, std::unique_ptr<boost::asio::ssl::context>, std::less<>> server_ctx_;  // per host
-  std::uint64_t connections_ = 0;
 };
 
 }  // namespace cagent::relay

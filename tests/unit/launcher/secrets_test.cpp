@@ -162,6 +162,19 @@ TEST_CASE("secrets: values are read before anything starts, and refused when unu
                        ConfigError);
 }
 
+TEST_CASE("secrets: a dry run makes placeholders and reads no source") {
+  // GH_TOKEN's source is unset here, and the command would fail: neither is touched.
+  SecretSpec env{"a", "A_KEY", "CAGENT_TEST_SURELY_UNSET_VARIABLE", {}, {}, {"a.test"}, false, {}};
+  SecretSpec cmd{"g", "G", {}, {}, {"/nonexistent/command"}, {"g.test"}, true, {}};
+  const auto secrets = placeholder_secrets({env, cmd});
+  REQUIRE(secrets.size() == 2);
+  CHECK(secrets[0].placeholder.rfind("cagent-secret-a-", 0) == 0);
+  CHECK(secrets[0].value.empty());
+  CHECK(secrets[1].placeholder.rfind("cagent-secret-g-", 0) == 0);
+  // The control: reading them for real fails on that very source.
+  CHECK_THROWS_AS(load_secret_values({env}, no_command, [](const char* n) { return std::getenv(n); }), ConfigError);
+}
+
 TEST_CASE("secrets: the agent's environment holds placeholders only, and git asks the helper for its hosts") {
   SessionSecret gh{SecretSpec{"github", "GH_TOKEN", "GH_TOKEN", {}, {}, {"api.github.com", "github.com"}, true, {}},
                    "cagent-secret-github-00", "ghp_REAL"};

@@ -130,6 +130,14 @@ void fields(T& r, Visit&& visit) {
   visit("evicted", r.evicted);
 }
 
+template <Is<WatchEvent> T, typename Visit>
+void fields(T& e, Visit&& visit) {
+  visit("event", e.event);
+  visit("name", e.name);
+  visit("type", e.type);
+  visit("wait_ms", e.wait_ms);
+}
+
 template <Is<SecretEntry> T, typename Visit>
 void fields(T& e, Visit&& visit) {
   visit("name", e.name);
@@ -162,9 +170,16 @@ void fields(T& r, Visit&& visit) {
 // The words of the enumerations.
 constexpr std::pair<std::string_view, ChangeOp> kChangeOps[] = {{"allow", ChangeOp::allow}, {"deny", ChangeOp::deny}};
 constexpr std::pair<std::string_view, ControlOp> kControlOps[] = {
-    {"allow", ControlOp::allow}, {"deny", ControlOp::deny}, {"list", ControlOp::list}};
+    {"allow", ControlOp::allow}, {"deny", ControlOp::deny},   {"list", ControlOp::list},
+    {"watch", ControlOp::watch}, {"refuse", ControlOp::refuse}};
+constexpr std::pair<std::string_view, WatchWhat> kWatchWhats[] = {{"held", WatchWhat::held},
+                                                                  {"denied", WatchWhat::denied},
+                                                                  {"allowed", WatchWhat::allowed},
+                                                                  {"refused", WatchWhat::refused},
+                                                                  {"timed_out", WatchWhat::timed_out}};
 constexpr std::span<const std::pair<std::string_view, ChangeOp>> words_of(ChangeOp) { return kChangeOps; }
 constexpr std::span<const std::pair<std::string_view, ControlOp>> words_of(ControlOp) { return kControlOps; }
+constexpr std::span<const std::pair<std::string_view, WatchWhat>> words_of(WatchWhat) { return kWatchWhats; }
 
 template <typename T>
 struct IsVector : std::false_type {};
@@ -422,6 +437,12 @@ ControlReply parse_control_reply(std::string_view line) {
   return read_document<ControlReply>(line, "control reply", kControlVersion);
 }
 
+std::string write_watch_event(const WatchEvent& event) { return write_document(event, kControlVersion); }
+
+WatchEvent parse_watch_event(std::string_view line) {
+  return read_document<WatchEvent>(line, "watch event", kControlVersion);
+}
+
 std::string write_secrets(const SecretsDocument& doc) { return write_document(doc, kSecretsVersion); }
 
 SecretsDocument parse_secrets(std::string_view line) {
@@ -460,6 +481,10 @@ std::string describe(const ControlReply& reply) {
                             : "; their addresses leave the sets at their timeout (eviction failed)");
     case ControlOp::list:
       return joined(reply.names);
+    case ControlOp::watch:
+      return "watching";
+    case ControlOp::refuse:
+      return "kept denied " + joined(reply.names);
   }
   return {};
 }

@@ -154,11 +154,18 @@ Decisions parse_decisions(std::string_view text, std::string_view source = "deci
 // One request line in, one reply line out, per connection. dnsguard
 // --control prints the reply line as it came, so the host reads the same
 // document through docker exec.
+//
+// Except `watch` (ask mode, `cagent watch`): its reply line is followed by
+// one WatchEvent line per denied or held lookup for as long as the watcher
+// keeps the connection open; while one is open and the policy says `ask`,
+// a denied lookup is held (see WatchEvent). `refuse` answers the held
+// lookups of its names as denied now (the approver's "keep denied"); an
+// `allow` from any connection answers those it now allows.
 
 inline constexpr int kControlVersion = 1;
 
-enum class ControlOp : std::uint8_t { allow, deny, list };
-// "allow", "deny", "list"; nullopt for anything else.
+enum class ControlOp : std::uint8_t { allow, deny, list, watch, refuse };
+// "allow", "deny", "list", "watch", "refuse"; nullopt for anything else.
 std::optional<ControlOp> parse_control_op(std::string_view word);
 
 struct ControlRequest {
@@ -182,7 +189,25 @@ struct ControlReply {
   friend bool operator==(const ControlReply&, const ControlReply&) = default;
 };
 
+// What a watcher is told, one line each.
+enum class WatchWhat : std::uint8_t {
+  held,       // a denied lookup waits (at most `wait_ms`) for an approver's decision
+  denied,     // a lookup was denied at once (no ask, or no room to hold it)
+  allowed,    // the name's held lookups were answered: it is allowed now
+  refused,    // … answered denied: an approver kept it denied, or the last one left
+  timed_out,  // … answered denied: nobody decided within ask_timeout
+};
+struct WatchEvent {
+  WatchWhat event = WatchWhat::denied;
+  std::string name;         // as the client spelled it, lower-cased
+  std::uint16_t type = 0;   // the query type (held, denied; 0 otherwise)
+  std::uint64_t wait_ms = 0;  // held: how long it waits at most
+  friend bool operator==(const WatchEvent&, const WatchEvent&) = default;
+};
+
 // Each one line, newline-terminated; the parsers throw FormatError.
+std::string write_watch_event(const WatchEvent& event);
+WatchEvent parse_watch_event(std::string_view line);
 std::string write_control_request(const ControlRequest& request);
 ControlRequest parse_control_request(std::string_view line);
 std::string write_control_reply(const ControlReply& reply);

@@ -264,6 +264,10 @@ void for_each_key(P& p, Visit&& visit) {
   // system and user ranges end far below).
   visit("relay.uid", p.relay_uid, Range{1, 2147483647});
   visit("learn", p.learn, Bool{});
+  visit("ask.enabled", p.ask_enabled, Bool{});
+  // A resolver's client gives up after about 10 s (glibc: 5 s × 2 tries);
+  // longer holds only answer a client that is gone.
+  visit("ask.timeout", p.ask_timeout, Range{1, 60});
 }
 
 // Relations between keys, checked after every key was read. `line` gives the

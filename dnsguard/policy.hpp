@@ -105,6 +105,13 @@ struct Policy {
   // only from the command line or the trusted config, never from a
   // workspace file.
   bool learn = false;
+  // Ask mode (cagent watch): while an approver watches the session over the
+  // control socket, a denied lookup is held for up to ask_timeout seconds
+  // for the approver's decision instead of being answered at once. Bounded
+  // (server.hpp); without a watcher, a lookup is denied as always. Written
+  // only from the command line or the trusted config, like learn.
+  bool ask_enabled = false;
+  std::uint32_t ask_timeout = 10;
   friend bool operator==(const Policy&, const Policy&) = default;
 };
 

@@ -115,6 +115,9 @@ const BadRow bad_rows[] = {
     {"relay.uid", "[relay]\nuid = 0"},
     {"learn", "learn = 1"},
     {"learn", "learn = \"true\""},
+    {"ask.enabled", "[ask]\nenabled = 1"},
+    {"ask.timeout", "[ask]\ntimeout = 0"},
+    {"ask.timeout", "[ask]\ntimeout = 61"},
     {"bogus", "bogus = 1"},
     {"ttl.maxx", "[ttl]\nmaxx = 3"},
     {"colour", "[colour]\nred = 1"},
@@ -152,6 +155,8 @@ TEST_CASE("what cagent writes, dnsguard and cage-init read alike, key by key") {
   CHECK(d.policy->log_file == c.policy->log_file);
   CHECK(d.policy->log_level == c.policy->log_level);
   CHECK(d.policy->learn == c.policy->learn);
+  CHECK(d.policy->ask_enabled == c.policy->ask_enabled);
+  CHECK(d.policy->ask_timeout == c.policy->ask_timeout);
 
   // What the host asked for is what arrives.
   REQUIRE(written.upstreams.size() == 2);
@@ -207,6 +212,8 @@ TEST_CASE("a policy with every key set survives writer and both readers") {
   p.relay_port = 997;
   p.relay_uid = 4545;
   p.learn = true;
+  p.ask_enabled = true;
+  p.ask_timeout = 7;
   const fs::path file = dir.write("policy.toml", dnsguard::write_policy(p));
   const Outcome d = dnsguard_reads(file, resolv);
   const Outcome c = cage_reads(file);

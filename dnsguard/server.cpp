@@ -95,7 +95,10 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
   if (!decisions_path_.empty()) engine_.set_decisions(&decisions_);
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+  *alive_ = false;
+}
 
 void Server::take_up_bindings(bool restarted) {
   const std::filesystem::path path = binding_journal_path(decisions_path_.parent_path());
@@ -414,8 +417,11 @@ asio::awaitable<void> Server::control_loop() {
 asio::awaitable<void> Server::control_session(asio::local::stream_protocol::socket sock) {
   struct Count {
     std::size_t& n;
-    ~Count() { --n; }
-  } count{control_sessions_};
+    std::shared_ptr<const bool> alive;
+    ~Count() {
+      if (*alive) --n;
+    }
+  } count{control_sessions_, alive_};
   try {
     // Defence in depth behind the directory's mode: only root (the host's
     // `docker exec -u 0`) may change the policy.
@@ -626,7 +632,9 @@ asio::awaitable<void> Server::watch_session(asio::local::stream_protocol::socket
   struct Unlist {
     Server& s;
     Watcher& w;
+    std::shared_ptr<const bool> alive;
     ~Unlist() {
+      if (!*alive) return;  // the io_context outlived the server and destroys this frame now
       s.watchers_.remove(&w);
       s.update_holding();
       // Held only while someone can decide: with the last watcher gone,
@@ -634,7 +642,7 @@ asio::awaitable<void> Server::watch_session(asio::local::stream_protocol::socket
       if (s.watchers_.empty()) s.held_.decide([](std::string_view) { return true; }, HeldLookups::Outcome::refused);
       s.log_.always("control: a watcher left (" + std::to_string(s.watchers_.size()) + " now)");
     }
-  } unlist{*this, w};
+  } unlist{*this, w, alive_};
   // A watcher sends nothing after its request: any byte or the end of the
   // stream ends the session (dnsguard --control closes it at its stdin's end).
   auto reader = [&]() -> asio::awaitable<void> {

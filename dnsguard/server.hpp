@@ -264,6 +264,11 @@ class Server final : private UpstreamPool::FastReceiver {
   void take_up_write_losses();
   ServerTuning tuning_;
   bool stopped_ = false;
+  // False once the server is destroyed. run_daemon's io_context outlives
+  // the server and destroys the coroutines still waiting then; their
+  // clean-up must not touch the server (a control or watch session open
+  // at SIGTERM).
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Ask mode. A watcher's queue and the timer its writer sleeps on; listed
   // while its connection is open (at most kMaxWatchers: the rest of the
   // control sessions stay free for allow/deny/refuse).

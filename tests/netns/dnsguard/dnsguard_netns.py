@@ -1280,6 +1280,21 @@ def case_ask_mode(args):
         r = query_udp("left.test")
         check(r["rcode"] == 3 and POLICY in r["raw"], "no watcher again: denied as always")
 
+        # dnsguard stops while a watcher is attached and a lookup is held:
+        # a clean exit, the final record written, the watch told it ended.
+        w2 = Watcher(args, sock)
+        pending = in_background(lambda: query_udp("left.test", timeout=3))
+        w2.expect("held", "left.test")
+        cage.dg.terminate()
+        check(cage.dg.wait(timeout=10) == 0, f"dnsguard exit status with a watcher attached: {cage.dg.returncode}")
+        check(cage.record().get("final") is True, "the final record written")
+        check(w2.p.wait(timeout=5) == 1, f"the watch client says dnsguard ended it: {w2.p.returncode}")
+        try:
+            pending.result()
+        except socket.timeout:
+            pass  # unanswered: dnsguard stopped (the client would retry its next resolver)
+        check("AddressSanitizer" not in cage.stderr_text(), cage.stderr_text())
+
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 MOUNT_CASES = {"disk_full_returns", "disk_full_stays"}

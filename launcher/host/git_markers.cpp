@@ -81,9 +81,9 @@ std::optional<std::string> dir_identity(const fs::path& path) {
 namespace {
 // Whether the end walk may pass over `child`: recorded at the start and
 // still the same directory.
-bool still_skipped(const SkipDirs& skip, const std::string& child, const fs::path& path) {
+bool still_skipped(const SkipDirs& skip, const std::string& child, const fs::path& root) {
   const auto it = skip.find(child);
-  return it != skip.end() && dir_identity(path) == it->second;
+  return it != skip.end() && dir_identity(root / child) == it->second;
 }
 
 // The end walk's threads start once it proved larger than a few
@@ -115,6 +115,7 @@ GitMarkerWalk find_git_markers(const fs::path& root, const SkipDirs& skip) {
         if (name == "." || name == "..") continue;
         names.see(name);
         const fs::file_type type = type_of(::dirfd(listing.get()), *e);
+        if (type != fs::file_type::directory && name != ".git") continue;  // a file: its name was all it took
         std::string child = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
         if (name == ".git") {
           if (const auto kind = git_entry_kind(type)) {
@@ -122,9 +123,7 @@ GitMarkerWalk find_git_markers(const fs::path& root, const SkipDirs& skip) {
           }
           continue;  // a .git directory is one unit: never entered
         }
-        if (type == fs::file_type::directory && !still_skipped(skip, child, root / child)) {
-          subdirs.push_back(std::move(child));
-        }
+        if (!still_skipped(skip, child, root)) subdirs.push_back(std::move(child));
       }
       if (const auto kind = names.kind()) found.push_back({rel, *kind, file_identity(dir).value_or("")});
       if (!found.empty()) {

@@ -46,6 +46,8 @@ std::string name_problem(std::string_view name) {
 }
 }  // namespace
 
+bool can_be_allowed(std::string_view name) { return name_problem(name).empty(); }
+
 std::string normalize_pattern(std::string_view pattern) {
   std::string p(pattern);
   for (char& c : p)

@@ -31,6 +31,11 @@ std::string normalize_pattern(std::string_view pattern);
 // the whole name (dotted, no trailing dot) is at most 253 bytes.
 bool is_valid_hostname(std::string_view name) noexcept;
 
+// Whether `name` (lowercase, no trailing dot) is one normalize_pattern()
+// takes as an exact name: one the approver of ask mode could allow. The
+// root, a label with a leading or trailing '-' and the like are not.
+bool can_be_allowed(std::string_view name);
+
 class AllowList {
  public:
   AllowList() = default;

@@ -136,6 +136,7 @@ void fields(T& e, Visit&& visit) {
   visit("name", e.name);
   visit("type", e.type);
   visit("wait_ms", e.wait_ms);
+  visit("dropped", e.dropped, kAddedLater);
 }
 
 template <Is<SecretEntry> T, typename Visit>

@@ -202,6 +202,10 @@ struct WatchEvent {
   std::string name;         // as the client spelled it, lower-cased
   std::uint16_t type = 0;   // the query type (held, denied; 0 otherwise)
   std::uint64_t wait_ms = 0;  // held: how long it waits at most
+  // Events this watcher did not get since its previous one: `denied`
+  // events beyond dnsguard's rate (a flood of names) or a full queue (a
+  // watcher that lags). Added later: absent means 0.
+  std::uint64_t dropped = 0;
   friend bool operator==(const WatchEvent&, const WatchEvent&) = default;
 };
 

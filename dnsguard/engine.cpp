@@ -258,7 +258,9 @@ QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query
       {
         const bool printable = name_to_text(q.qname, q.text, q.text_len);
         // Ask mode: an approver may still allow it; the server holds it.
-        if (holding_ && printable) {
+        // Not a name no allow could name (the root, "-a.test"): it would
+        // only wait for a decision that cannot be made.
+        if (holding_ && printable && can_be_allowed(q.name())) {
           ++counters_.held;
           return {Action::hold, 0};
         }

@@ -211,7 +211,10 @@ Gate::Gate(asio::io_context& io, GateOptions options, GateDecider& decider, Logg
       idle_timer_(io),
       scratch_(kMaxClientHello) {}
 
-Gate::~Gate() { stop(); }
+Gate::~Gate() {
+  stop();
+  *alive_ = false;
+}
 
 Gate::Kind Gate::kind_of(std::uint16_t port) const noexcept {
   if (std::find(options_.tls_ports.begin(), options_.tls_ports.end(), port) != options_.tls_ports.end()) return Kind::tls;
@@ -394,8 +397,11 @@ asio::awaitable<void> Gate::connection(tcp::socket client) {
     struct Unlist {
       std::list<Relay>& relays;
       std::list<Relay>::iterator it;
-      ~Unlist() { relays.erase(it); }
-    } unlist{relays_, std::prev(relays_.end())};
+      std::shared_ptr<const bool> alive;  // see alive_
+      ~Unlist() {
+        if (*alive) relays.erase(it);
+      }
+    } unlist{relays_, std::prev(relays_.end()), alive_};
     boost::system::error_code ignored;
     server.set_option(tcp::no_delay(true), ignored);  // the replayed bytes go out at once
     // A relay adds no Nagle of its own: each side's sender already chose

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -196,6 +197,10 @@ class Gate {
     std::chrono::steady_clock::time_point last{};
   };
   std::list<Relay> relays_;
+  // False once the gate is destroyed: dnsguard's io_context outlives it and
+  // destroys the relays still running then (a connection open at SIGTERM),
+  // whose clean-up must not touch relays_ any more.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // The destination a connection had before the ruleset redirected it

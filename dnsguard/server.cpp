@@ -483,6 +483,13 @@ ControlReply Server::carry_out(const ControlRequest& request) {
     reply.names = held_.decide(
         [&](std::string_view name) { return std::find(wanted.begin(), wanted.end(), name) != wanted.end(); },
         HeldLookups::Outcome::refused);
+    for (const std::string& name : wanted) {
+      // Remembered even when nothing was held: the approver's answer for
+      // the session (a later allow still allows it).
+      if (std::find(refused_.begin(), refused_.end(), name) != refused_.end()) continue;
+      if (refused_.size() >= kRefusedRemembered) refused_.pop_front();
+      refused_.push_back(name);
+    }
     for (const std::string& name : reply.names) {
       tell_watchers({WatchWhat::refused, name, 0, 0});
       log_.always("control: kept " + name + " denied");
@@ -525,14 +532,15 @@ ControlReply Server::carry_out(const ControlRequest& request) {
 void Server::update_holding() noexcept { engine_.set_holding(config_.ask_enabled && !watchers_.empty() && !stopped_); }
 
 void Server::tell_watchers(const WatchEvent& event) {
-  if (watchers_.empty()) return;
-  const std::string line = write_watch_event(event);
   for (Watcher* w : watchers_) {
     if (w->queue.size() >= kWatchQueue) {
       ++counters_.watch_dropped;
+      ++w->dropped;
       continue;
     }
-    w->queue.push_back(line);
+    WatchEvent told = event;
+    told.dropped = std::exchange(w->dropped, 0);  // what it missed, said with the next one
+    w->queue.push_back(write_watch_event(told));
     w->wake.cancel();
   }
 }
@@ -546,6 +554,16 @@ void Server::tell_denied(std::string_view name, std::uint16_t type) {
   for (const auto& [told, when] : told_)
     if (told == name) return;
   told_.emplace_back(std::string(name), now);
+  if (now - denied_second_ >= std::chrono::seconds(1)) {
+    denied_second_ = now;
+    denied_told_ = 0;
+  }
+  if (++denied_told_ > kDeniedPerSecond) {
+    // A flood: the approver gets a count with the next event, not a
+    // screenful of names (held ones are not limited: at most 64 wait).
+    for (Watcher* w : watchers_) ++w->dropped;
+    return;
+  }
   tell_watchers({WatchWhat::denied, std::string(name), type, 0});
 }
 
@@ -556,6 +574,10 @@ void Server::release_allowed() {
 }
 
 asio::awaitable<HeldLookups::Outcome> Server::hold(std::string name, std::uint16_t type) {
+  if (std::find(refused_.begin(), refused_.end(), name) != refused_.end()) {
+    tell_denied(name, type);  // the approver kept it denied already
+    co_return HeldLookups::Outcome::refused;
+  }
   asio::steady_timer timer(io_);
   timer.expires_after(std::chrono::seconds(config_.ask_timeout));
   // The entry wakes this wait when an approver decides; `timer` lives in
@@ -997,11 +1019,13 @@ asio::awaitable<void> Server::tcp_connection(tcp::socket socket) {
   struct Unlist {
     Server& server;
     std::list<TcpSlot>::iterator it;
+    std::shared_ptr<const bool> alive;  // see alive_: a connection open at SIGTERM
     ~Unlist() {
+      if (!*alive) return;
       if (!it->reclaimed) --server.tcp_connections_;
       server.tcp_slots_.erase(it);
     }
-  } unlist{*this, std::prev(tcp_slots_.end())};
+  } unlist{*this, std::prev(tcp_slots_.end()), alive_};
   TcpSlot& slot = *unlist.it;
   try {
     asio::steady_timer deadline(io_);

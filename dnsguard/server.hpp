@@ -276,6 +276,7 @@ class Server final : private UpstreamPool::FastReceiver {
     explicit Watcher(boost::asio::io_context& io) : wake(io) {}
     std::deque<std::string> queue;
     boost::asio::steady_timer wake;
+    std::uint64_t dropped = 0;  // events it missed since its last one (WatchEvent::dropped)
   };
   static constexpr std::size_t kMaxWatchers = 4;
   static constexpr std::size_t kWatchQueue = 512;  // lines a slow watcher may lag behind
@@ -283,6 +284,15 @@ class Server final : private UpstreamPool::FastReceiver {
   HeldLookups held_;
   // Names told as denied lately (tell_denied): bounded, oldest first.
   std::deque<std::pair<std::string, std::chrono::steady_clock::time_point>> told_;
+  // `denied` events told in the current second (a flood is folded into
+  // the next event's `dropped` count instead of burying the approver).
+  static constexpr std::size_t kDeniedPerSecond = 10;
+  std::chrono::steady_clock::time_point denied_second_{};
+  std::size_t denied_told_ = 0;
+  // Names the approver kept denied: not held again this session (the
+  // agent asking again would only ask the approver again). Bounded.
+  static constexpr std::size_t kRefusedRemembered = 256;
+  std::deque<std::string> refused_;
   std::unique_ptr<Gate> gate_;  // with gate.enabled
   AnswerSink& sink_;
   std::unique_ptr<BindingJournal> journal_;  // with a log directory

@@ -1227,6 +1227,15 @@ def case_ask_mode(args):
         check(r["rcode"] == 3 and POLICY in r["raw"] and TIMED_OUT not in r["raw"], "refused: the policy's text")
         w.expect("refused", "kept.test")
         check(not probe(addr["kept.test"]), "refused: its address never entered the set")
+        # Kept denied stays the answer for the session: asked again, denied at once, not held.
+        t0 = time.monotonic()
+        r = query_udp("kept.test")
+        check(r["rcode"] == 3 and time.monotonic() - t0 < 1.0, "kept denied: asked again, denied at once")
+        # A name no allow could name is not held either (a label that starts or ends with "-").
+        for odd in ("-lead.test", "trail-.test"):
+            t0 = time.monotonic()
+            r = query_udp(odd)
+            check(r["rcode"] in (3, 5) and time.monotonic() - t0 < 1.0, f"{odd!r}: denied at once, not held")
 
         # Nobody decides: denied after ask.timeout, saying so.
         t0 = time.monotonic()
@@ -1247,6 +1256,8 @@ def case_ask_mode(args):
             qid, q = build_query(f"flood{i}.nowhere.test", 1, qid=i)
             ids.add(qid)
             s.sendto(q, ("127.0.0.1", 53))
+        while not w.lines.empty():
+            w.lines.get_nowait()  # what came before the flood
         answered, timed_out_texts = set(), 0
         t0 = time.monotonic()
         while answered != ids and time.monotonic() - t0 < 8:
@@ -1269,6 +1280,18 @@ def case_ask_mode(args):
         m = re.findall(r"held_overflow=(\d+)", cage.log_text())
         check(int(m[-1]) >= 900, f"flood: held_overflow={m[-1]}")
         check(query_udp("www.example.test")["rcode"] == 0, "after the flood: an allowed name resolves")
+        # The approver was not buried: held names (at most 64) were told,
+        # `denied` ones at most 10 a second, the rest counted in `dropped`.
+        events = []
+        while not w.lines.empty():
+            events.append(w.lines.get_nowait())
+        held_ev = [e for e in events if e.get("event") == "held"]
+        denied_ev = [e for e in events if e.get("event") == "denied" and e.get("name", "").startswith("flood")]
+        dropped = sum(e.get("dropped", 0) for e in events)
+        print(f"# flood as the watcher saw it: {len(held_ev)} held, {len(denied_ev)} denied, {dropped} dropped")
+        check(0 < len(held_ev) <= 64, f"flood: held events {len(held_ev)}")
+        check(len(denied_ev) <= 40, f"flood: denied events {len(denied_ev)} (10 a second)")
+        check(dropped >= 800, f"flood: the rest counted as dropped ({dropped})")
 
         # The watcher leaves: what it left undecided is denied at once.
         pending = in_background(lambda: query_udp("left.test", timeout=8))
@@ -1285,14 +1308,20 @@ def case_ask_mode(args):
         w2 = Watcher(args, sock)
         pending = in_background(lambda: query_udp("left.test", timeout=3))
         w2.expect("held", "left.test")
+        # … with a TCP lookup held and an idle TCP connection too.
+        pending_tcp = in_background(lambda: tcp_query("tcp-held.test"))
+        w2.expect("held", "tcp-held.test")
+        idle = socket.create_connection(("127.0.0.1", 53), timeout=5)
         cage.dg.terminate()
         check(cage.dg.wait(timeout=10) == 0, f"dnsguard exit status with a watcher attached: {cage.dg.returncode}")
         check(cage.record().get("final") is True, "the final record written")
         check(w2.p.wait(timeout=5) == 1, f"the watch client says dnsguard ended it: {w2.p.returncode}")
-        try:
-            pending.result()
-        except socket.timeout:
-            pass  # unanswered: dnsguard stopped (the client would retry its next resolver)
+        for p in (pending, pending_tcp):
+            try:
+                p.result()
+            except (socket.timeout, Failure, OSError):
+                pass  # unanswered: dnsguard stopped (the client would retry its next resolver)
+        idle.close()
         check("AddressSanitizer" not in cage.stderr_text(), cage.stderr_text())
 
 

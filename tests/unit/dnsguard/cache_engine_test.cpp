@@ -710,6 +710,9 @@ TEST_CASE("engine: ask mode holds a denied name and records nothing until it end
   const auto r2 = f.answer(m);
   CHECK(std::string(r2.end() - static_cast<std::ptrdiff_t>(policy.size()), r2.end()) == policy);
 
+  // A name no allow could name is not held: denied at once.
+  f.engine->set_holding(true);
+  CHECK(f.ask(test_wire::query({.name = "trail-.test"}), t0).action == QueryEngine::Action::answer);
   // An allowed name is not held (the control), nor is a malformed query.
   CHECK(f.ask(test_wire::query({.name = "www.example.test"}), t0).action == QueryEngine::Action::needs_upstream);
   CHECK(f.ask({1, 2, 3}, t0).action == QueryEngine::Action::drop);

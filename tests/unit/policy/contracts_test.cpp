@@ -301,7 +301,10 @@ TEST_CASE("control protocol: requests and replies survive their writer and reade
 TEST_CASE("control protocol: a watch event, exactly as written, and read back") {
   const WatchEvent held{.event = WatchWhat::held, .name = "later.test", .type = 28, .wait_ms = 10000};
   CHECK(write_watch_event(held) ==
-        "{\"version\":1,\"event\":\"held\",\"name\":\"later.test\",\"type\":28,\"wait_ms\":10000}\n");
+        "{\"version\":1,\"event\":\"held\",\"name\":\"later.test\",\"type\":28,\"wait_ms\":10000,\"dropped\":0}\n");
+  // `dropped` came later: a line without it reads as 0.
+  CHECK(parse_watch_event("{\"version\":1,\"event\":\"held\",\"name\":\"later.test\",\"type\":28,\"wait_ms\":10000}") ==
+        held);
   CHECK(parse_watch_event(write_watch_event(held)) == held);
   for (WatchWhat what : {WatchWhat::denied, WatchWhat::allowed, WatchWhat::refused, WatchWhat::timed_out}) {
     const WatchEvent e{.event = what, .name = "a.test"};

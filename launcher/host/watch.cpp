@@ -189,6 +189,7 @@ struct Stream {
   std::string buffer;
   bool replied = false;  // the first line (dnsguard's reply) came
   std::string failure;   // what ended it early (a refusal, an unreadable line)
+  int status = 0;        // the exec's exit status, once reaped
 };
 
 class Watcher {
@@ -338,11 +339,24 @@ class Watcher {
     const PendingDecision* before = queue_.front();
     const bool front_was_here = before != nullptr && before->session == s.cage.session;
     queue_.drop_session(s.cage.session);
-    io_.err << "cagent watch: session " << printable(s.cage.session) << ": "
-            << (s.failure.empty() ? std::string("its cage is gone (stream ended)")
-                                  : "cannot watch: " + printable(s.failure))
-            << "\n"
-            << std::flush;
+    // Why it ended: the cage went away (docker exec then says something
+    // of its own, or nothing), or the watch itself failed in a running cage.
+    bool running = false;
+    try {
+      for (const RunningCage& c : list_cage_names(runner_)) running = running || c.container == s.cage.container;
+    } catch (const std::exception&) {
+      // The engine does not answer: the cage is as good as gone.
+    }
+    std::string why;
+    if (!running) {
+      why = "its cage is gone; watching the others";
+      if (command_.session) why = "its cage is gone";
+    } else if (!s.failure.empty()) {
+      why = "cannot watch: " + printable(s.failure);
+    } else {
+      why = "the watch stream ended (exit status " + std::to_string(s.status) + ")";
+    }
+    io_.err << "cagent watch: session " << printable(s.cage.session) << ": " << why << "\n" << std::flush;
     if (front_was_here) ask_next();
   }
 
@@ -420,6 +434,7 @@ class Watcher {
   // at end of input, and docker exec with it); one that does not end
   // within the grace is killed. Output after that is read and dropped, so
   // a full pipe cannot keep it from ending.
+  // Sets s.status.
   static void close_stream(Stream& s) {
     if (s.child.pid < 0) return;
     s.child.in.reset();
@@ -436,7 +451,7 @@ class Watcher {
       const ssize_t got = ::read(s.child.out.get(), buf, sizeof buf);
       if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) s.child.out.reset();
     }
-    (void)wait_piped(s.child.pid);
+    s.status = wait_piped(s.child.pid);
     s.child.pid = -1;
   }
 

@@ -219,3 +219,42 @@ TEST_CASE("cagent watch: keys from a pipe decide the queued lookups, end of inpu
   // Closing its stdin ended the exec (it was reaped before run_watch returned).
   CHECK(read_all(detached) == "yes\n");
 }
+
+TEST_CASE("cagent watch SESSION: a cage that goes away ends its stream, said in one line") {
+  test::TempDir tmp;
+  test::FakeRunner runner;
+  bool running = true;  // what docker ps says about cagent-1
+  runner.respond = [&](const std::vector<std::string>& argv) {
+    if (argv[1] == "ps") return RunResult{0, running ? "cagent-1\tab12\ncagent-2\tcd34\n" : "cagent-2\tcd34\n", false};
+    return RunResult{0, "2026-11-28T09:00:00Z\t/w/a\t[]\n", false};
+  };
+  HostContext host;
+  std::string stream_output;
+  const StreamStarter starter = [&](const std::vector<std::string>&) {
+    running = false;  // the cage stops while its stream runs: the stream ends by itself
+    return start_piped({"sh", "-c", "printf '%s' \"$1\"", "sh", stream_output});
+  };
+  int keys[2];
+  REQUIRE(::pipe2(keys, O_CLOEXEC) == 0);  // held open: the loop ends because the stream did
+  std::ostringstream out, err;
+  std::istringstream in;
+  stream_output = dg::write_control_reply({.ok = true, .op = dg::ControlOp::watch}) +
+                  dg::write_watch_event(event(dg::WatchWhat::denied, "x.example"));
+  CHECK(run_watch(*parse_live_command({"watch", "ab12"}), host, runner, SessionIo{out, err, in},
+                  WatchKeys{keys[0], false}, starter) == 0);
+  CHECK(out.str() == "ab12 denied x.example A\n");
+  CHECK(err.str().find("cagent watch: session ab12: its cage is gone\n") != std::string::npos);
+  CHECK(err.str().find("nothing left to watch") != std::string::npos);
+  // dnsguard refuses the watch (another version, say): its reason.
+  running = true;
+  err.str("");
+  stream_output = dg::write_control_reply({.ok = false, .error = "unknown op", .op = dg::ControlOp::watch});
+  const StreamStarter refusing = [&](const std::vector<std::string>&) {
+    return start_piped({"sh", "-c", "printf '%s' \"$1\"", "sh", stream_output});
+  };
+  CHECK(run_watch(*parse_live_command({"watch", "ab12"}), host, runner, SessionIo{out, err, in},
+                  WatchKeys{keys[0], false}, refusing) == 0);
+  CHECK(err.str().find("cagent watch: session ab12: cannot watch: unknown op\n") != std::string::npos);
+  ::close(keys[0]);
+  ::close(keys[1]);
+}

@@ -2,12 +2,14 @@
 //
 //   dnsguard --config FILE           serve until SIGTERM/SIGINT
 //   dnsguard --config FILE --check   validate FILE; exit 0, or 1 with one line naming the bad key
-//   dnsguard --control SOCKET allow|deny PATTERN… | list
+//   dnsguard --control SOCKET allow|deny|refuse PATTERN… | list | watch
 //                                    one command to a running dnsguard (root only, see
 //                                    dnsguard/control.hpp); prints its reply, the control
 //                                    protocol's JSON line (dnsguard/contracts.hpp), which
 //                                    the host reads; exit 0 ok, 2 refused (invalid
-//                                    pattern…), 1 unreachable or an unreadable reply
+//                                    pattern…), 1 unreachable or an unreadable reply.
+//                                    watch: the reply and then every watch event line
+//                                    until stdin ends (ask mode; contracts.hpp)
 //
 // Wiring only: config from dnsguard/, the set updates through NftSink
 // (cmd/nft_sink.hpp, the one place dnsguard/ and nft/ meet).
@@ -44,7 +46,7 @@ long parse_seconds(const char* what, std::string_view text) {
 
 int usage() {
   std::fputs("usage: dnsguard --config FILE [--check]\n"
-             "       dnsguard --control SOCKET allow|deny PATTERN... | list\n", stderr);
+             "       dnsguard --control SOCKET allow|deny|refuse PATTERN... | list | watch\n", stderr);
   return 2;
 }
 
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
     if (!op) return usage();
     dg::ControlRequest request{*op, {argv + 4, argv + argc}};
     try {
+      if (*op == dg::ControlOp::watch) return dg::control_watch(argv[2], 0, 1);
       const dg::ControlReply reply = dg::control_request(argv[2], request);
       std::fputs(dg::write_control_reply(reply).c_str(), stdout);
       return reply.ok ? 0 : 2;

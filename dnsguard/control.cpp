@@ -1,9 +1,11 @@
 #include "dnsguard/control.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -41,6 +43,8 @@ LivePolicy::Outcome LivePolicy::execute(const ControlRequest& request) {
     reply.names = added_;
     return out;
   }
+  if (request.op != ControlOp::allow && request.op != ControlOp::deny)
+    return refuse("not a policy change");  // watch and refuse are the server's (server.cpp)
   if (request.patterns.empty()) return refuse("usage: allow PATTERN… | deny PATTERN… | list");
   std::vector<std::string>& names = reply.names;
   for (const std::string& pattern : request.patterns) {
@@ -103,9 +107,10 @@ PeerNamespace peer_network_namespace(int accepted_fd) {
   return peer == self ? PeerNamespace::same : PeerNamespace::other;
 }
 
-ControlReply control_request(const std::string& socket_path, const ControlRequest& request) {
-  const UniqueFd owner = connect_unix(socket_path);
-  const int fd = owner.get();
+namespace {
+
+// The request, whole; throws naming the failure.
+void send_request(int fd, const ControlRequest& request) {
   const std::string msg = write_control_request(request);
   std::size_t done = 0;
   while (done < msg.size()) {
@@ -114,6 +119,24 @@ ControlReply control_request(const std::string& socket_path, const ControlReques
     if (n <= 0) throw std::runtime_error(std::string("send: ") + std::strerror(errno));
     done += static_cast<std::size_t>(n);
   }
+}
+
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+ControlReply control_request(const std::string& socket_path, const ControlRequest& request) {
+  const UniqueFd owner = connect_unix(socket_path);
+  const int fd = owner.get();
+  send_request(fd, request);
   std::string reply;
   char buf[4096];
   for (;;) {
@@ -126,6 +149,50 @@ ControlReply control_request(const std::string& socket_path, const ControlReques
   }
   if (reply.empty()) throw std::runtime_error("no reply from dnsguard");
   return parse_control_reply(reply);
+}
+
+int control_watch(const std::string& socket_path, int in_fd, int out_fd) {
+  const UniqueFd owner = connect_unix(socket_path);
+  const int fd = owner.get();
+  send_request(fd, ControlRequest{ControlOp::watch, {}});
+  // The first line is the reply; a refusal ends the watch with its reason.
+  std::string first;
+  bool replied = false;
+  std::array<pollfd, 2> fds{{{fd, POLLIN, 0}, {in_fd, POLLIN, 0}}};
+  std::array<char, 4096> buf;
+  for (;;) {
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    }
+    if (fds[1].revents != 0) {
+      // Whoever started the watch (the host's docker exec -i) is gone or
+      // done: the connection closes and dnsguard stops holding for it.
+      const ssize_t n = ::read(in_fd, buf.data(), buf.size());
+      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return 0;
+    }
+    if (fds[0].revents != 0) {
+      const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (!replied) throw std::runtime_error("no reply from dnsguard");
+        return 1;  // dnsguard ended the session (it stops)
+      }
+      const std::string_view got(buf.data(), static_cast<std::size_t>(n));
+      if (!write_all(out_fd, got)) return 0;  // nobody reads the events any more
+      if (!replied) {
+        first.append(got);
+        const std::size_t eol = first.find('\n');
+        if (eol != std::string::npos) {
+          replied = true;
+          if (!parse_control_reply(std::string_view(first).substr(0, eol + 1)).ok) return 2;
+          first.clear();
+        } else if (first.size() > 1 << 16) {
+          throw std::runtime_error("no reply line from dnsguard");
+        }
+      }
+    }
+  }
 }
 
 }  // namespace cagent::dnsguard

@@ -1,6 +1,7 @@
 #pragma once
 // Live policy: the host adds names to a running session's allowlist (and
-// takes such additions back) without restarting it.
+// takes such additions back) without restarting it. The same socket serves
+// ask mode's approver (`watch`, `refuse`: contracts.hpp, server.hpp).
 //
 //   host: cagent allow NAME
 //     └─ docker exec -u 0 CONTAINER dnsguard --control SOCKET allow NAME
@@ -77,6 +78,14 @@ class LivePolicy {
 // cannot be reached or gives no reply, FormatError when the reply is not
 // one this build reads.
 ControlReply control_request(const std::string& socket_path, const ControlRequest& request);
+
+// `dnsguard --control SOCKET watch`: sends the watch request and copies
+// what comes back — the reply line, then one WatchEvent line each — to
+// `out_fd` as it comes, until `in_fd` ends (the host's `docker exec -i`
+// closed it: the watcher detaches), `out_fd` fails, or dnsguard closes the
+// connection. Returns the exit status: 0 detached, 2 refused (the reply
+// says why), 1 dnsguard ended it. Throws like control_request.
+int control_watch(const std::string& socket_path, int in_fd, int out_fd);
 
 // Defence in depth behind the socket's directory and the uid check: the peer of a control connection must be in dnsguard's own network
 // namespace. The host's `docker exec -u 0` is; root in the nested Docker

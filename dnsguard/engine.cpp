@@ -184,20 +184,44 @@ void QueryEngine::cap_to_held(std::span<std::uint8_t> wire) const noexcept {
 }
 
 std::size_t QueryEngine::deny_response(std::span<const std::uint8_t> query, const Query& q, std::string_view name,
-                                       bool tcp, std::uint8_t rc, std::span<std::uint8_t> out) const noexcept {
+                                       bool tcp, std::uint8_t rc, std::span<std::uint8_t> out,
+                                       HeldEnd why) const noexcept {
   const std::size_t size = build_error_response(query, q.question_end, q.edns, rc, out);
   if (size == 0 || !q.edns) return size;
   // The answer says why and how to fix it, so an agent stops guessing
   // (RFC 8914 "Blocked"). The fix is named for the user on the host; the
   // agent reading it cannot act on it. Built on the stack: no allocation.
-  static constexpr std::string_view kPrefix = "blocked by cagent policy; to allow it, run on the host: cagent allow ";
-  std::array<char, kPrefix.size() + 256> text{};
-  std::memcpy(text.data(), kPrefix.data(), kPrefix.size());
-  std::size_t len = kPrefix.size();
+  // A held lookup nobody decided in time says so (ask mode): the user saw
+  // it in cagent watch and may still allow it.
+  static constexpr std::string_view kPolicy = "blocked by cagent policy; to allow it, run on the host: cagent allow ";
+  static constexpr std::string_view kTimedOut =
+      "pending approval timed out; blocked by cagent policy; to allow it, run on the host: cagent allow ";
+  const std::string_view prefix = why == HeldEnd::timed_out ? kTimedOut : kPolicy;
+  std::array<char, kTimedOut.size() + 256> text{};
+  std::memcpy(text.data(), prefix.data(), prefix.size());
+  std::size_t len = prefix.size();
   if (name.empty() || name.size() > 255) return size;  // unprintable name: the rcode alone
   for (char c : name) text[len++] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   const std::size_t limit = tcp ? kMaxMessage : q.udp_size;
   return append_extended_error(out, size, limit, ede::kBlocked, std::string_view(text.data(), len));
+}
+
+void QueryEngine::count_denied(const Query& q, bool printable, const IpEndpoint& client) {
+  ++counters_.denied;
+  // The exact record first: the log line below may be rate-limited.
+  if (decisions_ != nullptr)
+    decisions_->denied(printable ? q.name() : std::string_view("<bad label bytes>"), q.qtype,
+                       DecisionRecord::WallClock::now());
+  if (log_.enabled(LogLevel::info)) {
+    log_.event(LogLevel::info, "denied name=" + (printable ? std::string(q.name()) : "<bad label bytes>") +
+                                   " type=" + std::to_string(q.qtype) + " client=" + to_string(client));
+  }
+}
+
+std::size_t QueryEngine::deny_held(std::span<const std::uint8_t> query, const Query& q, const IpEndpoint& client,
+                                   bool tcp, HeldEnd why, std::span<std::uint8_t> out) {
+  count_denied(q, true, client);
+  return deny_response(query, q, q.name(), tcp, static_cast<std::uint8_t>(config_.deny_rcode), out, why);
 }
 
 QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query, Query& q,
@@ -231,20 +255,16 @@ QueryEngine::Local QueryEngine::handle_local(std::span<const std::uint8_t> query
       break;
     case Verdict::deny:
       rc = static_cast<std::uint8_t>(config_.deny_rcode);
-      ++counters_.denied;
       {
         const bool printable = name_to_text(q.qname, q.text, q.text_len);
-        // The exact record first: the log line below may be rate-limited.
-        if (decisions_ != nullptr)
-          decisions_->denied(printable ? q.name() : std::string_view("<bad label bytes>"), q.qtype,
-                             DecisionRecord::WallClock::now());
-        if (log_.enabled(LogLevel::info)) {
-          log_.event(LogLevel::info, "denied name=" +
-                                         (printable ? std::string(q.name()) : "<bad label bytes>") +
-                                         " type=" + std::to_string(q.qtype) +
-                                         " client=" + to_string(client));
+        // Ask mode: an approver may still allow it; the server holds it.
+        if (holding_ && printable) {
+          ++counters_.held;
+          return {Action::hold, 0};
         }
-        return {Action::answer, deny_response(query, q, printable ? q.name() : std::string_view(), tcp, rc, out)};
+        count_denied(q, printable, client);
+        return {Action::answer, deny_response(query, q, printable ? q.name() : std::string_view(), tcp, rc, out),
+                printable};
       }
     case Verdict::forward:
       break;

@@ -35,10 +35,16 @@ class QueryEngine final : public GateDecider {
 
   QueryEngine(const Config& config, AnswerSink& sink, Logger& log, Counters& counters);
 
-  enum class Action : std::uint8_t { drop, answer, needs_upstream };
+  // hold: ask mode (set_holding) — the name is denied and an approver may
+  // still allow it; nothing is answered or recorded yet. The server waits
+  // for the decision, then runs the query again or calls deny_held().
+  enum class Action : std::uint8_t { drop, answer, needs_upstream, hold };
   struct Local {
     Action action = Action::drop;
     std::size_t size = 0;  // answer bytes in `out` (Action::answer)
+    // The answer denies a printable name the allowlist does not allow
+    // (q.name()): what a watcher is told about.
+    bool denied = false;
   };
 
   // `query`: one client message. `udp_limit`: 0 for TCP, else the most the
@@ -60,6 +66,16 @@ class QueryEngine final : public GateDecider {
   // Refresh: feeds the set from an answer to a query dnsguard made itself.
   // False when the answer is unusable or the insert failed.
   bool absorb(const WireName& qname, std::uint16_t qtype, std::span<const std::uint8_t> answer);
+
+  // Ask mode (policy ask.enabled, while an approver watches and the server
+  // has room to hold more): a denied printable name is Action::hold.
+  void set_holding(bool on) noexcept { holding_ = on; }
+  // Why a held query ended denied: the EDE text says which.
+  enum class HeldEnd : std::uint8_t { kept_denied, timed_out };
+  // The answer to a held query that was not allowed, recorded and counted
+  // as a denied lookup like any other.
+  std::size_t deny_held(std::span<const std::uint8_t> query, const Query& q, const IpEndpoint& client, bool tcp,
+                        HeldEnd why, std::span<std::uint8_t> out);
 
   const AllowList& allow_list() const noexcept { return allow_; }
   // Whether `name` may be resolved and connected to now: the allowlist
@@ -103,7 +119,10 @@ class QueryEngine final : public GateDecider {
   // The answer to a denied name: deny_rcode, plus an Extended DNS Error
   // naming the fix for `name` (empty: none) when the client used EDNS and it fits.
   std::size_t deny_response(std::span<const std::uint8_t> query, const Query& q, std::string_view name, bool tcp,
-                            std::uint8_t rc, std::span<std::uint8_t> out) const noexcept;
+                            std::uint8_t rc, std::span<std::uint8_t> out,
+                            HeldEnd why = HeldEnd::kept_denied) const noexcept;
+  // A denied lookup into the record, the counters and the (rate-limited) log.
+  void count_denied(const Query& q, bool printable, const IpEndpoint& client);
   // Filters `info.addresses` and hands them to the sink; `timeout(ttl)`
   // gives each one's set timeout. With `floors`, an address the set already
   // holds for at least floor(timeout) may stay as it is (see answer_sink.hpp).
@@ -132,6 +151,7 @@ class QueryEngine final : public GateDecider {
   Logger& log_;
   Counters& counters_;
   DecisionRecord* decisions_ = nullptr;
+  bool holding_ = false;
   void journal_binding(std::string_view name, const IpAddress& addr, Clock::time_point until, Clock::time_point now);
   BindingJournal* journal_ = nullptr;
   bool journal_full_logged_ = false;

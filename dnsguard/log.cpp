@@ -37,6 +37,9 @@ std::string format_counters(const Counters& c) {
   add("binding_failures", c.binding_failures);
   add("refreshes", c.refreshes);
   add("learned", c.learned);
+  add("held", c.held);
+  add("held_overflow", c.held_overflow);
+  add("watch_dropped", c.watch_dropped);
   return s;
 }
 

@@ -44,6 +44,9 @@ struct Counters {
   std::uint64_t binding_failures = 0; // answers refused (SERVFAIL): name bindings full of live ones
   std::uint64_t refreshes = 0;        // refresh lookups done
   std::uint64_t learned = 0;          // allowed only by learn mode (also in `allowed`)
+  std::uint64_t held = 0;             // ask mode: lookups held for an approver (server.hpp)
+  std::uint64_t held_overflow = 0;    // ask mode: denied at once, no room to hold them
+  std::uint64_t watch_dropped = 0;    // events a slow watcher did not get (its queue was full)
 };
 
 std::string format_counters(const Counters& c);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <filesystem>
@@ -94,7 +95,10 @@ Server::Server(asio::io_context& io, const Config& config, AnswerSink& sink, Log
   if (!decisions_path_.empty()) engine_.set_decisions(&decisions_);
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+  *alive_ = false;
+}
 
 void Server::take_up_bindings(bool restarted) {
   const std::filesystem::path path = binding_journal_path(decisions_path_.parent_path());
@@ -413,8 +417,11 @@ asio::awaitable<void> Server::control_loop() {
 asio::awaitable<void> Server::control_session(asio::local::stream_protocol::socket sock) {
   struct Count {
     std::size_t& n;
-    ~Count() { --n; }
-  } count{control_sessions_};
+    std::shared_ptr<const bool> alive;
+    ~Count() {
+      if (*alive) --n;
+    }
+  } count{control_sessions_, alive_};
   try {
     // Defence in depth behind the directory's mode: only root (the host's
     // `docker exec -u 0`) may change the policy.
@@ -443,7 +450,12 @@ asio::awaitable<void> Server::control_session(asio::local::stream_protocol::sock
     if (ec) co_return;
     ControlReply reply;
     try {
-      reply = carry_out(parse_control_request(std::string_view(line).substr(0, n)));
+      const ControlRequest request = parse_control_request(std::string_view(line).substr(0, n));
+      if (request.op == ControlOp::watch) {
+        co_await watch_session(sock);
+        co_return;
+      }
+      reply = carry_out(request);
     } catch (const FormatError& e) {
       reply.error = e.what();  // nothing changed; the client learns why
     }
@@ -455,6 +467,28 @@ asio::awaitable<void> Server::control_session(asio::local::stream_protocol::sock
 }
 
 ControlReply Server::carry_out(const ControlRequest& request) {
+  if (request.op == ControlOp::refuse) {
+    // The approver's "keep denied": the held lookups of these names are
+    // answered denied now. Nothing about the policy changes.
+    ControlReply reply;
+    reply.op = ControlOp::refuse;
+    reply.ok = true;
+    std::vector<std::string> wanted;
+    for (std::string name : request.patterns) {
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (!name.empty() && name.back() == '.') name.pop_back();
+      wanted.push_back(std::move(name));
+    }
+    reply.names = held_.decide(
+        [&](std::string_view name) { return std::find(wanted.begin(), wanted.end(), name) != wanted.end(); },
+        HeldLookups::Outcome::refused);
+    for (const std::string& name : reply.names) {
+      tell_watchers({WatchWhat::refused, name, 0, 0});
+      log_.always("control: kept " + name + " denied");
+    }
+    return reply;
+  }
   LivePolicy::Outcome out = live_.execute(request);
   ControlReply& reply = out.reply;
   if (out.next) engine_.replace_allow_list(std::move(*out.next));
@@ -477,6 +511,7 @@ ControlReply Server::carry_out(const ControlRequest& request) {
       log_.always("control: took back " + d);
     }
   }
+  if (reply.ok && request.op == ControlOp::allow) release_allowed();
   if ((!reply.added.empty() || denied) && record_writer_) {
     // The host may read the record as soon as it has the reply.
     write_decisions(true);
@@ -485,9 +520,158 @@ ControlReply Server::carry_out(const ControlRequest& request) {
   return std::move(reply);
 }
 
+// ---- ask mode -------------------------------------------------------------------
+
+void Server::update_holding() noexcept { engine_.set_holding(config_.ask_enabled && !watchers_.empty() && !stopped_); }
+
+void Server::tell_watchers(const WatchEvent& event) {
+  if (watchers_.empty()) return;
+  const std::string line = write_watch_event(event);
+  for (Watcher* w : watchers_) {
+    if (w->queue.size() >= kWatchQueue) {
+      ++counters_.watch_dropped;
+      continue;
+    }
+    w->queue.push_back(line);
+    w->wake.cancel();
+  }
+}
+
+void Server::tell_denied(std::string_view name, std::uint16_t type) {
+  if (watchers_.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  constexpr auto kWindow = std::chrono::seconds(2);
+  constexpr std::size_t kRemembered = 256;
+  while (!told_.empty() && (now - told_.front().second > kWindow || told_.size() >= kRemembered)) told_.pop_front();
+  for (const auto& [told, when] : told_)
+    if (told == name) return;
+  told_.emplace_back(std::string(name), now);
+  tell_watchers({WatchWhat::denied, std::string(name), type, 0});
+}
+
+void Server::release_allowed() {
+  const std::vector<std::string> names =
+      held_.decide([this](std::string_view name) { return engine_.permits(name); }, HeldLookups::Outcome::allowed);
+  for (const std::string& name : names) tell_watchers({WatchWhat::allowed, name, 0, 0});
+}
+
+asio::awaitable<HeldLookups::Outcome> Server::hold(std::string name, std::uint16_t type) {
+  asio::steady_timer timer(io_);
+  timer.expires_after(std::chrono::seconds(config_.ask_timeout));
+  // The entry wakes this wait when an approver decides; `timer` lives in
+  // this frame until remove() below unlists the entry.
+  const auto added = held_.add(name, [&timer] { timer.cancel(); });
+  if (!added) {
+    ++counters_.held_overflow;
+    tell_denied(name, type);
+    co_return HeldLookups::Outcome::refused;
+  }
+  if (added->first_of_name)
+    tell_watchers({WatchWhat::held, name, type, std::uint64_t{config_.ask_timeout} * 1000});
+  co_await timer.async_wait(use_tuple);
+  const HeldLookups::Removed removed = held_.remove(added->handle);
+  if (removed.outcome == HeldLookups::Outcome::timed_out && removed.last_of_name && !stopped_) {
+    tell_watchers({WatchWhat::timed_out, name, 0, 0});
+    log_.event(LogLevel::info, "ask: nobody decided " + name + " within " + std::to_string(config_.ask_timeout) + " s");
+  }
+  co_return removed.outcome;
+}
+
+QueryEngine::Local Server::settle_held(std::span<const std::uint8_t> query, Query& q, const IpEndpoint& client,
+                                       bool tcp, HeldLookups::Outcome outcome, std::span<std::uint8_t> out) {
+  if (outcome == HeldLookups::Outcome::allowed) {
+    // Now allowed: the ordinary path — the cache, or the upstream, and the
+    // set insert before the answer.
+    const QueryEngine::Local again = engine_.handle_local(query, q, client, tcp, out, QueryEngine::Clock::now());
+    if (again.action != QueryEngine::Action::hold) return again;
+    outcome = HeldLookups::Outcome::refused;  // taken back again before it ran
+  }
+  const auto why = outcome == HeldLookups::Outcome::timed_out ? QueryEngine::HeldEnd::timed_out
+                                                              : QueryEngine::HeldEnd::kept_denied;
+  return {QueryEngine::Action::answer, engine_.deny_held(query, q, client, tcp, why, out), false};
+}
+
+asio::awaitable<void> Server::udp_held(udp::socket& socket, udp::endpoint client, std::vector<std::uint8_t> query,
+                                       Query q) {
+  try {
+    const HeldLookups::Outcome outcome = co_await hold(std::string(q.name()), q.qtype);
+    if (stopped_) co_return;
+    std::array<std::uint8_t, 4096> out;  // the largest UDP answer (udp_batch_'s slots)
+    const QueryEngine::Local local =
+        settle_held(query, q, from_asio(client.address(), client.port()), false, outcome, out);
+    if (local.action == QueryEngine::Action::answer && local.size != 0) {
+      boost::system::error_code ec;  // lost like any UDP answer: the client asks again
+      socket.send_to(asio::buffer(out.data(), local.size), client, 0, ec);
+    } else if (local.action == QueryEngine::Action::needs_upstream) {
+      send_upstream(socket, client, query, q);
+    }
+  } catch (const std::exception& e) {
+    log_.event(LogLevel::error, std::string("held query failed: ") + e.what());
+  }
+}
+
+asio::awaitable<void> Server::watch_session(asio::local::stream_protocol::socket& sock) {
+  ControlReply reply;
+  reply.op = ControlOp::watch;
+  if (watchers_.size() >= kMaxWatchers) {
+    reply.error = std::to_string(kMaxWatchers) + " watchers are attached already";
+    const std::string text = write_control_reply(reply);
+    co_await asio::async_write(sock, asio::buffer(text), use_tuple);
+    co_return;
+  }
+  Watcher w(io_);
+  reply.ok = true;
+  reply.names = held_.pending_names();
+  w.queue.push_back(write_control_reply(reply));
+  // Lookups already held when this watcher came: its to decide too.
+  for (const std::string& name : reply.names)
+    w.queue.push_back(write_watch_event({WatchWhat::held, name, 0, std::uint64_t{config_.ask_timeout} * 1000}));
+  watchers_.push_back(&w);
+  update_holding();
+  log_.always("control: a watcher attached (" + std::to_string(watchers_.size()) + " now)");
+  struct Unlist {
+    Server& s;
+    Watcher& w;
+    std::shared_ptr<const bool> alive;
+    ~Unlist() {
+      if (!*alive) return;  // the io_context outlived the server and destroys this frame now
+      s.watchers_.remove(&w);
+      s.update_holding();
+      // Held only while someone can decide: with the last watcher gone,
+      // what it left undecided is denied now rather than at its timeout.
+      if (s.watchers_.empty()) s.held_.decide([](std::string_view) { return true; }, HeldLookups::Outcome::refused);
+      s.log_.always("control: a watcher left (" + std::to_string(s.watchers_.size()) + " now)");
+    }
+  } unlist{*this, w, alive_};
+  // A watcher sends nothing after its request: any byte or the end of the
+  // stream ends the session (dnsguard --control closes it at its stdin's end).
+  auto reader = [&]() -> asio::awaitable<void> {
+    std::array<char, 256> buf;
+    for (;;) {
+      auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), use_tuple);
+      if (ec) co_return;
+    }
+  };
+  auto writer = [&]() -> asio::awaitable<void> {
+    while (!stopped_) {
+      while (!w.queue.empty()) {
+        auto [ec, n] = co_await asio::async_write(sock, asio::buffer(w.queue.front()), use_tuple);
+        if (ec) co_return;
+        w.queue.pop_front();
+      }
+      w.wake.expires_at(asio::steady_timer::time_point::max());
+      co_await w.wake.async_wait(use_tuple);
+    }
+  };
+  co_await (reader() || writer());
+}
+
 void Server::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
+  update_holding();
+  held_.decide([](std::string_view) { return true; }, HeldLookups::Outcome::refused);
+  for (Watcher* w : watchers_) w->wake.cancel();
   read_firewall();
   if (record_writer_) {
     // The last word, exact up to the very end: what still waits is
@@ -589,8 +773,12 @@ void Server::handle_datagram(udp::socket& socket, std::size_t i, Query& q, Query
     b.out_msgs[answers].msg_hdr.msg_iov = &b.out_iov[answers];
     b.out_msgs[answers].msg_hdr.msg_iovlen = 1;
     ++answers;
+    if (local.denied) tell_denied(q.name(), q.qtype);
   } else if (local.action == QueryEngine::Action::needs_upstream) {
     send_upstream(socket, client, query, q);
+  } else if (local.action == QueryEngine::Action::hold) {
+    asio::co_spawn(io_, udp_held(socket, client, std::vector<std::uint8_t>(query.begin(), query.end()), q),
+                   asio::detached);
   }
 }
 
@@ -845,6 +1033,12 @@ asio::awaitable<void> Server::tcp_connection(tcp::socket socket) {
       if (!co_await read(asio::buffer(query))) break;
       slot.waiting = false;
       auto local = engine_.handle_local(query, q, client, true, out_, QueryEngine::Clock::now());
+      if (local.action == QueryEngine::Action::hold) {
+        const HeldLookups::Outcome outcome = co_await hold(std::string(q.name()), q.qtype);
+        if (stopped_ || slot.reclaimed) break;
+        local = settle_held(query, q, client, true, outcome, out_);
+      }
+      if (local.denied) tell_denied(q.name(), q.qtype);
       std::size_t answer_size = 0;
       if (local.action == QueryEngine::Action::drop) break;  // malformed: close the stream
       if (local.action == QueryEngine::Action::answer) {

@@ -19,6 +19,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <deque>
 #include <chrono>
 #include <list>
 #include <memory>
@@ -29,6 +30,7 @@
 #include "dnsguard/engine.hpp"
 #include "dnsguard/fd_budget.hpp"
 #include "dnsguard/gate.hpp"
+#include "dnsguard/held_lookups.hpp"
 #include "dnsguard/posix.hpp"
 #include "dnsguard/record_writer.hpp"
 #include "dnsguard/source_flights.hpp"
@@ -143,6 +145,31 @@ class Server final : private UpstreamPool::FastReceiver {
   // record: the reply to send.
   ControlReply carry_out(const ControlRequest& request);
 
+  // ---- ask mode (held_lookups.hpp, contracts.hpp "watch") ----
+  // A `watch` connection: the reply, then one WatchEvent line per denied
+  // or held lookup until the watcher closes it. While one is open and the
+  // policy says ask.enabled, the engine holds denied lookups.
+  boost::asio::awaitable<void> watch_session(boost::asio::local::stream_protocol::socket& sock);
+  // Waits until an approver decides the held lookup of `name` or
+  // ask.timeout passes. refused at once when there is no room to hold it.
+  boost::asio::awaitable<HeldLookups::Outcome> hold(std::string name, std::uint16_t type);
+  // After the wait: the query runs again when it was allowed (an answer,
+  // or needs_upstream), else its deny answer (the EDE text says why).
+  QueryEngine::Local settle_held(std::span<const std::uint8_t> query, Query& q, const IpEndpoint& client, bool tcp,
+                                 HeldLookups::Outcome outcome, std::span<std::uint8_t> out);
+  // A held UDP query: its own coroutine, so the receive loop goes on.
+  boost::asio::awaitable<void> udp_held(boost::asio::ip::udp::socket& socket, boost::asio::ip::udp::endpoint client,
+                                        std::vector<std::uint8_t> query, Query q);
+  // The held lookups the allowlist now allows are answered (after every
+  // allow, from any control connection).
+  void release_allowed();
+  // Every watcher gets `event` (dropped, counted, for one whose queue is full).
+  void tell_watchers(const WatchEvent& event);
+  // A plain denial, told at most once per name in a short window: a client
+  // retrying (A and AAAA, each twice) is one line for the approver.
+  void tell_denied(std::string_view name, std::uint16_t type);
+  void update_holding() noexcept;
+
   boost::asio::io_context& io_;
   const Config& config_;
   Logger& log_;
@@ -237,6 +264,25 @@ class Server final : private UpstreamPool::FastReceiver {
   void take_up_write_losses();
   ServerTuning tuning_;
   bool stopped_ = false;
+  // False once the server is destroyed. run_daemon's io_context outlives
+  // the server and destroys the coroutines still waiting then; their
+  // clean-up must not touch the server (a control or watch session open
+  // at SIGTERM).
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Ask mode. A watcher's queue and the timer its writer sleeps on; listed
+  // while its connection is open (at most kMaxWatchers: the rest of the
+  // control sessions stay free for allow/deny/refuse).
+  struct Watcher {
+    explicit Watcher(boost::asio::io_context& io) : wake(io) {}
+    std::deque<std::string> queue;
+    boost::asio::steady_timer wake;
+  };
+  static constexpr std::size_t kMaxWatchers = 4;
+  static constexpr std::size_t kWatchQueue = 512;  // lines a slow watcher may lag behind
+  std::list<Watcher*> watchers_;
+  HeldLookups held_;
+  // Names told as denied lately (tell_denied): bounded, oldest first.
+  std::deque<std::pair<std::string, std::chrono::steady_clock::time_point>> told_;
   std::unique_ptr<Gate> gate_;  // with gate.enabled
   AnswerSink& sink_;
   std::unique_ptr<BindingJournal> journal_;  // with a log directory

@@ -20,6 +20,7 @@ Exit 0 pass, 1 fail, 77 skipped (printed as "skipped: <reason>").
 import argparse
 import errno
 import json
+import queue
 import os
 import random
 import re
@@ -144,6 +145,7 @@ def query_udp(name, qtype=1, server=("127.0.0.1", 53), timeout=5.0, edns=True, s
             r = parse_response(data)
             if r["id"] == qid:
                 r["sent_question"] = q[12:12 + len(r["question"])]
+                r["raw"] = data
                 return r
         raise socket.timeout()
     finally:
@@ -1077,6 +1079,221 @@ def case_check(args):
                       f"case {i}: message should be one line naming {key} and the file: {p.stderr!r}")
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- ask mode
+
+TIMED_OUT = b"pending approval timed out"
+POLICY = b"blocked by cagent policy"
+
+
+class Watcher:
+    """dnsguard --control SOCKET watch, as the host's cagent watch runs it
+    (through docker exec -i): its stdin a pipe that detaches it when closed."""
+
+    def __init__(self, args, sock):
+        self.p = subprocess.Popen([args.dnsguard, "--control", sock, "watch"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        first = self.next(5)
+        check(first.get("op") == "watch" and first.get("ok") is True, f"watch reply: {first}")
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def next(self, timeout):
+        try:
+            got = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise Failure(f"no watch event within {timeout} s")
+        check(got is not None, f"the watch ended: {self.p.stderr.read() if self.p.poll() is not None else ''}")
+        return got
+
+    def expect(self, event, name, timeout=5):
+        end = time.monotonic() + timeout
+        while True:
+            e = self.next(max(0.05, end - time.monotonic()))
+            if e.get("event") == event and e.get("name") == name:
+                return e
+
+    def close(self):
+        self.p.stdin.close()
+        return self.p.wait(timeout=5)
+
+
+def in_background(fn):
+    """Runs fn in a thread; .result() is its value (or raises its exception)."""
+    box = {}
+
+    def run_it():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 — handed to the caller
+            box["error"] = e
+    t = threading.Thread(target=run_it, daemon=True)
+    t.start()
+
+    class Handle:
+        def result(self, timeout=15):
+            t.join(timeout)
+            check(not t.is_alive(), "the query never returned")
+            if "error" in box:
+                raise box["error"]
+            return box["value"]
+    return Handle()
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise Failure("no VmRSS")
+
+
+def case_ask_mode(args):
+    """Ask mode against the real dnsguard and sets: a denied lookup waits for
+    the approver while one watches; allow answers it (set before answer),
+    refuse and the timeout deny it with the EDE text saying which; without a
+    watcher nothing is held; a flood of names is bounded."""
+    zone = dict(ZONE)
+    addr = {"later.test": "203.0.113.51", "tcp-later.test": "203.0.113.52", "kept.test": "203.0.113.53",
+            "slow.test": "203.0.113.54", "left.test": "203.0.113.55"}
+    for n, a in addr.items():
+        zone[n] = {"ttl": 300, "A": [a]}
+    with Cage(args, zone, config_extra="[ask]\nenabled = true\ntimeout = 2\n") as cage:
+        cage.start_dnsguard()
+        sock = os.path.join(cage.dir, "control", "dnsguard.sock")
+
+        def control(*words):
+            return subprocess.run([args.dnsguard, "--control", sock, *words], capture_output=True, text=True,
+                                  timeout=10)
+
+        # No watcher: denied at once, with the policy's text, and nothing held.
+        t0 = time.monotonic()
+        r = query_udp("later.test")
+        check(r["rcode"] == 3 and POLICY in r["raw"] and TIMED_OUT not in r["raw"],
+              f"no watcher: denied at once with the policy text: rcode {r['rcode']}")
+        check(time.monotonic() - t0 < 1.0, "no watcher: not held")
+        check(query_udp("www.example.test")["rcode"] == 0, "control: an allowed name resolves")
+
+        # Only root may watch (the agent's uid cannot reach the socket).
+        os.chmod(cage.dir, 0o755)
+        other = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                args.dnsguard, "--control", sock, "watch"], capture_output=True, text=True,
+                               timeout=10, stdin=subprocess.DEVNULL)
+        check(other.returncode == 1 and "Permission denied" in other.stderr,
+              f"another uid cannot watch: {other.returncode} {other.stderr}")
+
+        w = Watcher(args, sock)
+        # Allowed while held: the one query is answered, its address in the set first.
+        pending = in_background(lambda: query_udp("later.test", timeout=8))
+        held = w.expect("held", "later.test")
+        check(held.get("type") == 1 and held.get("wait_ms") == 2000, f"held event: {held}")
+        t_allow = time.monotonic()
+        check(control("allow", "later.test").returncode == 0, "allow later.test")
+        r = pending.result()
+        waited_ms = (time.monotonic() - t_allow) * 1000
+        check(r["rcode"] == 0 and [a for a, _ in r["addrs"]] == [addr["later.test"]],
+              f"held then allowed: answered with its address (rcode {r['rcode']}, {r['addrs']})")
+        check(all(probe(a) for a, _ in r["addrs"]), "held then allowed: the address is in the set")
+        w.expect("allowed", "later.test")
+        print(f"# measured: allow to the held query's answer: {waited_ms:.1f} ms (incl. the dnsguard --control process)")
+
+        # The same over TCP.
+        def tcp_query(name):
+            with socket.create_connection(("127.0.0.1", 53), timeout=8) as c:
+                _, q = build_query(name, 1)
+                c.sendall(struct.pack("!H", len(q)) + q)
+                n = struct.unpack("!H", recv_exact(c, 2))[0]
+                return parse_response(recv_exact(c, n))
+        pending = in_background(lambda: tcp_query("tcp-later.test"))
+        w.expect("held", "tcp-later.test")
+        check(control("allow", "tcp-later.test").returncode == 0, "allow tcp-later.test")
+        r = pending.result()
+        check(r["rcode"] == 0 and r["addrs"] and all(probe(a) for a, _ in r["addrs"]), "TCP: held then allowed")
+
+        # Kept denied: answered at once with the policy's text, not the timeout's.
+        pending = in_background(lambda: query_udp("kept.test", timeout=8))
+        w.expect("held", "kept.test")
+        t0 = time.monotonic()
+        rr = control("refuse", "kept.test")
+        check(rr.returncode == 0 and json.loads(rr.stdout).get("names") == ["kept.test"], f"refuse: {rr.stdout}")
+        r = pending.result()
+        check(time.monotonic() - t0 < 1.0, "refused: answered at once")
+        check(r["rcode"] == 3 and POLICY in r["raw"] and TIMED_OUT not in r["raw"], "refused: the policy's text")
+        w.expect("refused", "kept.test")
+        check(not probe(addr["kept.test"]), "refused: its address never entered the set")
+
+        # Nobody decides: denied after ask.timeout, saying so.
+        t0 = time.monotonic()
+        r = query_udp("slow.test", timeout=8)
+        took = time.monotonic() - t0
+        check(r["rcode"] == 3 and TIMED_OUT in r["raw"], f"timed out: rcode {r['rcode']}, the timeout's text")
+        check(1.5 < took < 4, f"timed out after about ask.timeout (2 s): {took:.2f} s")
+        w.expect("timed_out", "slow.test")
+
+        # The flood: 1 000 distinct names at once. At most 64 names are held,
+        # the rest denied at once; every query is answered; memory stays put.
+        rss_before = vm_rss_kib(cage.dg.pid)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.settimeout(8)
+        ids = set()
+        for i in range(1000):
+            qid, q = build_query(f"flood{i}.nowhere.test", 1, qid=i)
+            ids.add(qid)
+            s.sendto(q, ("127.0.0.1", 53))
+        answered, timed_out_texts = set(), 0
+        t0 = time.monotonic()
+        while answered != ids and time.monotonic() - t0 < 8:
+            try:
+                data, _ = s.recvfrom(65535)
+            except socket.timeout:
+                break
+            r = parse_response(data)
+            answered.add(r["id"])
+            timed_out_texts += TIMED_OUT in data
+        s.close()
+        rss_after = vm_rss_kib(cage.dg.pid)
+        print(f"# measured: dnsguard VmRSS {rss_before} KiB before 1000 denied names, {rss_after} KiB after")
+        check(answered == ids, f"flood: {len(ids - answered)} of 1000 queries never answered")
+        check(timed_out_texts <= 64, f"flood: at most 64 names held, {timed_out_texts} timed out")
+        check(timed_out_texts > 0, "flood: some were held (the bound, not ask being off, denied the rest)")
+        check(rss_after - rss_before < 8 * 1024, f"flood: VmRSS grew {rss_after - rss_before} KiB")
+        os.kill(cage.dg.pid, signal.SIGUSR1)
+        poll(lambda: "held_overflow=" in cage.log_text(), 5, "counters line")
+        m = re.findall(r"held_overflow=(\d+)", cage.log_text())
+        check(int(m[-1]) >= 900, f"flood: held_overflow={m[-1]}")
+        check(query_udp("www.example.test")["rcode"] == 0, "after the flood: an allowed name resolves")
+
+        # The watcher leaves: what it left undecided is denied at once.
+        pending = in_background(lambda: query_udp("left.test", timeout=8))
+        w.expect("held", "left.test")
+        t0 = time.monotonic()
+        check(w.close() == 0, "the watch client exits 0 when its stdin ends")
+        r = pending.result()
+        check(time.monotonic() - t0 < 1.0 and r["rcode"] == 3, "watcher gone: denied at once")
+        r = query_udp("left.test")
+        check(r["rcode"] == 3 and POLICY in r["raw"], "no watcher again: denied as always")
+
+        # dnsguard stops while a watcher is attached and a lookup is held:
+        # a clean exit, the final record written, the watch told it ended.
+        w2 = Watcher(args, sock)
+        pending = in_background(lambda: query_udp("left.test", timeout=3))
+        w2.expect("held", "left.test")
+        cage.dg.terminate()
+        check(cage.dg.wait(timeout=10) == 0, f"dnsguard exit status with a watcher attached: {cage.dg.returncode}")
+        check(cage.record().get("final") is True, "the final record written")
+        check(w2.p.wait(timeout=5) == 1, f"the watch client says dnsguard ended it: {w2.p.returncode}")
+        try:
+            pending.result()
+        except socket.timeout:
+            pass  # unanswered: dnsguard stopped (the client would retry its next resolver)
+        check("AddressSanitizer" not in cage.stderr_text(), cage.stderr_text())
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

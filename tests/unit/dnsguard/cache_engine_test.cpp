@@ -680,3 +680,44 @@ TEST_CASE("engine in learn mode: an unlisted name resolves through the same chec
   CHECK(d.learned[0].name == "api.unlisted.test");
   CHECK(d.learned[0].count == 2);
 }
+
+TEST_CASE("engine: ask mode holds a denied name and records nothing until it ends") {
+  EngineFixture f;
+  DecisionRecord decisions;
+  f.engine->set_decisions(&decisions);
+  auto t0 = Clock::time_point{} + 100s;
+  f.engine->set_holding(true);
+  const auto wire = test_wire::query({.name = "Later.test", .edns = true});
+  auto local = f.ask(wire, t0);
+  CHECK(local.action == QueryEngine::Action::hold);
+  CHECK(f.q.name() == "later.test");
+  CHECK(decisions.denied_total() == 0);
+  CHECK(f.counters.held == 1);
+  CHECK(f.counters.denied == 0);
+  // Nobody decided in time: denied, recorded, and the EDE says so.
+  const std::size_t n = f.engine->deny_held(wire, f.q, IpEndpoint{}, false, QueryEngine::HeldEnd::timed_out, f.out);
+  const auto r = f.answer(n);
+  CHECK((read16(r, 2) & 0xF) == rcode::NXDOMAIN);
+  const std::string timed_out = "pending approval timed out; blocked by cagent policy; to allow it, run on the host: "
+                                "cagent allow later.test";
+  CHECK(std::string(r.end() - static_cast<std::ptrdiff_t>(timed_out.size()), r.end()) == timed_out);
+  CHECK(decisions.denied_count("later.test", 1) == 1);
+  CHECK(f.counters.denied == 1);
+  // Kept denied by the approver: the policy's own text.
+  f.ask(wire, t0);
+  const std::size_t m = f.engine->deny_held(wire, f.q, IpEndpoint{}, false, QueryEngine::HeldEnd::kept_denied, f.out);
+  const std::string policy = "blocked by cagent policy; to allow it, run on the host: cagent allow later.test";
+  const auto r2 = f.answer(m);
+  CHECK(std::string(r2.end() - static_cast<std::ptrdiff_t>(policy.size()), r2.end()) == policy);
+
+  // An allowed name is not held (the control), nor is a malformed query.
+  CHECK(f.ask(test_wire::query({.name = "www.example.test"}), t0).action == QueryEngine::Action::needs_upstream);
+  CHECK(f.ask({1, 2, 3}, t0).action == QueryEngine::Action::drop);
+
+  // Holding off again (the last watcher left): denied at once, flagged for the watchers.
+  f.engine->set_holding(false);
+  local = f.ask(wire, t0);
+  CHECK(local.action == QueryEngine::Action::answer);
+  CHECK(local.denied);
+  CHECK(f.sink.calls.empty());
+}

@@ -98,7 +98,8 @@ TEST_CASE("policy_keys lists the schema in order") {
                                                   "deny_rcode", "ttl.min", "ttl.max", "refresh.interval",
                                                   "cache.size", "nft.table", "nft.set4", "nft.set6", "log.file",
                                                   "log.level", "gate.enabled", "gate.port", "gate.tls_ports",
-                                                  "gate.http_ports", "relay.hosts", "relay.port", "relay.uid", "learn"});
+                                                  "gate.http_ports", "relay.hosts", "relay.port", "relay.uid", "learn",
+                                                  "ask.enabled", "ask.timeout"});
 }
 
 TEST_CASE("parse_port_range: PORT[-PORT]/PROTO, nothing else") {

@@ -298,6 +298,21 @@ TEST_CASE("control protocol: requests and replies survive their writer and reade
   CHECK(parse_control_reply(write_control_reply(multiline)) == multiline);
 }
 
+TEST_CASE("control protocol: a watch event, exactly as written, and read back") {
+  const WatchEvent held{.event = WatchWhat::held, .name = "later.test", .type = 28, .wait_ms = 10000};
+  CHECK(write_watch_event(held) ==
+        "{\"version\":1,\"event\":\"held\",\"name\":\"later.test\",\"type\":28,\"wait_ms\":10000}\n");
+  CHECK(parse_watch_event(write_watch_event(held)) == held);
+  for (WatchWhat what : {WatchWhat::denied, WatchWhat::allowed, WatchWhat::refused, WatchWhat::timed_out}) {
+    const WatchEvent e{.event = what, .name = "a.test"};
+    CHECK(parse_watch_event(write_watch_event(e)) == e);
+  }
+  CHECK_THROWS_WITH_AS(parse_watch_event("{\"version\":1,\"event\":\"maybe\",\"name\":\"a\",\"type\":1,\"wait_ms\":0}"),
+                       "watch event: event: must be one of held, denied, allowed, refused, timed_out", FormatError);
+  CHECK(parse_control_op("watch") == ControlOp::watch);
+  CHECK(parse_control_op("refuse") == ControlOp::refuse);
+}
+
 TEST_CASE("control protocol: what the host asks, dnsguard carries out, and the host reads its answer") {
   host::RunningCage cage;
   cage.container = "cagent-s1";
@@ -325,7 +340,7 @@ TEST_CASE("control protocol: an unknown version or a bad request is refused with
   CHECK_THROWS_WITH_AS(parse_control_request("{\"version\":2,\"op\":\"allow\",\"patterns\":[]}\n"),
                        "control request: version 2 not understood (this build reads version 1)", FormatError);
   CHECK_THROWS_WITH_AS(parse_control_request("{\"version\":1,\"op\":\"frobnicate\",\"patterns\":[\"x\"]}"),
-                       "control request: op: must be one of allow, deny, list", FormatError);
+                       "control request: op: must be one of allow, deny, list, watch, refuse", FormatError);
   CHECK_THROWS_WITH_AS(parse_control_request("{\"version\":1,\"op\":\"allow\",\"patterns\":[1]}"),
                        "control request: patterns[0]: must be a string", FormatError);
   CHECK_THROWS_WITH_AS(parse_control_request("allow pypi.org\n"),

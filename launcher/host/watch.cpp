@@ -123,6 +123,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kRescan = std::chrono::seconds(2);
 // How long a closed stream's docker exec gets to end before it is killed.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
+// How long a stream that ended may wait for its cage to leave docker's list.
+constexpr auto kGoneGrace = std::chrono::seconds(5);
 constexpr std::size_t kMaxLine = 64 * 1024;  // a longer "line" is not dnsguard's
 
 // The terminal's modes, put back however cagent watch ends.
@@ -190,6 +192,7 @@ struct Stream {
   bool replied = false;  // the first line (dnsguard's reply) came
   std::string failure;   // what ended it early (a refusal, an unreadable line)
   int status = 0;        // the exec's exit status, once reaped
+  bool watching = false; // dnsguard took the watch (its reply was ok)
 };
 
 class Watcher {
@@ -320,6 +323,7 @@ class Watcher {
         return false;
       }
       // From here on dnsguard counts this watcher (ask mode holds lookups).
+      s.watching = true;
       io_.err << "cagent watch: watching session " << printable(s.cage.session) << " ("
               << printable(s.cage.workspace.string()) << ")\n"
               << std::flush;
@@ -341,11 +345,23 @@ class Watcher {
     queue_.drop_session(s.cage.session);
     // Why it ended: the cage went away (docker exec then says something
     // of its own, or nothing), or the watch itself failed in a running cage.
-    bool running = false;
-    try {
-      for (const RunningCage& c : list_cage_names(runner_)) running = running || c.container == s.cage.container;
-    } catch (const std::exception&) {
-      // The engine does not answer: the cage is as good as gone.
+    // A cage that stops ends dnsguard (and so the stream) a moment before
+    // docker lists it no more: a stream that was working gets kGoneGrace to
+    // see the cage leave the list (this blocks the loop for at most that).
+    const auto listed = [&] {
+      try {
+        for (const RunningCage& c : list_cage_names(runner_))
+          if (c.container == s.cage.container) return true;
+      } catch (const std::exception&) {
+        // The engine does not answer: the cage is as good as gone.
+      }
+      return false;
+    };
+    const auto give_up = Clock::now() + (s.watching ? kGoneGrace : std::chrono::seconds(0));
+    bool running = listed();
+    while (running && Clock::now() < give_up) {
+      ::poll(nullptr, 0, 250);
+      running = listed();
     }
     std::string why;
     if (!running) {

@@ -4,6 +4,7 @@
 #   ./setup.sh            packages + build (idempotent; fast when nothing changed)
 #   ./setup.sh --docker   also: Docker engine running and a base image present
 #   ./setup.sh --test-tools  also: the tools the test tiers drive (nft, dig, dnsperf, …)
+#   ./setup.sh --cagent-only build only cagent (and its man page), not tests/benchmarks
 #
 # Everything the project needs on a fresh Debian 12 machine is installed from
 # here and nowhere else, so CI on a clean machine sees what a developer sees.
@@ -11,11 +12,12 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build_dir=${CAGENT_BUILD_DIR:-$top/build}
-want_docker=0 want_test_tools=0
+want_docker=0 want_test_tools=0 cagent_only=0
 for arg in "$@"; do
   case $arg in
     --docker) want_docker=1 ;;
     --test-tools) want_test_tools=1 ;;
+    --cagent-only) cagent_only=1 ;;
     *) echo "setup.sh: unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -76,6 +78,33 @@ if ((want_test_tools)); then
   fi
 fi
 
+# The Docker engine, the base image and the cage image's package layers
+# (image/prepare-layers.sh) wait on the network and the disk: they run
+# while the host compiles, which has the CPUs. The layers are only a head
+# start for cagent's image build (which makes them itself otherwise), so
+# their failure is said and does not stop setup; the engine's does.
+docker_pid=
+if ((want_docker)); then
+  docker_log=$build_dir/docker-setup.log
+  mkdir -p "$build_dir"
+  say "starting the Docker engine and the image's package layers meanwhile (log: $docker_log)"
+  (
+    "$top/image/docker-setup.sh" || exit 1
+    "$top/image/prepare-layers.sh" || echo "setup: preparing the image's package layers failed; cagent builds them itself" >&2
+  ) >"$docker_log" 2>&1 &
+  docker_pid=$!
+fi
+# Waits for the engine part, if any: its failure stops setup.
+wait_docker() {
+  [[ -n $docker_pid ]] || return 0
+  local status=0
+  wait "$docker_pid" || status=$?
+  docker_pid=
+  cat "$docker_log" >&2
+  ((status == 0)) || { say "Docker setup failed (log: $docker_log)"; exit 1; }
+}
+trap '[[ -z $docker_pid ]] || wait "$docker_pid" 2>/dev/null || true' EXIT
+
 # Build (incremental). CAGENT_CMAKE_ARGS lets CI add -DCAGENT_WERROR=ON etc.
 # Configured every time, so the arguments also reach an existing build tree
 # (cheap when nothing changed); the build type is only a first-time default.
@@ -88,11 +117,14 @@ say "configuring $build_dir${CAGENT_CMAKE_ARGS:+ ($CAGENT_CMAKE_ARGS)}"
 mkdir -p "$build_dir"
 cmake -S "$top" -B "$build_dir" "${cmake_args[@]}" >"$build_dir/configure.log" 2>&1 || {
   tail -n 40 "$build_dir/configure.log" >&2; say "configure failed (full log: $build_dir/configure.log)"; exit 1; }
-say "building"
-cmake --build "$build_dir" -j "$jobs" >"$build_dir/build.log" 2>&1 || {
+# --cagent-only (./cagent on its first run): cagent and what `cmake
+# --install` puts next to it (man page, completions), not the test tiers
+# and benchmarks, which the test suite builds when it runs.
+targets=()
+((cagent_only)) && targets=(--target cagent cagent_docs)
+say "building${targets[*]:+ ${targets[*]:1}}"
+cmake --build "$build_dir" -j "$jobs" "${targets[@]}" >"$build_dir/build.log" 2>&1 || {
   tail -n 40 "$build_dir/build.log" >&2; say "build failed (full log: $build_dir/build.log)"; exit 1; }
 
-if ((want_docker)); then
-  "$top/image/docker-setup.sh"
-fi
+wait_docker
 say "ready"

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 
 #include "launcher/host/dir_listing.hpp"
 #include "launcher/host/file_identity.hpp"
+#include "launcher/host/parallel_walk.hpp"
 #include "launcher/host/scan.hpp"
 #include "launcher/host/text.hpp"
 #include "dnsguard/posix.hpp"
@@ -79,51 +81,57 @@ std::optional<std::string> dir_identity(const fs::path& path) {
 namespace {
 // Whether the end walk may pass over `child`: recorded at the start and
 // still the same directory.
-bool still_skipped(const SkipDirs& skip, const std::string& child, const fs::path& path) {
+bool still_skipped(const SkipDirs& skip, const std::string& child, const fs::path& root) {
   const auto it = skip.find(child);
-  return it != skip.end() && dir_identity(path) == it->second;
+  return it != skip.end() && dir_identity(root / child) == it->second;
 }
+
+// The end walk's threads start once it proved larger than a few
+// directories (a small workspace is done before a thread would start).
+constexpr std::size_t kDirsBeforeHelpers = 16;
 }  // namespace
 
 GitMarkerWalk find_git_markers(const fs::path& root, const SkipDirs& skip) {
   GitMarkerWalk out;
-  // Depth-first with an explicit stack: one directory open at a time,
-  // however deep the agent nested them.
-  std::vector<std::string> pending{""};
-  while (!pending.empty()) {
-    const std::string rel = std::move(pending.back());
-    pending.pop_back();
-    const fs::path dir = rel.empty() ? root : root / rel;
-    if (dir.native().size() > kMaxScanPath) {
-      out.unchecked.push_back(rel);
-      continue;
-    }
-    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    DirHandle listing(fd.valid() ? ::fdopendir(fd.get()) : nullptr);
-    if (!listing) {
-      out.unchecked.push_back(rel);
-      continue;
-    }
-    fd.release();  // the DIR owns it now
-    GitDirNames names;
-    std::vector<std::string> subdirs;
-    while (const dirent* e = ::readdir(listing.get())) {
-      const std::string_view name = e->d_name;
-      if (name == "." || name == "..") continue;
-      names.see(name);
-      const fs::file_type type = type_of(::dirfd(listing.get()), *e);
-      const std::string child = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
-      if (name == ".git") {
-        if (const auto kind = git_entry_kind(type)) {
-          out.markers.push_back({child, *kind, file_identity(root / child).value_or("")});
+  std::mutex out_mutex;  // guards `out`: rarely taken, most directories hold no marker
+  // One directory open at a time per thread, however deep the agent nested
+  // them; the order is free, the result is sorted below.
+  ParallelWalk<std::string>(kMaxScanThreads, kDirsBeforeHelpers).run("", [&] {
+    return [&](const std::string& rel, std::vector<std::string>& subdirs) {
+      const fs::path dir = rel.empty() ? root : root / rel;
+      const auto unchecked = [&] {
+        const std::lock_guard lock(out_mutex);
+        out.unchecked.push_back(rel);
+      };
+      if (dir.native().size() > kMaxScanPath) return unchecked();
+      UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      DirHandle listing(fd.valid() ? ::fdopendir(fd.get()) : nullptr);
+      if (!listing) return unchecked();
+      fd.release();  // the DIR owns it now
+      GitDirNames names;
+      std::vector<GitMarker> found;
+      while (const dirent* e = ::readdir(listing.get())) {
+        const std::string_view name = e->d_name;
+        if (name == "." || name == "..") continue;
+        names.see(name);
+        const fs::file_type type = type_of(::dirfd(listing.get()), *e);
+        if (type != fs::file_type::directory && name != ".git") continue;  // a file: its name was all it took
+        std::string child = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
+        if (name == ".git") {
+          if (const auto kind = git_entry_kind(type)) {
+            found.push_back({child, *kind, file_identity(root / child).value_or("")});
+          }
+          continue;  // a .git directory is one unit: never entered
         }
-        continue;  // a .git directory is one unit: never entered
+        if (!still_skipped(skip, child, root)) subdirs.push_back(std::move(child));
       }
-      if (type == fs::file_type::directory && !still_skipped(skip, child, root / child)) subdirs.push_back(child);
-    }
-    if (const auto kind = names.kind()) out.markers.push_back({rel, *kind, file_identity(dir).value_or("")});
-    pending.insert(pending.end(), subdirs.begin(), subdirs.end());
-  }
+      if (const auto kind = names.kind()) found.push_back({rel, *kind, file_identity(dir).value_or("")});
+      if (!found.empty()) {
+        const std::lock_guard lock(out_mutex);
+        out.markers.insert(out.markers.end(), found.begin(), found.end());
+      }
+    };
+  });
   std::sort(out.markers.begin(), out.markers.end(),
             [](const GitMarker& a, const GitMarker& b) { return a.relative < b.relative; });
   std::sort(out.unchecked.begin(), out.unchecked.end());

@@ -82,8 +82,10 @@ using SkipDirs = std::map<std::string, std::string>;
 // cannot be freed and reused) for as long as the session lasts.
 std::optional<std::string> dir_identity(const std::filesystem::path& path);
 
-// The end-of-session walk of `root`. `skip`: directories not to enter while
-// they are still the ones recorded (hidden or read-only in the session).
+// The end-of-session walk of `root`, on up to kMaxScanThreads threads
+// (parallel_walk.hpp; the result is sorted, so the order the threads went
+// in does not show). `skip`: directories not to enter while they are still
+// the ones recorded (hidden or read-only in the session).
 GitMarkerWalk find_git_markers(const std::filesystem::path& root, const SkipDirs& skip);
 
 // The markers of `after` that `before` lacks: a new path, or one whose kind

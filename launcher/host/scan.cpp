@@ -22,6 +22,7 @@
 
 #include "launcher/host/dir_listing.hpp"
 #include "launcher/host/file_identity.hpp"
+#include "launcher/host/parallel_walk.hpp"
 #include "launcher/host/text.hpp"
 #include "dnsguard/posix.hpp"
 
@@ -618,74 +619,31 @@ class DirScan {
 };
 
 // Scans the records of a whole tree, from `root` down, on up to
-// kMaxScanThreads threads. Directories wait on one stack; each thread takes
-// one, scans it and puts back its subdirectories.
+// kMaxScanThreads threads (parallel_walk.hpp).
 class TreeScan {
  public:
   explicit TreeScan(const DirScan& scan) : scan_(scan) {}
 
   void run(DirRecord& root) {
-    pending_.push_back(&root);
-    std::vector<std::jthread> helpers;
-    work(&helpers);  // returns once every directory is scanned
-    // (the helpers are joined here, before the records are read)
+    // Records, not copies: each lives in its parent's `children`, whose
+    // addresses are final once scanned.
+    ParallelWalk<DirRecord*>(kMaxScanThreads, kDirsBeforeHelpers).run(&root, [this] {
+      return [this, scratch = DirScan::Scratch()](DirRecord* d, std::vector<DirRecord*>& found) mutable {
+        try {
+          scan_.scan(*d, scratch, found);
+        } catch (...) {
+          d->failure = std::current_exception();
+        }
+      };
+    });
+    // (the helpers are joined there, before the records are read)
   }
 
  private:
-  // The calling thread brings in the helpers only once the tree proved
-  // larger than a few directories: a small workspace is scanned before a
-  // thread would have started.
+  // A small workspace is scanned before a thread would have started.
   static constexpr std::size_t kDirsBeforeHelpers = 16;
 
-  static unsigned usable_cpus() {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (::sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
-    return std::thread::hardware_concurrency();
-  }
-
-  void work(std::vector<std::jthread>* helpers) {
-    DirScan::Scratch scratch;
-    std::vector<DirRecord*> found;
-    std::size_t scanned = 0;
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      wake_.wait(lock, [&] { return !pending_.empty() || busy_ == 0; });
-      if (pending_.empty()) break;  // nothing left, nobody scanning: done
-      DirRecord* d = pending_.back();
-      pending_.pop_back();
-      ++busy_;
-      lock.unlock();
-      found.clear();
-      try {
-        scan_.scan(*d, scratch, found);
-      } catch (...) {
-        d->failure = std::current_exception();
-      }
-      lock.lock();
-      --busy_;
-      // Reversed, so that the first in name order is taken next: depth
-      // first, which keeps the stack short.
-      pending_.insert(pending_.end(), found.rbegin(), found.rend());
-      if (helpers != nullptr && ++scanned == kDirsBeforeHelpers && !pending_.empty()) start_helpers(*helpers);
-      wake_.notify_all();
-    }
-  }
-
-  void start_helpers(std::vector<std::jthread>& helpers) {
-    const unsigned threads = std::clamp(usable_cpus(), 1U, kMaxScanThreads);
-    try {
-      for (unsigned i = 1; i < threads; ++i) helpers.emplace_back([this] { work(nullptr); });
-    } catch (const std::system_error&) {
-      // No thread to be had: the threads there are finish the walk.
-    }
-  }
-
   const DirScan& scan_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::vector<DirRecord*> pending_;
-  std::size_t busy_ = 0;
 };
 
 // Puts the records together, depth first in name order, into the ScanResult

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <optional>
+#include <random>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -206,4 +207,39 @@ TEST_CASE("git markers: a read-only directory the session replaced at its path i
   const GitMarkerWalk end = find_git_markers(ws, skip);
   CHECK(relatives(new_git_markers(start.git_markers, end.markers)) ==
         std::vector<std::string>{"p-aside/docs/old/.git", "p/docs/.git"});
+}
+
+TEST_CASE("git markers: the end walk on several threads finds what the start scan finds, on generated trees") {
+  // Large enough that both walks bring in their helper threads; each run
+  // visits the directories in another order, the results must not show it.
+  for (unsigned seed = 1; seed <= 3; ++seed) {
+    CAPTURE(seed);
+    TempDir t;
+    const fs::path ws = t.dir("ws");
+    std::mt19937 rng(seed);
+    std::vector<std::string> dirs{""};
+    for (int i = 0; i < 400; ++i) {
+      const std::string& parent = dirs[rng() % dirs.size()];
+      dirs.push_back((parent.empty() ? "" : parent + "/") + "d" + std::to_string(i));
+      t.dir("ws/" + dirs.back());
+    }
+    for (int i = 0; i < 40; ++i) {
+      const std::string at = "ws/" + dirs[1 + rng() % (dirs.size() - 1)];
+      const unsigned kind = rng() % 4;
+      if (kind == 3) {
+        make_git_dir(t, at + "/bare" + std::to_string(i));
+        continue;
+      }
+      std::error_code ec;
+      if (fs::exists(fs::symlink_status(t / (at + "/.git"), ec))) continue;  // one .git per directory
+      if (kind == 0) make_git_dir(t, at + "/.git");
+      if (kind == 1) t.file(at + "/.git", "gitdir: /elsewhere\n");
+      if (kind == 2) fs::create_symlink("../.git", t / (at + "/.git"));
+    }
+    const ScanResult start = scan_workspace(ws, {}, {});
+    REQUIRE(start.git_markers.size() >= 20);
+    const GitMarkerWalk end = find_git_markers(ws, unwritable_directories(ws, start));
+    CHECK(end.markers == start.git_markers);
+    CHECK(end.unchecked.empty());
+  }
 }

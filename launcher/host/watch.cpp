@@ -9,15 +9,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <map>
 #include <ostream>
 #include <set>
-#include <system_error>
 
 #include "dnsguard/allow_list.hpp"
 #include "dnsguard/posix.hpp"
 #include "launcher/host/cli.hpp"
-#include "launcher/host/docker_argv.hpp"
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/text.hpp"
 

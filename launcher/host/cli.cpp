@@ -26,6 +26,14 @@ void set_learn(CliOptions& o, const Value& /*value*/, const SourcePos& pos) {
   o.flags.learn = Entry{"true", pos};
 }
 
+void set_ask(CliOptions& o, const Value& /*value*/, const SourcePos& pos) {
+  o.flags.ask = Entry{"true", pos};
+}
+
+void set_ask_timeout(CliOptions& o, const Value& value, const SourcePos& pos) {
+  o.flags.ask_timeout = Entry{*value, pos};  // checked with the config's (validate)
+}
+
 void set_config(CliOptions& o, const Value& value, const SourcePos& /*pos*/) {
   o.config_file = *value;
 }
@@ -101,6 +109,21 @@ constexpr OptionSpec kOptions[] = {
                "the global config; never from a workspace .cagent.yaml.",
      .example = "cagent --learn -- npm install",
      .apply = &set_learn},
+    {.name = "ask",
+     .help = "ask mode: while cagent watch runs, a denied lookup waits for your key instead of failing at once",
+     .detail = "The lookup is held up to --ask-timeout seconds (default 10) while a cagent watch is attached to "
+               "the session; allowed in time, the agent's request simply succeeds, else it is denied as without "
+               "ask mode. Without a watcher nothing is held. Also `ask: true` in the global config; never from a "
+               "workspace .cagent.yaml.",
+     .example = "cagent --ask -- npm install",
+     .apply = &set_ask},
+    {.name = "ask-timeout",
+     .arg = ArgKind::required,
+     .metavar = "SECONDS",
+     .help = "how long ask mode holds a denied lookup for a decision (1-60, default 10)",
+     .detail = "A resolver's client gives up after about 10 s; also `ask_timeout:` in the global config.",
+     .example = "cagent --ask --ask-timeout 5",
+     .apply = &set_ask_timeout},
     {.name = "config",
      .short_name = 'c',
      .arg = ArgKind::required,
@@ -236,6 +259,10 @@ constexpr SubcommandSpec kSubcommands[] = {
      "prove the enforcement of this workspace's configuration (with the ordinary OPTIONS) in a throwaway cage: "
      "a table, exit 1 on any failure",
      "cagent check"},
+    {"watch", kWatch, "[SESSION]",
+     "follow the denied lookups of every running cage (or SESSION's) and decide each with one key: a allow, "
+     "w save to the workspace, g save globally, d keep denied, q quit; with --ask they wait for the key",
+     "cagent watch"},
     {"kube", kKube, "",
      "print this workspace's cage as a Kubernetes Pod (ConfigMap + Pod YAML; --job: a Job), with the ordinary "
      "options and -- COMMAND",

@@ -60,6 +60,7 @@ enum Command : unsigned {
   kLog = 1U << 4,
   kCheck = 1U << 5,
   kKube = 1U << 6,
+  kWatch = 1U << 7,
 };
 
 enum class ArgKind {

@@ -85,6 +85,8 @@ void emit_list(YAML::Emitter& out, const char* key, const std::vector<Entry>& en
   out << YAML::EndSeq;
 }
 
+constexpr std::string_view kAskTimeoutRule = "'ask_timeout' must be a whole number of seconds from 1 to 60";
+
 }  // namespace
 
 std::string SourcePos::str() const {
@@ -136,14 +138,22 @@ ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, L
       throw ConfigError(pos_of(origin, key_node.Mark()),
                         "unknown key '" + key +
                             "' (known: ignore, readonly, domains, extra_args, dns_resolvers, "
-                            "ca_certificates, connection_gate, image_packages, secrets, learn)");
+                            "ca_certificates, connection_gate, image_packages, secrets, learn, ask, ask_timeout)");
     }
-    if (key == "connection_gate" || key == "learn") {
+    if (key == "connection_gate" || key == "learn" || key == "ask") {
       const YAML::Node& v = kv.second;
       if (!v.IsScalar() || (v.Scalar() != "true" && v.Scalar() != "false")) {
         throw ConfigError(pos_of(origin, v.Mark()), "'" + key + "' must be true or false");
       }
-      (key == "learn" ? layer.learn : layer.connection_gate) = Entry{v.Scalar(), pos_of(origin, v.Mark())};
+      (key == "learn" ? layer.learn : key == "ask" ? layer.ask : layer.connection_gate) =
+          Entry{v.Scalar(), pos_of(origin, v.Mark())};
+      continue;
+    }
+    if (key == "ask_timeout") {
+      // The number itself is checked in validate(), where --ask-timeout's is.
+      const YAML::Node& v = kv.second;
+      if (!v.IsScalar()) throw ConfigError(pos_of(origin, v.Mark()), std::string(kAskTimeoutRule));
+      layer.ask_timeout = Entry{v.Scalar(), pos_of(origin, v.Mark())};
       continue;
     }
     if (key == "secrets") {
@@ -189,6 +199,21 @@ MergedConfig merge_layers(const std::vector<ConfigLayer>& layers, const MergeOpt
                            "(cagent --learn) or the global config");
     } else if (layer.learn) {
       m.learn = layer.learn;
+    }
+    // Ask mode, the same way: a repository's file must not decide that its
+    // names come to the user as questions to approve, nor how long the
+    // agent's lookups wait for them. Both keys, whatever their value, are
+    // the user's own (a held lookup costs the agent up to the timeout).
+    for (auto [mine, key] : {std::pair{&ConfigEntries::ask, "ask"}, std::pair{&ConfigEntries::ask_timeout, "ask_timeout"}}) {
+      const std::optional<Entry>& entry = layer.*mine;
+      if (!entry) continue;
+      if (layer.kind == LayerKind::workspace) {
+        m.warnings.push_back(std::string("ignoring ") + key + ": " + entry->value + " from " + layer.origin +
+                             ": ask mode is taken only from the command line (cagent --ask, --ask-timeout) or "
+                             "the global config");
+      } else {
+        m.*mine = entry;
+      }
     }
     if (layer.kind == LayerKind::workspace && !options.workspace_trusted) {
       // Security: these keys move the cage's trust anchors or its walls, so
@@ -283,6 +308,16 @@ Config validate(const MergedConfig& merged, const std::filesystem::path& home) {
   Config c;
   if (merged.connection_gate) c.connection_gate = merged.connection_gate->value == "true";
   if (merged.learn) c.learn = merged.learn->value == "true";
+  if (merged.ask) c.ask = merged.ask->value == "true";
+  if (merged.ask_timeout) {
+    const std::string& v = merged.ask_timeout->value;
+    const bool digits = !v.empty() && v.size() <= 2 && std::all_of(v.begin(), v.end(), [](char ch) {
+      return ch >= '0' && ch <= '9';
+    });
+    const int seconds = digits ? std::stoi(v) : 0;
+    if (seconds < 1 || seconds > 60) throw ConfigError(merged.ask_timeout->pos, std::string(kAskTimeoutRule));
+    c.ask_timeout = static_cast<std::uint32_t>(seconds);
+  }
   for (const Entry& e : merged.ignore) {
     try {
       c.ignore.push_back(Pattern::parse(e.value));
@@ -388,12 +423,17 @@ std::string render_config(const MergedConfig& merged) {
   } else {
     out << "true" << YAML::Comment("default");
   }
-  out << YAML::Key << "learn" << YAML::Value;
-  if (merged.learn) {
-    out << merged.learn->value << YAML::Comment(merged.learn->pos.str());
-  } else {
-    out << "false" << YAML::Comment("default");
-  }
+  const auto emit_scalar = [&](const char* key, const std::optional<Entry>& entry, const char* fallback) {
+    out << YAML::Key << key << YAML::Value;
+    if (entry) {
+      out << entry->value << YAML::Comment(entry->pos.str());
+    } else {
+      out << fallback << YAML::Comment("default");
+    }
+  };
+  emit_scalar("learn", merged.learn, "false");
+  emit_scalar("ask", merged.ask, "false");
+  emit_scalar("ask_timeout", merged.ask_timeout, "10");
   out << YAML::EndMap;
   std::string s = "# merged configuration (each entry: where it came from)\n";
   s += out.c_str();

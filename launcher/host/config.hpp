@@ -13,6 +13,7 @@
 // .cagent.yaml, then the command-line flags. Every error names
 // file:line:column (flags: "command line:argument N").
 
+#include <cstdint>
 #include <filesystem>
 #include <stdexcept>
 #include <optional>
@@ -71,6 +72,8 @@ struct ConfigEntries {
   std::optional<Entry> connection_gate;  // "true" / "false"; merged: the last trusted layer's
   std::vector<SecretSpec> secrets;       // trusted layers only
   std::optional<Entry> learn;            // "true" / "false"; merged: the last layer's but a workspace's
+  std::optional<Entry> ask;              // "true" / "false"; like learn, never a workspace's
+  std::optional<Entry> ask_timeout;      // seconds (checked in validate); like learn
 };
 
 struct ConfigLayer : ConfigEntries {
@@ -81,7 +84,8 @@ struct ConfigLayer : ConfigEntries {
 // The keys a config file may have; anything else is an error.
 inline constexpr std::string_view kConfigKeys[] = {"ignore",        "readonly",        "domains",        "extra_args",
                                                    "dns_resolvers", "ca_certificates", "connection_gate",
-                                                   "image_packages", "secrets", "learn"};
+                                                   "image_packages", "secrets", "learn",
+                                                   "ask",           "ask_timeout"};
 
 // Parses one YAML document. An empty file is an empty layer. Throws ConfigError.
 ConfigLayer load_config(std::string_view yaml_text, const std::string& origin, LayerKind kind);
@@ -133,6 +137,13 @@ struct Config {
   // command line (--learn) or the global config — never from a workspace
   // file, trusted or not: it opens every destination.
   bool learn = false;
+  // Ask mode (watch.hpp): while `cagent watch` is attached to the session, a
+  // denied lookup is held up to ask_timeout seconds (1-60) for the user's
+  // decision. Like learn, only from the command line (--ask, --ask-timeout)
+  // or the global config: a repository must not choose to put its names in
+  // front of the user as questions, nor how long the agent waits for them.
+  bool ask = false;
+  std::uint32_t ask_timeout = 10;
 };
 
 // Throws ConfigError naming the first bad entry; an empty domain list is an error.

@@ -265,6 +265,12 @@ KubeManifest plan_kube(const KubeInput& in) {
     m.warnings.push_back("learn mode is left out of the Pod (its proposal needs cagent on the host)");
     config.learn = false;
   }
+  if (config.ask) {
+    // The approver, cagent watch, reaches a cage through docker exec; no
+    // one could attach to a Pod's dnsguard, so nothing would ever be held.
+    m.warnings.push_back("ask mode is left out of the Pod (cagent watch reaches only docker cages)");
+    config.ask = false;
+  }
   if (!config.ca_certificates.empty()) {
     m.warnings.push_back("ca_certificates are not carried into the Pod; build them into the image it runs");
   }

@@ -1,6 +1,7 @@
 #include "launcher/host/live.hpp"
 
 #include <poll.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include "launcher/host/sha256.hpp"
 #include "launcher/host/session_record.hpp"
 #include "launcher/host/text.hpp"
+#include "launcher/host/watch.hpp"
 #include "launcher/host/workspace_approval.hpp"
 #include "launcher/host/yaml_edit.hpp"
 
@@ -34,6 +36,18 @@ namespace cagent::launcher::host {
 namespace {
 
 constexpr const char* kDnsguard = "/usr/local/bin/dnsguard";
+
+// The word dnsguard --control takes for `op` (its parse_control_op's).
+const char* op_word(dnsguard::ControlOp op) {
+  switch (op) {
+    case dnsguard::ControlOp::allow: return "allow";
+    case dnsguard::ControlOp::deny: return "deny";
+    case dnsguard::ControlOp::list: return "list";
+    case dnsguard::ControlOp::watch: return "watch";
+    case dnsguard::ControlOp::refuse: return "refuse";
+  }
+  return "list";
+}
 
 // `--NAME VALUE` or `--NAME=VALUE` at args[i] (i moves past a separate
 // value): the value, never empty; nullopt when args[i] is another word.
@@ -64,6 +78,7 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
   else if (args[0] == "log") c.kind = LiveCommand::Kind::log;
   else if (args[0] == "check") c.kind = LiveCommand::Kind::check;
   else if (args[0] == "kube") c.kind = LiveCommand::Kind::kube;
+  else if (args[0] == "watch") c.kind = LiveCommand::Kind::watch;
   else return std::nullopt;
   const bool policy = c.kind == LiveCommand::Kind::allow || c.kind == LiveCommand::Kind::deny;
   std::vector<std::string> session_args;  // check: the ordinary options
@@ -117,10 +132,13 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
     }
     if (a.rfind("-", 0) == 0) throw UsageError("unknown option '" + a + "' for cagent " + args[0]);
     if (c.kind == LiveCommand::Kind::ps) throw UsageError("unexpected argument '" + a + "' for cagent ps");
-    if (c.kind == LiveCommand::Kind::log) {
+    if (c.kind == LiveCommand::Kind::log || c.kind == LiveCommand::Kind::watch) {
       const bool hex = !a.empty() && a.size() <= 64 &&
                        std::all_of(a.begin(), a.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); });
-      if (c.session || !hex) throw UsageError("usage: cagent log [SESSION] [--json]");
+      if (c.session || !hex) {
+        throw UsageError(c.kind == LiveCommand::Kind::log ? "usage: cagent log [SESSION] [--json]"
+                                                          : "usage: cagent watch [SESSION]");
+      }
       c.session = a;
       continue;
     }
@@ -187,16 +205,21 @@ std::vector<RunningCage> select_cages(const std::vector<RunningCage>& cages, con
   return out;
 }
 
-std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand& command) {
+std::vector<std::string> control_argv(const RunningCage& cage, std::string_view op,
+                                      const std::vector<std::string>& names) {
   // -u 0: the control socket serves root only; the agent's uid cannot.
   // The socket where dnsguard puts it: in the session's log directory,
   // which the cage sees at kContainerLogDir (the session policy's log.file
   // is there; the policy contract test holds the two together).
   const std::string socket = dnsguard::control_socket_path(kContainerLogDir).string();
   std::vector<std::string> argv{"docker", "exec", "-u", "0", cage.container, kDnsguard, "--control",
-                                socket, command.kind == LiveCommand::Kind::allow ? "allow" : "deny"};
-  argv.insert(argv.end(), command.names.begin(), command.names.end());
+                                socket, std::string(op)};
+  argv.insert(argv.end(), names.begin(), names.end());
   return argv;
+}
+
+std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand& command) {
+  return control_argv(cage, command.kind == LiveCommand::Kind::allow ? "allow" : "deny", command.names);
 }
 
 namespace {
@@ -233,7 +256,17 @@ std::string age_text(std::int64_t seconds) {
 }
 
 
-std::string type_text(int type) {
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
+
+std::string dns_type_text(int type) {
   switch (type) {
     case 1: return "A";
     case 28: return "AAAA";
@@ -247,15 +280,7 @@ std::string type_text(int type) {
   }
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
-
-std::vector<RunningCage> list_cages(ProcessRunner& runner) {
+std::vector<RunningCage> list_cage_names(ProcessRunner& runner) {
   RunOptions capture;
   capture.output = RunOptions::Output::capture;
   capture.timeout = std::chrono::seconds(30);
@@ -263,13 +288,24 @@ std::vector<RunningCage> list_cages(ProcessRunner& runner) {
                                    std::string("{{.Names}}\t{{.Label \"") + kSessionLabel + "\"}}"},
                                   capture);
   if (ps.status != 0) throw DockerError("docker ps failed: " + ps.output);
-  std::vector<RunningCage> cages = parse_running_cages(ps.output);
-  for (RunningCage& c : cages) {
-    const RunResult inspect = runner.run({"docker", "inspect", "--format", kInspectFormat, c.container}, capture);
-    if (inspect.status == 0) apply_inspect(c, inspect.output);
-  }
+  return parse_running_cages(ps.output);
+}
+
+void inspect_cage(ProcessRunner& runner, RunningCage& cage) {
+  RunOptions capture;
+  capture.output = RunOptions::Output::capture;
+  capture.timeout = std::chrono::seconds(30);
+  const RunResult inspect = runner.run({"docker", "inspect", "--format", kInspectFormat, cage.container}, capture);
+  if (inspect.status == 0) apply_inspect(cage, inspect.output);
+}
+
+std::vector<RunningCage> list_cages(ProcessRunner& runner) {
+  std::vector<RunningCage> cages = list_cage_names(runner);
+  for (RunningCage& c : cages) inspect_cage(runner, c);
   return cages;
 }
+
+namespace {
 
 std::filesystem::path log_dir_of(const HostContext& host, const std::string& session) {
   return host.cagent_home / "logs" / ("session-" + session);
@@ -382,7 +418,7 @@ std::string render_log(const std::string& session, const dnsguard::Decisions& re
       out << who << "\"denied\",\"name\":" << json_string(e.name) << ",\"type\":" << e.type << ",\"count\":" << e.count
           << ",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
     } else {
-      out << "denied   " << printable(e.name) << " " << type_text(e.type) << " \xC3\x97" << e.count << "  "
+      out << "denied   " << printable(e.name) << " " << dns_type_text(e.type) << " \xC3\x97" << e.count << "  "
           << utc_iso8601(e.first) << " .. " << utc_iso8601(e.last) << "\n";
     }
   }
@@ -588,33 +624,6 @@ int run_log(const LiveCommand& command, const HostContext& host, ProcessRunner& 
 
 // ---- cagent allow / deny ----------------------------------------------------------
 
-// dnsguard's reply to `command` in one cage: the line dnsguard --control
-// printed last, or, when there is none (docker exec or the socket failed),
-// a refusal carrying what they printed instead.
-dnsguard::ControlReply ask_dnsguard(ProcessRunner& runner, const RunningCage& cage, const LiveCommand& command) {
-  RunOptions capture;
-  capture.output = RunOptions::Output::capture;
-  capture.timeout = std::chrono::seconds(30);
-  capture.merge_stderr = true;
-  const RunResult r = runner.run(control_argv(cage, command), capture);
-  std::string output = r.output;
-  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
-  const std::size_t newline = output.rfind('\n');
-  const std::string last = newline == std::string::npos ? output : output.substr(newline + 1);
-  dnsguard::ControlReply refusal;
-  refusal.op = command.kind == LiveCommand::Kind::allow ? dnsguard::ControlOp::allow : dnsguard::ControlOp::deny;
-  if (!last.empty() && last.front() == '{') {
-    try {
-      return dnsguard::parse_control_reply(last);
-    } catch (const dnsguard::FormatError& e) {
-      refusal.error = e.what();  // another version of dnsguard, or not its reply at all
-      return refusal;
-    }
-  }
-  refusal.error = output.empty() ? "dnsguard did not answer" : output;
-  return refusal;
-}
-
 int run_policy_change(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   // `allow --save` between sessions is the common case (a name the last
   // session missed, saved for the next): with no cage running for this
@@ -658,7 +667,9 @@ int run_policy_change(const LiveCommand& command, const HostContext& host, Proce
   }
   int status = 0;
   for (const RunningCage& c : targets) {
-    const dnsguard::ControlReply reply = ask_dnsguard(runner, c, command);
+    const dnsguard::ControlReply reply = send_control(
+        runner, c, command.kind == LiveCommand::Kind::allow ? dnsguard::ControlOp::allow : dnsguard::ControlOp::deny,
+        command.names);
     io.err << "cagent: session " << c.session << ": " << printable(dnsguard::describe(reply)) << (reply.ok ? lasts : "")
            << "\n";
     if (!reply.ok) status = kExitUsage;
@@ -668,12 +679,38 @@ int run_policy_change(const LiveCommand& command, const HostContext& host, Proce
 
 }  // namespace
 
+dnsguard::ControlReply send_control(ProcessRunner& runner, const RunningCage& cage, dnsguard::ControlOp op,
+                                    const std::vector<std::string>& names) {
+  RunOptions capture;
+  capture.output = RunOptions::Output::capture;
+  capture.timeout = std::chrono::seconds(30);
+  capture.merge_stderr = true;
+  const RunResult r = runner.run(control_argv(cage, op_word(op), names), capture);
+  std::string output = r.output;
+  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+  const std::size_t newline = output.rfind('\n');
+  const std::string last = newline == std::string::npos ? output : output.substr(newline + 1);
+  dnsguard::ControlReply refusal;
+  refusal.op = op;
+  if (!last.empty() && last.front() == '{') {
+    try {
+      return dnsguard::parse_control_reply(last);
+    } catch (const dnsguard::FormatError& e) {
+      refusal.error = e.what();  // another version of dnsguard, or not its reply at all
+      return refusal;
+    }
+  }
+  refusal.error = output.empty() ? "dnsguard did not answer" : output;
+  return refusal;
+}
+
 int run_live(const LiveCommand& command, const HostContext& host, ProcessRunner& runner, SessionIo io) {
   switch (command.kind) {
     case LiveCommand::Kind::ps: return run_ps(command, host, runner, io);
     case LiveCommand::Kind::log: return run_log(command, host, runner, io);
     case LiveCommand::Kind::check: return run_check(command.check_cli, command.check_name, host, runner, io);
     case LiveCommand::Kind::kube: return run_kube(command.check_cli, command.kube, host, runner, io);
+    case LiveCommand::Kind::watch: return run_watch(command, host, runner, io, WatchKeys{STDIN_FILENO, host.stdin_tty});
     case LiveCommand::Kind::allow:
     case LiveCommand::Kind::deny: return run_policy_change(command, host, runner, io);
   }

@@ -9,6 +9,7 @@
 //               ─▶ ControlReply (dnsguard/contracts.hpp) ─describe()─▶ one line per cage
 //   ps:         cages + each session's decision record ─render_ps()─▶ listing
 //   log [-f]:   a session's decision record ─render_log()─▶ lines (again as they change)
+//   watch:      every running cage's dnsguard event stream, one key per decision (watch.hpp)
 //
 // The way in is `docker exec -u 0` into the container: only someone who can
 // use the Docker engine (the user on the host) can take it. dnsguard's
@@ -21,6 +22,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dnsguard/contracts.hpp"
@@ -31,9 +33,9 @@
 namespace cagent::launcher::host {
 
 struct LiveCommand {
-  enum class Kind { allow, deny, ps, log, check, kube } kind = Kind::allow;
+  enum class Kind { allow, deny, ps, log, check, kube, watch } kind = Kind::allow;
   std::vector<std::string> names;   // allow/deny: normalized patterns (validated)
-  std::optional<std::string> session;
+  std::optional<std::string> session;  // allow/deny --session; log and watch: SESSION
   bool json = false;                // ps, log: one JSON object per line
   bool follow = false;              // log -f: until the session's cage is gone
   std::chrono::milliseconds follow_interval{1000};
@@ -102,6 +104,27 @@ std::vector<RunningCage> select_cages(const std::vector<RunningCage>& cages, con
                                       const std::optional<std::string>& session);
 
 std::vector<std::string> control_argv(const RunningCage& cage, const LiveCommand& command);
+// `docker exec -u 0 CONTAINER dnsguard --control SOCKET OP NAME…`: the way
+// into one cage's dnsguard (OP: a ControlOp word).
+std::vector<std::string> control_argv(const RunningCage& cage, std::string_view op,
+                                      const std::vector<std::string>& names);
+
+// dnsguard's reply to OP NAME… in one cage: the line dnsguard --control
+// printed last, or, when there is none (docker exec or the socket failed),
+// a refusal (ok false) carrying what they printed instead.
+dnsguard::ControlReply send_control(ProcessRunner& runner, const RunningCage& cage, dnsguard::ControlOp op,
+                                    const std::vector<std::string>& names);
+
+// The running cages of this Docker engine (every user's workspace), with
+// what docker inspect tells (apply_inspect). Throws DockerError.
+std::vector<RunningCage> list_cages(ProcessRunner& runner);
+// The same in two steps: docker ps only (container and session), and one
+// cage's docker inspect.
+std::vector<RunningCage> list_cage_names(ProcessRunner& runner);
+void inspect_cage(ProcessRunner& runner, RunningCage& cage);
+
+// A DNS query type for people: "A", "AAAA", …, else "TYPE<n>".
+std::string dns_type_text(int type);
 
 // The whole command. allow/deny: find, select, send; one line per cage on
 // io.err; 0 when every cage took it, 2 when dnsguard refused it or could

@@ -60,6 +60,8 @@ dnsguard::Policy session_policy(const Config& config) {
   for (const SecretSpec& s : config.secrets) relayed.insert(s.hosts.begin(), s.hosts.end());
   policy.relay_hosts.assign(relayed.begin(), relayed.end());
   policy.learn = config.learn;
+  policy.ask_enabled = config.ask;
+  policy.ask_timeout = config.ask_timeout;
   return policy;
 }
 

@@ -79,6 +79,14 @@ class Spawn {
     check(posix_spawn_file_actions_adddup2(fa_.get(), from, to), "posix_spawn_file_actions_adddup2");
   }
 
+  // The child leads a process group of its own: signals from the terminal
+  // (Ctrl-C) reach cagent only.
+  void own_process_group() {
+    check(posix_spawnattr_setpgroup(attr_.get(), 0), "posix_spawnattr_setpgroup");
+    check(posix_spawnattr_setflags(attr_.get(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP),
+          "posix_spawnattr_setflags");
+  }
+
   // Returns the pid, or -1 with errno-like code in `err`.
   pid_t start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
               int& err) {
@@ -292,5 +300,34 @@ ForegroundResult PosixProcessRunner::run_foreground(const std::vector<std::strin
   result.status = wait_child(pid);
   return result;
 }
+
+PipedChild start_piped(const std::vector<std::string>& argv) {
+  if (argv.empty()) throw std::invalid_argument("start_piped: empty argv");
+  const auto make_pipe = [](UniqueFd& read_end, UniqueFd& write_end) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
+  };
+  PipedChild child;
+  UniqueFd child_in, child_out;  // the child's ends, closed here once it holds them
+  make_pipe(child_in, child.in);
+  make_pipe(child.out, child_out);
+  Spawn spawn;
+  spawn.own_process_group();
+  spawn.dup2(child_in.get(), 0);
+  spawn.dup2(child_out.get(), 1);
+  spawn.dup2(child_out.get(), 2);
+  int err = 0;
+  child.pid = spawn.start(argv, {}, err);
+  if (child.pid < 0) {
+    child.error = argv[0] + ": " + std::strerror(err);
+    child.in.reset();
+    child.out.reset();
+  }
+  return child;
+}
+
+int wait_piped(pid_t pid) { return wait_child(pid); }
 
 }  // namespace cagent::launcher::host

@@ -3,11 +3,15 @@
 // (docker, git). Always an argv vector, never a shell string. Tests replace
 // it with a fake that records argv and returns canned results.
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "dnsguard/posix.hpp"
 
 namespace cagent::launcher::host {
 
@@ -64,5 +68,20 @@ class PosixProcessRunner final : public ProcessRunner {
   ForegroundResult run_foreground(const std::vector<std::string>& argv, const std::function<void(int)>& on_signal,
                                   const Hangup& hangup) override;
 };
+
+// A child that runs beside cagent with its stdin and its output (stdout and
+// stderr) on pipes cagent holds: `cagent watch`'s docker exec streams.
+// Closing `in` is the child's end of input; `out` reads what it prints. It
+// runs in a process group of its own, so a Ctrl-C on the terminal reaches
+// cagent only, which then ends the children in order (closes `in`).
+struct PipedChild {
+  pid_t pid = -1;  // -1: it could not start (`error` says why)
+  UniqueFd in;     // write end: the child's stdin
+  UniqueFd out;    // read end: the child's stdout and stderr
+  std::string error;
+};
+PipedChild start_piped(const std::vector<std::string>& argv);
+// Waits for a child of start_piped: its status as in RunResult.
+int wait_piped(pid_t pid);
 
 }  // namespace cagent::launcher::host

@@ -39,7 +39,7 @@ bash)
   all=$(complete_words cagent --)
   missing=$(comm -23 <(main_options) <(sort <<<"$all"))
   if [[ -z $missing ]]; then ok "every option --help lists is completed"; else not_ok "options --help lists that bash does not offer" "$missing"; fi
-  expect "first word: subcommands and --" $'--\nallow\ncheck\ndeny\nkube\nlog\nps' cagent ''
+  expect "first word: subcommands and --" $'--\nallow\ncheck\ndeny\nkube\nlog\nps\nwatch' cagent ''
   expect "check's option" $'--name' cagent check --na
   expect "kube's options" $'--claim\n--classic-sidecar' cagent kube --cl
   expect "prefix of an option" $'--config' cagent --con

@@ -88,7 +88,7 @@ TEST_CASE("cli table: every subcommand option parses with parse_live_command") {
 }
 
 TEST_CASE("cli table: names are unique per command line") {
-  const unsigned commands[] = {kMain, kAllow, kDeny, kPs, kLog, kCheck, kKube};
+  const unsigned commands[] = {kMain, kAllow, kDeny, kPs, kLog, kCheck, kKube, kWatch};
   for (const unsigned command : commands) {
     std::set<std::string> longs;
     std::set<char> shorts;

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "launcher/host/cli.hpp"
 #include "launcher/host/config.hpp"
 #include "launcher/host/paths.hpp"
 #include "launcher/host/policy.hpp"
@@ -347,6 +348,72 @@ TEST_CASE("learn: off by default, on only from the global config or the command 
   CHECK(render_policy_toml(c).find("learn = true") != std::string::npos);
   CHECK(render_config(merge_layers({global_on}, MergeOptions{})).find("learn: true  # /g.yaml:2") !=
         std::string::npos);
+}
+
+TEST_CASE("ask mode: off by default, from the global config or the command line only, never a workspace file") {
+  const ConfigLayer base = layer("domains: [a.example]\n", "/g.yaml", LayerKind::base);
+  const Config plain = validate(merge_layers({base}, MergeOptions{true, ""}), "/h");
+  CHECK_FALSE(plain.ask);
+  CHECK(plain.ask_timeout == 10);
+  const ConfigLayer global_on =
+      layer("domains: [a.example]\nask: true\nask_timeout: 3\n", "/g.yaml", LayerKind::base);
+  const Config global = validate(merge_layers({global_on}, MergeOptions{false, "hint"}), "/h");
+  CHECK(global.ask);
+  CHECK(global.ask_timeout == 3);
+  // The flags: --ask and --ask-timeout, positions of the command line.
+  const CliOptions cli = parse_cli({"--ask", "--ask-timeout", "7"});
+  const Config flagged = validate(merge_layers({base, cli.flags}, MergeOptions{false, "hint"}), "/h");
+  CHECK(flagged.ask);
+  CHECK(flagged.ask_timeout == 7);
+  // A workspace file sets neither, trusted or not, whatever the value, and
+  // each key it tried is said once.
+  const ConfigLayer ws = layer("ask: true\nask_timeout: 60\n", "/ws/.cagent.yaml", LayerKind::workspace);
+  const ConfigLayer ws_off = layer("ask: false\n", "/ws/.cagent.yaml", LayerKind::workspace);
+  for (const bool trusted : {false, true}) {
+    const MergedConfig m = merge_layers({base, ws}, MergeOptions{trusted, "echo /ws >> trusted"});
+    const Config c = validate(m, "/h");
+    CHECK_FALSE(c.ask);
+    CHECK(c.ask_timeout == 10);
+    REQUIRE(m.warnings.size() == 2);
+    CHECK(m.warnings[0].find("ignoring ask: true from /ws/.cagent.yaml") == 0);
+    CHECK(m.warnings[1].find("ignoring ask_timeout: 60 from /ws/.cagent.yaml") == 0);
+    const MergedConfig off = merge_layers({global_on, ws_off}, MergeOptions{trusted, "hint"});
+    CHECK(validate(off, "/h").ask);  // the global config's stands
+    REQUIRE(off.warnings.size() == 1);
+    CHECK(off.warnings[0].find("ignoring ask: false") == 0);
+  }
+  // Bad values: one line naming where.
+  CHECK(error_of([] { layer("ask: maybe\n", "/g.yaml", LayerKind::base); }) == "/g.yaml:1:6: 'ask' must be true or false");
+  const auto timeout_error = [&](const std::string& value) {
+    return error_of([&] {
+      (void)validate(merge_layers({layer("domains: [a.example]\nask_timeout: " + value + "\n", "/g.yaml",
+                                         LayerKind::base)},
+                                  MergeOptions{}),
+                     "/h");
+    });
+  };
+  for (const char* bad : {"0", "61", "-1", "1.5", "ten", "007"}) {
+    CAPTURE(bad);
+    CHECK(timeout_error(bad) == "/g.yaml:2:14: 'ask_timeout' must be a whole number of seconds from 1 to 60");
+  }
+  CHECK(timeout_error("[1]").find("/g.yaml:2:14: 'ask_timeout' must be") == 0);
+  CHECK(timeout_error("60") == "(no error)");
+  CHECK(error_of([&] {
+          (void)validate(merge_layers({base, parse_cli({"--ask-timeout=90"}).flags}, MergeOptions{}), "/h");
+        }) == "command line:1: 'ask_timeout' must be a whole number of seconds from 1 to 60");
+  // The session policy carries both; --print-config says where they came from.
+  const std::string toml = render_policy_toml(global);
+  const std::size_t ask_at = toml.find("[ask]");
+  REQUIRE(ask_at != std::string::npos);
+  const std::string ask_table = toml.substr(ask_at, toml.find("\n[", ask_at + 1) - ask_at);
+  CHECK(ask_table.find("enabled = true") != std::string::npos);
+  CHECK(ask_table.find("timeout = 3") != std::string::npos);
+  CHECK(session_policy(plain).ask_enabled == false);
+  CHECK(session_policy(global).ask_timeout == 3);
+  const std::string shown = render_config(merge_layers({global_on}, MergeOptions{}));
+  CHECK(shown.find("ask: true  # /g.yaml:2") != std::string::npos);
+  CHECK(shown.find("ask_timeout: 3  # /g.yaml:3") != std::string::npos);
+  CHECK(render_config(merge_layers({base}, MergeOptions{})).find("ask_timeout: 10  # default") != std::string::npos);
 }
 
 TEST_CASE("image_packages: Debian names only, sorted: an untrusted workspace cannot add any") {

@@ -383,7 +383,7 @@ TEST_CASE("session: config errors surface with their position") {
     CHECK(std::string(e.what()) == (f.host.workspace / ".cagent.yaml").string() +
                                        ":2:1: unknown key 'bogus' (known: ignore, readonly, domains, "
                                        "extra_args, dns_resolvers, ca_certificates, connection_gate, "
-                                       "image_packages, secrets, learn)");
+                                       "image_packages, secrets, learn, ask, ask_timeout)");
   }
   CHECK(f.runner.foreground_argv.empty());
 }

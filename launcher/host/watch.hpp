@@ -1,15 +1,15 @@
 #pragma once
-// `cagent watch [SESSION]`: the live approver of ask mode. It follows the
-// denied (and, in ask mode, held) lookups of every running cage of this
-// Docker engine — or of the one session named — and one key decides the
-// oldest one waiting.
+// `cagent watch [--all] [SESSION]`: the live approver of ask mode. It
+// follows the denied (and, in ask mode, held) lookups of this user's running
+// cages (--all: every cage of this Docker engine) — or of the one session
+// named — and one key decides the decision the prompt on screen names.
 //
 //   docker ps (every ~2 s: cages that start later join)
 //     └─ per cage: docker exec -i -u 0 C dnsguard --control SOCKET watch   (watch_argv)
 //          stdout: ControlReply line, then WatchEvent lines ──read_stream_line()──▶
 //          DecisionQueue::on_event ──▶ one printed line; held/denied queued
-//   key (terminal in raw mode, or any byte stream: the same path)
-//     ──watch_key()──▶ the oldest pending decision:
+//   key (terminal in raw mode, or any byte stream: the same path; one per read)
+//     ──read_keys()──▶ the decision whose prompt has been shown ≥ 0.5 s (DecisionQueue::answer):
 //          a  allow for the session        send_control(allow)   (= cagent allow NAME --session ID)
 //          w  save to the cage's workspace  save_domains + allow  (= cagent allow --save NAME --session ID)
 //          g  save to the global config     save_domains + allow  (--save=global)

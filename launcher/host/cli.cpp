@@ -259,8 +259,9 @@ constexpr SubcommandSpec kSubcommands[] = {
      "prove the enforcement of this workspace's configuration (with the ordinary OPTIONS) in a throwaway cage: "
      "a table, exit 1 on any failure",
      "cagent check"},
-    {"watch", kWatch, "[SESSION]",
-     "follow the denied lookups of every running cage (or SESSION's) and decide each with one key: a allow, "
+    {"watch", kWatch, "[--all] [SESSION]",
+     "follow the denied lookups of your running cages (or SESSION's; --all: every user's on the engine) and decide "
+     "each with one key: a allow, "
      "w save to the workspace, g save globally, d keep denied, q quit; with --ask they wait for the key",
      "cagent watch"},
     {"kube", kKube, "",

@@ -126,6 +126,10 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
       }
       continue;
     }
+    if (c.kind == LiveCommand::Kind::watch && a == "--all") {
+      c.all = true;
+      continue;
+    }
     if (c.kind == LiveCommand::Kind::log && (a == "-f" || a == "--follow")) {
       c.follow = true;
       continue;
@@ -137,7 +141,7 @@ std::optional<LiveCommand> parse_live_command(const std::vector<std::string>& ar
                        std::all_of(a.begin(), a.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); });
       if (c.session || !hex) {
         throw UsageError(c.kind == LiveCommand::Kind::log ? "usage: cagent log [SESSION] [--json]"
-                                                          : "usage: cagent watch [SESSION]");
+                                                          : "usage: cagent watch [--all] [SESSION]");
       }
       c.session = a;
       continue;

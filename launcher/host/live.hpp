@@ -38,6 +38,7 @@ struct LiveCommand {
   std::optional<std::string> session;  // allow/deny --session; log and watch: SESSION
   bool json = false;                // ps, log: one JSON object per line
   bool follow = false;              // log -f: until the session's cage is gone
+  bool all = false;                 // watch --all: every user's cages too, not only this user's sessions
   std::chrono::milliseconds follow_interval{1000};
   // allow --save[=workspace|global]: also append the names to that config
   // file's domains (yaml_edit.hpp), as the user's approved change.

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <ostream>
 #include <set>
 
@@ -39,6 +41,22 @@ std::optional<WatchKey> watch_key(char c) {
   }
 }
 
+KeyRead read_keys(std::string_view bytes) {
+  KeyRead r;
+  for (char c : bytes) {
+    const auto key = watch_key(c);
+    if (!key) continue;
+    if (*key == WatchKey::quit) {
+      r.quit = true;
+    } else if (!r.key) {
+      r.key = key;
+    } else {
+      r.discarded = true;
+    }
+  }
+  return r;
+}
+
 StreamLine read_stream_line(const std::string& line, bool first) {
   if (line.empty() || line.front() != '{') return StreamError{line.empty() ? "dnsguard did not answer" : line};
   try {
@@ -64,23 +82,67 @@ const char* what_word(dnsguard::WatchWhat what) {
 
 }  // namespace
 
+namespace {
+
+// A name the agent looked up that no allow pattern can express (the root,
+// a label with a leading or trailing hyphen, a '*' of its own…): the same
+// check as cagent allow's; such a name is shown, never decidable.
+bool decidable(const std::string& name) {
+  try {
+    return !dnsguard::normalize_pattern(name).starts_with("*");  // a looked-up name is never a wildcard
+  } catch (const dnsguard::PatternError&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 std::string DecisionQueue::on_event(const std::string& session, const dnsguard::WatchEvent& event) {
+  RunningCage cage;
+  cage.container = session;
+  cage.session = session;
+  return on_event(cage, event);
+}
+
+std::string DecisionQueue::on_event(const RunningCage& cage, const dnsguard::WatchEvent& event) {
+  const std::string& session = cage.session;
   // The name comes from the agent's query: printable() before any terminal sees it.
   std::string line = printable(session) + " " + what_word(event.event) + " " + printable(event.name);
   if (event.type != 0) line += " " + dns_type_text(event.type);
-  const auto same = [&](const PendingDecision& d) { return d.session == session && d.name == event.name; };
+  const auto same = [&](const PendingDecision& d) { return d.container == cage.container && d.name == event.name; };
+  // Held ones first (oldest first), then the denied-at-once ones.
+  const auto first_denied = [&] {
+    return std::find_if(queue_.begin(), queue_.end(), [](const PendingDecision& d) { return !d.held; });
+  };
   switch (event.event) {
     case dnsguard::WatchWhat::held:
     case dnsguard::WatchWhat::denied: {
       const bool held = event.event == dnsguard::WatchWhat::held;
       if (held) line += " (waits up to " + std::to_string((event.wait_ms + 999) / 1000) + " s)";
+      if (!decidable(event.name)) {
+        line += " (no pattern can express this name: it stays denied)";
+        break;
+      }
       const auto it = std::find_if(queue_.begin(), queue_.end(), same);
       if (it != queue_.end()) {
-        it->held = it->held || held;
-      } else if (queue_.size() < kMaxPending) {
-        queue_.push_back(PendingDecision{session, event.name, event.type, held});
+        if (held && !it->held) {  // a name denied before now waits: it moves up among the held ones
+          PendingDecision d = std::move(*it);
+          queue_.erase(it);
+          d.held = true;
+          queue_.insert(first_denied(), std::move(d));
+        }
       } else {
-        line += " (not queued: " + std::to_string(kMaxPending) + " decisions wait already)";
+        if (queue_.size() >= kMaxPending && held && !queue_.back().held) queue_.pop_back();  // the newest denied one
+        if (queue_.size() < kMaxPending) {
+          PendingDecision d{next_id_++, cage.container, cage.workspace.string(), session, event.name, event.type, held};
+          if (held) {
+            queue_.insert(first_denied(), std::move(d));
+          } else {
+            queue_.push_back(std::move(d));
+          }
+        } else {
+          line += " (not queued: " + std::to_string(kMaxPending) + " decisions wait already)";
+        }
       }
       break;
     }
@@ -102,12 +164,59 @@ std::optional<PendingDecision> DecisionQueue::take() {
 
 void DecisionQueue::put_back(PendingDecision decision) { queue_.push_front(std::move(decision)); }
 
-void DecisionQueue::drop_session(const std::string& session) {
-  std::erase_if(queue_, [&](const PendingDecision& d) { return d.session == session; });
+void DecisionQueue::drop_session(const std::string& container) {
+  std::erase_if(queue_, [&](const PendingDecision& d) { return d.container == container; });
+}
+
+std::optional<std::string> DecisionQueue::show(Clock::time_point now) {
+  if (queue_.empty()) {
+    shown_id_ = 0;
+    return std::nullopt;
+  }
+  if (queue_.front().id != shown_id_) {
+    shown_id_ = queue_.front().id;
+    shown_at_ = now;
+  }
+  return prompt_line(queue_.front(), queue_.size());
+}
+
+std::optional<PendingDecision> DecisionQueue::answer(Clock::time_point now) {
+  if (queue_.empty() || shown_id_ == 0 || queue_.front().id != shown_id_ || now - shown_at_ < kMinShown)
+    return std::nullopt;
+  shown_id_ = 0;  // the next prompt is a new one, even for a decision put back
+  return take();
+}
+
+bool EventThrottle::admit(const std::string& stream, const std::string& session, Clock::time_point now) {
+  auto it = std::find_if(windows_.begin(), windows_.end(), [&](const auto& w) { return w.first == stream; });
+  if (it == windows_.end()) {
+    windows_.emplace_back(stream, Window{session, now, 0, 0});
+    it = windows_.end() - 1;
+  }
+  Window& w = it->second;
+  if (now - w.start >= std::chrono::seconds(1) && w.folded == 0) w = Window{session, now, 0, 0};
+  if (now - w.start < std::chrono::seconds(1) && w.printed < kPerSecond) {
+    ++w.printed;
+    return true;
+  }
+  ++w.folded;  // said in the summary once this second is over (due)
+  return false;
+}
+
+std::vector<std::string> EventThrottle::due(Clock::time_point now) {
+  std::vector<std::string> lines;
+  for (auto& [stream, w] : windows_) {
+    if (w.folded == 0 || now - w.start < std::chrono::seconds(1)) continue;
+    lines.push_back(printable(w.session) + " … and " + std::to_string(w.folded) + " more denied names");
+    w = Window{w.session, now, 0, 0};
+  }
+  return lines;
 }
 
 std::string prompt_line(const PendingDecision& d, std::size_t waiting) {
-  std::string line = "cagent watch: " + printable(d.session) + " " + printable(d.name);
+  std::string line = "cagent watch: " + printable(d.session);
+  if (!d.workspace.empty()) line += " (" + printable(d.workspace) + ")";  // whose cage this is
+  line += " " + printable(d.name);
   if (d.type != 0) line += " " + dns_type_text(d.type);
   line += "? a allow for the session, w save to its workspace, g save globally, d keep denied";
   if (waiting > 1) line += " (" + std::to_string(waiting - 1) + " more waiting)";
@@ -207,8 +316,27 @@ class Watcher {
   void attach_first() {
     std::vector<RunningCage> cages = list_cages(runner_);
     if (cages.empty()) throw UsageError("no running cage to watch");
-    if (command_.session) cages = select_cages(cages, {}, command_.session);
+    if (command_.session) {
+      cages = select_cages(cages, {}, command_.session);
+      if (!command_.all) std::erase_if(cages, [&](const RunningCage& c) { return !ours(c); });
+      if (cages.empty())
+        throw UsageError("session " + printable(*command_.session) +
+                         " was not started by your cagent (cagent watch --all to watch it anyway)");
+    } else if (!command_.all) {
+      std::erase_if(cages, [&](const RunningCage& c) { return !ours(c); });
+      if (cages.empty()) throw UsageError("no running cage of yours to watch (cagent watch --all: every user's)");
+    }
     for (RunningCage& c : cages) attach(std::move(c));
+  }
+
+  // A session this user's cagent started: its directory under our
+  // cagent home exists (while it is supervised) and the container has the
+  // name cagent gives it. Another docker-group user's cages are watched
+  // only with --all.
+  bool ours(const RunningCage& c) const {
+    if (c.container != "cagent-" + c.session || c.session.empty()) return false;
+    std::error_code ec;
+    return std::filesystem::is_directory(host_.cagent_home / "sessions" / c.session, ec);
   }
 
   // Cages started since the last look (none when a session was named).
@@ -222,13 +350,15 @@ class Watcher {
       return;
     }
     for (RunningCage& c : cages) {
-      if (seen_.count(c.session) != 0) continue;
+      if (seen_.count(c.container) != 0) continue;
+      if (!command_.all && !ours(c)) continue;
       inspect_cage(runner_, c);
       attach(std::move(c));
     }
   }
 
-  int run(WatchKeys keys) {
+  int run(const WatchKeys& keys) {
+    now_ = keys.now;
     const StopSignals signals;
     std::optional<RawTerminal> raw;
     if (keys.tty) raw.emplace(keys.fd);
@@ -242,7 +372,8 @@ class Watcher {
       std::vector<pollfd> fds{{signals.fd(), POLLIN, 0}, {key_fd, POLLIN, 0}};
       for (const Stream& s : streams_) fds.push_back({s.child.out.get(), POLLIN, 0});
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_scan - Clock::now()).count();
-      const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(left, 0)));
+      // At most a second: folded event lines are summed up when their second is over.
+      const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<long long>(left, 0, 1000)));
       if (n < 0 && errno != EINTR) throw_errno("poll");
       if (n > 0 && (fds[0].revents & POLLIN) != 0) {
         if (const int signo = signals.take(); signo != 0) return 128 + signo;
@@ -252,12 +383,9 @@ class Watcher {
         char buf[64];
         const ssize_t got = ::read(key_fd, buf, sizeof buf);
         if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) return 0;  // end of input
-        for (ssize_t i = 0; i < got; ++i) {
-          const auto key = watch_key(buf[i]);
-          if (!key) continue;
-          if (*key == WatchKey::quit) return 0;
-          decide(*key);
-        }
+        const KeyRead read = read_keys(std::string_view(buf, got > 0 ? static_cast<std::size_t>(got) : 0));
+        if (read.quit) return 0;
+        if (read.key) take_key(*read.key, keys, read.discarded);
       }
       // Streams: fds[2 + i] is streams_[i] (none is added or removed until below).
       std::vector<std::size_t> ended;
@@ -266,6 +394,11 @@ class Watcher {
         if (!read_stream(streams_[i])) ended.push_back(i);
       }
       for (auto it = ended.rbegin(); it != ended.rend(); ++it) end_stream(*it);
+      if (const auto summaries = throttle_.due(now_()); !summaries.empty()) {
+        for (const std::string& line : summaries) io_.out << line << "\n";
+        io_.out << std::flush;
+        ask_next();
+      }
       if (Clock::now() >= next_scan) {
         rescan();
         next_scan = Clock::now() + kRescan;
@@ -275,7 +408,7 @@ class Watcher {
 
  private:
   void attach(RunningCage cage) {
-    seen_.insert(cage.session);
+    seen_.insert(cage.container);
     Stream s;
     s.child = start_(watch_argv(cage));
     s.cage = std::move(cage);
@@ -326,9 +459,13 @@ class Watcher {
               << std::flush;
       return true;
     }
-    const bool was_empty = queue_.front() == nullptr;
-    io_.out << queue_.on_event(s.cage.session, std::get<dnsguard::WatchEvent>(read)) << "\n" << std::flush;
-    if (was_empty && queue_.front() != nullptr) ask_next();
+    const auto& event = std::get<dnsguard::WatchEvent>(read);
+    const std::uint64_t front_before = queue_.front() != nullptr ? queue_.front()->id : 0;
+    const std::string shown = queue_.on_event(s.cage, event);
+    const bool print = event.event != dnsguard::WatchWhat::denied || throttle_.admit(s.cage.container, s.cage.session, now_());
+    if (print) io_.out << shown << "\n" << std::flush;
+    // The prompt stays the last line, and says which decision it is now.
+    if (print || front_before != (queue_.front() != nullptr ? queue_.front()->id : 0)) ask_next();
     return true;
   }
 
@@ -337,9 +474,7 @@ class Watcher {
     Stream s = std::move(streams_[i]);
     streams_.erase(streams_.begin() + static_cast<std::ptrdiff_t>(i));
     close_stream(s);
-    const PendingDecision* before = queue_.front();
-    const bool front_was_here = before != nullptr && before->session == s.cage.session;
-    queue_.drop_session(s.cage.session);
+    queue_.drop_session(s.cage.container);
     // Why it ended: the cage went away (docker exec then says something
     // of its own, or nothing), or the watch itself failed in a running cage.
     // A cage that stops ends dnsguard (and so the stream) a moment before
@@ -370,26 +505,44 @@ class Watcher {
       why = "the watch stream ended (exit status " + std::to_string(s.status) + ")";
     }
     io_.err << "cagent watch: session " << printable(s.cage.session) << ": " << why << "\n" << std::flush;
-    if (front_was_here) ask_next();
+    ask_next();
   }
 
+  // (Re)prints the prompt as the last line: after every event line and
+  // whenever the front may have changed (a decision left, was put back,
+  // its session ended). A key answers only the decision this names.
   void ask_next() {
-    if (const PendingDecision* d = queue_.front()) io_.err << prompt_line(*d, queue_.size()) << "\n" << std::flush;
+    if (const auto line = queue_.show(now_())) io_.err << *line << "\n" << std::flush;
   }
 
-  const RunningCage* cage_of(const std::string& session) const {
+  // One key of a read: it decides the decision on screen only if that
+  // prompt has been there long enough; otherwise it is discarded (and on a
+  // terminal whatever was typed ahead with it).
+  void take_key(WatchKey key, const WatchKeys& keys, bool discarded) {
+    std::optional<PendingDecision> d;
+    if (queue_.front() == nullptr) {
+      io_.err << "cagent watch: nothing to decide\n" << std::flush;
+    } else if (!(d = queue_.answer(now_()))) {
+      io_.err << "cagent watch: key ignored: the prompt is new (read it, then press the key again)\n" << std::flush;
+      discarded = true;
+    }
+    if (discarded && keys.tty) ::tcflush(keys.fd, TCIFLUSH);
+    if (d) {
+      decide(key, std::move(*d));
+    } else {
+      ask_next();
+    }
+  }
+
+  const RunningCage* cage_of(const std::string& container) const {
     for (const Stream& s : streams_)
-      if (s.cage.session == session) return &s.cage;
+      if (s.cage.container == container) return &s.cage;
     return nullptr;
   }
 
-  void decide(WatchKey key) {
-    std::optional<PendingDecision> d = queue_.take();
-    if (!d) {
-      io_.err << "cagent watch: nothing to decide\n" << std::flush;
-      return;
-    }
-    const RunningCage* cage = cage_of(d->session);
+  void decide(WatchKey key, PendingDecision decision) {
+    std::optional<PendingDecision> d = std::move(decision);
+    const RunningCage* cage = cage_of(d->container);
     const std::string who = "cagent watch: session " + printable(d->session) + ": ";
     if (cage == nullptr) {  // its stream ended meanwhile (drop_session makes this rare)
       io_.err << who << "its cage is gone\n" << std::flush;
@@ -481,8 +634,10 @@ class Watcher {
   SessionIo io_;
   const StreamStarter& start_;
   std::vector<Stream> streams_;
-  std::set<std::string> seen_;  // sessions attached once: a stream that ended is not retried
+  std::set<std::string> seen_;  // containers attached once: a stream that ended is not retried
   DecisionQueue queue_;
+  EventThrottle throttle_;
+  std::function<DecisionQueue::Clock::time_point()> now_ = [] { return DecisionQueue::Clock::now(); };
 };
 
 }  // namespace

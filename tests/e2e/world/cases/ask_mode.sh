@@ -86,7 +86,18 @@ start_watch() {
   wait_for "cagent watch to attach" 30 grep -q "watching session $session" "$E2E_TMP/watch.err" ||
     cat "$E2E_TMP/watch.err" >&2
 }
-key() { printf '%s' "$1" >&7; }
+# A key answers only the prompt on screen, and only once it has been shown
+# for 0.5 s (cagent watch discards earlier keys: launcher/host/REFERENCE.md,
+# "Ask mode"): wait for the prompt naming NAME, then 0.6 s, then one key.
+key_for() {  # NAME-ERE KEY
+  local deadline=$((SECONDS + 20))
+  until grep -qE "^cagent watch: $session .*$1 A\\? a allow" "$E2E_TMP/watch.err"; do
+    ((SECONDS < deadline)) || { say "cagent watch never asked about /$1/"; return 1; }
+    sleep 0.02
+  done
+  sleep 0.6
+  printf '%s' "$2" >&7
+}
 stop_watch() {  # end of input: cagent watch detaches and exits
   exec 7>&-
   local deadline=$((SECONDS + 20))
@@ -114,8 +125,7 @@ expect_eq "cagent watch runs one control exec in the cage" "$(control_execs)" 1
 # ---- key a: the agent's single curl succeeds --------------------------------------
 send 'curl -sS -m 20 http://denied.test/; echo "curl=$?"; date +%s%N >/workspace/t_done'
 if watch_shows "^$session held denied\.test A "; then
-  t_key=$(date +%s%N)
-  key a
+  key_for 'denied\.test' a && t_key=$(date +%s%N)
 fi
 result; out=$OUT
 expect_match "key a: the single curl succeeded" "$out" 'curl=0'
@@ -140,7 +150,7 @@ expect_true "…then timed out" watch_shows "^$session timed_out example\.net\.t
 
 # ---- key d: denied at once ---------------------------------------------------------------
 send "$(dig_timed extra.test)"
-watch_shows "^$session held extra\.test A " && key d
+watch_shows "^$session held extra\.test A " && key_for 'extra\.test' d
 result; out=$OUT
 expect_match "key d: denied with the policy's text" "$out" 'blocked by cagent policy'
 expect_no_match "…not as timed out" "$out" 'pending approval'
@@ -217,13 +227,13 @@ expect_eq "…and no control exec is left in the cage" "$(control_execs)" 0
 # ---- keys w and g: saved, then allowed ---------------------------------------------------
 start_watch
 send 'curl -sS -m 20 http://pypi.test/; echo "curl=$?"'
-watch_shows "^$session held pypi\.test A " && key w
+watch_shows "^$session held pypi\.test A " && key_for 'pypi\.test' w
 result; out=$OUT
 expect_match "key w: the held curl succeeded" "$out" 'curl=0'
 expect_match "key w: pypi.test is in the workspace config" "$(cat "$ws/.cagent.yaml")" 'pypi\.test'
 expect_no_match "…not in the global one" "$(cat "$E2E_HOME/.cagent/config.yaml")" 'pypi\.test'
 send 'curl -sS -m 20 http://wild.test/; echo "curl=$?"'
-watch_shows "^$session held wild\.test A " && key g
+watch_shows "^$session held wild\.test A " && key_for 'wild\.test' g
 result; out=$OUT
 expect_match "key g: the held curl succeeded" "$out" 'curl=0'
 expect_match "key g: wild.test is in the global config" "$(cat "$E2E_HOME/.cagent/config.yaml")" '"?wild\.test"?'

@@ -151,6 +151,10 @@ std::string DecisionQueue::on_event(const RunningCage& cage, const dnsguard::Wat
       std::erase_if(queue_, same);
       break;
   }
+  // dnsguard folds a flood of denied names (and what a lagging watcher
+  // missed) into a count on the next event.
+  if (event.dropped != 0)
+    line += " (and " + std::to_string(event.dropped) + " earlier events dnsguard did not send: a flood, or this watch lagged)";
   return line;
 }
 

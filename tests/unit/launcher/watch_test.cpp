@@ -465,3 +465,12 @@ TEST_CASE("cagent watch: a flood of denied lines is folded into one line a secon
   // The next second prints again.
   CHECK(t.admit("cagent-ab12", "ab12", t0 + 3s));
 }
+
+TEST_CASE("watch: dnsguard's count of the events it did not send is shown with the next one") {
+  DecisionQueue q;
+  dg::WatchEvent e{.event = dg::WatchWhat::denied, .name = "a.example", .type = 1};
+  CHECK(q.on_event("s1", e).find("did not send") == std::string::npos);  // the control: nothing dropped
+  e.name = "b.example";
+  e.dropped = 926;
+  CHECK(q.on_event("s1", e).find("and 926 earlier events dnsguard did not send") != std::string::npos);
+}

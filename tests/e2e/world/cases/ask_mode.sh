@@ -217,7 +217,14 @@ expect_true "…at most dnsguard's 64 held names (the rest denied at once)" test
 seen=$(grep -oE "^$session (held|denied) n[0-9]+\.askflood\.test" "$E2E_TMP/watch.out" | awk '{print $3}' | sort -u | wc -l)
 held=$(grep -cE "^$session held n[0-9]+\.askflood\.test" "$E2E_TMP/watch.out")
 say "the watcher saw $seen flood names ($held held, the rest denied at once)"
-expect_eq "control: the flood reached dnsguard's deny path (the watcher saw all 1000 names)" "$seen" 1000
+# The approver is not buried: held names one line each (at most 64), the
+# names denied at once only a few a second (dnsguard sends 10 a second, cagent
+# watch prints 5), the rest folded into counts.
+denied_lines=$(grep -cE "^$session denied n[0-9]+\.askflood\.test" "$E2E_TMP/watch.out")
+folded=$(grep -cE "and [0-9]+ (more denied names|earlier events dnsguard did not send)" "$E2E_TMP/watch.out")
+expect_true "control: the watcher was told of the held flood names (${held:-0})" test "${held:-0}" -gt 0
+expect_true "…and of few of those denied at once (${denied_lines:-?} lines)" test "${denied_lines:-999}" -le 40
+expect_true "…the rest folded into counts (${folded:-0} lines)" test "${folded:-0}" -gt 0
 
 # ---- end of input detaches the watcher --------------------------------------------------
 stop_watch

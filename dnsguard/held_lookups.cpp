@@ -12,21 +12,11 @@ std::size_t HeldLookups::count_of(std::string_view name) const noexcept {
   }));
 }
 
-std::size_t HeldLookups::distinct_names() const {
-  // At most kMaxLookups entries: a quadratic count is a few thousand
-  // comparisons of short strings, and needs no second structure to keep
-  // in step.
-  std::size_t n = 0;
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    if (std::none_of(entries_.begin(), it, [&](const Entry& e) { return e.name == it->name; })) ++n;
-  }
-  return n;
-}
-
 std::optional<HeldLookups::Added> HeldLookups::add(std::string name, std::function<void()> wake) {
   if (entries_.size() >= kMaxLookups) return std::nullopt;
   const bool first = count_of(name) == 0;
-  if (first && distinct_names() >= kMaxNames) return std::nullopt;
+  if (!per_name_.contains(name) && per_name_.size() >= kMaxNames) return std::nullopt;
+  ++per_name_[name];
   entries_.push_back(Entry{std::move(name), Outcome::pending, std::move(wake)});
   return Added{std::prev(entries_.end()), first};
 }
@@ -36,6 +26,7 @@ HeldLookups::Removed HeldLookups::remove(Handle handle) {
   out.outcome = handle->outcome == Outcome::pending ? Outcome::timed_out : handle->outcome;
   const std::string name = std::move(handle->name);
   entries_.erase(handle);
+  if (const auto it = per_name_.find(name); it != per_name_.end() && --it->second == 0) per_name_.erase(it);
   out.last_of_name = count_of(name) == 0;
   return out;
 }

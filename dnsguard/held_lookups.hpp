@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,9 +63,12 @@ class HeldLookups {
 
  private:
   std::size_t count_of(std::string_view name) const noexcept;
-  std::size_t distinct_names() const;
 
   std::list<Entry> entries_;
+  // Entries per name (decided ones included, until removed): its size is
+  // the distinct names the bound counts, kept as entries come and go so a
+  // flood of new names costs no scan of the table per lookup.
+  std::map<std::string, std::size_t, std::less<>> per_name_;
 };
 
 }  // namespace cagent::dnsguard

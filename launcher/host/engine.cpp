@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cctype>
 #include <cerrno>
 
 namespace cagent::launcher::host {
@@ -144,6 +145,64 @@ bool EngineWatch::closed() const {
     const ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return true;
   }
+}
+
+std::string container_die_request(const std::string& name) {
+  // {"type":["container"],"event":["die"],"container":["NAME"]}; a session's
+  // container name is "cagent-" and hex, nothing to escape — anything else
+  // is escaped all the same.
+  std::string escaped;
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.') {
+      escaped += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      escaped += '%';
+      escaped += kHex[c >> 4];
+      escaped += kHex[c & 15];
+    }
+  }
+  return "GET /events?filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22die%22%5D%2C"
+         "%22container%22%3A%5B%22" +
+         escaped + "%22%5D%7D HTTP/1.1\r\nHost: docker\r\nUser-Agent: cagent\r\n\r\n";
+}
+
+bool holds_die_of(std::string_view events, std::string_view name) {
+  // Each event is a JSON object; the container's name is an attribute of
+  // its actor: "name":"<name>". The stream is chunked, so an object may be
+  // cut by a chunk header: only the name and the action are looked for, and
+  // each is short enough never to be cut when the engine writes one event
+  // per chunk.
+  const std::string needle = "\"name\":\"" + std::string(name) + "\"";
+  return events.find(needle) != std::string_view::npos &&
+         (events.find("\"Action\":\"die\"") != std::string_view::npos ||
+          events.find("\"status\":\"die\"") != std::string_view::npos);
+}
+
+std::optional<ContainerEndWatch> ContainerEndWatch::open(const fs::path& socket, const std::string& name,
+                                                         std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  Connected c = connect_engine(socket);
+  if (!c.fd.valid() || !send_all(c.fd.get(), container_die_request(name), deadline)) return std::nullopt;
+  const std::string status = status_line(c.fd.get(), deadline);
+  if (status.rfind("HTTP/1.1 200", 0) != 0 && status.rfind("HTTP/1.0 200", 0) != 0) return std::nullopt;
+  return ContainerEndWatch(std::move(c.fd), name);
+}
+
+bool ContainerEndWatch::died() {
+  char buf[4096];
+  while (true) {
+    const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (n < 0 && errno != EAGAIN)) closed_ = true;
+    if (n <= 0) break;
+    seen_.append(buf, static_cast<std::size_t>(n));
+    // Only this container's events pass the filter: a few, each well
+    // under this bound.
+    if (seen_.size() > 64 * 1024) seen_.erase(0, seen_.size() - 16 * 1024);
+  }
+  return holds_die_of(seen_, name_);
 }
 
 EngineCheck EngineWatch::check(std::chrono::milliseconds timeout) const {

@@ -90,4 +90,46 @@ class EngineWatch {
   UniqueFd fd_;
 };
 
+// The moment a container's main process has ended, as the engine reports
+// it (its `die` event), before the engine has removed the container. A
+// second subscription, separate from EngineWatch's: the engine ANDs the
+// kinds of filter, so one subscription cannot ask for its own events and a
+// container's. Used to start the end-of-session walk (git_markers.hpp)
+// while the engine still removes the container: by then no process of the
+// cage is left — the kernel ends every process of a PID namespace before
+// the exit of its first one is reported — so nothing in it can still write
+// to the workspace.
+class ContainerEndWatch {
+ public:
+  // Subscribes to the `die` events of the container named `name` (which
+  // need not exist yet); nullopt when the engine does not accept it within
+  // `timeout`.
+  static std::optional<ContainerEndWatch> open(const std::filesystem::path& socket, const std::string& name,
+                                               std::chrono::milliseconds timeout);
+
+  int fd() const { return fd_.get(); }
+
+  // Reads what is waiting; true once the container's `die` event came. The
+  // connection closing says nothing about the container (false; closed()).
+  bool died();
+  // Whether the engine ended the subscription (nothing more will come).
+  bool closed() const { return closed_; }
+
+ private:
+  ContainerEndWatch(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
+  UniqueFd fd_;
+  std::string name_;
+  std::string seen_;  // what came, up to a bound
+  bool closed_ = false;
+};
+
+// The events request for the `die` events of the container `name`
+// (exposed for tests).
+std::string container_die_request(const std::string& name);
+
+// Whether the event stream text `events` holds a `die` event of the
+// container named exactly `name` (the engine's name filter also passes
+// names that merely begin with it).
+bool holds_die_of(std::string_view events, std::string_view name);
+
 }  // namespace cagent::launcher::host

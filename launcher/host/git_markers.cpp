@@ -10,6 +10,7 @@
 
 #include "launcher/host/dir_listing.hpp"
 #include "launcher/host/file_identity.hpp"
+#include "launcher/host/listing_cache.hpp"
 #include "launcher/host/parallel_walk.hpp"
 #include "launcher/host/scan.hpp"
 #include "launcher/host/text.hpp"
@@ -91,34 +92,47 @@ bool still_skipped(const SkipDirs& skip, const std::string& child, const fs::pat
 constexpr std::size_t kDirsBeforeHelpers = 16;
 }  // namespace
 
-GitMarkerWalk find_git_markers(const fs::path& root, const SkipDirs& skip) {
+GitMarkerWalk find_git_markers(const fs::path& root, const SkipDirs& skip, const ListingCache* cache) {
   GitMarkerWalk out;
   std::mutex out_mutex;  // guards `out`: rarely taken, most directories hold no marker
   // One directory open at a time per thread, however deep the agent nested
   // them; the order is free, the result is sorted below.
   ParallelWalk<std::string>(kMaxScanThreads, kDirsBeforeHelpers).run("", [&] {
-    return [&](const std::string& rel, std::vector<std::string>& subdirs) {
+    return [&, entries = std::vector<ListedEntry>()](const std::string& rel, std::vector<std::string>& subdirs) mutable {
       const fs::path dir = rel.empty() ? root : root / rel;
       const auto unchecked = [&] {
         const std::lock_guard lock(out_mutex);
         out.unchecked.push_back(rel);
       };
       if (dir.native().size() > kMaxScanPath) return unchecked();
-      UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      DirHandle listing(fd.valid() ? ::fdopendir(fd.get()) : nullptr);
-      if (!listing) return unchecked();
-      fd.release();  // the DIR owns it now
+      // A directory the session did not change has the entries the start
+      // scan listed (listing_cache.hpp): one lstat instead of a listing.
+      bool reused = false;
+      if (cache != nullptr && cache->knows(rel)) {
+        struct stat st {};
+        reused = ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && cache->reuse(rel, stamp_of(st), entries);
+      }
+      if (!reused) {
+        entries.clear();
+        UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        DirHandle listing(fd.valid() ? ::fdopendir(fd.get()) : nullptr);
+        if (!listing) return unchecked();
+        fd.release();  // the DIR owns it now
+        while (const dirent* e = ::readdir(listing.get())) {
+          const std::string_view name = e->d_name;
+          if (name == "." || name == "..") continue;
+          entries.push_back({std::string(name), type_of(::dirfd(listing.get()), *e)});
+        }
+      }
       GitDirNames names;
       std::vector<GitMarker> found;
-      while (const dirent* e = ::readdir(listing.get())) {
-        const std::string_view name = e->d_name;
-        if (name == "." || name == "..") continue;
+      for (const ListedEntry& e : entries) {
+        const std::string_view name = e.name;
         names.see(name);
-        const fs::file_type type = type_of(::dirfd(listing.get()), *e);
-        if (type != fs::file_type::directory && name != ".git") continue;  // a file: its name was all it took
+        if (e.type != fs::file_type::directory && name != ".git") continue;  // a file: its name was all it took
         std::string child = rel.empty() ? std::string(name) : rel + "/" + std::string(name);
         if (name == ".git") {
-          if (const auto kind = git_entry_kind(type)) {
+          if (const auto kind = git_entry_kind(e.type)) {
             found.push_back({child, *kind, file_identity(root / child).value_or("")});
           }
           continue;  // a .git directory is one unit: never entered

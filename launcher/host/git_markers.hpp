@@ -86,7 +86,13 @@ std::optional<std::string> dir_identity(const std::filesystem::path& path);
 // (parallel_walk.hpp; the result is sorted, so the order the threads went
 // in does not show). `skip`: directories not to enter while they are still
 // the ones recorded (hidden or read-only in the session).
-GitMarkerWalk find_git_markers(const std::filesystem::path& root, const SkipDirs& skip);
+//
+// `cache`: the listings the start scan used (settled: listing_cache.hpp). A
+// directory still as it was then is not listed again: it holds what
+// the start saw, and its listing is reused: the result is the same.
+class ListingCache;
+GitMarkerWalk find_git_markers(const std::filesystem::path& root, const SkipDirs& skip,
+                               const ListingCache* cache = nullptr);
 
 // The markers of `after` that `before` lacks: a new path, or one whose kind
 // or identity changed (replaced during the session).

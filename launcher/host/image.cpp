@@ -445,6 +445,7 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
   const std::optional<std::string> context_current =
       layered ? inspect_image_hash(runner, context_image) : current;
 
+  if (request.before_build) request.before_build();
   fs::create_directories(request.log_dir);
   const std::string stamp = random_hex(4);
   const fs::path log = request.log_dir / ("build-" + stamp + ".log");

@@ -20,6 +20,7 @@
 // hash covers exactly the bytes docker receives.
 
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <stdexcept>
@@ -114,6 +115,9 @@ struct ImageRequest {
   // the build and its result is every later cage.
   std::optional<std::string> user_dockerfile;
   std::string user_dockerfile_origin = "~/.cagent/Dockerfile";  // for errors
+  // Called once an image is to be built, before anything is said or done
+  // about it (cagent finishes its workspace scan there; see session.hpp).
+  std::function<void()> before_build;
 };
 
 // Checks, before any build, that the user Dockerfile's final stage is built

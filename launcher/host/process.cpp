@@ -261,15 +261,16 @@ ForegroundResult PosixProcessRunner::run_foreground(const std::vector<std::strin
   using Clock = std::chrono::steady_clock;
   std::optional<Clock::time_point> kill_at;  // set once the hangup descriptor closed
   int watched = hangup.fd;
+  int event_fd = hangup.on_event ? hangup.event_fd : -1;
   while (true) {
     // poll() skips an entry whose fd is -1: the hangup, once it closed.
-    pollfd fds[3] = {{pidfd.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {watched, POLLIN, 0}};
+    pollfd fds[4] = {{pidfd.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {watched, POLLIN, 0}, {event_fd, POLLIN, 0}};
     int wait_ms = -1;
     if (kill_at) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*kill_at - Clock::now()).count();
       wait_ms = left > 0 ? static_cast<int>(left) : 0;
     }
-    const int n = ::poll(fds, 3, wait_ms);
+    const int n = ::poll(fds, 4, wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -295,6 +296,7 @@ ForegroundResult PosixProcessRunner::run_foreground(const std::vector<std::strin
         kill_at = Clock::now() + hangup.grace;
       }
     }
+    if (fds[3].revents != 0 && !hangup.on_event()) event_fd = -1;
     if (fds[0].revents & POLLIN) break;
   }
   result.status = wait_child(pid);

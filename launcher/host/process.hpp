@@ -42,6 +42,11 @@ struct RunResult {
 struct Hangup {
   int fd = -1;  // -1: nothing to watch
   std::chrono::milliseconds grace{0};
+  // Watched too, for the caller: whenever `event_fd` turns readable,
+  // `on_event()` runs in the loop while the child still runs; it returns
+  // whether to go on watching (false once it has what it waited for).
+  int event_fd = -1;
+  std::function<bool()> on_event;
 };
 
 struct ForegroundResult {

@@ -22,6 +22,7 @@
 
 #include "launcher/host/dir_listing.hpp"
 #include "launcher/host/file_identity.hpp"
+#include "launcher/host/listing_cache.hpp"
 #include "launcher/host/parallel_walk.hpp"
 #include "launcher/host/text.hpp"
 #include "dnsguard/posix.hpp"
@@ -271,8 +272,9 @@ struct DirRecord {
 // patterns, and writes only to the record it is given.
 class DirScan {
  public:
-  DirScan(const fs::path& root, const std::vector<Pattern>& ignore, const std::vector<Pattern>& readonly)
-      : root_(root), ignore_(ignore), readonly_(readonly), protect_git_(protects_git_dirs(readonly)) {}
+  DirScan(const fs::path& root, const std::vector<Pattern>& ignore, const std::vector<Pattern>& readonly,
+          ListingCache* cache)
+      : root_(root), ignore_(ignore), readonly_(readonly), protect_git_(protects_git_dirs(readonly)), cache_(cache) {}
 
   // What one thread keeps between directories.
   struct Scratch {
@@ -296,19 +298,7 @@ class DirScan {
       d.more().error = std::string("path longer than ") + std::to_string(kMaxScanPath) + " bytes";
       return;
     }
-    // Below the root, never through a symlink (one put in place of a
-    // directory since it was listed).
-    const UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (d.rel.empty() ? 0 : O_NOFOLLOW)));
-    if (!fd.valid()) {
-      d.more().error = "cannot open: " + std::generic_category().message(errno);
-      return;
-    }
-    if (const std::optional<DirLister::Failure> f = s.lister.list(fd.get(), s.entries)) {
-      d.more().error = f->entry.empty() ? "cannot list: " + std::generic_category().message(f->error)
-                                        : "cannot examine " + printable(f->entry) + ": " +
-                                              std::generic_category().message(f->error);
-      return;
-    }
+    if (!reuse_listing(d.rel, dir, s.entries) && !list(d, dir, s)) return;
     d.entries = s.entries.size();
     if (d.in_git == 0) {
       GitDirNames names;
@@ -364,6 +354,38 @@ class DirScan {
   }
 
  private:
+  // The listing kept from an earlier walk, if the directory is still the
+  // one listed then (listing_cache.hpp): one lstat instead of a listing.
+  bool reuse_listing(const std::string& rel, const fs::path& dir, std::vector<ListedEntry>& out) const {
+    if (cache_ == nullptr || !cache_->knows(rel)) return false;
+    struct stat st {};
+    return ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && cache_->reuse(rel, stamp_of(st), out);
+  }
+
+  // Lists `dir` into the scratch entries; false, with the record's error
+  // set, when it cannot be listed completely.
+  bool list(DirRecord& d, const fs::path& dir, Scratch& s) const {
+    // Below the root, never through a symlink (one put in place of a
+    // directory since it was listed).
+    const UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (d.rel.empty() ? 0 : O_NOFOLLOW)));
+    if (!fd.valid()) {
+      d.more().error = "cannot open: " + std::generic_category().message(errno);
+      return false;
+    }
+    // Read before the listing: a change while it is listed moves the ctime
+    // on from this.
+    struct stat st {};
+    const bool stamped = cache_ != nullptr && ::fstat(fd.get(), &st) == 0;
+    if (const std::optional<DirLister::Failure> f = s.lister.list(fd.get(), s.entries)) {
+      d.more().error = f->entry.empty() ? "cannot list: " + std::generic_category().message(f->error)
+                                        : "cannot examine " + printable(f->entry) + ": " +
+                                              std::generic_category().message(f->error);
+      return false;
+    }
+    if (stamped) cache_->record(d.rel, stamp_of(st), fd.get(), s.entries);
+    return true;
+  }
+
   void visit(DirRecord& d, const fs::path& dir, const Scratch::Kept& k) const {
     const std::string& name = k.entry->name;
     const fs::file_type type = k.entry->type;
@@ -616,6 +638,7 @@ class DirScan {
   const std::vector<Pattern>& ignore_;
   const std::vector<Pattern>& readonly_;
   const bool protect_git_;  // readonly covers .git: every git directory is read-only
+  ListingCache* const cache_;  // nullptr: every directory is listed
 };
 
 // Scans the records of a whole tree, from `root` down, on up to
@@ -784,8 +807,9 @@ class Replay {
   ScanResult result_;
 };
 
-ScanResult scan(const fs::path& root, const std::vector<Pattern>& ignore, const std::vector<Pattern>& readonly) {
-  const DirScan dirs(root, ignore, readonly);
+ScanResult scan(const fs::path& root, const std::vector<Pattern>& ignore, const std::vector<Pattern>& readonly,
+                ListingCache* cache) {
+  const DirScan dirs(root, ignore, readonly, cache);
   DirRecord top("", 0);
   TreeScan(dirs).run(top);
   if (top.findings && top.findings->error) {
@@ -819,8 +843,8 @@ bool protects_git_dirs(const std::vector<Pattern>& readonly) {
 }
 
 ScanResult scan_workspace(const fs::path& root, const std::vector<Pattern>& ignore,
-                          const std::vector<Pattern>& readonly) {
-  return scan(root, ignore, readonly);
+                          const std::vector<Pattern>& readonly, ListingCache* cache) {
+  return scan(root, ignore, readonly, cache);
 }
 
 SkipDirs unwritable_directories(const fs::path& root, const ScanResult& scan) {

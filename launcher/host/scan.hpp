@@ -50,6 +50,12 @@
 //   directories where it can still match (Pattern::could_match_below()), and
 //   only the entries that matter are visited (directories, symlinks, `.git`,
 //   what a pattern matches) — the rest is only counted.
+// - ... unless it is provably unchanged since an earlier walk listed it: a
+//   session's scan reuses the listings of the scan before it for every
+//   directory whose device, inode and ctime are still the same — an lstat
+//   instead of open, getdents and close (listing_cache.hpp says why that
+//   cannot be fooled, and where it is not done). A directory that failed is
+//   never kept: it is tried, and hidden if need be, every time.
 // - directories are listed on up to kMaxScanThreads threads, once the walk
 //   has seen more than a few (a small workspace is done before a thread would
 //   have started). Each directory's visit writes what it decides, in order,
@@ -167,10 +173,14 @@ SkipDirs unwritable_directories(const std::filesystem::path& root, const ScanRes
 // directory of the workspace, whatever its name (see above).
 bool protects_git_dirs(const std::vector<Pattern>& readonly);
 
+class ListingCache;
+
 // `root` must be an absolute, canonical directory. Throws std::runtime_error
-// if it cannot be read.
+// if it cannot be read. With a `cache`, a directory still as it was when an
+// earlier walk listed it is not listed again (listing_cache.hpp), and what
+// this scan lists is recorded in it: the result is the same.
 ScanResult scan_workspace(const std::filesystem::path& root, const std::vector<Pattern>& ignore,
-                          const std::vector<Pattern>& readonly);
+                          const std::vector<Pattern>& readonly, ListingCache* cache = nullptr);
 
 // Lexical normalization of an absolute container path ("/a/./b/../c" → "/a/c").
 std::string normalize_container_path(const std::string& path);

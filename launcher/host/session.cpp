@@ -204,18 +204,28 @@ void name_config_change(const WorkspaceBefore& before, const HostContext& host, 
   }
 }
 
+// Whether the cage gets a PID namespace of its own: no extra --pid argument
+// ("--pid=host", "--pid container:NAME") shares one.
+bool own_pid_namespace(const std::vector<std::string>& extra_args) {
+  return std::none_of(extra_args.begin(), extra_args.end(),
+                      [](const std::string& a) { return a.rfind("--pid", 0) == 0; });
+}
+
 // Once the container is gone: a .cagent.yaml or .envrc at the workspace root
 // that the session created or changed, and the git repositories it created
 // (git_markers.hpp). Best effort: a failure here is one line.
 void name_session_changes(const WorkspaceBefore& before, const PreparedSession& p, const HostContext& host,
-                          SessionIo io) {
+                          SessionIo io, std::future<GitMarkerWalk> walked) {
   try {
     name_config_change(before, host, io);
     if (file_state_hash(host.workspace / kEnvrc) != before.envrc_hash) {
       io.err << "cagent: this session created or changed " << printable((host.workspace / kEnvrc).string())
              << "; direnv runs it after 'direnv allow' - read it first\n";
     }
-    const GitMarkerWalk after = find_git_markers(host.workspace, p.unwritable);
+    // Walked already, since the cage's end, while the engine removed it (see
+    // supervise_session) — or now.
+    const GitMarkerWalk after =
+        walked.valid() ? walked.get() : find_git_markers(host.workspace, p.unwritable, p.listings.get());
     for (const std::string& line : describe_new_git_markers(new_git_markers(p.git_markers, after.markers),
                                                             after.unchecked, kMaxNamedGitMarkers)) {
       io.err << "cagent: " << line << "\n";
@@ -355,18 +365,22 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   p.session_dir = host.cagent_home / "sessions" / p.id;
   p.log_dir = host.cagent_home / "logs" / ("session-" + p.id);
 
-  const ScanResult scan = scan_workspace(host.workspace, p.config.ignore, p.config.readonly);
-  for (const std::string& w : scan.warnings) io.err << "cagent: " << w << "\n";
-  p.plan = plan_mounts(scan, host.workspace, p.session_dir);
-  p.git_markers = scan.git_markers;
-  p.unwritable = unwritable_directories(host.workspace, scan);
+  // The scan runs on threads of its own while the rest is prepared and, for
+  // a session, while the engine is asked about the image: finish_scan()
+  // waits for it. The listings kept from the last session's scan stand in
+  // for the directories still as they were then (listing_cache.hpp).
+  p.listings = std::make_shared<ListingCache>(ListingCache::horizon_now());
+  p.listings->load(listing_cache_file(host.cagent_home, host.workspace), host.workspace);
+  p.pending_scan = std::async(std::launch::async | std::launch::deferred, [root = host.workspace, ignore = p.config.ignore,
+                                                   readonly = p.config.readonly, listings = p.listings] {
+    return scan_workspace(root, ignore, readonly, listings.get());
+  });
 
   RunSpec& spec = p.run;
   spec.image = host.image;
   spec.container_name = "cagent-" + p.id;
   spec.session_id = p.id;
   spec.tty = host.stdin_tty && host.stdout_tty;
-  spec.mounts = p.plan;
   spec.policy_file = p.session_dir / "policy.toml";
   spec.log_dir = p.log_dir;
   if (!p.ca.empty()) spec.ca_bundle = p.session_dir / "extra-ca.pem";
@@ -416,6 +430,25 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
     image.user_dockerfile_origin = user.string();
   }
   return p;
+}
+
+void finish_scan(PreparedSession& p, const HostContext& host, SessionIo io) {
+  if (!p.pending_scan.valid()) return;  // finished already
+  const ScanResult scan = p.pending_scan.get();
+  for (const std::string& w : scan.warnings) io.err << "cagent: " << w << "\n";
+  p.plan = plan_mounts(scan, host.workspace, p.session_dir);
+  p.run.mounts = p.plan;
+  p.git_markers = scan.git_markers;
+  p.unwritable = unwritable_directories(host.workspace, scan);
+  if (p.listings->settle()) {
+    try {
+      const fs::path file = listing_cache_file(host.cagent_home, host.workspace);
+      p.listings->save(file, host.workspace);
+      prune_listing_files(file.parent_path(), kKeptListingFiles);
+    } catch (const std::exception&) {
+      // Best effort: the next scan lists what it must.
+    }
+  }
 }
 
 void print_dry_run(const PreparedSession& p, const EngineFacts& engine, std::ostream& out) {
@@ -497,6 +530,31 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
   // session is the one watched.
   std::optional<EngineWatch> watch;
   if (host.engine_socket) watch = EngineWatch::open(*host.engine_socket, kEngineWatchOpen);
+  Hangup hangup;
+  hangup.fd = watch ? watch->fd() : -1;
+  hangup.grace = kEngineGrace;
+  // The walk for new git repositories starts as soon as the cage has ended
+  // (ContainerEndWatch: no process of it is left), while the engine still
+  // removes the container. Not when the cage shares a PID namespace (an
+  // extra --pid argument): then its processes need not end with it.
+  std::optional<ContainerEndWatch> end_watch;
+  std::future<GitMarkerWalk> walked;
+  if (host.engine_socket && own_pid_namespace(p.run.extra_args)) {
+    end_watch = ContainerEndWatch::open(*host.engine_socket, container, kEngineWatchOpen);
+  }
+  if (end_watch) {
+    hangup.event_fd = end_watch->fd();
+    hangup.on_event = [&] {
+      if (!end_watch->died()) return !end_watch->closed();
+      try {
+        walked = std::async(std::launch::async,
+                            [&] { return find_git_markers(host.workspace, p.unwritable, p.listings.get()); });
+      } catch (const std::system_error&) {
+        // No thread to be had: the walk runs once docker run returned.
+      }
+      return false;
+    };
+  }
   const ForegroundResult run = runner.run_foreground(
       render_run_argv(p.run),
       [&](int signo) {
@@ -508,7 +566,7 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
                                        : std::vector<std::string>{"docker", "kill", container},
                    quiet);
       },
-      Hangup{watch ? watch->fd() : -1, kEngineGrace});
+      hangup);
   outcome.status = run.status;
   outcome.docker_run_killed = run.killed;
   if (run.hung_up) {
@@ -534,7 +592,7 @@ SessionOutcome supervise_session(const PreparedSession& p, const HostContext& ho
       ::poll(nullptr, 0, 100);
     }
   }
-  name_session_changes(before, p, host, io);
+  name_session_changes(before, p, host, io, std::move(walked));
   return outcome;  // the session dir goes
 }
 
@@ -604,7 +662,7 @@ int summarize_session(const SessionOutcome& outcome, const std::filesystem::path
 }
 
 PlannedSession plan_session(const CliOptions& cli, const HostContext& host, const MergedConfig& merged,
-                            ProcessRunner& runner, SessionIo io) {
+                            ProcessRunner& runner, SessionIo io, bool defer_scan) {
   if (const auto why = forbidden_workspace(host.workspace, fs::weakly_canonical(host.home),
                                            fs::weakly_canonical(host.cagent_home))) {
     throw UsageError(*why);
@@ -612,6 +670,7 @@ PlannedSession plan_session(const CliOptions& cli, const HostContext& host, cons
   EngineFacts engine = probe_engine(runner, host, !cli.dry_run);
   if (!engine.reachable && !cli.dry_run) throw DockerError(engine.unreachable);
   PreparedSession session = prepare_session(cli, host, merged, engine, io);
+  if (!defer_scan) finish_scan(session, host, io);
   return {std::move(engine), std::move(session)};
 }
 
@@ -631,7 +690,10 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
     io.out << render_config(merged);
     return 0;
   }
-  auto [engine, session] = plan_session(cli, host, merged, runner, io);
+  // The scan goes on while the engine is asked about the image (before a
+  // build, it is waited for: its warnings and errors come first).
+  auto [engine, session] = plan_session(cli, host, merged, runner, io, !cli.dry_run);
+  session.image.before_build = [&session, &host, io] { finish_scan(session, host, io); };
   if (cli.dry_run) {
     print_dry_run(session, engine, io.out);
     return 0;
@@ -642,6 +704,7 @@ int run_cagent(const CliOptions& cli, const HostContext& host, ProcessRunner& ru
   // the end, so a session nobody meant to run open does not pass unnoticed.
   if (session.config.learn) io.err << "cagent: " << learn_start_line() << "\n";
   start_session(session, host, runner, io);
+  finish_scan(session, host, io);
   const SessionOutcome outcome = supervise_session(session, host, runner, io);
   const int status = summarize_session(outcome, session.log_dir, io);
   if (session.config.learn) finish_learn_session(session.log_dir, session.config.domains, session.id, host, io);

@@ -25,7 +25,9 @@
 
 #include <csignal>
 #include <filesystem>
+#include <future>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -42,6 +44,7 @@
 #include "launcher/host/image.hpp"
 #include "launcher/host/mount_plan.hpp"
 #include "launcher/host/git_markers.hpp"
+#include "launcher/host/listing_cache.hpp"
 #include "launcher/host/process.hpp"
 
 namespace cagent::launcher::host {
@@ -110,6 +113,11 @@ struct PreparedSession {
   // at the start, and the directories the session cannot write into.
   std::vector<GitMarker> git_markers;
   SkipDirs unwritable;
+  // The listings the scan used (listing_cache.hpp), for the walk at the end.
+  std::shared_ptr<ListingCache> listings;
+  // The scan while it runs; finish_scan() fills in what it found (plan,
+  // run.mounts, git_markers, unwritable).
+  std::future<ScanResult> pending_scan;
 };
 
 // How docker run ended, as observed.
@@ -185,8 +193,16 @@ struct PlannedSession {
   EngineFacts engine;
   PreparedSession session;
 };
+// `defer_scan`: return while the workspace scan still runs (call
+// finish_scan() before the plan is used).
 PlannedSession plan_session(const CliOptions& cli, const HostContext& host, const MergedConfig& merged,
-                            ProcessRunner& runner, SessionIo io);
+                            ProcessRunner& runner, SessionIo io, bool defer_scan = false);
+
+// Waits for the scan prepare_session() started, says its warnings and fills
+// in the plan; keeps the listings it used for the next session. Throws what
+// the scan threw (a workspace that cannot be read). Does nothing the second
+// time.
+void finish_scan(PreparedSession& session, const HostContext& host, SessionIo io);
 
 // Runs everything; returns the process exit status. Throws only for
 // unexpected failures (main maps ConfigError etc. to messages).

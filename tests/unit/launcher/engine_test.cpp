@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <sys/socket.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include "launcher/host/engine.hpp"
@@ -101,4 +103,57 @@ TEST_CASE("engine watch: nothing to watch without an engine that accepts the sub
   CHECK_FALSE(EngineWatch::open(socket, milliseconds(2000)));
   engine.accept_events = true;
   CHECK(EngineWatch::open(socket, milliseconds(2000)));  // control
+}
+
+namespace {
+// An event as the engine writes it (docker events --format '{{json .}}').
+std::string event(const std::string& action, const std::string& name) {
+  return "{\"status\":\"" + action + "\",\"id\":\"0123abcd\",\"from\":\"cagent:latest\",\"Type\":\"container\",\"Action\":\"" +
+         action + "\",\"Actor\":{\"ID\":\"0123abcd\",\"Attributes\":{\"exitCode\":\"0\",\"image\":\"cagent:latest\",\"name\":\"" +
+         name + "\"}},\"scope\":\"local\",\"time\":1765000000,\"timeNano\":1765000000000000000}\n";
+}
+}  // namespace
+
+TEST_CASE("container end: only the die event of exactly that container counts") {
+  CHECK(holds_die_of(event("die", "cagent-0a1b2c3d4e5f"), "cagent-0a1b2c3d4e5f"));
+  // The engine's name filter passes names that merely begin with the one asked for.
+  CHECK_FALSE(holds_die_of(event("die", "cagent-0a1b2c3d4e5f-other"), "cagent-0a1b2c3d4e5f"));
+  CHECK_FALSE(holds_die_of(event("start", "cagent-0a1b2c3d4e5f"), "cagent-0a1b2c3d4e5f"));
+  CHECK_FALSE(holds_die_of("", "cagent-0a1b2c3d4e5f"));
+  const std::string request = container_die_request("cagent-0a1b2c3d4e5f");
+  CHECK(request.rfind("GET /events?filters=", 0) == 0);
+  CHECK(request.find("%22die%22") != std::string::npos);
+  CHECK(request.find("%22cagent-0a1b2c3d4e5f%22") != std::string::npos);
+  // Whatever a name holds, it cannot end the request line or add a filter.
+  const std::string odd = container_die_request("a\r\nb\"c&d ");
+  CHECK(odd.find("a%0D%0Ab%22c%26d%20") != std::string::npos);
+  CHECK(odd.find("\r\n") == odd.find(" HTTP/1.1\r\n") + 9);
+}
+
+TEST_CASE("container end: the watch says died once the engine reports the container's die") {
+  TempDir t;
+  const fs::path socket = t / "docker.sock";
+  FakeEngine engine(socket);
+  auto watch = ContainerEndWatch::open(socket, "cagent-0a1b2c3d4e5f", milliseconds(2000));
+  REQUIRE(watch);
+  REQUIRE(engine.subscriptions().size() == 1);
+  CHECK(engine.subscriptions()[0] == container_die_request("cagent-0a1b2c3d4e5f").substr(0, container_die_request("cagent-0a1b2c3d4e5f").find("\r\n")));
+  CHECK_FALSE(watch->died());  // nothing yet
+  engine.send_event(event("die", "cagent-0a1b2c3d4e5f-other"));
+  ::poll(nullptr, 0, 50);
+  CHECK_FALSE(watch->died());  // another container's
+  CHECK_FALSE(watch->closed());
+  engine.send_event(event("die", "cagent-0a1b2c3d4e5f"));
+  pollfd p{watch->fd(), POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 2000) == 1);
+  CHECK(watch->died());
+  SUBCASE("the engine going away is no death of the container") {
+    auto second = ContainerEndWatch::open(socket, "cagent-ffffffffffff", milliseconds(2000));
+    REQUIRE(second);
+    engine.die();
+    pollfd q{second->fd(), POLLIN, 0};
+    REQUIRE(::poll(&q, 1, 2000) == 1);
+    CHECK_FALSE(second->died());
+    CHECK(second->closed());
+  }
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -45,6 +46,21 @@ class FakeEngine {
     const std::lock_guard<std::mutex> lock(mutex_);
     watches_.clear();
   }
+  // Writes `text` to every event stream it holds, as one chunk of the
+  // engine's chunked response.
+  void send_event(const std::string& text) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", text.size());
+    const std::string chunk = size + text + "\r\n";
+    for (const UniqueFd& w : watches_) (void)!::write(w.get(), chunk.data(), chunk.size());
+  }
+  // The request line of every event subscription so far.
+  std::vector<std::string> subscriptions() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return subscriptions_;
+  }
+
   // As a killed engine: every connection closed, nothing accepts any more.
   void die() {
     stop_ = true;
@@ -73,6 +89,7 @@ class FakeEngine {
       }
       const std::lock_guard<std::mutex> lock(mutex_);
       if (request.rfind("GET /events?", 0) == 0) {
+        subscriptions_.push_back(request.substr(0, request.find("\r\n")));
         const bool ok = accept_events;
         const std::string head = std::string("HTTP/1.1 ") + (ok ? "200 OK" : "400 Bad Request") +
                                  "\r\nContent-Type: application/json\r\n\r\n";
@@ -92,6 +109,7 @@ class FakeEngine {
   std::mutex mutex_;
   std::vector<UniqueFd> watches_;
   std::vector<UniqueFd> silent_;
+  std::vector<std::string> subscriptions_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -26,6 +26,11 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <time.h>
+
 #include <algorithm>
 #include <fstream>
 #include <optional>
@@ -37,6 +42,7 @@
 
 #include "launcher/host/file_identity.hpp"
 #include "launcher/host/git_markers.hpp"
+#include "launcher/host/listing_cache.hpp"
 #include "launcher/host/scan.hpp"
 #include "launcher/host/text.hpp"
 #include "tests/unit/launcher/test_util.hpp"
@@ -477,4 +483,177 @@ TEST_CASE("scan: the fast path finds what a plain full walk finds, on generated 
   // The generated workspaces did reach the fail-closed paths (as a user
   // that permission bits stop).
   CHECK(report.find(" 0 directories hidden") == std::string::npos);
+}
+
+namespace {
+
+// Changes a generated workspace as an agent might between two scans: a
+// planted .env and a new repository in directories listed before, with
+// their mtimes set back (ctime cannot be); a file removed, a directory
+// renamed, a file replaced by a directory, a directory made unreadable.
+// Returns what it did, for a failure's message.
+std::string change(const fs::path& ws, std::mt19937& rng) {
+  std::vector<fs::path> dirs{ws}, files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(ws, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    const fs::file_status st = it->symlink_status(ec);
+    if (fs::is_directory(st)) dirs.push_back(it->path());
+    if (fs::is_regular_file(st)) files.push_back(it->path());
+  }
+  const auto pick = [&](const std::vector<fs::path>& v) { return v[std::uniform_int_distribution<std::size_t>(0, v.size() - 1)(rng)]; };
+  const auto set_back = [](const fs::path& dir) {
+    const timespec old[2] = {{946684800, 0}, {946684800, 0}};  // 2000-01-01
+    ::utimensat(AT_FDCWD, dir.c_str(), old, AT_SYMLINK_NOFOLLOW);
+  };
+  std::string did;
+  for (int n = 0; n < 4; ++n) {
+    const int what = std::uniform_int_distribution<int>(0, 5)(rng);
+    if (what == 0) {
+      const fs::path d = pick(dirs);
+      std::ofstream(d / ".env") << "SECRET=1\n";
+      set_back(d);
+      did += "planted " + (d / ".env").string() + "; ";
+    } else if (what == 1) {
+      const fs::path d = pick(dirs);
+      fs::create_directories(d / "newrepo/.git/refs", ec);
+      set_back(d);
+      did += "git repo in " + d.string() + "; ";
+    } else if (what == 2 && !files.empty()) {
+      const fs::path f = pick(files);
+      fs::remove(f, ec);
+      did += "removed " + f.string() + "; ";
+    } else if (what == 3 && dirs.size() > 1) {
+      const fs::path d = pick(dirs);
+      if (d != ws) fs::rename(d, d.parent_path() / "renamed.key", ec);
+      did += "renamed " + d.string() + "; ";
+    } else if (what == 4 && !files.empty()) {
+      const fs::path f = pick(files);
+      if (fs::remove(f, ec)) {
+        fs::create_directories(f / "inner", ec);
+        std::ofstream(f / "inner" / ".env") << "SECRET=2\n";
+      }
+      did += "file to dir " + f.string() + "; ";
+    } else if (what == 5 && dirs.size() > 1) {
+      const fs::path d = pick(dirs);
+      if (d != ws) fs::permissions(d, fs::perms::none, ec);
+      did += "locked " + d.string() + "; ";
+    }
+  }
+  return did;
+}
+
+}  // namespace
+
+TEST_CASE("scan: listings kept from an earlier scan give what a plain full walk finds, also after changes") {
+  static const std::vector<const char*> kIgnore = {".env", "*.key", "secrets/", "/lib", "a/**", "refs", "node_modules/"};
+  static const std::vector<const char*> kReadonly = {".git", "docs/", "**/refs", "HEAD", "x.git"};
+  constexpr unsigned kSeeds = 24;
+  TempDir t;
+  fs::permissions(t.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                fs::perms::others_read | fs::perms::others_exec);
+  t.file("outside/secret.txt", "outside the workspace");
+  // The scans may run as uid 65534: their cache files are theirs.
+  t.dir("caches");
+  fs::permissions(t / "caches", fs::perms::all);
+  struct Case {
+    std::string ws;
+    std::vector<Pattern> ignore, readonly;
+  };
+  std::vector<Case> cases;
+  for (unsigned seed = 101; seed < 101 + kSeeds; ++seed) {
+    Generator g(t, "ws" + std::to_string(seed), seed);
+    g.make();
+    std::vector<Pattern> ignore = g.patterns(kIgnore);
+    ignore.push_back(Pattern::parse(".env"));
+    std::vector<Pattern> readonly = g.patterns(kReadonly);
+    if (g.pick(2)) readonly.push_back(Pattern::parse(".git"));
+    cases.push_back({"ws" + std::to_string(seed), std::move(ignore), std::move(readonly)});
+  }
+  // Everything made so far is older than this; what changes later is not.
+  timespec made{};
+  ::clock_gettime(CLOCK_REALTIME, &made);
+  ::poll(nullptr, 0, 30);
+  const auto cache_file = [&](const Case& c) { return t / "caches" / c.ws; };
+
+  // First scans: listings recorded and kept.
+  const std::string first = cagent::launcher::host::test::run_unprivileged([&] {
+    std::string text;
+    std::size_t recorded = 0;
+    for (const Case& c : cases) {
+      ListingCache cache(made);
+      const std::string with = outcome([&] { return scan_workspace(t / c.ws, c.ignore, c.readonly, &cache); });
+      const std::string reference = outcome([&] { return ReferenceScan(t / c.ws, c.ignore, c.readonly).run(); });
+      if (with != reference) text += c.ws + ": the first scan differs\n" + first_difference(with, reference) + "\n";
+      cache.settle();
+      recorded += cache.counts().recorded;
+      try {
+        cache.save(cache_file(c), t / c.ws);
+      } catch (const std::exception& e) {
+        text += c.ws + ": " + e.what() + "\n";
+      }
+    }
+    return text + "recorded " + std::to_string(recorded) + "\n";
+  });
+  MESSAGE(first.substr(first.rfind("recorded ")));
+  CHECK(first.substr(0, first.rfind("recorded ")) == "");
+  CHECK(first.find("recorded 0\n") == std::string::npos);
+
+  SUBCASE("unchanged: every listing reused, the same result") {
+    const std::string again = cagent::launcher::host::test::run_unprivileged([&] {
+      std::string text;
+      std::size_t reused = 0, recorded = 0;
+      for (const Case& c : cases) {
+        ListingCache cache(ListingCache::horizon_now());
+        if (!cache.load(cache_file(c), t / c.ws)) text += c.ws + ": its cache file was not taken\n";
+        const std::string with = outcome([&] { return scan_workspace(t / c.ws, c.ignore, c.readonly, &cache); });
+        const std::string reference = outcome([&] { return ReferenceScan(t / c.ws, c.ignore, c.readonly).run(); });
+        if (with != reference) text += c.ws + ": the cached scan differs\n" + first_difference(with, reference) + "\n";
+        reused += cache.counts().reused;
+        recorded += cache.counts().recorded;
+        // The walk at the end, from the same listings, finds what it finds without them.
+        cache.settle();
+        const SkipDirs none;
+        const GitMarkerWalk cached = find_git_markers(t / c.ws, none, &cache);
+        const GitMarkerWalk plain = find_git_markers(t / c.ws, none);
+        if (cached.markers != plain.markers || cached.unchecked != plain.unchecked) text += c.ws + ": the end walks differ\n";
+      }
+      return text + "reused " + std::to_string(reused) + " recorded " + std::to_string(recorded) + "\n";
+    });
+    MESSAGE(again.substr(again.rfind("reused ")));
+    CHECK(again.substr(0, again.rfind("reused ")) == "");
+    // Nothing changed: nothing listed afresh that the first scans kept.
+    CHECK(again.find(" recorded 0\n") != std::string::npos);
+    CHECK(again.find("reused 0 ") == std::string::npos);
+  }
+  SUBCASE("changed as an agent would: what changed is listed again, nothing is missed") {
+    std::mt19937 rng(7);
+    std::string changes;
+    for (const Case& c : cases) changes += c.ws + ": " + change(t / c.ws, rng) + "\n";
+    const std::string again = cagent::launcher::host::test::run_unprivileged([&] {
+      std::string text;
+      std::size_t reused = 0, hidden_planted = 0;
+      for (const Case& c : cases) {
+        ListingCache cache(ListingCache::horizon_now());
+        cache.load(cache_file(c), t / c.ws);
+        const std::string with = outcome([&] { return scan_workspace(t / c.ws, c.ignore, c.readonly, &cache); });
+        const std::string reference = outcome([&] { return ReferenceScan(t / c.ws, c.ignore, c.readonly).run(); });
+        if (with != reference) text += c.ws + ": the cached scan differs\n" + first_difference(with, reference) + "\n";
+        reused += cache.counts().reused;
+        for (std::size_t p = 0; (p = with.find("/.env\n", p)) != std::string::npos; ++p) ++hidden_planted;
+        cache.settle();
+        const SkipDirs none;
+        const GitMarkerWalk cached = find_git_markers(t / c.ws, none, &cache);
+        const GitMarkerWalk plain = find_git_markers(t / c.ws, none);
+        if (cached.markers != plain.markers || cached.unchecked != plain.unchecked) text += c.ws + ": the end walks differ\n";
+      }
+      return text + "reused " + std::to_string(reused) + " .env hidden " + std::to_string(hidden_planted) + "\n";
+    });
+    INFO(changes);
+    MESSAGE(again.substr(again.rfind("reused ")));
+    CHECK(again.substr(0, again.rfind("reused ")) == "");
+    // The unchanged directories were still reused (the control: the cache was used at all).
+    CHECK(again.find("reused 0 ") == std::string::npos);
+  }
 }

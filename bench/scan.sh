@@ -14,6 +14,8 @@
 #   cagent   cagent --dry-run -- true, in the workspace: the whole start up
 #            to the docker command, the scan being all of it that grows
 #            with the tree
+#            (its directory listings of earlier runs removed before each run)
+#   kept     the same, with the listings the run before it kept
 #   old      the same with --old CAGENT (e.g. a build of the commit before)
 # and cagent --dry-run in an empty workspace (the fixed part). The dry runs
 # get a scratch HOME and a `docker` on PATH that fails at once, so that no
@@ -21,7 +23,8 @@
 # Medians; every run at nice 19. Each size also checks that cagent hides
 # every planted secret and that --old plans the very same mounts.
 #
-# --docker-image: also time `cagent -- true` on the 200 000-file tree (or
+# --docker-image: also time `cagent -- true` (with and without listings
+# kept) on the 200 000-file tree (or
 # the size closest to it) against a bare `docker run --rm --init
 # --entrypoint true IMAGE`, only when IMAGE carries the context hash this
 # cagent would build (otherwise it would build the image: it says so and
@@ -84,13 +87,16 @@ run_tool() {
   [[ $tool == old ]] && bin=$old
   case $tool in
     find) (cd "$dir" && nice -n 19 find . -name .env) ;;
-    *) (cd "$dir" && HOME=$work/home PATH=$work/bin:$PATH nice -n 19 "$bin" --dry-run -- true) ;;
+    *) (cd "$dir" && HOME=$work/home PATH=$work/bin:$PATH nice -n 19 "$bin" --dry-run -- true) ;;  # cagent, kept, old
   esac >"$work/last.out" 2>&1
 }
 
 # timed SIZE TOOL MODE DIR: one timed run into $times.
 timed() {
   local start end
+  # cagent: no listings kept from an earlier run (as the first run in a
+  # tree); kept: the listings the run before left (every later run).
+  [[ $2 == kept ]] || rm -rf "$work/home/.cagent/listings"
   start=$EPOCHREALTIME
   run_tool "$2" "$4" || die "$2 failed in $4: $(tail -3 "$work/last.out")"
   end=$EPOCHREALTIME
@@ -100,7 +106,7 @@ timed() {
 # The Docker part runs on the tree closest to 200 000 files.
 docker_size=$(for size in $sizes; do echo "$(( size > 200000 ? size - 200000 : 200000 - size )) $size"; done |
                 sort -n | head -1 | cut -d' ' -f2)
-tools=(find cagent)
+tools=(find cagent kept)  # (cagent, then kept: the one reuses what the other left)
 [[ -n $old ]] && tools+=(old)
 checks=$work/checks.tsv  # size files directories symlinks planted hidden same_as_old
 : >"$checks"
@@ -113,6 +119,9 @@ for size in $sizes; do
   ws=$work/ws-$size
   say "$size files: making the tree"
   tree=$(nice -n 19 python3 "$top/bench/scan_tree.py" "$ws" "$size")
+  # Listings are kept only for directories older than the scan's start less
+  # 2 s (listing_cache.hpp): a tree made this instant would keep none.
+  sleep 3
   # What cagent must hide: every planted secret is a placeholder mount.
   run_tool cagent "$ws"
   sed -E 's/[0-9a-f]{12}/ID/g' "$work/last.out" | grep '^docker run' >"$work/new.run" || die "no docker run line from cagent --dry-run"
@@ -137,6 +146,13 @@ PY
   for ((i = 0; i < warm; i++)); do
     for tool in "${tools[@]}"; do timed "$size" "$tool" warm "$ws"; done
   done
+  # The listings kept give the very same mounts as a scan without them.
+  run_tool kept "$ws"
+  sed -E 's/[0-9a-f]{12}/ID/g' "$work/last.out" | grep '^docker run' >"$work/kept.run" || die "no docker run line with listings kept"
+  cmp -s "$work/new.run" "$work/kept.run" && kept_same=yes || kept_same=no
+  sed -i "\$s/\$/\t$kept_same/" "$checks"
+  [[ $kept_same == yes ]] || die "with listings kept, cagent planned other mounts in the $size-file tree"
+  [[ -n $(ls -A "$work/home/.cagent/listings" 2>/dev/null) ]] || die "no listings were kept for the $size-file tree"
   say "$size files: done ($(awk -F'\t' -v s="$size" '$1 == s {print $6 " of " $5 " planted secrets hidden"}' "$checks"))"
   [[ -n $docker_image && $size == "$docker_size" ]] || rm -rf "$ws"  # (kept for the Docker part)
 done
@@ -159,7 +175,8 @@ if [[ -n $docker_image ]]; then
       docker_note=
       docker_home_volume=cagent-scan-bench-$$
       for ((i = 0; i <= warm; i++)); do
-        for tool in docker cagent; do
+        for tool in docker cagent kept; do
+          [[ $tool == cagent ]] && rm -rf "$work/home/.cagent/listings"
           start=$EPOCHREALTIME
           if [[ $tool == docker ]]; then
             docker run --rm --init --entrypoint true "$docker_image" >/dev/null 2>&1 || die "docker run failed"
@@ -193,31 +210,34 @@ has_old = any(tool == "old" for (_, tool, _) in runs)
 num = lambda n: f"{int(n):,}".replace(",", " ")
 empty_warm = med((0, "cagent", "warm"))
 rows, verdicts = [], []
-for size, files, dirs, links, planted, hidden, same in checks:
+for size, files, dirs, links, planted, hidden, same, kept_same in checks:
     s = int(size)
-    find, whole = med((s, "find", "warm")), med((s, "cagent", "warm"))
+    find, whole, kept = med((s, "find", "warm")), med((s, "cagent", "warm")), med((s, "kept", "warm"))
     ratio, alone = whole / find, (whole - empty_warm) / find
+    kept_ratio = kept / find
     rows.append(f"| {num(files)} files, {num(dirs)} dirs, {num(links)} symlinks"
-                f" | {cell((s, 'find', 'cold'))} | {cell((s, 'cagent', 'cold'))} |" +
+                f" | {cell((s, 'find', 'cold'))} | {cell((s, 'cagent', 'cold'))} | {cell((s, 'kept', 'cold'))} |" +
                 (f" {cell((s, 'old', 'cold'))} |" if has_old else "") +
-                f" {cell((s, 'find', 'warm'))} | {cell((s, 'cagent', 'warm'))} |" +
+                f" {cell((s, 'find', 'warm'))} | {cell((s, 'cagent', 'warm'))} | {cell((s, 'kept', 'warm'))} |" +
                 (f" {cell((s, 'old', 'warm'))} |" if has_old else "") +
-                f" {ratio:.2f}× ({alone:.2f}×) | {hidden} of {planted}" +
+                f" {ratio:.2f}× ({alone:.2f}×) | {kept_ratio:.2f}× | {hidden} of {planted}; same mounts with listings kept: {kept_same}" +
                 (f"; same mounts as old: {same}" if has_old else "") + " |")
-    verdicts.append(f"| warm scan ≤ 1.5× `find`, {num(files)} files | {ratio:.2f}× "
+    verdicts.append(f"| warm scan ≤ 1.5× `find`, {num(files)} files, no listings kept | {ratio:.2f}× "
                     f"| {'met' if ratio <= 1.5 else '**missed**'} |")
-head = ("| tree | find cold | cagent cold |" + (" old cold |" if has_old else "") +
-        " find warm | cagent warm |" + (" old warm |" if has_old else "") +
-        " cagent ÷ find, warm (scan alone) | secrets hidden |")
-sep = "|---|" + "---:|" * (2 + has_old) + "---:|" * (2 + has_old) + "---:|---|"
+head = ("| tree | find cold | cagent cold | kept cold |" + (" old cold |" if has_old else "") +
+        " find warm | cagent warm | kept warm |" + (" old warm |" if has_old else "") +
+        " cagent ÷ find, warm (scan alone) | kept ÷ find, warm | secrets hidden |")
+sep = "|---|" + "---:|" * (3 + has_old) + "---:|" * (3 + has_old) + "---:|---:|---|"
 empty = cell((0, "cagent", "warm"))
 docker = docker_note
 if not docker_note:
     size = next(s for (s, t, m) in runs if t == "docker")
-    d, c = med((size, "docker", "start")), med((size, "cagent", "start"))
-    docker = (f"`cagent -- true` in the {num(size)}-file tree: {c:.3f} s against {d:.3f} s for a bare "
-              f"`docker run --rm --init --entrypoint true` (medians): {c / d:.2f}× "
-              f"({'met' if c / d <= 1.3 else '**missed**'}; target 1.3×).")
+    d, c, k = med((size, "docker", "start")), med((size, "cagent", "start")), med((size, "kept", "start"))
+    docker = (f"`cagent -- true` in the {num(size)}-file tree, with the listings the run before kept "
+              f"(every run but a tree's first): {cell((size, 'kept', 'start'))} s against "
+              f"{cell((size, 'docker', 'start'))} s for a bare `docker run --rm --init --entrypoint true` "
+              f"(medians, interleaved): **{k / d:.2f}×** ({'met' if k / d <= 1.3 else '**missed**'}; target 1.3×). "
+              f"With no listings kept (a tree's first run): {cell((size, 'cagent', 'start'))} s, {c / d:.2f}×.")
 stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 print(f"""## Workspace scan ({stamp})
 
@@ -225,7 +245,9 @@ Reproduce: `{command}` (as root, after building `cagent`; bench/README.md says
 what it does). Seconds, median (min–max) of the timed runs; every run at nice 19 on
 {cpus} CPUs (kernel {kernel}), sharing them with whatever else ran. *cagent* is
 `cagent --dry-run -- true` in the workspace (the start up to the docker command,
-with no engine to ask), *old* the same of the build before the fast scan, *find*
+with no engine to ask) with no directory listings kept from an earlier run, *kept*
+the same with the listings the run before it kept (listing_cache.hpp: what every
+run but a tree's first finds), *old* the same of the build before the fast scan, *find*
 `find . -name .env`; cold: after `sync; echo 3 > /proc/sys/vm/drop_caches`.
 The same dry run in an empty workspace takes {empty} s: that part does not grow
 with the tree; "scan alone" takes it off cagent's time before dividing.

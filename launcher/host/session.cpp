@@ -369,12 +369,15 @@ PreparedSession prepare_session(const CliOptions& cli, const HostContext& host, 
   // a session, while the engine is asked about the image: finish_scan()
   // waits for it. The listings kept from the last session's scan stand in
   // for the directories still as they were then (listing_cache.hpp).
+  // (std::async falls back to running it in finish_scan when no thread can
+  // be had.)
   p.listings = std::make_shared<ListingCache>(ListingCache::horizon_now());
-  p.listings->load(listing_cache_file(host.cagent_home, host.workspace), host.workspace);
-  p.pending_scan = std::async(std::launch::async | std::launch::deferred, [root = host.workspace, ignore = p.config.ignore,
-                                                   readonly = p.config.readonly, listings = p.listings] {
-    return scan_workspace(root, ignore, readonly, listings.get());
-  });
+  p.pending_scan = std::async(std::launch::async | std::launch::deferred,
+                              [root = host.workspace, file = listing_cache_file(host.cagent_home, host.workspace),
+                               ignore = p.config.ignore, readonly = p.config.readonly, listings = p.listings] {
+                                listings->load(file, root);
+                                return scan_workspace(root, ignore, readonly, listings.get());
+                              });
 
   RunSpec& spec = p.run;
   spec.image = host.image;
@@ -441,12 +444,20 @@ void finish_scan(PreparedSession& p, const HostContext& host, SessionIo io) {
   p.git_markers = scan.git_markers;
   p.unwritable = unwritable_directories(host.workspace, scan);
   if (p.listings->settle()) {
+    // Written while the session starts (the walk at the end only reads the
+    // listings too). Best effort: the next scan lists what it must.
+    const auto save = [listings = p.listings, file = listing_cache_file(host.cagent_home, host.workspace),
+                       root = host.workspace] {
+      try {
+        listings->save(file, root);
+        prune_listing_files(file.parent_path(), kKeptListingFiles);
+      } catch (const std::exception&) {
+      }
+    };
     try {
-      const fs::path file = listing_cache_file(host.cagent_home, host.workspace);
-      p.listings->save(file, host.workspace);
-      prune_listing_files(file.parent_path(), kKeptListingFiles);
-    } catch (const std::exception&) {
-      // Best effort: the next scan lists what it must.
+      p.saving_listings = std::async(std::launch::async, save);
+    } catch (const std::system_error&) {
+      save();  // no thread to be had
     }
   }
 }

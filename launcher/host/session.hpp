@@ -118,6 +118,9 @@ struct PreparedSession {
   // The scan while it runs; finish_scan() fills in what it found (plan,
   // run.mounts, git_markers, unwritable).
   std::future<ScanResult> pending_scan;
+  // The listings being written for the next session (waited for when the
+  // session is destroyed).
+  std::future<void> saving_listings;
 };
 
 // How docker run ended, as observed.

@@ -95,6 +95,8 @@ constexpr std::size_t kDirsBeforeHelpers = 16;
 GitMarkerWalk find_git_markers(const fs::path& root, const SkipDirs& skip, const ListingCache* cache) {
   GitMarkerWalk out;
   std::mutex out_mutex;  // guards `out`: rarely taken, most directories hold no marker
+  // For the cache's stamps (an fstatat below it, not a walk from /).
+  const UniqueFd root_fd(cache != nullptr ? ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC) : -1);
   // One directory open at a time per thread, however deep the agent nested
   // them; the order is free, the result is sorted below.
   ParallelWalk<std::string>(kMaxScanThreads, kDirsBeforeHelpers).run("", [&] {
@@ -107,12 +109,7 @@ GitMarkerWalk find_git_markers(const fs::path& root, const SkipDirs& skip, const
       if (dir.native().size() > kMaxScanPath) return unchecked();
       // A directory the session did not change has the entries the start
       // scan listed (listing_cache.hpp): one lstat instead of a listing.
-      bool reused = false;
-      if (cache != nullptr && cache->knows(rel)) {
-        struct stat st {};
-        reused = ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && cache->reuse(rel, stamp_of(st), entries);
-      }
-      if (!reused) {
+      if (cache == nullptr || !cache->reuse_at(root_fd.get(), rel, entries)) {
         entries.clear();
         UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         DirHandle listing(fd.valid() ? ::fdopendir(fd.get()) : nullptr);

@@ -1,6 +1,7 @@
 #include "launcher/host/listing_cache.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -19,17 +20,17 @@ namespace {
 // The file: a text header, then one binary record per directory (native
 // byte order: it never leaves this machine), then "end\n".
 //
-//   cagent-listings 1\n
+//   cagent-listings 2\n
 //   uid <euid>\n
 //   groups <egid> <supplementary groups, ascending>\n
 //   root <bytes>\n<root path>\n
 //   dirs <count>\n
-//   <count> × { u32 rel size, rel, u64 dev, u64 ino, i64 ctime s, i64 ctime ns, u32 listing size, listing }
+//   <count> × { u32 rel size, rel, u64 dev, u64 ino, i64 ctime s, i64 ctime ns, u64 mount, u32 listing size, listing }
 //   end\n
 //
 // A listing is its entries in the kernel's order, each a type letter, the
 // name and a NUL.
-constexpr std::string_view kMagic = "cagent-listings 1\n";
+constexpr std::string_view kMagic = "cagent-listings 2\n";
 // A workspace of a few million files; beyond that nothing is kept (loading
 // would cost more than it saves).
 constexpr std::size_t kMaxFileBytes = 256u << 20;
@@ -119,33 +120,56 @@ bool before(std::int64_t sec, std::int64_t nsec, const timespec& t) {
   return sec < t.tv_sec || (sec == t.tv_sec && nsec < t.tv_nsec);
 }
 
-// The whole file, if it is a regular file of this user no larger than the
-// limit, opened without following a symlink.
-std::optional<std::string> read_own_file(const fs::path& file) {
-  const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
-  if (!fd.valid()) return std::nullopt;
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
-      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || st.st_size < 0 ||
-      static_cast<std::size_t>(st.st_size) > kMaxFileBytes) {
-    return std::nullopt;
-  }
-  std::string out(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t got = 0;
-  while (got < out.size()) {
-    const ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;  // shorter than it said: being replaced
-    got += static_cast<std::size_t>(n);
-  }
-  return out;
+}  // namespace
+
+ListingCache::Mapping::~Mapping() {
+  if (data != nullptr) ::munmap(data, size);
 }
+
+namespace {
 
 }  // namespace
 
-DirStamp stamp_of(const struct stat& st) {
-  return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-          static_cast<std::int64_t>(st.st_ctim.tv_sec), static_cast<std::int64_t>(st.st_ctim.tv_nsec)};
+// The whole file mapped read-only, if it is a regular file of this user,
+// not writable by others, no larger than the limit, opened without
+// following a symlink. (save() replaces the file by a rename, never in
+// place, so what is mapped does not change under the mapping.)
+std::unique_ptr<ListingCache::Mapping> ListingCache::map_own_file(const fs::path& file) {
+  const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (!fd.valid()) return nullptr;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || st.st_size <= 0 ||
+      static_cast<std::size_t>(st.st_size) > kMaxFileBytes) {
+    return nullptr;
+  }
+  auto m = std::make_unique<Mapping>();
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
+  if (p == MAP_FAILED) return nullptr;
+  m->data = p;
+  m->size = static_cast<std::size_t>(st.st_size);
+  return m;
+}
+
+std::optional<DirStamp> directory_stamp(int dir_fd, const char* path, int flags) {
+  // linux/stat.h (which glibc's sys/stat.h brings in for struct statx): the
+  // mount id (5.8) and the unique one (6.8, not in every header yet).
+  constexpr unsigned kStatxMntId = 0x1000U;
+  constexpr unsigned kStatxMntIdUnique = 0x4000U;
+  struct statx stx {};
+  if (::statx(dir_fd, path, flags | AT_STATX_SYNC_AS_STAT,
+              STATX_TYPE | STATX_INO | STATX_CTIME | kStatxMntIdUnique, &stx) != 0 ||
+      (stx.stx_mask & (STATX_TYPE | STATX_INO | STATX_CTIME)) != (STATX_TYPE | STATX_INO | STATX_CTIME) ||
+      !S_ISDIR(stx.stx_mode) || (stx.stx_attributes & STATX_ATTR_ENCRYPTED) != 0) {
+    return std::nullopt;
+  }
+  DirStamp s;
+  s.dev = (static_cast<std::uint64_t>(stx.stx_dev_major) << 32) | stx.stx_dev_minor;
+  s.ino = stx.stx_ino;
+  s.ctime_sec = stx.stx_ctime.tv_sec;
+  s.ctime_nsec = stx.stx_ctime.tv_nsec;
+  if ((stx.stx_mask & (kStatxMntId | kStatxMntIdUnique)) != 0) s.mount = stx.stx_mnt_id;
+  return s;
 }
 
 bool keeps_ctime(std::int64_t fs_type) {
@@ -172,11 +196,12 @@ timespec ListingCache::horizon_now() {
 }
 
 bool ListingCache::load(const fs::path& file, const fs::path& root) {
-  std::optional<std::string> text = read_own_file(file);
-  if (!text) return false;
+  std::unique_ptr<Mapping> mapped = map_own_file(file);
+  if (!mapped) return false;
+  const std::string_view all(static_cast<const char*>(mapped->data), mapped->size);
   const std::string expected = header(root);
-  if (text->compare(0, expected.size(), expected) != 0) return false;
-  Reader in(std::string_view(*text).substr(expected.size()));
+  if (!all.starts_with(expected)) return false;
+  Reader in(all.substr(expected.size()));
   std::string_view line;
   std::uint64_t count = 0;
   if (!in.line(line) || !line.starts_with("dirs ")) return false;
@@ -184,35 +209,93 @@ bool ListingCache::load(const fs::path& file, const fs::path& root) {
     if (c < '0' || c > '9' || count > (1u << 30)) return false;
     count = count * 10 + static_cast<std::uint64_t>(c - '0');
   }
-  std::unordered_map<std::string_view, Kept> dirs;
-  dirs.reserve(static_cast<std::size_t>(count));
+  // Each record takes at least kMinRecord bytes: a count the file cannot
+  // hold is no file save() wrote (and must not size anything).
+  constexpr std::size_t kMinRecord = 4 + 5 * 8 + 4;
+  if (count > mapped->size / kMinRecord) return false;
+  std::deque<Kept> loaded;
   for (std::uint64_t i = 0; i < count; ++i) {
     std::uint32_t rel_size = 0, listing_size = 0;
-    std::string_view rel, listing;
-    DirStamp s;
-    if (!in.get(rel_size) || !in.bytes(rel_size, rel) || !in.get(s.dev) || !in.get(s.ino) || !in.get(s.ctime_sec) ||
-        !in.get(s.ctime_nsec) || !in.get(listing_size) || !in.bytes(listing_size, listing)) {
+    Kept& k = loaded.emplace_back();
+    if (!in.get(rel_size) || !in.bytes(rel_size, k.rel) || !in.get(k.stamp.dev) || !in.get(k.stamp.ino) ||
+        !in.get(k.stamp.ctime_sec) || !in.get(k.stamp.ctime_nsec) || !in.get(k.stamp.mount) || !in.get(listing_size) ||
+        !in.bytes(listing_size, k.listing)) {
       return false;
     }
-    // Written only when trusted then; the horizon of this walk is later.
-    if (!dirs.try_emplace(rel, s, listing).second) return false;
+    // (Written only when trusted then; the horizon of this walk is later.)
   }
   if (!in.line(line) || line != "end" || !in.at_end()) return false;
-  // The views point into the text: it moves in with them (a std::string's
-  // heap buffer stays where it is when the string is moved).
-  file_ = std::move(*text);
-  dirs_ = std::move(dirs);
+  std::vector<const Kept*> all_kept;
+  all_kept.reserve(loaded.size());
+  for (const Kept& k : loaded) all_kept.push_back(&k);
+  index(std::move(all_kept));
+  if (count_ != loaded.size()) {  // a path twice: not what save() writes
+    index({});
+    return false;
+  }
+  file_ = std::move(mapped);
   return true;
 }
 
-bool ListingCache::knows(std::string_view rel) const { return dirs_.find(rel) != dirs_.end(); }
+void ListingCache::index(std::vector<const Kept*> from) {
+  // Each path once (the first): save() never writes one twice.
+  std::size_t size = 16;
+  while (size < from.size() * 2) size *= 2;
+  std::vector<std::uint32_t> slots(size, 0);
+  auto kept = std::make_unique<Kept[]>(from.size());
+  std::size_t n = 0;
+  const std::hash<std::string_view> hash;
+  for (const Kept* k : from) {
+    std::size_t i = hash(k->rel) & (size - 1);
+    bool twice = false;
+    while (slots[i] != 0) {
+      if (kept[slots[i] - 1].rel == k->rel) {
+        twice = true;
+        break;
+      }
+      i = (i + 1) & (size - 1);
+    }
+    if (twice) continue;
+    kept[n].stamp = k->stamp;
+    kept[n].rel = k->rel;
+    kept[n].listing = k->listing;
+    slots[i] = static_cast<std::uint32_t>(++n);
+  }
+  kept_ = std::move(kept);
+  count_ = n;
+  slots_ = std::move(slots);
+}
+
+const ListingCache::Kept* ListingCache::find(std::string_view rel) const {
+  if (count_ == 0) return nullptr;
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = std::hash<std::string_view>{}(rel) & mask; slots_[i] != 0; i = (i + 1) & mask) {
+    const Kept& k = kept_[slots_[i] - 1];
+    if (k.rel == rel) return &k;
+  }
+  return nullptr;
+}
+
+bool ListingCache::knows(std::string_view rel) const { return find(rel) != nullptr; }
 
 bool ListingCache::reuse(std::string_view rel, const DirStamp& stamp, std::vector<ListedEntry>& out) const {
-  const auto it = dirs_.find(rel);
-  if (it == dirs_.end() || !(it->second.stamp == stamp)) return false;
+  const Kept* k = find(rel);
+  return k != nullptr && decode(*k, stamp, out);
+}
+
+bool ListingCache::reuse_at(int root_fd, const std::string& rel, std::vector<ListedEntry>& out) const {
+  const Kept* k = find(rel);
+  if (k == nullptr) return false;
+  const std::optional<DirStamp> now =
+      directory_stamp(root_fd, rel.c_str(), AT_SYMLINK_NOFOLLOW | (rel.empty() ? AT_EMPTY_PATH : 0));
+  return now && decode(*k, *now, out);
+}
+
+bool ListingCache::decode(const Kept& kept, const DirStamp& stamp, std::vector<ListedEntry>& out) const {
+  if (!(kept.stamp == stamp)) return false;
   // Decoded defensively, though only this user writes the file: anything
   // but what save() writes is no listing at all.
-  const std::string_view listing = it->second.listing;
+  const std::string_view listing = kept.listing;
   std::size_t n = 0;
   for (std::size_t pos = 0; pos < listing.size();) {
     const std::optional<fs::file_type> type = type_of_letter(listing[pos]);
@@ -227,7 +310,7 @@ bool ListingCache::reuse(std::string_view rel, const DirStamp& stamp, std::vecto
     pos = end + 1;
   }
   out.resize(n);
-  it->second.used.store(true, std::memory_order_relaxed);
+  kept.used.store(true, std::memory_order_relaxed);
   reused_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -255,52 +338,49 @@ void ListingCache::record(std::string_view rel, const DirStamp& stamp, int dir_f
     ++counts_.untrusted;
     return;
   }
-  const std::string& key = owned_.emplace_back(rel);
-  const std::string& kept_listing = owned_.emplace_back(std::move(listing));
-  Kept& kept = fresh_kept_.emplace_back(stamp, kept_listing);
-  fresh_.emplace_back(key, &kept);
+  Kept& kept = fresh_.emplace_back();
+  kept.stamp = stamp;
+  kept.rel = owned_.emplace_back(rel);
+  kept.listing = owned_.emplace_back(std::move(listing));
   ++counts_.recorded;
 }
 
 bool ListingCache::settle() {
   const std::lock_guard lock(mutex_);
-  bool changed = !fresh_.empty();
-  std::unordered_map<std::string_view, Kept> kept;
-  kept.reserve(dirs_.size() + fresh_.size());
-  for (const auto& [rel, k] : dirs_) {
-    if (k.used.load(std::memory_order_relaxed)) {
-      kept.try_emplace(rel, k.stamp, k.listing);
-    } else {
-      changed = true;  // gone, changed or no longer walked
-    }
-  }
-  // A directory both loaded and listed afresh was not reused: the fresh
-  // listing replaces the loaded one.
-  for (const auto& [rel, k] : fresh_) {
-    kept.erase(rel);
-    kept.try_emplace(rel, k->stamp, k->listing);
-  }
-  dirs_ = std::move(kept);
   counts_.reused = reused_.load(std::memory_order_relaxed);
   reused_.store(0, std::memory_order_relaxed);
-  fresh_.clear();  // (their strings stay in owned_: dirs_ points into them)
-  return changed;
+  bool all_used = true;
+  for (std::size_t i = 0; i < count_ && all_used; ++i) all_used = kept_[i].used.load(std::memory_order_relaxed);
+  if (fresh_.empty() && all_used) return false;  // the very listings loaded: nothing to write
+  // A directory both loaded and listed afresh was not reused: the fresh
+  // listing replaces the loaded one (index() keeps the first of a path).
+  std::vector<const Kept*> keep;
+  keep.reserve(count_ + fresh_.size());
+  for (const Kept& k : fresh_) keep.push_back(&k);
+  for (std::size_t i = 0; i < count_; ++i) {
+    if (kept_[i].used.load(std::memory_order_relaxed)) keep.push_back(&kept_[i]);  // else gone, changed or not walked
+  }
+  index(std::move(keep));
+  fresh_.clear();  // (their strings stay in owned_, the loaded ones in file_)
+  return true;
 }
 
 void ListingCache::save(const fs::path& file, const fs::path& root) const {
   std::string out = header(root);
   std::size_t bytes = out.size();
-  for (const auto& [rel, k] : dirs_) bytes += rel.size() + k.listing.size() + 48;
+  for (std::size_t i = 0; i < count_; ++i) bytes += kept_[i].rel.size() + kept_[i].listing.size() + 56;
   if (bytes > kMaxFileBytes) throw std::runtime_error("the workspace is too large to keep its listings");
   out.reserve(bytes + 32);
-  out += "dirs " + std::to_string(dirs_.size()) + "\n";
-  for (const auto& [rel, k] : dirs_) {
-    put(out, static_cast<std::uint32_t>(rel.size()));
-    out += rel;
+  out += "dirs " + std::to_string(count_) + "\n";
+  for (std::size_t i = 0; i < count_; ++i) {
+    const Kept& k = kept_[i];
+    put(out, static_cast<std::uint32_t>(k.rel.size()));
+    out += k.rel;
     put(out, k.stamp.dev);
     put(out, k.stamp.ino);
     put(out, k.stamp.ctime_sec);
     put(out, k.stamp.ctime_nsec);
+    put(out, k.stamp.mount);
     put(out, static_cast<std::uint32_t>(k.listing.size()));
     out += k.listing;
   }

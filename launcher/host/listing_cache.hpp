@@ -26,7 +26,13 @@
 // - Only filesystems that keep ctime so, in the kernel, qualify (ext2/3/4,
 //   xfs, btrfs, tmpfs, f2fs): a network or FUSE filesystem's ctime is what a
 //   server says, and overlayfs shows the ctime of whichever layer holds the
-//   directory. Elsewhere every directory is listed, as without a cache.
+//   directory. Elsewhere every directory is listed, as without a cache. Nor
+//   do encrypted directories (fscrypt), whose listing changes with a key
+//   (see directory_stamp()); and the stamp names the mount, so that another
+//   filesystem image mounted at the same place never passes for the first.
+// - The clock: a host clock stepped back by more than kRacyMarginSeconds
+//   could give a later change the very ctime recorded before it. Only root
+//   sets the clock; the agent cannot.
 // - The file lives in the cagent home (which a workspace may neither hold
 //   nor lie in: paths.hpp), is written 0600, and is read only when it is a
 //   regular file of this user, not through a symlink: the agent cannot write
@@ -52,6 +58,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -67,16 +74,26 @@ namespace cagent::launcher::host {
 // listing to be kept (see above): far more than any clock tick.
 inline constexpr int kRacyMarginSeconds = 2;
 
-// What tells whether a directory changed since it was listed.
+// What tells whether a directory changed since it was listed: its device,
+// inode and ctime, and the mount it was seen through (statx's unique mount
+// id where the kernel has it, 6.8 on; else its plain mount id): two
+// filesystem images mounted in turn on the same loop device share a device
+// number, and an image's ctimes are whatever its maker wrote.
 struct DirStamp {
   std::uint64_t dev = 0;
   std::uint64_t ino = 0;
   std::int64_t ctime_sec = 0;
   std::int64_t ctime_nsec = 0;
+  std::uint64_t mount = 0;
   bool operator==(const DirStamp&) const = default;
 };
 
-DirStamp stamp_of(const struct stat& st);
+// The stamp of the directory `path` below `dir_fd` (statx; flags as for
+// it: AT_EMPTY_PATH with "" for `dir_fd` itself). nullopt when it is not a
+// directory, cannot be read, or is encrypted (fscrypt: what it lists —
+// names or their encoded forms — depends on a key that comes and goes
+// without its ctime changing): such a directory is always listed afresh.
+std::optional<DirStamp> directory_stamp(int dir_fd, const char* path, int flags);
 
 // Whether listings on a filesystem of this statfs f_type may be kept.
 bool keeps_ctime(std::int64_t fs_type);
@@ -105,13 +122,18 @@ class ListingCache {
   // holds.
   bool load(const std::filesystem::path& file, const std::filesystem::path& root);
 
-  // Whether a listing of `rel` is kept at all (no system call): only then
-  // is the directory's stamp worth reading.
+  // Whether a listing of `rel` is kept at all (no system call).
   bool knows(std::string_view rel) const;
 
   // The listing of `rel` recorded with `stamp`, into `out`; false (and
   // `out` untouched) when there is none or the stamp differs.
   bool reuse(std::string_view rel, const DirStamp& stamp, std::vector<ListedEntry>& out) const;
+
+  // What a walk calls: the listing of the directory `rel` below the open
+  // directory `root_fd` (the workspace, O_PATH will do), if one is kept and
+  // the directory is still the one listed — one fstatat, not following a
+  // final symlink, and no system call at all when nothing is kept for it.
+  bool reuse_at(int root_fd, const std::string& rel, std::vector<ListedEntry>& out) const;
 
   // A complete, fresh listing of `rel`, whose stamp was read from the open
   // directory `dir_fd` before it was listed. Kept only as said above.
@@ -126,25 +148,46 @@ class ListingCache {
   void save(const std::filesystem::path& file, const std::filesystem::path& root) const;
 
   Counts counts() const;
-  std::size_t size() const { return dirs_.size(); }
+  std::size_t size() const { return count_; }
 
  private:
   struct Kept {
     DirStamp stamp;
+    std::string_view rel;
     std::string_view listing;  // encoded entries (listing_cache.cpp)
     mutable std::atomic<bool> used{false};
-    Kept(const DirStamp& s, std::string_view l) : stamp(s), listing(l) {}
+  };
+  // A read-only mapping of the loaded file: the keys and listings of what
+  // was loaded point into it (mapped rather than read: on a big workspace
+  // the file is megabytes, and mapping it costs no page fault per page).
+  struct Mapping {
+    void* data = nullptr;
+    std::size_t size = 0;
+    Mapping() = default;
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    ~Mapping();
   };
 
-  timespec trusted_before_;
-  std::string file_;  // a loaded file: keys and listings point into it
-  std::unordered_map<std::string_view, Kept> dirs_;
+  static std::unique_ptr<Mapping> map_own_file(const std::filesystem::path& file);
+  const Kept* find(std::string_view rel) const;
+  bool decode(const Kept& kept, const DirStamp& stamp, std::vector<ListedEntry>& out) const;
+  // Makes `kept_` and its index hold these (stamp, rel, listing) triples.
+  void index(std::vector<const Kept*> from);
 
-  // Recorded during a walk, under mutex_ (strings in a deque do not move).
+  timespec trusted_before_;
+  std::unique_ptr<Mapping> file_;
+  // The listings, in one array, and an open-addressing index over their
+  // paths (slot = position + 1, 0 = empty; a power of two, at most half
+  // full): tens of thousands of directories, no allocation each.
+  std::unique_ptr<Kept[]> kept_;
+  std::size_t count_ = 0;
+  std::vector<std::uint32_t> slots_;
+
+  // Recorded during a walk, under mutex_ (a deque's elements do not move).
   mutable std::mutex mutex_;
   std::deque<std::string> owned_;
-  std::vector<std::pair<std::string_view, Kept*>> fresh_;  // (rel, listing) pairs, as recorded
-  std::deque<Kept> fresh_kept_;
+  std::deque<Kept> fresh_;
   std::unordered_map<std::uint64_t, bool> device_ok_;
   Counts counts_;
   mutable std::atomic<std::size_t> reused_{0};

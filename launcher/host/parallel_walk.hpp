@@ -16,6 +16,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -62,41 +63,62 @@ class ParallelWalk {
   }
 
  private:
+  // Each thread walks a stack of its own, depth first, and takes the lock
+  // only to get work when its stack ran dry, or to hand over the shallower
+  // half of its stack (the larger subtrees) while another thread waits for
+  // work: a visit that costs a few microseconds (a listing kept from the
+  // last walk) would otherwise spend more on the lock than on itself.
   template <typename MakeVisitor>
   void work(MakeVisitor& make_visitor, std::vector<std::jthread>* helpers) {
-    std::vector<Item> found;
+    std::vector<Item> local, found;
     std::size_t visited = 0;
+    bool started = false;
     // (Made before the lock is taken: it may allocate.)
     auto visit = make_visitor();
-    std::unique_lock lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [&] { return !pending_.empty() || busy_ == 0; });
-      if (pending_.empty()) break;  // nothing left, nobody visiting: done
-      Item item = std::move(pending_.back());
-      pending_.pop_back();
-      ++busy_;
-      lock.unlock();
+      if (local.empty()) {
+        std::unique_lock lock(mutex_);
+        ++idle_;
+        wake_.wait(lock, [&] { return !pending_.empty() || busy_ == 0; });
+        --idle_;
+        if (pending_.empty()) break;  // nothing left, nobody walking: done
+        local.push_back(std::move(pending_.back()));
+        pending_.pop_back();
+        ++busy_;
+      }
+      Item item = std::move(local.back());
+      local.pop_back();
       found.clear();
-      std::exception_ptr failed;
       try {
         visit(item, found);
       } catch (...) {
-        failed = std::current_exception();
-      }
-      lock.lock();
-      --busy_;
-      if (failed) {
-        if (!failure_) failure_ = failed;
+        const std::lock_guard lock(mutex_);
+        if (!failure_) failure_ = std::current_exception();
+        failed_ = true;
         pending_.clear();
-      } else if (!failure_) {
-        // Reversed, so that the first found is taken next: depth first,
-        // which keeps the stack short.
-        for (auto it = found.rbegin(); it != found.rend(); ++it) pending_.push_back(std::move(*it));
       }
-      if (helpers != nullptr && ++visited == items_before_helpers_ && !pending_.empty()) {
-        start_helpers(make_visitor, *helpers);
+      if (failed_) local.clear();  // the walk ends: what waits is dropped
+      // Reversed, so that the first found is taken next: depth first,
+      // which keeps the stack short.
+      for (auto it = found.rbegin(); it != found.rend(); ++it) local.push_back(std::move(*it));
+      if (failed_) local.clear();
+      // The helpers, once the tree proved larger than a few items and there
+      // is work to hand over.
+      const bool start = helpers != nullptr && !started && ++visited >= items_before_helpers_ && local.size() > 1;
+      started = started || start;
+      if (local.empty() || start || (idle_.load(std::memory_order_relaxed) > 0 && local.size() > 1)) {
+        const std::lock_guard lock(mutex_);
+        if (local.empty()) {
+          --busy_;
+        } else if (!failed_) {
+          // The bottom of the stack: the shallowest items, the most work each.
+          const std::size_t half = local.size() / 2;
+          for (std::size_t i = 0; i < half; ++i) pending_.push_back(std::move(local[i]));
+          local.erase(local.begin(), local.begin() + static_cast<std::ptrdiff_t>(half));
+        }
+        if (start) start_helpers(make_visitor, *helpers);
+        wake_.notify_all();
       }
-      wake_.notify_all();
     }
   }
 
@@ -116,8 +138,10 @@ class ParallelWalk {
   const std::size_t items_before_helpers_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::vector<Item> pending_;
-  std::size_t busy_ = 0;
+  std::vector<Item> pending_;  // shared: handed over by a thread with more than it needs
+  std::size_t busy_ = 0;       // threads with a stack of their own that is not empty
+  std::atomic<unsigned> idle_{0};  // threads waiting for work (read without the lock)
+  std::atomic<bool> failed_{false};
   std::exception_ptr failure_;
 };
 

@@ -274,7 +274,8 @@ class DirScan {
  public:
   DirScan(const fs::path& root, const std::vector<Pattern>& ignore, const std::vector<Pattern>& readonly,
           ListingCache* cache)
-      : root_(root), ignore_(ignore), readonly_(readonly), protect_git_(protects_git_dirs(readonly)), cache_(cache) {}
+      : root_(root), ignore_(ignore), readonly_(readonly), protect_git_(protects_git_dirs(readonly)), cache_(cache),
+        root_fd_(cache != nullptr ? ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC) : -1) {}
 
   // What one thread keeps between directories.
   struct Scratch {
@@ -298,7 +299,7 @@ class DirScan {
       d.more().error = std::string("path longer than ") + std::to_string(kMaxScanPath) + " bytes";
       return;
     }
-    if (!reuse_listing(d.rel, dir, s.entries) && !list(d, dir, s)) return;
+    if (!reuse_listing(d.rel, s.entries) && !list(d, dir, s)) return;
     d.entries = s.entries.size();
     if (d.in_git == 0) {
       GitDirNames names;
@@ -356,10 +357,8 @@ class DirScan {
  private:
   // The listing kept from an earlier walk, if the directory is still the
   // one listed then (listing_cache.hpp): one lstat instead of a listing.
-  bool reuse_listing(const std::string& rel, const fs::path& dir, std::vector<ListedEntry>& out) const {
-    if (cache_ == nullptr || !cache_->knows(rel)) return false;
-    struct stat st {};
-    return ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && cache_->reuse(rel, stamp_of(st), out);
+  bool reuse_listing(const std::string& rel, std::vector<ListedEntry>& out) const {
+    return cache_ != nullptr && cache_->reuse_at(root_fd_.get(), rel, out);
   }
 
   // Lists `dir` into the scratch entries; false, with the record's error
@@ -374,15 +373,15 @@ class DirScan {
     }
     // Read before the listing: a change while it is listed moves the ctime
     // on from this.
-    struct stat st {};
-    const bool stamped = cache_ != nullptr && ::fstat(fd.get(), &st) == 0;
+    const std::optional<DirStamp> stamp =
+        cache_ != nullptr ? directory_stamp(fd.get(), "", AT_EMPTY_PATH) : std::nullopt;
     if (const std::optional<DirLister::Failure> f = s.lister.list(fd.get(), s.entries)) {
       d.more().error = f->entry.empty() ? "cannot list: " + std::generic_category().message(f->error)
                                         : "cannot examine " + printable(f->entry) + ": " +
                                               std::generic_category().message(f->error);
       return false;
     }
-    if (stamped) cache_->record(d.rel, stamp_of(st), fd.get(), s.entries);
+    if (stamp) cache_->record(d.rel, *stamp, fd.get(), s.entries);
     return true;
   }
 
@@ -639,6 +638,10 @@ class DirScan {
   const std::vector<Pattern>& readonly_;
   const bool protect_git_;  // readonly covers .git: every git directory is read-only
   ListingCache* const cache_;  // nullptr: every directory is listed
+  // The workspace, for the cache's stamps: each one an fstatat of a path
+  // below it, not a walk from / (-1 when it cannot be opened: then every
+  // directory is listed, and the root's failure said).
+  const UniqueFd root_fd_;
 };
 
 // Scans the records of a whole tree, from `root` down, on up to

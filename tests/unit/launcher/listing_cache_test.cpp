@@ -41,18 +41,18 @@ timespec later(int seconds) {
 void list_into(ListingCache& cache, const std::string& rel, const fs::path& dir) {
   const cagent::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   REQUIRE(fd.valid());
-  struct stat st {};
-  REQUIRE(::fstat(fd.get(), &st) == 0);
+  const std::optional<DirStamp> stamp = directory_stamp(fd.get(), "", AT_EMPTY_PATH);
+  REQUIRE(stamp);
   DirLister lister;
   std::vector<ListedEntry> entries;
   REQUIRE_FALSE(lister.list(fd.get(), entries));
-  cache.record(rel, stamp_of(st), fd.get(), entries);
+  cache.record(rel, *stamp, fd.get(), entries);
 }
 
 DirStamp stamp_now(const fs::path& dir) {
-  struct stat st {};
-  REQUIRE(::lstat(dir.c_str(), &st) == 0);
-  return stamp_of(st);
+  const std::optional<DirStamp> stamp = directory_stamp(AT_FDCWD, dir.c_str(), AT_SYMLINK_NOFOLLOW);
+  REQUIRE(stamp);
+  return *stamp;
 }
 
 }  // namespace
@@ -100,6 +100,19 @@ TEST_CASE("listing cache: a directory changed too recently is not kept") {
   ListingCache old_enough(later(3600));
   list_into(old_enough, "", t / "ws");
   CHECK(old_enough.counts().recorded == 1);
+}
+
+TEST_CASE("listing cache: a stamp is a directory's, and names its mount") {
+  TempDir t;
+  t.file("ws/a.txt", "a");
+  const std::optional<DirStamp> dir = directory_stamp(AT_FDCWD, (t / "ws").c_str(), AT_SYMLINK_NOFOLLOW);
+  REQUIRE(dir);
+  CHECK(dir->ino != 0);
+  CHECK(dir->mount != 0);  // (every kernel this runs on has statx's mount id)
+  CHECK_FALSE(directory_stamp(AT_FDCWD, (t / "ws/a.txt").c_str(), AT_SYMLINK_NOFOLLOW));  // a file
+  fs::create_directory_symlink(t / "ws", t / "link");
+  CHECK_FALSE(directory_stamp(AT_FDCWD, (t / "link").c_str(), AT_SYMLINK_NOFOLLOW));  // not through a symlink
+  CHECK_FALSE(directory_stamp(AT_FDCWD, (t / "missing").c_str(), AT_SYMLINK_NOFOLLOW));
 }
 
 TEST_CASE("listing cache: only filesystems whose ctime the kernel keeps") {
@@ -158,6 +171,12 @@ TEST_CASE("listing cache: the file is read back only as save() wrote it, for tha
   }
   SUBCASE("missing") {
     fs::remove(file);
+    CHECK_FALSE(loads(file, ws));
+  }
+  SUBCASE("a count of directories no file that size can hold") {
+    const std::size_t dirs = text.find("dirs ");
+    REQUIRE(dirs != std::string::npos);
+    write_file(file, text.substr(0, dirs) + "dirs 10000000000\n" + text.substr(text.find('\n', dirs) + 1), 0600);
     CHECK_FALSE(loads(file, ws));
   }
 }

@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <chrono>
 #include <numeric>
+#include <set>
+#include <thread>
 #include <stdexcept>
 #include <vector>
 
@@ -68,4 +71,36 @@ TEST_CASE("parallel walk: the first exception of a visit ends the walk and is th
   // What waited when it failed was dropped (visits in flight on other
   // threads end first).
   CHECK(visits.load() < tree.size());
+}
+
+TEST_CASE("parallel walk: cheap visits still spread over the threads allowed") {
+  // Visits of a few microseconds (a listing reused from the last walk):
+  // each thread walks its own stack and hands work over only to a thread
+  // that waits, so both threads visit — where the machine has two CPUs.
+  if (cagent::launcher::host::usable_cpus() < 2) {
+    MESSAGE("skipped: this process may run on one CPU only");
+    return;
+  }
+  const Tree tree{4, 7};  // 21845 items
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  std::atomic<unsigned> visits{0};
+  ParallelWalk<unsigned>(2, 16).run(0U, [&] {
+    return [&, mine = false](unsigned n, std::vector<unsigned>& found) mutable {
+      if (!mine) {
+        const std::lock_guard lock(m);
+        threads.insert(std::this_thread::get_id());
+        mine = true;
+      }
+      ++visits;
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      if (n * tree.fanout + tree.fanout < tree.size()) {
+        for (unsigned c = 1; c <= tree.fanout; ++c) found.push_back(n * tree.fanout + c);
+      }
+    };
+  });
+  CHECK(visits.load() == tree.size());
+  CHECK(threads.size() == 2);
 }

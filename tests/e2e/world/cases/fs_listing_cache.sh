@@ -48,7 +48,7 @@ out=$(cage "$ws" 'cat /workspace/node_modules/pkg/lib/.env; cat /workspace/node_
   cat /workspace/node_modules/pkg/lib/deep/.env; echo third-session')
 expect_eq "the next session exits 0" "$CAGE_RC" 0
 expect_no_match "…and hides the planted .env" "$out" 'PLANTED_SECRET'
-expect_match "…but shows the file the agent wrote beside it (control)" "$out" '^notes$'
+expect_match "…but shows the file the agent wrote beside it (control)" "$out" 'notes'
 expect_no_match "…and still hides the old one" "$out" 'OLD_SECRET'
 expect_no_match "…and names no new repository: none was made" "$(cage_err)" "$new_repo_line"
 finish

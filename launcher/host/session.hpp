@@ -6,13 +6,19 @@
 //                    approval (workspace_approval.hpp) ─▶ layers (base,
 //                    workspace, flags) ─▶ merge ─▶ MergedConfig   [--print-config stops here]
 //   probe_engine     docker info (reachable? sysbox-runc?) ─▶ EngineFacts
-//   prepare_session  ─▶ validate ─▶ Config ─▶ CA bundle; workspace ─▶ scan ─▶
-//                    MountPlan; docker run spec + image request ─▶ PreparedSession
-//                    (complete: nothing later changes the plan)
+//   prepare_session  ─▶ validate ─▶ Config ─▶ CA bundle; workspace ─▶ scan
+//                    started on its own threads (kept listings:
+//                    listing_cache.hpp); docker run spec + image request ─▶
+//                    PreparedSession
+//   finish_scan      waits for the scan ─▶ MountPlan (complete: nothing later
+//                    changes the plan) ─▶ listings written for the next one
+//                    (plan_session calls it at once, but for a session, which
+//                    calls it after start_session: the scan overlaps the engine)
 //   print_dry_run    the docker build/run commands            [--dry-run stops here]
-//   start_session    update check ─▶ ensure_image ─▶ log dir
+//   start_session    update check ─▶ ensure_image (waits for the scan before a build) ─▶ log dir
 //   supervise_session  session dir (policy.toml, placeholders, CA bundle) ─▶
-//                    engine watch ─▶ docker run (foreground) ─▶ stop on
+//                    engine watch ─▶ docker run (foreground; at the cage's
+//                    `die` event the end walk starts) ─▶ stop on
 //                    signals ─▶ is the engine still there? ─▶ name what
 //                    the session created that runs on the host later (a new
 //                    .cagent.yaml / .envrc, new git repositories) ─▶ remove

@@ -1,6 +1,7 @@
 #pragma once
-// A tree walk on several threads: one stack of directories waiting to be
-// read, each thread takes one, reads it and puts back what it found below.
+// A tree walk on several threads: each thread walks a stack of directories
+// of its own, depth first, and hands the shallower half of it to a shared
+// stack only while another thread waits for work (see work()).
 //
 // Used by the workspace scan at the start (scan.cpp) and by the walk for new
 // git repositories at the end (git_markers.cpp). Both spend their time in

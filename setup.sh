@@ -51,13 +51,48 @@ apt_install() {
   fi
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
+  ((apt_updated)) || apt-get update -qq >/dev/null
+  apt_updated=1
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+apt_updated=0
+
+# The Docker engine's packages first, on their own: the engine, the base
+# image and the image's slow layers (below) then start while the rest
+# installs and compiles.
+((want_docker)) && apt_install "${docker_pkgs[@]}"
+
+# The Docker engine, the base image and the cage image's slow layers
+# (image/prepare-layers.sh: the workbench's packages, which wait on the
+# network and the disk, and beside them the builder's compile) run while
+# the host installs its build packages and compiles cagent. The layers are
+# only a head start for cagent's image build (which makes them itself
+# otherwise), so their failure is said and does not stop setup; the
+# engine's does.
+docker_pid=
+if ((want_docker)); then
+  docker_log=$build_dir/docker-setup.log
+  mkdir -p "$build_dir"
+  say "starting the Docker engine and the image's slow layers meanwhile (log: $docker_log)"
+  (
+    "$top/image/docker-setup.sh" || exit 1
+    "$top/image/prepare-layers.sh" || echo "setup: preparing the image's layers failed; cagent builds them itself" >&2
+  ) >"$docker_log" 2>&1 &
+  docker_pid=$!
+fi
+# Waits for the engine part, if any: its failure stops setup.
+wait_docker() {
+  [[ -n $docker_pid ]] || return 0
+  local status=0
+  wait "$docker_pid" || status=$?
+  docker_pid=
+  cat "$docker_log" >&2
+  ((status == 0)) || { say "Docker setup failed (log: $docker_log)"; exit 1; }
+}
+trap '[[ -z $docker_pid ]] || wait "$docker_pid" 2>/dev/null || true' EXIT
 
 pkgs=("${build_pkgs[@]}")
 ((want_test_tools)) && pkgs+=("${test_pkgs[@]}")
-((want_docker)) && pkgs+=("${docker_pkgs[@]}")
 apt_install "${pkgs[@]}"
 
 # The Kubernetes schema for the check of `cagent kube`'s manifests
@@ -77,33 +112,6 @@ if ((want_test_tools)); then
       tail -n 20 "$node_dir/npm-install.log" >&2; say "npm install of kubernetes-models failed"; exit 1; }
   fi
 fi
-
-# The Docker engine, the base image and the cage image's package layers
-# (image/prepare-layers.sh) wait on the network and the disk: they run
-# while the host compiles, which has the CPUs. The layers are only a head
-# start for cagent's image build (which makes them itself otherwise), so
-# their failure is said and does not stop setup; the engine's does.
-docker_pid=
-if ((want_docker)); then
-  docker_log=$build_dir/docker-setup.log
-  mkdir -p "$build_dir"
-  say "starting the Docker engine and the image's package layers meanwhile (log: $docker_log)"
-  (
-    "$top/image/docker-setup.sh" || exit 1
-    "$top/image/prepare-layers.sh" || echo "setup: preparing the image's package layers failed; cagent builds them itself" >&2
-  ) >"$docker_log" 2>&1 &
-  docker_pid=$!
-fi
-# Waits for the engine part, if any: its failure stops setup.
-wait_docker() {
-  [[ -n $docker_pid ]] || return 0
-  local status=0
-  wait "$docker_pid" || status=$?
-  docker_pid=
-  cat "$docker_log" >&2
-  ((status == 0)) || { say "Docker setup failed (log: $docker_log)"; exit 1; }
-}
-trap '[[ -z $docker_pid ]] || wait "$docker_pid" 2>/dev/null || true' EXIT
 
 # Build (incremental). CAGENT_CMAKE_ARGS lets CI add -DCAGENT_WERROR=ON etc.
 # Configured every time, so the arguments also reach an existing build tree

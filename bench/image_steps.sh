@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # bench/image_steps.sh — a cold build of the cage image, step by step: where
-# the first run's image build spends its time (bench/first_run.sh uses it).
+# the first run's image build spends its time (bench/first_run.sh times a
+# whole first run).
 #
 #   bench/image_steps.sh [--rev REV] [--npm "PKGS"] [--prepare] [--base-as-is] [--keep] [--out FILE]
 #
-# Builds image/Dockerfile of the commit REV (default: the work tree) the way
-# cagent does (each throwaway stage first with --target, then the final
-# image; the same build args), as on a fresh machine: from a copy of the
+# Builds image/Dockerfile and image/builder.Dockerfile of the commit REV
+# (default: the work tree) the way cagent does (npm with --target and the
+# builder side by side, then the final image; the same build args), as on a
+# fresh machine: from a copy of the
 # base image with an ID of its own (a label added), so that no layer of an
 # earlier build is reused while each build reuses what the one before it
 # made. Its tags (cagent-steps-PID:*) are removed at the end. Every output line of the legacy builder is time-stamped; a step's
 # time runs from its "Step N/M" line to the next one. Prints one TSV line
 # per step: build, stage, step, seconds, instruction (shortened), and the
-# total per build. The extra CA of the npm stage is the host's bundle (what
+# total per build, and each group's wall time (builds side by side). The extra CA of the npm stage is the host's bundle (what
 # a user behind a TLS-intercepting proxy gives cagent). --prepare: first
 # what image/prepare-layers.sh builds, as setup.sh runs it while the host
 # compiles (its own "prepare" build in the output). --base-as-is: build on
@@ -68,29 +70,20 @@ else
   printf 'FROM %s\nLABEL cagent.steps=%s\n' "$base" "$repo" | docker build -q -t "$repo:base" - >/dev/null
 fi
 args=(--force-rm --build-arg BASE="$repo:base" --build-arg "AGENT_NPM_PACKAGES=$npm")
-# The throwaway stages as the Dockerfile lists them for cagent (kThrowawayStages).
-stages=(npm builder)
-builds=()
-((prepare)) && builds+=(prepare)
-for s in "${stages[@]}"; do builds+=("$s"); done
-builds+=(final)
+mkdir -p "$work/empty"
 : >"$work/steps.tsv"
-for b in "${builds[@]}"; do
-  target=()
-  [[ $b == final ]] || target=(--target "$b")
-  say "building $b"
+# build NAME DOCKERFILE CONTEXT [ARGS...]: one docker build, its output
+# time-stamped into $work/NAME.log, its steps appended to steps.tsv.
+build() {
+  local b=$1 file=$2 bctx=$3 start end
+  shift 3
   start=$EPOCHREALTIME
-  bargs=("${args[@]}") bctx=$ctx
-  if [[ $b == prepare ]]; then
-    # What image/prepare-layers.sh runs (without -q, for the step lines).
-    target=(--target builddeps) bargs=(--force-rm --build-arg BASE="$repo:base") bctx=$work/empty
-    mkdir -p "$bctx"
+  if ! docker build -f "$ctx/image/$file" -t "$repo:$b" "$@" "$bctx" 2>&1 |
+    while IFS= read -r line; do printf '%s\t%s\n' "$EPOCHREALTIME" "$line"; done >"$work/$b.log"; then
+    tail -20 "$work/$b.log" >&2; say "build $b failed"; return 1
   fi
-  docker build -f "$ctx/image/Dockerfile" "${target[@]}" -t "$repo:$b" "${bargs[@]}" "$bctx" 2>&1 |
-    while IFS= read -r line; do printf '%s\t%s\n' "$EPOCHREALTIME" "$line"; done >"$work/$b.log" ||
-    { tail -20 "$work/$b.log" >&2; say "build $b failed"; exit 1; }
   end=$EPOCHREALTIME
-  python3 - "$b" "$work/$b.log" "$start" "$end" >>"$work/steps.tsv" <<'PY'
+  python3 - "$b" "$work/$b.log" "$start" "$end" >"$work/$b.tsv" <<'PY'
 import re, sys
 build, log, start, end = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 steps, stage = [], "?"
@@ -109,5 +102,36 @@ for i, (t, stage, n, ins) in enumerate(steps):
     print(build, stage, n, f"{nxt - t:.1f}", ins[:70], sep="\t")
 print(build, "total", "-", f"{end - start:.1f}", "", sep="\t")
 PY
+}
+# together NAME...: the builds started by the lines before, waited for;
+# a group's wall time as its own line.
+group() {
+  local name=$1 start=$2 status=0
+  shift 2
+  for pid in "$@"; do wait "$pid" || status=1; done
+  ((status == 0)) || exit 1
+  printf '%s\tgroup\t-\t%.1f\t\n' "$name" "$(python3 -c "print($EPOCHREALTIME - $start)")" >>"$work/steps.tsv"
+}
+if ((prepare)); then
+  # What image/prepare-layers.sh runs (without -q, for the step lines).
+  say "building prepare-tools and prepare-builder side by side"
+  t0=$EPOCHREALTIME
+  build prepare-tools Dockerfile "$work/empty" --target tools --force-rm --build-arg BASE="$repo:base" & p1=$!
+  build prepare-builder builder.Dockerfile "$ctx" --force-rm --build-arg BASE="$repo:base" & p2=$!
+  group prepare "$t0" "$p1" "$p2"
+fi
+# As cagent builds (kThrowawayStages, image.cpp): npm and the builder side
+# by side, then the image on both.
+say "building npm and builder side by side"
+t0=$EPOCHREALTIME
+build npm Dockerfile "$ctx" --target npm "${args[@]}" & p1=$!
+build builder builder.Dockerfile "$ctx" --force-rm --build-arg BASE="$repo:base" & p2=$!
+group stages "$t0" "$p1" "$p2"
+say "building final"
+t0=$EPOCHREALTIME
+build final Dockerfile "$ctx" "${args[@]}" --build-arg BUILDER_IMAGE="$repo:builder"
+group final "$t0"
+for b in prepare-tools prepare-builder npm builder final; do
+  [[ -f $work/$b.tsv ]] && cat "$work/$b.tsv" >>"$work/steps.tsv"
 done
 cat "$work/steps.tsv" >"$out"

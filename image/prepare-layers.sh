@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
-# prepare-layers.sh — build the cage image's package layers ahead of cagent.
+# prepare-layers.sh — build the cage image's slow layers ahead of cagent.
 #
 #   image/prepare-layers.sh
 #
-# The stages up to `builddeps` (image/Dockerfile: os, tools, builddeps)
-# install Debian packages only: the bulk of a first image build, and
-# independent of cagent's sources and build args. setup.sh runs this while
-# the host compiles cagent, so that the download and unpacking wait on the
-# network and the disk while the compiler has the CPUs; cagent's own build
-# then finds these layers in Docker's cache (the same base image and the
-# same instructions) and starts at the npm and builder stages.
-# Nothing is tagged: the result becomes the parent of cagent's image. The
-# context is empty, since these stages copy nothing.
+# Two builds, side by side (each a `docker build` of its own: the classic
+# builder runs one stage at a time within a build):
+#   - image/Dockerfile up to `tools` (os, tools): the workbench's 400+
+#     Debian packages, which wait on the network and the disk; no sources,
+#     no build args, so an empty context;
+#   - image/builder.Dockerfile: its toolchain and -dev packages, then the
+#     compile of dnsguard, cage-init and cagent-relay from this checkout
+#     (the context is the checkout, filtered by its .dockerignore as
+#     cagent's own copy of it is), which keeps the CPUs busy meanwhile.
+# setup.sh runs this while the host compiles cagent. cagent's own build then
+# finds these layers in Docker's cache (the same base image, instructions
+# and files) and is left with the npm stage and the final one.
+# Nothing is tagged: cagent tags what it builds, and these results become
+# its parents. Both builds are waited for; the first failure is the exit
+# status (setup.sh then says that cagent builds them itself).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 base=${CAGENT_BASE_IMAGE:-debian:bookworm-slim}
 empty=$(mktemp -d)
 trap 'rmdir "$empty"' EXIT
-docker build -q -f "$top/image/Dockerfile" --target builddeps --force-rm --build-arg "BASE=$base" "$empty" >/dev/null
+start=${EPOCHSECONDS}
+# One line when each is done (setup.sh shows this log), with its seconds.
+build() {
+  local what=$1
+  shift
+  docker build -q --force-rm --build-arg "BASE=$base" "$@" >/dev/null
+  echo "prepare-layers: $what ready after $((EPOCHSECONDS - start)) s" >&2
+}
+build "the workbench's packages" -f "$top/image/Dockerfile" --target tools "$empty" &
+tools=$!
+build "the builder" -f "$top/image/builder.Dockerfile" "$top" &
+builder=$!
+status=0
+wait "$tools" || status=$?
+wait "$builder" || { s=$?; ((status)) || status=$s; }
+exit "$status"

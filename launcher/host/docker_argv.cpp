@@ -135,7 +135,7 @@ std::string home_volume_name(const std::string& prefix, const std::string& works
 }
 
 std::vector<std::string> render_build_argv(const BuildSpec& spec) {
-  std::vector<std::string> argv = {"docker", "build", "-f", (spec.context / "image" / "Dockerfile").string()};
+  std::vector<std::string> argv = {"docker", "build", "-f", (spec.context / "image" / spec.dockerfile).string()};
   if (!spec.target.empty()) {
     argv.insert(argv.end(), {"--target", spec.target, "-t", spec.image});
   } else {

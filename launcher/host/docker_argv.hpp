@@ -84,6 +84,9 @@ struct BuildSpec {
   // Non-empty: build only this stage of image/Dockerfile (--target) and tag
   // it `image`, without the context-hash label, which describes whole images.
   std::string target = {};
+  // The file under `context`/image/ to build: image/Dockerfile, or
+  // builder.Dockerfile for the builder (see image.hpp, stage_build_spec).
+  std::string dockerfile = "Dockerfile";
 };
 
 std::vector<std::string> render_build_argv(const BuildSpec& spec);

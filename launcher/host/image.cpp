@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <exception>
+#include <future>
 #include <ostream>
+#include <span>
 #include <sstream>
 #include <system_error>
 
@@ -327,6 +330,48 @@ void run_build(ProcessRunner& runner, const std::vector<std::string>& argv, cons
   }
 }
 
+// build-1234.log, "builder" -> build-1234-builder.log: where build_stages
+// puts the output of a stage that runs beside the first.
+fs::path stage_log(const fs::path& log, std::string_view stage) {
+  return log.parent_path() / (log.stem().string() + "-" + std::string(stage) + log.extension().string());
+}
+
+// The throwaway stages, all at once, each from the private context copy:
+// npm waits on the registry, the builder compiles, and neither needs the
+// other. The first stage's output goes to `log`, each further one's to a log
+// of its own beside it (two builds' step lines interleaved would be
+// unreadable). Every build is waited for before a failure is reported, so
+// none outlives this call; the first failure (in stage order) is thrown.
+void build_stages(ProcessRunner& runner, const ImageRequest& request, const fs::path& copy,
+                  const std::string& hash, const fs::path& log) {
+  const auto argv_of = [&](std::string_view stage) {
+    return render_build_argv(stage_build_spec(request.image, stage, copy, hash, request.build_args));
+  };
+  std::vector<std::future<void>> others;
+  for (std::string_view stage : std::span(kThrowawayStages).subspan(1)) {
+    auto build = [&runner, argv = argv_of(stage), own = stage_log(log, stage)] { run_build(runner, argv, own); };
+    try {
+      others.push_back(std::async(std::launch::async, build));
+    } catch (const std::system_error&) {
+      others.push_back(std::async(std::launch::deferred, build));  // no thread: after the first
+    }
+  }
+  std::exception_ptr first_error;
+  try {
+    run_build(runner, argv_of(kThrowawayStages[0]), log);
+  } catch (...) {
+    first_error = std::current_exception();
+  }
+  for (std::future<void>& other : others) {
+    try {
+      other.get();
+    } catch (...) {
+      if (!first_error) first_error = std::current_exception();
+    }
+  }
+  if (first_error) std::rethrow_exception(first_error);
+}
+
 // Tags (repo:tag) in image's repository, newest first as docker lists
 // them; with `label`, only of images that carry it.
 std::vector<std::string> repository_tags(ProcessRunner& runner, const std::string& image, std::string_view label) {
@@ -392,6 +437,23 @@ std::string stage_tag(const std::string& image, std::string_view stage) {
   return repository_of(image) + ":stage-" + std::string(stage);
 }
 
+BuildSpec stage_build_spec(const std::string& image, std::string_view stage, const fs::path& context,
+                           const std::string& hash, const BuildArgs& args) {
+  BuildSpec spec{stage_tag(image, stage), context, hash, args, std::string(stage)};
+  if (stage == "builder") {
+    spec.dockerfile = "builder.Dockerfile";
+    std::erase_if(spec.build_args, [](const auto& arg) { return arg.first != "BASE"; });
+  }
+  return spec;
+}
+
+BuildSpec context_build_spec(const std::string& image, const std::string& context_image, const fs::path& context,
+                             const std::string& hash, const BuildArgs& args) {
+  BuildSpec spec{context_image, context, hash, args};
+  spec.build_args.emplace_back("BUILDER_IMAGE", stage_tag(image, "builder"));
+  return spec;
+}
+
 std::vector<std::string> kept_image_tags(ProcessRunner& runner, const std::string& image) {
   std::vector<std::string> out;
   const std::string base = base_tag(image);
@@ -451,20 +513,18 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
   const fs::path log = request.log_dir / ("build-" + stamp + ".log");
   err << "cagent: " << (current ? "rebuilding" : "building") << " image " << request.image
             << (current ? " (its sources changed)" : " (first run: a few minutes)")
-            << (layered ? " with ~/.cagent/Dockerfile" : "") << "; log: " << log.string() << "\n";
+            << (layered ? " with ~/.cagent/Dockerfile" : "") << "; log: " << log.string() << " (the compile's: "
+            << stage_log(log, "builder").filename().string() << ")\n";
   bool replaced = current.has_value();
   bool built_context = false;
   if (!context_current || *context_current != hash) {
     const fs::path copy = request.work_dir / ("context-" + stamp);
     RemoveDir cleanup{copy};
     copy_context(*request.context, files, copy, request.ca_pem);
-    for (std::string_view stage : kThrowawayStages) {
-      run_build(runner,
-                render_build_argv(BuildSpec{stage_tag(request.image, stage), copy, hash, request.build_args,
-                                            std::string(stage)}),
-                log);
-    }
-    run_build(runner, render_build_argv(BuildSpec{context_image, copy, hash, request.build_args}), log);
+    build_stages(runner, request, copy, hash, log);
+    run_build(runner,
+              render_build_argv(context_build_spec(request.image, context_image, copy, hash, request.build_args)),
+              log);
     built_context = true;
     replaced = replaced || context_current.has_value();
   }

@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "launcher/host/docker_argv.hpp"
 #include "launcher/host/process.hpp"
 
 namespace cagent::launcher::host {
@@ -149,11 +150,26 @@ inline constexpr std::size_t kKeptImageSets = 3;
 // <repository>:stage-<name> (stage_tag()), so the current ones are named,
 // and after a build removes the untagged ones carrying the label: results
 // a rebuild replaced. `docker images` then shows only cagent's tags.
+// cagent builds the two side by side: npm waits on the network, the builder
+// (image/builder.Dockerfile, which needs only the base image) on the CPUs.
 inline constexpr std::string_view kThrowawayStages[] = {"npm", "builder"};
 inline constexpr const char* kStageLabel = "cagent.stage";
 
 // "cagent:latest", "npm" -> "cagent:stage-npm".
 std::string stage_tag(const std::string& image, std::string_view stage);
+
+// The build of one throwaway stage, tagged stage_tag(image, stage): npm as
+// `--target npm` of image/Dockerfile; the builder as image/builder.Dockerfile,
+// which takes only BASE of the build args (the others would be reported as
+// unused).
+BuildSpec stage_build_spec(const std::string& image, std::string_view stage, const std::filesystem::path& context,
+                           const std::string& hash, const BuildArgs& args);
+
+// The build of the context's image `context_image` (the final one, or the
+// base of a user layer): image/Dockerfile, labelled `hash`, with
+// BUILDER_IMAGE naming the builder stage's tag of `image`'s repository.
+BuildSpec context_build_spec(const std::string& image, const std::string& context_image,
+                             const std::filesystem::path& context, const std::string& hash, const BuildArgs& args);
 
 // The other tags cagent gave `image`'s repository: the kept ctx-* sets, the
 // -base of a user layer and the stage-* caches (for --reset i). Empty when

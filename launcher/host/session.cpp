@@ -472,13 +472,14 @@ void print_dry_run(const PreparedSession& p, const EngineFacts& engine, std::ost
     const std::string context_image = image.user_dockerfile ? base_tag(image.image) : image.image;
     const fs::path copy = image.work_dir / "context-XXXX";
     out << "# when " << image.image << " is missing or its " << kHashLabel << " label differs"
-        << " (context copied to " << copy.string() << "; each throwaway stage first, under its own tag):\n";
+        << " (context copied to " << copy.string() << "; the throwaway stages first, side by side, each under its own tag):\n";
     for (std::string_view stage : kThrowawayStages) {
-      out << join_quoted(render_build_argv(
-                 BuildSpec{stage_tag(image.image, stage), copy, hash, image.build_args, std::string(stage)}))
+      out << join_quoted(render_build_argv(stage_build_spec(image.image, stage, copy, hash, image.build_args)))
           << "\n";
     }
-    out << join_quoted(render_build_argv(BuildSpec{context_image, copy, hash, image.build_args})) << "\n";
+    out << join_quoted(
+               render_build_argv(context_build_spec(image.image, context_image, copy, hash, image.build_args)))
+        << "\n";
     if (image.user_dockerfile) {
       out << "# then " << image.user_dockerfile_origin << " on it:\n"
           << join_quoted(render_user_build_argv(image.image, image.work_dir / "user-XXXX",

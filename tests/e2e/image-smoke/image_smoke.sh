@@ -9,7 +9,7 @@ image=${1:-cagent-e2e:latest}
 skip() { echo "skipped: $*"; exit 77; }
 [[ $(id -u) == 0 ]] || skip "needs root (to own the test workspace as another uid)"
 timeout 10 docker info >/dev/null 2>&1 || skip "no Docker engine"
-docker image inspect "$image" >/dev/null 2>&1 || skip "image $image not built (docker build -f image/Dockerfile -t $image .)"
+docker image inspect "$image" >/dev/null 2>&1 || skip "image $image not built (cagent builds it; by hand: see the top of image/Dockerfile)"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 probe=$here/../world/cage_probe.py

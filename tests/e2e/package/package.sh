@@ -71,7 +71,8 @@ done
 # The default config trusts the host's CA bundle ("system").
 expect_line "declares ca-certificates" "$declared" ca-certificates
 files=$(dpkg-deb -c "$deb" | awk '{print $6}')
-for f in ./usr/bin/cagent ./usr/share/cagent/context/image/Dockerfile ./usr/share/cagent/context/CMakeLists.txt \
+for f in ./usr/bin/cagent ./usr/share/cagent/context/image/Dockerfile ./usr/share/cagent/context/image/builder.Dockerfile \
+         ./usr/share/cagent/context/CMakeLists.txt \
          ./usr/share/man/man1/cagent.1 ./usr/share/bash-completion/completions/cagent \
          ./usr/share/zsh/vendor-completions/_cagent; do
   expect_line "the package holds ${f#.}" "$files" "$f"
@@ -103,6 +104,7 @@ expect_true "the zsh completion is installed" docker exec "$container" test -s /
 # --dry-run needs no engine: it prints the docker commands.
 dry=$(in_box 'mkdir -p /root/ws && cd /root/ws && cagent --dry-run -- true')
 expect_match "--dry-run prints the image build" "$dry" "docker build -f [^ ]*/image/Dockerfile --target npm"
+expect_match "--dry-run prints the builder's build" "$dry" "docker build -f [^ ]*/image/builder.Dockerfile --target builder"
 expect_match "--dry-run prints docker run" "$dry" "docker run .* -- true"
 docker rm -f "$container" >/dev/null
 

@@ -3,6 +3,10 @@
 #include <sstream>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
+#include <future>
+#include <atomic>
 #include <map>
 
 #include "launcher/host/image.hpp"
@@ -198,16 +202,31 @@ TEST_CASE("ensure_image: each throwaway stage is built first under its own tag: 
     if (c[1] == "build") builds.push_back(c);
   }
   REQUIRE(builds.size() == std::size(kThrowawayStages) + 1);
-  for (std::size_t i = 0; i < std::size(kThrowawayStages); ++i) {
-    const auto& b = builds[i];
-    CAPTURE(kThrowawayStages[i]);
-    const auto target = std::find(b.begin(), b.end(), "--target");
-    REQUIRE(target != b.end());
-    CHECK(*(target + 1) == kThrowawayStages[i]);
-    CHECK(*(std::find(b.begin(), b.end(), "-t") + 1) == stage_tag("cagent:test", kThrowawayStages[i]));
-    CHECK(std::find(b.begin(), b.end(), "--label") == b.end());  // the hash label is the image's
-    CHECK(b.back() == builds.back().back());                      // the same private copy
+  const std::vector<std::string>& image_build = builds.back();  // the stages come first, in either order
+  CHECK(std::find(image_build.begin(), image_build.end(), "--target") == image_build.end());
+  for (std::string_view stage : kThrowawayStages) {
+    CAPTURE(stage);
+    const auto b = std::find_if(builds.begin(), builds.end() - 1, [&](const std::vector<std::string>& c) {
+      const auto target = std::find(c.begin(), c.end(), "--target");
+      return target != c.end() && *(target + 1) == stage;
+    });
+    REQUIRE(b != builds.end() - 1);
+    CHECK(*(std::find(b->begin(), b->end(), "-t") + 1) == stage_tag("cagent:test", stage));
+    CHECK(std::find(b->begin(), b->end(), "--label") == b->end());  // the hash label is the image's
+    CHECK(b->back() == image_build.back());                          // the same private copy
   }
+  // The builder from its own file, with only BASE; the image names its result.
+  const std::string copy = image_build.back();
+  const auto builder = std::find_if(builds.begin(), builds.end(), [](const std::vector<std::string>& c) {
+    return std::find(c.begin(), c.end(), "builder") != c.end();
+  });
+  REQUIRE(builder != builds.end());
+  CHECK(*(std::find(builder->begin(), builder->end(), "-f") + 1) == copy + "/image/builder.Dockerfile");
+  CHECK(std::count(builder->begin(), builder->end(), "--build-arg") == 1);
+  CHECK(std::find(builder->begin(), builder->end(), "BASE=b") != builder->end());
+  CHECK(*(std::find(image_build.begin(), image_build.end(), "-f") + 1) == copy + "/image/Dockerfile");
+  CHECK(std::find(image_build.begin(), image_build.end(), "BUILDER_IMAGE=cagent:stage-builder") != image_build.end());
+  CHECK(std::find(image_build.begin(), image_build.end(), "AGENT_NPM_PACKAGES=") != image_build.end());
   CHECK(stage_tag("cagent:test", "npm") == "cagent:stage-npm");
   CHECK(stage_tag("registry:5000/cagent:v1", "builder") == "registry:5000/cagent:stage-builder");
   const std::vector<std::string> prune_stages = {"docker", "image", "prune", "--force", "--filter",
@@ -221,6 +240,59 @@ TEST_CASE("ensure_image: each throwaway stage is built first under its own tag: 
   current.label = current.expected_hash();
   ensure_image(current.runner, current.req, current.err);
   CHECK_FALSE(current.runner.called_with_prefix(prune_stages));
+}
+
+TEST_CASE("ensure_image: the npm and builder stages are built side by side, each into its own log") {
+  ImageFixture f;
+  f.label = "0000";
+  f.runner.serialize_respond = false;
+  // The npm build returns only once the builder's has started (or after
+  // 10 s): run one after the other, npm would see no builder.
+  std::promise<void> builder_started;
+  std::shared_future<void> started = builder_started.get_future().share();
+  std::atomic<bool> npm_saw_builder{false};
+  f.runner.respond = [&](const std::vector<std::string>& argv) {
+    const auto has = [&](std::string_view word) { return std::find(argv.begin(), argv.end(), word) != argv.end(); };
+    if (argv[1] == "build" && has("builder")) {
+      builder_started.set_value();
+    } else if (argv[1] == "build" && has("npm")) {
+      npm_saw_builder = started.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    }
+    return RunResult{};
+  };
+  ensure_image(f.runner, f.req, f.err);
+  CHECK(npm_saw_builder);
+  // The progress line names both logs.
+  CHECK(f.err.str().find(".log (the compile's: build-") != std::string::npos);
+  CHECK(f.err.str().find("-builder.log)") != std::string::npos);
+}
+
+TEST_CASE("ensure_image: a failed stage beside another is reported once both have ended, naming its own log") {
+  for (const std::string failing : {"npm", "builder"}) {
+    CAPTURE(failing);
+    ImageFixture f;
+    f.label = "0000";
+    f.runner.serialize_respond = false;
+    std::atomic<int> ended{0};
+    f.runner.respond = [&](const std::vector<std::string>& argv) {
+      RunResult r;
+      if (argv[1] == "build" && std::find(argv.begin(), argv.end(), "--target") != argv.end()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        r.status = std::find(argv.begin(), argv.end(), failing) != argv.end() ? 1 : 0;
+        ++ended;
+      }
+      return r;
+    };
+    try {
+      ensure_image(f.runner, f.req, f.err);
+      FAIL("no error");
+    } catch (const DockerError& e) {
+      const std::string what = e.what();
+      CHECK(ended == 2);  // the other stage's build was waited for
+      CHECK((what.find("-builder.log") != std::string::npos) == (failing == "builder"));
+    }
+    CHECK(f.builds() == 0);  // no image built on a failed stage
+  }
 }
 
 TEST_CASE("ensure_image: a failed build is a DockerError naming the log") {
@@ -474,12 +546,13 @@ TEST_CASE("render_user_build_argv: the user's file, an empty context, the base b
 }
 
 TEST_CASE("image/Dockerfile: every throwaway stage ends in its cagent.stage label") {
-  const fs::path dockerfile = fs::path(LAUNCHER_DEFAULT_CONFIG).parent_path() / "image" / "Dockerfile";
-  std::istringstream in(read_file(dockerfile));
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  const fs::path image_dir = fs::path(LAUNCHER_DEFAULT_CONFIG).parent_path() / "image";
   for (std::string_view stage : kThrowawayStages) {
     CAPTURE(stage);
+    // In the file cagent builds the stage from.
+    std::istringstream in(read_file(image_dir / stage_build_spec("c:l", stage, "/ctx", "h", {}).dockerfile));
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
     // The stage's lines: from its FROM … AS <stage> to the next FROM.
     const std::string from_suffix = " AS " + std::string(stage);
     auto begin = std::find_if(lines.begin(), lines.end(), [&](const std::string& l) {
@@ -493,4 +566,23 @@ TEST_CASE("image/Dockerfile: every throwaway stage ends in its cagent.stage labe
     }
     CHECK(last == std::string("LABEL ") + kStageLabel + "=" + std::string(stage));
   }
+}
+
+TEST_CASE("image/Dockerfile: the builder is an image named by BUILDER_IMAGE, after every stage a --target builds") {
+  const fs::path image_dir = fs::path(LAUNCHER_DEFAULT_CONFIG).parent_path() / "image";
+  std::istringstream in(read_file(image_dir / "Dockerfile"));
+  std::vector<std::string> froms;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("FROM ")) froms.push_back(line);
+  }
+  const auto at = [&](std::string_view line) { return std::find(froms.begin(), froms.end(), line) - froms.begin(); };
+  const auto builder = at("FROM ${BUILDER_IMAGE} AS builder");
+  REQUIRE(builder < static_cast<std::ptrdiff_t>(froms.size()));
+  // `--target npm` (cagent) and `--target tools` (prepare-layers.sh) build
+  // every stage before theirs: none may need the builder's image yet.
+  CHECK(at("FROM tools AS npm") < builder);
+  CHECK(at("FROM os AS tools") < builder);
+  CHECK(at("FROM tools AS runtime") > builder);
+  // No stage of the image compiles: the compile is builder.Dockerfile's.
+  CHECK(read_file(image_dir / "Dockerfile").find("cmake --build") == std::string::npos);
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <algorithm>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -119,8 +120,16 @@ class FakeRunner final : public ProcessRunner {
   std::vector<std::string> foreground_argv;
   Hangup foreground_hangup;  // what the last run_foreground was given
 
+  // run() may be called from two threads at once (ensure_image builds the
+  // throwaway stages side by side): `calls` is guarded, and so is respond()
+  // unless a test that needs the calls to overlap clears this (its respond
+  // must then be thread-safe itself).
+  bool serialize_respond = true;
+
   RunResult run(const std::vector<std::string>& argv, const RunOptions&) override {
+    std::unique_lock lock(mutex_);
     calls.push_back(argv);
+    if (!serialize_respond) lock.unlock();
     return respond(argv);
   }
   ForegroundResult run_foreground(const std::vector<std::string>& argv, const std::function<void(int)>& on_signal,
@@ -138,6 +147,9 @@ class FakeRunner final : public ProcessRunner {
     }
     return false;
   }
+
+ private:
+  std::mutex mutex_;
 };
 
 }  // namespace cagent::launcher::host::test

@@ -48,6 +48,7 @@ if ((reset)); then
   pkill -x containerd 2>/dev/null || true
   for _ in $(seq 1 50); do pgrep -x dockerd >/dev/null || pgrep -x containerd >/dev/null || break; sleep 0.2; done
   rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd /var/run/docker.sock
+  rm -f /var/log/cagent-debootstrap.log
   installed=()
   for p in "${PURGE[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && installed+=("$p"); done
   DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${installed[@]}" >/dev/null 2>&1 || true

@@ -20,15 +20,18 @@
 ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS builddeps
-# The same first steps as image/Dockerfile's os stage: one cached layer each.
-ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
-RUN printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
-      > /etc/apt/apt.conf.d/90cagent-no-recommends
+# No step here may equal one of image/Dockerfile's: this build runs beside
+# that file's, and two builds that run the same step on the same parent at
+# once make two different layers for it; a later build then finds either in
+# the cache, and with the wrong one it rebuilds everything after it (the
+# workbench's 400 packages). So no shared os stage: the options go on the
+# command line.
+ENV DEBIAN_FRONTEND=noninteractive
 # The compiler and the -dev libraries the three programs link; the runtime
 # libraries of the final image come with its workbench (image/Dockerfile).
 # --force-unsafe-io: see image/Dockerfile.
 RUN apt-get update \
- && apt-get install -y -o Dpkg::Options::=--force-unsafe-io \
+ && apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-unsafe-io \
       g++ make cmake pkg-config \
       libldns-dev libnftnl-dev libmnl-dev libboost1.81-dev libtomlplusplus-dev libyaml-cpp-dev \
       libssl-dev libpsl-dev \

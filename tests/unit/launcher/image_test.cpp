@@ -8,6 +8,7 @@
 #include <future>
 #include <atomic>
 #include <map>
+#include <set>
 
 #include "launcher/host/image.hpp"
 #include "launcher/host/sha256.hpp"
@@ -585,4 +586,38 @@ TEST_CASE("image/Dockerfile: the builder is an image named by BUILDER_IMAGE, aft
   CHECK(at("FROM tools AS runtime") > builder);
   // No stage of the image compiles: the compile is builder.Dockerfile's.
   CHECK(read_file(image_dir / "Dockerfile").find("cmake --build") == std::string::npos);
+}
+
+TEST_CASE("image/builder.Dockerfile shares no step with image/Dockerfile, so builds side by side never race for one") {
+  // Two builds running the same step on the same parent at once make two
+  // layers for it; a later build may then take the other one from the
+  // cache and rebuild all that follows (the workbench's packages).
+  const fs::path image_dir = fs::path(LAUNCHER_DEFAULT_CONFIG).parent_path() / "image";
+  const auto steps = [](const std::string& text) {
+    std::set<std::string> out;
+    std::istringstream in(text);
+    std::string step;
+    for (std::string line; std::getline(in, line);) {
+      if (step.empty() && (line.empty() || line.starts_with("#"))) continue;
+      step += line;
+      if (!step.empty() && step.back() == '\\') {
+        step.pop_back();
+        continue;
+      }
+      if (!step.starts_with("FROM ") && !step.starts_with("ARG ")) out.insert(step);
+      step.clear();
+    }
+    return out;
+  };
+  const std::set<std::string> builder = steps(read_file(image_dir / "builder.Dockerfile"));
+  const std::set<std::string> image = steps(read_file(image_dir / "Dockerfile"));
+  REQUIRE(builder.size() >= 5);  // ENV, RUN apt, COPY..., RUN cmake, LABEL: the parse found them
+  REQUIRE(image.size() >= 10);
+  for (const std::string& step : builder) {
+    CAPTURE(step);
+    CHECK(image.count(step) == 0);
+  }
+  // The control: the parse does see a step both would share if it were there.
+  CHECK(steps("FROM x\nENV A=1\n").count("ENV A=1") == 1);
+  CHECK(steps("FROM x\nRUN a \\\n && b\n").count("RUN a  && b") == 1);
 }

@@ -2,7 +2,7 @@
 # bench/first_run.sh — time a real first run: from a fresh clone to the end
 # of `cagent -- true` in an empty project, with the moments each part ended.
 #
-#   sudo bench/first_run.sh [--rev REV] [--reset-machine] [--out FILE]
+#   sudo bench/first_run.sh [--rev REV] [--reset-machine] [--out FILE] [--logs DIR]
 #
 # Clones REV (default HEAD) of this checkout into a scratch directory and
 # runs its `./cagent -- true` (the README's first command; `true` instead of
@@ -11,7 +11,11 @@
 # engine part of setup (build/docker-setup.log, followed as it grows) print
 # is time-stamped; at the end the times the host compile, the base image and
 # cagent's image builds finished are read off their files. Prints one TSV
-# line per event: seconds since the start, event.
+# line per event: seconds since the start, event; the last lines say how
+# much CPU time the machine spent meanwhile (all processes, from
+# /proc/stat), against what its CPUs could give in that time: a first run
+# that keeps every CPU busy cannot get shorter without less work.
+# --logs DIR: keep setup's, the engine part's and cagent's build logs there.
 #
 # --reset-machine (destructive, for a machine kept for this): first makes
 # the machine look as it did before its first run — stops the Docker engine
@@ -24,13 +28,14 @@
 # Needs root. Take /tmp/cagent-e2e.lock around it when tests share the engine.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-rev=HEAD out=/dev/stdout reset=0
+rev=HEAD out=/dev/stdout reset=0 logs=
 while (($#)); do
   case $1 in
     --rev) rev=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --reset-machine) reset=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --logs) logs=$2; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "first_run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +71,11 @@ git -C "$work/cagent" checkout -q "$rev"
 mkdir -p "$work/home" "$work/project"
 events=$work/events.tsv
 : >"$events"
+# CPU time (user, nice, system, irq, softirq) and all time (also idle,
+# iowait and what the hypervisor took: steal), in clock
+# ticks summed over the CPUs.
+cpu_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+read -r busy0 all0 < <(cpu_ticks)
 start=$EPOCHREALTIME
 stamp() { while IFS= read -r line; do printf '%s\t%s\n' "$EPOCHREALTIME" "$line"; done >>"$events"; }
 
@@ -80,6 +90,7 @@ follow=$!
 status=0
 (cd "$work/project" && HOME=$work/home "$work/cagent/cagent" -- true </dev/null 2>&1) > >(stamp) || status=$?
 end=$EPOCHREALTIME
+read -r busy1 all1 < <(cpu_ticks)
 kill "$follow" 2>/dev/null || true
 sleep 0.5  # the stamping pipes drain
 printf '%s\t%s\n' "$end" "end: cagent -- true exited with status $status" >>"$events"
@@ -91,6 +102,13 @@ mtime /var/log/cagent-debootstrap.log "file: debootstrap done (/var/log/cagent-d
 for log in "$work"/home/.cagent/logs/build-*.log; do
   [[ -e $log ]] && mtime "$log" "file: ${log##*/} last written"
 done
+
+hz=$(getconf CLK_TCK) cpus=$(nproc)
+printf '%s\t%s\n' "$end" "cpu: $(( (busy1 - busy0) / hz )) s busy of $(( (all1 - all0) / hz )) s on $cpus CPUs ($(( 100 * (busy1 - busy0) / (all1 - all0) ))%)" >>"$events"
+if [[ -n $logs ]]; then
+  mkdir -p "$logs"
+  cp "$work"/cagent/build/*.log "$work"/home/.cagent/logs/build-*.log "$logs"/ 2>/dev/null || true
+fi
 
 sort -n "$events" | python3 -c '
 import sys

@@ -87,6 +87,8 @@ struct BuildSpec {
   // The file under `context`/image/ to build: image/Dockerfile, or
   // builder.Dockerfile for the builder (see image.hpp, stage_build_spec).
   std::string dockerfile = "Dockerfile";
+  // Non-empty: docker writes the built image's ID there (--iidfile).
+  std::filesystem::path iidfile = {};
 };
 
 std::vector<std::string> render_build_argv(const BuildSpec& spec);

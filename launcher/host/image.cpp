@@ -342,10 +342,14 @@ fs::path stage_log(const fs::path& log, std::string_view stage) {
 // of its own beside it (two builds' step lines interleaved would be
 // unreadable). Every build is waited for before a failure is reported, so
 // none outlives this call; the first failure (in stage order) is thrown.
-void build_stages(ProcessRunner& runner, const ImageRequest& request, const fs::path& copy,
-                  const std::string& hash, const fs::path& log) {
+// Returns the builder's image ID (from `iidfile`; its stage tag if docker
+// wrote none).
+std::string build_stages(ProcessRunner& runner, const ImageRequest& request, const fs::path& copy,
+                         const std::string& hash, const fs::path& log, const fs::path& iidfile) {
   const auto argv_of = [&](std::string_view stage) {
-    return render_build_argv(stage_build_spec(request.image, stage, copy, hash, request.build_args));
+    BuildSpec spec = stage_build_spec(request.image, stage, copy, hash, request.build_args);
+    if (stage == "builder") spec.iidfile = iidfile;
+    return render_build_argv(spec);
   };
   std::vector<std::future<void>> others;
   for (std::string_view stage : std::span(kThrowawayStages).subspan(1)) {
@@ -370,6 +374,13 @@ void build_stages(ProcessRunner& runner, const ImageRequest& request, const fs::
     }
   }
   if (first_error) std::rethrow_exception(first_error);
+  std::string id;
+  try {
+    id = trim(read_file(iidfile));
+  } catch (const std::exception&) {
+    // No ID written: the tag names what was just built.
+  }
+  return id.starts_with("sha256:") ? id : stage_tag(request.image, "builder");
 }
 
 // Tags (repo:tag) in image's repository, newest first as docker lists
@@ -447,10 +458,10 @@ BuildSpec stage_build_spec(const std::string& image, std::string_view stage, con
   return spec;
 }
 
-BuildSpec context_build_spec(const std::string& image, const std::string& context_image, const fs::path& context,
-                             const std::string& hash, const BuildArgs& args) {
+BuildSpec context_build_spec(const std::string& context_image, const fs::path& context, const std::string& hash,
+                             const BuildArgs& args, const std::string& builder) {
   BuildSpec spec{context_image, context, hash, args};
-  spec.build_args.emplace_back("BUILDER_IMAGE", stage_tag(image, "builder"));
+  spec.build_args.emplace_back("BUILDER_IMAGE", builder);
   return spec;
 }
 
@@ -521,9 +532,10 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
     const fs::path copy = request.work_dir / ("context-" + stamp);
     RemoveDir cleanup{copy};
     copy_context(*request.context, files, copy, request.ca_pem);
-    build_stages(runner, request, copy, hash, log);
-    run_build(runner,
-              render_build_argv(context_build_spec(request.image, context_image, copy, hash, request.build_args)),
+    const fs::path iidfile = request.work_dir / ("builder-" + stamp + ".id");
+    RemoveDir remove_iidfile{iidfile};  // a file: remove_all takes it too
+    const std::string builder = build_stages(runner, request, copy, hash, log, iidfile);
+    run_build(runner, render_build_argv(context_build_spec(context_image, copy, hash, request.build_args, builder)),
               log);
     built_context = true;
     replaced = replaced || context_current.has_value();

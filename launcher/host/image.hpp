@@ -167,9 +167,11 @@ BuildSpec stage_build_spec(const std::string& image, std::string_view stage, con
 
 // The build of the context's image `context_image` (the final one, or the
 // base of a user layer): image/Dockerfile, labelled `hash`, with
-// BUILDER_IMAGE naming the builder stage's tag of `image`'s repository.
-BuildSpec context_build_spec(const std::string& image, const std::string& context_image,
-                             const std::filesystem::path& context, const std::string& hash, const BuildArgs& args);
+// BUILDER_IMAGE = `builder` (the builder's image: its ID as that build
+// wrote it, so that another cagent retagging stage-builder meanwhile cannot
+// put its binaries under this hash).
+BuildSpec context_build_spec(const std::string& context_image, const std::filesystem::path& context,
+                             const std::string& hash, const BuildArgs& args, const std::string& builder);
 
 // The other tags cagent gave `image`'s repository: the kept ctx-* sets, the
 // -base of a user layer and the stage-* caches (for --reset i). Empty when

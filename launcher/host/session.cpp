@@ -477,8 +477,9 @@ void print_dry_run(const PreparedSession& p, const EngineFacts& engine, std::ost
       out << join_quoted(render_build_argv(stage_build_spec(image.image, stage, copy, hash, image.build_args)))
           << "\n";
     }
-    out << join_quoted(
-               render_build_argv(context_build_spec(image.image, context_image, copy, hash, image.build_args)))
+    out << "# then the image, on the builder's image (its ID, from --iidfile; here its tag):\n"
+        << join_quoted(render_build_argv(context_build_spec(context_image, copy, hash, image.build_args,
+                                                            stage_tag(image.image, "builder"))))
         << "\n";
     if (image.user_dockerfile) {
       out << "# then " << image.user_dockerfile_origin << " on it:\n"

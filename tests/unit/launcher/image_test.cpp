@@ -226,7 +226,9 @@ TEST_CASE("ensure_image: each throwaway stage is built first under its own tag: 
   CHECK(std::count(builder->begin(), builder->end(), "--build-arg") == 1);
   CHECK(std::find(builder->begin(), builder->end(), "BASE=b") != builder->end());
   CHECK(*(std::find(image_build.begin(), image_build.end(), "-f") + 1) == copy + "/image/Dockerfile");
+  // No ID written by the fake docker: the image names the builder's tag.
   CHECK(std::find(image_build.begin(), image_build.end(), "BUILDER_IMAGE=cagent:stage-builder") != image_build.end());
+  CHECK(std::find(builder->begin(), builder->end(), "--iidfile") != builder->end());
   CHECK(std::find(image_build.begin(), image_build.end(), "AGENT_NPM_PACKAGES=") != image_build.end());
   CHECK(stage_tag("cagent:test", "npm") == "cagent:stage-npm");
   CHECK(stage_tag("registry:5000/cagent:v1", "builder") == "registry:5000/cagent:stage-builder");
@@ -241,6 +243,30 @@ TEST_CASE("ensure_image: each throwaway stage is built first under its own tag: 
   current.label = current.expected_hash();
   ensure_image(current.runner, current.req, current.err);
   CHECK_FALSE(current.runner.called_with_prefix(prune_stages));
+}
+
+TEST_CASE("ensure_image: the image is built on the builder's image ID, not on its tag another build may move") {
+  ImageFixture f;
+  f.label = "0000";
+  fs::path iidfile;
+  const auto respond = f.runner.respond;
+  f.runner.respond = [&](const std::vector<std::string>& argv) {
+    const auto at = std::find(argv.begin(), argv.end(), "--iidfile");
+    if (at != argv.end()) {
+      iidfile = *(at + 1);
+      write_file(iidfile, "sha256:feedface\n", 0644);
+    }
+    return respond(argv);
+  };
+  ensure_image(f.runner, f.req, f.err);
+  const auto image_build = std::find_if(f.runner.calls.rbegin(), f.runner.calls.rend(), [](const auto& c) {
+    return c[1] == "build" && std::find(c.begin(), c.end(), "--target") == c.end();
+  });
+  REQUIRE(image_build != f.runner.calls.rend());
+  CHECK(std::find(image_build->begin(), image_build->end(), "BUILDER_IMAGE=sha256:feedface") != image_build->end());
+  // The ID file is the build's own, under the private work directory, and gone after.
+  CHECK(iidfile.parent_path() == f.req.work_dir);
+  CHECK_FALSE(fs::exists(iidfile));
 }
 
 TEST_CASE("ensure_image: the npm and builder stages are built side by side, each into its own log") {

@@ -29,7 +29,7 @@ std::string describe_reset(const ResetPlan& plan, const std::string& image,
     s += "  - the agent's home volumes (" + home_volume_prefix + "-*, one per workspace directory, and " +
          home_volume_prefix + "): logins, history\n";
   }
-  if (plan.home) s += "  - " + cagent_home.string() + " (config, logs, trusted workspaces, approved workspace configs)\n";
+  if (plan.home) s += "  - " + cagent_home.string() + " (config, logs, trusted workspaces, approved workspace configs, kept directory listings)\n";
   return s;
 }
 

@@ -5,7 +5,7 @@
 //   v: the agent's home volumes: every volume labelled cagent.home=<prefix>
 //      (one per workspace directory, also those named after a path by earlier
 //      versions) and the shared <prefix> volume of older ones
-//   d: ~/.cagent (config, logs, trust list, approved workspace configs)
+//   d: ~/.cagent (config, logs, trust list, approved workspace configs, kept directory listings)
 
 #include <filesystem>
 #include <iosfwd>

@@ -816,3 +816,16 @@ TEST_CASE("image: NESTED_DOCKER changes the context hash (its own ctx tag): with
   CHECK(set_tag("cagent:latest", context_hash(t.path(), files, base, "")) !=
         set_tag("cagent:latest", context_hash(t.path(), files, nested, "")));
 }
+
+TEST_CASE("session: the scan is waited for before an image build, so its warnings come before the build's line") {
+  SessionFixture f;
+  f.t.file("ws/sub/.git", "nonsense\n");  // a .git file the scan refuses, with a warning
+  CHECK(f.run({"--no-update", "--", "true"}) == 0);
+  const std::string err = f.err.str();
+  const std::size_t warning = err.find("not a 'gitdir: PATH' file");
+  const std::size_t building = err.find("building image");
+  REQUIRE(warning != std::string::npos);
+  REQUIRE(building != std::string::npos);  // the fixture's engine has no image: a build
+  CHECK(warning < building);
+  CHECK(f.runner.called_with_prefix({"docker", "build"}));
+}

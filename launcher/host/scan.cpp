@@ -432,6 +432,15 @@ class DirScan {
   }
 
   void visit_symlink(DirRecord& d, const fs::path& link, const std::string& rel) const {
+    // Only a link some pattern names (as a file or as a directory: what its
+    // target is decides which), or a .git link, has an effect below; the
+    // others (node_modules/.bin holds thousands) are not resolved: a
+    // resolution is a readlink for each component of the path.
+    const bool git_link = protect_git_ && d.in_git == 0 && link.filename() == ".git";
+    if (!git_link && !any_match(ignore_, rel, false) && !any_match(ignore_, rel, true) &&
+        !any_match(readonly_, rel, false) && !any_match(readonly_, rel, true)) {
+      return;
+    }
     std::error_code ec;
     const fs::path target = fs::weakly_canonical(link, ec);
     std::string target_rel;

@@ -69,15 +69,22 @@ apt_updated=0
 # only a head start for cagent's image build (which makes them itself
 # otherwise), so their failure is said and does not stop setup; the
 # engine's does.
+# The builder's compile only for a new build tree (a first run, CI): later,
+# a changed source would make every setup wait for it, even before a
+# `cagent --help`; cagent compiles what a session needs.
 docker_pid=
 if ((want_docker)); then
   docker_log=$build_dir/docker-setup.log
+  prepare_args=()
+  [[ -f $build_dir/CMakeCache.txt ]] || prepare_args=(--builder)
   mkdir -p "$build_dir"
   say "starting the Docker engine and the image's slow layers meanwhile (log: $docker_log)"
-  (
-    "$top/image/docker-setup.sh" || exit 1
-    "$top/image/prepare-layers.sh" || echo "setup: preparing the image's layers failed; cagent builds them itself" >&2
-  ) >"$docker_log" 2>&1 &
+  # A session of its own, so that a failed setup can stop it whole (dockerd
+  # itself is started in a session of its own by docker-setup.sh, and stays).
+  setsid bash -c '"$1" || exit 1
+    "$2" "${@:3}" || echo "setup: preparing the image'"'"'s layers failed; cagent builds them itself" >&2' \
+    docker-part "$top/image/docker-setup.sh" "$top/image/prepare-layers.sh" "${prepare_args[@]}" \
+    >"$docker_log" 2>&1 </dev/null &
   docker_pid=$!
 fi
 # Waits for the engine part, if any: its failure stops setup.
@@ -89,7 +96,20 @@ wait_docker() {
   cat "$docker_log" >&2
   ((status == 0)) || { say "Docker setup failed (log: $docker_log)"; exit 1; }
 }
-trap '[[ -z $docker_pid ]] || wait "$docker_pid" 2>/dev/null || true' EXIT
+# On a failure (or Ctrl-C) before that, the engine part is stopped, not
+# waited for: it may be in the middle of a compile.
+on_exit() {
+  local status=$?
+  [[ -n $docker_pid ]] || return 0
+  if ((status != 0)); then
+    say "stopping the Docker engine part (its log: $docker_log)"
+    kill -TERM -- "-$docker_pid" 2>/dev/null || true
+  fi
+  wait "$docker_pid" 2>/dev/null || true
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 pkgs=("${build_pkgs[@]}")
 ((want_test_tools)) && pkgs+=("${test_pkgs[@]}")

@@ -49,6 +49,10 @@ PURGE=(libldns-dev libnftnl-dev libmnl-dev libboost1.81-dev libtomlplusplus-dev 
 
 if ((reset)); then
   say "resetting the machine: engine stopped, its data, setup's packages and apt's caches removed"
+  # Where systemd runs the engine it would start it again at once.
+  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl stop docker.socket docker.service containerd.service 2>/dev/null || true
+  fi
   pkill -x dockerd 2>/dev/null || true
   pkill -x containerd 2>/dev/null || true
   for _ in $(seq 1 50); do pgrep -x dockerd >/dev/null || pgrep -x containerd >/dev/null || break; sleep 0.2; done
@@ -110,11 +114,5 @@ if [[ -n $logs ]]; then
   cp "$work"/cagent/build/*.log "$work"/home/.cagent/logs/build-*.log "$logs"/ 2>/dev/null || true
 fi
 
-sort -n "$events" | python3 -c '
-import sys
-start = float(sys.argv[1])
-for line in sys.stdin:
-    t, _, text = line.rstrip("\n").partition("\t")
-    print(f"{float(t) - start:.1f}\t{text}")
-' "$start" >"$out"
+sort -n "$events" | awk -F '\t' -v start="$start" '{ printf "%.1f\t%s\n", $1 - start, $2 }' >"$out"
 exit "$status"

@@ -45,7 +45,13 @@ done
 say() { printf 'image_steps: %s\n' "$*" >&2; }
 work=$(mktemp -d /var/tmp/cagent-image-steps.XXXXXX)
 repo=cagent-steps-$$
+pids=()
 cleanup() {
+  # Builds still running (Ctrl-C: background jobs ignore SIGINT) first.
+  if ((${#pids[@]})); then
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
   # By tag, never by ID: with --base-as-is the base's ID is debian's own.
   ((keep)) || docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | xargs -r docker image rm >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -118,7 +124,9 @@ if ((prepare)); then
   t0=$EPOCHREALTIME
   build prepare-tools Dockerfile "$work/empty" --target tools --force-rm --build-arg BASE="$repo:base" & p1=$!
   build prepare-builder builder.Dockerfile "$ctx" --force-rm --build-arg BASE="$repo:base" & p2=$!
+  pids=("$p1" "$p2")
   group prepare "$t0" "$p1" "$p2"
+  pids=()
 fi
 # As cagent builds (kThrowawayStages, image.cpp): npm and the builder side
 # by side, then the image on both.
@@ -126,7 +134,9 @@ say "building npm and builder side by side"
 t0=$EPOCHREALTIME
 build npm Dockerfile "$ctx" --target npm "${args[@]}" & p1=$!
 build builder builder.Dockerfile "$ctx" --force-rm --build-arg BASE="$repo:base" & p2=$!
+pids=("$p1" "$p2")
 group stages "$t0" "$p1" "$p2"
+pids=()
 say "building final"
 t0=$EPOCHREALTIME
 build final Dockerfile "$ctx" "${args[@]}" --build-arg BUILDER_IMAGE="$repo:builder"

@@ -6,6 +6,10 @@
 # when no registry answers it builds the base image from Debian's archive with
 # debootstrap, so `FROM debian:bookworm-slim` works offline from registries.
 set -euo pipefail
+# A stopped setup (setup.sh ends this whole session on a failure) still runs
+# the EXIT trap below, which removes a half-made root file system.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 base=${CAGENT_BASE_IMAGE:-debian:bookworm-slim}
 say() { printf 'docker-setup: %s\n' "$*" >&2; }
 

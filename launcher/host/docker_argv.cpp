@@ -141,7 +141,7 @@ std::vector<std::string> render_build_argv(const BuildSpec& spec) {
   } else {
     argv.insert(argv.end(), {"-t", spec.image, "--label", std::string(kHashLabel) + "=" + spec.context_hash});
   }
-  if (!spec.iidfile.empty()) argv.insert(argv.end(), {"--iidfile", spec.iidfile.string()});
+  for (const std::string& tag : spec.also_tagged) argv.insert(argv.end(), {"-t", tag});
   // The legacy builder keeps the container of a failed step (e.g. npm
   // behind a proxy) unless told otherwise.
   argv.emplace_back("--force-rm");

@@ -78,17 +78,17 @@ std::string home_volume_name(const std::string& prefix, const std::string& works
 
 struct BuildSpec {
   std::string image;
-  std::filesystem::path context;  // directory holding image/Dockerfile
+  std::filesystem::path context;  // directory holding image/Dockerfile (and image/builder.Dockerfile)
   std::string context_hash;
   std::vector<std::pair<std::string, std::string>> build_args;
-  // Non-empty: build only this stage of image/Dockerfile (--target) and tag
+  // Non-empty: build only this stage (--target) and tag
   // it `image`, without the context-hash label, which describes whole images.
   std::string target = {};
   // The file under `context`/image/ to build: image/Dockerfile, or
   // builder.Dockerfile for the builder (see image.hpp, stage_build_spec).
   std::string dockerfile = "Dockerfile";
-  // Non-empty: docker writes the built image's ID there (--iidfile).
-  std::filesystem::path iidfile = {};
+  // More tags for the same result (-t each).
+  std::vector<std::string> also_tagged = {};
 };
 
 std::vector<std::string> render_build_argv(const BuildSpec& spec);

@@ -7,6 +7,7 @@
 #include <exception>
 #include <future>
 #include <ostream>
+#include <set>
 #include <span>
 #include <sstream>
 #include <system_error>
@@ -224,6 +225,21 @@ void copy_context(const fs::path& root, const std::vector<std::string>& files, c
     fs::create_directories(to.parent_path());
     fs::copy(root / rel, to, fs::copy_options::copy_symlinks | fs::copy_options::overwrite_existing);
   }
+  // Directories with the source's modes, not with this process's umask: the
+  // legacy builder's cache key for a COPY of a directory includes every
+  // entry's mode, and a copy unlike the checkout would miss the layers
+  // setup.sh prepared from the checkout itself (image/prepare-layers.sh).
+  std::set<fs::path> dirs;
+  for (const std::string& rel : files) {
+    for (fs::path dir = fs::path(rel).parent_path(); !dir.empty(); dir = dir.parent_path()) {
+      if (!dirs.insert(dir).second) break;  // its ancestors are in already
+    }
+  }
+  for (const fs::path& dir : dirs) {
+    std::error_code ec;
+    const fs::file_status st = fs::status(root / dir, ec);
+    if (!ec) fs::permissions(dest / dir, st.permissions(), ec);
+  }
   fs::create_directories(dest / "image" / "build-ca");
   write_file(dest / kBuildCaPath, ca_pem, 0644);
 }
@@ -341,23 +357,20 @@ fs::path stage_log(const fs::path& log, std::string_view stage) {
 // other. The first stage's output goes to `log`, each further one's to a log
 // of its own beside it (two builds' step lines interleaved would be
 // unreadable). Every build is waited for before a failure is reported, so
-// none outlives this call; the first failure (in stage order) is thrown.
-// Returns the builder's image ID (from `iidfile`; its stage tag if docker
-// wrote none).
-std::string build_stages(ProcessRunner& runner, const ImageRequest& request, const fs::path& copy,
-                         const std::string& hash, const fs::path& log, const fs::path& iidfile) {
+// none outlives this call; the first failure (in stage order) is thrown, and
+// a stage that could not get a thread of its own is not started after it.
+void build_stages(ProcessRunner& runner, const ImageRequest& request, const fs::path& copy,
+                  const std::string& hash, const fs::path& log, std::string_view build) {
   const auto argv_of = [&](std::string_view stage) {
-    BuildSpec spec = stage_build_spec(request.image, stage, copy, hash, request.build_args);
-    if (stage == "builder") spec.iidfile = iidfile;
-    return render_build_argv(spec);
+    return render_build_argv(stage_build_spec(request.image, stage, copy, hash, request.build_args, build));
   };
   std::vector<std::future<void>> others;
   for (std::string_view stage : std::span(kThrowawayStages).subspan(1)) {
-    auto build = [&runner, argv = argv_of(stage), own = stage_log(log, stage)] { run_build(runner, argv, own); };
+    auto run = [&runner, argv = argv_of(stage), own = stage_log(log, stage)] { run_build(runner, argv, own); };
     try {
-      others.push_back(std::async(std::launch::async, build));
+      others.push_back(std::async(std::launch::async, run));
     } catch (const std::system_error&) {
-      others.push_back(std::async(std::launch::deferred, build));  // no thread: after the first
+      others.push_back(std::async(std::launch::deferred, run));  // no thread: after the first
     }
   }
   std::exception_ptr first_error;
@@ -367,6 +380,7 @@ std::string build_stages(ProcessRunner& runner, const ImageRequest& request, con
     first_error = std::current_exception();
   }
   for (std::future<void>& other : others) {
+    if (first_error && other.wait_for(std::chrono::seconds(0)) == std::future_status::deferred) continue;
     try {
       other.get();
     } catch (...) {
@@ -374,14 +388,27 @@ std::string build_stages(ProcessRunner& runner, const ImageRequest& request, con
     }
   }
   if (first_error) std::rethrow_exception(first_error);
-  std::string id;
-  try {
-    id = trim(read_file(iidfile));
-  } catch (const std::exception&) {
-    // No ID written: the tag names what was just built.
-  }
-  return id.starts_with("sha256:") ? id : stage_tag(request.image, "builder");
 }
+
+// Removes one tag however the build ends (docker rmi of a tag that another
+// tag still names only untags).
+struct RemoveTag {
+  ProcessRunner& runner;
+  std::string tag;
+  RemoveTag(ProcessRunner& r, std::string t) : runner(r), tag(std::move(t)) {}
+  RemoveTag(const RemoveTag&) = delete;
+  RemoveTag& operator=(const RemoveTag&) = delete;
+  ~RemoveTag() {
+    RunOptions quiet;
+    quiet.output = RunOptions::Output::discard;
+    quiet.discard_stderr = true;
+    try {
+      runner.run({"docker", "image", "rm", tag}, quiet);
+    } catch (...) {
+      // Best effort: --reset i finds a leftover (kept_image_tags).
+    }
+  }
+};
 
 // Tags (repo:tag) in image's repository, newest first as docker lists
 // them; with `label`, only of images that carry it.
@@ -448,11 +475,16 @@ std::string stage_tag(const std::string& image, std::string_view stage) {
   return repository_of(image) + ":stage-" + std::string(stage);
 }
 
+std::string builder_tag(const std::string& image, std::string_view build) {
+  return stage_tag(image, "builder") + "-" + std::string(build);
+}
+
 BuildSpec stage_build_spec(const std::string& image, std::string_view stage, const fs::path& context,
-                           const std::string& hash, const BuildArgs& args) {
+                           const std::string& hash, const BuildArgs& args, std::string_view build) {
   BuildSpec spec{stage_tag(image, stage), context, hash, args, std::string(stage)};
   if (stage == "builder") {
     spec.dockerfile = "builder.Dockerfile";
+    spec.also_tagged.push_back(builder_tag(image, build));
     std::erase_if(spec.build_args, [](const auto& arg) { return arg.first != "BASE"; });
   }
   return spec;
@@ -476,6 +508,8 @@ std::vector<std::string> kept_image_tags(ProcessRunner& runner, const std::strin
     for (std::string_view stage : kThrowawayStages) {
       if (tag == stage_tag(image, stage)) out.push_back(tag);
     }
+    // A build's own builder tag that outlived it (cagent killed mid-build).
+    if (tag.starts_with(builder_tag(image, ""))) out.push_back(tag);
   }
   return out;
 }
@@ -522,19 +556,21 @@ void ensure_image(ProcessRunner& runner, const ImageRequest& request, std::ostre
   fs::create_directories(request.log_dir);
   const std::string stamp = random_hex(4);
   const fs::path log = request.log_dir / ("build-" + stamp + ".log");
+  const bool build_context = !context_current || *context_current != hash;
   err << "cagent: " << (current ? "rebuilding" : "building") << " image " << request.image
-            << (current ? " (its sources changed)" : " (first run: a few minutes)")
-            << (layered ? " with ~/.cagent/Dockerfile" : "") << "; log: " << log.string() << " (the compile's: "
-            << stage_log(log, "builder").filename().string() << ")\n";
+      << (current ? " (its sources changed)" : " (first run: a few minutes)")
+      << (layered ? " with ~/.cagent/Dockerfile" : "") << "; log: " << log.string();
+  if (build_context) err << " (the compile's: " << stage_log(log, "builder").filename().string() << ")";
+  err << "\n";
   bool replaced = current.has_value();
   bool built_context = false;
-  if (!context_current || *context_current != hash) {
+  if (build_context) {
     const fs::path copy = request.work_dir / ("context-" + stamp);
     RemoveDir cleanup{copy};
     copy_context(*request.context, files, copy, request.ca_pem);
-    const fs::path iidfile = request.work_dir / ("builder-" + stamp + ".id");
-    RemoveDir remove_iidfile{iidfile};  // a file: remove_all takes it too
-    const std::string builder = build_stages(runner, request, copy, hash, log, iidfile);
+    const std::string builder = builder_tag(request.image, stamp);
+    RemoveTag remove_builder_tag{runner, builder};
+    build_stages(runner, request, copy, hash, log, stamp);
     run_build(runner, render_build_argv(context_build_spec(context_image, copy, hash, request.build_args, builder)),
               log);
     built_context = true;

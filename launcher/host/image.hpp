@@ -142,8 +142,8 @@ std::string set_tag(const std::string& image, std::string_view hash);
 // ones are untagged (and removed when nothing else uses them).
 inline constexpr std::size_t kKeptImageSets = 3;
 
-// The throwaway stages of image/Dockerfile, each ending in LABEL
-// cagent.stage=<name>. Docker's classic builder leaves every stage's result
+// The throwaway stages (npm of image/Dockerfile, the builder of
+// image/builder.Dockerfile), each ending in LABEL cagent.stage=<name>. Docker's classic builder leaves every stage's result
 // as an untagged ("dangling") image: it is the cache of the next build, so
 // removing it would make every rebuild re-run npm or the compiler's
 // packages. cagent builds each of them first (--target) under its own tag,
@@ -158,18 +158,23 @@ inline constexpr const char* kStageLabel = "cagent.stage";
 // "cagent:latest", "npm" -> "cagent:stage-npm".
 std::string stage_tag(const std::string& image, std::string_view stage);
 
+// The builder's result under one build's own tag, removed when that build
+// ends: "cagent:latest", "1a2b3c4d" -> "cagent:stage-builder-1a2b3c4d".
+std::string builder_tag(const std::string& image, std::string_view build);
+
 // The build of one throwaway stage, tagged stage_tag(image, stage): npm as
 // `--target npm` of image/Dockerfile; the builder as image/builder.Dockerfile,
 // which takes only BASE of the build args (the others would be reported as
-// unused).
+// unused), also tagged builder_tag(image, build).
 BuildSpec stage_build_spec(const std::string& image, std::string_view stage, const std::filesystem::path& context,
-                           const std::string& hash, const BuildArgs& args);
+                           const std::string& hash, const BuildArgs& args, std::string_view build);
 
 // The build of the context's image `context_image` (the final one, or the
 // base of a user layer): image/Dockerfile, labelled `hash`, with
-// BUILDER_IMAGE = `builder` (the builder's image: its ID as that build
-// wrote it, so that another cagent retagging stage-builder meanwhile cannot
-// put its binaries under this hash).
+// BUILDER_IMAGE = `builder` (the builder's image under a tag of this build's
+// own, builder_tag(), so that another cagent retagging stage-builder
+// meanwhile cannot put its binaries under this hash; a tag, not the image
+// ID: BuildKit takes FROM sha256:… for a repository name).
 BuildSpec context_build_spec(const std::string& context_image, const std::filesystem::path& context,
                              const std::string& hash, const BuildArgs& args, const std::string& builder);
 

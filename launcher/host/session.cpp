@@ -474,12 +474,12 @@ void print_dry_run(const PreparedSession& p, const EngineFacts& engine, std::ost
     out << "# when " << image.image << " is missing or its " << kHashLabel << " label differs"
         << " (context copied to " << copy.string() << "; the throwaway stages first, side by side, each under its own tag):\n";
     for (std::string_view stage : kThrowawayStages) {
-      out << join_quoted(render_build_argv(stage_build_spec(image.image, stage, copy, hash, image.build_args)))
+      out << join_quoted(
+                 render_build_argv(stage_build_spec(image.image, stage, copy, hash, image.build_args, "XXXX")))
           << "\n";
     }
-    out << "# then the image, on the builder's image (its ID, from --iidfile; here its tag):\n"
-        << join_quoted(render_build_argv(context_build_spec(context_image, copy, hash, image.build_args,
-                                                            stage_tag(image.image, "builder"))))
+    out << join_quoted(render_build_argv(
+               context_build_spec(context_image, copy, hash, image.build_args, builder_tag(image.image, "XXXX"))))
         << "\n";
     if (image.user_dockerfile) {
       out << "# then " << image.user_dockerfile_origin << " on it:\n"

@@ -56,6 +56,11 @@ if ((reset)); then
   pkill -x dockerd 2>/dev/null || true
   pkill -x containerd 2>/dev/null || true
   for _ in $(seq 1 50); do pgrep -x dockerd >/dev/null || pgrep -x containerd >/dev/null || break; sleep 0.2; done
+  # dockerd leaves mounts behind when killed: its data root bound onto
+  # itself, network namespaces under /run/docker/netns. Deepest first.
+  for dir in /var/lib/docker /var/lib/containerd /run/docker /run/containerd; do
+    findmnt -rn -o TARGET | grep -E "^$dir(/|$)" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  done
   rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd /var/run/docker.sock
   rm -f /var/log/cagent-debootstrap.log
   installed=()

@@ -51,6 +51,11 @@ dns=203.0.113.53 web_allowed=203.0.113.10 web_unresolved=203.0.113.11
 # A network on a documentation range must not capture a route the host needs.
 if ip -o route show | grep -q '^203\.0\.113\.'; then skip "$subnet is already routed on this host"; fi
 
+# runc when it is there: podman takes crun whenever that is installed too
+# (a package removed and put back can leave both), and crun refuses hosts
+# with hybrid cgroups, such as these machines, before any container starts.
+runtime_line=
+if command -v runc >/dev/null; then runtime_line='runtime = "runc"'; fi
 root=$(mktemp -d /var/tmp/cagent-kube.XXXXXX) || exit 1
 mkdir -p "$root"/{storage,run,tmp,volumes,networks,libpod,dns,ws/kubews}
 cat >"$root/containers.conf" <<EOF
@@ -58,6 +63,7 @@ cat >"$root/containers.conf" <<EOF
 # runc here refuses podman's default rlimits.
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 [engine]
+$runtime_line
 tmp_dir = "$root/tmp"
 volume_path = "$root/volumes"
 static_dir = "$root/libpod"
